@@ -1,0 +1,32 @@
+//! Every protocol phoned's programs speak, as pure data and sans-IO functions.
+//!
+//! - [`frame`]: varint-length framing of the control stream, with a hard size cap.
+//! - [`msg`]: the typed control messages between a device and the relay.
+//! - [`codec`]: postcard encoding and strict decoding of those messages.
+//! - [`media`]: the `MediaFrame` carried in QUIC datagrams.
+//! - [`ident`]: validation of numbers, display names and passwords.
+//!
+//! Nothing here opens a socket, reads a clock or spawns a task.
+
+pub mod codec;
+pub mod error;
+pub mod frame;
+pub mod ident;
+pub mod media;
+pub mod msg;
+
+pub use codec::{DecodeError, decode_client, decode_server, encode_client, encode_server};
+pub use error::{ErrorCode, WireError};
+pub use frame::{FrameDecoder, FrameError, MAX_FRAME};
+pub use ident::{IdentError, Number, NumberRange};
+pub use media::MediaFrame;
+pub use msg::*;
+
+/// The wire protocol version this crate speaks, sent in `Hello` and `Welcome`.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The TLS ALPN identifier of the relay protocol.
+pub const ALPN: &[u8] = b"phoned/1";
+
+/// The UDP port a relay listens on by default.
+pub const DEFAULT_PORT: u16 = 7447;

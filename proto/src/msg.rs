@@ -1,0 +1,138 @@
+//! The control messages between a device (client) and the relay.
+//!
+//! Every client frame is a [`ClientFrame`]: a request id chosen by the client and a
+//! [`Request`]. The relay answers each with [`ServerMsg::Response`] echoing the id, and
+//! pushes [`ServerMsg::Event`]s at any time. The first request must be [`Request::Hello`].
+//! Append new variants at the end only: postcard encodes variants by index.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::WireError;
+
+/// One frame from a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientFrame {
+    /// Echoed in the response. The id comes first on the wire so that the relay can
+    /// answer even a request it cannot decode.
+    pub id: u32,
+    pub req: Request,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The protocol version the client speaks ([`crate::PROTOCOL_VERSION`]).
+    pub version: u16,
+    /// Free-form client name and version, for logs (e.g. `phoned/0.1.0`).
+    pub client: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Must be the first request on a connection. Answered by [`Response::Welcome`].
+    Hello(Hello),
+    /// A device without an account asks for a free number. The relay creates the account
+    /// with a random secret, logs the session in, and answers [`Response::Provisioned`].
+    Provision {
+        display_name: String,
+    },
+    /// Creates an account with a chosen number and password and logs the session in.
+    Register {
+        number: String,
+        password: String,
+        display_name: String,
+    },
+    /// Logs the session in. Answered by [`Response::LoggedIn`].
+    Login {
+        number: String,
+        password: String,
+    },
+    /// The logged-in account's information.
+    AccountInfo,
+    SetDisplayName {
+        name: String,
+    },
+    /// Sets a new password so that the same number can log in from another device.
+    SetPassword {
+        password: String,
+    },
+    /// Moves the account to another number, atomically. Answered by [`Response::Account`].
+    ChangeNumber {
+        number: String,
+    },
+    /// The accounts online now. Answered by [`Response::Online`].
+    ListOnline,
+    /// Answered by [`Response::Pong`] with the same nonce.
+    Ping {
+        nonce: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub version: u16,
+    /// Relay software name and version, for logs.
+    pub relay: String,
+    /// The largest frame the relay accepts, in bytes.
+    pub max_frame: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountInfo {
+    pub number: String,
+    pub display_name: String,
+    /// Unix time in milliseconds.
+    pub created_ms: u64,
+    /// Sessions of this account logged in right now (this one included).
+    pub devices_online: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnlineUser {
+    pub number: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Welcome(Welcome),
+    /// The answer to `Provision`: keep `number` and `secret` to log in next time.
+    Provisioned {
+        account: AccountInfo,
+        secret: String,
+    },
+    /// The answer to `Login` and `Register`.
+    LoggedIn(AccountInfo),
+    /// The answer to `AccountInfo`, `SetDisplayName` and `ChangeNumber`.
+    Account(AccountInfo),
+    /// A request that has nothing to return succeeded.
+    Done,
+    Online(Vec<OnlineUser>),
+    Pong {
+        nonce: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// Someone came online (first device) or went offline (last device), or an online
+    /// account changed its name or number (sent as offline for the old number, online
+    /// for the new one).
+    Presence {
+        number: String,
+        name: String,
+        online: bool,
+    },
+    /// This session's own account changed (from another device or an administrator).
+    AccountChanged(AccountInfo),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerMsg {
+    Response {
+        id: u32,
+        result: Result<Response, WireError>,
+    },
+    Event(Event),
+    /// The relay is about to close the connection, and why.
+    Goodbye(WireError),
+}
