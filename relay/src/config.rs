@@ -1,0 +1,202 @@
+//! `phone-relay serve` configuration: a TOML file, then command-line overrides.
+//! Validated once at load; every problem is one clear message naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use phoned_proto::NumberRange;
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::store::DEFAULT_MAP_SIZE_MIB;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config: {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// The file format. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    listen: Option<String>,
+    state_dir: Option<PathBuf>,
+    numbers: Option<String>,
+    allow_provision: Option<bool>,
+    allow_register: Option<bool>,
+    keep_alive_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    map_size_mib: Option<u64>,
+    max_connections: Option<u32>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    pub numbers: NumberRange,
+    pub allow_provision: bool,
+    pub allow_register: bool,
+    pub keep_alive: Duration,
+    pub idle_timeout: Duration,
+    pub map_size_mib: u64,
+    pub max_connections: u32,
+    /// PEM certificate chain and key; when absent a self-signed identity is made.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// Overrides from the command line.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads `path` (if given), applies `overrides`, fills defaults and validates.
+    pub fn load(path: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
+        let file = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                toml::from_str::<File>(&text).map_err(|e| ConfigError::Parse {
+                    path: p.to_owned(),
+                    message: e.message().to_owned() + &span_hint(&text, e.span()),
+                })?
+            }
+            None => File::default(),
+        };
+        Self::from_file(file, overrides)
+    }
+
+    /// Parses a config from TOML text (for tests and tools).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let file = toml::from_str::<File>(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<inline>"),
+            message: e.message().to_owned(),
+        })?;
+        Self::from_file(file, Overrides::default())
+    }
+
+    fn from_file(file: File, o: Overrides) -> Result<Config, ConfigError> {
+        let invalid = |key, message: String| ConfigError::Invalid { key, message };
+        let listen_text = o
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| format!("0.0.0.0:{}", phoned_proto::DEFAULT_PORT));
+        let listen: SocketAddr = listen_text
+            .parse()
+            .map_err(|_| invalid("listen", format!("{listen_text:?} is not an address like 0.0.0.0:7447")))?;
+        let numbers_text = file.numbers.unwrap_or_else(|| "1000-9999".to_owned());
+        let numbers: NumberRange = numbers_text
+            .parse()
+            .map_err(|e: phoned_proto::IdentError| invalid("numbers", e.to_string()))?;
+        let keep_alive = Duration::from_millis(file.keep_alive_ms.unwrap_or(5_000));
+        let idle_timeout = Duration::from_millis(file.idle_timeout_ms.unwrap_or(15_000));
+        if keep_alive < Duration::from_millis(100) {
+            return Err(invalid("keep_alive_ms", "must be at least 100".into()));
+        }
+        if idle_timeout <= keep_alive || idle_timeout > Duration::from_secs(600) {
+            return Err(invalid(
+                "idle_timeout_ms",
+                "must be above keep_alive_ms and at most 600000".into(),
+            ));
+        }
+        let map_size_mib = file.map_size_mib.unwrap_or(DEFAULT_MAP_SIZE_MIB);
+        if !(16..=1 << 20).contains(&map_size_mib) {
+            return Err(invalid("map_size_mib", "must be between 16 and 1048576".into()));
+        }
+        let max_connections = file.max_connections.unwrap_or(10_000);
+        if max_connections == 0 {
+            return Err(invalid("max_connections", "must be at least 1".into()));
+        }
+        let tls = match (file.tls_cert, file.tls_key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => return Err(invalid("tls_cert", "tls_cert and tls_key go together".into())),
+        };
+        Ok(Config {
+            listen,
+            state_dir: o.state_dir.or(file.state_dir).unwrap_or_else(default_state_dir),
+            numbers,
+            allow_provision: file.allow_provision.unwrap_or(true),
+            allow_register: file.allow_register.unwrap_or(true),
+            keep_alive,
+            idle_timeout,
+            map_size_mib,
+            max_connections,
+            tls,
+        })
+    }
+}
+
+/// systemd's `$STATE_DIRECTORY`, else `/var/lib/phone-relay` for root, else the XDG
+/// state dir.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+        // systemd may pass several, colon-separated; the first is ours.
+        let dir = dir.to_string_lossy().split(':').next().unwrap_or_default().to_owned();
+        if !dir.is_empty() {
+            return PathBuf::from(dir);
+        }
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/phone-relay");
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("phone-relay")
+}
+
+fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(s) => {
+            let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+            format!(" (line {line})")
+        }
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.listen.port(), 7447);
+        assert_eq!(c.numbers.to_string(), "1000-9999");
+        assert_eq!(c.idle_timeout, Duration::from_secs(15));
+        assert_eq!(c.keep_alive, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (text, key) in [
+            ("listen = \"nowhere\"", "listen"),
+            ("numbers = \"9-1\"", "numbers"),
+            ("idle_timeout_ms = 10", "idle_timeout_ms"),
+            ("map_size_mib = 1", "map_size_mib"),
+            ("tls_cert = \"/x\"", "tls_cert"),
+        ] {
+            let err = Config::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let err = Config::from_toml("colour = 1").unwrap_err().to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+}

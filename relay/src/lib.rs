@@ -1,0 +1,19 @@
+//! phone-relay: the server every phoned device connects to. It holds accounts and
+//! numbers, keeps presence, and (in later versions) routes calls and stores messages.
+//!
+//! The decisions are sans-IO ([`hub`], [`throttle`]); [`server`] and `session` are the
+//! thin QUIC drivers around them; [`store`] is the durable state in LMDB.
+
+pub mod admin;
+pub mod cert;
+pub mod config;
+pub mod hub;
+pub mod password;
+mod requests;
+pub mod server;
+mod session;
+pub mod store;
+pub mod throttle;
+
+pub use config::Config;
+pub use server::{Running, StartError, start};

@@ -1,0 +1,209 @@
+//! `phone-relay`: serve, print the fingerprint, or administer accounts.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use phone_relay::config::{Config, Overrides};
+use phone_relay::{admin, cert, store::Store};
+
+#[derive(Parser)]
+#[command(name = "phone-relay", version, about = "The phoned relay: accounts, numbers, presence and calls over QUIC")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct Where {
+    /// TOML config file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// State directory (database, certificate). Overrides the config.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the relay until SIGTERM or SIGINT.
+    Serve {
+        #[command(flatten)]
+        at: Where,
+        /// UDP address to listen on (default 0.0.0.0:7447). Overrides the config.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Print the SHA-256 fingerprint of the relay's certificate (pin it in phoned).
+    Fingerprint {
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Manage accounts; safe while the relay runs.
+    Admin {
+        #[command(flatten)]
+        at: Where,
+        #[command(subcommand)]
+        what: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    #[command(subcommand)]
+    Users(Users),
+}
+
+#[derive(Subcommand)]
+enum Users {
+    /// List accounts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add an account. Prints a generated password unless --password-stdin is given.
+    Add {
+        #[arg(long)]
+        number: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable an account and close its sessions.
+    Disable { number: String },
+    /// Enable a disabled account.
+    Enable { number: String },
+    /// Delete an account and free its number.
+    Delete { number: String },
+    /// Move an account to another number.
+    SetNumber { old: String, new: String },
+    /// Set a new password (generated and printed, or from stdin) and close the sessions.
+    ResetPassword {
+        number: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { at, listen } => serve(at, listen),
+        Command::Fingerprint { at } => fingerprint(at),
+        Command::Admin { at, what: AdminCommand::Users(users) } => admin_users(at, users),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("phone-relay: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(at: Where, listen: Option<String>) -> anyhow::Result<Config> {
+    Ok(Config::load(
+        at.config.as_deref(),
+        Overrides {
+            listen,
+            state_dir: at.state_dir,
+        },
+    )?)
+}
+
+fn serve(at: Where, listen: Option<String>) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = load(at, listen)?;
+    if std::env::var_os("SMOL_THREADS").is_none() {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // SAFETY: no other thread exists yet; smol reads this on first use below.
+        unsafe { std::env::set_var("SMOL_THREADS", n.to_string()) };
+    }
+    smol::block_on(async {
+        let mut signals = async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])?;
+        let running = phone_relay::start(config)?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {}", running.addr)?;
+        writeln!(out, "fingerprint {}", running.fingerprint)?;
+        out.flush()?;
+        drop(out);
+        tracing::info!(addr = %running.addr, fingerprint = %running.fingerprint, "relay ready");
+        use smol::stream::StreamExt;
+        let signal = signals.next().await;
+        tracing::info!(?signal, "shutting down");
+        running.shutdown().await;
+        Ok(())
+    })
+}
+
+fn fingerprint(at: Where) -> anyhow::Result<()> {
+    let config = load(at, None)?;
+    let fp = match &config.tls {
+        Some((c, k)) => cert::load_pem(c, k)?.fingerprint(),
+        None => cert::stored_fingerprint(&config.state_dir).map_err(|e| {
+            anyhow::anyhow!("{e} (has the relay been started once with this state dir?)")
+        })?,
+    };
+    println!("{fp}");
+    Ok(())
+}
+
+fn admin_users(at: Where, users: Users) -> anyhow::Result<()> {
+    let config = load(at, None)?;
+    if !config.state_dir.join("db").exists() {
+        anyhow::bail!("no relay database in {}", config.state_dir.display());
+    }
+    let store = Store::open(&config.state_dir, config.map_size_mib)?;
+    let mut out = std::io::stdout().lock();
+    match users {
+        Users::List { json } => admin::list(&store, json, &mut out)?,
+        Users::Add {
+            number,
+            name,
+            password_stdin,
+        } => {
+            let (password, generated) = admin::password_from(password_stdin)?;
+            let a = admin::add(&store, &number, &name, &password)?;
+            writeln!(out, "added {} ({})", a.number, a.display_name)?;
+            if generated {
+                writeln!(out, "password {password}")?;
+            }
+        }
+        Users::Disable { number } => {
+            admin::set_disabled(&store, &number, true)?;
+            writeln!(out, "disabled {number}")?;
+        }
+        Users::Enable { number } => {
+            admin::set_disabled(&store, &number, false)?;
+            writeln!(out, "enabled {number}")?;
+        }
+        Users::Delete { number } => {
+            admin::delete(&store, &number)?;
+            writeln!(out, "deleted {number}")?;
+        }
+        Users::SetNumber { old, new } => {
+            let a = admin::set_number(&store, &old, &new)?;
+            writeln!(out, "moved {old} to {}", a.number)?;
+        }
+        Users::ResetPassword {
+            number,
+            password_stdin,
+        } => {
+            let (password, generated) = admin::password_from(password_stdin)?;
+            admin::reset_password(&store, &number, &password)?;
+            writeln!(out, "password reset for {number}")?;
+            if generated {
+                writeln!(out, "password {password}")?;
+            }
+        }
+    }
+    Ok(())
+}

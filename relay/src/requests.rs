@@ -1,0 +1,212 @@
+//! Answers to the requests of a session that said `Hello`: account creation, login and
+//! account changes, presence. Store calls run on the blocking pool.
+
+use phoned_proto::ident::{check_display_name, check_password};
+use phoned_proto::{AccountInfo, ErrorCode, Number, Request, Response, WireError};
+
+use crate::hub;
+use crate::server::{lock, profile, unix_ms};
+use crate::session::Session;
+use crate::store::{Account, NewNumber, StoreError};
+use crate::throttle::Key;
+
+type Answer = Result<Response, WireError>;
+
+fn err(code: ErrorCode, message: impl Into<String>) -> WireError {
+    WireError::new(code, message)
+}
+
+fn store_err(e: StoreError) -> WireError {
+    match e {
+        StoreError::NumberTaken(n) => err(ErrorCode::NumberTaken, format!("number {n} is taken")),
+        StoreError::NumbersExhausted(r) => err(ErrorCode::NumbersExhausted, format!("no free number left in {r}")),
+        StoreError::NotFound(_) => err(ErrorCode::SessionRevoked, "the account no longer exists"),
+        e => {
+            tracing::error!("store: {e}");
+            err(ErrorCode::Internal, "storage error on the relay")
+        }
+    }
+}
+
+async fn unblock<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, WireError> {
+    blocking::unblock(f).await.map_err(store_err)
+}
+
+const WRONG: &str = "unknown number or wrong password";
+
+impl Session {
+    pub(crate) async fn request(&mut self, req: Request) -> Answer {
+        match req {
+            Request::Hello(_) => Err(err(ErrorCode::ProtocolViolation, "Hello was already sent")),
+            Request::Ping { nonce } => Ok(Response::Pong { nonce }),
+            Request::Provision { display_name } => self.provision(display_name).await,
+            Request::Register {
+                number,
+                password,
+                display_name,
+            } => self.register(number, password, display_name).await,
+            Request::Login { number, password } => self.login(number, password).await,
+            other => {
+                let Some(id) = self.account else {
+                    return Err(err(ErrorCode::NotLoggedIn, "log in first"));
+                };
+                self.account_request(id, other).await
+            }
+        }
+    }
+
+    async fn account_request(&mut self, id: u64, req: Request) -> Answer {
+        let store = self.shared.store.clone();
+        match req {
+            Request::AccountInfo => {
+                let a = unblock(move || store.account(id)).await?;
+                let a = a.ok_or_else(|| store_err(StoreError::NotFound(String::new())))?;
+                Ok(Response::Account(self.info(&a)))
+            }
+            Request::SetDisplayName { name } => {
+                check_display_name(&name).map_err(|e| err(ErrorCode::InvalidName, e.to_string()))?;
+                let a = unblock(move || store.set_display_name(id, &name)).await?;
+                self.shared.sync_account(id).await;
+                Ok(Response::Account(self.info(&a)))
+            }
+            Request::SetPassword { password } => {
+                check_password(&password).map_err(|e| err(ErrorCode::InvalidPassword, e.to_string()))?;
+                let hash = self.hash(password).await?;
+                unblock(move || store.set_password_hash(id, &hash, false)).await?;
+                Ok(Response::Done)
+            }
+            Request::ChangeNumber { number } => {
+                let number: Number = number.parse().map_err(|e: phoned_proto::IdentError| err(ErrorCode::InvalidNumber, e.to_string()))?;
+                let a = unblock(move || store.change_number(id, &number)).await?;
+                self.shared.sync_account(id).await;
+                Ok(Response::Account(self.info(&a)))
+            }
+            Request::ListOnline => Ok(Response::Online(lock(&self.shared.hub).online())),
+            Request::Hello(_) | Request::Ping { .. } | Request::Provision { .. } | Request::Register { .. } | Request::Login { .. } => {
+                unreachable!("handled in request()")
+            }
+        }
+    }
+
+    fn info(&self, a: &Account) -> AccountInfo {
+        let devices = lock(&self.shared.hub).devices(a.id);
+        hub::info(&profile(a), devices)
+    }
+
+    fn not_logged_in(&self) -> Result<(), WireError> {
+        match self.account {
+            Some(_) => Err(err(ErrorCode::AlreadyLoggedIn, "this session is already logged in")),
+            None => Ok(()),
+        }
+    }
+
+    async fn hash(&self, password: String) -> Result<String, WireError> {
+        self.shared
+            .hasher
+            .hash(password)
+            .await
+            .ok_or_else(|| err(ErrorCode::Internal, "password hashing failed"))
+    }
+
+    async fn provision(&mut self, display_name: String) -> Answer {
+        self.not_logged_in()?;
+        if !self.shared.config.allow_provision {
+            return Err(err(ErrorCode::RegistrationClosed, "this relay does not hand out numbers"));
+        }
+        check_display_name(&display_name).map_err(|e| err(ErrorCode::InvalidName, e.to_string()))?;
+        let secret = random_secret().map_err(|_| err(ErrorCode::Internal, "no randomness"))?;
+        let hash = self.hash(secret.clone()).await?;
+        let range = self.shared.config.numbers;
+        let seed = random_u64().map_err(|_| err(ErrorCode::Internal, "no randomness"))?;
+        let store = self.shared.store.clone();
+        let account = unblock(move || {
+            store.create_account(NewNumber::FromRange(range, seed), &display_name, &hash, unix_ms())
+        })
+        .await?;
+        tracing::info!(number = %account.number, "provisioned");
+        let info = self.enter(account).await;
+        Ok(Response::Provisioned { account: info, secret })
+    }
+
+    async fn register(&mut self, number: String, password: String, display_name: String) -> Answer {
+        self.not_logged_in()?;
+        if !self.shared.config.allow_register {
+            return Err(err(ErrorCode::RegistrationClosed, "this relay does not allow registration"));
+        }
+        let number: Number = number.parse().map_err(|e: phoned_proto::IdentError| err(ErrorCode::InvalidNumber, e.to_string()))?;
+        check_display_name(&display_name).map_err(|e| err(ErrorCode::InvalidName, e.to_string()))?;
+        check_password(&password).map_err(|e| err(ErrorCode::InvalidPassword, e.to_string()))?;
+        let hash = self.hash(password).await?;
+        let store = self.shared.store.clone();
+        let account =
+            unblock(move || store.create_account(NewNumber::Exact(&number), &display_name, &hash, unix_ms())).await?;
+        tracing::info!(number = %account.number, "registered");
+        Ok(Response::LoggedIn(self.enter(account).await))
+    }
+
+    async fn login(&mut self, number: String, password: String) -> Answer {
+        self.not_logged_in()?;
+        let ip = Key::ip(self.remote.ip());
+        let num = Key::Number(number.chars().take(16).collect());
+        let now = self.shared.mono_ms();
+        {
+            let t = lock(&self.shared.throttle);
+            if let Err(ms) = t.check(&ip, now).and(t.check(&num, now)) {
+                let mut e = err(ErrorCode::RateLimited, format!("too many failed logins; retry in {} s", ms.div_ceil(1000)));
+                e.retry_after_ms = Some(ms.min(u64::from(u32::MAX)) as u32);
+                return Err(e);
+            }
+        }
+        let store = self.shared.store.clone();
+        let lookup = number.clone();
+        let account = if lookup.parse::<Number>().is_ok() {
+            unblock(move || store.account_by_number(&lookup)).await?
+        } else {
+            None
+        };
+        let ok = self
+            .shared
+            .hasher
+            .verify(password, account.as_ref().map(|a| a.password_hash.clone()))
+            .await;
+        let now = self.shared.mono_ms();
+        let account = match account {
+            Some(a) if ok => a,
+            _ => {
+                let mut t = lock(&self.shared.throttle);
+                t.failure(ip, now);
+                t.failure(num, now);
+                tracing::info!("failed login");
+                return Err(err(ErrorCode::InvalidCredentials, WRONG));
+            }
+        };
+        lock(&self.shared.throttle).success(&num);
+        if account.disabled {
+            return Err(err(ErrorCode::AccountDisabled, "this account is disabled"));
+        }
+        Ok(Response::LoggedIn(self.enter(account).await))
+    }
+
+    /// Logs this session in as `account` and announces it.
+    async fn enter(&mut self, account: Account) -> AccountInfo {
+        let id = account.id;
+        self.account = Some(id);
+        let actions = lock(&self.shared.hub).login(self.sid, id, profile(&account));
+        self.shared.dispatch(actions);
+        // An admin change between our read and the hub login would otherwise wait for
+        // the next revision bump.
+        self.shared.sync_account(id).await;
+        tracing::info!(number = %account.number, "logged in");
+        self.info(&account)
+    }
+}
+
+fn random_secret() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 18];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn random_u64() -> Result<u64, getrandom::Error> {
+    getrandom::u64()
+}

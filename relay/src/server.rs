@@ -1,0 +1,292 @@
+//! The QUIC server: binds the endpoint, accepts connections, and owns the state that
+//! sessions share. Thin: the decisions live in [`crate::hub`], [`crate::throttle`] and
+//! the store; this module moves bytes and applies their answers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use phoned_proto::error::close;
+use phoned_proto::{ALPN, ErrorCode, Event, ServerMsg, WireError, encode_server};
+use smol::Task;
+use smol::channel::Sender;
+use thiserror::Error;
+
+use crate::cert::{self, CertError};
+use crate::config::Config;
+use crate::hub::{Action, Hub, Profile, SessionId};
+use crate::password::Hasher;
+use crate::store::{Account, AccountId, Store, StoreError};
+use crate::throttle::Throttle;
+
+/// How often the relay looks for account changes made by other processes (admin CLI).
+const REVISION_POLL: Duration = Duration::from_millis(300);
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Cert(#[from] CertError),
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// What a session's writer task is asked to do.
+pub(crate) enum Outgoing {
+    /// Already framed bytes.
+    Frame(Vec<u8>),
+    /// Send `Goodbye`, then close the connection with `code`.
+    Close { code: u32, error: WireError },
+}
+
+pub(crate) struct SessionHandle {
+    pub out: Sender<Outgoing>,
+    pub conn: quinn::Connection,
+}
+
+/// State shared by every session of one relay.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub store: Store,
+    pub hasher: Hasher,
+    pub hub: Mutex<Hub>,
+    pub throttle: Mutex<Throttle>,
+    pub sessions: Mutex<HashMap<SessionId, SessionHandle>>,
+    next_sid: AtomicU64,
+    started: Instant,
+}
+
+/// Locks a mutex, recovering from poisoning (no lock is held across a panic point that
+/// would leave the data inconsistent: every critical section is a single map update).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    pub fn next_sid(&self) -> SessionId {
+        self.next_sid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Milliseconds since the relay started (monotonic), for back-off decisions.
+    pub fn mono_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Pushes events and closes revoked sessions, as the hub asked.
+    pub fn dispatch(&self, actions: Vec<Action>) {
+        if actions.is_empty() {
+            return;
+        }
+        let sessions = lock(&self.sessions);
+        for action in actions {
+            match action {
+                Action::Send(sid, event) => {
+                    if let Some(h) = sessions.get(&sid) {
+                        send_event(h, event);
+                    }
+                }
+                Action::Revoke(sid) => {
+                    if let Some(h) = sessions.get(&sid) {
+                        let error = WireError::new(
+                            ErrorCode::SessionRevoked,
+                            "the account was disabled, deleted or its password reset",
+                        );
+                        if h.out.try_send(Outgoing::Close { code: close::REVOKED, error }).is_err() {
+                            h.conn.close(close::REVOKED.into(), b"session revoked");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-reads an online account from the store and applies any change.
+    pub async fn sync_account(&self, id: AccountId) {
+        let store = self.store.clone();
+        let stored = blocking::unblock(move || store.account(id)).await;
+        let profile = match stored {
+            Ok(a) => a.filter(|a| !a.disabled).map(|a| profile(&a)),
+            Err(e) => {
+                tracing::error!(account = id, "reading account: {e}");
+                return;
+            }
+        };
+        let actions = lock(&self.hub).sync(id, profile);
+        self.dispatch(actions);
+    }
+}
+
+fn send_event(h: &SessionHandle, event: Event) {
+    let mut bytes = Vec::new();
+    if encode_server(&mut bytes, &ServerMsg::Event(event)).is_ok()
+        && h.out.try_send(Outgoing::Frame(bytes)).is_err()
+    {
+        h.conn.close(close::TOO_SLOW.into(), b"client not reading its events");
+    }
+}
+
+pub(crate) fn profile(a: &Account) -> Profile {
+    Profile {
+        number: a.number.clone(),
+        name: a.display_name.clone(),
+        created_ms: a.created_ms,
+        epoch: a.epoch,
+    }
+}
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A relay that is serving. Dropping it stops the accept loop; call
+/// [`Running::shutdown`] for a graceful close.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub fingerprint: String,
+    endpoint: quinn::Endpoint,
+    shared: Arc<Shared>,
+    _accept: Task<()>,
+    _watch: Task<()>,
+}
+
+impl Running {
+    /// Number of logged-in sessions (for tests and benchmarks).
+    pub fn logged_in(&self) -> usize {
+        lock(&self.shared.hub).session_count()
+    }
+
+    /// Closes every connection with a `SHUTDOWN` code and waits briefly for peers to see it.
+    pub async fn shutdown(self) {
+        self.endpoint
+            .close(close::SHUTDOWN.into(), b"relay shutting down");
+        let idle = self.endpoint.wait_idle();
+        let _ = smol::future::or(async { Some(idle.await) }, async {
+            smol::Timer::after(Duration::from_secs(2)).await;
+            None
+        })
+        .await;
+    }
+}
+
+/// Opens the store, loads or makes the TLS identity, binds and starts serving.
+/// Must be called from within a smol executor.
+pub fn start(config: Config) -> Result<Running, StartError> {
+    std::fs::create_dir_all(&config.state_dir).map_err(|source| StoreError::Dir {
+        path: config.state_dir.display().to_string(),
+        source,
+    })?;
+    let store = Store::open(&config.state_dir, config.map_size_mib)?;
+    let identity = match &config.tls {
+        Some((c, k)) => cert::load_pem(c, k)?,
+        None => cert::load_or_create(&config.state_dir)?,
+    };
+    let fingerprint = identity.fingerprint();
+    let server_config = server_config(&config, identity)?;
+    let socket = std::net::UdpSocket::bind(config.listen).map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server_config),
+        socket,
+        Arc::new(quinn::SmolRuntime),
+    )
+    .map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let addr = endpoint.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let shared = Arc::new(Shared {
+        config,
+        store,
+        hasher: Hasher::new(workers),
+        hub: Mutex::new(Hub::new()),
+        throttle: Mutex::new(Throttle::new()),
+        sessions: Mutex::new(HashMap::new()),
+        next_sid: AtomicU64::new(1),
+        started: Instant::now(),
+    });
+    let accept = smol::spawn(accept_loop(endpoint.clone(), shared.clone()));
+    let watch = smol::spawn(watch_revisions(shared.clone()));
+    Ok(Running {
+        addr,
+        fingerprint,
+        endpoint,
+        shared,
+        _accept: accept,
+        _watch: watch,
+    })
+}
+
+fn server_config(config: &Config, identity: cert::Identity) -> Result<quinn::ServerConfig, StartError> {
+    let tls_err = |e: &dyn std::fmt::Display| StartError::Tls(e.to_string());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| tls_err(&e))?
+        .with_no_client_auth()
+        .with_single_cert(identity.chain, identity.key)
+        .map_err(|e| tls_err(&e))?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.max_early_data_size = 0;
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| tls_err(&e))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_idle_timeout(Some(
+            config.idle_timeout.try_into().map_err(|e| tls_err(&e))?,
+        ))
+        .keep_alive_interval(Some(config.keep_alive))
+        .max_concurrent_bidi_streams(16u32.into())
+        .max_concurrent_uni_streams(0u32.into());
+    server.transport_config(Arc::new(transport));
+    Ok(server)
+}
+
+async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
+    while let Some(incoming) = endpoint.accept().await {
+        let open = lock(&shared.sessions).len();
+        if open >= shared.config.max_connections as usize {
+            tracing::warn!(open, "connection limit reached; refusing {}", incoming.remote_address());
+            incoming.refuse();
+            continue;
+        }
+        smol::spawn(crate::session::run(shared.clone(), incoming)).detach();
+    }
+}
+
+/// Applies account changes made by other processes (the admin CLI) to live sessions.
+async fn watch_revisions(shared: Arc<Shared>) {
+    let mut seen = None;
+    loop {
+        smol::Timer::after(REVISION_POLL).await;
+        let store = shared.store.clone();
+        let rev = match blocking::unblock(move || store.revision()).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("reading revision: {e}");
+                continue;
+            }
+        };
+        if seen == Some(rev) {
+            continue;
+        }
+        seen = Some(rev);
+        let online = lock(&shared.hub).online_accounts();
+        for id in online {
+            shared.sync_account(id).await;
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! One client connection: its control stream's reader and writer, and the session state
+//! (hello seen, account logged in). Requests are answered in order by [`crate::requests`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use phoned_proto::codec::peek_request_id;
+use phoned_proto::error::close;
+use phoned_proto::{
+    ErrorCode, FrameDecoder, PROTOCOL_VERSION, Request, Response, ServerMsg, WireError, Welcome, decode_client,
+    encode_server,
+};
+use smol::channel::{Receiver, Sender};
+
+use crate::hub::SessionId;
+use crate::server::{Outgoing, SessionHandle, Shared, lock, unix_ms};
+use crate::store::AccountId;
+
+/// Frames queued for a client before it counts as too slow and is disconnected.
+const OUT_QUEUE: usize = 1024;
+/// A client must open its control stream this soon after connecting.
+const STREAM_DEADLINE: Duration = Duration::from_secs(10);
+
+pub(crate) struct Session {
+    pub shared: Arc<Shared>,
+    pub sid: SessionId,
+    pub remote: SocketAddr,
+    pub account: Option<AccountId>,
+    out: Sender<Outgoing>,
+    conn: quinn::Connection,
+    hello: bool,
+}
+
+pub(crate) async fn run(shared: Arc<Shared>, incoming: quinn::Incoming) {
+    let remote = incoming.remote_address();
+    let conn = match incoming.await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(%remote, "handshake failed: {e}");
+            return;
+        }
+    };
+    let streams = smol::future::or(async { conn.accept_bi().await.ok() }, async {
+        smol::Timer::after(STREAM_DEADLINE).await;
+        None
+    })
+    .await;
+    let Some((send, recv)) = streams else {
+        conn.close(close::PROTOCOL.into(), b"no control stream");
+        return;
+    };
+    let sid = shared.next_sid();
+    let (out, rx) = smol::channel::bounded(OUT_QUEUE);
+    lock(&shared.sessions).insert(
+        sid,
+        SessionHandle {
+            out: out.clone(),
+            conn: conn.clone(),
+        },
+    );
+    let writer = smol::spawn(write_loop(send, rx, conn.clone()));
+    let span = tracing::info_span!("session", sid, %remote);
+    let _enter = span.enter();
+    tracing::debug!("connected");
+    let mut session = Session {
+        shared: shared.clone(),
+        sid,
+        remote,
+        account: None,
+        out,
+        conn,
+        hello: false,
+    };
+    session.read_loop(recv).await;
+    lock(&shared.sessions).remove(&sid);
+    let actions = lock(&shared.hub).leave(sid);
+    shared.dispatch(actions);
+    if let Some(id) = session.account {
+        let store = shared.store.clone();
+        let _ = blocking::unblock(move || store.touch(id, unix_ms())).await;
+    }
+    tracing::debug!("disconnected");
+    drop(session);
+    writer.await;
+}
+
+impl Session {
+    async fn read_loop(&mut self, mut recv: quinn::RecvStream) {
+        let mut decoder = FrameDecoder::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match recv.read(&mut buf).await {
+                Ok(Some(n)) => decoder.push(&buf[..n]),
+                Ok(None) | Err(_) => return,
+            }
+            loop {
+                let frame = match decoder.next_frame() {
+                    Ok(Some(f)) => f.to_vec(),
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.close(close::PROTOCOL, ErrorCode::ProtocolViolation, e.to_string());
+                        return;
+                    }
+                };
+                if !self.handle_frame(&frame).await {
+                    return;
+                }
+            }
+            decoder.compact();
+        }
+    }
+
+    /// Handles one frame; `false` ends the connection.
+    async fn handle_frame(&mut self, body: &[u8]) -> bool {
+        let frame = match decode_client(body) {
+            Ok(f) => f,
+            Err(e) => {
+                return match (self.hello, peek_request_id(body)) {
+                    (true, Some(id)) => {
+                        self.reply(id, Err(WireError::new(ErrorCode::UnknownRequest, e.to_string())));
+                        true
+                    }
+                    _ => {
+                        self.close(close::PROTOCOL, ErrorCode::ProtocolViolation, e.to_string());
+                        false
+                    }
+                };
+            }
+        };
+        if !self.hello {
+            let Request::Hello(hello) = frame.req else {
+                self.close(
+                    close::PROTOCOL,
+                    ErrorCode::ProtocolViolation,
+                    "the first request must be Hello".into(),
+                );
+                return false;
+            };
+            if hello.version != PROTOCOL_VERSION {
+                let message = format!(
+                    "client speaks protocol {}, this relay speaks {PROTOCOL_VERSION}",
+                    hello.version
+                );
+                self.reply(frame.id, Err(WireError::new(ErrorCode::UnsupportedVersion, message.clone())));
+                self.close(close::VERSION, ErrorCode::UnsupportedVersion, message);
+                return false;
+            }
+            tracing::debug!(client = %hello.client.chars().take(64).collect::<String>(), "hello");
+            self.hello = true;
+            self.reply(
+                frame.id,
+                Ok(Response::Welcome(Welcome {
+                    version: PROTOCOL_VERSION,
+                    relay: concat!("phone-relay/", env!("CARGO_PKG_VERSION")).to_owned(),
+                    max_frame: phoned_proto::MAX_FRAME as u32,
+                })),
+            );
+            return true;
+        }
+        let result = self.request(frame.req).await;
+        self.reply(frame.id, result);
+        true
+    }
+
+    pub fn reply(&self, id: u32, result: Result<Response, WireError>) {
+        let mut bytes = Vec::new();
+        let msg = ServerMsg::Response { id, result };
+        if let Err(e) = encode_server(&mut bytes, &msg) {
+            tracing::error!("response too large: {e}");
+            return self.reply(id, Err(WireError::new(ErrorCode::Internal, "response too large")));
+        }
+        if self.out.try_send(Outgoing::Frame(bytes)).is_err() {
+            self.conn.close(close::TOO_SLOW.into(), b"client not reading its responses");
+        }
+    }
+
+    fn close(&self, code: u32, error: ErrorCode, message: String) {
+        tracing::debug!(code, "closing: {message}");
+        let error = WireError::new(error, message);
+        if self.out.try_send(Outgoing::Close { code, error }).is_err() {
+            self.conn.close(code.into(), b"closing");
+        }
+    }
+}
+
+/// Drains the session's queue into its control stream, coalescing queued frames.
+async fn write_loop(mut send: quinn::SendStream, rx: Receiver<Outgoing>, conn: quinn::Connection) {
+    let mut batch = Vec::new();
+    while let Ok(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(out) = next.take() {
+            match out {
+                Outgoing::Frame(bytes) => {
+                    batch.extend_from_slice(&bytes);
+                    if batch.len() < 64 * 1024 {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                Outgoing::Close { code, error } => {
+                    let _ = encode_server(&mut batch, &ServerMsg::Goodbye(error.clone()));
+                    let _ = send.write_all(&batch).await;
+                    let _ = send.finish();
+                    // Give the goodbye a moment to arrive: closing discards unsent data.
+                    let _ = smol::future::or(async { send.stopped().await.ok().flatten() }, async {
+                        smol::Timer::after(Duration::from_millis(300)).await;
+                        None
+                    })
+                    .await;
+                    conn.close(code.into(), error.message.as_bytes());
+                    return;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            if send.write_all(&batch).await.is_err() {
+                return;
+            }
+            batch.clear();
+        }
+    }
+    let _ = send.finish();
+}

@@ -1,0 +1,281 @@
+//! Accounts and the number index. Every operation is one LMDB transaction, so a number
+//! change or a provisioning is atomic against other threads and other processes.
+
+use phoned_proto::{Number, NumberRange};
+use serde::{Deserialize, Serialize};
+
+use super::{META_NEXT_ID, Store, StoreError};
+
+pub type AccountId = u64;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: AccountId,
+    pub number: String,
+    pub display_name: String,
+    /// Argon2id hash in PHC string format.
+    pub password_hash: String,
+    pub created_ms: u64,
+    pub disabled: bool,
+    pub last_seen_ms: u64,
+    /// Bumped when an administrator revokes the account's sessions (disable, password
+    /// reset); a live session whose epoch differs is closed.
+    pub epoch: u32,
+}
+
+/// How many random numbers to try before scanning the range for a free one.
+const RANDOM_PROBES: u32 = 32;
+/// The most numbers a scan looks at before giving up on a huge, nearly full range.
+const MAX_SCAN: u64 = 1_000_000;
+
+/// Where a new account's number comes from.
+pub enum NewNumber<'a> {
+    /// This exact number (registration, admin add).
+    Exact(&'a Number),
+    /// A free number from the range, chosen at random (provisioning).
+    FromRange(NumberRange, u64),
+}
+
+impl Store {
+    /// Creates an account; fails with `NumberTaken` or `NumbersExhausted`.
+    pub fn create_account(
+        &self,
+        number: NewNumber<'_>,
+        display_name: &str,
+        password_hash: &str,
+        now_ms: u64,
+    ) -> Result<Account, StoreError> {
+        let mut wtxn = self.env.write_txn()?;
+        let number = match number {
+            NewNumber::Exact(n) => {
+                if self.numbers.get(&wtxn, n.as_str())?.is_some() {
+                    return Err(StoreError::NumberTaken(n.to_string()));
+                }
+                n.clone()
+            }
+            NewNumber::FromRange(range, seed) => self.free_number(&wtxn, range, seed)?,
+        };
+        let id = self.meta.get(&wtxn, META_NEXT_ID)?.unwrap_or(1);
+        self.meta.put(&mut wtxn, META_NEXT_ID, &(id + 1))?;
+        let account = Account {
+            id,
+            number: number.to_string(),
+            display_name: display_name.to_owned(),
+            password_hash: password_hash.to_owned(),
+            created_ms: now_ms,
+            disabled: false,
+            last_seen_ms: now_ms,
+            epoch: 0,
+        };
+        self.numbers.put(&mut wtxn, number.as_str(), &id)?;
+        self.accounts.put(&mut wtxn, &id, &account)?;
+        self.bump_revision(&mut wtxn)?;
+        wtxn.commit()?;
+        Ok(account)
+    }
+
+    fn free_number(&self, txn: &heed::RoTxn, range: NumberRange, seed: u64) -> Result<Number, StoreError> {
+        let mut x = seed | 1;
+        for _ in 0..RANDOM_PROBES {
+            // xorshift: spreads probes over the range without another RNG call.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let n = range.nth(x);
+            if self.numbers.get(txn, n.as_str())?.is_none() {
+                return Ok(n);
+            }
+        }
+        for i in 0..range.len().min(MAX_SCAN) {
+            let n = range.nth(seed.wrapping_add(i));
+            if self.numbers.get(txn, n.as_str())?.is_none() {
+                return Ok(n);
+            }
+        }
+        Err(StoreError::NumbersExhausted(range.to_string()))
+    }
+
+    pub fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        Ok(self.accounts.get(&rtxn, &id)?)
+    }
+
+    pub fn account_by_number(&self, number: &str) -> Result<Option<Account>, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        match self.numbers.get(&rtxn, number)? {
+            Some(id) => Ok(self.accounts.get(&rtxn, &id)?),
+            None => Ok(None),
+        }
+    }
+
+    /// All accounts, ordered by number.
+    pub fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        let mut out = Vec::new();
+        for entry in self.numbers.iter(&rtxn)? {
+            let (_, id) = entry?;
+            if let Some(a) = self.accounts.get(&rtxn, &id)? {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads, changes and writes one account in a single transaction.
+    fn update(&self, id: AccountId, change: impl FnOnce(&mut Account)) -> Result<Account, StoreError> {
+        let mut wtxn = self.env.write_txn()?;
+        let mut account = self
+            .accounts
+            .get(&wtxn, &id)?
+            .ok_or_else(|| StoreError::NotFound(format!("#{id}")))?;
+        change(&mut account);
+        self.accounts.put(&mut wtxn, &id, &account)?;
+        self.bump_revision(&mut wtxn)?;
+        wtxn.commit()?;
+        Ok(account)
+    }
+
+    /// Moves an account to `new`: one transaction over the number index, so of many
+    /// concurrent requests for one free number exactly one wins.
+    pub fn change_number(&self, id: AccountId, new: &Number) -> Result<Account, StoreError> {
+        let mut wtxn = self.env.write_txn()?;
+        let mut account = self
+            .accounts
+            .get(&wtxn, &id)?
+            .ok_or_else(|| StoreError::NotFound(format!("#{id}")))?;
+        if account.number == new.as_str() {
+            return Ok(account);
+        }
+        if self.numbers.get(&wtxn, new.as_str())?.is_some() {
+            return Err(StoreError::NumberTaken(new.to_string()));
+        }
+        self.numbers.delete(&mut wtxn, &account.number)?;
+        self.numbers.put(&mut wtxn, new.as_str(), &id)?;
+        account.number = new.to_string();
+        self.accounts.put(&mut wtxn, &id, &account)?;
+        self.bump_revision(&mut wtxn)?;
+        wtxn.commit()?;
+        Ok(account)
+    }
+
+    pub fn set_display_name(&self, id: AccountId, name: &str) -> Result<Account, StoreError> {
+        self.update(id, |a| a.display_name = name.to_owned())
+    }
+
+    /// Replaces the password hash; with `revoke`, live sessions of the account are closed.
+    pub fn set_password_hash(&self, id: AccountId, hash: &str, revoke: bool) -> Result<Account, StoreError> {
+        self.update(id, |a| {
+            a.password_hash = hash.to_owned();
+            if revoke {
+                a.epoch = a.epoch.wrapping_add(1);
+            }
+        })
+    }
+
+    /// Disables or enables an account; disabling closes its live sessions.
+    pub fn set_disabled(&self, id: AccountId, disabled: bool) -> Result<Account, StoreError> {
+        self.update(id, |a| {
+            if disabled && !a.disabled {
+                a.epoch = a.epoch.wrapping_add(1);
+            }
+            a.disabled = disabled;
+        })
+    }
+
+    /// Records when the account was last online. Does not bump the revision.
+    pub fn touch(&self, id: AccountId, now_ms: u64) -> Result<(), StoreError> {
+        let mut wtxn = self.env.write_txn()?;
+        if let Some(mut a) = self.accounts.get(&wtxn, &id)? {
+            a.last_seen_ms = now_ms;
+            self.accounts.put(&mut wtxn, &id, &a)?;
+            wtxn.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the account with `number` and frees the number.
+    pub fn delete_account(&self, number: &str) -> Result<Account, StoreError> {
+        let mut wtxn = self.env.write_txn()?;
+        let id = self
+            .numbers
+            .get(&wtxn, number)?
+            .ok_or_else(|| StoreError::NotFound(number.to_owned()))?;
+        let account = self
+            .accounts
+            .get(&wtxn, &id)?
+            .ok_or_else(|| StoreError::NotFound(number.to_owned()))?;
+        self.numbers.delete(&mut wtxn, number)?;
+        self.accounts.delete(&mut wtxn, &id)?;
+        self.bump_revision(&mut wtxn)?;
+        wtxn.commit()?;
+        Ok(account)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16).unwrap();
+        (dir, store)
+    }
+
+    fn num(s: &str) -> Number {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn provisioning_fills_the_range_then_reports_exhaustion() {
+        let (_d, s) = store();
+        let range: NumberRange = "10-19".parse().unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..10 {
+            let a = s.create_account(NewNumber::FromRange(range, i * 7919), "x", "h", 0).unwrap();
+            assert!(seen.insert(a.number));
+        }
+        assert!(matches!(
+            s.create_account(NewNumber::FromRange(range, 3), "x", "h", 0),
+            Err(StoreError::NumbersExhausted(_))
+        ));
+    }
+
+    #[test]
+    fn numbers_are_unique_and_change_atomically() {
+        let (_d, s) = store();
+        let a = s.create_account(NewNumber::Exact(&num("1042")), "a", "h", 0).unwrap();
+        let b = s.create_account(NewNumber::Exact(&num("1043")), "b", "h", 0).unwrap();
+        assert!(matches!(
+            s.create_account(NewNumber::Exact(&num("1042")), "c", "h", 0),
+            Err(StoreError::NumberTaken(_))
+        ));
+        assert!(matches!(s.change_number(b.id, &num("1042")), Err(StoreError::NumberTaken(_))));
+        let a2 = s.change_number(a.id, &num("2000")).unwrap();
+        assert_eq!(a2.number, "2000");
+        assert!(s.account_by_number("1042").unwrap().is_none());
+        assert_eq!(s.account_by_number("2000").unwrap().unwrap().id, a.id);
+        s.change_number(b.id, &num("1042")).unwrap();
+        let numbers: Vec<_> = s.accounts().unwrap().into_iter().map(|a| a.number).collect();
+        assert_eq!(numbers, ["1042", "2000"]);
+    }
+
+    #[test]
+    fn every_account_change_bumps_the_revision() {
+        let (_d, s) = store();
+        let r0 = s.revision().unwrap();
+        let a = s.create_account(NewNumber::Exact(&num("1042")), "a", "h", 0).unwrap();
+        let r1 = s.revision().unwrap();
+        assert!(r1 > r0);
+        s.set_display_name(a.id, "b").unwrap();
+        let r2 = s.revision().unwrap();
+        assert!(r2 > r1);
+        s.touch(a.id, 5).unwrap();
+        assert_eq!(s.revision().unwrap(), r2);
+        let d = s.set_disabled(a.id, true).unwrap();
+        assert_eq!(d.epoch, 1);
+        s.delete_account("1042").unwrap();
+        assert!(s.revision().unwrap() > r2);
+        assert!(s.account(a.id).unwrap().is_none());
+    }
+}

@@ -1,0 +1,101 @@
+//! The relay's durable state in one LMDB environment (heed): accounts and the number index.
+//!
+//! The environment is safe to open from several processes at once, which is how
+//! `phone-relay admin` changes accounts while the relay runs. Every change to accounts
+//! bumps a revision counter that the running relay polls to apply them to live sessions.
+
+mod codec;
+mod directory;
+
+use std::path::Path;
+
+use heed::types::{Str, U64};
+use heed::{Database, Env, EnvOpenOptions};
+use thiserror::Error;
+
+pub use directory::{Account, AccountId, NewNumber};
+
+use codec::Postcard;
+
+type Be = heed::byteorder::BigEndian;
+
+/// Default LMDB map size: a virtual reservation; the file only grows as data is written.
+pub const DEFAULT_MAP_SIZE_MIB: u64 = 1024;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Db(#[from] heed::Error),
+    #[error("cannot create state directory {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("number {0} is taken")]
+    NumberTaken(String),
+    #[error("no free number left in {0}")]
+    NumbersExhausted(String),
+    #[error("no account with number {0}")]
+    NotFound(String),
+}
+
+/// The opened environment and its databases. Cheap to clone; share freely across threads.
+#[derive(Clone)]
+pub struct Store {
+    env: Env,
+    accounts: Database<'static, U64<Be>, Postcard<Account>>,
+    numbers: Database<'static, Str, U64<Be>>,
+    meta: Database<'static, Str, U64<Be>>,
+}
+
+const META_NEXT_ID: &str = "next_account_id";
+const META_REVISION: &str = "accounts_revision";
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir/db`.
+    pub fn open(dir: &Path, map_size_mib: u64) -> Result<Store, StoreError> {
+        let path = dir.join("db");
+        std::fs::create_dir_all(&path).map_err(|source| StoreError::Dir {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let page = 4096u64;
+        let map_size = (map_size_mib.max(1) << 20).div_ceil(page) * page;
+        // SAFETY: the env is opened once per process (the relay and the admin CLI are
+        // separate processes), and the files are not modified except through LMDB.
+        let env = unsafe {
+            EnvOpenOptions::new()
+                .map_size(map_size as usize)
+                .max_dbs(16)
+                .open(&path)?
+        };
+        let wtxn = env.write_txn()?;
+        let (accounts, numbers, meta) = env
+            .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
+                Ok(heed::CommitOrAbort::<_, ()>::Commit((
+                    opener.create_database(wtxn, Some("accounts"))?,
+                    opener.create_database(wtxn, Some("numbers"))?,
+                    opener.create_database(wtxn, Some("meta"))?,
+                )))
+            })?
+            .unwrap_commit();
+        Ok(Store {
+            env,
+            accounts,
+            numbers,
+            meta,
+        })
+    }
+
+    /// The accounts revision: changes whenever any account changes, in any process.
+    pub fn revision(&self) -> Result<u64, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        Ok(self.meta.get(&rtxn, META_REVISION)?.unwrap_or(0))
+    }
+
+    fn bump_revision(&self, wtxn: &mut heed::RwTxn) -> Result<(), StoreError> {
+        let rev = self.meta.get(wtxn, META_REVISION)?.unwrap_or(0);
+        self.meta.put(wtxn, META_REVISION, &(rev + 1))?;
+        Ok(())
+    }
+}

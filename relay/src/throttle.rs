@@ -1,0 +1,170 @@
+//! Back-off for failed logins, per client address and per number, decided before any
+//! password hash is computed. Sans-IO: the caller passes the time in.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Failures allowed before back-off starts.
+const FREE_FAILURES: u32 = 5;
+/// The first back-off, doubled with each further failure.
+const BASE_DELAY_MS: u64 = 1_000;
+const MAX_DELAY_MS: u64 = 5 * 60_000;
+/// An entry with no failure for this long is forgotten.
+const FORGET_AFTER_MS: u64 = 60 * 60_000;
+/// Entries kept at most; the stalest are dropped beyond it.
+const MAX_ENTRIES: usize = 100_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// IPv4 address, or the /64 prefix of an IPv6 address.
+    Ip(IpAddr),
+    Number(String),
+}
+
+impl Key {
+    pub fn ip(addr: IpAddr) -> Key {
+        match addr {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Key::Ip(IpAddr::V4(v4)),
+                None => {
+                    let s = v6.segments();
+                    Key::Ip(IpAddr::V6([s[0], s[1], s[2], s[3], 0, 0, 0, 0].into()))
+                }
+            },
+            v4 => Key::Ip(v4),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    failures: u32,
+    last_failure_ms: u64,
+    blocked_until_ms: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Throttle {
+    entries: HashMap<Key, Entry>,
+}
+
+impl Throttle {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `Err(ms)` if `key` must wait `ms` more before its next attempt.
+    pub fn check(&self, key: &Key, now_ms: u64) -> Result<(), u64> {
+        match self.entries.get(key) {
+            Some(e) if e.blocked_until_ms > now_ms => Err(e.blocked_until_ms - now_ms),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a failed attempt.
+    pub fn failure(&mut self, key: Key, now_ms: u64) {
+        if self.entries.len() >= MAX_ENTRIES && !self.entries.contains_key(&key) {
+            self.prune(now_ms);
+        }
+        let e = self.entries.entry(key).or_insert(Entry {
+            failures: 0,
+            last_failure_ms: now_ms,
+            blocked_until_ms: 0,
+        });
+        if now_ms.saturating_sub(e.last_failure_ms) > FORGET_AFTER_MS {
+            e.failures = 0;
+        }
+        e.failures += 1;
+        e.last_failure_ms = now_ms;
+        if e.failures > FREE_FAILURES {
+            let doublings = (e.failures - FREE_FAILURES - 1).min(20);
+            let delay = (BASE_DELAY_MS << doublings).min(MAX_DELAY_MS);
+            e.blocked_until_ms = now_ms + delay;
+        }
+    }
+
+    /// A successful login clears the number's record (not the address's: one address
+    /// guessing many numbers keeps its back-off).
+    pub fn success(&mut self, key: &Key) {
+        self.entries.remove(key);
+    }
+
+    fn prune(&mut self, now_ms: u64) {
+        self.entries
+            .retain(|_, e| now_ms.saturating_sub(e.last_failure_ms) <= FORGET_AFTER_MS);
+        if self.entries.len() >= MAX_ENTRIES {
+            // Still full of fresh entries: drop the older half.
+            let mut times: Vec<u64> = self.entries.values().map(|e| e.last_failure_ms).collect();
+            times.sort_unstable();
+            let cut = times[times.len() / 2];
+            self.entries.retain(|_, e| e.last_failure_ms > cut);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_starts_after_free_failures_and_doubles() {
+        let mut t = Throttle::new();
+        let k = Key::Number("1042".into());
+        for _ in 0..FREE_FAILURES {
+            assert!(t.check(&k, 0).is_ok());
+            t.failure(k.clone(), 0);
+        }
+        assert!(t.check(&k, 0).is_ok());
+        t.failure(k.clone(), 0);
+        assert_eq!(t.check(&k, 0), Err(1_000));
+        assert!(t.check(&k, 1_000).is_ok());
+        t.failure(k.clone(), 1_000);
+        assert_eq!(t.check(&k, 1_000), Err(2_000));
+        for _ in 0..40 {
+            t.failure(k.clone(), 2_000);
+        }
+        assert_eq!(t.check(&k, 2_000), Err(MAX_DELAY_MS));
+        t.success(&k);
+        assert!(t.check(&k, 2_000).is_ok());
+    }
+
+    #[test]
+    fn old_failures_are_forgotten() {
+        let mut t = Throttle::new();
+        let k = Key::ip("10.0.0.1".parse().unwrap());
+        for _ in 0..FREE_FAILURES {
+            t.failure(k.clone(), 0);
+        }
+        t.failure(k.clone(), FORGET_AFTER_MS + 1);
+        assert!(t.check(&k, FORGET_AFTER_MS + 1).is_ok());
+    }
+
+    #[test]
+    fn ipv6_is_keyed_by_prefix() {
+        assert_eq!(
+            Key::ip("2001:db8:1:2:3:4:5:6".parse().unwrap()),
+            Key::ip("2001:db8:1:2:ffff::1".parse().unwrap())
+        );
+        assert_eq!(
+            Key::ip("::ffff:10.0.0.1".parse().unwrap()),
+            Key::ip("10.0.0.1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn the_table_stays_bounded() {
+        let mut t = Throttle::new();
+        for i in 0..(MAX_ENTRIES as u64 + 10) {
+            t.failure(Key::Number(i.to_string()), i);
+        }
+        assert!(t.len() <= MAX_ENTRIES);
+    }
+}
