@@ -224,12 +224,10 @@ mod tests {
         fn random_bytes_never_panic_and_never_overbuffer(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
             let mut d = FrameDecoder::new();
             d.push(&bytes);
-            loop {
-                match d.next_frame() {
-                    Ok(Some(f)) => prop_assert!(f.len() <= MAX_FRAME),
-                    Ok(None) | Err(_) => break,
-                }
+            while let Ok(Some(f)) = d.next_frame() {
+                prop_assert!(f.len() <= MAX_FRAME);
             }
+            prop_assert!(d.buffered() <= bytes.len());
         }
     }
 }

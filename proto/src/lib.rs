@@ -5,11 +5,13 @@
 //! - [`codec`]: postcard encoding and strict decoding of those messages.
 //! - [`media`]: the `MediaFrame` carried in QUIC datagrams.
 //! - [`ident`]: validation of numbers, display names and passwords.
+//! - [`fingerprint`]: the SHA-256 certificate fingerprints devices pin.
 //!
 //! Nothing here opens a socket, reads a clock or spawns a task.
 
 pub mod codec;
 pub mod error;
+pub mod fingerprint;
 pub mod frame;
 pub mod ident;
 pub mod media;

@@ -5,8 +5,8 @@
 use std::io::{Read, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
-use phoned_proto::ident::{check_display_name, check_password};
 use phoned_proto::Number;
+use phoned_proto::ident::{check_display_name, check_password};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -36,7 +36,8 @@ struct UserJson<'a> {
 }
 
 fn number(text: &str) -> Result<Number, AdminError> {
-    text.parse().map_err(|e: phoned_proto::IdentError| AdminError::Invalid(e.to_string()))
+    text.parse()
+        .map_err(|e: phoned_proto::IdentError| AdminError::Invalid(e.to_string()))
 }
 
 fn existing(store: &Store, text: &str) -> Result<Account, AdminError> {
@@ -65,11 +66,17 @@ pub fn list(store: &Store, json: bool, out: &mut dyn Write) -> Result<(), AdminE
                 disabled: a.disabled,
             })
             .collect();
-        let text = serde_json::to_string_pretty(&rows).map_err(|e| AdminError::Invalid(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&rows).map_err(|e| AdminError::Invalid(e.to_string()))?;
         writeln!(out, "{text}").map_err(w)?;
         return Ok(());
     }
-    writeln!(out, "{:<16} {:<24} {:<21} {:<21} STATUS", "NUMBER", "NAME", "CREATED", "LAST SEEN").map_err(w)?;
+    writeln!(
+        out,
+        "{:<16} {:<24} {:<21} {:<21} STATUS",
+        "NUMBER", "NAME", "CREATED", "LAST SEEN"
+    )
+    .map_err(w)?;
     for a in &accounts {
         let status = if a.disabled { "disabled" } else { "enabled" };
         writeln!(
@@ -90,7 +97,9 @@ pub fn list(store: &Store, json: bool, out: &mut dyn Write) -> Result<(), AdminE
 pub fn password_from(stdin: bool) -> Result<(String, bool), AdminError> {
     if stdin {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(AdminError::Stdin)?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(AdminError::Stdin)?;
         let line = text.lines().next().unwrap_or_default().to_owned();
         check_password(&line).map_err(|e| AdminError::Invalid(e.to_string()))?;
         return Ok((line, false));
@@ -143,8 +152,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 16).unwrap();
         add(&store, "1042", "Alice", "password1").unwrap();
-        assert!(matches!(add(&store, "1042", "Bob", "password1"), Err(AdminError::Store(StoreError::NumberTaken(_)))));
-        assert!(matches!(add(&store, "x", "Bob", "password1"), Err(AdminError::Invalid(_))));
+        assert!(matches!(
+            add(&store, "1042", "Bob", "password1"),
+            Err(AdminError::Store(StoreError::NumberTaken(_)))
+        ));
+        assert!(matches!(
+            add(&store, "x", "Bob", "password1"),
+            Err(AdminError::Invalid(_))
+        ));
         set_number(&store, "1042", "2042").unwrap();
         assert!(set_disabled(&store, "2042", true).unwrap().disabled);
         let mut out = Vec::new();
@@ -155,6 +170,9 @@ mod tests {
         let a = reset_password(&store, "2042", "newpassword").unwrap();
         assert!(password::verify("newpassword", &a.password_hash));
         delete(&store, "2042").unwrap();
-        assert!(matches!(delete(&store, "2042"), Err(AdminError::Store(StoreError::NotFound(_)))));
+        assert!(matches!(
+            delete(&store, "2042"),
+            Err(AdminError::Store(StoreError::NotFound(_)))
+        ));
     }
 }

@@ -7,13 +7,15 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum CertError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot make a certificate: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("{path}: no {what} found in PEM file")]
@@ -33,13 +35,7 @@ impl Identity {
 }
 
 pub fn fingerprint(cert: &[u8]) -> String {
-    let digest = Sha256::digest(cert);
-    let mut s = String::with_capacity(7 + 64);
-    s.push_str("sha256:");
-    for b in digest {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    phoned_proto::fingerprint::of_der(cert)
 }
 
 const CERT_FILE: &str = "relay-cert.der";
@@ -65,7 +61,8 @@ pub fn load_or_create(state_dir: &Path) -> Result<Identity, CertError> {
         });
     }
     fs::create_dir_all(state_dir).map_err(io(state_dir))?;
-    let made = rcgen::generate_simple_self_signed(vec!["phone-relay".to_owned(), "localhost".to_owned()])?;
+    let made =
+        rcgen::generate_simple_self_signed(vec!["phone-relay".to_owned(), "localhost".to_owned()])?;
     let cert = made.cert.der().to_vec();
     let key = made.signing_key.serialize_der();
     // Key first, written privately; the certificate's presence marks a complete pair.
@@ -88,14 +85,22 @@ pub fn stored_fingerprint(state_dir: &Path) -> Result<String, CertError> {
 pub fn load_pem(cert_path: &Path, key_path: &Path) -> Result<Identity, CertError> {
     use rustls::pki_types::pem::PemObject;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
-        .map_err(|_| CertError::Pem { path: cert_path.to_owned(), what: "certificate" })?
+        .map_err(|_| CertError::Pem {
+            path: cert_path.to_owned(),
+            what: "certificate",
+        })?
         .filter_map(Result::ok)
         .collect();
     if chain.is_empty() {
-        return Err(CertError::Pem { path: cert_path.to_owned(), what: "certificate" });
+        return Err(CertError::Pem {
+            path: cert_path.to_owned(),
+            what: "certificate",
+        });
     }
-    let key = PrivateKeyDer::from_pem_file(key_path)
-        .map_err(|_| CertError::Pem { path: key_path.to_owned(), what: "private key" })?;
+    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|_| CertError::Pem {
+        path: key_path.to_owned(),
+        what: "private key",
+    })?;
     Ok(Identity { chain, key })
 }
 
@@ -125,7 +130,12 @@ mod tests {
         assert_eq!(a.fingerprint(), b.fingerprint());
         assert_eq!(stored_fingerprint(dir.path()).unwrap(), a.fingerprint());
         assert!(a.fingerprint().starts_with("sha256:") && a.fingerprint().len() == 71);
-        let mode = fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        let mode = fs::metadata(dir.path().join(KEY_FILE))
+            .unwrap()
+            .permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
     }
 }

@@ -14,7 +14,10 @@ use crate::store::DEFAULT_MAP_SIZE_MIB;
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config: {key}: {message}")]
@@ -94,9 +97,12 @@ impl Config {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| format!("0.0.0.0:{}", phoned_proto::DEFAULT_PORT));
-        let listen: SocketAddr = listen_text
-            .parse()
-            .map_err(|_| invalid("listen", format!("{listen_text:?} is not an address like 0.0.0.0:7447")))?;
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("{listen_text:?} is not an address like 0.0.0.0:7447"),
+            )
+        })?;
         let numbers_text = file.numbers.unwrap_or_else(|| "1000-9999".to_owned());
         let numbers: NumberRange = numbers_text
             .parse()
@@ -114,7 +120,10 @@ impl Config {
         }
         let map_size_mib = file.map_size_mib.unwrap_or(DEFAULT_MAP_SIZE_MIB);
         if !(16..=1 << 20).contains(&map_size_mib) {
-            return Err(invalid("map_size_mib", "must be between 16 and 1048576".into()));
+            return Err(invalid(
+                "map_size_mib",
+                "must be between 16 and 1048576".into(),
+            ));
         }
         let max_connections = file.max_connections.unwrap_or(10_000);
         if max_connections == 0 {
@@ -123,11 +132,19 @@ impl Config {
         let tls = match (file.tls_cert, file.tls_key) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
-            _ => return Err(invalid("tls_cert", "tls_cert and tls_key go together".into())),
+            _ => {
+                return Err(invalid(
+                    "tls_cert",
+                    "tls_cert and tls_key go together".into(),
+                ));
+            }
         };
         Ok(Config {
             listen,
-            state_dir: o.state_dir.or(file.state_dir).unwrap_or_else(default_state_dir),
+            state_dir: o
+                .state_dir
+                .or(file.state_dir)
+                .unwrap_or_else(default_state_dir),
             numbers,
             allow_provision: file.allow_provision.unwrap_or(true),
             allow_register: file.allow_register.unwrap_or(true),
@@ -145,7 +162,12 @@ impl Config {
 pub fn default_state_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
         // systemd may pass several, colon-separated; the first is ours.
-        let dir = dir.to_string_lossy().split(':').next().unwrap_or_default().to_owned();
+        let dir = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         if !dir.is_empty() {
             return PathBuf::from(dir);
         }

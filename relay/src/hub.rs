@@ -121,7 +121,10 @@ impl Hub {
         }
         let own: Vec<SessionId> = online.sessions.clone();
         let info = info(&new, own.len());
-        self.accounts.get_mut(&account).expect("present above").profile = new;
+        self.accounts
+            .get_mut(&account)
+            .expect("present above")
+            .profile = new;
         let mut actions: Vec<Action> = own
             .iter()
             .map(|&s| Action::Send(s, Event::AccountChanged(info.clone())))
@@ -244,7 +247,13 @@ mod tests {
         assert!(hub.leave(2).is_empty());
         let a = hub.leave(3);
         assert_eq!(sent_to(&a, 1), [p("2000", "B", false)]);
-        assert_eq!(hub.online(), [OnlineUser { number: "1000".into(), name: "A".into() }]);
+        assert_eq!(
+            hub.online(),
+            [OnlineUser {
+                number: "1000".into(),
+                name: "A".into()
+            }]
+        );
         // Leaving twice is harmless.
         assert!(hub.leave(3).is_empty());
     }
@@ -255,7 +264,10 @@ mod tests {
         hub.login(1, 10, profile("1000", "A"));
         hub.login(2, 20, profile("2000", "B"));
         let a = hub.sync(20, Some(profile("3000", "B")));
-        assert_eq!(sent_to(&a, 1), [p("2000", "B", false), p("3000", "B", true)]);
+        assert_eq!(
+            sent_to(&a, 1),
+            [p("2000", "B", false), p("3000", "B", true)]
+        );
         assert!(matches!(&sent_to(&a, 2)[..], [Event::AccountChanged(i)] if i.number == "3000"));
         assert!(hub.sync(20, Some(profile("3000", "B"))).is_empty());
     }

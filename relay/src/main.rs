@@ -9,7 +9,11 @@ use phone_relay::config::{Config, Overrides};
 use phone_relay::{admin, cert, store::Store};
 
 #[derive(Parser)]
-#[command(name = "phone-relay", version, about = "The phoned relay: accounts, numbers, presence and calls over QUIC")]
+#[command(
+    name = "phone-relay",
+    version,
+    about = "The phoned relay: accounts, numbers, presence and calls over QUIC"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -92,7 +96,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { at, listen } => serve(at, listen),
         Command::Fingerprint { at } => fingerprint(at),
-        Command::Admin { at, what: AdminCommand::Users(users) } => admin_users(at, users),
+        Command::Admin {
+            at,
+            what: AdminCommand::Users(users),
+        } => admin_users(at, users),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -128,7 +135,8 @@ fn serve(at: Where, listen: Option<String>) -> anyhow::Result<()> {
         unsafe { std::env::set_var("SMOL_THREADS", n.to_string()) };
     }
     smol::block_on(async {
-        let mut signals = async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])?;
+        let mut signals =
+            async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])?;
         let running = phone_relay::start(config)?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {}", running.addr)?;
@@ -174,7 +182,7 @@ fn admin_users(at: Where, users: Users) -> anyhow::Result<()> {
             let a = admin::add(&store, &number, &name, &password)?;
             writeln!(out, "added {} ({})", a.number, a.display_name)?;
             if generated {
-                writeln!(out, "password {password}")?;
+                writeln!(out, "password: {password}")?;
             }
         }
         Users::Disable { number } => {
@@ -201,7 +209,7 @@ fn admin_users(at: Where, users: Users) -> anyhow::Result<()> {
             admin::reset_password(&store, &number, &password)?;
             writeln!(out, "password reset for {number}")?;
             if generated {
-                writeln!(out, "password {password}")?;
+                writeln!(out, "password: {password}")?;
             }
         }
     }

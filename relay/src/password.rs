@@ -3,14 +3,18 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
 use async_lock::Semaphore;
 
 /// Hashes a password with Argon2id and the crate's default parameters (PHC string).
 pub fn hash(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
-    Ok(Argon2::default().hash_password(password.as_bytes(), &salt)?.to_string())
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
 }
 
 /// Checks a password against a PHC hash. A malformed hash never verifies.
@@ -72,6 +76,8 @@ mod tests {
     #[test]
     fn unknown_accounts_never_verify() {
         let hasher = Hasher::new(2);
-        assert!(!smol::block_on(hasher.verify("decoy password for unknown numbers".into(), None)));
+        assert!(!smol::block_on(
+            hasher.verify("decoy password for unknown numbers".into(), None)
+        ));
     }
 }

@@ -19,7 +19,10 @@ fn err(code: ErrorCode, message: impl Into<String>) -> WireError {
 fn store_err(e: StoreError) -> WireError {
     match e {
         StoreError::NumberTaken(n) => err(ErrorCode::NumberTaken, format!("number {n} is taken")),
-        StoreError::NumbersExhausted(r) => err(ErrorCode::NumbersExhausted, format!("no free number left in {r}")),
+        StoreError::NumbersExhausted(r) => err(
+            ErrorCode::NumbersExhausted,
+            format!("no free number left in {r}"),
+        ),
         StoreError::NotFound(_) => err(ErrorCode::SessionRevoked, "the account no longer exists"),
         e => {
             tracing::error!("store: {e}");
@@ -28,7 +31,9 @@ fn store_err(e: StoreError) -> WireError {
     }
 }
 
-async fn unblock<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, WireError> {
+async fn unblock<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, WireError> {
     blocking::unblock(f).await.map_err(store_err)
 }
 
@@ -64,25 +69,33 @@ impl Session {
                 Ok(Response::Account(self.info(&a)))
             }
             Request::SetDisplayName { name } => {
-                check_display_name(&name).map_err(|e| err(ErrorCode::InvalidName, e.to_string()))?;
+                check_display_name(&name)
+                    .map_err(|e| err(ErrorCode::InvalidName, e.to_string()))?;
                 let a = unblock(move || store.set_display_name(id, &name)).await?;
                 self.shared.sync_account(id).await;
                 Ok(Response::Account(self.info(&a)))
             }
             Request::SetPassword { password } => {
-                check_password(&password).map_err(|e| err(ErrorCode::InvalidPassword, e.to_string()))?;
+                check_password(&password)
+                    .map_err(|e| err(ErrorCode::InvalidPassword, e.to_string()))?;
                 let hash = self.hash(password).await?;
                 unblock(move || store.set_password_hash(id, &hash, false)).await?;
                 Ok(Response::Done)
             }
             Request::ChangeNumber { number } => {
-                let number: Number = number.parse().map_err(|e: phoned_proto::IdentError| err(ErrorCode::InvalidNumber, e.to_string()))?;
+                let number: Number = number.parse().map_err(|e: phoned_proto::IdentError| {
+                    err(ErrorCode::InvalidNumber, e.to_string())
+                })?;
                 let a = unblock(move || store.change_number(id, &number)).await?;
                 self.shared.sync_account(id).await;
                 Ok(Response::Account(self.info(&a)))
             }
             Request::ListOnline => Ok(Response::Online(lock(&self.shared.hub).online())),
-            Request::Hello(_) | Request::Ping { .. } | Request::Provision { .. } | Request::Register { .. } | Request::Login { .. } => {
+            Request::Hello(_)
+            | Request::Ping { .. }
+            | Request::Provision { .. }
+            | Request::Register { .. }
+            | Request::Login { .. } => {
                 unreachable!("handled in request()")
             }
         }
@@ -95,7 +108,10 @@ impl Session {
 
     fn not_logged_in(&self) -> Result<(), WireError> {
         match self.account {
-            Some(_) => Err(err(ErrorCode::AlreadyLoggedIn, "this session is already logged in")),
+            Some(_) => Err(err(
+                ErrorCode::AlreadyLoggedIn,
+                "this session is already logged in",
+            )),
             None => Ok(()),
         }
     }
@@ -111,35 +127,55 @@ impl Session {
     async fn provision(&mut self, display_name: String) -> Answer {
         self.not_logged_in()?;
         if !self.shared.config.allow_provision {
-            return Err(err(ErrorCode::RegistrationClosed, "this relay does not hand out numbers"));
+            return Err(err(
+                ErrorCode::RegistrationClosed,
+                "this relay does not hand out numbers",
+            ));
         }
-        check_display_name(&display_name).map_err(|e| err(ErrorCode::InvalidName, e.to_string()))?;
+        check_display_name(&display_name)
+            .map_err(|e| err(ErrorCode::InvalidName, e.to_string()))?;
         let secret = random_secret().map_err(|_| err(ErrorCode::Internal, "no randomness"))?;
         let hash = self.hash(secret.clone()).await?;
         let range = self.shared.config.numbers;
         let seed = random_u64().map_err(|_| err(ErrorCode::Internal, "no randomness"))?;
         let store = self.shared.store.clone();
         let account = unblock(move || {
-            store.create_account(NewNumber::FromRange(range, seed), &display_name, &hash, unix_ms())
+            store.create_account(
+                NewNumber::FromRange(range, seed),
+                &display_name,
+                &hash,
+                unix_ms(),
+            )
         })
         .await?;
         tracing::info!(number = %account.number, "provisioned");
         let info = self.enter(account).await;
-        Ok(Response::Provisioned { account: info, secret })
+        Ok(Response::Provisioned {
+            account: info,
+            secret,
+        })
     }
 
     async fn register(&mut self, number: String, password: String, display_name: String) -> Answer {
         self.not_logged_in()?;
         if !self.shared.config.allow_register {
-            return Err(err(ErrorCode::RegistrationClosed, "this relay does not allow registration"));
+            return Err(err(
+                ErrorCode::RegistrationClosed,
+                "this relay does not allow registration",
+            ));
         }
-        let number: Number = number.parse().map_err(|e: phoned_proto::IdentError| err(ErrorCode::InvalidNumber, e.to_string()))?;
-        check_display_name(&display_name).map_err(|e| err(ErrorCode::InvalidName, e.to_string()))?;
+        let number: Number = number
+            .parse()
+            .map_err(|e: phoned_proto::IdentError| err(ErrorCode::InvalidNumber, e.to_string()))?;
+        check_display_name(&display_name)
+            .map_err(|e| err(ErrorCode::InvalidName, e.to_string()))?;
         check_password(&password).map_err(|e| err(ErrorCode::InvalidPassword, e.to_string()))?;
         let hash = self.hash(password).await?;
         let store = self.shared.store.clone();
-        let account =
-            unblock(move || store.create_account(NewNumber::Exact(&number), &display_name, &hash, unix_ms())).await?;
+        let account = unblock(move || {
+            store.create_account(NewNumber::Exact(&number), &display_name, &hash, unix_ms())
+        })
+        .await?;
         tracing::info!(number = %account.number, "registered");
         Ok(Response::LoggedIn(self.enter(account).await))
     }
@@ -152,7 +188,10 @@ impl Session {
         {
             let t = lock(&self.shared.throttle);
             if let Err(ms) = t.check(&ip, now).and(t.check(&num, now)) {
-                let mut e = err(ErrorCode::RateLimited, format!("too many failed logins; retry in {} s", ms.div_ceil(1000)));
+                let mut e = err(
+                    ErrorCode::RateLimited,
+                    format!("too many failed logins; retry in {} s", ms.div_ceil(1000)),
+                );
                 e.retry_after_ms = Some(ms.min(u64::from(u32::MAX)) as u32);
                 return Err(e);
             }

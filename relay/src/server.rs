@@ -33,7 +33,10 @@ pub enum StartError {
     #[error("TLS setup: {0}")]
     Tls(String),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// What a session's writer task is asked to do.
@@ -96,7 +99,13 @@ impl Shared {
                             ErrorCode::SessionRevoked,
                             "the account was disabled, deleted or its password reset",
                         );
-                        if h.out.try_send(Outgoing::Close { code: close::REVOKED, error }).is_err() {
+                        if h.out
+                            .try_send(Outgoing::Close {
+                                code: close::REVOKED,
+                                error,
+                            })
+                            .is_err()
+                        {
                             h.conn.close(close::REVOKED.into(), b"session revoked");
                         }
                     }
@@ -126,7 +135,8 @@ fn send_event(h: &SessionHandle, event: Event) {
     if encode_server(&mut bytes, &ServerMsg::Event(event)).is_ok()
         && h.out.try_send(Outgoing::Frame(bytes)).is_err()
     {
-        h.conn.close(close::TOO_SLOW.into(), b"client not reading its events");
+        h.conn
+            .close(close::TOO_SLOW.into(), b"client not reading its events");
     }
 }
 
@@ -167,9 +177,8 @@ impl Running {
         self.endpoint
             .close(close::SHUTDOWN.into(), b"relay shutting down");
         let idle = self.endpoint.wait_idle();
-        let _ = smol::future::or(async { Some(idle.await) }, async {
+        smol::future::or(idle, async {
             smol::Timer::after(Duration::from_secs(2)).await;
-            None
         })
         .await;
     }
@@ -230,7 +239,10 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     })
 }
 
-fn server_config(config: &Config, identity: cert::Identity) -> Result<quinn::ServerConfig, StartError> {
+fn server_config(
+    config: &Config,
+    identity: cert::Identity,
+) -> Result<quinn::ServerConfig, StartError> {
     let tls_err = |e: &dyn std::fmt::Display| StartError::Tls(e.to_string());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
@@ -259,7 +271,11 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
     while let Some(incoming) = endpoint.accept().await {
         let open = lock(&shared.sessions).len();
         if open >= shared.config.max_connections as usize {
-            tracing::warn!(open, "connection limit reached; refusing {}", incoming.remote_address());
+            tracing::warn!(
+                open,
+                "connection limit reached; refusing {}",
+                incoming.remote_address()
+            );
             incoming.refuse();
             continue;
         }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use phoned_proto::codec::peek_request_id;
 use phoned_proto::error::close;
 use phoned_proto::{
-    ErrorCode, FrameDecoder, PROTOCOL_VERSION, Request, Response, ServerMsg, WireError, Welcome, decode_client,
-    encode_server,
+    ErrorCode, FrameDecoder, PROTOCOL_VERSION, Request, Response, ServerMsg, Welcome, WireError,
+    decode_client, encode_server,
 };
 use smol::channel::{Receiver, Sender};
 
@@ -19,7 +19,8 @@ use crate::store::AccountId;
 
 /// Frames queued for a client before it counts as too slow and is disconnected.
 const OUT_QUEUE: usize = 1024;
-/// A client must open its control stream this soon after connecting.
+/// A client must open its control stream, and complete `Hello`, this soon after
+/// connecting: a half-open client does not hold a connection slot for long.
 const STREAM_DEADLINE: Duration = Duration::from_secs(10);
 
 pub(crate) struct Session {
@@ -89,9 +90,27 @@ impl Session {
     async fn read_loop(&mut self, mut recv: quinn::RecvStream) {
         let mut decoder = FrameDecoder::new();
         let mut buf = vec![0u8; 16 * 1024];
+        let hello_deadline = std::time::Instant::now() + STREAM_DEADLINE;
         loop {
-            match recv.read(&mut buf).await {
+            let read = if self.hello {
+                recv.read(&mut buf).await
+            } else {
+                let late = async {
+                    smol::Timer::at(hello_deadline).await;
+                    Ok(None)
+                };
+                smol::future::or(recv.read(&mut buf), late).await
+            };
+            match read {
                 Ok(Some(n)) => decoder.push(&buf[..n]),
+                Ok(None) if !self.hello => {
+                    self.close(
+                        close::PROTOCOL,
+                        ErrorCode::ProtocolViolation,
+                        "no Hello in time".into(),
+                    );
+                    return;
+                }
                 Ok(None) | Err(_) => return,
             }
             loop {
@@ -118,7 +137,10 @@ impl Session {
             Err(e) => {
                 return match (self.hello, peek_request_id(body)) {
                     (true, Some(id)) => {
-                        self.reply(id, Err(WireError::new(ErrorCode::UnknownRequest, e.to_string())));
+                        self.reply(
+                            id,
+                            Err(WireError::new(ErrorCode::UnknownRequest, e.to_string())),
+                        );
                         true
                     }
                     _ => {
@@ -142,7 +164,13 @@ impl Session {
                     "client speaks protocol {}, this relay speaks {PROTOCOL_VERSION}",
                     hello.version
                 );
-                self.reply(frame.id, Err(WireError::new(ErrorCode::UnsupportedVersion, message.clone())));
+                self.reply(
+                    frame.id,
+                    Err(WireError::new(
+                        ErrorCode::UnsupportedVersion,
+                        message.clone(),
+                    )),
+                );
                 self.close(close::VERSION, ErrorCode::UnsupportedVersion, message);
                 return false;
             }
@@ -168,10 +196,14 @@ impl Session {
         let msg = ServerMsg::Response { id, result };
         if let Err(e) = encode_server(&mut bytes, &msg) {
             tracing::error!("response too large: {e}");
-            return self.reply(id, Err(WireError::new(ErrorCode::Internal, "response too large")));
+            return self.reply(
+                id,
+                Err(WireError::new(ErrorCode::Internal, "response too large")),
+            );
         }
         if self.out.try_send(Outgoing::Frame(bytes)).is_err() {
-            self.conn.close(close::TOO_SLOW.into(), b"client not reading its responses");
+            self.conn
+                .close(close::TOO_SLOW.into(), b"client not reading its responses");
         }
     }
 
@@ -202,11 +234,12 @@ async fn write_loop(mut send: quinn::SendStream, rx: Receiver<Outgoing>, conn: q
                     let _ = send.write_all(&batch).await;
                     let _ = send.finish();
                     // Give the goodbye a moment to arrive: closing discards unsent data.
-                    let _ = smol::future::or(async { send.stopped().await.ok().flatten() }, async {
-                        smol::Timer::after(Duration::from_millis(300)).await;
-                        None
-                    })
-                    .await;
+                    let _ =
+                        smol::future::or(async { send.stopped().await.ok().flatten() }, async {
+                            smol::Timer::after(Duration::from_millis(300)).await;
+                            None
+                        })
+                        .await;
                     conn.close(code.into(), error.message.as_bytes());
                     return;
                 }

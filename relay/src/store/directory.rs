@@ -74,7 +74,12 @@ impl Store {
         Ok(account)
     }
 
-    fn free_number(&self, txn: &heed::RoTxn, range: NumberRange, seed: u64) -> Result<Number, StoreError> {
+    fn free_number(
+        &self,
+        txn: &heed::RoTxn,
+        range: NumberRange,
+        seed: u64,
+    ) -> Result<Number, StoreError> {
         let mut x = seed | 1;
         for _ in 0..RANDOM_PROBES {
             // xorshift: spreads probes over the range without another RNG call.
@@ -122,7 +127,11 @@ impl Store {
     }
 
     /// Reads, changes and writes one account in a single transaction.
-    fn update(&self, id: AccountId, change: impl FnOnce(&mut Account)) -> Result<Account, StoreError> {
+    fn update(
+        &self,
+        id: AccountId,
+        change: impl FnOnce(&mut Account),
+    ) -> Result<Account, StoreError> {
         let mut wtxn = self.env.write_txn()?;
         let mut account = self
             .accounts
@@ -163,7 +172,12 @@ impl Store {
     }
 
     /// Replaces the password hash; with `revoke`, live sessions of the account are closed.
-    pub fn set_password_hash(&self, id: AccountId, hash: &str, revoke: bool) -> Result<Account, StoreError> {
+    pub fn set_password_hash(
+        &self,
+        id: AccountId,
+        hash: &str,
+        revoke: bool,
+    ) -> Result<Account, StoreError> {
         self.update(id, |a| {
             a.password_hash = hash.to_owned();
             if revoke {
@@ -232,7 +246,9 @@ mod tests {
         let range: NumberRange = "10-19".parse().unwrap();
         let mut seen = std::collections::BTreeSet::new();
         for i in 0..10 {
-            let a = s.create_account(NewNumber::FromRange(range, i * 7919), "x", "h", 0).unwrap();
+            let a = s
+                .create_account(NewNumber::FromRange(range, i * 7919), "x", "h", 0)
+                .unwrap();
             assert!(seen.insert(a.number));
         }
         assert!(matches!(
@@ -244,19 +260,31 @@ mod tests {
     #[test]
     fn numbers_are_unique_and_change_atomically() {
         let (_d, s) = store();
-        let a = s.create_account(NewNumber::Exact(&num("1042")), "a", "h", 0).unwrap();
-        let b = s.create_account(NewNumber::Exact(&num("1043")), "b", "h", 0).unwrap();
+        let a = s
+            .create_account(NewNumber::Exact(&num("1042")), "a", "h", 0)
+            .unwrap();
+        let b = s
+            .create_account(NewNumber::Exact(&num("1043")), "b", "h", 0)
+            .unwrap();
         assert!(matches!(
             s.create_account(NewNumber::Exact(&num("1042")), "c", "h", 0),
             Err(StoreError::NumberTaken(_))
         ));
-        assert!(matches!(s.change_number(b.id, &num("1042")), Err(StoreError::NumberTaken(_))));
+        assert!(matches!(
+            s.change_number(b.id, &num("1042")),
+            Err(StoreError::NumberTaken(_))
+        ));
         let a2 = s.change_number(a.id, &num("2000")).unwrap();
         assert_eq!(a2.number, "2000");
         assert!(s.account_by_number("1042").unwrap().is_none());
         assert_eq!(s.account_by_number("2000").unwrap().unwrap().id, a.id);
         s.change_number(b.id, &num("1042")).unwrap();
-        let numbers: Vec<_> = s.accounts().unwrap().into_iter().map(|a| a.number).collect();
+        let numbers: Vec<_> = s
+            .accounts()
+            .unwrap()
+            .into_iter()
+            .map(|a| a.number)
+            .collect();
         assert_eq!(numbers, ["1042", "2000"]);
     }
 
@@ -264,7 +292,9 @@ mod tests {
     fn every_account_change_bumps_the_revision() {
         let (_d, s) = store();
         let r0 = s.revision().unwrap();
-        let a = s.create_account(NewNumber::Exact(&num("1042")), "a", "h", 0).unwrap();
+        let a = s
+            .create_account(NewNumber::Exact(&num("1042")), "a", "h", 0)
+            .unwrap();
         let r1 = s.revision().unwrap();
         assert!(r1 > r0);
         s.set_display_name(a.id, "b").unwrap();

@@ -1,0 +1,112 @@
+//! Presence across several real clients: comings, goings, and a device that vanishes.
+
+mod common;
+
+use std::time::Duration;
+
+use phoned_proto::Event;
+use phoned_tests::client::{self, Client};
+use phoned_tests::proxy::UdpProxy;
+
+fn presence(e: &Event, number: &str, online: bool) -> bool {
+    matches!(e, Event::Presence { number: n, online: o, .. } if n == number && *o == online)
+}
+
+#[test]
+fn presence_events_reach_every_other_client() {
+    let relay = common::relay("");
+    smol::block_on(async {
+        let (a, na, _) = relay.provisioned("A").await;
+        let (b, nb, _) = relay.provisioned("B").await;
+        assert!(
+            a.wait_event(common::WAIT, |e| presence(e, &nb, true))
+                .await
+                .is_some()
+        );
+        let (c, nc, sc) = relay.provisioned("C").await;
+        assert!(
+            a.wait_event(common::WAIT, |e| presence(e, &nc, true))
+                .await
+                .is_some()
+        );
+        assert!(
+            b.wait_event(common::WAIT, |e| presence(e, &nc, true))
+                .await
+                .is_some()
+        );
+        let mut online: Vec<String> = c
+            .online()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        online.sort();
+        let mut expect = vec![na.clone(), nb.clone(), nc.clone()];
+        expect.sort();
+        assert_eq!(online, expect);
+
+        // A second device of C comes and goes: no presence change for the others.
+        let c2 = relay.client().await;
+        c2.login(&nc, &sc).await.unwrap();
+        c2.conn.close(0u32.into(), b"bye");
+        drop(c2);
+        // C closes cleanly: offline for A and B at once, and not before.
+        c.conn.close(0u32.into(), b"bye");
+        let ev = a
+            .wait_event(common::WAIT, |e| matches!(e, Event::Presence { .. }))
+            .await
+            .unwrap();
+        assert!(
+            presence(&ev, &nc, false),
+            "first presence event after the second device: {ev:?}"
+        );
+        assert!(
+            b.wait_event(common::WAIT, |e| presence(e, &nc, false))
+                .await
+                .is_some()
+        );
+        let online: Vec<String> = a
+            .online()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert!(!online.contains(&nc));
+    });
+}
+
+#[test]
+fn a_device_that_vanishes_goes_offline_within_the_idle_timeout() {
+    let relay = common::relay("idle_timeout_ms = 1500\nkeep_alive_ms = 500");
+    smol::block_on(async {
+        let (watcher, _, _) = relay.provisioned("Watcher").await;
+        let proxy = UdpProxy::start(relay.process.addr).await.unwrap();
+        let ghost = Client::connect(
+            &client::endpoint(),
+            proxy.addr,
+            Some(&relay.process.fingerprint),
+        )
+        .await
+        .unwrap();
+        let (account, _) = ghost.provision("Ghost").await.unwrap();
+        assert!(
+            watcher
+                .wait_event(common::WAIT, |e| presence(e, &account.number, true))
+                .await
+                .is_some()
+        );
+        let cut_at = std::time::Instant::now();
+        proxy.cut();
+        let gone = watcher
+            .wait_event(Duration::from_secs(10), |e| {
+                presence(e, &account.number, false)
+            })
+            .await;
+        assert!(gone.is_some(), "vanished device still online after 10 s");
+        // Generous bound: the idle timeout is 1.5 s; this only guards against "never".
+        assert!(cut_at.elapsed() < Duration::from_secs(10));
+        drop(ghost);
+    });
+}

@@ -1,0 +1,358 @@
+//! A minimal relay client: connects over QUIC with a pinned (or recorded) certificate
+//! fingerprint, says `Hello`, matches responses to requests, and queues pushed events.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use phoned_proto::{
+    ALPN, AccountInfo, ClientFrame, Event, FrameDecoder, Hello, PROTOCOL_VERSION, Request,
+    Response, ServerMsg, WireError, decode_server, encode_client,
+};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use smol::channel::{Receiver, Sender};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("connect: {0}")]
+    Connect(String),
+    #[error("connection lost: {0}")]
+    Lost(String),
+    #[error("relay: {0}")]
+    Relay(#[from] WireError),
+    #[error("unexpected answer: {0:?}")]
+    Unexpected(Box<Response>),
+    #[error("timed out")]
+    Timeout,
+}
+
+impl ClientError {
+    pub fn code(&self) -> Option<phoned_proto::ErrorCode> {
+        match self {
+            ClientError::Relay(e) => Some(e.code),
+            _ => None,
+        }
+    }
+}
+
+/// Verifies the relay by fingerprint only (or accepts any and records it).
+#[derive(Debug)]
+struct Pinned {
+    pin: Option<String>,
+    seen: Arc<Mutex<Option<String>>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let fp = phoned_proto::fingerprint::of_der(end_entity);
+        *self.seen.lock().unwrap() = Some(fp.clone());
+        match &self.pin {
+            Some(pin) if *pin != fp => Err(rustls::Error::General(format!(
+                "relay fingerprint {fp} does not match the pinned {pin}"
+            ))),
+            _ => Ok(ServerCertVerified::assertion()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A QUIC client endpoint on loopback, to share between many connections.
+pub fn endpoint() -> quinn::Endpoint {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind loopback");
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        None,
+        socket,
+        Arc::new(quinn::SmolRuntime),
+    )
+    .expect("client endpoint")
+}
+
+fn client_config(pin: Option<&str>, seen: Arc<Mutex<Option<String>>>) -> quinn::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Pinned {
+        pin: pin.map(str::to_owned),
+        seen,
+        provider: provider.clone(),
+    };
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).expect("QUIC TLS config");
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(Some(Duration::from_secs(1)));
+    config.transport_config(Arc::new(transport));
+    config
+}
+
+/// Opens a QUIC connection and its control stream, without saying `Hello`.
+pub async fn connect_raw(
+    endpoint: &quinn::Endpoint,
+    addr: SocketAddr,
+    pin: Option<&str>,
+) -> Result<
+    (
+        quinn::Connection,
+        quinn::SendStream,
+        quinn::RecvStream,
+        Option<String>,
+    ),
+    ClientError,
+> {
+    let seen = Arc::new(Mutex::new(None));
+    let connecting = endpoint
+        .connect_with(client_config(pin, seen.clone()), addr, "phone-relay")
+        .map_err(|e| ClientError::Connect(e.to_string()))?;
+    let conn = connecting
+        .await
+        .map_err(|e| ClientError::Connect(e.to_string()))?;
+    let (send, recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| ClientError::Lost(e.to_string()))?;
+    let fp = seen.lock().unwrap().clone();
+    Ok((conn, send, recv, fp))
+}
+
+type Pending = Arc<Mutex<HashMap<u32, Sender<Result<Response, WireError>>>>>;
+
+pub struct Client {
+    pub conn: quinn::Connection,
+    /// The relay's fingerprint as seen in the handshake.
+    pub fingerprint: Option<String>,
+    send: smol::lock::Mutex<quinn::SendStream>,
+    next_id: AtomicU32,
+    pending: Pending,
+    events: Receiver<Event>,
+    goodbye: Arc<Mutex<Option<WireError>>>,
+    _reader: smol::Task<()>,
+}
+
+impl Client {
+    /// Connects on `endpoint`, says `Hello`, and waits for `Welcome`.
+    pub async fn connect(
+        endpoint: &quinn::Endpoint,
+        addr: SocketAddr,
+        pin: Option<&str>,
+    ) -> Result<Client, ClientError> {
+        let (conn, send, recv, fingerprint) = connect_raw(endpoint, addr, pin).await?;
+        let pending: Pending = Arc::default();
+        let goodbye = Arc::new(Mutex::new(None));
+        let (etx, events) = smol::channel::unbounded();
+        let reader = smol::spawn(read_loop(recv, pending.clone(), etx, goodbye.clone()));
+        let client = Client {
+            conn,
+            fingerprint,
+            send: smol::lock::Mutex::new(send),
+            next_id: AtomicU32::new(1),
+            pending,
+            events,
+            goodbye,
+            _reader: reader,
+        };
+        let hello = Request::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            client: "phoned-tests".into(),
+        });
+        match client.request(hello).await? {
+            Response::Welcome(_) => Ok(client),
+            other => Err(ClientError::Unexpected(Box::new(other))),
+        }
+    }
+
+    /// Sends one request and waits up to 30 s for its answer.
+    pub async fn request(&self, req: Request) -> Result<Response, ClientError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = smol::channel::bounded(1);
+        self.pending.lock().unwrap().insert(id, tx);
+        let mut bytes = Vec::new();
+        encode_client(&mut bytes, &ClientFrame { id, req })
+            .map_err(|e| ClientError::Connect(e.to_string()))?;
+        self.send
+            .lock()
+            .await
+            .write_all(&bytes)
+            .await
+            .map_err(|e| ClientError::Lost(e.to_string()))?;
+        let answer = smol::future::or(async { rx.recv().await.ok() }, async {
+            smol::Timer::after(Duration::from_secs(30)).await;
+            None
+        })
+        .await;
+        match answer {
+            Some(r) => Ok(r?),
+            None => {
+                self.pending.lock().unwrap().remove(&id);
+                Err(self.lost())
+            }
+        }
+    }
+
+    fn lost(&self) -> ClientError {
+        if let Some(g) = self.goodbye.lock().unwrap().clone() {
+            return ClientError::Relay(g);
+        }
+        match self.conn.close_reason() {
+            Some(r) => ClientError::Lost(r.to_string()),
+            None => ClientError::Timeout,
+        }
+    }
+
+    /// `Provision`: a new account with a free number; returns it and the secret.
+    pub async fn provision(&self, name: &str) -> Result<(AccountInfo, String), ClientError> {
+        match self
+            .request(Request::Provision {
+                display_name: name.into(),
+            })
+            .await?
+        {
+            Response::Provisioned { account, secret } => Ok((account, secret)),
+            other => Err(ClientError::Unexpected(Box::new(other))),
+        }
+    }
+
+    pub async fn login(&self, number: &str, password: &str) -> Result<AccountInfo, ClientError> {
+        let req = Request::Login {
+            number: number.into(),
+            password: password.into(),
+        };
+        match self.request(req).await? {
+            Response::LoggedIn(a) => Ok(a),
+            other => Err(ClientError::Unexpected(Box::new(other))),
+        }
+    }
+
+    pub async fn account(&self, req: Request) -> Result<AccountInfo, ClientError> {
+        match self.request(req).await? {
+            Response::Account(a) | Response::LoggedIn(a) => Ok(a),
+            other => Err(ClientError::Unexpected(Box::new(other))),
+        }
+    }
+
+    pub async fn online(&self) -> Result<Vec<(String, String)>, ClientError> {
+        match self.request(Request::ListOnline).await? {
+            Response::Online(list) => Ok(list.into_iter().map(|u| (u.number, u.name)).collect()),
+            other => Err(ClientError::Unexpected(Box::new(other))),
+        }
+    }
+
+    /// Waits up to `within` for an event matching `pred`, dropping others.
+    pub async fn wait_event(
+        &self,
+        within: Duration,
+        mut pred: impl FnMut(&Event) -> bool,
+    ) -> Option<Event> {
+        let events = self.events.clone();
+        smol::future::or(
+            async move {
+                while let Ok(e) = events.recv().await {
+                    if pred(&e) {
+                        return Some(e);
+                    }
+                }
+                None
+            },
+            async {
+                smol::Timer::after(within).await;
+                None
+            },
+        )
+        .await
+    }
+
+    /// The `Goodbye` the relay sent before closing, if any.
+    pub fn goodbye(&self) -> Option<WireError> {
+        self.goodbye.lock().unwrap().clone()
+    }
+
+    /// Waits until the relay closes the connection, up to `within`.
+    pub async fn closed(&self, within: Duration) -> Option<quinn::ConnectionError> {
+        let conn = self.conn.clone();
+        smol::future::or(async move { Some(conn.closed().await) }, async {
+            smol::Timer::after(within).await;
+            None
+        })
+        .await
+    }
+}
+
+async fn read_loop(
+    mut recv: quinn::RecvStream,
+    pending: Pending,
+    events: Sender<Event>,
+    goodbye: Arc<Mutex<Option<WireError>>>,
+) {
+    let mut decoder = FrameDecoder::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(Some(n)) = recv.read(&mut buf).await {
+        decoder.push(&buf[..n]);
+        while let Ok(Some(body)) = decoder.next_frame() {
+            match decode_server(body) {
+                Ok(ServerMsg::Response { id, result }) => {
+                    if let Some(tx) = pending.lock().unwrap().remove(&id) {
+                        let _ = tx.try_send(result);
+                    }
+                }
+                Ok(ServerMsg::Event(e)) => {
+                    let _ = events.try_send(e);
+                }
+                Ok(ServerMsg::Goodbye(e)) => *goodbye.lock().unwrap() = Some(e),
+                Err(_) => return,
+            }
+        }
+        decoder.compact();
+    }
+    // Wake every waiter: the connection is gone.
+    pending.lock().unwrap().clear();
+}
