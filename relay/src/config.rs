@@ -186,8 +186,10 @@ pub fn default_state_dir() -> PathBuf {
 fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     match span {
         Some(s) => {
-            let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
-            format!(" (line {line})")
+            let at = s.start.min(text.len());
+            let line = text[..at].matches('\n').count() + 1;
+            let content: String = text.lines().nth(line - 1).unwrap_or_default().trim().chars().take(80).collect();
+            format!(" (line {line}: {content})")
         }
         None => String::new(),
     }
@@ -204,6 +206,12 @@ mod tests {
         assert_eq!(c.numbers.to_string(), "1000-9999");
         assert_eq!(c.idle_timeout, Duration::from_secs(15));
         assert_eq!(c.keep_alive, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_shipped_config_is_valid() {
+        let c = Config::from_toml(include_str!("../../config/phone-relay.toml")).unwrap();
+        assert_eq!(c.listen.port(), 7447);
     }
 
     #[test]

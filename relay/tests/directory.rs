@@ -97,7 +97,7 @@ fn sixteen_way_race_for_one_number_has_exactly_one_winner() {
         for i in 0..16 {
             clients.push(relay.provisioned(&format!("Racer {i}")).await.0);
         }
-        let answers = futures_join_all(clients.iter().map(|c| {
+        let answers = phoned_tests::join_all(clients.iter().map(|c| {
             c.request(Request::ChangeNumber {
                 number: "77777".into(),
             })
@@ -120,34 +120,6 @@ fn sixteen_way_race_for_one_number_has_exactly_one_winner() {
             .unwrap_err();
         assert_eq!(e.code(), Some(ErrorCode::InvalidNumber));
     });
-}
-
-/// Runs futures concurrently on this task and collects their outputs in order.
-async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let tasks: Vec<_> = futs.map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = (0..tasks.len()).map(|_| None).collect();
-    let mut tasks: Vec<_> = tasks.into_iter().map(Some).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, slot) in tasks.iter_mut().enumerate() {
-            if let Some(t) = slot {
-                match t.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        out[i] = Some(v);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter().map(|o| o.expect("completed")).collect()
 }
 
 #[test]

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages phoned needs to build and test (idempotent).
+set -euo pipefail
+pkgs=(build-essential pkg-config libasound2-dev libopus-dev dbus ca-certificates)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.89 or newer (https://rustup.rs)" >&2; exit 1; }
