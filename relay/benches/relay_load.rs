@@ -37,7 +37,10 @@ fn main() {
     let relay = RelayProcess::start(BIN.as_ref(), &state, "127.0.0.1:0", "");
     let addr = relay.addr;
     let fp = relay.fingerprint.clone();
-    println!("# phone-relay load on loopback ({} cores)", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "# phone-relay load on loopback ({} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!();
     println!("| measure | result |");
     println!("| --- | --- |");
@@ -49,13 +52,17 @@ fn main() {
         let t = Instant::now();
         let mut clients = Vec::with_capacity(n);
         for chunk in 0..n.div_ceil(32) {
-            let batch = (chunk * 32..((chunk + 1) * 32).min(n)).map(|_| Client::connect(&endpoint, addr, Some(&fp)));
+            let batch = (chunk * 32..((chunk + 1) * 32).min(n))
+                .map(|_| Client::connect(&endpoint, addr, Some(&fp)));
             for c in join_all(batch).await {
                 clients.push(c.unwrap());
             }
         }
         let secs = t.elapsed().as_secs_f64();
-        println!("| connections accepted (QUIC+TLS handshake, Hello/Welcome), 32 in flight | {:.0} /s ({n} in {secs:.2} s) |", n as f64 / secs);
+        println!(
+            "| connections accepted (QUIC+TLS handshake, Hello/Welcome), 32 in flight | {:.0} /s ({n} in {secs:.2} s) |",
+            n as f64 / secs
+        );
 
         // 2. Login on each (Argon2id verify on the relay's blocking pool).
         let t = Instant::now();
@@ -69,7 +76,10 @@ fn main() {
             }
         }
         let secs = t.elapsed().as_secs_f64();
-        println!("| logins (Argon2id m=19 MiB t=2 verify), 32 in flight | {:.0} /s ({n} in {secs:.2} s) |", n as f64 / secs);
+        println!(
+            "| logins (Argon2id m=19 MiB t=2 verify), 32 in flight | {:.0} /s ({n} in {secs:.2} s) |",
+            n as f64 / secs
+        );
 
         // 3. Lone round trips: latency.
         let one = &clients[0];
@@ -83,10 +93,18 @@ fn main() {
         rtts.sort();
         let med = rtts[rtts.len() / 2];
         let p99 = rtts[rtts.len() * 99 / 100];
-        println!("| control round trip, one client, one in flight | median {:.0} µs, p99 {:.0} µs |", us(med), us(p99));
+        println!(
+            "| control round trip, one client, one in flight | median {:.0} µs, p99 {:.0} µs |",
+            us(med),
+            us(p99)
+        );
 
         // 4. Pipelined: every client keeps 8 requests in flight.
-        let run_for = if quick { Duration::from_secs(2) } else { Duration::from_secs(5) };
+        let run_for = if quick {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_secs(5)
+        };
         let done = Arc::new(AtomicU64::new(0));
         let t = Instant::now();
         let deadline = t + run_for;

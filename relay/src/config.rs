@@ -33,6 +33,8 @@ struct File {
     numbers: Option<String>,
     allow_provision: Option<bool>,
     allow_register: Option<bool>,
+    provision_burst: Option<u32>,
+    provision_per_hour: Option<u32>,
     keep_alive_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     map_size_mib: Option<u64>,
@@ -48,6 +50,10 @@ pub struct Config {
     pub numbers: NumberRange,
     pub allow_provision: bool,
     pub allow_register: bool,
+    /// Accounts one address may create (Provision or Register) at once, and refilled
+    /// per hour after that.
+    pub provision_burst: u32,
+    pub provision_per_hour: u32,
     pub keep_alive: Duration,
     pub idle_timeout: Duration,
     pub map_size_mib: u64,
@@ -148,6 +154,8 @@ impl Config {
             numbers,
             allow_provision: file.allow_provision.unwrap_or(true),
             allow_register: file.allow_register.unwrap_or(true),
+            provision_burst: file.provision_burst.unwrap_or(20),
+            provision_per_hour: file.provision_per_hour.unwrap_or(20),
             keep_alive,
             idle_timeout,
             map_size_mib,
@@ -188,7 +196,14 @@ fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
         Some(s) => {
             let at = s.start.min(text.len());
             let line = text[..at].matches('\n').count() + 1;
-            let content: String = text.lines().nth(line - 1).unwrap_or_default().trim().chars().take(80).collect();
+            let content: String = text
+                .lines()
+                .nth(line - 1)
+                .unwrap_or_default()
+                .trim()
+                .chars()
+                .take(80)
+                .collect();
             format!(" (line {line}: {content})")
         }
         None => String::new(),

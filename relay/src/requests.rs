@@ -116,6 +116,24 @@ impl Session {
         }
     }
 
+    /// Charges this client address for creating an account.
+    fn charge_creation(&self) -> Result<(), WireError> {
+        let now = self.shared.mono_ms();
+        lock(&self.shared.creations)
+            .take(Key::ip(self.remote.ip()), now)
+            .map_err(|ms| {
+                let mut e = err(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "too many new accounts from this address; retry in {} s",
+                        ms.div_ceil(1000)
+                    ),
+                );
+                e.retry_after_ms = Some(ms.min(u64::from(u32::MAX)) as u32);
+                e
+            })
+    }
+
     async fn hash(&self, password: String) -> Result<String, WireError> {
         self.shared
             .hasher
@@ -134,6 +152,7 @@ impl Session {
         }
         check_display_name(&display_name)
             .map_err(|e| err(ErrorCode::InvalidName, e.to_string()))?;
+        self.charge_creation()?;
         let secret = random_secret().map_err(|_| err(ErrorCode::Internal, "no randomness"))?;
         let hash = self.hash(secret.clone()).await?;
         let range = self.shared.config.numbers;
@@ -170,6 +189,7 @@ impl Session {
         check_display_name(&display_name)
             .map_err(|e| err(ErrorCode::InvalidName, e.to_string()))?;
         check_password(&password).map_err(|e| err(ErrorCode::InvalidPassword, e.to_string()))?;
+        self.charge_creation()?;
         let hash = self.hash(password).await?;
         let store = self.shared.store.clone();
         let account = unblock(move || {

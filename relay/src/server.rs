@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::hub::{Action, Hub, Profile, SessionId};
 use crate::password::Hasher;
 use crate::store::{Account, AccountId, Store, StoreError};
-use crate::throttle::Throttle;
+use crate::throttle::{Buckets, Throttle};
 
 /// How often the relay looks for account changes made by other processes (admin CLI).
 const REVISION_POLL: Duration = Duration::from_millis(300);
@@ -59,6 +59,7 @@ pub(crate) struct Shared {
     pub hasher: Hasher,
     pub hub: Mutex<Hub>,
     pub throttle: Mutex<Throttle>,
+    pub creations: Mutex<Buckets>,
     pub sessions: Mutex<HashMap<SessionId, SessionHandle>>,
     next_sid: AtomicU64,
     started: Instant,
@@ -217,12 +218,14 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         source,
     })?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let creations = Buckets::new(config.provision_burst, config.provision_per_hour);
     let shared = Arc::new(Shared {
         config,
         store,
         hasher: Hasher::new(workers),
         hub: Mutex::new(Hub::new()),
         throttle: Mutex::new(Throttle::new()),
+        creations: Mutex::new(creations),
         sessions: Mutex::new(HashMap::new()),
         next_sid: AtomicU64::new(1),
         started: Instant::now(),

@@ -168,3 +168,63 @@ mod tests {
         assert!(t.len() <= MAX_ENTRIES);
     }
 }
+
+/// Token buckets per key: `burst` actions at once, refilled at `per_hour`. Used to stop
+/// one address from provisioning the whole number range.
+#[derive(Debug)]
+pub struct Buckets {
+    burst: f64,
+    per_ms: f64,
+    tokens: HashMap<Key, (f64, u64)>,
+}
+
+impl Buckets {
+    pub fn new(burst: u32, per_hour: u32) -> Buckets {
+        Buckets {
+            burst: f64::from(burst),
+            per_ms: f64::from(per_hour) / 3_600_000.0,
+            tokens: HashMap::new(),
+        }
+    }
+
+    /// Takes one token for `key`, or says how many ms until one is available.
+    pub fn take(&mut self, key: Key, now_ms: u64) -> Result<(), u64> {
+        if self.tokens.len() >= MAX_ENTRIES && !self.tokens.contains_key(&key) {
+            let (burst, per_ms) = (self.burst, self.per_ms);
+            // Drop the keys that have refilled completely: they hold no information.
+            self.tokens
+                .retain(|_, (t, at)| *t + per_ms * (now_ms.saturating_sub(*at) as f64) < burst);
+        }
+        let (tokens, at) = self.tokens.entry(key).or_insert((self.burst, now_ms));
+        let refilled = (*tokens + self.per_ms * now_ms.saturating_sub(*at) as f64).min(self.burst);
+        *at = now_ms;
+        if refilled >= 1.0 {
+            *tokens = refilled - 1.0;
+            Ok(())
+        } else {
+            *tokens = refilled;
+            if self.per_ms <= 0.0 {
+                return Err(u64::MAX);
+            }
+            Err(((1.0 - refilled) / self.per_ms).ceil() as u64)
+        }
+    }
+}
+
+#[cfg(test)]
+mod bucket_tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_refill() {
+        let mut b = Buckets::new(3, 60);
+        let k = || Key::ip("10.0.0.1".parse().unwrap());
+        for _ in 0..3 {
+            assert!(b.take(k(), 0).is_ok());
+        }
+        let wait = b.take(k(), 0).unwrap_err();
+        assert_eq!(wait, 60_000);
+        assert!(b.take(k(), 60_000).is_ok());
+        assert!(b.take(Key::ip("10.0.0.2".parse().unwrap()), 0).is_ok());
+    }
+}

@@ -13,7 +13,10 @@ fn fingerprint_matches_what_the_relay_serves() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), relay.process.fingerprint);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        relay.process.fingerprint
+    );
     assert!(relay.process.terminate().success());
 }
 
@@ -38,7 +41,10 @@ fn bad_config_is_one_clear_line_and_a_failing_exit() {
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{text}: {err}");
-        assert!(err.contains(key) && err.lines().count() == 1, "{text}: {err}");
+        assert!(
+            err.contains(key) && err.lines().count() == 1,
+            "{text}: {err}"
+        );
     }
     let out = Command::new(common::BIN)
         .args(["fingerprint", "--state-dir"])

@@ -190,3 +190,20 @@ fn a_wrong_pinned_fingerprint_is_refused() {
         );
     });
 }
+
+#[test]
+fn one_address_cannot_provision_the_whole_range() {
+    let relay = common::relay("provision_burst = 3\nprovision_per_hour = 1");
+    smol::block_on(async {
+        for i in 0..3 {
+            relay.provisioned(&format!("ok {i}")).await;
+        }
+        let c = relay.client().await;
+        let e = c.provision("one too many").await.unwrap_err();
+        let ClientError::Relay(e) = e else {
+            panic!("{e}")
+        };
+        assert_eq!(e.code, ErrorCode::RateLimited);
+        assert!(e.retry_after_ms.unwrap() > 60_000);
+    });
+}
