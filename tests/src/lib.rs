@@ -47,5 +47,7 @@ pub async fn join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>)
         }
     })
     .await;
-    out.into_iter().map(|o| o.expect("every future completed")).collect()
+    out.into_iter()
+        .map(|o| o.expect("every future completed"))
+        .collect()
 }
