@@ -5,17 +5,22 @@
 //! - [`codec`]: postcard encoding and strict decoding of those messages.
 //! - [`media`]: the `MediaFrame` carried in QUIC datagrams.
 //! - [`ident`]: validation of numbers, display names and passwords.
+//! - [`state`]: shared value types with public string forms (connection state, auto-answer).
+//! - `dbus` (feature `dbus`): the daemon's D-Bus names, typed errors and proxies.
 //! - [`fingerprint`]: the SHA-256 certificate fingerprints devices pin.
 //!
 //! Nothing here opens a socket, reads a clock or spawns a task.
 
 pub mod codec;
+#[cfg(feature = "dbus")]
+pub mod dbus;
 pub mod error;
 pub mod fingerprint;
 pub mod frame;
 pub mod ident;
 pub mod media;
 pub mod msg;
+pub mod state;
 
 pub use codec::{DecodeError, decode_client, decode_server, encode_client, encode_server};
 pub use error::{ErrorCode, WireError};

@@ -1,8 +1,8 @@
-//! Support for end-to-end tests and benchmarks: a small relay client built on
-//! `phoned-proto`, a UDP proxy that can silently cut a path, and helpers that run the
+//! Support for end-to-end tests and benchmarks: the daemon's relay client, a UDP proxy that can silently cut a path, and helpers that run the
 //! real binaries. Nothing here stands in for one of our components.
 
-pub mod client;
+/// The daemon's own relay client, used as is.
+pub use phoned::link::client;
 pub mod process;
 pub mod proxy;
 

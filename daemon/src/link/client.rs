@@ -1,5 +1,5 @@
-//! A minimal relay client: connects over QUIC with a pinned (or recorded) certificate
-//! fingerprint, says `Hello`, matches responses to requests, and queues pushed events.
+//! The relay client: connects over QUIC, verifies the relay as [`super::verify`] says,
+//! says `Hello`, matches responses to requests, and queues pushed events.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,11 +11,10 @@ use phoned_proto::{
     ALPN, AccountInfo, ClientFrame, Event, FrameDecoder, Hello, PROTOCOL_VERSION, Request,
     Response, ServerMsg, WireError, decode_server, encode_client,
 };
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use smol::channel::{Receiver, Sender};
 use thiserror::Error;
+
+use super::verify::{Seen, Trust, Verifier};
 
 #[derive(Debug, Error)]
 pub enum ClientError {
@@ -40,119 +39,82 @@ impl ClientError {
     }
 }
 
-/// Verifies the relay by fingerprint only (or accepts any and records it).
-#[derive(Debug)]
-struct Pinned {
-    pin: Option<String>,
-    seen: Arc<Mutex<Option<String>>>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let fp = phoned_proto::fingerprint::of_der(end_entity);
-        *self.seen.lock().unwrap() = Some(fp.clone());
-        match &self.pin {
-            Some(pin) if *pin != fp => Err(rustls::Error::General(format!(
-                "relay fingerprint {fp} does not match the pinned {pin}"
-            ))),
-            _ => Ok(ServerCertVerified::assertion()),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// A QUIC client endpoint on loopback, to share between many connections.
-pub fn endpoint() -> quinn::Endpoint {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind loopback");
+/// A QUIC client endpoint on an ephemeral port of `bind` (`0.0.0.0:0` or `[::]:0` for a
+/// real network, `127.0.0.1:0` for tests).
+pub fn endpoint_on(bind: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+    let socket = std::net::UdpSocket::bind(bind)?;
     quinn::Endpoint::new(
         quinn::EndpointConfig::default(),
         None,
         socket,
         Arc::new(quinn::SmolRuntime),
     )
-    .expect("client endpoint")
 }
 
-fn client_config(pin: Option<&str>, seen: Arc<Mutex<Option<String>>>) -> quinn::ClientConfig {
+/// A QUIC client endpoint on loopback, to share between many connections (tests).
+pub fn endpoint() -> quinn::Endpoint {
+    endpoint_on(([127, 0, 0, 1], 0).into()).expect("client endpoint on loopback")
+}
+
+/// Keep-alive interval of the daemon's connections (the relay's idle timeout is 15 s).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+fn client_config(trust: Trust, seen: Arc<Mutex<Seen>>) -> Result<quinn::ClientConfig, ClientError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Pinned {
-        pin: pin.map(str::to_owned),
-        seen,
-        provider: provider.clone(),
-    };
+    let verifier = Verifier::new(trust, provider.clone(), seen);
+    let tls_err = |e: &dyn std::fmt::Display| ClientError::Connect(format!("TLS setup: {e}"));
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .expect("TLS 1.3")
+        .map_err(|e| tls_err(&e))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     tls.alpn_protocols = vec![ALPN.to_vec()];
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).expect("QUIC TLS config");
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| tls_err(&e))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     let mut transport = quinn::TransportConfig::default();
-    transport.keep_alive_interval(Some(Duration::from_secs(1)));
+    transport.keep_alive_interval(Some(KEEP_ALIVE));
     config.transport_config(Arc::new(transport));
-    config
+    Ok(config)
 }
 
-/// Opens a QUIC connection and its control stream, without saying `Hello`.
+fn pinned_or_any(pin: Option<&str>) -> Trust {
+    match pin {
+        Some(p) => Trust::Pinned {
+            fingerprint: p.to_owned(),
+            learnt: false,
+        },
+        None => Trust::Any,
+    }
+}
+
+/// The streams of a connection whose `Hello` has not been said.
+pub type RawConnection = (
+    quinn::Connection,
+    quinn::SendStream,
+    quinn::RecvStream,
+    Seen,
+);
+
+/// Opens a QUIC connection and its control stream, without saying `Hello`. `pin` is the
+/// fingerprint the relay must have (`None`: any).
 pub async fn connect_raw(
     endpoint: &quinn::Endpoint,
     addr: SocketAddr,
     pin: Option<&str>,
-) -> Result<
-    (
-        quinn::Connection,
-        quinn::SendStream,
-        quinn::RecvStream,
-        Option<String>,
-    ),
-    ClientError,
-> {
-    let seen = Arc::new(Mutex::new(None));
+) -> Result<RawConnection, ClientError> {
+    open(endpoint, addr, "phone-relay", pinned_or_any(pin)).await
+}
+
+async fn open(
+    endpoint: &quinn::Endpoint,
+    addr: SocketAddr,
+    server_name: &str,
+    trust: Trust,
+) -> Result<RawConnection, ClientError> {
+    let seen = Arc::new(Mutex::new(Seen::default()));
     let connecting = endpoint
-        .connect_with(client_config(pin, seen.clone()), addr, "phone-relay")
+        .connect_with(client_config(trust, seen.clone())?, addr, server_name)
         .map_err(|e| ClientError::Connect(e.to_string()))?;
     let conn = connecting
         .await
@@ -161,8 +123,8 @@ pub async fn connect_raw(
         .open_bi()
         .await
         .map_err(|e| ClientError::Lost(e.to_string()))?;
-    let fp = seen.lock().unwrap().clone();
-    Ok((conn, send, recv, fp))
+    let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok((conn, send, recv, seen))
 }
 
 type Pending = Arc<Mutex<HashMap<u32, Sender<Result<Response, WireError>>>>>;
@@ -171,6 +133,8 @@ pub struct Client {
     pub conn: quinn::Connection,
     /// The relay's fingerprint as seen in the handshake.
     pub fingerprint: Option<String>,
+    /// The relay's certificate chains to a public root.
+    pub public_cert: bool,
     send: smol::lock::Mutex<quinn::SendStream>,
     next_id: AtomicU32,
     pending: Pending,
@@ -180,20 +144,32 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects on `endpoint`, says `Hello`, and waits for `Welcome`.
+    /// Connects on `endpoint` requiring fingerprint `pin` (any relay when `None`), says
+    /// `Hello`, and waits for `Welcome`.
     pub async fn connect(
         endpoint: &quinn::Endpoint,
         addr: SocketAddr,
         pin: Option<&str>,
     ) -> Result<Client, ClientError> {
-        let (conn, send, recv, fingerprint) = connect_raw(endpoint, addr, pin).await?;
+        Client::connect_trusting(endpoint, addr, "phone-relay", pinned_or_any(pin)).await
+    }
+
+    /// Connects with an explicit trust policy and TLS server name.
+    pub async fn connect_trusting(
+        endpoint: &quinn::Endpoint,
+        addr: SocketAddr,
+        server_name: &str,
+        trust: Trust,
+    ) -> Result<Client, ClientError> {
+        let (conn, send, recv, seen) = open(endpoint, addr, server_name, trust).await?;
         let pending: Pending = Arc::default();
         let goodbye = Arc::new(Mutex::new(None));
         let (etx, events) = smol::channel::unbounded();
         let reader = smol::spawn(read_loop(recv, pending.clone(), etx, goodbye.clone()));
         let client = Client {
             conn,
-            fingerprint,
+            fingerprint: seen.fingerprint,
+            public_cert: seen.public,
             send: smol::lock::Mutex::new(send),
             next_id: AtomicU32::new(1),
             pending,
@@ -203,7 +179,7 @@ impl Client {
         };
         let hello = Request::Hello(Hello {
             version: PROTOCOL_VERSION,
-            client: "phoned-tests".into(),
+            client: concat!("phoned/", env!("CARGO_PKG_VERSION")).into(),
         });
         match client.request(hello).await? {
             Response::Welcome(_) => Ok(client),
@@ -215,7 +191,10 @@ impl Client {
     pub async fn request(&self, req: Request) -> Result<Response, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = smol::channel::bounded(1);
-        self.pending.lock().unwrap().insert(id, tx);
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
         let mut bytes = Vec::new();
         encode_client(&mut bytes, &ClientFrame { id, req })
             .map_err(|e| ClientError::Connect(e.to_string()))?;
@@ -233,14 +212,22 @@ impl Client {
         match answer {
             Some(r) => Ok(r?),
             None => {
-                self.pending.lock().unwrap().remove(&id);
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
                 Err(self.lost())
             }
         }
     }
 
     fn lost(&self) -> ClientError {
-        if let Some(g) = self.goodbye.lock().unwrap().clone() {
+        if let Some(g) = self
+            .goodbye
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
             return ClientError::Relay(g);
         }
         match self.conn.close_reason() {
@@ -311,9 +298,17 @@ impl Client {
         .await
     }
 
+    /// The next event pushed by the relay; `None` once the connection is gone.
+    pub async fn next_event(&self) -> Option<Event> {
+        self.events.recv().await.ok()
+    }
+
     /// The `Goodbye` the relay sent before closing, if any.
     pub fn goodbye(&self) -> Option<WireError> {
-        self.goodbye.lock().unwrap().clone()
+        self.goodbye
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Waits until the relay closes the connection, up to `within`.
@@ -340,19 +335,25 @@ async fn read_loop(
         while let Ok(Some(body)) = decoder.next_frame() {
             match decode_server(body) {
                 Ok(ServerMsg::Response { id, result }) => {
-                    if let Some(tx) = pending.lock().unwrap().remove(&id) {
+                    if let Some(tx) = pending
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&id)
+                    {
                         let _ = tx.try_send(result);
                     }
                 }
                 Ok(ServerMsg::Event(e)) => {
                     let _ = events.try_send(e);
                 }
-                Ok(ServerMsg::Goodbye(e)) => *goodbye.lock().unwrap() = Some(e),
+                Ok(ServerMsg::Goodbye(e)) => {
+                    *goodbye.lock().unwrap_or_else(|p| p.into_inner()) = Some(e)
+                }
                 Err(_) => return,
             }
         }
         decoder.compact();
     }
     // Wake every waiter: the connection is gone.
-    pending.lock().unwrap().clear();
+    pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
 }

@@ -1,0 +1,290 @@
+//! `phoned` configuration (TOML), validated once at start. Every problem is one message
+//! naming the key.
+
+use std::path::{Path, PathBuf};
+
+use phoned_proto::Number;
+use serde::Deserialize;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config: {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    relay: Option<String>,
+    relay_fingerprint: Option<String>,
+    number: Option<String>,
+    password: Option<String>,
+    display_name: Option<String>,
+    download_dir: Option<PathBuf>,
+    #[serde(default)]
+    audio: AudioFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AudioFile {
+    backend: Option<String>,
+    input: Option<String>,
+    output: Option<String>,
+    input_wav: Option<PathBuf>,
+    output_wav: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioBackend {
+    Cpal,
+    File,
+    Null,
+}
+
+#[derive(Debug, Clone)]
+pub struct Audio {
+    pub backend: AudioBackend,
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub input_wav: Option<PathBuf>,
+    pub output_wav: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `host:port` as written (the port defaults to 7447).
+    pub relay: String,
+    pub relay_host: String,
+    pub relay_port: u16,
+    pub relay_fingerprint: Option<String>,
+    /// Fixed credentials; else the daemon provisions and keeps its own.
+    pub credentials: Option<(String, String)>,
+    pub display_name: String,
+    pub download_dir: Option<PathBuf>,
+    pub audio: Audio,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let file: File = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<inline>"),
+            message: format!("{}{}", e.message(), line_of(text, e.span())),
+        })?;
+        let invalid = |key, message: String| ConfigError::Invalid { key, message };
+        let relay = file
+            .relay
+            .ok_or_else(|| invalid("relay", "missing: set relay = \"host:7447\"".into()))?;
+        let (relay_host, relay_port) = split_host_port(&relay).map_err(|m| invalid("relay", m))?;
+        let relay_fingerprint = match file.relay_fingerprint {
+            Some(fp) => Some(phoned_proto::fingerprint::parse(&fp).ok_or_else(|| {
+                invalid(
+                    "relay_fingerprint",
+                    "expected sha256: and 64 hex digits (phone-relay fingerprint prints it)".into(),
+                )
+            })?),
+            None => None,
+        };
+        let credentials = match (file.number, file.password) {
+            (Some(n), Some(p)) => {
+                n.parse::<Number>()
+                    .map_err(|e| invalid("number", e.to_string()))?;
+                if p.is_empty() {
+                    return Err(invalid("password", "is empty".into()));
+                }
+                Some((n, p))
+            }
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    "password",
+                    "number is set, password is missing".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "number",
+                    "password is set, number is missing".into(),
+                ));
+            }
+        };
+        let display_name = file.display_name.unwrap_or_else(hostname);
+        phoned_proto::ident::check_display_name(&display_name)
+            .map_err(|e| invalid("display_name", e.to_string()))?;
+        let backend = match file.audio.backend.as_deref().unwrap_or("cpal") {
+            "cpal" => AudioBackend::Cpal,
+            "file" => AudioBackend::File,
+            "null" => AudioBackend::Null,
+            other => {
+                return Err(invalid(
+                    "audio.backend",
+                    format!("{other:?} is not one of \"cpal\", \"file\", \"null\""),
+                ));
+            }
+        };
+        if backend == AudioBackend::File
+            && file.audio.input_wav.is_none()
+            && file.audio.output_wav.is_none()
+        {
+            return Err(invalid(
+                "audio.backend",
+                "\"file\" needs input_wav or output_wav".into(),
+            ));
+        }
+        Ok(Config {
+            relay,
+            relay_host,
+            relay_port,
+            relay_fingerprint,
+            credentials,
+            display_name,
+            download_dir: file.download_dir,
+            audio: Audio {
+                backend,
+                input: file.audio.input,
+                output: file.audio.output,
+                input_wav: file.audio.input_wav,
+                output_wav: file.audio.output_wav,
+            },
+        })
+    }
+}
+
+/// Splits `host:port`, `[v6]:port`, or a bare host (port 7447).
+fn split_host_port(s: &str) -> Result<(String, u16), String> {
+    let bad = || format!("{s:?} is not host:port");
+    if s.trim().is_empty() || s.chars().any(char::is_whitespace) {
+        return Err(bad());
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| bad())?,
+            None if after.is_empty() => phoned_proto::DEFAULT_PORT,
+            None => return Err(bad()),
+        };
+        return Ok((host.to_owned(), port));
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => {
+            let port: u16 = port.parse().map_err(|_| bad())?;
+            if host.is_empty() || port == 0 {
+                return Err(bad());
+            }
+            Ok((host.to_owned(), port))
+        }
+        Some(_) => Err(format!("{s:?}: write an IPv6 address as [addr]:port")),
+        None => Ok((s.to_owned(), phoned_proto::DEFAULT_PORT)),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().chars().take(64).collect::<String>())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "phoned".to_owned())
+}
+
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(s) => {
+            let at = s.start.min(text.len());
+            let line = text[..at].matches('\n').count() + 1;
+            let content: String = text
+                .lines()
+                .nth(line - 1)
+                .unwrap_or_default()
+                .trim()
+                .chars()
+                .take(80)
+                .collect();
+            format!(" (line {line}: {content})")
+        }
+        None => String::new(),
+    }
+}
+
+/// `$XDG_CONFIG_HOME/phoned/phoned.toml` (or `~/.config/…`) if it exists, else
+/// `/etc/phoned/phoned.toml`.
+pub fn default_path() -> PathBuf {
+    let user = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|d| d.join("phoned/phoned.toml"));
+    match user {
+        Some(p) if p.exists() => p,
+        _ => PathBuf::from("/etc/phoned/phoned.toml"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_config() {
+        let c = Config::parse("relay = \"127.0.0.1:7447\"\ndisplay_name = \"Kitchen\"").unwrap();
+        assert_eq!((c.relay_host.as_str(), c.relay_port), ("127.0.0.1", 7447));
+        assert_eq!(c.audio.backend, AudioBackend::Cpal);
+        assert!(c.credentials.is_none());
+        let c = Config::parse("relay = \"[::1]:9000\"").unwrap();
+        assert_eq!((c.relay_host.as_str(), c.relay_port), ("::1", 9000));
+        let c = Config::parse("relay = \"relay.example.net\"").unwrap();
+        assert_eq!(c.relay_port, 7447);
+    }
+
+    #[test]
+    fn problems_name_their_key() {
+        for (text, key) in [
+            ("", "relay"),
+            ("relay = \"a:b\"", "relay"),
+            ("relay = \"::1:7447\"", "relay"),
+            (
+                "relay = \"r:1\"\nrelay_fingerprint = \"abc\"",
+                "relay_fingerprint",
+            ),
+            ("relay = \"r:1\"\nnumber = \"1042\"", "password"),
+            (
+                "relay = \"r:1\"\nnumber = \"x\"\npassword = \"p\"",
+                "number",
+            ),
+            ("relay = \"r:1\"\ndisplay_name = \"\"", "display_name"),
+            (
+                "relay = \"r:1\"\n[audio]\nbackend = \"oss\"",
+                "audio.backend",
+            ),
+            (
+                "relay = \"r:1\"\n[audio]\nbackend = \"file\"",
+                "audio.backend",
+            ),
+            ("relay = \"r:1\"\ncolour = 1", "colour"),
+            ("relay = 5", "relay"),
+        ] {
+            let e = Config::parse(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text:?}: {e}");
+        }
+    }
+}

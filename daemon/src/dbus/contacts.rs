@@ -1,0 +1,128 @@
+//! `org.phoned.Phone1.Contacts`: the local address book, with vCard import and export.
+
+use std::sync::Arc;
+
+use phoned_proto::dbus::{MAX_VCARD, PhoneError};
+use zbus::interface;
+use zbus::object_server::SignalEmitter;
+
+use super::{check_arg, check_len};
+use crate::phone::{Change, Phone};
+use crate::store::contacts::{Contact, ContactError};
+use crate::vcard;
+
+pub struct ContactsIface {
+    phone: Arc<Phone>,
+}
+
+impl ContactsIface {
+    pub fn new(phone: Arc<Phone>) -> Self {
+        ContactsIface { phone }
+    }
+}
+
+fn to_dbus(e: ContactError) -> PhoneError {
+    match e {
+        ContactError::InvalidNumber(_) => PhoneError::InvalidNumber(e.to_string()),
+        ContactError::NotFound(_) => PhoneError::NotFound(e.to_string()),
+        ContactError::Store(_) => PhoneError::Failed(e.to_string()),
+        _ => PhoneError::InvalidArgument(e.to_string()),
+    }
+}
+
+fn id(text: &str) -> Result<u64, PhoneError> {
+    text.trim().parse().map_err(|_| {
+        PhoneError::NotFound(format!(
+            "no contact {:?}",
+            text.chars().take(32).collect::<String>()
+        ))
+    })
+}
+
+fn row(c: Contact) -> (String, String, String) {
+    (c.id.to_string(), c.name, c.number)
+}
+
+#[interface(name = "org.phoned.Phone1.Contacts")]
+impl ContactsIface {
+    /// Adds a contact; returns its id.
+    fn add(&self, name: &str, number: &str) -> Result<String, PhoneError> {
+        check_arg("name", name)?;
+        check_arg("number", number)?;
+        let c = self
+            .phone
+            .store
+            .add_contact(name, number)
+            .map_err(to_dbus)?;
+        self.phone.notify(Change::Contacts);
+        Ok(c.id.to_string())
+    }
+
+    fn remove(&self, id_text: &str) -> Result<(), PhoneError> {
+        check_arg("id", id_text)?;
+        self.phone
+            .store
+            .remove_contact(id(id_text)?)
+            .map_err(to_dbus)?;
+        self.phone.notify(Change::Contacts);
+        Ok(())
+    }
+
+    fn rename(&self, id_text: &str, name: &str) -> Result<(), PhoneError> {
+        check_arg("id", id_text)?;
+        check_arg("name", name)?;
+        self.phone
+            .store
+            .rename_contact(id(id_text)?, name)
+            .map_err(to_dbus)?;
+        self.phone.notify(Change::Contacts);
+        Ok(())
+    }
+
+    /// (id, name, number), ordered by name.
+    fn list(&self) -> Result<Vec<(String, String, String)>, PhoneError> {
+        let all = self
+            .phone
+            .store
+            .contacts()
+            .map_err(|e| PhoneError::Failed(e.to_string()))?;
+        Ok(all.into_iter().map(row).collect())
+    }
+
+    /// The contact whose id, name (ignoring case) or number is `query`.
+    fn lookup(&self, query: &str) -> Result<(String, String, String), PhoneError> {
+        check_arg("query", query)?;
+        self.phone
+            .store
+            .lookup_contact(query)
+            .map(row)
+            .map_err(to_dbus)
+    }
+
+    /// Imports vCard 3.0/4.0 text, all or nothing; returns the ids added (contacts
+    /// already saved identically are skipped).
+    #[zbus(name = "ImportVCard")]
+    fn import_vcard(&self, text: &str) -> Result<Vec<String>, PhoneError> {
+        check_len("vCard text", text, MAX_VCARD)?;
+        let entries = vcard::parse(text).map_err(|e| PhoneError::InvalidArgument(e.to_string()))?;
+        let added = self.phone.store.add_contacts(&entries).map_err(to_dbus)?;
+        if !added.is_empty() {
+            self.phone.notify(Change::Contacts);
+        }
+        Ok(added.into_iter().map(|c| c.id.to_string()).collect())
+    }
+
+    /// Every contact as vCard 4.0.
+    #[zbus(name = "ExportVCard")]
+    fn export_vcard(&self) -> Result<String, PhoneError> {
+        let all = self
+            .phone
+            .store
+            .contacts()
+            .map_err(|e| PhoneError::Failed(e.to_string()))?;
+        Ok(vcard::export(&all))
+    }
+
+    #[zbus(signal)]
+    pub async fn changed(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
+}

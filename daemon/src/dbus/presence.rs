@@ -1,0 +1,40 @@
+//! `org.phoned.Phone1.Presence`: who is online, and live changes.
+
+use std::sync::Arc;
+
+use phoned_proto::dbus::PhoneError;
+use phoned_proto::state::ConnectionState;
+use zbus::interface;
+use zbus::object_server::SignalEmitter;
+
+use crate::phone::Phone;
+
+pub struct PresenceIface {
+    phone: Arc<Phone>,
+}
+
+impl PresenceIface {
+    pub fn new(phone: Arc<Phone>) -> Self {
+        PresenceIface { phone }
+    }
+}
+
+#[interface(name = "org.phoned.Phone1.Presence")]
+impl PresenceIface {
+    /// (number, name) of everyone online but this account, ordered by number.
+    fn list_online(&self) -> Result<Vec<(String, String)>, PhoneError> {
+        let status = self.phone.status();
+        if status.connection != ConnectionState::Online {
+            return Err(PhoneError::Offline("not connected to the relay".into()));
+        }
+        Ok(status.online.into_iter().collect())
+    }
+
+    #[zbus(signal)]
+    pub async fn changed(
+        emitter: &SignalEmitter<'_>,
+        number: &str,
+        name: &str,
+        online: bool,
+    ) -> zbus::Result<()>;
+}

@@ -1,0 +1,11 @@
+//! phoned: the device daemon. It keeps a link to the relay ([`link`]), serves the D-Bus
+//! API ([`dbus`]), and keeps contacts and settings in its store ([`store`]). [`phone`]
+//! holds what they share.
+
+pub mod config;
+pub mod credentials;
+pub mod dbus;
+pub mod link;
+pub mod phone;
+pub mod store;
+pub mod vcard;

@@ -1,0 +1,111 @@
+//! `phoned`: the phone daemon. Reads its config, keeps a link to the relay and serves
+//! `org.phoned.Phone1` on D-Bus until SIGTERM or SIGINT.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use phoned::config::{self, Config};
+use phoned::dbus::{self, Bus};
+use phoned::phone::Phone;
+use phoned::store::Store;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BusArg {
+    Session,
+    System,
+}
+
+#[derive(Parser)]
+#[command(
+    name = "phoned",
+    version,
+    about = "The phoned phone daemon: relay link and D-Bus service"
+)]
+struct Cli {
+    /// TOML config (default: $XDG_CONFIG_HOME/phoned/phoned.toml, else /etc/phoned/phoned.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// State directory: account, relay pin, contacts (default: $STATE_DIRECTORY, else
+    /// /var/lib/phoned on the system bus, else $XDG_STATE_HOME/phoned).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// The bus to serve org.phoned.Phone1 on.
+    #[arg(long, value_enum, default_value = "session")]
+    bus: BusArg,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("phoned: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn default_state_dir(bus: Bus) -> PathBuf {
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+        let dir = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if !dir.is_empty() {
+            return PathBuf::from(dir);
+        }
+    }
+    if bus == Bus::System {
+        return PathBuf::from("/var/lib/phoned");
+    }
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("phoned")
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let bus = match cli.bus {
+        BusArg::Session => Bus::Session,
+        BusArg::System => Bus::System,
+    };
+    let config_path = cli.config.unwrap_or_else(config::default_path);
+    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+    let state_dir = cli.state_dir.unwrap_or_else(|| default_state_dir(bus));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&state_dir)
+        .map_err(|e| format!("cannot create state dir {}: {e}", state_dir.display()))?;
+    let store =
+        Store::open(&state_dir).map_err(|e| format!("state dir {}: {e}", state_dir.display()))?;
+    let (phone, changes) = Phone::new(config, state_dir, store);
+    smol::block_on(async {
+        let mut signals =
+            async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
+                .map_err(|e| format!("cannot handle signals: {e}"))?;
+        let conn = dbus::serve(bus, phone.clone()).await?;
+        let announcer = smol::spawn(dbus::announce(conn.clone(), changes));
+        let link = smol::spawn(phoned::link::run(phone.clone()));
+        tracing::info!(relay = %phone.config.relay, "phoned started");
+        use smol::stream::StreamExt;
+        let signal = signals.next().await;
+        tracing::info!(?signal, "stopping");
+        drop(link);
+        drop(announcer);
+        drop(conn);
+        Ok(())
+    })
+}

@@ -1,0 +1,78 @@
+//! The daemon's local state in LMDB (heed): contacts and settings (relay pin, do not
+//! disturb, auto-answer). One environment per daemon, opened once.
+
+pub mod contacts;
+
+use std::path::Path;
+
+use heed::types::{Bytes, Str, U64};
+use heed::{Database, Env, EnvOpenOptions};
+use thiserror::Error;
+
+type Be = heed::byteorder::BigEndian;
+
+/// The daemon stores little; 64 MiB of address space is plenty and fits 32-bit boards.
+const MAP_SIZE: usize = 64 << 20;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Db(#[from] heed::Error),
+    #[error("cannot create {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("corrupt record: {0}")]
+    Corrupt(postcard::Error),
+}
+
+#[derive(Clone)]
+pub struct Store {
+    env: Env,
+    contacts: Database<'static, U64<Be>, Bytes>,
+    settings: Database<'static, Str, Str>,
+}
+
+impl Store {
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        let path = state_dir.join("db");
+        std::fs::create_dir_all(&path).map_err(|source| StoreError::Dir {
+            path: path.display().to_string(),
+            source,
+        })?;
+        // SAFETY: opened once per process; the files are only changed through LMDB.
+        let env = unsafe {
+            EnvOpenOptions::new()
+                .map_size(MAP_SIZE)
+                .max_dbs(8)
+                .open(&path)?
+        };
+        let wtxn = env.write_txn()?;
+        let (contacts, settings) = env
+            .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
+                Ok(heed::CommitOrAbort::<_, ()>::Commit((
+                    opener.create_database(wtxn, Some("contacts"))?,
+                    opener.create_database(wtxn, Some("settings"))?,
+                )))
+            })?
+            .unwrap_commit();
+        Ok(Store {
+            env,
+            contacts,
+            settings,
+        })
+    }
+
+    pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        Ok(self.settings.get(&rtxn, key)?.map(str::to_owned))
+    }
+
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let mut wtxn = self.env.write_txn()?;
+        self.settings.put(&mut wtxn, key, value)?;
+        wtxn.commit()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,175 @@
+//! The D-Bus API of `phoned` (v1): names, typed errors and client proxies, shared by the
+//! daemon, `phonectl` and any other Rust client. See `docs/dbus-api.md`.
+
+use zbus::{DBusError, proxy};
+
+/// The daemon's well-known bus name.
+pub const BUS_NAME: &str = "org.phoned.Phone1";
+/// The root object: Manager, Account, Presence, Contacts and the ObjectManager.
+pub const ROOT_PATH: &str = "/org/phoned/Phone1";
+
+/// Interface names.
+pub mod iface {
+    pub const MANAGER: &str = "org.phoned.Phone1.Manager";
+    pub const ACCOUNT: &str = "org.phoned.Phone1.Account";
+    pub const PRESENCE: &str = "org.phoned.Phone1.Presence";
+    pub const CONTACTS: &str = "org.phoned.Phone1.Contacts";
+}
+
+/// Longest string argument the daemon accepts, other than vCard text.
+pub const MAX_ARG: usize = 4096;
+/// Longest vCard text accepted by `ImportVCard` (1 MiB).
+pub const MAX_VCARD: usize = 1 << 20;
+
+/// Errors of the API, as `org.phoned.Phone1.Error.<Variant>`, each with a message.
+#[derive(DBusError, Debug)]
+#[zbus(prefix = "org.phoned.Phone1.Error")]
+pub enum PhoneError {
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// Not connected to the relay.
+    Offline(String),
+    NotFound(String),
+    InvalidArgument(String),
+    InvalidNumber(String),
+    /// Not possible in the current state.
+    InvalidState(String),
+    Busy(String),
+    NumberTaken(String),
+    PermissionDenied(String),
+    QuotaExceeded(String),
+    Timeout(String),
+    /// Anything else that went wrong, with a message.
+    Failed(String),
+}
+
+impl PhoneError {
+    /// The D-Bus error name's last part, e.g. `NumberTaken` (or the raw name for others).
+    pub fn kind(&self) -> String {
+        use zbus::DBusError as _;
+        let name = self.name().to_string();
+        name.rsplit('.').next().unwrap_or(&name).to_owned()
+    }
+
+    /// The human-readable message.
+    pub fn message(&self) -> String {
+        use zbus::DBusError as _;
+        match self {
+            PhoneError::ZBus(e) => e.to_string(),
+            other => other.description().unwrap_or_default().to_owned(),
+        }
+    }
+}
+
+/// Proxy of `org.phoned.Phone1.Manager` (its signal types live here).
+pub mod manager {
+    use super::*;
+
+    #[proxy(
+        interface = "org.phoned.Phone1.Manager",
+        default_service = "org.phoned.Phone1",
+        default_path = "/org/phoned/Phone1"
+    )]
+    pub trait Manager {
+        /// Object paths of the current calls.
+        #[zbus(property)]
+        fn calls(&self) -> zbus::Result<Vec<zbus::wire::OwnedObjectPath>>;
+        #[zbus(property)]
+        fn do_not_disturb(&self) -> zbus::Result<bool>;
+        #[zbus(property)]
+        fn set_do_not_disturb(&self, on: bool) -> zbus::Result<()>;
+        /// `off`, `all` or `contacts`.
+        #[zbus(property)]
+        fn auto_answer(&self) -> zbus::Result<String>;
+        #[zbus(property)]
+        fn set_auto_answer(&self, mode: &str) -> zbus::Result<()>;
+        /// The daemon's version.
+        #[zbus(property)]
+        fn version(&self) -> zbus::Result<String>;
+    }
+}
+
+/// Proxy of `org.phoned.Phone1.Account` (its signal types live here).
+pub mod account {
+    use super::*;
+
+    #[proxy(
+        interface = "org.phoned.Phone1.Account",
+        default_service = "org.phoned.Phone1",
+        default_path = "/org/phoned/Phone1"
+    )]
+    pub trait Account {
+        /// Moves the account to another number; returns the new number.
+        fn change_number(&self, number: &str) -> Result<String, PhoneError>;
+        fn set_display_name(&self, name: &str) -> Result<(), PhoneError>;
+        /// Sets the account password, so that the number can log in from another device.
+        fn set_password(&self, password: &str) -> Result<(), PhoneError>;
+        #[zbus(property)]
+        fn number(&self) -> zbus::Result<String>;
+        #[zbus(property)]
+        fn display_name(&self) -> zbus::Result<String>;
+        /// `offline`, `connecting` or `online`.
+        #[zbus(property)]
+        fn connection_state(&self) -> zbus::Result<String>;
+        /// Unix ms.
+        #[zbus(property)]
+        fn created_at(&self) -> zbus::Result<u64>;
+        /// The relay's address as configured.
+        #[zbus(property)]
+        fn relay(&self) -> zbus::Result<String>;
+        /// Devices logged in to this account right now, this one included.
+        #[zbus(property)]
+        fn devices_online(&self) -> zbus::Result<u32>;
+    }
+}
+
+/// Proxy of `org.phoned.Phone1.Presence` (its signal types live here).
+pub mod presence {
+    use super::*;
+
+    #[proxy(
+        interface = "org.phoned.Phone1.Presence",
+        default_service = "org.phoned.Phone1",
+        default_path = "/org/phoned/Phone1"
+    )]
+    pub trait Presence {
+        /// (number, name) of everyone online, this account excluded.
+        fn list_online(&self) -> Result<Vec<(String, String)>, PhoneError>;
+        #[zbus(signal)]
+        fn changed(&self, number: String, name: String, online: bool) -> zbus::Result<()>;
+    }
+}
+
+/// Proxy of `org.phoned.Phone1.Contacts` (its signal types live here).
+pub mod contacts {
+    use super::*;
+
+    #[proxy(
+        interface = "org.phoned.Phone1.Contacts",
+        default_service = "org.phoned.Phone1",
+        default_path = "/org/phoned/Phone1"
+    )]
+    pub trait Contacts {
+        /// Adds a contact; returns its id.
+        fn add(&self, name: &str, number: &str) -> Result<String, PhoneError>;
+        fn remove(&self, id: &str) -> Result<(), PhoneError>;
+        fn rename(&self, id: &str, name: &str) -> Result<(), PhoneError>;
+        /// (id, name, number), ordered by name.
+        fn list(&self) -> Result<Vec<(String, String, String)>, PhoneError>;
+        /// The contact whose name (case-insensitive), id or number is `query`.
+        fn lookup(&self, query: &str) -> Result<(String, String, String), PhoneError>;
+        /// Imports vCard 3.0/4.0 text; returns the ids of the contacts added.
+        #[zbus(name = "ImportVCard")]
+        fn import_vcard(&self, text: &str) -> Result<Vec<String>, PhoneError>;
+        /// All contacts as vCard 4.0 text.
+        #[zbus(name = "ExportVCard")]
+        fn export_vcard(&self) -> Result<String, PhoneError>;
+        #[zbus(signal)]
+        fn changed(&self) -> zbus::Result<()>;
+    }
+}
+
+pub use account::AccountProxy;
+pub use contacts::ContactsProxy;
+pub use manager::ManagerProxy;
+pub use presence::PresenceProxy;
