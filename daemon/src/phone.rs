@@ -186,10 +186,10 @@ impl Phone {
             Ok(Some(mut c)) => {
                 let before = c.clone();
                 change(&mut c);
-                if c != before {
-                    if let Err(e) = credentials::save(&self.state_dir, &c) {
-                        tracing::error!("saving credentials: {e}");
-                    }
+                if c != before
+                    && let Err(e) = credentials::save(&self.state_dir, &c)
+                {
+                    tracing::error!("saving credentials: {e}");
                 }
             }
             Ok(None) => {}

@@ -111,6 +111,9 @@ pub mod account {
         /// `offline`, `connecting` or `online`.
         #[zbus(property)]
         fn connection_state(&self) -> zbus::Result<String>;
+        /// Why the link is down, or "".
+        #[zbus(property)]
+        fn last_error(&self) -> zbus::Result<String>;
         /// Unix ms.
         #[zbus(property)]
         fn created_at(&self) -> zbus::Result<u64>;

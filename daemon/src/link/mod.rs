@@ -103,14 +103,12 @@ async fn session(phone: &Arc<Phone>, backoff: &mut Backoff) -> Result<(), String
             other => other.to_string(),
         })?;
     let account = log_in(phone, &client).await?;
-    if first_use && !client.public_cert {
-        if let Some(fp) = &client.fingerprint {
-            phone
-                .store
-                .set_setting(&pin_key(&config.relay), fp)
-                .map_err(|e| format!("saving the relay pin: {e}"))?;
-            tracing::info!(fingerprint = %fp, "pinned the relay's certificate on first use");
-        }
+    if let (true, false, Some(fp)) = (first_use, client.public_cert, &client.fingerprint) {
+        phone
+            .store
+            .set_setting(&pin_key(&config.relay), fp)
+            .map_err(|e| format!("saving the relay pin: {e}"))?;
+        tracing::info!(fingerprint = %fp, "pinned the relay's certificate on first use");
     }
     let online = client.online().await.map_err(|e| e.to_string())?;
     backoff.reset();

@@ -15,7 +15,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(frame) = decode_client(data) else {
         return;
     };
-    assert_eq!(peeked, Some(frame.id), "peek_request_id disagrees with decode_client");
+    assert_eq!(
+        peeked,
+        Some(frame.id),
+        "peek_request_id disagrees with decode_client"
+    );
 
     let mut out = Vec::new();
     match encode_client(&mut out, &frame) {
@@ -29,9 +33,15 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut d = FrameDecoder::new();
     d.push(&out);
-    let body = d.next_frame().expect("our own frame").expect("a whole frame");
+    let body = d
+        .next_frame()
+        .expect("our own frame")
+        .expect("a whole frame");
     assert!(body.len() <= data.len());
-    assert_eq!(decode_client(body).expect("our own encoding decodes"), frame);
+    assert_eq!(
+        decode_client(body).expect("our own encoding decodes"),
+        frame
+    );
     assert_eq!(d.next_frame(), Ok(None));
     assert_eq!(d.buffered(), 0);
 });

@@ -75,7 +75,11 @@ impl Run {
             }
         }
         assert!(self.consumed <= self.pushed);
-        assert_eq!(self.d.buffered(), self.pushed - self.consumed);
+        assert_eq!(
+            self.d.buffered(),
+            self.pushed - self.consumed,
+            "buffered() is not what was pushed minus the frames returned (canonical headers)"
+        );
     }
 
     fn finish(self, stream: &[u8]) -> Outcome {
@@ -83,7 +87,11 @@ impl Run {
         for f in &self.frames {
             write_frame(&mut reframed, f).unwrap();
         }
-        assert_eq!(&reframed[..], &stream[..self.consumed], "frames are not the stream");
+        assert_eq!(
+            &reframed[..],
+            &stream[..self.consumed],
+            "frames are not the stream"
+        );
         Outcome {
             frames: self.frames,
             error: self.error,
@@ -120,5 +128,8 @@ fuzz_target!(|data: &[u8]| {
     whole.pop_all();
     let whole = whole.finish(stream);
 
-    assert_eq!(chunked, whole, "the result depends on how the stream was split");
+    assert_eq!(
+        chunked, whole,
+        "the result depends on how the stream was split"
+    );
 });

@@ -26,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut d = FrameDecoder::new();
     d.push(&out);
-    let body = d.next_frame().expect("our own frame").expect("a whole frame");
+    let body = d
+        .next_frame()
+        .expect("our own frame")
+        .expect("a whole frame");
     assert!(body.len() <= data.len());
     assert_eq!(decode_server(body).expect("our own encoding decodes"), msg);
     assert_eq!(d.next_frame(), Ok(None));

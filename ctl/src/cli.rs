@@ -1,0 +1,145 @@
+//! The command line of `phonectl`, as clap definitions (also used for completions and
+//! the man page).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "phonectl",
+    version,
+    about = "Control the phoned phone daemon over D-Bus",
+    after_help = "Exit status: 0 ok, 1 the daemon refused or failed, 2 usage error, 3 the daemon is not running."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone, Copy)]
+pub struct Global {
+    /// Talk to the daemon on the system bus (headless devices).
+    #[arg(long, global = true, conflicts_with = "session")]
+    pub system: bool,
+    /// Talk to the daemon on the session bus (the default).
+    #[arg(long, global = true)]
+    pub session: bool,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Connection state and account in one line.
+    Status,
+    /// Account details: number, name, connection, relay, creation date.
+    Account,
+    /// Who is online now.
+    Who,
+    /// Change this device's number.
+    Number {
+        #[command(subcommand)]
+        action: NumberAction,
+    },
+    /// Set the display name others see.
+    Name {
+        #[command(subcommand)]
+        action: NameAction,
+    },
+    /// Set the account password (read from stdin), to log in on another device.
+    Password {
+        #[command(subcommand)]
+        action: PasswordAction,
+    },
+    /// The address book.
+    Contacts {
+        #[command(subcommand)]
+        action: ContactsAction,
+    },
+    /// Do not disturb: incoming calls are declined without ringing.
+    Dnd {
+        #[arg(value_enum)]
+        state: OnOff,
+    },
+    /// Answer incoming calls automatically: off, from everyone, or from contacts only.
+    Autoanswer {
+        #[arg(value_enum)]
+        mode: AutoAnswerArg,
+    },
+    /// Print events (presence, contacts, state changes) as JSON lines until interrupted.
+    Watch,
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+#[derive(Subcommand)]
+pub enum NumberAction {
+    /// Move this account to NUMBER (fails if someone has it).
+    Change { number: String },
+}
+
+#[derive(Subcommand)]
+pub enum NameAction {
+    Set { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum PasswordAction {
+    /// Read the new password from the first line of stdin.
+    Set,
+}
+
+#[derive(Subcommand)]
+pub enum ContactsAction {
+    /// Add a contact.
+    Add { name: String, number: String },
+    /// Remove a contact (by id, name or number).
+    Rm { contact: String },
+    /// Rename a contact (by id, name or number).
+    Rename { contact: String, name: String },
+    /// List contacts.
+    Ls,
+    /// Import a vCard file ("-" for stdin); all or nothing.
+    Import { file: PathBuf },
+    /// Export all contacts as vCard 4.0 (to FILE, or stdout).
+    Export { file: Option<PathBuf> },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum AutoAnswerArg {
+    Off,
+    All,
+    Contacts,
+}
+
+impl AutoAnswerArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutoAnswerArg::Off => "off",
+            AutoAnswerArg::All => "all",
+            AutoAnswerArg::Contacts => "contacts",
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Each `phonectl` command: a few D-Bus calls and the output, human or `--json`.
+
+use std::io::{Read, Write};
+
+use clap::CommandFactory;
+use phoned_proto::dbus::{AccountProxy, ContactsProxy, ManagerProxy, PresenceProxy};
+use serde_json::json;
+use zbus::Connection;
+use zbus::proxy::CacheProperties;
+
+use crate::Failure;
+use crate::cli::{
+    Cli, Command, ContactsAction, NameAction, NumberAction, OnOff, PasswordAction, Shell,
+};
+
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    let g = cli.global;
+    match cli.command {
+        Command::Completions { shell } => return completions(shell),
+        Command::Man => return man(),
+        _ => {}
+    }
+    let conn = if g.system {
+        Connection::system().await
+    } else {
+        Connection::session().await
+    }
+    .map_err(Failure::from)?;
+    match cli.command {
+        Command::Status => status(&conn, g.json).await,
+        Command::Account => account(&conn, g.json).await,
+        Command::Who => who(&conn, g.json).await,
+        Command::Number {
+            action: NumberAction::Change { number },
+        } => {
+            let new = account_proxy(&conn).await?.change_number(&number).await?;
+            print(
+                g.json,
+                json!({ "number": new }),
+                &format!("number is now {new}"),
+            )
+        }
+        Command::Name {
+            action: NameAction::Set { name },
+        } => {
+            account_proxy(&conn).await?.set_display_name(&name).await?;
+            print(
+                g.json,
+                json!({ "display_name": name }),
+                &format!("name is now {name}"),
+            )
+        }
+        Command::Password {
+            action: PasswordAction::Set,
+        } => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| Failure::Usage(format!("reading the password from stdin: {e}")))?;
+            let password = text.lines().next().unwrap_or_default();
+            if password.is_empty() {
+                return Err(Failure::Usage("give the new password on stdin".into()));
+            }
+            account_proxy(&conn).await?.set_password(password).await?;
+            print(g.json, json!({ "ok": true }), "password set")
+        }
+        Command::Contacts { action } => contacts(&conn, g.json, action).await,
+        Command::Dnd { state } => {
+            let on = state == OnOff::On;
+            manager(&conn).await?.set_do_not_disturb(on).await?;
+            print(
+                g.json,
+                json!({ "do_not_disturb": on }),
+                if on {
+                    "do not disturb is on"
+                } else {
+                    "do not disturb is off"
+                },
+            )
+        }
+        Command::Autoanswer { mode } => {
+            let mode = mode.as_str();
+            manager(&conn).await?.set_auto_answer(mode).await?;
+            print(
+                g.json,
+                json!({ "auto_answer": mode }),
+                &format!("auto-answer: {mode}"),
+            )
+        }
+        Command::Watch => crate::watch::run(&conn).await,
+        Command::Completions { .. } | Command::Man => Ok(()),
+    }
+}
+
+fn print(json: bool, value: serde_json::Value, human: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    let r = if json {
+        writeln!(out, "{value}")
+    } else {
+        writeln!(out, "{human}")
+    };
+    r.map_err(|e| Failure::Daemon(format!("writing output: {e}")))
+}
+
+async fn account_proxy(conn: &Connection) -> Result<AccountProxy<'static>, Failure> {
+    Ok(AccountProxy::builder(conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await?)
+}
+
+async fn status(conn: &Connection, json: bool) -> Result<(), Failure> {
+    let a = account_proxy(conn).await?;
+    let state = a.connection_state().await?;
+    let number = a.number().await?;
+    let name = a.display_name().await?;
+    let relay = a.relay().await?;
+    let error = a.last_error().await?;
+    let human = match (state.as_str(), number.is_empty()) {
+        ("online", _) => format!("online as {number} ({name}) via {relay}"),
+        (s, _) if error.is_empty() => format!("{s} ({relay})"),
+        (s, _) => format!("{s} ({relay}): {error}"),
+    };
+    print(
+        json,
+        json!({ "connection_state": state, "number": number, "display_name": name, "relay": relay, "last_error": error }),
+        &human,
+    )
+}
+
+async fn account(conn: &Connection, json: bool) -> Result<(), Failure> {
+    let a = account_proxy(conn).await?;
+    let (number, name, state, relay, created, devices) = (
+        a.number().await?,
+        a.display_name().await?,
+        a.connection_state().await?,
+        a.relay().await?,
+        a.created_at().await?,
+        a.devices_online().await?,
+    );
+    let human = format!(
+        "number:      {number}\nname:        {name}\nconnection:  {state}\nrelay:       {relay}\ncreated:     {}\ndevices:     {devices} online",
+        date(created)
+    );
+    print(
+        json,
+        json!({ "number": number, "display_name": name, "connection_state": state, "relay": relay,
+                "created_at": created, "devices_online": devices }),
+        &human,
+    )
+}
+
+/// Unix ms as a UTC date, e.g. `2026-11-24 10:31 UTC` (or `-` for 0).
+fn date(ms: u64) -> String {
+    if ms == 0 {
+        return "-".into();
+    }
+    let secs = (ms / 1000) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+async fn who(conn: &Connection, json: bool) -> Result<(), Failure> {
+    let p = PresenceProxy::builder(conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await?;
+    let list = p.list_online().await?;
+    if json {
+        let rows: Vec<_> = list
+            .iter()
+            .map(|(n, name)| json!({ "number": n, "name": name }))
+            .collect();
+        return print(true, json!(rows), "");
+    }
+    let mut human = String::new();
+    for (n, name) in &list {
+        human.push_str(&format!("{n:<16} {name}\n"));
+    }
+    if list.is_empty() {
+        human.push_str("nobody else is online");
+    }
+    print(false, json!(null), human.trim_end())
+}
+
+async fn contacts(conn: &Connection, json: bool, action: ContactsAction) -> Result<(), Failure> {
+    let c = ContactsProxy::builder(conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await?;
+    match action {
+        ContactsAction::Add { name, number } => {
+            let id = c.add(&name, &number).await?;
+            print(
+                json,
+                json!({ "id": id, "name": name, "number": number }),
+                &format!("added {name} ({number}) as {id}"),
+            )
+        }
+        ContactsAction::Rm { contact } => {
+            let (id, name, _) = c.lookup(&contact).await?;
+            c.remove(&id).await?;
+            print(json, json!({ "id": id }), &format!("removed {name}"))
+        }
+        ContactsAction::Rename { contact, name } => {
+            let (id, old, _) = c.lookup(&contact).await?;
+            c.rename(&id, &name).await?;
+            print(
+                json,
+                json!({ "id": id, "name": name }),
+                &format!("renamed {old} to {name}"),
+            )
+        }
+        ContactsAction::Ls => {
+            let list = c.list().await?;
+            if json {
+                let rows: Vec<_> = list
+                    .iter()
+                    .map(|(id, name, number)| json!({ "id": id, "name": name, "number": number }))
+                    .collect();
+                return print(true, json!(rows), "");
+            }
+            let mut human = String::new();
+            for (id, name, number) in &list {
+                human.push_str(&format!("{id:<6} {name:<32} {number}\n"));
+            }
+            if list.is_empty() {
+                human.push_str("no contacts");
+            }
+            print(false, json!(null), human.trim_end())
+        }
+        ContactsAction::Import { file } => {
+            let text = if file.as_os_str() == "-" {
+                let mut t = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut t)
+                    .map_err(|e| Failure::Usage(format!("reading stdin: {e}")))?;
+                t
+            } else {
+                std::fs::read_to_string(&file)
+                    .map_err(|e| Failure::Usage(format!("{}: {e}", file.display())))?
+            };
+            let ids = c.import_vcard(&text).await?;
+            print(
+                json,
+                json!({ "imported": ids }),
+                &format!("imported {} contacts", ids.len()),
+            )
+        }
+        ContactsAction::Export { file } => {
+            let text = c.export_vcard().await?;
+            match file {
+                Some(path) => {
+                    std::fs::write(&path, &text)
+                        .map_err(|e| Failure::Daemon(format!("{}: {e}", path.display())))?;
+                    print(
+                        json,
+                        json!({ "file": path }),
+                        &format!("exported to {}", path.display()),
+                    )
+                }
+                None => std::io::stdout()
+                    .write_all(text.as_bytes())
+                    .map_err(|e| Failure::Daemon(format!("writing output: {e}"))),
+            }
+        }
+    }
+}
+
+fn completions(shell: Shell) -> Result<(), Failure> {
+    let mut cmd = Cli::command();
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut cmd, "phonectl", &mut std::io::stdout());
+    Ok(())
+}
+
+fn man() -> Result<(), Failure> {
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut std::io::stdout())
+        .map_err(|e| Failure::Daemon(format!("writing the man page: {e}")))
+}
+
+async fn manager(conn: &Connection) -> Result<ManagerProxy<'static>, Failure> {
+    Ok(ManagerProxy::builder(conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::date;
+
+    #[test]
+    fn dates() {
+        assert_eq!(date(0), "-");
+        assert_eq!(date(1_000), "1970-01-01 00:00 UTC");
+        assert_eq!(date(1_795_510_260_000), "2026-11-24 09:31 UTC");
+        assert_eq!(date(951_782_400_000), "2000-02-29 00:00 UTC");
+    }
+}
