@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
+# The end-to-end tests run the workspace binaries: build them first so none is stale.
+cargo build --workspace --bins --locked
 cargo test --workspace --locked "$@"

@@ -55,7 +55,9 @@ impl Hub {
             Some(online) => {
                 online.sessions.push(sid);
                 // A stale profile here would mean the store changed under us; the next
-                // sync repairs it, so keep what we have.
+                // sync repairs it, so keep what we have. The other devices learn the
+                // new device count.
+                actions.extend(own_update(online, Some(sid)));
             }
             None => {
                 let event = presence(&profile, true);
@@ -83,7 +85,7 @@ impl Hub {
         };
         online.sessions.retain(|&s| s != sid);
         if !online.sessions.is_empty() {
-            return Vec::new();
+            return own_update(online, None);
         }
         let online = self.accounts.remove(&account).expect("present above");
         self.broadcast(account, presence(&online.profile, false))
@@ -184,6 +186,17 @@ impl Hub {
     }
 }
 
+/// `AccountChanged` with the current device count, to the account's sessions but `skip`.
+fn own_update(online: &Online, skip: Option<SessionId>) -> Vec<Action> {
+    let info = info(&online.profile, online.sessions.len());
+    online
+        .sessions
+        .iter()
+        .filter(|&&s| Some(s) != skip)
+        .map(|&s| Action::Send(s, Event::AccountChanged(info.clone())))
+        .collect()
+}
+
 fn presence(p: &Profile, online: bool) -> Event {
     Event::Presence {
         number: p.number.clone(),
@@ -241,10 +254,16 @@ mod tests {
         let a = hub.login(2, 20, profile("2000", "B"));
         assert_eq!(sent_to(&a, 1), [p("2000", "B", true)]);
         assert!(sent_to(&a, 2).is_empty());
-        // A second device of B: no presence change.
-        assert!(hub.login(3, 20, profile("2000", "B")).is_empty());
+        // A second device of B: no presence change; B's first device learns the count.
+        let a = hub.login(3, 20, profile("2000", "B"));
+        assert!(sent_to(&a, 1).is_empty());
+        assert!(matches!(&sent_to(&a, 2)[..], [Event::AccountChanged(i)] if i.devices_online == 2));
+        assert!(sent_to(&a, 3).is_empty());
         assert_eq!(hub.devices(20), 2);
-        assert!(hub.leave(2).is_empty());
+        let a = hub.leave(2);
+        assert!(
+            matches!(&a[..], [Action::Send(3, Event::AccountChanged(i))] if i.devices_online == 1)
+        );
         let a = hub.leave(3);
         assert_eq!(sent_to(&a, 1), [p("2000", "B", false)]);
         assert_eq!(

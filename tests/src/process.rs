@@ -1,4 +1,5 @@
-//! Runs the real binaries: a relay process with a temp state dir, killed on drop.
+//! Runs the real binaries (relay, phoned on a private dbus-daemon, phonectl), each
+//! killed on drop.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -128,4 +129,194 @@ pub fn run_admin(
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The path of a workspace binary built next to the running test or bench
+/// (`target/<profile>/NAME`). `cargo test --workspace` builds them all first.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile> dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` (or `./scripts/test.sh`)",
+        path.display()
+    );
+    path
+}
+
+/// The repository's shared test fixtures (`../shared/fixtures` beside the checkout).
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures")
+        .join(name)
+}
+
+/// A private `dbus-daemon` with the shared test config (no service activation).
+pub struct DbusDaemon {
+    child: Child,
+    pub address: String,
+}
+
+impl DbusDaemon {
+    pub fn start() -> DbusDaemon {
+        let config = fixture("dbus-test-session.conf");
+        let mut child = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", config.display()))
+            .args(["--nofork", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (install the dbus package)");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("dbus-daemon address");
+        let address = line.trim().to_owned();
+        assert!(
+            address.starts_with("unix:"),
+            "dbus-daemon printed {address:?}"
+        );
+        DbusDaemon { child, address }
+    }
+}
+
+impl Drop for DbusDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `phoned` on its own private bus, with its config and state in `dir`.
+pub struct PhonedProcess {
+    pub child: Child,
+    pub bus: DbusDaemon,
+    pub dir: PathBuf,
+}
+
+impl PhonedProcess {
+    /// Writes `dir/phoned.toml` (`relay = ADDR` plus `extra`) and starts the daemon.
+    pub fn start(dir: &Path, relay: SocketAddr, extra: &str) -> PhonedProcess {
+        std::fs::create_dir_all(dir).expect("daemon dir");
+        std::fs::write(
+            dir.join("phoned.toml"),
+            format!("relay = \"{relay}\"\n{extra}\n"),
+        )
+        .expect("config");
+        let bus = DbusDaemon::start();
+        let child = PhonedProcess::spawn(dir, &bus.address);
+        PhonedProcess {
+            child,
+            bus,
+            dir: dir.to_owned(),
+        }
+    }
+
+    fn spawn(dir: &Path, bus: &str) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("phoned.log"))
+            .expect("log");
+        Command::new(bin("phoned"))
+            .arg("--config")
+            .arg(dir.join("phoned.toml"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .env("DBUS_SESSION_BUS_ADDRESS", bus)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn phoned")
+    }
+
+    /// Stops the daemon with SIGTERM and waits for it.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().expect("wait phoned")
+    }
+
+    /// Starts the daemon again with the same config, state and bus.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = PhonedProcess::spawn(&self.dir, &self.bus.address);
+    }
+
+    /// Runs `phonectl ARGS` against this daemon's bus.
+    pub fn ctl(&self, args: &[&str]) -> CtlOutput {
+        phonectl(&self.bus.address, args, "")
+    }
+
+    /// `phonectl --json status`, or `None` while the daemon is not on its bus yet.
+    pub fn status(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(&self.ctl(&["--json", "status"]).stdout).ok()
+    }
+
+    /// Polls the status until it reports `online`; returns it.
+    pub fn wait_online(&self, within: Duration) -> serde_json::Value {
+        crate::wait_for(within, || {
+            self.status().filter(|v| v["connection_state"] == "online")
+        })
+        .unwrap_or_else(|| panic!("phoned never came online; log:\n{}", self.log()))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("phoned.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for PhonedProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a `phonectl` run printed and its exit status.
+#[derive(Debug)]
+pub struct CtlOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CtlOutput {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("phonectl printed no JSON ({e}): {self:?}"))
+    }
+}
+
+/// Runs `phonectl ARGS` with `DBUS_SESSION_BUS_ADDRESS=bus` and `stdin`.
+pub fn phonectl(bus: &str, args: &[&str], stdin: &str) -> CtlOutput {
+    let mut child = Command::new(bin("phonectl"))
+        .args(args)
+        .env("DBUS_SESSION_BUS_ADDRESS", bus)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn phonectl");
+    let _ = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes());
+    let out = child.wait_with_output().expect("phonectl output");
+    CtlOutput {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }

@@ -1,0 +1,191 @@
+//! Real relay + real phoned daemons (each on its own dbus-daemon) + the real phonectl.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use phoned_tests::process::bin;
+use phoned_tests::wait_for;
+
+#[test]
+fn first_start_provisions_a_number_and_who_follows_the_others() {
+    let w = common::world();
+    let a = w.phone("Alice");
+    let b = w.phone("Bob");
+    let c = w.phone("Carol");
+    let sa = a.wait_online(common::ONLINE);
+    let sb = b.wait_online(common::ONLINE);
+    let sc = c.wait_online(common::ONLINE);
+    let account = a.ctl(&["--json", "account"]).json();
+    for key in [
+        "number",
+        "display_name",
+        "connection_state",
+        "relay",
+        "created_at",
+    ] {
+        assert!(
+            account.get(key).is_some(),
+            "account --json lacks {key}: {account}"
+        );
+    }
+    assert_eq!(account["display_name"], "Alice");
+    let number: u32 = account["number"].as_str().unwrap().parse().unwrap();
+    assert!((1000..=9999).contains(&number));
+    assert!(account["created_at"].as_u64().unwrap() > 1_700_000_000_000);
+    // Provisioned credentials are kept privately.
+    let creds = a.dir.join("state/account.toml");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&creds).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    let (nb, nc) = (
+        sb["number"].as_str().unwrap().to_owned(),
+        sc["number"].as_str().unwrap().to_owned(),
+    );
+    let who = wait_for(Duration::from_secs(10), || {
+        let list = a.ctl(&["--json", "who"]).json();
+        let numbers: Vec<String> = list
+            .as_array()?
+            .iter()
+            .map(|u| u["number"].as_str().unwrap_or("").to_owned())
+            .collect();
+        (numbers.contains(&nb) && numbers.contains(&nc)).then_some(list)
+    })
+    .expect("who lists both others");
+    assert!(
+        who.as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["number"] == nb.as_str() && u["name"] == "Bob")
+    );
+    assert!(
+        !who.as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["number"] == sa["number"]),
+        "who excludes oneself"
+    );
+
+    // watch on A reports C leaving when C's daemon stops.
+    let mut watch = Command::new(bin("phonectl"))
+        .arg("watch")
+        .env("DBUS_SESSION_BUS_ADDRESS", &a.bus.address)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(watch.stdout.take().unwrap());
+    std::thread::sleep(Duration::from_millis(300)); // let watch subscribe
+    let mut c = c;
+    assert!(c.stop().success(), "phoned exits cleanly on SIGTERM");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = None;
+    while let Ok(line) =
+        rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
+        let v: serde_json::Value = serde_json::from_str(&line).expect("watch prints JSON lines");
+        if v["event"] == "presence" && v["number"] == nc.as_str() && v["online"] == false {
+            seen = Some(v);
+            break;
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(seen.is_some(), "watch did not report Carol going offline");
+    let who: Vec<String> = a
+        .ctl(&["--json", "who"])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["number"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!who.contains(&nc) && who.contains(&nb));
+}
+
+#[test]
+fn number_change_and_the_same_number_race() {
+    let w = common::world();
+    let mut a = w.phone("A");
+    let b = w.phone("B");
+    a.wait_online(common::ONLINE);
+    b.wait_online(common::ONLINE);
+    let out = a.ctl(&["--json", "number", "change", "7777"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.json()["number"], "7777");
+    let out = b.ctl(&["number", "change", "7777"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("NumberTaken"), "{out:?}");
+    let out = b.ctl(&["number", "change", "07"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("InvalidNumber"), "{out:?}");
+
+    // Both ask for 8888 at once: exactly one wins.
+    let (ba, bb) = (a.bus.address.clone(), b.bus.address.clone());
+    let ta = std::thread::spawn(move || {
+        phoned_tests::process::phonectl(&ba, &["number", "change", "8888"], "")
+    });
+    let tb = std::thread::spawn(move || {
+        phoned_tests::process::phonectl(&bb, &["number", "change", "8888"], "")
+    });
+    let (ra, rb) = (ta.join().unwrap(), tb.join().unwrap());
+    let codes = [ra.code, rb.code];
+    assert!(codes.contains(&0) && codes.contains(&1), "{ra:?} {rb:?}");
+    let loser = if ra.code == 1 { &ra } else { &rb };
+    assert!(loser.stderr.contains("NumberTaken"), "{loser:?}");
+
+    // The daemon remembers its new number across a restart.
+    let a_number = a.ctl(&["--json", "account"]).json()["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a.restart();
+    let s = a.wait_online(common::ONLINE);
+    assert_eq!(s["number"], a_number.as_str());
+}
+
+#[test]
+fn name_and_password_reach_a_second_device_on_the_same_number() {
+    let w = common::world();
+    let a = w.phone("Desk");
+    let s = a.wait_online(common::ONLINE);
+    let number = s["number"].as_str().unwrap().to_owned();
+    let out = a.ctl(&["name", "set", "Study"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = phoned_tests::process::phonectl(
+        &a.bus.address,
+        &["password", "set"],
+        "a shared password\n",
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = phoned_tests::process::phonectl(&a.bus.address, &["password", "set"], "short\n");
+    assert_eq!(out.code, 1, "{out:?}");
+    // A second device logs in with the same number and the new password.
+    let second = w.phone_with(
+        "Laptop",
+        &format!(
+            "relay_fingerprint = \"{}\"\nnumber = \"{number}\"\npassword = \"a shared password\"",
+            w.relay.fingerprint
+        ),
+    );
+    let s2 = second.wait_online(common::ONLINE);
+    assert_eq!(s2["number"], number.as_str());
+    assert_eq!(s2["display_name"], "Study");
+    let devices = wait_for(Duration::from_secs(5), || {
+        let d = a.ctl(&["--json", "account"]).json()["devices_online"].as_u64()?;
+        (d == 2).then_some(d)
+    });
+    assert_eq!(devices, Some(2));
+    // The first device restarts with its stored (updated) password.
+    let mut a = a;
+    a.restart();
+    a.wait_online(common::ONLINE);
+}

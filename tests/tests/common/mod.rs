@@ -1,0 +1,47 @@
+//! Setup shared by the end-to-end tests: a relay process and daemons on private buses.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use phoned_tests::process::{PhonedProcess, RelayProcess, bin};
+
+pub const ONLINE: Duration = Duration::from_secs(20);
+
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub relay: RelayProcess,
+}
+
+/// A relay with a short idle timeout, so lost links are noticed in tests within seconds.
+pub fn world() -> World {
+    world_with("idle_timeout_ms = 2000\nkeep_alive_ms = 500")
+}
+
+pub fn world_with(relay_extra: &str) -> World {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let relay = RelayProcess::start(
+        &bin("phone-relay"),
+        &dir.path().join("relay"),
+        "127.0.0.1:0",
+        relay_extra,
+    );
+    World { dir, relay }
+}
+
+impl World {
+    /// A daemon named `name`, pinned to this relay, started (not yet waited for).
+    pub fn phone(&self, name: &str) -> PhonedProcess {
+        self.phone_with(
+            name,
+            &format!("relay_fingerprint = \"{}\"", self.relay.fingerprint),
+        )
+    }
+
+    pub fn phone_with(&self, name: &str, extra: &str) -> PhonedProcess {
+        PhonedProcess::start(
+            &self.dir.path().join(name),
+            self.relay.addr,
+            &format!("display_name = \"{name}\"\n{extra}"),
+        )
+    }
+}

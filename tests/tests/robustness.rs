@@ -1,0 +1,219 @@
+//! Bad input to the daemon and to phonectl: typed errors, right exit codes, no crash.
+
+mod common;
+
+use std::process::Command;
+
+use phoned_proto::dbus::{BUS_NAME, ROOT_PATH, iface};
+use phoned_tests::process::{DbusDaemon, bin, phonectl};
+
+async fn call(
+    conn: &zbus::Connection,
+    path: &str,
+    interface: &str,
+    method: &str,
+    body: &(impl serde::Serialize + zbus::wire::DynamicType),
+) -> Result<(), String> {
+    conn.call_method(Some(BUS_NAME), path, Some(interface), method, body)
+        .await
+        .map(|_| ())
+        .map_err(|e| match e {
+            zbus::Error::MethodError(name, _, _) => name.to_string(),
+            zbus::Error::FDO(e) => zbus::DBusError::name(&*e).to_string(),
+            other => other.to_string(),
+        })
+}
+
+#[test]
+fn bad_dbus_input_gets_typed_errors_and_the_daemon_keeps_serving() {
+    let w = common::world();
+    let p = w.phone("Target");
+    p.wait_online(common::ONLINE);
+    smol::block_on(async {
+        let conn = zbus::connection::Builder::address(p.bus.address.as_str())
+            .build()
+            .await
+            .unwrap();
+        // Wrong argument types.
+        let e = call(&conn, ROOT_PATH, iface::ACCOUNT, "ChangeNumber", &(42u32,))
+            .await
+            .unwrap_err();
+        assert_eq!(e, "org.freedesktop.DBus.Error.InvalidArgs");
+        let e = call(&conn, ROOT_PATH, iface::CONTACTS, "Add", &("only one",))
+            .await
+            .unwrap_err();
+        assert_eq!(e, "org.freedesktop.DBus.Error.InvalidArgs");
+        // Unknown object and method.
+        let e = call(
+            &conn,
+            "/org/phoned/Phone1/Nope",
+            iface::ACCOUNT,
+            "SetDisplayName",
+            &("x",),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e, "org.freedesktop.DBus.Error.UnknownObject");
+        let e = call(&conn, ROOT_PATH, iface::ACCOUNT, "Explode", &())
+            .await
+            .unwrap_err();
+        assert_eq!(e, "org.freedesktop.DBus.Error.UnknownMethod");
+        // Huge strings and invalid values.
+        let huge = "9".repeat(1 << 20);
+        let e = call(
+            &conn,
+            ROOT_PATH,
+            iface::CONTACTS,
+            "Add",
+            &(huge.as_str(), "1042"),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e, "org.phoned.Phone1.Error.InvalidArgument");
+        let e = call(
+            &conn,
+            ROOT_PATH,
+            iface::ACCOUNT,
+            "ChangeNumber",
+            &(huge.as_str(),),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e, "org.phoned.Phone1.Error.InvalidArgument");
+        let e = call(&conn, ROOT_PATH, iface::ACCOUNT, "ChangeNumber", &("12x",))
+            .await
+            .unwrap_err();
+        assert_eq!(e, "org.phoned.Phone1.Error.InvalidNumber");
+        let e = call(
+            &conn,
+            ROOT_PATH,
+            iface::ACCOUNT,
+            "SetDisplayName",
+            &("bad\u{7}name",),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e, "org.phoned.Phone1.Error.InvalidArgument");
+        let e = call(&conn, ROOT_PATH, iface::CONTACTS, "Remove", &("999",))
+            .await
+            .unwrap_err();
+        assert_eq!(e, "org.phoned.Phone1.Error.NotFound");
+        let e = call(
+            &conn,
+            ROOT_PATH,
+            iface::CONTACTS,
+            "ImportVCard",
+            &("BEGIN:VCARD\n:broken\nEND:VCARD",),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e, "org.phoned.Phone1.Error.InvalidArgument");
+        let props = zbus::fdo::PropertiesProxy::builder(&conn)
+            .destination(BUS_NAME)
+            .path(ROOT_PATH)
+            .build()
+            .await
+            .unwrap();
+        let bad = zbus::Variant::from("sometimes");
+        let name = zbus::names::InterfaceName::try_from(iface::MANAGER).unwrap();
+        assert!(props.set(name, "AutoAnswer", &bad).await.is_err());
+        // The ObjectManager is at the root and introspection works.
+        let om = zbus::fdo::ObjectManagerProxy::builder(&conn)
+            .destination(BUS_NAME)
+            .path(ROOT_PATH)
+            .build()
+            .await
+            .unwrap();
+        assert!(om.get_managed_objects().await.is_ok());
+        let xml = zbus::fdo::IntrospectableProxy::builder(&conn)
+            .destination(BUS_NAME)
+            .path(ROOT_PATH)
+            .build()
+            .await
+            .unwrap()
+            .introspect()
+            .await
+            .unwrap();
+        for i in [
+            iface::MANAGER,
+            iface::ACCOUNT,
+            iface::PRESENCE,
+            iface::CONTACTS,
+            "org.freedesktop.DBus.ObjectManager",
+        ] {
+            assert!(xml.contains(i), "introspection lacks {i}");
+        }
+    });
+    // Still serving.
+    let s = p.ctl(&["--json", "status"]);
+    assert_eq!(s.code, 0, "{s:?}");
+    assert_eq!(s.json()["connection_state"], "online");
+}
+
+#[test]
+fn phonectl_exit_codes() {
+    let bus = DbusDaemon::start();
+    let out = phonectl(&bus.address, &["status"], "");
+    assert_eq!(out.code, 3, "no daemon on the bus: {out:?}");
+    assert!(out.stderr.contains("not running"), "{out:?}");
+    let out = phonectl("unix:path=/nonexistent/bus", &["who"], "");
+    assert_eq!(out.code, 3, "no bus: {out:?}");
+    let out = phonectl(&bus.address, &["dial-a-pizza"], "");
+    assert_eq!(out.code, 2, "{out:?}");
+    let out = phonectl(
+        &bus.address,
+        &["contacts", "import", "/nonexistent.vcf"],
+        "",
+    );
+    assert_ne!(out.code, 0);
+    for shell in ["bash", "zsh", "fish"] {
+        let out = phonectl(&bus.address, &["completions", shell], "");
+        assert_eq!(out.code, 0);
+        assert!(out.stdout.contains("phonectl"), "{shell}");
+    }
+    let out = phonectl(&bus.address, &["man"], "");
+    assert!(
+        out.stdout.contains(".TH phonectl"),
+        "{}",
+        &out.stdout[..out.stdout.len().min(200)]
+    );
+}
+
+#[test]
+fn phoned_config_problems_are_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, key) in [
+        ("", "relay"),
+        (
+            "relay = \"127.0.0.1:7447\"\nrelay_fingerprint = \"nope\"",
+            "relay_fingerprint",
+        ),
+        (
+            "relay = \"127.0.0.1:7447\"\n[audio]\nbackend = \"oss\"",
+            "audio.backend",
+        ),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(bin("phoned"))
+            .arg("--config")
+            .arg(&path)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{text}: {err}");
+        assert!(
+            err.contains(key) && err.trim().lines().count() == 1,
+            "{text}: {err}"
+        );
+    }
+    let out = Command::new(bin("phoned"))
+        .arg("--config")
+        .arg(dir.path().join("missing.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}
