@@ -217,3 +217,48 @@ fn phoned_config_problems_are_one_clear_line() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
 }
+
+/// The interface blocks of an introspection document, whitespace-normalised.
+fn phoned_interfaces(xml: &str) -> Vec<String> {
+    xml.split("<interface ")
+        .skip(1)
+        .filter(|b| b.starts_with("name=\"org.phoned."))
+        .map(|b| {
+            let block = b.split("</interface>").next().unwrap_or_default();
+            block.split_whitespace().collect::<Vec<_>>().join(" ")
+        })
+        .collect()
+}
+
+#[test]
+fn the_shipped_introspection_xml_matches_the_daemon() {
+    let w = common::world();
+    let p = w.phone("Doc");
+    p.wait_online(common::ONLINE);
+    let live = smol::block_on(async {
+        let conn = zbus::connection::Builder::address(p.bus.address.as_str())
+            .build()
+            .await
+            .unwrap();
+        zbus::fdo::IntrospectableProxy::builder(&conn)
+            .destination(BUS_NAME)
+            .path(ROOT_PATH)
+            .build()
+            .await
+            .unwrap()
+            .introspect()
+            .await
+            .unwrap()
+    });
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/org.phoned.Phone1.xml"
+    ))
+    .unwrap();
+    let (live, shipped) = (phoned_interfaces(&live), phoned_interfaces(&shipped));
+    assert_eq!(live.len(), 4);
+    assert_eq!(
+        live, shipped,
+        "docs/org.phoned.Phone1.xml is out of date: regenerate it from a running phoned"
+    );
+}
