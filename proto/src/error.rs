@@ -39,6 +39,12 @@ pub enum ErrorCode {
     Unavailable,
     /// A fault inside the relay; the request may be retried.
     Internal,
+    /// No such call, or this session takes no part in it.
+    NoSuchCall,
+    /// The call is not in a phase that allows this (e.g. answering an active call).
+    InvalidCallState,
+    /// DTMF digits other than 0-9, *, #, A-D, or more than 32 at once.
+    InvalidDtmf,
 }
 
 /// An error answer: a code, a message for people, and a retry hint when rate limited.

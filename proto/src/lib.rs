@@ -4,6 +4,7 @@
 //! - [`msg`]: the typed control messages between a device and the relay.
 //! - [`codec`]: postcard encoding and strict decoding of those messages.
 //! - [`media`]: the `MediaFrame` carried in QUIC datagrams.
+//! - [`call`]: call ids, phases and end reasons.
 //! - [`ident`]: validation of numbers, display names and passwords.
 //! - [`state`]: shared value types with public string forms (connection state, auto-answer).
 //! - `dbus` (feature `dbus`): the daemon's D-Bus names, typed errors and proxies.
@@ -11,6 +12,7 @@
 //!
 //! Nothing here opens a socket, reads a clock or spawns a task.
 
+pub mod call;
 pub mod codec;
 #[cfg(feature = "dbus")]
 pub mod dbus;

@@ -45,6 +45,14 @@ impl MediaFrame {
     }
 }
 
+/// The call id at the start of an encoded frame, for forwarding without decoding the
+/// rest (the relay's hot path).
+pub fn peek_call(datagram: &[u8]) -> Option<u64> {
+    postcard::take_from_bytes::<u64>(datagram)
+        .ok()
+        .map(|(call, _)| call)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,7 +64,9 @@ mod tests {
                                    timestamp in any::<u32>(), level in 0u8..=127,
                                    payload in proptest::collection::vec(any::<u8>(), 0..MAX_MEDIA_PAYLOAD)) {
             let f = MediaFrame { call, source, seq, timestamp, level, payload };
-            prop_assert_eq!(MediaFrame::decode(&f.encode()).unwrap(), f);
+            let bytes = f.encode();
+            prop_assert_eq!(peek_call(&bytes), Some(call));
+            prop_assert_eq!(MediaFrame::decode(&bytes).unwrap(), f);
         }
 
         #[test]

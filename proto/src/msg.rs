@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::call::{CallId, CallPhase, EndReason};
 use crate::error::WireError;
 
 /// One frame from a client.
@@ -65,6 +66,34 @@ pub enum Request {
     Ping {
         nonce: u64,
     },
+    /// Calls a number. Answered by [`Response::CallPlaced`]; the call's progress then
+    /// arrives as [`Event::CallState`].
+    Dial {
+        to: String,
+    },
+    /// Answers a ringing call on this device; the other devices stop ringing.
+    Answer {
+        call: CallId,
+    },
+    /// Declines a ringing call (`Rejected`, or `Busy` for do-not-disturb).
+    Reject {
+        call: CallId,
+        reason: EndReason,
+    },
+    /// Ends a call in any phase.
+    Hangup {
+        call: CallId,
+    },
+    /// Puts the call on hold (`true`) or resumes it (`false`).
+    Hold {
+        call: CallId,
+        held: bool,
+    },
+    /// Sends DTMF digits to the other party, reliably, in order.
+    Dtmf {
+        call: CallId,
+        digits: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +139,10 @@ pub enum Response {
     Pong {
         nonce: u64,
     },
+    /// The answer to `Dial`: the relay's id of the new call.
+    CallPlaced {
+        call: CallId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +157,16 @@ pub enum Event {
     },
     /// This session's own account changed (from another device or an administrator).
     AccountChanged(AccountInfo),
+    /// Someone calls this account; every online device of it gets this and rings.
+    CallIncoming {
+        call: CallId,
+        from_number: String,
+        from_name: String,
+    },
+    /// A call this session takes part in changed phase.
+    CallState { call: CallId, phase: CallPhase },
+    /// The other party sent DTMF digits.
+    CallDtmf { call: CallId, digits: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

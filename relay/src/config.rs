@@ -35,6 +35,7 @@ struct File {
     allow_register: Option<bool>,
     provision_burst: Option<u32>,
     provision_per_hour: Option<u32>,
+    ring_timeout_ms: Option<u64>,
     keep_alive_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     map_size_mib: Option<u64>,
@@ -54,6 +55,8 @@ pub struct Config {
     /// per hour after that.
     pub provision_burst: u32,
     pub provision_per_hour: u32,
+    /// How long a call rings before it ends with `no-answer`.
+    pub ring_timeout: Duration,
     pub keep_alive: Duration,
     pub idle_timeout: Duration,
     pub map_size_mib: u64,
@@ -124,6 +127,13 @@ impl Config {
                 "must be above keep_alive_ms and at most 600000".into(),
             ));
         }
+        let ring_timeout = Duration::from_millis(file.ring_timeout_ms.unwrap_or(30_000));
+        if !(Duration::from_millis(500)..=Duration::from_secs(600)).contains(&ring_timeout) {
+            return Err(invalid(
+                "ring_timeout_ms",
+                "must be between 500 and 600000".into(),
+            ));
+        }
         let map_size_mib = file.map_size_mib.unwrap_or(DEFAULT_MAP_SIZE_MIB);
         if !(16..=1 << 20).contains(&map_size_mib) {
             return Err(invalid(
@@ -156,6 +166,7 @@ impl Config {
             allow_register: file.allow_register.unwrap_or(true),
             provision_burst: file.provision_burst.unwrap_or(20),
             provision_per_hour: file.provision_per_hour.unwrap_or(20),
+            ring_timeout,
             keep_alive,
             idle_timeout,
             map_size_mib,

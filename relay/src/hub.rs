@@ -137,6 +137,14 @@ impl Hub {
         actions
     }
 
+    /// The logged-in sessions of `account` (its online devices).
+    pub fn sessions_of(&self, account: AccountId) -> Vec<SessionId> {
+        self.accounts
+            .get(&account)
+            .map(|o| o.sessions.clone())
+            .unwrap_or_default()
+    }
+
     pub fn account_of(&self, sid: SessionId) -> Option<AccountId> {
         self.sessions.get(&sid).copied()
     }

@@ -1,9 +1,11 @@
 //! Answers to the requests of a session that said `Hello`: account creation, login and
 //! account changes, presence. Store calls run on the blocking pool.
 
+use phoned_proto::call::check_dtmf;
 use phoned_proto::ident::{check_display_name, check_password};
 use phoned_proto::{AccountInfo, ErrorCode, Number, Request, Response, WireError};
 
+use crate::calls::{CallAction, CallError, Callee, Caller};
 use crate::hub;
 use crate::server::{lock, profile, unix_ms};
 use crate::session::Session;
@@ -91,6 +93,22 @@ impl Session {
                 Ok(Response::Account(self.info(&a)))
             }
             Request::ListOnline => Ok(Response::Online(lock(&self.shared.hub).online())),
+            Request::Dial { to } => self.dial(id, to).await,
+            Request::Answer { call } => self.call_op(|calls, sid| calls.answer(sid, call)),
+            Request::Reject { call, reason } => {
+                self.call_op(|calls, sid| calls.reject(sid, call, reason))
+            }
+            Request::Hangup { call } => self.call_op(|calls, sid| calls.hangup(sid, call)),
+            Request::Hold { call, held } => self.call_op(|calls, sid| calls.hold(sid, call, held)),
+            Request::Dtmf { call, digits } => {
+                if !check_dtmf(&digits) {
+                    return Err(err(
+                        ErrorCode::InvalidDtmf,
+                        "DTMF digits are 0-9, *, #, A-D; at most 32",
+                    ));
+                }
+                self.call_op(|calls, sid| calls.dtmf(sid, call, digits))
+            }
             Request::Hello(_)
             | Request::Ping { .. }
             | Request::Provision { .. }
@@ -99,6 +117,58 @@ impl Session {
                 unreachable!("handled in request()")
             }
         }
+    }
+
+    /// Applies a call request to the router; its actions go out after the response.
+    fn call_op(
+        &mut self,
+        op: impl FnOnce(&mut crate::calls::Calls, u64) -> Result<Vec<CallAction>, CallError>,
+    ) -> Answer {
+        let actions = op(&mut lock(&self.shared.calls), self.sid).map_err(|e| match e {
+            CallError::NoSuchCall => err(ErrorCode::NoSuchCall, "no such call on this device"),
+            CallError::InvalidState => err(
+                ErrorCode::InvalidCallState,
+                "not possible in the call's current state",
+            ),
+        })?;
+        self.after_reply.extend(actions);
+        Ok(Response::Done)
+    }
+
+    /// Places a call. Outcomes that end it at once (unknown number, offline, busy) still
+    /// get a call id, and arrive as its first `CallState`, like every other outcome.
+    async fn dial(&mut self, me: u64, to: String) -> Answer {
+        let number: Number = to
+            .parse()
+            .map_err(|e: phoned_proto::IdentError| err(ErrorCode::InvalidNumber, e.to_string()))?;
+        let store = self.shared.store.clone();
+        let callee = unblock(move || store.account_by_number(number.as_str())).await?;
+        let callee = match callee {
+            Some(a) if !a.disabled => Callee::Account {
+                id: a.id,
+                sessions: lock(&self.shared.hub).sessions_of(a.id),
+            },
+            _ => Callee::Unknown,
+        };
+        let profile = lock(&self.shared.hub).info(me);
+        let (number, name) = profile
+            .map(|i| (i.number, i.display_name))
+            .unwrap_or_default();
+        let caller = Caller {
+            session: self.sid,
+            account: me,
+            number,
+            name,
+        };
+        let now = self.shared.mono_ms();
+        let mut calls = lock(&self.shared.calls);
+        let (call, actions) = match calls.dial(now, caller, callee) {
+            Ok(placed) => placed,
+            Err(reason) => calls.failed(self.sid, reason),
+        };
+        drop(calls);
+        self.after_reply.extend(actions);
+        Ok(Response::CallPlaced { call })
     }
 
     fn info(&self, a: &Account) -> AccountInfo {

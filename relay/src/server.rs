@@ -8,12 +8,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use phoned_proto::call::CallId;
 use phoned_proto::error::close;
 use phoned_proto::{ALPN, ErrorCode, Event, ServerMsg, WireError, encode_server};
 use smol::Task;
 use smol::channel::Sender;
 use thiserror::Error;
 
+use crate::calls::{CallAction, Calls};
 use crate::cert::{self, CertError};
 use crate::config::Config;
 use crate::hub::{Action, Hub, Profile, SessionId};
@@ -50,7 +52,12 @@ pub(crate) enum Outgoing {
 pub(crate) struct SessionHandle {
     pub out: Sender<Outgoing>,
     pub conn: quinn::Connection,
+    /// Where this session's media datagrams go, per call (set by the call router).
+    pub routes: Routes,
 }
+
+/// Media routes of one session: call → the connection of the other party.
+pub(crate) type Routes = Arc<Mutex<HashMap<CallId, quinn::Connection>>>;
 
 /// State shared by every session of one relay.
 pub(crate) struct Shared {
@@ -58,6 +65,7 @@ pub(crate) struct Shared {
     pub store: Store,
     pub hasher: Hasher,
     pub hub: Mutex<Hub>,
+    pub calls: Mutex<Calls>,
     pub throttle: Mutex<Throttle>,
     pub creations: Mutex<Buckets>,
     pub sessions: Mutex<HashMap<SessionId, SessionHandle>>,
@@ -115,6 +123,33 @@ impl Shared {
         }
     }
 
+    /// Pushes call events and installs or removes media routes, as the router asked.
+    pub fn dispatch_calls(&self, actions: Vec<CallAction>) {
+        if actions.is_empty() {
+            return;
+        }
+        let sessions = lock(&self.sessions);
+        for action in actions {
+            match action {
+                CallAction::Send(sid, event) => {
+                    if let Some(h) = sessions.get(&sid) {
+                        send_event(h, event);
+                    }
+                }
+                CallAction::Route { call, from, to } => {
+                    if let (Some(f), Some(t)) = (sessions.get(&from), sessions.get(&to)) {
+                        lock(&f.routes).insert(call, t.conn.clone());
+                    }
+                }
+                CallAction::Unroute { call, from } => {
+                    if let Some(f) = sessions.get(&from) {
+                        lock(&f.routes).remove(&call);
+                    }
+                }
+            }
+        }
+    }
+
     /// Re-reads an online account from the store and applies any change.
     pub async fn sync_account(&self, id: AccountId) {
         let store = self.store.clone();
@@ -165,6 +200,7 @@ pub struct Running {
     shared: Arc<Shared>,
     _accept: Task<()>,
     _watch: Task<()>,
+    _rings: Task<()>,
 }
 
 impl Running {
@@ -219,11 +255,13 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     })?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let creations = Buckets::new(config.provision_burst, config.provision_per_hour);
+    let calls = Calls::new(config.ring_timeout.as_millis() as u64);
     let shared = Arc::new(Shared {
         config,
         store,
         hasher: Hasher::new(workers),
         hub: Mutex::new(Hub::new()),
+        calls: Mutex::new(calls),
         throttle: Mutex::new(Throttle::new()),
         creations: Mutex::new(creations),
         sessions: Mutex::new(HashMap::new()),
@@ -232,6 +270,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     });
     let accept = smol::spawn(accept_loop(endpoint.clone(), shared.clone()));
     let watch = smol::spawn(watch_revisions(shared.clone()));
+    let rings = smol::spawn(ring_timeouts(shared.clone()));
     Ok(Running {
         addr,
         fingerprint,
@@ -239,6 +278,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         shared,
         _accept: accept,
         _watch: watch,
+        _rings: rings,
     })
 }
 
@@ -283,6 +323,19 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
             continue;
         }
         smol::spawn(crate::session::run(shared.clone(), incoming)).detach();
+    }
+}
+
+/// How often ring timeouts are checked: the precision of `no-answer`.
+const RING_TICK: Duration = Duration::from_millis(200);
+
+/// Ends calls nobody answered in time.
+async fn ring_timeouts(shared: Arc<Shared>) {
+    loop {
+        smol::Timer::after(RING_TICK).await;
+        let now = shared.mono_ms();
+        let actions = lock(&shared.calls).tick(now);
+        shared.dispatch_calls(actions);
     }
 }
 

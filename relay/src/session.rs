@@ -13,8 +13,9 @@ use phoned_proto::{
 };
 use smol::channel::{Receiver, Sender};
 
+use crate::calls::CallAction;
 use crate::hub::SessionId;
-use crate::server::{Outgoing, SessionHandle, Shared, lock, unix_ms};
+use crate::server::{Outgoing, Routes, SessionHandle, Shared, lock, unix_ms};
 use crate::store::AccountId;
 
 /// Frames queued for a client before it counts as too slow and is disconnected.
@@ -28,6 +29,9 @@ pub(crate) struct Session {
     pub sid: SessionId,
     pub remote: SocketAddr,
     pub account: Option<AccountId>,
+    /// Call actions to apply after the current request's response is queued, so that a
+    /// client sees `CallPlaced` before the call's first event.
+    pub after_reply: Vec<CallAction>,
     out: Sender<Outgoing>,
     conn: quinn::Connection,
     hello: bool,
@@ -53,14 +57,17 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: quinn::Incoming) {
     };
     let sid = shared.next_sid();
     let (out, rx) = smol::channel::bounded(OUT_QUEUE);
+    let routes: Routes = Arc::default();
     lock(&shared.sessions).insert(
         sid,
         SessionHandle {
             out: out.clone(),
             conn: conn.clone(),
+            routes: routes.clone(),
         },
     );
     let writer = smol::spawn(write_loop(send, rx, conn.clone()));
+    let media = smol::spawn(forward_media(conn.clone(), routes));
     let span = tracing::info_span!("session", sid, %remote);
     let _enter = span.enter();
     tracing::debug!("connected");
@@ -69,14 +76,18 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: quinn::Incoming) {
         sid,
         remote,
         account: None,
+        after_reply: Vec::new(),
         out,
         conn,
         hello: false,
     };
     session.read_loop(recv).await;
+    let call_actions = lock(&shared.calls).session_left(sid);
+    shared.dispatch_calls(call_actions);
     lock(&shared.sessions).remove(&sid);
     let actions = lock(&shared.hub).leave(sid);
     shared.dispatch(actions);
+    drop(media);
     if let Some(id) = session.account {
         let store = shared.store.clone();
         let _ = blocking::unblock(move || store.touch(id, unix_ms())).await;
@@ -188,6 +199,8 @@ impl Session {
         }
         let result = self.request(frame.req).await;
         self.reply(frame.id, result);
+        let deferred = std::mem::take(&mut self.after_reply);
+        self.shared.dispatch_calls(deferred);
         true
     }
 
@@ -253,4 +266,20 @@ async fn write_loop(mut send: quinn::SendStream, rx: Receiver<Outgoing>, conn: q
         }
     }
     let _ = send.finish();
+}
+
+/// Forwards this session's media datagrams to the other party of their call, without
+/// decoding more than the call id, and only along routes the call router installed:
+/// a client can never make the relay send to an address or session of its choosing.
+async fn forward_media(conn: quinn::Connection, routes: Routes) {
+    while let Ok(datagram) = conn.read_datagram().await {
+        let Some(call) = phoned_proto::media::peek_call(&datagram) else {
+            continue;
+        };
+        let to = lock(&routes).get(&call).cloned();
+        if let Some(to) = to {
+            // A full or closed peer drops the frame: media is never worth waiting for.
+            let _ = to.send_datagram(datagram);
+        }
+    }
 }

@@ -1,0 +1,419 @@
+//! Call routing as a sans-IO state machine: who calls whom, which devices ring, who
+//! answered, and so which connection a call's media goes to. Inputs are requests and
+//! session departures with the time passed in; outputs are events to push and media
+//! routes to install or remove.
+
+use std::collections::HashMap;
+
+use phoned_proto::Event;
+use phoned_proto::call::{CallId, CallPhase, EndReason};
+
+use crate::hub::SessionId;
+use crate::store::AccountId;
+
+/// A device may take part in at most this many calls at once (one active, one waiting).
+const MAX_CALLS_PER_DEVICE: usize = 2;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallAction {
+    Send(SessionId, Event),
+    /// Media of `call` from `from` now goes to `to`.
+    Route {
+        call: CallId,
+        from: SessionId,
+        to: SessionId,
+    },
+    /// Media of `call` from `from` is no longer forwarded.
+    Unroute {
+        call: CallId,
+        from: SessionId,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallError {
+    NoSuchCall,
+    InvalidState,
+}
+
+/// The callee as the directory and presence hub see it.
+pub enum Callee {
+    Unknown,
+    /// The account exists; these are its online sessions (maybe none).
+    Account {
+        id: AccountId,
+        sessions: Vec<SessionId>,
+    },
+}
+
+/// The caller's identity, shown to the callee.
+pub struct Caller {
+    pub session: SessionId,
+    pub account: AccountId,
+    pub number: String,
+    pub name: String,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Ringing { deadline_ms: u64 },
+    Active,
+}
+
+#[derive(Debug)]
+struct Call {
+    caller: SessionId,
+    caller_account: AccountId,
+    callee_account: AccountId,
+    ringing: Vec<SessionId>,
+    answered: Option<SessionId>,
+    phase: Phase,
+    /// Hold set by the caller (`[0]`) and by the callee (`[1]`).
+    held: [bool; 2],
+}
+
+impl Call {
+    fn parties(&self) -> Vec<SessionId> {
+        let mut p = vec![self.caller];
+        p.extend(self.answered);
+        p.extend(self.ringing.iter().copied());
+        p
+    }
+
+    fn peer_of(&self, sid: SessionId) -> Option<SessionId> {
+        match self.answered {
+            Some(a) if sid == self.caller => Some(a),
+            Some(a) if sid == a => Some(self.caller),
+            _ => None,
+        }
+    }
+
+    /// The phase as `sid` sees it, for an answered call.
+    fn phase_for(&self, sid: SessionId) -> CallPhase {
+        let me = usize::from(sid != self.caller);
+        if self.held[me] {
+            CallPhase::Held { by_me: true }
+        } else if self.held[1 - me] {
+            CallPhase::Held { by_me: false }
+        } else {
+            CallPhase::Active { source: me as u32 }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Calls {
+    calls: HashMap<CallId, Call>,
+    next: CallId,
+    ring_timeout_ms: u64,
+}
+
+fn state(sid: SessionId, call: CallId, phase: CallPhase) -> CallAction {
+    CallAction::Send(sid, Event::CallState { call, phase })
+}
+
+impl Calls {
+    pub fn new(ring_timeout_ms: u64) -> Calls {
+        Calls {
+            calls: HashMap::new(),
+            next: 1,
+            ring_timeout_ms,
+        }
+    }
+
+    fn load(&self, sid: SessionId) -> usize {
+        self.calls
+            .values()
+            .filter(|c| c.parties().contains(&sid))
+            .count()
+    }
+
+    /// Places a call. On success every online device of the callee rings.
+    pub fn dial(
+        &mut self,
+        now_ms: u64,
+        caller: Caller,
+        callee: Callee,
+    ) -> Result<(CallId, Vec<CallAction>), EndReason> {
+        let (callee_account, sessions) = match callee {
+            Callee::Unknown => return Err(EndReason::UnknownNumber),
+            Callee::Account { id, sessions } => (id, sessions),
+        };
+        if callee_account == caller.account {
+            return Err(EndReason::Busy);
+        }
+        if sessions.is_empty() {
+            return Err(EndReason::Offline);
+        }
+        if self.load(caller.session) >= MAX_CALLS_PER_DEVICE {
+            return Err(EndReason::Busy);
+        }
+        let ringing: Vec<SessionId> = sessions
+            .into_iter()
+            .filter(|&s| self.load(s) < MAX_CALLS_PER_DEVICE)
+            .collect();
+        if ringing.is_empty() {
+            return Err(EndReason::Busy);
+        }
+        let id = self.next;
+        self.next += 1;
+        let mut actions = vec![state(caller.session, id, CallPhase::Ringing)];
+        for &s in &ringing {
+            actions.push(CallAction::Send(
+                s,
+                Event::CallIncoming {
+                    call: id,
+                    from_number: caller.number.clone(),
+                    from_name: caller.name.clone(),
+                },
+            ));
+        }
+        self.calls.insert(
+            id,
+            Call {
+                caller: caller.session,
+                caller_account: caller.account,
+                callee_account,
+                ringing,
+                answered: None,
+                phase: Phase::Ringing {
+                    deadline_ms: now_ms + self.ring_timeout_ms,
+                },
+                held: [false; 2],
+            },
+        );
+        Ok((id, actions))
+    }
+
+    /// A dial that ended before ringing: the call gets an id all the same, and the
+    /// caller its one `Ended` state.
+    pub fn failed(&mut self, caller: SessionId, reason: EndReason) -> (CallId, Vec<CallAction>) {
+        let id = self.next;
+        self.next += 1;
+        (id, vec![state(caller, id, CallPhase::Ended(reason))])
+    }
+
+    /// `sid` answers a ringing call; the callee's other devices stop ringing.
+    pub fn answer(&mut self, sid: SessionId, id: CallId) -> Result<Vec<CallAction>, CallError> {
+        let call = self.calls.get_mut(&id).ok_or(CallError::NoSuchCall)?;
+        if !call.ringing.contains(&sid) {
+            return Err(if call.parties().contains(&sid) {
+                CallError::InvalidState
+            } else {
+                CallError::NoSuchCall
+            });
+        }
+        let others: Vec<SessionId> = call.ringing.drain(..).filter(|&s| s != sid).collect();
+        call.answered = Some(sid);
+        call.phase = Phase::Active;
+        let mut actions = vec![
+            state(call.caller, id, call.phase_for(call.caller)),
+            state(sid, id, call.phase_for(sid)),
+            CallAction::Route {
+                call: id,
+                from: call.caller,
+                to: sid,
+            },
+            CallAction::Route {
+                call: id,
+                from: sid,
+                to: call.caller,
+            },
+        ];
+        actions.extend(
+            others
+                .into_iter()
+                .map(|s| state(s, id, CallPhase::Ended(EndReason::AnsweredElsewhere))),
+        );
+        Ok(actions)
+    }
+
+    /// A ringing device declines: the call ends for everyone with `reason`.
+    pub fn reject(
+        &mut self,
+        sid: SessionId,
+        id: CallId,
+        reason: EndReason,
+    ) -> Result<Vec<CallAction>, CallError> {
+        let call = self.calls.get(&id).ok_or(CallError::NoSuchCall)?;
+        if !call.ringing.contains(&sid) {
+            return Err(if call.parties().contains(&sid) {
+                CallError::InvalidState
+            } else {
+                CallError::NoSuchCall
+            });
+        }
+        let reason = match reason {
+            EndReason::Busy => EndReason::Busy,
+            _ => EndReason::Rejected,
+        };
+        Ok(self.end(id, reason))
+    }
+
+    /// Any party ends the call.
+    pub fn hangup(&mut self, sid: SessionId, id: CallId) -> Result<Vec<CallAction>, CallError> {
+        let call = self.calls.get(&id).ok_or(CallError::NoSuchCall)?;
+        if !call.parties().contains(&sid) {
+            return Err(CallError::NoSuchCall);
+        }
+        if call.ringing.contains(&sid) {
+            // A ringing device "hanging up" declines.
+            return self.reject(sid, id, EndReason::Rejected);
+        }
+        Ok(self.end(id, EndReason::Hangup))
+    }
+
+    /// Puts an answered call on hold or resumes it, from `sid`'s side.
+    pub fn hold(
+        &mut self,
+        sid: SessionId,
+        id: CallId,
+        held: bool,
+    ) -> Result<Vec<CallAction>, CallError> {
+        let call = self.calls.get_mut(&id).ok_or(CallError::NoSuchCall)?;
+        let peer = call.peer_of(sid).ok_or(if call.parties().contains(&sid) {
+            CallError::InvalidState
+        } else {
+            CallError::NoSuchCall
+        })?;
+        let me = usize::from(sid != call.caller);
+        let was_flowing = !call.held[0] && !call.held[1];
+        call.held[me] = held;
+        let flowing = !call.held[0] && !call.held[1];
+        let mut actions = vec![
+            state(sid, id, call.phase_for(sid)),
+            state(peer, id, call.phase_for(peer)),
+        ];
+        if was_flowing && !flowing {
+            actions.push(CallAction::Unroute {
+                call: id,
+                from: sid,
+            });
+            actions.push(CallAction::Unroute {
+                call: id,
+                from: peer,
+            });
+        } else if !was_flowing && flowing {
+            actions.push(CallAction::Route {
+                call: id,
+                from: sid,
+                to: peer,
+            });
+            actions.push(CallAction::Route {
+                call: id,
+                from: peer,
+                to: sid,
+            });
+        }
+        Ok(actions)
+    }
+
+    /// DTMF from `sid` to the other party of an answered call.
+    pub fn dtmf(
+        &mut self,
+        sid: SessionId,
+        id: CallId,
+        digits: String,
+    ) -> Result<Vec<CallAction>, CallError> {
+        let call = self.calls.get(&id).ok_or(CallError::NoSuchCall)?;
+        let peer = call.peer_of(sid).ok_or(CallError::InvalidState)?;
+        Ok(vec![CallAction::Send(
+            peer,
+            Event::CallDtmf { call: id, digits },
+        )])
+    }
+
+    /// A session is gone (closed, timed out, revoked): its calls end with `network`,
+    /// or it simply stops ringing if other devices still ring.
+    pub fn session_left(&mut self, sid: SessionId) -> Vec<CallAction> {
+        let mut ids: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.parties().contains(&sid))
+            .map(|(&id, _)| id)
+            .collect();
+        ids.sort_unstable();
+        let mut actions = Vec::new();
+        for id in ids {
+            let Some(call) = self.calls.get_mut(&id) else {
+                continue;
+            };
+            if call.ringing.contains(&sid) && call.ringing.len() > 1 {
+                call.ringing.retain(|&s| s != sid);
+                continue;
+            }
+            let reason = match call.phase {
+                Phase::Ringing { .. } if sid != call.caller => EndReason::Offline,
+                Phase::Ringing { .. } => EndReason::Hangup,
+                Phase::Active => EndReason::Network,
+            };
+            actions.extend(self.end(id, reason));
+        }
+        actions.retain(|a| !matches!(a, CallAction::Send(s, _) if *s == sid));
+        actions
+    }
+
+    /// Ends calls whose ring timeout has passed.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<CallAction> {
+        let mut due: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(
+                |(_, c)| matches!(c.phase, Phase::Ringing { deadline_ms } if deadline_ms <= now_ms),
+            )
+            .map(|(&id, _)| id)
+            .collect();
+        due.sort_unstable();
+        due.into_iter()
+            .flat_map(|id| self.end(id, EndReason::NoAnswer))
+            .collect()
+    }
+
+    /// When [`Calls::tick`] next has work, if ever.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.calls
+            .values()
+            .filter_map(|c| match c.phase {
+                Phase::Ringing { deadline_ms } => Some(deadline_ms),
+                Phase::Active => None,
+            })
+            .min()
+    }
+
+    /// The accounts of a call's two parties (caller, callee).
+    pub fn accounts(&self, id: CallId) -> Option<(AccountId, AccountId)> {
+        self.calls
+            .get(&id)
+            .map(|c| (c.caller_account, c.callee_account))
+    }
+
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    fn end(&mut self, id: CallId, reason: EndReason) -> Vec<CallAction> {
+        let Some(call) = self.calls.remove(&id) else {
+            return Vec::new();
+        };
+        let mut actions: Vec<CallAction> = call
+            .parties()
+            .into_iter()
+            .map(|s| state(s, id, CallPhase::Ended(reason)))
+            .collect();
+        if let Some(a) = call.answered {
+            actions.push(CallAction::Unroute {
+                call: id,
+                from: call.caller,
+            });
+            actions.push(CallAction::Unroute { call: id, from: a });
+        }
+        actions
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,216 @@
+//! Call signalling and media forwarding through a real relay process.
+
+mod common;
+
+use std::time::Duration;
+
+use phoned_proto::call::{CallPhase, EndReason};
+use phoned_proto::media::MediaFrame;
+use phoned_proto::{ErrorCode, Event, Request, Response};
+use phoned_tests::client::Client;
+
+async fn dial(c: &Client, to: &str) -> u64 {
+    match c.request(Request::Dial { to: to.into() }).await.unwrap() {
+        Response::CallPlaced { call } => call,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn phase(c: &Client, call: u64) -> CallPhase {
+    let e = c
+        .wait_event(
+            common::WAIT,
+            |e| matches!(e, Event::CallState { call: id, .. } if *id == call),
+        )
+        .await
+        .expect("call state");
+    match e {
+        Event::CallState { phase, .. } => phase,
+        _ => unreachable!(),
+    }
+}
+
+async fn incoming(c: &Client) -> (u64, String) {
+    match c
+        .wait_event(common::WAIT, |e| matches!(e, Event::CallIncoming { .. }))
+        .await
+        .expect("incoming call")
+    {
+        Event::CallIncoming {
+            call, from_number, ..
+        } => (call, from_number),
+        _ => unreachable!(),
+    }
+}
+
+fn frame(call: u64, seq: u32) -> bytes::Bytes {
+    let f = MediaFrame {
+        call,
+        source: 0,
+        seq,
+        timestamp: seq * 960,
+        level: 30,
+        payload: vec![seq as u8; 60],
+    };
+    bytes::Bytes::from(f.encode())
+}
+
+#[test]
+fn all_devices_ring_first_answer_wins_and_media_flows_only_between_the_parties() {
+    let relay = common::relay("");
+    smol::block_on(async {
+        let (alice, na, _) = relay.provisioned("Alice").await;
+        let (bob1, nb, secret) = relay.provisioned("Bob").await;
+        let bob2 = relay.client().await;
+        bob2.login(&nb, &secret).await.unwrap();
+        let (eve, _, _) = relay.provisioned("Eve").await;
+
+        let call = dial(&alice, &nb).await;
+        assert_eq!(phase(&alice, call).await, CallPhase::Ringing);
+        let (c1, from) = incoming(&bob1).await;
+        let (c2, _) = incoming(&bob2).await;
+        assert_eq!((c1, c2, from.as_str()), (call, call, na.as_str()));
+
+        bob2.request(Request::Answer { call }).await.unwrap();
+        assert_eq!(phase(&alice, call).await, CallPhase::Active { source: 0 });
+        assert_eq!(phase(&bob2, call).await, CallPhase::Active { source: 1 });
+        assert_eq!(
+            phase(&bob1, call).await,
+            CallPhase::Ended(EndReason::AnsweredElsewhere)
+        );
+
+        // Media: Alice → Bob's answering device only. Eve cannot inject into the call.
+        for seq in 0..20 {
+            alice.conn.send_datagram(frame(call, seq)).unwrap();
+            eve.conn.send_datagram(frame(call, 1000 + seq)).unwrap();
+        }
+        let got = smol::future::or(async { bob2.conn.read_datagram().await.ok() }, async {
+            smol::Timer::after(common::WAIT).await;
+            None
+        })
+        .await
+        .expect("media forwarded");
+        let f = MediaFrame::decode(&got).unwrap();
+        assert_eq!(f.call, call);
+        assert!(f.seq < 1000, "a frame from outside the call was forwarded");
+        let stray = smol::future::or(async { bob1.conn.read_datagram().await.ok() }, async {
+            smol::Timer::after(Duration::from_millis(300)).await;
+            None
+        })
+        .await;
+        assert!(
+            stray.is_none(),
+            "media reached a device that did not answer"
+        );
+
+        // DTMF reaches the other side; hold is seen by both.
+        alice
+            .request(Request::Dtmf {
+                call,
+                digits: "12#".into(),
+            })
+            .await
+            .unwrap();
+        let d = bob2
+            .wait_event(common::WAIT, |e| matches!(e, Event::CallDtmf { .. }))
+            .await;
+        assert!(matches!(d, Some(Event::CallDtmf { digits, .. }) if digits == "12#"));
+        let e = alice
+            .request(Request::Dtmf {
+                call,
+                digits: "x".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::InvalidDtmf));
+        bob2.request(Request::Hold { call, held: true })
+            .await
+            .unwrap();
+        assert_eq!(phase(&alice, call).await, CallPhase::Held { by_me: false });
+        assert_eq!(phase(&bob2, call).await, CallPhase::Held { by_me: true });
+        bob2.request(Request::Hold { call, held: false })
+            .await
+            .unwrap();
+        assert_eq!(phase(&alice, call).await, CallPhase::Active { source: 0 });
+        assert_eq!(phase(&bob2, call).await, CallPhase::Active { source: 1 });
+
+        // Eve cannot end someone else's call.
+        let e = eve.request(Request::Hangup { call }).await.unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::NoSuchCall));
+        alice.request(Request::Hangup { call }).await.unwrap();
+        assert_eq!(
+            phase(&bob2, call).await,
+            CallPhase::Ended(EndReason::Hangup)
+        );
+    });
+}
+
+#[test]
+fn every_outcome_reaches_the_caller_as_state_and_reason() {
+    let relay = common::relay("ring_timeout_ms = 800");
+    smol::block_on(async {
+        let (alice, _, _) = relay.provisioned("Alice").await;
+        let (bob, nb, _) = relay.provisioned("Bob").await;
+
+        let call = dial(&alice, "99999").await;
+        assert_eq!(
+            phase(&alice, call).await,
+            CallPhase::Ended(EndReason::UnknownNumber)
+        );
+
+        let (gone, ng, _) = relay.provisioned("Gone").await;
+        gone.conn.close(0u32.into(), b"bye");
+        drop(gone);
+        let offline = phoned_tests::wait_for(Duration::from_secs(5), || {
+            smol::block_on(async {
+                let call = dial(&alice, &ng).await;
+                (phase(&alice, call).await == CallPhase::Ended(EndReason::Offline)).then_some(())
+            })
+        });
+        assert!(offline.is_some());
+
+        let call = dial(&alice, &nb).await;
+        incoming(&bob).await;
+        bob.request(Request::Reject {
+            call,
+            reason: EndReason::Rejected,
+        })
+        .await
+        .unwrap();
+        assert_eq!(phase(&alice, call).await, CallPhase::Ringing);
+        assert_eq!(
+            phase(&alice, call).await,
+            CallPhase::Ended(EndReason::Rejected)
+        );
+
+        let call = dial(&alice, &nb).await;
+        incoming(&bob).await;
+        bob.request(Request::Reject {
+            call,
+            reason: EndReason::Busy,
+        })
+        .await
+        .unwrap();
+        assert_eq!(phase(&alice, call).await, CallPhase::Ringing);
+        assert_eq!(phase(&alice, call).await, CallPhase::Ended(EndReason::Busy));
+
+        let call = dial(&alice, &nb).await;
+        assert_eq!(phase(&alice, call).await, CallPhase::Ringing);
+        assert_eq!(
+            phase(&alice, call).await,
+            CallPhase::Ended(EndReason::NoAnswer)
+        );
+
+        // The callee's connection dies mid-call: the caller hears "network".
+        let call = dial(&alice, &nb).await;
+        incoming(&bob).await;
+        bob.request(Request::Answer { call }).await.unwrap();
+        assert_eq!(phase(&alice, call).await, CallPhase::Ringing);
+        assert_eq!(phase(&alice, call).await, CallPhase::Active { source: 0 });
+        bob.conn.close(0u32.into(), b"crash");
+        assert_eq!(
+            phase(&alice, call).await,
+            CallPhase::Ended(EndReason::Network)
+        );
+    });
+}
