@@ -168,8 +168,13 @@ impl Phone {
             Event::AccountChanged(info) => self.set_account(info),
             // The daemon's call engine is not wired yet: calls to this device are not
             // answered, and the relay ends them with `no-answer` after its ring timeout.
-            event @ (Event::CallIncoming { .. } | Event::CallState { .. } | Event::CallDtmf { .. }) => {
-                tracing::debug!(?event, "call event ignored: calls are not implemented in phoned yet");
+            event @ (Event::CallIncoming { .. }
+            | Event::CallState { .. }
+            | Event::CallDtmf { .. }) => {
+                tracing::debug!(
+                    ?event,
+                    "call event ignored: calls are not implemented in phoned yet"
+                );
             }
         }
     }
