@@ -60,6 +60,56 @@ pub enum Command {
         #[command(subcommand)]
         action: ContactsAction,
     },
+    /// Call a number or a contact by name.
+    Dial {
+        target: String,
+        /// Wait until the call is answered (exit 0) or ends (exit 1, with the reason).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Answer the ringing call (or CALL: its number from `calls`, or its object path).
+    Answer {
+        call: Option<String>,
+    },
+    /// Decline the ringing call.
+    Reject {
+        call: Option<String>,
+        /// Decline as busy rather than rejected.
+        #[arg(long)]
+        busy: bool,
+    },
+    /// Hang up the current call.
+    Hangup {
+        call: Option<String>,
+    },
+    /// Put the active call on hold.
+    Hold {
+        call: Option<String>,
+    },
+    /// Resume the held call.
+    Resume {
+        call: Option<String>,
+    },
+    /// Mute the microphone in the active call.
+    Mute {
+        call: Option<String>,
+    },
+    Unmute {
+        call: Option<String>,
+    },
+    /// Send DTMF digits (0-9, *, #, A-D) in the active call.
+    Dtmf {
+        digits: String,
+        #[arg(long)]
+        call: Option<String>,
+    },
+    /// The current calls.
+    Calls,
+    /// Recent calls, newest first, and the missed count.
+    History {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
     /// Do not disturb: incoming calls are declined without ringing.
     Dnd {
         #[arg(value_enum)]

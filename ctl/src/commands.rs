@@ -9,9 +9,11 @@ use zbus::Connection;
 use zbus::proxy::CacheProperties;
 
 use crate::Failure;
+use crate::calls::{self, Pick};
 use crate::cli::{
     Cli, Command, ContactsAction, NameAction, NumberAction, OnOff, PasswordAction, Shell,
 };
+use phoned_proto::dbus::CallProxy;
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     let g = cli.global;
@@ -88,11 +90,96 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             )
         }
         Command::Watch => crate::watch::run(&conn).await,
+        Command::Dial { target, wait } => calls::dial(&conn, g.json, &target, wait).await,
+        Command::Calls => calls::list(&conn, g.json).await,
+        Command::History { limit } => calls::history(&conn, g.json, limit).await,
+        Command::Answer { call } => {
+            act(&conn, g.json, call, Pick::Ringing, "answered", |c| {
+                Box::pin(async move { c.answer().await })
+            })
+            .await
+        }
+        Command::Reject { call, busy } => {
+            let reason = if busy { "busy" } else { "rejected" };
+            let c = calls::resolve(&conn, call.as_deref(), Pick::Ringing).await?;
+            c.reject(reason).await?;
+            print(
+                g.json,
+                json!({ "path": c.inner().path().as_str() }),
+                "rejected",
+            )
+        }
+        Command::Hangup { call } => {
+            act(&conn, g.json, call, Pick::Any, "hung up", |c| {
+                Box::pin(async move { c.hangup().await })
+            })
+            .await
+        }
+        Command::Hold { call } => {
+            act(&conn, g.json, call, Pick::Active, "on hold", |c| {
+                Box::pin(async move { c.hold().await })
+            })
+            .await
+        }
+        Command::Resume { call } => {
+            act(&conn, g.json, call, Pick::Held, "resumed", |c| {
+                Box::pin(async move { c.resume().await })
+            })
+            .await
+        }
+        Command::Mute { call } => {
+            let c = calls::resolve(&conn, call.as_deref(), Pick::Active).await?;
+            c.set_muted(true).await?;
+            print(
+                g.json,
+                json!({ "path": c.inner().path().as_str(), "muted": true }),
+                "muted",
+            )
+        }
+        Command::Unmute { call } => {
+            let c = calls::resolve(&conn, call.as_deref(), Pick::Active).await?;
+            c.set_muted(false).await?;
+            print(
+                g.json,
+                json!({ "path": c.inner().path().as_str(), "muted": false }),
+                "unmuted",
+            )
+        }
+        Command::Dtmf { digits, call } => {
+            let c = calls::resolve(&conn, call.as_deref(), Pick::Active).await?;
+            c.send_dtmf(&digits).await?;
+            print(
+                g.json,
+                json!({ "path": c.inner().path().as_str(), "digits": digits }),
+                &format!("sent {digits}"),
+            )
+        }
         Command::Completions { .. } | Command::Man => Ok(()),
     }
 }
 
-fn print(json: bool, value: serde_json::Value, human: &str) -> Result<(), Failure> {
+type CallOp = fn(
+    CallProxy<'static>,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(), phoned_proto::dbus::PhoneError>> + Send>,
+>;
+
+/// Runs `op` on the named call, or the one `pick` finds, and says `done`.
+async fn act(
+    conn: &Connection,
+    json: bool,
+    which: Option<String>,
+    pick: Pick,
+    done: &str,
+    op: CallOp,
+) -> Result<(), Failure> {
+    let c = calls::resolve(conn, which.as_deref(), pick).await?;
+    let path = c.inner().path().to_string();
+    op(c).await?;
+    print(json, json!({ "path": path }), done)
+}
+
+pub fn print(json: bool, value: serde_json::Value, human: &str) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     let r = if json {
         writeln!(out, "{value}")
@@ -151,7 +238,7 @@ async fn account(conn: &Connection, json: bool) -> Result<(), Failure> {
 }
 
 /// Unix ms as a UTC date, e.g. `2026-11-24 10:31 UTC` (or `-` for 0).
-fn date(ms: u64) -> String {
+pub fn date(ms: u64) -> String {
     if ms == 0 {
         return "-".into();
     }

@@ -1,5 +1,6 @@
 //! `phonectl`: drive the phoned daemon over D-Bus.
 
+mod calls;
 mod cli;
 mod commands;
 mod watch;

@@ -98,7 +98,7 @@ fn run(cli: Cli) -> Result<(), String> {
             async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
                 .map_err(|e| format!("cannot handle signals: {e}"))?;
         let conn = dbus::serve(bus, phone.clone()).await?;
-        let announcer = smol::spawn(dbus::announce(conn.clone(), changes));
+        let announcer = smol::spawn(dbus::announce(conn.clone(), phone.clone(), changes));
         let link = smol::spawn(phoned::link::run(phone.clone()));
         tracing::info!(relay = %phone.config.relay, "phoned started");
         use smol::stream::StreamExt;

@@ -12,6 +12,7 @@ use phoned_proto::state::ConnectionState;
 use phoned_proto::{AccountInfo, ErrorCode, Event, Request, Response};
 use smol::channel::{Receiver, Sender};
 
+use crate::call::engine::{Engine, Local, Output, Policy};
 use crate::config::Config;
 use crate::credentials;
 use crate::link::client::{Client, ClientError};
@@ -33,6 +34,21 @@ pub enum Change {
         online: bool,
     },
     Contacts,
+    /// A call object appeared.
+    CallAdded(Local),
+    /// A call's properties changed.
+    CallChanged(Local),
+    /// A call ended and its object goes away.
+    CallRemoved(Local, String),
+    /// An incoming call rings (local, number, name): signal and notify.
+    Ring(Local, String, String),
+    StopRinging(Local),
+    /// A missed call (number, name).
+    Missed(String, String),
+    /// DTMF from the far side.
+    Dtmf(Local, String),
+    /// History and `MissedCount` changed.
+    History,
 }
 
 #[derive(Debug, Clone)]
@@ -49,12 +65,13 @@ pub struct Phone {
     pub config: Config,
     pub state_dir: PathBuf,
     pub store: Store,
+    pub engine: Mutex<Engine>,
     status: Mutex<Status>,
     client: Mutex<Option<Arc<Client>>>,
     changes: Sender<Change>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -65,6 +82,7 @@ impl Phone {
             config,
             state_dir,
             store,
+            engine: Mutex::new(Engine::new()),
             status: Mutex::new(Status {
                 connection: ConnectionState::Offline,
                 last_error: String::new(),
@@ -90,8 +108,10 @@ impl Phone {
         self.notify(Change::Connection);
     }
 
-    /// The link is down; `why` says why (kept for `LastError`).
-    pub fn set_offline(&self, why: Option<String>) {
+    /// The link is down; `why` says why (kept for `LastError`). Calls end.
+    pub fn set_offline(self: &Arc<Self>, why: Option<String>) {
+        let outputs = lock(&self.engine).link_lost(unix_ms());
+        self.run_calls(outputs);
         *lock(&self.client) = None;
         let gone: Vec<(String, String)> = {
             let mut s = lock(&self.status);
@@ -141,7 +161,7 @@ impl Phone {
     }
 
     /// Applies an event pushed by the relay.
-    pub fn apply(&self, event: Event) {
+    pub fn apply(self: &Arc<Self>, event: Event) {
         match event {
             Event::Presence {
                 number,
@@ -166,16 +186,110 @@ impl Phone {
                 });
             }
             Event::AccountChanged(info) => self.set_account(info),
-            // The daemon's call engine is not wired yet: calls to this device are not
-            // answered, and the relay ends them with `no-answer` after its ring timeout.
-            event @ (Event::CallIncoming { .. }
-            | Event::CallState { .. }
-            | Event::CallDtmf { .. }) => {
-                tracing::debug!(
-                    ?event,
-                    "call event ignored: calls are not implemented in phoned yet"
-                );
+            Event::CallIncoming {
+                call,
+                from_number,
+                from_name,
+            } => {
+                let policy = self.policy(&from_number);
+                let out =
+                    lock(&self.engine).incoming(call, from_number, from_name, policy, unix_ms());
+                self.run_calls(out);
             }
+            Event::CallState { call, phase } => {
+                let out = lock(&self.engine).phase(call, phase, unix_ms());
+                self.run_calls(out);
+            }
+            Event::CallDtmf { call, digits } => {
+                let out = lock(&self.engine).dtmf_received(call, digits);
+                self.run_calls(out);
+            }
+        }
+    }
+
+    /// Do-not-disturb, auto-answer, and whether `number` is a contact.
+    fn policy(&self, number: &str) -> Policy {
+        let setting = |k: &str| self.store.setting(k).ok().flatten();
+        Policy {
+            do_not_disturb: setting(crate::dbus::DND).as_deref() == Some("true"),
+            auto_answer: setting(crate::dbus::AUTO_ANSWER)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_default(),
+            known_caller: self
+                .store
+                .lookup_contact(number)
+                .is_ok_and(|c| c.number == number),
+        }
+    }
+
+    /// Carries out what the call engine decided.
+    pub fn run_calls(self: &Arc<Self>, outputs: Vec<Output>) {
+        for output in outputs {
+            match output {
+                Output::Send(local, req) => {
+                    let phone = self.clone();
+                    smol::spawn(async move { phone.send_call_request(local, req).await }).detach();
+                }
+                Output::Added(l) => self.notify(Change::CallAdded(l)),
+                Output::Changed(l) => self.notify(Change::CallChanged(l)),
+                Output::Removed(l, reason) => self.notify(Change::CallRemoved(l, reason)),
+                Output::Ring(l) => {
+                    if let Some(c) = lock(&self.engine).get(l) {
+                        self.notify(Change::Ring(
+                            l,
+                            c.remote_number.clone(),
+                            c.remote_name.clone(),
+                        ));
+                    }
+                }
+                Output::StopRinging(l) => self.notify(Change::StopRinging(l)),
+                Output::Missed(_) => {}
+                Output::DtmfReceived(l, digits) => self.notify(Change::Dtmf(l, digits)),
+                Output::StartMedia {
+                    local,
+                    call,
+                    source,
+                } => {
+                    tracing::info!(local, call, source, "call active");
+                }
+                Output::StopMedia(local) => tracing::info!(local, "call media stopped"),
+                Output::Record(r) => {
+                    let entry = crate::store::history::HistoryEntry {
+                        number: r.number.clone(),
+                        name: r.name.clone(),
+                        direction: r.direction.as_str().to_owned(),
+                        result: r.result,
+                        start_ms: r.start_ms,
+                        duration_ms: r.duration_ms,
+                        missed: r.missed,
+                    };
+                    if let Err(e) = self.store.add_history(&entry) {
+                        tracing::error!("recording call history: {e}");
+                    }
+                    if r.missed {
+                        self.notify(Change::Missed(r.number, r.name));
+                    }
+                    self.notify(Change::History);
+                }
+            }
+        }
+    }
+
+    async fn send_call_request(self: Arc<Self>, local: Local, req: Request) {
+        let dial = matches!(req, Request::Dial { .. });
+        match self.request(req).await {
+            Ok(Response::CallPlaced { call }) if dial => {
+                let out = lock(&self.engine).placed(local, call);
+                self.run_calls(out);
+            }
+            Ok(_) => {}
+            Err(e @ (PhoneError::Offline(_) | PhoneError::Timeout(_))) => {
+                tracing::warn!(local, "call request failed: {}", e.message());
+                let out = lock(&self.engine).request_failed(local, unix_ms());
+                self.run_calls(out);
+            }
+            // The relay ends the call itself if it must; a refused request changes nothing.
+            Err(e) => tracing::info!(local, "call request refused: {}", e.message()),
         }
     }
 
@@ -249,4 +363,11 @@ pub fn to_dbus(e: ClientError) -> PhoneError {
             PhoneError::Failed(format!("unexpected answer from the relay: {r:?}"))
         }
     }
+}
+
+/// Wall-clock Unix milliseconds.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

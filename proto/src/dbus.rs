@@ -14,6 +14,8 @@ pub mod iface {
     pub const ACCOUNT: &str = "org.phoned.Phone1.Account";
     pub const PRESENCE: &str = "org.phoned.Phone1.Presence";
     pub const CONTACTS: &str = "org.phoned.Phone1.Contacts";
+    pub const CALL: &str = "org.phoned.Phone1.Call";
+    pub const HISTORY: &str = "org.phoned.Phone1.History";
 }
 
 /// Longest string argument the daemon accepts, other than vCard text.
@@ -86,6 +88,26 @@ pub mod manager {
         /// The daemon's version.
         #[zbus(property)]
         fn version(&self) -> zbus::Result<String>;
+        /// Calls a number or a contact's name; returns the call's object.
+        fn dial(
+            &self,
+            target: &str,
+            options: std::collections::HashMap<&str, zbus::Variant<'_>>,
+        ) -> Result<zbus::wire::OwnedObjectPath, PhoneError>;
+        fn hangup_all(&self) -> Result<(), PhoneError>;
+        #[zbus(signal)]
+        fn incoming_call(
+            &self,
+            call: zbus::wire::ObjectPath<'_>,
+            number: String,
+            name: String,
+        ) -> zbus::Result<()>;
+        #[zbus(signal)]
+        fn call_removed(
+            &self,
+            call: zbus::wire::ObjectPath<'_>,
+            reason: String,
+        ) -> zbus::Result<()>;
     }
 }
 
@@ -172,7 +194,67 @@ pub mod contacts {
     }
 }
 
+/// Proxy of `org.phoned.Phone1.Call` (one object per call).
+pub mod call {
+    use super::*;
+
+    #[proxy(
+        interface = "org.phoned.Phone1.Call",
+        default_service = "org.phoned.Phone1"
+    )]
+    pub trait Call {
+        fn answer(&self) -> Result<(), PhoneError>;
+        fn reject(&self, reason: &str) -> Result<(), PhoneError>;
+        fn hangup(&self) -> Result<(), PhoneError>;
+        fn hold(&self) -> Result<(), PhoneError>;
+        fn resume(&self) -> Result<(), PhoneError>;
+        fn send_dtmf(&self, digits: &str) -> Result<(), PhoneError>;
+        #[zbus(property)]
+        fn state(&self) -> zbus::Result<String>;
+        #[zbus(property)]
+        fn reason(&self) -> zbus::Result<String>;
+        #[zbus(property)]
+        fn direction(&self) -> zbus::Result<String>;
+        #[zbus(property)]
+        fn remote_number(&self) -> zbus::Result<String>;
+        #[zbus(property)]
+        fn remote_name(&self) -> zbus::Result<String>;
+        #[zbus(property)]
+        fn muted(&self) -> zbus::Result<bool>;
+        #[zbus(property)]
+        fn set_muted(&self, muted: bool) -> zbus::Result<()>;
+        #[zbus(property)]
+        fn started_at(&self) -> zbus::Result<u64>;
+        #[zbus(property)]
+        fn answered_at(&self) -> zbus::Result<u64>;
+        #[zbus(signal)]
+        fn dtmf_received(&self, digits: String) -> zbus::Result<()>;
+    }
+}
+
+/// Proxy of `org.phoned.Phone1.History`.
+pub mod history {
+    use super::*;
+
+    /// (number, name, direction, result, start ms, duration ms, missed).
+    pub type Entry = (String, String, String, String, u64, u64, bool);
+
+    #[proxy(
+        interface = "org.phoned.Phone1.History",
+        default_service = "org.phoned.Phone1",
+        default_path = "/org/phoned/Phone1"
+    )]
+    pub trait History {
+        fn list(&self, limit: u32) -> Result<Vec<Entry>, PhoneError>;
+        fn clear_missed(&self) -> Result<(), PhoneError>;
+        #[zbus(property)]
+        fn missed_count(&self) -> zbus::Result<u32>;
+    }
+}
+
 pub use account::AccountProxy;
+pub use call::CallProxy;
 pub use contacts::ContactsProxy;
+pub use history::HistoryProxy;
 pub use manager::ManagerProxy;
 pub use presence::PresenceProxy;

@@ -2,17 +2,26 @@
 
 use std::sync::Arc;
 
-use phoned_proto::state::AutoAnswer;
-use zbus::interface;
+use std::collections::HashMap;
 
-use crate::phone::Phone;
+use phoned_proto::Number;
+use phoned_proto::dbus::PhoneError;
+use phoned_proto::state::{AutoAnswer, ConnectionState};
+use zbus::interface;
+use zbus::object_server::SignalEmitter;
+use zbus::wire::{ObjectPath, OwnedObjectPath, OwnedVariant};
+
+use super::call::{engine_err, path};
+use super::check_arg;
+use crate::phone::{Phone, lock, unix_ms};
 
 pub struct ManagerIface {
     phone: Arc<Phone>,
 }
 
-const DND: &str = "do_not_disturb";
-const AUTO_ANSWER: &str = "auto_answer";
+/// Settings keys.
+pub const DND: &str = "do_not_disturb";
+pub const AUTO_ANSWER: &str = "auto_answer";
 
 impl ManagerIface {
     pub fn new(phone: Arc<Phone>) -> Self {
@@ -20,12 +29,102 @@ impl ManagerIface {
     }
 }
 
+/// An object path for a call (paths made by [`path`] are always valid).
+pub fn call_path(local: u32) -> OwnedObjectPath {
+    ObjectPath::try_from(path(local))
+        .map(OwnedObjectPath::from)
+        .unwrap_or_else(|_| OwnedObjectPath::from(ObjectPath::from_static_str_unchecked("/")))
+}
+
 #[interface(name = "org.phoned.Phone1.Manager")]
 impl ManagerIface {
-    #[zbus(property)]
-    fn calls(&self) -> Vec<zbus::wire::OwnedObjectPath> {
-        Vec::new()
+    /// Calls `target`: a number, or a contact's name. Returns the new call's object; its
+    /// `State` then follows the call (`dialing`, `ringing`, `active`, … `ended` with a
+    /// `Reason`). `options` is reserved.
+    async fn dial(
+        &self,
+        target: &str,
+        options: HashMap<String, OwnedVariant>,
+    ) -> Result<OwnedObjectPath, PhoneError> {
+        let _ = options;
+        check_arg("target", target)?;
+        let target = target.trim();
+        let (number, name) = match target.parse::<Number>() {
+            Ok(n) => {
+                let name = self
+                    .phone
+                    .store
+                    .lookup_contact(n.as_str())
+                    .ok()
+                    .filter(|c| c.number == n.as_str())
+                    .map(|c| c.name)
+                    .unwrap_or_default();
+                (n.to_string(), name)
+            }
+            Err(_) => match self.phone.store.lookup_contact(target) {
+                Ok(c) => (c.number, c.name),
+                Err(_) => {
+                    return Err(PhoneError::NotFound(format!(
+                        "{:?} is neither a number nor a contact",
+                        target.chars().take(64).collect::<String>()
+                    )));
+                }
+            },
+        };
+        if self.phone.status().connection != ConnectionState::Online {
+            return Err(PhoneError::Offline("not connected to the relay".into()));
+        }
+        let (local, out) = lock(&self.phone.engine).dial(number, name, unix_ms());
+        self.phone.run_calls(out);
+        Ok(call_path(local))
     }
+
+    /// Hangs up every call.
+    fn hangup_all(&self) -> Result<(), PhoneError> {
+        let locals: Vec<u32> = lock(&self.phone.engine).calls().map(|c| c.local).collect();
+        for l in locals {
+            let out = lock(&self.phone.engine)
+                .hangup(l, unix_ms())
+                .map_err(engine_err);
+            if let Ok(out) = out {
+                self.phone.run_calls(out);
+            }
+        }
+        Ok(())
+    }
+
+    #[zbus(property)]
+    fn calls(&self) -> Vec<OwnedObjectPath> {
+        lock(&self.phone.engine)
+            .calls()
+            .map(|c| call_path(c.local))
+            .collect()
+    }
+
+    /// An incoming call rings: (object, number, name).
+    #[zbus(signal)]
+    pub async fn incoming_call(
+        emitter: &SignalEmitter<'_>,
+        call: ObjectPath<'_>,
+        number: &str,
+        name: &str,
+    ) -> zbus::Result<()>;
+
+    /// A call object appeared, with its properties.
+    #[zbus(signal)]
+    pub async fn call_added(
+        emitter: &SignalEmitter<'_>,
+        call: ObjectPath<'_>,
+        properties: HashMap<&str, zbus::Variant<'_>>,
+    ) -> zbus::Result<()>;
+
+    /// A call ended and its object is gone, with the reason.
+    #[zbus(signal)]
+    pub async fn call_removed(
+        emitter: &SignalEmitter<'_>,
+        call: ObjectPath<'_>,
+        reason: &str,
+    ) -> zbus::Result<()>;
 
     #[zbus(property)]
     fn do_not_disturb(&self) -> bool {

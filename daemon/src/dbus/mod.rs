@@ -2,8 +2,11 @@
 //! an ObjectManager, and a task that turns [`Change`]s into signals.
 
 mod account;
+pub mod call;
 mod contacts;
+mod history;
 mod manager;
+pub mod notify;
 mod presence;
 
 use std::sync::Arc;
@@ -14,8 +17,10 @@ use zbus::Connection;
 
 use crate::phone::{Change, Phone};
 pub use account::AccountIface;
+pub use call::CallIface;
 pub use contacts::ContactsIface;
-pub use manager::ManagerIface;
+pub use history::HistoryIface;
+pub use manager::{AUTO_ANSWER, DND, ManagerIface};
 pub use presence::PresenceIface;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +59,7 @@ pub async fn serve(bus: Bus, phone: Arc<Phone>) -> Result<Connection, String> {
         .serve_at(ROOT_PATH, AccountIface::new(phone.clone()))
         .serve_at(ROOT_PATH, PresenceIface::new(phone.clone()))
         .serve_at(ROOT_PATH, ContactsIface::new(phone.clone()))
+        .serve_at(ROOT_PATH, HistoryIface::new(phone.clone()))
         .serve_at(ROOT_PATH, zbus::fdo::ObjectManager)
         .name(BUS_NAME)
         .build()
@@ -67,17 +73,99 @@ pub async fn serve(bus: Bus, phone: Arc<Phone>) -> Result<Connection, String> {
 }
 
 /// Emits the signals for changes, forever.
-pub async fn announce(conn: Connection, changes: Receiver<Change>) {
+pub async fn announce(conn: Connection, phone: Arc<Phone>, changes: Receiver<Change>) {
+    let notifier = notify::Notifier::new(conn.clone(), phone.clone());
     while let Ok(change) = changes.recv().await {
-        if let Err(e) = emit(&conn, change).await {
+        if let Err(e) = emit(&conn, &phone, &notifier, change).await {
             tracing::warn!("emitting a D-Bus signal: {e}");
         }
     }
 }
 
-async fn emit(conn: &Connection, change: Change) -> zbus::Result<()> {
+async fn emit(
+    conn: &Connection,
+    phone: &Arc<Phone>,
+    notifier: &Arc<notify::Notifier>,
+    change: Change,
+) -> zbus::Result<()> {
     let server = conn.object_server();
     match change {
+        Change::CallAdded(local) => {
+            let path = call::path(local);
+            server
+                .at(path.as_str(), CallIface::new(phone.clone(), local))
+                .await?;
+            let Some(c) = crate::phone::lock(&phone.engine).get(local).cloned() else {
+                return Ok(());
+            };
+            let mut props: std::collections::HashMap<&str, zbus::Variant<'_>> =
+                std::collections::HashMap::new();
+            props.insert("State", zbus::Variant::from(c.state.as_str()));
+            props.insert("Direction", zbus::Variant::from(c.direction.as_str()));
+            props.insert("RemoteNumber", zbus::Variant::from(c.remote_number.clone()));
+            props.insert("RemoteName", zbus::Variant::from(c.remote_name.clone()));
+            let manager = server.interface::<_, ManagerIface>(ROOT_PATH).await?;
+            let op = zbus::wire::ObjectPath::try_from(path.as_str())?;
+            ManagerIface::call_added(manager.signal_emitter(), op, props).await?;
+            manager
+                .get()
+                .await
+                .calls_changed(manager.signal_emitter())
+                .await?;
+        }
+        Change::CallChanged(local) => {
+            let path = call::path(local);
+            if let Ok(iface) = server.interface::<_, CallIface>(path.as_str()).await {
+                let e = iface.signal_emitter();
+                let c = iface.get().await;
+                c.state_changed(e).await?;
+                c.muted_changed(e).await?;
+                c.answered_at_changed(e).await?;
+            }
+        }
+        Change::CallRemoved(local, reason) => {
+            let path = call::path(local);
+            if let Ok(iface) = server.interface::<_, CallIface>(path.as_str()).await {
+                let e = iface.signal_emitter();
+                let c = iface.get().await;
+                c.state_changed(e).await?;
+                c.reason_changed(e).await?;
+            }
+            server.remove::<CallIface, _>(path.as_str()).await?;
+            let manager = server.interface::<_, ManagerIface>(ROOT_PATH).await?;
+            let op = zbus::wire::ObjectPath::try_from(path.as_str())?;
+            ManagerIface::call_removed(manager.signal_emitter(), op, &reason).await?;
+            manager
+                .get()
+                .await
+                .calls_changed(manager.signal_emitter())
+                .await?;
+        }
+        Change::Ring(local, number, name) => {
+            let manager = server.interface::<_, ManagerIface>(ROOT_PATH).await?;
+            let path = call::path(local);
+            let op = zbus::wire::ObjectPath::try_from(path.as_str())?;
+            ManagerIface::incoming_call(manager.signal_emitter(), op, &number, &name).await?;
+            notifier.ring(local, &number, &name).await;
+        }
+        Change::StopRinging(local) => notifier.stop_ringing(local).await,
+        Change::Missed(number, name) => notifier.missed(&number, &name).await,
+        Change::Dtmf(local, digits) => {
+            if let Ok(iface) = server
+                .interface::<_, CallIface>(call::path(local).as_str())
+                .await
+            {
+                CallIface::dtmf_received(iface.signal_emitter(), &digits).await?;
+            }
+        }
+        Change::History => {
+            let iface = server.interface::<_, HistoryIface>(ROOT_PATH).await?;
+            iface
+                .get()
+                .await
+                .missed_count_changed(iface.signal_emitter())
+                .await?;
+        }
         Change::Connection => {
             let iface = server.interface::<_, AccountIface>(ROOT_PATH).await?;
             let emitter = iface.signal_emitter();

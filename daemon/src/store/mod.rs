@@ -1,7 +1,8 @@
-//! The daemon's local state in LMDB (heed): contacts and settings (relay pin, do not
-//! disturb, auto-answer). One environment per daemon, opened once.
+//! The daemon's local state in LMDB (heed): contacts, call history and settings (relay
+//! pin, do not disturb, auto-answer). One environment per daemon, opened once.
 
 pub mod contacts;
+pub mod history;
 
 use std::path::Path;
 
@@ -32,6 +33,7 @@ pub struct Store {
     env: Env,
     contacts: Database<'static, U64<Be>, Bytes>,
     settings: Database<'static, Str, Str>,
+    history: Database<'static, U64<Be>, Bytes>,
 }
 
 impl Store {
@@ -49,11 +51,12 @@ impl Store {
                 .open(&path)?
         };
         let wtxn = env.write_txn()?;
-        let (contacts, settings) = env
+        let (contacts, settings, history) = env
             .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
                 Ok(heed::CommitOrAbort::<_, ()>::Commit((
                     opener.create_database(wtxn, Some("contacts"))?,
                     opener.create_database(wtxn, Some("settings"))?,
+                    opener.create_database(wtxn, Some("history"))?,
                 )))
             })?
             .unwrap_commit();
@@ -61,6 +64,7 @@ impl Store {
             env,
             contacts,
             settings,
+            history,
         })
     }
 

@@ -1,0 +1,474 @@
+//! The daemon's call engine, sans-IO: requests from the user (D-Bus), events from the
+//! relay and the time go in; requests to the relay, D-Bus object changes, ringing, media
+//! start/stop and history records come out. The async driver around it only moves them.
+
+use std::collections::BTreeMap;
+
+use phoned_proto::Request;
+use phoned_proto::call::{CallId, CallPhase, EndReason};
+use phoned_proto::state::AutoAnswer;
+
+/// The number of a call's D-Bus object, `/org/phoned/Phone1/Call/<n>`.
+pub type Local = u32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Outgoing,
+    Incoming,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Outgoing => "outgoing",
+            Direction::Incoming => "incoming",
+        }
+    }
+}
+
+/// A call's state as D-Bus shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Outgoing, before the relay has placed it.
+    Dialing,
+    /// Outgoing, the other side rings.
+    Ringing,
+    /// Incoming, ringing here.
+    Incoming,
+    Active,
+    Held,
+    Ended,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Dialing => "dialing",
+            State::Ringing => "ringing",
+            State::Incoming => "incoming",
+            State::Active => "active",
+            State::Held => "held",
+            State::Ended => "ended",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub local: Local,
+    pub relay: Option<CallId>,
+    pub direction: Direction,
+    pub state: State,
+    /// Why the call ended ("" while it goes on), or a local reason like "network".
+    pub reason: Option<EndReason>,
+    pub remote_number: String,
+    pub remote_name: String,
+    pub muted: bool,
+    /// When the call was created (Unix ms).
+    pub created_ms: u64,
+    /// When it was answered (Unix ms), if it was.
+    pub answered_ms: Option<u64>,
+    /// Held by us (as opposed to by the other side).
+    pub held_by_me: bool,
+}
+
+/// A finished call, for the history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub number: String,
+    pub name: String,
+    pub direction: Direction,
+    /// `answered` or the end reason of a call that never became active.
+    pub result: String,
+    pub start_ms: u64,
+    pub duration_ms: u64,
+    /// An incoming call nobody here answered.
+    pub missed: bool,
+}
+
+/// How this device treats incoming calls right now.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub do_not_disturb: bool,
+    pub auto_answer: AutoAnswer,
+    /// The caller is in the contacts.
+    pub known_caller: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send this request to the relay. `Dial` answers come back as [`Engine::placed`].
+    Send(Local, Request),
+    /// A call object appeared.
+    Added(Local),
+    /// Properties of a call changed.
+    Changed(Local),
+    /// The call object goes away, with the end reason.
+    Removed(Local, String),
+    /// Ring: signal `IncomingCall` and show a notification.
+    Ring(Local),
+    /// Stop ringing: close the notification.
+    StopRinging(Local),
+    /// Start sending and receiving media for the call as `source`.
+    StartMedia {
+        local: Local,
+        call: CallId,
+        source: u32,
+    },
+    StopMedia(Local),
+    /// The far side sent DTMF digits.
+    DtmfReceived(Local, String),
+    /// A missed incoming call: notify.
+    Missed(Local),
+    Record(Record),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineError {
+    NoSuchCall,
+    /// The call's state does not allow this.
+    InvalidState(State),
+}
+
+/// Relay events for calls not known yet are kept this long (a `Dial`'s first events can
+/// overtake its `CallPlaced` answer on their way through the daemon).
+const MAX_ORPHANS: usize = 32;
+
+#[derive(Debug, Clone)]
+enum Orphan {
+    Phase(CallPhase, u64),
+    Dtmf(String),
+}
+
+#[derive(Debug, Default)]
+pub struct Engine {
+    calls: BTreeMap<Local, Call>,
+    next: Local,
+    orphans: Vec<(CallId, Orphan)>,
+}
+
+impl Engine {
+    pub fn new() -> Engine {
+        Engine {
+            calls: BTreeMap::new(),
+            next: 1,
+            orphans: Vec::new(),
+        }
+    }
+
+    pub fn get(&self, local: Local) -> Option<&Call> {
+        self.calls.get(&local)
+    }
+
+    pub fn calls(&self) -> impl Iterator<Item = &Call> {
+        self.calls.values()
+    }
+
+    fn by_relay(&self, call: CallId) -> Option<Local> {
+        self.calls
+            .values()
+            .find(|c| c.relay == Some(call))
+            .map(|c| c.local)
+    }
+
+    fn insert(&mut self, call: Call) -> Local {
+        let local = self.next;
+        self.next = self.next.wrapping_add(1).max(1);
+        self.calls.insert(local, Call { local, ..call });
+        local
+    }
+
+    /// The user dials `number` (already resolved from a contact name if need be).
+    pub fn dial(&mut self, number: String, name: String, now_ms: u64) -> (Local, Vec<Output>) {
+        let local = self.insert(Call {
+            local: 0,
+            relay: None,
+            direction: Direction::Outgoing,
+            state: State::Dialing,
+            reason: None,
+            remote_number: number.clone(),
+            remote_name: name,
+            muted: false,
+            created_ms: now_ms,
+            answered_ms: None,
+            held_by_me: false,
+        });
+        (
+            local,
+            vec![
+                Output::Added(local),
+                Output::Send(local, Request::Dial { to: number }),
+            ],
+        )
+    }
+
+    /// The relay placed our dial as `call`.
+    pub fn placed(&mut self, local: Local, call: CallId) -> Vec<Output> {
+        let Some(c) = self.calls.get_mut(&local) else {
+            return Vec::new();
+        };
+        c.relay = Some(call);
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.orphans)
+            .into_iter()
+            .partition(|(id, _)| *id == call);
+        self.orphans = rest;
+        let mut out = Vec::new();
+        for (_, orphan) in mine {
+            out.extend(match orphan {
+                Orphan::Phase(phase, at) => self.phase(call, phase, at),
+                Orphan::Dtmf(digits) => self.dtmf_received(call, digits),
+            });
+        }
+        out
+    }
+
+    fn keep_orphan(&mut self, call: CallId, orphan: Orphan) {
+        if self.orphans.len() >= MAX_ORPHANS {
+            self.orphans.remove(0);
+        }
+        self.orphans.push((call, orphan));
+    }
+
+    /// A request for `local` failed (the link dropped, or the relay refused).
+    pub fn request_failed(&mut self, local: Local, now_ms: u64) -> Vec<Output> {
+        self.end(local, EndReason::Network, now_ms)
+    }
+
+    /// The relay says someone calls.
+    pub fn incoming(
+        &mut self,
+        call: CallId,
+        number: String,
+        name: String,
+        policy: Policy,
+        now_ms: u64,
+    ) -> Vec<Output> {
+        let local = self.insert(Call {
+            local: 0,
+            relay: Some(call),
+            direction: Direction::Incoming,
+            state: State::Incoming,
+            reason: None,
+            remote_number: number,
+            remote_name: name,
+            muted: false,
+            created_ms: now_ms,
+            answered_ms: None,
+            held_by_me: false,
+        });
+        let mut out = vec![Output::Added(local)];
+        if policy.do_not_disturb {
+            out.push(Output::Send(
+                local,
+                Request::Reject {
+                    call,
+                    reason: EndReason::Busy,
+                },
+            ));
+            return out;
+        }
+        let busy = self
+            .calls
+            .values()
+            .any(|c| c.local != local && c.state == State::Active);
+        let auto = match policy.auto_answer {
+            AutoAnswer::Off => false,
+            AutoAnswer::All => true,
+            AutoAnswer::Contacts => policy.known_caller,
+        };
+        if auto && !busy {
+            out.push(Output::Send(local, Request::Answer { call }));
+        } else {
+            out.push(Output::Ring(local));
+        }
+        out
+    }
+
+    /// The relay reports a new phase of `call`.
+    pub fn phase(&mut self, call: CallId, phase: CallPhase, now_ms: u64) -> Vec<Output> {
+        let Some(local) = self.by_relay(call) else {
+            // Our own dial whose `CallPlaced` has not been seen yet (an ended call's late
+            // events are harmless here: nobody claims them).
+            self.keep_orphan(call, Orphan::Phase(phase, now_ms));
+            return Vec::new();
+        };
+        let Some(c) = self.calls.get_mut(&local) else {
+            return Vec::new();
+        };
+        let was = c.state;
+        let mut out = Vec::new();
+        match phase {
+            CallPhase::Ringing => c.state = State::Ringing,
+            CallPhase::Active { source } => {
+                c.state = State::Active;
+                c.held_by_me = false;
+                if c.answered_ms.is_none() {
+                    c.answered_ms = Some(now_ms);
+                }
+                if was == State::Incoming {
+                    out.push(Output::StopRinging(local));
+                }
+                out.push(Output::StartMedia {
+                    local,
+                    call,
+                    source,
+                });
+            }
+            CallPhase::Held { by_me } => {
+                c.state = State::Held;
+                c.held_by_me = by_me;
+                out.push(Output::StopMedia(local));
+            }
+            CallPhase::Ended(reason) => return self.end(local, reason, now_ms),
+        }
+        out.push(Output::Changed(local));
+        out
+    }
+
+    pub fn dtmf_received(&mut self, call: CallId, digits: String) -> Vec<Output> {
+        match self.by_relay(call) {
+            Some(local) => vec![Output::DtmfReceived(local, digits)],
+            None => {
+                self.keep_orphan(call, Orphan::Dtmf(digits));
+                Vec::new()
+            }
+        }
+    }
+
+    fn relay_id(&self, local: Local) -> Result<(CallId, State), EngineError> {
+        let c = self.calls.get(&local).ok_or(EngineError::NoSuchCall)?;
+        let id = c.relay.ok_or(EngineError::InvalidState(c.state))?;
+        Ok((id, c.state))
+    }
+
+    /// The user answers. Another active call is put on hold first.
+    pub fn answer(&mut self, local: Local) -> Result<Vec<Output>, EngineError> {
+        let (call, state) = self.relay_id(local)?;
+        if state != State::Incoming {
+            return Err(EngineError::InvalidState(state));
+        }
+        let mut out: Vec<Output> = self
+            .calls
+            .values()
+            .filter(|c| c.local != local && c.state == State::Active)
+            .filter_map(|c| {
+                c.relay.map(|id| {
+                    Output::Send(
+                        c.local,
+                        Request::Hold {
+                            call: id,
+                            held: true,
+                        },
+                    )
+                })
+            })
+            .collect();
+        out.push(Output::Send(local, Request::Answer { call }));
+        Ok(out)
+    }
+
+    pub fn reject(&mut self, local: Local, busy: bool) -> Result<Vec<Output>, EngineError> {
+        let (call, state) = self.relay_id(local)?;
+        if state != State::Incoming {
+            return Err(EngineError::InvalidState(state));
+        }
+        let reason = if busy {
+            EndReason::Busy
+        } else {
+            EndReason::Rejected
+        };
+        Ok(vec![Output::Send(local, Request::Reject { call, reason })])
+    }
+
+    pub fn hangup(&mut self, local: Local, now_ms: u64) -> Result<Vec<Output>, EngineError> {
+        let c = self.calls.get(&local).ok_or(EngineError::NoSuchCall)?;
+        match c.relay {
+            Some(call) => Ok(vec![Output::Send(local, Request::Hangup { call })]),
+            // Not placed yet: the relay does not know it; end it here.
+            None => Ok(self.end(local, EndReason::Hangup, now_ms)),
+        }
+    }
+
+    pub fn hold(&mut self, local: Local, held: bool) -> Result<Vec<Output>, EngineError> {
+        let (call, state) = self.relay_id(local)?;
+        let ok = match held {
+            true => state == State::Active,
+            false => state == State::Held && self.calls.get(&local).is_some_and(|c| c.held_by_me),
+        };
+        if !ok {
+            return Err(EngineError::InvalidState(state));
+        }
+        Ok(vec![Output::Send(local, Request::Hold { call, held })])
+    }
+
+    pub fn send_dtmf(&mut self, local: Local, digits: String) -> Result<Vec<Output>, EngineError> {
+        let (call, state) = self.relay_id(local)?;
+        if !matches!(state, State::Active | State::Held) {
+            return Err(EngineError::InvalidState(state));
+        }
+        Ok(vec![Output::Send(local, Request::Dtmf { call, digits })])
+    }
+
+    pub fn set_muted(&mut self, local: Local, muted: bool) -> Result<Vec<Output>, EngineError> {
+        let c = self.calls.get_mut(&local).ok_or(EngineError::NoSuchCall)?;
+        if c.state == State::Ended {
+            return Err(EngineError::InvalidState(c.state));
+        }
+        if c.muted == muted {
+            return Ok(Vec::new());
+        }
+        c.muted = muted;
+        Ok(vec![Output::Changed(local)])
+    }
+
+    /// The link to the relay dropped: every call is over.
+    pub fn link_lost(&mut self, now_ms: u64) -> Vec<Output> {
+        let locals: Vec<Local> = self.calls.keys().copied().collect();
+        locals
+            .into_iter()
+            .flat_map(|l| self.end(l, EndReason::Network, now_ms))
+            .collect()
+    }
+
+    fn end(&mut self, local: Local, reason: EndReason, now_ms: u64) -> Vec<Output> {
+        let Some(mut c) = self.calls.remove(&local) else {
+            return Vec::new();
+        };
+        let was = c.state;
+        c.state = State::Ended;
+        c.reason = Some(reason);
+        let mut out = Vec::new();
+        if was == State::Incoming {
+            out.push(Output::StopRinging(local));
+        }
+        if matches!(was, State::Active | State::Held) {
+            out.push(Output::StopMedia(local));
+        }
+        let missed = c.direction == Direction::Incoming
+            && c.answered_ms.is_none()
+            && !matches!(
+                reason,
+                EndReason::AnsweredElsewhere | EndReason::Busy | EndReason::Rejected
+            );
+        if missed {
+            out.push(Output::Missed(local));
+        }
+        out.push(Output::Record(Record {
+            number: c.remote_number.clone(),
+            name: c.remote_name.clone(),
+            direction: c.direction,
+            result: match c.answered_ms {
+                Some(_) => "answered".to_owned(),
+                None => reason.as_str().to_owned(),
+            },
+            start_ms: c.created_ms,
+            duration_ms: c.answered_ms.map_or(0, |a| now_ms.saturating_sub(a)),
+            missed,
+        }));
+        out.push(Output::Removed(local, reason.as_str().to_owned()));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,65 @@
+//! `org.phoned.Phone1.History`: finished calls and the count of missed ones.
+
+use std::sync::Arc;
+
+use phoned_proto::dbus::PhoneError;
+use zbus::interface;
+
+use crate::phone::{Change, Phone};
+
+pub struct HistoryIface {
+    phone: Arc<Phone>,
+}
+
+impl HistoryIface {
+    pub fn new(phone: Arc<Phone>) -> Self {
+        HistoryIface { phone }
+    }
+}
+
+#[interface(name = "org.phoned.Phone1.History")]
+impl HistoryIface {
+    /// The newest `limit` calls, newest first: (number, name, direction, result,
+    /// start Unix ms, duration ms, missed). `result` is `answered` or the end reason.
+    #[allow(clippy::type_complexity)]
+    fn list(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(String, String, String, String, u64, u64, bool)>, PhoneError> {
+        let entries = self
+            .phone
+            .store
+            .history(limit.min(10_000) as usize)
+            .map_err(|e| PhoneError::Failed(e.to_string()))?;
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                (
+                    e.number,
+                    e.name,
+                    e.direction,
+                    e.result,
+                    e.start_ms,
+                    e.duration_ms,
+                    e.missed,
+                )
+            })
+            .collect())
+    }
+
+    /// Marks the missed calls as seen.
+    fn clear_missed(&self) -> Result<(), PhoneError> {
+        self.phone
+            .store
+            .clear_missed()
+            .map_err(|e| PhoneError::Failed(e.to_string()))?;
+        self.phone.notify(Change::History);
+        Ok(())
+    }
+
+    /// Missed calls not yet marked as seen.
+    #[zbus(property)]
+    fn missed_count(&self) -> u32 {
+        self.phone.store.missed_count().unwrap_or(0)
+    }
+}

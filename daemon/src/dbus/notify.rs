@@ -1,0 +1,177 @@
+//! Desktop notifications through `org.freedesktop.Notifications`: an incoming call with
+//! Answer / Decline actions (closed when it stops ringing) and missed calls. Without a
+//! notification server nothing happens, and nothing fails.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use smol::stream::StreamExt;
+use zbus::{Connection, proxy};
+
+use crate::call::engine::Local;
+use crate::phone::{Phone, lock, unix_ms};
+
+#[proxy(
+    interface = "org.freedesktop.Notifications",
+    default_service = "org.freedesktop.Notifications",
+    default_path = "/org/freedesktop/Notifications"
+)]
+trait Notifications {
+    #[allow(clippy::too_many_arguments)]
+    fn notify(
+        &self,
+        app_name: &str,
+        replaces_id: u32,
+        app_icon: &str,
+        summary: &str,
+        body: &str,
+        actions: &[&str],
+        hints: HashMap<&str, zbus::Variant<'_>>,
+        expire_timeout: i32,
+    ) -> zbus::Result<u32>;
+
+    fn close_notification(&self, id: u32) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    fn action_invoked(&self, id: u32, action_key: String) -> zbus::Result<()>;
+}
+
+pub struct Notifier {
+    conn: Connection,
+    phone: Arc<Phone>,
+    /// Ringing calls' notification ids.
+    ringing: Mutex<HashMap<Local, u32>>,
+    listening: Mutex<bool>,
+}
+
+const ANSWER: &str = "answer";
+const DECLINE: &str = "decline";
+
+impl Notifier {
+    pub fn new(conn: Connection, phone: Arc<Phone>) -> Arc<Notifier> {
+        Arc::new(Notifier {
+            conn,
+            phone,
+            ringing: Mutex::new(HashMap::new()),
+            listening: Mutex::new(false),
+        })
+    }
+
+    async fn proxy(&self) -> Option<NotificationsProxy<'static>> {
+        NotificationsProxy::builder(&self.conn)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .ok()
+    }
+
+    /// Shows the incoming-call notification.
+    pub async fn ring(self: &Arc<Self>, local: Local, number: &str, name: &str) {
+        let Some(p) = self.proxy().await else { return };
+        self.listen(&p).await;
+        let who = if name.is_empty() {
+            number.to_owned()
+        } else {
+            format!("{name} ({number})")
+        };
+        let mut hints: HashMap<&str, zbus::Variant<'_>> = HashMap::new();
+        hints.insert("category", zbus::Variant::from("call.incoming"));
+        hints.insert("urgency", zbus::Variant::from(2u8));
+        hints.insert("resident", zbus::Variant::from(true));
+        let actions = [ANSWER, "Answer", DECLINE, "Decline"];
+        match p
+            .notify(
+                "phoned",
+                0,
+                "call-start",
+                "Incoming call",
+                &who,
+                &actions,
+                hints,
+                0,
+            )
+            .await
+        {
+            Ok(id) => {
+                lock(&self.ringing).insert(local, id);
+            }
+            Err(e) => tracing::debug!("no incoming-call notification: {e}"),
+        }
+    }
+
+    /// Closes the incoming-call notification of `local`, if any.
+    pub async fn stop_ringing(&self, local: Local) {
+        let id = lock(&self.ringing).remove(&local);
+        if let (Some(id), Some(p)) = (id, self.proxy().await) {
+            let _ = p.close_notification(id).await;
+        }
+    }
+
+    pub async fn missed(&self, number: &str, name: &str) {
+        let Some(p) = self.proxy().await else { return };
+        let who = if name.is_empty() {
+            number.to_owned()
+        } else {
+            format!("{name} ({number})")
+        };
+        let mut hints: HashMap<&str, zbus::Variant<'_>> = HashMap::new();
+        hints.insert("category", zbus::Variant::from("call.missed"));
+        if let Err(e) = p
+            .notify(
+                "phoned",
+                0,
+                "call-missed",
+                "Missed call",
+                &who,
+                &[],
+                hints,
+                -1,
+            )
+            .await
+        {
+            tracing::debug!("no missed-call notification: {e}");
+        }
+    }
+
+    /// Follows `ActionInvoked` once a notification server has answered: Answer and Decline
+    /// act on the call whose notification it was.
+    async fn listen(self: &Arc<Self>, p: &NotificationsProxy<'static>) {
+        {
+            let mut listening = lock(&self.listening);
+            if *listening {
+                return;
+            }
+            *listening = true;
+        }
+        let Ok(mut actions) = p.receive_action_invoked().await else {
+            *lock(&self.listening) = false;
+            return;
+        };
+        let me = self.clone();
+        smol::spawn(async move {
+            while let Some(signal) = actions.next().await {
+                let Ok(args) = signal.args() else { continue };
+                let local = lock(&me.ringing)
+                    .iter()
+                    .find(|(_, id)| **id == args.id)
+                    .map(|(l, _)| *l);
+                let Some(local) = local else { continue };
+                let out = match args.action_key.as_str() {
+                    ANSWER => lock(&me.phone.engine).answer(local),
+                    DECLINE => lock(&me.phone.engine).reject(local, false),
+                    _ => continue,
+                };
+                match out {
+                    Ok(out) => me.phone.run_calls(out),
+                    Err(e) => tracing::info!(
+                        local,
+                        "notification action {} at {}: {e:?}",
+                        args.action_key,
+                        unix_ms()
+                    ),
+                }
+            }
+        })
+        .detach();
+    }
+}

@@ -1,0 +1,280 @@
+//! Calls between real daemons through a real relay, driven by phonectl; the incoming
+//! call's desktop notification is received by a mock notification server on the bus.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use phoned_tests::process::{PhonedProcess, phonectl};
+use phoned_tests::wait_for;
+
+/// Waits until `p` has a call in `state`; returns its short id.
+fn wait_call(p: &PhonedProcess, state: &str) -> String {
+    wait_for(Duration::from_secs(10), || {
+        let calls = p.ctl(&["--json", "calls"]).json();
+        calls
+            .as_array()?
+            .iter()
+            .find(|c| c["state"] == state)
+            .map(|c| {
+                c["path"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no {state} call; calls: {:?}\nlog:\n{}",
+            p.ctl(&["--json", "calls"]),
+            p.log()
+        )
+    })
+}
+
+fn no_calls(p: &PhonedProcess) -> bool {
+    wait_for(Duration::from_secs(10), || {
+        let calls = p.ctl(&["--json", "calls"]).json();
+        calls.as_array()?.is_empty().then_some(())
+    })
+    .is_some()
+}
+
+fn dial_bg(
+    p: &PhonedProcess,
+    target: &str,
+) -> std::thread::JoinHandle<phoned_tests::process::CtlOutput> {
+    let (bus, target) = (p.bus.address.clone(), target.to_owned());
+    std::thread::spawn(move || phonectl(&bus, &["--json", "dial", &target, "--wait"], ""))
+}
+
+#[test]
+fn dial_answer_talk_hold_dtmf_hangup_and_history() {
+    let w = common::world();
+    let a = w.phone("Alice");
+    let b = w.phone("Bob");
+    a.wait_online(common::ONLINE);
+    let nb = b.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Dial by contact name.
+    assert_eq!(a.ctl(&["contacts", "add", "Bob", &nb]).code, 0);
+    let dialing = dial_bg(&a, "bob");
+    let id = wait_call(&b, "incoming");
+    let calls = b.ctl(&["--json", "calls"]).json();
+    assert_eq!(calls[0]["direction"], "incoming");
+    assert_eq!(calls[0]["remote_name"], "Alice");
+    assert_eq!(b.ctl(&["answer", &id]).code, 0);
+    let out = dialing.join().unwrap();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.json()["state"], "active");
+    wait_call(&a, "active");
+    let calls = a.ctl(&["--json", "calls"]).json();
+    assert_eq!(
+        (
+            calls[0]["remote_number"].as_str(),
+            calls[0]["remote_name"].as_str()
+        ),
+        (Some(nb.as_str()), Some("Bob"))
+    );
+
+    assert_eq!(a.ctl(&["hold"]).code, 0);
+    wait_call(&b, "held");
+    let out = b.ctl(&["resume"]);
+    assert_eq!(out.code, 1, "only the side that held can resume: {out:?}");
+    assert_eq!(a.ctl(&["resume"]).code, 0);
+    wait_call(&b, "active");
+    assert_eq!(a.ctl(&["mute"]).code, 0);
+    assert_eq!(a.ctl(&["--json", "calls"]).json()[0]["state"], "active");
+    let out = a.ctl(&["dtmf", "12#"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(a.ctl(&["dtmf", "x"]).code, 1);
+
+    assert_eq!(b.ctl(&["hangup"]).code, 0);
+    assert!(no_calls(&a) && no_calls(&b));
+    let h = a.ctl(&["--json", "history"]).json();
+    assert_eq!(h[0]["direction"], "outgoing");
+    assert_eq!(h[0]["result"], "answered");
+    let h = b.ctl(&["--json", "history"]).json();
+    assert_eq!(
+        (h[0]["direction"].as_str(), h[0]["missed"].as_bool()),
+        (Some("incoming"), Some(false))
+    );
+}
+
+#[test]
+fn busy_reject_offline_unknown_and_missed_are_reported() {
+    let w = world_with_short_ring();
+    let a = w.phone("Alice");
+    let b = w.phone("Bob");
+    a.wait_online(common::ONLINE);
+    let nb = b.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let out = a.ctl(&["--json", "dial", "99999", "--wait"]);
+    assert_eq!(
+        (out.code, out.json()["reason"].as_str()),
+        (1, Some("unknown-number")),
+        "{out:?}"
+    );
+    let out = a.ctl(&["dial", "nobody"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("NotFound"), "{out:?}");
+
+    assert_eq!(b.ctl(&["dnd", "on"]).code, 0);
+    let out = a.ctl(&["--json", "dial", &nb, "--wait"]);
+    assert_eq!(out.json()["reason"], "busy", "{out:?}");
+    assert_eq!(b.ctl(&["dnd", "off"]).code, 0);
+
+    let dialing = dial_bg(&a, &nb);
+    wait_call(&b, "incoming");
+    assert_eq!(b.ctl(&["reject"]).code, 0);
+    assert_eq!(dialing.join().unwrap().json()["reason"], "rejected");
+
+    // Nobody answers: no-answer for the caller, a missed call for the callee.
+    let out = a.ctl(&["--json", "dial", &nb, "--wait"]);
+    assert_eq!(out.json()["reason"], "no-answer", "{out:?}");
+    let missed = wait_for(Duration::from_secs(5), || {
+        let h = b.ctl(&["--json", "history"]).json();
+        h.as_array()?
+            .iter()
+            .any(|e| e["missed"] == true)
+            .then_some(())
+    });
+    assert!(missed.is_some());
+
+    let mut b = b;
+    b.stop();
+    let offline = wait_for(Duration::from_secs(10), || {
+        let out = a.ctl(&["--json", "dial", &nb, "--wait"]);
+        (out.json()["reason"] == "offline").then_some(())
+    });
+    assert!(
+        offline.is_some(),
+        "calling a stopped daemon is not reported offline"
+    );
+}
+
+fn world_with_short_ring() -> common::World {
+    common::world_with("idle_timeout_ms = 2000\nkeep_alive_ms = 500\nring_timeout_ms = 1500")
+}
+
+/// A posted notification: id, summary, actions, hints (values as debug text).
+type Posted = (u32, String, Vec<String>, HashMap<String, String>);
+
+/// A stand-in desktop notification server: records `Notify` calls.
+#[derive(Default, Clone)]
+struct MockNotifications {
+    posted: Arc<Mutex<Vec<Posted>>>,
+    closed: Arc<Mutex<Vec<u32>>>,
+}
+
+#[zbus::interface(name = "org.freedesktop.Notifications")]
+impl MockNotifications {
+    #[allow(clippy::too_many_arguments)]
+    fn notify(
+        &self,
+        _app_name: &str,
+        _replaces_id: u32,
+        _app_icon: &str,
+        summary: &str,
+        _body: &str,
+        actions: Vec<String>,
+        hints: HashMap<String, zbus::OwnedVariant>,
+        _expire_timeout: i32,
+    ) -> u32 {
+        let mut posted = self.posted.lock().unwrap();
+        let id = posted.len() as u32 + 1;
+        let hints = hints
+            .into_iter()
+            .map(|(k, v)| (k, format!("{v:?}")))
+            .collect();
+        posted.push((id, summary.to_owned(), actions, hints));
+        id
+    }
+
+    fn close_notification(&self, id: u32) {
+        self.closed.lock().unwrap().push(id);
+    }
+
+    fn get_capabilities(&self) -> Vec<String> {
+        vec!["actions".into(), "body".into()]
+    }
+
+    fn get_server_information(&self) -> (String, String, String, String) {
+        (
+            "mock".into(),
+            "phoned-tests".into(),
+            "1".into(),
+            "1.2".into(),
+        )
+    }
+
+    #[zbus(signal)]
+    async fn action_invoked(
+        emitter: &zbus::object_server::SignalEmitter<'_>,
+        id: u32,
+        action_key: &str,
+    ) -> zbus::Result<()>;
+}
+
+#[test]
+fn the_incoming_call_notification_answers_the_call() {
+    let w = common::world();
+    let a = w.phone("Alice");
+    let b = w.phone("Bob");
+    a.wait_online(common::ONLINE);
+    let nb = b.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mock = MockNotifications::default();
+    let conn = smol::block_on(async {
+        zbus::connection::Builder::address(b.bus.address.as_str())
+            .name("org.freedesktop.Notifications")
+            .serve_at("/org/freedesktop/Notifications", mock.clone())
+            .build()
+            .await
+            .unwrap()
+    });
+    let dialing = dial_bg(&a, &nb);
+    wait_call(&b, "incoming");
+    let posted = wait_for(Duration::from_secs(5), || {
+        mock.posted.lock().unwrap().first().cloned()
+    })
+    .expect("notification posted");
+    let (id, summary, actions, hints) = posted;
+    assert_eq!(summary, "Incoming call");
+    assert_eq!(actions, ["answer", "Answer", "decline", "Decline"]);
+    assert!(hints["category"].contains("call.incoming"), "{hints:?}");
+    smol::block_on(async {
+        let iface = conn
+            .object_server()
+            .interface::<_, MockNotifications>("/org/freedesktop/Notifications")
+            .await
+            .unwrap();
+        MockNotifications::action_invoked(iface.signal_emitter(), id, "answer")
+            .await
+            .unwrap();
+    });
+    assert_eq!(dialing.join().unwrap().json()["state"], "active");
+    assert!(
+        wait_for(Duration::from_secs(5), || mock
+            .closed
+            .lock()
+            .unwrap()
+            .contains(&id)
+            .then_some(()))
+        .is_some(),
+        "the notification is closed when the call stops ringing"
+    );
+    assert_eq!(a.ctl(&["hangup"]).code, 0);
+}
