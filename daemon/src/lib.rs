@@ -2,6 +2,7 @@
 //! API ([`dbus`]), and keeps contacts and settings in its store ([`store`]). [`phone`]
 //! holds what they share.
 
+pub mod audio;
 pub mod call;
 pub mod config;
 pub mod credentials;

@@ -2,17 +2,19 @@
 //! connection state, the account, who is online, and the live relay connection.
 //! Every change is announced on a channel that the D-Bus side turns into signals.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use phoned_proto::call::CallId;
 use phoned_proto::dbus::PhoneError;
 use phoned_proto::state::ConnectionState;
 use phoned_proto::{AccountInfo, ErrorCode, Event, Request, Response};
 use smol::channel::{Receiver, Sender};
 
 use crate::call::engine::{Engine, Local, Output, Policy};
+use crate::call::media::MediaSession;
 use crate::config::Config;
 use crate::credentials;
 use crate::link::client::{Client, ClientError};
@@ -66,6 +68,8 @@ pub struct Phone {
     pub state_dir: PathBuf,
     pub store: Store,
     pub engine: Mutex<Engine>,
+    /// Media of the calls that are active now.
+    media: Mutex<HashMap<Local, (CallId, MediaSession)>>,
     status: Mutex<Status>,
     client: Mutex<Option<Arc<Client>>>,
     changes: Sender<Change>,
@@ -83,6 +87,7 @@ impl Phone {
             state_dir,
             store,
             engine: Mutex::new(Engine::new()),
+            media: Mutex::new(HashMap::new()),
             status: Mutex::new(Status {
                 connection: ConnectionState::Offline,
                 last_error: String::new(),
@@ -249,10 +254,12 @@ impl Phone {
                     local,
                     call,
                     source,
-                } => {
-                    tracing::info!(local, call, source, "call active");
+                } => self.start_media(local, call, source),
+                Output::StopMedia(local) => {
+                    let session = lock(&self.media).remove(&local);
+                    // Joining the media thread takes at most one of its 5 ms ticks.
+                    drop(session);
                 }
-                Output::StopMedia(local) => tracing::info!(local, "call media stopped"),
                 Output::Record(r) => {
                     let entry = crate::store::history::HistoryEntry {
                         number: r.number.clone(),
@@ -272,6 +279,37 @@ impl Phone {
                     self.notify(Change::History);
                 }
             }
+        }
+    }
+
+    fn start_media(&self, local: Local, call: CallId, source: u32) {
+        let Some(client) = lock(&self.client).clone() else {
+            return;
+        };
+        let muted = lock(&self.engine).get(local).is_some_and(|c| c.muted);
+        match MediaSession::start(&self.config.audio, client.conn.clone(), call, source, muted) {
+            Ok(session) => {
+                tracing::info!(local, call, source, "call media started");
+                lock(&self.media).insert(local, (call, session));
+            }
+            Err(e) => tracing::error!(local, call, "no audio for the call: {e}"),
+        }
+    }
+
+    /// Mutes or unmutes the microphone of a call's media.
+    pub fn set_media_muted(&self, local: Local, muted: bool) {
+        if let Some((_, session)) = lock(&self.media).get(&local) {
+            session.set_muted(muted);
+        }
+    }
+
+    /// A media datagram from the relay: to the session of its call.
+    pub fn deliver_media(&self, datagram: bytes::Bytes) {
+        let Some(call) = phoned_proto::media::peek_call(&datagram) else {
+            return;
+        };
+        if let Some((_, session)) = lock(&self.media).values().find(|(c, _)| *c == call) {
+            session.deliver(datagram);
         }
     }
 

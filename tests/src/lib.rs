@@ -3,6 +3,7 @@
 
 /// The daemon's own relay client, used as is.
 pub use phoned::link::client;
+pub mod impair;
 pub mod process;
 pub mod proxy;
 

@@ -1,4 +1,5 @@
-//! Calls on this device: the sans-IO [`engine`] that decides, and (later) the driver
-//! that connects it to the relay link, D-Bus and the media pipeline.
+//! Calls on this device: the sans-IO [`engine`] that decides, and the [`media`] session
+//! that carries a call's audio. `crate::phone` drives both.
 
 pub mod engine;
+pub mod media;

@@ -134,8 +134,9 @@ impl CallIface {
         // zbus announces the change itself after a setter.
         lock(&self.phone.engine)
             .set_muted(self.local, muted)
-            .map(|_| ())
-            .map_err(|e| zbus::fdo::Error::Failed(engine_err(e).message()))
+            .map_err(|e| zbus::fdo::Error::Failed(engine_err(e).message()))?;
+        self.phone.set_media_muted(self.local, muted);
+        Ok(())
     }
 
     /// When the call was placed or started ringing here (Unix ms).

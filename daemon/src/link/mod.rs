@@ -115,9 +115,18 @@ async fn session(phone: &Arc<Phone>, backoff: &mut Backoff) -> Result<(), String
     tracing::info!(number = %account.number, relay = %config.relay, "online");
     let client = Arc::new(client);
     phone.set_online(client.clone(), account, online);
+    let media = {
+        let (conn, phone) = (client.conn.clone(), phone.clone());
+        smol::spawn(async move {
+            while let Ok(datagram) = conn.read_datagram().await {
+                phone.deliver_media(datagram);
+            }
+        })
+    };
     while let Some(event) = client.next_event().await {
         phone.apply(event);
     }
+    drop(media);
     Ok(())
 }
 

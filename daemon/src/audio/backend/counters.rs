@@ -1,0 +1,89 @@
+//! Per-stream statistics kept in atomics, so the real-time side can count without locking
+//! and any thread can read them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters a stream's device side updates. All use relaxed ordering: they are statistics
+/// and progress indicators, never used to synchronise data (the ring does that).
+#[derive(Debug, Default)]
+pub struct StreamCounters {
+    frames: AtomicU64,
+    xruns: AtomicU64,
+    xrun_samples: AtomicU64,
+    device_errors: AtomicU64,
+}
+
+/// A copy of a stream's counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CounterSnapshot {
+    /// Device frames the stream has moved (captured, or played including silence).
+    pub frames: u64,
+    /// Times the ring could not keep up: an *overrun* on capture (the ring was full, so the
+    /// newest samples were dropped), an *underrun* on playback (the ring ran dry, so silence
+    /// was played). Playback counts underruns only once the first sample has arrived.
+    pub xruns: u64,
+    /// Mono samples lost to those xruns (dropped on capture, replaced by silence on playback).
+    pub xrun_samples: u64,
+    /// Errors the device itself reported (cpal's error callback: device xruns, disconnects),
+    /// or write errors of a file backend.
+    pub device_errors: u64,
+}
+
+impl StreamCounters {
+    /// Records `n` device frames moved.
+    #[inline]
+    pub fn add_frames(&self, n: usize) {
+        self.frames.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Records one ring over- or underrun that lost `samples` samples.
+    #[inline]
+    pub fn add_xrun(&self, samples: usize) {
+        self.xruns.fetch_add(1, Ordering::Relaxed);
+        self.xrun_samples
+            .fetch_add(samples as u64, Ordering::Relaxed);
+    }
+
+    /// Records an error reported by the device.
+    #[inline]
+    pub fn add_device_error(&self) {
+        self.device_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Device frames moved so far.
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+
+    pub fn snapshot(&self) -> CounterSnapshot {
+        CounterSnapshot {
+            frames: self.frames.load(Ordering::Relaxed),
+            xruns: self.xruns.load(Ordering::Relaxed),
+            xrun_samples: self.xrun_samples.load(Ordering::Relaxed),
+            device_errors: self.device_errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_reflects_every_counter() {
+        let c = StreamCounters::default();
+        c.add_frames(480);
+        c.add_frames(480);
+        c.add_xrun(100);
+        c.add_device_error();
+        assert_eq!(
+            c.snapshot(),
+            CounterSnapshot {
+                frames: 960,
+                xruns: 1,
+                xrun_samples: 100,
+                device_errors: 1
+            }
+        );
+    }
+}

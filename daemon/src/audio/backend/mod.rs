@@ -1,0 +1,332 @@
+//! Audio devices behind one trait, [`Backend`]: `cpal` (sound cards), `file` (WAV in and
+//! out, paced in real time) and `null` (paced silence in, output discarded).
+//!
+//! A started stream is a [`Capture`] or a [`Playback`]: mono `f32` samples at the device's
+//! rate, in a lock-free single-producer single-consumer ring (`rtrb`) between the device's
+//! real-time side and the daemon. The real-time side — cpal's callback, or a paced thread
+//! for file/null — only converts samples between the device buffer and the ring: it never
+//! blocks, locks or allocates, and what does not fit is dropped and counted
+//! ([`CounterSnapshot`]). Everything else (resampling to 48 kHz, Opus, jitter buffering)
+//! runs on ordinary threads that read and write the rings. Dropping a stream stops it.
+//!
+//! ```no_run
+//! use phoned::audio::backend::{self, Options};
+//! use phoned::config::{Audio, AudioBackend};
+//!
+//! let config = Audio {
+//!     backend: AudioBackend::Null,
+//!     input: None,
+//!     output: None,
+//!     input_wav: None,
+//!     output_wav: None,
+//! };
+//! let mut backend = backend::open(&config, Options::default())?;
+//! let mut mic = backend.start_capture()?;
+//! let mut block = [0f32; 480];
+//! let n = mic.read(&mut block); // whatever has arrived; 0 if nothing yet
+//! # let _ = n;
+//! # Ok::<(), backend::AudioError>(())
+//! ```
+
+mod convert;
+mod counters;
+mod cpal;
+mod error;
+mod file;
+mod null;
+mod paced;
+mod pacer;
+mod wav;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtrb::{Consumer, Producer};
+
+pub use self::convert::{f32_to_i16, int_to_f32};
+pub use self::counters::{CounterSnapshot, StreamCounters};
+pub use self::cpal::{CpalBackend, choose_config};
+pub use self::error::{AudioError, Direction};
+pub use self::file::FileBackend;
+pub use self::null::NullBackend;
+pub use self::pacer::{Pacer, Tick};
+pub use self::wav::recording_spec;
+use crate::config::{Audio, AudioBackend};
+
+/// A source of capture streams and playback streams. The one trait with several real
+/// implementations in the daemon: it is what lets the whole daemon run without a sound card.
+pub trait Backend: Send {
+    /// `"cpal"`, `"file"` or `"null"`, for logs.
+    fn kind(&self) -> &'static str;
+
+    /// Opens the input device and starts capturing into a new ring.
+    fn start_capture(&mut self) -> Result<Capture, AudioError>;
+
+    /// Opens the output device and starts playing from a new ring (silence until the
+    /// daemon writes to it).
+    fn start_playback(&mut self) -> Result<Playback, AudioError>;
+}
+
+/// Opens the backend the configuration names. A file backend checks its input WAV here, so
+/// a bad path is reported at start-up rather than on the first call.
+pub fn open(config: &Audio, options: Options) -> Result<Box<dyn Backend>, AudioError> {
+    Ok(match config.backend {
+        AudioBackend::Cpal => Box::new(CpalBackend::new(
+            config.input.clone(),
+            config.output.clone(),
+            options,
+        )),
+        AudioBackend::File => Box::new(FileBackend::new(
+            config.input_wav.clone(),
+            config.output_wav.clone(),
+            options,
+        )?),
+        AudioBackend::Null => Box::new(NullBackend::new(options)),
+    })
+}
+
+/// Tuning shared by all backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Ring size in milliseconds of audio at the device rate. Capture overruns when the
+    /// daemon falls this far behind; on playback it bounds latency (the daemon keeps the
+    /// fill level low itself). Must cover a few device periods: PulseAudio's ALSA plugin
+    /// uses ~43 ms ones.
+    pub ring_ms: u32,
+    /// How much audio the paced backends (file, null) move per wake-up.
+    pub period: Period,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            ring_ms: 250,
+            period: Period::Ms10,
+        }
+    }
+}
+
+impl Options {
+    /// Ring capacity in samples at `rate`.
+    pub fn ring_capacity(&self, rate: u32) -> usize {
+        ((u64::from(rate) * u64::from(self.ring_ms) / 1000) as usize).max(1)
+    }
+}
+
+/// Block period of a paced device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Ms10,
+    Ms20,
+}
+
+impl Period {
+    pub fn duration(self) -> Duration {
+        Duration::from_millis(match self {
+            Period::Ms10 => 10,
+            Period::Ms20 => 20,
+        })
+    }
+}
+
+/// What keeps a stream's device side running; dropping it stops the device.
+enum Running {
+    Cpal { _stream: ::cpal::Stream },
+    Paced { _thread: paced::PacedThread },
+}
+
+/// A running capture stream: mono `f32` samples at [`Capture::rate`] arrive in its ring.
+pub struct Capture {
+    // Declared first so it is dropped first: the device stops before the ring goes.
+    _running: Running,
+    rate: u32,
+    ring: Consumer<f32>,
+    counters: Arc<StreamCounters>,
+}
+
+impl Capture {
+    fn new(
+        running: Running,
+        rate: u32,
+        ring: Consumer<f32>,
+        counters: Arc<StreamCounters>,
+    ) -> Capture {
+        Capture {
+            _running: running,
+            rate,
+            ring,
+            counters,
+        }
+    }
+
+    /// The device's sample rate, in Hz.
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    /// Moves up to `out.len()` captured samples into `out`; returns how many. Never blocks.
+    pub fn read(&mut self, out: &mut [f32]) -> usize {
+        self.ring.pop_partial_slice(out).0.len()
+    }
+
+    /// Samples waiting to be read.
+    pub fn available(&self) -> usize {
+        self.ring.slots()
+    }
+
+    /// The ring itself, for zero-copy reads with [`Consumer::read_chunk`].
+    pub fn ring(&mut self) -> &mut Consumer<f32> {
+        &mut self.ring
+    }
+
+    pub fn counters(&self) -> CounterSnapshot {
+        self.counters.snapshot()
+    }
+}
+
+/// A running playback stream: mono `f32` samples written at [`Playback::rate`] are played.
+pub struct Playback {
+    _running: Running,
+    rate: u32,
+    ring: Producer<f32>,
+    counters: Arc<StreamCounters>,
+}
+
+impl Playback {
+    fn new(
+        running: Running,
+        rate: u32,
+        ring: Producer<f32>,
+        counters: Arc<StreamCounters>,
+    ) -> Playback {
+        Playback {
+            _running: running,
+            rate,
+            ring,
+            counters,
+        }
+    }
+
+    /// The device's sample rate, in Hz.
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    /// Queues as many of `samples` as fit; returns how many. Never blocks.
+    pub fn write(&mut self, samples: &[f32]) -> usize {
+        self.ring.push_partial_slice(samples).0.len()
+    }
+
+    /// Samples that can be written now.
+    pub fn free(&self) -> usize {
+        self.ring.slots()
+    }
+
+    /// Samples queued but not yet played: the playback latency the daemon controls.
+    pub fn pending(&self) -> usize {
+        self.ring.buffer().capacity() - self.ring.slots()
+    }
+
+    pub fn counters(&self) -> CounterSnapshot {
+        self.counters.snapshot()
+    }
+}
+
+/// Starts a paced capture (file or null backend) reading from `source` at `rate`.
+fn start_paced_capture(
+    name: &str,
+    source: paced::Source,
+    rate: u32,
+    options: Options,
+) -> Result<Capture, AudioError> {
+    let capacity = options.ring_capacity(rate);
+    let (producer, consumer) = rtrb::RingBuffer::new(capacity);
+    let counters = Arc::new(StreamCounters::default());
+    let work = paced::CaptureWork::new(source, producer, counters.clone());
+    let thread = paced::PacedThread::spawn(name, rate, options.period.duration(), capacity, work)?;
+    Ok(Capture::new(
+        Running::Paced { _thread: thread },
+        rate,
+        consumer,
+        counters,
+    ))
+}
+
+/// Starts a paced playback (file or null backend) into `sink` at `rate`.
+fn start_paced_playback(
+    name: &str,
+    sink: paced::Sink,
+    rate: u32,
+    options: Options,
+    counters: Arc<StreamCounters>,
+) -> Result<Playback, AudioError> {
+    let capacity = options.ring_capacity(rate);
+    let (producer, consumer) = rtrb::RingBuffer::new(capacity);
+    let work = paced::PlaybackWork::new(sink, consumer, counters.clone());
+    let thread = paced::PacedThread::spawn(name, rate, options.period.duration(), capacity, work)?;
+    Ok(Playback::new(
+        Running::Paced { _thread: thread },
+        rate,
+        producer,
+        counters,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn audio(backend: AudioBackend) -> Audio {
+        Audio {
+            backend,
+            input: None,
+            output: None,
+            input_wav: None,
+            output_wav: None,
+        }
+    }
+
+    #[test]
+    fn streams_and_backends_can_move_to_the_threads_that_drive_them() {
+        fn send<T: Send>() {}
+        send::<Capture>();
+        send::<Playback>();
+        send::<Box<dyn Backend>>();
+    }
+
+    #[test]
+    fn open_builds_the_configured_backend() {
+        let options = Options::default();
+        assert_eq!(
+            open(&audio(AudioBackend::Null), options)
+                .map(|b| b.kind())
+                .ok(),
+            Some("null")
+        );
+        // Opening the cpal backend touches no device yet.
+        assert_eq!(
+            open(&audio(AudioBackend::Cpal), options)
+                .map(|b| b.kind())
+                .ok(),
+            Some("cpal")
+        );
+        let mut file = audio(AudioBackend::File);
+        file.input_wav = Some("/nonexistent/phoned-test.wav".into());
+        assert!(matches!(
+            open(&file, options).err(),
+            Some(AudioError::WavOpen { .. })
+        ));
+    }
+
+    #[test]
+    fn ring_capacity_is_the_configured_duration_at_the_device_rate() {
+        let options = Options {
+            ring_ms: 250,
+            period: Period::Ms20,
+        };
+        assert_eq!(options.ring_capacity(48_000), 12_000);
+        assert_eq!(options.ring_capacity(44_100), 11_025);
+        assert_eq!(options.ring_capacity(0), 1);
+        assert_eq!(Period::Ms20.duration(), Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,660 @@
+//! The adaptive jitter buffer of one remote source, sans-IO: the caller passes the time in
+//! (µs on any monotonic clock) with every packet it [`push`](JitterBuffer::push)es and every
+//! frame it [`pop`](JitterBuffer::pop)s, and the buffer answers what to decode. No clock, no
+//! threads, no allocation after [`JitterBuffer::new`], so tests replay any network exactly.
+//!
+//! How it plays:
+//! - **Timing.** Each packet's transit time (arrival minus the send time its 48 kHz timestamp
+//!   gives) goes into a window over the last packets (`jitter/window.rs`). The fastest is the
+//!   base; the *delay* is how long a packet with base transit waits before it plays. The
+//!   *target* delay is a high percentile (default 95th) of how much later than the base the
+//!   packets came, at least one frame (so the next packet, and with it FEC, is usually here
+//!   when a packet is missing) and at most the hard maximum minus a frame. The delay sits
+//!   between the target and a frame above it, by where the playout ticks fall: on a clean
+//!   path 20–40 ms at 20 ms frames.
+//! - **Growing.** When the delay is below the target, a pop holds the play position and
+//!   returns [`Playout::Conceal`] (in speech) or [`Playout::Silence`]: one frame more delay
+//!   per tick, so the buffer catches up with a jump in jitter within a few frames.
+//! - **Shrinking.** When the delay is a frame or more above the target, one frame is skipped:
+//!   at once if it is silence or lost anyway ("free"), else at most one frame of speech per
+//!   [`JitterConfig::shrink_every_frames`] ticks, and only when the excess is also above the
+//!   measured jitter (at most a quarter frame). That margin keeps estimate noise from
+//!   dropping speech: the target moves with the jitter, and the base settles by up to the
+//!   jitter after the first packets; without it the buffer would skip and stretch in turn.
+//!   (So a clean path with 2 ms of jitter may sit at up to 42 ms until a pause.) After a
+//!   burst of delay the target falls back once the burst's packets have left the window (128
+//!   packets, about 2.5 s), and the delay follows within about a second.
+//! - **Hard maximum.** If the delay exceeds [`JitterConfig::max_delay_ms`] (playout stalled,
+//!   the path got faster, a flood), the buffer skips straight back to the target, dropping
+//!   what it skips; a packet that waited longer than the maximum is never played.
+//! - **Loss, DTX, order.** Packets are held by sequence number and played by timestamp. A
+//!   gap in sequence numbers at the play position is loss: [`Playout::Fec`] if the packet
+//!   after it is here, else [`Playout::Conceal`] (at most [`JitterConfig::max_conceal_ms`] in
+//!   a row, then silence). A gap in timestamps with consecutive sequence numbers is the
+//!   sender's DTX: [`Playout::Silence`]. Reordered packets are sorted; duplicates are ignored;
+//!   packets behind the play position are late: dropped and counted (also in `lost`).
+//! - **Wrap and restart.** Sequence numbers and timestamps are `u32` and unwrapped against
+//!   the newest packet. A sequence jump beyond [`JitterConfig::resync_seq_jump`], a timestamp
+//!   more than a second ahead of the stream's clock, or nothing but late and duplicate
+//!   packets for [`JitterConfig::resync_after_late_ms`] mean the source restarted: the buffer
+//!   drops what it holds and starts over with the new packet.
+//!
+//! ```
+//! use phoned::audio::jitter::{JitterBuffer, JitterConfig, Playout};
+//! let mut jb = JitterBuffer::new(JitterConfig::default())?;
+//! jb.push(0, 7, 960 * 7, &[0x48, 1, 2, 3]);
+//! let mut now = 5_000;
+//! loop {
+//!     match jb.pop(now) {
+//!         Playout::Packet(opus) => { assert_eq!(opus, &[0x48, 1, 2, 3]); break; }
+//!         Playout::Fec(_next) => unreachable!("nothing lost"),
+//!         Playout::Conceal | Playout::Silence => now += 20_000, // waiting for the target delay
+//!     }
+//! }
+//! assert!(jb.stats().delay_ms <= 40);
+//! # Ok::<(), phoned::audio::jitter::JitterConfigError>(())
+//! ```
+
+mod slots;
+mod window;
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
+use self::slots::{Held, Slots};
+use self::window::TransitWindow;
+use crate::audio::codec::{FrameDuration, MAX_PACKET_BYTES, SAMPLE_RATE};
+
+/// A timestamp this far ahead of what the stream's clock allows for its arrival is not
+/// jitter (which only makes packets later) but a restarted source or a jumped clock.
+const RESYNC_CLOCK_JUMP_US: i64 = 1_000_000;
+
+/// Unusable packets further apart than this are not one run (see `unusable`).
+const UNUSABLE_RUN_GAP_US: i64 = 200_000;
+
+/// How many sequence numbers behind the play position are remembered, to tell a duplicate
+/// of a played packet from a late one.
+const HISTORY: i64 = 64;
+
+/// What to do for the frame at the play position; see the module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Playout<'a> {
+    /// Decode this packet normally.
+    Packet(&'a [u8]),
+    /// This frame's packet is lost but the next one is here: decode this (the next packet)
+    /// with FEC. The next pop normally returns it again as a [`Playout::Packet`].
+    Fec(&'a [u8]),
+    /// Lost with nothing to recover from, or the buffer is stretching in speech: run the
+    /// decoder's concealment for one frame.
+    Conceal,
+    /// Nothing to play: before the first packet, in the sender's DTX pauses, after long
+    /// losses. Play silence (or comfort noise).
+    Silence,
+}
+
+/// What [`JitterBuffer::push`] did with a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Push {
+    /// Held for playout.
+    Buffered,
+    /// The source restarted: the buffer dropped what it held and started over with this
+    /// packet.
+    Resynced,
+    /// Already held or played: ignored.
+    Duplicate,
+    /// Behind the play position: dropped.
+    Late,
+    /// Empty or larger than an Opus packet can be: dropped.
+    Rejected,
+}
+
+/// Tuning. `Default` is for 20 ms frames; [`JitterConfig::for_frame`] for others.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JitterConfig {
+    /// Frame length: the timestamp step of one pop.
+    pub frame: FrameDuration,
+    /// Floor of the target delay, ms; at least one frame (default: one frame).
+    pub min_delay_ms: u32,
+    /// Hard maximum delay, ms (default 200); at least two frames, at most 1000.
+    pub max_delay_ms: u32,
+    /// Which percentile of the measured jitter the target covers, 50..=100 (default 95).
+    pub jitter_percentile: u8,
+    /// How many recent packets the jitter estimate looks at, 8..=1024 (default 128).
+    pub window_packets: u16,
+    /// At most one frame of speech is skipped per this many frames while shrinking
+    /// (default 5: 200 ms of excess delay goes in a second); silence is skipped at once.
+    pub shrink_every_frames: u32,
+    /// Longest run of concealment before silence, ms (default 100: Opus has faded out by then).
+    pub max_conceal_ms: u32,
+    /// A sequence jump larger than this means a restarted source (default 1000), at least 100.
+    pub resync_seq_jump: u32,
+    /// Only late or duplicate packets arriving for this long, ms, mean a restarted source
+    /// (default 500), 20..=10 000. Measured in arrival time, not packets: the late packets
+    /// of a delay spike arrive together and never add up to it.
+    pub resync_after_late_ms: u32,
+}
+
+impl JitterConfig {
+    /// The defaults for frames of `frame`.
+    pub fn for_frame(frame: FrameDuration) -> Self {
+        Self {
+            frame,
+            min_delay_ms: frame.millis(),
+            max_delay_ms: 200,
+            jitter_percentile: 95,
+            window_packets: 128,
+            shrink_every_frames: 5,
+            max_conceal_ms: 100,
+            resync_seq_jump: 1000,
+            resync_after_late_ms: 500,
+        }
+    }
+}
+
+impl Default for JitterConfig {
+    fn default() -> Self {
+        Self::for_frame(FrameDuration::Ms20)
+    }
+}
+
+/// A [`JitterConfig`] value out of range.
+#[derive(Debug, thiserror::Error)]
+#[error("jitter buffer setting {what} = {value} is out of range ({allowed})")]
+pub struct JitterConfigError {
+    /// The setting's name.
+    pub what: &'static str,
+    /// The rejected value.
+    pub value: u32,
+    /// The accepted range for this configuration.
+    pub allowed: String,
+}
+
+fn check(what: &'static str, value: u32, lo: u32, hi: u32) -> Result<(), JitterConfigError> {
+    if (lo..=hi).contains(&value) {
+        Ok(())
+    } else {
+        Err(JitterConfigError {
+            what,
+            value,
+            allowed: format!("{lo}..={hi}"),
+        })
+    }
+}
+
+/// Counters and the current delay figures, for logs, D-Bus properties and call statistics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JitterStats {
+    /// Delay the buffer adds now, ms: how long a packet that came as fast as any waits.
+    pub delay_ms: u32,
+    /// Delay the buffer aims for, ms.
+    pub target_ms: u32,
+    /// Measured jitter at the configured percentile, ms.
+    pub jitter_ms: u32,
+    /// Packets held now.
+    pub buffered: u32,
+    /// Packets pushed (including duplicates, late ones and resyncs; not rejected ones).
+    pub received: u64,
+    /// Frames played from their own packet.
+    pub played: u64,
+    /// Lost frames recovered with FEC from the next packet.
+    pub fec: u64,
+    /// Frames of concealment asked for (loss without FEC, and stretching in speech).
+    pub concealed: u64,
+    /// Sequence numbers passed without their packet (late ones included).
+    pub lost: u64,
+    /// Packets that came after their time.
+    pub late: u64,
+    /// Packets received twice.
+    pub duplicates: u64,
+    /// Packets received in time but not played: skipped while shrinking, over the hard
+    /// maximum, or pushed out of a full buffer.
+    pub dropped: u64,
+    /// Frames of delay removed (shrinking or the hard maximum).
+    pub skipped: u64,
+    /// Frames of delay added (the play position held for a tick).
+    pub stretched: u64,
+    /// Packets rejected as empty or oversized.
+    pub rejected: u64,
+    /// Times the source restarted and the buffer started over.
+    pub resyncs: u64,
+}
+
+/// Where the play position stands, from what is buffered.
+#[derive(Clone, Copy, Debug)]
+enum Class {
+    /// The packet for this frame is here.
+    Present(Held),
+    /// This frame's packet is missing; `Some` with the next packet if it is here (FEC).
+    Lost(Option<Held>),
+    /// The sender sent nothing for this frame (DTX).
+    Gap,
+    /// Nothing buffered: loss, DTX or delay; cannot tell yet.
+    Empty,
+}
+
+/// The adaptive jitter buffer of one source; see the module docs.
+#[derive(Debug)]
+pub struct JitterBuffer {
+    config: JitterConfig,
+    frame: i64,
+    frame_us: i64,
+    min_delay_us: i64,
+    max_delay_us: i64,
+    max_conceal_frames: u32,
+    slots: Slots,
+    window: TransitWindow,
+    /// A packet has been seen since creation or the last resync.
+    started: bool,
+    /// Unwrapping references: the newest packet's extended sequence number and timestamp.
+    highest_seq: i64,
+    highest_ts: i64,
+    /// The lowest sequence number not yet played, lost or dropped.
+    next_seq: i64,
+    /// Timestamp of the frame the next pop plays; `None` until playout starts.
+    play_ts: Option<i64>,
+    /// Bit k: sequence number `next_seq - 1 - k` was received.
+    recent: u64,
+    in_talkspurt: bool,
+    conceal_run: u32,
+    since_shrink: u32,
+    /// Arrival times of the first and the last of the current run of unusable (late or
+    /// duplicate) packets.
+    unusable: Option<(i64, i64)>,
+    base_us: Option<i64>,
+    jitter_us: i64,
+    target_us: i64,
+    delay_us: i64,
+    /// New transit samples since the target was computed.
+    dirty: bool,
+    stats: JitterStats,
+}
+
+/// Timestamp (48 kHz ticks) to µs. Saturating, like the time arithmetic around it: made-up
+/// timestamps from a peer must not overflow, only look absurd (and get dropped or resynced).
+fn ts_to_us(ts: i64) -> i64 {
+    ts.saturating_mul(1_000_000)
+        .div_euclid(i64::from(SAMPLE_RATE))
+}
+
+/// Times stay far from `i64` overflow whatever the caller passes.
+fn clamp_time(now_us: u64) -> i64 {
+    now_us.min(1 << 62) as i64
+}
+
+fn to_ms(us: i64) -> u32 {
+    u32::try_from(us.max(0).saturating_add(500) / 1000).unwrap_or(u32::MAX)
+}
+
+impl JitterBuffer {
+    /// Creates a buffer; its memory (slots for the packets the hard maximum allows, the
+    /// window) is allocated here once.
+    pub fn new(config: JitterConfig) -> Result<Self, JitterConfigError> {
+        let frame_ms = config.frame.millis();
+        check("max_delay_ms", config.max_delay_ms, 2 * frame_ms, 1000)?;
+        check(
+            "min_delay_ms",
+            config.min_delay_ms,
+            frame_ms,
+            config.max_delay_ms - frame_ms,
+        )?;
+        check(
+            "jitter_percentile",
+            config.jitter_percentile.into(),
+            50,
+            100,
+        )?;
+        check("window_packets", config.window_packets.into(), 8, 1024)?;
+        check("shrink_every_frames", config.shrink_every_frames, 1, 1000)?;
+        check("max_conceal_ms", config.max_conceal_ms, 0, 10_000)?;
+        check("resync_seq_jump", config.resync_seq_jump, 100, 1 << 30)?;
+        check(
+            "resync_after_late_ms",
+            config.resync_after_late_ms,
+            20,
+            10_000,
+        )?;
+        // Enough for the hard maximum twice over, plus reordering slack: more would only
+        // ever hold packets the hard maximum drops.
+        let capacity = 2 * config.max_delay_ms.div_ceil(frame_ms) as usize + 4;
+        let frame = config.frame.samples() as i64;
+        Ok(Self {
+            frame,
+            frame_us: ts_to_us(frame),
+            min_delay_us: i64::from(config.min_delay_ms) * 1000,
+            max_delay_us: i64::from(config.max_delay_ms) * 1000,
+            max_conceal_frames: config.max_conceal_ms / frame_ms,
+            slots: Slots::new(capacity),
+            window: TransitWindow::new(config.window_packets.into()),
+            started: false,
+            highest_seq: 0,
+            highest_ts: 0,
+            next_seq: 0,
+            play_ts: None,
+            recent: 0,
+            in_talkspurt: false,
+            conceal_run: 0,
+            since_shrink: 0,
+            unusable: None,
+            base_us: None,
+            jitter_us: 0,
+            target_us: i64::from(config.min_delay_ms) * 1000,
+            delay_us: 0,
+            dirty: false,
+            stats: JitterStats::default(),
+            config,
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &JitterConfig {
+        &self.config
+    }
+
+    /// Counters and current delay, target and jitter.
+    pub fn stats(&self) -> JitterStats {
+        JitterStats {
+            delay_ms: if self.play_ts.is_some() {
+                to_ms(self.delay_us)
+            } else {
+                0
+            },
+            target_ms: to_ms(self.target_us),
+            jitter_ms: to_ms(self.jitter_us),
+            buffered: u32::try_from(self.slots.len()).unwrap_or(u32::MAX),
+            ..self.stats
+        }
+    }
+
+    /// Takes a packet that arrived at `now_us`: its sequence number, its 48 kHz timestamp and
+    /// its Opus payload (copied into a slot).
+    pub fn push(&mut self, now_us: u64, seq: u32, timestamp: u32, payload: &[u8]) -> Push {
+        if payload.is_empty() || payload.len() > MAX_PACKET_BYTES {
+            self.stats.rejected += 1;
+            return Push::Rejected;
+        }
+        self.stats.received += 1;
+        let now = clamp_time(now_us);
+        if !self.started {
+            self.start(now, seq, timestamp, payload);
+            return Push::Buffered;
+        }
+        // Unwrap against the newest packet: the u32 difference read as i32 is the step.
+        let eseq = self.highest_seq + i64::from(seq.wrapping_sub(self.highest_seq as u32) as i32);
+        let ets =
+            self.highest_ts + i64::from(timestamp.wrapping_sub(self.highest_ts as u32) as i32);
+        let transit = now.saturating_sub(ts_to_us(ets));
+        let seq_jump =
+            (eseq - self.highest_seq).unsigned_abs() > u64::from(self.config.resync_seq_jump);
+        let clock_jump = self
+            .base_us
+            .is_some_and(|base| transit < base.saturating_sub(RESYNC_CLOCK_JUMP_US));
+        if seq_jump || clock_jump {
+            return self.resync(now, seq, timestamp, payload);
+        }
+        // Before playout starts, a packet overtaken by a later one is still welcome.
+        if self.play_ts.is_none() && eseq < self.next_seq && self.next_seq - eseq < HISTORY {
+            self.next_seq = eseq;
+        }
+        if eseq < self.next_seq {
+            let age = self.next_seq - 1 - eseq;
+            if age < HISTORY {
+                if self.recent & (1 << age) != 0 {
+                    return self.unusable(now, Push::Duplicate, (seq, timestamp, payload));
+                }
+                self.recent |= 1 << age;
+            }
+            return self.late(now, transit, (seq, timestamp, payload));
+        }
+        if self.slots.contains(eseq) {
+            return self.unusable(now, Push::Duplicate, (seq, timestamp, payload));
+        }
+        if self.play_ts.is_some_and(|play| ets < play) {
+            return self.late(now, transit, (seq, timestamp, payload));
+        }
+        self.unusable = None;
+        self.window.push(transit);
+        self.dirty = true;
+        if eseq > self.highest_seq {
+            self.highest_seq = eseq;
+            self.highest_ts = ets;
+        }
+        if !self.slots.insert(eseq, ets, now, payload) {
+            // Full: playout has stalled or the sender floods. Keep the newest packets.
+            match self.slots.earliest() {
+                Some(oldest) if oldest.seq < eseq => {
+                    self.slots.remove(oldest.slot);
+                    self.consume_seq(oldest.seq, true);
+                    self.stats.dropped += 1;
+                    self.slots.insert(eseq, ets, now, payload);
+                }
+                _ => self.stats.dropped += 1,
+            }
+        }
+        Push::Buffered
+    }
+
+    /// Says what to play for the next frame; call once per frame period at `now_us`. A
+    /// returned payload borrows the buffer until the next call.
+    pub fn pop(&mut self, now_us: u64) -> Playout<'_> {
+        let now = clamp_time(now_us);
+        self.refresh_target();
+        let play = match (self.play_ts, self.slots.earliest()) {
+            (Some(play), _) => play,
+            (None, Some(first)) => {
+                self.play_ts = Some(first.ts);
+                first.ts
+            }
+            (None, None) => return Playout::Silence,
+        };
+        // A stream with a packet always has a base; the fallback is only for safety.
+        let since_sent = now.saturating_sub(ts_to_us(play));
+        let mut delay = since_sent.saturating_sub(self.base_us.unwrap_or(since_sent));
+        if delay > self.max_delay_us {
+            let frames = ((delay - self.target_us) / self.frame_us).clamp(1, i64::from(u32::MAX));
+            self.skip(frames);
+            delay -= frames * self.frame_us;
+        } else if delay >= self.target_us + self.frame_us {
+            let free = match self.classify() {
+                Class::Present(_) => false,
+                Class::Empty => !self.in_talkspurt,
+                Class::Lost(_) | Class::Gap => true,
+            };
+            let margin = (self.frame_us / 4).min(self.jitter_us);
+            let speech_ok = self.since_shrink >= self.config.shrink_every_frames
+                && delay >= self.target_us + self.frame_us + margin;
+            if free || speech_ok {
+                self.skip(1);
+                self.since_shrink = 0;
+                delay -= self.frame_us;
+            }
+        }
+        self.delay_us = delay;
+        if delay < self.target_us {
+            self.stats.stretched += 1;
+            return self.filler();
+        }
+        self.since_shrink = self.since_shrink.saturating_add(1);
+        let Some(play) = self.play_ts else {
+            return Playout::Silence;
+        };
+        match self.classify() {
+            Class::Present(held) => {
+                self.slots.remove(held.slot);
+                self.consume_seq(held.seq, true);
+                self.set_play(play.max(held.ts) + self.frame);
+                if now - held.arrival_us > self.max_delay_us {
+                    self.stats.dropped += 1;
+                    return self.filler();
+                }
+                self.stats.played += 1;
+                self.in_talkspurt = true;
+                self.conceal_run = 0;
+                Playout::Packet(self.slots.payload(&held))
+            }
+            Class::Lost(next) => {
+                self.consume_seq(self.next_seq, false);
+                self.set_play(play + self.frame);
+                match next {
+                    Some(next) => {
+                        self.stats.fec += 1;
+                        self.in_talkspurt = true;
+                        self.conceal_run = 0;
+                        // Do not skip the packet just used for FEC to shrink: the decoder
+                        // expects it next.
+                        self.since_shrink = 0;
+                        Playout::Fec(self.slots.payload(&next))
+                    }
+                    None => self.filler(),
+                }
+            }
+            Class::Gap => {
+                self.set_play(play + self.frame);
+                self.in_talkspurt = false;
+                Playout::Silence
+            }
+            Class::Empty => {
+                self.set_play(play + self.frame);
+                self.filler()
+            }
+        }
+    }
+
+    fn start(&mut self, now: i64, seq: u32, timestamp: u32, payload: &[u8]) {
+        self.slots.clear();
+        self.window.clear();
+        self.started = true;
+        self.highest_seq = i64::from(seq);
+        self.highest_ts = i64::from(timestamp);
+        self.next_seq = self.highest_seq;
+        self.play_ts = None;
+        self.recent = 0;
+        self.in_talkspurt = false;
+        self.conceal_run = 0;
+        self.since_shrink = 0;
+        self.unusable = None;
+        self.base_us = None;
+        self.window
+            .push(now.saturating_sub(ts_to_us(self.highest_ts)));
+        self.dirty = true;
+        self.slots
+            .insert(self.highest_seq, self.highest_ts, now, payload);
+    }
+
+    fn resync(&mut self, now: i64, seq: u32, timestamp: u32, payload: &[u8]) -> Push {
+        self.stats.resyncs += 1;
+        self.stats.dropped += self.slots.len() as u64;
+        self.start(now, seq, timestamp, payload);
+        Push::Resynced
+    }
+
+    fn late(&mut self, now: i64, transit: i64, packet: (u32, u32, &[u8])) -> Push {
+        // Late packets are exactly the jitter the target failed to cover: count them in.
+        self.window.push(transit);
+        self.dirty = true;
+        self.unusable(now, Push::Late, packet)
+    }
+
+    /// Counts a packet that cannot be played. A steady stream of them (every one late or
+    /// "already seen") is a source that restarted behind us, or a clock that jumped back.
+    fn unusable(&mut self, now: i64, outcome: Push, packet: (u32, u32, &[u8])) -> Push {
+        match outcome {
+            Push::Duplicate => self.stats.duplicates += 1,
+            _ => self.stats.late += 1,
+        }
+        // A restarted source sends at its frame rate; a pause in the run means it was stray
+        // packets around some pause (DTX, outage), not a stream.
+        let since = match self.unusable {
+            Some((since, last)) if now - last <= UNUSABLE_RUN_GAP_US => since,
+            _ => now,
+        };
+        self.unusable = Some((since, now));
+        if now - since >= i64::from(self.config.resync_after_late_ms) * 1000 {
+            let (seq, timestamp, payload) = packet;
+            return self.resync(now, seq, timestamp, payload);
+        }
+        outcome
+    }
+
+    fn refresh_target(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        if let Some((base, jitter)) = self.window.base_and_jitter(self.config.jitter_percentile) {
+            self.base_us = Some(base);
+            self.jitter_us = jitter;
+            self.target_us = jitter
+                .min(self.max_delay_us - self.frame_us)
+                .max(self.min_delay_us);
+        }
+    }
+
+    fn classify(&self) -> Class {
+        let (Some(play), Some(first)) = (self.play_ts, self.slots.earliest()) else {
+            return Class::Empty;
+        };
+        if first.ts < play + self.frame {
+            return Class::Present(first);
+        }
+        // `missing` sequence numbers are unaccounted for before `first`; they cover the
+        // frames just before it. Earlier frames were never sent: DTX.
+        let missing = first.seq - self.next_seq;
+        if first.ts - play <= missing * self.frame {
+            Class::Lost((first.ts - play < 2 * self.frame).then_some(first))
+        } else {
+            Class::Gap
+        }
+    }
+
+    /// Concealment while in speech, up to the configured run; silence after.
+    fn filler(&mut self) -> Playout<'static> {
+        if self.in_talkspurt && self.conceal_run < self.max_conceal_frames {
+            self.conceal_run += 1;
+            self.stats.concealed += 1;
+            Playout::Conceal
+        } else {
+            self.in_talkspurt = false;
+            Playout::Silence
+        }
+    }
+
+    /// Moves the play position `frames` ahead, dropping what it passes.
+    fn skip(&mut self, frames: i64) {
+        if let Some(play) = self.play_ts {
+            self.stats.skipped += frames.unsigned_abs();
+            self.set_play(play + frames * self.frame);
+        }
+    }
+
+    /// Sets the play position, dropping held packets that are now behind it.
+    fn set_play(&mut self, play: i64) {
+        self.play_ts = Some(play);
+        while let Some(behind) = self.slots.earliest_before(play) {
+            self.slots.remove(behind.slot);
+            self.consume_seq(behind.seq, true);
+            self.stats.dropped += 1;
+        }
+    }
+
+    /// Accounts sequence numbers up to `seq`: the ones before it were lost, and `seq` itself
+    /// too unless `received`.
+    fn consume_seq(&mut self, seq: i64, received: bool) {
+        if seq < self.next_seq {
+            return;
+        }
+        let gap = (seq - self.next_seq) as u64;
+        self.stats.lost += gap + u64::from(!received);
+        let shift = seq + 1 - self.next_seq;
+        self.recent = if shift >= HISTORY {
+            0
+        } else {
+            self.recent << shift
+        };
+        if received {
+            self.recent |= 1;
+        }
+        self.next_seq = seq + 1;
+    }
+}

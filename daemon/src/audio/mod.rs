@@ -1,0 +1,13 @@
+//! The audio pipeline: sound devices, resampling to the network rate, Opus, jitter buffering.
+//! See `design.md` §Audio pipeline. [`backend`] owns the devices and the lock-free rings
+//! that connect their real-time callbacks to the rest of the daemon; [`resample`] converts
+//! between a device's rate and the 48 kHz, 20 ms frames the network carries.
+//! [`codec`] turns those frames into Opus packets and back (with FEC and concealment);
+//! [`jitter`] orders a remote source's packets in time and says, frame by frame, what to
+//! decode. [`analysis`] measures signals (tones, SNR, alignment) for tests and diagnostics.
+
+pub mod analysis;
+pub mod backend;
+pub mod codec;
+pub mod jitter;
+pub mod resample;

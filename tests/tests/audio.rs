@@ -1,0 +1,236 @@
+//! Two daemons with the `file` audio backend talk through a real relay with the real
+//! Opus codec: each plays its own tone and records what it hears.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use phoned::audio::analysis::{goertzel_power, rms};
+use phoned_tests::process::{PhonedProcess, phonectl};
+use phoned_tests::wait_for;
+
+const RATE: u32 = 48_000;
+
+fn write_tone(path: &Path, freq: f32, seconds: u32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..RATE * seconds {
+        let t = i as f32 / RATE as f32;
+        w.write_sample((0.3 * (2.0 * std::f32::consts::PI * freq * t).sin() * 32767.0) as i16)
+            .unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+fn read_wav(path: &Path) -> (Vec<f32>, u32) {
+    let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let rate = r.spec().sample_rate;
+    let samples = r
+        .samples::<i16>()
+        .map(|s| s.unwrap_or(0) as f32 / 32768.0)
+        .collect();
+    (samples, rate)
+}
+
+fn phone_with_tone(w: &common::World, name: &str, freq: f32) -> PhonedProcess {
+    let dir = w.dir.path().join(format!("{name}-audio"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("in.wav");
+    write_tone(&input, freq, 30);
+    let output = dir.join("out.wav");
+    w.phone_with(
+        name,
+        &format!(
+            "relay_fingerprint = \"{}\"\n[audio]\nbackend = \"file\"\ninput_wav = \"{}\"\noutput_wav = \"{}\"",
+            w.relay.fingerprint,
+            input.display(),
+            output.display()
+        ),
+    )
+}
+
+fn heard(p: &PhonedProcess, name: &str) -> (f64, f64, f64) {
+    let path = p
+        .dir
+        .parent()
+        .unwrap()
+        .join(format!("{name}-audio/out.wav"));
+    let (samples, rate) = read_wav(&path);
+    // Skip the first half second (set-up), judge the rest.
+    let s = &samples[(rate as usize / 2).min(samples.len())..];
+    (
+        goertzel_power(s, rate as f32, 440.0),
+        goertzel_power(s, rate as f32, 1000.0),
+        rms(s),
+    )
+}
+
+#[test]
+fn each_side_hears_the_other_sides_tone_and_not_its_own() {
+    let w = common::world();
+    let a = phone_with_tone(&w, "A", 440.0);
+    let b = phone_with_tone(&w, "B", 1000.0);
+    a.wait_online(common::ONLINE);
+    let nb = b.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bus = a.bus.address.clone();
+    let dialing =
+        std::thread::spawn(move || phonectl(&bus, &["--json", "dial", &nb, "--wait"], ""));
+    let answered = wait_for(Duration::from_secs(10), || {
+        let calls = b.ctl(&["--json", "calls"]).json();
+        let ringing = calls.as_array()?.iter().any(|c| c["state"] == "incoming");
+        (ringing && b.ctl(&["answer"]).code == 0).then_some(())
+    });
+    assert!(answered.is_some());
+    assert_eq!(dialing.join().unwrap().json()["state"], "active");
+    // Talk for a while (the file backend runs in real time).
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(a.ctl(&["hangup"]).code, 0);
+    let idle = wait_for(Duration::from_secs(10), || {
+        let none = |p: &PhonedProcess| {
+            p.ctl(&["--json", "calls"])
+                .json()
+                .as_array()
+                .is_some_and(|c| c.is_empty())
+        };
+        (none(&a) && none(&b)).then_some(())
+    });
+    assert!(idle.is_some());
+
+    for (name, p) in [("A", &a), ("B", &b)] {
+        let log = p.log();
+        let stats = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("call media ended"))
+            .unwrap_or("no media stats");
+        eprintln!("{name}: {stats}");
+    }
+    let (a440, a1000, a_rms) = heard(&a, "A");
+    let (b440, b1000, b_rms) = heard(&b, "B");
+    eprintln!(
+        "A heard 440: {a440:.2e} 1000: {a1000:.2e} rms {a_rms:.3}; B heard 440: {b440:.2e} 1000: {b1000:.2e} rms {b_rms:.3}"
+    );
+    assert!(
+        a_rms > 0.05 && b_rms > 0.05,
+        "silence: A rms {a_rms}, B rms {b_rms}\n{}",
+        a.log()
+    );
+    assert!(
+        a1000 > 100.0 * a440,
+        "A (440 Hz) should hear B's 1000 Hz: {a1000:e} vs {a440:e}"
+    );
+    assert!(
+        b440 > 100.0 * b1000,
+        "B (1000 Hz) should hear A's 440 Hz: {b440:e} vs {b1000:e}"
+    );
+}
+
+/// The longest run of 20 ms windows quieter than `floor` (RMS) in `samples`.
+fn longest_quiet_run(samples: &[f32], rate: u32, floor: f64) -> usize {
+    let window = rate as usize / 50;
+    let (mut run, mut longest) = (0, 0);
+    for w in samples.chunks(window) {
+        if rms(w) < floor {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    longest
+}
+
+/// `max_delay_ms` and `max_allowed_ms` from the daemon's "call media ended" log line.
+fn jitter_delays(log: &str) -> Option<(u32, u32)> {
+    let line = log.lines().rev().find(|l| l.contains("call media ended"))?;
+    let field = |name: &str| -> Option<u32> {
+        let at = line.find(&format!("{name}="))? + name.len() + 1;
+        line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some((field("max_delay_ms")?, field("max_allowed_ms")?))
+}
+
+#[test]
+fn ten_percent_loss_with_jitter_leaves_no_audible_gap() {
+    use phoned_tests::impair::Impairment;
+    use phoned_tests::proxy::UdpProxy;
+    let w = common::world();
+    let a = phone_with_tone(&w, "A", 440.0);
+    let impairment = Impairment {
+        loss: 0.10,
+        duplicate: 0.02,
+        delay: Duration::from_millis(5),
+        jitter: Duration::from_millis(30),
+        ..Impairment::default()
+    };
+    let proxy = smol::block_on(UdpProxy::start_impaired(w.relay.addr, impairment, 42)).unwrap();
+    // B reaches the relay through the impaired path.
+    let dir = w.dir.path().join("B-audio");
+    std::fs::create_dir_all(&dir).unwrap();
+    write_tone(&dir.join("in.wav"), 1000.0, 30);
+    let b = PhonedProcess::start(
+        &w.dir.path().join("B"),
+        proxy.addr,
+        &format!(
+            "display_name = \"B\"\nrelay_fingerprint = \"{}\"\n[audio]\nbackend = \"file\"\ninput_wav = \"{}\"\noutput_wav = \"{}\"",
+            w.relay.fingerprint,
+            dir.join("in.wav").display(),
+            dir.join("out.wav").display()
+        ),
+    );
+    let na = a.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.wait_online(common::ONLINE);
+    assert_eq!(a.ctl(&["autoanswer", "all"]).code, 0);
+    let out = b.ctl(&["--json", "dial", &na, "--wait"]);
+    assert_eq!(out.json()["state"], "active", "{out:?}");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(b.ctl(&["hangup"]).code, 0);
+    let log = wait_for(Duration::from_secs(10), || {
+        let log = b.log();
+        log.contains("call media ended").then_some(log)
+    })
+    .expect("media stats logged");
+
+    let (samples, rate) = read_wav(&dir.join("out.wav"));
+    // Judge the middle of the call: after set-up, before hang-up.
+    let talk = &samples
+        [rate as usize..(samples.len().saturating_sub(rate as usize / 2)).max(rate as usize)];
+    let quiet = longest_quiet_run(talk, rate, 0.02);
+    let (p440, p1000) = (
+        goertzel_power(talk, rate as f32, 440.0),
+        goertzel_power(talk, rate as f32, 1000.0),
+    );
+    let (max_delay, allowed) = jitter_delays(&log).expect("delays in the log");
+    eprintln!(
+        "B heard 440: {p440:.2e} 1000: {p1000:.2e}; longest quiet run {quiet} × 20 ms; jitter delay max {max_delay} ms of {allowed}"
+    );
+    assert!(
+        p440 > 100.0 * p1000,
+        "the tone did not get through: {p440:e} vs {p1000:e}"
+    );
+    assert!(
+        quiet <= 5,
+        "a gap of {} ms, longer than concealment covers",
+        quiet * 20
+    );
+    assert!(
+        max_delay < allowed,
+        "jitter buffer delay {max_delay} ms reached its maximum {allowed} ms"
+    );
+}
