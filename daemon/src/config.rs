@@ -257,6 +257,13 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_config_is_valid() {
+        let c = Config::parse(include_str!("../../config/phoned.toml")).unwrap();
+        assert_eq!(c.relay_port, 7447);
+        assert_eq!(c.audio.backend, AudioBackend::Cpal);
+    }
+
+    #[test]
     fn problems_name_their_key() {
         for (text, key) in [
             ("", "relay"),
