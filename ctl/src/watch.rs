@@ -27,6 +27,32 @@ fn to_json(v: &zbus::Variant<'_>) -> Value {
     }
 }
 
+/// A call signal as JSON, or `None` for signals reported elsewhere.
+fn call_event(msg: &zbus::Message) -> Option<Value> {
+    let header = msg.header();
+    let member = header.member()?.as_str().to_owned();
+    let path = header.path()?.as_str().to_owned();
+    let body = msg.body();
+    match member.as_str() {
+        "IncomingCall" => {
+            let (call, number, name): (zbus::wire::ObjectPath<'_>, String, String) =
+                body.deserialize().ok()?;
+            Some(
+                json!({ "event": "incoming_call", "path": call.as_str(), "number": number, "name": name }),
+            )
+        }
+        "CallRemoved" => {
+            let (call, reason): (zbus::wire::ObjectPath<'_>, String) = body.deserialize().ok()?;
+            Some(json!({ "event": "call_removed", "path": call.as_str(), "reason": reason }))
+        }
+        "DtmfReceived" => {
+            let digits: String = body.deserialize().ok()?;
+            Some(json!({ "event": "dtmf", "path": path, "digits": digits }))
+        }
+        _ => None,
+    }
+}
+
 pub async fn run(conn: &Connection) -> Result<(), Failure> {
     let presence = PresenceProxy::builder(conn)
         .cache_properties(CacheProperties::No)
@@ -62,7 +88,21 @@ pub async fn run(conn: &Connection) -> Result<(), Failure> {
             .collect();
         Some(json!({ "event": "properties", "interface": a.interface_name().as_str(), "changed": changed }))
     });
-    let mut all = presence_lines.or(contact_lines).or(prop_lines);
+    // Call signals come from the root (Manager) and from each call object: one match rule
+    // over the daemon's whole object tree.
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender(BUS_NAME)
+        .path_namespace(ROOT_PATH)
+        .build()?;
+    let call_lines =
+        zbus::MessageStream::for_match_rule(rule, conn, std::num::NonZeroUsize::new(64))
+            .await?
+            .filter_map(|m| call_event(&m.ok()?));
+    let mut all = presence_lines
+        .or(contact_lines)
+        .or(prop_lines)
+        .or(call_lines);
     let mut out = std::io::stdout();
     while let Some(line) = all.next().await {
         if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {

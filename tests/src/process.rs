@@ -320,3 +320,59 @@ pub fn phonectl(bus: &str, args: &[&str], stdin: &str) -> CtlOutput {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// A running `phonectl watch`, its JSON lines collected on a thread.
+pub struct Watch {
+    child: Child,
+    lines: mpsc::Receiver<serde_json::Value>,
+}
+
+impl Watch {
+    /// Starts `phonectl watch` on `bus` and waits until it is subscribed (it prints
+    /// nothing until then, so this waits a fixed moment for its match rules).
+    pub fn start(bus: &str) -> Watch {
+        let mut child = Command::new(bin("phonectl"))
+            .arg("watch")
+            .env("DBUS_SESSION_BUS_ADDRESS", bus)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn phonectl watch");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("watch printed non-JSON {line:?}: {e}"));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        Watch { child, lines }
+    }
+
+    /// The first event matching `pred` within `within`.
+    pub fn wait(
+        &self,
+        within: Duration,
+        mut pred: impl FnMut(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) if pred(&v) => return Some(v),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -2,11 +2,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use phoned_tests::process::bin;
 use phoned_tests::wait_for;
 
 #[test]
@@ -70,35 +67,12 @@ fn first_start_provisions_a_number_and_who_follows_the_others() {
     );
 
     // watch on A reports C leaving when C's daemon stops.
-    let mut watch = Command::new(bin("phonectl"))
-        .arg("watch")
-        .env("DBUS_SESSION_BUS_ADDRESS", &a.bus.address)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = BufReader::new(watch.stdout.take().unwrap());
-    std::thread::sleep(Duration::from_millis(300)); // let watch subscribe
+    let watch = phoned_tests::process::Watch::start(&a.bus.address);
     let mut c = c;
     assert!(c.stop().success(), "phoned exits cleanly on SIGTERM");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in lines.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
+    let seen = watch.wait(Duration::from_secs(10), |v| {
+        v["event"] == "presence" && v["number"] == nc.as_str() && v["online"] == false
     });
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut seen = None;
-    while let Ok(line) =
-        rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
-    {
-        let v: serde_json::Value = serde_json::from_str(&line).expect("watch prints JSON lines");
-        if v["event"] == "presence" && v["number"] == nc.as_str() && v["online"] == false {
-            seen = Some(v);
-            break;
-        }
-    }
-    let _ = watch.kill();
-    let _ = watch.wait();
     assert!(seen.is_some(), "watch did not report Carol going offline");
     let who: Vec<String> = a
         .ctl(&["--json", "who"])

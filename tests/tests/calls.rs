@@ -92,11 +92,23 @@ fn dial_answer_talk_hold_dtmf_hangup_and_history() {
     wait_call(&b, "active");
     assert_eq!(a.ctl(&["mute"]).code, 0);
     assert_eq!(a.ctl(&["--json", "calls"]).json()[0]["state"], "active");
+    let watch = phoned_tests::process::Watch::start(&b.bus.address);
     let out = a.ctl(&["dtmf", "12#"]);
     assert_eq!(out.code, 0, "{out:?}");
+    let dtmf = watch.wait(Duration::from_secs(5), |v| v["event"] == "dtmf");
+    assert_eq!(
+        dtmf.map(|v| v["digits"].clone()),
+        Some(serde_json::json!("12#")),
+        "DTMF not raised on the far side"
+    );
     assert_eq!(a.ctl(&["dtmf", "x"]).code, 1);
 
     assert_eq!(b.ctl(&["hangup"]).code, 0);
+    let removed = watch.wait(Duration::from_secs(5), |v| v["event"] == "call_removed");
+    assert_eq!(
+        removed.map(|v| v["reason"].clone()),
+        Some(serde_json::json!("hangup"))
+    );
     assert!(no_calls(&a) && no_calls(&b));
     let h = a.ctl(&["--json", "history"]).json();
     assert_eq!(h[0]["direction"], "outgoing");
