@@ -255,6 +255,11 @@ impl Phone {
                     call,
                     source,
                 } => self.start_media(local, call, source),
+                Output::PauseMedia(local) => {
+                    if let Some((_, session)) = lock(&self.media).get(&local) {
+                        session.set_paused(true);
+                    }
+                }
                 Output::StopMedia(local) => {
                     let session = lock(&self.media).remove(&local);
                     // Joining the media thread takes at most one of its 5 ms ticks.
@@ -283,6 +288,11 @@ impl Phone {
     }
 
     fn start_media(&self, local: Local, call: CallId, source: u32) {
+        // Resuming from hold: the session is there, paused.
+        if let Some((_, session)) = lock(&self.media).get(&local) {
+            session.set_paused(false);
+            return;
+        }
         let Some(client) = lock(&self.client).clone() else {
             return;
         };

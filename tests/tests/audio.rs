@@ -234,3 +234,50 @@ fn ten_percent_loss_with_jitter_leaves_no_audible_gap() {
         "jitter buffer delay {max_delay} ms reached its maximum {allowed} ms"
     );
 }
+
+#[test]
+fn hold_silences_the_held_call_and_resume_brings_the_audio_back() {
+    let w = common::world();
+    let a = phone_with_tone(&w, "A", 440.0);
+    let b = phone_with_tone(&w, "B", 1000.0);
+    a.wait_online(common::ONLINE);
+    let nb = b.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(b.ctl(&["autoanswer", "all"]).code, 0);
+    let out = a.ctl(&["--json", "dial", &nb, "--wait"]);
+    assert_eq!(out.json()["state"], "active", "{out:?}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(a.ctl(&["hold"]).code, 0);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(a.ctl(&["resume"]).code, 0);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(a.ctl(&["hangup"]).code, 0);
+    let done = wait_for(Duration::from_secs(10), || {
+        b.log().contains("call media ended").then_some(())
+    });
+    assert!(done.is_some());
+
+    let (samples, rate) = read_wav(&w.dir.path().join("B-audio/out.wav"));
+    let quiet = longest_quiet_run(&samples[rate as usize / 2..], rate, 0.02);
+    let third = samples.len() / 3;
+    let (before, after) = (&samples[..third], &samples[2 * third..]);
+    let tone = |s: &[f32]| goertzel_power(s, rate as f32, 440.0);
+    eprintln!(
+        "B: longest quiet run {quiet} × 20 ms; 440 Hz before {:.2e}, after {:.2e}",
+        tone(before),
+        tone(after)
+    );
+    // The 1.5 s hold is a silent stretch (at least 1 s of it, whatever the set-up jitter),
+    // with A's tone before and after it.
+    assert!(
+        quiet >= 50,
+        "no silence during hold: longest quiet run {} ms",
+        quiet * 20
+    );
+    assert!(
+        tone(before) > 1e-3 && tone(after) > 1e-3,
+        "A's tone missing around the hold"
+    );
+}

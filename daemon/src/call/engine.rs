@@ -116,6 +116,8 @@ pub enum Output {
         source: u32,
     },
     StopMedia(Local),
+    /// The call is on hold: stop sending, play silence, keep the devices open.
+    PauseMedia(Local),
     /// The far side sent DTMF digits.
     DtmfReceived(Local, String),
     /// A missed incoming call: notify.
@@ -317,7 +319,7 @@ impl Engine {
             CallPhase::Held { by_me } => {
                 c.state = State::Held;
                 c.held_by_me = by_me;
-                out.push(Output::StopMedia(local));
+                out.push(Output::PauseMedia(local));
             }
             CallPhase::Ended(reason) => return self.end(local, reason, now_ms),
         }

@@ -31,6 +31,7 @@ const INBOX: usize = 256;
 pub struct MediaSession {
     stop: Arc<AtomicBool>,
     muted: Arc<AtomicBool>,
+    paused: Arc<AtomicBool>,
     inbox: Sender<Bytes>,
     thread: Option<JoinHandle<()>>,
 }
@@ -50,19 +51,21 @@ impl MediaSession {
         let pipeline = Pipeline::new(capture, playback, conn, call, source)?;
         let stop = Arc::new(AtomicBool::new(false));
         let muted = Arc::new(AtomicBool::new(muted));
+        let paused = Arc::new(AtomicBool::new(false));
         let (inbox, rx) = smol::channel::bounded(INBOX);
-        let (s, m) = (stop.clone(), muted.clone());
+        let (s, m, p) = (stop.clone(), muted.clone(), paused.clone());
         let thread = std::thread::Builder::new()
             .name(format!("media-{call}"))
             .spawn(move || {
                 // Keep the backend (device streams, file threads) alive with the pipeline.
                 let _backend = backend;
-                pipeline.run(&s, &m, &rx);
+                pipeline.run(&s, &m, &p, &rx);
             })
             .map_err(|e| format!("cannot start the media thread: {e}"))?;
         Ok(MediaSession {
             stop,
             muted,
+            paused,
             inbox,
             thread: Some(thread),
         })
@@ -75,6 +78,11 @@ impl MediaSession {
 
     pub fn set_muted(&self, muted: bool) {
         self.muted.store(muted, Ordering::Relaxed);
+    }
+
+    /// On hold: nothing is sent and silence is played, with the devices kept open.
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
     }
 }
 
@@ -129,7 +137,13 @@ impl Pipeline {
         })
     }
 
-    fn run(mut self, stop: &AtomicBool, muted: &AtomicBool, inbox: &Receiver<Bytes>) {
+    fn run(
+        mut self,
+        stop: &AtomicBool,
+        muted: &AtomicBool,
+        paused: &AtomicBool,
+        inbox: &Receiver<Bytes>,
+    ) {
         let started = Instant::now();
         let mut captured = vec![0f32; 4800];
         let mut frame = [0f32; FRAME];
@@ -150,7 +164,13 @@ impl Pipeline {
                 }
                 self.to_net.push(&captured[..n]);
             }
+            let held = paused.load(Ordering::Relaxed);
             while let Ok(true) = self.to_net.pop_frame(&mut frame) {
+                if held {
+                    // Keep the sample clock running so the far side sees a pause, not loss.
+                    timestamp = timestamp.wrapping_add(FRAME as u32);
+                    continue;
+                }
                 if muted.load(Ordering::Relaxed) {
                     frame.fill(0.0);
                 }
@@ -195,6 +215,16 @@ impl Pipeline {
             }
             // Jitter buffer → playback, keeping a small queue at the device.
             while self.playback.pending() < queue {
+                if held {
+                    decoded.fill(0.0);
+                    match self.from_net.process(&decoded) {
+                        Ok(out) => {
+                            self.playback.write(out);
+                            continue;
+                        }
+                        Err(_) => break,
+                    }
+                }
                 let result = match self.jitter.pop(now_us) {
                     Playout::Packet(p) => self.decoder.decode(p, &mut decoded),
                     Playout::Fec(p) => self.decoder.decode_fec(p, &mut decoded),

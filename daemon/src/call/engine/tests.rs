@@ -143,7 +143,8 @@ fn answering_a_waiting_call_holds_the_active_one() {
             Request::Answer { call: 2 }
         ]
     );
-    e.phase(1, CallPhase::Held { by_me: true }, 0);
+    let out = e.phase(1, CallPhase::Held { by_me: true }, 0);
+    assert!(out.contains(&Output::PauseMedia(first)));
     assert_eq!(e.get(first).unwrap().state, State::Held);
     assert_eq!(
         sends(&e.hold(first, false).unwrap()),
