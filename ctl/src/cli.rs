@@ -110,6 +110,11 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// Text messages.
+    Msg {
+        #[command(subcommand)]
+        action: MsgAction,
+    },
     /// Do not disturb: incoming calls are declined without ringing.
     Dnd {
         #[arg(value_enum)]
@@ -129,6 +134,18 @@ pub enum Command {
     },
     /// Print the man page (roff).
     Man,
+}
+
+#[derive(Subcommand)]
+pub enum MsgAction {
+    /// Send TEXT to a number or contact; kept and sent later if the relay is out of reach.
+    Send { to: String, text: String },
+    /// Messages, oldest first (with PEER only, if given).
+    History {
+        peer: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
 }
 
 #[derive(Subcommand)]

@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 
 use clap::CommandFactory;
-use phoned_proto::dbus::{AccountProxy, ContactsProxy, ManagerProxy, PresenceProxy};
+use phoned_proto::dbus::{AccountProxy, ContactsProxy, ManagerProxy, MessagesProxy, PresenceProxy};
 use serde_json::json;
 use zbus::Connection;
 use zbus::proxy::CacheProperties;
@@ -11,7 +11,7 @@ use zbus::proxy::CacheProperties;
 use crate::Failure;
 use crate::calls::{self, Pick};
 use crate::cli::{
-    Cli, Command, ContactsAction, NameAction, NumberAction, OnOff, PasswordAction, Shell,
+    Cli, Command, ContactsAction, MsgAction, NameAction, NumberAction, OnOff, PasswordAction, Shell,
 };
 use phoned_proto::dbus::CallProxy;
 
@@ -90,6 +90,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             )
         }
         Command::Watch => crate::watch::run(&conn).await,
+        Command::Msg { action } => msg(&conn, g.json, action).await,
         Command::Dial { target, wait } => calls::dial(&conn, g.json, &target, wait).await,
         Command::Calls => calls::list(&conn, g.json).await,
         Command::History { limit } => calls::history(&conn, g.json, limit).await,
@@ -155,6 +156,43 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             )
         }
         Command::Completions { .. } | Command::Man => Ok(()),
+    }
+}
+
+async fn msg(conn: &Connection, json: bool, action: MsgAction) -> Result<(), Failure> {
+    let m = MessagesProxy::builder(conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await?;
+    match action {
+        MsgAction::Send { to, text } => {
+            let id = m.send(&to, &text).await?;
+            print(json, json!({ "id": id }), &format!("message {id} queued"))
+        }
+        MsgAction::History { peer, limit } => {
+            let rows = m.history(peer.as_deref().unwrap_or(""), limit).await?;
+            if json {
+                let rows: Vec<_> = rows
+                    .iter()
+                    .map(|(id, peer, direction, text, status, at)| {
+                        json!({ "id": id, "peer": peer, "direction": direction, "text": text, "status": status, "at": at })
+                    })
+                    .collect();
+                return print(true, json!(rows), "");
+            }
+            let mut human = String::new();
+            for (_, peer, direction, text, status, at) in &rows {
+                let arrow = if direction == "out" { "→" } else { "←" };
+                human.push_str(&format!(
+                    "{} {arrow} {peer:<12} {text} [{status}]\n",
+                    date(*at)
+                ));
+            }
+            if rows.is_empty() {
+                human.push_str("no messages");
+            }
+            print(false, json!(null), human.trim_end())
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod config;
 pub mod credentials;
 pub mod dbus;
 pub mod link;
+pub mod messages;
 pub mod phone;
 pub mod store;
 pub mod vcard;

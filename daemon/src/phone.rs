@@ -51,6 +51,10 @@ pub enum Change {
     Dtmf(Local, String),
     /// History and `MissedCount` changed.
     History,
+    /// A text message arrived (and is stored).
+    MessageReceived(crate::store::messages::LocalMessage),
+    /// A sent message's status changed: (id, status).
+    MessageStatus(String, String),
 }
 
 #[derive(Debug, Clone)]
@@ -165,6 +169,11 @@ impl Phone {
         self.notify(Change::Account);
     }
 
+    /// Sends what waited in the outbox while the link was down.
+    pub fn flush_outbox(self: &Arc<Self>) {
+        smol::spawn(crate::messages::flush(self.clone())).detach();
+    }
+
     /// Applies an event pushed by the relay.
     pub fn apply(self: &Arc<Self>, event: Event) {
         match event {
@@ -204,6 +213,10 @@ impl Phone {
             Event::CallState { call, phase } => {
                 let out = lock(&self.engine).phase(call, phase, unix_ms());
                 self.run_calls(out);
+            }
+            Event::Message(m) => crate::messages::received(self, m),
+            Event::MessageDelivered { client_id, id } => {
+                crate::messages::delivered(self, &client_id, id)
             }
             Event::CallDtmf { call, digits } => {
                 let out = lock(&self.engine).dtmf_received(call, digits);
@@ -402,6 +415,9 @@ pub fn to_dbus(e: ClientError) -> PhoneError {
                 ErrorCode::NotLoggedIn | ErrorCode::SessionRevoked => PhoneError::Offline(m),
                 ErrorCode::RateLimited | ErrorCode::Unavailable => PhoneError::Busy(m),
                 ErrorCode::AccountDisabled => PhoneError::PermissionDenied(m),
+                ErrorCode::UnknownNumber => PhoneError::NotFound(m),
+                ErrorCode::QuotaExceeded => PhoneError::QuotaExceeded(m),
+                ErrorCode::TooLarge => PhoneError::InvalidArgument(m),
                 _ => PhoneError::Failed(m),
             }
         }

@@ -16,6 +16,7 @@ pub mod iface {
     pub const CONTACTS: &str = "org.phoned.Phone1.Contacts";
     pub const CALL: &str = "org.phoned.Phone1.Call";
     pub const HISTORY: &str = "org.phoned.Phone1.History";
+    pub const MESSAGES: &str = "org.phoned.Phone1.Messages";
 }
 
 /// Longest string argument the daemon accepts, other than vCard text.
@@ -252,9 +253,32 @@ pub mod history {
     }
 }
 
+/// Proxy of `org.phoned.Phone1.Messages`.
+pub mod messages {
+    use super::*;
+
+    /// (id, peer, direction `in`/`out`, text, status, at Unix ms).
+    pub type Row = (String, String, String, String, String, u64);
+
+    #[proxy(
+        interface = "org.phoned.Phone1.Messages",
+        default_service = "org.phoned.Phone1",
+        default_path = "/org/phoned/Phone1"
+    )]
+    pub trait Messages {
+        fn send(&self, to: &str, text: &str) -> Result<String, PhoneError>;
+        fn history(&self, peer: &str, limit: u32) -> Result<Vec<Row>, PhoneError>;
+        #[zbus(signal)]
+        fn received(&self, id: String, from: String, text: String, at: u64) -> zbus::Result<()>;
+        #[zbus(signal)]
+        fn status_changed(&self, id: String, status: String) -> zbus::Result<()>;
+    }
+}
+
 pub use account::AccountProxy;
 pub use call::CallProxy;
 pub use contacts::ContactsProxy;
 pub use history::HistoryProxy;
 pub use manager::ManagerProxy;
+pub use messages::MessagesProxy;
 pub use presence::PresenceProxy;

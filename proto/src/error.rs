@@ -45,6 +45,12 @@ pub enum ErrorCode {
     InvalidCallState,
     /// DTMF digits other than 0-9, *, #, A-D, or more than 32 at once.
     InvalidDtmf,
+    /// The recipient's mailbox on the relay is full.
+    QuotaExceeded,
+    /// The message or file is larger than the relay accepts.
+    TooLarge,
+    /// No account has that number.
+    UnknownNumber,
 }
 
 /// An error answer: a code, a message for people, and a retry hint when rate limited.

@@ -94,6 +94,19 @@ pub enum Request {
         call: CallId,
         digits: String,
     },
+    /// Stores a text message for `to` and delivers it now or when `to` next comes online.
+    /// Answered by [`Response::Stored`] once it is on the relay's disk. Retrying with the
+    /// same `client_id` never stores it twice.
+    SendMessage {
+        client_id: String,
+        to: String,
+        text: String,
+    },
+    /// The recipient has stored message `id` itself: the relay deletes its copy and tells
+    /// the sender.
+    Delivered {
+        id: MessageId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +156,10 @@ pub enum Response {
     CallPlaced {
         call: CallId,
     },
+    /// The answer to `SendMessage`: the message is durably stored on the relay.
+    Stored {
+        id: MessageId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +184,25 @@ pub enum Event {
     CallState { call: CallId, phase: CallPhase },
     /// The other party sent DTMF digits.
     CallDtmf { call: CallId, digits: String },
+    /// A message for this account. Ack with `Delivered` after storing it; until then it
+    /// is sent again on every login.
+    Message(StoredMessage),
+    /// A message this account sent was delivered.
+    MessageDelivered { client_id: String, id: MessageId },
+}
+
+/// A relay-assigned message id.
+pub type MessageId = u64;
+
+/// A stored text message as it reaches its recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    pub id: MessageId,
+    pub from_number: String,
+    pub from_name: String,
+    pub text: String,
+    /// When the relay stored it (Unix ms).
+    pub sent_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

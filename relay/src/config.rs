@@ -36,6 +36,8 @@ struct File {
     provision_burst: Option<u32>,
     provision_per_hour: Option<u32>,
     ring_timeout_ms: Option<u64>,
+    max_message_bytes: Option<u32>,
+    mailbox_quota_kib: Option<u64>,
     keep_alive_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     map_size_mib: Option<u64>,
@@ -57,6 +59,10 @@ pub struct Config {
     pub provision_per_hour: u32,
     /// How long a call rings before it ends with `no-answer`.
     pub ring_timeout: Duration,
+    /// Longest text message accepted, in bytes.
+    pub max_message_bytes: u32,
+    /// Most an account's undelivered messages may take on the relay, in bytes.
+    pub mailbox_quota_bytes: u64,
     pub keep_alive: Duration,
     pub idle_timeout: Duration,
     pub map_size_mib: u64,
@@ -134,6 +140,20 @@ impl Config {
                 "must be between 500 and 600000".into(),
             ));
         }
+        let max_message_bytes = file.max_message_bytes.unwrap_or(16 * 1024);
+        if !(1..=60 * 1024).contains(&max_message_bytes) {
+            return Err(invalid(
+                "max_message_bytes",
+                "must be between 1 and 61440".into(),
+            ));
+        }
+        let mailbox_quota_kib = file.mailbox_quota_kib.unwrap_or(64 << 10);
+        if !(1..=1 << 30).contains(&mailbox_quota_kib) {
+            return Err(invalid(
+                "mailbox_quota_kib",
+                "must be between 1 and 1073741824".into(),
+            ));
+        }
         let map_size_mib = file.map_size_mib.unwrap_or(DEFAULT_MAP_SIZE_MIB);
         if !(16..=1 << 20).contains(&map_size_mib) {
             return Err(invalid(
@@ -167,6 +187,8 @@ impl Config {
             provision_burst: file.provision_burst.unwrap_or(20),
             provision_per_hour: file.provision_per_hour.unwrap_or(20),
             ring_timeout,
+            max_message_bytes,
+            mailbox_quota_bytes: mailbox_quota_kib << 10,
             keep_alive,
             idle_timeout,
             map_size_mib,

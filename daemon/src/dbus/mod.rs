@@ -6,6 +6,7 @@ pub mod call;
 mod contacts;
 mod history;
 mod manager;
+mod messages;
 pub mod notify;
 mod presence;
 
@@ -21,6 +22,7 @@ pub use call::CallIface;
 pub use contacts::ContactsIface;
 pub use history::HistoryIface;
 pub use manager::{AUTO_ANSWER, DND, ManagerIface};
+pub use messages::MessagesIface;
 pub use presence::PresenceIface;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +62,7 @@ pub async fn serve(bus: Bus, phone: Arc<Phone>) -> Result<Connection, String> {
         .serve_at(ROOT_PATH, PresenceIface::new(phone.clone()))
         .serve_at(ROOT_PATH, ContactsIface::new(phone.clone()))
         .serve_at(ROOT_PATH, HistoryIface::new(phone.clone()))
+        .serve_at(ROOT_PATH, MessagesIface::new(phone.clone()))
         .serve_at(ROOT_PATH, zbus::fdo::ObjectManager)
         .name(BUS_NAME)
         .build()
@@ -157,6 +160,16 @@ async fn emit(
             {
                 CallIface::dtmf_received(iface.signal_emitter(), &digits).await?;
             }
+        }
+        Change::MessageReceived(m) => {
+            let iface = server.interface::<_, MessagesIface>(ROOT_PATH).await?;
+            MessagesIface::received(iface.signal_emitter(), &m.id, &m.peer, &m.text, m.at_ms)
+                .await?;
+            notifier.message(&m.peer, &m.peer_name, &m.text).await;
+        }
+        Change::MessageStatus(id, status) => {
+            let iface = server.interface::<_, MessagesIface>(ROOT_PATH).await?;
+            MessagesIface::status_changed(iface.signal_emitter(), &id, &status).await?;
         }
         Change::History => {
             let iface = server.interface::<_, HistoryIface>(ROOT_PATH).await?;

@@ -133,6 +133,25 @@ impl Notifier {
         }
     }
 
+    /// A text message arrived.
+    pub async fn message(&self, number: &str, name: &str, text: &str) {
+        let Some(p) = self.proxy().await else { return };
+        let who = if name.is_empty() {
+            number.to_owned()
+        } else {
+            format!("{name} ({number})")
+        };
+        let body: String = text.chars().take(200).collect();
+        let mut hints: HashMap<&str, zbus::Variant<'_>> = HashMap::new();
+        hints.insert("category", zbus::Variant::from("im.received"));
+        if let Err(e) = p
+            .notify("phoned", 0, "mail-message-new", &who, &body, &[], hints, -1)
+            .await
+        {
+            tracing::debug!("no message notification: {e}");
+        }
+    }
+
     /// Follows `ActionInvoked` once a notification server has answered: Answer and Decline
     /// act on the call whose notification it was.
     async fn listen(self: &Arc<Self>, p: &NotificationsProxy<'static>) {

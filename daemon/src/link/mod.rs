@@ -115,6 +115,7 @@ async fn session(phone: &Arc<Phone>, backoff: &mut Backoff) -> Result<(), String
     tracing::info!(number = %account.number, relay = %config.relay, "online");
     let client = Arc::new(client);
     phone.set_online(client.clone(), account, online);
+    phone.flush_outbox();
     let media = {
         let (conn, phone) = (client.conn.clone(), phone.clone());
         smol::spawn(async move {

@@ -3,6 +3,7 @@
 
 pub mod contacts;
 pub mod history;
+pub mod messages;
 
 use std::path::Path;
 
@@ -34,6 +35,7 @@ pub struct Store {
     contacts: Database<'static, U64<Be>, Bytes>,
     settings: Database<'static, Str, Str>,
     history: Database<'static, U64<Be>, Bytes>,
+    messages: Database<'static, U64<Be>, Bytes>,
 }
 
 impl Store {
@@ -51,12 +53,13 @@ impl Store {
                 .open(&path)?
         };
         let wtxn = env.write_txn()?;
-        let (contacts, settings, history) = env
+        let (contacts, settings, history, messages) = env
             .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
                 Ok(heed::CommitOrAbort::<_, ()>::Commit((
                     opener.create_database(wtxn, Some("contacts"))?,
                     opener.create_database(wtxn, Some("settings"))?,
                     opener.create_database(wtxn, Some("history"))?,
+                    opener.create_database(wtxn, Some("messages"))?,
                 )))
             })?
             .unwrap_commit();
@@ -65,6 +68,7 @@ impl Store {
             contacts,
             settings,
             history,
+            messages,
         })
     }
 

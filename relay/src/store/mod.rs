@@ -1,4 +1,5 @@
-//! The relay's durable state in one LMDB environment (heed): accounts and the number index.
+//! The relay's durable state in one LMDB environment (heed): accounts, the number index,
+//! and stored messages waiting for delivery.
 //!
 //! The environment is safe to open from several processes at once, which is how
 //! `phone-relay admin` changes accounts while the relay runs. Every change to accounts
@@ -6,10 +7,11 @@
 
 mod codec;
 mod directory;
+pub mod messages;
 
 use std::path::Path;
 
-use heed::types::{Str, U64};
+use heed::types::{Bytes, Str, U64};
 use heed::{Database, Env, EnvOpenOptions};
 use thiserror::Error;
 
@@ -37,6 +39,10 @@ pub enum StoreError {
     NumbersExhausted(String),
     #[error("no account with number {0}")]
     NotFound(String),
+    #[error("the recipient's mailbox is full")]
+    QuotaExceeded,
+    #[error("a record could not be encoded or decoded")]
+    Encode,
 }
 
 /// The opened environment and its databases. Cheap to clone; share freely across threads.
@@ -46,6 +52,12 @@ pub struct Store {
     accounts: Database<'static, U64<Be>, Postcard<Account>>,
     numbers: Database<'static, Str, U64<Be>>,
     meta: Database<'static, Str, U64<Be>>,
+    /// (recipient, message id) → message.
+    inbox: Database<'static, Bytes, Bytes>,
+    /// (sender, client id) → message id, for idempotent retries.
+    sent_ids: Database<'static, Bytes, Bytes>,
+    /// (sender, message id) → client id: delivery receipts not yet handed over.
+    receipts: Database<'static, Bytes, Bytes>,
 }
 
 const META_NEXT_ID: &str = "next_account_id";
@@ -70,12 +82,15 @@ impl Store {
                 .open(&path)?
         };
         let wtxn = env.write_txn()?;
-        let (accounts, numbers, meta) = env
+        let (accounts, numbers, meta, inbox, sent_ids, receipts) = env
             .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
                 Ok(heed::CommitOrAbort::<_, ()>::Commit((
                     opener.create_database(wtxn, Some("accounts"))?,
                     opener.create_database(wtxn, Some("numbers"))?,
                     opener.create_database(wtxn, Some("meta"))?,
+                    opener.create_database(wtxn, Some("inbox"))?,
+                    opener.create_database(wtxn, Some("sent_ids"))?,
+                    opener.create_database(wtxn, Some("receipts"))?,
                 )))
             })?
             .unwrap_commit();
@@ -84,6 +99,9 @@ impl Store {
             accounts,
             numbers,
             meta,
+            inbox,
+            sent_ids,
+            receipts,
         })
     }
 

@@ -1,0 +1,86 @@
+//! `org.phoned.Phone1.Messages`: text messages, stored and forwarded by the relay.
+
+use std::sync::Arc;
+
+use phoned_proto::Number;
+use phoned_proto::dbus::PhoneError;
+use zbus::interface;
+use zbus::object_server::SignalEmitter;
+
+use super::{check_arg, check_len};
+use crate::messages::{self, MAX_TEXT};
+use crate::phone::Phone;
+
+pub struct MessagesIface {
+    phone: Arc<Phone>,
+}
+
+impl MessagesIface {
+    pub fn new(phone: Arc<Phone>) -> Self {
+        MessagesIface { phone }
+    }
+}
+
+/// One history row: (id, peer, direction, text, status, at Unix ms).
+pub type Row = (String, String, String, String, String, u64);
+
+#[interface(name = "org.phoned.Phone1.Messages")]
+impl MessagesIface {
+    /// Sends `text` to `to` (a number or a contact's name); returns the message id. It is
+    /// kept and sent later if the relay is out of reach; `StatusChanged` follows it
+    /// (`queued` → `stored` → `delivered`, or `failed`).
+    async fn send(&self, to: &str, text: &str) -> Result<String, PhoneError> {
+        check_arg("to", to)?;
+        check_len("text", text, MAX_TEXT)?;
+        if text.is_empty() {
+            return Err(PhoneError::InvalidArgument("the message is empty".into()));
+        }
+        let (number, name) = match to.trim().parse::<Number>() {
+            Ok(n) => (n.to_string(), String::new()),
+            Err(_) => match self.phone.store.lookup_contact(to) {
+                Ok(c) => (c.number, c.name),
+                Err(_) => {
+                    return Err(PhoneError::NotFound(format!(
+                        "{to:?} is neither a number nor a contact"
+                    )));
+                }
+            },
+        };
+        messages::send(&self.phone, number, name, text.to_owned()).await
+    }
+
+    /// The newest `limit` messages with `peer` (all peers if ""), oldest first: (id,
+    /// peer, direction `in`/`out`, text, status, at Unix ms).
+    fn history(&self, peer: &str, limit: u32) -> Result<Vec<Row>, PhoneError> {
+        check_arg("peer", peer)?;
+        let peer = (!peer.is_empty()).then_some(peer);
+        let list = self
+            .phone
+            .store
+            .messages(peer, limit.min(10_000) as usize)
+            .map_err(|e| PhoneError::Failed(e.to_string()))?;
+        Ok(list
+            .into_iter()
+            .map(|m| {
+                let dir = if m.outgoing { "out" } else { "in" };
+                (m.id, m.peer, dir.to_owned(), m.text, m.status, m.at_ms)
+            })
+            .collect())
+    }
+
+    #[zbus(signal)]
+    pub async fn received(
+        emitter: &SignalEmitter<'_>,
+        id: &str,
+        from: &str,
+        text: &str,
+        at: u64,
+    ) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    pub async fn status_changed(
+        emitter: &SignalEmitter<'_>,
+        id: &str,
+        status: &str,
+    ) -> zbus::Result<()>;
+}

@@ -1,0 +1,141 @@
+//! Text messages: sending (now, or from the outbox when the link comes back), receiving
+//! (stored here before the relay is told it may forget the message), delivery receipts.
+
+use std::sync::Arc;
+
+use phoned_proto::dbus::PhoneError;
+use phoned_proto::{MessageId, Request, Response, StoredMessage};
+
+use crate::phone::{Change, Phone, unix_ms};
+use crate::store::messages::LocalMessage;
+
+/// Longest text accepted from D-Bus (the relay may allow less; it says so).
+pub const MAX_TEXT: usize = 16 * 1024;
+
+fn client_id() -> String {
+    let mut b = [0u8; 12];
+    let _ = getrandom::fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Queues a message to `number` and tries to hand it to the relay at once. Errors the
+/// relay gives for the message itself (unknown number, too large, mailbox full) come
+/// back to the caller; a missing link only leaves it queued.
+pub async fn send(
+    phone: &Arc<Phone>,
+    number: String,
+    name: String,
+    text: String,
+) -> Result<String, PhoneError> {
+    let m = LocalMessage {
+        id: client_id(),
+        peer: number,
+        peer_name: name,
+        outgoing: true,
+        text,
+        status: "queued".into(),
+        reason: String::new(),
+        at_ms: unix_ms(),
+        relay_id: None,
+    };
+    phone
+        .store
+        .add_message(&m)
+        .map_err(|e| PhoneError::Failed(e.to_string()))?;
+    phone.notify(Change::MessageStatus(m.id.clone(), "queued".into()));
+    match push(phone, &m).await {
+        Ok(()) | Err(PhoneError::Offline(_)) | Err(PhoneError::Timeout(_)) => Ok(m.id),
+        Err(e) => Err(e),
+    }
+}
+
+/// Hands one queued message to the relay and records the outcome.
+async fn push(phone: &Arc<Phone>, m: &LocalMessage) -> Result<(), PhoneError> {
+    let req = Request::SendMessage {
+        client_id: m.id.clone(),
+        to: m.peer.clone(),
+        text: m.text.clone(),
+    };
+    match phone.request(req).await {
+        Ok(Response::Stored { id }) => {
+            set_status(phone, &m.id, "stored", "", Some(id));
+            Ok(())
+        }
+        Ok(other) => Err(PhoneError::Failed(format!("unexpected answer: {other:?}"))),
+        Err(e @ (PhoneError::Offline(_) | PhoneError::Timeout(_))) => Err(e),
+        Err(e) => {
+            set_status(phone, &m.id, "failed", &e.message(), None);
+            Err(e)
+        }
+    }
+}
+
+fn set_status(phone: &Phone, id: &str, status: &str, reason: &str, relay_id: Option<MessageId>) {
+    let updated = phone.store.update_message(id, |m| {
+        // A receipt can overtake the `Stored` answer; never go back from delivered.
+        if m.status != "delivered" {
+            m.status = status.to_owned();
+        }
+        m.reason = reason.to_owned();
+        if relay_id.is_some() {
+            m.relay_id = relay_id;
+        }
+    });
+    match updated {
+        Ok(Some(m)) => phone.notify(Change::MessageStatus(m.id, m.status)),
+        Ok(None) => {}
+        Err(e) => tracing::error!("recording message status: {e}"),
+    }
+}
+
+/// Sends everything still queued, oldest first (after the link comes up).
+pub async fn flush(phone: Arc<Phone>) {
+    let queued = match phone.store.queued_messages() {
+        Ok(q) => q,
+        Err(e) => {
+            tracing::error!("reading the outbox: {e}");
+            return;
+        }
+    };
+    for m in queued {
+        if let Err(PhoneError::Offline(_) | PhoneError::Timeout(_)) = push(&phone, &m).await {
+            return;
+        }
+    }
+}
+
+/// A message arrived: keep it, announce it, then let the relay forget it.
+pub fn received(phone: &Arc<Phone>, msg: StoredMessage) {
+    let m = LocalMessage {
+        id: format!("r{}", msg.id),
+        peer: msg.from_number.clone(),
+        peer_name: msg.from_name.clone(),
+        outgoing: false,
+        text: msg.text.clone(),
+        status: "received".into(),
+        reason: String::new(),
+        at_ms: msg.sent_ms,
+        relay_id: Some(msg.id),
+    };
+    match phone.store.add_message(&m) {
+        Ok(true) => phone.notify(Change::MessageReceived(m)),
+        Ok(false) => {} // Delivered again after a lost ack: already here.
+        Err(e) => {
+            // Not stored: do not ack, so the relay delivers it again.
+            tracing::error!("storing a received message: {e}");
+            return;
+        }
+    }
+    let phone = phone.clone();
+    smol::spawn(async move {
+        if let Err(e) = phone.request(Request::Delivered { id: msg.id }).await {
+            tracing::info!("acknowledging message {}: {}", msg.id, e.message());
+        }
+    })
+    .detach();
+}
+
+/// The relay says a message we sent was delivered.
+pub fn delivered(phone: &Arc<Phone>, client_id: &str, id: MessageId) {
+    set_status(phone, client_id, "delivered", "", Some(id));
+}
