@@ -115,6 +115,16 @@ pub enum Command {
         #[command(subcommand)]
         action: MsgAction,
     },
+    /// Voice messages (Ogg Opus).
+    Voice {
+        #[command(subcommand)]
+        action: VoiceAction,
+    },
+    /// Files.
+    File {
+        #[command(subcommand)]
+        action: FileAction,
+    },
     /// Do not disturb: incoming calls are declined without ringing.
     Dnd {
         #[arg(value_enum)]
@@ -146,6 +156,32 @@ pub enum MsgAction {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+}
+
+#[derive(Subcommand)]
+pub enum VoiceAction {
+    /// Send a voice message to a number or contact: a WAV file, or SECONDS recorded from
+    /// the microphone (e.g. after a call was not answered).
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["file", "seconds"])))]
+    Send {
+        to: String,
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[arg(long)]
+        seconds: Option<u32>,
+    },
+    /// Voice messages sent and received.
+    Ls,
+    /// Play a voice message through the speaker.
+    Play { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum FileAction {
+    /// Send the file at PATH to a number or contact (resumes after a broken connection).
+    Send { to: String, path: PathBuf },
+    /// Transfers, oldest first, with where received files were saved.
+    Ls,
 }
 
 #[derive(Subcommand)]

@@ -3,7 +3,10 @@
 use std::io::{Read, Write};
 
 use clap::CommandFactory;
-use phoned_proto::dbus::{AccountProxy, ContactsProxy, ManagerProxy, MessagesProxy, PresenceProxy};
+use phoned_proto::dbus::{
+    AccountProxy, ContactsProxy, FilesProxy, ManagerProxy, MessagesProxy, PresenceProxy,
+    VoiceMessagesProxy,
+};
 use serde_json::json;
 use zbus::Connection;
 use zbus::proxy::CacheProperties;
@@ -11,7 +14,8 @@ use zbus::proxy::CacheProperties;
 use crate::Failure;
 use crate::calls::{self, Pick};
 use crate::cli::{
-    Cli, Command, ContactsAction, MsgAction, NameAction, NumberAction, OnOff, PasswordAction, Shell,
+    Cli, Command, ContactsAction, FileAction, MsgAction, NameAction, NumberAction, OnOff,
+    PasswordAction, Shell, VoiceAction,
 };
 use phoned_proto::dbus::CallProxy;
 
@@ -91,6 +95,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Watch => crate::watch::run(&conn).await,
         Command::Msg { action } => msg(&conn, g.json, action).await,
+        Command::File { action } => file(&conn, g.json, action).await,
+        Command::Voice { action } => voice(&conn, g.json, action).await,
         Command::Dial { target, wait } => calls::dial(&conn, g.json, &target, wait).await,
         Command::Calls => calls::list(&conn, g.json).await,
         Command::History { limit } => calls::history(&conn, g.json, limit).await,
@@ -156,6 +162,106 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             )
         }
         Command::Completions { .. } | Command::Man => Ok(()),
+    }
+}
+
+async fn voice(conn: &Connection, json: bool, action: VoiceAction) -> Result<(), Failure> {
+    let v = VoiceMessagesProxy::builder(conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await?;
+    match action {
+        VoiceAction::Send { to, file, seconds } => {
+            let id = match (file, seconds) {
+                (Some(path), _) => {
+                    let path = std::path::absolute(&path)
+                        .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+                    v.send_file(&to, &path.to_string_lossy()).await?
+                }
+                (None, Some(s)) => v.record(&to, s).await?,
+                (None, None) => return Err(Failure::Usage("give --file or --seconds".into())),
+            };
+            print(
+                json,
+                json!({ "id": id }),
+                &format!("voice message {id} sent"),
+            )
+        }
+        VoiceAction::Ls => {
+            let rows = v.list().await?;
+            if json {
+                let rows: Vec<_> = rows
+                    .iter()
+                    .map(|(id, peer, direction, path, ms, status, at)| {
+                        json!({ "id": id, "peer": peer, "direction": direction, "path": path,
+                                "duration_ms": ms, "status": status, "at": at })
+                    })
+                    .collect();
+                return print(true, json!(rows), "");
+            }
+            let mut human = String::new();
+            for (id, peer, direction, _, ms, status, at) in &rows {
+                let arrow = if direction == "out" { "→" } else { "←" };
+                human.push_str(&format!(
+                    "{} {arrow} {peer:<12} {:.1} s [{status}] {id}\n",
+                    date(*at),
+                    *ms as f64 / 1000.0
+                ));
+            }
+            if rows.is_empty() {
+                human.push_str("no voice messages");
+            }
+            print(false, json!(null), human.trim_end())
+        }
+        VoiceAction::Play { id } => {
+            v.play(&id).await?;
+            print(json, json!({ "played": id }), "played")
+        }
+    }
+}
+
+async fn file(conn: &Connection, json: bool, action: FileAction) -> Result<(), Failure> {
+    let f = FilesProxy::builder(conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await?;
+    match action {
+        FileAction::Send { to, path } => {
+            // The daemon reads the file: give it an absolute path.
+            let path = std::path::absolute(&path)
+                .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+            let id = f.send(&to, &path.to_string_lossy()).await?;
+            print(
+                json,
+                json!({ "id": id }),
+                &format!("sending {} as {id}", path.display()),
+            )
+        }
+        FileAction::Ls => {
+            let rows = f.list().await?;
+            if json {
+                let rows: Vec<_> = rows
+                    .iter()
+                    .map(|(id, peer, direction, kind, name, path, size, status, at)| {
+                        json!({ "id": id, "peer": peer, "direction": direction, "kind": kind, "name": name,
+                                "path": path, "size": size, "status": status, "at": at })
+                    })
+                    .collect();
+                return print(true, json!(rows), "");
+            }
+            let mut human = String::new();
+            for (_, peer, direction, _, name, path, size, status, at) in &rows {
+                let arrow = if direction == "out" { "→" } else { "←" };
+                human.push_str(&format!(
+                    "{} {arrow} {peer:<12} {name} ({size} B) [{status}] {path}\n",
+                    date(*at)
+                ));
+            }
+            if rows.is_empty() {
+                human.push_str("no files");
+            }
+            print(false, json!(null), human.trim_end())
+        }
     }
 }
 

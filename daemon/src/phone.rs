@@ -55,6 +55,12 @@ pub enum Change {
     MessageReceived(crate::store::messages::LocalMessage),
     /// A sent message's status changed: (id, status).
     MessageStatus(String, String),
+    /// A file transfer's status changed: (id, status).
+    FileStatus(String, String),
+    /// Transfer progress: (id, bytes done, size).
+    FileProgress(String, u64, u64),
+    /// A file arrived and is saved.
+    FileReceived(crate::store::files::LocalFile),
 }
 
 #[derive(Debug, Clone)]
@@ -172,6 +178,7 @@ impl Phone {
     /// Sends what waited in the outbox while the link was down.
     pub fn flush_outbox(self: &Arc<Self>) {
         smol::spawn(crate::messages::flush(self.clone())).detach();
+        smol::spawn(crate::files::flush(self.clone())).detach();
     }
 
     /// Applies an event pushed by the relay.
@@ -216,8 +223,11 @@ impl Phone {
             }
             Event::Message(m) => crate::messages::received(self, m),
             Event::MessageDelivered { client_id, id } => {
-                crate::messages::delivered(self, &client_id, id)
+                // A receipt for a text or a file: whichever has that id.
+                crate::messages::delivered(self, &client_id, id);
+                crate::files::delivered(self, &client_id, id);
             }
+            Event::File(f) => crate::files::offered(self, f),
             Event::CallDtmf { call, digits } => {
                 let out = lock(&self.engine).dtmf_received(call, digits);
                 self.run_calls(out);
@@ -427,6 +437,11 @@ pub fn to_dbus(e: ClientError) -> PhoneError {
             PhoneError::Failed(format!("unexpected answer from the relay: {r:?}"))
         }
     }
+}
+
+/// The live relay connection, if any.
+pub fn lock_client(phone: &Phone) -> Option<Arc<Client>> {
+    lock(&phone.client).clone()
 }
 
 /// Wall-clock Unix milliseconds.

@@ -18,7 +18,8 @@ pub enum DecodeError {
     Frame(#[from] FrameError),
 }
 
-fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+/// Decodes any protocol message body strictly (used for bulk-stream frames).
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
     let (value, rest) = postcard::take_from_bytes(body).map_err(DecodeError::Malformed)?;
     if rest.is_empty() {
         Ok(value)
@@ -27,7 +28,8 @@ fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
     }
 }
 
-fn encode_framed<T: Serialize>(out: &mut Vec<u8>, msg: &T) -> Result<(), FrameError> {
+/// Appends any protocol message to `out`, framed (used for bulk-stream frames).
+pub fn encode_framed<T: Serialize>(out: &mut Vec<u8>, msg: &T) -> Result<(), FrameError> {
     let body = postcard::to_allocvec(msg).map_err(|_| FrameError::TooLarge(u64::MAX))?;
     if body.len() > MAX_FRAME {
         return Err(FrameError::TooLarge(body.len() as u64));

@@ -17,6 +17,8 @@ pub mod iface {
     pub const CALL: &str = "org.phoned.Phone1.Call";
     pub const HISTORY: &str = "org.phoned.Phone1.History";
     pub const MESSAGES: &str = "org.phoned.Phone1.Messages";
+    pub const FILES: &str = "org.phoned.Phone1.Files";
+    pub const VOICE: &str = "org.phoned.Phone1.VoiceMessages";
 }
 
 /// Longest string argument the daemon accepts, other than vCard text.
@@ -275,10 +277,74 @@ pub mod messages {
     }
 }
 
+/// Proxy of `org.phoned.Phone1.Files`.
+pub mod files {
+    use super::*;
+
+    /// (id, peer, direction, kind, name, path, size, status, at Unix ms).
+    pub type Row = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        u64,
+        String,
+        u64,
+    );
+
+    #[proxy(
+        interface = "org.phoned.Phone1.Files",
+        default_service = "org.phoned.Phone1",
+        default_path = "/org/phoned/Phone1"
+    )]
+    pub trait Files {
+        fn send(&self, to: &str, path: &str) -> Result<String, PhoneError>;
+        fn list(&self) -> Result<Vec<Row>, PhoneError>;
+        #[zbus(signal)]
+        fn received(
+            &self,
+            id: String,
+            from: String,
+            name: String,
+            path: String,
+        ) -> zbus::Result<()>;
+        #[zbus(signal)]
+        fn progress(&self, id: String, done: u64, size: u64) -> zbus::Result<()>;
+        #[zbus(signal)]
+        fn status_changed(&self, id: String, status: String) -> zbus::Result<()>;
+    }
+}
+
+/// Proxy of `org.phoned.Phone1.VoiceMessages`.
+pub mod voice {
+    use super::*;
+
+    /// (id, peer, direction, path, duration ms, status, at Unix ms).
+    pub type Row = (String, String, String, String, u64, String, u64);
+
+    #[proxy(
+        interface = "org.phoned.Phone1.VoiceMessages",
+        default_service = "org.phoned.Phone1",
+        default_path = "/org/phoned/Phone1"
+    )]
+    pub trait VoiceMessages {
+        fn send_file(&self, to: &str, wav_path: &str) -> Result<String, PhoneError>;
+        fn record(&self, to: &str, seconds: u32) -> Result<String, PhoneError>;
+        fn list(&self) -> Result<Vec<Row>, PhoneError>;
+        fn play(&self, id: &str) -> Result<(), PhoneError>;
+        #[zbus(signal)]
+        fn received(&self, id: String, from: String, duration_ms: u32) -> zbus::Result<()>;
+    }
+}
+
 pub use account::AccountProxy;
 pub use call::CallProxy;
 pub use contacts::ContactsProxy;
+pub use files::FilesProxy;
 pub use history::HistoryProxy;
 pub use manager::ManagerProxy;
 pub use messages::MessagesProxy;
 pub use presence::PresenceProxy;
+pub use voice::VoiceMessagesProxy;

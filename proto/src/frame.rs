@@ -124,6 +124,15 @@ impl FrameDecoder {
         Ok(Some(&self.buf[body_start..self.start]))
     }
 
+    /// Takes the bytes pushed but not returned as frames (e.g. raw data that follows a
+    /// header frame on a bulk stream), leaving the decoder empty.
+    pub fn take_rest(&mut self) -> Vec<u8> {
+        let rest = self.buf.split_off(self.start);
+        self.buf.clear();
+        self.start = 0;
+        rest
+    }
+
     /// Drops consumed bytes so the buffer does not grow without bound on a long stream.
     pub fn compact(&mut self) {
         if self.start > 0 {

@@ -189,6 +189,59 @@ pub enum Event {
     Message(StoredMessage),
     /// A message this account sent was delivered.
     MessageDelivered { client_id: String, id: MessageId },
+    /// A file (or voice message) for this account: fetch it on a bulk stream with
+    /// [`BulkRequest::Download`], then ack with `Delivered`.
+    File(StoredFile),
+}
+
+/// What a stored file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileKind {
+    File,
+    /// An Ogg Opus voice message.
+    Voice,
+}
+
+/// A file waiting on the relay, as announced to its recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFile {
+    pub id: MessageId,
+    pub from_number: String,
+    pub from_name: String,
+    /// The sender's file name: untrusted, sanitise before use.
+    pub name: String,
+    pub size: u64,
+    pub sha256: [u8; 32],
+    pub kind: FileKind,
+    pub sent_ms: u64,
+}
+
+/// The first frame on a bulk stream (a bidirectional stream opened by the client for
+/// one upload or download, so transfers never delay signalling or voice).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BulkRequest {
+    /// Upload a file for `to`. The relay answers `Resume` with how many bytes it already
+    /// has from an earlier, broken upload of the same `client_id`; the client sends the
+    /// rest and finishes its side; the relay checks the SHA-256 and answers `Stored`.
+    Upload {
+        client_id: String,
+        to: String,
+        name: String,
+        size: u64,
+        sha256: [u8; 32],
+        kind: FileKind,
+    },
+    /// Download file `id` from `offset`: the relay answers `Sending` and then the bytes.
+    Download { id: MessageId, offset: u64 },
+}
+
+/// The relay's frames on a bulk stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BulkReply {
+    Resume { offset: u64 },
+    Stored { id: MessageId },
+    Sending { size: u64, offset: u64 },
+    Error(WireError),
 }
 
 /// A relay-assigned message id.

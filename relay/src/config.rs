@@ -38,6 +38,7 @@ struct File {
     ring_timeout_ms: Option<u64>,
     max_message_bytes: Option<u32>,
     mailbox_quota_kib: Option<u64>,
+    max_file_mib: Option<u64>,
     keep_alive_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     map_size_mib: Option<u64>,
@@ -63,6 +64,8 @@ pub struct Config {
     pub max_message_bytes: u32,
     /// Most an account's undelivered messages may take on the relay, in bytes.
     pub mailbox_quota_bytes: u64,
+    /// Largest file or voice message accepted, in bytes.
+    pub max_file_bytes: u64,
     pub keep_alive: Duration,
     pub idle_timeout: Duration,
     pub map_size_mib: u64,
@@ -189,6 +192,7 @@ impl Config {
             ring_timeout,
             max_message_bytes,
             mailbox_quota_bytes: mailbox_quota_kib << 10,
+            max_file_bytes: file.max_file_mib.unwrap_or(100) << 20,
             keep_alive,
             idle_timeout,
             map_size_mib,

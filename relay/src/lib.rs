@@ -5,6 +5,7 @@
 //! thin QUIC drivers around them; [`store`] is the durable state in LMDB.
 
 pub mod admin;
+mod bulk;
 pub mod calls;
 pub mod cert;
 pub mod config;

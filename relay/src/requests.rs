@@ -9,9 +9,9 @@ use phoned_proto::{
 
 use crate::calls::{CallAction, CallError, Callee, Caller};
 use crate::hub;
-use crate::server::{lock, profile, unix_ms};
+use crate::server::{Shared, lock, profile, unix_ms};
 use crate::session::Session;
-use crate::store::messages::Stored;
+use crate::store::messages::{Item, Stored};
 use crate::store::{Account, NewNumber, StoreError};
 use crate::throttle::Key;
 
@@ -208,26 +208,8 @@ impl Session {
         Ok(Response::Stored { id: stored.id() })
     }
 
-    /// Sends `account`'s waiting messages (only message `only`, if given) to its devices.
     async fn push_pending_messages(&self, account: u64, only: Option<u64>) {
-        let sessions = lock(&self.shared.hub).sessions_of(account);
-        if sessions.is_empty() {
-            return;
-        }
-        let store = self.shared.store.clone();
-        let Ok(pending) = blocking::unblock(move || store.pending_messages(account)).await else {
-            return;
-        };
-        let actions: Vec<hub::Action> = pending
-            .into_iter()
-            .filter(|m| only.is_none_or(|id| m.id == id))
-            .flat_map(|m| {
-                sessions
-                    .iter()
-                    .map(move |&s| hub::Action::Send(s, Event::Message(m.clone())))
-            })
-            .collect();
-        self.shared.dispatch(actions);
+        push_pending(&self.shared, account, only).await;
     }
 
     /// Receipts waiting for `account`: push them to its devices and forget them.
@@ -262,7 +244,10 @@ impl Session {
     /// The recipient has message `id`: delete it here and tell the sender.
     async fn delivered(&mut self, me: u64, id: u64) -> Answer {
         let store = self.shared.store.clone();
-        if let Some((sender, _)) = unblock(move || store.deliver_message(me, id)).await? {
+        if let Some((sender, _, item)) = unblock(move || store.deliver_message(me, id)).await? {
+            if let Item::File(f) = item {
+                crate::bulk::release_blob(&self.shared, f.sha256).await;
+            }
             self.push_receipts(sender).await;
         }
         Ok(Response::Done)
@@ -474,4 +459,30 @@ fn random_secret() -> Result<String, getrandom::Error> {
 
 fn random_u64() -> Result<u64, getrandom::Error> {
     getrandom::u64()
+}
+
+/// Sends `account`'s waiting messages and files (only message `only`, if given) to its devices.
+pub(crate) async fn push_pending(shared: &Shared, account: u64, only: Option<u64>) {
+    let sessions = lock(&shared.hub).sessions_of(account);
+    if sessions.is_empty() {
+        return;
+    }
+    let store = shared.store.clone();
+    let Ok(pending) = blocking::unblock(move || store.pending_messages(account)).await else {
+        return;
+    };
+    let actions: Vec<hub::Action> = pending
+        .into_iter()
+        .filter(|m| only.is_none_or(|id| m.id() == id))
+        .flat_map(|item| {
+            let event = match item {
+                Item::Text(m) => Event::Message(m),
+                Item::File(f) => Event::File(f),
+            };
+            sessions
+                .iter()
+                .map(move |&s| hub::Action::Send(s, event.clone()))
+        })
+        .collect();
+    shared.dispatch(actions);
 }

@@ -68,6 +68,15 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: quinn::Incoming) {
     );
     let writer = smol::spawn(write_loop(send, rx, conn.clone()));
     let media = smol::spawn(forward_media(conn.clone(), routes));
+    // Every further stream the client opens is one file transfer.
+    let bulk = {
+        let (shared, conn) = (shared.clone(), conn.clone());
+        smol::spawn(async move {
+            while let Ok((send, recv)) = conn.accept_bi().await {
+                smol::spawn(crate::bulk::handle(shared.clone(), sid, send, recv)).detach();
+            }
+        })
+    };
     let span = tracing::info_span!("session", sid, %remote);
     let _enter = span.enter();
     tracing::debug!("connected");
@@ -88,6 +97,7 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: quinn::Incoming) {
     let actions = lock(&shared.hub).leave(sid);
     shared.dispatch(actions);
     drop(media);
+    drop(bulk);
     if let Some(id) = session.account {
         let store = shared.store.clone();
         let _ = blocking::unblock(move || store.touch(id, unix_ms())).await;

@@ -88,4 +88,9 @@ impl UdpProxy {
     pub fn cut(&self) {
         self.cut.store(true, Ordering::Relaxed);
     }
+
+    /// Forwards traffic again.
+    pub fn restore(&self) {
+        self.cut.store(false, Ordering::Relaxed);
+    }
 }

@@ -256,7 +256,7 @@ fn the_shipped_introspection_xml_matches_the_daemon() {
     ))
     .unwrap();
     let (live, shipped) = (phoned_interfaces(&live), phoned_interfaces(&shipped));
-    assert_eq!(live.len(), 6);
+    assert_eq!(live.len(), 8);
     assert_eq!(
         live, shipped,
         "docs/org.phoned.Phone1.xml is out of date: regenerate it from a running phoned"

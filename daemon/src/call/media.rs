@@ -22,9 +22,13 @@ use crate::audio::resample::{FRAME, FromNetwork, ToNetwork};
 use crate::config::Audio;
 
 /// How often the media thread wakes up.
-const TICK: Duration = Duration::from_millis(5);
+pub const TICK: Duration = Duration::from_millis(5);
 /// Audio kept queued for the playback device, ms: enough to ride over a late wake-up.
-const PLAYBACK_QUEUE_MS: usize = 30;
+pub const PLAYBACK_QUEUE_MS: usize = 30;
+/// Opus complexity of a call's encoder. 10, not the codec's default 5: at 5, SILK's voice
+/// detection takes a steady tone (a dial tone, a test signal, music on hold) for noise and
+/// DTX stops sending it.
+pub const ENCODER_COMPLEXITY: u8 = 10;
 /// Datagrams waiting for the media thread; beyond this they are dropped (stale anyway).
 const INBOX: usize = 256;
 
@@ -120,10 +124,8 @@ impl Pipeline {
         Ok(Pipeline {
             to_net: ToNetwork::new(capture.rate()).map_err(|e| err(&e))?,
             from_net: FromNetwork::new(playback.rate()).map_err(|e| err(&e))?,
-            // Complexity 10: at 5, SILK's voice detection takes a steady tone (a dial tone,
-            // a test signal, music on hold) for noise and DTX stops sending it.
             encoder: VoiceEncoder::new(&EncoderConfig {
-                complexity: 10,
+                complexity: ENCODER_COMPLEXITY,
                 ..EncoderConfig::default()
             })
             .map_err(|e| err(&e))?,

@@ -4,11 +4,13 @@
 mod account;
 pub mod call;
 mod contacts;
+mod files;
 mod history;
 mod manager;
 mod messages;
 pub mod notify;
 mod presence;
+mod voice;
 
 use std::sync::Arc;
 
@@ -20,10 +22,12 @@ use crate::phone::{Change, Phone};
 pub use account::AccountIface;
 pub use call::CallIface;
 pub use contacts::ContactsIface;
+pub use files::FilesIface;
 pub use history::HistoryIface;
 pub use manager::{AUTO_ANSWER, DND, ManagerIface};
 pub use messages::MessagesIface;
 pub use presence::PresenceIface;
+pub use voice::VoiceIface;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bus {
@@ -63,6 +67,8 @@ pub async fn serve(bus: Bus, phone: Arc<Phone>) -> Result<Connection, String> {
         .serve_at(ROOT_PATH, ContactsIface::new(phone.clone()))
         .serve_at(ROOT_PATH, HistoryIface::new(phone.clone()))
         .serve_at(ROOT_PATH, MessagesIface::new(phone.clone()))
+        .serve_at(ROOT_PATH, FilesIface::new(phone.clone()))
+        .serve_at(ROOT_PATH, VoiceIface::new(phone.clone()))
         .serve_at(ROOT_PATH, zbus::fdo::ObjectManager)
         .name(BUS_NAME)
         .build()
@@ -170,6 +176,30 @@ async fn emit(
         Change::MessageStatus(id, status) => {
             let iface = server.interface::<_, MessagesIface>(ROOT_PATH).await?;
             MessagesIface::status_changed(iface.signal_emitter(), &id, &status).await?;
+        }
+        Change::FileStatus(id, status) => {
+            let iface = server.interface::<_, FilesIface>(ROOT_PATH).await?;
+            FilesIface::status_changed(iface.signal_emitter(), &id, &status).await?;
+        }
+        Change::FileProgress(id, done, size) => {
+            let iface = server.interface::<_, FilesIface>(ROOT_PATH).await?;
+            FilesIface::progress(iface.signal_emitter(), &id, done, size).await?;
+        }
+        Change::FileReceived(f) => {
+            let iface = server.interface::<_, FilesIface>(ROOT_PATH).await?;
+            FilesIface::received(iface.signal_emitter(), &f.id, &f.peer, &f.name, &f.path).await?;
+            if f.kind == "voice" {
+                let ms = crate::voice::message::duration_ms(std::path::Path::new(&f.path));
+                let voice = server.interface::<_, VoiceIface>(ROOT_PATH).await?;
+                VoiceIface::received(
+                    voice.signal_emitter(),
+                    &f.id,
+                    &f.peer,
+                    ms.min(u64::from(u32::MAX)) as u32,
+                )
+                .await?;
+            }
+            notifier.file(&f.peer, &f.peer_name, &f.name).await;
         }
         Change::History => {
             let iface = server.interface::<_, HistoryIface>(ROOT_PATH).await?;

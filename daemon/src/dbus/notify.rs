@@ -152,6 +152,25 @@ impl Notifier {
         }
     }
 
+    /// A file or voice message arrived.
+    pub async fn file(&self, number: &str, name: &str, file: &str) {
+        let Some(p) = self.proxy().await else { return };
+        let who = if name.is_empty() {
+            number.to_owned()
+        } else {
+            format!("{name} ({number})")
+        };
+        let mut hints: HashMap<&str, zbus::Variant<'_>> = HashMap::new();
+        hints.insert("category", zbus::Variant::from("transfer.complete"));
+        let summary = format!("File from {who}");
+        if let Err(e) = p
+            .notify("phoned", 0, "document-save", &summary, file, &[], hints, -1)
+            .await
+        {
+            tracing::debug!("no file notification: {e}");
+        }
+    }
+
     /// Follows `ActionInvoked` once a notification server has answered: Answer and Decline
     /// act on the call whose notification it was.
     async fn listen(self: &Arc<Self>, p: &NotificationsProxy<'static>) {

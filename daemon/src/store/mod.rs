@@ -2,6 +2,7 @@
 //! pin, do not disturb, auto-answer). One environment per daemon, opened once.
 
 pub mod contacts;
+pub mod files;
 pub mod history;
 pub mod messages;
 
@@ -36,6 +37,7 @@ pub struct Store {
     settings: Database<'static, Str, Str>,
     history: Database<'static, U64<Be>, Bytes>,
     messages: Database<'static, U64<Be>, Bytes>,
+    files: Database<'static, U64<Be>, Bytes>,
 }
 
 impl Store {
@@ -53,13 +55,14 @@ impl Store {
                 .open(&path)?
         };
         let wtxn = env.write_txn()?;
-        let (contacts, settings, history, messages) = env
+        let (contacts, settings, history, messages, files) = env
             .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
                 Ok(heed::CommitOrAbort::<_, ()>::Commit((
                     opener.create_database(wtxn, Some("contacts"))?,
                     opener.create_database(wtxn, Some("settings"))?,
                     opener.create_database(wtxn, Some("history"))?,
                     opener.create_database(wtxn, Some("messages"))?,
+                    opener.create_database(wtxn, Some("files"))?,
                 )))
             })?
             .unwrap_commit();
@@ -69,6 +72,7 @@ impl Store {
             settings,
             history,
             messages,
+            files,
         })
     }
 

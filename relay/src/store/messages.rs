@@ -3,16 +3,47 @@
 //! receipt waits for the sender in turn. Retries are idempotent by the sender's
 //! client id.
 
-use phoned_proto::{MessageId, StoredMessage};
+use phoned_proto::{MessageId, StoredFile, StoredMessage};
 use serde::{Deserialize, Serialize};
 
 use super::directory::AccountId;
 use super::{Store, StoreError};
 
-/// A message in a recipient's inbox.
+/// What waits in an inbox: a text, or a file whose bytes are a blob on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Item {
+    Text(StoredMessage),
+    File(StoredFile),
+}
+
+impl Item {
+    pub fn id(&self) -> MessageId {
+        match self {
+            Item::Text(m) => m.id,
+            Item::File(f) => f.id,
+        }
+    }
+
+    fn with_id(self, id: MessageId) -> Item {
+        match self {
+            Item::Text(m) => Item::Text(StoredMessage { id, ..m }),
+            Item::File(f) => Item::File(StoredFile { id, ..f }),
+        }
+    }
+
+    /// Bytes it counts against the recipient's mailbox quota.
+    fn size(&self) -> u64 {
+        64 + match self {
+            Item::Text(m) => m.text.len() as u64,
+            Item::File(f) => f.size + f.name.len() as u64,
+        }
+    }
+}
+
+/// An item in a recipient's inbox.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Record {
-    msg: StoredMessage,
+    item: Item,
     from_account: AccountId,
     client_id: String,
 }
@@ -57,6 +88,38 @@ impl Store {
         msg: StoredMessage,
         quota: u64,
     ) -> Result<Stored, StoreError> {
+        self.store_item(from, client_id, to, Item::Text(msg), quota)
+    }
+
+    /// The message id stored earlier for `client_id` from `from`, if any.
+    pub fn stored_id(
+        &self,
+        from: AccountId,
+        client_id: &str,
+    ) -> Result<Option<MessageId>, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        Ok(self
+            .sent_ids
+            .get(&rtxn, &pair(from, client_id.as_bytes()))?
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes))
+    }
+
+    /// Bytes waiting in `to`'s mailbox.
+    pub fn mailbox_bytes(&self, to: AccountId) -> Result<u64, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        Ok(self.meta.get(&rtxn, &usage_key(to))?.unwrap_or(0))
+    }
+
+    /// Stores any inbox item (see [`Store::store_message`]).
+    pub fn store_item(
+        &self,
+        from: AccountId,
+        client_id: &str,
+        to: AccountId,
+        item: Item,
+        quota: u64,
+    ) -> Result<Stored, StoreError> {
         let mut wtxn = self.env.write_txn()?;
         let sent_key = pair(from, client_id.as_bytes());
         if let Some(id) = self.sent_ids.get(&wtxn, &sent_key)? {
@@ -64,7 +127,7 @@ impl Store {
                 id.try_into().unwrap_or([0; 8]),
             )));
         }
-        let size = msg.text.len() as u64 + 64;
+        let size = item.size();
         let used = self.meta.get(&wtxn, &usage_key(to))?.unwrap_or(0);
         if used + size > quota {
             return Err(StoreError::QuotaExceeded);
@@ -73,7 +136,7 @@ impl Store {
         self.meta.put(&mut wtxn, META_NEXT_MESSAGE, &(id + 1))?;
         self.meta.put(&mut wtxn, &usage_key(to), &(used + size))?;
         let record = Record {
-            msg: StoredMessage { id, ..msg },
+            item: item.with_id(id),
             from_account: from,
             client_id: client_id.to_owned(),
         };
@@ -85,16 +148,46 @@ impl Store {
         Ok(Stored::New(id))
     }
 
-    /// Messages waiting for `to`, oldest first.
-    pub fn pending_messages(&self, to: AccountId) -> Result<Vec<StoredMessage>, StoreError> {
+    /// Items waiting for `to`, oldest first.
+    pub fn pending_messages(&self, to: AccountId) -> Result<Vec<Item>, StoreError> {
         let rtxn = self.env.read_txn()?;
         let mut out = Vec::new();
         for entry in self.inbox.prefix_iter(&rtxn, &to.to_be_bytes())? {
             let (_, bytes) = entry?;
             let r: Record = postcard::from_bytes(bytes).map_err(|_| StoreError::Encode)?;
-            out.push(r.msg);
+            out.push(r.item);
         }
         Ok(out)
+    }
+
+    /// Item `id` of `to`'s inbox.
+    pub fn inbox_item(&self, to: AccountId, id: MessageId) -> Result<Option<Item>, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        match self.inbox.get(&rtxn, &pair(to, &id.to_be_bytes()))? {
+            Some(bytes) => Ok(Some(
+                postcard::from_bytes::<Record>(bytes)
+                    .map_err(|_| StoreError::Encode)?
+                    .item,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether any inbox still holds a file with these contents.
+    pub fn blob_in_use(&self, sha256: &[u8; 32]) -> Result<bool, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        for entry in self.inbox.iter(&rtxn)? {
+            let (_, bytes) = entry?;
+            if let Ok(Record {
+                item: Item::File(f),
+                ..
+            }) = postcard::from_bytes::<Record>(bytes)
+                && f.sha256 == *sha256
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// `to` has message `id`: drop the relay's copy and keep a receipt for the sender.
@@ -103,14 +196,14 @@ impl Store {
         &self,
         to: AccountId,
         id: MessageId,
-    ) -> Result<Option<(AccountId, String)>, StoreError> {
+    ) -> Result<Option<(AccountId, String, Item)>, StoreError> {
         let mut wtxn = self.env.write_txn()?;
         let key = pair(to, &id.to_be_bytes());
         let Some(bytes) = self.inbox.get(&wtxn, &key)? else {
             return Ok(None);
         };
         let r: Record = postcard::from_bytes(bytes).map_err(|_| StoreError::Encode)?;
-        let size = r.msg.text.len() as u64 + 64;
+        let size = r.item.size();
         self.inbox.delete(&mut wtxn, &key)?;
         let used = self.meta.get(&wtxn, &usage_key(to))?.unwrap_or(0);
         self.meta
@@ -121,7 +214,7 @@ impl Store {
             r.client_id.as_bytes(),
         )?;
         wtxn.commit()?;
-        Ok(Some((r.from_account, r.client_id)))
+        Ok(Some((r.from_account, r.client_id, r.item)))
     }
 
     /// Delivery receipts waiting for `sender`: (message id, client id).
@@ -186,14 +279,17 @@ mod tests {
             .pending_messages(2)
             .unwrap()
             .into_iter()
-            .map(|m| m.text)
+            .map(|m| match m {
+                Item::Text(m) => m.text,
+                Item::File(f) => f.name,
+            })
             .collect();
         assert_eq!(texts, ["hello", "again"]);
         assert!(s.pending_messages(1).unwrap().is_empty());
-        assert_eq!(
+        assert!(matches!(
             s.deliver_message(2, first.id()).unwrap(),
-            Some((1, "c1".into()))
-        );
+            Some((1, c, Item::Text(_))) if c == "c1"
+        ));
         assert_eq!(s.deliver_message(2, first.id()).unwrap(), None);
         assert_eq!(s.pending_messages(2).unwrap().len(), 1);
         assert_eq!(

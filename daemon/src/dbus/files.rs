@@ -1,0 +1,119 @@
+//! `org.phoned.Phone1.Files`: files sent and received through the relay.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use phoned_proto::dbus::PhoneError;
+use phoned_proto::{FileKind, Number};
+use zbus::interface;
+use zbus::object_server::SignalEmitter;
+
+use super::check_arg;
+use crate::files;
+use crate::phone::Phone;
+
+pub struct FilesIface {
+    phone: Arc<Phone>,
+}
+
+impl FilesIface {
+    pub fn new(phone: Arc<Phone>) -> Self {
+        FilesIface { phone }
+    }
+}
+
+/// (id, peer, direction, kind, name, path, size, status, at).
+pub type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    u64,
+    String,
+    u64,
+);
+
+/// Resolves a number or a contact's name to (number, name).
+pub(crate) fn recipient(phone: &Phone, to: &str) -> Result<(String, String), PhoneError> {
+    match to.trim().parse::<Number>() {
+        Ok(n) => Ok((n.to_string(), String::new())),
+        Err(_) => phone
+            .store
+            .lookup_contact(to)
+            .map(|c| (c.number, c.name))
+            .map_err(|_| PhoneError::NotFound(format!("{to:?} is neither a number nor a contact"))),
+    }
+}
+
+#[interface(name = "org.phoned.Phone1.Files")]
+impl FilesIface {
+    /// Sends the file at `path` (read by the daemon) to `to`; returns the transfer id.
+    /// `Progress` and `StatusChanged` follow it; it resumes after a broken connection.
+    async fn send(&self, to: &str, path: &str) -> Result<String, PhoneError> {
+        check_arg("to", to)?;
+        check_arg("path", path)?;
+        let (number, name) = recipient(&self.phone, to)?;
+        files::send(
+            &self.phone,
+            number,
+            name,
+            PathBuf::from(path),
+            FileKind::File,
+        )
+        .await
+    }
+
+    /// Every transfer, oldest first: (id, peer, direction `in`/`out`, kind, name, path,
+    /// size, status, at Unix ms).
+    fn list(&self) -> Result<Vec<Row>, PhoneError> {
+        let all = self
+            .phone
+            .store
+            .files()
+            .map_err(|e| PhoneError::Failed(e.to_string()))?;
+        Ok(all
+            .into_iter()
+            .map(|f| {
+                let dir = if f.outgoing { "out" } else { "in" };
+                (
+                    f.id,
+                    f.peer,
+                    dir.to_owned(),
+                    f.kind,
+                    f.name,
+                    f.path,
+                    f.size,
+                    f.status,
+                    f.at_ms,
+                )
+            })
+            .collect())
+    }
+
+    /// A file arrived and was saved at `path`.
+    #[zbus(signal)]
+    pub async fn received(
+        emitter: &SignalEmitter<'_>,
+        id: &str,
+        from: &str,
+        name: &str,
+        path: &str,
+    ) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    pub async fn progress(
+        emitter: &SignalEmitter<'_>,
+        id: &str,
+        done: u64,
+        size: u64,
+    ) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    pub async fn status_changed(
+        emitter: &SignalEmitter<'_>,
+        id: &str,
+        status: &str,
+    ) -> zbus::Result<()>;
+}

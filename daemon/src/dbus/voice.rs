@@ -1,0 +1,85 @@
+//! `org.phoned.Phone1.VoiceMessages`: voice messages (Ogg Opus), sent and received.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use phoned_proto::dbus::PhoneError;
+use zbus::interface;
+use zbus::object_server::SignalEmitter;
+
+use super::check_arg;
+use super::files::recipient;
+use crate::phone::Phone;
+use crate::voice::message;
+
+pub struct VoiceIface {
+    phone: Arc<Phone>,
+}
+
+impl VoiceIface {
+    pub fn new(phone: Arc<Phone>) -> Self {
+        VoiceIface { phone }
+    }
+}
+
+/// (id, peer, direction, path, duration ms, status, at).
+pub type Row = (String, String, String, String, u64, String, u64);
+
+#[interface(name = "org.phoned.Phone1.VoiceMessages")]
+impl VoiceIface {
+    /// Encodes the WAV file at `wav_path` (any rate and channel count) as Ogg Opus and
+    /// sends it to `to`; returns the transfer id (see `Files.StatusChanged`).
+    async fn send_file(&self, to: &str, wav_path: &str) -> Result<String, PhoneError> {
+        check_arg("to", to)?;
+        check_arg("wav_path", wav_path)?;
+        let (number, name) = recipient(&self.phone, to)?;
+        message::send_wav(&self.phone, number, name, PathBuf::from(wav_path)).await
+    }
+
+    /// Records `seconds` (1 to 300) from the input device and sends it to `to`.
+    async fn record(&self, to: &str, seconds: u32) -> Result<String, PhoneError> {
+        check_arg("to", to)?;
+        let (number, name) = recipient(&self.phone, to)?;
+        message::record(&self.phone, number, name, seconds).await
+    }
+
+    /// Voice messages sent and received, oldest first.
+    fn list(&self) -> Result<Vec<Row>, PhoneError> {
+        let all = self
+            .phone
+            .store
+            .files()
+            .map_err(|e| PhoneError::Failed(e.to_string()))?;
+        Ok(all
+            .into_iter()
+            .filter(|f| f.kind == "voice")
+            .map(|f| {
+                let dir = if f.outgoing { "out" } else { "in" };
+                let ms = message::duration_ms(std::path::Path::new(&f.path));
+                (f.id, f.peer, dir.to_owned(), f.path, ms, f.status, f.at_ms)
+            })
+            .collect())
+    }
+
+    /// Plays voice message `id` through the output device; returns when it has played.
+    async fn play(&self, id: &str) -> Result<(), PhoneError> {
+        check_arg("id", id)?;
+        let f = self
+            .phone
+            .store
+            .file(id)
+            .map_err(|e| PhoneError::Failed(e.to_string()))?
+            .filter(|f| f.kind == "voice" && !f.path.is_empty())
+            .ok_or_else(|| PhoneError::NotFound(format!("no voice message {id:?}")))?;
+        message::play(&self.phone, PathBuf::from(f.path)).await
+    }
+
+    /// A voice message arrived.
+    #[zbus(signal)]
+    pub async fn received(
+        emitter: &SignalEmitter<'_>,
+        id: &str,
+        from: &str,
+        duration_ms: u32,
+    ) -> zbus::Result<()>;
+}

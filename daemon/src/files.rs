@@ -1,0 +1,503 @@
+//! Files and voice messages: each upload or download on its own QUIC stream, resumed from
+//! where it broke, checked by SHA-256 end to end, saved under a safe, new name.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use phoned_proto::codec::{decode, encode_framed};
+use phoned_proto::dbus::PhoneError;
+use phoned_proto::{BulkReply, BulkRequest, FileKind, FrameDecoder, Request, StoredFile};
+use sha2::{Digest, Sha256};
+use smol::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use crate::phone::{Change, Phone, lock_client, unix_ms};
+use crate::store::files::LocalFile;
+
+const CHUNK: usize = 64 * 1024;
+/// Progress signals at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+fn client_id() -> String {
+    let mut b = [0u8; 12];
+    let _ = getrandom::fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn kind_str(kind: FileKind) -> &'static str {
+    match kind {
+        FileKind::File => "file",
+        FileKind::Voice => "voice",
+    }
+}
+
+/// A name from a sender that is safe to create in the download directory: the last path
+/// component only, no control characters, no leading dots, at most 200 bytes.
+pub fn safe_name(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = last
+        .chars()
+        .filter(|c| !c.is_control() && *c != ':')
+        .collect::<String>()
+        .trim()
+        .trim_start_matches('.')
+        .to_owned();
+    let mut out = String::new();
+    for c in cleaned.chars() {
+        if out.len() + c.len_utf8() > 200 {
+            break;
+        }
+        out.push(c);
+    }
+    if out.is_empty() {
+        "file".to_owned()
+    } else {
+        out
+    }
+}
+
+/// Creates a new file named like `name` in `dir`, never replacing one: `x.txt`, then
+/// `x (1).txt`, `x (2).txt`, …
+pub fn create_unique(dir: &Path, name: &str) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    };
+    for n in 0..10_000 {
+        let candidate = if n == 0 {
+            name.to_owned()
+        } else {
+            format!("{stem} ({n}){ext}")
+        };
+        let path = dir.join(candidate);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(f) => return Ok((path, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("no free file name"))
+}
+
+async fn write_frame<T: serde::Serialize>(
+    send: &mut quinn::SendStream,
+    msg: &T,
+) -> Result<(), PhoneError> {
+    let mut out = Vec::new();
+    encode_framed(&mut out, msg).map_err(|e| PhoneError::Failed(e.to_string()))?;
+    send.write_all(&out)
+        .await
+        .map_err(|e| PhoneError::Offline(e.to_string()))
+}
+
+async fn read_reply(
+    recv: &mut quinn::RecvStream,
+    decoder: &mut FrameDecoder,
+) -> Result<BulkReply, PhoneError> {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        if let Some(body) = decoder
+            .next_frame()
+            .map_err(|e| PhoneError::Failed(e.to_string()))?
+        {
+            return decode(body).map_err(|e| PhoneError::Failed(e.to_string()));
+        }
+        match recv.read(&mut buf).await {
+            Ok(Some(n)) => decoder.push(&buf[..n]),
+            Ok(None) => return Err(PhoneError::Offline("the relay closed the transfer".into())),
+            Err(e) => return Err(PhoneError::Offline(e.to_string())),
+        }
+    }
+}
+
+fn reply_error(e: phoned_proto::WireError) -> PhoneError {
+    crate::phone::to_dbus(crate::link::client::ClientError::Relay(e))
+}
+
+fn set_status(phone: &Phone, id: &str, status: &str, relay_id: Option<u64>) {
+    match phone.store.update_file(id, |f| {
+        if f.status != "delivered" {
+            f.status = status.to_owned();
+        }
+        if relay_id.is_some() {
+            f.relay_id = relay_id;
+        }
+    }) {
+        Ok(Some(f)) => phone.notify(Change::FileStatus(f.id, f.status)),
+        Ok(None) => {}
+        Err(e) => tracing::error!("recording a file's status: {e}"),
+    }
+}
+
+/// Queues `path` for `number` and starts the upload; returns the transfer's id.
+pub async fn send(
+    phone: &Arc<Phone>,
+    number: String,
+    name: String,
+    path: PathBuf,
+    kind: FileKind,
+) -> Result<String, PhoneError> {
+    let p = path.clone();
+    let (size, sha256) = blocking::unblock(move || -> std::io::Result<(u64, [u8; 32])> {
+        let mut f = std::fs::File::open(&p)?;
+        if !f.metadata()?.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        let mut h = Sha256::new();
+        let size = std::io::copy(&mut f, &mut h)?;
+        Ok((size, h.finalize().into()))
+    })
+    .await
+    .map_err(|e| PhoneError::InvalidArgument(format!("{}: {e}", path.display())))?;
+    let record = LocalFile {
+        id: client_id(),
+        peer: number,
+        peer_name: name,
+        outgoing: true,
+        name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "file".into()),
+        path: path.to_string_lossy().into_owned(),
+        size,
+        sha256,
+        kind: kind_str(kind).to_owned(),
+        status: "queued".into(),
+        at_ms: unix_ms(),
+        relay_id: None,
+    };
+    phone
+        .store
+        .add_file(&record)
+        .map_err(|e| PhoneError::Failed(e.to_string()))?;
+    phone.notify(Change::FileStatus(record.id.clone(), "queued".into()));
+    let id = record.id.clone();
+    let phone2 = phone.clone();
+    smol::spawn(async move {
+        if let Err(e) = upload(&phone2, &record).await {
+            tracing::info!(id = %record.id, "upload: {}", e.message());
+        }
+    })
+    .detach();
+    Ok(id)
+}
+
+/// Uploads one file, resuming at the relay's offset.
+async fn upload(phone: &Arc<Phone>, f: &LocalFile) -> Result<(), PhoneError> {
+    let client = lock_client(phone).ok_or_else(|| PhoneError::Offline("not connected".into()))?;
+    let (mut send, mut recv) = client
+        .conn
+        .open_bi()
+        .await
+        .map_err(|e| PhoneError::Offline(e.to_string()))?;
+    let kind = if f.kind == "voice" {
+        FileKind::Voice
+    } else {
+        FileKind::File
+    };
+    write_frame(
+        &mut send,
+        &BulkRequest::Upload {
+            client_id: f.id.clone(),
+            to: f.peer.clone(),
+            name: f.name.clone(),
+            size: f.size,
+            sha256: f.sha256,
+            kind,
+        },
+    )
+    .await?;
+    let mut decoder = FrameDecoder::new();
+    let offset = match read_reply(&mut recv, &mut decoder).await? {
+        BulkReply::Resume { offset } => offset,
+        BulkReply::Stored { id } => {
+            set_status(phone, &f.id, "stored", Some(id));
+            return Ok(());
+        }
+        BulkReply::Error(e) => {
+            let e = reply_error(e);
+            if !matches!(e, PhoneError::Offline(_) | PhoneError::Busy(_)) {
+                set_status(phone, &f.id, "failed", None);
+            }
+            return Err(e);
+        }
+        other => return Err(PhoneError::Failed(format!("unexpected reply {other:?}"))),
+    };
+    if offset > 0 {
+        tracing::info!(id = %f.id, offset, size = f.size, "upload resumes");
+    }
+    let mut file = smol::fs::File::open(&f.path)
+        .await
+        .map_err(|e| PhoneError::Failed(format!("{}: {e}", f.path)))?;
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(|e| PhoneError::Failed(e.to_string()))?;
+    let mut done = offset;
+    let mut last = Instant::now();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .await
+            .map_err(|e| PhoneError::Failed(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        send.write_all(&buf[..n])
+            .await
+            .map_err(|e| PhoneError::Offline(e.to_string()))?;
+        done += n as u64;
+        if last.elapsed() >= PROGRESS_EVERY {
+            last = Instant::now();
+            phone.notify(Change::FileProgress(f.id.clone(), done, f.size));
+        }
+    }
+    let _ = send.finish();
+    phone.notify(Change::FileProgress(f.id.clone(), done, f.size));
+    match read_reply(&mut recv, &mut decoder).await? {
+        BulkReply::Stored { id } => {
+            set_status(phone, &f.id, "stored", Some(id));
+            Ok(())
+        }
+        BulkReply::Error(e) => {
+            set_status(phone, &f.id, "failed", None);
+            Err(reply_error(e))
+        }
+        other => Err(PhoneError::Failed(format!("unexpected reply {other:?}"))),
+    }
+}
+
+/// Resumes every upload still queued (after the link comes up).
+pub async fn flush(phone: Arc<Phone>) {
+    let Ok(files) = phone.store.files() else {
+        return;
+    };
+    for f in files
+        .into_iter()
+        .filter(|f| f.outgoing && f.status == "queued")
+    {
+        if let Err(PhoneError::Offline(_)) = upload(&phone, &f).await {
+            return;
+        }
+    }
+}
+
+/// Where received files go.
+pub fn download_dir(phone: &Phone) -> PathBuf {
+    if let Some(d) = &phone.config.download_dir {
+        return d.clone();
+    }
+    if let Some(d) = std::env::var_os("XDG_DOWNLOAD_DIR") {
+        return PathBuf::from(d).join("phoned");
+    }
+    phone.state_dir.join("downloads")
+}
+
+/// The relay offers a file: download it (resuming a partial one), check it, save it.
+pub fn offered(phone: &Arc<Phone>, file: StoredFile) {
+    let phone = phone.clone();
+    smol::spawn(async move {
+        if let Err(e) = download(&phone, &file).await {
+            tracing::info!(id = file.id, "download: {}", e.message());
+        }
+    })
+    .detach();
+}
+
+async fn download(phone: &Arc<Phone>, offer: &StoredFile) -> Result<(), PhoneError> {
+    let id = format!("f{}", offer.id);
+    let known = phone
+        .store
+        .file(&id)
+        .map_err(|e| PhoneError::Failed(e.to_string()))?;
+    if known.as_ref().is_some_and(|f| f.status == "received") {
+        // Saved before; the ack was lost.
+        return ack(phone, offer.id).await;
+    }
+    if known.is_none() {
+        let record = LocalFile {
+            id: id.clone(),
+            peer: offer.from_number.clone(),
+            peer_name: offer.from_name.clone(),
+            outgoing: false,
+            name: safe_name(&offer.name),
+            path: String::new(),
+            size: offer.size,
+            sha256: offer.sha256,
+            kind: kind_str(offer.kind).to_owned(),
+            status: "receiving".into(),
+            at_ms: offer.sent_ms,
+            relay_id: Some(offer.id),
+        };
+        phone
+            .store
+            .add_file(&record)
+            .map_err(|e| PhoneError::Failed(e.to_string()))?;
+    }
+    let dir = download_dir(phone);
+    let partial_dir = dir.join(".partial");
+    smol::fs::create_dir_all(&partial_dir)
+        .await
+        .map_err(|e| PhoneError::Failed(format!("{}: {e}", partial_dir.display())))?;
+    let partial = partial_dir.join(offer.id.to_string());
+    let mut file = smol::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&partial)
+        .await
+        .map_err(|e| PhoneError::Failed(e.to_string()))?;
+    let mut have = file
+        .metadata()
+        .await
+        .map_err(|e| PhoneError::Failed(e.to_string()))?
+        .len();
+    if have > offer.size {
+        file.set_len(0)
+            .await
+            .map_err(|e| PhoneError::Failed(e.to_string()))?;
+        have = 0;
+    }
+    let client = lock_client(phone).ok_or_else(|| PhoneError::Offline("not connected".into()))?;
+    let (mut send, mut recv) = client
+        .conn
+        .open_bi()
+        .await
+        .map_err(|e| PhoneError::Offline(e.to_string()))?;
+    write_frame(
+        &mut send,
+        &BulkRequest::Download {
+            id: offer.id,
+            offset: have,
+        },
+    )
+    .await?;
+    let _ = send.finish();
+    let mut decoder = FrameDecoder::new();
+    match read_reply(&mut recv, &mut decoder).await? {
+        BulkReply::Sending { .. } => {}
+        BulkReply::Error(e) => return Err(reply_error(e)),
+        other => return Err(PhoneError::Failed(format!("unexpected reply {other:?}"))),
+    }
+    let first = decoder.take_rest();
+    file.write_all(&first)
+        .await
+        .map_err(|e| PhoneError::Failed(e.to_string()))?;
+    have += first.len() as u64;
+    let mut last = Instant::now();
+    let mut buf = vec![0u8; CHUNK];
+    while have < offer.size {
+        match recv.read(&mut buf).await {
+            Ok(Some(n)) => {
+                if have + n as u64 > offer.size {
+                    return Err(PhoneError::Failed(
+                        "the relay sent more than the file's size".into(),
+                    ));
+                }
+                file.write_all(&buf[..n])
+                    .await
+                    .map_err(|e| PhoneError::Failed(e.to_string()))?;
+                have += n as u64;
+                if last.elapsed() >= PROGRESS_EVERY {
+                    last = Instant::now();
+                    phone.notify(Change::FileProgress(id.clone(), have, offer.size));
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let _ = file.sync_all().await;
+                return Err(PhoneError::Offline(format!(
+                    "download broken off at {have} bytes: {e}"
+                )));
+            }
+        }
+    }
+    file.sync_all()
+        .await
+        .map_err(|e| PhoneError::Failed(e.to_string()))?;
+    drop(file);
+    if have != offer.size {
+        return Err(PhoneError::Offline(format!(
+            "got {have} of {} bytes",
+            offer.size
+        )));
+    }
+    let (p2, sha) = (partial.clone(), offer.sha256);
+    let ok = blocking::unblock(move || -> std::io::Result<bool> {
+        let mut h = Sha256::new();
+        std::io::copy(&mut std::fs::File::open(&p2)?, &mut h)?;
+        Ok(<[u8; 32]>::from(h.finalize()) == sha)
+    })
+    .await
+    .map_err(|e| PhoneError::Failed(e.to_string()))?;
+    if !ok {
+        let _ = smol::fs::remove_file(&partial).await;
+        return Err(PhoneError::Failed(
+            "SHA-256 mismatch: the download was damaged; it will be fetched again".into(),
+        ));
+    }
+    let name = safe_name(&offer.name);
+    let (dir2, p2) = (dir.clone(), partial.clone());
+    let saved = blocking::unblock(move || -> std::io::Result<PathBuf> {
+        // Reserve a new name, then move the checked file over the empty placeholder.
+        let (path, _placeholder) = create_unique(&dir2, &name)?;
+        std::fs::rename(&p2, &path)?;
+        Ok(path)
+    })
+    .await
+    .map_err(|e| PhoneError::Failed(format!("saving to {}: {e}", dir.display())))?;
+    let saved_str = saved.to_string_lossy().into_owned();
+    let updated = phone
+        .store
+        .update_file(&id, |f| {
+            f.status = "received".into();
+            f.path = saved_str.clone();
+        })
+        .map_err(|e| PhoneError::Failed(e.to_string()))?;
+    if let Some(f) = updated {
+        phone.notify(Change::FileReceived(f));
+    }
+    ack(phone, offer.id).await
+}
+
+async fn ack(phone: &Arc<Phone>, id: u64) -> Result<(), PhoneError> {
+    phone.request(Request::Delivered { id }).await.map(|_| ())
+}
+
+/// The relay says a file we sent was delivered.
+pub fn delivered(phone: &Arc<Phone>, client_id: &str, id: u64) {
+    set_status(phone, client_id, "delivered", Some(id));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_names_are_neutralised() {
+        assert_eq!(safe_name("../../etc/passwd"), "passwd");
+        assert_eq!(safe_name("..\\..\\boot.ini"), "boot.ini");
+        assert_eq!(safe_name(".bashrc"), "bashrc");
+        assert_eq!(safe_name("a\u{0}b\nc"), "abc");
+        assert_eq!(safe_name("/"), "file");
+        assert_eq!(safe_name(".."), "file");
+        assert!(safe_name(&"é".repeat(300)).len() <= 200);
+        assert_eq!(safe_name("report.pdf"), "report.pdf");
+    }
+
+    #[test]
+    fn names_are_never_reused() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, _) = create_unique(d.path(), "x.txt").unwrap();
+        let (b, _) = create_unique(d.path(), "x.txt").unwrap();
+        let (c, _) = create_unique(d.path(), "noext").unwrap();
+        let (e, _) = create_unique(d.path(), "noext").unwrap();
+        assert_eq!(a.file_name().unwrap(), "x.txt");
+        assert_eq!(b.file_name().unwrap(), "x (1).txt");
+        assert_eq!(c.file_name().unwrap(), "noext");
+        assert_eq!(e.file_name().unwrap(), "noext (1)");
+    }
+}

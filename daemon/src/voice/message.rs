@@ -1,0 +1,129 @@
+//! Voice messages on this device: made from a WAV or recorded from the input device,
+//! sent like a file (kind `voice`), and played back through the output device.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use phoned_proto::FileKind;
+use phoned_proto::dbus::PhoneError;
+
+use super::ogg::{self, OggOpus, OggOpusEncoder};
+use crate::audio::backend::{self, Options};
+use crate::audio::resample::{FRAME, FromNetwork};
+use crate::phone::{Phone, unix_ms};
+
+/// The longest recording accepted.
+pub const MAX_SECONDS: u32 = 300;
+
+fn failed(e: impl std::fmt::Display) -> PhoneError {
+    PhoneError::Failed(e.to_string())
+}
+
+/// Writes an encoded message into the state dir's `voice/`, named for when it was made.
+fn save(state_dir: &Path, opus: &OggOpus) -> Result<PathBuf, PhoneError> {
+    let dir = state_dir.join("voice");
+    std::fs::create_dir_all(&dir).map_err(failed)?;
+    let (path, _) =
+        crate::files::create_unique(&dir, &format!("voice-{}.opus", unix_ms())).map_err(failed)?;
+    std::fs::write(&path, &opus.bytes).map_err(failed)?;
+    Ok(path)
+}
+
+/// Encodes `wav` as Ogg Opus and sends it to `number`.
+pub async fn send_wav(
+    phone: &Arc<Phone>,
+    number: String,
+    name: String,
+    wav: PathBuf,
+) -> Result<String, PhoneError> {
+    let state_dir = phone.state_dir.clone();
+    let path = blocking::unblock(move || -> Result<PathBuf, PhoneError> {
+        let opus = ogg::encode_wav(&wav)
+            .map_err(|e| PhoneError::InvalidArgument(format!("{}: {e}", wav.display())))?;
+        save(&state_dir, &opus)
+    })
+    .await?;
+    crate::files::send(phone, number, name, path, FileKind::Voice).await
+}
+
+/// Records `seconds` from the input device and sends the recording to `number`.
+pub async fn record(
+    phone: &Arc<Phone>,
+    number: String,
+    name: String,
+    seconds: u32,
+) -> Result<String, PhoneError> {
+    if !(1..=MAX_SECONDS).contains(&seconds) {
+        return Err(PhoneError::InvalidArgument(format!(
+            "record 1 to {MAX_SECONDS} seconds"
+        )));
+    }
+    let (audio, state_dir) = (phone.config.audio.clone(), phone.state_dir.clone());
+    let path = blocking::unblock(move || -> Result<PathBuf, PhoneError> {
+        let mut backend = backend::open(&audio, Options::default()).map_err(failed)?;
+        let mut capture = backend.start_capture().map_err(failed)?;
+        let rate = capture.rate();
+        let mut encoder = OggOpusEncoder::new(rate).map_err(failed)?;
+        let want = u64::from(rate) * u64::from(seconds);
+        let mut got = 0u64;
+        let mut buf = vec![0f32; rate as usize / 10];
+        let deadline = Instant::now() + Duration::from_secs(u64::from(seconds) + 5);
+        while got < want && Instant::now() < deadline {
+            let n = capture.read(&mut buf).min((want - got) as usize);
+            if n == 0 {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            encoder.push(&buf[..n]).map_err(failed)?;
+            got += n as u64;
+        }
+        let opus = encoder.finish().map_err(failed)?;
+        save(&state_dir, &opus)
+    })
+    .await?;
+    crate::files::send(phone, number, name, path, FileKind::Voice).await
+}
+
+/// Plays an Ogg Opus file through the output device, in real time; returns when done.
+pub async fn play(phone: &Arc<Phone>, path: PathBuf) -> Result<(), PhoneError> {
+    let audio = phone.config.audio.clone();
+    blocking::unblock(move || -> Result<(), PhoneError> {
+        let bytes = std::fs::read(&path)
+            .map_err(|e| PhoneError::NotFound(format!("{}: {e}", path.display())))?;
+        let (samples, _) = ogg::decode(&bytes).map_err(|e| {
+            PhoneError::InvalidArgument(format!("not a playable voice message: {e}"))
+        })?;
+        let mut backend = backend::open(&audio, Options::default()).map_err(failed)?;
+        let mut playback = backend.start_playback().map_err(failed)?;
+        let mut resample = FromNetwork::new(playback.rate()).map_err(failed)?;
+        let mut frame = [0f32; FRAME];
+        for chunk in samples.chunks(FRAME) {
+            frame.fill(0.0);
+            frame[..chunk.len()].copy_from_slice(chunk);
+            let out = resample.process(&frame).map_err(failed)?;
+            let mut written = 0;
+            while written < out.len() {
+                written += playback.write(&out[written..]);
+                if written < out.len() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+        // Let the device play what is queued before it is closed.
+        let end = Instant::now() + Duration::from_secs(2);
+        while playback.pending() > 0 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// The length of a voice message file, in ms (0 if unreadable).
+pub fn duration_ms(path: &Path) -> u64 {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| ogg::duration_ms(&b).ok())
+        .unwrap_or(0)
+}

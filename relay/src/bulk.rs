@@ -1,0 +1,378 @@
+//! Bulk streams: one QUIC stream per file upload or download, beside the control stream.
+//! An upload goes to `partial/` in the state dir (so a broken one resumes where it
+//! stopped), is checked against its SHA-256, then becomes a content-addressed blob in
+//! `blobs/` and an inbox item, all before the sender hears `Stored`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use phoned_proto::codec::{decode, encode_framed};
+use phoned_proto::{
+    BulkReply, BulkRequest, ErrorCode, FrameDecoder, Number, StoredFile, WireError,
+};
+use sha2::{Digest, Sha256};
+use smol::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use crate::hub::SessionId;
+use crate::server::{Shared, lock, unix_ms};
+use crate::store::messages::{Item, Stored};
+
+const CHUNK: usize = 64 * 1024;
+
+fn err(code: ErrorCode, message: impl Into<String>) -> WireError {
+    WireError::new(code, message)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn blob_path(state_dir: &Path, sha256: &[u8; 32]) -> PathBuf {
+    state_dir.join("blobs").join(hex(sha256))
+}
+
+fn partial_path(state_dir: &Path, from: u64, client_id: &str) -> PathBuf {
+    state_dir
+        .join("partial")
+        .join(format!("{from}-{}", hex(client_id.as_bytes())))
+}
+
+async fn reply(send: &mut quinn::SendStream, r: &BulkReply) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    encode_framed(&mut out, r).map_err(std::io::Error::other)?;
+    send.write_all(&out).await.map_err(std::io::Error::other)
+}
+
+/// Serves one bulk stream of session `sid`.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    sid: SessionId,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    // The request frame, and whatever bytes came after it in the same reads.
+    let mut decoder = FrameDecoder::new();
+    let mut buf = vec![0u8; CHUNK];
+    let request: BulkRequest = loop {
+        match recv.read(&mut buf).await {
+            Ok(Some(n)) => decoder.push(&buf[..n]),
+            _ => return,
+        }
+        match decoder.next_frame() {
+            Ok(Some(body)) => match decode(body) {
+                Ok(r) => break r,
+                Err(e) => {
+                    let _ = reply(
+                        &mut send,
+                        &BulkReply::Error(err(ErrorCode::ProtocolViolation, e.to_string())),
+                    )
+                    .await;
+                    return;
+                }
+            },
+            Ok(None) => continue,
+            Err(e) => {
+                let _ = reply(
+                    &mut send,
+                    &BulkReply::Error(err(ErrorCode::ProtocolViolation, e.to_string())),
+                )
+                .await;
+                return;
+            }
+        }
+    };
+    // Whatever followed the header frame in the same reads is file data.
+    let leftover = decoder.take_rest();
+    let Some(account) = lock(&shared.hub).account_of(sid) else {
+        let _ = reply(
+            &mut send,
+            &BulkReply::Error(err(ErrorCode::NotLoggedIn, "log in first")),
+        )
+        .await;
+        return;
+    };
+    let result = match request {
+        BulkRequest::Upload {
+            client_id,
+            to,
+            name,
+            size,
+            sha256,
+            kind,
+        } => {
+            upload(
+                &shared, account, &mut send, &mut recv, leftover, client_id, to, name, size,
+                sha256, kind,
+            )
+            .await
+        }
+        BulkRequest::Download { id, offset } => {
+            download(&shared, account, &mut send, id, offset).await
+        }
+    };
+    match result {
+        Ok(()) => {
+            let _ = send.finish();
+        }
+        Err(e) => {
+            tracing::info!("bulk transfer: {e}");
+            let _ = reply(&mut send, &BulkReply::Error(e)).await;
+            let _ = send.finish();
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn upload(
+    shared: &Arc<Shared>,
+    from: u64,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+    leftover: Vec<u8>,
+    client_id: String,
+    to: String,
+    name: String,
+    size: u64,
+    sha256: [u8; 32],
+    kind: phoned_proto::FileKind,
+) -> Result<(), WireError> {
+    if client_id.is_empty() || client_id.len() > 64 || name.is_empty() || name.len() > 255 {
+        return Err(err(
+            ErrorCode::ProtocolViolation,
+            "client_id must be 1-64 bytes and name 1-255",
+        ));
+    }
+    let max = shared.config.max_file_bytes;
+    if size > max {
+        return Err(err(
+            ErrorCode::TooLarge,
+            format!("the file is {size} bytes; this relay takes at most {max}"),
+        ));
+    }
+    let number: Number = to
+        .parse()
+        .map_err(|e: phoned_proto::IdentError| err(ErrorCode::InvalidNumber, e.to_string()))?;
+    let store = shared.store.clone();
+    let internal = |e: &dyn std::fmt::Display| {
+        tracing::error!("upload: {e}");
+        err(ErrorCode::Internal, "storage error on the relay")
+    };
+    // A retry of an upload that completed: answer as before.
+    let (s2, cid) = (store.clone(), client_id.clone());
+    if let Some(id) = blocking::unblock(move || s2.stored_id(from, &cid))
+        .await
+        .map_err(|e| internal(&e))?
+    {
+        return reply(send, &BulkReply::Stored { id })
+            .await
+            .map_err(|e| internal(&e));
+    }
+    let (s2, n2) = (store.clone(), number.clone());
+    let recipient = blocking::unblock(move || s2.account_by_number(n2.as_str()))
+        .await
+        .map_err(|e| internal(&e))?
+        .filter(|a| !a.disabled)
+        .ok_or_else(|| {
+            err(
+                ErrorCode::UnknownNumber,
+                format!("no account has number {number}"),
+            )
+        })?;
+    let (s2, rid) = (store.clone(), recipient.id);
+    let used = blocking::unblock(move || s2.mailbox_bytes(rid))
+        .await
+        .map_err(|e| internal(&e))?;
+    if used + size > shared.config.mailbox_quota_bytes {
+        return Err(err(
+            ErrorCode::QuotaExceeded,
+            "the recipient's mailbox on the relay is full",
+        ));
+    }
+
+    let partial = partial_path(&shared.config.state_dir, from, &client_id);
+    if let Some(dir) = partial.parent() {
+        smol::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| internal(&e))?;
+    }
+    let mut file = smol::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&partial)
+        .await
+        .map_err(|e| internal(&e))?;
+    let mut offset = file.metadata().await.map_err(|e| internal(&e))?.len();
+    if offset > size {
+        file.set_len(0).await.map_err(|e| internal(&e))?;
+        offset = 0;
+    }
+    reply(send, &BulkReply::Resume { offset })
+        .await
+        .map_err(|e| internal(&e))?;
+
+    let mut have = offset;
+    let write = |bytes: &[u8], have: &mut u64| -> Result<Vec<u8>, WireError> {
+        if *have + bytes.len() as u64 > size {
+            return Err(err(
+                ErrorCode::ProtocolViolation,
+                "more bytes than the announced size",
+            ));
+        }
+        *have += bytes.len() as u64;
+        Ok(bytes.to_vec())
+    };
+    let first = write(&leftover, &mut have)?;
+    file.write_all(&first).await.map_err(|e| internal(&e))?;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match recv.read(&mut buf).await {
+            Ok(Some(n)) => {
+                let chunk = write(&buf[..n], &mut have)?;
+                file.write_all(&chunk).await.map_err(|e| internal(&e))?;
+            }
+            Ok(None) => break,
+            // Broken off: what arrived stays in `partial/` for the retry.
+            Err(e) => {
+                let _ = file.sync_all().await;
+                return Err(err(
+                    ErrorCode::Unavailable,
+                    format!("upload broken off at {have} bytes: {e}"),
+                ));
+            }
+        }
+    }
+    file.sync_all().await.map_err(|e| internal(&e))?;
+    drop(file);
+    if have != size {
+        return Err(err(
+            ErrorCode::ProtocolViolation,
+            format!("got {have} of {size} bytes"),
+        ));
+    }
+    let p2 = partial.clone();
+    let digest = blocking::unblock(move || -> std::io::Result<[u8; 32]> {
+        let mut h = Sha256::new();
+        let mut f = std::fs::File::open(&p2)?;
+        std::io::copy(&mut f, &mut h)?;
+        Ok(h.finalize().into())
+    })
+    .await
+    .map_err(|e| internal(&e))?;
+    if digest != sha256 {
+        let _ = smol::fs::remove_file(&partial).await;
+        return Err(err(
+            ErrorCode::ProtocolViolation,
+            "SHA-256 mismatch: the file changed or was damaged",
+        ));
+    }
+    let blob = blob_path(&shared.config.state_dir, &sha256);
+    if let Some(dir) = blob.parent() {
+        smol::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| internal(&e))?;
+    }
+    smol::fs::rename(&partial, &blob)
+        .await
+        .map_err(|e| internal(&e))?;
+    if let Some(dir) = blob.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    let (from_number, from_name) = lock(&shared.hub)
+        .info(from)
+        .map(|i| (i.number, i.display_name))
+        .unwrap_or_default();
+    let item = Item::File(StoredFile {
+        id: 0,
+        from_number,
+        from_name,
+        name,
+        size,
+        sha256,
+        kind,
+        sent_ms: unix_ms(),
+    });
+    let quota = shared.config.mailbox_quota_bytes;
+    let stored = blocking::unblock(move || store.store_item(from, &client_id, rid, item, quota))
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::QuotaExceeded => err(
+                ErrorCode::QuotaExceeded,
+                "the recipient's mailbox on the relay is full",
+            ),
+            other => internal(&other),
+        })?;
+    reply(send, &BulkReply::Stored { id: stored.id() })
+        .await
+        .map_err(|e| internal(&e))?;
+    if let Stored::New(id) = stored {
+        crate::requests::push_pending(shared, rid, Some(id)).await;
+    }
+    Ok(())
+}
+
+async fn download(
+    shared: &Arc<Shared>,
+    me: u64,
+    send: &mut quinn::SendStream,
+    id: u64,
+    offset: u64,
+) -> Result<(), WireError> {
+    let store = shared.store.clone();
+    let item = blocking::unblock(move || store.inbox_item(me, id))
+        .await
+        .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+    let Some(Item::File(f)) = item else {
+        return Err(err(
+            ErrorCode::NoSuchCall,
+            "no such file waiting for this account",
+        ));
+    };
+    if offset > f.size {
+        return Err(err(
+            ErrorCode::ProtocolViolation,
+            "offset past the end of the file",
+        ));
+    }
+    let path = blob_path(&shared.config.state_dir, &f.sha256);
+    let mut file = smol::fs::File::open(&path).await.map_err(|e| {
+        err(
+            ErrorCode::Internal,
+            format!("file missing on the relay: {e}"),
+        )
+    })?;
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+    reply(
+        send,
+        &BulkReply::Sending {
+            size: f.size,
+            offset,
+        },
+    )
+    .await
+    .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .await
+            .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        if n == 0 {
+            return Ok(());
+        }
+        if send.write_all(&buf[..n]).await.is_err() {
+            return Ok(()); // The receiver went away; it resumes later.
+        }
+    }
+}
+
+/// Deletes a blob once no inbox refers to it.
+pub(crate) async fn release_blob(shared: &Shared, sha256: [u8; 32]) {
+    let store = shared.store.clone();
+    if let Ok(false) = blocking::unblock(move || store.blob_in_use(&sha256)).await {
+        let _ = smol::fs::remove_file(blob_path(&shared.config.state_dir, &sha256)).await;
+    }
+}
