@@ -98,3 +98,43 @@ fn a_voice_message_from_a_wav_arrives_as_ogg_opus_and_plays() {
         "neither --file nor --seconds is a usage error"
     );
 }
+
+#[test]
+fn a_voice_message_recorded_from_the_input_device_arrives() {
+    let w = common::world();
+    let mic = w.dir.path().join("mic.wav");
+    tone_wav(&mic, 440.0, 48_000, 5.0);
+    let a = w.phone_with(
+        "Alice",
+        &format!(
+            "relay_fingerprint = \"{}\"\n[audio]\nbackend = \"file\"\ninput_wav = \"{}\"",
+            w.relay.fingerprint,
+            mic.display()
+        ),
+    );
+    let b = w.phone("Bob");
+    a.wait_online(common::ONLINE);
+    let nb = b.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = a.ctl(&["voice", "send", &nb, "--seconds", "2"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let got = wait_for(Duration::from_secs(20), || {
+        let list = b.ctl(&["--json", "voice", "ls"]).json();
+        list.as_array()?
+            .iter()
+            .find(|v| v["status"] == "received")
+            .cloned()
+    })
+    .expect("recorded voice message arrives");
+    let ms = got["duration_ms"].as_u64().unwrap();
+    assert!((1980..=2020).contains(&ms), "duration {ms} ms");
+    let (samples, _) =
+        phoned::voice::ogg::decode(&std::fs::read(got["path"].as_str().unwrap()).unwrap()).unwrap();
+    assert!(
+        goertzel_power(&samples, 48_000.0, 440.0) > 1e-3,
+        "the microphone's tone is missing"
+    );
+    assert_eq!(a.ctl(&["voice", "send", &nb, "--seconds", "0"]).code, 1);
+}
