@@ -101,9 +101,24 @@ fn run(cli: Cli) -> Result<(), String> {
         let announcer = smol::spawn(dbus::announce(conn.clone(), phone.clone(), changes));
         let link = smol::spawn(phoned::link::run(phone.clone()));
         tracing::info!(relay = %phone.config.relay, "phoned started");
+        // Ready once the bus name is ours: D-Bus clients can talk to us from now on.
+        phoned_proto::systemd::ready(&format!(
+            "serving {} (relay {})",
+            phoned_proto::dbus::BUS_NAME,
+            phone.config.relay
+        ));
+        let _watchdog = phoned_proto::systemd::watchdog_interval().map(|every| {
+            smol::spawn(async move {
+                loop {
+                    phoned_proto::systemd::watchdog();
+                    smol::Timer::after(every).await;
+                }
+            })
+        });
         use smol::stream::StreamExt;
         let signal = signals.next().await;
         tracing::info!(?signal, "stopping");
+        phoned_proto::systemd::stopping();
         drop(link);
         drop(announcer);
         drop(conn);

@@ -23,6 +23,8 @@ pub mod ident;
 pub mod media;
 pub mod msg;
 pub mod state;
+#[cfg(feature = "systemd")]
+pub mod systemd;
 
 pub use codec::{DecodeError, decode_client, decode_server, encode_client, encode_server};
 pub use error::{ErrorCode, WireError};

@@ -157,9 +157,19 @@ fn serve(at: Where, listen: Option<String>) -> anyhow::Result<()> {
         out.flush()?;
         drop(out);
         tracing::info!(addr = %running.addr, fingerprint = %running.fingerprint, "relay ready");
+        phoned_proto::systemd::ready(&format!("serving on {}", running.addr));
+        let _watchdog = phoned_proto::systemd::watchdog_interval().map(|every| {
+            smol::spawn(async move {
+                loop {
+                    phoned_proto::systemd::watchdog();
+                    smol::Timer::after(every).await;
+                }
+            })
+        });
         use smol::stream::StreamExt;
         let signal = signals.next().await;
         tracing::info!(?signal, "shutting down");
+        phoned_proto::systemd::stopping();
         running.shutdown().await;
         Ok(())
     })

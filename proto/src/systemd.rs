@@ -1,0 +1,33 @@
+//! The systemd notification protocol (`sd_notify`): readiness, status, stopping, and the
+//! watchdog keep-alive. Without `$NOTIFY_SOCKET` (not run by systemd) all are no-ops.
+
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+
+fn send(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        // Nothing to be done about it; the service manager will notice the missing ping.
+        eprintln!("sd_notify: {e}");
+    }
+}
+
+/// `READY=1` with a one-line status.
+pub fn ready(status: &str) {
+    send(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+/// `STOPPING=1`.
+pub fn stopping() {
+    send(&[NotifyState::Stopping]);
+}
+
+/// How often to send `WATCHDOG=1`: half the service's `WatchdogSec`, if it has one.
+pub fn watchdog_interval() -> Option<Duration> {
+    sd_notify::watchdog_enabled().map(|d| d / 2)
+}
+
+/// `WATCHDOG=1`.
+pub fn watchdog() {
+    send(&[NotifyState::Watchdog]);
+}

@@ -1,0 +1,95 @@
+//! The relay and the daemon speak systemd's notification protocol: READY=1 once they
+//! serve, WATCHDOG=1 while they run (when the service has a watchdog), STOPPING=1 on
+//! SIGTERM.
+
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use phoned_tests::process::{DbusDaemon, bin};
+
+/// Collects notification messages for up to `within`, stopping early once `enough` says so.
+fn collect(
+    sock: &UnixDatagram,
+    within: Duration,
+    enough: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline && !enough(&got) {
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        if let Ok(n) = sock.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    got
+}
+
+fn watchdogs(msgs: &[String]) -> usize {
+    msgs.iter()
+        .filter(|m| m.lines().any(|l| l == "WATCHDOG=1"))
+        .count()
+}
+
+fn check(mut child: std::process::Child, sock: &UnixDatagram, what: &str) {
+    let msgs = collect(sock, Duration::from_secs(20), |m| {
+        m.iter().any(|x| x.contains("READY=1")) && watchdogs(m) >= 3
+    });
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("READY=1") && m.contains("STATUS=")),
+        "{what}: no READY=1: {msgs:?}"
+    );
+    assert!(
+        watchdogs(&msgs) >= 3,
+        "{what}: the watchdog is not fed: {msgs:?}"
+    );
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let msgs = collect(sock, Duration::from_secs(10), |m| {
+        m.iter().any(|x| x.contains("STOPPING=1"))
+    });
+    assert!(
+        msgs.iter().any(|m| m.contains("STOPPING=1")),
+        "{what}: no STOPPING=1: {msgs:?}"
+    );
+    assert!(child.wait().unwrap().success(), "{what}: unclean exit");
+}
+
+#[test]
+fn relay_and_daemon_notify_ready_and_feed_the_watchdog() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay_sock_path = dir.path().join("relay.sock");
+    let relay_sock = UnixDatagram::bind(&relay_sock_path).unwrap();
+    let relay = Command::new(bin("phone-relay"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(dir.path().join("relay"))
+        .env("NOTIFY_SOCKET", &relay_sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The daemon needs a relay address and a bus; it is ready once it owns its bus name,
+    // whether or not the relay answers.
+    let bus = DbusDaemon::start();
+    std::fs::write(dir.path().join("phoned.toml"), "relay = \"127.0.0.1:9\"\n").unwrap();
+    let daemon_sock_path = dir.path().join("daemon.sock");
+    let daemon_sock = UnixDatagram::bind(&daemon_sock_path).unwrap();
+    let daemon = Command::new(bin("phoned"))
+        .arg("--config")
+        .arg(dir.path().join("phoned.toml"))
+        .arg("--state-dir")
+        .arg(dir.path().join("phoned"))
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .env("NOTIFY_SOCKET", &daemon_sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    check(relay, &relay_sock, "phone-relay");
+    check(daemon, &daemon_sock, "phoned");
+}
