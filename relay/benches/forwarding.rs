@@ -1,15 +1,18 @@
 //! Media forwarding through the real `phone-relay` binary on loopback: many simulated calls,
 //! every caller sending `MediaFrame` datagrams (60-byte payloads) to its callee through the
-//! relay, at fixed aggregate rates and then as fast as the relay forwards them.
+//! relay (with `--both-ways`, the callee to its caller too), at fixed aggregate rates and
+//! then as fast as the relay forwards them (a closed loop with two datagrams in flight per
+//! stream).
 //!
 //! Each datagram carries its send time (ns on this process' monotonic clock) in its payload;
-//! the callee's receiving task stamps its arrival on the same clock, so the delay is the
-//! relay's added delay plus both client stacks (QUIC encryption, UDP, task wake-ups) on
-//! loopback — an upper bound for what the relay adds. The relay's CPU comes from
-//! `/proc/<pid>/stat` (user + system) over each measured window.
+//! the receiving task stamps its arrival on the same clock, so the delay is the relay's
+//! added delay plus both client stacks (QUIC encryption, UDP, task wake-ups) on loopback —
+//! an upper bound for what the relay adds. The relay's CPU comes from `/proc/<pid>/stat`
+//! (user + system) over each measured window; socket drops from `/proc/net/udp`.
 //!
 //! The load generator runs in this process and shares the machine's cores with the relay:
-//! its CPU is reported next to the relay's.
+//! its CPU is reported next to the relay's, and so is the CPU everything else on the
+//! machine used meanwhile (a run with "other CPU" well above zero was disturbed).
 //!
 //! Run: `cargo bench -p phone-relay --bench forwarding` (add `-- --quick` for a short run,
 //! `--calls N` to change the number of calls, `--rate R` to measure only R datagrams/s,
@@ -38,7 +41,7 @@ const PAYLOAD: usize = 60;
 const ENDPOINTS: usize = 8;
 /// Pacing tasks of the open-loop generator.
 const PACERS: usize = 8;
-/// Datagrams in flight per call in the closed-loop ("as fast as it forwards") phase.
+/// Datagrams in flight per stream in the closed-loop ("as fast as it forwards") phase.
 const WINDOW: usize = 2;
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -121,12 +124,12 @@ impl State {
     }
 }
 
-/// One call's sending side.
+/// One stream: one direction of one call.
 #[derive(Clone)]
 struct Leg {
     conn: quinn::Connection,
     call: u64,
-    /// Credits for the closed-loop phase: the callee's receiver adds one per datagram.
+    /// Credits for the closed-loop phase: the receiving side adds one per datagram.
     credits: Receiver<()>,
 }
 
@@ -155,7 +158,7 @@ fn send(st: &State, leg: &Leg, seq: u32) {
     }
 }
 
-/// The callee side: stamps arrivals, returns a credit to the caller.
+/// The receiving side of a stream: stamps arrivals, returns a credit to the sender.
 async fn receive(conn: quinn::Connection, credit: Sender<()>, st: Arc<State>) {
     while let Ok(d) = conn.read_datagram().await {
         let now = st.now_ns();
@@ -191,7 +194,7 @@ async fn pace(legs: Vec<Leg>, rate: f64, st: Arc<State>) {
     }
 }
 
-/// Closed loop: one call keeps `WINDOW` datagrams in flight (a credit comes back with each
+/// Closed loop: one stream keeps `WINDOW` datagrams in flight (a credit comes back with each
 /// one received; a lost one is written off after 20 ms).
 async fn closed_loop(leg: Leg, st: Arc<State>) {
     let mut seq = 0u32;
@@ -202,7 +205,7 @@ async fn closed_loop(leg: Leg, st: Arc<State>) {
         })
         .await;
         if credit == Some(false) {
-            return; // the callee's connection is gone
+            return; // the receiving connection is gone
         }
         send(&st, &leg, seq);
         seq = seq.wrapping_add(1);
@@ -269,7 +272,7 @@ fn socket_drops(port: u16) -> u64 {
 enum Load {
     /// Open loop at this many datagrams/s.
     Rate(u32),
-    /// Closed loop, `WINDOW` per call in flight.
+    /// Closed loop, `WINDOW` per stream in flight.
     Max,
 }
 

@@ -283,11 +283,16 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     })
 }
 
-/// Socket buffer size the relay asks for, each way. Every call's media goes through the one
-/// socket: at 100 000 datagrams/s the default receive buffer (208 KiB, about 200 small
-/// datagrams) overflows whenever the endpoint's task is descheduled for two milliseconds,
-/// and each drop is a lost frame. The kernel caps the request at `net.core.rmem_max` /
-/// `wmem_max` (raise them to get all of it).
+/// Socket buffer the relay asks for, each way. Every call's media goes through its one UDP
+/// socket, and the default (208 KiB, a few hundred small datagrams) is too small for that:
+/// - receiving, it overflows whenever the endpoint's task is descheduled for a few
+///   milliseconds at 50 000 datagrams/s, and each overflow is a lost frame;
+/// - sending, a full buffer makes quinn wait before it sends to *any* connection (on
+///   loopback a datagram counts against it until its receiver has read it).
+///
+/// 1 MiB holds about 20 ms at 100 000 datagrams/s: enough for a stall, not enough to let
+/// a standing queue add much delay. The kernel caps the request at `net.core.rmem_max` /
+/// `wmem_max`. `relay/benches/forwarding.rs` measured the difference (docs/benchmarks.md).
 const SOCKET_BUFFER_BYTES: libc::c_int = 1 << 20;
 
 /// Asks for [`SOCKET_BUFFER_BYTES`] of receive and send buffer; best effort.
@@ -306,7 +311,7 @@ fn enlarge_socket_buffers(socket: &std::net::UdpSocket) {
         };
         if rc != 0 {
             tracing::warn!(
-                "cannot set the UDP {name} buffer: {}",
+                "cannot enlarge the UDP {name} buffer: {}",
                 std::io::Error::last_os_error()
             );
         }

@@ -1,0 +1,205 @@
+//! phoned on a private system-style bus with the shipped policy
+//! (`systemd/org.phoned.Phone1.conf`): members of the group `phone` may call methods,
+//! other users may only introspect and read properties.
+//!
+//! Needs root (to run callers as other users) and the users `phonetest` (in group
+//! `phone`) and `nobody`; `.ci/run` creates them. Elsewhere the test says why it
+//! cannot run and passes without checking anything.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use phoned_tests::process::{RelayProcess, bin};
+use phoned_tests::wait_for;
+
+fn user_exists(name: &str) -> bool {
+    Command::new("id")
+        .arg(name)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The primary group id of `user`.
+fn gid(user: &str) -> String {
+    let out = Command::new("id").args(["-g", user]).output().expect("id");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Kills a child process when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs phonectl on the system bus as `user`.
+fn phonectl_as(user: &str, bus: &str, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid",
+            user,
+            "--regid",
+            &gid(user),
+            "--init-groups",
+            "--",
+        ])
+        .arg(bin("phonectl"))
+        .arg("--system")
+        .args(args)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .output()
+        .expect("setpriv (util-linux)")
+}
+
+#[test]
+fn only_the_phone_group_may_call_methods_but_everyone_may_look() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !user_exists("phonetest") || !user_exists("nobody") {
+        eprintln!(
+            "skipped: needs root and the users phonetest (group phone) and nobody, as .ci/run makes"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let relay = RelayProcess::start(
+        &bin("phone-relay"),
+        &dir.path().join("relay"),
+        "127.0.0.1:0",
+        "",
+    );
+    let policy =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/org.phoned.Phone1.conf");
+    let socket = dir.path().join("system_bus_socket");
+    // A system bus like Debian's: deny by default, then the shipped policy. The daemon
+    // runs as root here (there is no user phoned), so root may own the name too.
+    let config = format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>
+  <policy user="root"><allow own="org.phoned.Phone1"/></policy>
+  <include>{policy}</include>
+</busconfig>
+"#,
+        socket = socket.display(),
+        policy = policy.display()
+    );
+    let config_path = dir.path().join("system.conf");
+    std::fs::write(&config_path, config).unwrap();
+    let _bus = Killed(
+        Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", config_path.display()))
+            .arg("--nofork")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let address = format!("unix:path={}", socket.display());
+    assert!(wait_for(Duration::from_secs(5), || socket.exists().then_some(())).is_some());
+    std::fs::write(
+        dir.path().join("phoned.toml"),
+        format!(
+            "relay = \"{}\"\nrelay_fingerprint = \"{}\"\n",
+            relay.addr, relay.fingerprint
+        ),
+    )
+    .unwrap();
+    let _daemon = Killed(
+        Command::new(bin("phoned"))
+            .args(["--bus", "system", "--config"])
+            .arg(dir.path().join("phoned.toml"))
+            .arg("--state-dir")
+            .arg(dir.path().join("phoned"))
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap(),
+    );
+    let online = wait_for(Duration::from_secs(20), || {
+        let out = phonectl_as("root", &address, &["--json", "status"]);
+        String::from_utf8_lossy(&out.stdout)
+            .contains("\"online\"")
+            .then_some(())
+    });
+    assert!(
+        online.is_some(),
+        "phoned never came online on the system bus"
+    );
+
+    // A member of `phone` may dial (the call then ends as unknown-number).
+    let out = phonectl_as("phonetest", &address, &["dial", "99999"]);
+    assert!(
+        out.status.success(),
+        "phone member refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Anyone else is refused with an access error …
+    let out = phonectl_as("nobody", &address, &["dial", "99999"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("AccessDenied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = phonectl_as("nobody", &address, &["dnd", "on"]);
+    assert_eq!(out.status.code(), Some(1), "nobody may not set properties");
+    // … but may look: properties and introspection.
+    for user in ["phonetest", "nobody"] {
+        let out = phonectl_as(user, &address, &["--json", "status"]);
+        assert!(
+            out.status.success(),
+            "{user} cannot read properties: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid",
+                user,
+                "--regid",
+                &gid(user),
+                "--init-groups",
+                "--",
+            ])
+            .args([
+                "dbus-send",
+                "--system",
+                "--print-reply",
+                "--dest=org.phoned.Phone1",
+            ])
+            .args([
+                "/org/phoned/Phone1",
+                "org.freedesktop.DBus.Introspectable.Introspect",
+            ])
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success()
+                && String::from_utf8_lossy(&out.stdout).contains("org.phoned.Phone1.Manager"),
+            "{user} cannot introspect: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
