@@ -82,6 +82,8 @@ fn short(path: &str) -> &str {
 /// `dial TARGET [--wait]`.
 pub async fn dial(conn: &Connection, json: bool, target: &str, wait: bool) -> Result<(), Failure> {
     let m = manager(conn).await?;
+    // Listen before dialing: a call that fails at once is gone before `Dial` returns.
+    let mut removed = m.receive_call_removed().await?;
     let path = m.dial(target, HashMap::new()).await?;
     let c = call(conn, path.clone()).await?;
     if !wait {
@@ -93,7 +95,6 @@ pub async fn dial(conn: &Connection, json: bool, target: &str, wait: bool) -> Re
         );
     }
     // Follow the call until it is answered or over.
-    let mut removed = m.receive_call_removed().await?;
     let deadline = smol::Timer::after(Duration::from_secs(120));
     let watch = async {
         loop {

@@ -45,6 +45,15 @@ pub struct Notifier {
 }
 
 const ANSWER: &str = "answer";
+
+/// "Name (number)", or the number alone.
+fn who(number: &str, name: &str) -> String {
+    if name.is_empty() {
+        number.to_owned()
+    } else {
+        format!("{name} ({number})")
+    }
+}
 const DECLINE: &str = "decline";
 
 impl Notifier {
@@ -69,11 +78,7 @@ impl Notifier {
     pub async fn ring(self: &Arc<Self>, local: Local, number: &str, name: &str) {
         let Some(p) = self.proxy().await else { return };
         self.listen(&p).await;
-        let who = if name.is_empty() {
-            number.to_owned()
-        } else {
-            format!("{name} ({number})")
-        };
+        let who = who(number, name);
         let mut hints: HashMap<&str, zbus::Variant<'_>> = HashMap::new();
         hints.insert("category", zbus::Variant::from("call.incoming"));
         hints.insert("urgency", zbus::Variant::from(2u8));
@@ -108,66 +113,39 @@ impl Notifier {
     }
 
     pub async fn missed(&self, number: &str, name: &str) {
-        let Some(p) = self.proxy().await else { return };
-        let who = if name.is_empty() {
-            number.to_owned()
-        } else {
-            format!("{name} ({number})")
-        };
-        let mut hints: HashMap<&str, zbus::Variant<'_>> = HashMap::new();
-        hints.insert("category", zbus::Variant::from("call.missed"));
-        if let Err(e) = p
-            .notify(
-                "phoned",
-                0,
-                "call-missed",
-                "Missed call",
-                &who,
-                &[],
-                hints,
-                -1,
-            )
-            .await
-        {
-            tracing::debug!("no missed-call notification: {e}");
-        }
+        self.post(
+            "call-missed",
+            "Missed call",
+            &who(number, name),
+            "call.missed",
+        )
+        .await;
     }
 
     /// A text message arrived.
     pub async fn message(&self, number: &str, name: &str, text: &str) {
-        let Some(p) = self.proxy().await else { return };
-        let who = if name.is_empty() {
-            number.to_owned()
-        } else {
-            format!("{name} ({number})")
-        };
         let body: String = text.chars().take(200).collect();
-        let mut hints: HashMap<&str, zbus::Variant<'_>> = HashMap::new();
-        hints.insert("category", zbus::Variant::from("im.received"));
-        if let Err(e) = p
-            .notify("phoned", 0, "mail-message-new", &who, &body, &[], hints, -1)
-            .await
-        {
-            tracing::debug!("no message notification: {e}");
-        }
+        self.post("mail-message-new", &who(number, name), &body, "im.received")
+            .await;
     }
 
     /// A file or voice message arrived.
     pub async fn file(&self, number: &str, name: &str, file: &str) {
+        let summary = format!("File from {}", who(number, name));
+        self.post("document-save", &summary, file, "transfer.complete")
+            .await;
+    }
+
+    /// Posts a notification without actions that expires as the server likes.
+    async fn post(&self, icon: &str, summary: &str, body: &str, category: &str) {
         let Some(p) = self.proxy().await else { return };
-        let who = if name.is_empty() {
-            number.to_owned()
-        } else {
-            format!("{name} ({number})")
-        };
         let mut hints: HashMap<&str, zbus::Variant<'_>> = HashMap::new();
-        hints.insert("category", zbus::Variant::from("transfer.complete"));
-        let summary = format!("File from {who}");
+        hints.insert("category", zbus::Variant::from(category));
         if let Err(e) = p
-            .notify("phoned", 0, "document-save", &summary, file, &[], hints, -1)
+            .notify("phoned", 0, icon, summary, body, &[], hints, -1)
             .await
         {
-            tracing::debug!("no file notification: {e}");
+            tracing::debug!("no {category} notification: {e}");
         }
     }
 
