@@ -30,15 +30,9 @@ const NEXT: &str = "next_file_seq";
 impl Store {
     pub fn add_file(&self, f: &LocalFile) -> Result<(), StoreError> {
         let mut wtxn = self.env.write_txn()?;
-        let next: u64 = self
-            .settings
-            .get(&wtxn, NEXT)?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
+        let next = self.take_seq(&mut wtxn, NEXT)?;
         let bytes = postcard::to_allocvec(f).map_err(StoreError::Corrupt)?;
         self.files.put(&mut wtxn, &next, &bytes)?;
-        self.settings
-            .put(&mut wtxn, NEXT, &(next + 1).to_string())?;
         wtxn.commit()?;
         Ok(())
     }

@@ -27,15 +27,9 @@ impl Store {
     /// Appends an entry (and counts it if missed).
     pub fn add_history(&self, entry: &HistoryEntry) -> Result<(), StoreError> {
         let mut wtxn = self.env.write_txn()?;
-        let next: u64 = self
-            .settings
-            .get(&wtxn, NEXT)?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
+        let next = self.take_seq(&mut wtxn, NEXT)?;
         let bytes = postcard::to_allocvec(entry).map_err(StoreError::Corrupt)?;
         self.history.put(&mut wtxn, &next, &bytes)?;
-        self.settings
-            .put(&mut wtxn, NEXT, &(next + 1).to_string())?;
         if next > MAX_ENTRIES {
             self.history.delete(&mut wtxn, &(next - MAX_ENTRIES))?;
         }

@@ -46,14 +46,8 @@ impl Store {
                 }
             }
         }
-        let next: u64 = self
-            .settings
-            .get(&wtxn, NEXT)?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
+        let next = self.take_seq(&mut wtxn, NEXT)?;
         self.put_message(&mut wtxn, next, m)?;
-        self.settings
-            .put(&mut wtxn, NEXT, &(next + 1).to_string())?;
         wtxn.commit()?;
         Ok(true)
     }

@@ -76,6 +76,18 @@ impl Store {
         })
     }
 
+    /// Takes the next number of the sequence kept in setting `key` (1, 2, …), within
+    /// `wtxn`, so that appends in one transaction get distinct keys.
+    fn take_seq(&self, wtxn: &mut heed::RwTxn, key: &str) -> Result<u64, StoreError> {
+        let next: u64 = self
+            .settings
+            .get(wtxn, key)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        self.settings.put(wtxn, key, &(next + 1).to_string())?;
+        Ok(next)
+    }
+
     pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         let rtxn = self.env.read_txn()?;
         Ok(self.settings.get(&rtxn, key)?.map(str::to_owned))
