@@ -180,6 +180,12 @@ for d in /lib/systemd/system /usr/lib/systemd/system; do
   [ -d "$d" ] && cp -an "$d/." "$root/usr/lib/systemd/system/"
 done
 [ -f "$root/usr/lib/systemd/system/multi-user.target" ] || fail "no systemd units on this machine to verify against"
+# ExecReload= runs /bin/kill (procps, on every Debian system), which the scratch root lacks.
+install -D -m 0755 /bin/kill "$root/bin/kill"
+for unit in phone-relay.service phoned.service; do
+  grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "$root/usr/lib/systemd/system/$unit" ||
+    fail "$unit has no ExecReload sending SIGHUP"
+done
 # man:phonectl(1) is in the package, not on this machine: --man=no.
 verify verify --man=no --root="$root" phone-relay.service phoned.service
 ok "systemd-analyze verify phone-relay.service phoned.service (system)"

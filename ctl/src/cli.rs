@@ -135,6 +135,9 @@ pub enum Command {
         #[arg(value_enum)]
         mode: AutoAnswerArg,
     },
+    /// Make the daemon re-read its config file (as SIGHUP does); prints what changed and
+    /// when it applies: now, at the next call, or when the link reconnects (after calls end).
+    Reload,
     /// Print events (presence, contacts, state changes) as JSON lines until interrupted.
     Watch,
     /// Print a shell completion script.

@@ -93,6 +93,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 &format!("auto-answer: {mode}"),
             )
         }
+        Command::Reload => reload(&conn, g.json).await,
         Command::Watch => crate::watch::run(&conn).await,
         Command::Msg { action } => msg(&conn, g.json, action).await,
         Command::File { action } => file(&conn, g.json, action).await,
@@ -338,6 +339,21 @@ async fn account_proxy(conn: &Connection) -> Result<AccountProxy<'static>, Failu
         .cache_properties(CacheProperties::No)
         .build()
         .await?)
+}
+
+async fn reload(conn: &Connection, json: bool) -> Result<(), Failure> {
+    let changes: std::collections::BTreeMap<String, String> =
+        manager(conn).await?.reload().await?.into_iter().collect();
+    let human = if changes.is_empty() {
+        "config reloaded: nothing changed".to_owned()
+    } else {
+        let list: Vec<String> = changes
+            .iter()
+            .map(|(key, when)| format!("{key} ({when})"))
+            .collect();
+        format!("config reloaded: {}", list.join(", "))
+    };
+    print(json, json!({ "changes": changes }), &human)
 }
 
 async fn status(conn: &Connection, json: bool) -> Result<(), Failure> {

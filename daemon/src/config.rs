@@ -50,7 +50,7 @@ pub enum AudioBackend {
     Null,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Audio {
     pub backend: AudioBackend,
     pub input: Option<String>,
@@ -59,7 +59,7 @@ pub struct Audio {
     pub output_wav: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// `host:port` as written (the port defaults to 7447).
     pub relay: String,

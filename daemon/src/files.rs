@@ -288,7 +288,7 @@ pub async fn flush(phone: Arc<Phone>) {
 
 /// Where received files go.
 pub fn download_dir(phone: &Phone) -> PathBuf {
-    if let Some(d) = &phone.config.download_dir {
+    if let Some(d) = &phone.config().download_dir {
         return d.clone();
     }
     if let Some(d) = std::env::var_os("XDG_DOWNLOAD_DIR") {

@@ -11,6 +11,7 @@ pub mod files;
 pub mod link;
 pub mod messages;
 pub mod phone;
+pub mod reload;
 pub mod store;
 pub mod vcard;
 pub mod voice;

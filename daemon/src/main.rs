@@ -5,6 +5,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use async_signal::Signal;
 use clap::{Parser, ValueEnum};
 use phoned::config::{self, Config};
 use phoned::dbus::{self, Bus};
@@ -92,21 +93,23 @@ fn run(cli: Cli) -> Result<(), String> {
         .map_err(|e| format!("cannot create state dir {}: {e}", state_dir.display()))?;
     let store =
         Store::open(&state_dir).map_err(|e| format!("state dir {}: {e}", state_dir.display()))?;
-    let (phone, changes) = Phone::new(config, state_dir, store);
+    let (phone, changes) = Phone::new(config, config_path, state_dir, store);
     smol::block_on(async {
-        let mut signals =
-            async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
-                .map_err(|e| format!("cannot handle signals: {e}"))?;
+        let mut signals = async_signal::Signals::new([Signal::Term, Signal::Int, Signal::Hup])
+            .map_err(|e| format!("cannot handle signals: {e}"))?;
         let conn = dbus::serve(bus, phone.clone()).await?;
         let announcer = smol::spawn(dbus::announce(conn.clone(), phone.clone(), changes));
         let link = smol::spawn(phoned::link::run(phone.clone()));
-        tracing::info!(relay = %phone.config.relay, "phoned started");
+        tracing::info!(relay = %phone.config().relay, "phoned started");
         // Ready once the bus name is ours: D-Bus clients can talk to us from now on.
-        phoned_proto::systemd::ready(&format!(
-            "serving {} (relay {})",
-            phoned_proto::dbus::BUS_NAME,
-            phone.config.relay
-        ));
+        let ready = |phone: &Phone| {
+            phoned_proto::systemd::ready(&format!(
+                "serving {} (relay {})",
+                phoned_proto::dbus::BUS_NAME,
+                phone.config().relay
+            ))
+        };
+        ready(&phone);
         let _watchdog = phoned_proto::systemd::watchdog_interval().map(|every| {
             smol::spawn(async move {
                 loop {
@@ -116,7 +119,16 @@ fn run(cli: Cli) -> Result<(), String> {
             })
         });
         use smol::stream::StreamExt;
-        let signal = signals.next().await;
+        let signal = loop {
+            match signals.next().await {
+                Some(Ok(Signal::Hup)) => {
+                    phoned_proto::systemd::reloading();
+                    let _ = phone.reload_logged();
+                    ready(&phone);
+                }
+                other => break other,
+            }
+        };
         tracing::info!(?signal, "stopping");
         phoned_proto::systemd::stopping();
         drop(link);

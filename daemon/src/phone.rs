@@ -15,9 +15,10 @@ use smol::channel::{Receiver, Sender};
 
 use crate::call::engine::{Engine, Local, Output, Policy};
 use crate::call::media::MediaSession;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::credentials;
 use crate::link::client::{Client, ClientError};
+use crate::reload;
 use crate::store::Store;
 
 /// How long a D-Bus caller waits for the relay before getting `Timeout`.
@@ -74,7 +75,10 @@ pub struct Status {
 }
 
 pub struct Phone {
-    pub config: Config,
+    /// The config in effect; replaced whole by [`Phone::reload`].
+    config: Mutex<Arc<Config>>,
+    /// Where the config was read from, to read it again.
+    config_path: PathBuf,
     pub state_dir: PathBuf,
     pub store: Store,
     pub engine: Mutex<Engine>,
@@ -83,6 +87,10 @@ pub struct Phone {
     status: Mutex<Status>,
     client: Mutex<Option<Arc<Client>>>,
     changes: Sender<Change>,
+    /// A reload changed what the link uses: it reconnects once no call is in progress.
+    relink: (Sender<()>, Receiver<()>),
+    /// A display name from a reload not yet told to the relay (we were offline).
+    name_pending: Mutex<Option<String>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -90,10 +98,16 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Phone {
-    pub fn new(config: Config, state_dir: PathBuf, store: Store) -> (Arc<Phone>, Receiver<Change>) {
+    pub fn new(
+        config: Config,
+        config_path: PathBuf,
+        state_dir: PathBuf,
+        store: Store,
+    ) -> (Arc<Phone>, Receiver<Change>) {
         let (changes, rx) = smol::channel::unbounded();
         let phone = Phone {
-            config,
+            config: Mutex::new(Arc::new(config)),
+            config_path,
             state_dir,
             store,
             engine: Mutex::new(Engine::new()),
@@ -106,8 +120,93 @@ impl Phone {
             }),
             client: Mutex::new(None),
             changes,
+            relink: smol::channel::bounded(1),
+            name_pending: Mutex::new(None),
         };
         (Arc::new(phone), rx)
+    }
+
+    /// The config in effect now.
+    pub fn config(&self) -> Arc<Config> {
+        lock(&self.config).clone()
+    }
+
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config_path
+    }
+
+    /// Re-reads the config file and applies what changed (see [`crate::reload`]). A config
+    /// that does not load changes nothing.
+    pub fn reload(self: &Arc<Self>) -> Result<Vec<reload::Change>, ConfigError> {
+        let new = Config::load(&self.config_path)?;
+        let changes = {
+            let mut current = lock(&self.config);
+            let changes = reload::diff(&current, &new);
+            *current = Arc::new(new);
+            changes
+        };
+        if changes.iter().any(|(k, _)| *k == "display_name") {
+            *lock(&self.name_pending) = Some(self.config().display_name.clone());
+            self.push_pending_name();
+        }
+        if reload::needs_reconnect(&changes) {
+            let _ = self.relink.0.try_send(());
+        }
+        Ok(changes)
+    }
+
+    /// [`Phone::reload`], logging what changed or why nothing did (SIGHUP and D-Bus).
+    pub fn reload_logged(self: &Arc<Self>) -> Result<Vec<reload::Change>, ConfigError> {
+        let result = self.reload();
+        match &result {
+            Ok(changes) => tracing::info!(
+                config = %self.config_path.display(),
+                "config reloaded: {}",
+                reload::describe(changes)
+            ),
+            Err(e) => tracing::error!("config not reloaded, keeping the old one: {e}"),
+        }
+        result
+    }
+
+    /// Fires when a reload asked the link to reconnect.
+    pub fn relink_requested(&self) -> Receiver<()> {
+        self.relink.1.clone()
+    }
+
+    /// Whether any call is in progress (ringing, active or held).
+    pub fn in_call(&self) -> bool {
+        lock(&self.engine).calls().next().is_some()
+    }
+
+    /// Tells the relay the display name a reload set, if online; else it waits for the
+    /// next login.
+    pub fn push_pending_name(self: &Arc<Self>) {
+        if lock(&self.client).is_none() {
+            return;
+        }
+        let Some(name) = lock(&self.name_pending).clone() else {
+            return;
+        };
+        let phone = self.clone();
+        smol::spawn(async move {
+            match phone
+                .request(Request::SetDisplayName { name: name.clone() })
+                .await
+            {
+                Ok(Response::Account(info)) => {
+                    let mut pending = lock(&phone.name_pending);
+                    if pending.as_deref() == Some(name.as_str()) {
+                        *pending = None;
+                    }
+                    drop(pending);
+                    phone.set_account(info);
+                }
+                Ok(other) => tracing::warn!("setting the display name: unexpected {other:?}"),
+                Err(e) => tracing::warn!("setting the display name: {}", e.message()),
+            }
+        })
+        .detach();
     }
 
     pub fn status(&self) -> Status {
@@ -320,7 +419,13 @@ impl Phone {
             return;
         };
         let muted = lock(&self.engine).get(local).is_some_and(|c| c.muted);
-        match MediaSession::start(&self.config.audio, client.conn.clone(), call, source, muted) {
+        match MediaSession::start(
+            &self.config().audio,
+            client.conn.clone(),
+            call,
+            source,
+            muted,
+        ) {
             Ok(session) => {
                 tracing::info!(local, call, source, "call media started");
                 lock(&self.media).insert(local, (call, session));
@@ -374,7 +479,7 @@ impl Phone {
 
     /// Updates the stored credentials, when the daemon uses stored ones (not the config's).
     pub fn remember(&self, change: impl FnOnce(&mut credentials::Credentials)) {
-        if self.config.credentials.is_some() {
+        if self.config().credentials.is_some() {
             return;
         }
         match credentials::load(&self.state_dir) {

@@ -44,6 +44,8 @@ pub enum PhoneError {
     PermissionDenied(String),
     QuotaExceeded(String),
     Timeout(String),
+    /// The config file does not load (a reload kept the old one); the message names the key.
+    InvalidConfig(String),
     /// Anything else that went wrong, with a message.
     Failed(String),
 }
@@ -98,6 +100,9 @@ pub mod manager {
             options: std::collections::HashMap<&str, zbus::Variant<'_>>,
         ) -> Result<zbus::wire::OwnedObjectPath, PhoneError>;
         fn hangup_all(&self) -> Result<(), PhoneError>;
+        /// Re-reads the config file; returns each changed key and when it applies
+        /// (`now`, `next-call`, `reconnect`).
+        fn reload(&self) -> Result<std::collections::HashMap<String, String>, PhoneError>;
         #[zbus(signal)]
         fn incoming_call(
             &self,

@@ -20,7 +20,10 @@ pub fn ready(status: &str) {
 /// `RELOADING=1` (with `MONOTONIC_USEC`, as `Type=notify-reload` wants) and a status:
 /// the service is re-reading its config. Follow with [`ready`] when done.
 pub fn reloading() {
-    let mut states = vec![NotifyState::Reloading, NotifyState::Status("reloading config")];
+    let mut states = vec![
+        NotifyState::Reloading,
+        NotifyState::Status("reloading config"),
+    ];
     if let Ok(now) = NotifyState::monotonic_usec_now() {
         states.push(now);
     }

@@ -7,51 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use phoned_tests::process::{PhonedProcess, phonectl};
+use common::{dial_bg, no_calls, wait_call};
 use phoned_tests::wait_for;
-
-/// Waits until `p` has a call in `state`; returns its short id.
-fn wait_call(p: &PhonedProcess, state: &str) -> String {
-    wait_for(Duration::from_secs(10), || {
-        let calls = p.ctl(&["--json", "calls"]).json();
-        calls
-            .as_array()?
-            .iter()
-            .find(|c| c["state"] == state)
-            .map(|c| {
-                c["path"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned()
-            })
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "no {state} call; calls: {:?}\nlog:\n{}",
-            p.ctl(&["--json", "calls"]),
-            p.log()
-        )
-    })
-}
-
-fn no_calls(p: &PhonedProcess) -> bool {
-    wait_for(Duration::from_secs(10), || {
-        let calls = p.ctl(&["--json", "calls"]).json();
-        calls.as_array()?.is_empty().then_some(())
-    })
-    .is_some()
-}
-
-fn dial_bg(
-    p: &PhonedProcess,
-    target: &str,
-) -> std::thread::JoinHandle<phoned_tests::process::CtlOutput> {
-    let (bus, target) = (p.bus.address.clone(), target.to_owned());
-    std::thread::spawn(move || phonectl(&bus, &["--json", "dial", &target, "--wait"], ""))
-}
 
 #[test]
 fn dial_answer_talk_hold_dtmf_hangup_and_history() {

@@ -95,7 +95,7 @@ impl AccountIface {
     fn display_name(&self) -> String {
         match self.phone.status().account {
             Some(a) => a.display_name,
-            None => self.phone.config.display_name.clone(),
+            None => self.phone.config().display_name.clone(),
         }
     }
 
@@ -119,7 +119,7 @@ impl AccountIface {
 
     #[zbus(property(emits_changed_signal = "const"))]
     fn relay(&self) -> String {
-        self.phone.config.relay.clone()
+        self.phone.config().relay.clone()
     }
 
     #[zbus(property)]

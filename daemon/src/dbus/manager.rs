@@ -93,6 +93,22 @@ impl ManagerIface {
         Ok(())
     }
 
+    /// Re-reads the config file (as SIGHUP does) and applies what changed. Returns each
+    /// changed key and when it takes effect: `now`; `next-call` (audio: calls in progress
+    /// keep their devices); `reconnect` (relay, pin, credentials: the link reconnects as
+    /// soon as no call is in progress). A config that does not load changes nothing and
+    /// fails with `InvalidConfig` naming the problem.
+    fn reload(&self) -> Result<HashMap<String, String>, PhoneError> {
+        let changes = self
+            .phone
+            .reload_logged()
+            .map_err(|e| PhoneError::InvalidConfig(e.to_string()))?;
+        Ok(changes
+            .into_iter()
+            .map(|(k, e)| (k.to_owned(), e.as_str().to_owned()))
+            .collect())
+    }
+
     #[zbus(property)]
     fn calls(&self) -> Vec<OwnedObjectPath> {
         lock(&self.phone.engine)

@@ -19,20 +19,38 @@ use verify::Trust;
 
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// How long a QUIC handshake with the relay may take before the attempt counts as failed
+/// (quinn's own limit is its 30 s idle timeout).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The settings key of the fingerprint learnt on first use for a relay address.
 fn pin_key(relay: &str) -> String {
     format!("relay_pin/{relay}")
 }
 
+/// How an established link ended.
+enum Ended {
+    /// The connection was lost.
+    Lost,
+    /// A reload changed the relay, its pin or the credentials: connect again at once.
+    Reconfigured,
+}
+
 /// Runs forever: keeps the phone connected.
 pub async fn run(phone: Arc<Phone>) {
     let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
     let mut last_logged = String::new();
+    let relink = phone.relink_requested();
     loop {
         phone.set_connecting();
         let why = match session(&phone, &mut backoff).await {
-            Ok(()) => "connection to the relay lost".to_owned(),
+            Ok(Ended::Reconfigured) => {
+                tracing::info!("reconnecting with the new config");
+                phone.set_offline(Some("reconnecting with the new config".into()));
+                backoff.reset();
+                continue;
+            }
+            Ok(Ended::Lost) => "connection to the relay lost".to_owned(),
             Err(e) => e,
         };
         if why != last_logged {
@@ -42,7 +60,32 @@ pub async fn run(phone: Arc<Phone>) {
         phone.set_offline(Some(why));
         let delay = backoff.next(random_unit());
         tracing::debug!(?delay, "reconnecting after");
-        smol::Timer::after(delay).await;
+        // A reload (say, of a mistyped relay address) cuts the wait short.
+        let reloaded = smol::future::or(async { relink.recv().await.is_ok() }, async {
+            smol::Timer::after(delay).await;
+            false
+        })
+        .await;
+        if reloaded {
+            backoff.reset();
+        }
+    }
+}
+
+/// How often a link waiting to reconnect for a reload checks whether calls have ended.
+const RELINK_POLL: Duration = Duration::from_millis(250);
+
+/// Waits until a reload asks to reconnect and no call is in progress.
+async fn reconfigured(phone: &Phone) {
+    let relink = phone.relink_requested();
+    if relink.recv().await.is_err() {
+        return std::future::pending().await;
+    }
+    if phone.in_call() {
+        tracing::info!("the new config applies to the link once the calls in progress end");
+        while phone.in_call() {
+            smol::Timer::after(RELINK_POLL).await;
+        }
     }
 }
 
@@ -62,13 +105,14 @@ async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
 }
 
 fn trust(phone: &Phone) -> Trust {
-    if let Some(fp) = &phone.config.relay_fingerprint {
+    let config = phone.config();
+    if let Some(fp) = &config.relay_fingerprint {
         return Trust::Pinned {
             fingerprint: fp.clone(),
             learnt: false,
         };
     }
-    match phone.store.setting(&pin_key(&phone.config.relay)) {
+    match phone.store.setting(&pin_key(&config.relay)) {
         Ok(Some(fp)) => Trust::Pinned {
             fingerprint: fp,
             learnt: true,
@@ -77,10 +121,10 @@ fn trust(phone: &Phone) -> Trust {
     }
 }
 
-/// One connection: returns `Ok` when an established link ends, `Err` with a message if
-/// it could not be established.
-async fn session(phone: &Arc<Phone>, backoff: &mut Backoff) -> Result<(), String> {
-    let config = &phone.config;
+/// One connection: returns how an established link ended, or `Err` with a message if it
+/// could not be established.
+async fn session(phone: &Arc<Phone>, backoff: &mut Backoff) -> Result<Ended, String> {
+    let config = phone.config();
     let addr = resolve(&config.relay_host, config.relay_port).await?;
     let bind: SocketAddr = if addr.is_ipv6() {
         "[::]:0".parse().unwrap_or(addr)
@@ -96,12 +140,38 @@ async fn session(phone: &Arc<Phone>, backoff: &mut Backoff) -> Result<(), String
     } else {
         config.relay_host.as_str()
     };
-    let client = Client::connect_trusting(&endpoint, addr, server_name, trust)
+    let connecting = async {
+        let connect = Client::connect_trusting(&endpoint, addr, server_name, trust);
+        match smol::future::or(async { Some(connect.await) }, async {
+            smol::Timer::after(CONNECT_TIMEOUT).await;
+            None
+        })
         .await
-        .map_err(|e| match e {
-            ClientError::Connect(m) => format!("cannot connect to relay {}: {m}", config.relay),
-            other => other.to_string(),
-        })?;
+        {
+            Some(result) => Some(result.map_err(|e| match e {
+                ClientError::Connect(m) => {
+                    format!("cannot connect to relay {}: {m}", config.relay)
+                }
+                other => other.to_string(),
+            })),
+            None => Some(Err(format!(
+                "cannot connect to relay {}: no answer in {} s",
+                config.relay,
+                CONNECT_TIMEOUT.as_secs()
+            ))),
+        }
+    };
+    // A reload while connecting (a relay that does not answer, say) starts over at once.
+    let relink = phone.relink_requested();
+    let connected = smol::future::or(connecting, async {
+        let _ = relink.recv().await;
+        None
+    })
+    .await;
+    let Some(client) = connected else {
+        return Ok(Ended::Reconfigured);
+    };
+    let client = client?;
     let account = log_in(phone, &client).await?;
     if let (true, false, Some(fp)) = (first_use, client.public_cert, &client.fingerprint) {
         phone
@@ -124,16 +194,28 @@ async fn session(phone: &Arc<Phone>, backoff: &mut Backoff) -> Result<(), String
             }
         })
     };
-    while let Some(event) = client.next_event().await {
-        phone.apply(event);
+    phone.push_pending_name();
+    let events = async {
+        while let Some(event) = client.next_event().await {
+            phone.apply(event);
+        }
+        Ended::Lost
+    };
+    let ended = smol::future::or(events, async {
+        reconfigured(phone).await;
+        Ended::Reconfigured
+    })
+    .await;
+    if matches!(ended, Ended::Reconfigured) {
+        client.conn.close(0u32.into(), b"reconfigured");
     }
     drop(media);
-    Ok(())
+    Ok(ended)
 }
 
 /// Logs in with the configured or stored credentials, or provisions a new account.
 async fn log_in(phone: &Phone, client: &Client) -> Result<AccountInfo, String> {
-    let config = &phone.config;
+    let config = phone.config();
     let stored = credentials::load(&phone.state_dir)?;
     let creds = config
         .credentials

@@ -59,7 +59,7 @@ pub async fn record(
             "record 1 to {MAX_SECONDS} seconds"
         )));
     }
-    let (audio, state_dir) = (phone.config.audio.clone(), phone.state_dir.clone());
+    let (audio, state_dir) = (phone.config().audio.clone(), phone.state_dir.clone());
     let path = blocking::unblock(move || -> Result<PathBuf, PhoneError> {
         let mut backend = backend::open(&audio, Options::default()).map_err(failed)?;
         let mut capture = backend.start_capture().map_err(failed)?;
@@ -87,7 +87,7 @@ pub async fn record(
 
 /// Plays an Ogg Opus file through the output device, in real time; returns when done.
 pub async fn play(phone: &Arc<Phone>, path: PathBuf) -> Result<(), PhoneError> {
-    let audio = phone.config.audio.clone();
+    let audio = phone.config().audio.clone();
     blocking::unblock(move || -> Result<(), PhoneError> {
         let bytes = std::fs::read(&path)
             .map_err(|e| PhoneError::NotFound(format!("{}: {e}", path.display())))?;

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use phoned_tests::process::{PhonedProcess, RelayProcess, bin};
+use phoned_tests::process::{PhonedProcess, RelayProcess, bin, phonectl};
+use phoned_tests::wait_for;
 
 pub const ONLINE: Duration = Duration::from_secs(20);
 
@@ -44,4 +45,47 @@ impl World {
             &format!("display_name = \"{name}\"\n{extra}"),
         )
     }
+}
+
+/// Waits until `p` has a call in `state`; returns its short id.
+pub fn wait_call(p: &PhonedProcess, state: &str) -> String {
+    wait_for(Duration::from_secs(10), || {
+        let calls = p.ctl(&["--json", "calls"]).json();
+        calls
+            .as_array()?
+            .iter()
+            .find(|c| c["state"] == state)
+            .map(|c| {
+                c["path"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no {state} call; calls: {:?}\nlog:\n{}",
+            p.ctl(&["--json", "calls"]),
+            p.log()
+        )
+    })
+}
+
+pub fn no_calls(p: &PhonedProcess) -> bool {
+    wait_for(Duration::from_secs(10), || {
+        let calls = p.ctl(&["--json", "calls"]).json();
+        calls.as_array()?.is_empty().then_some(())
+    })
+    .is_some()
+}
+
+pub fn dial_bg(
+    p: &PhonedProcess,
+    target: &str,
+) -> std::thread::JoinHandle<phoned_tests::process::CtlOutput> {
+    let (bus, target) = (p.bus.address.clone(), target.to_owned());
+    std::thread::spawn(move || phonectl(&bus, &["--json", "dial", &target, "--wait"], ""))
 }
