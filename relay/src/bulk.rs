@@ -142,7 +142,7 @@ async fn upload(
             "client_id must be 1-64 bytes and name 1-255",
         ));
     }
-    let max = shared.config.max_file_bytes;
+    let max = shared.config().max_file_bytes;
     if size > max {
         return Err(err(
             ErrorCode::TooLarge,
@@ -182,14 +182,14 @@ async fn upload(
     let used = blocking::unblock(move || s2.mailbox_bytes(rid))
         .await
         .map_err(|e| internal(&e))?;
-    if used + size > shared.config.mailbox_quota_bytes {
+    if used + size > shared.config().mailbox_quota_bytes {
         return Err(err(
             ErrorCode::QuotaExceeded,
             "the recipient's mailbox on the relay is full",
         ));
     }
 
-    let partial = partial_path(&shared.config.state_dir, from, &client_id);
+    let partial = partial_path(&shared.config().state_dir, from, &client_id);
     if let Some(dir) = partial.parent() {
         smol::fs::create_dir_all(dir)
             .await
@@ -265,7 +265,7 @@ async fn upload(
             "SHA-256 mismatch: the file changed or was damaged",
         ));
     }
-    let blob = blob_path(&shared.config.state_dir, &sha256);
+    let blob = blob_path(&shared.config().state_dir, &sha256);
     if let Some(dir) = blob.parent() {
         smol::fs::create_dir_all(dir)
             .await
@@ -293,7 +293,7 @@ async fn upload(
         kind,
         sent_ms: unix_ms(),
     });
-    let quota = shared.config.mailbox_quota_bytes;
+    let quota = shared.config().mailbox_quota_bytes;
     let stored = blocking::unblock(move || store.store_item(from, &client_id, rid, item, quota))
         .await
         .map_err(|e| match e {
@@ -335,7 +335,7 @@ async fn download(
             "offset past the end of the file",
         ));
     }
-    let path = blob_path(&shared.config.state_dir, &f.sha256);
+    let path = blob_path(&shared.config().state_dir, &f.sha256);
     let mut file = smol::fs::File::open(&path).await.map_err(|e| {
         err(
             ErrorCode::Internal,
@@ -373,6 +373,6 @@ async fn download(
 pub(crate) async fn release_blob(shared: &Shared, sha256: [u8; 32]) {
     let store = shared.store.clone();
     if let Ok(false) = blocking::unblock(move || store.blob_in_use(&sha256)).await {
-        let _ = smol::fs::remove_file(blob_path(&shared.config.state_dir, &sha256)).await;
+        let _ = smol::fs::remove_file(blob_path(&shared.config().state_dir, &sha256)).await;
     }
 }

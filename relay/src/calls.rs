@@ -121,6 +121,12 @@ impl Calls {
         }
     }
 
+    /// How long calls placed from now on ring (a config reload); calls already ringing
+    /// keep their deadline.
+    pub fn set_ring_timeout(&mut self, ring_timeout_ms: u64) {
+        self.ring_timeout_ms = ring_timeout_ms;
+    }
+
     fn load(&self, sid: SessionId) -> usize {
         self.calls
             .values()

@@ -38,8 +38,9 @@ pub fn fingerprint(cert: &[u8]) -> String {
     phoned_proto::fingerprint::of_der(cert)
 }
 
-const CERT_FILE: &str = "relay-cert.der";
-const KEY_FILE: &str = "relay-key.der";
+/// The self-signed identity's files in the state dir.
+pub const CERT_FILE: &str = "relay-cert.der";
+pub const KEY_FILE: &str = "relay-key.der";
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CertError + '_ {
     move |source| CertError::Io {

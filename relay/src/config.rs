@@ -47,7 +47,7 @@ struct File {
     tls_key: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub listen: SocketAddr,
     pub state_dir: PathBuf,

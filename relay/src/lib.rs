@@ -1,16 +1,19 @@
 //! phone-relay: the server every phoned device connects to. It holds accounts and
 //! numbers, keeps presence, and (in later versions) routes calls and stores messages.
 //!
-//! The decisions are sans-IO ([`hub`], [`throttle`]); [`server`] and `session` are the
-//! thin QUIC drivers around them; [`store`] is the durable state in LMDB.
+//! The decisions are sans-IO ([`hub`], [`calls`], [`throttle`], [`reload`]); [`server`]
+//! and `session` are the thin QUIC drivers around them; [`store`] is the durable state in
+//! LMDB, and [`backup`] copies it while the relay runs.
 
 pub mod admin;
+pub mod backup;
 mod bulk;
 pub mod calls;
 pub mod cert;
 pub mod config;
 pub mod hub;
 pub mod password;
+pub mod reload;
 mod requests;
 pub mod server;
 mod session;

@@ -1,12 +1,12 @@
-//! `phone-relay`: serve, print the fingerprint, or administer accounts.
+//! `phone-relay`: serve, print the fingerprint, administer accounts or back up the state.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use phone_relay::config::{Config, Overrides};
-use phone_relay::{admin, cert, store::Store};
+use phone_relay::{admin, backup, cert, store::Store};
 
 #[derive(Parser)]
 #[command(
@@ -31,7 +31,7 @@ struct Where {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the relay until SIGTERM or SIGINT.
+    /// Run the relay until SIGTERM or SIGINT; SIGHUP re-reads the config.
     Serve {
         #[command(flatten)]
         at: Where,
@@ -44,7 +44,7 @@ enum Command {
         #[command(flatten)]
         at: Where,
     },
-    /// Manage accounts; safe while the relay runs.
+    /// Manage accounts and back up the state; safe while the relay runs.
     Admin {
         #[command(flatten)]
         at: Where,
@@ -57,6 +57,12 @@ enum Command {
 enum AdminCommand {
     #[command(subcommand)]
     Users(Users),
+    /// Copy the database (a consistent snapshot), the self-signed identity and the
+    /// stored files into DEST, which must not exist or be empty.
+    Backup {
+        #[arg(value_name = "DEST")]
+        dest: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -100,6 +106,10 @@ fn main() -> ExitCode {
             at,
             what: AdminCommand::Users(users),
         } => admin_users(at, users),
+        Command::Admin {
+            at,
+            what: AdminCommand::Backup { dest },
+        } => admin_backup(at, &dest),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -118,6 +128,29 @@ fn load(at: Where, listen: Option<String>) -> anyhow::Result<Config> {
             state_dir: at.state_dir,
         },
     )?)
+}
+
+/// Re-reads the config (command-line overrides still win) and applies it; on any
+/// error logs one line and keeps the running config.
+fn reload(running: &phone_relay::Running, path: Option<&Path>, overrides: &Overrides) {
+    phoned_proto::systemd::reloading();
+    let result = Config::load(path, overrides.clone())
+        .map_err(anyhow::Error::from)
+        .and_then(|config| Ok(running.reload(config)?));
+    match result {
+        Ok(reloaded) => {
+            for key in &reloaded.needs_restart {
+                tracing::warn!("{key} changed; takes effect after a restart");
+            }
+            let summary = reloaded.summary();
+            match &reloaded.fingerprint {
+                Some(fp) => tracing::info!(fingerprint = %fp, "config reloaded: {summary}"),
+                None => tracing::info!("config reloaded: {summary}"),
+            }
+        }
+        Err(e) => tracing::error!("config reload failed, keeping the running config: {e:#}"),
+    }
+    phoned_proto::systemd::ready(&format!("serving on {}", running.addr));
 }
 
 /// Each Argon2id hash allocates 19 MiB. glibc would keep freed blocks of that size in
@@ -141,22 +174,29 @@ fn serve(at: Where, listen: Option<String>) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config = load(at, listen)?;
+    let path = at.config.clone();
+    let overrides = Overrides {
+        listen,
+        state_dir: at.state_dir,
+    };
+    let config = Config::load(path.as_deref(), overrides.clone())?;
     if std::env::var_os("SMOL_THREADS").is_none() {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         // SAFETY: no other thread exists yet; smol reads this on first use below.
         unsafe { std::env::set_var("SMOL_THREADS", n.to_string()) };
     }
     smol::block_on(async {
-        let mut signals =
-            async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])?;
+        use async_signal::Signal;
+        // Registered before anything says "ready": an early SIGHUP must not kill the relay.
+        let mut signals = async_signal::Signals::new([Signal::Term, Signal::Int, Signal::Hup])?;
         let running = phone_relay::start(config)?;
+        let fingerprint = running.fingerprint();
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {}", running.addr)?;
-        writeln!(out, "fingerprint {}", running.fingerprint)?;
+        writeln!(out, "fingerprint {fingerprint}")?;
         out.flush()?;
         drop(out);
-        tracing::info!(addr = %running.addr, fingerprint = %running.fingerprint, "relay ready");
+        tracing::info!(addr = %running.addr, %fingerprint, "relay ready");
         phoned_proto::systemd::ready(&format!("serving on {}", running.addr));
         let _watchdog = phoned_proto::systemd::watchdog_interval().map(|every| {
             smol::spawn(async move {
@@ -167,7 +207,12 @@ fn serve(at: Where, listen: Option<String>) -> anyhow::Result<()> {
             })
         });
         use smol::stream::StreamExt;
-        let signal = signals.next().await;
+        let signal = loop {
+            match signals.next().await {
+                Some(Ok(Signal::Hup)) => reload(&running, path.as_deref(), &overrides),
+                other => break other,
+            }
+        };
         tracing::info!(?signal, "shutting down");
         phoned_proto::systemd::stopping();
         running.shutdown().await;
@@ -187,12 +232,25 @@ fn fingerprint(at: Where) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn admin_users(at: Where, users: Users) -> anyhow::Result<()> {
-    let config = load(at, None)?;
+/// The relay's existing database, opened beside the running relay (if any).
+fn open_store(config: &Config) -> anyhow::Result<Store> {
     if !config.state_dir.join("db").exists() {
         anyhow::bail!("no relay database in {}", config.state_dir.display());
     }
-    let store = Store::open(&config.state_dir, config.map_size_mib)?;
+    Ok(Store::open(&config.state_dir, config.map_size_mib)?)
+}
+
+fn admin_backup(at: Where, dest: &Path) -> anyhow::Result<()> {
+    let config = load(at, None)?;
+    let store = open_store(&config)?;
+    let written = backup::backup(&store, &config.state_dir, config.map_size_mib, dest)?;
+    written.report(&mut std::io::stdout().lock())?;
+    Ok(())
+}
+
+fn admin_users(at: Where, users: Users) -> anyhow::Result<()> {
+    let config = load(at, None)?;
+    let store = open_store(&config)?;
     let mut out = std::io::stdout().lock();
     match users {
         Users::List { json } => admin::list(&store, json, &mut out)?,

@@ -165,7 +165,7 @@ impl Session {
         if text.is_empty() {
             return Err(err(ErrorCode::TooLarge, "an empty message"));
         }
-        let max = self.shared.config.max_message_bytes as usize;
+        let max = self.shared.config().max_message_bytes as usize;
         if text.len() > max {
             return Err(err(
                 ErrorCode::TooLarge,
@@ -199,7 +199,7 @@ impl Session {
             sent_ms: unix_ms(),
         };
         let store = self.shared.store.clone();
-        let quota = self.shared.config.mailbox_quota_bytes;
+        let quota = self.shared.config().mailbox_quota_bytes;
         let rid = recipient.id;
         let stored = unblock(move || store.store_message(me, &client_id, rid, msg, quota)).await?;
         if let Stored::New(id) = stored {
@@ -332,7 +332,7 @@ impl Session {
 
     async fn provision(&mut self, display_name: String) -> Answer {
         self.not_logged_in()?;
-        if !self.shared.config.allow_provision {
+        if !self.shared.config().allow_provision {
             return Err(err(
                 ErrorCode::RegistrationClosed,
                 "this relay does not hand out numbers",
@@ -343,7 +343,7 @@ impl Session {
         self.charge_creation()?;
         let secret = random_secret().map_err(|_| err(ErrorCode::Internal, "no randomness"))?;
         let hash = self.hash(secret.clone()).await?;
-        let range = self.shared.config.numbers;
+        let range = self.shared.config().numbers;
         let seed = random_u64().map_err(|_| err(ErrorCode::Internal, "no randomness"))?;
         let store = self.shared.store.clone();
         let account = unblock(move || {
@@ -365,7 +365,7 @@ impl Session {
 
     async fn register(&mut self, number: String, password: String, display_name: String) -> Answer {
         self.not_logged_in()?;
-        if !self.shared.config.allow_register {
+        if !self.shared.config().allow_register {
             return Err(err(
                 ErrorCode::RegistrationClosed,
                 "this relay does not allow registration",

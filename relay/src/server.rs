@@ -20,6 +20,7 @@ use crate::cert::{self, CertError};
 use crate::config::Config;
 use crate::hub::{Action, Hub, Profile, SessionId};
 use crate::password::Hasher;
+use crate::reload::{self, Reloaded};
 use crate::store::{Account, AccountId, Store, StoreError};
 use crate::throttle::{Buckets, Throttle};
 
@@ -61,7 +62,8 @@ pub(crate) type Routes = Arc<Mutex<HashMap<CallId, quinn::Connection>>>;
 
 /// State shared by every session of one relay.
 pub(crate) struct Shared {
-    pub config: Config,
+    /// Swapped whole by a reload; read it through [`Shared::config`].
+    config: Mutex<Arc<Config>>,
     pub store: Store,
     pub hasher: Hasher,
     pub hub: Mutex<Hub>,
@@ -80,6 +82,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// The config in effect now (a reload may replace it at any time).
+    pub fn config(&self) -> Arc<Config> {
+        lock(&self.config).clone()
+    }
+
     pub fn next_sid(&self) -> SessionId {
         self.next_sid.fetch_add(1, Ordering::Relaxed)
     }
@@ -195,7 +202,7 @@ pub fn unix_ms() -> u64 {
 /// [`Running::shutdown`] for a graceful close.
 pub struct Running {
     pub addr: SocketAddr,
-    pub fingerprint: String,
+    fingerprint: Mutex<String>,
     endpoint: quinn::Endpoint,
     shared: Arc<Shared>,
     _accept: Task<()>,
@@ -207,6 +214,39 @@ impl Running {
     /// Number of logged-in sessions (for tests and benchmarks).
     pub fn logged_in(&self) -> usize {
         lock(&self.shared.hub).session_count()
+    }
+
+    /// The fingerprint of the certificate new connections see.
+    pub fn fingerprint(&self) -> String {
+        lock(&self.fingerprint).clone()
+    }
+
+    /// Applies a re-read config without dropping connections: rates, limits and
+    /// switches at once, the certificate (its files are read again) and the transport
+    /// timeouts for new connections. `listen`, `state_dir` and `map_size_mib` keep their
+    /// values until a restart. On error nothing has changed.
+    pub fn reload(&self, new: Config) -> Result<Reloaded, StartError> {
+        let old = self.shared.config();
+        let (new, mut reloaded) = reload::plan(&old, new);
+        let identity = identity(&new)?;
+        let fingerprint = identity.fingerprint();
+        let server = server_config(&new, identity)?;
+        // Everything that can fail has succeeded; apply.
+        self.endpoint.set_server_config(Some(server));
+        lock(&self.shared.creations).set_rates(
+            new.provision_burst,
+            new.provision_per_hour,
+            self.shared.mono_ms(),
+        );
+        lock(&self.shared.calls).set_ring_timeout(millis(new.ring_timeout));
+        *lock(&self.shared.config) = Arc::new(new);
+        let mut current = lock(&self.fingerprint);
+        if *current != fingerprint {
+            reloaded.applied.push("certificate");
+            reloaded.fingerprint = Some(fingerprint.clone());
+            *current = fingerprint;
+        }
+        Ok(reloaded)
     }
 
     /// Closes every connection with a `SHUTDOWN` code and waits briefly for peers to see it.
@@ -229,10 +269,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         source,
     })?;
     let store = Store::open(&config.state_dir, config.map_size_mib)?;
-    let identity = match &config.tls {
-        Some((c, k)) => cert::load_pem(c, k)?,
-        None => cert::load_or_create(&config.state_dir)?,
-    };
+    let identity = identity(&config)?;
     let fingerprint = identity.fingerprint();
     let server_config = server_config(&config, identity)?;
     let socket = std::net::UdpSocket::bind(config.listen).map_err(|source| StartError::Bind {
@@ -256,9 +293,9 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     })?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let creations = Buckets::new(config.provision_burst, config.provision_per_hour);
-    let calls = Calls::new(config.ring_timeout.as_millis() as u64);
+    let calls = Calls::new(millis(config.ring_timeout));
     let shared = Arc::new(Shared {
-        config,
+        config: Mutex::new(Arc::new(config)),
         store,
         hasher: Hasher::new(workers),
         hub: Mutex::new(Hub::new()),
@@ -274,7 +311,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let rings = smol::spawn(ring_timeouts(shared.clone()));
     Ok(Running {
         addr,
-        fingerprint,
+        fingerprint: Mutex::new(fingerprint),
         endpoint,
         shared,
         _accept: accept,
@@ -318,6 +355,18 @@ fn enlarge_socket_buffers(socket: &std::net::UdpSocket) {
     }
 }
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The configured certificate (PEM files, read now), else the stored self-signed one.
+fn identity(config: &Config) -> Result<cert::Identity, CertError> {
+    match &config.tls {
+        Some((c, k)) => cert::load_pem(c, k),
+        None => cert::load_or_create(&config.state_dir),
+    }
+}
+
 fn server_config(
     config: &Config,
     identity: cert::Identity,
@@ -349,7 +398,7 @@ fn server_config(
 async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
     while let Some(incoming) = endpoint.accept().await {
         let open = lock(&shared.sessions).len();
-        if open >= shared.config.max_connections as usize {
+        if open >= shared.config().max_connections as usize {
             tracing::warn!(
                 open,
                 "connection limit reached; refusing {}",

@@ -187,6 +187,21 @@ impl Buckets {
         }
     }
 
+    /// Changes the burst and refill rate (a config reload). Every key keeps the tokens it
+    /// has earned until `now_ms` at the old rate, capped at the new burst, and refills at
+    /// the new rate from then on.
+    pub fn set_rates(&mut self, burst: u32, per_hour: u32, now_ms: u64) {
+        let (old_burst, old_per_ms) = (self.burst, self.per_ms);
+        let burst = f64::from(burst);
+        for (tokens, at) in self.tokens.values_mut() {
+            let earned = old_per_ms * now_ms.saturating_sub(*at) as f64;
+            *tokens = (*tokens + earned).min(old_burst).min(burst);
+            *at = (*at).max(now_ms);
+        }
+        self.burst = burst;
+        self.per_ms = f64::from(per_hour) / 3_600_000.0;
+    }
+
     /// Takes one token for `key`, or says how many ms until one is available.
     pub fn take(&mut self, key: Key, now_ms: u64) -> Result<(), u64> {
         if self.tokens.len() >= MAX_ENTRIES && !self.tokens.contains_key(&key) {
@@ -226,5 +241,36 @@ mod bucket_tests {
         assert_eq!(wait, 60_000);
         assert!(b.take(k(), 60_000).is_ok());
         assert!(b.take(Key::ip("10.0.0.2".parse().unwrap()), 0).is_ok());
+    }
+
+    #[test]
+    fn new_rates_keep_earned_tokens_within_the_new_burst() {
+        let k = || Key::ip("10.0.0.1".parse().unwrap());
+        let fresh = || Key::ip("10.0.0.9".parse().unwrap());
+        let mut b = Buckets::new(3, 60);
+        for _ in 0..3 {
+            b.take(k(), 0).unwrap();
+        }
+        // One token earned at the old rate (one a minute) by 60 s, then the rate drops
+        // to one an hour: that token stays, the next one takes an hour.
+        b.set_rates(3, 1, 60_000);
+        assert!(b.take(k(), 60_000).is_ok());
+        let wait = b.take(k(), 60_000).unwrap_err();
+        assert!((3_599_000..=3_601_000).contains(&wait), "{wait}");
+
+        // A smaller burst caps what a key holds, and applies to new keys.
+        let mut b = Buckets::new(10, 60);
+        b.take(k(), 0).unwrap();
+        b.set_rates(2, 60, 0);
+        assert!(b.take(k(), 0).is_ok());
+        assert!(b.take(k(), 0).is_ok());
+        assert!(b.take(k(), 0).is_err());
+        assert!(b.take(fresh(), 0).is_ok());
+        assert!(b.take(fresh(), 0).is_ok());
+        assert!(b.take(fresh(), 0).is_err());
+
+        // No refill at all: waiting does not help.
+        b.set_rates(2, 0, 0);
+        assert_eq!(b.take(k(), 10_000_000).unwrap_err(), u64::MAX);
     }
 }

@@ -117,6 +117,24 @@ fn reject_no_answer_and_busy() {
 }
 
 #[test]
+fn a_new_ring_timeout_applies_to_calls_placed_after_it() {
+    let mut calls = Calls::new(30_000);
+    let (old, _) = calls.dial(0, caller(A, 10), b()).unwrap();
+    calls.set_ring_timeout(2_000);
+    let (new, _) = calls.dial(1_000, caller(C, 30), b()).unwrap();
+    assert_eq!(calls.next_deadline(), Some(3_000));
+    let actions = calls.tick(3_000);
+    assert_eq!(phases(&actions, C), [CallPhase::Ended(EndReason::NoAnswer)]);
+    assert!(phases(&actions, A).is_empty());
+    assert!(calls.accounts(new).is_none());
+    // The call that was ringing at the change keeps its 30 s.
+    assert!(calls.tick(29_999).is_empty());
+    let actions = calls.tick(30_000);
+    assert_eq!(phases(&actions, A), [CallPhase::Ended(EndReason::NoAnswer)]);
+    assert!(calls.accounts(old).is_none());
+}
+
+#[test]
 fn a_second_call_waits_and_a_third_is_busy() {
     let mut calls = Calls::new(30_000);
     let one = Callee::Account {

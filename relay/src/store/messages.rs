@@ -3,6 +3,8 @@
 //! receipt waits for the sender in turn. Retries are idempotent by the sender's
 //! client id.
 
+use std::collections::BTreeSet;
+
 use phoned_proto::{MessageId, StoredFile, StoredMessage};
 use serde::{Deserialize, Serialize};
 
@@ -188,6 +190,23 @@ impl Store {
             }
         }
         Ok(false)
+    }
+
+    /// The SHA-256 of every file some inbox still refers to (the blobs that matter).
+    pub fn blob_hashes(&self) -> Result<BTreeSet<[u8; 32]>, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        let mut hashes = BTreeSet::new();
+        for entry in self.inbox.iter(&rtxn)? {
+            let (_, bytes) = entry?;
+            if let Ok(Record {
+                item: Item::File(f),
+                ..
+            }) = postcard::from_bytes::<Record>(bytes)
+            {
+                hashes.insert(f.sha256);
+            }
+        }
+        Ok(hashes)
     }
 
     /// `to` has message `id`: drop the relay's copy and keep a receipt for the sender.

@@ -12,7 +12,7 @@ pub mod messages;
 use std::path::Path;
 
 use heed::types::{Bytes, Str, U64};
-use heed::{Database, Env, EnvOpenOptions};
+use heed::{CompactionOption, Database, Env, EnvOpenOptions};
 use thiserror::Error;
 
 pub use directory::{Account, AccountId, NewNumber};
@@ -103,6 +103,26 @@ impl Store {
             sent_ids,
             receipts,
         })
+    }
+
+    /// Writes a consistent, compacted copy of the whole environment (one read
+    /// transaction; writers in this and other processes carry on) into `file`, which
+    /// becomes a `data.mdb`. Falls back to a plain copy if compaction fails (LMDB refuses
+    /// to compact an environment that has leaked pages). Returns whether it compacted.
+    pub fn copy_to(&self, file: &mut std::fs::File) -> Result<bool, StoreError> {
+        use std::io::Seek;
+        if self
+            .env
+            .copy_to_file(file, CompactionOption::Enabled)
+            .is_ok()
+        {
+            return Ok(true);
+        }
+        let io = |e: std::io::Error| StoreError::Db(heed::Error::Io(e));
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        self.env.copy_to_file(file, CompactionOption::Disabled)?;
+        Ok(false)
     }
 
     /// The accounts revision: changes whenever any account changes, in any process.

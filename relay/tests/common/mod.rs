@@ -2,6 +2,9 @@
 //! loopback with a temp state dir, and clients built on `phoned-proto`.
 #![allow(dead_code)]
 
+pub mod configured;
+pub mod files;
+
 use std::time::Duration;
 
 use phoned_tests::client::{self, Client};
