@@ -1,6 +1,6 @@
 //! The relay and the daemon speak systemd's notification protocol: READY=1 once they
-//! serve, WATCHDOG=1 while they run (when the service has a watchdog), STOPPING=1 on
-//! SIGTERM.
+//! serve, WATCHDOG=1 while they run (when the service has a watchdog), RELOADING=1 then
+//! READY=1 again on SIGHUP (`systemctl reload`), STOPPING=1 on SIGTERM.
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
@@ -45,6 +45,18 @@ fn check(mut child: std::process::Child, sock: &UnixDatagram, what: &str) {
     assert!(
         watchdogs(&msgs) >= 3,
         "{what}: the watchdog is not fed: {msgs:?}"
+    );
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let reloaded = |m: &[String]| {
+        m.iter()
+            .position(|x| x.contains("RELOADING=1") && x.contains("MONOTONIC_USEC="))
+            .is_some_and(|at| m[at..].iter().any(|x| x.contains("READY=1")))
+    };
+    let msgs = collect(sock, Duration::from_secs(10), reloaded);
+    assert!(
+        reloaded(&msgs),
+        "{what}: no RELOADING=1 then READY=1: {msgs:?}"
     );
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
