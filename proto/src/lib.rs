@@ -20,6 +20,8 @@ pub mod error;
 pub mod fingerprint;
 pub mod frame;
 pub mod ident;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod media;
 pub mod msg;
 pub mod state;

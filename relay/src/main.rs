@@ -166,14 +166,7 @@ fn return_large_allocations_to_the_system() {
 
 fn serve(at: Where, listen: Option<String>) -> anyhow::Result<()> {
     return_large_allocations_to_the_system();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    phoned_proto::logging::init();
     let path = at.config.clone();
     let overrides = Overrides {
         listen,

@@ -105,3 +105,97 @@ fn relay_and_daemon_notify_ready_and_feed_the_watchdog() {
     check(relay, &relay_sock, "phone-relay");
     check(daemon, &daemon_sock, "phoned");
 }
+
+/// Starts `cmd` with stderr going to a fresh file, with `$JOURNAL_STREAM` naming that file
+/// when `journal`, sends SIGTERM once `ready` is in the log, and returns the log.
+fn log_of(
+    mut cmd: Command,
+    dir: &std::path::Path,
+    name: &str,
+    journal: bool,
+    ready: &str,
+) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let path = dir.join(format!("{name}-{journal}.log"));
+    let file = std::fs::File::create(&path).unwrap();
+    let meta = file.metadata().unwrap();
+    if journal {
+        cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+    } else {
+        cmd.env_remove("JOURNAL_STREAM");
+    }
+    let mut child = cmd
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    let seen = phoned_tests::wait_for(Duration::from_secs(20), || {
+        std::fs::read_to_string(&path)
+            .ok()
+            .filter(|l| l.contains(ready))
+    });
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().unwrap();
+    let log = std::fs::read_to_string(&path).unwrap();
+    assert!(seen.is_some(), "{name}: no {ready:?} in {log}");
+    log
+}
+
+#[test]
+fn logs_into_the_journal_carry_priorities_and_no_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = DbusDaemon::start();
+    std::fs::write(dir.path().join("phoned.toml"), "relay = \"127.0.0.1:9\"\n").unwrap();
+    let relay = |dir: &std::path::Path| {
+        let mut c = Command::new(bin("phone-relay"));
+        c.args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(dir.join("relay"));
+        c
+    };
+    let daemon = |dir: &std::path::Path| {
+        let mut c = Command::new(bin("phoned"));
+        c.arg("--config")
+            .arg(dir.join("phoned.toml"))
+            .arg("--state-dir")
+            .arg(dir.join("phoned"))
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address);
+        c
+    };
+    for (name, ready, started) in [
+        ("relay", "relay ready", "relay ready"),
+        ("phoned", "offline: ", "phoned started"),
+    ] {
+        let make: &dyn Fn(&std::path::Path) -> Command =
+            if name == "relay" { &relay } else { &daemon };
+        let journal = log_of(make(dir.path()), dir.path(), name, true, ready);
+        let lines: Vec<&str> = journal.lines().collect();
+        assert!(
+            lines.iter().any(|l| l.starts_with("<6>")),
+            "{name}: no info line: {journal}"
+        );
+        // phoned's link to the unreachable relay goes offline with a warning.
+        if name == "phoned" {
+            assert!(lines.iter().any(|l| l.starts_with("<4>")), "{journal}");
+        }
+        for line in &lines {
+            let prio = line.get(..3).unwrap_or_default();
+            assert!(
+                ["<3>", "<4>", "<6>", "<7>"].contains(&prio),
+                "{name}: a journal line without a priority: {line:?}"
+            );
+            assert!(
+                !line.contains("INFO") && !line.contains("\u{1b}[") && !line.contains("Z "),
+                "{name}: a level, colour or timestamp in the journal: {line:?}"
+            );
+        }
+        // Elsewhere: timestamps and levels, no priorities.
+        let plain = log_of(make(dir.path()), dir.path(), name, false, started);
+        let first = plain.lines().next().unwrap_or_default();
+        assert!(
+            first.contains("Z ") && first.contains("INFO") && !first.starts_with('<'),
+            "{name}: {first:?}"
+        );
+    }
+}
