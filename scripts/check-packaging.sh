@@ -183,7 +183,7 @@ done
 # ExecReload= runs /bin/kill (procps, on every Debian system), which the scratch root lacks.
 install -D -m 0755 /bin/kill "$root/bin/kill"
 for unit in phone-relay.service phoned.service; do
-  grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "$root/usr/lib/systemd/system/$unit" ||
+  grep -qxF "ExecReload=/bin/kill -HUP \$MAINPID" "$root/usr/lib/systemd/system/$unit" ||
     fail "$unit has no ExecReload sending SIGHUP"
 done
 # man:phonectl(1) is in the package, not on this machine: --man=no.
