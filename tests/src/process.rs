@@ -8,6 +8,34 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// Reads a starting `phone-relay serve`'s stdout (piped) until it has printed its
+/// address and fingerprint; panics with `log()` if it does not within 20 s.
+pub fn await_listening(child: &mut Child, log: impl Fn() -> String) -> (SocketAddr, String) {
+    let stdout = child.stdout.take().expect("relay stdout piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut addr, mut fingerprint): (Option<SocketAddr>, Option<String>) = (None, None);
+    loop {
+        if let (Some(a), Some(f)) = (addr, &fingerprint) {
+            return (a, f.clone());
+        }
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) else {
+            panic!("relay printed no address and fingerprint; log:\n{}", log());
+        };
+        if let Some(a) = line.strip_prefix("listening on ") {
+            addr = a.parse().ok();
+        } else if let Some(f) = line.strip_prefix("fingerprint ") {
+            fingerprint = Some(f.to_owned());
+        }
+    }
+}
+
 /// A running `phone-relay serve`.
 pub struct RelayProcess {
     pub child: Child,
@@ -38,31 +66,11 @@ impl RelayProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn phone-relay");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut addr = None;
-        let mut fingerprint = None;
-        while addr.is_none() || fingerprint.is_none() {
-            let line = rx
-                .recv_timeout(Duration::from_secs(20))
-                .expect("relay did not print its address and fingerprint");
-            if let Some(a) = line.strip_prefix("listening on ") {
-                addr = a.parse().ok();
-            } else if let Some(f) = line.strip_prefix("fingerprint ") {
-                fingerprint = Some(f.to_owned());
-            }
-        }
+        let (addr, fingerprint) = await_listening(&mut child, String::new);
         RelayProcess {
             child,
-            addr: addr.unwrap(),
-            fingerprint: fingerprint.unwrap(),
+            addr,
+            fingerprint,
             state_dir: state_dir.to_owned(),
             bin: bin.to_owned(),
         }

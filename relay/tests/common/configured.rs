@@ -1,12 +1,9 @@
 //! A relay whose config file the test owns: it rewrites the file, sends SIGHUP and reads
 //! the relay's log (stderr, at `info`) to see what the reload did.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use phoned_tests::client::{self, Client};
 
@@ -45,35 +42,14 @@ impl ConfiguredRelay {
             .stderr(log)
             .spawn()
             .expect("spawn phone-relay");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
+        let log_path = dir.path().join("relay.log");
+        let (addr, fingerprint) = phoned_tests::process::await_listening(&mut child, || {
+            std::fs::read_to_string(&log_path).unwrap_or_default()
         });
-        let (mut addr, mut fingerprint) = (None, None);
-        while addr.is_none() || fingerprint.is_none() {
-            let line = rx
-                .recv_timeout(Duration::from_secs(20))
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "relay printed no address and fingerprint; log:\n{}",
-                        std::fs::read_to_string(dir.path().join("relay.log")).unwrap_or_default()
-                    )
-                });
-            if let Some(a) = line.strip_prefix("listening on ") {
-                addr = a.parse().ok();
-            } else if let Some(f) = line.strip_prefix("fingerprint ") {
-                fingerprint = Some(f.to_owned());
-            }
-        }
         ConfiguredRelay {
             child,
-            addr: addr.expect("address"),
-            fingerprint: fingerprint.expect("fingerprint"),
+            addr,
+            fingerprint,
             dir,
         }
     }
