@@ -40,6 +40,24 @@ pub type Change = (&'static str, Effect);
 
 /// The keys that differ between `old` and `new`, in file order.
 pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
+    // Every key is compared below; a new field fails to compile here until it is.
+    let Config {
+        relay: _,
+        relay_host: _,
+        relay_port: _,
+        relay_fingerprint: _,
+        credentials: _,
+        display_name: _,
+        download_dir: _,
+        audio:
+            crate::config::Audio {
+                backend: _,
+                input: _,
+                output: _,
+                input_wav: _,
+                output_wav: _,
+            },
+    } = old;
     let mut changes = Vec::new();
     let mut check = |differs: bool, key: &'static str, effect: Effect| {
         if differs {
