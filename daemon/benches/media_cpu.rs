@@ -10,7 +10,7 @@
 //!    Stages are timed on the wall clock; the total also in thread CPU time, which a
 //!    preempting process on this shared machine does not inflate (a 4 ms scheduler slice
 //!    lost to another process shows up in wall-clock p99s, not in CPU time).
-//! 2. Opus encode cost at complexity 5 against 10.
+//! 2. Opus encode cost at complexities 5 to 10.
 //! 3. Algorithmic end-to-end latency, computed deterministically on a virtual 20 ms clock
 //!    (no real time): packets reach the jitter buffer the instant they are sent (a clean
 //!    network with zero transit) and a frame is popped, decoded and "played" on every tick.
@@ -359,7 +359,7 @@ fn cpu(warm: usize, frames: usize) {
     println!();
 }
 
-/// 2. Opus encode alone at complexity 5 and 10.
+/// 2. Opus encode alone at complexities 5 to 10.
 fn complexity(warm: usize, frames: usize) {
     println!("## Opus encode per 20 ms frame, 48 kHz, 24 kbit/s, FEC (10 %), DTX");
     println!();
@@ -369,7 +369,7 @@ fn complexity(warm: usize, frames: usize) {
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     for kind in [Kind::Speech, Kind::Tone] {
         let input = signal(kind, NETWORK_RATE, (warm + frames) * FRAME);
-        for complexity in [5u8, 10] {
+        for complexity in [5u8, 6, 7, 8, 9, 10] {
             let mut enc = VoiceEncoder::new(&EncoderConfig {
                 complexity,
                 ..EncoderConfig::default()
