@@ -27,7 +27,7 @@ use phoned::audio::codec::{
 };
 use phoned::audio::jitter::{JitterBuffer, JitterConfig, Playout};
 use phoned::audio::resample::{FRAME, FromNetwork, NETWORK_RATE, ToNetwork};
-use phoned::call::media::{ENCODER_COMPLEXITY, PLAYBACK_QUEUE_MS, TICK};
+use phoned::call::media::{ENCODER_COMPLEXITY, PLAYBACK_QUEUE_MIN_MS, TICK};
 use phoned_proto::media::MediaFrame;
 
 /// One tick of the media clock: one 20 ms frame.
@@ -476,8 +476,8 @@ fn latency() {
     );
     println!();
     println!(
-        "Not included above (ms): the playback queue the media thread keeps at the device (PLAYBACK_QUEUE_MS = {PLAYBACK_QUEUE_MS}; a frame is written when less than that is queued, so it waits {}–{PLAYBACK_QUEUE_MS} ms), the media thread's wake-up tick ({} ms, 0–{} ms for a frame to be picked up on the capture side), the sound devices' own periods and buffers, the network and the relay.",
-        PLAYBACK_QUEUE_MS - TICK.as_millis() as usize,
+        "Not included above (ms): the playback queue the media thread keeps at the device (at least PLAYBACK_QUEUE_MIN_MS = {PLAYBACK_QUEUE_MIN_MS}, more for a device that takes longer blocks; a frame is written when less than that is queued, so it waits {}–{PLAYBACK_QUEUE_MIN_MS} ms), the media thread's wake-up tick ({} ms, 0–{} ms for a frame to be picked up on the capture side), the sound devices' own periods and buffers, the network and the relay. `cargo bench -p phoned-tests --bench mouth_to_ear` measures all of it, WAV to WAV.",
+        PLAYBACK_QUEUE_MIN_MS - TICK.as_millis() as usize,
         TICK.as_millis(),
         TICK.as_millis(),
     );

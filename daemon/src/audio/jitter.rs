@@ -221,6 +221,9 @@ pub struct JitterStats {
     pub resyncs: u64,
 }
 
+/// Excess delay below which [`JitterBuffer::rephase_us`] leaves the phase alone, µs.
+const REPHASE_MIN_US: i64 = 1_000;
+
 /// Where the play position stands, from what is buffered.
 #[derive(Clone, Copy, Debug)]
 enum Class {
@@ -433,6 +436,23 @@ impl JitterBuffer {
             }
         }
         Push::Buffered
+    }
+
+    /// How much of the silent frame just popped the caller may leave out, µs, to bring the
+    /// delay down to the target with finer steps than a frame. Whole frames are only dropped
+    /// once the delay is a frame or more above the target, so between talkspurts the delay
+    /// can rest anywhere up to a frame too high; playing a shorter silence there makes the
+    /// next pops come sooner, which is inaudible. Nonzero only after a pop that returned
+    /// silence outside a talkspurt, and never more than half a frame at a time.
+    pub fn rephase_us(&self) -> u64 {
+        if self.in_talkspurt || self.play_ts.is_none() {
+            return 0;
+        }
+        let excess = self.delay_us - self.target_us;
+        if excess < REPHASE_MIN_US {
+            return 0;
+        }
+        excess.min(self.frame_us / 2) as u64
     }
 
     /// Says what to play for the next frame; call once per frame period at `now_us`. A

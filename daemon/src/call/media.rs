@@ -23,8 +23,19 @@ use crate::config::Audio;
 
 /// How often the media thread wakes up.
 pub const TICK: Duration = Duration::from_millis(5);
-/// Audio kept queued for the playback device, ms: enough to ride over a late wake-up.
-pub const PLAYBACK_QUEUE_MS: usize = 30;
+/// The least audio kept queued for the playback device, ms. The queue also covers the
+/// block the device takes at once plus one [`TICK`] (see [`playback_queue`]),
+/// so a device with long periods gets what it needs and a short-period one (the file
+/// backend's 10 ms) is not made to wait: every millisecond here is mouth-to-ear delay.
+pub const PLAYBACK_QUEUE_MIN_MS: usize = 15;
+
+/// Samples (at the device's `rate`) to keep queued for playback, given how much the device
+/// took in its latest callback or period.
+pub fn playback_queue(rate: u32, last_block: u64) -> usize {
+    let ms = |ms: usize| rate as usize * ms / 1000;
+    let tick = ms(TICK.as_millis() as usize);
+    ms(PLAYBACK_QUEUE_MIN_MS).max(last_block as usize + tick)
+}
 /// Opus complexity of a call's encoder. 10, not the codec's default 5: at 5, SILK's voice
 /// detection takes a steady tone (a dial tone, a test signal, music on hold) for noise and
 /// DTX stops sending it.
@@ -152,7 +163,6 @@ impl Pipeline {
         let mut decoded = [0f32; FRAME];
         let mut packet = [0u8; MAX_PACKET_BYTES];
         let (mut seq, mut timestamp) = (0u32, 0u32);
-        let queue = self.playback.rate() as usize * PLAYBACK_QUEUE_MS / 1000;
         let mut next = Instant::now();
         let mut max_delay_ms = 0;
         let mut resyncs = 0;
@@ -216,6 +226,7 @@ impl Pipeline {
                 let _ = self.decoder.reset();
             }
             // Jitter buffer → playback, keeping a small queue at the device.
+            let queue = playback_queue(self.playback.rate(), self.playback.counters().last_block);
             while self.playback.pending() < queue {
                 if held {
                     decoded.fill(0.0);
@@ -236,13 +247,16 @@ impl Pipeline {
                         Ok(())
                     }
                 };
+                // Between talkspurts, a shorter silence brings the delay down to target.
+                let trim =
+                    self.jitter.rephase_us() as usize * self.playback.rate() as usize / 1_000_000;
                 if let Err(e) = result {
                     tracing::debug!(call = self.call, "decoding: {e}");
                     decoded.fill(0.0);
                 }
                 match self.from_net.process(&decoded) {
                     Ok(out) => {
-                        self.playback.write(out);
+                        self.playback.write(&out[..out.len().saturating_sub(trim)]);
                     }
                     Err(e) => {
                         tracing::warn!(call = self.call, "resampling: {e}");
@@ -260,6 +274,7 @@ impl Pipeline {
             }
         }
         let s = self.jitter.stats();
+        let (capture, playback) = (self.capture.counters(), self.playback.counters());
         tracing::info!(
             call = self.call,
             sent = seq,
@@ -275,7 +290,27 @@ impl Pipeline {
             delay_ms = s.delay_ms,
             max_delay_ms,
             max_allowed_ms = self.jitter.config().max_delay_ms,
+            capture_overruns = capture.xruns,
+            playback_underruns = playback.xruns,
+            playback_queue_ms = playback_queue(self.playback.rate(), playback.last_block) as u64
+                * 1000
+                / u64::from(self.playback.rate().max(1)),
             "call media ended"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_playback_queue_covers_the_devices_largest_block_and_a_tick() {
+        // Nothing played yet, or short periods: the floor.
+        assert_eq!(playback_queue(48_000, 0), 720);
+        assert_eq!(playback_queue(48_000, 480), 720);
+        // ALSA dmix's 1024-frame periods: the block plus 5 ms.
+        assert_eq!(playback_queue(48_000, 1024), 1024 + 240);
+        assert_eq!(playback_queue(44_100, 0), 661);
     }
 }

@@ -11,6 +11,7 @@ pub struct StreamCounters {
     xruns: AtomicU64,
     xrun_samples: AtomicU64,
     device_errors: AtomicU64,
+    last_block: AtomicU64,
 }
 
 /// A copy of a stream's counters at one moment.
@@ -27,13 +28,18 @@ pub struct CounterSnapshot {
     /// Errors the device itself reported (cpal's error callback: device xruns, disconnects),
     /// or write errors of a file backend.
     pub device_errors: u64,
+    /// Frames the device moved in its latest callback or period: how much audio it takes
+    /// from the ring in one go. (The latest, not the largest: a paced stream's catch-up
+    /// after one stall must not raise the playback queue for the rest of a call.)
+    pub last_block: u64,
 }
 
 impl StreamCounters {
-    /// Records `n` device frames moved.
+    /// Records `n` device frames moved in one go (one callback or period).
     #[inline]
     pub fn add_frames(&self, n: usize) {
         self.frames.fetch_add(n as u64, Ordering::Relaxed);
+        self.last_block.store(n as u64, Ordering::Relaxed);
     }
 
     /// Records one ring over- or underrun that lost `samples` samples.
@@ -61,6 +67,7 @@ impl StreamCounters {
             xruns: self.xruns.load(Ordering::Relaxed),
             xrun_samples: self.xrun_samples.load(Ordering::Relaxed),
             device_errors: self.device_errors.load(Ordering::Relaxed),
+            last_block: self.last_block.load(Ordering::Relaxed),
         }
     }
 }
@@ -73,16 +80,19 @@ mod tests {
     fn snapshot_reflects_every_counter() {
         let c = StreamCounters::default();
         c.add_frames(480);
+        c.add_frames(240);
+        c.add_frames(240);
         c.add_frames(480);
         c.add_xrun(100);
         c.add_device_error();
         assert_eq!(
             c.snapshot(),
             CounterSnapshot {
-                frames: 960,
+                frames: 1440,
                 xruns: 1,
                 xrun_samples: 100,
-                device_errors: 1
+                device_errors: 1,
+                last_block: 480,
             }
         );
     }

@@ -140,6 +140,21 @@ impl Paced for PlaybackWork {
     }
 }
 
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock `Instant` reads, as a number every process
+/// on the machine shares.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec to the pointer we pass.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// A running paced stream. Dropping it stops the thread promptly (it is unparked, not left
 /// to finish its sleep) and waits for it, so an output WAV is final once this is gone.
 pub struct PacedThread {
@@ -162,7 +177,17 @@ impl PacedThread {
         let handle = thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
-                let mut pacer = Pacer::new(Instant::now(), rate, period, max_burst);
+                let start = Instant::now();
+                // The start on the system-wide monotonic clock, so that a recording can be
+                // lined up with another process's (the mouth-to-ear benchmark does).
+                tracing::debug!(
+                    stream = thread::current().name().unwrap_or_default(),
+                    rate,
+                    period_us = period.as_micros() as u64,
+                    monotonic_ns = monotonic_ns(),
+                    "paced audio stream started"
+                );
+                let mut pacer = Pacer::new(start, rate, period, max_burst);
                 while !stopping.load(Ordering::Acquire) {
                     let tick = pacer.poll(Instant::now());
                     if tick.lost > 0 {

@@ -213,6 +213,54 @@ fn a_dtx_pause_is_silence_not_loss() {
     assert_eq!(jb.stats().lost, 0);
 }
 
+/// Two talkspurts with a DTX pause between, popped every frame from `phase` µs on; when
+/// `rephase`, each silent frame is shortened by what [`JitterBuffer::rephase_us`] allows.
+/// Returns the delay at the second talkspurt's first packet, and the trims asked for.
+fn second_talkspurt_delay(phase: u64, rephase: bool) -> (u32, Vec<u64>) {
+    let mut jb = buffer();
+    let mut packets = stream(5, |_| false);
+    for (seq, frame) in (5..10).zip(30..35) {
+        packets.push(In {
+            seq,
+            ..nth(frame, 0)
+        });
+    }
+    let mut pending = packets.iter().peekable();
+    let (mut now, mut trims) = (phase, Vec::new());
+    loop {
+        while let Some(p) = pending.next_if(|p| p.at <= now) {
+            jb.push(p.at, p.seq, p.ts, &[0x48, p.id, 0]);
+        }
+        let played = matches!(jb.pop(now), Playout::Packet(b) if b[1] == 30);
+        let trim = if rephase { jb.rephase_us() } else { 0 };
+        if played {
+            assert_eq!(trim, 0, "a talkspurt plays at its own pace");
+            return (jb.stats().delay_ms, trims);
+        }
+        if trim > 0 {
+            trims.push(trim);
+        }
+        now += F - trim;
+        assert!(now < 40 * F, "the second talkspurt never played");
+    }
+}
+
+#[test]
+fn silence_between_talkspurts_brings_the_delay_down_to_the_target() {
+    // Popping 18 ms after the packets arrive puts the delay at 38 ms: within a frame of
+    // the 20 ms target, so no whole frame is ever dropped and it stays there.
+    let (without, none) = second_talkspurt_delay(23_000, false);
+    assert_eq!((without, none.len()), (38, 0));
+    // Shortened silences (half a frame at most each) bring it to the target.
+    let (with, trims) = second_talkspurt_delay(23_000, true);
+    assert_eq!(with, 20, "trims {trims:?}");
+    assert!(trims.iter().all(|&t| t <= F / 2), "{trims:?}");
+    assert_eq!(trims.iter().sum::<u64>(), 18_000);
+    // Already at the target: nothing to do.
+    let (at_target, trims) = second_talkspurt_delay(5_000, true);
+    assert_eq!((at_target, trims.len()), (20, 0));
+}
+
 #[test]
 fn a_dtx_gap_with_the_next_packet_here_is_silence_not_loss() {
     let mut jb = buffer();

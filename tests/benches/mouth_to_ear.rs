@@ -1,0 +1,239 @@
+//! Mouth-to-ear latency, WAV to WAV, through the whole system: a real relay and two real
+//! `phoned` with the `file` audio backend on loopback. A's microphone is a WAV of 1 kHz
+//! bursts; B records what it hears. Each paced audio stream logs when it started on the
+//! machine's monotonic clock, so A's input and B's recording line up on one time axis:
+//!
+//! - a sample `i` of A's input is *spoken* at `capture start + i / rate − one period` (a
+//!   paced source hands out a block at the start of its period; a microphone delivers it
+//!   at the end, so the period is counted as the microphone's own buffering);
+//! - a sample `j` of B's recording is *heard* at `playback start + j / 48 000`.
+//!
+//! The latency of a burst is from its first input sample to the first recorded sample at
+//! −26 dBFS or louder (a tenth of the burst's amplitude). Everything between is in it: the
+//! capture ring and the media thread's tick, framing, the Opus encoder's look-ahead,
+//! QUIC, the relay, the jitter buffer, decoding and the playback queue.
+//!
+//! Run: `cargo build --release --workspace --bins && cargo bench -p phoned-tests --bench mouth_to_ear`
+//! (`-- --runs N`, default 3; each run is one call of about 14 s).
+
+use std::path::Path;
+use std::time::Duration;
+
+use phoned_tests::process::{PhonedProcess, RelayProcess, bin};
+use phoned_tests::wait_for;
+
+const RATE: u32 = 48_000;
+const AMPLITUDE: f32 = 0.5;
+/// A burst every second after one second of silence, 200 ms long.
+const BURSTS: usize = 10;
+const BURST_MS: usize = 200;
+const LEAD_MS: usize = 1_000;
+const EVERY_MS: usize = 1_000;
+/// Output level that counts as heard: −26 dBFS relative to full scale at 0.5 amplitude.
+const THRESHOLD: f32 = AMPLITUDE / 10.0;
+
+fn write_bursts(path: &Path) -> Vec<usize> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let ms = RATE as usize / 1000;
+    let total = (LEAD_MS + BURSTS * EVERY_MS + 1_000) * ms;
+    let onsets: Vec<usize> = (0..BURSTS).map(|k| (LEAD_MS + k * EVERY_MS) * ms).collect();
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..total {
+        let on = onsets.iter().any(|&o| i >= o && i < o + BURST_MS * ms);
+        let x = if on {
+            AMPLITUDE * (std::f32::consts::TAU * 1000.0 * (i as f32) / RATE as f32).sin()
+        } else {
+            0.0
+        };
+        w.write_sample((x * 32767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    onsets
+}
+
+fn read_wav(path: &Path) -> Vec<f32> {
+    let mut r = hound::WavReader::open(path).unwrap();
+    assert_eq!(r.spec().sample_rate, RATE);
+    r.samples::<i16>()
+        .map(|s| f32::from(s.unwrap()) / 32768.0)
+        .collect()
+}
+
+/// The first sample at or above the threshold from each burst on, in order.
+fn heard_onsets(samples: &[f32]) -> Vec<usize> {
+    let mut onsets = Vec::new();
+    let mut i = 0;
+    while i < samples.len() {
+        if samples[i].abs() >= THRESHOLD {
+            onsets.push(i);
+            // Skip the rest of this burst (and its decay).
+            i += (EVERY_MS / 2) * RATE as usize / 1000;
+        } else {
+            i += 1;
+        }
+    }
+    onsets
+}
+
+/// `(monotonic_ns, period_us)` of the paced stream `stream` from a daemon's log.
+fn stream_start(log: &str, stream: &str) -> (u64, u64) {
+    let field = |line: &str, key: &str| -> Option<u64> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+    };
+    log.lines()
+        .filter(|l| l.contains("paced audio stream started") && l.contains(stream))
+        .find_map(|l| Some((field(l, "monotonic_ns=")?, field(l, "period_us=")?)))
+        .unwrap_or_else(|| panic!("no start of {stream} in the log:\n{log}"))
+}
+
+fn phone(dir: &Path, relay: &RelayProcess, name: &str, audio: &str) -> PhonedProcess {
+    PhonedProcess::start(
+        &dir.join(name),
+        relay.addr,
+        &format!(
+            "display_name = \"{name}\"\nrelay_fingerprint = \"{}\"\n[audio]\nbackend = \"file\"\n{audio}",
+            relay.fingerprint
+        ),
+    )
+}
+
+/// One call; the latency of every burst, ms.
+fn run_once() -> Vec<f64> {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(
+        &bin("phone-relay"),
+        &dir.path().join("relay"),
+        "127.0.0.1:0",
+        "",
+    );
+    let input = dir.path().join("bursts.wav");
+    let output = dir.path().join("heard.wav");
+    let sent = write_bursts(&input);
+    let a = phone(
+        dir.path(),
+        &relay,
+        "A",
+        &format!("input_wav = \"{}\"", input.display()),
+    );
+    let b = phone(
+        dir.path(),
+        &relay,
+        "B",
+        &format!("output_wav = \"{}\"", output.display()),
+    );
+    a.wait_online(Duration::from_secs(20));
+    let nb = b.wait_online(Duration::from_secs(20))["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // B answers whatever rings: auto-answer keeps the set-up out of the way.
+    assert_eq!(b.ctl(&["autoanswer", "all"]).code, 0);
+    let out = a.ctl(&["--json", "dial", &nb, "--wait"]);
+    assert_eq!(out.json()["state"], "active", "{out:?}");
+    std::thread::sleep(Duration::from_millis(
+        (LEAD_MS + BURSTS * EVERY_MS + 500) as u64,
+    ));
+    assert_eq!(a.ctl(&["hangup"]).code, 0);
+    let ended = wait_for(Duration::from_secs(10), || {
+        b.log().contains("call media ended").then_some(())
+    });
+    assert!(ended.is_some(), "{}", b.log());
+    let (a_log, b_log) = (a.log(), b.log());
+    let (capture_ns, period_us) = stream_start(&a_log, "audio-file-in");
+    let (playback_ns, _) = stream_start(&b_log, "audio-file-out");
+    let heard = heard_onsets(&read_wav(&output));
+    let spoken_at =
+        |i: usize| capture_ns as f64 + i as f64 * 1e9 / f64::from(RATE) - period_us as f64 * 1e3;
+    let heard_at = |j: usize| playback_ns as f64 + j as f64 * 1e9 / f64::from(RATE);
+    // Pair each burst with the first onset heard after it was spoken.
+    let mut latencies = Vec::new();
+    for &i in &sent {
+        let t = spoken_at(i);
+        if let Some(&j) = heard.iter().find(|&&j| heard_at(j) > t) {
+            let ms = (heard_at(j) - t) / 1e6;
+            if ms < f64::from(EVERY_MS as u32) / 2.0 {
+                latencies.push(ms);
+            }
+        }
+    }
+    let stats = b_log
+        .lines()
+        .rev()
+        .find(|l| l.contains("call media ended"))
+        .unwrap_or_default()
+        .to_owned();
+    // The media thread's end-of-call counters: underruns would mean the playback queue
+    // is too short for this machine.
+    let fields: Vec<&str> = stats
+        .split_whitespace()
+        .filter(|w| {
+            [
+                "playback_underruns=",
+                "playback_queue_ms=",
+                "max_delay_ms=",
+                "lost=",
+            ]
+            .iter()
+            .any(|k| w.starts_with(k))
+        })
+        .collect();
+    eprintln!("  B: {}", fields.join(" "));
+    latencies
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    // SAFETY: before any thread exists. The daemons inherit it: the paced streams log
+    // their start at debug.
+    unsafe {
+        std::env::set_var(
+            "RUST_LOG",
+            "warn,phoned=info,phoned::audio::backend::paced=debug",
+        )
+    };
+    let args: Vec<String> = std::env::args().collect();
+    let runs = args
+        .iter()
+        .position(|a| a == "--runs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3usize);
+    println!("## Mouth-to-ear latency, WAV to WAV (file backend, relay on loopback)");
+    println!();
+    println!("| run | bursts heard | median ms | min ms | max ms |");
+    println!("| --- | --- | --- | --- | --- |");
+    let mut medians = Vec::new();
+    for run in 1..=runs {
+        let mut l = run_once();
+        if l.is_empty() {
+            println!("| {run} | 0 of {BURSTS} | | | |");
+            continue;
+        }
+        let (min, max) = (
+            l.iter().copied().fold(f64::INFINITY, f64::min),
+            l.iter().copied().fold(0.0, f64::max),
+        );
+        let m = median(&mut l);
+        medians.push(m);
+        println!(
+            "| {run} | {} of {BURSTS} | {m:.1} | {min:.1} | {max:.1} |",
+            l.len()
+        );
+    }
+    if !medians.is_empty() {
+        let m = median(&mut medians);
+        println!();
+        println!("median of the runs' medians: **{m:.1} ms**");
+    }
+}
