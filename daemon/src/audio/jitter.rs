@@ -223,6 +223,10 @@ pub struct JitterStats {
 
 /// Excess delay below which [`JitterBuffer::rephase_us`] leaves the phase alone, µs.
 const REPHASE_MIN_US: i64 = 1_000;
+/// Where [`JitterBuffer::rephase_us`] leaves the delay: this far above the target, µs, so
+/// that arrival times read on a coarse clock (the media thread's 5 ms tick) do not make the
+/// first packet of a talkspurt look late and cost a whole frame of stretching.
+const REPHASE_HEADROOM_US: i64 = 5_000;
 
 /// Where the play position stands, from what is buffered.
 #[derive(Clone, Copy, Debug)]
@@ -439,7 +443,8 @@ impl JitterBuffer {
     }
 
     /// How much of the silent frame just popped the caller may leave out, µs, to bring the
-    /// delay down to the target with finer steps than a frame. Whole frames are only dropped
+    /// delay down to just above the target ([`REPHASE_HEADROOM_US`]) with finer steps than
+    /// a frame. Whole frames are only dropped
     /// once the delay is a frame or more above the target, so between talkspurts the delay
     /// can rest anywhere up to a frame too high; playing a shorter silence there makes the
     /// next pops come sooner, which is inaudible. Nonzero only after a pop that returned
@@ -448,7 +453,7 @@ impl JitterBuffer {
         if self.in_talkspurt || self.play_ts.is_none() {
             return 0;
         }
-        let excess = self.delay_us - self.target_us;
+        let excess = self.delay_us - self.target_us - REPHASE_HEADROOM_US;
         if excess < REPHASE_MIN_US {
             return 0;
         }

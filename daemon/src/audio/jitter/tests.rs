@@ -246,16 +246,17 @@ fn second_talkspurt_delay(phase: u64, rephase: bool) -> (u32, Vec<u64>) {
 }
 
 #[test]
-fn silence_between_talkspurts_brings_the_delay_down_to_the_target() {
+fn silence_between_talkspurts_brings_the_delay_down_near_the_target() {
     // Popping 18 ms after the packets arrive puts the delay at 38 ms: within a frame of
     // the 20 ms target, so no whole frame is ever dropped and it stays there.
     let (without, none) = second_talkspurt_delay(23_000, false);
     assert_eq!((without, none.len()), (38, 0));
-    // Shortened silences (half a frame at most each) bring it to the target.
+    // Shortened silences (half a frame at most each) bring it to the target plus the
+    // 5 ms of headroom.
     let (with, trims) = second_talkspurt_delay(23_000, true);
-    assert_eq!(with, 20, "trims {trims:?}");
+    assert_eq!(with, 25, "trims {trims:?}");
     assert!(trims.iter().all(|&t| t <= F / 2), "{trims:?}");
-    assert_eq!(trims.iter().sum::<u64>(), 18_000);
+    assert_eq!(trims.iter().sum::<u64>(), 13_000);
     // Already at the target: nothing to do.
     let (at_target, trims) = second_talkspurt_delay(5_000, true);
     assert_eq!((at_target, trims.len()), (20, 0));
