@@ -443,7 +443,7 @@ impl JitterBuffer {
     }
 
     /// How much of the silent frame just popped the caller may leave out, µs, to bring the
-    /// delay down to just above the target ([`REPHASE_HEADROOM_US`]) with finer steps than
+    /// delay down to just above the target (5 ms of headroom) with finer steps than
     /// a frame. Whole frames are only dropped
     /// once the delay is a frame or more above the target, so between talkspurts the delay
     /// can rest anywhere up to a frame too high; playing a shorter silence there makes the
