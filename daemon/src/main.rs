@@ -22,7 +22,8 @@ enum BusArg {
 #[command(
     name = "phoned",
     version,
-    about = "The phoned phone daemon: relay link and D-Bus service"
+    about = "The phoned phone daemon: relay link and D-Bus service",
+    after_help = "SIGTERM or SIGINT stops it; SIGHUP re-reads the config (as `phonectl reload` does). See phoned(8)."
 )]
 struct Cli {
     /// TOML config (default: $XDG_CONFIG_HOME/phoned/phoned.toml, else /etc/phoned/phoned.toml).
