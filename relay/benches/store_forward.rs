@@ -2,7 +2,8 @@
 //! (LMDB commit before `Stored`) and delivered to an online recipient who acks each one,
 //! per second; and file throughput over a bulk stream, upload and download.
 //!
-//! Run: `cargo bench -p phone-relay --bench store_forward` (`-- --quick` for a short run).
+//! Run: `cargo bench -p phone-relay --bench store_forward` (`-- --quick` for a short run,
+//! `-- --in-flight N` for N messages in flight, sent and acked; 16 by default).
 
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,14 @@ async fn frames(recv: &mut quinn::RecvStream, dec: &mut FrameDecoder) -> BulkRep
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let in_flight: usize = args
+        .iter()
+        .position(|a| a == "--in-flight")
+        .and_then(|i| args.get(i + 1))
+        .map(|n| n.parse().expect("--in-flight takes a number"))
+        .unwrap_or(16);
     let dir = tempfile::tempdir().unwrap();
     let relay = RelayProcess::start(
         BIN.as_ref(),
@@ -47,28 +55,38 @@ fn main() {
             .unwrap();
         let (to, _) = receiver.provision("receiver").await.unwrap();
 
-        // Messages: 16 in flight; the receiver acks each as it arrives.
-        let total = if quick { 500 } else { 3000 };
+        // Messages: `in_flight` sent without waiting; the receiver acks what has arrived,
+        // up to `in_flight` acks at a time.
+        let total = if quick { 500 } else { 3000 }.max(in_flight * 20);
         let t = Instant::now();
         let acker = async {
             let mut acked = 0;
             while acked < total {
-                if let Some(Event::Message(m)) = receiver
-                    .wait_event(Duration::from_secs(30), |e| matches!(e, Event::Message(_)))
-                    .await
-                {
-                    receiver
-                        .request(Request::Delivered { id: m.id })
+                let mut ids = Vec::new();
+                let mut within = Duration::from_secs(30);
+                while ids.len() < in_flight.min(total - acked) {
+                    match receiver
+                        .wait_event(within, |e| matches!(e, Event::Message(_)))
                         .await
-                        .unwrap();
-                    acked += 1;
-                } else {
-                    panic!("messages stopped arriving after {acked}");
+                    {
+                        Some(Event::Message(m)) => ids.push(m.id),
+                        _ => break,
+                    }
+                    // Take what has arrived already, without waiting for more.
+                    within = Duration::ZERO;
+                }
+                assert!(!ids.is_empty(), "messages stopped arriving after {acked}");
+                acked += ids.len();
+                let acks = ids
+                    .into_iter()
+                    .map(|id| receiver.request(Request::Delivered { id }));
+                for r in join_all(acks).await {
+                    assert!(matches!(r, Ok(Response::Done)));
                 }
             }
         };
         let sending = async {
-            for chunk in (0..total).collect::<Vec<_>>().chunks(16) {
+            for chunk in (0..total).collect::<Vec<_>>().chunks(in_flight) {
                 let sends = chunk.iter().map(|i| {
                     sender.request(Request::SendMessage {
                         client_id: format!("m{i}"),
@@ -88,7 +106,7 @@ fn main() {
         .await;
         let secs = t.elapsed().as_secs_f64();
         println!(
-            "| text messages stored (fsync'd) and delivered + acked, 16 in flight | {:.0} /s ({total} in {secs:.2} s) |",
+            "| text messages stored (fsync'd) and delivered + acked, {in_flight} in flight | {:.0} /s ({total} in {secs:.2} s) |",
             total as f64 / secs
         );
 

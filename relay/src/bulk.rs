@@ -294,7 +294,9 @@ async fn upload(
         sent_ms: unix_ms(),
     });
     let quota = shared.config().mailbox_quota_bytes;
-    let stored = blocking::unblock(move || store.store_item(from, &client_id, rid, item, quota))
+    let stored = shared
+        .committer
+        .store_item(from, client_id, rid, item, quota)
         .await
         .map_err(|e| match e {
             crate::store::StoreError::QuotaExceeded => err(
@@ -307,7 +309,7 @@ async fn upload(
         .await
         .map_err(|e| internal(&e))?;
     if let Stored::New(id) = stored {
-        crate::requests::push_pending(shared, rid, Some(id)).await;
+        crate::mailbox::push_pending(shared, rid, Some(id)).await;
     }
     Ok(())
 }

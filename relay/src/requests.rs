@@ -3,25 +3,23 @@
 
 use phoned_proto::call::check_dtmf;
 use phoned_proto::ident::{check_display_name, check_password};
-use phoned_proto::{
-    AccountInfo, ErrorCode, Event, Number, Request, Response, StoredMessage, WireError,
-};
+use phoned_proto::{AccountInfo, ErrorCode, Number, Request, Response, WireError};
 
 use crate::calls::{CallAction, CallError, Callee, Caller};
 use crate::hub;
-use crate::server::{Shared, lock, profile, unix_ms};
+use crate::mailbox;
+use crate::server::{lock, profile, unix_ms};
 use crate::session::Session;
-use crate::store::messages::{Item, Stored};
 use crate::store::{Account, NewNumber, StoreError};
 use crate::throttle::Key;
 
-type Answer = Result<Response, WireError>;
+pub(crate) type Answer = Result<Response, WireError>;
 
-fn err(code: ErrorCode, message: impl Into<String>) -> WireError {
+pub(crate) fn err(code: ErrorCode, message: impl Into<String>) -> WireError {
     WireError::new(code, message)
 }
 
-fn store_err(e: StoreError) -> WireError {
+pub(crate) fn store_err(e: StoreError) -> WireError {
     match e {
         StoreError::NumberTaken(n) => err(ErrorCode::NumberTaken, format!("number {n} is taken")),
         StoreError::NumbersExhausted(r) => err(
@@ -40,7 +38,7 @@ fn store_err(e: StoreError) -> WireError {
     }
 }
 
-async fn unblock<T: Send + 'static>(
+pub(crate) async fn unblock<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, WireError> {
     blocking::unblock(f).await.map_err(store_err)
@@ -105,8 +103,8 @@ impl Session {
                 client_id,
                 to,
                 text,
-            } => self.send_message(id, client_id, to, text).await,
-            Request::Delivered { id: message } => self.delivered(id, message).await,
+            } => self.send_message(id, client_id, to, text).await?.await,
+            Request::Delivered { id: message } => self.delivered(id, message).await?.await,
             Request::Answer { call } => self.call_op(|calls, sid| calls.answer(sid, call)),
             Request::Reject { call, reason } => {
                 self.call_op(|calls, sid| calls.reject(sid, call, reason))
@@ -145,111 +143,6 @@ impl Session {
             ),
         })?;
         self.after_reply.extend(actions);
-        Ok(Response::Done)
-    }
-
-    /// Stores a message durably, then hands it to the recipient's online devices.
-    async fn send_message(
-        &mut self,
-        me: u64,
-        client_id: String,
-        to: String,
-        text: String,
-    ) -> Answer {
-        if client_id.is_empty() || client_id.len() > 64 {
-            return Err(err(
-                ErrorCode::ProtocolViolation,
-                "client_id must be 1 to 64 bytes",
-            ));
-        }
-        if text.is_empty() {
-            return Err(err(ErrorCode::TooLarge, "an empty message"));
-        }
-        let max = self.shared.config().max_message_bytes as usize;
-        if text.len() > max {
-            return Err(err(
-                ErrorCode::TooLarge,
-                format!(
-                    "the message is {} bytes; this relay takes at most {max}",
-                    text.len()
-                ),
-            ));
-        }
-        let number: Number = to
-            .parse()
-            .map_err(|e: phoned_proto::IdentError| err(ErrorCode::InvalidNumber, e.to_string()))?;
-        let store = self.shared.store.clone();
-        let lookup = number.clone();
-        let recipient = unblock(move || store.account_by_number(lookup.as_str())).await?;
-        let Some(recipient) = recipient.filter(|a| !a.disabled) else {
-            return Err(err(
-                ErrorCode::UnknownNumber,
-                format!("no account has number {number}"),
-            ));
-        };
-        let (from_number, from_name) = lock(&self.shared.hub)
-            .info(me)
-            .map(|i| (i.number, i.display_name))
-            .unwrap_or_default();
-        let msg = StoredMessage {
-            id: 0,
-            from_number,
-            from_name,
-            text,
-            sent_ms: unix_ms(),
-        };
-        let store = self.shared.store.clone();
-        let quota = self.shared.config().mailbox_quota_bytes;
-        let rid = recipient.id;
-        let stored = unblock(move || store.store_message(me, &client_id, rid, msg, quota)).await?;
-        if let Stored::New(id) = stored {
-            self.push_pending_messages(rid, Some(id)).await;
-        }
-        Ok(Response::Stored { id: stored.id() })
-    }
-
-    async fn push_pending_messages(&self, account: u64, only: Option<u64>) {
-        push_pending(&self.shared, account, only).await;
-    }
-
-    /// Receipts waiting for `account`: push them to its devices and forget them.
-    async fn push_receipts(&self, account: u64) {
-        let sessions = lock(&self.shared.hub).sessions_of(account);
-        if sessions.is_empty() {
-            return;
-        }
-        let store = self.shared.store.clone();
-        let Ok(receipts) = blocking::unblock(move || store.pending_receipts(account)).await else {
-            return;
-        };
-        for (id, client_id) in receipts {
-            let actions: Vec<hub::Action> = sessions
-                .iter()
-                .map(|&s| {
-                    hub::Action::Send(
-                        s,
-                        Event::MessageDelivered {
-                            client_id: client_id.clone(),
-                            id,
-                        },
-                    )
-                })
-                .collect();
-            self.shared.dispatch(actions);
-            let store = self.shared.store.clone();
-            let _ = blocking::unblock(move || store.drop_receipt(account, id)).await;
-        }
-    }
-
-    /// The recipient has message `id`: delete it here and tell the sender.
-    async fn delivered(&mut self, me: u64, id: u64) -> Answer {
-        let store = self.shared.store.clone();
-        if let Some((sender, _, item)) = unblock(move || store.deliver_message(me, id)).await? {
-            if let Item::File(f) = item {
-                crate::bulk::release_blob(&self.shared, f.sha256).await;
-            }
-            self.push_receipts(sender).await;
-        }
         Ok(Response::Done)
     }
 
@@ -445,8 +338,8 @@ impl Session {
         self.shared.sync_account(id).await;
         tracing::info!(number = %account.number, "logged in");
         // Everything that waited for this account while it was away.
-        self.push_pending_messages(id, None).await;
-        self.push_receipts(id).await;
+        mailbox::push_pending(&self.shared, id, None).await;
+        mailbox::push_receipts(&self.shared, id).await;
         self.info(&account)
     }
 }
@@ -459,30 +352,4 @@ fn random_secret() -> Result<String, getrandom::Error> {
 
 fn random_u64() -> Result<u64, getrandom::Error> {
     getrandom::u64()
-}
-
-/// Sends `account`'s waiting messages and files (only message `only`, if given) to its devices.
-pub(crate) async fn push_pending(shared: &Shared, account: u64, only: Option<u64>) {
-    let sessions = lock(&shared.hub).sessions_of(account);
-    if sessions.is_empty() {
-        return;
-    }
-    let store = shared.store.clone();
-    let Ok(pending) = blocking::unblock(move || store.pending_messages(account)).await else {
-        return;
-    };
-    let actions: Vec<hub::Action> = pending
-        .into_iter()
-        .filter(|m| only.is_none_or(|id| m.id() == id))
-        .flat_map(|item| {
-            let event = match item {
-                Item::Text(m) => Event::Message(m),
-                Item::File(f) => Event::File(f),
-            };
-            sessions
-                .iter()
-                .map(move |&s| hub::Action::Send(s, event.clone()))
-        })
-        .collect();
-    shared.dispatch(actions);
 }

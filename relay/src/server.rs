@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::hub::{Action, Hub, Profile, SessionId};
 use crate::password::Hasher;
 use crate::reload::{self, Reloaded};
+use crate::store::commit::Committer;
 use crate::store::{Account, AccountId, Store, StoreError};
 use crate::throttle::{Buckets, Throttle};
 
@@ -65,6 +66,8 @@ pub(crate) struct Shared {
     /// Swapped whole by a reload; read it through [`Shared::config`].
     config: Mutex<Arc<Config>>,
     pub store: Store,
+    /// Message writes, group-committed (see [`crate::store::commit`]).
+    pub committer: Committer,
     pub hasher: Hasher,
     pub hub: Mutex<Hub>,
     pub calls: Mutex<Calls>,
@@ -269,6 +272,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         source,
     })?;
     let store = Store::open(&config.state_dir, config.map_size_mib)?;
+    let committer = Committer::start(store.clone())?;
     let identity = identity(&config)?;
     let fingerprint = identity.fingerprint();
     let server_config = server_config(&config, identity)?;
@@ -297,6 +301,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let shared = Arc::new(Shared {
         config: Mutex::new(Arc::new(config)),
         store,
+        committer,
         hasher: Hasher::new(workers),
         hub: Mutex::new(Hub::new()),
         calls: Mutex::new(calls),

@@ -1,5 +1,6 @@
 //! One client connection: its control stream's reader and writer, and the session state
-//! (hello seen, account logged in). Requests are answered in order by [`crate::requests`].
+//! (hello seen, account logged in). Requests are answered in order by [`crate::requests`];
+//! store-and-forward ones ([`crate::mailbox`]) are pipelined through [`crate::pipeline`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +16,8 @@ use smol::channel::{Receiver, Sender};
 
 use crate::calls::CallAction;
 use crate::hub::SessionId;
+use crate::mailbox::Queued;
+use crate::pipeline::Pipeline;
 use crate::server::{Outgoing, Routes, SessionHandle, Shared, lock, unix_ms};
 use crate::store::AccountId;
 
@@ -35,6 +38,42 @@ pub(crate) struct Session {
     out: Sender<Outgoing>,
     conn: quinn::Connection,
     hello: bool,
+    /// Answers of pipelined store-and-forward requests, in order.
+    pipeline: Pipeline,
+}
+
+/// What [`Session::begin`] made of a request.
+enum Begun {
+    /// Its write is queued; the task gives the answer.
+    Queued(Queued),
+    /// Refused before anything was queued.
+    Refused(WireError),
+    /// Not a store-and-forward request: handle it once the earlier ones are answered.
+    Other(Request),
+}
+
+/// Queues the answer `result` to request `id` on the session's writer, or closes the
+/// connection if the client does not read its answers.
+pub(crate) fn send_reply(
+    out: &Sender<Outgoing>,
+    conn: &quinn::Connection,
+    id: u32,
+    result: Result<Response, WireError>,
+) {
+    let mut bytes = Vec::new();
+    let msg = ServerMsg::Response { id, result };
+    if let Err(e) = encode_server(&mut bytes, &msg) {
+        tracing::error!("response too large: {e}");
+        return send_reply(
+            out,
+            conn,
+            id,
+            Err(WireError::new(ErrorCode::Internal, "response too large")),
+        );
+    }
+    if out.try_send(Outgoing::Frame(bytes)).is_err() {
+        conn.close(close::TOO_SLOW.into(), b"client not reading its responses");
+    }
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, incoming: quinn::Incoming) {
@@ -86,11 +125,13 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: quinn::Incoming) {
         remote,
         account: None,
         after_reply: Vec::new(),
+        pipeline: Pipeline::new(out.clone(), conn.clone()),
         out,
         conn,
         hello: false,
     };
     session.read_loop(recv).await;
+    session.pipeline.flush().await;
     let call_actions = lock(&shared.calls).session_left(sid);
     shared.dispatch_calls(call_actions);
     lock(&shared.sessions).remove(&sid);
@@ -207,27 +248,43 @@ impl Session {
             );
             return true;
         }
-        let result = self.request(frame.req).await;
-        self.reply(frame.id, result);
-        let deferred = std::mem::take(&mut self.after_reply);
-        self.shared.dispatch_calls(deferred);
+        match self.begin(frame.req).await {
+            Begun::Queued(task) => self.pipeline.queued(frame.id, task).await,
+            Begun::Refused(e) => self.pipeline.ready(frame.id, Err(e)).await,
+            Begun::Other(req) => {
+                self.pipeline.flush().await;
+                let result = self.request(req).await;
+                self.reply(frame.id, result);
+                let deferred = std::mem::take(&mut self.after_reply);
+                self.shared.dispatch_calls(deferred);
+            }
+        }
         true
     }
 
+    /// Starts a store-and-forward request (logged in): queues its write, in order.
+    /// Anything else comes back to be handled in turn.
+    async fn begin(&mut self, req: Request) -> Begun {
+        let Some(me) = self.account else {
+            return Begun::Other(req);
+        };
+        let queued = match req {
+            Request::SendMessage {
+                client_id,
+                to,
+                text,
+            } => self.send_message(me, client_id, to, text).await,
+            Request::Delivered { id } => self.delivered(me, id).await,
+            other => return Begun::Other(other),
+        };
+        match queued {
+            Ok(task) => Begun::Queued(task),
+            Err(e) => Begun::Refused(e),
+        }
+    }
+
     pub fn reply(&self, id: u32, result: Result<Response, WireError>) {
-        let mut bytes = Vec::new();
-        let msg = ServerMsg::Response { id, result };
-        if let Err(e) = encode_server(&mut bytes, &msg) {
-            tracing::error!("response too large: {e}");
-            return self.reply(
-                id,
-                Err(WireError::new(ErrorCode::Internal, "response too large")),
-            );
-        }
-        if self.out.try_send(Outgoing::Frame(bytes)).is_err() {
-            self.conn
-                .close(close::TOO_SLOW.into(), b"client not reading its responses");
-        }
+        send_reply(&self.out, &self.conn, id, result);
     }
 
     fn close(&self, code: u32, error: ErrorCode, message: String) {

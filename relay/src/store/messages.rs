@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use heed::RwTxn;
 use phoned_proto::{MessageId, StoredFile, StoredMessage};
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +58,10 @@ pub enum Stored {
     /// The same client id was stored before: this is a retry.
     Again(MessageId),
 }
+
+/// An outcome of [`Store::deliver_message`]: (sender, client id, the item), or `None` if
+/// it was acknowledged before.
+pub type Delivered = Option<(AccountId, String, Item)>;
 
 impl Stored {
     pub fn id(self) -> MessageId {
@@ -113,7 +118,8 @@ impl Store {
         Ok(self.meta.get(&rtxn, &usage_key(to))?.unwrap_or(0))
     }
 
-    /// Stores any inbox item (see [`Store::store_message`]).
+    /// Stores any inbox item (see [`Store::store_message`]) in a write transaction of
+    /// its own.
     pub fn store_item(
         &self,
         from: AccountId,
@@ -123,30 +129,44 @@ impl Store {
         quota: u64,
     ) -> Result<Stored, StoreError> {
         let mut wtxn = self.env.write_txn()?;
+        let stored = self.store_item_in(&mut wtxn, from, client_id, to, item, quota)?;
+        wtxn.commit()?;
+        Ok(stored)
+    }
+
+    /// [`Store::store_item`] inside `wtxn`, which the caller commits. On an error the
+    /// transaction may hold part of the change: abort it.
+    pub fn store_item_in(
+        &self,
+        wtxn: &mut RwTxn,
+        from: AccountId,
+        client_id: &str,
+        to: AccountId,
+        item: Item,
+        quota: u64,
+    ) -> Result<Stored, StoreError> {
         let sent_key = pair(from, client_id.as_bytes());
-        if let Some(id) = self.sent_ids.get(&wtxn, &sent_key)? {
+        if let Some(id) = self.sent_ids.get(wtxn, &sent_key)? {
             return Ok(Stored::Again(u64::from_be_bytes(
                 id.try_into().unwrap_or([0; 8]),
             )));
         }
         let size = item.size();
-        let used = self.meta.get(&wtxn, &usage_key(to))?.unwrap_or(0);
-        if used + size > quota {
+        let used = self.meta.get(wtxn, &usage_key(to))?.unwrap_or(0);
+        if used.saturating_add(size) > quota {
             return Err(StoreError::QuotaExceeded);
         }
-        let id = self.meta.get(&wtxn, META_NEXT_MESSAGE)?.unwrap_or(1);
-        self.meta.put(&mut wtxn, META_NEXT_MESSAGE, &(id + 1))?;
-        self.meta.put(&mut wtxn, &usage_key(to), &(used + size))?;
+        let id = self.meta.get(wtxn, META_NEXT_MESSAGE)?.unwrap_or(1);
+        self.meta.put(wtxn, META_NEXT_MESSAGE, &(id + 1))?;
+        self.meta.put(wtxn, &usage_key(to), &(used + size))?;
         let record = Record {
             item: item.with_id(id),
             from_account: from,
             client_id: client_id.to_owned(),
         };
         let bytes = postcard::to_allocvec(&record).map_err(|_| StoreError::Encode)?;
-        self.inbox
-            .put(&mut wtxn, &pair(to, &id.to_be_bytes()), &bytes)?;
-        self.sent_ids.put(&mut wtxn, &sent_key, &id.to_be_bytes())?;
-        wtxn.commit()?;
+        self.inbox.put(wtxn, &pair(to, &id.to_be_bytes()), &bytes)?;
+        self.sent_ids.put(wtxn, &sent_key, &id.to_be_bytes())?;
         Ok(Stored::New(id))
     }
 
@@ -211,28 +231,36 @@ impl Store {
 
     /// `to` has message `id`: drop the relay's copy and keep a receipt for the sender.
     /// Returns (sender, client id), or `None` if it was acknowledged before.
-    pub fn deliver_message(
+    pub fn deliver_message(&self, to: AccountId, id: MessageId) -> Result<Delivered, StoreError> {
+        let mut wtxn = self.env.write_txn()?;
+        let delivered = self.deliver_message_in(&mut wtxn, to, id)?;
+        wtxn.commit()?;
+        Ok(delivered)
+    }
+
+    /// [`Store::deliver_message`] inside `wtxn`, which the caller commits (or aborts on
+    /// an error).
+    pub fn deliver_message_in(
         &self,
+        wtxn: &mut RwTxn,
         to: AccountId,
         id: MessageId,
-    ) -> Result<Option<(AccountId, String, Item)>, StoreError> {
-        let mut wtxn = self.env.write_txn()?;
+    ) -> Result<Delivered, StoreError> {
         let key = pair(to, &id.to_be_bytes());
-        let Some(bytes) = self.inbox.get(&wtxn, &key)? else {
+        let Some(bytes) = self.inbox.get(wtxn, &key)? else {
             return Ok(None);
         };
         let r: Record = postcard::from_bytes(bytes).map_err(|_| StoreError::Encode)?;
         let size = r.item.size();
-        self.inbox.delete(&mut wtxn, &key)?;
-        let used = self.meta.get(&wtxn, &usage_key(to))?.unwrap_or(0);
+        self.inbox.delete(wtxn, &key)?;
+        let used = self.meta.get(wtxn, &usage_key(to))?.unwrap_or(0);
         self.meta
-            .put(&mut wtxn, &usage_key(to), &used.saturating_sub(size))?;
+            .put(wtxn, &usage_key(to), &used.saturating_sub(size))?;
         self.receipts.put(
-            &mut wtxn,
+            wtxn,
             &pair(r.from_account, &id.to_be_bytes()),
             r.client_id.as_bytes(),
         )?;
-        wtxn.commit()?;
         Ok(Some((r.from_account, r.client_id, r.item)))
     }
 
@@ -259,9 +287,20 @@ impl Store {
     /// The receipt reached the sender.
     pub fn drop_receipt(&self, sender: AccountId, id: MessageId) -> Result<(), StoreError> {
         let mut wtxn = self.env.write_txn()?;
-        self.receipts
-            .delete(&mut wtxn, &pair(sender, &id.to_be_bytes()))?;
+        self.drop_receipt_in(&mut wtxn, sender, id)?;
         wtxn.commit()?;
+        Ok(())
+    }
+
+    /// [`Store::drop_receipt`] inside `wtxn`, which the caller commits.
+    pub fn drop_receipt_in(
+        &self,
+        wtxn: &mut RwTxn,
+        sender: AccountId,
+        id: MessageId,
+    ) -> Result<(), StoreError> {
+        self.receipts
+            .delete(wtxn, &pair(sender, &id.to_be_bytes()))?;
         Ok(())
     }
 }

@@ -6,6 +6,7 @@
 //! bumps a revision counter that the running relay polls to apply them to live sessions.
 
 mod codec;
+pub mod commit;
 mod directory;
 pub mod messages;
 
@@ -43,6 +44,13 @@ pub enum StoreError {
     QuotaExceeded,
     #[error("a record could not be encoded or decoded")]
     Encode,
+    /// The transaction that held this write (with others) could not be committed.
+    #[error("storage: group commit: {0}")]
+    BatchCommit(std::sync::Arc<heed::Error>),
+    #[error("the group-commit thread has stopped")]
+    CommitterStopped,
+    #[error("cannot start the group-commit thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// The opened environment and its databases. Cheap to clone; share freely across threads.
