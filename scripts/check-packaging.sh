@@ -104,6 +104,7 @@ has_paths "$relay_deb" \
   /etc/phone-relay/phone-relay.toml \
   /usr/lib/systemd/system/phone-relay.service \
   /usr/lib/sysusers.d/phone-relay.conf \
+  /usr/share/man/man8/phone-relay.8.gz \
   /usr/share/doc/phone-relay/copyright \
   /usr/share/doc/phone-relay/operations.md
 control_has "$relay_deb" conffiles '^/etc/phone-relay/phone-relay\.toml$'
@@ -129,6 +130,7 @@ has_paths "$phoned_deb" \
   /usr/share/zsh/vendor-completions/_phonectl \
   /usr/share/fish/vendor_completions.d/phonectl.fish \
   /usr/share/man/man1/phonectl.1.gz \
+  /usr/share/man/man8/phoned.8.gz \
   /usr/share/doc/phoned/copyright \
   /usr/share/doc/phoned/operations.md
 control_has "$phoned_deb" conffiles '^/etc/phoned/phoned\.toml$'
@@ -158,6 +160,9 @@ for f in "${!completions[@]}"; do
 done
 grep -q '^\.TH phonectl 1' <<<"$(zcat "$root/usr/share/man/man1/phonectl.1.gz")" ||
   fail "phonectl.1.gz is no man page"
+for page in man8/phoned.8.gz man8/phone-relay.8.gz; do
+  zcat "$root/usr/share/man/$page" | grep -q '^\.TH ' || fail "$page is no man page"
+done
 "$root/usr/bin/phone-relay" --version >/dev/null
 "$root/usr/bin/phoned" --version >/dev/null
 "$root/usr/bin/phonectl" --version >/dev/null
