@@ -109,6 +109,12 @@ fn main() {
             "| text messages stored (fsync'd) and delivered + acked, {in_flight} in flight | {:.0} /s ({total} in {secs:.2} s) |",
             total as f64 / secs
         );
+        // What the relay keeps once the burst is over (allocator arenas included).
+        std::thread::sleep(Duration::from_millis(500));
+        println!(
+            "| relay RSS after the messages, anonymous | {} |",
+            anon_rss(relay.child.id())
+        );
 
         // A file: upload, then download, on bulk streams.
         let size: usize = if quick { 32 << 20 } else { 128 << 20 };
@@ -180,4 +186,14 @@ fn main() {
     println!(
         "\nClient and relay share this machine's two cores; the relay runs as its own process."
     );
+}
+
+/// `RssAnon` of a process, from `/proc`, as written there (e.g. `5120 kB`).
+fn anon_rss(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| "unknown".into())
 }
