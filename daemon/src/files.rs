@@ -361,6 +361,14 @@ async fn download(phone: &Arc<Phone>, offer: &StoredFile) -> Result<(), PhoneErr
             .map_err(|e| PhoneError::Failed(e.to_string()))?;
         have = 0;
     }
+    if have > 0 {
+        tracing::info!(
+            id = offer.id,
+            offset = have,
+            size = offer.size,
+            "download resumes"
+        );
+    }
     let client = lock_client(phone).ok_or_else(|| PhoneError::Offline("not connected".into()))?;
     let (mut send, mut recv) = client
         .conn

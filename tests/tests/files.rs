@@ -121,6 +121,49 @@ fn an_upload_broken_by_a_relay_crash_resumes_where_it_stopped() {
 }
 
 #[test]
+fn a_download_broken_by_a_daemon_crash_resumes_where_it_stopped() {
+    let w = common::world_with(
+        "idle_timeout_ms = 2000\nkeep_alive_ms = 500\nmax_file_mib = 200\nmailbox_quota_kib = 300000",
+    );
+    let a = w.phone("Alice");
+    let mut b = w.phone("Bob");
+    a.wait_online(common::ONLINE);
+    let nb = b.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let data = noise(150 << 20, 11);
+    let path = w.dir.path().join("big.bin");
+    std::fs::write(&path, &data).unwrap();
+    assert_eq!(
+        a.ctl(&["file", "send", &nb, path.to_str().unwrap()]).code,
+        0
+    );
+    // Kill Bob's daemon once part of the file is in its download dir.
+    let partial_dir = b.dir.join("state/downloads/.partial");
+    let started = wait_for(Duration::from_secs(60), || {
+        let entry = std::fs::read_dir(&partial_dir).ok()?.next()?.ok()?;
+        (entry.metadata().ok()?.len() > 4 << 20).then_some(())
+    });
+    assert!(started.is_some(), "the download never started");
+    b.restart();
+    b.wait_online(common::ONLINE);
+    let got = wait_file(&b, Duration::from_secs(90), |f| f["status"] == "received")
+        .unwrap_or_else(|| panic!("{:?}\n{}", files(&b), b.log()));
+    let saved = std::fs::read(got["path"].as_str().unwrap()).unwrap();
+    assert!(saved == data, "the resumed file differs");
+    assert!(
+        b.log().contains("download resumes"),
+        "the download started over instead of resuming:\n{}",
+        b.log()
+    );
+    assert!(
+        std::fs::read_dir(&partial_dir).is_ok_and(|mut d| d.next().is_none()),
+        "a partial download was left behind"
+    );
+}
+
+#[test]
 fn hostile_file_names_are_neutralised() {
     let w = common::world();
     let b = w.phone("Bob");
