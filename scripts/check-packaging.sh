@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks the systemd and D-Bus files in systemd/ and the two Debian packages:
-#   1. builds the release binaries, phonectl's completions and man page, and both .debs
+#   1. builds the binaries (profile dist: LTO, one codegen unit, stripped), phonectl's
+#      completions and man page, and both .debs
 #      with cargo-deb (installed with `cargo install` when missing);
 #   2. checks that each package holds what it should (dpkg-deb --contents, conffiles,
 #      maintainer scripts, shared-library dependencies);
@@ -16,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CARGO_DEB_VERSION=3.8.0
-release=${CARGO_TARGET_DIR:-target}/release
+release=${CARGO_TARGET_DIR:-target}/dist
 debs=${CARGO_TARGET_DIR:-target}/debian
 
 passed=0
@@ -62,13 +63,14 @@ cleanup() {
 trap cleanup EXIT
 
 # --- 1. build ----------------------------------------------------------------------------
-step "building the release binaries and both packages"
-cargo build --release --locked -p phone-relay -p phoned -p phonectl
-./scripts/gen-assets.sh
+step "building the binaries (profile dist) and both packages"
+cargo build --profile dist --locked -p phone-relay -p phoned -p phonectl
+PROFILE=dist ./scripts/gen-assets.sh
 rm -f "$debs"/phone-relay_*.deb "$debs"/phoned_*.deb
-cargo deb -p phone-relay --no-build
+# --profile dist: cargo-deb takes the target/release/ paths of the assets from target/dist/.
+cargo deb -p phone-relay --profile dist --no-build
 # The warning about no units found by name is expected: see daemon/Cargo.toml.
-cargo deb -p phoned --no-build
+cargo deb -p phoned --profile dist --no-build
 relay_debs=("$debs"/phone-relay_*.deb)
 phoned_debs=("$debs"/phoned_*.deb)
 [ ${#relay_debs[@]} -eq 1 ] || fail "expected one phone-relay .deb in $debs"

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Generates what the phoned .deb ships besides the binaries: phonectl's shell completions
-# and man page, from the release phonectl (build it first: cargo build --release -p phonectl).
-# Writes target/release/assets/{phonectl.bash,_phonectl,phonectl.fish,phonectl.1.gz}, which
-# daemon/Cargo.toml's [package.metadata.deb] assets name (cargo-deb maps the
-# target/release/ prefix to the real target dir, so $CARGO_TARGET_DIR is honoured).
+# and man page, from the phonectl of $PROFILE (default release; the packages use dist:
+# build it first with cargo build --profile dist -p phonectl).
+# Writes target/$PROFILE/assets/{phonectl.bash,_phonectl,phonectl.fish,phonectl.1.gz}, which
+# daemon/Cargo.toml's [package.metadata.deb] assets name as target/release/… (cargo-deb
+# maps that prefix to the real target dir and to its --profile, so $CARGO_TARGET_DIR and
+# `cargo deb --profile dist` are honoured).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-release=${CARGO_TARGET_DIR:-target}/release
+profile=${PROFILE:-release}
+release=${CARGO_TARGET_DIR:-target}/$profile
 phonectl=$release/phonectl
 out=$release/assets
 [ -x "$phonectl" ] || {
-  echo "gen-assets: $phonectl is missing: cargo build --release -p phonectl first" >&2
+  echo "gen-assets: $phonectl is missing: cargo build --profile $profile -p phonectl first" >&2
   exit 1
 }
 mkdir -p "$out"

@@ -142,6 +142,12 @@ pub fn run_admin(
 /// The path of a workspace binary built next to the running test or bench
 /// (`target/<profile>/NAME`). `cargo test --workspace` builds them all first.
 pub fn bin(name: &str) -> PathBuf {
+    // Benchmarks can measure another build: PHONED_BIN_DIR=target/dist.
+    if let Some(dir) = std::env::var_os("PHONED_BIN_DIR") {
+        let path = PathBuf::from(dir).join(name);
+        assert!(path.exists(), "{} is missing", path.display());
+        return path;
+    }
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe
         .parent()
