@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use phoned_proto::codec::{decode, encode_framed};
@@ -82,9 +83,13 @@ fn a_5_mib_file_to_an_offline_daemon_arrives_once_and_intact() {
     assert_eq!(files(&b).len(), 1, "delivered twice: {:?}", files(&b));
 }
 
-#[test]
-fn an_upload_broken_by_a_relay_crash_resumes_where_it_stopped() {
-    let mut w = common::world_with(
+/// A relay that takes big files, Alice and Bob online, and `size` bytes of noise on their
+/// way from Alice to Bob.
+fn big_file_on_its_way(
+    size: usize,
+    seed: u64,
+) -> (common::World, PhonedProcess, PhonedProcess, Vec<u8>) {
+    let w = common::world_with(
         "idle_timeout_ms = 2000\nkeep_alive_ms = 500\nmax_file_mib = 200\nmailbox_quota_kib = 300000",
     );
     let a = w.phone("Alice");
@@ -94,26 +99,41 @@ fn an_upload_broken_by_a_relay_crash_resumes_where_it_stopped() {
         .as_str()
         .unwrap()
         .to_owned();
-    let data = noise(120 << 20, 9);
+    let data = noise(size, seed);
     let path = w.dir.path().join("big.bin");
     std::fs::write(&path, &data).unwrap();
     assert_eq!(
         a.ctl(&["file", "send", &nb, path.to_str().unwrap()]).code,
         0
     );
-    // Kill the relay once part of the file is on its disk.
-    let partial_dir = w.relay.state_dir.join("partial");
+    (w, a, b, data)
+}
+
+/// Waits until a partial file in `dir` holds more than 4 MiB.
+fn wait_partial(dir: &Path, what: &str) {
     let started = wait_for(Duration::from_secs(60), || {
-        let entry = std::fs::read_dir(&partial_dir).ok()?.next()?.ok()?;
+        let entry = std::fs::read_dir(dir).ok()?.next()?.ok()?;
         (entry.metadata().ok()?.len() > 4 << 20).then_some(())
     });
-    assert!(started.is_some(), "the upload never started");
-    w.relay.kill();
-    w.relay.restart();
-    let got = wait_file(&b, Duration::from_secs(90), |f| f["status"] == "received")
-        .unwrap_or_else(|| panic!("{:?}\n{}", files(&b), a.log()));
+    assert!(started.is_some(), "the {what} never started");
+}
+
+/// Waits for Bob to have the file, and checks it is `data`.
+fn assert_received(b: &PhonedProcess, data: &[u8]) {
+    let got = wait_file(b, Duration::from_secs(90), |f| f["status"] == "received")
+        .unwrap_or_else(|| panic!("{:?}\n{}", files(b), b.log()));
     let saved = std::fs::read(got["path"].as_str().unwrap()).unwrap();
     assert!(saved == data, "the resumed file differs");
+}
+
+#[test]
+fn an_upload_broken_by_a_relay_crash_resumes_where_it_stopped() {
+    let (mut w, a, b, data) = big_file_on_its_way(120 << 20, 9);
+    // Kill the relay once part of the file is on its disk.
+    wait_partial(&w.relay.state_dir.join("partial"), "upload");
+    w.relay.kill();
+    w.relay.restart();
+    assert_received(&b, &data);
     assert!(
         a.log().contains("upload resumes"),
         "the upload started over instead of resuming"
@@ -122,36 +142,13 @@ fn an_upload_broken_by_a_relay_crash_resumes_where_it_stopped() {
 
 #[test]
 fn a_download_broken_by_a_daemon_crash_resumes_where_it_stopped() {
-    let w = common::world_with(
-        "idle_timeout_ms = 2000\nkeep_alive_ms = 500\nmax_file_mib = 200\nmailbox_quota_kib = 300000",
-    );
-    let a = w.phone("Alice");
-    let mut b = w.phone("Bob");
-    a.wait_online(common::ONLINE);
-    let nb = b.wait_online(common::ONLINE)["number"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let data = noise(150 << 20, 11);
-    let path = w.dir.path().join("big.bin");
-    std::fs::write(&path, &data).unwrap();
-    assert_eq!(
-        a.ctl(&["file", "send", &nb, path.to_str().unwrap()]).code,
-        0
-    );
+    let (_w, _a, mut b, data) = big_file_on_its_way(150 << 20, 11);
     // Kill Bob's daemon once part of the file is in its download dir.
     let partial_dir = b.dir.join("state/downloads/.partial");
-    let started = wait_for(Duration::from_secs(60), || {
-        let entry = std::fs::read_dir(&partial_dir).ok()?.next()?.ok()?;
-        (entry.metadata().ok()?.len() > 4 << 20).then_some(())
-    });
-    assert!(started.is_some(), "the download never started");
+    wait_partial(&partial_dir, "download");
     b.restart();
     b.wait_online(common::ONLINE);
-    let got = wait_file(&b, Duration::from_secs(90), |f| f["status"] == "received")
-        .unwrap_or_else(|| panic!("{:?}\n{}", files(&b), b.log()));
-    let saved = std::fs::read(got["path"].as_str().unwrap()).unwrap();
-    assert!(saved == data, "the resumed file differs");
+    assert_received(&b, &data);
     assert!(
         b.log().contains("download resumes"),
         "the download started over instead of resuming:\n{}",
