@@ -97,14 +97,9 @@ impl Committer {
         T: Send + 'static,
         F: FnOnce(&Store, &mut RwTxn) -> Result<T, StoreError> + Send + 'static,
     {
-        let (reply, answer) = smol::channel::bounded(1);
-        let job = Job {
-            work: Some(work),
-            outcome: None,
-            reply,
-        };
+        let (job, answer) = job(work);
         self.queue
-            .send(Box::new(job))
+            .send(job)
             .await
             .map_err(|_| StoreError::CommitterStopped)?;
         Ok(Pending(answer))
@@ -225,6 +220,21 @@ fn commit_batch(store: &Store, batch: &mut [Box<dyn Op>]) -> Result<(), Arc<heed
     parent.commit().map_err(Arc::new)
 }
 
+/// A queued write and the receiver its outcome is sent to once committed.
+fn job<T, F>(work: F) -> (Box<dyn Op>, Receiver<Result<T, StoreError>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&Store, &mut RwTxn) -> Result<T, StoreError> + Send + 'static,
+{
+    let (reply, answer) = smol::channel::bounded(1);
+    let job = Job {
+        work: Some(work),
+        outcome: None,
+        reply,
+    };
+    (Box::new(job), answer)
+}
+
 #[cfg(test)]
 mod tests {
     use phoned_proto::StoredMessage;
@@ -241,28 +251,12 @@ mod tests {
         })
     }
 
-    type Answer<T> = Receiver<Result<T, StoreError>>;
-
-    fn job<T, F>(work: F) -> (Box<dyn Op>, Answer<T>)
-    where
-        T: Send + 'static,
-        F: FnOnce(&Store, &mut RwTxn) -> Result<T, StoreError> + Send + 'static,
-    {
-        let (reply, answer) = smol::channel::bounded(1);
-        let job = Job {
-            work: Some(work),
-            outcome: None,
-            reply,
-        };
-        (Box::new(job), answer)
-    }
-
     fn store_job(
         from: AccountId,
         client_id: &str,
         body: &str,
         quota: u64,
-    ) -> (Box<dyn Op>, Answer<Stored>) {
+    ) -> (Box<dyn Op>, Receiver<Result<Stored, StoreError>>) {
         let client_id = client_id.to_owned();
         let item = text(body);
         job(move |s: &Store, w: &mut RwTxn| s.store_item_in(w, from, &client_id, 2, item, quota))
