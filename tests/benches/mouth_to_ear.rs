@@ -104,8 +104,35 @@ fn phone(dir: &Path, relay: &RelayProcess, name: &str, audio: &str) -> PhonedPro
     )
 }
 
-/// One call; the latency of every burst, ms.
-fn run_once() -> Vec<f64> {
+/// A daemon's cost during the call: CPU share of one core, RSS and anonymous RSS (KiB).
+#[derive(Clone, Copy, Default)]
+struct Footprint {
+    cpu_percent: f64,
+    rss_kib: u64,
+    anon_kib: u64,
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = text.rsplit(')').next().unwrap_or_default();
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    field(11) + field(12)
+}
+
+fn status_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One call; the latency of every burst, ms, and what each daemon cost during the call.
+fn run_once() -> (Vec<f64>, [Footprint; 2]) {
     let dir = tempfile::tempdir().unwrap();
     let relay = RelayProcess::start(
         &bin("phone-relay"),
@@ -137,9 +164,20 @@ fn run_once() -> Vec<f64> {
     assert_eq!(b.ctl(&["autoanswer", "all"]).code, 0);
     let out = a.ctl(&["--json", "dial", &nb, "--wait"]);
     assert_eq!(out.json()["state"], "active", "{out:?}");
-    std::thread::sleep(Duration::from_millis(
-        (LEAD_MS + BURSTS * EVERY_MS + 500) as u64,
-    ));
+    let pids = [a.child.id(), b.child.id()];
+    let (t0, ticks0) = (std::time::Instant::now(), pids.map(cpu_ticks));
+    let talk = Duration::from_millis((LEAD_MS + BURSTS * EVERY_MS + 500) as u64);
+    std::thread::sleep(talk / 2);
+    let rss = pids.map(|p| (status_kib(p, "VmRSS:"), status_kib(p, "RssAnon:")));
+    std::thread::sleep(talk / 2);
+    let (secs, ticks1) = (t0.elapsed().as_secs_f64(), pids.map(cpu_ticks));
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let footprint = [0, 1].map(|i| Footprint {
+        cpu_percent: (ticks1[i] - ticks0[i]) as f64 / hz / secs * 100.0,
+        rss_kib: rss[i].0,
+        anon_kib: rss[i].1,
+    });
     assert_eq!(a.ctl(&["hangup"]).code, 0);
     let ended = wait_for(Duration::from_secs(10), || {
         b.log().contains("call media ended").then_some(())
@@ -185,7 +223,7 @@ fn run_once() -> Vec<f64> {
         })
         .collect();
     eprintln!("  B: {}", fields.join(" "));
-    latencies
+    (latencies, footprint)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -214,8 +252,10 @@ fn main() {
     println!("| run | bursts heard | median ms | min ms | max ms |");
     println!("| --- | --- | --- | --- | --- |");
     let mut medians = Vec::new();
+    let mut footprints = Vec::new();
     for run in 1..=runs {
-        let mut l = run_once();
+        let (mut l, footprint) = run_once();
+        footprints.push(footprint);
         if l.is_empty() {
             println!("| {run} | 0 of {BURSTS} | | | |");
             continue;
@@ -235,5 +275,23 @@ fn main() {
         let m = median(&mut medians);
         println!();
         println!("median of the runs' medians: **{m:.1} ms**");
+    }
+    println!();
+    println!("## Each daemon during the call (whole process: media, link, D-Bus)");
+    println!();
+    println!(
+        "| run | A (sends the bursts): CPU, RSS (anonymous) | B (records): CPU, RSS (anonymous) |"
+    );
+    println!("| --- | --- | --- |");
+    for (run, f) in footprints.iter().enumerate() {
+        let cell = |f: &Footprint| {
+            format!(
+                "{:.2} % of a core, {:.1} MiB ({:.1})",
+                f.cpu_percent,
+                f.rss_kib as f64 / 1024.0,
+                f.anon_kib as f64 / 1024.0
+            )
+        };
+        println!("| {} | {} | {} |", run + 1, cell(&f[0]), cell(&f[1]));
     }
 }
