@@ -24,27 +24,12 @@ fi
 debs=${CARGO_TARGET_DIR:-target}/debian
 relay_deb=$(ls "$debs"/phone-relay_*.deb)
 phoned_deb=$(ls "$debs"/phoned_*.deb)
-passed=0
-ok() {
-  passed=$((passed + 1))
-  echo "ok: $*"
-}
-fail() {
-  echo "check-install: FAILED: $*" >&2
-  echo "install: $passed passed, 1 failed"
-  exit 1
-}
-
-scratch=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$scratch"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/checks.sh
+. scripts/checks.sh
+checks_begin check-install install
 
 # --- 1. install ----------------------------------------------------------------------------
-echo "== check-install: apt-get install $relay_deb $phoned_deb"
+step "apt-get install $relay_deb $phoned_deb"
 export DEBIAN_FRONTEND=noninteractive
 apt-get install -y -qq --no-install-recommends "./$relay_deb" "./$phoned_deb" >"$scratch/apt.log" 2>&1 ||
   { cat "$scratch/apt.log" >&2; fail "apt-get install"; }
@@ -74,7 +59,7 @@ dpkg-query -W -f='${Conffiles}' phone-relay | grep -q /etc/phone-relay/phone-rel
 ok "binaries, units, D-Bus files and conffiles in place"
 
 # --- 2. run the installed binaries as their users ---------------------------------------
-echo "== check-install: relay and daemon as their service users"
+step "relay and daemon as their service users"
 chmod 0755 "$scratch"
 # as USER CMD...: runs CMD as USER with USER's groups. exec, so that `as … &` leaves the
 # command itself in $!, where cleanup can kill it.
@@ -136,7 +121,7 @@ wait 2>/dev/null || true
 pids=()
 
 # --- 3. purge --------------------------------------------------------------------------------
-echo "== check-install: apt-get purge"
+step "apt-get purge"
 apt-get purge -y -qq phone-relay phoned >"$scratch/apt.log" 2>&1 ||
   { cat "$scratch/apt.log" >&2; fail "apt-get purge"; }
 for f in /usr/bin/phone-relay /usr/bin/phoned /usr/bin/phonectl /etc/phone-relay /etc/phoned \
@@ -145,4 +130,4 @@ for f in /usr/bin/phone-relay /usr/bin/phoned /usr/bin/phonectl /etc/phone-relay
 done
 ok "purged: binaries, units, policy and /etc gone"
 
-echo "install: $passed passed, 0 failed"
+checks_end

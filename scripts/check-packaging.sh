@@ -20,17 +20,9 @@ CARGO_DEB_VERSION=3.8.0
 release=${CARGO_TARGET_DIR:-target}/dist
 debs=${CARGO_TARGET_DIR:-target}/debian
 
-passed=0
-step() { echo "== check-packaging: $*"; }
-ok() {
-  passed=$((passed + 1))
-  echo "ok: $*"
-}
-fail() {
-  echo "check-packaging: FAILED: $*" >&2
-  echo "packaging: $passed passed, 1 failed"
-  exit 1
-}
+# shellcheck source=scripts/checks.sh
+. scripts/checks.sh
+checks_begin check-packaging packaging
 
 # --- tools -----------------------------------------------------------------------------
 ./scripts/deps.sh
@@ -53,14 +45,6 @@ if ! cargo deb --version 2>/dev/null | grep -qF "$CARGO_DEB_VERSION"; then
   step "installing cargo-deb $CARGO_DEB_VERSION"
   cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION"
 fi
-
-scratch=$(mktemp -d)
-bus_pids=()
-cleanup() {
-  for p in "${bus_pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$scratch"
-}
-trap cleanup EXIT
 
 # --- 1. build ----------------------------------------------------------------------------
 step "building the binaries (profile dist) and both packages"
@@ -222,7 +206,7 @@ start_bus() {
   local out
   out=$(dbus-daemon --config-file="$1" --fork --print-address=1 --print-pid=1 \
     2> >(grep -v 'Unknown \(username\|group\)' >&2)) || fail "dbus-daemon refused $1"
-  bus_pids+=("$(sed -n 2p <<<"$out")")
+  pids+=("$(sed -n 2p <<<"$out")")
   bus_address=$(sed -n 1p <<<"$out")
 }
 # A system bus like Debian's system.conf (deny by default), including the packaged policy.
@@ -284,4 +268,4 @@ shellcheck scripts/*.sh .ci/run || fail "shellcheck"
 ok "shellcheck scripts/*.sh .ci/run"
 
 step "packages in $debs: $(basename "$relay_deb") $(basename "$phoned_deb")"
-echo "packaging: $passed passed, 0 failed"
+checks_end
