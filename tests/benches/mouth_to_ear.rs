@@ -20,7 +20,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use phoned_tests::process::{PhonedProcess, RelayProcess, bin};
-use phoned_tests::wait_for;
+use phoned_tests::{wait_for, wav};
 
 const RATE: u32 = 48_000;
 const AMPLITUDE: f32 = 0.5;
@@ -33,35 +33,24 @@ const EVERY_MS: usize = 1_000;
 const THRESHOLD: f32 = AMPLITUDE / 10.0;
 
 fn write_bursts(path: &Path) -> Vec<usize> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
     let ms = RATE as usize / 1000;
     let total = (LEAD_MS + BURSTS * EVERY_MS + 1_000) * ms;
     let onsets: Vec<usize> = (0..BURSTS).map(|k| (LEAD_MS + k * EVERY_MS) * ms).collect();
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..total {
-        let on = onsets.iter().any(|&o| i >= o && i < o + BURST_MS * ms);
-        let x = if on {
+    let signal = (0..total).map(|i| {
+        if onsets.iter().any(|&o| i >= o && i < o + BURST_MS * ms) {
             AMPLITUDE * (std::f32::consts::TAU * 1000.0 * (i as f32) / RATE as f32).sin()
         } else {
             0.0
-        };
-        w.write_sample((x * 32767.0) as i16).unwrap();
-    }
-    w.finalize().unwrap();
+        }
+    });
+    wav::write(path, RATE, 1, signal);
     onsets
 }
 
 fn read_wav(path: &Path) -> Vec<f32> {
-    let mut r = hound::WavReader::open(path).unwrap();
-    assert_eq!(r.spec().sample_rate, RATE);
-    r.samples::<i16>()
-        .map(|s| f32::from(s.unwrap()) / 32768.0)
-        .collect()
+    let (samples, rate) = wav::read(path);
+    assert_eq!(rate, RATE);
+    samples
 }
 
 /// The first sample at or above the threshold from each burst on, in order.

@@ -6,6 +6,7 @@ pub use phoned::link::client;
 pub mod impair;
 pub mod process;
 pub mod proxy;
+pub mod wav;
 
 use std::time::{Duration, Instant};
 

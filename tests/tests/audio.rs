@@ -8,34 +8,14 @@ use std::time::Duration;
 
 use phoned::audio::analysis::{goertzel_power, rms};
 use phoned_tests::process::{PhonedProcess, phonectl};
-use phoned_tests::wait_for;
+use phoned_tests::{wait_for, wav};
 
 const RATE: u32 = 48_000;
 
 fn write_tone(path: &Path, freq: f32, seconds: u32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..RATE * seconds {
-        let t = i as f32 / RATE as f32;
-        w.write_sample((0.3 * (2.0 * std::f32::consts::PI * freq * t).sin() * 32767.0) as i16)
-            .unwrap();
-    }
-    w.finalize().unwrap();
-}
-
-fn read_wav(path: &Path) -> (Vec<f32>, u32) {
-    let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let rate = r.spec().sample_rate;
-    let samples = r
-        .samples::<i16>()
-        .map(|s| s.unwrap_or(0) as f32 / 32768.0)
-        .collect();
-    (samples, rate)
+    let tone = (0..RATE * seconds)
+        .map(|i| 0.3 * (2.0 * std::f32::consts::PI * freq * (i as f32 / RATE as f32)).sin());
+    wav::write(path, RATE, 1, tone);
 }
 
 fn phone_with_tone(w: &common::World, name: &str, freq: f32) -> PhonedProcess {
@@ -61,7 +41,7 @@ fn heard(p: &PhonedProcess, name: &str) -> (f64, f64, f64) {
         .parent()
         .unwrap()
         .join(format!("{name}-audio/out.wav"));
-    let (samples, rate) = read_wav(&path);
+    let (samples, rate) = wav::read(&path);
     // Skip the first half second (set-up), judge the rest.
     let s = &samples[(rate as usize / 2).min(samples.len())..];
     (
@@ -207,7 +187,7 @@ fn ten_percent_loss_with_jitter_leaves_no_audible_gap() {
     })
     .expect("media stats logged");
 
-    let (samples, rate) = read_wav(&dir.join("out.wav"));
+    let (samples, rate) = wav::read(&dir.join("out.wav"));
     // Judge the middle of the call: after set-up, before hang-up.
     let talk = &samples
         [rate as usize..(samples.len().saturating_sub(rate as usize / 2)).max(rate as usize)];
@@ -259,7 +239,7 @@ fn hold_silences_the_held_call_and_resume_brings_the_audio_back() {
     });
     assert!(done.is_some());
 
-    let (samples, rate) = read_wav(&w.dir.path().join("B-audio/out.wav"));
+    let (samples, rate) = wav::read(&w.dir.path().join("B-audio/out.wav"));
     let quiet = longest_quiet_run(&samples[rate as usize / 2..], rate, 0.02);
     let third = samples.len() / 3;
     let (before, after) = (&samples[..third], &samples[2 * third..]);

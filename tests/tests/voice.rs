@@ -6,23 +6,12 @@ mod common;
 use std::time::Duration;
 
 use phoned::audio::analysis::goertzel_power;
-use phoned_tests::wait_for;
+use phoned_tests::{wait_for, wav};
 
 fn tone_wav(path: &std::path::Path, freq: f32, rate: u32, seconds: f32) {
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..(rate as f32 * seconds) as u32 {
-        let v = (0.3 * (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin() * 32767.0)
-            as i16;
-        w.write_sample(v).unwrap();
-        w.write_sample(v).unwrap();
-    }
-    w.finalize().unwrap();
+    let tone = (0..(rate as f32 * seconds) as u32)
+        .map(|i| 0.3 * (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin());
+    wav::write(path, rate, 2, tone);
 }
 
 #[test]
@@ -79,14 +68,9 @@ fn a_voice_message_from_a_wav_arrives_as_ogg_opus_and_plays() {
     let id = got["id"].as_str().unwrap();
     let played = b.ctl(&["voice", "play", id]);
     assert_eq!(played.code, 0, "{played:?}");
-    let mut r = hound::WavReader::open(&out_wav).unwrap();
-    let rate = r.spec().sample_rate as f32;
-    let heard: Vec<f32> = r
-        .samples::<i16>()
-        .map(|s| s.unwrap_or(0) as f32 / 32768.0)
-        .collect();
+    let (heard, rate) = wav::read(&out_wav);
     assert!(
-        goertzel_power(&heard, rate, 1000.0) > 1e-3,
+        goertzel_power(&heard, rate as f32, 1000.0) > 1e-3,
         "nothing played"
     );
 
