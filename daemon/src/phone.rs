@@ -139,6 +139,7 @@ impl Phone {
     /// that does not load changes nothing.
     pub fn reload(self: &Arc<Self>) -> Result<Vec<reload::Change>, ConfigError> {
         let new = Config::load(&self.config_path)?;
+        let name = new.display_name.clone();
         let changes = {
             let mut current = lock(&self.config);
             let changes = reload::diff(&current, &new);
@@ -146,7 +147,7 @@ impl Phone {
             changes
         };
         if changes.iter().any(|(k, _)| *k == "display_name") {
-            *lock(&self.name_pending) = Some(self.config().display_name.clone());
+            *lock(&self.name_pending) = Some(name);
             self.push_pending_name();
         }
         if reload::needs_reconnect(&changes) {

@@ -142,28 +142,23 @@ async fn session(phone: &Arc<Phone>, backoff: &mut Backoff) -> Result<Ended, Str
     };
     let connecting = async {
         let connect = Client::connect_trusting(&endpoint, addr, server_name, trust);
-        match smol::future::or(async { Some(connect.await) }, async {
+        let timeout = async {
             smol::Timer::after(CONNECT_TIMEOUT).await;
-            None
-        })
-        .await
-        {
-            Some(result) => Some(result.map_err(|e| match e {
-                ClientError::Connect(m) => {
-                    format!("cannot connect to relay {}: {m}", config.relay)
-                }
-                other => other.to_string(),
-            })),
-            None => Some(Err(format!(
-                "cannot connect to relay {}: no answer in {} s",
-                config.relay,
+            Err(ClientError::Connect(format!(
+                "no answer in {} s",
                 CONNECT_TIMEOUT.as_secs()
-            ))),
-        }
+            )))
+        };
+        smol::future::or(connect, timeout)
+            .await
+            .map_err(|e| match e {
+                ClientError::Connect(m) => format!("cannot connect to relay {}: {m}", config.relay),
+                other => other.to_string(),
+            })
     };
     // A reload while connecting (a relay that does not answer, say) starts over at once.
     let relink = phone.relink_requested();
-    let connected = smol::future::or(connecting, async {
+    let connected = smol::future::or(async { Some(connecting.await) }, async {
         let _ = relink.recv().await;
         None
     })
