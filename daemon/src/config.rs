@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use phoned_client::config::line_hint;
 use phoned_proto::Number;
 use serde::Deserialize;
 use thiserror::Error;
@@ -91,7 +92,7 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let file: File = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: PathBuf::from("<inline>"),
-            message: format!("{}{}", e.message(), line_of(text, e.span())),
+            message: format!("{}{}", e.message(), line_hint(text, e.span())),
         })?;
         let invalid = |key, message: String| ConfigError::Invalid { key, message };
         let relay = file
@@ -206,25 +207,6 @@ fn hostname() -> String {
         .map(|h| h.trim().chars().take(64).collect::<String>())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "phoned".to_owned())
-}
-
-fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
-    match span {
-        Some(s) => {
-            let at = s.start.min(text.len());
-            let line = text[..at].matches('\n').count() + 1;
-            let content: String = text
-                .lines()
-                .nth(line - 1)
-                .unwrap_or_default()
-                .trim()
-                .chars()
-                .take(80)
-                .collect();
-            format!(" (line {line}: {content})")
-        }
-        None => String::new(),
-    }
 }
 
 /// `$XDG_CONFIG_HOME/phoned/phoned.toml` (or `~/.config/…`) if it exists, else

@@ -115,7 +115,7 @@ async fn read_reply(
 }
 
 fn reply_error(e: phoned_proto::WireError) -> PhoneError {
-    crate::phone::to_dbus(crate::link::client::ClientError::Relay(e))
+    crate::phone::to_dbus(phoned_client::ClientError::Relay(e))
 }
 
 fn set_status(phone: &Phone, id: &str, status: &str, relay_id: Option<u64>) {

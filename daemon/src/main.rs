@@ -5,12 +5,13 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use async_signal::Signal;
 use clap::{Parser, ValueEnum};
 use phoned::config::{self, Config};
 use phoned::dbus::{self, Bus};
 use phoned::phone::Phone;
 use phoned::store::Store;
+use phoned_client::signals::Signals;
+use phoned_client::systemd;
 
 #[derive(Clone, Copy, ValueEnum)]
 enum BusArg {
@@ -40,7 +41,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    phoned_proto::logging::init();
+    phoned_client::logging::init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -89,42 +90,29 @@ fn run(cli: Cli) -> Result<(), String> {
         Store::open(&state_dir).map_err(|e| format!("state dir {}: {e}", state_dir.display()))?;
     let (phone, changes) = Phone::new(config, config_path, state_dir, store);
     smol::block_on(async {
-        let mut signals = async_signal::Signals::new([Signal::Term, Signal::Int, Signal::Hup])
-            .map_err(|e| format!("cannot handle signals: {e}"))?;
+        let signals = Signals::new().map_err(|e| format!("cannot handle signals: {e}"))?;
         let conn = dbus::serve(bus, phone.clone()).await?;
         let announcer = smol::spawn(dbus::announce(conn.clone(), phone.clone(), changes));
         let link = smol::spawn(phoned::link::run(phone.clone()));
         tracing::info!(relay = %phone.config().relay, "phoned started");
         // Ready once the bus name is ours: D-Bus clients can talk to us from now on.
-        let ready = |phone: &Phone| {
-            phoned_proto::systemd::ready(&format!(
+        let status = |phone: &Phone| {
+            format!(
                 "serving {} (relay {})",
                 phoned_proto::dbus::BUS_NAME,
                 phone.config().relay
-            ))
+            )
         };
-        ready(&phone);
-        let _watchdog = phoned_proto::systemd::watchdog_interval().map(|every| {
-            smol::spawn(async move {
-                loop {
-                    phoned_proto::systemd::watchdog();
-                    smol::Timer::after(every).await;
-                }
+        systemd::ready(&status(&phone));
+        let _watchdog = systemd::spawn_watchdog();
+        let signal = signals
+            .until_stopped(async || {
+                let _ = phone.reload_logged();
+                status(&phone)
             })
-        });
-        use smol::stream::StreamExt;
-        let signal = loop {
-            match signals.next().await {
-                Some(Ok(Signal::Hup)) => {
-                    phoned_proto::systemd::reloading();
-                    let _ = phone.reload_logged();
-                    ready(&phone);
-                }
-                other => break other,
-            }
-        };
+            .await;
         tracing::info!(?signal, "stopping");
-        phoned_proto::systemd::stopping();
+        systemd::stopping();
         drop(link);
         drop(announcer);
         drop(conn);

@@ -17,9 +17,9 @@ use crate::call::engine::{Engine, Local, Output, Policy};
 use crate::call::media::MediaSession;
 use crate::config::{Config, ConfigError};
 use crate::credentials;
-use crate::link::client::{Client, ClientError};
 use crate::reload;
 use crate::store::Store;
+use phoned_client::{Client, ClientError};
 
 /// How long a D-Bus caller waits for the relay before getting `Timeout`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

@@ -20,13 +20,9 @@ pub mod error;
 pub mod fingerprint;
 pub mod frame;
 pub mod ident;
-#[cfg(feature = "logging")]
-pub mod logging;
 pub mod media;
 pub mod msg;
 pub mod state;
-#[cfg(feature = "systemd")]
-pub mod systemd;
 
 pub use codec::{DecodeError, decode_client, decode_server, encode_client, encode_server};
 pub use error::{ErrorCode, WireError};

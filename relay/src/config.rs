@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use phoned_client::config::line_hint;
 use phoned_proto::NumberRange;
 use serde::Deserialize;
 use thiserror::Error;
@@ -92,7 +93,7 @@ impl Config {
                 })?;
                 toml::from_str::<File>(&text).map_err(|e| ConfigError::Parse {
                     path: p.to_owned(),
-                    message: e.message().to_owned() + &span_hint(&text, e.span()),
+                    message: e.message().to_owned() + &line_hint(&text, e.span()),
                 })?
             }
             None => File::default(),
@@ -226,25 +227,6 @@ pub fn default_state_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
         .unwrap_or_else(|| PathBuf::from("."));
     base.join("phone-relay")
-}
-
-fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
-    match span {
-        Some(s) => {
-            let at = s.start.min(text.len());
-            let line = text[..at].matches('\n').count() + 1;
-            let content: String = text
-                .lines()
-                .nth(line - 1)
-                .unwrap_or_default()
-                .trim()
-                .chars()
-                .take(80)
-                .collect();
-            format!(" (line {line}: {content})")
-        }
-        None => String::new(),
-    }
 }
 
 #[cfg(test)]

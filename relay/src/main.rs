@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use phone_relay::config::{Config, Overrides};
 use phone_relay::{admin, backup, cert, store::Store};
+use phoned_client::signals::Signals;
+use phoned_client::systemd;
 
 #[derive(Parser)]
 #[command(
@@ -131,9 +133,9 @@ fn load(at: Where, listen: Option<String>) -> anyhow::Result<Config> {
 }
 
 /// Re-reads the config (command-line overrides still win) and applies it; on any
-/// error logs one line and keeps the running config.
+/// error logs one line and keeps the running config. Runs on SIGHUP, between systemd's
+/// RELOADING=1 and READY=1 (see `phoned_client::signals`).
 fn reload(running: &phone_relay::Running, path: Option<&Path>, overrides: &Overrides) {
-    phoned_proto::systemd::reloading();
     let result = Config::load(path, overrides.clone())
         .map_err(anyhow::Error::from)
         .and_then(|config| Ok(running.reload(config)?));
@@ -150,7 +152,6 @@ fn reload(running: &phone_relay::Running, path: Option<&Path>, overrides: &Overr
         }
         Err(e) => tracing::error!("config reload failed, keeping the running config: {e:#}"),
     }
-    phoned_proto::systemd::ready(&format!("serving on {}", running.addr));
 }
 
 /// Each Argon2id hash allocates 19 MiB. glibc would keep freed blocks of that size in
@@ -173,7 +174,7 @@ fn return_large_allocations_to_the_system() {
 
 fn serve(at: Where, listen: Option<String>) -> anyhow::Result<()> {
     return_large_allocations_to_the_system();
-    phoned_proto::logging::init();
+    phoned_client::logging::init();
     let path = at.config.clone();
     let overrides = Overrides {
         listen,
@@ -186,9 +187,8 @@ fn serve(at: Where, listen: Option<String>) -> anyhow::Result<()> {
         unsafe { std::env::set_var("SMOL_THREADS", n.to_string()) };
     }
     smol::block_on(async {
-        use async_signal::Signal;
         // Registered before anything says "ready": an early SIGHUP must not kill the relay.
-        let mut signals = async_signal::Signals::new([Signal::Term, Signal::Int, Signal::Hup])?;
+        let signals = Signals::new()?;
         let running = phone_relay::start(config)?;
         let fingerprint = running.fingerprint();
         let mut out = std::io::stdout().lock();
@@ -197,24 +197,17 @@ fn serve(at: Where, listen: Option<String>) -> anyhow::Result<()> {
         out.flush()?;
         drop(out);
         tracing::info!(addr = %running.addr, %fingerprint, "relay ready");
-        phoned_proto::systemd::ready(&format!("serving on {}", running.addr));
-        let _watchdog = phoned_proto::systemd::watchdog_interval().map(|every| {
-            smol::spawn(async move {
-                loop {
-                    phoned_proto::systemd::watchdog();
-                    smol::Timer::after(every).await;
-                }
+        let status = format!("serving on {}", running.addr);
+        systemd::ready(&status);
+        let _watchdog = systemd::spawn_watchdog();
+        let signal = signals
+            .until_stopped(async || {
+                reload(&running, path.as_deref(), &overrides);
+                status.clone()
             })
-        });
-        use smol::stream::StreamExt;
-        let signal = loop {
-            match signals.next().await {
-                Some(Ok(Signal::Hup)) => reload(&running, path.as_deref(), &overrides),
-                other => break other,
-            }
-        };
+            .await;
         tracing::info!(?signal, "shutting down");
-        phoned_proto::systemd::stopping();
+        systemd::stopping();
         running.shutdown().await;
         Ok(())
     })

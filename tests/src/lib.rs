@@ -1,8 +1,10 @@
-//! Support for end-to-end tests and benchmarks: the daemon's relay client, a UDP proxy that can silently cut a path, and helpers that run the
-//! real binaries. Nothing here stands in for one of our components.
+//! Support for end-to-end tests and benchmarks: the daemon's relay client, a UDP proxy that
+//! can silently cut a path, and helpers that run the real binaries. Nothing here stands in
+//! for one of our components.
 
-/// The daemon's own relay client, used as is.
-pub use phoned::link::client;
+/// The daemon's own relay client (`phoned-client`), used as is. The library does not
+/// depend on the daemon, so the relay's tests do not build it.
+pub use phoned_client as client;
 pub mod impair;
 pub mod process;
 pub mod proxy;

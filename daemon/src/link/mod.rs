@@ -2,8 +2,6 @@
 //! events, and reconnect with back-off when the network or the relay goes away.
 
 pub mod backoff;
-pub mod client;
-pub mod verify;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -14,8 +12,7 @@ use phoned_proto::AccountInfo;
 use crate::credentials::{self, Credentials};
 use crate::phone::Phone;
 use backoff::Backoff;
-use client::{Client, ClientError};
-use verify::Trust;
+use phoned_client::{Client, ClientError, Trust};
 
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
@@ -132,7 +129,7 @@ async fn session(phone: &Arc<Phone>, backoff: &mut Backoff) -> Result<Ended, Str
         "0.0.0.0:0".parse().unwrap_or(addr)
     };
     let endpoint =
-        client::endpoint_on(bind).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+        phoned_client::endpoint_on(bind).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
     let trust = trust(phone);
     let first_use = trust == Trust::FirstUse;
     let server_name = if config.relay_host.parse::<std::net::IpAddr>().is_ok() {

@@ -44,3 +44,17 @@ pub fn watchdog_interval() -> Option<Duration> {
 pub fn watchdog() {
     send(&[NotifyState::Watchdog]);
 }
+
+/// Sends `WATCHDOG=1` every [`watchdog_interval`] for as long as the returned task lives;
+/// `None` when the service has no watchdog. The pings come from the async executor, so a
+/// wedged executor stops them and systemd restarts the service.
+pub fn spawn_watchdog() -> Option<smol::Task<()>> {
+    watchdog_interval().map(|every| {
+        smol::spawn(async move {
+            loop {
+                watchdog();
+                smol::Timer::after(every).await;
+            }
+        })
+    })
+}

@@ -1,5 +1,6 @@
-//! The relay client: connects over QUIC, verifies the relay as [`super::verify`] says,
-//! says `Hello`, matches responses to requests, and queues pushed events.
+//! The relay client: connects over QUIC, verifies the relay as [`crate::verify`] says,
+//! says `Hello`, matches responses to requests, and queues pushed events. Bulk streams of a
+//! connection are in [`crate::bulk`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use phoned_proto::{
 use smol::channel::{Receiver, Sender};
 use thiserror::Error;
 
-use super::verify::{Seen, Trust, Verifier};
+use crate::verify::{Seen, Trust, Verifier};
 
 #[derive(Debug, Error)]
 pub enum ClientError {
