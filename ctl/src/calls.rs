@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use phoned_proto::dbus::{CallProxy, HistoryProxy, ManagerProxy, ROOT_PATH};
+use phoned_proto::call::CallState;
+use phoned_proto::dbus::{CallProxy, HistoryProxy, ManagerProxy, parse_call_path};
 use serde_json::json;
 use smol::stream::StreamExt;
 use zbus::Connection;
@@ -45,38 +46,47 @@ pub async fn resolve(
 ) -> Result<CallProxy<'static>, Failure> {
     let calls = manager(conn).await?.calls().await?;
     if let Some(w) = which {
-        let path = if w.starts_with('/') {
-            w.to_owned()
+        // A call's number exactly as its path ends, or its whole path.
+        let number = if w.starts_with('/') {
+            parse_call_path(w)
         } else {
-            format!("{ROOT_PATH}/Call/{w}")
+            w.parse::<u32>().ok().filter(|n| n.to_string() == w)
         };
-        return match calls.into_iter().find(|p| p.as_str() == path) {
+        let found = number.and_then(|n| {
+            calls
+                .into_iter()
+                .find(|p| parse_call_path(p.as_str()) == Some(n))
+        });
+        return match found {
             Some(p) => call(conn, p).await,
             None => Err(Failure::Daemon(format!("no call {w} (see phonectl calls)"))),
         };
     }
-    let wanted: &[&str] = match pick {
-        Pick::Ringing => &["incoming"],
-        Pick::Active => &["active"],
-        Pick::Held => &["held"],
-        Pick::Any => &["active", "held", "ringing", "dialing", "incoming"],
+    use CallState::{Active, Dialing, Held, Incoming, Ringing};
+    let wanted: &[CallState] = match pick {
+        Pick::Ringing => &[Incoming],
+        Pick::Active => &[Active],
+        Pick::Held => &[Held],
+        Pick::Any => &[Active, Held, Ringing, Dialing, Incoming],
     };
     for state in wanted {
         for p in &calls {
             let c = call(conn, p.clone()).await?;
-            if c.state().await? == *state {
+            if c.state().await? == state.as_str() {
                 return Ok(c);
             }
         }
     }
+    let names: Vec<&str> = wanted.iter().map(|s| s.as_str()).collect();
     Err(Failure::Daemon(format!(
         "no {} call (see phonectl calls)",
-        wanted.join(" or ")
+        names.join(" or ")
     )))
 }
 
-fn short(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
+/// The call's number, as `phonectl` shows it.
+fn short(path: &str) -> String {
+    parse_call_path(path).map_or_else(|| path.to_owned(), |n| n.to_string())
 }
 
 /// `dial TARGET [--wait]`.
@@ -99,9 +109,9 @@ pub async fn dial(conn: &Connection, json: bool, target: &str, wait: bool) -> Re
     let watch = async {
         loop {
             if let Ok(state) = c.state().await
-                && state == "active"
+                && state == CallState::Active.as_str()
             {
-                return ("active".to_owned(), String::new());
+                return Waited::Active;
             }
             let next = smol::future::or(
                 async {
@@ -116,31 +126,59 @@ pub async fn dial(conn: &Connection, json: bool, target: &str, wait: bool) -> Re
             )
             .await;
             if let Some(reason) = next {
-                return ("ended".to_owned(), reason);
+                return Waited::Ended(reason);
             }
         }
     };
-    let (state, reason) = smol::future::or(watch, async {
+    let waited = smol::future::or(watch, async {
         deadline.await;
-        ("timeout".to_owned(), String::new())
+        Waited::TimedOut
     })
     .await;
-    let human = match state.as_str() {
-        "active" => format!("call {} is active", short(path.as_str())),
-        "ended" => format!("call {} ended: {reason}", short(path.as_str())),
-        _ => format!("call {}: still not answered", short(path.as_str())),
+    let n = short(path.as_str());
+    let (state, reason) = (waited.state(), waited.reason());
+    let human = match &waited {
+        Waited::Active => format!("call {n} is active"),
+        Waited::Ended(reason) => format!("call {n} ended: {reason}"),
+        Waited::TimedOut => format!("call {n}: still not answered"),
     };
     print(
         json,
         json!({ "path": path.as_str(), "state": state, "reason": reason }),
         &human,
     )?;
-    match state.as_str() {
-        "active" => Ok(()),
+    match waited {
+        Waited::Active => Ok(()),
         _ => Err(Failure::Daemon(format!(
             "the call did not connect ({})",
-            if reason.is_empty() { &state } else { &reason }
+            if reason.is_empty() { state } else { reason }
         ))),
+    }
+}
+
+/// How `dial --wait` ends.
+enum Waited {
+    Active,
+    /// With the reason of `CallRemoved`.
+    Ended(String),
+    TimedOut,
+}
+
+impl Waited {
+    /// The `state` it prints: the call's state, or `timeout` (`phonectl`'s own word).
+    fn state(&self) -> &'static str {
+        match self {
+            Waited::Active => CallState::Active.as_str(),
+            Waited::Ended(_) => CallState::Ended.as_str(),
+            Waited::TimedOut => "timeout",
+        }
+    }
+
+    fn reason(&self) -> &str {
+        match self {
+            Waited::Ended(reason) => reason,
+            _ => "",
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use phoned_proto::state::AutoAnswer;
 
 #[derive(Parser)]
 #[command(
@@ -242,10 +243,11 @@ pub enum AutoAnswerArg {
 
 impl AutoAnswerArg {
     pub fn as_str(self) -> &'static str {
-        match self {
-            AutoAnswerArg::Off => "off",
-            AutoAnswerArg::All => "all",
-            AutoAnswerArg::Contacts => "contacts",
-        }
+        let mode = match self {
+            AutoAnswerArg::Off => AutoAnswer::Off,
+            AutoAnswerArg::All => AutoAnswer::All,
+            AutoAnswerArg::Contacts => AutoAnswer::Contacts,
+        };
+        mode.as_str()
     }
 }

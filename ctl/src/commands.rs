@@ -17,7 +17,10 @@ use crate::cli::{
     Cli, Command, ContactsAction, FileAction, MsgAction, NameAction, NumberAction, OnOff,
     PasswordAction, Shell, VoiceAction,
 };
+use phoned_proto::call::EndReason;
 use phoned_proto::dbus::CallProxy;
+use phoned_proto::state::ConnectionState;
+use phoned_proto::transfer::Direction;
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     let g = cli.global;
@@ -108,7 +111,12 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             .await
         }
         Command::Reject { call, busy } => {
-            let reason = if busy { "busy" } else { "rejected" };
+            let reason = if busy {
+                EndReason::Busy
+            } else {
+                EndReason::Rejected
+            }
+            .as_str();
             let c = calls::resolve(&conn, call.as_deref(), Pick::Ringing).await?;
             c.reject(reason).await?;
             print(
@@ -202,7 +210,7 @@ async fn voice(conn: &Connection, json: bool, action: VoiceAction) -> Result<(),
             }
             let mut human = String::new();
             for (id, peer, direction, _, ms, status, at) in &rows {
-                let arrow = if direction == "out" { "→" } else { "←" };
+                let arrow = direction_arrow(direction);
                 human.push_str(&format!(
                     "{} {arrow} {peer:<12} {:.1} s [{status}] {id}\n",
                     date(*at),
@@ -252,7 +260,7 @@ async fn file(conn: &Connection, json: bool, action: FileAction) -> Result<(), F
             }
             let mut human = String::new();
             for (_, peer, direction, _, name, path, size, status, at) in &rows {
-                let arrow = if direction == "out" { "→" } else { "←" };
+                let arrow = direction_arrow(direction);
                 human.push_str(&format!(
                     "{} {arrow} {peer:<12} {name} ({size} B) [{status}] {path}\n",
                     date(*at)
@@ -289,7 +297,7 @@ async fn msg(conn: &Connection, json: bool, action: MsgAction) -> Result<(), Fai
             }
             let mut human = String::new();
             for (_, peer, direction, text, status, at) in &rows {
-                let arrow = if direction == "out" { "→" } else { "←" };
+                let arrow = direction_arrow(direction);
                 human.push_str(&format!(
                     "{} {arrow} {peer:<12} {text} [{status}]\n",
                     date(*at)
@@ -322,6 +330,15 @@ async fn act(
     let path = c.inner().path().to_string();
     op(c).await?;
     print(json, json!({ "path": path }), done)
+}
+
+/// How a history line shows which way a message or file went.
+fn direction_arrow(direction: &str) -> &'static str {
+    if direction == Direction::Out.as_str() {
+        "→"
+    } else {
+        "←"
+    }
 }
 
 pub fn print(json: bool, value: serde_json::Value, human: &str) -> Result<(), Failure> {
@@ -363,10 +380,10 @@ async fn status(conn: &Connection, json: bool) -> Result<(), Failure> {
     let name = a.display_name().await?;
     let relay = a.relay().await?;
     let error = a.last_error().await?;
-    let human = match (state.as_str(), number.is_empty()) {
-        ("online", _) => format!("online as {number} ({name}) via {relay}"),
-        (s, _) if error.is_empty() => format!("{s} ({relay})"),
-        (s, _) => format!("{s} ({relay}): {error}"),
+    let human = match state.parse() {
+        Ok(ConnectionState::Online) => format!("online as {number} ({name}) via {relay}"),
+        _ if error.is_empty() => format!("{state} ({relay})"),
+        _ => format!("{state} ({relay}): {error}"),
     };
     print(
         json,

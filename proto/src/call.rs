@@ -1,7 +1,13 @@
-//! Call signalling values shared by the relay and devices: call ids, phases and the
-//! reasons a call ends. Their string forms are public interface (D-Bus `State`/`Reason`).
+//! Call values shared by the relay, devices and clients: call ids, phases, the reasons a
+//! call ends, and the states, directions and results the daemon shows. Their string forms
+//! are public interface (D-Bus `Call.State`/`Reason`/`Direction`, the history, JSON).
+
+use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+use crate::names::{UnknownName, string_enum};
 
 /// A call, numbered by the relay.
 pub type CallId = u64;
@@ -22,39 +28,85 @@ pub enum CallPhase {
     Ended(EndReason),
 }
 
-/// Why a call ended (or never started).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum EndReason {
-    /// The callee cannot take another call (or is in do-not-disturb).
-    Busy,
-    /// The callee declined.
-    Rejected,
-    /// Nobody answered before the ring timeout.
-    NoAnswer,
-    /// The number exists but none of its devices is online.
-    Offline,
-    /// No account has that number.
-    UnknownNumber,
-    /// A party hung up.
-    Hangup,
-    /// A party's connection died.
-    Network,
-    /// Another device of the same account answered (for the devices that stop ringing).
-    AnsweredElsewhere,
+string_enum! {
+    /// Why a call ended (or never started).
+    #[derive(Serialize, Deserialize)]
+    pub enum EndReason as "end reason" {
+        /// The callee cannot take another call (or is in do-not-disturb).
+        Busy = "busy",
+        /// The callee declined.
+        Rejected = "rejected",
+        /// Nobody answered before the ring timeout.
+        NoAnswer = "no-answer",
+        /// The number exists but none of its devices is online.
+        Offline = "offline",
+        /// No account has that number.
+        UnknownNumber = "unknown-number",
+        /// A party hung up.
+        Hangup = "hangup",
+        /// A party's connection died.
+        Network = "network",
+        /// Another device of the same account answered (for the devices that stop ringing).
+        AnsweredElsewhere = "answered-elsewhere",
+    }
 }
 
-impl EndReason {
+string_enum! {
+    /// A call's state as the daemon shows it (D-Bus `Call.State`).
+    pub enum CallState as "call state" {
+        /// Outgoing, before the relay has placed it.
+        Dialing = "dialing",
+        /// Outgoing, the other side rings.
+        Ringing = "ringing",
+        /// Incoming, ringing here.
+        Incoming = "incoming",
+        Active = "active",
+        Held = "held",
+        Ended = "ended",
+    }
+}
+
+string_enum! {
+    /// Who placed a call (D-Bus `Call.Direction`, the history's direction).
+    pub enum CallDirection as "call direction" {
+        Incoming = "incoming",
+        Outgoing = "outgoing",
+    }
+}
+
+/// What a finished call came to, as the history shows it: `answered`, or the reason a
+/// call that never became active ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallResult {
+    Answered,
+    NotAnswered(EndReason),
+}
+
+impl CallResult {
     pub fn as_str(self) -> &'static str {
         match self {
-            EndReason::Busy => "busy",
-            EndReason::Rejected => "rejected",
-            EndReason::NoAnswer => "no-answer",
-            EndReason::Offline => "offline",
-            EndReason::UnknownNumber => "unknown-number",
-            EndReason::Hangup => "hangup",
-            EndReason::Network => "network",
-            EndReason::AnsweredElsewhere => "answered-elsewhere",
+            CallResult::Answered => "answered",
+            CallResult::NotAnswered(reason) => reason.as_str(),
         }
+    }
+}
+
+impl FromStr for CallResult {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        match s {
+            "answered" => Ok(CallResult::Answered),
+            other => other
+                .parse()
+                .map(CallResult::NotAnswered)
+                .map_err(|_| UnknownName::new("call result", s)),
+        }
+    }
+}
+
+impl fmt::Display for CallResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -70,6 +122,7 @@ pub fn check_dtmf(digits: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::assert_round_trips;
 
     #[test]
     fn dtmf_digits() {
@@ -89,6 +142,7 @@ mod tests {
             EndReason::UnknownNumber,
             EndReason::Hangup,
             EndReason::Network,
+            EndReason::AnsweredElsewhere,
         ]
         .iter()
         .map(|r| r.as_str())
@@ -102,8 +156,39 @@ mod tests {
                 "offline",
                 "unknown-number",
                 "hangup",
-                "network"
+                "network",
+                "answered-elsewhere"
             ]
         );
+    }
+
+    #[test]
+    fn names_round_trip() {
+        assert_round_trips!(EndReason);
+        assert_round_trips!(CallState);
+        assert_round_trips!(CallDirection);
+    }
+
+    #[test]
+    fn states_and_directions_have_design_names() {
+        let states: Vec<_> = CallState::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            states,
+            ["dialing", "ringing", "incoming", "active", "held", "ended"]
+        );
+        assert_eq!(CallDirection::Incoming.as_str(), "incoming");
+        assert_eq!(CallDirection::Outgoing.as_str(), "outgoing");
+    }
+
+    #[test]
+    fn results_are_answered_or_the_end_reason() {
+        assert_eq!(CallResult::Answered.as_str(), "answered");
+        for r in EndReason::ALL {
+            let result = CallResult::NotAnswered(*r);
+            assert_eq!(result.as_str(), r.as_str());
+            assert_eq!(result.to_string().parse::<CallResult>(), Ok(result));
+        }
+        assert_eq!("answered".parse::<CallResult>(), Ok(CallResult::Answered));
+        assert!("ringing".parse::<CallResult>().is_err());
     }
 }

@@ -8,6 +8,26 @@ pub const BUS_NAME: &str = "org.phoned.Phone1";
 /// The root object: Manager, Account, Presence, Contacts and the ObjectManager.
 pub const ROOT_PATH: &str = "/org/phoned/Phone1";
 
+/// The object path of call number `n`: `/org/phoned/Phone1/Call/<n>`.
+///
+/// ```
+/// use phoned_proto::dbus::{call_path, parse_call_path};
+/// assert_eq!(call_path(3), "/org/phoned/Phone1/Call/3");
+/// assert_eq!(parse_call_path("/org/phoned/Phone1/Call/3"), Some(3));
+/// ```
+pub fn call_path(n: u32) -> String {
+    format!("{ROOT_PATH}/Call/{n}")
+}
+
+/// The number of the call at `path`, if it is a call object's path as [`call_path`] writes
+/// it (no sign, no leading zeros, no trailing parts).
+pub fn parse_call_path(path: &str) -> Option<u32> {
+    let n = path.strip_prefix(ROOT_PATH)?.strip_prefix("/Call/")?;
+    let canonical =
+        !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && (n == "0" || !n.starts_with('0'));
+    if canonical { n.parse().ok() } else { None }
+}
+
 /// Interface names.
 pub mod iface {
     pub const MANAGER: &str = "org.phoned.Phone1.Manager";
@@ -353,3 +373,35 @@ pub use manager::ManagerProxy;
 pub use messages::MessagesProxy;
 pub use presence::PresenceProxy;
 pub use voice::VoiceMessagesProxy;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_paths_round_trip() {
+        for n in [0, 1, 42, u32::MAX] {
+            assert_eq!(parse_call_path(&call_path(n)), Some(n));
+        }
+    }
+
+    #[test]
+    fn other_paths_are_not_calls() {
+        for p in [
+            "",
+            ROOT_PATH,
+            "/org/phoned/Phone1/Call",
+            "/org/phoned/Phone1/Call/",
+            "/org/phoned/Phone1/Call/x",
+            "/org/phoned/Phone1/Call/+1",
+            "/org/phoned/Phone1/Call/-1",
+            "/org/phoned/Phone1/Call/01",
+            "/org/phoned/Phone1/Call/1/2",
+            "/org/phoned/Phone1/Call/4294967296",
+            "/org/phoned/Phone2/Call/1",
+            "org/phoned/Phone1/Call/1",
+        ] {
+            assert_eq!(parse_call_path(p), None, "{p:?}");
+        }
+    }
+}

@@ -4,13 +4,18 @@
 //! - [`msg`]: the typed control messages between a device and the relay.
 //! - [`codec`]: postcard encoding and strict decoding of those messages.
 //! - [`media`]: the `MediaFrame` carried in QUIC datagrams.
-//! - [`call`]: call ids, phases and end reasons.
+//! - [`call`]: call ids, phases, end reasons, and the call states, directions and results
+//!   the daemon shows.
 //! - [`ident`]: validation of numbers, display names and passwords.
 //! - [`state`]: shared value types with public string forms (connection state, auto-answer).
-//! - `dbus` (feature `dbus`): the daemon's D-Bus names, typed errors and proxies.
+//! - [`transfer`]: direction and delivery status of text messages, files and voice messages.
+//! - [`names`]: how those enums get their one string each (`as_str`, `FromStr`, `Display`).
+//! - `dbus` (feature `dbus`): the daemon's D-Bus names and object paths, typed errors and
+//!   proxies.
 //! - [`fingerprint`]: the SHA-256 certificate fingerprints devices pin.
 //!
-//! Nothing here opens a socket, reads a clock or spawns a task.
+//! Nothing here opens a socket, reads a clock or spawns a task: the relay client and the
+//! service glue (systemd, signals, logging) are in `phoned-client`.
 
 pub mod call;
 pub mod codec;
@@ -22,7 +27,9 @@ pub mod frame;
 pub mod ident;
 pub mod media;
 pub mod msg;
+pub mod names;
 pub mod state;
+pub mod transfer;
 
 pub use codec::{DecodeError, decode_client, decode_server, encode_client, encode_server};
 pub use error::{ErrorCode, WireError};

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::call::{CallId, CallPhase, EndReason};
 use crate::error::WireError;
+use crate::names::string_enum;
 
 /// One frame from a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,12 +195,14 @@ pub enum Event {
     File(StoredFile),
 }
 
-/// What a stored file is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FileKind {
-    File,
-    /// An Ogg Opus voice message.
-    Voice,
+string_enum! {
+    /// What a stored file is (also D-Bus `Files.List`'s kind).
+    #[derive(Serialize, Deserialize)]
+    pub enum FileKind as "file kind" {
+        File = "file",
+        /// An Ogg Opus voice message.
+        Voice = "voice",
+    }
 }
 
 /// A file waiting on the relay, as announced to its recipient.

@@ -1,29 +1,15 @@
 //! Small shared value types whose string forms are public interface (D-Bus, JSON).
 
-use std::fmt;
 use std::str::FromStr;
 
-/// The daemon's link to its relay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ConnectionState {
-    Offline,
-    Connecting,
-    Online,
-}
+use crate::names::string_enum;
 
-impl ConnectionState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConnectionState::Offline => "offline",
-            ConnectionState::Connecting => "connecting",
-            ConnectionState::Online => "online",
-        }
-    }
-}
-
-impl fmt::Display for ConnectionState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+string_enum! {
+    /// The daemon's link to its relay (D-Bus `Account.ConnectionState`).
+    pub enum ConnectionState as "connection state" {
+        Offline = "offline",
+        Connecting = "connecting",
+        Online = "online",
     }
 }
 
@@ -71,5 +57,10 @@ mod tests {
             assert_eq!(m.as_str().parse::<AutoAnswer>(), Ok(m));
         }
         assert!("sometimes".parse::<AutoAnswer>().is_err());
+    }
+
+    #[test]
+    fn connection_states_round_trip() {
+        crate::names::assert_round_trips!(ConnectionState);
     }
 }

@@ -18,7 +18,7 @@ pub struct CallIface {
 
 /// The object path of call `local`.
 pub fn path(local: Local) -> String {
-    format!("{}/Call/{local}", phoned_proto::dbus::ROOT_PATH)
+    phoned_proto::dbus::call_path(local)
 }
 
 pub(crate) fn engine_err(e: EngineError) -> PhoneError {
