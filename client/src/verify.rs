@@ -138,3 +138,17 @@ impl ServerCertVerifier for Verifier {
             .supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mismatch_names_both_fingerprints_and_where_the_pin_came_from() {
+        let configured = mismatch("sha256:aa", "sha256:bb", false);
+        assert!(configured.contains("sha256:aa") && configured.contains("sha256:bb"));
+        assert!(configured.contains("relay_fingerprint in the config"));
+        let learnt = mismatch("sha256:aa", "sha256:bb", true);
+        assert!(learnt.contains("learnt on first connection"), "{learnt}");
+    }
+}
