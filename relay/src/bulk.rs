@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 use smol::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::hub::SessionId;
-use crate::server::{Shared, lock, unix_ms};
+use crate::server::unix_ms;
+use crate::shared::Shared;
 use crate::store::messages::{Item, Stored};
 
 const CHUNK: usize = 64 * 1024;
@@ -83,7 +84,7 @@ pub(crate) async fn handle(
     };
     // Whatever followed the header frame in the same reads is file data.
     let leftover = decoder.take_rest();
-    let Some(account) = lock(&shared.hub).account_of(sid) else {
+    let Some(account) = shared.account_of(sid) else {
         let _ = reply(
             &mut send,
             &BulkReply::Error(err(ErrorCode::NotLoggedIn, "log in first")),
@@ -279,10 +280,7 @@ async fn upload(
     {
         let _ = d.sync_all();
     }
-    let (from_number, from_name) = lock(&shared.hub)
-        .info(from)
-        .map(|i| (i.number, i.display_name))
-        .unwrap_or_default();
+    let (from_number, from_name) = shared.identity(from);
     let item = Item::File(StoredFile {
         id: 0,
         from_number,

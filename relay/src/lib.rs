@@ -1,9 +1,20 @@
-//! phone-relay: the server every phoned device connects to. It holds accounts and
-//! numbers, keeps presence, and (in later versions) routes calls and stores messages.
+//! phone-relay: the server every phoned device connects to. What each module owns:
 //!
-//! The decisions are sans-IO ([`hub`], [`calls`], [`throttle`], [`reload`]); [`server`]
-//! and `session` are the thin QUIC drivers around them; [`store`] is the durable state in
-//! LMDB, and [`backup`] copies it while the relay runs.
+//! - Decisions, sans-IO (time and inputs in, actions out): [`hub`] who is online and who
+//!   hears of it; [`calls`] the call router (who rings, who answered, where media goes);
+//!   [`throttle`] login back-off and account-creation budgets; [`reload`] what a changed
+//!   config changes.
+//! - Owners of live state: `router` the task that owns the call router and drives its
+//!   ring timeouts; `registry` the live sessions, their writer queues and media routes;
+//!   `shared` presence, limits and config behind private locks, shared by all sessions.
+//! - Drivers, moving bytes: [`server`] binds the QUIC endpoint, starts those tasks and
+//!   accepts connections; `session` serves one connection's control stream (answers from
+//!   `requests`, messages via `mailbox` and `pipeline`) and forwards its media; `bulk`
+//!   serves file transfer streams.
+//! - Durable state: [`store`] accounts, numbers and mailboxes in LMDB; [`backup`] copies
+//!   it while the relay runs; [`admin`] the `phone-relay admin` account commands
+//!   (the relay applies their changes to live sessions).
+//! - [`config`], [`cert`] (the TLS identity) and [`password`] (Argon2id on a thread pool).
 
 pub mod admin;
 pub mod backup;
@@ -15,10 +26,13 @@ pub mod hub;
 mod mailbox;
 pub mod password;
 mod pipeline;
+mod registry;
 pub mod reload;
 mod requests;
+mod router;
 pub mod server;
 mod session;
+mod shared;
 pub mod store;
 pub mod throttle;
 

@@ -6,11 +6,13 @@
 
 use phoned_proto::{ErrorCode, Event, Number, Response, StoredMessage, WireError};
 use smol::Task;
+use tracing::Instrument;
 
 use crate::hub;
 use crate::requests::{Answer, err, store_err, unblock};
-use crate::server::{Shared, lock, unix_ms};
+use crate::server::unix_ms;
 use crate::session::Session;
+use crate::shared::Shared;
 use crate::store::messages::{Item, Stored};
 
 /// A request whose write is queued: resolves to its answer once committed.
@@ -57,10 +59,7 @@ impl Session {
                 format!("no account has number {number}"),
             ));
         };
-        let (from_number, from_name) = lock(&self.shared.hub)
-            .info(me)
-            .map(|i| (i.number, i.display_name))
-            .unwrap_or_default();
+        let (from_number, from_name) = self.shared.identity(me);
         let msg = StoredMessage {
             id: 0,
             from_number,
@@ -77,13 +76,16 @@ impl Session {
             .await
             .map_err(store_err)?;
         let shared = self.shared.clone();
-        Ok(smol::spawn(async move {
-            let stored = pending.wait().await.map_err(store_err)?;
-            if let Stored::New(id) = stored {
-                push_pending(&shared, rid, Some(id)).await;
+        Ok(smol::spawn(
+            async move {
+                let stored = pending.wait().await.map_err(store_err)?;
+                if let Stored::New(id) = stored {
+                    push_pending(&shared, rid, Some(id)).await;
+                }
+                Ok(Response::Stored { id: stored.id() })
             }
-            Ok(Response::Stored { id: stored.id() })
-        }))
+            .in_current_span(),
+        ))
     }
 
     /// The recipient has message `id`: queue its deletion; once committed, the task tells
@@ -96,21 +98,24 @@ impl Session {
             .await
             .map_err(store_err)?;
         let shared = self.shared.clone();
-        Ok(smol::spawn(async move {
-            if let Some((sender, client_id, item)) = pending.wait().await.map_err(store_err)? {
-                if let Item::File(f) = item {
-                    crate::bulk::release_blob(&shared, f.sha256).await;
+        Ok(smol::spawn(
+            async move {
+                if let Some((sender, client_id, item)) = pending.wait().await.map_err(store_err)? {
+                    if let Item::File(f) = item {
+                        crate::bulk::release_blob(&shared, f.sha256).await;
+                    }
+                    push_receipt(&shared, sender, id, client_id).await;
                 }
-                push_receipt(&shared, sender, id, client_id).await;
+                Ok(Response::Done)
             }
-            Ok(Response::Done)
-        }))
+            .in_current_span(),
+        ))
     }
 }
 
 /// Receipts waiting for `account` (it just logged in): push them to its devices.
 pub(crate) async fn push_receipts(shared: &Shared, account: u64) {
-    if lock(&shared.hub).sessions_of(account).is_empty() {
+    if shared.sessions_of(account).is_empty() {
         return;
     }
     let store = shared.store.clone();
@@ -125,7 +130,7 @@ pub(crate) async fn push_receipts(shared: &Shared, account: u64) {
 /// Pushes the receipt of message `id` to `sender`'s devices, if any is online, and then
 /// forgets it; else it waits for the sender's next login.
 async fn push_receipt(shared: &Shared, sender: u64, id: u64, client_id: String) {
-    let sessions = lock(&shared.hub).sessions_of(sender);
+    let sessions = shared.sessions_of(sender);
     if sessions.is_empty() {
         return;
     }
@@ -151,7 +156,7 @@ async fn push_receipt(shared: &Shared, sender: u64, id: u64, client_id: String) 
 
 /// Sends `account`'s waiting messages and files (only message `only`, if given) to its devices.
 pub(crate) async fn push_pending(shared: &Shared, account: u64, only: Option<u64>) {
-    let sessions = lock(&shared.hub).sessions_of(account);
+    let sessions = shared.sessions_of(account);
     if sessions.is_empty() {
         return;
     }

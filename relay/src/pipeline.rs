@@ -9,10 +9,11 @@
 
 use smol::Task;
 use smol::channel::{Receiver, Sender};
+use tracing::Instrument;
 
 use crate::mailbox::Queued;
+use crate::registry::Outgoing;
 use crate::requests::Answer;
-use crate::server::Outgoing;
 use crate::session::send_reply;
 
 /// Requests queued on one session before its reader waits for answers to go out.
@@ -41,7 +42,7 @@ impl Pipeline {
         Pipeline {
             slots,
             unanswered: false,
-            _replier: smol::spawn(replier(rx, out, conn)),
+            _replier: smol::spawn(replier(rx, out, conn).in_current_span()),
         }
     }
 

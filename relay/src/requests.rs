@@ -5,10 +5,10 @@ use phoned_proto::call::check_dtmf;
 use phoned_proto::ident::{check_display_name, check_password};
 use phoned_proto::{AccountInfo, ErrorCode, Number, Request, Response, WireError};
 
-use crate::calls::{CallAction, CallError, Callee, Caller};
-use crate::hub;
+use crate::calls::{CallError, Callee, Caller};
 use crate::mailbox;
-use crate::server::{lock, profile, unix_ms};
+use crate::router::{Op, Stopped};
+use crate::server::unix_ms;
 use crate::session::Session;
 use crate::store::{Account, NewNumber, StoreError};
 use crate::throttle::Key;
@@ -97,7 +97,7 @@ impl Session {
                 self.shared.sync_account(id).await;
                 Ok(Response::Account(self.info(&a)))
             }
-            Request::ListOnline => Ok(Response::Online(lock(&self.shared.hub).online())),
+            Request::ListOnline => Ok(Response::Online(self.shared.online())),
             Request::Dial { to } => self.dial(id, to).await,
             Request::SendMessage {
                 client_id,
@@ -105,12 +105,10 @@ impl Session {
                 text,
             } => self.send_message(id, client_id, to, text).await?.await,
             Request::Delivered { id: message } => self.delivered(id, message).await?.await,
-            Request::Answer { call } => self.call_op(|calls, sid| calls.answer(sid, call)),
-            Request::Reject { call, reason } => {
-                self.call_op(|calls, sid| calls.reject(sid, call, reason))
-            }
-            Request::Hangup { call } => self.call_op(|calls, sid| calls.hangup(sid, call)),
-            Request::Hold { call, held } => self.call_op(|calls, sid| calls.hold(sid, call, held)),
+            Request::Answer { call } => self.call_op(Op::Answer(call)).await,
+            Request::Reject { call, reason } => self.call_op(Op::Reject(call, reason)).await,
+            Request::Hangup { call } => self.call_op(Op::Hangup(call)).await,
+            Request::Hold { call, held } => self.call_op(Op::Hold(call, held)).await,
             Request::Dtmf { call, digits } => {
                 if !check_dtmf(&digits) {
                     return Err(err(
@@ -118,7 +116,7 @@ impl Session {
                         "DTMF digits are 0-9, *, #, A-D; at most 32",
                     ));
                 }
-                self.call_op(|calls, sid| calls.dtmf(sid, call, digits))
+                self.call_op(Op::Dtmf(call, digits)).await
             }
             Request::Hello(_)
             | Request::Ping { .. }
@@ -131,11 +129,9 @@ impl Session {
     }
 
     /// Applies a call request to the router; its actions go out after the response.
-    fn call_op(
-        &mut self,
-        op: impl FnOnce(&mut crate::calls::Calls, u64) -> Result<Vec<CallAction>, CallError>,
-    ) -> Answer {
-        let actions = op(&mut lock(&self.shared.calls), self.sid).map_err(|e| match e {
+    async fn call_op(&mut self, op: Op) -> Answer {
+        let result = self.shared.calls.op(self.sid, op).await.map_err(stopped)?;
+        let actions = result.map_err(|e| match e {
             CallError::NoSuchCall => err(ErrorCode::NoSuchCall, "no such call on this device"),
             CallError::InvalidState => err(
                 ErrorCode::InvalidCallState,
@@ -157,34 +153,29 @@ impl Session {
         let callee = match callee {
             Some(a) if !a.disabled => Callee::Account {
                 id: a.id,
-                sessions: lock(&self.shared.hub).sessions_of(a.id),
+                sessions: self.shared.sessions_of(a.id),
             },
             _ => Callee::Unknown,
         };
-        let profile = lock(&self.shared.hub).info(me);
-        let (number, name) = profile
-            .map(|i| (i.number, i.display_name))
-            .unwrap_or_default();
+        let (number, name) = self.shared.identity(me);
         let caller = Caller {
             session: self.sid,
             account: me,
             number,
             name,
         };
-        let now = self.shared.mono_ms();
-        let mut calls = lock(&self.shared.calls);
-        let (call, actions) = match calls.dial(now, caller, callee) {
-            Ok(placed) => placed,
-            Err(reason) => calls.failed(self.sid, reason),
-        };
-        drop(calls);
+        let (call, actions) = self
+            .shared
+            .calls
+            .dial(caller, callee)
+            .await
+            .map_err(stopped)?;
         self.after_reply.extend(actions);
         Ok(Response::CallPlaced { call })
     }
 
     fn info(&self, a: &Account) -> AccountInfo {
-        let devices = lock(&self.shared.hub).devices(a.id);
-        hub::info(&profile(a), devices)
+        self.shared.info(a)
     }
 
     fn not_logged_in(&self) -> Result<(), WireError> {
@@ -199,20 +190,17 @@ impl Session {
 
     /// Charges this client address for creating an account.
     fn charge_creation(&self) -> Result<(), WireError> {
-        let now = self.shared.mono_ms();
-        lock(&self.shared.creations)
-            .take(Key::ip(self.remote.ip()), now)
-            .map_err(|ms| {
-                let mut e = err(
-                    ErrorCode::RateLimited,
-                    format!(
-                        "too many new accounts from this address; retry in {} s",
-                        ms.div_ceil(1000)
-                    ),
-                );
-                e.retry_after_ms = Some(ms.min(u64::from(u32::MAX)) as u32);
-                e
-            })
+        self.shared.charge_creation(self.remote.ip()).map_err(|ms| {
+            let mut e = err(
+                ErrorCode::RateLimited,
+                format!(
+                    "too many new accounts from this address; retry in {} s",
+                    ms.div_ceil(1000)
+                ),
+            );
+            e.retry_after_ms = Some(ms.min(u64::from(u32::MAX)) as u32);
+            e
+        })
     }
 
     async fn hash(&self, password: String) -> Result<String, WireError> {
@@ -285,17 +273,13 @@ impl Session {
         self.not_logged_in()?;
         let ip = Key::ip(self.remote.ip());
         let num = Key::Number(number.chars().take(16).collect());
-        let now = self.shared.mono_ms();
-        {
-            let t = lock(&self.shared.throttle);
-            if let Err(ms) = t.check(&ip, now).and(t.check(&num, now)) {
-                let mut e = err(
-                    ErrorCode::RateLimited,
-                    format!("too many failed logins; retry in {} s", ms.div_ceil(1000)),
-                );
-                e.retry_after_ms = Some(ms.min(u64::from(u32::MAX)) as u32);
-                return Err(e);
-            }
+        if let Err(ms) = self.shared.login_allowed(&ip, &num) {
+            let mut e = err(
+                ErrorCode::RateLimited,
+                format!("too many failed logins; retry in {} s", ms.div_ceil(1000)),
+            );
+            e.retry_after_ms = Some(ms.min(u64::from(u32::MAX)) as u32);
+            return Err(e);
         }
         let store = self.shared.store.clone();
         let lookup = number.clone();
@@ -309,18 +293,15 @@ impl Session {
             .hasher
             .verify(password, account.as_ref().map(|a| a.password_hash.clone()))
             .await;
-        let now = self.shared.mono_ms();
         let account = match account {
             Some(a) if ok => a,
             _ => {
-                let mut t = lock(&self.shared.throttle);
-                t.failure(ip, now);
-                t.failure(num, now);
+                self.shared.login_failed(ip, num);
                 tracing::info!("failed login");
                 return Err(err(ErrorCode::InvalidCredentials, WRONG));
             }
         };
-        lock(&self.shared.throttle).success(&num);
+        self.shared.login_succeeded(&num);
         if account.disabled {
             return Err(err(ErrorCode::AccountDisabled, "this account is disabled"));
         }
@@ -331,8 +312,7 @@ impl Session {
     async fn enter(&mut self, account: Account) -> AccountInfo {
         let id = account.id;
         self.account = Some(id);
-        let actions = lock(&self.shared.hub).login(self.sid, id, profile(&account));
-        self.shared.dispatch(actions);
+        self.shared.login(self.sid, &account);
         // An admin change between our read and the hub login would otherwise wait for
         // the next revision bump.
         self.shared.sync_account(id).await;
@@ -342,6 +322,10 @@ impl Session {
         mailbox::push_receipts(&self.shared, id).await;
         self.info(&account)
     }
+}
+
+fn stopped(_: Stopped) -> WireError {
+    err(ErrorCode::Internal, "the relay is shutting down")
 }
 
 fn random_secret() -> Result<String, getrandom::Error> {

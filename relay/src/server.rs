@@ -1,29 +1,26 @@
-//! The QUIC server: binds the endpoint, accepts connections, and owns the state that
-//! sessions share. Thin: the decisions live in [`crate::hub`], [`crate::throttle`] and
-//! the store; this module moves bytes and applies their answers.
+//! The QUIC server: binds the endpoint, starts the tasks that own shared state (the call
+//! router, the revision watch) and accepts connections, each served by
+//! [`crate::session`]. [`Running`] is the handle a caller keeps: it reloads and shuts down.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use phoned_proto::call::CallId;
+use phoned_proto::ALPN;
 use phoned_proto::error::close;
-use phoned_proto::{ALPN, ErrorCode, Event, ServerMsg, WireError, encode_server};
 use smol::Task;
-use smol::channel::Sender;
 use thiserror::Error;
 
-use crate::calls::{CallAction, Calls};
+use crate::calls::Calls;
 use crate::cert::{self, CertError};
 use crate::config::Config;
-use crate::hub::{Action, Hub, Profile, SessionId};
 use crate::password::Hasher;
+use crate::registry::Registry;
 use crate::reload::{self, Reloaded};
+use crate::router::{self, Mono, Router};
+use crate::shared::{Shared, lock};
 use crate::store::commit::Committer;
-use crate::store::{Account, AccountId, Store, StoreError};
-use crate::throttle::{Buckets, Throttle};
+use crate::store::{Store, StoreError};
 
 /// How often the relay looks for account changes made by other processes (admin CLI).
 const REVISION_POLL: Duration = Duration::from_millis(300);
@@ -43,158 +40,6 @@ pub enum StartError {
     },
 }
 
-/// What a session's writer task is asked to do.
-pub(crate) enum Outgoing {
-    /// Already framed bytes.
-    Frame(Vec<u8>),
-    /// Send `Goodbye`, then close the connection with `code`.
-    Close { code: u32, error: WireError },
-}
-
-pub(crate) struct SessionHandle {
-    pub out: Sender<Outgoing>,
-    pub conn: quinn::Connection,
-    /// Where this session's media datagrams go, per call (set by the call router).
-    pub routes: Routes,
-}
-
-/// Media routes of one session: call → the connection of the other party.
-pub(crate) type Routes = Arc<Mutex<HashMap<CallId, quinn::Connection>>>;
-
-/// State shared by every session of one relay.
-pub(crate) struct Shared {
-    /// Swapped whole by a reload; read it through [`Shared::config`].
-    config: Mutex<Arc<Config>>,
-    pub store: Store,
-    /// Message writes, group-committed (see [`crate::store::commit`]).
-    pub committer: Committer,
-    pub hasher: Hasher,
-    pub hub: Mutex<Hub>,
-    pub calls: Mutex<Calls>,
-    pub throttle: Mutex<Throttle>,
-    pub creations: Mutex<Buckets>,
-    pub sessions: Mutex<HashMap<SessionId, SessionHandle>>,
-    next_sid: AtomicU64,
-    started: Instant,
-}
-
-/// Locks a mutex, recovering from poisoning (no lock is held across a panic point that
-/// would leave the data inconsistent: every critical section is a single map update).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Shared {
-    /// The config in effect now (a reload may replace it at any time).
-    pub fn config(&self) -> Arc<Config> {
-        lock(&self.config).clone()
-    }
-
-    pub fn next_sid(&self) -> SessionId {
-        self.next_sid.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Milliseconds since the relay started (monotonic), for back-off decisions.
-    pub fn mono_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
-    }
-
-    /// Pushes events and closes revoked sessions, as the hub asked.
-    pub fn dispatch(&self, actions: Vec<Action>) {
-        if actions.is_empty() {
-            return;
-        }
-        let sessions = lock(&self.sessions);
-        for action in actions {
-            match action {
-                Action::Send(sid, event) => {
-                    if let Some(h) = sessions.get(&sid) {
-                        send_event(h, event);
-                    }
-                }
-                Action::Revoke(sid) => {
-                    if let Some(h) = sessions.get(&sid) {
-                        let error = WireError::new(
-                            ErrorCode::SessionRevoked,
-                            "the account was disabled, deleted or its password reset",
-                        );
-                        if h.out
-                            .try_send(Outgoing::Close {
-                                code: close::REVOKED,
-                                error,
-                            })
-                            .is_err()
-                        {
-                            h.conn.close(close::REVOKED.into(), b"session revoked");
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Pushes call events and installs or removes media routes, as the router asked.
-    pub fn dispatch_calls(&self, actions: Vec<CallAction>) {
-        if actions.is_empty() {
-            return;
-        }
-        let sessions = lock(&self.sessions);
-        for action in actions {
-            match action {
-                CallAction::Send(sid, event) => {
-                    if let Some(h) = sessions.get(&sid) {
-                        send_event(h, event);
-                    }
-                }
-                CallAction::Route { call, from, to } => {
-                    if let (Some(f), Some(t)) = (sessions.get(&from), sessions.get(&to)) {
-                        lock(&f.routes).insert(call, t.conn.clone());
-                    }
-                }
-                CallAction::Unroute { call, from } => {
-                    if let Some(f) = sessions.get(&from) {
-                        lock(&f.routes).remove(&call);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Re-reads an online account from the store and applies any change.
-    pub async fn sync_account(&self, id: AccountId) {
-        let store = self.store.clone();
-        let stored = blocking::unblock(move || store.account(id)).await;
-        let profile = match stored {
-            Ok(a) => a.filter(|a| !a.disabled).map(|a| profile(&a)),
-            Err(e) => {
-                tracing::error!(account = id, "reading account: {e}");
-                return;
-            }
-        };
-        let actions = lock(&self.hub).sync(id, profile);
-        self.dispatch(actions);
-    }
-}
-
-fn send_event(h: &SessionHandle, event: Event) {
-    let mut bytes = Vec::new();
-    if encode_server(&mut bytes, &ServerMsg::Event(event)).is_ok()
-        && h.out.try_send(Outgoing::Frame(bytes)).is_err()
-    {
-        h.conn
-            .close(close::TOO_SLOW.into(), b"client not reading its events");
-    }
-}
-
-pub(crate) fn profile(a: &Account) -> Profile {
-    Profile {
-        number: a.number.clone(),
-        name: a.display_name.clone(),
-        created_ms: a.created_ms,
-        epoch: a.epoch,
-    }
-}
-
 pub fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -210,13 +55,13 @@ pub struct Running {
     shared: Arc<Shared>,
     _accept: Task<()>,
     _watch: Task<()>,
-    _rings: Task<()>,
+    _router: Task<()>,
 }
 
 impl Running {
     /// Number of logged-in sessions (for tests and benchmarks).
     pub fn logged_in(&self) -> usize {
-        lock(&self.shared.hub).session_count()
+        self.shared.logged_in()
     }
 
     /// The fingerprint of the certificate new connections see.
@@ -236,13 +81,8 @@ impl Running {
         let server = server_config(&new, identity)?;
         // Everything that can fail has succeeded; apply.
         self.endpoint.set_server_config(Some(server));
-        lock(&self.shared.creations).set_rates(
-            new.provision_burst,
-            new.provision_per_hour,
-            self.shared.mono_ms(),
-        );
-        lock(&self.shared.calls).set_ring_timeout(millis(new.ring_timeout));
-        *lock(&self.shared.config) = Arc::new(new);
+        self.shared.calls.set_ring_timeout(millis(new.ring_timeout));
+        self.shared.set_config(new);
         let mut current = lock(&self.fingerprint);
         if *current != fingerprint {
             reloaded.applied.push("certificate");
@@ -296,24 +136,27 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         source,
     })?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let creations = Buckets::new(config.provision_burst, config.provision_per_hour);
     let calls = Calls::new(millis(config.ring_timeout));
-    let shared = Arc::new(Shared {
-        config: Mutex::new(Arc::new(config)),
+    let (router, commands) = Router::new();
+    let clock = Mono::new();
+    let sessions = Arc::new(Registry::default());
+    let router_task = {
+        let sessions = sessions.clone();
+        smol::spawn(router::drive(calls, commands, clock, move |actions| {
+            sessions.dispatch_calls(actions)
+        }))
+    };
+    let shared = Arc::new(Shared::new(
+        config,
         store,
         committer,
-        hasher: Hasher::new(workers),
-        hub: Mutex::new(Hub::new()),
-        calls: Mutex::new(calls),
-        throttle: Mutex::new(Throttle::new()),
-        creations: Mutex::new(creations),
-        sessions: Mutex::new(HashMap::new()),
-        next_sid: AtomicU64::new(1),
-        started: Instant::now(),
-    });
+        Hasher::new(workers),
+        sessions,
+        router,
+        clock,
+    ));
     let accept = smol::spawn(accept_loop(endpoint.clone(), shared.clone()));
     let watch = smol::spawn(watch_revisions(shared.clone()));
-    let rings = smol::spawn(ring_timeouts(shared.clone()));
     Ok(Running {
         addr,
         fingerprint: Mutex::new(fingerprint),
@@ -321,7 +164,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         shared,
         _accept: accept,
         _watch: watch,
-        _rings: rings,
+        _router: router_task,
     })
 }
 
@@ -402,7 +245,7 @@ fn server_config(
 
 async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
     while let Some(incoming) = endpoint.accept().await {
-        let open = lock(&shared.sessions).len();
+        let open = shared.sessions.len();
         if open >= shared.config().max_connections as usize {
             tracing::warn!(
                 open,
@@ -413,19 +256,6 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
             continue;
         }
         smol::spawn(crate::session::run(shared.clone(), incoming)).detach();
-    }
-}
-
-/// How often ring timeouts are checked: the precision of `no-answer`.
-const RING_TICK: Duration = Duration::from_millis(200);
-
-/// Ends calls nobody answered in time.
-async fn ring_timeouts(shared: Arc<Shared>) {
-    loop {
-        smol::Timer::after(RING_TICK).await;
-        let now = shared.mono_ms();
-        let actions = lock(&shared.calls).tick(now);
-        shared.dispatch_calls(actions);
     }
 }
 
@@ -446,7 +276,7 @@ async fn watch_revisions(shared: Arc<Shared>) {
             continue;
         }
         seen = Some(rev);
-        let online = lock(&shared.hub).online_accounts();
+        let online = shared.online_accounts();
         for id in online {
             shared.sync_account(id).await;
         }

@@ -13,12 +13,15 @@ use phoned_proto::{
     decode_client, encode_server,
 };
 use smol::channel::{Receiver, Sender};
+use tracing::Instrument;
 
 use crate::calls::CallAction;
 use crate::hub::SessionId;
 use crate::mailbox::Queued;
 use crate::pipeline::Pipeline;
-use crate::server::{Outgoing, Routes, SessionHandle, Shared, lock, unix_ms};
+use crate::registry::{Outgoing, Routes, SessionHandle};
+use crate::server::unix_ms;
+use crate::shared::{Shared, lock};
 use crate::store::AccountId;
 
 /// Frames queued for a client before it counts as too slow and is disconnected.
@@ -76,12 +79,19 @@ pub(crate) fn send_reply(
     }
 }
 
+/// Serves one connection, from its handshake to its end, in a span of its own: every
+/// event it and the tasks it starts log carries its session id and address.
 pub(crate) async fn run(shared: Arc<Shared>, incoming: quinn::Incoming) {
     let remote = incoming.remote_address();
+    let span = tracing::info_span!("session", sid = tracing::field::Empty, %remote);
+    serve(shared, incoming, remote).instrument(span).await;
+}
+
+async fn serve(shared: Arc<Shared>, incoming: quinn::Incoming, remote: SocketAddr) {
     let conn = match incoming.await {
         Ok(c) => c,
         Err(e) => {
-            tracing::debug!(%remote, "handshake failed: {e}");
+            tracing::debug!("handshake failed: {e}");
             return;
         }
     };
@@ -95,9 +105,10 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: quinn::Incoming) {
         return;
     };
     let sid = shared.next_sid();
+    tracing::Span::current().record("sid", sid);
     let (out, rx) = smol::channel::bounded(OUT_QUEUE);
     let routes: Routes = Arc::default();
-    lock(&shared.sessions).insert(
+    shared.sessions.insert(
         sid,
         SessionHandle {
             out: out.clone(),
@@ -105,19 +116,25 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: quinn::Incoming) {
             routes: routes.clone(),
         },
     );
-    let writer = smol::spawn(write_loop(send, rx, conn.clone()));
+    let writer = smol::spawn(write_loop(send, rx, conn.clone()).in_current_span());
+    // Not instrumented: it logs nothing, and entering a span on every poll would cost
+    // the forwarding hot path.
     let media = smol::spawn(forward_media(conn.clone(), routes));
     // Every further stream the client opens is one file transfer.
     let bulk = {
         let (shared, conn) = (shared.clone(), conn.clone());
-        smol::spawn(async move {
-            while let Ok((send, recv)) = conn.accept_bi().await {
-                smol::spawn(crate::bulk::handle(shared.clone(), sid, send, recv)).detach();
+        smol::spawn(
+            async move {
+                while let Ok((send, recv)) = conn.accept_bi().await {
+                    smol::spawn(
+                        crate::bulk::handle(shared.clone(), sid, send, recv).in_current_span(),
+                    )
+                    .detach();
+                }
             }
-        })
+            .in_current_span(),
+        )
     };
-    let span = tracing::info_span!("session", sid, %remote);
-    let _enter = span.enter();
     tracing::debug!("connected");
     let mut session = Session {
         shared: shared.clone(),
@@ -132,11 +149,9 @@ pub(crate) async fn run(shared: Arc<Shared>, incoming: quinn::Incoming) {
     };
     session.read_loop(recv).await;
     session.pipeline.flush().await;
-    let call_actions = lock(&shared.calls).session_left(sid);
-    shared.dispatch_calls(call_actions);
-    lock(&shared.sessions).remove(&sid);
-    let actions = lock(&shared.hub).leave(sid);
-    shared.dispatch(actions);
+    shared.calls.left(sid).await;
+    shared.sessions.remove(sid);
+    shared.leave(sid);
     drop(media);
     drop(bulk);
     if let Some(id) = session.account {
@@ -256,7 +271,7 @@ impl Session {
                 let result = self.request(req).await;
                 self.reply(frame.id, result);
                 let deferred = std::mem::take(&mut self.after_reply);
-                self.shared.dispatch_calls(deferred);
+                self.shared.sessions.dispatch_calls(deferred);
             }
         }
         true

@@ -2,7 +2,7 @@
 //! relay and the time go in; requests to the relay, D-Bus object changes, ringing, media
 //! start/stop and history records come out. The async driver around it only moves them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use phoned_proto::Request;
 use phoned_proto::call::{CallId, CallPhase, EndReason};
@@ -147,6 +147,9 @@ pub struct Engine {
     calls: BTreeMap<Local, Call>,
     next: Local,
     orphans: Vec<(CallId, Orphan)>,
+    /// Dials hung up before the relay placed them: when it does, they are hung up there
+    /// too (else the callee could answer a call nobody is on).
+    abandoned: BTreeSet<Local>,
 }
 
 impl Engine {
@@ -155,6 +158,7 @@ impl Engine {
             calls: BTreeMap::new(),
             next: 1,
             orphans: Vec::new(),
+            abandoned: BTreeSet::new(),
         }
     }
 
@@ -207,6 +211,10 @@ impl Engine {
     /// The relay placed our dial as `call`.
     pub fn placed(&mut self, local: Local, call: CallId) -> Vec<Output> {
         let Some(c) = self.calls.get_mut(&local) else {
+            self.orphans.retain(|(id, _)| *id != call);
+            if self.abandoned.remove(&local) {
+                return vec![Output::Send(local, Request::Hangup { call })];
+            }
             return Vec::new();
         };
         c.relay = Some(call);
@@ -386,8 +394,11 @@ impl Engine {
         let c = self.calls.get(&local).ok_or(EngineError::NoSuchCall)?;
         match c.relay {
             Some(call) => Ok(vec![Output::Send(local, Request::Hangup { call })]),
-            // Not placed yet: the relay does not know it; end it here.
-            None => Ok(self.end(local, EndReason::Hangup, now_ms)),
+            // Not placed yet: end it here, and at the relay once it is placed.
+            None => {
+                self.abandoned.insert(local);
+                Ok(self.end(local, EndReason::Hangup, now_ms))
+            }
         }
     }
 
@@ -425,6 +436,8 @@ impl Engine {
 
     /// The link to the relay dropped: every call is over.
     pub fn link_lost(&mut self, now_ms: u64) -> Vec<Output> {
+        // The relay ends their calls with the session.
+        self.abandoned.clear();
         let locals: Vec<Local> = self.calls.keys().copied().collect();
         locals
             .into_iter()

@@ -192,6 +192,14 @@ fn hanging_up_before_the_relay_placed_the_call_ends_it_locally() {
     let out = e.hangup(l, 5).unwrap();
     assert!(sends(&out).is_empty());
     assert_eq!(out.last(), Some(&Output::Removed(l, "hangup".into())));
+    // Once placed, the relay's call is hung up too (found by tests/tests/pair.rs: the
+    // callee could answer and talk to nobody).
+    assert_eq!(e.phase(7, CallPhase::Ringing, 6), vec![]);
+    assert_eq!(
+        e.placed(l, 7),
+        [Output::Send(l, Request::Hangup { call: 7 })]
+    );
+    assert_eq!(e.placed(l, 7), []);
 }
 
 #[test]

@@ -1,0 +1,210 @@
+//! What every session of one relay shares, and who owns each part:
+//! - the call router is owned by its task ([`crate::router`]): sessions send it commands;
+//! - the live connections and their media routes by the [`Registry`];
+//! - presence ([`Hub`]), the login and account-creation limits and the config each sit
+//!   behind a private lock that only the methods here take, one at a time, for a single
+//!   call into the sans-IO machine; the actions that come out are applied after it is
+//!   released;
+//! - the store, the group committer and the password hasher are shared handles with
+//!   their own synchronisation.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use phoned_proto::{AccountInfo, OnlineUser};
+
+use crate::config::Config;
+use crate::hub::{Action, Hub, Profile, SessionId};
+use crate::password::Hasher;
+use crate::registry::Registry;
+use crate::router::{Clock, Mono, Router};
+use crate::store::commit::Committer;
+use crate::store::{Account, AccountId, Store};
+use crate::throttle::{Buckets, Key, Throttle};
+
+/// Locks a mutex, recovering from poisoning (no lock is held across a panic point that
+/// would leave the data inconsistent: every critical section is a single map update).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Back-off for failed logins and the budget for new accounts, per client.
+struct Limits {
+    logins: Throttle,
+    creations: Buckets,
+}
+
+/// State shared by every session of one relay.
+pub(crate) struct Shared {
+    /// Swapped whole by a reload; read it through [`Shared::config`].
+    config: Mutex<Arc<Config>>,
+    pub store: Store,
+    /// Message writes, group-committed (see [`crate::store::commit`]).
+    pub committer: Committer,
+    pub hasher: Hasher,
+    pub sessions: Arc<Registry>,
+    pub calls: Router,
+    hub: Mutex<Hub>,
+    limits: Mutex<Limits>,
+    next_sid: AtomicU64,
+    clock: Mono,
+}
+
+impl Shared {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: Config,
+        store: Store,
+        committer: Committer,
+        hasher: Hasher,
+        sessions: Arc<Registry>,
+        calls: Router,
+        clock: Mono,
+    ) -> Shared {
+        let creations = Buckets::new(config.provision_burst, config.provision_per_hour);
+        Shared {
+            config: Mutex::new(Arc::new(config)),
+            store,
+            committer,
+            hasher,
+            sessions,
+            calls,
+            hub: Mutex::new(Hub::new()),
+            limits: Mutex::new(Limits {
+                logins: Throttle::new(),
+                creations,
+            }),
+            next_sid: AtomicU64::new(1),
+            clock,
+        }
+    }
+
+    /// The config in effect now (a reload may replace it at any time).
+    pub fn config(&self) -> Arc<Config> {
+        lock(&self.config).clone()
+    }
+
+    /// Puts a reloaded config in effect: its account-creation rates at once.
+    pub fn set_config(&self, config: Config) {
+        let now = self.mono_ms();
+        lock(&self.limits).creations.set_rates(
+            config.provision_burst,
+            config.provision_per_hour,
+            now,
+        );
+        *lock(&self.config) = Arc::new(config);
+    }
+
+    pub fn next_sid(&self) -> SessionId {
+        self.next_sid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Milliseconds since the relay started (monotonic), for back-off decisions.
+    pub fn mono_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Pushes events and closes revoked sessions, as the hub asked.
+    pub fn dispatch(&self, actions: Vec<Action>) {
+        self.sessions.dispatch(actions);
+    }
+
+    /// Logs session `sid` in as `account` and tells the others.
+    pub fn login(&self, sid: SessionId, account: &Account) {
+        let actions = lock(&self.hub).login(sid, account.id, profile(account));
+        self.dispatch(actions);
+    }
+
+    /// Session `sid` is gone; tells the others if its account went offline.
+    pub fn leave(&self, sid: SessionId) {
+        let actions = lock(&self.hub).leave(sid);
+        self.dispatch(actions);
+    }
+
+    /// Re-reads an online account from the store and applies any change.
+    pub async fn sync_account(&self, id: AccountId) {
+        let store = self.store.clone();
+        let stored = blocking::unblock(move || store.account(id)).await;
+        let profile = match stored {
+            Ok(a) => a.filter(|a| !a.disabled).map(|a| profile(&a)),
+            Err(e) => {
+                tracing::error!(account = id, "reading account: {e}");
+                return;
+            }
+        };
+        let actions = lock(&self.hub).sync(id, profile);
+        self.dispatch(actions);
+    }
+
+    /// The logged-in sessions of `account` (its online devices).
+    pub fn sessions_of(&self, account: AccountId) -> Vec<SessionId> {
+        lock(&self.hub).sessions_of(account)
+    }
+
+    pub fn account_of(&self, sid: SessionId) -> Option<AccountId> {
+        lock(&self.hub).account_of(sid)
+    }
+
+    /// The number and display name of an online account, as others see them.
+    pub fn identity(&self, account: AccountId) -> (String, String) {
+        lock(&self.hub)
+            .info(account)
+            .map(|i| (i.number, i.display_name))
+            .unwrap_or_default()
+    }
+
+    /// The account's info with its current number of online devices.
+    pub fn info(&self, account: &Account) -> AccountInfo {
+        let devices = lock(&self.hub).devices(account.id);
+        crate::hub::info(&profile(account), devices)
+    }
+
+    pub fn online(&self) -> Vec<OnlineUser> {
+        lock(&self.hub).online()
+    }
+
+    pub fn online_accounts(&self) -> Vec<AccountId> {
+        lock(&self.hub).online_accounts()
+    }
+
+    pub fn logged_in(&self) -> usize {
+        lock(&self.hub).session_count()
+    }
+
+    /// `Err(ms)` while a login from `ip` or for `number` must wait `ms` more.
+    pub fn login_allowed(&self, ip: &Key, number: &Key) -> Result<(), u64> {
+        let now = self.mono_ms();
+        let limits = lock(&self.limits);
+        limits
+            .logins
+            .check(ip, now)
+            .and(limits.logins.check(number, now))
+    }
+
+    pub fn login_failed(&self, ip: Key, number: Key) {
+        let now = self.mono_ms();
+        let mut limits = lock(&self.limits);
+        limits.logins.failure(ip, now);
+        limits.logins.failure(number, now);
+    }
+
+    pub fn login_succeeded(&self, number: &Key) {
+        lock(&self.limits).logins.success(number);
+    }
+
+    /// Charges `ip` for creating an account, or says how many ms until it may.
+    pub fn charge_creation(&self, ip: IpAddr) -> Result<(), u64> {
+        let now = self.mono_ms();
+        lock(&self.limits).creations.take(Key::ip(ip), now)
+    }
+}
+
+pub(crate) fn profile(a: &Account) -> Profile {
+    Profile {
+        number: a.number.clone(),
+        name: a.display_name.clone(),
+        created_ms: a.created_ms,
+        epoch: a.epoch,
+    }
+}
