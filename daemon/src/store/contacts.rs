@@ -29,6 +29,8 @@ pub enum ContactError {
     DuplicateName(String),
     #[error("no contact {0:?}")]
     NotFound(String),
+    #[error("{0:?} is neither a number nor a contact")]
+    NoRecipient(String),
     #[error("{} problems in the import, nothing imported: {}", .0.len(), .0.join("; "))]
     Import(Vec<String>),
 }
@@ -188,6 +190,30 @@ impl Store {
             .or_else(|| all.iter().find(|c| c.number == q))
             .cloned()
             .ok_or_else(|| ContactError::NotFound(q.chars().take(64).collect()))
+    }
+
+    /// Resolves what a user typed to call or write to (a number, or a contact's id or
+    /// name) to (number, name); the name is the contact's, or "" for a stranger.
+    pub fn recipient(&self, target: &str) -> Result<(String, String), ContactError> {
+        let target = target.trim();
+        match target.parse::<Number>() {
+            Ok(n) => {
+                let name = self
+                    .lookup_contact(n.as_str())
+                    .ok()
+                    .filter(|c| c.number == n.as_str())
+                    .map(|c| c.name)
+                    .unwrap_or_default();
+                Ok((n.to_string(), name))
+            }
+            Err(_) => match self.lookup_contact(target) {
+                Ok(c) => Ok((c.number, c.name)),
+                Err(ContactError::NotFound(_)) => Err(ContactError::NoRecipient(
+                    target.chars().take(64).collect(),
+                )),
+                Err(e) => Err(e),
+            },
+        }
     }
 }
 
