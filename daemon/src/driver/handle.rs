@@ -168,6 +168,13 @@ impl Handle {
                     "config reloaded: {}",
                     reload::describe(&changes)
                 );
+                // The snapshot is published before the reply: it shows the calls the
+                // reconnect waits for.
+                if reload::needs_reconnect(&changes) && !self.snapshot().calls.is_empty() {
+                    tracing::info!(
+                        "the new config applies to the link once the calls in progress end"
+                    );
+                }
                 Ok(changes)
             }
             other => Err(CoreError::failed(format!("unexpected reply {other:?}"))),
