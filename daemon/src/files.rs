@@ -151,7 +151,12 @@ pub async fn send(
         Ok((size, h.finalize().into()))
     })
     .await
-    .map_err(|e| CoreError::new(ErrorKind::InvalidArgument, format!("{}: {e}", path.display())))?;
+    .map_err(|e| {
+        CoreError::new(
+            ErrorKind::InvalidArgument,
+            format!("{}: {e}", path.display()),
+        )
+    })?;
     let record = LocalFile {
         id: new_client_id(),
         peer: number,

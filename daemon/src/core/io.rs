@@ -23,7 +23,10 @@ pub type Token = u64;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Call `number` (already resolved from a contact name); replies [`Reply::Call`].
-    Dial { number: String, name: String },
+    Dial {
+        number: String,
+        name: String,
+    },
     /// An action on one call.
     Call(Local, CallOp),
     HangupAll,
@@ -44,7 +47,9 @@ pub enum Command {
 pub enum CallOp {
     Answer,
     /// Decline a ringing call, as busy or as rejected.
-    Reject { busy: bool },
+    Reject {
+        busy: bool,
+    },
     Hangup,
     /// Hold (`true`) or resume (`false`).
     Hold(bool),
@@ -62,10 +67,15 @@ pub enum LinkEvent {
         online: Vec<(String, String)>,
     },
     /// The link is down; `why` is kept for `LastError`.
-    Offline { why: Option<String> },
+    Offline {
+        why: Option<String>,
+    },
     /// The relay pushed an event. `caller_known` says whether the caller of a
     /// `CallIncoming` is a contact (auto-answer `contacts` needs it; the store knows).
-    Relay { event: Event, caller_known: bool },
+    Relay {
+        event: Event,
+        caller_known: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,7 +141,10 @@ pub enum Media {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Send `request` to the relay; its answer comes back as [`Input::Answer`].
-    Send { token: Token, request: Request },
+    Send {
+        token: Token,
+        request: Request,
+    },
     /// Answer a waiting caller.
     Reply {
         to: ReplyTo,

@@ -38,7 +38,10 @@ pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 #[derive(Debug, Clone, PartialEq)]
 enum Purpose {
     /// A call request; `dial` answers carry the relay's call id.
-    Call { local: Local, dial: bool },
+    Call {
+        local: Local,
+        dial: bool,
+    },
     ChangeNumber(Option<ReplyTo>),
     SetDisplayName(Option<ReplyTo>),
     /// Telling the relay the name a reload set.

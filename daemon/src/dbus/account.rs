@@ -1,9 +1,8 @@
 //! `org.phoned.Phone1.Account`: the device's number and name, and its link state.
 
-
+use phoned_proto::Number;
 use phoned_proto::dbus::PhoneError;
 use phoned_proto::ident::{check_display_name, check_password};
-use phoned_proto::Number;
 use zbus::interface;
 
 use super::check_arg;
@@ -28,7 +27,11 @@ impl AccountIface {
         let n: Number = number
             .parse()
             .map_err(|e: phoned_proto::IdentError| PhoneError::InvalidNumber(e.to_string()))?;
-        match self.phone.command(Command::ChangeNumber(n.to_string())).await? {
+        match self
+            .phone
+            .command(Command::ChangeNumber(n.to_string()))
+            .await?
+        {
             Reply::Number(new) => Ok(new),
             other => Err(PhoneError::Failed(format!("unexpected reply: {other:?}"))),
         }
@@ -88,7 +91,12 @@ impl AccountIface {
     /// Unix ms (0 until the first login).
     #[zbus(property)]
     fn created_at(&self) -> u64 {
-        self.phone.snapshot().status.account.as_ref().map_or(0, |a| a.created_ms)
+        self.phone
+            .snapshot()
+            .status
+            .account
+            .as_ref()
+            .map_or(0, |a| a.created_ms)
     }
 
     #[zbus(property(emits_changed_signal = "const"))]
@@ -98,6 +106,11 @@ impl AccountIface {
 
     #[zbus(property)]
     fn devices_online(&self) -> u32 {
-        self.phone.snapshot().status.account.as_ref().map_or(0, |a| a.devices_online)
+        self.phone
+            .snapshot()
+            .status
+            .account
+            .as_ref()
+            .map_or(0, |a| a.devices_online)
     }
 }

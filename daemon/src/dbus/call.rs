@@ -1,6 +1,5 @@
 //! `org.phoned.Phone1.Call`: one object per call at `/org/phoned/Phone1/Call/<n>`.
 
-
 use phoned_proto::call::check_dtmf;
 use phoned_proto::dbus::PhoneError;
 use zbus::interface;

@@ -1,6 +1,5 @@
 //! `org.phoned.Phone1.Contacts`: the local address book, with vCard import and export.
 
-
 use phoned_proto::dbus::{MAX_VCARD, PhoneError};
 use zbus::interface;
 use zbus::object_server::SignalEmitter;
@@ -97,7 +96,11 @@ impl ContactsIface {
     fn import_vcard(&self, text: &str) -> Result<Vec<String>, PhoneError> {
         check_len("vCard text", text, MAX_VCARD)?;
         let entries = vcard::parse(text).map_err(|e| PhoneError::InvalidArgument(e.to_string()))?;
-        let added = self.phone.store.add_contacts(&entries).map_err(contact_error)?;
+        let added = self
+            .phone
+            .store
+            .add_contacts(&entries)
+            .map_err(contact_error)?;
         if !added.is_empty() {
             self.phone.announce(Change::Contacts);
         }

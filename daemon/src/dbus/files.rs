@@ -2,14 +2,14 @@
 
 use std::path::PathBuf;
 
-use phoned_proto::dbus::PhoneError;
 use phoned_proto::FileKind;
+use phoned_proto::dbus::PhoneError;
 use zbus::interface;
 use zbus::object_server::SignalEmitter;
 
 use super::{check_arg, recipient};
-use crate::files;
 use crate::driver::Handle;
+use crate::files;
 
 pub struct FilesIface {
     phone: Handle,

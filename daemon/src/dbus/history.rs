@@ -1,6 +1,5 @@
 //! `org.phoned.Phone1.History`: finished calls and the count of missed ones.
 
-
 use phoned_proto::dbus::PhoneError;
 use zbus::interface;
 

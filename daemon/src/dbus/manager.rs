@@ -73,7 +73,12 @@ impl ManagerIface {
 
     #[zbus(property)]
     fn calls(&self) -> Vec<OwnedObjectPath> {
-        self.phone.snapshot().calls.keys().map(|l| call_path(*l)).collect()
+        self.phone
+            .snapshot()
+            .calls
+            .keys()
+            .map(|l| call_path(*l))
+            .collect()
     }
 
     /// An incoming call rings: (object, number, name).

@@ -1,13 +1,12 @@
 //! `org.phoned.Phone1.Messages`: text messages, stored and forwarded by the relay.
 
-
 use phoned_proto::dbus::PhoneError;
 use zbus::interface;
 use zbus::object_server::SignalEmitter;
 
 use super::{check_arg, check_len, recipient};
-use crate::messages::{self, MAX_TEXT};
 use crate::driver::Handle;
+use crate::messages::{self, MAX_TEXT};
 
 pub struct MessagesIface {
     phone: Handle,

@@ -1,6 +1,5 @@
 //! `org.phoned.Phone1.Presence`: who is online, and live changes.
 
-
 use phoned_proto::dbus::PhoneError;
 use phoned_proto::state::ConnectionState;
 use zbus::interface;

@@ -208,9 +208,9 @@ impl Store {
             }
             Err(_) => match self.lookup_contact(target) {
                 Ok(c) => Ok((c.number, c.name)),
-                Err(ContactError::NotFound(_)) => Err(ContactError::NoRecipient(
-                    target.chars().take(64).collect(),
-                )),
+                Err(ContactError::NotFound(_)) => {
+                    Err(ContactError::NoRecipient(target.chars().take(64).collect()))
+                }
                 Err(e) => Err(e),
             },
         }

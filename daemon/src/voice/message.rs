@@ -38,8 +38,12 @@ pub async fn send_wav(
 ) -> Result<String, CoreError> {
     let state_dir = phone.state_dir.clone();
     let path = blocking::unblock(move || -> Result<PathBuf, CoreError> {
-        let opus = ogg::encode_wav(&wav)
-            .map_err(|e| CoreError::new(ErrorKind::InvalidArgument, format!("{}: {e}", wav.display())))?;
+        let opus = ogg::encode_wav(&wav).map_err(|e| {
+            CoreError::new(
+                ErrorKind::InvalidArgument,
+                format!("{}: {e}", wav.display()),
+            )
+        })?;
         save(&state_dir, &opus)
     })
     .await?;
@@ -54,9 +58,10 @@ pub async fn record(
     seconds: u32,
 ) -> Result<String, CoreError> {
     if !(1..=MAX_SECONDS).contains(&seconds) {
-        return Err(CoreError::new(ErrorKind::InvalidArgument, format!(
-            "record 1 to {MAX_SECONDS} seconds"
-        )));
+        return Err(CoreError::new(
+            ErrorKind::InvalidArgument,
+            format!("record 1 to {MAX_SECONDS} seconds"),
+        ));
     }
     let (audio, state_dir) = (phone.config().audio.clone(), phone.state_dir.clone());
     let path = blocking::unblock(move || -> Result<PathBuf, CoreError> {
@@ -91,7 +96,10 @@ pub async fn play(phone: &Handle, path: PathBuf) -> Result<(), CoreError> {
         let bytes = std::fs::read(&path)
             .map_err(|e| CoreError::new(ErrorKind::NotFound, format!("{}: {e}", path.display())))?;
         let (samples, _) = ogg::decode(&bytes).map_err(|e| {
-            CoreError::new(ErrorKind::InvalidArgument, format!("not a playable voice message: {e}"))
+            CoreError::new(
+                ErrorKind::InvalidArgument,
+                format!("not a playable voice message: {e}"),
+            )
         })?;
         let mut backend = backend::open(&audio, Options::default()).map_err(failed)?;
         let mut playback = backend.start_playback().map_err(failed)?;
