@@ -91,14 +91,6 @@ impl Handle {
         rx.recv().await.map_err(|_| stopped())?
     }
 
-    /// Runs `command` without waiting (a notification's Answer button, say).
-    pub fn send(&self, command: Command) {
-        let _ = self.tx.try_send(Msg::Command {
-            command,
-            reply: None,
-        });
-    }
-
     /// Sends a request to the relay through the core; fails at once if offline.
     pub async fn request(&self, request: Request) -> Result<Response, CoreError> {
         match self.command(Command::Relay(request)).await? {
