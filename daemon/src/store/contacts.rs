@@ -282,6 +282,23 @@ mod tests {
     }
 
     #[test]
+    fn a_recipient_is_a_number_or_a_contact() {
+        let (_d, s) = store();
+        s.add_contact("Alice", "1042").unwrap();
+        assert_eq!(
+            s.recipient(" alice ").unwrap(),
+            ("1042".into(), "Alice".into())
+        );
+        assert_eq!(
+            s.recipient("1042").unwrap(),
+            ("1042".into(), "Alice".into())
+        );
+        assert_eq!(s.recipient("2000").unwrap(), ("2000".into(), String::new()));
+        let e = s.recipient("carol").unwrap_err();
+        assert_eq!(e.to_string(), "\"carol\" is neither a number nor a contact");
+    }
+
+    #[test]
     fn duplicates_and_invalid_input_are_refused() {
         let (_d, s) = store();
         s.add_contact("Alice", "1042").unwrap();
