@@ -6,12 +6,17 @@
 //! driver owns the only `Core` and is the only code that touches it; the rest reads the
 //! [`Snapshot`]s it publishes.
 //!
-//! Its one timer is the deadline of the oldest request the relay has not answered
+//! [`link`] follows the link and the relay's events, [`calls`] turns the call engine's
+//! outputs into effects, [`answers`] settles the requests it issued. Its one timer is
+//! the deadline of the oldest request the relay has not answered
 //! ([`Core::next_deadline`]); when it passes, the request counts as timed out.
 
+mod answers;
+mod calls;
 mod change;
 mod error;
 mod io;
+mod link;
 #[cfg(test)]
 mod tests;
 
@@ -19,12 +24,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use phoned_proto::state::{AutoAnswer, ConnectionState};
-use phoned_proto::{AccountInfo, Event, Request, Response};
+use phoned_proto::{Request, Response};
 
-use crate::call::engine::{Call, Engine, EngineError, Local, Output, Policy};
+use crate::call::engine::{Call, Engine, EngineError, Local};
 use crate::config::Config;
 use crate::reload;
 
+use answers::Purpose;
 pub use change::{Change, Status};
 pub use error::{CoreError, ErrorKind};
 pub use io::{
@@ -33,23 +39,6 @@ pub use io::{
 
 /// How long a request waits for the relay before it counts as failed (ms).
 pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
-
-/// Why the core sent a request: what to do with the answer.
-#[derive(Debug, Clone, PartialEq)]
-enum Purpose {
-    /// A call request; `dial` answers carry the relay's call id.
-    Call {
-        local: Local,
-        dial: bool,
-    },
-    ChangeNumber(Option<ReplyTo>),
-    SetDisplayName(Option<ReplyTo>),
-    /// Telling the relay the name a reload set.
-    PushName(String),
-    SetPassword(Option<ReplyTo>, String),
-    /// Someone else's request, answered as it came.
-    Forward(Option<ReplyTo>),
-}
 
 /// How incoming calls are treated, as set over D-Bus (and stored by the driver).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -100,7 +89,6 @@ fn engine_error(e: EngineError) -> CoreError {
         ),
     }
 }
-
 impl Core {
     pub fn new(config: Arc<Config>, settings: CallSettings) -> Core {
         Core {
@@ -304,266 +292,6 @@ impl Core {
         if self.relink_pending && self.engine.calls().next().is_none() {
             self.relink_pending = false;
             self.push(Effect::Reconnect);
-        }
-    }
-
-    fn link(&mut self, now_ms: u64, event: LinkEvent) {
-        match event {
-            LinkEvent::Connecting => {
-                self.status.connection = ConnectionState::Connecting;
-                self.change(Change::Connection);
-            }
-            LinkEvent::Online { account, online } => {
-                let own = account.number.clone();
-                let fresh: BTreeMap<String, String> =
-                    online.into_iter().filter(|(n, _)| *n != own).collect();
-                self.status.connection = ConnectionState::Online;
-                self.status.last_error.clear();
-                self.status.account = Some(account);
-                self.status.online = fresh.clone();
-                for (number, name) in fresh {
-                    self.change(Change::Presence {
-                        number,
-                        name,
-                        online: true,
-                    });
-                }
-                self.change(Change::Connection);
-                self.change(Change::Account);
-                self.push(Effect::FlushOutbox);
-                self.push_pending_name(now_ms);
-            }
-            LinkEvent::Offline { why } => self.offline(now_ms, why),
-            LinkEvent::Relay {
-                event,
-                caller_known,
-            } => self.event(now_ms, event, caller_known),
-        }
-    }
-
-    /// The link is down: calls end, requests in flight fail, nobody is known online.
-    fn offline(&mut self, now_ms: u64, why: Option<String>) {
-        let out = self.engine.link_lost(now_ms);
-        self.status.connection = ConnectionState::Offline;
-        if let Some(w) = why {
-            self.status.last_error = w;
-        }
-        let mut waiting: Vec<(Token, Purpose)> = self
-            .requests
-            .drain()
-            .map(|(token, (purpose, _))| (token, purpose))
-            .collect();
-        waiting.sort_by_key(|(token, _)| *token);
-        for (_, purpose) in waiting {
-            self.answer(now_ms, purpose, Err(CoreError::offline("the link dropped")));
-        }
-        self.run_calls(now_ms, out);
-        let gone = std::mem::take(&mut self.status.online);
-        for (number, name) in gone {
-            self.change(Change::Presence {
-                number,
-                name,
-                online: false,
-            });
-        }
-        self.change(Change::Connection);
-    }
-
-    fn expire(&mut self, now_ms: u64) {
-        let mut late: Vec<Token> = self
-            .requests
-            .iter()
-            .filter(|(_, (_, at))| *at <= now_ms)
-            .map(|(t, _)| *t)
-            .collect();
-        late.sort_unstable();
-        for token in late {
-            if let Some((purpose, _)) = self.requests.remove(&token) {
-                let e = CoreError::new(ErrorKind::Timeout, "the relay did not answer in 10 s");
-                self.answer(now_ms, purpose, Err(e));
-            }
-        }
-    }
-
-    fn event(&mut self, now_ms: u64, event: Event, caller_known: bool) {
-        match event {
-            Event::Presence {
-                number,
-                name,
-                online,
-            } => {
-                if self
-                    .status
-                    .account
-                    .as_ref()
-                    .is_some_and(|a| a.number == number)
-                {
-                    return;
-                }
-                if online {
-                    self.status.online.insert(number.clone(), name.clone());
-                } else {
-                    self.status.online.remove(&number);
-                }
-                self.change(Change::Presence {
-                    number,
-                    name,
-                    online,
-                });
-            }
-            Event::AccountChanged(info) => self.set_account(info),
-            Event::CallIncoming {
-                call,
-                from_number,
-                from_name,
-            } => {
-                let policy = Policy {
-                    do_not_disturb: self.settings.do_not_disturb,
-                    auto_answer: self.settings.auto_answer,
-                    known_caller: caller_known,
-                };
-                let out = self
-                    .engine
-                    .incoming(call, from_number, from_name, policy, now_ms);
-                self.run_calls(now_ms, out);
-            }
-            Event::CallState { call, phase } => {
-                let out = self.engine.phase(call, phase, now_ms);
-                self.run_calls(now_ms, out);
-            }
-            Event::CallDtmf { call, digits } => {
-                let out = self.engine.dtmf_received(call, digits);
-                self.run_calls(now_ms, out);
-            }
-            Event::Message(m) => self.push(Effect::Message(m)),
-            Event::File(f) => self.push(Effect::File(f)),
-            Event::MessageDelivered { client_id, id } => {
-                self.push(Effect::Delivered { client_id, id })
-            }
-        }
-    }
-
-    /// New account information from the relay; stored credentials follow it.
-    fn set_account(&mut self, info: AccountInfo) {
-        let number = info.number.clone();
-        self.status.account = Some(info);
-        if self.config.credentials.is_none() {
-            self.push(Effect::Remember(Remember::Number(number)));
-        }
-        self.change(Change::Account);
-    }
-
-    fn answer(&mut self, now_ms: u64, purpose: Purpose, result: Result<Response, CoreError>) {
-        match purpose {
-            Purpose::Call { local, dial } => match result {
-                Ok(Response::CallPlaced { call }) if dial => {
-                    let out = self.engine.placed(local, call);
-                    self.run_calls(now_ms, out);
-                }
-                Ok(_) => {}
-                Err(e) if e.is_transient() => {
-                    let out = self.engine.request_failed(local, now_ms);
-                    self.run_calls(now_ms, out);
-                }
-                // The relay ends the call itself if it must; a refused request changes
-                // nothing.
-                Err(_) => {}
-            },
-            Purpose::ChangeNumber(reply) => {
-                let result = match result {
-                    Ok(Response::Account(info)) => {
-                        let number = info.number.clone();
-                        self.set_account(info);
-                        Ok(Reply::Number(number))
-                    }
-                    Ok(other) => Err(unexpected(&other)),
-                    Err(e) => Err(e),
-                };
-                self.reply(reply, result);
-            }
-            Purpose::SetDisplayName(reply) => {
-                let result = match result {
-                    Ok(Response::Account(info)) => {
-                        self.set_account(info);
-                        Ok(Reply::Done)
-                    }
-                    Ok(other) => Err(unexpected(&other)),
-                    Err(e) => Err(e),
-                };
-                self.reply(reply, result);
-            }
-            Purpose::PushName(name) => {
-                if let Ok(Response::Account(info)) = result {
-                    if self.name_pending.as_deref() == Some(name.as_str()) {
-                        self.name_pending = None;
-                    }
-                    self.set_account(info);
-                }
-            }
-            Purpose::SetPassword(reply, password) => {
-                let result = match result {
-                    Ok(Response::Done) => {
-                        if self.config.credentials.is_none() {
-                            self.push(Effect::Remember(Remember::Password(password)));
-                        }
-                        Ok(Reply::Done)
-                    }
-                    Ok(other) => Err(unexpected(&other)),
-                    Err(e) => Err(e),
-                };
-                self.reply(reply, result);
-            }
-            Purpose::Forward(reply) => self.reply(reply, result.map(Reply::Response)),
-        }
-    }
-
-    /// Turns what the call engine decided into effects.
-    fn run_calls(&mut self, now_ms: u64, outputs: Vec<Output>) {
-        for output in outputs {
-            match output {
-                Output::Send(local, request) => {
-                    let dial = matches!(request, Request::Dial { .. });
-                    self.request(now_ms, request, Purpose::Call { local, dial });
-                }
-                Output::Added(l) => self.change(Change::CallAdded(l)),
-                Output::Changed(l) => self.change(Change::CallChanged(l)),
-                Output::Removed(l, reason) => {
-                    self.change(Change::CallRemoved(l, reason));
-                    self.relink_if_idle();
-                }
-                Output::Ring(l) => {
-                    if let Some(c) = self.engine.get(l) {
-                        let ring = Change::Ring(l, c.remote_number.clone(), c.remote_name.clone());
-                        self.change(ring);
-                    }
-                }
-                Output::StopRinging(l) => self.change(Change::StopRinging(l)),
-                Output::Missed(_) => {}
-                Output::DtmfReceived(l, digits) => self.change(Change::Dtmf(l, digits)),
-                Output::StartMedia {
-                    local,
-                    call,
-                    source,
-                } => {
-                    let muted = self.engine.get(local).is_some_and(|c| c.muted);
-                    self.push(Effect::Media(Media::Start {
-                        local,
-                        call,
-                        source,
-                        muted,
-                    }));
-                }
-                Output::PauseMedia(l) => self.push(Effect::Media(Media::Pause(l))),
-                Output::StopMedia(l) => self.push(Effect::Media(Media::Stop(l))),
-                Output::Record(r) => {
-                    let (missed, number, name) = (r.missed, r.number.clone(), r.name.clone());
-                    self.push(Effect::Record(r));
-                    if missed {
-                        self.change(Change::Missed(number, name));
-                    }
-                    self.change(Change::History);
-                }
-            }
         }
     }
 }
