@@ -7,6 +7,8 @@
 //! [`Handle`].
 
 mod handle;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
