@@ -98,7 +98,8 @@ impl Config {
         let relay = file
             .relay
             .ok_or_else(|| invalid("relay", "missing: set relay = \"host:7447\"".into()))?;
-        let (relay_host, relay_port) = split_host_port(&relay).map_err(|m| invalid("relay", m))?;
+        let (relay_host, relay_port) =
+            split_host_port(&relay).map_err(|e| invalid("relay", e.to_string()))?;
         let relay_fingerprint = match file.relay_fingerprint {
             Some(fp) => Some(phoned_proto::fingerprint::parse(&fp).ok_or_else(|| {
                 invalid(
@@ -173,9 +174,18 @@ impl Config {
     }
 }
 
+/// Why a relay address does not read as one.
+#[derive(Debug, Error)]
+enum AddressError {
+    #[error("{0:?} is not host:port")]
+    NotHostPort(String),
+    #[error("{0:?}: write an IPv6 address as [addr]:port")]
+    BareIpv6(String),
+}
+
 /// Splits `host:port`, `[v6]:port`, or a bare host (port 7447).
-fn split_host_port(s: &str) -> Result<(String, u16), String> {
-    let bad = || format!("{s:?} is not host:port");
+fn split_host_port(s: &str) -> Result<(String, u16), AddressError> {
+    let bad = || AddressError::NotHostPort(s.to_owned());
     if s.trim().is_empty() || s.chars().any(char::is_whitespace) {
         return Err(bad());
     }
@@ -196,7 +206,7 @@ fn split_host_port(s: &str) -> Result<(String, u16), String> {
             }
             Ok((host.to_owned(), port))
         }
-        Some(_) => Err(format!("{s:?}: write an IPv6 address as [addr]:port")),
+        Some(_) => Err(AddressError::BareIpv6(s.to_owned())),
         None => Ok((s.to_owned(), phoned_proto::DEFAULT_PORT)),
     }
 }

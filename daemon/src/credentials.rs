@@ -5,12 +5,26 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     pub number: String,
     pub password: String,
+}
+
+#[derive(Debug, Error)]
+pub enum CredentialsError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Encode(#[from] toml::ser::Error),
 }
 
 const FILE: &str = "account.toml";
@@ -20,22 +34,25 @@ pub fn path(state_dir: &Path) -> PathBuf {
 }
 
 /// Reads the stored credentials; `Ok(None)` if there are none yet.
-pub fn load(state_dir: &Path) -> Result<Option<Credentials>, String> {
+pub fn load(state_dir: &Path) -> Result<Option<Credentials>, CredentialsError> {
     let p = path(state_dir);
     match std::fs::read_to_string(&p) {
         Ok(text) => toml::from_str(&text)
             .map(Some)
-            .map_err(|e| format!("{}: {}", p.display(), e.message())),
+            .map_err(|e| CredentialsError::Parse {
+                message: e.message().to_owned(),
+                path: p,
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", p.display())),
+        Err(source) => Err(CredentialsError::Io { path: p, source }),
     }
 }
 
 /// Writes the credentials atomically, readable by the owner only.
-pub fn save(state_dir: &Path, creds: &Credentials) -> Result<(), String> {
+pub fn save(state_dir: &Path, creds: &Credentials) -> Result<(), CredentialsError> {
     let p = path(state_dir);
     let tmp = p.with_extension("tmp");
-    let text = toml::to_string(creds).map_err(|e| e.to_string())?;
+    let text = toml::to_string(creds)?;
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -51,7 +68,7 @@ pub fn save(state_dir: &Path, creds: &Credentials) -> Result<(), String> {
         }
         Ok(())
     };
-    write().map_err(|e| format!("{}: {e}", p.display()))
+    write().map_err(|source| CredentialsError::Io { path: p, source })
 }
 
 #[cfg(test)]

@@ -2,27 +2,22 @@
 //! where it broke, checked by SHA-256 end to end, saved under a safe, new name.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use phoned_proto::codec::{decode, encode_framed};
-use phoned_proto::dbus::PhoneError;
 use phoned_proto::{BulkReply, BulkRequest, FileKind, FrameDecoder, Request, StoredFile};
 use sha2::{Digest, Sha256};
 use smol::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use crate::phone::{Change, Phone, lock_client, unix_ms};
+use crate::core::{Change, CoreError, ErrorKind};
+use crate::driver::{Handle, unix_ms};
+use phoned_client::ClientError;
 use crate::store::files::LocalFile;
+use crate::store::new_client_id;
 
 const CHUNK: usize = 64 * 1024;
 /// Progress signals at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
-
-fn client_id() -> String {
-    let mut b = [0u8; 12];
-    let _ = getrandom::fill(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 fn kind_str(kind: FileKind) -> &'static str {
     match kind {
@@ -86,39 +81,43 @@ pub fn create_unique(dir: &Path, name: &str) -> std::io::Result<(PathBuf, std::f
 async fn write_frame<T: serde::Serialize>(
     send: &mut quinn::SendStream,
     msg: &T,
-) -> Result<(), PhoneError> {
+) -> Result<(), CoreError> {
     let mut out = Vec::new();
-    encode_framed(&mut out, msg).map_err(|e| PhoneError::Failed(e.to_string()))?;
+    encode_framed(&mut out, msg).map_err(|e| CoreError::failed(e.to_string()))?;
     send.write_all(&out)
         .await
-        .map_err(|e| PhoneError::Offline(e.to_string()))
+        .map_err(|e| CoreError::offline(e.to_string()))
 }
 
 async fn read_reply(
     recv: &mut quinn::RecvStream,
     decoder: &mut FrameDecoder,
-) -> Result<BulkReply, PhoneError> {
+) -> Result<BulkReply, CoreError> {
     let mut buf = vec![0u8; 4096];
     loop {
         if let Some(body) = decoder
             .next_frame()
-            .map_err(|e| PhoneError::Failed(e.to_string()))?
+            .map_err(|e| CoreError::failed(e.to_string()))?
         {
-            return decode(body).map_err(|e| PhoneError::Failed(e.to_string()));
+            return decode(body).map_err(|e| CoreError::failed(e.to_string()));
         }
         match recv.read(&mut buf).await {
             Ok(Some(n)) => decoder.push(&buf[..n]),
-            Ok(None) => return Err(PhoneError::Offline("the relay closed the transfer".into())),
-            Err(e) => return Err(PhoneError::Offline(e.to_string())),
+            Ok(None) => return Err(CoreError::offline("the relay closed the transfer")),
+            Err(e) => return Err(CoreError::offline(e.to_string())),
         }
     }
 }
 
-fn reply_error(e: phoned_proto::WireError) -> PhoneError {
-    crate::phone::to_dbus(phoned_client::ClientError::Relay(e))
+fn reply_error(e: phoned_proto::WireError) -> CoreError {
+    CoreError::from(ClientError::Relay(e))
 }
 
-fn set_status(phone: &Phone, id: &str, status: &str, relay_id: Option<u64>) {
+fn not_connected() -> CoreError {
+    CoreError::offline("not connected")
+}
+
+fn set_status(phone: &Handle, id: &str, status: &str, relay_id: Option<u64>) {
     match phone.store.update_file(id, |f| {
         if f.status != "delivered" {
             f.status = status.to_owned();
@@ -127,7 +126,7 @@ fn set_status(phone: &Phone, id: &str, status: &str, relay_id: Option<u64>) {
             f.relay_id = relay_id;
         }
     }) {
-        Ok(Some(f)) => phone.notify(Change::FileStatus(f.id, f.status)),
+        Ok(Some(f)) => phone.announce(Change::FileStatus(f.id, f.status)),
         Ok(None) => {}
         Err(e) => tracing::error!("recording a file's status: {e}"),
     }
@@ -135,12 +134,12 @@ fn set_status(phone: &Phone, id: &str, status: &str, relay_id: Option<u64>) {
 
 /// Queues `path` for `number` and starts the upload; returns the transfer's id.
 pub async fn send(
-    phone: &Arc<Phone>,
+    phone: &Handle,
     number: String,
     name: String,
     path: PathBuf,
     kind: FileKind,
-) -> Result<String, PhoneError> {
+) -> Result<String, CoreError> {
     let p = path.clone();
     let (size, sha256) = blocking::unblock(move || -> std::io::Result<(u64, [u8; 32])> {
         let mut f = std::fs::File::open(&p)?;
@@ -152,9 +151,14 @@ pub async fn send(
         Ok((size, h.finalize().into()))
     })
     .await
-    .map_err(|e| PhoneError::InvalidArgument(format!("{}: {e}", path.display())))?;
+    .map_err(|e| {
+        CoreError::new(
+            ErrorKind::InvalidArgument,
+            format!("{}: {e}", path.display()),
+        )
+    })?;
     let record = LocalFile {
-        id: client_id(),
+        id: new_client_id(),
         peer: number,
         peer_name: name,
         outgoing: true,
@@ -173,13 +177,13 @@ pub async fn send(
     phone
         .store
         .add_file(&record)
-        .map_err(|e| PhoneError::Failed(e.to_string()))?;
-    phone.notify(Change::FileStatus(record.id.clone(), "queued".into()));
+        .map_err(|e| CoreError::failed(e.to_string()))?;
+    phone.announce(Change::FileStatus(record.id.clone(), "queued".into()));
     let id = record.id.clone();
     let phone2 = phone.clone();
     smol::spawn(async move {
         if let Err(e) = upload(&phone2, &record).await {
-            tracing::info!(id = %record.id, "upload: {}", e.message());
+            tracing::info!(id = %record.id, "upload: {e}");
         }
     })
     .detach();
@@ -187,13 +191,13 @@ pub async fn send(
 }
 
 /// Uploads one file, resuming at the relay's offset.
-async fn upload(phone: &Arc<Phone>, f: &LocalFile) -> Result<(), PhoneError> {
-    let client = lock_client(phone).ok_or_else(|| PhoneError::Offline("not connected".into()))?;
+async fn upload(phone: &Handle, f: &LocalFile) -> Result<(), CoreError> {
+    let client = phone.client().await.ok_or_else(not_connected)?;
     let (mut send, mut recv) = client
         .conn
         .open_bi()
         .await
-        .map_err(|e| PhoneError::Offline(e.to_string()))?;
+        .map_err(|e| CoreError::offline(e.to_string()))?;
     let kind = if f.kind == "voice" {
         FileKind::Voice
     } else {
@@ -220,22 +224,22 @@ async fn upload(phone: &Arc<Phone>, f: &LocalFile) -> Result<(), PhoneError> {
         }
         BulkReply::Error(e) => {
             let e = reply_error(e);
-            if !matches!(e, PhoneError::Offline(_) | PhoneError::Busy(_)) {
+            if !matches!(e.kind, ErrorKind::Offline | ErrorKind::Busy) {
                 set_status(phone, &f.id, "failed", None);
             }
             return Err(e);
         }
-        other => return Err(PhoneError::Failed(format!("unexpected reply {other:?}"))),
+        other => return Err(CoreError::failed(format!("unexpected reply {other:?}"))),
     };
     if offset > 0 {
         tracing::info!(id = %f.id, offset, size = f.size, "upload resumes");
     }
     let mut file = smol::fs::File::open(&f.path)
         .await
-        .map_err(|e| PhoneError::Failed(format!("{}: {e}", f.path)))?;
+        .map_err(|e| CoreError::failed(format!("{}: {e}", f.path)))?;
     file.seek(std::io::SeekFrom::Start(offset))
         .await
-        .map_err(|e| PhoneError::Failed(e.to_string()))?;
+        .map_err(|e| CoreError::failed(e.to_string()))?;
     let mut done = offset;
     let mut last = Instant::now();
     let mut buf = vec![0u8; CHUNK];
@@ -243,21 +247,21 @@ async fn upload(phone: &Arc<Phone>, f: &LocalFile) -> Result<(), PhoneError> {
         let n = file
             .read(&mut buf)
             .await
-            .map_err(|e| PhoneError::Failed(e.to_string()))?;
+            .map_err(|e| CoreError::failed(e.to_string()))?;
         if n == 0 {
             break;
         }
         send.write_all(&buf[..n])
             .await
-            .map_err(|e| PhoneError::Offline(e.to_string()))?;
+            .map_err(|e| CoreError::offline(e.to_string()))?;
         done += n as u64;
         if last.elapsed() >= PROGRESS_EVERY {
             last = Instant::now();
-            phone.notify(Change::FileProgress(f.id.clone(), done, f.size));
+            phone.announce(Change::FileProgress(f.id.clone(), done, f.size));
         }
     }
     let _ = send.finish();
-    phone.notify(Change::FileProgress(f.id.clone(), done, f.size));
+    phone.announce(Change::FileProgress(f.id.clone(), done, f.size));
     match read_reply(&mut recv, &mut decoder).await? {
         BulkReply::Stored { id } => {
             set_status(phone, &f.id, "stored", Some(id));
@@ -267,12 +271,12 @@ async fn upload(phone: &Arc<Phone>, f: &LocalFile) -> Result<(), PhoneError> {
             set_status(phone, &f.id, "failed", None);
             Err(reply_error(e))
         }
-        other => Err(PhoneError::Failed(format!("unexpected reply {other:?}"))),
+        other => Err(CoreError::failed(format!("unexpected reply {other:?}"))),
     }
 }
 
 /// Resumes every upload still queued (after the link comes up).
-pub async fn flush(phone: Arc<Phone>) {
+pub async fn flush(phone: Handle) {
     let Ok(files) = phone.store.files() else {
         return;
     };
@@ -280,14 +284,16 @@ pub async fn flush(phone: Arc<Phone>) {
         .into_iter()
         .filter(|f| f.outgoing && f.status == "queued")
     {
-        if let Err(PhoneError::Offline(_)) = upload(&phone, &f).await {
+        if let Err(e) = upload(&phone, &f).await
+            && e.kind == ErrorKind::Offline
+        {
             return;
         }
     }
 }
 
 /// Where received files go.
-pub fn download_dir(phone: &Phone) -> PathBuf {
+pub fn download_dir(phone: &Handle) -> PathBuf {
     if let Some(d) = &phone.config().download_dir {
         return d.clone();
     }
@@ -298,22 +304,22 @@ pub fn download_dir(phone: &Phone) -> PathBuf {
 }
 
 /// The relay offers a file: download it (resuming a partial one), check it, save it.
-pub fn offered(phone: &Arc<Phone>, file: StoredFile) {
+pub fn offered(phone: &Handle, file: StoredFile) {
     let phone = phone.clone();
     smol::spawn(async move {
         if let Err(e) = download(&phone, &file).await {
-            tracing::info!(id = file.id, "download: {}", e.message());
+            tracing::info!(id = file.id, "download: {e}");
         }
     })
     .detach();
 }
 
-async fn download(phone: &Arc<Phone>, offer: &StoredFile) -> Result<(), PhoneError> {
+async fn download(phone: &Handle, offer: &StoredFile) -> Result<(), CoreError> {
     let id = format!("f{}", offer.id);
     let known = phone
         .store
         .file(&id)
-        .map_err(|e| PhoneError::Failed(e.to_string()))?;
+        .map_err(|e| CoreError::failed(e.to_string()))?;
     if known.as_ref().is_some_and(|f| f.status == "received") {
         // Saved before; the ack was lost.
         return ack(phone, offer.id).await;
@@ -336,29 +342,29 @@ async fn download(phone: &Arc<Phone>, offer: &StoredFile) -> Result<(), PhoneErr
         phone
             .store
             .add_file(&record)
-            .map_err(|e| PhoneError::Failed(e.to_string()))?;
+            .map_err(|e| CoreError::failed(e.to_string()))?;
     }
     let dir = download_dir(phone);
     let partial_dir = dir.join(".partial");
     smol::fs::create_dir_all(&partial_dir)
         .await
-        .map_err(|e| PhoneError::Failed(format!("{}: {e}", partial_dir.display())))?;
+        .map_err(|e| CoreError::failed(format!("{}: {e}", partial_dir.display())))?;
     let partial = partial_dir.join(offer.id.to_string());
     let mut file = smol::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&partial)
         .await
-        .map_err(|e| PhoneError::Failed(e.to_string()))?;
+        .map_err(|e| CoreError::failed(e.to_string()))?;
     let mut have = file
         .metadata()
         .await
-        .map_err(|e| PhoneError::Failed(e.to_string()))?
+        .map_err(|e| CoreError::failed(e.to_string()))?
         .len();
     if have > offer.size {
         file.set_len(0)
             .await
-            .map_err(|e| PhoneError::Failed(e.to_string()))?;
+            .map_err(|e| CoreError::failed(e.to_string()))?;
         have = 0;
     }
     if have > 0 {
@@ -369,12 +375,12 @@ async fn download(phone: &Arc<Phone>, offer: &StoredFile) -> Result<(), PhoneErr
             "download resumes"
         );
     }
-    let client = lock_client(phone).ok_or_else(|| PhoneError::Offline("not connected".into()))?;
+    let client = phone.client().await.ok_or_else(not_connected)?;
     let (mut send, mut recv) = client
         .conn
         .open_bi()
         .await
-        .map_err(|e| PhoneError::Offline(e.to_string()))?;
+        .map_err(|e| CoreError::offline(e.to_string()))?;
     write_frame(
         &mut send,
         &BulkRequest::Download {
@@ -388,12 +394,12 @@ async fn download(phone: &Arc<Phone>, offer: &StoredFile) -> Result<(), PhoneErr
     match read_reply(&mut recv, &mut decoder).await? {
         BulkReply::Sending { .. } => {}
         BulkReply::Error(e) => return Err(reply_error(e)),
-        other => return Err(PhoneError::Failed(format!("unexpected reply {other:?}"))),
+        other => return Err(CoreError::failed(format!("unexpected reply {other:?}"))),
     }
     let first = decoder.take_rest();
     file.write_all(&first)
         .await
-        .map_err(|e| PhoneError::Failed(e.to_string()))?;
+        .map_err(|e| CoreError::failed(e.to_string()))?;
     have += first.len() as u64;
     let mut last = Instant::now();
     let mut buf = vec![0u8; CHUNK];
@@ -401,23 +407,23 @@ async fn download(phone: &Arc<Phone>, offer: &StoredFile) -> Result<(), PhoneErr
         match recv.read(&mut buf).await {
             Ok(Some(n)) => {
                 if have + n as u64 > offer.size {
-                    return Err(PhoneError::Failed(
-                        "the relay sent more than the file's size".into(),
+                    return Err(CoreError::failed(
+                        "the relay sent more than the file's size",
                     ));
                 }
                 file.write_all(&buf[..n])
                     .await
-                    .map_err(|e| PhoneError::Failed(e.to_string()))?;
+                    .map_err(|e| CoreError::failed(e.to_string()))?;
                 have += n as u64;
                 if last.elapsed() >= PROGRESS_EVERY {
                     last = Instant::now();
-                    phone.notify(Change::FileProgress(id.clone(), have, offer.size));
+                    phone.announce(Change::FileProgress(id.clone(), have, offer.size));
                 }
             }
             Ok(None) => break,
             Err(e) => {
                 let _ = file.sync_all().await;
-                return Err(PhoneError::Offline(format!(
+                return Err(CoreError::offline(format!(
                     "download broken off at {have} bytes: {e}"
                 )));
             }
@@ -425,10 +431,10 @@ async fn download(phone: &Arc<Phone>, offer: &StoredFile) -> Result<(), PhoneErr
     }
     file.sync_all()
         .await
-        .map_err(|e| PhoneError::Failed(e.to_string()))?;
+        .map_err(|e| CoreError::failed(e.to_string()))?;
     drop(file);
     if have != offer.size {
-        return Err(PhoneError::Offline(format!(
+        return Err(CoreError::offline(format!(
             "got {have} of {} bytes",
             offer.size
         )));
@@ -440,11 +446,11 @@ async fn download(phone: &Arc<Phone>, offer: &StoredFile) -> Result<(), PhoneErr
         Ok(<[u8; 32]>::from(h.finalize()) == sha)
     })
     .await
-    .map_err(|e| PhoneError::Failed(e.to_string()))?;
+    .map_err(|e| CoreError::failed(e.to_string()))?;
     if !ok {
         let _ = smol::fs::remove_file(&partial).await;
-        return Err(PhoneError::Failed(
-            "SHA-256 mismatch: the download was damaged; it will be fetched again".into(),
+        return Err(CoreError::failed(
+            "SHA-256 mismatch: the download was damaged; it will be fetched again",
         ));
     }
     let name = safe_name(&offer.name);
@@ -456,7 +462,7 @@ async fn download(phone: &Arc<Phone>, offer: &StoredFile) -> Result<(), PhoneErr
         Ok(path)
     })
     .await
-    .map_err(|e| PhoneError::Failed(format!("saving to {}: {e}", dir.display())))?;
+    .map_err(|e| CoreError::failed(format!("saving to {}: {e}", dir.display())))?;
     let saved_str = saved.to_string_lossy().into_owned();
     let updated = phone
         .store
@@ -464,19 +470,19 @@ async fn download(phone: &Arc<Phone>, offer: &StoredFile) -> Result<(), PhoneErr
             f.status = "received".into();
             f.path = saved_str.clone();
         })
-        .map_err(|e| PhoneError::Failed(e.to_string()))?;
+        .map_err(|e| CoreError::failed(e.to_string()))?;
     if let Some(f) = updated {
-        phone.notify(Change::FileReceived(f));
+        phone.announce(Change::FileReceived(f));
     }
     ack(phone, offer.id).await
 }
 
-async fn ack(phone: &Arc<Phone>, id: u64) -> Result<(), PhoneError> {
+async fn ack(phone: &Handle, id: u64) -> Result<(), CoreError> {
     phone.request(Request::Delivered { id }).await.map(|_| ())
 }
 
 /// The relay says a file we sent was delivered.
-pub fn delivered(phone: &Arc<Phone>, client_id: &str, id: u64) {
+pub fn delivered(phone: &Handle, client_id: &str, id: u64) {
     set_status(phone, client_id, "delivered", Some(id));
 }
 

@@ -1,16 +1,21 @@
-//! phoned: the device daemon. It keeps a link to the relay ([`link`]), serves the D-Bus
-//! API ([`dbus`]), and keeps contacts and settings in its store ([`store`]). [`phone`]
-//! holds what they share.
+//! phoned: the device daemon. [`core`] is its state, sans-IO: the call engine, the link
+//! and account status, the config in effect and the requests issued to the relay.
+//! [`driver`] is the one task that owns the core and carries out what it decides. Around
+//! it are adapters that talk to the world through a [`driver::Handle`]: the relay
+//! [`link`], the D-Bus service [`dbus`], text [`messages`], [`files`] and [`voice`]
+//! messages, and the LMDB [`store`]. [`call::media`] carries a call's audio and [`audio`]
+//! is the audio pipeline under it.
 
 pub mod audio;
 pub mod call;
 pub mod config;
+pub mod core;
 pub mod credentials;
 pub mod dbus;
+pub mod driver;
 pub mod files;
 pub mod link;
 pub mod messages;
-pub mod phone;
 pub mod reload;
 pub mod store;
 pub mod vcard;

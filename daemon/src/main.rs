@@ -5,10 +5,11 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{Context, anyhow};
 use clap::{Parser, ValueEnum};
 use phoned::config::{self, Config};
 use phoned::dbus::{self, Bus};
-use phoned::phone::Phone;
+use phoned::driver::{self, Handle};
 use phoned::store::Store;
 use phoned_client::signals::Signals;
 use phoned_client::systemd;
@@ -73,42 +74,44 @@ fn default_state_dir(bus: Bus) -> PathBuf {
         .join("phoned")
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+fn run(cli: Cli) -> anyhow::Result<()> {
     let bus = match cli.bus {
         BusArg::Session => Bus::Session,
         BusArg::System => Bus::System,
     };
     let config_path = cli.config.unwrap_or_else(config::default_path);
-    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+    let config = Config::load(&config_path)?;
     let state_dir = cli.state_dir.unwrap_or_else(|| default_state_dir(bus));
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&state_dir)
-        .map_err(|e| format!("cannot create state dir {}: {e}", state_dir.display()))?;
+        .map_err(|e| anyhow!("cannot create state dir {}: {e}", state_dir.display()))?;
     let store =
-        Store::open(&state_dir).map_err(|e| format!("state dir {}: {e}", state_dir.display()))?;
-    let (phone, changes) = Phone::new(config, config_path, state_dir, store);
+        Store::open(&state_dir).map_err(|e| anyhow!("state dir {}: {e}", state_dir.display()))?;
+    let parts = driver::new(config, config_path, state_dir, store);
+    let handle = parts.handle;
     smol::block_on(async {
-        let signals = Signals::new().map_err(|e| format!("cannot handle signals: {e}"))?;
-        let conn = dbus::serve(bus, phone.clone()).await?;
-        let announcer = smol::spawn(dbus::announce(conn.clone(), phone.clone(), changes));
-        let link = smol::spawn(phoned::link::run(phone.clone()));
-        tracing::info!(relay = %phone.config().relay, "phoned started");
+        let signals = Signals::new().context("cannot handle signals")?;
+        let driver = smol::spawn(parts.driver.run());
+        let conn = dbus::serve(bus, handle.clone()).await?;
+        let announcer = smol::spawn(dbus::announce(conn.clone(), handle.clone(), parts.changes));
+        let link = smol::spawn(phoned::link::run(handle.clone(), parts.relink, parts.media));
+        tracing::info!(relay = %handle.config().relay, "phoned started");
         // Ready once the bus name is ours: D-Bus clients can talk to us from now on.
-        let status = |phone: &Phone| {
+        let status = |handle: &Handle| {
             format!(
                 "serving {} (relay {})",
                 phoned_proto::dbus::BUS_NAME,
-                phone.config().relay
+                handle.config().relay
             )
         };
-        systemd::ready(&status(&phone));
+        systemd::ready(&status(&handle));
         let _watchdog = systemd::spawn_watchdog();
         let signal = signals
             .until_stopped(async || {
-                let _ = phone.reload_logged();
-                status(&phone)
+                let _ = handle.reload().await;
+                status(&handle)
             })
             .await;
         tracing::info!(?signal, "stopping");
@@ -116,6 +119,7 @@ fn run(cli: Cli) -> Result<(), String> {
         drop(link);
         drop(announcer);
         drop(conn);
+        drop(driver);
         Ok(())
     })
 }

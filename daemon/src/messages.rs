@@ -1,34 +1,27 @@
 //! Text messages: sending (now, or from the outbox when the link comes back), receiving
 //! (stored here before the relay is told it may forget the message), delivery receipts.
 
-use std::sync::Arc;
-
-use phoned_proto::dbus::PhoneError;
 use phoned_proto::{MessageId, Request, Response, StoredMessage};
 
-use crate::phone::{Change, Phone, unix_ms};
+use crate::core::{Change, CoreError};
+use crate::driver::{Handle, unix_ms};
 use crate::store::messages::LocalMessage;
+use crate::store::new_client_id;
 
 /// Longest text accepted from D-Bus (the relay may allow less; it says so).
 pub const MAX_TEXT: usize = 16 * 1024;
-
-fn client_id() -> String {
-    let mut b = [0u8; 12];
-    let _ = getrandom::fill(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 /// Queues a message to `number` and tries to hand it to the relay at once. Errors the
 /// relay gives for the message itself (unknown number, too large, mailbox full) come
 /// back to the caller; a missing link only leaves it queued.
 pub async fn send(
-    phone: &Arc<Phone>,
+    phone: &Handle,
     number: String,
     name: String,
     text: String,
-) -> Result<String, PhoneError> {
+) -> Result<String, CoreError> {
     let m = LocalMessage {
-        id: client_id(),
+        id: new_client_id(),
         peer: number,
         peer_name: name,
         outgoing: true,
@@ -41,16 +34,17 @@ pub async fn send(
     phone
         .store
         .add_message(&m)
-        .map_err(|e| PhoneError::Failed(e.to_string()))?;
-    phone.notify(Change::MessageStatus(m.id.clone(), "queued".into()));
+        .map_err(|e| CoreError::failed(e.to_string()))?;
+    phone.announce(Change::MessageStatus(m.id.clone(), "queued".into()));
     match push(phone, &m).await {
-        Ok(()) | Err(PhoneError::Offline(_)) | Err(PhoneError::Timeout(_)) => Ok(m.id),
+        Ok(()) => Ok(m.id),
+        Err(e) if e.is_transient() => Ok(m.id),
         Err(e) => Err(e),
     }
 }
 
 /// Hands one queued message to the relay and records the outcome.
-async fn push(phone: &Arc<Phone>, m: &LocalMessage) -> Result<(), PhoneError> {
+async fn push(phone: &Handle, m: &LocalMessage) -> Result<(), CoreError> {
     let req = Request::SendMessage {
         client_id: m.id.clone(),
         to: m.peer.clone(),
@@ -61,16 +55,16 @@ async fn push(phone: &Arc<Phone>, m: &LocalMessage) -> Result<(), PhoneError> {
             set_status(phone, &m.id, "stored", "", Some(id));
             Ok(())
         }
-        Ok(other) => Err(PhoneError::Failed(format!("unexpected answer: {other:?}"))),
-        Err(e @ (PhoneError::Offline(_) | PhoneError::Timeout(_))) => Err(e),
+        Ok(other) => Err(CoreError::failed(format!("unexpected answer: {other:?}"))),
+        Err(e) if e.is_transient() => Err(e),
         Err(e) => {
-            set_status(phone, &m.id, "failed", &e.message(), None);
+            set_status(phone, &m.id, "failed", &e.message, None);
             Err(e)
         }
     }
 }
 
-fn set_status(phone: &Phone, id: &str, status: &str, reason: &str, relay_id: Option<MessageId>) {
+fn set_status(phone: &Handle, id: &str, status: &str, reason: &str, relay_id: Option<MessageId>) {
     let updated = phone.store.update_message(id, |m| {
         // A receipt can overtake the `Stored` answer; never go back from delivered.
         if m.status != "delivered" {
@@ -82,14 +76,14 @@ fn set_status(phone: &Phone, id: &str, status: &str, reason: &str, relay_id: Opt
         }
     });
     match updated {
-        Ok(Some(m)) => phone.notify(Change::MessageStatus(m.id, m.status)),
+        Ok(Some(m)) => phone.announce(Change::MessageStatus(m.id, m.status)),
         Ok(None) => {}
         Err(e) => tracing::error!("recording message status: {e}"),
     }
 }
 
 /// Sends everything still queued, oldest first (after the link comes up).
-pub async fn flush(phone: Arc<Phone>) {
+pub async fn flush(phone: Handle) {
     let queued = match phone.store.queued_messages() {
         Ok(q) => q,
         Err(e) => {
@@ -98,14 +92,16 @@ pub async fn flush(phone: Arc<Phone>) {
         }
     };
     for m in queued {
-        if let Err(PhoneError::Offline(_) | PhoneError::Timeout(_)) = push(&phone, &m).await {
+        if let Err(e) = push(&phone, &m).await
+            && e.is_transient()
+        {
             return;
         }
     }
 }
 
 /// A message arrived: keep it, announce it, then let the relay forget it.
-pub fn received(phone: &Arc<Phone>, msg: StoredMessage) {
+pub fn received(phone: &Handle, msg: StoredMessage) {
     let m = LocalMessage {
         id: format!("r{}", msg.id),
         peer: msg.from_number.clone(),
@@ -118,7 +114,7 @@ pub fn received(phone: &Arc<Phone>, msg: StoredMessage) {
         relay_id: Some(msg.id),
     };
     match phone.store.add_message(&m) {
-        Ok(true) => phone.notify(Change::MessageReceived(m)),
+        Ok(true) => phone.announce(Change::MessageReceived(m)),
         Ok(false) => {} // Delivered again after a lost ack: already here.
         Err(e) => {
             // Not stored: do not ack, so the relay delivers it again.
@@ -129,13 +125,13 @@ pub fn received(phone: &Arc<Phone>, msg: StoredMessage) {
     let phone = phone.clone();
     smol::spawn(async move {
         if let Err(e) = phone.request(Request::Delivered { id: msg.id }).await {
-            tracing::info!("acknowledging message {}: {}", msg.id, e.message());
+            tracing::info!("acknowledging message {}: {e}", msg.id);
         }
     })
     .detach();
 }
 
 /// The relay says a message we sent was delivered.
-pub fn delivered(phone: &Arc<Phone>, client_id: &str, id: MessageId) {
+pub fn delivered(phone: &Handle, client_id: &str, id: MessageId) {
     set_status(phone, client_id, "delivered", "", Some(id));
 }

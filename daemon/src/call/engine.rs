@@ -357,8 +357,14 @@ impl Engine {
         if state != State::Incoming {
             return Err(EngineError::InvalidState(state));
         }
-        let mut out: Vec<Output> = self
-            .calls
+        let mut out = self.hold_others(local);
+        out.push(Output::Send(local, Request::Answer { call }));
+        Ok(out)
+    }
+
+    /// Puts every active call but `local` on hold: one call talks at a time.
+    fn hold_others(&self, local: Local) -> Vec<Output> {
+        self.calls
             .values()
             .filter(|c| c.local != local && c.state == State::Active)
             .filter_map(|c| {
@@ -372,9 +378,7 @@ impl Engine {
                     )
                 })
             })
-            .collect();
-        out.push(Output::Send(local, Request::Answer { call }));
-        Ok(out)
+            .collect()
     }
 
     pub fn reject(&mut self, local: Local, busy: bool) -> Result<Vec<Output>, EngineError> {
@@ -411,7 +415,14 @@ impl Engine {
         if !ok {
             return Err(EngineError::InvalidState(state));
         }
-        Ok(vec![Output::Send(local, Request::Hold { call, held })])
+        // Resuming one call holds the one that talks now, as answering does.
+        let mut out = if held {
+            Vec::new()
+        } else {
+            self.hold_others(local)
+        };
+        out.push(Output::Send(local, Request::Hold { call, held }));
+        Ok(out)
     }
 
     pub fn send_dtmf(&mut self, local: Local, digits: String) -> Result<Vec<Output>, EngineError> {

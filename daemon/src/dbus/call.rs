@@ -1,18 +1,18 @@
 //! `org.phoned.Phone1.Call`: one object per call at `/org/phoned/Phone1/Call/<n>`.
 
-use std::sync::Arc;
-
 use phoned_proto::call::check_dtmf;
 use phoned_proto::dbus::PhoneError;
 use zbus::interface;
 use zbus::object_server::SignalEmitter;
 
 use super::check_arg;
-use crate::call::engine::{Call, EngineError, Local, Output};
-use crate::phone::{Phone, lock, unix_ms};
+use super::error::property_error;
+use crate::call::engine::{Call, Local};
+use crate::core::{CallOp, Command};
+use crate::driver::Handle;
 
 pub struct CallIface {
-    phone: Arc<Phone>,
+    phone: Handle,
     local: Local,
 }
 
@@ -21,72 +21,54 @@ pub fn path(local: Local) -> String {
     phoned_proto::dbus::call_path(local)
 }
 
-pub(crate) fn engine_err(e: EngineError) -> PhoneError {
-    match e {
-        EngineError::NoSuchCall => PhoneError::NotFound("the call has ended".into()),
-        EngineError::InvalidState(s) => {
-            PhoneError::InvalidState(format!("not possible while the call is {}", s.as_str()))
-        }
-    }
-}
-
 impl CallIface {
-    pub fn new(phone: Arc<Phone>, local: Local) -> Self {
+    pub fn new(phone: Handle, local: Local) -> Self {
         CallIface { phone, local }
     }
 
     fn snapshot(&self) -> Option<Call> {
-        lock(&self.phone.engine).get(self.local).cloned()
+        self.phone.snapshot().calls.get(&self.local).cloned()
     }
 
-    fn act(
-        &self,
-        op: impl FnOnce(&mut crate::call::engine::Engine) -> Result<Vec<Output>, EngineError>,
-    ) -> Result<(), PhoneError> {
-        let out = op(&mut lock(&self.phone.engine)).map_err(engine_err)?;
-        self.phone.run_calls(out);
+    async fn act(&self, op: CallOp) -> Result<(), PhoneError> {
+        self.phone.command(Command::Call(self.local, op)).await?;
         Ok(())
     }
 }
 
 #[interface(name = "org.phoned.Phone1.Call")]
 impl CallIface {
-    fn answer(&self) -> Result<(), PhoneError> {
-        let l = self.local;
-        self.act(|e| e.answer(l))
+    async fn answer(&self) -> Result<(), PhoneError> {
+        self.act(CallOp::Answer).await
     }
 
     /// Declines a ringing call; `reason` "busy" declines as busy, anything else as rejected.
-    fn reject(&self, reason: &str) -> Result<(), PhoneError> {
+    async fn reject(&self, reason: &str) -> Result<(), PhoneError> {
         check_arg("reason", reason)?;
-        let l = self.local;
-        self.act(|e| e.reject(l, reason == "busy"))
+        let busy = reason == "busy";
+        self.act(CallOp::Reject { busy }).await
     }
 
-    fn hangup(&self) -> Result<(), PhoneError> {
-        let l = self.local;
-        self.act(|e| e.hangup(l, unix_ms()))
+    async fn hangup(&self) -> Result<(), PhoneError> {
+        self.act(CallOp::Hangup).await
     }
 
-    fn hold(&self) -> Result<(), PhoneError> {
-        let l = self.local;
-        self.act(|e| e.hold(l, true))
+    async fn hold(&self) -> Result<(), PhoneError> {
+        self.act(CallOp::Hold(true)).await
     }
 
-    fn resume(&self) -> Result<(), PhoneError> {
-        let l = self.local;
-        self.act(|e| e.hold(l, false))
+    async fn resume(&self) -> Result<(), PhoneError> {
+        self.act(CallOp::Hold(false)).await
     }
 
     /// Sends DTMF digits (0-9, *, #, A-D; at most 32).
-    fn send_dtmf(&self, digits: &str) -> Result<(), PhoneError> {
+    async fn send_dtmf(&self, digits: &str) -> Result<(), PhoneError> {
         if !check_dtmf(digits) {
             return Err(PhoneError::InvalidArgument(
                 "DTMF digits are 0-9, *, #, A-D; at most 32".into(),
             ));
         }
-        let (l, d) = (self.local, digits.to_owned());
-        self.act(|e| e.send_dtmf(l, d))
+        self.act(CallOp::Dtmf(digits.to_owned())).await
     }
 
     /// `dialing`, `ringing`, `incoming`, `active`, `held` or `ended`.
@@ -130,12 +112,12 @@ impl CallIface {
     }
 
     #[zbus(property)]
-    fn set_muted(&self, muted: bool) -> zbus::fdo::Result<()> {
+    async fn set_muted(&self, muted: bool) -> zbus::fdo::Result<()> {
         // zbus announces the change itself after a setter.
-        lock(&self.phone.engine)
-            .set_muted(self.local, muted)
-            .map_err(|e| zbus::fdo::Error::Failed(engine_err(e).message()))?;
-        self.phone.set_media_muted(self.local, muted);
+        self.phone
+            .command(Command::Call(self.local, CallOp::Mute(muted)))
+            .await
+            .map_err(property_error)?;
         Ok(())
     }
 

@@ -1,32 +1,23 @@
 //! `org.phoned.Phone1.Contacts`: the local address book, with vCard import and export.
 
-use std::sync::Arc;
-
 use phoned_proto::dbus::{MAX_VCARD, PhoneError};
 use zbus::interface;
 use zbus::object_server::SignalEmitter;
 
+use super::error::contact_error;
 use super::{check_arg, check_len};
-use crate::phone::{Change, Phone};
-use crate::store::contacts::{Contact, ContactError};
+use crate::core::Change;
+use crate::driver::Handle;
+use crate::store::contacts::Contact;
 use crate::vcard;
 
 pub struct ContactsIface {
-    phone: Arc<Phone>,
+    phone: Handle,
 }
 
 impl ContactsIface {
-    pub fn new(phone: Arc<Phone>) -> Self {
+    pub fn new(phone: Handle) -> Self {
         ContactsIface { phone }
-    }
-}
-
-fn to_dbus(e: ContactError) -> PhoneError {
-    match e {
-        ContactError::InvalidNumber(_) => PhoneError::InvalidNumber(e.to_string()),
-        ContactError::NotFound(_) => PhoneError::NotFound(e.to_string()),
-        ContactError::Store(_) => PhoneError::Failed(e.to_string()),
-        _ => PhoneError::InvalidArgument(e.to_string()),
     }
 }
 
@@ -53,8 +44,8 @@ impl ContactsIface {
             .phone
             .store
             .add_contact(name, number)
-            .map_err(to_dbus)?;
-        self.phone.notify(Change::Contacts);
+            .map_err(contact_error)?;
+        self.phone.announce(Change::Contacts);
         Ok(c.id.to_string())
     }
 
@@ -63,8 +54,8 @@ impl ContactsIface {
         self.phone
             .store
             .remove_contact(id(id_text)?)
-            .map_err(to_dbus)?;
-        self.phone.notify(Change::Contacts);
+            .map_err(contact_error)?;
+        self.phone.announce(Change::Contacts);
         Ok(())
     }
 
@@ -74,8 +65,8 @@ impl ContactsIface {
         self.phone
             .store
             .rename_contact(id(id_text)?, name)
-            .map_err(to_dbus)?;
-        self.phone.notify(Change::Contacts);
+            .map_err(contact_error)?;
+        self.phone.announce(Change::Contacts);
         Ok(())
     }
 
@@ -96,7 +87,7 @@ impl ContactsIface {
             .store
             .lookup_contact(query)
             .map(row)
-            .map_err(to_dbus)
+            .map_err(contact_error)
     }
 
     /// Imports vCard 3.0/4.0 text, all or nothing; returns the ids added (contacts
@@ -105,9 +96,13 @@ impl ContactsIface {
     fn import_vcard(&self, text: &str) -> Result<Vec<String>, PhoneError> {
         check_len("vCard text", text, MAX_VCARD)?;
         let entries = vcard::parse(text).map_err(|e| PhoneError::InvalidArgument(e.to_string()))?;
-        let added = self.phone.store.add_contacts(&entries).map_err(to_dbus)?;
+        let added = self
+            .phone
+            .store
+            .add_contacts(&entries)
+            .map_err(contact_error)?;
         if !added.is_empty() {
-            self.phone.notify(Change::Contacts);
+            self.phone.announce(Change::Contacts);
         }
         Ok(added.into_iter().map(|c| c.id.to_string()).collect())
     }

@@ -1,23 +1,22 @@
 //! `org.phoned.Phone1.Files`: files sent and received through the relay.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
+use phoned_proto::FileKind;
 use phoned_proto::dbus::PhoneError;
-use phoned_proto::{FileKind, Number};
 use zbus::interface;
 use zbus::object_server::SignalEmitter;
 
-use super::check_arg;
+use super::{check_arg, recipient};
+use crate::driver::Handle;
 use crate::files;
-use crate::phone::Phone;
 
 pub struct FilesIface {
-    phone: Arc<Phone>,
+    phone: Handle,
 }
 
 impl FilesIface {
-    pub fn new(phone: Arc<Phone>) -> Self {
+    pub fn new(phone: Handle) -> Self {
         FilesIface { phone }
     }
 }
@@ -35,18 +34,6 @@ pub type Row = (
     u64,
 );
 
-/// Resolves a number or a contact's name to (number, name).
-pub(crate) fn recipient(phone: &Phone, to: &str) -> Result<(String, String), PhoneError> {
-    match to.trim().parse::<Number>() {
-        Ok(n) => Ok((n.to_string(), String::new())),
-        Err(_) => phone
-            .store
-            .lookup_contact(to)
-            .map(|c| (c.number, c.name))
-            .map_err(|_| PhoneError::NotFound(format!("{to:?} is neither a number nor a contact"))),
-    }
-}
-
 #[interface(name = "org.phoned.Phone1.Files")]
 impl FilesIface {
     /// Sends the file at `path` (read by the daemon) to `to`; returns the transfer id.
@@ -55,14 +42,8 @@ impl FilesIface {
         check_arg("to", to)?;
         check_arg("path", path)?;
         let (number, name) = recipient(&self.phone, to)?;
-        files::send(
-            &self.phone,
-            number,
-            name,
-            PathBuf::from(path),
-            FileKind::File,
-        )
-        .await
+        let path = PathBuf::from(path);
+        Ok(files::send(&self.phone, number, name, path, FileKind::File).await?)
     }
 
     /// Every transfer, oldest first: (id, peer, direction `in`/`out`, kind, name, path,

@@ -1,18 +1,17 @@
 //! `org.phoned.Phone1.History`: finished calls and the count of missed ones.
 
-use std::sync::Arc;
-
 use phoned_proto::dbus::PhoneError;
 use zbus::interface;
 
-use crate::phone::{Change, Phone};
+use crate::core::Change;
+use crate::driver::Handle;
 
 pub struct HistoryIface {
-    phone: Arc<Phone>,
+    phone: Handle,
 }
 
 impl HistoryIface {
-    pub fn new(phone: Arc<Phone>) -> Self {
+    pub fn new(phone: Handle) -> Self {
         HistoryIface { phone }
     }
 }
@@ -53,7 +52,7 @@ impl HistoryIface {
             .store
             .clear_missed()
             .map_err(|e| PhoneError::Failed(e.to_string()))?;
-        self.phone.notify(Change::History);
+        self.phone.announce(Change::History);
         Ok(())
     }
 

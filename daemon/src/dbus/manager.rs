@@ -1,30 +1,27 @@
-//! `org.phoned.Phone1.Manager`: calls (none until calls land), do-not-disturb, auto-answer.
-
-use std::sync::Arc;
+//! `org.phoned.Phone1.Manager`: dialing, the list of calls and their signals,
+//! do-not-disturb, auto-answer, and reloading the config. Each call's own object is
+//! [`super::call`].
 
 use std::collections::HashMap;
 
-use phoned_proto::Number;
 use phoned_proto::dbus::PhoneError;
-use phoned_proto::state::{AutoAnswer, ConnectionState};
+use phoned_proto::state::AutoAnswer;
 use zbus::interface;
 use zbus::object_server::SignalEmitter;
 use zbus::wire::{ObjectPath, OwnedObjectPath, OwnedVariant};
 
-use super::call::{engine_err, path};
-use super::check_arg;
-use crate::phone::{Phone, lock, unix_ms};
+use super::call::path;
+use super::error::property_error;
+use super::{check_arg, recipient};
+use crate::core::{Command, Reply};
+use crate::driver::Handle;
 
 pub struct ManagerIface {
-    phone: Arc<Phone>,
+    phone: Handle,
 }
 
-/// Settings keys.
-pub const DND: &str = "do_not_disturb";
-pub const AUTO_ANSWER: &str = "auto_answer";
-
 impl ManagerIface {
-    pub fn new(phone: Arc<Phone>) -> Self {
+    pub fn new(phone: Handle) -> Self {
         ManagerIface { phone }
     }
 }
@@ -48,48 +45,16 @@ impl ManagerIface {
     ) -> Result<OwnedObjectPath, PhoneError> {
         let _ = options;
         check_arg("target", target)?;
-        let target = target.trim();
-        let (number, name) = match target.parse::<Number>() {
-            Ok(n) => {
-                let name = self
-                    .phone
-                    .store
-                    .lookup_contact(n.as_str())
-                    .ok()
-                    .filter(|c| c.number == n.as_str())
-                    .map(|c| c.name)
-                    .unwrap_or_default();
-                (n.to_string(), name)
-            }
-            Err(_) => match self.phone.store.lookup_contact(target) {
-                Ok(c) => (c.number, c.name),
-                Err(_) => {
-                    return Err(PhoneError::NotFound(format!(
-                        "{:?} is neither a number nor a contact",
-                        target.chars().take(64).collect::<String>()
-                    )));
-                }
-            },
-        };
-        if self.phone.status().connection != ConnectionState::Online {
-            return Err(PhoneError::Offline("not connected to the relay".into()));
+        let (number, name) = recipient(&self.phone, target)?;
+        match self.phone.command(Command::Dial { number, name }).await? {
+            Reply::Call(local) => Ok(call_path(local)),
+            other => Err(PhoneError::Failed(format!("unexpected reply: {other:?}"))),
         }
-        let (local, out) = lock(&self.phone.engine).dial(number, name, unix_ms());
-        self.phone.run_calls(out);
-        Ok(call_path(local))
     }
 
     /// Hangs up every call.
-    fn hangup_all(&self) -> Result<(), PhoneError> {
-        let locals: Vec<u32> = lock(&self.phone.engine).calls().map(|c| c.local).collect();
-        for l in locals {
-            let out = lock(&self.phone.engine)
-                .hangup(l, unix_ms())
-                .map_err(engine_err);
-            if let Ok(out) = out {
-                self.phone.run_calls(out);
-            }
-        }
+    async fn hangup_all(&self) -> Result<(), PhoneError> {
+        self.phone.command(Command::HangupAll).await?;
         Ok(())
     }
 
@@ -98,11 +63,8 @@ impl ManagerIface {
     /// keep their devices); `reconnect` (relay, pin, credentials: the link reconnects as
     /// soon as no call is in progress). A config that does not load changes nothing and
     /// fails with `InvalidConfig` naming the problem.
-    fn reload(&self) -> Result<HashMap<String, String>, PhoneError> {
-        let changes = self
-            .phone
-            .reload_logged()
-            .map_err(|e| PhoneError::InvalidConfig(e.to_string()))?;
+    async fn reload(&self) -> Result<HashMap<String, String>, PhoneError> {
+        let changes = self.phone.reload().await?;
         Ok(changes
             .into_iter()
             .map(|(k, e)| (k.to_owned(), e.as_str().to_owned()))
@@ -111,9 +73,11 @@ impl ManagerIface {
 
     #[zbus(property)]
     fn calls(&self) -> Vec<OwnedObjectPath> {
-        lock(&self.phone.engine)
-            .calls()
-            .map(|c| call_path(c.local))
+        self.phone
+            .snapshot()
+            .calls
+            .keys()
+            .map(|l| call_path(*l))
             .collect()
     }
 
@@ -144,38 +108,37 @@ impl ManagerIface {
 
     #[zbus(property)]
     fn do_not_disturb(&self) -> bool {
-        self.phone.store.setting(DND).ok().flatten().as_deref() == Some("true")
+        self.phone.snapshot().settings.do_not_disturb
     }
 
     #[zbus(property)]
-    fn set_do_not_disturb(&self, on: bool) -> zbus::fdo::Result<()> {
+    async fn set_do_not_disturb(&self, on: bool) -> zbus::fdo::Result<()> {
         self.phone
-            .store
-            .set_setting(DND, if on { "true" } else { "false" })
-            .map_err(|e| zbus::fdo::Error::Failed(e.to_string()))
+            .command(Command::SetDnd(on))
+            .await
+            .map_err(property_error)?;
+        Ok(())
     }
 
     /// `off`, `all` or `contacts`.
     #[zbus(property)]
     fn auto_answer(&self) -> String {
         self.phone
-            .store
-            .setting(AUTO_ANSWER)
-            .ok()
-            .flatten()
-            .and_then(|v| v.parse::<AutoAnswer>().ok())
-            .unwrap_or_default()
+            .snapshot()
+            .settings
+            .auto_answer
             .as_str()
             .to_owned()
     }
 
     #[zbus(property)]
-    fn set_auto_answer(&self, mode: &str) -> zbus::fdo::Result<()> {
+    async fn set_auto_answer(&self, mode: &str) -> zbus::fdo::Result<()> {
         let mode: AutoAnswer = mode.parse().map_err(zbus::fdo::Error::InvalidArgs)?;
         self.phone
-            .store
-            .set_setting(AUTO_ANSWER, mode.as_str())
-            .map_err(|e| zbus::fdo::Error::Failed(e.to_string()))
+            .command(Command::SetAutoAnswer(mode))
+            .await
+            .map_err(property_error)?;
+        Ok(())
     }
 
     #[zbus(property(emits_changed_signal = "const"))]

@@ -1,22 +1,19 @@
 //! `org.phoned.Phone1.Messages`: text messages, stored and forwarded by the relay.
 
-use std::sync::Arc;
-
-use phoned_proto::Number;
 use phoned_proto::dbus::PhoneError;
 use zbus::interface;
 use zbus::object_server::SignalEmitter;
 
-use super::{check_arg, check_len};
+use super::{check_arg, check_len, recipient};
+use crate::driver::Handle;
 use crate::messages::{self, MAX_TEXT};
-use crate::phone::Phone;
 
 pub struct MessagesIface {
-    phone: Arc<Phone>,
+    phone: Handle,
 }
 
 impl MessagesIface {
-    pub fn new(phone: Arc<Phone>) -> Self {
+    pub fn new(phone: Handle) -> Self {
         MessagesIface { phone }
     }
 }
@@ -35,18 +32,8 @@ impl MessagesIface {
         if text.is_empty() {
             return Err(PhoneError::InvalidArgument("the message is empty".into()));
         }
-        let (number, name) = match to.trim().parse::<Number>() {
-            Ok(n) => (n.to_string(), String::new()),
-            Err(_) => match self.phone.store.lookup_contact(to) {
-                Ok(c) => (c.number, c.name),
-                Err(_) => {
-                    return Err(PhoneError::NotFound(format!(
-                        "{to:?} is neither a number nor a contact"
-                    )));
-                }
-            },
-        };
-        messages::send(&self.phone, number, name, text.to_owned()).await
+        let (number, name) = recipient(&self.phone, to)?;
+        Ok(messages::send(&self.phone, number, name, text.to_owned()).await?)
     }
 
     /// The newest `limit` messages with `peer` (all peers if ""), oldest first: (id,

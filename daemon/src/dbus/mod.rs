@@ -1,9 +1,13 @@
-//! The D-Bus service `org.phoned.Phone1`: one struct per interface at the root object,
-//! an ObjectManager, and a task that turns [`Change`]s into signals.
+//! The D-Bus service `org.phoned.Phone1`, an adapter of the driver: one struct per
+//! interface at the root object, an ObjectManager, and a task that turns [`Change`]s
+//! into signals. Methods send commands through a [`Handle`] and wait for the reply;
+//! properties read the driver's latest snapshot. Core errors become `PhoneError` here
+//! ([`error`]).
 
 mod account;
 pub mod call;
 mod contacts;
+mod error;
 mod files;
 mod history;
 mod manager;
@@ -16,15 +20,17 @@ use std::sync::Arc;
 
 use phoned_proto::dbus::{BUS_NAME, MAX_ARG, PhoneError, ROOT_PATH};
 use smol::channel::Receiver;
+use thiserror::Error;
 use zbus::Connection;
 
-use crate::phone::{Change, Phone};
+use crate::core::Change;
+use crate::driver::Handle;
 pub use account::AccountIface;
 pub use call::CallIface;
 pub use contacts::ContactsIface;
 pub use files::FilesIface;
 pub use history::HistoryIface;
-pub use manager::{AUTO_ANSWER, DND, ManagerIface};
+pub use manager::ManagerIface;
 pub use messages::MessagesIface;
 pub use presence::PresenceIface;
 pub use voice::VoiceIface;
@@ -50,8 +56,25 @@ pub(crate) fn check_arg(what: &str, value: &str) -> Result<(), PhoneError> {
     check_len(what, value, MAX_ARG)
 }
 
+/// Resolves a number or a contact's name to (number, name).
+pub(crate) fn recipient(handle: &Handle, to: &str) -> Result<(String, String), PhoneError> {
+    handle.store.recipient(to).map_err(error::contact_error)
+}
+
+/// Why the service could not start.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error("{BUS_NAME} is already taken on the {0} bus: is another phoned running?")]
+    NameTaken(&'static str),
+    #[error("cannot serve on the {bus} bus (is it running?): {source}")]
+    Bus {
+        bus: &'static str,
+        source: zbus::Error,
+    },
+}
+
 /// Connects to the bus, exports the interfaces and takes the bus name.
-pub async fn serve(bus: Bus, phone: Arc<Phone>) -> Result<Connection, String> {
+pub async fn serve(bus: Bus, phone: Handle) -> Result<Connection, ServeError> {
     let builder = match bus {
         Bus::Session => zbus::connection::Builder::session(),
         Bus::System => zbus::connection::Builder::system(),
@@ -74,15 +97,13 @@ pub async fn serve(bus: Bus, phone: Arc<Phone>) -> Result<Connection, String> {
         .build()
         .await
         .map_err(|e| match e {
-            zbus::Error::NameTaken => format!(
-                "{BUS_NAME} is already taken on the {which} bus: is another phoned running?"
-            ),
-            other => format!("cannot serve on the {which} bus (is it running?): {other}"),
+            zbus::Error::NameTaken => ServeError::NameTaken(which),
+            source => ServeError::Bus { bus: which, source },
         })
 }
 
 /// Emits the signals for changes, forever.
-pub async fn announce(conn: Connection, phone: Arc<Phone>, changes: Receiver<Change>) {
+pub async fn announce(conn: Connection, phone: Handle, changes: Receiver<Change>) {
     let notifier = notify::Notifier::new(conn.clone(), phone.clone());
     while let Ok(change) = changes.recv().await {
         if let Err(e) = emit(&conn, &phone, &notifier, change).await {
@@ -93,7 +114,7 @@ pub async fn announce(conn: Connection, phone: Arc<Phone>, changes: Receiver<Cha
 
 async fn emit(
     conn: &Connection,
-    phone: &Arc<Phone>,
+    phone: &Handle,
     notifier: &Arc<notify::Notifier>,
     change: Change,
 ) -> zbus::Result<()> {
@@ -104,7 +125,8 @@ async fn emit(
             server
                 .at(path.as_str(), CallIface::new(phone.clone(), local))
                 .await?;
-            let Some(c) = crate::phone::lock(&phone.engine).get(local).cloned() else {
+            let snapshot = phone.snapshot();
+            let Some(c) = snapshot.calls.get(&local) else {
                 return Ok(());
             };
             let mut props: std::collections::HashMap<&str, zbus::Variant<'_>> =

@@ -9,7 +9,13 @@ use smol::stream::StreamExt;
 use zbus::{Connection, proxy};
 
 use crate::call::engine::Local;
-use crate::phone::{Phone, lock, unix_ms};
+use crate::core::{CallOp, Command};
+use crate::driver::Handle;
+
+/// Locks the notifier's own bookkeeping (not the core: answering goes through the driver).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 #[proxy(
     interface = "org.freedesktop.Notifications",
@@ -38,7 +44,7 @@ trait Notifications {
 
 pub struct Notifier {
     conn: Connection,
-    phone: Arc<Phone>,
+    phone: Handle,
     /// Ringing calls' notification ids.
     ringing: Mutex<HashMap<Local, u32>>,
     listening: Mutex<bool>,
@@ -57,7 +63,7 @@ fn who(number: &str, name: &str) -> String {
 const DECLINE: &str = "decline";
 
 impl Notifier {
-    pub fn new(conn: Connection, phone: Arc<Phone>) -> Arc<Notifier> {
+    pub fn new(conn: Connection, phone: Handle) -> Arc<Notifier> {
         Arc::new(Notifier {
             conn,
             phone,
@@ -172,19 +178,13 @@ impl Notifier {
                     .find(|(_, id)| **id == args.id)
                     .map(|(l, _)| *l);
                 let Some(local) = local else { continue };
-                let out = match args.action_key.as_str() {
-                    ANSWER => lock(&me.phone.engine).answer(local),
-                    DECLINE => lock(&me.phone.engine).reject(local, false),
+                let op = match args.action_key.as_str() {
+                    ANSWER => CallOp::Answer,
+                    DECLINE => CallOp::Reject { busy: false },
                     _ => continue,
                 };
-                match out {
-                    Ok(out) => me.phone.run_calls(out),
-                    Err(e) => tracing::info!(
-                        local,
-                        "notification action {} at {}: {e:?}",
-                        args.action_key,
-                        unix_ms()
-                    ),
+                if let Err(e) = me.phone.command(Command::Call(local, op)).await {
+                    tracing::info!(local, "notification action {}: {e}", args.action_key);
                 }
             }
         })

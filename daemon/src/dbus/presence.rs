@@ -1,20 +1,18 @@
 //! `org.phoned.Phone1.Presence`: who is online, and live changes.
 
-use std::sync::Arc;
-
 use phoned_proto::dbus::PhoneError;
 use phoned_proto::state::ConnectionState;
 use zbus::interface;
 use zbus::object_server::SignalEmitter;
 
-use crate::phone::Phone;
+use crate::driver::Handle;
 
 pub struct PresenceIface {
-    phone: Arc<Phone>,
+    phone: Handle,
 }
 
 impl PresenceIface {
-    pub fn new(phone: Arc<Phone>) -> Self {
+    pub fn new(phone: Handle) -> Self {
         PresenceIface { phone }
     }
 }
@@ -23,11 +21,12 @@ impl PresenceIface {
 impl PresenceIface {
     /// (number, name) of everyone online but this account, ordered by number.
     fn list_online(&self) -> Result<Vec<(String, String)>, PhoneError> {
-        let status = self.phone.status();
+        let snapshot = self.phone.snapshot();
+        let status = &snapshot.status;
         if status.connection != ConnectionState::Online {
             return Err(PhoneError::Offline("not connected to the relay".into()));
         }
-        Ok(status.online.into_iter().collect())
+        Ok(status.online.clone().into_iter().collect())
     }
 
     #[zbus(signal)]

@@ -1,23 +1,21 @@
 //! `org.phoned.Phone1.VoiceMessages`: voice messages (Ogg Opus), sent and received.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use phoned_proto::dbus::PhoneError;
 use zbus::interface;
 use zbus::object_server::SignalEmitter;
 
-use super::check_arg;
-use super::files::recipient;
-use crate::phone::Phone;
+use super::{check_arg, recipient};
+use crate::driver::Handle;
 use crate::voice::message;
 
 pub struct VoiceIface {
-    phone: Arc<Phone>,
+    phone: Handle,
 }
 
 impl VoiceIface {
-    pub fn new(phone: Arc<Phone>) -> Self {
+    pub fn new(phone: Handle) -> Self {
         VoiceIface { phone }
     }
 }
@@ -33,14 +31,15 @@ impl VoiceIface {
         check_arg("to", to)?;
         check_arg("wav_path", wav_path)?;
         let (number, name) = recipient(&self.phone, to)?;
-        message::send_wav(&self.phone, number, name, PathBuf::from(wav_path)).await
+        let wav = PathBuf::from(wav_path);
+        Ok(message::send_wav(&self.phone, number, name, wav).await?)
     }
 
     /// Records `seconds` (1 to 300) from the input device and sends it to `to`.
     async fn record(&self, to: &str, seconds: u32) -> Result<String, PhoneError> {
         check_arg("to", to)?;
         let (number, name) = recipient(&self.phone, to)?;
-        message::record(&self.phone, number, name, seconds).await
+        Ok(message::record(&self.phone, number, name, seconds).await?)
     }
 
     /// Voice messages sent and received, oldest first.
@@ -71,7 +70,7 @@ impl VoiceIface {
             .map_err(|e| PhoneError::Failed(e.to_string()))?
             .filter(|f| f.kind == "voice" && !f.path.is_empty())
             .ok_or_else(|| PhoneError::NotFound(format!("no voice message {id:?}")))?;
-        message::play(&self.phone, PathBuf::from(f.path)).await
+        Ok(message::play(&self.phone, PathBuf::from(f.path)).await?)
     }
 
     /// A voice message arrived.

@@ -1,5 +1,8 @@
-//! The link to the relay: connect, verify, log in (or provision on first start), follow
-//! events, and reconnect with back-off when the network or the relay goes away.
+//! The link to the relay, an adapter of the driver: connect, verify, log in (or provision
+//! on first start), report it online, pass on the relay's events and media datagrams, and
+//! reconnect with back-off when the network or the relay goes away, or at once when the
+//! core asks (a reload changed the relay, its pin or the credentials). The live client is
+//! handed to the driver, which owns it.
 
 pub mod backoff;
 
@@ -7,10 +10,15 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use phoned_proto::AccountInfo;
+use bytes::Bytes;
+use phoned_proto::{AccountInfo, ErrorCode};
+use smol::channel::{Receiver, Sender};
+use thiserror::Error;
 
-use crate::credentials::{self, Credentials};
-use crate::phone::Phone;
+use crate::core::{CoreError, ErrorKind, LinkEvent};
+use crate::credentials::{self, Credentials, CredentialsError};
+use crate::driver::Handle;
+use crate::store::StoreError;
 use backoff::Backoff;
 use phoned_client::{Client, ClientError, Trust};
 
@@ -25,6 +33,67 @@ fn pin_key(relay: &str) -> String {
     format!("relay_pin/{relay}")
 }
 
+/// Why a link could not be established; the message becomes `LastError`.
+#[derive(Debug, Error)]
+pub enum LinkError {
+    #[error("cannot resolve relay {host}: {source}")]
+    Resolve {
+        host: String,
+        source: std::io::Error,
+    },
+    #[error("relay {0} has no address")]
+    NoAddress(String),
+    #[error("cannot open a UDP socket: {0}")]
+    Socket(std::io::Error),
+    #[error("cannot connect to relay {relay}: {message}")]
+    Connect { relay: String, message: String },
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(
+        "the relay refused number {number} and its password (reset it with phone-relay admin, or fix {path})"
+    )]
+    Refused { number: String, path: String },
+    #[error("login as {number}: {source}")]
+    Login { number: String, source: ClientError },
+    #[error("provisioning a number: {0}")]
+    Provision(ClientError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error("saving the relay pin: {0}")]
+    Pin(StoreError),
+}
+
+/// A relay or link error as the core sees it: what a caller can act on.
+impl From<ClientError> for CoreError {
+    fn from(e: ClientError) -> CoreError {
+        let kind = match &e {
+            ClientError::Relay(w) => match w.code {
+                ErrorCode::NumberTaken => ErrorKind::NumberTaken,
+                ErrorCode::InvalidNumber => ErrorKind::InvalidNumber,
+                ErrorCode::InvalidName | ErrorCode::InvalidPassword | ErrorCode::TooLarge => {
+                    ErrorKind::InvalidArgument
+                }
+                ErrorCode::NotLoggedIn | ErrorCode::SessionRevoked => ErrorKind::Offline,
+                ErrorCode::RateLimited | ErrorCode::Unavailable => ErrorKind::Busy,
+                ErrorCode::AccountDisabled => ErrorKind::PermissionDenied,
+                ErrorCode::UnknownNumber => ErrorKind::NotFound,
+                ErrorCode::QuotaExceeded => ErrorKind::QuotaExceeded,
+                _ => ErrorKind::Failed,
+            },
+            ClientError::Timeout => ErrorKind::Timeout,
+            ClientError::Lost(_) | ClientError::Connect(_) => ErrorKind::Offline,
+            ClientError::Unexpected(_) => ErrorKind::Failed,
+        };
+        let message = match e {
+            ClientError::Relay(w) => w.message,
+            ClientError::Timeout => "the relay did not answer".to_owned(),
+            ClientError::Lost(m) | ClientError::Connect(m) => m,
+            ClientError::Unexpected(r) => format!("unexpected answer from the relay: {r:?}"),
+        };
+        CoreError::new(kind, message)
+    }
+}
+
 /// How an established link ended.
 enum Ended {
     /// The connection was lost.
@@ -33,28 +102,29 @@ enum Ended {
     Reconfigured,
 }
 
-/// Runs forever: keeps the phone connected.
-pub async fn run(phone: Arc<Phone>) {
+/// Runs forever: keeps the daemon connected. `relink` fires when the core wants a
+/// reconnect; media datagrams go to `media`.
+pub async fn run(handle: Handle, relink: Receiver<()>, media: Sender<Bytes>) {
     let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
     let mut last_logged = String::new();
-    let relink = phone.relink_requested();
     loop {
-        phone.set_connecting();
-        let why = match session(&phone, &mut backoff).await {
+        handle.link(LinkEvent::Connecting);
+        let why = match session(&handle, &relink, &media, &mut backoff).await {
             Ok(Ended::Reconfigured) => {
                 tracing::info!("reconnecting with the new config");
-                phone.set_offline(Some("reconnecting with the new config".into()));
+                let why = Some("reconnecting with the new config".to_owned());
+                handle.link(LinkEvent::Offline { why });
                 backoff.reset();
                 continue;
             }
             Ok(Ended::Lost) => "connection to the relay lost".to_owned(),
-            Err(e) => e,
+            Err(e) => e.to_string(),
         };
         if why != last_logged {
             tracing::warn!("offline: {why}");
             last_logged = why.clone();
         }
-        phone.set_offline(Some(why));
+        handle.link(LinkEvent::Offline { why: Some(why) });
         let delay = backoff.next(random_unit());
         tracing::debug!(?delay, "reconnecting after");
         // A reload (say, of a mistyped relay address) cuts the wait short.
@@ -69,47 +139,33 @@ pub async fn run(phone: Arc<Phone>) {
     }
 }
 
-/// How often a link waiting to reconnect for a reload checks whether calls have ended.
-const RELINK_POLL: Duration = Duration::from_millis(250);
-
-/// Waits until a reload asks to reconnect and no call is in progress.
-async fn reconfigured(phone: &Phone) {
-    let relink = phone.relink_requested();
-    if relink.recv().await.is_err() {
-        return std::future::pending().await;
-    }
-    if phone.in_call() {
-        tracing::info!("the new config applies to the link once the calls in progress end");
-        while phone.in_call() {
-            smol::Timer::after(RELINK_POLL).await;
-        }
-    }
-}
-
 fn random_unit() -> f64 {
     getrandom::u64().map_or(0.5, |r| (r >> 11) as f64 / (1u64 << 53) as f64)
 }
 
-async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+async fn resolve(host: &str, port: u16) -> Result<SocketAddr, LinkError> {
     let target = (host.to_owned(), port);
     let addrs =
         blocking::unblock(move || target.to_socket_addrs().map(|a| a.collect::<Vec<_>>())).await;
     addrs
-        .map_err(|e| format!("cannot resolve relay {host}: {e}"))?
+        .map_err(|source| LinkError::Resolve {
+            host: host.to_owned(),
+            source,
+        })?
         .into_iter()
         .next()
-        .ok_or_else(|| format!("relay {host} has no address"))
+        .ok_or_else(|| LinkError::NoAddress(host.to_owned()))
 }
 
-fn trust(phone: &Phone) -> Trust {
-    let config = phone.config();
+fn trust(handle: &Handle) -> Trust {
+    let config = handle.config();
     if let Some(fp) = &config.relay_fingerprint {
         return Trust::Pinned {
             fingerprint: fp.clone(),
             learnt: false,
         };
     }
-    match phone.store.setting(&pin_key(&config.relay)) {
+    match handle.store.setting(&pin_key(&config.relay)) {
         Ok(Some(fp)) => Trust::Pinned {
             fingerprint: fp,
             learnt: true,
@@ -118,19 +174,23 @@ fn trust(phone: &Phone) -> Trust {
     }
 }
 
-/// One connection: returns how an established link ended, or `Err` with a message if it
-/// could not be established.
-async fn session(phone: &Arc<Phone>, backoff: &mut Backoff) -> Result<Ended, String> {
-    let config = phone.config();
+/// One connection: returns how an established link ended, or why it could not be
+/// established.
+async fn session(
+    handle: &Handle,
+    relink: &Receiver<()>,
+    media: &Sender<Bytes>,
+    backoff: &mut Backoff,
+) -> Result<Ended, LinkError> {
+    let config = handle.config();
     let addr = resolve(&config.relay_host, config.relay_port).await?;
     let bind: SocketAddr = if addr.is_ipv6() {
         "[::]:0".parse().unwrap_or(addr)
     } else {
         "0.0.0.0:0".parse().unwrap_or(addr)
     };
-    let endpoint =
-        phoned_client::endpoint_on(bind).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
-    let trust = trust(phone);
+    let endpoint = phoned_client::endpoint_on(bind).map_err(LinkError::Socket)?;
+    let trust = trust(handle);
     let first_use = trust == Trust::FirstUse;
     let server_name = if config.relay_host.parse::<std::net::IpAddr>().is_ok() {
         "phone-relay"
@@ -149,12 +209,14 @@ async fn session(phone: &Arc<Phone>, backoff: &mut Backoff) -> Result<Ended, Str
         smol::future::or(connect, timeout)
             .await
             .map_err(|e| match e {
-                ClientError::Connect(m) => format!("cannot connect to relay {}: {m}", config.relay),
-                other => other.to_string(),
+                ClientError::Connect(message) => LinkError::Connect {
+                    relay: config.relay.clone(),
+                    message,
+                },
+                other => LinkError::Client(other),
             })
     };
     // A reload while connecting (a relay that does not answer, say) starts over at once.
-    let relink = phone.relink_requested();
     let connected = smol::future::or(async { Some(connecting.await) }, async {
         let _ = relink.recv().await;
         None
@@ -164,72 +226,79 @@ async fn session(phone: &Arc<Phone>, backoff: &mut Backoff) -> Result<Ended, Str
         return Ok(Ended::Reconfigured);
     };
     let client = client?;
-    let account = log_in(phone, &client).await?;
+    let account = log_in(handle, &client).await?;
     if let (true, false, Some(fp)) = (first_use, client.public_cert, &client.fingerprint) {
-        phone
+        handle
             .store
             .set_setting(&pin_key(&config.relay), fp)
-            .map_err(|e| format!("saving the relay pin: {e}"))?;
+            .map_err(LinkError::Pin)?;
         tracing::info!(fingerprint = %fp, "pinned the relay's certificate on first use");
     }
-    let online = client.online().await.map_err(|e| e.to_string())?;
+    let online = client.online().await?;
     backoff.reset();
     tracing::info!(number = %account.number, relay = %config.relay, "online");
     let client = Arc::new(client);
-    phone.set_online(client.clone(), account, online);
-    phone.flush_outbox();
-    let media = {
-        let (conn, phone) = (client.conn.clone(), phone.clone());
+    handle.online(client.clone(), account, online);
+    let datagrams = {
+        let (conn, media) = (client.conn.clone(), media.clone());
         smol::spawn(async move {
             while let Ok(datagram) = conn.read_datagram().await {
-                phone.deliver_media(datagram);
+                let _ = media.try_send(datagram);
             }
         })
     };
-    phone.push_pending_name();
     let events = async {
         while let Some(event) = client.next_event().await {
-            phone.apply(event);
+            handle.event(event);
         }
         Ended::Lost
     };
+    // The core asks for a reconnect only once no call is in progress.
     let ended = smol::future::or(events, async {
-        reconfigured(phone).await;
-        Ended::Reconfigured
+        match relink.recv().await {
+            Ok(()) => Ended::Reconfigured,
+            Err(_) => std::future::pending().await,
+        }
     })
     .await;
     if matches!(ended, Ended::Reconfigured) {
         client.conn.close(0u32.into(), b"reconfigured");
     }
-    drop(media);
+    drop(datagrams);
     Ok(ended)
 }
 
 /// Logs in with the configured or stored credentials, or provisions a new account.
-async fn log_in(phone: &Phone, client: &Client) -> Result<AccountInfo, String> {
-    let config = phone.config();
-    let stored = credentials::load(&phone.state_dir)?;
+async fn log_in(handle: &Handle, client: &Client) -> Result<AccountInfo, LinkError> {
+    let config = handle.config();
+    let state_dir = &handle.state_dir;
+    let stored = credentials::load(state_dir)?;
     let creds = config
         .credentials
         .clone()
         .map(|(number, password)| Credentials { number, password })
         .or(stored);
     match creds {
-        Some(c) => client.login(&c.number, &c.password).await.map_err(|e| match e.code() {
-            Some(phoned_proto::ErrorCode::InvalidCredentials) => format!(
-                "the relay refused number {} and its password (reset it with phone-relay admin, or fix {})",
-                c.number,
-                credentials::path(&phone.state_dir).display()
-            ),
-            _ => format!("login as {}: {e}", c.number),
-        }),
+        Some(c) => client
+            .login(&c.number, &c.password)
+            .await
+            .map_err(|e| match e.code() {
+                Some(ErrorCode::InvalidCredentials) => LinkError::Refused {
+                    number: c.number.clone(),
+                    path: credentials::path(state_dir).display().to_string(),
+                },
+                _ => LinkError::Login {
+                    number: c.number.clone(),
+                    source: e,
+                },
+            }),
         None => {
             let (account, secret) = client
                 .provision(&config.display_name)
                 .await
-                .map_err(|e| format!("provisioning a number: {e}"))?;
+                .map_err(LinkError::Provision)?;
             credentials::save(
-                &phone.state_dir,
+                state_dir,
                 &Credentials {
                     number: account.number.clone(),
                     password: secret,

@@ -29,6 +29,8 @@ pub enum ContactError {
     DuplicateName(String),
     #[error("no contact {0:?}")]
     NotFound(String),
+    #[error("{0:?} is neither a number nor a contact")]
+    NoRecipient(String),
     #[error("{} problems in the import, nothing imported: {}", .0.len(), .0.join("; "))]
     Import(Vec<String>),
 }
@@ -189,6 +191,30 @@ impl Store {
             .cloned()
             .ok_or_else(|| ContactError::NotFound(q.chars().take(64).collect()))
     }
+
+    /// Resolves what a user typed to call or write to (a number, or a contact's id or
+    /// name) to (number, name); the name is the contact's, or "" for a stranger.
+    pub fn recipient(&self, target: &str) -> Result<(String, String), ContactError> {
+        let target = target.trim();
+        match target.parse::<Number>() {
+            Ok(n) => {
+                let name = self
+                    .lookup_contact(n.as_str())
+                    .ok()
+                    .filter(|c| c.number == n.as_str())
+                    .map(|c| c.name)
+                    .unwrap_or_default();
+                Ok((n.to_string(), name))
+            }
+            Err(_) => match self.lookup_contact(target) {
+                Ok(c) => Ok((c.number, c.name)),
+                Err(ContactError::NotFound(_)) => {
+                    Err(ContactError::NoRecipient(target.chars().take(64).collect()))
+                }
+                Err(e) => Err(e),
+            },
+        }
+    }
 }
 
 /// Checks a new entry against the contacts already known: `Ok(None)` if the very same
@@ -253,6 +279,23 @@ mod tests {
         assert_eq!(s.contacts().unwrap().len(), 1);
         let carol = s.add_contact("Carol", "1042").unwrap();
         assert!(carol.id > alice.id, "ids are not reused");
+    }
+
+    #[test]
+    fn a_recipient_is_a_number_or_a_contact() {
+        let (_d, s) = store();
+        s.add_contact("Alice", "1042").unwrap();
+        assert_eq!(
+            s.recipient(" alice ").unwrap(),
+            ("1042".into(), "Alice".into())
+        );
+        assert_eq!(
+            s.recipient("1042").unwrap(),
+            ("1042".into(), "Alice".into())
+        );
+        assert_eq!(s.recipient("2000").unwrap(), ("2000".into(), String::new()));
+        let e = s.recipient("carol").unwrap_err();
+        assert_eq!(e.to_string(), "\"carol\" is neither a number nor a contact");
     }
 
     #[test]

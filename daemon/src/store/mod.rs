@@ -14,6 +14,11 @@ use thiserror::Error;
 
 type Be = heed::byteorder::BigEndian;
 
+/// Settings key: do-not-disturb, `true` or `false`.
+pub const DND: &str = "do_not_disturb";
+/// Settings key: auto-answer, `off`, `all` or `contacts`.
+pub const AUTO_ANSWER: &str = "auto_answer";
+
 /// The daemon stores little; 64 MiB of address space is plenty and fits 32-bit boards.
 const MAP_SIZE: usize = 64 << 20;
 
@@ -28,6 +33,14 @@ pub enum StoreError {
     },
     #[error("corrupt record: {0}")]
     Corrupt(postcard::Error),
+}
+
+/// A fresh id for something this device sends (a text or a file): the relay echoes it in
+/// the delivery receipt. 96 random bits, hex.
+pub fn new_client_id() -> String {
+    let mut b = [0u8; 12];
+    let _ = getrandom::fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[derive(Clone)]

@@ -2,26 +2,25 @@
 //! sent like a file (kind `voice`), and played back through the output device.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use phoned_proto::FileKind;
-use phoned_proto::dbus::PhoneError;
 
 use super::ogg::{self, OggOpus, OggOpusEncoder};
 use crate::audio::backend::{self, Options};
 use crate::audio::resample::{FRAME, FromNetwork};
-use crate::phone::{Phone, unix_ms};
+use crate::core::{CoreError, ErrorKind};
+use crate::driver::{Handle, unix_ms};
 
 /// The longest recording accepted.
 pub const MAX_SECONDS: u32 = 300;
 
-fn failed(e: impl std::fmt::Display) -> PhoneError {
-    PhoneError::Failed(e.to_string())
+fn failed(e: impl std::fmt::Display) -> CoreError {
+    CoreError::failed(e.to_string())
 }
 
 /// Writes an encoded message into the state dir's `voice/`, named for when it was made.
-fn save(state_dir: &Path, opus: &OggOpus) -> Result<PathBuf, PhoneError> {
+fn save(state_dir: &Path, opus: &OggOpus) -> Result<PathBuf, CoreError> {
     let dir = state_dir.join("voice");
     std::fs::create_dir_all(&dir).map_err(failed)?;
     let (path, _) =
@@ -32,15 +31,19 @@ fn save(state_dir: &Path, opus: &OggOpus) -> Result<PathBuf, PhoneError> {
 
 /// Encodes `wav` as Ogg Opus and sends it to `number`.
 pub async fn send_wav(
-    phone: &Arc<Phone>,
+    phone: &Handle,
     number: String,
     name: String,
     wav: PathBuf,
-) -> Result<String, PhoneError> {
+) -> Result<String, CoreError> {
     let state_dir = phone.state_dir.clone();
-    let path = blocking::unblock(move || -> Result<PathBuf, PhoneError> {
-        let opus = ogg::encode_wav(&wav)
-            .map_err(|e| PhoneError::InvalidArgument(format!("{}: {e}", wav.display())))?;
+    let path = blocking::unblock(move || -> Result<PathBuf, CoreError> {
+        let opus = ogg::encode_wav(&wav).map_err(|e| {
+            CoreError::new(
+                ErrorKind::InvalidArgument,
+                format!("{}: {e}", wav.display()),
+            )
+        })?;
         save(&state_dir, &opus)
     })
     .await?;
@@ -49,18 +52,19 @@ pub async fn send_wav(
 
 /// Records `seconds` from the input device and sends the recording to `number`.
 pub async fn record(
-    phone: &Arc<Phone>,
+    phone: &Handle,
     number: String,
     name: String,
     seconds: u32,
-) -> Result<String, PhoneError> {
+) -> Result<String, CoreError> {
     if !(1..=MAX_SECONDS).contains(&seconds) {
-        return Err(PhoneError::InvalidArgument(format!(
-            "record 1 to {MAX_SECONDS} seconds"
-        )));
+        return Err(CoreError::new(
+            ErrorKind::InvalidArgument,
+            format!("record 1 to {MAX_SECONDS} seconds"),
+        ));
     }
     let (audio, state_dir) = (phone.config().audio.clone(), phone.state_dir.clone());
-    let path = blocking::unblock(move || -> Result<PathBuf, PhoneError> {
+    let path = blocking::unblock(move || -> Result<PathBuf, CoreError> {
         let mut backend = backend::open(&audio, Options::default()).map_err(failed)?;
         let mut capture = backend.start_capture().map_err(failed)?;
         let rate = capture.rate();
@@ -86,13 +90,16 @@ pub async fn record(
 }
 
 /// Plays an Ogg Opus file through the output device, in real time; returns when done.
-pub async fn play(phone: &Arc<Phone>, path: PathBuf) -> Result<(), PhoneError> {
+pub async fn play(phone: &Handle, path: PathBuf) -> Result<(), CoreError> {
     let audio = phone.config().audio.clone();
-    blocking::unblock(move || -> Result<(), PhoneError> {
+    blocking::unblock(move || -> Result<(), CoreError> {
         let bytes = std::fs::read(&path)
-            .map_err(|e| PhoneError::NotFound(format!("{}: {e}", path.display())))?;
+            .map_err(|e| CoreError::new(ErrorKind::NotFound, format!("{}: {e}", path.display())))?;
         let (samples, _) = ogg::decode(&bytes).map_err(|e| {
-            PhoneError::InvalidArgument(format!("not a playable voice message: {e}"))
+            CoreError::new(
+                ErrorKind::InvalidArgument,
+                format!("not a playable voice message: {e}"),
+            )
         })?;
         let mut backend = backend::open(&audio, Options::default()).map_err(failed)?;
         let mut playback = backend.start_playback().map_err(failed)?;

@@ -1,0 +1,74 @@
+//! What the daemon announces: the [`Change`]s the D-Bus side turns into signals and
+//! notifications, and the link [`Status`] its properties show. The core makes most of
+//! them; the message and file adapters make their own.
+
+use std::collections::BTreeMap;
+
+use phoned_proto::AccountInfo;
+use phoned_proto::state::ConnectionState;
+
+use crate::call::engine::Local;
+use crate::store::files::LocalFile;
+use crate::store::messages::LocalMessage;
+
+/// A change the D-Bus side should announce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// `ConnectionState` / `LastError`.
+    Connection,
+    /// Account properties.
+    Account,
+    Presence {
+        number: String,
+        name: String,
+        online: bool,
+    },
+    Contacts,
+    /// A call object appeared.
+    CallAdded(Local),
+    /// A call's properties changed.
+    CallChanged(Local),
+    /// A call ended and its object goes away.
+    CallRemoved(Local, String),
+    /// An incoming call rings (local, number, name): signal and notify.
+    Ring(Local, String, String),
+    StopRinging(Local),
+    /// A missed call (number, name).
+    Missed(String, String),
+    /// DTMF from the far side.
+    Dtmf(Local, String),
+    /// History and `MissedCount` changed.
+    History,
+    /// A text message arrived (and is stored).
+    MessageReceived(LocalMessage),
+    /// A sent message's status changed: (id, status).
+    MessageStatus(String, String),
+    /// A file transfer's status changed: (id, status).
+    FileStatus(String, String),
+    /// Transfer progress: (id, bytes done, size).
+    FileProgress(String, u64, u64),
+    /// A file arrived and is saved.
+    FileReceived(LocalFile),
+}
+
+/// The link as the `Account` and `Presence` interfaces show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub connection: ConnectionState,
+    /// Why the last connection attempt failed or the link dropped ("" if none).
+    pub last_error: String,
+    pub account: Option<AccountInfo>,
+    /// number → name, this account excluded.
+    pub online: BTreeMap<String, String>,
+}
+
+impl Default for Status {
+    fn default() -> Status {
+        Status {
+            connection: ConnectionState::Offline,
+            last_error: String::new(),
+            account: None,
+            online: BTreeMap::new(),
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! The one task that owns the daemon's [`Core`]: it feeds the core commands (from D-Bus),
+//! link events and relay answers, wakes it at its deadline, and carries out its effects:
+//! requests to the relay (their answers come back as inputs), replies to waiting callers,
+//! changes for the D-Bus announcer, call media, history, settings and credentials, and
+//! the hand-off of messages and files to their adapters. It also owns the live relay
+//! client and the media sessions. Nothing else touches the core; adapters hold a
+//! [`Handle`].
+
+mod handle;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use phoned_proto::call::CallId;
+use phoned_proto::state::AutoAnswer;
+use phoned_proto::{Event, Request};
+use smol::channel::{Receiver, Sender};
+
+use crate::call::engine::{Local, Record};
+use crate::call::media::MediaSession;
+use crate::config::Config;
+use crate::core::{
+    CallSettings, Change, Core, CoreError, Effect, Input, LinkEvent, Media, Remember, Reply,
+    ReplyTo, Setting, Token,
+};
+use phoned_client::Client;
+use crate::store::{self, Store};
+use crate::{credentials, files, messages};
+pub use handle::Handle;
+use handle::{Msg, ReplySender, SnapshotCell};
+
+/// Datagrams waiting for the driver; beyond this they are dropped (stale anyway).
+const MEDIA_INBOX: usize = 256;
+
+/// What `main` wires together: the handle for adapters, the driver to run, and the
+/// ends the D-Bus announcer and the link take.
+pub struct Parts {
+    pub handle: Handle,
+    pub driver: Driver,
+    /// Changes to announce on D-Bus.
+    pub changes: Receiver<Change>,
+    /// Fires when the core wants the link to reconnect.
+    pub relink: Receiver<()>,
+    /// Where the link puts media datagrams.
+    pub media: Sender<Bytes>,
+}
+
+pub struct Driver {
+    core: Core,
+    handle: Handle,
+    rx: Receiver<Msg>,
+    media_rx: Receiver<Bytes>,
+    relink: Sender<()>,
+    client: Option<Arc<Client>>,
+    /// Media of the calls that are active or held now.
+    media: HashMap<Local, (CallId, MediaSession)>,
+    replies: HashMap<ReplyTo, ReplySender>,
+    next_reply: ReplyTo,
+}
+
+/// Do-not-disturb and auto-answer as last stored.
+fn stored_settings(store: &Store) -> CallSettings {
+    let setting = |k: &str| store.setting(k).ok().flatten();
+    CallSettings {
+        do_not_disturb: setting(store::DND).as_deref() == Some("true"),
+        auto_answer: setting(store::AUTO_ANSWER)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default(),
+    }
+}
+
+/// Builds the core from `config` and the stored settings, and everything around it.
+pub fn new(config: Config, config_path: PathBuf, state_dir: PathBuf, store: Store) -> Parts {
+    let core = Core::new(Arc::new(config), stored_settings(&store));
+    let (tx, rx) = smol::channel::unbounded();
+    let (changes_tx, changes) = smol::channel::unbounded();
+    let (relink_tx, relink) = smol::channel::bounded(1);
+    let (media, media_rx) = smol::channel::bounded(MEDIA_INBOX);
+    let handle = Handle {
+        tx,
+        snapshot: Arc::new(SnapshotCell::new(core.snapshot())),
+        changes: changes_tx,
+        store,
+        state_dir,
+        config_path,
+    };
+    let driver = Driver {
+        core,
+        handle: handle.clone(),
+        rx,
+        media_rx,
+        relink: relink_tx,
+        client: None,
+        media: HashMap::new(),
+        replies: HashMap::new(),
+        next_reply: 1,
+    };
+    Parts {
+        handle,
+        driver,
+        changes,
+        relink,
+        media,
+    }
+}
+
+/// Wall-clock Unix milliseconds.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What woke the driver.
+enum Wake {
+    Datagram(Bytes),
+    Msg(Msg),
+    Deadline,
+    Closed,
+}
+
+impl Driver {
+    /// Runs until every handle is gone.
+    pub async fn run(mut self) {
+        loop {
+            let wake = {
+                let deadline = self.core.next_deadline();
+                let media = async {
+                    match self.media_rx.recv().await {
+                        Ok(d) => Wake::Datagram(d),
+                        Err(_) => std::future::pending().await,
+                    }
+                };
+                let msgs = async {
+                    match self.rx.recv().await {
+                        Ok(m) => Wake::Msg(m),
+                        Err(_) => Wake::Closed,
+                    }
+                };
+                let timer = async {
+                    match deadline {
+                        Some(at) => {
+                            let wait = at.saturating_sub(unix_ms());
+                            smol::Timer::after(Duration::from_millis(wait)).await;
+                            Wake::Deadline
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
+                // Media first: a datagram waits for nothing else.
+                smol::future::or(media, smol::future::or(msgs, timer)).await
+            };
+            match wake {
+                Wake::Datagram(d) => self.deliver_media(d),
+                Wake::Msg(m) => self.msg(m),
+                Wake::Deadline => self.input(Input::Timeout),
+                Wake::Closed => return,
+            }
+        }
+    }
+
+    fn msg(&mut self, msg: Msg) {
+        match msg {
+            Msg::Command { command, reply } => {
+                let reply = reply.map(|r| {
+                    let to = self.next_reply;
+                    self.next_reply += 1;
+                    self.replies.insert(to, r);
+                    to
+                });
+                self.input(Input::Command { command, reply });
+            }
+            Msg::Online {
+                client,
+                account,
+                online,
+            } => {
+                self.client = Some(client);
+                self.input(Input::Link(LinkEvent::Online { account, online }));
+            }
+            Msg::Link(event) => {
+                let offline = matches!(event, LinkEvent::Offline { .. });
+                self.input(Input::Link(event));
+                if offline {
+                    self.client = None;
+                }
+            }
+            Msg::Event(event) => {
+                let caller_known = match &event {
+                    Event::CallIncoming { from_number, .. } => self
+                        .handle
+                        .store
+                        .lookup_contact(from_number)
+                        .is_ok_and(|c| c.number == *from_number),
+                    _ => false,
+                };
+                self.input(Input::Link(LinkEvent::Relay {
+                    event,
+                    caller_known,
+                }));
+            }
+            Msg::Answer { token, result } => self.input(Input::Answer { token, result }),
+            Msg::Client(tx) => {
+                let _ = tx.try_send(self.client.clone());
+            }
+        }
+    }
+
+    fn input(&mut self, input: Input) {
+        let effects = self.core.handle(unix_ms(), input);
+        // Published before the effects run, so the announcer reads what it announces.
+        self.handle.snapshot.set(self.core.snapshot());
+        for effect in effects {
+            self.effect(effect);
+        }
+    }
+
+    fn effect(&mut self, effect: Effect) {
+        match effect {
+            Effect::Send { token, request } => self.send(token, request),
+            Effect::Reply { to, result } => {
+                if let Some(tx) = self.replies.remove(&to) {
+                    let _ = tx.try_send(result);
+                }
+            }
+            Effect::Change(c) => self.handle.announce(c),
+            Effect::Media(m) => self.media(m),
+            Effect::Record(r) => self.record(r),
+            Effect::Save { setting, reply } => {
+                let (key, value) = match setting {
+                    Setting::DoNotDisturb(on) => (store::DND, if on { "true" } else { "false" }),
+                    Setting::AutoAnswer(mode) => (store::AUTO_ANSWER, AutoAnswer::as_str(mode)),
+                };
+                let result = self
+                    .handle
+                    .store
+                    .set_setting(key, value)
+                    .map(|()| Reply::Done)
+                    .map_err(|e| CoreError::failed(e.to_string()));
+                if let Some(tx) = reply.and_then(|to| self.replies.remove(&to)) {
+                    let _ = tx.try_send(result);
+                }
+            }
+            Effect::Remember(r) => self.remember(r),
+            Effect::Reconnect => {
+                let _ = self.relink.try_send(());
+            }
+            Effect::FlushOutbox => {
+                smol::spawn(messages::flush(self.handle.clone())).detach();
+                smol::spawn(files::flush(self.handle.clone())).detach();
+            }
+            Effect::Message(m) => messages::received(&self.handle, m),
+            Effect::File(f) => files::offered(&self.handle, f),
+            Effect::Delivered { client_id, id } => {
+                // One owner per receipt: a file if the files outbox has that id, else a
+                // text.
+                let is_file = self.handle.store.file(&client_id).ok().flatten().is_some();
+                if is_file {
+                    files::delivered(&self.handle, &client_id, id);
+                } else {
+                    messages::delivered(&self.handle, &client_id, id);
+                }
+            }
+        }
+    }
+
+    /// Sends a request on the live client; its answer comes back as an input.
+    fn send(&mut self, token: Token, request: Request) {
+        let tx = self.handle.tx.clone();
+        let Some(client) = self.client.clone() else {
+            // The link went down and the core has not heard yet.
+            let result = Err(CoreError::offline("not connected to the relay"));
+            let _ = tx.try_send(Msg::Answer { token, result });
+            return;
+        };
+        smol::spawn(async move {
+            let result = client.request(request).await.map_err(CoreError::from);
+            if let Err(e) = &result {
+                tracing::debug!(token, "relay request failed: {e}");
+            }
+            let _ = tx.send(Msg::Answer { token, result }).await;
+        })
+        .detach();
+    }
+
+    fn media(&mut self, m: Media) {
+        match m {
+            Media::Start {
+                local,
+                call,
+                source,
+                muted,
+            } => {
+                let span = tracing::info_span!("call", local, relay_call = call);
+                let _in_call = span.enter();
+                // Resuming from hold: the session is there, paused.
+                if let Some((_, session)) = self.media.get(&local) {
+                    session.set_paused(false);
+                    return;
+                }
+                let Some(client) = &self.client else { return };
+                let audio = &self.core.config().audio;
+                match MediaSession::start(audio, client.conn.clone(), call, source, muted) {
+                    Ok(session) => {
+                        tracing::info!(source, "call media started");
+                        self.media.insert(local, (call, session));
+                    }
+                    Err(e) => tracing::error!("no audio for the call: {e}"),
+                }
+            }
+            Media::Pause(local) => {
+                if let Some((_, session)) = self.media.get(&local) {
+                    session.set_paused(true);
+                }
+            }
+            Media::Mute(local, muted) => {
+                if let Some((_, session)) = self.media.get(&local) {
+                    session.set_muted(muted);
+                }
+            }
+            Media::Stop(local) => {
+                if let Some((call, session)) = self.media.remove(&local) {
+                    let span = tracing::info_span!("call", local, relay_call = call);
+                    let _in_call = span.enter();
+                    // Joining the media thread takes at most one of its 5 ms ticks.
+                    drop(session);
+                    tracing::info!("call media stopped");
+                }
+            }
+        }
+    }
+
+    /// A media datagram from the relay: to the session of its call.
+    fn deliver_media(&self, datagram: Bytes) {
+        let Some(call) = phoned_proto::media::peek_call(&datagram) else {
+            return;
+        };
+        if let Some((_, session)) = self.media.values().find(|(c, _)| *c == call) {
+            session.deliver(datagram);
+        }
+    }
+
+    fn record(&self, r: Record) {
+        let entry = store::history::HistoryEntry {
+            number: r.number,
+            name: r.name,
+            direction: r.direction.as_str().to_owned(),
+            result: r.result,
+            start_ms: r.start_ms,
+            duration_ms: r.duration_ms,
+            missed: r.missed,
+        };
+        if let Err(e) = self.handle.store.add_history(&entry) {
+            tracing::error!("recording call history: {e}");
+        }
+    }
+
+    /// Updates the stored credentials (the core asks only when the config has none).
+    fn remember(&self, r: Remember) {
+        let dir = &self.handle.state_dir;
+        match credentials::load(dir) {
+            Ok(Some(mut c)) => {
+                let before = c.clone();
+                match r {
+                    Remember::Number(n) => c.number = n,
+                    Remember::Password(p) => c.password = p,
+                }
+                if c != before
+                    && let Err(e) = credentials::save(dir, &c)
+                {
+                    tracing::error!("saving credentials: {e}");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!("reading credentials: {e}"),
+        }
+    }
+}
