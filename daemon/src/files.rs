@@ -11,9 +11,9 @@ use smol::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::core::{Change, CoreError, ErrorKind};
 use crate::driver::{Handle, unix_ms};
-use phoned_client::ClientError;
 use crate::store::files::LocalFile;
 use crate::store::new_client_id;
+use phoned_client::ClientError;
 
 const CHUNK: usize = 64 * 1024;
 /// Progress signals at most this often.

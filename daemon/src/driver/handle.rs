@@ -11,9 +11,9 @@ use smol::channel::Sender;
 
 use crate::config::Config;
 use crate::core::{Change, Command, CoreError, LinkEvent, Reply, Snapshot, Token};
-use phoned_client::Client;
 use crate::reload;
 use crate::store::Store;
+use phoned_client::Client;
 
 pub(super) type ReplySender = Sender<Result<Reply, CoreError>>;
 

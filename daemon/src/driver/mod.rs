@@ -28,11 +28,11 @@ use crate::core::{
     CallSettings, Change, Core, CoreError, Effect, Input, LinkEvent, Media, Remember, Reply,
     ReplyTo, Setting, Token,
 };
-use phoned_client::Client;
 use crate::store::{self, Store};
 use crate::{credentials, files, messages};
 pub use handle::Handle;
 use handle::{Msg, ReplySender, SnapshotCell};
+use phoned_client::Client;
 
 /// Datagrams waiting for the driver; beyond this they are dropped (stale anyway).
 const MEDIA_INBOX: usize = 256;
