@@ -126,6 +126,23 @@ pub struct MediaStats {
 }
 
 /// One call's media pipeline; see the module docs.
+///
+/// ```
+/// use std::time::Duration;
+/// use phoned::call::media::{Device, Flags, MediaPipeline};
+///
+/// let mut media = MediaPipeline::new(7, 1, 48_000, 48_000)?;
+/// let mic = [0f32; 960]; // 20 ms from the microphone
+/// let received: [&[u8]; 0] = []; // nothing from the relay yet
+/// let out = media.tick(Duration::ZERO, &mic, received, Device::default(), Flags::default());
+/// for datagram in out.datagrams.drain(..) {
+///     // send it to the relay
+/// #   let _ = datagram;
+/// }
+/// // The empty speaker is topped up with a frame of silence.
+/// assert_eq!(out.playback.len(), 960);
+/// # Ok::<(), phoned::call::media::PipelineError>(())
+/// ```
 pub struct MediaPipeline {
     call: CallId,
     source: u32,
