@@ -30,7 +30,7 @@ use bytes::Bytes;
 use phoned_proto::call::CallId;
 use phoned_proto::media::MediaFrame;
 
-use super::{ENCODER_COMPLEXITY, playback_queue};
+use super::{ENCODER_COMPLEXITY, PLAYBACK_QUEUE_MIN_MS, playback_queue};
 use crate::audio::codec::{
     CodecError, EncoderConfig, FrameDuration, MAX_PACKET_BYTES, VoiceDecoder, VoiceEncoder,
     speech_level,
@@ -173,10 +173,11 @@ impl MediaPipeline {
         playback_rate: u32,
     ) -> Result<MediaPipeline, PipelineError> {
         let mut out = TickOutput::default();
-        // Room for the largest queue a device asks for in one tick (the capture/playback
-        // rings hold 250 ms), so steady state never grows these.
-        out.playback.reserve(playback_rate as usize / 4);
-        out.datagrams.reserve(16);
+        // Room for a tick's worth at the smallest queue (up to a frame beyond it, plus one
+        // for a trimmed silence); a device with longer blocks grows it once, early on.
+        let ms = |ms: usize| playback_rate as usize * ms / 1000;
+        out.playback.reserve(ms(PLAYBACK_QUEUE_MIN_MS) + ms(40));
+        out.datagrams.reserve(4);
         out.events.reserve(4);
         Ok(MediaPipeline {
             call,

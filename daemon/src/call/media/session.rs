@@ -66,8 +66,7 @@ impl MediaSession {
         source: u32,
         muted: bool,
     ) -> Result<MediaSession, StartError> {
-        let options = Options::default();
-        let mut backend = backend::open(audio, options)?;
+        let mut backend = backend::open(audio, Options::default())?;
         let capture = backend.start_capture()?;
         let playback = backend.start_playback()?;
         let pipeline = MediaPipeline::new(call, source, capture.rate(), playback.rate())?;
@@ -75,8 +74,9 @@ impl MediaSession {
         switches.muted.store(muted, Ordering::Relaxed);
         let (inbox, rx) = smol::channel::bounded(INBOX);
         let shared = switches.clone();
-        // One read takes all the capture ring holds.
-        let captured = vec![0f32; options.ring_capacity(capture.rate())];
+        // 100 ms at 48 kHz per read: a tick normally finds 5 ms; the backlog after a stall
+        // (the ring holds 250 ms) is taken over the next ticks.
+        let captured = vec![0f32; 4800];
         let thread = std::thread::Builder::new()
             .name(format!("media-{call}"))
             .spawn(move || {
