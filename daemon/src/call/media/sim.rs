@@ -67,7 +67,9 @@ pub(super) struct Party {
     /// The pipeline ticks at `tick_phase_us + k · TICK`.
     pub tick_phase_us: u64,
     pub flags: Flags,
-    /// What the microphone picks up, at `rate`; silence after it.
+    /// What the microphone picks up, at `rate`; silence after it. A party with none has
+    /// no microphone at all (a listener that sends nothing: its encoder would only cost
+    /// the test time).
     pub mic: Vec<f32>,
     mic_blocks: u64,
     captured: Vec<f32>,
@@ -127,7 +129,7 @@ impl Party {
     /// is due. Returns what the tick sent.
     pub(super) fn step(&mut self, now_us: u64) -> Vec<Bytes> {
         let block = self.block();
-        while self.block_at(self.mic_blocks) <= now_us {
+        while !self.mic.is_empty() && self.block_at(self.mic_blocks) <= now_us {
             let from = (self.mic_blocks as usize * block).min(self.mic.len());
             let to = (from + block).min(self.mic.len());
             self.captured.extend_from_slice(&self.mic[from..to]);
