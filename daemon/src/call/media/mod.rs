@@ -3,7 +3,7 @@
 //!
 //! [`pipeline`] decides all of it, sans-IO: [`MediaPipeline::tick`] takes the time, the
 //! captured samples, the received datagrams, the playback device's fill level and the
-//! mute/hold flags, and returns datagrams, samples and events. [`session`] is the thread
+//! mute/hold flags, and returns datagrams, samples and events. `session.rs` is the thread
 //! around it ([`MediaSession`]): the real clock, the devices and the QUIC connection. The
 //! device callbacks only touch the lock-free rings inside the backend; everything that may
 //! allocate or take time happens on the media thread. In test builds, `sim` runs two
