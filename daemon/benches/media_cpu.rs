@@ -1,6 +1,6 @@
 //! The per-call media pipeline of `phoned`, in process, with the real modules and the settings
-//! of `call/media.rs` (Opus complexity 10, 24 kbit/s VBR, in-band FEC at 10 % expected loss,
-//! DTX, 20 ms frames, the default adaptive jitter buffer):
+//! of `call/media/pipeline.rs` (Opus complexity 10, 24 kbit/s VBR, in-band FEC at 10 %
+//! expected loss, DTX, 20 ms frames, the default adaptive jitter buffer):
 //!
 //! capture (device rate) → `ToNetwork` → level + `VoiceEncoder` → `MediaFrame` → (network)
 //! → `MediaFrame` → `JitterBuffer` push/pop → `VoiceDecoder` → `FromNetwork` → playback.
@@ -14,12 +14,15 @@
 //! 3. Algorithmic end-to-end latency, computed deterministically on a virtual 20 ms clock
 //!    (no real time): packets reach the jitter buffer the instant they are sent (a clean
 //!    network with zero transit) and a frame is popped, decoded and "played" on every tick.
+//! 4. The daemon's own `MediaPipeline::tick`, called every 5 ms as the media thread calls
+//!    it, in a two-way call on a virtual clock: thread CPU per 20 ms of one side (its
+//!    microphone encoded and sent, the far side's packets decoded and queued for playback).
 //!
 //! Run: `cargo bench -p phoned --bench media_cpu` (add `-- --quick` for a short run).
 
 use std::f64::consts::TAU;
 use std::hint::black_box;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use phoned::audio::analysis::best_lag;
 use phoned::audio::codec::{
@@ -27,7 +30,9 @@ use phoned::audio::codec::{
 };
 use phoned::audio::jitter::{JitterBuffer, JitterConfig, Playout};
 use phoned::audio::resample::{FRAME, FromNetwork, NETWORK_RATE, ToNetwork};
-use phoned::call::media::{ENCODER_COMPLEXITY, PLAYBACK_QUEUE_MIN_MS, TICK};
+use phoned::call::media::{
+    Device, ENCODER_COMPLEXITY, Flags, MediaPipeline, PLAYBACK_QUEUE_MIN_MS, TICK,
+};
 use phoned_proto::media::MediaFrame;
 
 /// One tick of the media clock: one 20 ms frame.
@@ -103,7 +108,8 @@ fn signal(kind: Kind, rate: u32, n: usize) -> Vec<f32> {
     }
 }
 
-/// One call's media pipeline on a virtual clock, the way `call/media.rs` wires it.
+/// One call's media pipeline on a virtual clock, the way `call/media/pipeline.rs` wires it,
+/// with each stage timed.
 struct Pipeline {
     rate: u32,
     to_net: ToNetwork,
@@ -289,6 +295,7 @@ fn main() {
     cpu(warm, frames);
     complexity(warm, frames);
     latency();
+    daemon_pipeline(warm, frames);
 }
 
 /// 1. CPU per frame of the whole pipeline, per stage.
@@ -481,4 +488,84 @@ fn latency() {
         TICK.as_millis(),
         TICK.as_millis(),
     );
+}
+
+/// 4. `MediaPipeline::tick` as the media thread drives it: two pipelines in a two-way call,
+///    both talking, ticked every [`TICK`] on a virtual clock; each tick's captured samples
+///    are what the device delivered in it, datagrams reach the other side at once, and each
+///    speaker plays one tick's worth of samples per tick.
+fn daemon_pipeline(warm: usize, frames: usize) {
+    println!(
+        "## The daemon's `MediaPipeline::tick`, every {} ms, two-way call ({frames} frames after {warm} of warm-up)",
+        TICK.as_millis()
+    );
+    println!();
+    let configs = [
+        (44_100, Kind::Speech),
+        (48_000, Kind::Speech),
+        (44_100, Kind::Tone),
+        (48_000, Kind::Tone),
+    ];
+    print!("| one side, per 20 ms, thread CPU µs |");
+    for (rate, kind) in configs {
+        print!(
+            " {}, {:.1} kHz device |",
+            kind.name(),
+            f64::from(rate) / 1000.0
+        );
+    }
+    println!();
+    println!("| --- |{}", " --- |".repeat(configs.len()));
+    let ticks_per_frame = (TICK_US / TICK.as_micros() as u64) as usize;
+    let results: Vec<(f64, f64)> = configs
+        .iter()
+        .map(|&(rate, kind)| {
+            let per_tick = rate as usize * TICK.as_micros() as usize / 1_000_000;
+            let ticks = (warm + frames) * ticks_per_frame;
+            let input = signal(kind, rate, ticks * per_tick);
+            let mut a = MediaPipeline::new(7, 1, rate, rate).unwrap();
+            let mut b = MediaPipeline::new(7, 2, rate, rate).unwrap();
+            let (mut to_a, mut to_b) = (Vec::new(), Vec::new());
+            let (mut queued_a, mut queued_b) = (0usize, 0usize);
+            let (mut cpu, mut frame_ns) = (Vec::with_capacity(frames), 0u64);
+            for k in 0..ticks {
+                let now = Duration::from_micros(k as u64 * TICK.as_micros() as u64);
+                let mic = &input[k * per_tick..(k + 1) * per_tick];
+                queued_a = queued_a.saturating_sub(per_tick);
+                queued_b = queued_b.saturating_sub(per_tick);
+                let device = |queued| Device {
+                    queued,
+                    last_block: per_tick as u64,
+                };
+                let start = thread_cpu_ns();
+                let out = a.tick(now, mic, to_a.drain(..), device(queued_a), Flags::default());
+                frame_ns += thread_cpu_ns() - start;
+                to_b.append(&mut out.datagrams);
+                queued_a += out.playback.len();
+                let out = b.tick(now, mic, to_b.drain(..), device(queued_b), Flags::default());
+                to_a.append(&mut out.datagrams);
+                queued_b += out.playback.len();
+                if k % ticks_per_frame == ticks_per_frame - 1 {
+                    if k / ticks_per_frame >= warm {
+                        cpu.push(u32::try_from(frame_ns).unwrap_or(u32::MAX));
+                    }
+                    frame_ns = 0;
+                }
+            }
+            let played = a.stats().decoded;
+            assert!(played as usize >= frames, "A decoded {played} frames");
+            median_p99(cpu)
+        })
+        .collect();
+    print!("| median (p99) |");
+    for (med, p99) in &results {
+        print!(" **{med:.1}** ({p99:.1}) |");
+    }
+    println!();
+    print!("| share of one core (median / 20 ms) |");
+    for (med, _) in &results {
+        print!(" {:.2} % |", med / (TICK_US as f64) * 100.0);
+    }
+    println!();
+    println!();
 }

@@ -5,9 +5,12 @@
 //! [`codec`] turns those frames into Opus packets and back (with FEC and concealment);
 //! [`jitter`] orders a remote source's packets in time and says, frame by frame, what to
 //! decode. [`analysis`] measures signals (tones, SNR, alignment) for tests and diagnostics.
+//! In test builds, `netsim` is the seeded network the simulations send packets through.
 
 pub mod analysis;
 pub mod backend;
 pub mod codec;
 pub mod jitter;
+#[cfg(test)]
+pub(crate) mod netsim;
 pub mod resample;

@@ -1,32 +1,11 @@
-//! A seeded network between a 20 ms sender and the jitter buffer, and the properties that
-//! must hold whatever it does: random and burst loss, reordering, duplication, jitter, delay
-//! spikes, DTX pauses, clock drift and sequence/timestamp wrap-around.
+//! A seeded network (`audio/netsim.rs`) between a 20 ms sender and the jitter buffer, and
+//! the properties that must hold whatever it does: random and burst loss, reordering,
+//! duplication, jitter, delay spikes, DTX pauses, clock drift and sequence/timestamp
+//! wrap-around.
 
 use super::*;
+use crate::audio::netsim::{Link, Path};
 use proptest::prelude::*;
-
-/// SplitMix64: tiny, seeded, good enough to shape a network.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-    fn upto(&mut self, max: u64) -> u64 {
-        if max == 0 { 0 } else { self.next() % (max + 1) }
-    }
-}
 
 #[derive(Clone, Debug)]
 pub(super) struct Net {
@@ -104,12 +83,24 @@ pub(super) fn run(net: &Net, config: JitterConfig) -> Run {
     let frame_us = u64::from(net.frame.millis()) * 1000;
     let max_us = u64::from(config.max_delay_ms) * 1000;
     let mut jb = JitterBuffer::new(config).expect("config");
-    let mut rng = Rng(net.seed);
+    let mut link = Link::new(
+        Path {
+            base_transit_us: BASE_TRANSIT_US,
+            loss: net.loss,
+            burst: net.burst,
+            burst_len: net.burst_len,
+            jitter_ms: net.jitter_ms,
+            duplicate: net.duplicate,
+            duplicate_spread_us: frame_us,
+            spikes: net.spikes.clone(),
+        },
+        net.seed,
+    );
     // Arrivals: (time, frame index, seq, ts).
     let mut arrivals = Vec::new();
     let frames = u64::from(net.seconds) * 1_000_000 / frame_us;
     // The first and last second are loss-free, so every frame is accounted for.
-    let (mut seq, mut burst_left, mut sent) = (net.seq0, 0u32, 0u64);
+    let (mut seq, mut sent) = (net.seq0, 0u64);
     for i in 0..frames {
         let send = i * frame_us;
         let edge = send < 1_000_000 || send + 1_000_000 >= frames * frame_us;
@@ -122,32 +113,13 @@ pub(super) fn run(net: &Net, config: JitterConfig) -> Run {
         let this_seq = seq;
         seq = seq.wrapping_add(1);
         sent += 1;
-        if burst_left == 0 && rng.chance(net.burst) {
-            burst_left = net.burst_len;
-        }
-        if burst_left > 0 {
-            burst_left -= 1;
-            if !edge {
-                continue;
-            }
-        }
-        if rng.chance(net.loss) && !edge {
-            continue;
-        }
-        let mut at = send + BASE_TRANSIT_US + rng.upto(net.jitter_ms * 1000);
-        for &(start, len) in &net.spikes {
-            if (start * 1000..(start + len) * 1000).contains(&send) {
-                at = at.max((start + len) * 1000 + BASE_TRANSIT_US);
-            }
-        }
-        arrivals.push((at, i, this_seq, ts));
-        if rng.chance(net.duplicate) {
-            arrivals.push((at + rng.upto(frame_us), i, this_seq, ts));
+        for at in link.carry(send, edge).into_iter().flatten() {
+            arrivals.push((at, i, this_seq, ts));
         }
     }
     arrivals.sort_by_key(|a| a.0);
 
-    let phase = rng.upto(frame_us - 1);
+    let phase = link.rng.upto(frame_us - 1);
     let mut held_since = std::collections::HashMap::new();
     let mut next_arrival = arrivals.iter().peekable();
     let mut ticks = Vec::new();

@@ -1,0 +1,44 @@
+//! One call's media: capture → 48 kHz → Opus → `MediaFrame` datagrams to the relay;
+//! datagrams from the relay → jitter buffer → Opus (FEC, PLC) → device rate → playback.
+//!
+//! [`pipeline`] decides all of it, sans-IO: [`MediaPipeline::tick`] takes the time, the
+//! captured samples, the received datagrams, the playback device's fill level and the
+//! mute/hold flags, and returns datagrams, samples and events. `session.rs` is the thread
+//! around it ([`MediaSession`]): the real clock, the devices and the QUIC connection. The
+//! device callbacks only touch the lock-free rings inside the backend; everything that may
+//! allocate or take time happens on the media thread. In test builds, `sim` runs two
+//! pipelines through a seeded network on virtual time.
+
+use std::time::Duration;
+
+pub mod pipeline;
+mod session;
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
+pub use pipeline::{
+    Device, Flags, MediaEvent, MediaPipeline, MediaStats, PipelineError, TickOutput,
+};
+pub use session::MediaSession;
+
+/// How often the media thread wakes up.
+pub const TICK: Duration = Duration::from_millis(5);
+/// The least audio kept queued for the playback device, ms. The queue also covers the
+/// block the device takes at once plus one [`TICK`] (see [`playback_queue`]),
+/// so a device with long periods gets what it needs and a short-period one (the file
+/// backend's 10 ms) is not made to wait: every millisecond here is mouth-to-ear delay.
+pub const PLAYBACK_QUEUE_MIN_MS: usize = 15;
+
+/// Samples (at the device's `rate`) to keep queued for playback, given how much the device
+/// took in its latest callback or period.
+pub fn playback_queue(rate: u32, last_block: u64) -> usize {
+    let ms = |ms: usize| rate as usize * ms / 1000;
+    let tick = ms(TICK.as_millis() as usize);
+    ms(PLAYBACK_QUEUE_MIN_MS).max(last_block as usize + tick)
+}
+/// Opus complexity of a call's encoder. 10, not the codec's default 5: at 5, SILK's voice
+/// detection takes a steady tone (a dial tone, a test signal, music on hold) for noise and
+/// DTX stops sending it.
+pub const ENCODER_COMPLEXITY: u8 = 10;

@@ -1,0 +1,526 @@
+//! Two parties of a call on virtual time: each a [`MediaPipeline`] with a microphone and a
+//! speaker that run on their own (drifting) device clocks in 10 ms blocks, ticked every
+//! [`TICK`] like the media thread; between them a seeded network per direction
+//! (`audio/netsim.rs`: loss, jitter and reordering, duplication, delay spikes). Real Opus,
+//! real resamplers, real jitter buffer: only the clock, the devices and the sockets are
+//! simulated, so ten seconds of a call run in a fraction of a second and every run is the
+//! same. The tests below hold the pipeline to what a listener hears.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::f64::consts::TAU;
+use std::time::Duration;
+
+use bytes::Bytes;
+use phoned_proto::call::CallId;
+use phoned_proto::media::MediaFrame;
+
+use super::{Device, ENCODER_COMPLEXITY, Flags, MediaPipeline, MediaStats, TICK};
+use crate::audio::analysis::{goertzel_power, rms};
+use crate::audio::codec::{EncoderConfig, MAX_PACKET_BYTES, VoiceEncoder};
+use crate::audio::jitter::JitterStats;
+use crate::audio::netsim::{Link, Path};
+use crate::audio::resample::FRAME;
+
+pub(super) const CALL: CallId = 7;
+const MS: u64 = 1_000;
+const S: u64 = 1_000_000;
+const TICK_US: u64 = TICK.as_micros() as u64;
+/// The device period: the file backend's 10 ms.
+const PERIOD_US: u64 = 10 * MS;
+/// One-way transit of the fastest packet.
+const TRANSIT_US: u64 = 30 * MS;
+
+/// `seconds` of a sine at `freq` Hz and `amplitude`, sampled at `rate`.
+pub(super) fn tone(rate: u32, seconds: f64, freq: f64, amplitude: f64) -> Vec<f32> {
+    let n = (f64::from(rate) * seconds) as usize;
+    (0..n)
+        .map(|i| (amplitude * (TAU * freq * i as f64 / f64::from(rate)).sin()) as f32)
+        .collect()
+}
+
+/// Level of `samples` in dB relative to a full-scale RMS of 1.0 (a ±0.5 sine is −9 dB).
+pub(super) fn dbfs(samples: &[f32]) -> f64 {
+    20.0 * rms(samples).max(1e-9).log10()
+}
+
+/// A datagram on its way: `(arrival µs, order sent, bytes)`, earliest first.
+type InFlight = BinaryHeap<Reverse<(u64, u64, Bytes)>>;
+
+/// What a party's pipeline reported after one tick.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TickLog {
+    pub at_us: u64,
+    /// Samples queued at the speaker right after the tick.
+    pub queued: usize,
+    pub jitter: JitterStats,
+    pub media: MediaStats,
+}
+
+/// One end of the call.
+pub(super) struct Party {
+    pub pipeline: MediaPipeline,
+    pub rate: u32,
+    /// Device clock error: the sound card runs `1 + drift_ppm / 10⁶` times as fast as true
+    /// time (its microphone and its speaker alike).
+    pub drift_ppm: i64,
+    /// The pipeline ticks at `tick_phase_us + k · TICK`.
+    pub tick_phase_us: u64,
+    pub flags: Flags,
+    /// What the microphone picks up, at `rate`; silence after it. A party with none has
+    /// no microphone at all (a listener that sends nothing: its encoder would only cost
+    /// the test time).
+    pub mic: Vec<f32>,
+    mic_blocks: u64,
+    captured: Vec<f32>,
+    speaker: VecDeque<f32>,
+    speaker_blocks: u64,
+    /// Everything the speaker played, one entry per device sample.
+    pub heard: Vec<f32>,
+    /// Blocks the speaker found short once playback had begun.
+    pub underruns: u64,
+    inbox: InFlight,
+    /// `(tick µs, frame)` of every datagram sent.
+    pub sent: Vec<(u64, MediaFrame)>,
+    pub log: Vec<TickLog>,
+    pub resets: u64,
+    pub decode_errors: u64,
+}
+
+impl Party {
+    pub(super) fn new(source: u32, rate: u32, mic: Vec<f32>) -> Self {
+        Self {
+            pipeline: MediaPipeline::new(CALL, source, rate, rate).expect("pipeline"),
+            rate,
+            drift_ppm: 0,
+            tick_phase_us: u64::from(source) * MS % TICK_US,
+            flags: Flags::default(),
+            mic,
+            mic_blocks: 0,
+            captured: Vec::with_capacity(rate as usize / 10),
+            speaker: VecDeque::new(),
+            speaker_blocks: 0,
+            heard: Vec::new(),
+            underruns: 0,
+            inbox: InFlight::new(),
+            sent: Vec::new(),
+            log: Vec::new(),
+            resets: 0,
+            decode_errors: 0,
+        }
+    }
+
+    fn block(&self) -> usize {
+        (u64::from(self.rate) * PERIOD_US / S) as usize
+    }
+
+    /// True time of the device's block `k`.
+    fn block_at(&self, k: u64) -> u64 {
+        let clock = 1_000_000i64 + self.drift_ppm;
+        (k as i128 * PERIOD_US as i128 * 1_000_000 / clock as i128) as u64
+    }
+
+    /// Hands a datagram to the party's network interface, to arrive at `at_us`.
+    pub(super) fn deliver(&mut self, at_us: u64, order: u64, datagram: Bytes) {
+        self.inbox.push(Reverse((at_us, order, datagram)));
+    }
+
+    /// Advances to `now_us`: device blocks that fell due, then the pipeline's tick if one
+    /// is due. Returns what the tick sent.
+    pub(super) fn step(&mut self, now_us: u64) -> Vec<Bytes> {
+        let block = self.block();
+        while !self.mic.is_empty() && self.block_at(self.mic_blocks) <= now_us {
+            let from = (self.mic_blocks as usize * block).min(self.mic.len());
+            let to = (from + block).min(self.mic.len());
+            self.captured.extend_from_slice(&self.mic[from..to]);
+            self.captured
+                .resize(self.captured.len() + block - (to - from), 0.0);
+            self.mic_blocks += 1;
+        }
+        while self.block_at(self.speaker_blocks) <= now_us {
+            let have = self.speaker.len().min(block);
+            if have < block && !self.heard.is_empty() {
+                self.underruns += 1;
+            }
+            self.heard.extend(self.speaker.drain(..have));
+            self.heard.resize(self.heard.len() + block - have, 0.0);
+            self.speaker_blocks += 1;
+        }
+        if now_us < self.tick_phase_us || !(now_us - self.tick_phase_us).is_multiple_of(TICK_US) {
+            return Vec::new();
+        }
+        let inbox = &mut self.inbox;
+        let received = std::iter::from_fn(|| {
+            inbox
+                .peek()
+                .is_some_and(|Reverse((at, _, _))| *at <= now_us)
+                .then(|| inbox.pop().map(|Reverse((_, _, d))| d))
+                .flatten()
+        });
+        let device = Device {
+            queued: self.speaker.len(),
+            last_block: block as u64,
+        };
+        let out = self.pipeline.tick(
+            Duration::from_micros(now_us),
+            &self.captured,
+            received,
+            device,
+            self.flags,
+        );
+        self.captured.clear();
+        self.speaker.extend(out.playback.iter());
+        for event in out.events.drain(..) {
+            match event {
+                super::MediaEvent::DecoderReset => self.resets += 1,
+                super::MediaEvent::DecodeFailed(_) => self.decode_errors += 1,
+                e => panic!("unexpected {e:?}"),
+            }
+        }
+        let datagrams: Vec<Bytes> = out.datagrams.drain(..).collect();
+        for d in &datagrams {
+            self.sent
+                .push((now_us, MediaFrame::decode(d).expect("own frame decodes")));
+        }
+        self.log.push(TickLog {
+            at_us: now_us,
+            queued: self.speaker.len(),
+            jitter: self.pipeline.jitter_stats(),
+            media: self.pipeline.stats(),
+        });
+        datagrams
+    }
+
+    /// The speaker's output from `from_s` to `to_s` seconds of device time.
+    pub(super) fn heard_between(&self, from_s: f64, to_s: f64) -> &[f32] {
+        let at = |s: f64| ((s * f64::from(self.rate)) as usize).min(self.heard.len());
+        &self.heard[at(from_s)..at(to_s)]
+    }
+
+    /// The log entry of the first tick at or after `at_us`.
+    pub(super) fn log_at(&self, at_us: u64) -> TickLog {
+        *self
+            .log
+            .iter()
+            .find(|l| l.at_us >= at_us)
+            .or(self.log.last())
+            .expect("ticked")
+    }
+}
+
+/// Two parties and the network between them.
+pub(super) struct Sim {
+    pub a: Party,
+    pub b: Party,
+    pub ab: Link,
+    pub ba: Link,
+    /// Packets sent outside `[from, to)` µs are never lost.
+    pub lossy: (u64, u64),
+    now_us: u64,
+    order: u64,
+}
+
+impl Sim {
+    /// A and B with `a_mic` and `b_mic` on a clean path (constant 30 ms transit).
+    pub(super) fn new(a: Party, b: Party, seed: u64) -> Self {
+        Self {
+            a,
+            b,
+            ab: Link::new(Path::clean(TRANSIT_US), seed),
+            ba: Link::new(Path::clean(TRANSIT_US), seed ^ 0x5eed),
+            lossy: (0, u64::MAX),
+            now_us: 0,
+            order: 0,
+        }
+    }
+
+    /// Runs the call until `seconds` of true time.
+    pub(super) fn run_until(&mut self, seconds: f64) {
+        let end = (seconds * S as f64) as u64;
+        while self.now_us < end {
+            self.now_us += MS;
+            let now = self.now_us;
+            let protected = !(self.lossy.0..self.lossy.1).contains(&now);
+            for d in self.a.step(now) {
+                for at in self.ab.carry(now, protected).into_iter().flatten() {
+                    self.order += 1;
+                    self.b.deliver(at, self.order, d.clone());
+                }
+            }
+            for d in self.b.step(now) {
+                for at in self.ba.carry(now, protected).into_iter().flatten() {
+                    self.order += 1;
+                    self.a.deliver(at, self.order, d.clone());
+                }
+            }
+        }
+    }
+}
+
+/// A talker made by hand: one second of a 1 kHz tone (−9 dBFS), Opus-encoded once and
+/// sent over and over every 20 ms of its own (drifting) clock, with the sequence numbers
+/// and timestamps the test chooses. A second of the tone is a whole number of periods, so
+/// the replay is seamless.
+pub(super) struct FarSide {
+    packets: Vec<Vec<u8>>,
+    sent: u64,
+    pub seq: u32,
+    pub timestamp: u32,
+    /// The talker's clock error, ppm.
+    pub drift_ppm: i64,
+}
+
+impl FarSide {
+    pub(super) fn new() -> Self {
+        let mut encoder = VoiceEncoder::new(&EncoderConfig {
+            complexity: ENCODER_COMPLEXITY,
+            ..EncoderConfig::default()
+        })
+        .expect("encoder");
+        let signal = tone(48_000, 1.0, 1000.0, 0.5);
+        let mut packet = [0u8; MAX_PACKET_BYTES];
+        // Two rounds: the second is encoded in the steady state the replay stays in.
+        let mut packets = Vec::new();
+        for frame in signal.chunks_exact(FRAME).cycle().take(100) {
+            let len = encoder
+                .encode(frame, &mut packet)
+                .expect("encode")
+                .expect("a tone is not DTX");
+            packets.push(packet[..len].to_vec());
+        }
+        packets.drain(..50);
+        Self {
+            packets,
+            sent: 0,
+            seq: 0,
+            timestamp: 0,
+            drift_ppm: 0,
+        }
+    }
+
+    /// True time at which the next frame is sent.
+    fn next_at(&self) -> u64 {
+        let clock = 1_000_000i64 + self.drift_ppm;
+        (self.sent as i128 * 20_000 * 1_000_000 / clock as i128) as u64
+    }
+
+    /// The next frame as `source` of `call`.
+    pub(super) fn next(&mut self, call: CallId, source: u32) -> Bytes {
+        let payload = self.packets[self.sent as usize % self.packets.len()].clone();
+        let frame = MediaFrame {
+            call,
+            source,
+            seq: self.seq,
+            timestamp: self.timestamp,
+            level: 9,
+            payload,
+        };
+        self.sent += 1;
+        self.seq = self.seq.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(FRAME as u32);
+        Bytes::from(frame.encode())
+    }
+}
+
+/// Runs `listener` for `seconds` while `far` talks to it over a clean path (30 ms);
+/// `change` may alter the talker before each frame, given the frame's send time.
+pub(super) fn listen(
+    listener: &mut Party,
+    far: &mut FarSide,
+    seconds: f64,
+    mut change: impl FnMut(&mut FarSide, u64),
+) {
+    let end = (seconds * S as f64) as u64;
+    let mut now = 0;
+    while now < end {
+        now += MS;
+        while far.next_at() <= now {
+            let at = far.next_at();
+            change(far, at);
+            let order = far.sent;
+            listener.deliver(at + TRANSIT_US, order, far.next(CALL, 1));
+        }
+        listener.step(now);
+    }
+}
+
+/// A's 1 kHz tone (−9 dBFS) for `seconds`, then silence; B silent.
+fn one_way(seconds: f64, a_rate: u32, b_rate: u32, seed: u64) -> Sim {
+    Sim::new(
+        Party::new(1, a_rate, tone(a_rate, seconds, 1000.0, 0.5)),
+        Party::new(2, b_rate, Vec::new()),
+        seed,
+    )
+}
+
+/// Asserts that `listener` heard a steady tone at −9 dBFS (±2 dB) between `from_s` and
+/// `to_s`: no 20 ms window (at any offset) below −26 dBFS, and the energy at `freq`.
+pub(super) fn assert_tone(listener: &Party, from_s: f64, to_s: f64, freq: f32) {
+    let heard = listener.heard_between(from_s, to_s);
+    let window = listener.rate as usize / 50;
+    // A running sum of squares, so every offset is checked in one pass.
+    let floor = window as f64 * 10f64.powf(-26.0 / 10.0);
+    let mut energy: f64 = heard[..window].iter().map(|&x| f64::from(x).powi(2)).sum();
+    for i in 0..heard.len() - window {
+        assert!(
+            energy >= floor,
+            "gap: {:.1} dBFS in the 20 ms from {:.4} s",
+            10.0 * (energy / window as f64).max(1e-12).log10(),
+            from_s + i as f64 / f64::from(listener.rate)
+        );
+        energy += f64::from(heard[i + window]).powi(2) - f64::from(heard[i]).powi(2);
+    }
+    let span = listener.heard_between(from_s, to_s);
+    let level = dbfs(span);
+    assert!((level + 9.0).abs() < 2.0, "tone at {level:.1} dBFS");
+    // A full-scale sine gives 0.25: all of a ±0.5 tone's energy is 0.0625.
+    let power = goertzel_power(span, listener.rate as f32, freq);
+    assert!(power > 0.05, "power at {freq} Hz: {power}");
+}
+
+/// The log entry of the tick at which `listener` had played (or lost, or dropped) every
+/// packet `talker` sent before `until_s`. Later, in the talker's DTX pause, the listener
+/// conceals after each of the encoder's comfort-noise updates, as Opus means it to.
+fn when_played(talker: &Party, listener: &Party, until_s: f64) -> TickLog {
+    let until = (until_s * S as f64) as u64;
+    let sent = talker.sent.iter().filter(|(at, _)| *at < until).count() as u64;
+    *listener
+        .log
+        .iter()
+        .find(|l| l.jitter.played + l.jitter.lost + l.jitter.dropped >= sent)
+        .unwrap_or_else(|| panic!("{sent} sent, {:?}", listener.log.last()))
+}
+
+#[test]
+fn a_clean_path_conceals_nothing_and_plays_the_tone_without_a_gap() {
+    // Both ways at once, each side talking for 10 s; a 44.1 kHz sound card on one side.
+    let mut sim = Sim::new(
+        Party::new(1, 44_100, tone(44_100, 10.0, 1000.0, 0.5)),
+        Party::new(2, 48_000, tone(48_000, 10.0, 700.0, 0.5)),
+        1,
+    );
+    sim.run_until(10.5);
+    for (talker, listener, freq) in [(&sim.a, &sim.b, 1000.0), (&sim.b, &sim.a, 700.0)] {
+        let done = when_played(talker, listener, 10.0);
+        let (j, m) = (done.jitter, done.media);
+        assert!(m.decoded >= 495, "{m:?}");
+        // Every packet decoded, in its turn: no loss, no FEC, no concealment, no skip.
+        assert_eq!(
+            (m.concealed, m.recovered, j.lost, j.late, j.dropped),
+            (0, 0, 0, 0, 0),
+            "{m:?} {j:?}"
+        );
+        assert_eq!(m.decoded, j.received - u64::from(j.buffered), "{m:?} {j:?}");
+        assert_eq!(listener.decode_errors, 0);
+        assert_eq!(listener.underruns, 0);
+        assert_tone(listener, 0.5, 10.0, freq);
+    }
+}
+
+#[test]
+fn ten_percent_loss_is_recovered_or_concealed_and_the_call_recovers() {
+    let mut sim = one_way(8.0, 48_000, 44_100, 2);
+    sim.ab.path.loss = 0.10;
+    sim.lossy = (S, 6 * S);
+    sim.run_until(8.2);
+    let sent_in_loss = sim
+        .a
+        .sent
+        .iter()
+        .filter(|(at, _)| (S..6 * S).contains(at))
+        .count() as u64;
+    let after_loss = when_played(&sim.a, &sim.b, 6.0);
+    let (j, m) = (after_loss.jitter, after_loss.media);
+    // About a tenth lost, and every lost frame filled by FEC or concealment.
+    assert!(
+        j.lost * 100 >= sent_in_loss * 7 && j.lost * 100 <= sent_in_loss * 13,
+        "lost {} of {sent_in_loss}",
+        j.lost
+    );
+    assert_eq!(m.recovered + m.concealed, j.lost, "{m:?} {j:?}");
+    // Isolated losses are FEC's; only runs of two or more need concealment.
+    assert!(m.recovered >= 2 * m.concealed, "{m:?}");
+    // Then two seconds of a clean path: nothing more lost or concealed, the tone whole.
+    let end = when_played(&sim.a, &sim.b, 8.0);
+    assert_eq!(
+        (end.jitter.lost, end.media.concealed),
+        (j.lost, m.concealed),
+        "{end:?}"
+    );
+    assert_tone(&sim.b, 6.5, 8.0, 1000.0);
+}
+
+#[test]
+fn duplicated_packets_are_dropped_and_nothing_is_concealed() {
+    let mut sim = one_way(5.0, 48_000, 48_000, 3);
+    sim.ab.path.duplicate = 0.3;
+    sim.run_until(5.2);
+    let end = when_played(&sim.a, &sim.b, 5.0);
+    let (j, m) = (end.jitter, end.media);
+    assert!(j.duplicates * 100 >= m.decoded * 20, "{j:?}");
+    assert_eq!(
+        m.decoded + j.duplicates,
+        j.received - u64::from(j.buffered),
+        "{m:?} {j:?}"
+    );
+    assert_eq!((m.concealed, j.dropped), (0, 0), "{m:?} {j:?}");
+    assert_tone(&sim.b, 0.5, 5.0, 1000.0);
+}
+
+#[test]
+fn reordering_within_the_jitter_target_conceals_nothing() {
+    let mut sim = one_way(10.0, 48_000, 48_000, 4);
+    // Up to 30 ms of jitter: packets 20 ms apart overtake each other.
+    sim.ab.path.jitter_ms = 30;
+    sim.run_until(10.2);
+    let end = when_played(&sim.a, &sim.b, 10.0);
+    let (j, m) = (end.jitter, end.media);
+    assert!(j.target_ms >= 25, "{j:?}");
+    assert_eq!((m.concealed, j.lost, j.late), (0, 0, 0), "{m:?} {j:?}");
+    // The first packets set a base that the faster ones after them lower by up to the
+    // jitter: the buffer may skip one frame to settle, before the listener hears much.
+    let settled = sim.b.log_at(S);
+    assert!(settled.jitter.dropped <= 1, "{settled:?}");
+    assert_eq!(j.dropped, settled.jitter.dropped, "{j:?}");
+    assert_eq!(
+        m.decoded + j.dropped,
+        j.received - u64::from(j.buffered),
+        "{m:?} {j:?}"
+    );
+    assert_tone(&sim.b, 0.5, 10.0, 1000.0);
+}
+
+/// A minute of a call between sound cards whose clocks differ by 200 ppm (12 ms over the
+/// minute): the jitter buffer absorbs it, so neither the speaker's queue nor the delay
+/// creeps up or runs dry. (The talker replays packets encoded once, so that a simulated
+/// minute costs the decoding alone.)
+#[test]
+fn clock_drift_neither_grows_nor_empties_the_playback_queue() {
+    for (far_ppm, b_ppm) in [(100, -100), (-100, 100)] {
+        let mut b = Party::new(2, 48_000, Vec::new());
+        b.drift_ppm = b_ppm;
+        let mut far = FarSide::new();
+        far.drift_ppm = far_ppm;
+        listen(&mut b, &mut far, 60.0, |_, _| {});
+        let why = format!("talker {far_ppm} ppm, listener {b_ppm} ppm");
+        for l in b.log.iter().filter(|l| l.at_us >= S) {
+            // Topped up to 15 ms each tick, never a frame above it.
+            let ms = l.at_us / MS;
+            assert!(
+                (720..720 + 960).contains(&l.queued),
+                "{l:?} at {ms} ms, {why}"
+            );
+            assert!(l.jitter.delay_ms <= 60, "{l:?} at {ms} ms, {why}");
+        }
+        assert_eq!(b.underruns, 0, "{why}");
+        // 12 ms of drift is at most one frame to skip, or to stretch (in speech, with one
+        // frame of concealment); nothing else is concealed.
+        let (start, end) = (b.log_at(S), b.log_at(60 * S - 100 * MS));
+        let stretched = end.jitter.stretched - start.jitter.stretched;
+        let skipped = end.jitter.skipped - start.jitter.skipped;
+        assert!(stretched + skipped <= 1, "{end:?}, {why}");
+        assert_eq!(end.media.concealed, stretched, "{end:?}, {why}");
+        assert_eq!(end.jitter.lost, 0, "{end:?}, {why}");
+        assert_tone(&b, 0.5, 59.9, 1000.0);
+    }
+}

@@ -1,0 +1,125 @@
+//! The pipeline's call-control decisions, each on virtual time through `sim.rs`: mute,
+//! hold, a far side that restarts its stream, datagrams that are not for us.
+
+use bytes::Bytes;
+
+use super::playback_queue;
+use super::sim::{CALL, FarSide, Party, Sim, assert_tone, dbfs, listen, tone};
+use crate::audio::resample::FRAME;
+
+const S: u64 = 1_000_000;
+
+#[test]
+fn the_playback_queue_covers_the_devices_largest_block_and_a_tick() {
+    // Nothing played yet, or short periods: the floor.
+    assert_eq!(playback_queue(48_000, 0), 720);
+    assert_eq!(playback_queue(48_000, 480), 720);
+    // ALSA dmix's 1024-frame periods: the block plus 5 ms.
+    assert_eq!(playback_queue(48_000, 1024), 1024 + 240);
+    assert_eq!(playback_queue(44_100, 0), 661);
+}
+
+#[test]
+fn muted_sends_only_silence_and_unmuting_sends_the_voice_again() {
+    let mut sim = Sim::new(
+        Party::new(1, 48_000, tone(48_000, 4.0, 1000.0, 0.5)),
+        Party::new(2, 48_000, Vec::new()),
+        11,
+    );
+    sim.a.flags.muted = true;
+    sim.run_until(2.0);
+    let muted = sim.a.sent.len();
+    // Every frame sent while muted is marked silent, and DTX keeps them few.
+    assert!(sim.a.sent.iter().all(|(_, f)| f.level == 127));
+    assert!(
+        muted < 30,
+        "{muted} packets sent for 2 s of muted microphone"
+    );
+    let heard = dbfs(sim.b.heard_between(0.0, 2.0));
+    assert!(heard < -60.0, "B heard {heard:.1} dBFS from a muted A");
+
+    sim.a.flags.muted = false;
+    sim.run_until(4.0);
+    let voice = &sim.a.sent[muted..];
+    assert!(voice.len() >= 95, "{} packets after unmuting", voice.len());
+    assert!(voice.iter().all(|(_, f)| f.level < 127));
+    assert_tone(&sim.b, 2.2, 4.0, 1000.0);
+}
+
+#[test]
+fn on_hold_nothing_is_sent_silence_is_played_and_the_call_resumes() {
+    let mut sim = Sim::new(
+        Party::new(1, 48_000, tone(48_000, 6.0, 1000.0, 0.5)),
+        Party::new(2, 48_000, tone(48_000, 6.0, 700.0, 0.5)),
+        12,
+    );
+    sim.run_until(2.0);
+    sim.a.flags.paused = true;
+    sim.run_until(4.0);
+    sim.a.flags.paused = false;
+    sim.run_until(6.0);
+
+    let sent = |range: std::ops::Range<u64>| {
+        sim.a
+            .sent
+            .iter()
+            .filter(move |(at, _)| range.contains(at))
+            .map(|(_, f)| f)
+    };
+    assert_eq!(sent(2 * S..4 * S).count(), 0, "sent on hold");
+    // The sample clock ran on through the hold: the next packet continues the sequence
+    // but is two seconds later in time, so the far side sees a pause, not loss.
+    let before = sent(0..2 * S).next_back().expect("sent before the hold");
+    let after = sent(4 * S..6 * S).next().expect("sent after the hold");
+    assert_eq!(after.seq, before.seq + 1);
+    let gap = i64::from(after.timestamp.wrapping_sub(before.timestamp));
+    assert!(
+        (gap - 96_000).abs() <= 2 * FRAME as i64,
+        "timestamp gap {gap}"
+    );
+    // B talks throughout; A plays exact silence once its queued 35 ms at most are out.
+    let on_hold = sim.a.heard_between(2.04, 4.0);
+    assert!(
+        on_hold.iter().all(|&x| x == 0.0),
+        "A played B's voice on hold"
+    );
+    assert_eq!(sim.a.underruns, 0);
+    // Both hear each other again half a second after the hold.
+    assert_tone(&sim.a, 4.5, 6.0, 700.0);
+    assert_tone(&sim.b, 4.5, 6.0, 1000.0);
+}
+
+#[test]
+fn a_sequence_jump_resets_the_decoder_and_the_new_stream_plays() {
+    let mut b = Party::new(2, 48_000, Vec::new());
+    let mut far = FarSide::new();
+    // At 1.5 s the far side restarts its stream: sequence numbers jump by 5000.
+    listen(&mut b, &mut far, 3.0, |far, now| {
+        if now == 1_500_000 {
+            far.seq = far.seq.wrapping_add(5000);
+        }
+    });
+    assert_eq!(b.log_at(S + S / 2).media.decoder_resets, 0);
+    assert_eq!(b.resets, 1);
+    let stats = b.pipeline.stats();
+    assert_eq!(stats.decoder_resets, 1, "{stats:?}");
+    assert_eq!(b.pipeline.jitter_stats().resyncs, 1);
+    // The jitter buffer drops the old stream's last packets and starts over; the listener
+    // hears at most a frame or two of silence, never a concealment of the old stream.
+    assert_eq!(stats.concealed, 0, "{stats:?}");
+    assert_tone(&b, 0.5, 1.5, 1000.0);
+    assert_tone(&b, 1.7, 2.9, 1000.0);
+}
+
+#[test]
+fn datagrams_of_other_calls_our_own_and_garbage_are_dropped() {
+    let mut b = Party::new(2, 48_000, Vec::new());
+    let mut far = FarSide::new();
+    b.deliver(1_000, 1, far.next(CALL + 1, 1));
+    b.deliver(1_000, 2, far.next(CALL, 2));
+    b.deliver(1_000, 3, Bytes::from_static(b"\xff\xff not a frame"));
+    b.step(7_000); // B ticks at 2 ms + k · 5 ms.
+    let stats = b.pipeline.stats();
+    assert_eq!((stats.datagrams, stats.foreign), (3, 3), "{stats:?}");
+    assert_eq!(b.pipeline.jitter_stats().received, 0);
+}
