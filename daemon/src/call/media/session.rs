@@ -77,9 +77,12 @@ impl MediaSession {
         // 100 ms at 48 kHz per read: a tick normally finds 5 ms; the backlog after a stall
         // (the ring holds 250 ms) is taken over the next ticks.
         let captured = vec![0f32; 4800];
+        // The caller's span (the driver's `call` span) names the call in the thread's logs.
+        let span = tracing::Span::current();
         let thread = std::thread::Builder::new()
             .name(format!("media-{call}"))
             .spawn(move || {
+                let _in_call = span.enter();
                 // Keep the backend (device streams, file threads) alive with the pipeline.
                 let _backend = backend;
                 let io = Io {
