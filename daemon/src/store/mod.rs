@@ -5,6 +5,7 @@ pub mod contacts;
 pub mod files;
 pub mod history;
 pub mod messages;
+mod named;
 
 use std::path::Path;
 
