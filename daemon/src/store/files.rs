@@ -43,9 +43,7 @@ impl LocalFile {
 impl Store {
     pub fn add_file(&self, f: &LocalFile) -> Result<(), StoreError> {
         let mut wtxn = self.env.write_txn()?;
-        let next = self.take_seq(&mut wtxn, NEXT)?;
-        let bytes = postcard::to_allocvec(f).map_err(StoreError::Corrupt)?;
-        self.files.put(&mut wtxn, &next, &bytes)?;
+        self.append(&mut wtxn, self.files, NEXT, f)?;
         wtxn.commit()?;
         Ok(())
     }
@@ -55,24 +53,7 @@ impl Store {
         id: &str,
         change: impl FnOnce(&mut LocalFile),
     ) -> Result<Option<LocalFile>, StoreError> {
-        let mut wtxn = self.env.write_txn()?;
-        let mut found = None;
-        for entry in self.files.rev_iter(&wtxn)? {
-            let (key, bytes) = entry?;
-            let f: LocalFile = postcard::from_bytes(bytes).map_err(StoreError::Corrupt)?;
-            if f.id == id {
-                found = Some((key, f));
-                break;
-            }
-        }
-        let Some((key, mut f)) = found else {
-            return Ok(None);
-        };
-        change(&mut f);
-        let bytes = postcard::to_allocvec(&f).map_err(StoreError::Corrupt)?;
-        self.files.put(&mut wtxn, &key, &bytes)?;
-        wtxn.commit()?;
-        Ok(Some(f))
+        self.update_newest(self.files, |f: &LocalFile| f.id == id, change)
     }
 
     /// All files, oldest first.

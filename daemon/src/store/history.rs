@@ -29,9 +29,7 @@ impl Store {
     /// Appends an entry (and counts it if missed).
     pub fn add_history(&self, entry: &HistoryEntry) -> Result<(), StoreError> {
         let mut wtxn = self.env.write_txn()?;
-        let next = self.take_seq(&mut wtxn, NEXT)?;
-        let bytes = postcard::to_allocvec(entry).map_err(StoreError::Corrupt)?;
-        self.history.put(&mut wtxn, &next, &bytes)?;
+        let next = self.append(&mut wtxn, self.history, NEXT, entry)?;
         if next > MAX_ENTRIES {
             self.history.delete(&mut wtxn, &(next - MAX_ENTRIES))?;
         }

@@ -35,17 +35,6 @@ impl LocalMessage {
 }
 
 impl Store {
-    fn put_message(
-        &self,
-        wtxn: &mut heed::RwTxn,
-        key: u64,
-        m: &LocalMessage,
-    ) -> Result<(), StoreError> {
-        let bytes = postcard::to_allocvec(m).map_err(StoreError::Corrupt)?;
-        self.messages.put(wtxn, &key, &bytes)?;
-        Ok(())
-    }
-
     /// Appends a message; `false` if an incoming one with the same relay id is there already.
     pub fn add_message(&self, m: &LocalMessage) -> Result<bool, StoreError> {
         let mut wtxn = self.env.write_txn()?;
@@ -58,8 +47,7 @@ impl Store {
                 }
             }
         }
-        let next = self.take_seq(&mut wtxn, NEXT)?;
-        self.put_message(&mut wtxn, next, m)?;
+        self.append(&mut wtxn, self.messages, NEXT, m)?;
         wtxn.commit()?;
         Ok(true)
     }
@@ -70,23 +58,7 @@ impl Store {
         id: &str,
         change: impl FnOnce(&mut LocalMessage),
     ) -> Result<Option<LocalMessage>, StoreError> {
-        let mut wtxn = self.env.write_txn()?;
-        let mut found = None;
-        for entry in self.messages.rev_iter(&wtxn)? {
-            let (key, bytes) = entry?;
-            let m: LocalMessage = postcard::from_bytes(bytes).map_err(StoreError::Corrupt)?;
-            if m.id == id {
-                found = Some((key, m));
-                break;
-            }
-        }
-        let Some((key, mut m)) = found else {
-            return Ok(None);
-        };
-        change(&mut m);
-        self.put_message(&mut wtxn, key, &m)?;
-        wtxn.commit()?;
-        Ok(Some(m))
+        self.update_newest(self.messages, |m: &LocalMessage| m.id == id, change)
     }
 
     /// The newest `limit` messages (with `peer` only, if given), oldest first.
