@@ -32,11 +32,7 @@ const NEXT: &str = "next_file_seq";
 
 impl LocalFile {
     pub fn direction(&self) -> Direction {
-        if self.outgoing {
-            Direction::Out
-        } else {
-            Direction::In
-        }
+        Direction::of(self.outgoing)
     }
 }
 

@@ -26,11 +26,7 @@ const NEXT: &str = "next_message_seq";
 
 impl LocalMessage {
     pub fn direction(&self) -> Direction {
-        if self.outgoing {
-            Direction::Out
-        } else {
-            Direction::In
-        }
+        Direction::of(self.outgoing)
     }
 }
 
