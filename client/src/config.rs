@@ -1,7 +1,43 @@
-//! What the relay's and the daemon's config loaders share: pointing at the line of a TOML
-//! file that does not parse.
+//! What the relay's and the daemon's config loaders share: their error, reading the file,
+//! and pointing at the line of a TOML file that does not parse.
 
 use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// Why a config does not load; every message names the file or the key.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config: {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl ConfigError {
+    /// The parser's `message` about `text` (read from `path`), with the [`line_hint`] of
+    /// `span`.
+    pub fn parse(path: &Path, text: &str, message: &str, span: Option<Range<usize>>) -> Self {
+        ConfigError::Parse {
+            path: path.to_owned(),
+            message: format!("{message}{}", line_hint(text, span)),
+        }
+    }
+}
+
+/// The text of the config file at `path`.
+pub fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
 
 /// ` (line N: CONTENT)` for the line holding `span` of `text` (the content trimmed and
 /// cut at 80 characters), or "" without a span. Appended to the parser's message.

@@ -8,13 +8,15 @@
 //! - [`systemd`]: `sd_notify` readiness, reload, stopping and the watchdog keep-alive.
 //! - [`signals`]: SIGTERM/SIGINT stop a service, SIGHUP reloads it.
 //! - [`logging`]: `tracing` output in the shape the journal (or a terminal) wants.
-//! - [`config`]: the line hint of a config file that does not parse.
+//! - [`config`]: the config error, and the line hint of a config file that does not parse.
+//! - [`dirs`]: the default state directory.
 //!
 //! `phoned-proto` holds the messages as pure data; everything here does I/O with them.
 
 pub mod bulk;
 pub mod client;
 pub mod config;
+pub mod dirs;
 pub mod logging;
 pub mod signals;
 pub mod systemd;

@@ -3,23 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use phoned_client::config::line_hint;
+pub use phoned_client::config::ConfigError;
 use phoned_proto::Number;
 use serde::Deserialize;
 use thiserror::Error;
-
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config {path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("config: {key}: {message}")]
-    Invalid { key: &'static str, message: String },
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,10 +63,7 @@ pub struct Config {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = phoned_client::config::read(path)?;
         Config::parse(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.to_owned(),
@@ -90,10 +74,8 @@ impl Config {
     }
 
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let file: File = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: PathBuf::from("<inline>"),
-            message: format!("{}{}", e.message(), line_hint(text, e.span())),
-        })?;
+        let file: File = toml::from_str(text)
+            .map_err(|e| ConfigError::parse(Path::new("<inline>"), text, e.message(), e.span()))?;
         let invalid = |key, message: String| ConfigError::Invalid { key, message };
         let relay = file
             .relay

@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use phoned_proto::codec::{decode, encode_framed};
-use phoned_proto::{BulkReply, BulkRequest, FileKind, FrameDecoder, Request, StoredFile};
+use phoned_client::{BulkError, ClientError};
+use phoned_proto::transfer::FileStatus;
+use phoned_proto::{BulkReply, BulkRequest, FileKind, Request, StoredFile};
 use sha2::{Digest, Sha256};
 use smol::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
@@ -13,18 +14,10 @@ use crate::core::{Change, CoreError, ErrorKind};
 use crate::driver::{Handle, unix_ms};
 use crate::store::files::LocalFile;
 use crate::store::new_client_id;
-use phoned_client::ClientError;
 
 const CHUNK: usize = 64 * 1024;
 /// Progress signals at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
-
-fn kind_str(kind: FileKind) -> &'static str {
-    match kind {
-        FileKind::File => "file",
-        FileKind::Voice => "voice",
-    }
-}
 
 /// A name from a sender that is safe to create in the download directory: the last path
 /// component only, no control characters, no leading dots, at most 200 bytes.
@@ -78,33 +71,14 @@ pub fn create_unique(dir: &Path, name: &str) -> std::io::Result<(PathBuf, std::f
     Err(std::io::Error::other("no free file name"))
 }
 
-async fn write_frame<T: serde::Serialize>(
-    send: &mut quinn::SendStream,
-    msg: &T,
-) -> Result<(), CoreError> {
-    let mut out = Vec::new();
-    encode_framed(&mut out, msg).map_err(|e| CoreError::failed(e.to_string()))?;
-    send.write_all(&out)
-        .await
-        .map_err(|e| CoreError::offline(e.to_string()))
-}
-
-async fn read_reply(
-    recv: &mut quinn::RecvStream,
-    decoder: &mut FrameDecoder,
-) -> Result<BulkReply, CoreError> {
-    let mut buf = vec![0u8; 4096];
-    loop {
-        if let Some(body) = decoder
-            .next_frame()
-            .map_err(|e| CoreError::failed(e.to_string()))?
-        {
-            return decode(body).map_err(|e| CoreError::failed(e.to_string()));
-        }
-        match recv.read(&mut buf).await {
-            Ok(Some(n)) => decoder.push(&buf[..n]),
-            Ok(None) => return Err(CoreError::offline("the relay closed the transfer")),
-            Err(e) => return Err(CoreError::offline(e.to_string())),
+/// A broken bulk stream is `Offline` (the transfer resumes when the link is back); a
+/// request or reply that does not code is `Failed`.
+impl From<BulkError> for CoreError {
+    fn from(e: BulkError) -> CoreError {
+        match e {
+            BulkError::Link(e) => CoreError::from(e),
+            BulkError::Encode(e) => CoreError::failed(e.to_string()),
+            BulkError::Decode(e) => CoreError::failed(e.to_string()),
         }
     }
 }
@@ -117,10 +91,11 @@ fn not_connected() -> CoreError {
     CoreError::offline("not connected")
 }
 
-fn set_status(phone: &Handle, id: &str, status: &str, relay_id: Option<u64>) {
+fn set_status(phone: &Handle, id: &str, status: FileStatus, relay_id: Option<u64>) {
     match phone.store.update_file(id, |f| {
-        if f.status != "delivered" {
-            f.status = status.to_owned();
+        // A receipt can overtake the `Stored` answer; never go back from delivered.
+        if f.status != FileStatus::Delivered {
+            f.status = status;
         }
         if relay_id.is_some() {
             f.relay_id = relay_id;
@@ -169,8 +144,8 @@ pub async fn send(
         path: path.to_string_lossy().into_owned(),
         size,
         sha256,
-        kind: kind_str(kind).to_owned(),
-        status: "queued".into(),
+        kind,
+        status: FileStatus::Queued,
         at_ms: unix_ms(),
         relay_id: None,
     };
@@ -178,7 +153,7 @@ pub async fn send(
         .store
         .add_file(&record)
         .map_err(|e| CoreError::failed(e.to_string()))?;
-    phone.announce(Change::FileStatus(record.id.clone(), "queued".into()));
+    phone.announce(Change::FileStatus(record.id.clone(), record.status));
     let id = record.id.clone();
     let phone2 = phone.clone();
     smol::spawn(async move {
@@ -193,39 +168,26 @@ pub async fn send(
 /// Uploads one file, resuming at the relay's offset.
 async fn upload(phone: &Handle, f: &LocalFile) -> Result<(), CoreError> {
     let client = phone.client().await.ok_or_else(not_connected)?;
-    let (mut send, mut recv) = client
-        .conn
-        .open_bi()
-        .await
-        .map_err(|e| CoreError::offline(e.to_string()))?;
-    let kind = if f.kind == "voice" {
-        FileKind::Voice
-    } else {
-        FileKind::File
-    };
-    write_frame(
-        &mut send,
-        &BulkRequest::Upload {
+    let mut bulk = client
+        .open_bulk(&BulkRequest::Upload {
             client_id: f.id.clone(),
             to: f.peer.clone(),
             name: f.name.clone(),
             size: f.size,
             sha256: f.sha256,
-            kind,
-        },
-    )
-    .await?;
-    let mut decoder = FrameDecoder::new();
-    let offset = match read_reply(&mut recv, &mut decoder).await? {
+            kind: f.kind,
+        })
+        .await?;
+    let offset = match bulk.reply().await? {
         BulkReply::Resume { offset } => offset,
         BulkReply::Stored { id } => {
-            set_status(phone, &f.id, "stored", Some(id));
+            set_status(phone, &f.id, FileStatus::Stored, Some(id));
             return Ok(());
         }
         BulkReply::Error(e) => {
             let e = reply_error(e);
             if !matches!(e.kind, ErrorKind::Offline | ErrorKind::Busy) {
-                set_status(phone, &f.id, "failed", None);
+                set_status(phone, &f.id, FileStatus::Failed, None);
             }
             return Err(e);
         }
@@ -251,7 +213,8 @@ async fn upload(phone: &Handle, f: &LocalFile) -> Result<(), CoreError> {
         if n == 0 {
             break;
         }
-        send.write_all(&buf[..n])
+        bulk.send
+            .write_all(&buf[..n])
             .await
             .map_err(|e| CoreError::offline(e.to_string()))?;
         done += n as u64;
@@ -260,15 +223,15 @@ async fn upload(phone: &Handle, f: &LocalFile) -> Result<(), CoreError> {
             phone.announce(Change::FileProgress(f.id.clone(), done, f.size));
         }
     }
-    let _ = send.finish();
+    let _ = bulk.send.finish();
     phone.announce(Change::FileProgress(f.id.clone(), done, f.size));
-    match read_reply(&mut recv, &mut decoder).await? {
+    match bulk.reply().await? {
         BulkReply::Stored { id } => {
-            set_status(phone, &f.id, "stored", Some(id));
+            set_status(phone, &f.id, FileStatus::Stored, Some(id));
             Ok(())
         }
         BulkReply::Error(e) => {
-            set_status(phone, &f.id, "failed", None);
+            set_status(phone, &f.id, FileStatus::Failed, None);
             Err(reply_error(e))
         }
         other => Err(CoreError::failed(format!("unexpected reply {other:?}"))),
@@ -282,7 +245,7 @@ pub async fn flush(phone: Handle) {
     };
     for f in files
         .into_iter()
-        .filter(|f| f.outgoing && f.status == "queued")
+        .filter(|f| f.outgoing && f.status == FileStatus::Queued)
     {
         if let Err(e) = upload(&phone, &f).await
             && e.kind == ErrorKind::Offline
@@ -320,7 +283,10 @@ async fn download(phone: &Handle, offer: &StoredFile) -> Result<(), CoreError> {
         .store
         .file(&id)
         .map_err(|e| CoreError::failed(e.to_string()))?;
-    if known.as_ref().is_some_and(|f| f.status == "received") {
+    if known
+        .as_ref()
+        .is_some_and(|f| f.status == FileStatus::Received)
+    {
         // Saved before; the ack was lost.
         return ack(phone, offer.id).await;
     }
@@ -334,8 +300,8 @@ async fn download(phone: &Handle, offer: &StoredFile) -> Result<(), CoreError> {
             path: String::new(),
             size: offer.size,
             sha256: offer.sha256,
-            kind: kind_str(offer.kind).to_owned(),
-            status: "receiving".into(),
+            kind: offer.kind,
+            status: FileStatus::Receiving,
             at_ms: offer.sent_ms,
             relay_id: Some(offer.id),
         };
@@ -376,27 +342,19 @@ async fn download(phone: &Handle, offer: &StoredFile) -> Result<(), CoreError> {
         );
     }
     let client = phone.client().await.ok_or_else(not_connected)?;
-    let (mut send, mut recv) = client
-        .conn
-        .open_bi()
-        .await
-        .map_err(|e| CoreError::offline(e.to_string()))?;
-    write_frame(
-        &mut send,
-        &BulkRequest::Download {
+    let mut bulk = client
+        .open_bulk(&BulkRequest::Download {
             id: offer.id,
             offset: have,
-        },
-    )
-    .await?;
-    let _ = send.finish();
-    let mut decoder = FrameDecoder::new();
-    match read_reply(&mut recv, &mut decoder).await? {
+        })
+        .await?;
+    let _ = bulk.send.finish();
+    match bulk.reply().await? {
         BulkReply::Sending { .. } => {}
         BulkReply::Error(e) => return Err(reply_error(e)),
         other => return Err(CoreError::failed(format!("unexpected reply {other:?}"))),
     }
-    let first = decoder.take_rest();
+    let first = bulk.take_rest();
     file.write_all(&first)
         .await
         .map_err(|e| CoreError::failed(e.to_string()))?;
@@ -404,7 +362,7 @@ async fn download(phone: &Handle, offer: &StoredFile) -> Result<(), CoreError> {
     let mut last = Instant::now();
     let mut buf = vec![0u8; CHUNK];
     while have < offer.size {
-        match recv.read(&mut buf).await {
+        match bulk.recv.read(&mut buf).await {
             Ok(Some(n)) => {
                 if have + n as u64 > offer.size {
                     return Err(CoreError::failed(
@@ -467,7 +425,7 @@ async fn download(phone: &Handle, offer: &StoredFile) -> Result<(), CoreError> {
     let updated = phone
         .store
         .update_file(&id, |f| {
-            f.status = "received".into();
+            f.status = FileStatus::Received;
             f.path = saved_str.clone();
         })
         .map_err(|e| CoreError::failed(e.to_string()))?;
@@ -483,7 +441,7 @@ async fn ack(phone: &Handle, id: u64) -> Result<(), CoreError> {
 
 /// The relay says a file we sent was delivered.
 pub fn delivered(phone: &Handle, client_id: &str, id: u64) {
-    set_status(phone, client_id, "delivered", Some(id));
+    set_status(phone, client_id, FileStatus::Delivered, Some(id));
 }
 
 #[cfg(test)]

@@ -53,25 +53,7 @@ fn main() -> ExitCode {
 }
 
 fn default_state_dir(bus: Bus) -> PathBuf {
-    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
-        let dir = dir
-            .to_string_lossy()
-            .split(':')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        if !dir.is_empty() {
-            return PathBuf::from(dir);
-        }
-    }
-    if bus == Bus::System {
-        return PathBuf::from("/var/lib/phoned");
-    }
-    std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("phoned")
+    phoned_client::dirs::state_dir("phoned", bus == Bus::System)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! Text messages: sending (now, or from the outbox when the link comes back), receiving
 //! (stored here before the relay is told it may forget the message), delivery receipts.
 
+use phoned_proto::transfer::MessageStatus;
 use phoned_proto::{MessageId, Request, Response, StoredMessage};
 
 use crate::core::{Change, CoreError};
@@ -26,7 +27,7 @@ pub async fn send(
         peer_name: name,
         outgoing: true,
         text,
-        status: "queued".into(),
+        status: MessageStatus::Queued,
         reason: String::new(),
         at_ms: unix_ms(),
         relay_id: None,
@@ -35,7 +36,7 @@ pub async fn send(
         .store
         .add_message(&m)
         .map_err(|e| CoreError::failed(e.to_string()))?;
-    phone.announce(Change::MessageStatus(m.id.clone(), "queued".into()));
+    phone.announce(Change::MessageStatus(m.id.clone(), m.status));
     match push(phone, &m).await {
         Ok(()) => Ok(m.id),
         Err(e) if e.is_transient() => Ok(m.id),
@@ -52,23 +53,29 @@ async fn push(phone: &Handle, m: &LocalMessage) -> Result<(), CoreError> {
     };
     match phone.request(req).await {
         Ok(Response::Stored { id }) => {
-            set_status(phone, &m.id, "stored", "", Some(id));
+            set_status(phone, &m.id, MessageStatus::Stored, "", Some(id));
             Ok(())
         }
         Ok(other) => Err(CoreError::failed(format!("unexpected answer: {other:?}"))),
         Err(e) if e.is_transient() => Err(e),
         Err(e) => {
-            set_status(phone, &m.id, "failed", &e.message, None);
+            set_status(phone, &m.id, MessageStatus::Failed, &e.message, None);
             Err(e)
         }
     }
 }
 
-fn set_status(phone: &Handle, id: &str, status: &str, reason: &str, relay_id: Option<MessageId>) {
+fn set_status(
+    phone: &Handle,
+    id: &str,
+    status: MessageStatus,
+    reason: &str,
+    relay_id: Option<MessageId>,
+) {
     let updated = phone.store.update_message(id, |m| {
         // A receipt can overtake the `Stored` answer; never go back from delivered.
-        if m.status != "delivered" {
-            m.status = status.to_owned();
+        if m.status != MessageStatus::Delivered {
+            m.status = status;
         }
         m.reason = reason.to_owned();
         if relay_id.is_some() {
@@ -108,7 +115,7 @@ pub fn received(phone: &Handle, msg: StoredMessage) {
         peer_name: msg.from_name.clone(),
         outgoing: false,
         text: msg.text.clone(),
-        status: "received".into(),
+        status: MessageStatus::Received,
         reason: String::new(),
         at_ms: msg.sent_ms,
         relay_id: Some(msg.id),
@@ -133,5 +140,5 @@ pub fn received(phone: &Handle, msg: StoredMessage) {
 
 /// The relay says a message we sent was delivered.
 pub fn delivered(phone: &Handle, client_id: &str, id: MessageId) {
-    set_status(phone, client_id, "delivered", "", Some(id));
+    set_status(phone, client_id, MessageStatus::Delivered, "", Some(id));
 }

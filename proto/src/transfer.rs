@@ -15,6 +15,17 @@ string_enum! {
     }
 }
 
+impl Direction {
+    /// `Out` for what this device sent, `In` for what it received.
+    pub fn of(outgoing: bool) -> Direction {
+        if outgoing {
+            Direction::Out
+        } else {
+            Direction::In
+        }
+    }
+}
+
 string_enum! {
     /// Where a text message stands. Sent: `queued` → `stored` → `delivered`, or `failed`.
     pub enum MessageStatus as "message status" {
@@ -88,6 +99,10 @@ mod tests {
         assert_eq!(
             (Direction::In.as_str(), Direction::Out.as_str()),
             ("in", "out")
+        );
+        assert_eq!(
+            (Direction::of(false), Direction::of(true)),
+            (Direction::In, Direction::Out)
         );
         assert_eq!(
             (FileKind::File.as_str(), FileKind::Voice.as_str()),

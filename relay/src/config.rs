@@ -5,25 +5,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use phoned_client::config::line_hint;
+pub use phoned_client::config::ConfigError;
 use phoned_proto::NumberRange;
 use serde::Deserialize;
-use thiserror::Error;
 
 use crate::store::DEFAULT_MAP_SIZE_MIB;
-
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config {path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("config: {key}: {message}")]
-    Invalid { key: &'static str, message: String },
-}
 
 /// The file format. Every key is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -87,14 +73,9 @@ impl Config {
     pub fn load(path: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
         let file = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.to_owned(),
-                    source,
-                })?;
-                toml::from_str::<File>(&text).map_err(|e| ConfigError::Parse {
-                    path: p.to_owned(),
-                    message: e.message().to_owned() + &line_hint(&text, e.span()),
-                })?
+                let text = phoned_client::config::read(p)?;
+                toml::from_str::<File>(&text)
+                    .map_err(|e| ConfigError::parse(p, &text, e.message(), e.span()))?
             }
             None => File::default(),
         };
@@ -206,27 +187,9 @@ impl Config {
 /// systemd's `$STATE_DIRECTORY`, else `/var/lib/phone-relay` for root, else the XDG
 /// state dir.
 pub fn default_state_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
-        // systemd may pass several, colon-separated; the first is ours.
-        let dir = dir
-            .to_string_lossy()
-            .split(':')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        if !dir.is_empty() {
-            return PathBuf::from(dir);
-        }
-    }
     // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return PathBuf::from("/var/lib/phone-relay");
-    }
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    base.join("phone-relay")
+    let root = unsafe { libc::geteuid() } == 0;
+    phoned_client::dirs::state_dir("phone-relay", root)
 }
 
 #[cfg(test)]

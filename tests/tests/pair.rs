@@ -5,11 +5,10 @@
 #[path = "pair/sim.rs"]
 mod sim;
 
-use phoned::call::engine::{Direction, State};
-use phoned_proto::call::EndReason;
+use phoned_proto::call::{CallDirection, CallResult, CallState, EndReason};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
-use sim::{Dev, RING_TIMEOUT_MS, Sim, reason};
+use sim::{Dev, RING_TIMEOUT_MS, Sim};
 
 /// A places a call to Bob; both of Bob's devices ring.
 fn ringing() -> (Sim, u32, u32, u32) {
@@ -17,7 +16,7 @@ fn ringing() -> (Sim, u32, u32, u32) {
     let (a, b1, b2) = (sim.dev("A"), sim.dev("B1"), sim.dev("B2"));
     let local = sim.dial(a, "1002");
     sim.drive();
-    assert_eq!(sim.devices[a].calls()[0].state, State::Ringing);
+    assert_eq!(sim.devices[a].calls()[0].state, CallState::Ringing);
     let l1 = only_call(&sim, b1);
     let l2 = only_call(&sim, b2);
     assert!(sim.devices[b1].ringing.contains(&l1));
@@ -47,14 +46,11 @@ fn answering_on_b2_ends_the_ringing_on_b1() {
     let (a, b1, b2) = (sim.dev("A"), sim.dev("B1"), sim.dev("B2"));
     sim.answer(b2, l2);
     sim.drive();
-    assert_eq!(sim.devices[a].calls()[0].state, State::Active);
-    assert_eq!(sim.devices[b2].calls()[0].state, State::Active);
+    assert_eq!(sim.devices[a].calls()[0].state, CallState::Active);
+    assert_eq!(sim.devices[b2].calls()[0].state, CallState::Active);
     assert_eq!(sim.devices[b1].calls(), []);
     assert!(sim.devices[b1].ringing.is_empty());
-    assert_eq!(
-        sim.end_reason(b1, l1),
-        Some(reason(EndReason::AnsweredElsewhere))
-    );
+    assert_eq!(sim.end_reason(b1, l1), Some(EndReason::AnsweredElsewhere));
     assert!(
         sim.devices[b1].missed.is_empty(),
         "answered elsewhere is not missed"
@@ -62,8 +58,8 @@ fn answering_on_b2_ends_the_ringing_on_b1() {
     assert_eq!(sim.routes.len(), 2, "media both ways between A and B2");
     sim.hangup(a, la);
     sim.drive();
-    assert_eq!(sim.end_reason(b2, l2), Some(reason(EndReason::Hangup)));
-    assert_eq!(sim.devices[b2].history[0].result, "answered");
+    assert_eq!(sim.end_reason(b2, l2), Some(EndReason::Hangup));
+    assert_eq!(sim.devices[b2].history[0].result, CallResult::Answered);
     assert_idle(&sim);
 }
 
@@ -75,7 +71,7 @@ fn do_not_disturb_on_every_device_makes_the_caller_busy() {
     sim.devices[b2].dnd = true;
     let la = sim.dial(a, "1002");
     sim.drive();
-    assert_eq!(sim.end_reason(a, la), Some(reason(EndReason::Busy)));
+    assert_eq!(sim.end_reason(a, la), Some(EndReason::Busy));
     for b in [b1, b2] {
         assert!(
             sim.devices[b].ringing.is_empty(),
@@ -94,11 +90,14 @@ fn a_hangup_while_ringing_stops_both_devices_and_is_a_missed_call() {
     sim.hangup(a, la);
     sim.drive();
     for (b, l) in [(b1, l1), (b2, l2)] {
-        assert_eq!(sim.end_reason(b, l), Some(reason(EndReason::Hangup)));
+        assert_eq!(sim.end_reason(b, l), Some(EndReason::Hangup));
         assert_eq!(sim.devices[b].missed, [l]);
         assert!(sim.devices[b].history[0].missed);
     }
-    assert_eq!(sim.devices[a].history[0].result, "hangup");
+    assert_eq!(
+        sim.devices[a].history[0].result,
+        CallResult::NotAnswered(EndReason::Hangup)
+    );
     assert_idle(&sim);
 }
 
@@ -109,8 +108,8 @@ fn nobody_answering_ends_with_no_answer_at_the_ring_timeout() {
     sim.drive_until(RING_TIMEOUT_MS - 1);
     assert_eq!(sim.devices[a].calls().len(), 1, "still ringing");
     sim.drive_until(RING_TIMEOUT_MS + 1_000);
-    assert_eq!(sim.end_reason(a, la), Some(reason(EndReason::NoAnswer)));
-    assert_eq!(sim.end_reason(b1, l1), Some(reason(EndReason::NoAnswer)));
+    assert_eq!(sim.end_reason(a, la), Some(EndReason::NoAnswer));
+    assert_eq!(sim.end_reason(b1, l1), Some(EndReason::NoAnswer));
     assert_eq!(sim.devices[b1].missed, [l1]);
     assert_idle(&sim);
 }
@@ -124,18 +123,18 @@ fn hold_and_resume_are_seen_alike_on_both_sides() {
     sim.hold(a, la, true);
     sim.drive();
     let (ca, cb) = (&sim.devices[a].calls()[0], &sim.devices[b2].calls()[0]);
-    assert_eq!((ca.state, ca.held_by_me), (State::Held, true));
-    assert_eq!((cb.state, cb.held_by_me), (State::Held, false));
+    assert_eq!((ca.state, ca.held_by_me), (CallState::Held, true));
+    assert_eq!((cb.state, cb.held_by_me), (CallState::Held, false));
     assert_eq!(sim.devices[a].media.get(&la), Some(&false));
     assert!(sim.routes.is_empty(), "no media forwarded while held");
     // Only the side that held may resume.
     sim.hold(b2, l2, false);
     sim.drive();
-    assert_eq!(sim.devices[b2].calls()[0].state, State::Held);
+    assert_eq!(sim.devices[b2].calls()[0].state, CallState::Held);
     sim.hold(a, la, false);
     sim.drive();
-    assert_eq!(sim.devices[a].calls()[0].state, State::Active);
-    assert_eq!(sim.devices[b2].calls()[0].state, State::Active);
+    assert_eq!(sim.devices[a].calls()[0].state, CallState::Active);
+    assert_eq!(sim.devices[b2].calls()[0].state, CallState::Active);
     assert_eq!(sim.devices[b2].media.get(&l2), Some(&true));
     assert_eq!(sim.routes.len(), 2);
     sim.send_dtmf(b2, l2, "12#");
@@ -151,15 +150,15 @@ fn losing_the_callers_link_mid_call_ends_the_call_for_the_callee() {
     sim.drive();
     sim.detect_ms = 5_000;
     sim.lose_link(a);
-    assert_eq!(sim.end_reason(a, la), Some(reason(EndReason::Network)));
+    assert_eq!(sim.end_reason(a, la), Some(EndReason::Network));
     sim.advance(4_000);
     assert_eq!(
         sim.devices[b2].calls()[0].state,
-        State::Active,
+        CallState::Active,
         "not noticed yet"
     );
     sim.advance(2_000);
-    assert_eq!(sim.end_reason(b2, l2), Some(reason(EndReason::Network)));
+    assert_eq!(sim.end_reason(b2, l2), Some(EndReason::Network));
     assert_idle(&sim);
     // Back online, A can call again.
     sim.connect(a);
@@ -177,7 +176,7 @@ fn a_dial_hung_up_before_it_was_placed_is_hung_up_at_the_relay_too() {
     sim.devices[a].latency_ms = 100;
     let la = sim.dial(a, "1002");
     sim.hangup(a, la);
-    assert_eq!(sim.end_reason(a, la), Some(reason(EndReason::Hangup)));
+    assert_eq!(sim.end_reason(a, la), Some(EndReason::Hangup));
     sim.drive();
     for b in [b1, b2] {
         assert_eq!(
@@ -186,7 +185,7 @@ fn a_dial_hung_up_before_it_was_placed_is_hung_up_at_the_relay_too() {
             "{} rang and stopped",
             sim.devices[b].name
         );
-        assert_eq!(sim.devices[b].removed[0].1, reason(EndReason::Hangup));
+        assert_eq!(sim.devices[b].removed[0].1, EndReason::Hangup);
     }
     assert_idle(&sim);
 }
@@ -341,7 +340,7 @@ fn check_quiet(sim: &Sim) -> Result<(), TestCaseError> {
         for local in &d.ringing {
             let call = calls.iter().find(|c| c.local == *local);
             prop_assert!(
-                call.is_some_and(|c| c.state == State::Incoming),
+                call.is_some_and(|c| c.state == CallState::Incoming),
                 "{} rings for {:?}",
                 d.name,
                 call
@@ -350,8 +349,8 @@ fn check_quiet(sim: &Sim) -> Result<(), TestCaseError> {
         for c in &calls {
             let media = d.media.get(&c.local).copied();
             let want = match c.state {
-                State::Active => Some(true),
-                State::Held => Some(false),
+                CallState::Active => Some(true),
+                CallState::Held => Some(false),
                 _ => None,
             };
             prop_assert_eq!(media, want, "{}: media of {:?}", d.name, c);
@@ -362,7 +361,7 @@ fn check_quiet(sim: &Sim) -> Result<(), TestCaseError> {
         let states = sim.states(call);
         let talking: Vec<_> = states
             .iter()
-            .filter(|(_, s)| matches!(s, State::Active | State::Held))
+            .filter(|(_, s)| matches!(s, CallState::Active | CallState::Held))
             .collect();
         // Both ends of a call agree on whether it is active (and on hold).
         if !talking.is_empty() {
@@ -377,8 +376,8 @@ fn check_quiet(sim: &Sim) -> Result<(), TestCaseError> {
                 dy.call_for(call).map(|c| c.direction),
             ];
             prop_assert!(
-                dirs.contains(&Some(Direction::Outgoing))
-                    && dirs.contains(&Some(Direction::Incoming)),
+                dirs.contains(&Some(CallDirection::Outgoing))
+                    && dirs.contains(&Some(CallDirection::Incoming)),
                 "call {}: {:?}",
                 call,
                 dirs
@@ -389,7 +388,9 @@ fn check_quiet(sim: &Sim) -> Result<(), TestCaseError> {
     for (&(from, call), &to) in &sim.routes {
         let active = |sid| {
             sim.devices.iter().any(|d| {
-                d.session == Some(sid) && d.call_for(call).is_some_and(|c| c.state == State::Active)
+                d.session == Some(sid)
+                    && d.call_for(call)
+                        .is_some_and(|c| c.state == CallState::Active)
             })
         };
         prop_assert!(
@@ -405,7 +406,10 @@ fn check_quiet(sim: &Sim) -> Result<(), TestCaseError> {
         let active: Vec<_> = sim
             .devices
             .iter()
-            .filter(|d| d.call_for(call).is_some_and(|c| c.state == State::Active))
+            .filter(|d| {
+                d.call_for(call)
+                    .is_some_and(|c| c.state == CallState::Active)
+            })
             .filter_map(|d| d.session)
             .collect();
         if let [x, y] = active[..] {
@@ -455,7 +459,7 @@ proptest! {
         check_quiet(&sim)?;
         for d in &sim.devices {
             prop_assert!(
-                d.calls().iter().all(|c| matches!(c.state, State::Active | State::Held)),
+                d.calls().iter().all(|c| matches!(c.state, CallState::Active | CallState::Held)),
                 "{}: {:?}", d.name, d.calls()
             );
         }

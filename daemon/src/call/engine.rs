@@ -5,61 +5,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use phoned_proto::Request;
-use phoned_proto::call::{CallId, CallPhase, EndReason};
+use phoned_proto::call::{CallDirection, CallId, CallPhase, CallResult, CallState, EndReason};
 use phoned_proto::state::AutoAnswer;
 
 /// The number of a call's D-Bus object, `/org/phoned/Phone1/Call/<n>`.
 pub type Local = u32;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    Outgoing,
-    Incoming,
-}
-
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Outgoing => "outgoing",
-            Direction::Incoming => "incoming",
-        }
-    }
-}
-
-/// A call's state as D-Bus shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// Outgoing, before the relay has placed it.
-    Dialing,
-    /// Outgoing, the other side rings.
-    Ringing,
-    /// Incoming, ringing here.
-    Incoming,
-    Active,
-    Held,
-    Ended,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Dialing => "dialing",
-            State::Ringing => "ringing",
-            State::Incoming => "incoming",
-            State::Active => "active",
-            State::Held => "held",
-            State::Ended => "ended",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
     pub local: Local,
     pub relay: Option<CallId>,
-    pub direction: Direction,
-    pub state: State,
-    /// Why the call ended ("" while it goes on), or a local reason like "network".
+    pub direction: CallDirection,
+    pub state: CallState,
+    /// Why the call ended (`None` while it goes on); `Network` also when this side lost
+    /// the link.
     pub reason: Option<EndReason>,
     pub remote_number: String,
     pub remote_name: String,
@@ -77,9 +36,9 @@ pub struct Call {
 pub struct Record {
     pub number: String,
     pub name: String,
-    pub direction: Direction,
-    /// `answered` or the end reason of a call that never became active.
-    pub result: String,
+    pub direction: CallDirection,
+    /// Answered, or the end reason of a call that never became active.
+    pub result: CallResult,
     pub start_ms: u64,
     pub duration_ms: u64,
     /// An incoming call nobody here answered.
@@ -104,7 +63,7 @@ pub enum Output {
     /// Properties of a call changed.
     Changed(Local),
     /// The call object goes away, with the end reason.
-    Removed(Local, String),
+    Removed(Local, EndReason),
     /// Ring: signal `IncomingCall` and show a notification.
     Ring(Local),
     /// Stop ringing: close the notification.
@@ -129,7 +88,7 @@ pub enum Output {
 pub enum EngineError {
     NoSuchCall,
     /// The call's state does not allow this.
-    InvalidState(State),
+    InvalidState(CallState),
 }
 
 /// Relay events for calls not known yet are kept this long (a `Dial`'s first events can
@@ -189,8 +148,8 @@ impl Engine {
         let local = self.insert(Call {
             local: 0,
             relay: None,
-            direction: Direction::Outgoing,
-            state: State::Dialing,
+            direction: CallDirection::Outgoing,
+            state: CallState::Dialing,
             reason: None,
             remote_number: number.clone(),
             remote_name: name,
@@ -256,8 +215,8 @@ impl Engine {
         let local = self.insert(Call {
             local: 0,
             relay: Some(call),
-            direction: Direction::Incoming,
-            state: State::Incoming,
+            direction: CallDirection::Incoming,
+            state: CallState::Incoming,
             reason: None,
             remote_number: number,
             remote_name: name,
@@ -280,7 +239,7 @@ impl Engine {
         let busy = self
             .calls
             .values()
-            .any(|c| c.local != local && c.state == State::Active);
+            .any(|c| c.local != local && c.state == CallState::Active);
         let auto = match policy.auto_answer {
             AutoAnswer::Off => false,
             AutoAnswer::All => true,
@@ -308,14 +267,14 @@ impl Engine {
         let was = c.state;
         let mut out = Vec::new();
         match phase {
-            CallPhase::Ringing => c.state = State::Ringing,
+            CallPhase::Ringing => c.state = CallState::Ringing,
             CallPhase::Active { source } => {
-                c.state = State::Active;
+                c.state = CallState::Active;
                 c.held_by_me = false;
                 if c.answered_ms.is_none() {
                     c.answered_ms = Some(now_ms);
                 }
-                if was == State::Incoming {
+                if was == CallState::Incoming {
                     out.push(Output::StopRinging(local));
                 }
                 out.push(Output::StartMedia {
@@ -325,7 +284,7 @@ impl Engine {
                 });
             }
             CallPhase::Held { by_me } => {
-                c.state = State::Held;
+                c.state = CallState::Held;
                 c.held_by_me = by_me;
                 out.push(Output::PauseMedia(local));
             }
@@ -345,7 +304,7 @@ impl Engine {
         }
     }
 
-    fn relay_id(&self, local: Local) -> Result<(CallId, State), EngineError> {
+    fn relay_id(&self, local: Local) -> Result<(CallId, CallState), EngineError> {
         let c = self.calls.get(&local).ok_or(EngineError::NoSuchCall)?;
         let id = c.relay.ok_or(EngineError::InvalidState(c.state))?;
         Ok((id, c.state))
@@ -354,7 +313,7 @@ impl Engine {
     /// The user answers. Another active call is put on hold first.
     pub fn answer(&mut self, local: Local) -> Result<Vec<Output>, EngineError> {
         let (call, state) = self.relay_id(local)?;
-        if state != State::Incoming {
+        if state != CallState::Incoming {
             return Err(EngineError::InvalidState(state));
         }
         let mut out = self.hold_others(local);
@@ -366,7 +325,7 @@ impl Engine {
     fn hold_others(&self, local: Local) -> Vec<Output> {
         self.calls
             .values()
-            .filter(|c| c.local != local && c.state == State::Active)
+            .filter(|c| c.local != local && c.state == CallState::Active)
             .filter_map(|c| {
                 c.relay.map(|id| {
                     Output::Send(
@@ -383,7 +342,7 @@ impl Engine {
 
     pub fn reject(&mut self, local: Local, busy: bool) -> Result<Vec<Output>, EngineError> {
         let (call, state) = self.relay_id(local)?;
-        if state != State::Incoming {
+        if state != CallState::Incoming {
             return Err(EngineError::InvalidState(state));
         }
         let reason = if busy {
@@ -409,8 +368,10 @@ impl Engine {
     pub fn hold(&mut self, local: Local, held: bool) -> Result<Vec<Output>, EngineError> {
         let (call, state) = self.relay_id(local)?;
         let ok = match held {
-            true => state == State::Active,
-            false => state == State::Held && self.calls.get(&local).is_some_and(|c| c.held_by_me),
+            true => state == CallState::Active,
+            false => {
+                state == CallState::Held && self.calls.get(&local).is_some_and(|c| c.held_by_me)
+            }
         };
         if !ok {
             return Err(EngineError::InvalidState(state));
@@ -427,7 +388,7 @@ impl Engine {
 
     pub fn send_dtmf(&mut self, local: Local, digits: String) -> Result<Vec<Output>, EngineError> {
         let (call, state) = self.relay_id(local)?;
-        if !matches!(state, State::Active | State::Held) {
+        if !matches!(state, CallState::Active | CallState::Held) {
             return Err(EngineError::InvalidState(state));
         }
         Ok(vec![Output::Send(local, Request::Dtmf { call, digits })])
@@ -435,7 +396,7 @@ impl Engine {
 
     pub fn set_muted(&mut self, local: Local, muted: bool) -> Result<Vec<Output>, EngineError> {
         let c = self.calls.get_mut(&local).ok_or(EngineError::NoSuchCall)?;
-        if c.state == State::Ended {
+        if c.state == CallState::Ended {
             return Err(EngineError::InvalidState(c.state));
         }
         if c.muted == muted {
@@ -461,16 +422,16 @@ impl Engine {
             return Vec::new();
         };
         let was = c.state;
-        c.state = State::Ended;
+        c.state = CallState::Ended;
         c.reason = Some(reason);
         let mut out = Vec::new();
-        if was == State::Incoming {
+        if was == CallState::Incoming {
             out.push(Output::StopRinging(local));
         }
-        if matches!(was, State::Active | State::Held) {
+        if matches!(was, CallState::Active | CallState::Held) {
             out.push(Output::StopMedia(local));
         }
-        let missed = c.direction == Direction::Incoming
+        let missed = c.direction == CallDirection::Incoming
             && c.answered_ms.is_none()
             && !matches!(
                 reason,
@@ -484,14 +445,14 @@ impl Engine {
             name: c.remote_name.clone(),
             direction: c.direction,
             result: match c.answered_ms {
-                Some(_) => "answered".to_owned(),
-                None => reason.as_str().to_owned(),
+                Some(_) => CallResult::Answered,
+                None => CallResult::NotAnswered(reason),
             },
             start_ms: c.created_ms,
             duration_ms: c.answered_ms.map_or(0, |a| now_ms.saturating_sub(a)),
             missed,
         }));
-        out.push(Output::Removed(local, reason.as_str().to_owned()));
+        out.push(Output::Removed(local, reason));
         out
     }
 }

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use phoned_proto::AccountInfo;
+use phoned_proto::call::EndReason;
 use phoned_proto::state::ConnectionState;
+use phoned_proto::transfer::{FileStatus, MessageStatus};
 
 use crate::call::engine::Local;
 use crate::store::files::LocalFile;
@@ -29,7 +31,7 @@ pub enum Change {
     /// A call's properties changed.
     CallChanged(Local),
     /// A call ended and its object goes away.
-    CallRemoved(Local, String),
+    CallRemoved(Local, EndReason),
     /// An incoming call rings (local, number, name): signal and notify.
     Ring(Local, String, String),
     StopRinging(Local),
@@ -42,9 +44,9 @@ pub enum Change {
     /// A text message arrived (and is stored).
     MessageReceived(LocalMessage),
     /// A sent message's status changed: (id, status).
-    MessageStatus(String, String),
+    MessageStatus(String, MessageStatus),
     /// A file transfer's status changed: (id, status).
-    FileStatus(String, String),
+    FileStatus(String, FileStatus),
     /// Transfer progress: (id, bytes done, size).
     FileProgress(String, u64, u64),
     /// A file arrived and is saved.

@@ -1,6 +1,6 @@
 //! `org.phoned.Phone1.Call`: one object per call at `/org/phoned/Phone1/Call/<n>`.
 
-use phoned_proto::call::check_dtmf;
+use phoned_proto::call::{CallState, EndReason, check_dtmf};
 use phoned_proto::dbus::PhoneError;
 use zbus::interface;
 use zbus::object_server::SignalEmitter;
@@ -45,7 +45,7 @@ impl CallIface {
     /// Declines a ringing call; `reason` "busy" declines as busy, anything else as rejected.
     async fn reject(&self, reason: &str) -> Result<(), PhoneError> {
         check_arg("reason", reason)?;
-        let busy = reason == "busy";
+        let busy = reason == EndReason::Busy.as_str();
         self.act(CallOp::Reject { busy }).await
     }
 
@@ -74,8 +74,10 @@ impl CallIface {
     /// `dialing`, `ringing`, `incoming`, `active`, `held` or `ended`.
     #[zbus(property)]
     fn state(&self) -> String {
+        // The object outlives its call by the moment it takes to remove it.
         self.snapshot()
-            .map_or("ended", |c| c.state.as_str())
+            .map_or(CallState::Ended, |c| c.state)
+            .as_str()
             .to_owned()
     }
 

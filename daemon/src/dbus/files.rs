@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use phoned_proto::FileKind;
 use phoned_proto::dbus::PhoneError;
+use phoned_proto::dbus::files::Row;
 use zbus::interface;
 use zbus::object_server::SignalEmitter;
 
@@ -20,19 +21,6 @@ impl FilesIface {
         FilesIface { phone }
     }
 }
-
-/// (id, peer, direction, kind, name, path, size, status, at).
-pub type Row = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    u64,
-    String,
-    u64,
-);
 
 #[interface(name = "org.phoned.Phone1.Files")]
 impl FilesIface {
@@ -57,16 +45,16 @@ impl FilesIface {
         Ok(all
             .into_iter()
             .map(|f| {
-                let dir = if f.outgoing { "out" } else { "in" };
+                let dir = f.direction().as_str().to_owned();
                 (
                     f.id,
                     f.peer,
-                    dir.to_owned(),
-                    f.kind,
+                    dir,
+                    f.kind.as_str().to_owned(),
                     f.name,
                     f.path,
                     f.size,
-                    f.status,
+                    f.status.as_str().to_owned(),
                     f.at_ms,
                 )
             })

@@ -1,6 +1,7 @@
 //! `org.phoned.Phone1.History`: finished calls and the count of missed ones.
 
 use phoned_proto::dbus::PhoneError;
+use phoned_proto::dbus::history::Entry;
 use zbus::interface;
 
 use crate::core::Change;
@@ -20,11 +21,7 @@ impl HistoryIface {
 impl HistoryIface {
     /// The newest `limit` calls, newest first: (number, name, direction, result,
     /// start Unix ms, duration ms, missed). `result` is `answered` or the end reason.
-    #[allow(clippy::type_complexity)]
-    fn list(
-        &self,
-        limit: u32,
-    ) -> Result<Vec<(String, String, String, String, u64, u64, bool)>, PhoneError> {
+    fn list(&self, limit: u32) -> Result<Vec<Entry>, PhoneError> {
         let entries = self
             .phone
             .store
@@ -36,8 +33,8 @@ impl HistoryIface {
                 (
                     e.number,
                     e.name,
-                    e.direction,
-                    e.result,
+                    e.direction.as_str().to_owned(),
+                    e.result.as_str().to_owned(),
                     e.start_ms,
                     e.duration_ms,
                     e.missed,

@@ -1,6 +1,7 @@
 //! `org.phoned.Phone1.Messages`: text messages, stored and forwarded by the relay.
 
 use phoned_proto::dbus::PhoneError;
+use phoned_proto::dbus::messages::Row;
 use zbus::interface;
 use zbus::object_server::SignalEmitter;
 
@@ -17,9 +18,6 @@ impl MessagesIface {
         MessagesIface { phone }
     }
 }
-
-/// One history row: (id, peer, direction, text, status, at Unix ms).
-pub type Row = (String, String, String, String, String, u64);
 
 #[interface(name = "org.phoned.Phone1.Messages")]
 impl MessagesIface {
@@ -49,8 +47,9 @@ impl MessagesIface {
         Ok(list
             .into_iter()
             .map(|m| {
-                let dir = if m.outgoing { "out" } else { "in" };
-                (m.id, m.peer, dir.to_owned(), m.text, m.status, m.at_ms)
+                let dir = m.direction().as_str().to_owned();
+                let status = m.status.as_str().to_owned();
+                (m.id, m.peer, dir, m.text, status, m.at_ms)
             })
             .collect())
     }

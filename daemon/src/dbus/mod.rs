@@ -18,6 +18,7 @@ mod voice;
 
 use std::sync::Arc;
 
+use phoned_proto::FileKind;
 use phoned_proto::dbus::{BUS_NAME, MAX_ARG, PhoneError, ROOT_PATH};
 use smol::channel::Receiver;
 use thiserror::Error;
@@ -165,7 +166,7 @@ async fn emit(
             server.remove::<CallIface, _>(path.as_str()).await?;
             let manager = server.interface::<_, ManagerIface>(ROOT_PATH).await?;
             let op = zbus::wire::ObjectPath::try_from(path.as_str())?;
-            ManagerIface::call_removed(manager.signal_emitter(), op, &reason).await?;
+            ManagerIface::call_removed(manager.signal_emitter(), op, reason.as_str()).await?;
             manager
                 .get()
                 .await
@@ -197,11 +198,11 @@ async fn emit(
         }
         Change::MessageStatus(id, status) => {
             let iface = server.interface::<_, MessagesIface>(ROOT_PATH).await?;
-            MessagesIface::status_changed(iface.signal_emitter(), &id, &status).await?;
+            MessagesIface::status_changed(iface.signal_emitter(), &id, status.as_str()).await?;
         }
         Change::FileStatus(id, status) => {
             let iface = server.interface::<_, FilesIface>(ROOT_PATH).await?;
-            FilesIface::status_changed(iface.signal_emitter(), &id, &status).await?;
+            FilesIface::status_changed(iface.signal_emitter(), &id, status.as_str()).await?;
         }
         Change::FileProgress(id, done, size) => {
             let iface = server.interface::<_, FilesIface>(ROOT_PATH).await?;
@@ -210,7 +211,7 @@ async fn emit(
         Change::FileReceived(f) => {
             let iface = server.interface::<_, FilesIface>(ROOT_PATH).await?;
             FilesIface::received(iface.signal_emitter(), &f.id, &f.peer, &f.name, &f.path).await?;
-            if f.kind == "voice" {
+            if f.kind == FileKind::Voice {
                 let ms = crate::voice::message::duration_ms(std::path::Path::new(&f.path));
                 let voice = server.interface::<_, VoiceIface>(ROOT_PATH).await?;
                 VoiceIface::received(

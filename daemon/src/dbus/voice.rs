@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
+use phoned_proto::FileKind;
 use phoned_proto::dbus::PhoneError;
+use phoned_proto::dbus::voice::Row;
 use zbus::interface;
 use zbus::object_server::SignalEmitter;
 
@@ -19,9 +21,6 @@ impl VoiceIface {
         VoiceIface { phone }
     }
 }
-
-/// (id, peer, direction, path, duration ms, status, at).
-pub type Row = (String, String, String, String, u64, String, u64);
 
 #[interface(name = "org.phoned.Phone1.VoiceMessages")]
 impl VoiceIface {
@@ -51,11 +50,12 @@ impl VoiceIface {
             .map_err(|e| PhoneError::Failed(e.to_string()))?;
         Ok(all
             .into_iter()
-            .filter(|f| f.kind == "voice")
+            .filter(|f| f.kind == FileKind::Voice)
             .map(|f| {
-                let dir = if f.outgoing { "out" } else { "in" };
+                let dir = f.direction().as_str().to_owned();
+                let status = f.status.as_str().to_owned();
                 let ms = message::duration_ms(std::path::Path::new(&f.path));
-                (f.id, f.peer, dir.to_owned(), f.path, ms, f.status, f.at_ms)
+                (f.id, f.peer, dir, f.path, ms, status, f.at_ms)
             })
             .collect())
     }
@@ -68,7 +68,7 @@ impl VoiceIface {
             .store
             .file(id)
             .map_err(|e| PhoneError::Failed(e.to_string()))?
-            .filter(|f| f.kind == "voice" && !f.path.is_empty())
+            .filter(|f| f.kind == FileKind::Voice && !f.path.is_empty())
             .ok_or_else(|| PhoneError::NotFound(format!("no voice message {id:?}")))?;
         Ok(message::play(&self.phone, PathBuf::from(f.path)).await?)
     }

@@ -349,7 +349,7 @@ impl Driver {
         let entry = store::history::HistoryEntry {
             number: r.number,
             name: r.name,
-            direction: r.direction.as_str().to_owned(),
+            direction: r.direction,
             result: r.result,
             start_ms: r.start_ms,
             duration_ms: r.duration_ms,

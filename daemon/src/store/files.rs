@@ -1,8 +1,10 @@
 //! Files (and voice messages) sent and received, with their transfer status.
 
+use phoned_proto::FileKind;
+use phoned_proto::transfer::{Direction, FileStatus};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, named};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalFile {
@@ -17,22 +19,27 @@ pub struct LocalFile {
     pub path: String,
     pub size: u64,
     pub sha256: [u8; 32],
-    /// `file` or `voice`.
-    pub kind: String,
-    /// `queued`, `stored`, `delivered`, `failed` (outgoing); `receiving`, `received` (incoming).
-    pub status: String,
+    #[serde(with = "named")]
+    pub kind: FileKind,
+    /// Queued, stored, delivered, failed (outgoing); receiving, received (incoming).
+    #[serde(with = "named")]
+    pub status: FileStatus,
     pub at_ms: u64,
     pub relay_id: Option<u64>,
 }
 
 const NEXT: &str = "next_file_seq";
 
+impl LocalFile {
+    pub fn direction(&self) -> Direction {
+        Direction::of(self.outgoing)
+    }
+}
+
 impl Store {
     pub fn add_file(&self, f: &LocalFile) -> Result<(), StoreError> {
         let mut wtxn = self.env.write_txn()?;
-        let next = self.take_seq(&mut wtxn, NEXT)?;
-        let bytes = postcard::to_allocvec(f).map_err(StoreError::Corrupt)?;
-        self.files.put(&mut wtxn, &next, &bytes)?;
+        self.append(&mut wtxn, self.files, NEXT, f)?;
         wtxn.commit()?;
         Ok(())
     }
@@ -42,24 +49,7 @@ impl Store {
         id: &str,
         change: impl FnOnce(&mut LocalFile),
     ) -> Result<Option<LocalFile>, StoreError> {
-        let mut wtxn = self.env.write_txn()?;
-        let mut found = None;
-        for entry in self.files.rev_iter(&wtxn)? {
-            let (key, bytes) = entry?;
-            let f: LocalFile = postcard::from_bytes(bytes).map_err(StoreError::Corrupt)?;
-            if f.id == id {
-                found = Some((key, f));
-                break;
-            }
-        }
-        let Some((key, mut f)) = found else {
-            return Ok(None);
-        };
-        change(&mut f);
-        let bytes = postcard::to_allocvec(&f).map_err(StoreError::Corrupt)?;
-        self.files.put(&mut wtxn, &key, &bytes)?;
-        wtxn.commit()?;
-        Ok(Some(f))
+        self.update_newest(self.files, |f: &LocalFile| f.id == id, change)
     }
 
     /// All files, oldest first.
@@ -75,5 +65,73 @@ impl Store {
 
     pub fn file(&self, id: &str) -> Result<Option<LocalFile>, StoreError> {
         Ok(self.files()?.into_iter().find(|f| f.id == id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The record as daemons before the typed kind and status wrote it.
+    #[derive(Serialize)]
+    struct StringFile {
+        id: String,
+        peer: String,
+        peer_name: String,
+        outgoing: bool,
+        name: String,
+        path: String,
+        size: u64,
+        sha256: [u8; 32],
+        kind: String,
+        status: String,
+        at_ms: u64,
+        relay_id: Option<u64>,
+    }
+
+    fn old(kind: FileKind, status: FileStatus) -> StringFile {
+        StringFile {
+            id: "f7".into(),
+            peer: "1042".into(),
+            peer_name: "Alice".into(),
+            outgoing: false,
+            name: "a.txt".into(),
+            path: "/tmp/a.txt".into(),
+            size: 3,
+            sha256: [7; 32],
+            kind: kind.as_str().into(),
+            status: status.as_str().into(),
+            at_ms: 5,
+            relay_id: Some(7),
+        }
+    }
+
+    #[test]
+    fn records_written_with_string_fields_still_read() {
+        for kind in FileKind::ALL {
+            for status in FileStatus::ALL {
+                let old_bytes = postcard::to_allocvec(&old(*kind, *status)).unwrap();
+                let f: LocalFile = postcard::from_bytes(&old_bytes).unwrap();
+                assert_eq!((f.kind, f.status), (*kind, *status));
+                assert_eq!((f.size, f.sha256, f.relay_id), (3, [7; 32], Some(7)));
+                assert_eq!(postcard::to_allocvec(&f).unwrap(), old_bytes);
+            }
+        }
+    }
+
+    #[test]
+    fn a_changed_status_is_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        let bytes = postcard::to_allocvec(&old(FileKind::Voice, FileStatus::Receiving)).unwrap();
+        let f: LocalFile = postcard::from_bytes(&bytes).unwrap();
+        s.add_file(&f).unwrap();
+        let changed = s
+            .update_file("f7", |f| f.status = FileStatus::Received)
+            .unwrap()
+            .unwrap();
+        assert_eq!(changed.status, FileStatus::Received);
+        assert_eq!(s.file("f7").unwrap(), Some(changed));
+        assert_eq!(s.files().unwrap().len(), 1);
     }
 }

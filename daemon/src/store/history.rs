@@ -1,18 +1,20 @@
 //! Call history: one record per finished call, newest last, and the count of missed
 //! calls not yet seen.
 
+use phoned_proto::call::{CallDirection, CallResult};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, named};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     pub number: String,
     pub name: String,
-    /// `incoming` or `outgoing`.
-    pub direction: String,
-    /// `answered`, or why the call never became active (`busy`, `no-answer`, …).
-    pub result: String,
+    #[serde(with = "named")]
+    pub direction: CallDirection,
+    /// Answered, or why the call never became active (busy, no answer, …).
+    #[serde(with = "named")]
+    pub result: CallResult,
     pub start_ms: u64,
     pub duration_ms: u64,
     pub missed: bool,
@@ -27,9 +29,7 @@ impl Store {
     /// Appends an entry (and counts it if missed).
     pub fn add_history(&self, entry: &HistoryEntry) -> Result<(), StoreError> {
         let mut wtxn = self.env.write_txn()?;
-        let next = self.take_seq(&mut wtxn, NEXT)?;
-        let bytes = postcard::to_allocvec(entry).map_err(StoreError::Corrupt)?;
-        self.history.put(&mut wtxn, &next, &bytes)?;
+        let next = self.append(&mut wtxn, self.history, NEXT, entry)?;
         if next > MAX_ENTRIES {
             self.history.delete(&mut wtxn, &(next - MAX_ENTRIES))?;
         }
@@ -71,14 +71,20 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use phoned_proto::call::EndReason;
+
     use super::*;
 
     fn entry(n: u64, missed: bool) -> HistoryEntry {
         HistoryEntry {
             number: format!("{}", 1000 + n),
             name: "x".into(),
-            direction: "incoming".into(),
-            result: if missed { "no-answer" } else { "answered" }.into(),
+            direction: CallDirection::Incoming,
+            result: if missed {
+                CallResult::NotAnswered(EndReason::NoAnswer)
+            } else {
+                CallResult::Answered
+            },
             start_ms: n,
             duration_ms: 0,
             missed,
@@ -97,5 +103,62 @@ mod tests {
         assert_eq!(s.missed_count().unwrap(), 3);
         s.clear_missed().unwrap();
         assert_eq!(s.missed_count().unwrap(), 0);
+    }
+
+    /// The entry as daemons before the typed fields wrote it.
+    #[derive(Serialize, Deserialize)]
+    struct StringEntry {
+        number: String,
+        name: String,
+        direction: String,
+        result: String,
+        start_ms: u64,
+        duration_ms: u64,
+        missed: bool,
+    }
+
+    #[test]
+    fn entries_written_with_string_fields_still_read() {
+        let old = StringEntry {
+            number: "1042".into(),
+            name: "Alice".into(),
+            direction: "outgoing".into(),
+            result: "no-answer".into(),
+            start_ms: 7,
+            duration_ms: 0,
+            missed: false,
+        };
+        let old_bytes = postcard::to_allocvec(&old).unwrap();
+        let entry: HistoryEntry = postcard::from_bytes(&old_bytes).unwrap();
+        assert_eq!(entry.direction, CallDirection::Outgoing);
+        assert_eq!(entry.result, CallResult::NotAnswered(EndReason::NoAnswer));
+        assert_eq!(postcard::to_allocvec(&entry).unwrap(), old_bytes);
+
+        let answered = StringEntry {
+            direction: "incoming".into(),
+            result: "answered".into(),
+            ..old
+        };
+        let entry: HistoryEntry =
+            postcard::from_bytes(&postcard::to_allocvec(&answered).unwrap()).unwrap();
+        assert_eq!(
+            (entry.direction, entry.result),
+            (CallDirection::Incoming, CallResult::Answered)
+        );
+    }
+
+    #[test]
+    fn an_unknown_name_is_a_corrupt_record() {
+        let odd = StringEntry {
+            number: "1042".into(),
+            name: String::new(),
+            direction: "sideways".into(),
+            result: "answered".into(),
+            start_ms: 0,
+            duration_ms: 0,
+            missed: false,
+        };
+        let bytes = postcard::to_allocvec(&odd).unwrap();
+        assert!(postcard::from_bytes::<HistoryEntry>(&bytes).is_err());
     }
 }

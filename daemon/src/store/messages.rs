@@ -1,8 +1,9 @@
 //! Text messages on this device: sent (with their delivery status) and received.
 
+use phoned_proto::transfer::{Direction, MessageStatus};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, named};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalMessage {
@@ -12,8 +13,9 @@ pub struct LocalMessage {
     pub peer_name: String,
     pub outgoing: bool,
     pub text: String,
-    /// `queued`, `stored`, `delivered` or `failed` (outgoing); `received` (incoming).
-    pub status: String,
+    /// Queued, stored, delivered or failed (outgoing); received (incoming).
+    #[serde(with = "named")]
+    pub status: MessageStatus,
     /// Why sending failed, if it did.
     pub reason: String,
     pub at_ms: u64,
@@ -22,18 +24,13 @@ pub struct LocalMessage {
 
 const NEXT: &str = "next_message_seq";
 
-impl Store {
-    fn put_message(
-        &self,
-        wtxn: &mut heed::RwTxn,
-        key: u64,
-        m: &LocalMessage,
-    ) -> Result<(), StoreError> {
-        let bytes = postcard::to_allocvec(m).map_err(StoreError::Corrupt)?;
-        self.messages.put(wtxn, &key, &bytes)?;
-        Ok(())
+impl LocalMessage {
+    pub fn direction(&self) -> Direction {
+        Direction::of(self.outgoing)
     }
+}
 
+impl Store {
     /// Appends a message; `false` if an incoming one with the same relay id is there already.
     pub fn add_message(&self, m: &LocalMessage) -> Result<bool, StoreError> {
         let mut wtxn = self.env.write_txn()?;
@@ -46,8 +43,7 @@ impl Store {
                 }
             }
         }
-        let next = self.take_seq(&mut wtxn, NEXT)?;
-        self.put_message(&mut wtxn, next, m)?;
+        self.append(&mut wtxn, self.messages, NEXT, m)?;
         wtxn.commit()?;
         Ok(true)
     }
@@ -58,23 +54,7 @@ impl Store {
         id: &str,
         change: impl FnOnce(&mut LocalMessage),
     ) -> Result<Option<LocalMessage>, StoreError> {
-        let mut wtxn = self.env.write_txn()?;
-        let mut found = None;
-        for entry in self.messages.rev_iter(&wtxn)? {
-            let (key, bytes) = entry?;
-            let m: LocalMessage = postcard::from_bytes(bytes).map_err(StoreError::Corrupt)?;
-            if m.id == id {
-                found = Some((key, m));
-                break;
-            }
-        }
-        let Some((key, mut m)) = found else {
-            return Ok(None);
-        };
-        change(&mut m);
-        self.put_message(&mut wtxn, key, &m)?;
-        wtxn.commit()?;
-        Ok(Some(m))
+        self.update_newest(self.messages, |m: &LocalMessage| m.id == id, change)
     }
 
     /// The newest `limit` messages (with `peer` only, if given), oldest first.
@@ -104,7 +84,7 @@ impl Store {
         Ok(self
             .messages(None, usize::MAX)?
             .into_iter()
-            .filter(|m| m.outgoing && m.status == "queued")
+            .filter(|m| m.outgoing && m.status == MessageStatus::Queued)
             .collect())
     }
 }
@@ -120,7 +100,11 @@ mod tests {
             peer_name: String::new(),
             outgoing,
             text: "hi".into(),
-            status: if outgoing { "queued" } else { "received" }.into(),
+            status: if outgoing {
+                MessageStatus::Queued
+            } else {
+                MessageStatus::Received
+            },
             reason: String::new(),
             at_ms: 0,
             relay_id,
@@ -138,7 +122,7 @@ mod tests {
             "an incoming message is kept once"
         );
         assert_eq!(s.queued_messages().unwrap().len(), 1);
-        s.update_message("a", |x| x.status = "stored".into())
+        s.update_message("a", |x| x.status = MessageStatus::Stored)
             .unwrap();
         assert!(s.queued_messages().unwrap().is_empty());
         let all = s.messages(None, 10).unwrap();
@@ -147,5 +131,41 @@ mod tests {
             ["a", "r7"]
         );
         assert_eq!(s.messages(Some("2000"), 10).unwrap().len(), 1);
+    }
+
+    /// The record as daemons before the typed status wrote it.
+    #[derive(Serialize)]
+    struct StringMessage {
+        id: String,
+        peer: String,
+        peer_name: String,
+        outgoing: bool,
+        text: String,
+        status: String,
+        reason: String,
+        at_ms: u64,
+        relay_id: Option<u64>,
+    }
+
+    #[test]
+    fn records_written_with_a_string_status_still_read() {
+        for status in MessageStatus::ALL {
+            let old = StringMessage {
+                id: "a".into(),
+                peer: "1042".into(),
+                peer_name: "Alice".into(),
+                outgoing: true,
+                text: "hi".into(),
+                status: status.as_str().into(),
+                reason: String::new(),
+                at_ms: 5,
+                relay_id: Some(9),
+            };
+            let old_bytes = postcard::to_allocvec(&old).unwrap();
+            let m: LocalMessage = postcard::from_bytes(&old_bytes).unwrap();
+            assert_eq!(m.status, *status);
+            assert_eq!((m.text.as_str(), m.relay_id), ("hi", Some(9)));
+            assert_eq!(postcard::to_allocvec(&m).unwrap(), old_bytes);
+        }
     }
 }

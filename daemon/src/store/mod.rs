@@ -5,14 +5,19 @@ pub mod contacts;
 pub mod files;
 pub mod history;
 pub mod messages;
+mod named;
 
 use std::path::Path;
 
 use heed::types::{Bytes, Str, U64};
 use heed::{Database, Env, EnvOpenOptions};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use thiserror::Error;
 
 type Be = heed::byteorder::BigEndian;
+/// A table of postcard records under a sequence number.
+type Records = Database<'static, U64<Be>, Bytes>;
 
 /// Settings key: do-not-disturb, `true` or `false`.
 pub const DND: &str = "do_not_disturb";
@@ -48,9 +53,9 @@ pub struct Store {
     env: Env,
     contacts: Database<'static, U64<Be>, Bytes>,
     settings: Database<'static, Str, Str>,
-    history: Database<'static, U64<Be>, Bytes>,
-    messages: Database<'static, U64<Be>, Bytes>,
-    files: Database<'static, U64<Be>, Bytes>,
+    history: Records,
+    messages: Records,
+    files: Records,
 }
 
 impl Store {
@@ -99,6 +104,49 @@ impl Store {
             .unwrap_or(1);
         self.settings.put(wtxn, key, &(next + 1).to_string())?;
         Ok(next)
+    }
+
+    /// Appends `record` to `db` under the next number of sequence `seq`, within `wtxn`;
+    /// returns that number.
+    fn append<T: Serialize>(
+        &self,
+        wtxn: &mut heed::RwTxn,
+        db: Records,
+        seq: &str,
+        record: &T,
+    ) -> Result<u64, StoreError> {
+        let key = self.take_seq(wtxn, seq)?;
+        let bytes = postcard::to_allocvec(record).map_err(StoreError::Corrupt)?;
+        db.put(wtxn, &key, &bytes)?;
+        Ok(key)
+    }
+
+    /// Changes the newest record of `db` that `pick` picks, in one transaction; returns
+    /// it as changed.
+    fn update_newest<T: Serialize + DeserializeOwned>(
+        &self,
+        db: Records,
+        pick: impl Fn(&T) -> bool,
+        change: impl FnOnce(&mut T),
+    ) -> Result<Option<T>, StoreError> {
+        let mut wtxn = self.env.write_txn()?;
+        let mut found = None;
+        for entry in db.rev_iter(&wtxn)? {
+            let (key, bytes) = entry?;
+            let record: T = postcard::from_bytes(bytes).map_err(StoreError::Corrupt)?;
+            if pick(&record) {
+                found = Some((key, record));
+                break;
+            }
+        }
+        let Some((key, mut record)) = found else {
+            return Ok(None);
+        };
+        change(&mut record);
+        let bytes = postcard::to_allocvec(&record).map_err(StoreError::Corrupt)?;
+        db.put(&mut wtxn, &key, &bytes)?;
+        wtxn.commit()?;
+        Ok(Some(record))
     }
 
     pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {

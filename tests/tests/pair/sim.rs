@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use phone_relay::calls::{CallAction, CallError, Callee, Caller, Calls};
 use phone_relay::hub::SessionId;
 use phone_relay::store::AccountId;
-use phoned::call::engine::{Engine, Local, Output, Policy, Record, State};
-use phoned_proto::call::{CallId, EndReason};
+use phoned::call::engine::{Engine, Local, Output, Policy, Record};
+use phoned_proto::call::{CallId, CallState, EndReason};
 use phoned_proto::state::AutoAnswer;
 use phoned_proto::{Event, Request};
 
@@ -44,7 +44,7 @@ pub struct Device {
     /// Calls whose media runs (`true`) or is paused (`false`).
     pub media: BTreeMap<Local, bool>,
     /// Why each call went away, in order.
-    pub removed: Vec<(Local, String)>,
+    pub removed: Vec<(Local, EndReason)>,
     pub missed: Vec<Local>,
     pub history: Vec<Record>,
     pub dtmf: Vec<String>,
@@ -493,7 +493,7 @@ impl Sim {
     }
 
     /// The engine states of relay call `call`, per device that knows it.
-    pub fn states(&self, call: CallId) -> Vec<(Dev, State)> {
+    pub fn states(&self, call: CallId) -> Vec<(Dev, CallState)> {
         self.devices
             .iter()
             .enumerate()
@@ -509,15 +509,11 @@ impl Sim {
             .collect()
     }
 
-    pub fn end_reason(&self, dev: Dev, local: Local) -> Option<&str> {
+    pub fn end_reason(&self, dev: Dev, local: Local) -> Option<EndReason> {
         self.devices[dev]
             .removed
             .iter()
             .find(|(l, _)| *l == local)
-            .map(|(_, r)| r.as_str())
+            .map(|(_, r)| *r)
     }
-}
-
-pub fn reason(r: EndReason) -> &'static str {
-    r.as_str()
 }

@@ -26,10 +26,10 @@ fn outgoing_call_from_dial_to_hangup() {
             Output::Send(l, Request::Dial { to: "1042".into() })
         ]
     );
-    assert_eq!(e.get(l).unwrap().state, State::Dialing);
+    assert_eq!(e.get(l).unwrap().state, CallState::Dialing);
     e.placed(l, 7);
     e.phase(7, CallPhase::Ringing, 1_100);
-    assert_eq!(e.get(l).unwrap().state, State::Ringing);
+    assert_eq!(e.get(l).unwrap().state, CallState::Ringing);
     let out = e.phase(7, CallPhase::Active { source: 0 }, 2_000);
     assert!(out.contains(&Output::StartMedia {
         local: l,
@@ -50,10 +50,10 @@ fn outgoing_call_from_dial_to_hangup() {
         })
         .unwrap();
     assert_eq!(
-        (record.result.as_str(), record.duration_ms, record.missed),
-        ("answered", 3_000, false)
+        (record.result, record.duration_ms, record.missed),
+        (CallResult::Answered, 3_000, false)
     );
-    assert_eq!(out.last(), Some(&Output::Removed(l, "hangup".into())));
+    assert_eq!(out.last(), Some(&Output::Removed(l, EndReason::Hangup)));
     assert!(e.get(l).is_none());
 }
 
@@ -68,7 +68,7 @@ fn incoming_call_rings_then_is_missed() {
     assert!(out.contains(&Output::Ring(l)));
     assert_eq!(
         e.hold(l, true),
-        Err(EngineError::InvalidState(State::Incoming))
+        Err(EngineError::InvalidState(CallState::Incoming))
     );
     let out = e.phase(9, CallPhase::Ended(EndReason::NoAnswer), 30_000);
     assert!(out.contains(&Output::StopRinging(l)) && out.contains(&Output::Missed(l)));
@@ -145,7 +145,7 @@ fn answering_a_waiting_call_holds_the_active_one() {
     );
     let out = e.phase(1, CallPhase::Held { by_me: true }, 0);
     assert!(out.contains(&Output::PauseMedia(first)));
-    assert_eq!(e.get(first).unwrap().state, State::Held);
+    assert_eq!(e.get(first).unwrap().state, CallState::Held);
     assert_eq!(
         sends(&e.hold(first, false).unwrap()),
         [Request::Hold {
@@ -161,7 +161,7 @@ fn mute_dtmf_and_link_loss() {
     let (l, _) = e.dial("1042".into(), "A".into(), 0);
     assert_eq!(
         e.send_dtmf(l, "1".into()),
-        Err(EngineError::InvalidState(State::Dialing))
+        Err(EngineError::InvalidState(CallState::Dialing))
     );
     e.placed(l, 5);
     e.phase(5, CallPhase::Active { source: 0 }, 0);
@@ -180,7 +180,7 @@ fn mute_dtmf_and_link_loss() {
         [Output::DtmfReceived(l, "9".into())]
     );
     let out = e.link_lost(100);
-    assert_eq!(out.last(), Some(&Output::Removed(l, "network".into())));
+    assert_eq!(out.last(), Some(&Output::Removed(l, EndReason::Network)));
     assert_eq!(e.calls().count(), 0);
     assert_eq!(e.answer(l), Err(EngineError::NoSuchCall));
 }
@@ -191,7 +191,7 @@ fn hanging_up_before_the_relay_placed_the_call_ends_it_locally() {
     let (l, _) = e.dial("1042".into(), "A".into(), 0);
     let out = e.hangup(l, 5).unwrap();
     assert!(sends(&out).is_empty());
-    assert_eq!(out.last(), Some(&Output::Removed(l, "hangup".into())));
+    assert_eq!(out.last(), Some(&Output::Removed(l, EndReason::Hangup)));
     // Once placed, the relay's call is hung up too (found by tests/tests/pair.rs: the
     // callee could answer and talk to nobody).
     assert_eq!(e.phase(7, CallPhase::Ringing, 6), vec![]);
@@ -214,5 +214,5 @@ fn events_that_overtake_call_placed_are_applied_when_it_arrives() {
         call: 3,
         source: 0
     }));
-    assert_eq!(e.get(l).unwrap().state, State::Active);
+    assert_eq!(e.get(l).unwrap().state, CallState::Active);
 }

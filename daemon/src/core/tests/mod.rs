@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use phoned_proto::call::{CallPhase, EndReason};
+use phoned_proto::call::{CallPhase, CallResult, CallState, EndReason};
 use phoned_proto::state::{AutoAnswer, ConnectionState};
 use phoned_proto::{AccountInfo, Event, Request, Response};
 
@@ -147,7 +147,7 @@ fn incoming_then_answer_sends_answer_and_starts_media_when_active() {
         muted: false
     })));
     assert!(changes(&out).contains(&Change::StopRinging(local)));
-    assert_eq!(rig.core.snapshot().calls[&local].state.as_str(), "active");
+    assert_eq!(rig.core.snapshot().calls[&local].state, CallState::Active);
 }
 
 #[test]
@@ -160,7 +160,7 @@ fn link_loss_ends_calls_with_reason_network_and_clears_presence() {
     });
     assert!(out.contains(&Effect::Media(Media::Stop(local))));
     let c = changes(&out);
-    assert!(c.contains(&Change::CallRemoved(local, "network".into())));
+    assert!(c.contains(&Change::CallRemoved(local, EndReason::Network)));
     assert!(c.contains(&Change::Presence {
         number: "2000".into(),
         name: "Bob".into(),
@@ -168,7 +168,7 @@ fn link_loss_ends_calls_with_reason_network_and_clears_presence() {
     }));
     assert!(
         out.iter()
-            .any(|e| matches!(e, Effect::Record(r) if r.result == "answered"))
+            .any(|e| matches!(e, Effect::Record(r) if r.result == CallResult::Answered))
     );
     let s = rig.core.snapshot();
     assert!(s.calls.is_empty());
@@ -199,7 +199,7 @@ fn do_not_disturb_rejects_as_busy_without_ringing() {
     assert!(!changes(&out).iter().any(|c| matches!(c, Change::Ring(..))));
     // Declined here: not a missed call.
     let out = rig.phase(9, CallPhase::Ended(EndReason::Busy));
-    assert!(changes(&out).contains(&Change::CallRemoved(local, "busy".into())));
+    assert!(changes(&out).contains(&Change::CallRemoved(local, EndReason::Busy)));
     assert!(
         !changes(&out)
             .iter()
@@ -244,7 +244,7 @@ fn a_reload_that_needs_a_reconnect_waits_until_calls_end() {
     assert!(!out.contains(&Effect::Reconnect));
     assert_eq!(rig.core.config().relay, "s:1");
     let out = rig.phase(7, CallPhase::Ended(EndReason::Hangup));
-    assert!(changes(&out).contains(&Change::CallRemoved(local, "hangup".into())));
+    assert!(changes(&out).contains(&Change::CallRemoved(local, EndReason::Hangup)));
     assert_eq!(out.last(), Some(&Effect::Reconnect));
     // Once only.
     let (_, out) = rig.incoming(8);
@@ -304,7 +304,7 @@ fn a_failed_or_unanswered_dial_ends_the_call_with_reason_network() {
     };
     let (token, _) = sends(&out)[0].clone();
     let out = rig.answer(token, Err(CoreError::offline("the link dropped")));
-    assert!(changes(&out).contains(&Change::CallRemoved(local, "network".into())));
+    assert!(changes(&out).contains(&Change::CallRemoved(local, EndReason::Network)));
 
     // No answer at all: the request times out at the core's deadline.
     let (_, out) = rig.command(Command::Dial {
@@ -318,7 +318,7 @@ fn a_failed_or_unanswered_dial_ends_the_call_with_reason_network() {
     assert!(rig.input(Input::Timeout).is_empty());
     rig.now = deadline;
     let out = rig.input(Input::Timeout);
-    assert!(changes(&out).contains(&Change::CallRemoved(local, "network".into())));
+    assert!(changes(&out).contains(&Change::CallRemoved(local, EndReason::Network)));
     assert_eq!(rig.core.next_deadline(), None);
 }
 

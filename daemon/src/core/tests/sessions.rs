@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use phoned_proto::call::{CallPhase, EndReason};
+use phoned_proto::call::{CallPhase, CallState, EndReason};
 use phoned_proto::state::AutoAnswer;
 use phoned_proto::{Event, Request, Response};
 use proptest::prelude::*;
@@ -97,7 +97,7 @@ impl Ledger {
         });
         if let Some(call) = activates {
             for c in before.values() {
-                if c.state == crate::call::engine::State::Active && c.relay != Some(call) {
+                if c.state == CallState::Active && c.relay != Some(call) {
                     let id = c.relay.unwrap();
                     assert!(
                         sent.contains(&&Request::Hold {
