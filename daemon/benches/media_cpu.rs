@@ -298,19 +298,16 @@ fn main() {
     daemon_pipeline(warm, frames);
 }
 
-/// 1. CPU per frame of the whole pipeline, per stage.
-fn cpu(warm: usize, frames: usize) {
-    println!(
-        "## CPU per active call per 20 ms frame (Opus complexity {ENCODER_COMPLEXITY}; {frames} frames after {warm} of warm-up)"
-    );
-    println!();
+/// The signals and device rates every table measures, one column each; prints the
+/// table's head with `first` as the name of its first column.
+fn table_head(first: &str) -> [(u32, Kind); 4] {
     let configs = [
         (44_100, Kind::Speech),
         (48_000, Kind::Speech),
         (44_100, Kind::Tone),
         (48_000, Kind::Tone),
     ];
-    print!("| stage, median (p99) µs |");
+    print!("| {first} |");
     for (rate, kind) in configs {
         print!(
             " {}, {:.1} kHz device |",
@@ -320,6 +317,16 @@ fn cpu(warm: usize, frames: usize) {
     }
     println!();
     println!("| --- |{}", " --- |".repeat(configs.len()));
+    configs
+}
+
+/// 1. CPU per frame of the whole pipeline, per stage.
+fn cpu(warm: usize, frames: usize) {
+    println!(
+        "## CPU per active call per 20 ms frame (Opus complexity {ENCODER_COMPLEXITY}; {frames} frames after {warm} of warm-up)"
+    );
+    println!();
+    let configs = table_head("stage, median (p99) µs");
     let runs: Vec<(Run, u64)> = configs
         .iter()
         .map(|&(rate, kind)| {
@@ -500,22 +507,7 @@ fn daemon_pipeline(warm: usize, frames: usize) {
         TICK.as_millis()
     );
     println!();
-    let configs = [
-        (44_100, Kind::Speech),
-        (48_000, Kind::Speech),
-        (44_100, Kind::Tone),
-        (48_000, Kind::Tone),
-    ];
-    print!("| one side, per 20 ms, thread CPU µs |");
-    for (rate, kind) in configs {
-        print!(
-            " {}, {:.1} kHz device |",
-            kind.name(),
-            f64::from(rate) / 1000.0
-        );
-    }
-    println!();
-    println!("| --- |{}", " --- |".repeat(configs.len()));
+    let configs = table_head("one side, per 20 ms, thread CPU µs");
     let ticks_per_frame = (TICK_US / TICK.as_micros() as u64) as usize;
     let results: Vec<(f64, f64)> = configs
         .iter()
