@@ -1,0 +1,212 @@
+//! Calls through real PulseAudio servers: a relay and two daemons, each daemon with its own
+//! private `pulseaudio` (a microphone playing a sine of its own frequency, a null-sink speaker whose
+//! monitor is recorded). Each side must hear the other's tone without a gap. The daemons'
+//! CPU use during the call is printed (not asserted: a loaded CI machine would make any
+//! bound tight enough to matter flaky); `docs/benchmarks.md` has the figures.
+
+mod common;
+
+use std::time::Duration;
+
+use phoned::audio::analysis::{goertzel_power, rms};
+use phoned_tests::process::PhonedProcess;
+use phoned_tests::pulse::{self, CpuMeter, PulseServer, RATE};
+
+/// −26 dBFS as an RMS level.
+const FLOOR: f64 = 0.050_118_7;
+/// How long each speaker is recorded.
+const TALK: Duration = Duration::from_secs(5);
+
+struct Phone {
+    process: PhonedProcess,
+    pulse: PulseServer,
+    tone: u32,
+}
+
+fn phone(w: &common::World, name: &str, tone: u32, audio: &str) -> Phone {
+    let pulse = PulseServer::start(&w.dir.path().join(format!("{name}-pulse")), tone);
+    let process = PhonedProcess::start_with_env(
+        &w.dir.path().join(name),
+        w.relay.addr,
+        &format!(
+            "display_name = \"{name}\"\nrelay_fingerprint = \"{}\"\n{audio}",
+            w.relay.fingerprint
+        ),
+        &pulse.client_env(),
+    );
+    Phone {
+        process,
+        pulse,
+        tone,
+    }
+}
+
+/// What one speaker heard: the quietest 20 ms window after the first 500 ms (RMS, and
+/// where), and the power at the other side's tone against its own.
+struct Heard {
+    quietest: f64,
+    quietest_at_ms: usize,
+    other: f64,
+    own: f64,
+    seconds: f64,
+}
+
+fn judge(samples: &[f32], other_tone: u32, own_tone: u32) -> Heard {
+    let skip = (RATE as usize / 2).min(samples.len());
+    let talk = &samples[skip..];
+    let window = RATE as usize / 50;
+    let (quietest_at, quietest) = talk
+        .chunks_exact(window)
+        .map(rms)
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((0, 0.0));
+    Heard {
+        quietest,
+        quietest_at_ms: 500 + quietest_at * 20,
+        other: goertzel_power(talk, RATE as f32, other_tone as f32),
+        own: goertzel_power(talk, RATE as f32, own_tone as f32),
+        seconds: samples.len() as f64 / f64::from(RATE),
+    }
+}
+
+fn dbfs(rms: f64) -> f64 {
+    20.0 * rms.max(1e-9).log10()
+}
+
+/// Places a call from A to B, records both speakers for [`TALK`] and returns what each
+/// heard, printing each daemon's CPU share during the recording.
+fn call_and_record(
+    w: &common::World,
+    audio: impl Fn(&str) -> String,
+) -> Vec<(&'static str, Heard, String)> {
+    let a = phone(w, "A", 440, &audio("A"));
+    let b = phone(w, "B", 1000, &audio("B"));
+    a.process.wait_online(common::ONLINE);
+    let nb = b.process.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .expect("a number")
+        .to_owned();
+    assert_eq!(b.process.ctl(&["autoanswer", "all"]).code, 0);
+    let out = a.process.ctl(&["--json", "dial", &nb, "--wait"]);
+    assert_eq!(out.json()["state"], "active", "{out:?}");
+
+    let recordings: Vec<_> = [&a, &b]
+        .iter()
+        .map(|p| p.pulse.record_speaker(&p.pulse.dir.join("speaker.raw")))
+        .collect();
+    let meters: Vec<_> = [&a, &b]
+        .iter()
+        .map(|p| CpuMeter::start(p.process.child.id()))
+        .collect();
+    std::thread::sleep(TALK);
+    let cpu: Vec<f64> = meters.iter().map(CpuMeter::percent).collect();
+    let heard: Vec<Vec<f32>> = recordings.into_iter().map(|r| r.finish()).collect();
+    assert_eq!(a.process.ctl(&["hangup"]).code, 0);
+    assert!(common::no_calls(&a.process) && common::no_calls(&b.process));
+
+    let mut results = Vec::new();
+    for ((name, me, other), (samples, cpu)) in [("A", &a, &b), ("B", &b, &a)]
+        .into_iter()
+        .zip(heard.iter().zip(&cpu))
+    {
+        let h = judge(samples, other.tone, me.tone);
+        let stats = me
+            .process
+            .log()
+            .lines()
+            .rev()
+            .find(|l| l.contains("call media ended"))
+            .unwrap_or("no media stats")
+            .to_owned();
+        eprintln!(
+            "{name}: CPU {cpu:.1} % of a core; heard {:.2} s, quietest 20 ms window {:.1} dBFS at {} ms; \
+             {} Hz {:.2e}, own {} Hz {:.2e}\n   {stats}",
+            h.seconds,
+            dbfs(h.quietest),
+            h.quietest_at_ms,
+            other.tone,
+            h.other,
+            me.tone,
+            h.own
+        );
+        results.push((name, h, me.process.log()));
+    }
+    results
+}
+
+fn skip_without_pulseaudio() -> bool {
+    if pulse::available() {
+        return false;
+    }
+    eprintln!("SKIPPED: no `pulseaudio` binary (scripts/deps.sh installs it)");
+    true
+}
+
+#[test]
+fn with_the_default_config_each_side_hears_the_other_through_pulseaudio() {
+    if skip_without_pulseaudio() {
+        return;
+    }
+    let w = common::world();
+    for (name, h, log) in call_and_record(&w, |_| String::new()) {
+        assert!(
+            log.contains("backend=pulse") || log.contains("backend=\"pulse\""),
+            "{name} did not pick the pulse backend:\n{log}"
+        );
+        assert!(
+            h.seconds >= 3.0,
+            "{name}: only {:.2} s recorded\n{log}",
+            h.seconds
+        );
+        assert!(
+            h.quietest >= FLOOR,
+            "{name}: a 20 ms window at {:.1} dBFS ({} ms in), below −26 dBFS\n{log}",
+            dbfs(h.quietest),
+            h.quietest_at_ms
+        );
+        assert!(
+            h.other > 100.0 * h.own,
+            "{name} should hear the other side's tone: {:e} vs its own {:e}",
+            h.other,
+            h.own
+        );
+    }
+}
+
+/// The old path for comparison: cpal's ALSA host through the pulse ALSA plugin (naming
+/// ALSA's `default` device keeps the daemon on cpal). Prints CPU and what was heard; run
+/// with `--ignored` for the before/after figures in `docs/benchmarks.md`.
+#[test]
+#[ignore = "a measurement, not a check: the pulse ALSA plugin path is known to spin"]
+fn cpal_through_the_pulse_alsa_plugin_for_comparison() {
+    if skip_without_pulseaudio() {
+        return;
+    }
+    let w = common::world();
+    call_and_record(&w, |_| {
+        "[audio]\nbackend = \"cpal\"\ninput = \"default\"\noutput = \"default\"".into()
+    });
+}
+
+/// The file backend under the same test, for the CPU baseline.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn file_backend_for_comparison() {
+    let w = common::world();
+    let dir = w.dir.path();
+    let tone = |hz: f32| {
+        (0..RATE * 30)
+            .map(move |i| 0.3 * (2.0 * std::f32::consts::PI * hz * (i as f32 / RATE as f32)).sin())
+    };
+    phoned_tests::wav::write(&dir.join("in.wav"), RATE, 1, tone(440.0));
+    let audio = |name: &str| {
+        format!(
+            "[audio]\nbackend = \"file\"\ninput_wav = \"{}\"\noutput_wav = \"{}\"",
+            dir.join("in.wav").display(),
+            dir.join(format!("{name}-out.wav")).display()
+        )
+    };
+    // The speakers are not used; only the CPU line matters here.
+    call_and_record(&w, audio);
+}
