@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use phoned::audio::analysis::{goertzel_power, rms};
 use phoned_tests::process::PhonedProcess;
-use phoned_tests::pulse::{self, CpuMeter, PulseServer, RATE};
+use phoned_tests::pulse::{self, CpuMeter, PulseServer, RATE, rss_kib};
 
 /// −26 dBFS as an RMS level.
 const FLOOR: f64 = 0.050_118_7;
@@ -99,16 +99,21 @@ fn call_and_record(
         .iter()
         .map(|p| CpuMeter::start(p.process.child.id()))
         .collect();
-    std::thread::sleep(TALK);
+    std::thread::sleep(TALK / 2);
+    let rss: Vec<u64> = [&a, &b]
+        .iter()
+        .map(|p| rss_kib(p.process.child.id()))
+        .collect();
+    std::thread::sleep(TALK / 2);
     let cpu: Vec<f64> = meters.iter().map(CpuMeter::percent).collect();
     let heard: Vec<Vec<f32>> = recordings.into_iter().map(|r| r.finish()).collect();
     assert_eq!(a.process.ctl(&["hangup"]).code, 0);
     assert!(common::no_calls(&a.process) && common::no_calls(&b.process));
 
     let mut results = Vec::new();
-    for ((name, me, other), (samples, cpu)) in [("A", &a, &b), ("B", &b, &a)]
+    for ((name, me, other), (samples, (cpu, rss))) in [("A", &a, &b), ("B", &b, &a)]
         .into_iter()
-        .zip(heard.iter().zip(&cpu))
+        .zip(heard.iter().zip(cpu.iter().zip(&rss)))
     {
         let h = judge(samples, other.tone, me.tone);
         let stats = me
@@ -120,8 +125,9 @@ fn call_and_record(
             .unwrap_or("no media stats")
             .to_owned();
         eprintln!(
-            "{name}: CPU {cpu:.1} % of a core; heard {:.2} s, quietest 20 ms window {:.1} dBFS at {} ms; \
+            "{name}: CPU {cpu:.1} % of a core, RSS {:.1} MiB mid-call; heard {:.2} s, quietest 20 ms window {:.1} dBFS at {} ms; \
              {} Hz {:.2e}, own {} Hz {:.2e}\n   {stats}",
+            *rss as f64 / 1024.0,
             h.seconds,
             dbfs(h.quietest),
             h.quietest_at_ms,
