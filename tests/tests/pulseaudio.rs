@@ -216,3 +216,50 @@ fn file_backend_for_comparison() {
     // The speakers are not used; only the CPU line matters here.
     call_and_record(&w, audio);
 }
+
+/// A voice message recorded from the PulseAudio microphone is as long as asked, in about
+/// that much wall time, and carries the microphone's tone.
+#[test]
+fn a_voice_message_recorded_through_pulseaudio_has_the_asked_length() {
+    if skip_without_pulseaudio() {
+        return;
+    }
+    let w = common::world();
+    let a = phone(&w, "A", 440, "");
+    let b = w.phone("B");
+    a.process.wait_online(common::ONLINE);
+    let nb = b.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .expect("a number")
+        .to_owned();
+    let started = std::time::Instant::now();
+    let out = a.process.ctl(&["voice", "send", &nb, "--seconds", "3"]);
+    let took = started.elapsed();
+    assert_eq!(out.code, 0, "{out:?}");
+    let got = phoned_tests::wait_for(Duration::from_secs(20), || {
+        let list = b.ctl(&["--json", "voice", "ls"]).json();
+        list.as_array()?
+            .iter()
+            .find(|v| v["status"] == "received")
+            .cloned()
+    })
+    .expect("recorded voice message arrives");
+    let ms = got["duration_ms"].as_u64().unwrap_or(0);
+    eprintln!("recorded {ms} ms in {took:?}");
+    assert!((2960..=3040).contains(&ms), "duration {ms} ms");
+    // Recording is paced by the device: not much longer than the message itself.
+    assert!(took < Duration::from_secs(6), "recording took {took:?}");
+    let (samples, _) = phoned::voice::ogg::decode(
+        &std::fs::read(got["path"].as_str().unwrap_or_default()).expect("the received file"),
+    )
+    .expect("a playable message");
+    assert!(
+        goertzel_power(&samples, RATE as f32, 440.0) > 1e-3,
+        "the microphone's tone is missing"
+    );
+    let log = a.process.log();
+    assert!(
+        log.contains("backend=\"pulse\""),
+        "not through pulse:\n{log}"
+    );
+}
