@@ -1,5 +1,5 @@
 //! A private PulseAudio server per test phone, run as the test's own process and killed on
-//! drop: a null sink `speaker` (what the phone plays; its monitor is recorded with `parec`)
+//! drop (or the same with PipeWire): a null sink `speaker` (what the phone plays; its monitor is recorded with `parec`)
 //! and a microphone playing a sine of a chosen frequency (what the phone hears from its
 //! user): `module-sine` into a second null sink, `mic`, whose monitor is the default
 //! source. Not `module-sine-source`: it renders 2 s ahead, so a new stream gets a 2 s burst
@@ -23,9 +23,31 @@ pub fn available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// A running private `pulseaudio`, its socket and config in `dir`.
+/// Whether PipeWire with WirePlumber and pipewire-pulse is installed.
+pub fn pipewire_available() -> bool {
+    [
+        "pipewire",
+        "wireplumber",
+        "pipewire-pulse",
+        "dbus-daemon",
+        "pacat",
+    ]
+    .iter()
+    .all(|b| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {b}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// A running private PulseAudio-protocol server (`pulseaudio`, or PipeWire with WirePlumber
+/// and pipewire-pulse), its sockets and config in `dir`.
 pub struct PulseServer {
-    child: Child,
+    /// Every process of the server, stopped in reverse order on drop.
+    children: Vec<Child>,
+    socket: PathBuf,
     pub dir: PathBuf,
 }
 
@@ -49,12 +71,7 @@ impl PulseServer {
             ),
         )
         .expect("server.pa");
-        // ALSA's `default` through the pulse plugin, for the cpal (ALSA) path.
-        std::fs::write(
-            dir.join("asound.conf"),
-            "</usr/share/alsa/alsa.conf>\npcm.!default { type pulse }\nctl.!default { type pulse }\n",
-        )
-        .expect("asound.conf");
+        write_alsa_config(dir);
         let log = std::fs::File::create(dir.join("pulseaudio.log")).expect("pulse log");
         // HOME and the XDG directories point into `dir` so that nothing of the user's (or
         // a system server's) state is read or written.
@@ -78,29 +95,134 @@ impl PulseServer {
             .spawn()
             .expect("spawn pulseaudio");
         let server = PulseServer {
-            child,
+            children: vec![child],
+            socket,
             dir: dir.to_owned(),
         };
-        let ready = crate::wait_for(Duration::from_secs(10), || {
-            Command::new("pactl")
-                .args(["--server", &server.address(), "info"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-                .then_some(())
-        });
-        assert!(
-            ready.is_some(),
-            "pulseaudio did not start; log:\n{}",
-            std::fs::read_to_string(dir.join("pulseaudio.log")).unwrap_or_default()
-        );
+        server.wait_ready("pulseaudio.log");
         server
     }
 
-    /// `unix:<dir>/native`, as `PULSE_SERVER` takes it.
+    /// Starts PipeWire in `dir` the way a desktop runs it — `pipewire`, `wireplumber` (on
+    /// a private D-Bus session bus, which it needs) and `pipewire-pulse` — with the same
+    /// devices as [`PulseServer::start`]. PipeWire's pulse layer has no `module-sine`, so
+    /// `pacat` plays a generated sine into the `mic` null sink.
+    pub fn start_pipewire(dir: &Path, tone_hz: u32) -> PulseServer {
+        std::fs::create_dir_all(dir).expect("pipewire dir");
+        write_alsa_config(dir);
+        let bus = format!("unix:path={}", dir.join("bus").display());
+        let spawn = |program: &str, args: &[String], log: &str| {
+            Command::new(program)
+                .args(args)
+                .env("HOME", dir)
+                .env("XDG_RUNTIME_DIR", dir)
+                .env("XDG_CONFIG_HOME", dir.join("config"))
+                .env("XDG_STATE_HOME", dir.join("state"))
+                .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+                .env("DISABLE_RTKIT", "1")
+                .env_remove("PULSE_SERVER")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.join(log)).expect("log file"))
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn {program}: {e}"))
+        };
+        let mut server = PulseServer {
+            children: Vec::new(),
+            socket: dir.join("pulse/native"),
+            dir: dir.to_owned(),
+        };
+        server.children.push(spawn(
+            "dbus-daemon",
+            &[
+                "--session".into(),
+                format!("--address={bus}"),
+                "--nofork".into(),
+                "--nopidfile".into(),
+            ],
+            "dbus.log",
+        ));
+        let bus_up = crate::wait_for(Duration::from_secs(10), || {
+            dir.join("bus").exists().then_some(())
+        });
+        assert!(bus_up.is_some(), "dbus-daemon did not start");
+        server.children.push(spawn("pipewire", &[], "pipewire.log"));
+        server
+            .children
+            .push(spawn("wireplumber", &[], "wireplumber.log"));
+        server
+            .children
+            .push(spawn("pipewire-pulse", &[], "pipewire-pulse.log"));
+        server.wait_ready("pipewire-pulse.log");
+        for args in [
+            "load-module module-null-sink sink_name=speaker rate=48000 channels=1",
+            "load-module module-null-sink sink_name=mic rate=48000 channels=1",
+        ] {
+            server.pactl(args);
+        }
+        // WirePlumber learns of the new sinks a moment later; until then there is no
+        // such entity to make the default.
+        let defaults = crate::wait_for(Duration::from_secs(10), || {
+            (server.try_pactl("set-default-sink speaker")
+                && server.try_pactl("set-default-source mic.monitor"))
+            .then_some(())
+        });
+        assert!(
+            defaults.is_some(),
+            "PipeWire never made the null sinks defaults"
+        );
+        let sine = dir.join("sine.raw");
+        let samples = (0..RATE * 60).flat_map(|i| {
+            let x =
+                0.5 * (2.0 * std::f32::consts::PI * tone_hz as f32 * i as f32 / RATE as f32).sin();
+            ((x * 32767.0) as i16).to_le_bytes()
+        });
+        std::fs::write(&sine, samples.collect::<Vec<u8>>()).expect("sine file");
+        let feed = Command::new("pacat")
+            .args(["--server", &server.address(), "--playback", "-d", "mic"])
+            .args([
+                "--raw",
+                "--format=s16le",
+                "--channels=1",
+                "--latency-msec=20",
+            ])
+            .arg(format!("--rate={RATE}"))
+            .arg(&sine)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn pacat");
+        server.children.push(feed);
+        server
+    }
+
+    fn try_pactl(&self, args: &str) -> bool {
+        Command::new("pactl")
+            .args(["--server", &self.address()])
+            .args(args.split_whitespace())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn pactl(&self, args: &str) {
+        assert!(self.try_pactl(args), "pactl {args} failed");
+    }
+
+    fn wait_ready(&self, log: &str) {
+        let ready = crate::wait_for(Duration::from_secs(10), || {
+            self.try_pactl("info").then_some(())
+        });
+        assert!(
+            ready.is_some(),
+            "the sound server did not start; {log}:\n{}",
+            std::fs::read_to_string(self.dir.join(log)).unwrap_or_default()
+        );
+    }
+
+    /// `unix:<socket>`, as `PULSE_SERVER` takes it.
     pub fn address(&self) -> String {
-        format!("unix:{}", self.dir.join("native").display())
+        format!("unix:{}", self.socket.display())
     }
 
     /// The environment a client of this server needs: `PULSE_SERVER`, and an ALSA config
@@ -140,9 +262,21 @@ impl PulseServer {
 
 impl Drop for PulseServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in self.children.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+/// An ALSA config whose `default` is the server through the pulse plugin, for the cpal
+/// (ALSA) path: `ALSA_CONFIG_PATH=<dir>/asound.conf`.
+fn write_alsa_config(dir: &Path) {
+    std::fs::write(
+        dir.join("asound.conf"),
+        "</usr/share/alsa/alsa.conf>\npcm.!default { type pulse }\nctl.!default { type pulse }\n",
+    )
+    .expect("asound.conf");
 }
 
 /// A running `parec`; [`Recording::finish`] stops it and returns the samples.

@@ -23,8 +23,12 @@ struct Phone {
     tone: u32,
 }
 
-fn phone(w: &common::World, name: &str, tone: u32, audio: &str) -> Phone {
-    let pulse = PulseServer::start(&w.dir.path().join(format!("{name}-pulse")), tone);
+/// How a phone's sound server is started: [`PulseServer::start`] (PulseAudio) or
+/// [`PulseServer::start_pipewire`].
+type Server = fn(&std::path::Path, u32) -> PulseServer;
+
+fn phone(w: &common::World, name: &str, tone: u32, audio: &str, server: Server) -> Phone {
+    let pulse = server(&w.dir.path().join(format!("{name}-sound")), tone);
     let process = PhonedProcess::start_with_env(
         &w.dir.path().join(name),
         w.relay.addr,
@@ -78,10 +82,11 @@ fn dbfs(rms: f64) -> f64 {
 /// heard, printing each daemon's CPU share during the recording.
 fn call_and_record(
     w: &common::World,
+    server: Server,
     audio: impl Fn(&str) -> String,
 ) -> Vec<(&'static str, Heard, String)> {
-    let a = phone(w, "A", 440, &audio("A"));
-    let b = phone(w, "B", 1000, &audio("B"));
+    let a = phone(w, "A", 440, &audio("A"), server);
+    let b = phone(w, "B", 1000, &audio("B"), server);
     a.process.wait_online(common::ONLINE);
     let nb = b.process.wait_online(common::ONLINE)["number"]
         .as_str()
@@ -154,8 +159,23 @@ fn with_the_default_config_each_side_hears_the_other_through_pulseaudio() {
     if skip_without_pulseaudio() {
         return;
     }
+    hears_the_other_side_with_the_default_config(PulseServer::start);
+}
+
+#[test]
+fn with_the_default_config_each_side_hears_the_other_through_pipewire() {
+    if !pulse::pipewire_available() {
+        eprintln!(
+            "SKIPPED: no pipewire, wireplumber or pipewire-pulse (scripts/deps.sh installs them)"
+        );
+        return;
+    }
+    hears_the_other_side_with_the_default_config(PulseServer::start_pipewire);
+}
+
+fn hears_the_other_side_with_the_default_config(server: Server) {
     let w = common::world();
-    for (name, h, log) in call_and_record(&w, |_| String::new()) {
+    for (name, h, log) in call_and_record(&w, server, |_| String::new()) {
         assert!(
             log.contains("backend=pulse") || log.contains("backend=\"pulse\""),
             "{name} did not pick the pulse backend:\n{log}"
@@ -190,7 +210,7 @@ fn cpal_through_the_pulse_alsa_plugin_for_comparison() {
         return;
     }
     let w = common::world();
-    call_and_record(&w, |_| {
+    call_and_record(&w, PulseServer::start, |_| {
         "[audio]\nbackend = \"cpal\"\ninput = \"default\"\noutput = \"default\"".into()
     });
 }
@@ -214,7 +234,7 @@ fn file_backend_for_comparison() {
         )
     };
     // The speakers are not used; only the CPU line matters here.
-    call_and_record(&w, audio);
+    call_and_record(&w, PulseServer::start, audio);
 }
 
 /// A voice message recorded from the PulseAudio microphone is as long as asked, in about
@@ -225,7 +245,7 @@ fn a_voice_message_recorded_through_pulseaudio_has_the_asked_length() {
         return;
     }
     let w = common::world();
-    let a = phone(&w, "A", 440, "");
+    let a = phone(&w, "A", 440, "", PulseServer::start);
     let b = w.phone("B");
     a.process.wait_online(common::ONLINE);
     let nb = b.wait_online(common::ONLINE)["number"]

@@ -5,7 +5,8 @@
 //! (the plugin's poll descriptor reports ready while less than a period is available, cpal
 //! polls again at once), burning half a core per daemon and starving the stream. Here each
 //! direction is one thread that blocks in `pa_simple_read`/`pa_simple_write` for 10 ms
-//! blocks, so the server paces it: about 100 wake-ups a second each way. The threads only
+//! (capture) or 20 ms (playback) blocks, so the server paces it: 100 and 50 wake-ups a
+//! second. The threads only
 //! convert between 16-bit blocks and the same lock-free mono `f32` rings the other backends
 //! use; blocking is fine there because the rings, not the threads, face the daemon.
 //!
@@ -31,10 +32,16 @@ use super::{Backend, Capture, Options, Playback, Running};
 
 /// The rate asked of the server; it resamples if its devices run at another one.
 const RATE: u32 = 48_000;
-/// Samples per blocking read or write: 10 ms.
+/// Samples per blocking read: 10 ms.
 const BLOCK: usize = RATE as usize / 100;
-/// Bytes in one block of 16-bit mono.
+/// Bytes in one 10 ms block of 16-bit mono.
 const BLOCK_BYTES: u32 = (BLOCK * 2) as u32;
+/// Samples per blocking write: 20 ms, the playback request size (`minreq`) asked of the
+/// server. The server asks for that much at once, so writing it in one go takes it from the
+/// ring in one go, which the counters report as the device's block: the daemon then keeps
+/// that much queued. With 10 ms writes, two came back to back for each request and the ring
+/// ran dry (seen with pipewire-pulse).
+const PLAY_BLOCK: usize = 2 * BLOCK;
 /// What this client is called in the server's stream lists (`pactl list sink-inputs`).
 const CLIENT_NAME: &str = "phoned";
 
@@ -101,7 +108,7 @@ impl PulseBackend {
                 maxlength: u32::MAX,
                 tlength: 6 * BLOCK_BYTES,
                 prebuf: u32::MAX,
-                minreq: 2 * BLOCK_BYTES,
+                minreq: (PLAY_BLOCK * 2) as u32,
                 fragsize: u32::MAX,
             },
         };
@@ -194,7 +201,7 @@ fn capture_loop(
     }
 }
 
-/// Takes 10 ms from the ring (silence where it runs short) and writes it, blocking until
+/// Takes 20 ms from the ring (silence where it runs short) and writes it, blocking until
 /// the server has room: the server's clock paces the loop.
 fn playback_loop(
     simple: &Simple,
@@ -202,16 +209,16 @@ fn playback_loop(
     counters: &StreamCounters,
     stop: &AtomicBool,
 ) {
-    let mut samples = [0i16; BLOCK];
-    let mut bytes = [0u8; BLOCK * 2];
+    let mut samples = [0i16; PLAY_BLOCK];
+    let mut bytes = [0u8; PLAY_BLOCK * 2];
     // Underruns count only once audio has started, as in the cpal backend.
     let mut primed = false;
     while !stop.load(Ordering::Relaxed) {
         let taken = pop_upmixed(&mut ring, &mut samples, 1);
-        counters.add_frames(BLOCK);
+        counters.add_frames(PLAY_BLOCK);
         primed |= taken > 0;
-        if primed && taken < BLOCK {
-            counters.add_xrun(BLOCK - taken);
+        if primed && taken < PLAY_BLOCK {
+            counters.add_xrun(PLAY_BLOCK - taken);
         }
         for (b, s) in bytes.chunks_exact_mut(2).zip(samples) {
             b.copy_from_slice(&s.to_le_bytes());
@@ -231,7 +238,7 @@ fn lost(counters: &StreamCounters, direction: Direction, e: PAErr) {
 }
 
 /// One direction's blocking I/O thread; dropping it stops and joins the thread (within one
-/// 10 ms block while the server is alive).
+/// block while the server is alive).
 pub struct PulseThread {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
