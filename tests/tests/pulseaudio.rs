@@ -200,19 +200,23 @@ fn hears_the_other_side_with_the_default_config(server: Server) {
     }
 }
 
-/// The old path for comparison: cpal's ALSA host through the pulse ALSA plugin (naming
-/// ALSA's `default` device keeps the daemon on cpal). Prints CPU and what was heard; run
-/// with `--ignored` for the before/after figures in `docs/benchmarks.md`.
+/// The old path for comparison: cpal's ALSA host through the pulse ALSA plugin, to
+/// PulseAudio and to PipeWire's pipewire-pulse (naming ALSA's `default` device keeps the
+/// daemon on cpal). Prints CPU and what was heard; run with `--ignored` for the before/after
+/// figures in `docs/benchmarks.md`.
 #[test]
 #[ignore = "a measurement, not a check: the pulse ALSA plugin path is known to spin"]
 fn cpal_through_the_pulse_alsa_plugin_for_comparison() {
-    if skip_without_pulseaudio() {
-        return;
+    let alsa_default =
+        |_: &str| "[audio]\nbackend = \"cpal\"\ninput = \"default\"\noutput = \"default\"".into();
+    if !skip_without_pulseaudio() {
+        eprintln!("PulseAudio:");
+        call_and_record(&common::world(), PulseServer::start, alsa_default);
     }
-    let w = common::world();
-    call_and_record(&w, PulseServer::start, |_| {
-        "[audio]\nbackend = \"cpal\"\ninput = \"default\"\noutput = \"default\"".into()
-    });
+    if pulse::pipewire_available() {
+        eprintln!("PipeWire:");
+        call_and_record(&common::world(), PulseServer::start_pipewire, alsa_default);
+    }
 }
 
 /// The file backend under the same test, for the CPU baseline.
