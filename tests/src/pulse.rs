@@ -81,6 +81,10 @@ impl PulseServer {
                 "--exit-idle-time=-1",
                 "--use-pid-file=no",
                 "--system=no",
+                // Real-time scheduling where allowed (CI runs as root): a timer-driven null
+                // sink on a loaded machine otherwise falls behind the wall clock.
+                "--realtime=yes",
+                "--high-priority=yes",
                 "--log-target=stderr",
                 "-n",
                 "-F",
