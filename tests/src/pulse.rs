@@ -165,7 +165,7 @@ impl PulseServer {
         }
         // WirePlumber learns of the new sinks a moment later; until then there is no
         // such entity to make the default.
-        let defaults = crate::wait_for(Duration::from_secs(10), || {
+        let defaults = crate::wait_for(Duration::from_secs(30), || {
             (server.try_pactl("set-default-sink speaker")
                 && server.try_pactl("set-default-source mic.monitor"))
             .then_some(())
