@@ -224,6 +224,14 @@ impl PulseServer {
         );
     }
 
+    /// Kills the server's processes now (a server that dies mid-call).
+    pub fn kill(&mut self) {
+        for child in self.children.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// `unix:<socket>`, as `PULSE_SERVER` takes it.
     pub fn address(&self) -> String {
         format!("unix:{}", self.socket.display())

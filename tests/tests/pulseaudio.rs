@@ -299,3 +299,52 @@ fn a_voice_message_recorded_through_pulseaudio_has_the_asked_length() {
         "not through pulse:\n{log}"
     );
 }
+
+/// A server that dies mid-call stops the audio threads (one log line each), and the daemon
+/// does not spin: its CPU share afterwards stays far from a busy loop's 100 %.
+#[test]
+fn a_server_dying_mid_call_leaves_no_spinning_thread() {
+    if skip_without_pulseaudio() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let w = common::world();
+    let mut a = phone(&w, "A", 440, "", PulseServer::start);
+    let b = phone(&w, "B", 1000, "", PulseServer::start);
+    a.process.wait_online(common::ONLINE);
+    let nb = b.process.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .expect("a number")
+        .to_owned();
+    assert_eq!(b.process.ctl(&["autoanswer", "all"]).code, 0);
+    let out = a.process.ctl(&["--json", "dial", &nb, "--wait"]);
+    assert_eq!(out.json()["state"], "active", "{out:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    a.pulse.kill();
+    let lost = phoned_tests::wait_for(Duration::from_secs(5), || {
+        let log = a.process.log();
+        (log.matches("audio server connection lost").count() >= 2).then_some(())
+    });
+    assert!(
+        lost.is_some(),
+        "no 'connection lost' for both directions:\n{}",
+        a.process.log()
+    );
+    let meter = CpuMeter::start(a.process.child.id());
+    std::thread::sleep(Duration::from_secs(2));
+    let cpu = meter.percent();
+    eprintln!("A after its server died: CPU {cpu:.1} % of a core");
+    // A spinning thread would show ~100 %; a loaded machine cannot push an idle daemon
+    // anywhere near 50 %.
+    assert!(cpu < 50.0, "A spins after its server died: {cpu:.1} %");
+    assert_eq!(
+        a.process
+            .log()
+            .matches("audio server connection lost")
+            .count(),
+        2,
+        "one line per direction, not a flood"
+    );
+    assert_eq!(a.process.ctl(&["hangup"]).code, 0);
+    assert!(common::no_calls(&a.process) && common::no_calls(&b.process));
+}
