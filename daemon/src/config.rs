@@ -34,6 +34,7 @@ struct AudioFile {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AudioBackend {
     Cpal,
+    Pulse,
     File,
     Null,
 }
@@ -119,12 +120,13 @@ impl Config {
             .map_err(|e| invalid("display_name", e.to_string()))?;
         let backend = match file.audio.backend.as_deref().unwrap_or("cpal") {
             "cpal" => AudioBackend::Cpal,
+            "pulse" => AudioBackend::Pulse,
             "file" => AudioBackend::File,
             "null" => AudioBackend::Null,
             other => {
                 return Err(invalid(
                     "audio.backend",
-                    format!("{other:?} is not one of \"cpal\", \"file\", \"null\""),
+                    format!("{other:?} is not one of \"cpal\", \"pulse\", \"file\", \"null\""),
                 ));
             }
         };

@@ -8,6 +8,7 @@ pub use phoned_client as client;
 pub mod impair;
 pub mod process;
 pub mod proxy;
+pub mod pulse;
 pub mod wav;
 
 use std::time::{Duration, Instant};

@@ -211,11 +211,23 @@ pub struct PhonedProcess {
     pub child: Child,
     pub bus: DbusDaemon,
     pub dir: PathBuf,
+    /// Extra environment (e.g. `PULSE_SERVER`), kept for restarts.
+    env: Vec<(String, String)>,
 }
 
 impl PhonedProcess {
     /// Writes `dir/phoned.toml` (`relay = ADDR` plus `extra`) and starts the daemon.
     pub fn start(dir: &Path, relay: SocketAddr, extra: &str) -> PhonedProcess {
+        PhonedProcess::start_with_env(dir, relay, extra, &[])
+    }
+
+    /// [`PhonedProcess::start`] with `env` added to the daemon's environment.
+    pub fn start_with_env(
+        dir: &Path,
+        relay: SocketAddr,
+        extra: &str,
+        env: &[(String, String)],
+    ) -> PhonedProcess {
         std::fs::create_dir_all(dir).expect("daemon dir");
         std::fs::write(
             dir.join("phoned.toml"),
@@ -223,15 +235,16 @@ impl PhonedProcess {
         )
         .expect("config");
         let bus = DbusDaemon::start();
-        let child = PhonedProcess::spawn(dir, &bus.address);
+        let child = PhonedProcess::spawn(dir, &bus.address, env);
         PhonedProcess {
             child,
             bus,
             dir: dir.to_owned(),
+            env: env.to_vec(),
         }
     }
 
-    fn spawn(dir: &Path, bus: &str) -> Child {
+    fn spawn(dir: &Path, bus: &str, env: &[(String, String)]) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -247,6 +260,7 @@ impl PhonedProcess {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -264,7 +278,7 @@ impl PhonedProcess {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = PhonedProcess::spawn(&self.dir, &self.bus.address);
+        self.child = PhonedProcess::spawn(&self.dir, &self.bus.address, &self.env);
     }
 
     /// Runs `phonectl ARGS` against this daemon's bus.

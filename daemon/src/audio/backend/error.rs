@@ -58,6 +58,13 @@ pub enum AudioError {
     },
     #[error("WAV {path}: {message}")]
     WavFormat { path: PathBuf, message: String },
+    #[error("audio server ({direction}, device {device:?}): {source}")]
+    Pulse {
+        direction: Direction,
+        device: String,
+        #[source]
+        source: libpulse_binding::error::PAErr,
+    },
     #[error("cannot create WAV {path}: {source}")]
     WavCreate {
         path: PathBuf,

@@ -1,10 +1,11 @@
-//! Audio devices behind one trait, [`Backend`]: `cpal` (sound cards), `file` (WAV in and
-//! out, paced in real time) and `null` (paced silence in, output discarded).
+//! Audio devices behind one trait, [`Backend`]: `cpal` (sound cards through ALSA), `pulse`
+//! (a PulseAudio or PipeWire server, natively), `file` (WAV in and out, paced in real
+//! time) and `null` (paced silence in, output discarded).
 //!
 //! A started stream is a [`Capture`] or a [`Playback`]: mono `f32` samples at the device's
 //! rate, in a lock-free single-producer single-consumer ring (`rtrb`) between the device's
-//! real-time side and the daemon. The real-time side — cpal's callback, or a paced thread
-//! for file/null — only converts samples between the device buffer and the ring: it never
+//! real-time side and the daemon. The real-time side — cpal's callback, a paced thread
+//! for file/null, a blocking I/O thread for pulse — only converts samples between the device buffer and the ring: it never
 //! blocks, locks or allocates, and what does not fit is dropped and counted
 //! ([`CounterSnapshot`]). Everything else (resampling to 48 kHz, Opus, jitter buffering)
 //! runs on ordinary threads that read and write the rings. Dropping a stream stops it.
@@ -36,6 +37,7 @@ mod file;
 mod null;
 mod paced;
 mod pacer;
+mod pulse;
 mod wav;
 
 use std::sync::Arc;
@@ -50,13 +52,14 @@ pub use self::error::{AudioError, Direction};
 pub use self::file::FileBackend;
 pub use self::null::NullBackend;
 pub use self::pacer::{Pacer, Tick};
+pub use self::pulse::{PulseBackend, server_reachable};
 pub use self::wav::recording_spec;
 use crate::config::{Audio, AudioBackend};
 
 /// A source of capture streams and playback streams. The one trait with several real
 /// implementations in the daemon: it is what lets the whole daemon run without a sound card.
 pub trait Backend: Send {
-    /// `"cpal"`, `"file"` or `"null"`, for logs.
+    /// `"cpal"`, `"pulse"`, `"file"` or `"null"`, for logs.
     fn kind(&self) -> &'static str;
 
     /// Opens the input device and starts capturing into a new ring.
@@ -69,8 +72,16 @@ pub trait Backend: Send {
 
 /// Opens the backend the configuration names. A file backend checks its input WAV here, so
 /// a bad path is reported at start-up rather than on the first call.
+///
+/// `cpal` with no device named goes to a PulseAudio-protocol server natively when one is
+/// reachable ([`server_reachable`]): see [`resolve`].
 pub fn open(config: &Audio, options: Options) -> Result<Box<dyn Backend>, AudioError> {
-    Ok(match config.backend {
+    Ok(match resolve(config, server_reachable()) {
+        AudioBackend::Pulse => Box::new(PulseBackend::new(
+            config.input.clone(),
+            config.output.clone(),
+            options,
+        )),
         AudioBackend::Cpal => Box::new(CpalBackend::new(
             config.input.clone(),
             config.output.clone(),
@@ -83,6 +94,22 @@ pub fn open(config: &Audio, options: Options) -> Result<Box<dyn Backend>, AudioE
         )?),
         AudioBackend::Null => Box::new(NullBackend::new(options)),
     })
+}
+
+/// The backend actually used. The default `cpal` with neither `input` nor `output` set
+/// becomes `pulse` when a PulseAudio-protocol server (PulseAudio, or PipeWire's
+/// pipewire-pulse) is reachable: cpal's ALSA host spins on the pulse and pipewire ALSA
+/// plugins (see `docs/benchmarks.md`). Naming a device keeps `cpal`: ALSA names such as
+/// `hw:CARD=…` (or `default`, ALSA's own) mean nothing to the server.
+pub fn resolve(config: &Audio, server_reachable: bool) -> AudioBackend {
+    match config.backend {
+        AudioBackend::Cpal
+            if server_reachable && config.input.is_none() && config.output.is_none() =>
+        {
+            AudioBackend::Pulse
+        }
+        other => other,
+    }
 }
 
 /// Tuning shared by all backends.
@@ -132,6 +159,7 @@ impl Period {
 /// What keeps a stream's device side running; dropping it stops the device.
 enum Running {
     Cpal { _stream: ::cpal::Stream },
+    Pulse { _thread: pulse::PulseThread },
     Paced { _thread: paced::PacedThread },
 }
 
@@ -303,19 +331,32 @@ mod tests {
                 .ok(),
             Some("null")
         );
-        // Opening the cpal backend touches no device yet.
-        assert_eq!(
-            open(&audio(AudioBackend::Cpal), options)
-                .map(|b| b.kind())
-                .ok(),
-            Some("cpal")
-        );
+        // Opening the cpal backend touches no device yet. (A named device keeps cpal even
+        // where a sound server runs.)
+        let mut cpal = audio(AudioBackend::Cpal);
+        cpal.input = Some("default".into());
+        assert_eq!(open(&cpal, options).map(|b| b.kind()).ok(), Some("cpal"));
         let mut file = audio(AudioBackend::File);
         file.input_wav = Some("/nonexistent/phoned-test.wav".into());
         assert!(matches!(
             open(&file, options).err(),
             Some(AudioError::WavOpen { .. })
         ));
+    }
+
+    #[test]
+    fn the_default_cpal_goes_to_a_running_sound_server_unless_a_device_is_named() {
+        let cpal = audio(AudioBackend::Cpal);
+        assert_eq!(resolve(&cpal, true), AudioBackend::Pulse);
+        assert_eq!(resolve(&cpal, false), AudioBackend::Cpal);
+        let mut named = cpal.clone();
+        named.output = Some("hw:CARD=Headset,DEV=0".into());
+        assert_eq!(resolve(&named, true), AudioBackend::Cpal);
+        // Explicit choices stay as they are.
+        for b in [AudioBackend::Pulse, AudioBackend::File, AudioBackend::Null] {
+            assert_eq!(resolve(&audio(b), true), b);
+            assert_eq!(resolve(&audio(b), false), b);
+        }
     }
 
     #[test]
