@@ -94,13 +94,7 @@ fn call_and_record(
     let a = phone(w, "A", 440, &audio("A"), server);
     let b = phone(w, "B", 1000, &audio("B"), server);
     a.process.wait_online(common::ONLINE);
-    let nb = b.process.wait_online(common::ONLINE)["number"]
-        .as_str()
-        .expect("a number")
-        .to_owned();
-    assert_eq!(b.process.ctl(&["autoanswer", "all"]).code, 0);
-    let out = a.process.ctl(&["--json", "dial", &nb, "--wait"]);
-    assert_eq!(out.json()["state"], "active", "{out:?}");
+    common::call_answered(&a.process, &b.process);
 
     let recordings: Vec<_> = [&a, &b]
         .iter()
@@ -272,14 +266,7 @@ fn a_voice_message_recorded_through_pulseaudio_has_the_asked_length() {
     let out = a.process.ctl(&["voice", "send", &nb, "--seconds", "3"]);
     let took = started.elapsed();
     assert_eq!(out.code, 0, "{out:?}");
-    let got = phoned_tests::wait_for(Duration::from_secs(20), || {
-        let list = b.ctl(&["--json", "voice", "ls"]).json();
-        list.as_array()?
-            .iter()
-            .find(|v| v["status"] == "received")
-            .cloned()
-    })
-    .expect("recorded voice message arrives");
+    let got = common::received_voice_message(&b);
     let ms = got["duration_ms"].as_u64().unwrap_or(0);
     eprintln!("recorded {ms} ms in {took:?}");
     assert!((2960..=3040).contains(&ms), "duration {ms} ms");
@@ -312,13 +299,7 @@ fn a_server_dying_mid_call_leaves_no_spinning_thread() {
     let mut a = phone(&w, "A", 440, "", PulseServer::start);
     let b = phone(&w, "B", 1000, "", PulseServer::start);
     a.process.wait_online(common::ONLINE);
-    let nb = b.process.wait_online(common::ONLINE)["number"]
-        .as_str()
-        .expect("a number")
-        .to_owned();
-    assert_eq!(b.process.ctl(&["autoanswer", "all"]).code, 0);
-    let out = a.process.ctl(&["--json", "dial", &nb, "--wait"]);
-    assert_eq!(out.json()["state"], "active", "{out:?}");
+    common::call_answered(&a.process, &b.process);
     std::thread::sleep(Duration::from_millis(500));
     a.pulse.kill();
     let lost = phoned_tests::wait_for(Duration::from_secs(5), || {

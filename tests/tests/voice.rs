@@ -104,14 +104,7 @@ fn a_voice_message_recorded_from_the_input_device_arrives() {
         .to_owned();
     let out = a.ctl(&["voice", "send", &nb, "--seconds", "2"]);
     assert_eq!(out.code, 0, "{out:?}");
-    let got = wait_for(Duration::from_secs(20), || {
-        let list = b.ctl(&["--json", "voice", "ls"]).json();
-        list.as_array()?
-            .iter()
-            .find(|v| v["status"] == "received")
-            .cloned()
-    })
-    .expect("recorded voice message arrives");
+    let got = common::received_voice_message(&b);
     let ms = got["duration_ms"].as_u64().unwrap();
     assert!((1980..=2020).contains(&ms), "duration {ms} ms");
     let (samples, _) =

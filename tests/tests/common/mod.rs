@@ -89,3 +89,26 @@ pub fn dial_bg(
     let (bus, target) = (p.bus.address.clone(), target.to_owned());
     std::thread::spawn(move || phonectl(&bus, &["--json", "dial", &target, "--wait"], ""))
 }
+
+/// Waits for `p`'s first received voice message and returns its `voice ls` entry.
+pub fn received_voice_message(p: &PhonedProcess) -> serde_json::Value {
+    wait_for(Duration::from_secs(20), || {
+        let list = p.ctl(&["--json", "voice", "ls"]).json();
+        list.as_array()?
+            .iter()
+            .find(|v| v["status"] == "received")
+            .cloned()
+    })
+    .expect("recorded voice message arrives")
+}
+
+/// `b` answers everything, then `a` dials it and waits until the call is active.
+pub fn call_answered(a: &PhonedProcess, b: &PhonedProcess) {
+    let nb = b.wait_online(ONLINE)["number"]
+        .as_str()
+        .expect("a number")
+        .to_owned();
+    assert_eq!(b.ctl(&["autoanswer", "all"]).code, 0);
+    let out = a.ctl(&["--json", "dial", &nb, "--wait"]);
+    assert_eq!(out.json()["state"], "active", "{out:?}");
+}
