@@ -1,7 +1,10 @@
 //! Per-stream statistics kept in atomics, so the real-time side can count without locking
-//! and any thread can read them.
+//! and any thread can read them; and the stream's health ([`StreamCounters::problem`]): why
+//! its device is not moving audio right now, set and cleared by the backend's own
+//! (non-real-time) device thread or error callback, read by the media thread.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Counters a stream's device side updates. All use relaxed ordering: they are statistics
 /// and progress indicators, never used to synchronise data (the ring does that).
@@ -12,6 +15,9 @@ pub struct StreamCounters {
     xrun_samples: AtomicU64,
     device_errors: AtomicU64,
     last_block: AtomicU64,
+    /// Fast path for [`StreamCounters::problem`]: readers lock only when it is set.
+    has_problem: AtomicBool,
+    problem: Mutex<Option<String>>,
 }
 
 /// A copy of a stream's counters at one moment.
@@ -56,6 +62,34 @@ impl StreamCounters {
         self.device_errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records why the device is not moving audio (server gone, device unplugged, none at
+    /// all), in one line for users. Called from a backend's device thread or error callback,
+    /// never from a real-time audio callback: it locks and allocates.
+    pub fn set_problem(&self, problem: impl Into<String>) {
+        let mut slot = self.problem.lock().unwrap_or_else(|e| e.into_inner());
+        *slot = Some(problem.into());
+        self.has_problem.store(true, Ordering::Release);
+    }
+
+    /// The device moves audio again.
+    pub fn clear_problem(&self) {
+        if self.has_problem.swap(false, Ordering::AcqRel) {
+            *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+
+    /// Why the device is not moving audio, if it is not. Cheap when all is well (one
+    /// atomic load); the media thread polls it a few times a second.
+    pub fn problem(&self) -> Option<String> {
+        if !self.has_problem.load(Ordering::Acquire) {
+            return None;
+        }
+        self.problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Device frames moved so far.
     pub fn frames(&self) -> u64 {
         self.frames.load(Ordering::Relaxed)
@@ -95,5 +129,17 @@ mod tests {
                 last_block: 480,
             }
         );
+    }
+
+    #[test]
+    fn a_problem_is_reported_until_cleared() {
+        let c = StreamCounters::default();
+        assert_eq!(c.problem(), None);
+        c.set_problem("audio server gone");
+        assert_eq!(c.problem().as_deref(), Some("audio server gone"));
+        c.set_problem("no output device");
+        assert_eq!(c.problem().as_deref(), Some("no output device"));
+        c.clear_problem();
+        assert_eq!(c.problem(), None);
     }
 }

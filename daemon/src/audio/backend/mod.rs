@@ -210,6 +210,12 @@ impl Capture {
     pub fn counters(&self) -> CounterSnapshot {
         self.counters.snapshot()
     }
+
+    /// Why the device is not moving audio right now, if it is not (see
+    /// [`StreamCounters::problem`]).
+    pub fn problem(&self) -> Option<String> {
+        self.counters.problem()
+    }
 }
 
 /// A running playback stream: mono `f32` samples written at [`Playback::rate`] are played.
@@ -257,6 +263,12 @@ impl Playback {
 
     pub fn counters(&self) -> CounterSnapshot {
         self.counters.snapshot()
+    }
+
+    /// Why the device is not moving audio right now, if it is not (see
+    /// [`StreamCounters::problem`]).
+    pub fn problem(&self) -> Option<String> {
+        self.counters.problem()
     }
 }
 

@@ -234,6 +234,7 @@ fn playback_loop(
 /// thread then ends, and the ring simply stops moving.
 fn lost(counters: &StreamCounters, direction: Direction, e: PAErr) {
     counters.add_device_error();
+    counters.set_problem(format!("audio server connection lost ({direction}): {e}"));
     tracing::warn!(%direction, error = %e, "audio server connection lost");
 }
 
