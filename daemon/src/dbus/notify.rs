@@ -1,5 +1,6 @@
 //! Desktop notifications through `org.freedesktop.Notifications`: an incoming call with
-//! Answer / Decline actions (closed when it stops ringing) and missed calls. Without a
+//! Answer / Decline actions and the `phone-incoming-call` sound name (closed when it stops
+//! ringing) and missed calls. Without a
 //! notification server nothing happens, and nothing fails.
 
 use std::collections::HashMap;
@@ -9,6 +10,7 @@ use smol::stream::StreamExt;
 use zbus::{Connection, proxy};
 
 use crate::call::engine::Local;
+use crate::config::RingSound;
 use crate::core::{CallOp, Command};
 use crate::driver::Handle;
 
@@ -51,6 +53,8 @@ pub struct Notifier {
 }
 
 const ANSWER: &str = "answer";
+/// The `sound-name` of an incoming call (freedesktop Sound Naming Specification).
+const SOUND_NAME: &str = "phone-incoming-call";
 
 /// "Name (number)", or the number alone.
 fn who(number: &str, name: &str) -> String {
@@ -89,6 +93,16 @@ impl Notifier {
         hints.insert("category", zbus::Variant::from("call.incoming"));
         hints.insert("urgency", zbus::Variant::from(2u8));
         hints.insert("resident", zbus::Variant::from(true));
+        // The freedesktop sound theme's name for this event. While the daemon rings (or
+        // plays the call-waiting tone) itself, `suppress-sound` asks the server not to
+        // play it too: the spec's hint for "the client plays its own sound", and the
+        // daemon's ring loops until the call stops ringing, which a notification sound
+        // cannot. With `ring = "off"` the server may play it: that one sound is then
+        // the desktop's way of ringing.
+        hints.insert("sound-name", zbus::Variant::from(SOUND_NAME));
+        if self.phone.config().audio.ring.sound != RingSound::Off {
+            hints.insert("suppress-sound", zbus::Variant::from(true));
+        }
         let actions = [ANSWER, "Answer", DECLINE, "Decline"];
         match p
             .notify(
