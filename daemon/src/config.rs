@@ -29,6 +29,9 @@ struct AudioFile {
     output: Option<String>,
     input_wav: Option<PathBuf>,
     output_wav: Option<PathBuf>,
+    // Spanned: a bad value is reported with its line, as a parse error is.
+    ring: Option<toml::Spanned<String>>,
+    ring_volume: Option<toml::Spanned<i64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +49,40 @@ pub struct Audio {
     pub output: Option<String>,
     pub input_wav: Option<PathBuf>,
     pub output_wav: Option<PathBuf>,
+    /// How an incoming call sounds (`ring`, `ring_volume`).
+    pub ring: Ring,
+}
+
+/// What an incoming call sounds like here (`[audio] ring`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RingSound {
+    /// The built-in double ring (`"builtin"`, the default).
+    #[default]
+    Builtin,
+    /// No ring and no call-waiting tone from the daemon (`"off"`).
+    Off,
+    /// A WAV file, looped (an absolute path).
+    Wav(PathBuf),
+}
+
+/// The ring settings (`[audio] ring`, `ring_volume`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ring {
+    pub sound: RingSound,
+    /// 0–100 %, on the cubic scale of desktop volume sliders (see `ring::tone::gain`).
+    pub volume: u8,
+}
+
+/// `ring_volume` when the config does not say.
+pub const DEFAULT_RING_VOLUME: u8 = 70;
+
+impl Default for Ring {
+    fn default() -> Ring {
+        Ring {
+            sound: RingSound::Builtin,
+            volume: DEFAULT_RING_VOLUME,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +176,7 @@ impl Config {
                 "\"file\" needs input_wav or output_wav".into(),
             ));
         }
+        let ring = ring(text, file.audio.ring, file.audio.ring_volume)?;
         Ok(Config {
             relay,
             relay_host,
@@ -153,9 +191,61 @@ impl Config {
                 output: file.audio.output,
                 input_wav: file.audio.input_wav,
                 output_wav: file.audio.output_wav,
+                ring,
             },
         })
     }
+}
+
+/// `[audio] ring` and `ring_volume`, checked: a WAV must be an absolute path to a file the
+/// ring can play (read now, so a typo shows at start or reload, not when a call rings).
+/// Problems are reported with their line, like the parser's.
+fn ring(
+    text: &str,
+    sound: Option<toml::Spanned<String>>,
+    volume: Option<toml::Spanned<i64>>,
+) -> Result<Ring, ConfigError> {
+    let at = |span, message: String| {
+        ConfigError::parse(Path::new("<inline>"), text, &message, Some(span))
+    };
+    let sound = match sound {
+        None => RingSound::Builtin,
+        Some(s) => {
+            let span = s.span();
+            match s.into_inner().as_str() {
+                "builtin" => RingSound::Builtin,
+                "off" => RingSound::Off,
+                path if Path::new(path).is_absolute() => {
+                    let path = PathBuf::from(path);
+                    crate::ring::wav::check(&path)
+                        .map_err(|e| at(span, format!("audio.ring: {e}")))?;
+                    RingSound::Wav(path)
+                }
+                other => {
+                    return Err(at(
+                        span,
+                        format!(
+                            "audio.ring: {other:?} is not \"builtin\", \"off\" or the absolute path of a WAV file"
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    let volume = match volume {
+        None => DEFAULT_RING_VOLUME,
+        Some(v) => {
+            let span = v.span();
+            let v = v.into_inner();
+            u8::try_from(v).ok().filter(|v| *v <= 100).ok_or_else(|| {
+                at(
+                    span,
+                    format!("audio.ring_volume: {v} is not 0 to 100 (percent)"),
+                )
+            })?
+        }
+    };
+    Ok(Ring { sound, volume })
 }
 
 /// Why a relay address does not read as one.
@@ -240,6 +330,60 @@ mod tests {
     }
 
     #[test]
+    fn the_ring_is_builtin_at_70_percent_unless_set() {
+        let c = Config::parse("relay = \"r:1\"").unwrap();
+        assert_eq!(c.audio.ring, Ring::default());
+        assert_eq!(
+            (c.audio.ring.sound, c.audio.ring.volume),
+            (RingSound::Builtin, 70)
+        );
+        let c = Config::parse("relay = \"r:1\"\n[audio]\nring = \"off\"\nring_volume = 0").unwrap();
+        assert_eq!(
+            c.audio.ring,
+            Ring {
+                sound: RingSound::Off,
+                volume: 0
+            }
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let wav = dir.path().join("ring.wav");
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 44_100,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+        (0..882).for_each(|_| w.write_sample(0i16).unwrap());
+        w.finalize().unwrap();
+        let text = format!(
+            "relay = \"r:1\"\n[audio]\nring = \"{}\"\nring_volume = 100",
+            wav.display()
+        );
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.audio.ring.sound, RingSound::Wav(wav));
+        assert_eq!(c.audio.ring.volume, 100);
+    }
+
+    #[test]
+    fn a_bad_ring_is_reported_with_its_line() {
+        let e = Config::parse("relay = \"r:1\"\n[audio]\nbackend = \"null\"\nring = \"loud\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("(line 4: ring = \"loud\")"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("ring.wav");
+        std::fs::write(&text, "not a wav").unwrap();
+        let e = Config::parse(&format!(
+            "relay = \"r:1\"\n[audio]\nring = \"{}\"",
+            text.display()
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cannot open WAV") && e.contains("line 3"), "{e}");
+    }
+
+    #[test]
     fn problems_name_their_key() {
         for (text, key) in [
             ("", "relay"),
@@ -264,6 +408,24 @@ mod tests {
                 "audio.backend",
             ),
             ("relay = \"r:1\"\ncolour = 1", "colour"),
+            ("relay = \"r:1\"\n[audio]\nring = \"bultin\"", "audio.ring"),
+            (
+                "relay = \"r:1\"\n[audio]\nring = \"ring.wav\"",
+                "absolute path",
+            ),
+            (
+                "relay = \"r:1\"\n[audio]\nring = \"/nonexistent/ring.wav\"",
+                "/nonexistent/ring.wav",
+            ),
+            (
+                "relay = \"r:1\"\n[audio]\nring_volume = 101",
+                "audio.ring_volume",
+            ),
+            ("relay = \"r:1\"\n[audio]\nring_volume = -1", "0 to 100"),
+            (
+                "relay = \"r:1\"\n[audio]\nring_volume = \"loud\"",
+                "ring_volume",
+            ),
             ("relay = 5", "relay"),
         ] {
             let e = Config::parse(text).unwrap_err().to_string();

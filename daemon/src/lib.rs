@@ -4,7 +4,7 @@
 //! it are adapters that talk to the world through a [`driver::Handle`]: the relay
 //! [`link`], the D-Bus service [`dbus`], text [`messages`], [`files`] and [`voice`]
 //! messages, and the LMDB [`store`]. [`call::media`] carries a call's audio and [`audio`]
-//! is the audio pipeline under it.
+//! is the audio pipeline under it; [`ring`] is how an incoming call sounds.
 
 pub mod audio;
 pub mod call;
@@ -17,6 +17,7 @@ pub mod files;
 pub mod link;
 pub mod messages;
 pub mod reload;
+pub mod ring;
 pub mod store;
 pub mod vcard;
 pub mod voice;

@@ -56,6 +56,7 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
                 output: _,
                 input_wav: _,
                 output_wav: _,
+                ring: _,
             },
     } = old;
     let mut changes = Vec::new();
@@ -102,6 +103,13 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         "audio.output_wav",
         Effect::NextCall,
     );
+    // A ring in progress keeps its sound: the next incoming call rings with the new one.
+    check(a.ring.sound != b.ring.sound, "audio.ring", Effect::NextCall);
+    check(
+        a.ring.volume != b.ring.volume,
+        "audio.ring_volume",
+        Effect::NextCall,
+    );
     changes
 }
 
@@ -144,7 +152,7 @@ mod tests {
             "relay = \"s:1\"\nrelay_fingerprint = \"sha256:ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB\"\n\
              number = \"1042\"\npassword = \"pw\"\ndownload_dir = \"/tmp/x\"\n\
              [audio]\nbackend = \"file\"\ninput = \"hw:1\"\noutput = \"hw:2\"\n\
-             input_wav = \"in.wav\"\noutput_wav = \"out.wav\"",
+             input_wav = \"in.wav\"\noutput_wav = \"out.wav\"\nring = \"off\"\nring_volume = 20",
         );
         let changes = diff(&old, &new);
         assert_eq!(
@@ -160,6 +168,8 @@ mod tests {
                 ("audio.output", Effect::NextCall),
                 ("audio.input_wav", Effect::NextCall),
                 ("audio.output_wav", Effect::NextCall),
+                ("audio.ring", Effect::NextCall),
+                ("audio.ring_volume", Effect::NextCall),
             ]
         );
         assert!(needs_reconnect(&changes));

@@ -224,6 +224,12 @@ fn the_incoming_call_notification_answers_the_call() {
     assert_eq!(summary, "Incoming call");
     assert_eq!(actions, ["answer", "Answer", "decline", "Decline"]);
     assert!(hints["category"].contains("call.incoming"), "{hints:?}");
+    // The sound theme's name for it; the daemon rings itself, so the server should not.
+    assert!(
+        hints["sound-name"].contains("phone-incoming-call"),
+        "{hints:?}"
+    );
+    assert!(hints["suppress-sound"].contains("true"), "{hints:?}");
     smol::block_on(async {
         let iface = conn
             .object_server()

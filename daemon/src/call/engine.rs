@@ -266,6 +266,11 @@ impl Engine {
         };
         let was = c.state;
         let mut out = Vec::new();
+        // Whatever the relay says next, a call that is no longer incoming no longer rings
+        // here (first: the ring's device closes before the call's media opens).
+        if was == CallState::Incoming && !matches!(phase, CallPhase::Ended(_)) {
+            out.push(Output::StopRinging(local));
+        }
         match phase {
             CallPhase::Ringing => c.state = CallState::Ringing,
             CallPhase::Active { source } => {
@@ -273,9 +278,6 @@ impl Engine {
                 c.held_by_me = false;
                 if c.answered_ms.is_none() {
                     c.answered_ms = Some(now_ms);
-                }
-                if was == CallState::Incoming {
-                    out.push(Output::StopRinging(local));
                 }
                 out.push(Output::StartMedia {
                     local,

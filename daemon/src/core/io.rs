@@ -13,6 +13,7 @@ use super::error::CoreError;
 use crate::call::engine::{Local, Record};
 use crate::config::Config;
 use crate::reload;
+use crate::ring::Sound;
 
 /// Names a waiting caller; the driver keeps the way back to it.
 pub type ReplyTo = u64;
@@ -153,6 +154,10 @@ pub enum Effect {
     /// Announce on D-Bus.
     Change(Change),
     Media(Media),
+    /// What the device should sound for incoming calls now (ring, waiting tone, nothing).
+    /// A `Silent` comes before the `Media` effects of its batch, a sound to start after
+    /// them (see `ring::ringer`).
+    Sound(Sound),
     /// A finished call for the history.
     Record(Record),
     /// Store a setting, then answer `reply` with how that went.

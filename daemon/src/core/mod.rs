@@ -1,6 +1,6 @@
 //! The daemon's core, sans-IO: the call engine, the link and account status, the config
-//! in effect, do-not-disturb and auto-answer, and every request it has issued to the
-//! relay. [`Core::handle`] takes the time and an [`Input`] (a command from D-Bus, an
+//! in effect, do-not-disturb and auto-answer, the ringer (when the device rings), and
+//! every request it has issued to the relay. [`Core::handle`] takes the time and an [`Input`] (a command from D-Bus, an
 //! event from the link, a relay answer) and returns the [`Effect`]s for the driver
 //! (`crate::driver`) to carry out. No sockets, no clock, no locks, no tasks: the
 //! driver owns the only `Core` and is the only code that touches it; the rest reads the
@@ -29,6 +29,7 @@ use phoned_proto::{Request, Response};
 use crate::call::engine::{Call, Engine, EngineError, Local};
 use crate::config::Config;
 use crate::reload;
+use crate::ring::Ringer;
 
 use answers::Purpose;
 pub use change::{Change, Status};
@@ -69,6 +70,8 @@ pub struct Core {
     requests: HashMap<Token, (Purpose, u64)>,
     next_token: Token,
     effects: Vec<Effect>,
+    /// When the device rings or plays the call-waiting tone.
+    ringer: Ringer,
 }
 
 /// The error a command gets when the link is down.
@@ -101,6 +104,7 @@ impl Core {
             requests: HashMap::new(),
             next_token: 1,
             effects: Vec::new(),
+            ringer: Ringer::new(),
         }
     }
 
@@ -142,6 +146,7 @@ impl Core {
             }
             Input::Timeout => self.expire(now_ms),
         }
+        self.settle_sound();
         std::mem::take(&mut self.effects)
     }
 

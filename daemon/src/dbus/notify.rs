@@ -1,5 +1,6 @@
 //! Desktop notifications through `org.freedesktop.Notifications`: an incoming call with
-//! Answer / Decline actions (closed when it stops ringing) and missed calls. Without a
+//! Answer / Decline actions and the `phone-incoming-call` sound name (closed when it stops
+//! ringing) and missed calls. Without a
 //! notification server nothing happens, and nothing fails.
 
 use std::collections::HashMap;
@@ -9,6 +10,7 @@ use smol::stream::StreamExt;
 use zbus::{Connection, proxy};
 
 use crate::call::engine::Local;
+use crate::config::RingSound;
 use crate::core::{CallOp, Command};
 use crate::driver::Handle;
 
@@ -42,6 +44,26 @@ trait Notifications {
     fn action_invoked(&self, id: u32, action_key: String) -> zbus::Result<()>;
 }
 
+/// The hints of the incoming-call notification.
+///
+/// `sound-name` is the freedesktop sound theme's name for the event. While the daemon
+/// sounds itself (`rings_itself`: the ring through the output device, or the call-waiting
+/// beep inside a call), `suppress-sound` asks the server not to play it too: the spec's
+/// hint for "the client plays its own sound", and the daemon's ring goes on until the call
+/// stops ringing, which a notification sound cannot. With `ring = "off"` the server may
+/// play it: that one sound is then the desktop's way of ringing.
+fn incoming_hints(rings_itself: bool) -> HashMap<&'static str, zbus::Variant<'static>> {
+    let mut hints = HashMap::new();
+    hints.insert("category", zbus::Variant::from("call.incoming"));
+    hints.insert("urgency", zbus::Variant::from(2u8));
+    hints.insert("resident", zbus::Variant::from(true));
+    hints.insert("sound-name", zbus::Variant::from(SOUND_NAME));
+    if rings_itself {
+        hints.insert("suppress-sound", zbus::Variant::from(true));
+    }
+    hints
+}
+
 pub struct Notifier {
     conn: Connection,
     phone: Handle,
@@ -51,6 +73,8 @@ pub struct Notifier {
 }
 
 const ANSWER: &str = "answer";
+/// The `sound-name` of an incoming call (freedesktop Sound Naming Specification).
+const SOUND_NAME: &str = "phone-incoming-call";
 
 /// "Name (number)", or the number alone.
 fn who(number: &str, name: &str) -> String {
@@ -85,10 +109,8 @@ impl Notifier {
         let Some(p) = self.proxy().await else { return };
         self.listen(&p).await;
         let who = who(number, name);
-        let mut hints: HashMap<&str, zbus::Variant<'_>> = HashMap::new();
-        hints.insert("category", zbus::Variant::from("call.incoming"));
-        hints.insert("urgency", zbus::Variant::from(2u8));
-        hints.insert("resident", zbus::Variant::from(true));
+        let rings_itself = self.phone.config().audio.ring.sound != RingSound::Off;
+        let hints = incoming_hints(rings_itself);
         let actions = [ANSWER, "Answer", DECLINE, "Decline"];
         match p
             .notify(
@@ -189,5 +211,30 @@ impl Notifier {
             }
         })
         .detach();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_incoming_call_names_its_sound_and_suppresses_it_only_while_the_daemon_rings() {
+        let ringing = incoming_hints(true);
+        assert_eq!(
+            ringing.get("sound-name"),
+            Some(&zbus::Variant::from("phone-incoming-call"))
+        );
+        assert_eq!(
+            ringing.get("suppress-sound"),
+            Some(&zbus::Variant::from(true))
+        );
+        let off = incoming_hints(false);
+        assert_eq!(off.get("sound-name"), ringing.get("sound-name"));
+        assert!(!off.contains_key("suppress-sound"));
+        assert_eq!(
+            off.get("category"),
+            Some(&zbus::Variant::from("call.incoming"))
+        );
     }
 }

@@ -1,9 +1,9 @@
 //! The one task that owns the daemon's [`Core`]: it feeds the core commands (from D-Bus),
 //! link events and relay answers, wakes it at its deadline, and carries out its effects:
 //! requests to the relay (their answers come back as inputs), replies to waiting callers,
-//! changes for the D-Bus announcer, call media, history, settings and credentials, and
-//! the hand-off of messages and files to their adapters. It also owns the live relay
-//! client and the media sessions. Nothing else touches the core; adapters hold a
+//! changes for the D-Bus announcer, call media, the ring and the call-waiting tone,
+//! history, settings and credentials, and the hand-off of messages and files to their
+//! adapters. It also owns the live relay client, the media sessions and the ring player. Nothing else touches the core; adapters hold a
 //! [`Handle`].
 
 mod handle;
@@ -28,6 +28,7 @@ use crate::core::{
     CallSettings, Change, Core, CoreError, Effect, Input, LinkEvent, Media, Remember, Reply,
     ReplyTo, Setting, Token,
 };
+use crate::ring::{RingPlayer, Sound};
 use crate::store::{self, Store};
 use crate::{credentials, files, messages};
 pub use handle::Handle;
@@ -59,6 +60,10 @@ pub struct Driver {
     client: Option<Arc<Client>>,
     /// Media of the calls that are active or held now.
     media: HashMap<Local, (CallId, MediaSession)>,
+    /// The ring playing through the output device, if one is.
+    ring: Option<RingPlayer>,
+    /// Whether the calls' playback carries the call-waiting tone.
+    waiting_tone: bool,
     replies: HashMap<ReplyTo, ReplySender>,
     next_reply: ReplyTo,
 }
@@ -97,6 +102,8 @@ pub fn new(config: Config, config_path: PathBuf, state_dir: PathBuf, store: Stor
         relink: relink_tx,
         client: None,
         media: HashMap::new(),
+        ring: None,
+        waiting_tone: false,
         replies: HashMap::new(),
         next_reply: 1,
     };
@@ -230,6 +237,7 @@ impl Driver {
             }
             Effect::Change(c) => self.handle.announce(c),
             Effect::Media(m) => self.media(m),
+            Effect::Sound(s) => self.sound(s),
             Effect::Record(r) => self.record(r),
             Effect::Save { setting, reply } => {
                 let (key, value) = match setting {
@@ -308,6 +316,7 @@ impl Driver {
                 match MediaSession::start(audio, client.conn.clone(), call, source, muted) {
                     Ok(session) => {
                         tracing::info!(source, "call media started");
+                        session.set_waiting_tone(self.waiting_tone);
                         self.media.insert(local, (call, session));
                     }
                     Err(e) => tracing::error!("no audio for the call: {e}"),
@@ -332,6 +341,23 @@ impl Driver {
                     tracing::info!("call media stopped");
                 }
             }
+        }
+    }
+
+    /// Rings, plays the waiting tone in the calls, or stops both. Dropping the ring player
+    /// closes its stream before returning: a call that the same batch starts finds the
+    /// device free.
+    fn sound(&mut self, sound: Sound) {
+        self.ring = None;
+        if sound == Sound::Ring {
+            match RingPlayer::start(&self.core.config().audio) {
+                Ok(player) => self.ring = Some(player),
+                Err(e) => tracing::error!("cannot start the ring thread: {e}"),
+            }
+        }
+        self.waiting_tone = sound == Sound::Waiting;
+        for (_, session) in self.media.values() {
+            session.set_waiting_tone(self.waiting_tone);
         }
     }
 

@@ -2,9 +2,9 @@
 //! paced in real time, so the whole daemon can be run and tested without a sound card and
 //! scripts can play announcements or record calls.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::counters::StreamCounters;
 use super::error::AudioError;
@@ -21,15 +21,36 @@ use super::{Backend, Capture, Options, Playback, start_paced_capture, start_pace
 /// Playback records to `output` as mono 16-bit PCM at 48 kHz (the network rate, so the
 /// recording needs no resampling), consuming one block per period like a sound card and
 /// recording silence when nothing is queued, so the file's timeline is real time. The
-/// first playback stream truncates the file, later ones append to it: it holds everything
-/// this backend played. Without an output file playback is discarded.
+/// first playback stream of the process truncates the file, later ones append to it, from
+/// whichever backend they come (each call, the ring and voice messages open their own):
+/// it holds everything the daemon played, in order, one stream at a time. Without an
+/// output file playback is discarded.
 #[derive(Debug)]
 pub struct FileBackend {
     input: Option<PathBuf>,
     output: Option<PathBuf>,
     options: Options,
-    output_claim: Arc<AtomicBool>,
-    output_started: bool,
+}
+
+/// An output file of this process: its claim (one stream writes at a time) and whether a
+/// stream has written it yet (then the next appends).
+#[derive(Debug, Default)]
+struct Output {
+    claim: Arc<AtomicBool>,
+    started: AtomicBool,
+}
+
+/// The output files this process has opened, by path.
+static OUTPUTS: Mutex<Vec<(PathBuf, Arc<Output>)>> = Mutex::new(Vec::new());
+
+fn output(path: &Path) -> Arc<Output> {
+    let mut outputs = OUTPUTS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, o)) = outputs.iter().find(|(p, _)| p == path) {
+        return o.clone();
+    }
+    let o = Arc::new(Output::default());
+    outputs.push((path.to_owned(), o.clone()));
+    o
 }
 
 impl FileBackend {
@@ -46,8 +67,6 @@ impl FileBackend {
             input,
             output,
             options,
-            output_claim: Arc::new(AtomicBool::new(false)),
-            output_started: false,
         })
     }
 }
@@ -73,16 +92,12 @@ impl Backend for FileBackend {
         let counters = Arc::new(StreamCounters::default());
         let sink = match &self.output {
             Some(path) => {
-                let claim = OutputClaim::take(&self.output_claim)
+                let out = output(path);
+                let claim = OutputClaim::take(&out.claim)
                     .ok_or_else(|| AudioError::OutputBusy { path: path.clone() })?;
-                let sink = WavSink::create(
-                    path,
-                    NULL_RATE,
-                    self.output_started,
-                    counters.clone(),
-                    claim,
-                )?;
-                self.output_started = true;
+                let append = out.started.load(Ordering::Acquire);
+                let sink = WavSink::create(path, NULL_RATE, append, counters.clone(), claim)?;
+                out.started.store(true, Ordering::Release);
                 Sink::Wav(sink)
             }
             None => Sink::Discard,
@@ -233,6 +248,36 @@ mod tests {
         let first_pos = samples.iter().position(|&s| s == 16384);
         let second_pos = samples.iter().position(|&s| s == -16384);
         assert!(first_pos < second_pos);
+    }
+
+    #[test]
+    fn a_second_backend_on_the_same_file_appends_and_waits_its_turn() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.wav");
+        let new = || FileBackend::new(None, Some(path.clone()), Options::default()).expect("new");
+        let (mut ring, mut call) = (new(), new());
+        let mut first = ring.start_playback().expect("the first truncates");
+        assert!(matches!(
+            call.start_playback(),
+            Err(AudioError::OutputBusy { .. })
+        ));
+        first.write(&[0.5]);
+        wait_until("the first sample is played", || first.pending() == 0);
+        drop(first);
+        let mut second = call.start_playback().expect("free again");
+        second.write(&[-0.5]);
+        wait_until("the second sample is played", || second.pending() == 0);
+        drop(second);
+        let samples: Vec<i16> = WavReader::open(&path)
+            .expect("valid")
+            .samples::<i16>()
+            .map(|s| s.expect("sample"))
+            .collect();
+        let at = |v| samples.iter().position(|&s| s == v);
+        assert!(
+            at(16384).is_some() && at(16384) < at(-16384),
+            "both, in order"
+        );
     }
 
     #[test]

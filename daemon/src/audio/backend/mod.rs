@@ -12,7 +12,7 @@
 //!
 //! ```no_run
 //! use phoned::audio::backend::{self, Options};
-//! use phoned::config::{Audio, AudioBackend};
+//! use phoned::config::{Audio, AudioBackend, Ring};
 //!
 //! let config = Audio {
 //!     backend: AudioBackend::Null,
@@ -20,6 +20,7 @@
 //!     output: None,
 //!     input_wav: None,
 //!     output_wav: None,
+//!     ring: Ring::default(),
 //! };
 //! let mut backend = backend::open(&config, Options::default())?;
 //! let mut mic = backend.start_capture()?;
@@ -53,7 +54,7 @@ pub use self::file::FileBackend;
 pub use self::null::NullBackend;
 pub use self::pacer::{Pacer, Tick};
 pub use self::pulse::{PulseBackend, server_reachable};
-pub use self::wav::recording_spec;
+pub use self::wav::{WavSource, recording_spec};
 use crate::config::{Audio, AudioBackend};
 
 /// A source of capture streams and playback streams. The one trait with several real
@@ -323,6 +324,7 @@ mod tests {
             output: None,
             input_wav: None,
             output_wav: None,
+            ring: crate::config::Ring::default(),
         }
     }
 

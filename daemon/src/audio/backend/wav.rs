@@ -73,6 +73,11 @@ impl WavSource {
         self.rate
     }
 
+    /// How many frames (samples per channel) the file holds.
+    pub fn frames(&self) -> u32 {
+        self.reader.duration()
+    }
+
     /// Fills `out` with the next mono samples (the mean of each frame's channels); past the
     /// end of the file, or after a read error (logged once), with silence.
     pub fn fill(&mut self, out: &mut [f32]) {

@@ -75,6 +75,26 @@ fn incoming_call_rings_then_is_missed() {
 }
 
 #[test]
+fn a_call_that_leaves_the_incoming_state_stops_ringing_first() {
+    let mut e = Engine::new();
+    // Answered: the ring stops before the media starts (the device is the call's).
+    e.incoming(9, "2000".into(), "Bob".into(), OFF, 0);
+    let out = e.phase(9, CallPhase::Active { source: 1 }, 10);
+    assert!(matches!(
+        out.as_slice(),
+        [Output::StopRinging(_), Output::StartMedia { .. }, ..]
+    ));
+    // Whatever else the relay says about it.
+    for phase in [CallPhase::Held { by_me: false }, CallPhase::Ringing] {
+        let out = e.incoming(10, "2000".into(), "Bob".into(), OFF, 20);
+        let Output::Added(l) = out[0] else { panic!() };
+        let out = e.phase(10, phase, 30);
+        assert_eq!(out.first(), Some(&Output::StopRinging(l)), "{phase:?}");
+        e.phase(10, CallPhase::Ended(EndReason::Hangup), 40);
+    }
+}
+
+#[test]
 fn do_not_disturb_declines_busy_and_auto_answer_answers() {
     let mut e = Engine::new();
     let dnd = Policy {

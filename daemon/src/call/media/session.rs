@@ -1,6 +1,7 @@
 //! A call's media thread: opens the devices, then every [`TICK`] moves what the microphone
 //! captured, the datagrams from the relay and the playback device's fill level into the
-//! [`MediaPipeline`], sends the datagrams it returns and queues its samples for playback.
+//! [`MediaPipeline`], sends the datagrams it returns and queues its samples for playback,
+//! with the call-waiting tone mixed in while another call waits.
 //! All decisions are the pipeline's; this file only owns the clock, the devices and the
 //! connection.
 
@@ -17,6 +18,7 @@ use super::pipeline::{Device, Flags, MediaEvent, MediaPipeline, PipelineError};
 use super::{TICK, playback_queue};
 use crate::audio::backend::{self, AudioError, Capture, Options, Playback};
 use crate::config::Audio;
+use crate::ring::tone::{self, ToneGen};
 
 /// Datagrams waiting for the media thread; beyond this they are dropped (stale anyway).
 const INBOX: usize = 256;
@@ -38,6 +40,8 @@ struct Switches {
     stop: AtomicBool,
     muted: AtomicBool,
     paused: AtomicBool,
+    /// Another call rings: mix the call-waiting tone into what is played.
+    waiting_tone: AtomicBool,
 }
 
 /// One call's running media; dropping it stops the thread and closes the devices.
@@ -70,6 +74,7 @@ impl MediaSession {
         let capture = backend.start_capture()?;
         let playback = backend.start_playback()?;
         let pipeline = MediaPipeline::new(call, source, capture.rate(), playback.rate())?;
+        let waiting_tone = ToneGen::new(&tone::WAITING, playback.rate(), 1.0);
         let switches = Arc::new(Switches::default());
         switches.muted.store(muted, Ordering::Relaxed);
         let (inbox, rx) = smol::channel::bounded(INBOX);
@@ -91,6 +96,7 @@ impl MediaSession {
                     conn,
                     inbox: rx,
                     captured,
+                    waiting_tone,
                 };
                 io.run(pipeline, &shared, call);
             })
@@ -115,6 +121,11 @@ impl MediaSession {
     pub fn set_paused(&self, paused: bool) {
         self.switches.paused.store(paused, Ordering::Relaxed);
     }
+
+    /// Another call waits: the call-waiting tone is mixed into what this call plays.
+    pub fn set_waiting_tone(&self, on: bool) {
+        self.switches.waiting_tone.store(on, Ordering::Relaxed);
+    }
 }
 
 impl Drop for MediaSession {
@@ -133,6 +144,7 @@ struct Io {
     conn: quinn::Connection,
     inbox: Receiver<Bytes>,
     captured: Vec<f32>,
+    waiting_tone: ToneGen,
 }
 
 impl Io {
@@ -161,6 +173,13 @@ impl Io {
             for datagram in out.datagrams.drain(..) {
                 // A full send buffer drops the frame: late audio is worthless.
                 let _ = self.conn.send_datagram(datagram);
+            }
+            // Mixed in place: the tone allocates nothing. Off, it rewinds, so the next
+            // waiting call's first beep comes at once.
+            if switches.waiting_tone.load(Ordering::Relaxed) {
+                self.waiting_tone.mix(&mut out.playback);
+            } else {
+                self.waiting_tone.rewind();
             }
             self.playback.write(&out.playback);
             out.events.drain(..).for_each(|e| log(call, e));

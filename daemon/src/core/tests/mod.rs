@@ -400,4 +400,5 @@ fn resuming_a_call_holds_the_one_that_talks() {
     );
 }
 
+mod ringing;
 mod sessions;

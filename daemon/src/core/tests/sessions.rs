@@ -1,6 +1,6 @@
 //! Random sessions against the core: link up and down, relay events, user commands,
 //! relay answers (or none) and time, in any order. Whatever happens, the core keeps its
-//! promises (see [`Ledger`] and the end of [`run_session`]).
+//! promises (see [`Ledger`], the checks after each input and the end of [`run_session`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use crate::core::{
     CallOp, Change, Command, CoreError, Effect, ErrorKind, Input, LinkEvent, REQUEST_TIMEOUT_MS,
     ReplyTo, Token,
 };
+use crate::ring::Sound;
 
 /// One step of a random session.
 #[derive(Debug, Clone)]
@@ -63,6 +64,8 @@ struct Ledger {
     /// Reply tokens given out and how many replies each got.
     replies: HashMap<ReplyTo, u32>,
     outstanding: Vec<Token>,
+    /// What the device sounds, as the `Sound` effects said.
+    sound: Sound,
 }
 
 impl Ledger {
@@ -79,6 +82,16 @@ impl Ledger {
                     reply: Some(to), ..
                 } => *self.replies.entry(*to).or_default() += 1,
                 Effect::Send { token, .. } => self.outstanding.push(*token),
+                Effect::Sound(sound) => {
+                    // One sound at a time: the ring's stream closes before anything else
+                    // uses the device.
+                    assert!(
+                        self.sound == Sound::Silent || *sound == Sound::Silent,
+                        "{:?} straight to {sound:?}: {effects:?}",
+                        self.sound
+                    );
+                    self.sound = *sound;
+                }
                 _ => {}
             }
         }
@@ -265,6 +278,16 @@ fn run_session(steps: Vec<Step>) {
         };
         let effects = rig.input(input);
         ledger.record(&before, &effects);
+        // Something sounds only for a call that rings here, and the ring goes through the
+        // device only while no call has it.
+        let calls = rig.core.snapshot().calls;
+        let state = |s: CallState| calls.values().any(|c| c.state == s);
+        if !state(CallState::Incoming) {
+            assert_eq!(ledger.sound, Sound::Silent, "{effects:?}");
+        }
+        if ledger.sound == Sound::Ring {
+            assert!(!state(CallState::Active), "{effects:?}");
+        }
         // Every command got its reply now, or is waiting on a request that will settle.
         if let Some(deadline) = rig.core.next_deadline() {
             assert!(deadline <= rig.now + REQUEST_TIMEOUT_MS);
@@ -275,6 +298,7 @@ fn run_session(steps: Vec<Step>) {
     let effects = rig.input(Input::Link(LinkEvent::Offline { why: None }));
     ledger.record(&before, &effects);
     assert!(rig.core.snapshot().calls.is_empty());
+    assert_eq!(ledger.sound, Sound::Silent);
     assert_eq!(ledger.added, ledger.removed);
     assert_eq!(rig.core.next_deadline(), None);
     for to in 1..=u64::from(asked) {
