@@ -334,6 +334,7 @@ where
 {
     let channels = usize::from(config.channels).max(1);
     let errors = counters.clone();
+    let mut logged = false;
     device.build_input_stream::<T, _, _>(
         config,
         move |data: &[T], _: &::cpal::InputCallbackInfo| {
@@ -345,7 +346,7 @@ where
                 counters.add_xrun(frames - pushed);
             }
         },
-        move |e| stream_error(&errors, Direction::Capture, e),
+        move |e| stream_error(&errors, &mut logged, Direction::Capture, e),
         Some(OPEN_TIMEOUT),
     )
 }
@@ -361,6 +362,7 @@ where
 {
     let channels = usize::from(config.channels).max(1);
     let errors = counters.clone();
+    let mut logged = false;
     // Underruns count only once audio has started: silence before the first sample is
     // expected, not a glitch.
     let mut primed = false;
@@ -375,17 +377,36 @@ where
                 counters.add_xrun(frames - taken);
             }
         },
-        move |e| stream_error(&errors, Direction::Playback, e),
+        move |e| stream_error(&errors, &mut logged, Direction::Playback, e),
         Some(OPEN_TIMEOUT),
     )
 }
 
-/// cpal's error callback (not the real-time data path): counts every error and logs all
-/// but device xruns, which are frequent and already visible in the counters.
-fn stream_error(counters: &StreamCounters, direction: Direction, e: ::cpal::Error) {
+/// cpal's error callback (on the stream's worker thread, outside the data callback):
+/// counts every error. A device that is gone sets the stream's problem, which the call's
+/// media thread reports to the user (one log line) and acts on. Of the other errors only
+/// the stream's first is logged: cpal's ALSA worker reports an error that persists on
+/// every pass of its loop, and a line each time would flood the log. Device xruns are
+/// frequent and already visible in the counters.
+fn stream_error(
+    counters: &StreamCounters,
+    logged: &mut bool,
+    direction: Direction,
+    e: ::cpal::Error,
+) {
     counters.add_device_error();
-    if e.kind() != ErrorKind::Xrun {
-        tracing::warn!(%direction, error = %e, kind = ?e.kind(), "audio device error");
+    match e.kind() {
+        ErrorKind::Xrun => {}
+        // The worker stops after these: the stream will move no more audio.
+        ErrorKind::DeviceNotAvailable | ErrorKind::StreamInvalidated => {
+            counters.set_problem(format!("the {direction} device is gone: {e}"));
+        }
+        kind if !*logged => {
+            *logged = true;
+            tracing::warn!(%direction, error = %e, ?kind,
+                "audio device error (further ones on this stream are only counted)");
+        }
+        kind => tracing::debug!(%direction, error = %e, ?kind, "audio device error"),
     }
 }
 
