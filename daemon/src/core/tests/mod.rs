@@ -446,6 +446,9 @@ fn audio_problems_show_on_the_call_and_the_account_and_clear_when_devices_work()
     assert_eq!(s.audio.latest, missing);
     // Reports for a call that has ended are dropped.
     assert_eq!(audio(&mut rig, call, None), []);
-    assert_eq!(audio(&mut rig, AudioSource::Recording, None), [Change::AudioError]);
+    assert_eq!(
+        audio(&mut rig, AudioSource::Recording, None),
+        [Change::AudioError]
+    );
     assert_eq!(rig.core.snapshot().audio.latest, "");
 }
