@@ -304,3 +304,46 @@ fn a_voice_message_without_an_input_device_is_refused() {
     );
     assert!(!audio_errors(&a).0.is_empty());
 }
+
+/// ALSA without a sound card (the default `cpal` backend where no sound server runs): the
+/// call goes on, the problem is visible, and retrying the devices every second does not
+/// fill the log with alsa-lib's own error lines.
+#[test]
+fn without_a_sound_card_retries_do_not_fill_the_log() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let w = common::world();
+    // An ALSA config whose default device is one that does not exist, and no sound server
+    // in sight: every open fails inside alsa-lib, which prints why (as with no card).
+    let asound = w.dir.path().join("asound.conf");
+    std::fs::write(
+        &asound,
+        "</usr/share/alsa/alsa.conf>\npcm.!default { type plug slave.pcm \"nowhere\" }\n",
+    )
+    .expect("asound.conf");
+    let env = [
+        ("ALSA_CONFIG_PATH".to_owned(), asound.display().to_string()),
+        (
+            "XDG_RUNTIME_DIR".to_owned(),
+            w.dir.path().display().to_string(),
+        ),
+        ("PULSE_SERVER".to_owned(), String::new()),
+    ];
+    let a = daemon(&w, "A", "[audio]\nbackend = \"cpal\"", &env);
+    let b = daemon(&w, "B", "[audio]\nbackend = \"null\"", &[]);
+    a.wait_online(common::ONLINE);
+    common::call_answered(&a, &b);
+    let (_, call) = wait_audio_errors(&a, |m, c| !c.is_empty() && m == c);
+    eprintln!("A without a sound card: {call}");
+    let before = a.log().lines().count();
+    // Three more seconds: three retries of each direction.
+    assert_not_spinning(&a, "A without a sound card, in a call");
+    let log = a.log();
+    let added: Vec<&str> = log.lines().skip(before).collect();
+    assert!(
+        added.is_empty(),
+        "the retries logged:\n{}",
+        added.join("\n")
+    );
+    assert_eq!(warnings(&a), 1, "{log}");
+    assert_eq!(a.ctl(&["hangup"]).code, 0);
+}

@@ -95,6 +95,16 @@ impl Backend for CpalBackend {
     }
 
     fn start_capture(&mut self) -> Result<Capture, AudioError> {
+        quiet_alsa(|| self.capture())
+    }
+
+    fn start_playback(&mut self) -> Result<Playback, AudioError> {
+        quiet_alsa(|| self.playback())
+    }
+}
+
+impl CpalBackend {
+    fn capture(&mut self) -> Result<Capture, AudioError> {
         let device = self.device(Direction::Capture)?;
         let name = device_id(&device);
         let supported = usable_config(&device, &name, Direction::Capture)?;
@@ -116,7 +126,7 @@ impl Backend for CpalBackend {
         ))
     }
 
-    fn start_playback(&mut self) -> Result<Playback, AudioError> {
+    fn playback(&mut self) -> Result<Playback, AudioError> {
         let device = self.device(Direction::Playback)?;
         let name = device_id(&device);
         let supported = usable_config(&device, &name, Direction::Playback)?;
@@ -137,6 +147,31 @@ impl Backend for CpalBackend {
             counters,
         ))
     }
+}
+
+/// Runs `open` with alsa-lib's error printing off on this thread. alsa-lib writes why an
+/// open failed to stderr itself, several lines each time (`ALSA lib pcm.c:…`); a call
+/// retrying a missing device every second would fill the log with them, and the error
+/// `open` returns already says what failed.
+fn quiet_alsa<T>(open: impl FnOnce() -> T) -> T {
+    // SAFETY: installs (then removes) a thread-local handler that ignores its arguments;
+    // alsa-lib calls it only on this thread, and only while it is installed.
+    unsafe { alsa_sys::snd_lib_error_set_local(Some(ignore_alsa_error)) };
+    let result = open();
+    // SAFETY: as above; `None` restores alsa-lib's default for this thread.
+    unsafe { alsa_sys::snd_lib_error_set_local(None) };
+    result
+}
+
+/// An alsa-lib error handler that drops the message.
+unsafe extern "C" fn ignore_alsa_error(
+    _file: *const std::ffi::c_char,
+    _line: std::ffi::c_int,
+    _func: *const std::ffi::c_char,
+    _err: std::ffi::c_int,
+    _fmt: *const std::ffi::c_char,
+    _args: *mut alsa_sys::__va_list_tag,
+) {
 }
 
 /// The device's stable id string, or its description if it has none (for messages).
