@@ -185,9 +185,17 @@ fn a_server_dying_mid_call_shows_the_audio_error_and_a_new_one_brings_the_audio_
     assert_not_spinning(&a, "A after its server died");
     assert_eq!(warnings(&a), 1, "one warning, not a flood:\n{}", a.log());
 
-    // A server on the same socket: A picks its devices up again within seconds.
+    // A server on the same socket: A picks its devices up again within seconds, and
+    // `watch` prints the line going away.
+    let watch = Watch::start(&a.bus.address);
     let a_sound = PulseServer::start(&a_dir, 440);
     wait_audio_errors(&a, |m, c| m.is_empty() && c.is_empty());
+    let cleared = watch.wait(Duration::from_secs(10), |e| {
+        e["event"] == "properties"
+            && e["interface"] == "org.phoned.Phone1.Manager"
+            && e["changed"]["AudioError"] == ""
+    });
+    assert!(cleared.is_some(), "watch printed no cleared AudioError");
     assert!(a.log().contains("audio works again"), "{}", a.log());
     // Audio flows again both ways: each speaker carries the other side's tone.
     let recordings = [

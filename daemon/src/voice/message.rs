@@ -132,7 +132,7 @@ fn record_from_device(audio: &Audio, seconds: u32) -> Result<OggOpus, Recording>
             .map_err(|e| Recording::Other(failed(e)))?;
         got += n as u64;
     }
-    let lost = capture.counters().xrun_samples - lost_before;
+    let lost = capture.counters().xrun_samples.saturating_sub(lost_before);
     take.verdict(got, lost, problem.as_deref())
         .map_err(|e| device(&e))?;
     encoder.finish().map_err(|e| Recording::Other(failed(e)))
