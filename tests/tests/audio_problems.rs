@@ -153,6 +153,8 @@ fn without_any_audio_device_the_call_connects_and_the_audio_error_is_visible() {
     // Retries (one a second) neither spin nor log: after several, still one warning.
     assert_not_spinning(&a, "A without devices, in a call");
     assert_eq!(warnings(&a), 1, "one warning, not a flood:\n{}", a.log());
+    let all_warnings = a.log().lines().filter(|l| l.contains("WARN")).count();
+    assert_eq!(all_warnings, 1, "nothing else warns:\n{}", a.log());
     assert_eq!(common::wait_call(&a, "active"), "1");
     assert_eq!(a.ctl(&["hangup"]).code, 0);
     assert!(common::no_calls(&a) && common::no_calls(&b));
