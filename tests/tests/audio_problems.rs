@@ -200,28 +200,34 @@ fn a_server_dying_mid_call_shows_the_audio_error_and_a_new_one_brings_the_audio_
     assert!(cleared.is_some(), "watch printed no cleared AudioError");
     assert!(a.log().contains("audio works again"), "{}", a.log());
     // Audio flows again both ways: each speaker carries the other side's tone.
-    let recordings = [
-        a_sound.record_speaker(&a_dir.join("after.raw")),
-        b_sound.record_speaker(&w.dir.path().join("B-sound/after.raw")),
-    ];
-    std::thread::sleep(Duration::from_secs(2));
-    let [heard_a, heard_b] = recordings.map(|r| r.finish());
-    for (who, heard, other, own) in [
-        ("A", &heard_a, 1000.0, 440.0),
-        ("B", &heard_b, 440.0, 1000.0),
-    ] {
-        let skip = heard.len().min(RATE as usize / 2);
-        let (o, m) = (
-            goertzel_power(&heard[skip..], RATE as f32, other),
-            goertzel_power(&heard[skip..], RATE as f32, own),
-        );
-        assert!(
-            o > 100.0 * m && o > 1e-4,
-            "{who} does not hear the other side again: {o:e} vs {m:e}"
-        );
-    }
+    assert_hears(&a_sound, &a_dir.join("after.raw"), "A", 1000.0, 440.0);
+    let b_after = w.dir.path().join("B-sound/after.raw");
+    assert_hears(&b_sound, &b_after, "B", 440.0, 1000.0);
     assert_eq!(a.ctl(&["hangup"]).code, 0);
     assert!(common::no_calls(&a) && common::no_calls(&b));
+}
+
+/// Records `server`'s speaker a second and a half at a time until it carries the `other`
+/// tone well above its `own` (a fresh server and stream take a moment to get going).
+fn assert_hears(server: &PulseServer, path: &Path, who: &str, other: f32, own: f32) {
+    let mut last = (0.0, 0.0);
+    let heard = wait_for(Duration::from_secs(20), || {
+        let recording = server.record_speaker(path);
+        std::thread::sleep(Duration::from_millis(1500));
+        let samples = recording.finish();
+        let talk = &samples[samples.len().min(RATE as usize / 4)..];
+        last = (
+            goertzel_power(talk, RATE as f32, other),
+            goertzel_power(talk, RATE as f32, own),
+        );
+        (talk.len() >= RATE as usize && last.0 > 100.0 * last.1 && last.0 > 1e-4).then_some(())
+    });
+    assert!(
+        heard.is_some(),
+        "{who} does not hear the other side again: {:e} vs its own {:e}",
+        last.0,
+        last.1
+    );
 }
 
 /// Whether `server` has a recording stream (a client reading a source) open.

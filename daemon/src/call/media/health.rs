@@ -24,6 +24,11 @@ pub const RETRY: Duration = Duration::from_secs(1);
 /// Longer than any device period or start-up delay (ALSA's largest periods are ~0.5 s).
 pub const STALL: Duration = Duration::from_secs(2);
 
+/// How long a failure of a running stream waits before it is reported, so that both
+/// directions failing for one cause (the sound server died: each of its streams notices
+/// within a block or two) make one report, one log line, one D-Bus change.
+pub const SETTLE: Duration = Duration::from_millis(100);
+
 /// What the media thread should do now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HealthAction {
@@ -91,6 +96,8 @@ pub struct DeviceHealth {
     /// A side changed since the last report was worked out: only then is the message
     /// built again (the media thread polls every tick).
     dirty: bool,
+    /// A running stream failed: no report before this, in case the other one follows.
+    settle_until: Duration,
 }
 
 impl Default for DeviceHealth {
@@ -111,6 +118,7 @@ impl DeviceHealth {
             ],
             reported: None,
             dirty: true,
+            settle_until: Duration::ZERO,
         }
     }
 
@@ -123,22 +131,32 @@ impl DeviceHealth {
 
     /// An open of `direction` asked for by [`HealthAction::Open`] came back: the stream
     /// runs, or `why` it could not be opened.
+    ///
+    /// A retry that fails keeps the reason the direction first went down for: the user's
+    /// line stays as it was until the device is back (the first reason says what
+    /// happened; "connection refused" on every retry after a server died would only
+    /// change the line). A retry that works waits [`SETTLE`] before the report, so that
+    /// both directions coming back together make one report.
     pub fn opened(&mut self, now: Duration, direction: Direction, result: Result<(), String>) {
         let side = self.side(direction);
-        if !matches!(side, Side::Opening { .. }) {
+        let Side::Opening { why: before } = side else {
             return;
-        }
-        *side = match result {
-            Ok(()) => Side::Running {
+        };
+        let retry = before.is_some();
+        *side = match (result, before.take()) {
+            (Ok(()), _) => Side::Running {
                 frames: 0,
                 moved_at: now,
             },
-            Err(why) => Side::Down {
-                why,
+            (Err(why), first) => Side::Down {
+                why: first.unwrap_or(why),
                 retry_at: now + RETRY,
             },
         };
         self.dirty = true;
+        if retry {
+            self.settle_until = self.settle_until.max(now + SETTLE);
+        }
     }
 
     /// What `direction`'s running stream reports at `now`: its frame counter and its
@@ -177,6 +195,7 @@ impl DeviceHealth {
         };
         self.pending.push(HealthAction::Close(direction));
         self.dirty = true;
+        self.settle_until = self.settle_until.max(now + SETTLE);
     }
 
     /// The next thing to do at `now`, if any; call until `None`.
@@ -195,7 +214,11 @@ impl DeviceHealth {
                 return Some(HealthAction::Open(direction));
             }
         }
-        if !self.dirty || self.capture.unsettled() || self.playback.unsettled() {
+        if !self.dirty
+            || self.capture.unsettled()
+            || self.playback.unsettled()
+            || now < self.settle_until
+        {
             return None;
         }
         self.dirty = false;
@@ -305,28 +328,27 @@ mod tests {
         assert_eq!(drain(&mut h, MS), [HealthAction::Report(None)]);
         let lost = "audio server connection lost (playback): Connection terminated";
         h.observe(100 * MS, Playback, 4800, Some(lost.into()));
+        assert_eq!(drain(&mut h, 100 * MS), [HealthAction::Close(Playback)]);
         assert_eq!(
-            drain(&mut h, 100 * MS),
-            [
-                HealthAction::Close(Playback),
-                HealthAction::Report(Some(format!("no audio output: {lost}")))
-            ]
+            drain(&mut h, 100 * MS + SETTLE),
+            [HealthAction::Report(Some(format!(
+                "no audio output: {lost}"
+            )))]
         );
         assert_eq!(drain(&mut h, 1099 * MS), []);
         assert_eq!(drain(&mut h, 1100 * MS), [HealthAction::Open(Playback)]);
-        // The retry fails for another reason: the line changes, once.
+        // The retry fails for another reason: the line keeps the first one.
         h.opened(1110 * MS, Playback, Err("connection refused".into()));
-        assert_eq!(
-            drain(&mut h, 1110 * MS),
-            [HealthAction::Report(Some(
-                "no audio output: connection refused".into()
-            ))]
-        );
+        assert_eq!(drain(&mut h, 1110 * MS + SETTLE), []);
         assert_eq!(drain(&mut h, 2110 * MS), [HealthAction::Open(Playback)]);
         // While the retry runs, the problem stands unchanged: nothing to say.
         assert_eq!(drain(&mut h, 2115 * MS), []);
         h.opened(2120 * MS, Playback, Ok(()));
-        assert_eq!(drain(&mut h, 2120 * MS), [HealthAction::Report(None)]);
+        assert_eq!(drain(&mut h, 2120 * MS), []);
+        assert_eq!(
+            drain(&mut h, 2120 * MS + SETTLE),
+            [HealthAction::Report(None)]
+        );
         assert!(h.running(Playback));
     }
 
@@ -341,15 +363,42 @@ mod tests {
         h.observe(2499 * MS, Capture, 480, None);
         assert_eq!(drain(&mut h, 2499 * MS), []);
         h.observe(2500 * MS, Capture, 480, None);
+        assert_eq!(drain(&mut h, 2500 * MS), [HealthAction::Close(Capture)]);
         assert_eq!(
-            drain(&mut h, 2500 * MS),
-            [
-                HealthAction::Close(Capture),
-                HealthAction::Report(Some(
-                    "no audio input: the capture device stopped moving audio".into()
-                ))
-            ]
+            drain(&mut h, 2500 * MS + SETTLE),
+            [HealthAction::Report(Some(
+                "no audio input: the capture device stopped moving audio".into()
+            ))]
         );
+    }
+
+    #[test]
+    fn both_streams_failing_for_one_cause_make_one_report() {
+        let mut h = started();
+        h.opened(MS, Capture, Ok(()));
+        h.opened(MS, Playback, Ok(()));
+        drain(&mut h, MS);
+        // The server dies: capture notices first, playback a block later.
+        h.observe(500 * MS, Capture, 960, Some("server gone".into()));
+        assert_eq!(drain(&mut h, 500 * MS), [HealthAction::Close(Capture)]);
+        h.observe(520 * MS, Playback, 960, Some("server gone".into()));
+        assert_eq!(drain(&mut h, 520 * MS), [HealthAction::Close(Playback)]);
+        assert_eq!(drain(&mut h, 619 * MS), []);
+        assert_eq!(
+            drain(&mut h, 620 * MS),
+            [HealthAction::Report(Some(
+                "no audio input: server gone; no audio output: server gone".into()
+            ))]
+        );
+        // A server is back: both reopen, a moment apart; one report that all works.
+        assert_eq!(
+            drain(&mut h, 1520 * MS),
+            [HealthAction::Open(Capture), HealthAction::Open(Playback)]
+        );
+        h.opened(1530 * MS, Capture, Ok(()));
+        h.opened(1560 * MS, Playback, Ok(()));
+        assert_eq!(drain(&mut h, 1600 * MS), []);
+        assert_eq!(drain(&mut h, 1660 * MS), [HealthAction::Report(None)]);
     }
 
     #[test]
