@@ -363,3 +363,31 @@ fn without_a_sound_card_retries_do_not_fill_the_log() {
     assert_eq!(warnings(&a), 1, "{log}");
     assert_eq!(a.ctl(&["hangup"]).code, 0);
 }
+
+/// A speaker that cannot be opened does not silence the microphone: the far side still
+/// hears this side, and this side's call shows what is missing.
+#[test]
+fn without_a_speaker_the_far_side_still_hears_the_microphone() {
+    if skip_without_pulseaudio() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let w = common::world();
+    let a_sound = PulseServer::start(&w.dir.path().join("A-sound"), 440);
+    let b_dir = w.dir.path().join("B-sound");
+    let b_sound = PulseServer::start(&b_dir, 1000);
+    let audio = "[audio]\nbackend = \"pulse\"\noutput = \"no-such-speaker\"";
+    let a = daemon(&w, "A", audio, &a_sound.client_env());
+    let b = daemon(&w, "B", "", &b_sound.client_env());
+    a.wait_online(common::ONLINE);
+    common::call_answered(&a, &b);
+    let (_, call) = wait_audio_errors(&a, |m, c| !c.is_empty() && m == c);
+    assert!(
+        call.contains("no audio output") && !call.contains("no audio input"),
+        "{call}"
+    );
+    assert!(call.contains("no-such-speaker"), "{call}");
+    assert_hears(&b_sound, &b_dir.join("heard.raw"), "B", 440.0, 1000.0);
+    assert_eq!(a.ctl(&["hangup"]).code, 0);
+    assert!(common::no_calls(&a) && common::no_calls(&b));
+}
