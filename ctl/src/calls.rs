@@ -188,20 +188,25 @@ pub async fn list(conn: &Connection, json: bool) -> Result<(), Failure> {
     let mut human = String::new();
     for p in paths {
         let c = call(conn, p.clone()).await?;
-        let (state, direction, number, name, reason) = (
+        let (state, direction, number, name, reason, audio) = (
             c.state().await?,
             c.direction().await?,
             c.remote_number().await?,
             c.remote_name().await?,
             c.reason().await?,
+            c.audio_error().await?,
         );
         human.push_str(&format!(
             "{:<4} {state:<9} {direction:<9} {number:<16} {name}\n",
             short(p.as_str())
         ));
+        if !audio.is_empty() {
+            human.push_str(&format!("     audio: {audio}\n"));
+        }
         rows.push(
             json!({ "path": p.as_str(), "state": state, "direction": direction,
-                          "remote_number": number, "remote_name": name, "reason": reason }),
+                    "remote_number": number, "remote_name": name, "reason": reason,
+                    "audio_error": audio }),
         );
     }
     if rows.is_empty() {

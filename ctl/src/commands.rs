@@ -380,14 +380,19 @@ async fn status(conn: &Connection, json: bool) -> Result<(), Failure> {
     let name = a.display_name().await?;
     let relay = a.relay().await?;
     let error = a.last_error().await?;
-    let human = match state.parse() {
+    let audio = manager(conn).await?.audio_error().await?;
+    let mut human = match state.parse() {
         Ok(ConnectionState::Online) => format!("online as {number} ({name}) via {relay}"),
         _ if error.is_empty() => format!("{state} ({relay})"),
         _ => format!("{state} ({relay}): {error}"),
     };
+    if !audio.is_empty() {
+        human.push_str(&format!("\naudio: {audio}"));
+    }
     print(
         json,
-        json!({ "connection_state": state, "number": number, "display_name": name, "relay": relay, "last_error": error }),
+        json!({ "connection_state": state, "number": number, "display_name": name, "relay": relay,
+                "last_error": error, "audio_error": audio }),
         &human,
     )
 }

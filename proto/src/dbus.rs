@@ -113,6 +113,9 @@ pub mod manager {
         /// The daemon's version.
         #[zbus(property)]
         fn version(&self) -> zbus::Result<String>;
+        /// The latest audio problem of any call or voice message recording, or "".
+        #[zbus(property)]
+        fn audio_error(&self) -> zbus::Result<String>;
         /// Calls a number or a contact's name; returns the call's object.
         fn dial(
             &self,
@@ -255,6 +258,9 @@ pub mod call {
         fn started_at(&self) -> zbus::Result<u64>;
         #[zbus(property)]
         fn answered_at(&self) -> zbus::Result<u64>;
+        /// Why the call's audio does not fully work, or "".
+        #[zbus(property)]
+        fn audio_error(&self) -> zbus::Result<String>;
         #[zbus(signal)]
         fn dtmf_received(&self, digits: String) -> zbus::Result<()>;
     }

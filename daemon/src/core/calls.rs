@@ -36,6 +36,7 @@ impl Core {
                 Output::Added(l) => self.change(Change::CallAdded(l)),
                 Output::Changed(l) => self.change(Change::CallChanged(l)),
                 Output::Removed(l, reason) => {
+                    self.forget_audio(l);
                     self.change(Change::CallRemoved(l, reason));
                     self.relink_if_idle();
                 }

@@ -30,6 +30,10 @@ pub enum Change {
     CallAdded(Local),
     /// A call's properties changed.
     CallChanged(Local),
+    /// A call's `AudioError` changed.
+    CallAudio(Local),
+    /// The account's `AudioError` (on the Manager) changed.
+    AudioError,
     /// A call ended and its object goes away.
     CallRemoved(Local, EndReason),
     /// An incoming call rings (local, number, name): signal and notify.

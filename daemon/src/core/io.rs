@@ -1,5 +1,6 @@
 //! The core's vocabulary with the world: [`Input`]s the driver feeds it (commands from
-//! D-Bus, events from the link, answers to the requests it issued, the clock) and the
+//! D-Bus, events from the link, answers to the requests it issued, the clock, audio
+//! device problems) and the
 //! [`Effect`]s it asks the driver to carry out.
 
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use phoned_proto::call::CallId;
 use phoned_proto::state::AutoAnswer;
 use phoned_proto::{AccountInfo, Event, Request, Response, StoredFile, StoredMessage};
 
+use super::audio::AudioSource;
 use super::change::Change;
 use super::error::CoreError;
 use crate::call::engine::{Local, Record};
@@ -94,6 +96,12 @@ pub enum Input {
     },
     /// The time given by [`super::Core::next_deadline`] has come.
     Timeout,
+    /// A call's media or the voice recorder says what is wrong with its audio devices
+    /// now (`None`: they work).
+    Audio {
+        source: AudioSource,
+        problem: Option<String>,
+    },
 }
 
 /// What a command succeeded with.

@@ -7,11 +7,13 @@
 //! [`Snapshot`]s it publishes.
 //!
 //! [`link`] follows the link and the relay's events, [`calls`] turns the call engine's
-//! outputs into effects, [`answers`] settles the requests it issued. Its one timer is
+//! outputs into effects, [`answers`] settles the requests it issued, [`audio`] keeps the
+//! audio problems the media threads and the recorder report. Its one timer is
 //! the deadline of the oldest request the relay has not answered
 //! ([`Core::next_deadline`]); when it passes, the request counts as timed out.
 
 mod answers;
+mod audio;
 mod calls;
 mod change;
 mod error;
@@ -32,6 +34,7 @@ use crate::reload;
 use crate::ring::Ringer;
 
 use answers::Purpose;
+pub use audio::{AudioSource, AudioStatus};
 pub use change::{Change, Status};
 pub use error::{CoreError, ErrorKind};
 pub use io::{
@@ -55,6 +58,7 @@ pub struct Snapshot {
     pub calls: BTreeMap<Local, Call>,
     pub config: Arc<Config>,
     pub settings: CallSettings,
+    pub audio: AudioStatus,
 }
 
 pub struct Core {
@@ -62,6 +66,7 @@ pub struct Core {
     status: Status,
     config: Arc<Config>,
     settings: CallSettings,
+    audio: AudioStatus,
     /// A display name from a reload not yet told to the relay (we were offline).
     name_pending: Option<String>,
     /// A reload changed what the link uses: reconnect once no call is in progress.
@@ -99,6 +104,7 @@ impl Core {
             status: Status::default(),
             config,
             settings,
+            audio: AudioStatus::default(),
             name_pending: None,
             relink_pending: false,
             requests: HashMap::new(),
@@ -126,6 +132,7 @@ impl Core {
             calls: self.engine.calls().map(|c| (c.local, c.clone())).collect(),
             config: self.config.clone(),
             settings: self.settings,
+            audio: self.audio.clone(),
         }
     }
 
@@ -145,6 +152,7 @@ impl Core {
                 }
             }
             Input::Timeout => self.expire(now_ms),
+            Input::Audio { source, problem } => self.audio(source, problem),
         }
         self.settle_sound();
         std::mem::take(&mut self.effects)

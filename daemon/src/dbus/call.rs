@@ -135,6 +135,20 @@ impl CallIface {
         self.snapshot().and_then(|c| c.answered_ms).unwrap_or(0)
     }
 
+    /// Why the call's audio does not fully work ("" when it does): a device that is
+    /// missing or failed, in one line. The call goes on with what works (silence is sent
+    /// for a missing microphone) and the device is tried again every second.
+    #[zbus(property)]
+    fn audio_error(&self) -> String {
+        self.phone
+            .snapshot()
+            .audio
+            .calls
+            .get(&self.local)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// The far side sent DTMF digits.
     #[zbus(signal)]
     pub async fn dtmf_received(emitter: &SignalEmitter<'_>, digits: &str) -> zbus::Result<()>;

@@ -141,6 +141,14 @@ impl ManagerIface {
         Ok(())
     }
 
+    /// The latest audio problem of any call or voice message recording ("" when none
+    /// stands): set when a device is missing or fails, cleared when a call's or a
+    /// recording's devices are reported working again.
+    #[zbus(property)]
+    fn audio_error(&self) -> String {
+        self.phone.snapshot().audio.latest.clone()
+    }
+
     #[zbus(property(emits_changed_signal = "const"))]
     fn version(&self) -> String {
         env!("CARGO_PKG_VERSION").to_owned()

@@ -155,6 +155,21 @@ async fn emit(
                 c.answered_at_changed(e).await?;
             }
         }
+        Change::CallAudio(local) => {
+            let path = call::path(local);
+            if let Ok(iface) = server.interface::<_, CallIface>(path.as_str()).await {
+                let c = iface.get().await;
+                c.audio_error_changed(iface.signal_emitter()).await?;
+            }
+        }
+        Change::AudioError => {
+            let manager = server.interface::<_, ManagerIface>(ROOT_PATH).await?;
+            manager
+                .get()
+                .await
+                .audio_error_changed(manager.signal_emitter())
+                .await?;
+        }
         Change::CallRemoved(local, reason) => {
             let path = call::path(local);
             if let Ok(iface) = server.interface::<_, CallIface>(path.as_str()).await {

@@ -10,7 +10,7 @@ use phoned_proto::{AccountInfo, Event, Request, Response};
 use smol::channel::Sender;
 
 use crate::config::Config;
-use crate::core::{Change, Command, CoreError, LinkEvent, Reply, Snapshot, Token};
+use crate::core::{AudioSource, Change, Command, CoreError, LinkEvent, Reply, Snapshot, Token};
 use crate::reload;
 use crate::store::Store;
 use phoned_client::Client;
@@ -38,6 +38,11 @@ pub(super) enum Msg {
     },
     /// Asks for the live relay client (to open a bulk stream).
     Client(Sender<Option<Arc<Client>>>),
+    /// What is wrong with `source`'s audio devices now (`None`: they work).
+    Audio {
+        source: AudioSource,
+        problem: Option<String>,
+    },
 }
 
 /// The latest snapshot, replaced whole by the driver after each input. The lock only
@@ -119,6 +124,12 @@ impl Handle {
     /// Announces a change made outside the core (a stored message, a contact).
     pub fn announce(&self, change: Change) {
         let _ = self.changes.try_send(change);
+    }
+
+    /// Reports what is wrong with `source`'s audio devices now (`None`: they work). Any
+    /// thread may call it (the media threads do); it never blocks.
+    pub fn audio(&self, source: AudioSource, problem: Option<String>) {
+        let _ = self.tx.try_send(Msg::Audio { source, problem });
     }
 
     /// For the link: a link event.

@@ -22,11 +22,11 @@ use phoned_proto::{Event, Request};
 use smol::channel::{Receiver, Sender};
 
 use crate::call::engine::{Local, Record};
-use crate::call::media::MediaSession;
+use crate::call::media::{MediaSession, Reporter};
 use crate::config::Config;
 use crate::core::{
-    CallSettings, Change, Core, CoreError, Effect, Input, LinkEvent, Media, Remember, Reply,
-    ReplyTo, Setting, Token,
+    AudioSource, CallSettings, Change, Core, CoreError, Effect, Input, LinkEvent, Media, Remember,
+    Reply, ReplyTo, Setting, Token,
 };
 use crate::ring::{RingPlayer, Sound};
 use crate::store::{self, Store};
@@ -215,7 +215,33 @@ impl Driver {
             Msg::Client(tx) => {
                 let _ = tx.try_send(self.client.clone());
             }
+            Msg::Audio { source, problem } => self.audio(source, problem),
         }
+    }
+
+    /// An audio problem report: logged when it appears (one warning) and when it clears
+    /// (one line), then given to the core, which keeps and announces it.
+    fn audio(&mut self, source: AudioSource, problem: Option<String>) {
+        let call = match source {
+            AudioSource::Call(local) => match self.media.get(&local) {
+                Some((call, _)) => Some((local, *call)),
+                None => return, // The call's media has stopped since.
+            },
+            AudioSource::Recording => None,
+        };
+        let span = match call {
+            Some((local, call)) => tracing::info_span!("call", local, relay_call = call),
+            None => tracing::info_span!("recording"),
+        };
+        let _in = span.enter();
+        let before = self.core.audio_problem(source);
+        match (&before, &problem) {
+            (None, Some(p)) => tracing::warn!("audio problem: {p}"),
+            (Some(_), None) => tracing::info!("audio works again"),
+            (Some(old), Some(p)) if old != p => tracing::info!("audio problem now: {p}"),
+            _ => {}
+        }
+        self.input(Input::Audio { source, problem });
     }
 
     fn input(&mut self, input: Input) {
@@ -313,7 +339,10 @@ impl Driver {
                 }
                 let Some(client) = &self.client else { return };
                 let audio = &self.core.config().audio;
-                match MediaSession::start(audio, client.conn.clone(), call, source, muted) {
+                let handle = self.handle.clone();
+                let report: Reporter =
+                    Box::new(move |problem| handle.audio(AudioSource::Call(local), problem));
+                match MediaSession::start(audio, client.conn.clone(), call, source, muted, report) {
                     Ok(session) => {
                         tracing::info!(source, "call media started");
                         session.set_waiting_tone(self.waiting_tone);

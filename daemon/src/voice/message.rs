@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 use phoned_proto::FileKind;
 
 use super::ogg::{self, OggOpus, OggOpusEncoder};
+use super::take::{self, Take};
 use crate::audio::backend::{self, Options};
 use crate::audio::resample::{FRAME, FromNetwork};
-use crate::core::{CoreError, ErrorKind};
+use crate::config::Audio;
+use crate::core::{AudioSource, CoreError, ErrorKind};
 use crate::driver::{Handle, unix_ms};
 
 /// The longest recording accepted.
@@ -50,7 +52,10 @@ pub async fn send_wav(
     crate::files::send(phone, number, name, path, FileKind::Voice).await
 }
 
-/// Records `seconds` from the input device and sends the recording to `number`.
+/// Records `seconds` from the input device and sends the recording to `number`. A
+/// recording that is not as long as asked (the device failed, stalled or dropped
+/// samples; see [`Take`]) is not sent: the error says how much came. Device problems,
+/// and a recording that works, are reported to the core for `Manager.AudioError`.
 pub async fn record(
     phone: &Handle,
     number: String,
@@ -64,29 +69,73 @@ pub async fn record(
         ));
     }
     let (audio, state_dir) = (phone.config().audio.clone(), phone.state_dir.clone());
-    let path = blocking::unblock(move || -> Result<PathBuf, CoreError> {
-        let mut backend = backend::open(&audio, Options::default()).map_err(failed)?;
-        let mut capture = backend.start_capture().map_err(failed)?;
-        let rate = capture.rate();
-        let mut encoder = OggOpusEncoder::new(rate).map_err(failed)?;
-        let want = u64::from(rate) * u64::from(seconds);
-        let mut got = 0u64;
-        let mut buf = vec![0f32; rate as usize / 10];
-        let deadline = Instant::now() + Duration::from_secs(u64::from(seconds) + 5);
-        while got < want && Instant::now() < deadline {
-            let n = capture.read(&mut buf).min((want - got) as usize);
-            if n == 0 {
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            }
-            encoder.push(&buf[..n]).map_err(failed)?;
-            got += n as u64;
-        }
-        let opus = encoder.finish().map_err(failed)?;
-        save(&state_dir, &opus)
+    let recorded = blocking::unblock(move || {
+        let opus = record_from_device(&audio, seconds)?;
+        save(&state_dir, &opus).map_err(Recording::Other)
     })
-    .await?;
+    .await;
+    let path = match recorded {
+        Ok(path) => {
+            phone.audio(AudioSource::Recording, None);
+            path
+        }
+        Err(Recording::Device(why)) => {
+            phone.audio(AudioSource::Recording, Some(why.clone()));
+            return Err(CoreError::failed(why));
+        }
+        Err(Recording::Other(e)) => return Err(e),
+    };
     crate::files::send(phone, number, name, path, FileKind::Voice).await
+}
+
+/// Why a recording failed: its device (reported as an audio problem), or anything else.
+enum Recording {
+    Device(String),
+    Other(CoreError),
+}
+
+/// Records exactly `seconds` from the input device, in real time, as Ogg Opus; fails as
+/// soon as the device cannot deliver that (see [`Take`]).
+fn record_from_device(audio: &Audio, seconds: u32) -> Result<OggOpus, Recording> {
+    let device = |e: &dyn std::fmt::Display| Recording::Device(e.to_string());
+    let cannot_open = |e: &dyn std::fmt::Display| {
+        Recording::Device(format!(
+            "cannot open the input device: {e}; nothing was sent"
+        ))
+    };
+    let mut backend = backend::open(audio, Options::default()).map_err(|e| cannot_open(&e))?;
+    let mut capture = backend.start_capture().map_err(|e| cannot_open(&e))?;
+    let rate = capture.rate();
+    let take = Take::new(rate, seconds);
+    let mut encoder = OggOpusEncoder::new(rate).map_err(|e| Recording::Other(failed(e)))?;
+    let lost_before = capture.counters().xrun_samples;
+    let mut got = 0u64;
+    let mut buf = vec![0f32; rate as usize / 10];
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(u64::from(seconds)) + take::GRACE;
+    let mut last_data = started;
+    let mut problem = None;
+    while got < take.want() {
+        problem = capture.problem();
+        let now = Instant::now();
+        if problem.is_some() || now >= deadline || now - last_data >= take::STALL {
+            break;
+        }
+        let n = capture.read(&mut buf).min((take.want() - got) as usize);
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        last_data = now;
+        encoder
+            .push(&buf[..n])
+            .map_err(|e| Recording::Other(failed(e)))?;
+        got += n as u64;
+    }
+    let lost = capture.counters().xrun_samples.saturating_sub(lost_before);
+    take.verdict(got, lost, problem.as_deref())
+        .map_err(|e| device(&e))?;
+    encoder.finish().map_err(|e| Recording::Other(failed(e)))
 }
 
 /// Plays an Ogg Opus file through the output device, in real time; returns when done.

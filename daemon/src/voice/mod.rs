@@ -7,7 +7,9 @@
 //! pre-skip and end trimming applied. It is self-contained: no I/O besides reading the WAV,
 //! so the recording, sending and playback paths can use it from any thread.
 //! [`message`] is those paths: from a WAV or the microphone, sent as a file of kind
-//! `voice`, and played through the output device.
+//! `voice`, and played through the output device; [`take`] judges whether a recording
+//! from the device is as long as asked, so that none is sent half-recorded.
 
 pub mod message;
 pub mod ogg;
+pub mod take;

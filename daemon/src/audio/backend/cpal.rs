@@ -95,6 +95,16 @@ impl Backend for CpalBackend {
     }
 
     fn start_capture(&mut self) -> Result<Capture, AudioError> {
+        quiet_alsa(|| self.capture())
+    }
+
+    fn start_playback(&mut self) -> Result<Playback, AudioError> {
+        quiet_alsa(|| self.playback())
+    }
+}
+
+impl CpalBackend {
+    fn capture(&mut self) -> Result<Capture, AudioError> {
         let device = self.device(Direction::Capture)?;
         let name = device_id(&device);
         let supported = usable_config(&device, &name, Direction::Capture)?;
@@ -116,7 +126,7 @@ impl Backend for CpalBackend {
         ))
     }
 
-    fn start_playback(&mut self) -> Result<Playback, AudioError> {
+    fn playback(&mut self) -> Result<Playback, AudioError> {
         let device = self.device(Direction::Playback)?;
         let name = device_id(&device);
         let supported = usable_config(&device, &name, Direction::Playback)?;
@@ -137,6 +147,31 @@ impl Backend for CpalBackend {
             counters,
         ))
     }
+}
+
+/// Runs `open` with alsa-lib's error printing off on this thread. alsa-lib writes why an
+/// open failed to stderr itself, several lines each time (`ALSA lib pcm.c:…`); a call
+/// retrying a missing device every second would fill the log with them, and the error
+/// `open` returns already says what failed.
+fn quiet_alsa<T>(open: impl FnOnce() -> T) -> T {
+    // SAFETY: installs (then removes) a thread-local handler that ignores its arguments;
+    // alsa-lib calls it only on this thread, and only while it is installed.
+    unsafe { alsa_sys::snd_lib_error_set_local(Some(ignore_alsa_error)) };
+    let result = open();
+    // SAFETY: as above; `None` restores alsa-lib's default for this thread.
+    unsafe { alsa_sys::snd_lib_error_set_local(None) };
+    result
+}
+
+/// An alsa-lib error handler that drops the message.
+unsafe extern "C" fn ignore_alsa_error(
+    _file: *const std::ffi::c_char,
+    _line: std::ffi::c_int,
+    _func: *const std::ffi::c_char,
+    _err: std::ffi::c_int,
+    _fmt: *const std::ffi::c_char,
+    _args: *mut alsa_sys::__va_list_tag,
+) {
 }
 
 /// The device's stable id string, or its description if it has none (for messages).
@@ -334,6 +369,7 @@ where
 {
     let channels = usize::from(config.channels).max(1);
     let errors = counters.clone();
+    let mut logged = false;
     device.build_input_stream::<T, _, _>(
         config,
         move |data: &[T], _: &::cpal::InputCallbackInfo| {
@@ -345,7 +381,7 @@ where
                 counters.add_xrun(frames - pushed);
             }
         },
-        move |e| stream_error(&errors, Direction::Capture, e),
+        move |e| stream_error(&errors, &mut logged, Direction::Capture, e),
         Some(OPEN_TIMEOUT),
     )
 }
@@ -361,6 +397,7 @@ where
 {
     let channels = usize::from(config.channels).max(1);
     let errors = counters.clone();
+    let mut logged = false;
     // Underruns count only once audio has started: silence before the first sample is
     // expected, not a glitch.
     let mut primed = false;
@@ -375,17 +412,36 @@ where
                 counters.add_xrun(frames - taken);
             }
         },
-        move |e| stream_error(&errors, Direction::Playback, e),
+        move |e| stream_error(&errors, &mut logged, Direction::Playback, e),
         Some(OPEN_TIMEOUT),
     )
 }
 
-/// cpal's error callback (not the real-time data path): counts every error and logs all
-/// but device xruns, which are frequent and already visible in the counters.
-fn stream_error(counters: &StreamCounters, direction: Direction, e: ::cpal::Error) {
+/// cpal's error callback (on the stream's worker thread, outside the data callback):
+/// counts every error. A device that is gone sets the stream's problem, which the call's
+/// media thread reports to the user (one log line) and acts on. Of the other errors only
+/// the stream's first is logged: cpal's ALSA worker reports an error that persists on
+/// every pass of its loop, and a line each time would flood the log. Device xruns are
+/// frequent and already visible in the counters.
+fn stream_error(
+    counters: &StreamCounters,
+    logged: &mut bool,
+    direction: Direction,
+    e: ::cpal::Error,
+) {
     counters.add_device_error();
-    if e.kind() != ErrorKind::Xrun {
-        tracing::warn!(%direction, error = %e, kind = ?e.kind(), "audio device error");
+    match e.kind() {
+        ErrorKind::Xrun => {}
+        // The worker stops after these: the stream will move no more audio.
+        ErrorKind::DeviceNotAvailable | ErrorKind::StreamInvalidated => {
+            counters.set_problem(format!("the {direction} device is gone: {e}"));
+        }
+        kind if !*logged => {
+            *logged = true;
+            tracing::warn!(%direction, error = %e, ?kind,
+                "audio device error (further ones on this stream are only counted)");
+        }
+        kind => tracing::debug!(%direction, error = %e, ?kind, "audio device error"),
     }
 }
 

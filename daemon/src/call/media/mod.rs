@@ -6,22 +6,29 @@
 //! mute/hold flags, and returns datagrams, samples and events. `session.rs` is the thread
 //! around it ([`MediaSession`]): the real clock, the devices and the QUIC connection. The
 //! device callbacks only touch the lock-free rings inside the backend; everything that may
-//! allocate or take time happens on the media thread. In test builds, `sim` runs two
-//! pipelines through a seeded network on virtual time.
+//! allocate or take time happens on the media thread, and opening or closing a device on
+//! the opener thread (`opener.rs`). [`health`] decides, sans-IO, which direction works,
+//! when a failed one is opened again and what the user is told; a direction without a
+//! device runs on a stand-in (`standin.rs`), so the call goes on with what exists. In test
+//! builds, `sim` runs two pipelines through a seeded network on virtual time.
 
 use std::time::Duration;
 
+mod health;
+mod opener;
 pub mod pipeline;
 mod session;
 #[cfg(test)]
 mod sim;
+mod standin;
 #[cfg(test)]
 mod tests;
 
+pub use health::{DeviceHealth, HealthAction};
 pub use pipeline::{
     Device, Flags, MediaEvent, MediaPipeline, MediaStats, PipelineError, TickOutput,
 };
-pub use session::MediaSession;
+pub use session::{MediaSession, Reporter};
 
 /// How often the media thread wakes up.
 pub const TICK: Duration = Duration::from_millis(5);

@@ -239,6 +239,19 @@ impl MediaPipeline {
         self.playback_rate
     }
 
+    /// The microphone now runs at `rate` (a device reopened mid-call): a new resampler.
+    pub fn set_capture_rate(&mut self, rate: u32) -> Result<(), PipelineError> {
+        self.to_net = ToNetwork::new(rate)?;
+        Ok(())
+    }
+
+    /// The speaker now runs at `rate` (a device reopened mid-call): a new resampler.
+    pub fn set_playback_rate(&mut self, rate: u32) -> Result<(), PipelineError> {
+        self.from_net = FromNetwork::new(rate)?;
+        self.playback_rate = rate;
+        Ok(())
+    }
+
     /// Capture → 48 kHz frames → Opus → datagrams.
     fn send(&mut self, flags: Flags) {
         loop {

@@ -1,33 +1,46 @@
-//! A call's media thread: opens the devices, then every [`TICK`] moves what the microphone
-//! captured, the datagrams from the relay and the playback device's fill level into the
+//! A call's media thread: every [`TICK`] it moves what the microphone captured, the
+//! datagrams from the relay and the playback device's fill level into the
 //! [`MediaPipeline`], sends the datagrams it returns and queues its samples for playback,
 //! with the call-waiting tone mixed in while another call waits.
-//! All decisions are the pipeline's; this file only owns the clock, the devices and the
-//! connection.
+//! All media decisions are the pipeline's; the device decisions (which direction works,
+//! when to open one again, what to tell the user) are [`DeviceHealth`]'s. This file owns
+//! the clock, the devices and the connection: devices are opened and closed on the
+//! opener thread (`opener.rs`), and a direction without a working device runs on its
+//! stand-in (`standin.rs`), so the call goes on with what exists.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use phoned_proto::call::CallId;
 use smol::channel::{Receiver, Sender};
 
+use super::health::{DeviceHealth, HealthAction};
+use super::opener::{Opened, Opener, Stream};
 use super::pipeline::{Device, Flags, MediaEvent, MediaPipeline, PipelineError};
+use super::standin::{Discard, Silence};
 use super::{TICK, playback_queue};
-use crate::audio::backend::{self, AudioError, Capture, Options, Playback};
+use crate::audio::backend::{Capture, Direction, Playback};
 use crate::config::Audio;
 use crate::ring::tone::{self, ToneGen};
+
+/// The rate a direction runs at until its device opens: the network rate, which the
+/// pulse backend and most cards use, so a device usually opens without a new resampler.
+const STAND_IN_RATE: u32 = 48_000;
+
+/// Told the call's audio problem each time it changes (`None`: all works), from the
+/// media thread.
+pub type Reporter = Box<dyn FnMut(Option<String>) + Send>;
 
 /// Datagrams waiting for the media thread; beyond this they are dropped (stale anyway).
 const INBOX: usize = 256;
 
-/// Why a call's media could not start.
+/// Why a call's media could not start (audio devices that do not open are not a reason:
+/// the call runs without them).
 #[derive(Debug, thiserror::Error)]
 enum StartError {
-    #[error(transparent)]
-    Audio(#[from] AudioError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
     #[error("cannot start the media thread: {0}")]
@@ -52,15 +65,17 @@ pub struct MediaSession {
 }
 
 impl MediaSession {
-    /// Opens the audio devices and starts the media thread for `call`, sending as `source`.
+    /// Starts the media thread for `call`, sending as `source`; it opens the audio devices
+    /// itself and tells `report` whenever the call's audio problem changes.
     pub fn start(
         audio: &Audio,
         conn: quinn::Connection,
         call: CallId,
         source: u32,
         muted: bool,
+        report: Reporter,
     ) -> Result<MediaSession, String> {
-        Self::try_start(audio, conn, call, source, muted).map_err(|e| e.to_string())
+        Self::try_start(audio, conn, call, source, muted, report).map_err(|e| e.to_string())
     }
 
     fn try_start(
@@ -69,12 +84,10 @@ impl MediaSession {
         call: CallId,
         source: u32,
         muted: bool,
+        report: Reporter,
     ) -> Result<MediaSession, StartError> {
-        let mut backend = backend::open(audio, Options::default())?;
-        let capture = backend.start_capture()?;
-        let playback = backend.start_playback()?;
-        let pipeline = MediaPipeline::new(call, source, capture.rate(), playback.rate())?;
-        let waiting_tone = ToneGen::new(&tone::WAITING, playback.rate(), 1.0);
+        let pipeline = MediaPipeline::new(call, source, STAND_IN_RATE, STAND_IN_RATE)?;
+        let opener = Opener::start(audio.clone(), call).map_err(StartError::Thread)?;
         let switches = Arc::new(Switches::default());
         switches.muted.store(muted, Ordering::Relaxed);
         let (inbox, rx) = smol::channel::bounded(INBOX);
@@ -88,15 +101,18 @@ impl MediaSession {
             .name(format!("media-{call}"))
             .spawn(move || {
                 let _in_call = span.enter();
-                // Keep the backend (device streams, file threads) alive with the pipeline.
-                let _backend = backend;
                 let io = Io {
-                    capture,
-                    playback,
+                    capture: None,
+                    playback: None,
+                    silence: Silence::new(STAND_IN_RATE, Duration::ZERO),
+                    discard: Discard::new(STAND_IN_RATE, Duration::ZERO),
+                    opener,
+                    health: DeviceHealth::new(),
+                    report,
                     conn,
                     inbox: rx,
                     captured,
-                    waiting_tone,
+                    waiting_tone: ToneGen::new(&tone::WAITING, STAND_IN_RATE, 1.0),
                 };
                 io.run(pipeline, &shared, call);
             })
@@ -139,11 +155,19 @@ impl Drop for MediaSession {
 
 /// What the media thread reads and writes around the pipeline.
 struct Io {
-    capture: Capture,
-    playback: Playback,
+    /// The microphone, while it works; else `silence` stands in.
+    capture: Option<Capture>,
+    /// The speaker, while it works; else `discard` stands in.
+    playback: Option<Playback>,
+    silence: Silence,
+    discard: Discard,
+    opener: Opener,
+    health: DeviceHealth,
+    report: Reporter,
     conn: quinn::Connection,
     inbox: Receiver<Bytes>,
     captured: Vec<f32>,
+    /// At the pipeline's playback rate; made again when a device at another rate opens.
     waiting_tone: ToneGen,
 }
 
@@ -153,23 +177,28 @@ impl Io {
         let started = Instant::now();
         let mut next = started;
         while !switches.stop.load(Ordering::Relaxed) {
-            let n = self.capture.read(&mut self.captured);
+            let now = started.elapsed();
+            self.devices(now, &mut pipeline);
+            let n = match &mut self.capture {
+                Some(c) => c.read(&mut self.captured),
+                None => self.silence.read(now, &mut self.captured),
+            };
             let flags = Flags {
                 muted: switches.muted.load(Ordering::Relaxed),
                 paused: switches.paused.load(Ordering::Relaxed),
             };
-            let device = Device {
-                queued: self.playback.pending(),
-                last_block: self.playback.counters().last_block,
+            let device = match &self.playback {
+                Some(p) => Device {
+                    queued: p.pending(),
+                    last_block: p.counters().last_block,
+                },
+                None => Device {
+                    queued: self.discard.queued(now),
+                    last_block: self.discard.last_block(),
+                },
             };
             let received = std::iter::from_fn(|| self.inbox.try_recv().ok());
-            let out = pipeline.tick(
-                started.elapsed(),
-                &self.captured[..n],
-                received,
-                device,
-                flags,
-            );
+            let out = pipeline.tick(now, &self.captured[..n], received, device, flags);
             for datagram in out.datagrams.drain(..) {
                 // A full send buffer drops the frame: late audio is worthless.
                 let _ = self.conn.send_datagram(datagram);
@@ -181,7 +210,12 @@ impl Io {
             } else {
                 self.waiting_tone.rewind();
             }
-            self.playback.write(&out.playback);
+            match &mut self.playback {
+                Some(p) => {
+                    p.write(&out.playback);
+                }
+                None => self.discard.write(&out.playback),
+            }
             out.events.drain(..).for_each(|e| log(call, e));
             next += TICK;
             let now = Instant::now();
@@ -194,11 +228,96 @@ impl Io {
         self.log_end(&pipeline, call);
     }
 
+    /// Takes in the streams the opener has opened, tells [`DeviceHealth`] how the running
+    /// ones do, and carries out what it decides. Bounded work: a few atomic loads per
+    /// tick, more only when something changes.
+    fn devices(&mut self, now: Duration, pipeline: &mut MediaPipeline) {
+        while let Some(Opened { direction, result }) = self.opener.try_opened() {
+            let result = match result {
+                Ok(stream) => self.swap_in(stream, pipeline),
+                Err(e) => Err(e.to_string()),
+            };
+            self.health.opened(now, direction, result);
+        }
+        if let Some(c) = &self.capture {
+            let frames = c.counters().frames;
+            self.health
+                .observe(now, Direction::Capture, frames, c.problem());
+        }
+        if let Some(p) = &self.playback {
+            let frames = p.counters().frames;
+            self.health
+                .observe(now, Direction::Playback, frames, p.problem());
+        }
+        while let Some(action) = self.health.poll(now) {
+            match action {
+                HealthAction::Open(direction) => self.opener.open(direction),
+                HealthAction::Close(Direction::Capture) => {
+                    if let Some(c) = self.capture.take() {
+                        self.silence.restart(c.rate(), now);
+                        self.opener.close(Stream::Capture(c));
+                    }
+                }
+                HealthAction::Close(Direction::Playback) => {
+                    if let Some(p) = self.playback.take() {
+                        self.discard.restart(p.rate(), now);
+                        self.opener.close(Stream::Playback(p));
+                    }
+                }
+                HealthAction::Report(problem) => (self.report)(problem),
+            }
+        }
+    }
+
+    /// Puts a newly opened stream in place of its stand-in, with the pipeline's resampler
+    /// set to its rate.
+    fn swap_in(&mut self, stream: Stream, pipeline: &mut MediaPipeline) -> Result<(), String> {
+        let (rate, current) = match &stream {
+            Stream::Capture(c) => (c.rate(), self.capture_rate()),
+            Stream::Playback(p) => (p.rate(), pipeline.playback_rate()),
+        };
+        if rate != current {
+            let set = match &stream {
+                Stream::Capture(_) => pipeline.set_capture_rate(rate),
+                Stream::Playback(_) => pipeline.set_playback_rate(rate),
+            };
+            if let Err(e) = set {
+                self.opener.close(stream);
+                return Err(e.to_string());
+            }
+            if let Stream::Playback(_) = stream {
+                // Not per tick: only when a device at a new rate comes in.
+                self.waiting_tone = ToneGen::new(&tone::WAITING, rate, 1.0);
+            }
+        }
+        match stream {
+            Stream::Capture(c) => self.capture = Some(c),
+            Stream::Playback(p) => self.playback = Some(p),
+        }
+        Ok(())
+    }
+
+    /// The rate the pipeline's capture side runs at now: the stand-in's while no device
+    /// works.
+    fn capture_rate(&self) -> u32 {
+        self.silence.rate()
+    }
+
     fn log_end(&self, pipeline: &MediaPipeline, call: CallId) {
         let s = pipeline.jitter_stats();
         let m = pipeline.stats();
-        let (capture, playback) = (self.capture.counters(), self.playback.counters());
-        let rate = self.playback.rate();
+        // Counters of the streams open at the end (zero for a direction that was not).
+        let capture = self
+            .capture
+            .as_ref()
+            .map(Capture::counters)
+            .unwrap_or_default();
+        let playback = self
+            .playback
+            .as_ref()
+            .map(Playback::counters)
+            .unwrap_or_default();
+        let rate = pipeline.playback_rate();
         tracing::info!(
             call,
             sent = m.sent,

@@ -402,3 +402,54 @@ fn resuming_a_call_holds_the_one_that_talks() {
 
 mod ringing;
 mod sessions;
+
+#[test]
+fn audio_problems_show_on_the_call_and_the_account_and_clear_when_devices_work() {
+    let mut rig = Rig::online();
+    let (local, _) = rig.incoming(7);
+    rig.phase(7, CallPhase::Active { source: 3 });
+    let audio = |rig: &mut Rig, source, problem: Option<&str>| {
+        changes(&rig.input(Input::Audio {
+            source,
+            problem: problem.map(str::to_owned),
+        }))
+    };
+    let call = AudioSource::Call(local);
+    let missing = "no audio input: connection refused";
+    assert_eq!(
+        audio(&mut rig, call, Some(missing)),
+        [Change::CallAudio(local), Change::AudioError]
+    );
+    let s = rig.core.snapshot();
+    assert_eq!(s.audio.calls[&local], missing);
+    assert_eq!(s.audio.latest, missing);
+    // The same report again changes nothing.
+    assert_eq!(audio(&mut rig, call, Some(missing)), []);
+    // A recording that works does not clear the account's line while a call's problem
+    // stands.
+    assert_eq!(audio(&mut rig, AudioSource::Recording, None), []);
+    assert_eq!(
+        audio(&mut rig, call, None),
+        [Change::CallAudio(local), Change::AudioError]
+    );
+    assert_eq!(rig.core.snapshot().audio, AudioStatus::default());
+    // A recording's problem is the account's until something works again; it outlives
+    // the call that ends meanwhile.
+    let short = "the input device delivered only 1400 ms of the 5000 ms asked";
+    assert_eq!(
+        audio(&mut rig, AudioSource::Recording, Some(short)),
+        [Change::AudioError]
+    );
+    audio(&mut rig, call, Some(missing));
+    rig.link(LinkEvent::Offline { why: None });
+    let s = rig.core.snapshot();
+    assert!(s.audio.calls.is_empty());
+    assert_eq!(s.audio.latest, missing);
+    // Reports for a call that has ended are dropped.
+    assert_eq!(audio(&mut rig, call, None), []);
+    assert_eq!(
+        audio(&mut rig, AudioSource::Recording, None),
+        [Change::AudioError]
+    );
+    assert_eq!(rig.core.snapshot().audio.latest, "");
+}
