@@ -188,13 +188,17 @@ impl PulseServer {
             ((x * 32767.0) as i16).to_le_bytes()
         });
         std::fs::write(&sine, samples.collect::<Vec<u8>>()).expect("sine file");
+        // A generous buffer: this is the test's own process at normal priority, and with
+        // 20 ms it ran dry whenever the loaded machine stalled it, so the phone's
+        // microphone went silent (seen: silence at the far speaker with nothing lost or
+        // concealed). Its latency is not the phone's: it only has to keep the sine going.
         let feed = Command::new("pacat")
             .args(["--server", &server.address(), "--playback", "-d", "mic"])
             .args([
                 "--raw",
                 "--format=s16le",
                 "--channels=1",
-                "--latency-msec=20",
+                "--latency-msec=500",
             ])
             .arg(format!("--rate={RATE}"))
             .arg(&sine)
