@@ -12,6 +12,15 @@
 //!   when a packet is missing) and at most the hard maximum minus a frame. The delay sits
 //!   between the target and a frame above it, by where the playout ticks fall: on a clean
 //!   path 20–40 ms at 20 ms frames.
+//! - **Bursty playout.** The pops follow the playback device, which may take audio in
+//!   bursts (pipewire-pulse asks for a 21.3 ms quantum at a time, so every 16th 20 ms frame
+//!   is popped at once after the one before). A pop that comes early sees less delay
+//!   although nothing on the network changed. The buffer keeps the phases of recent pops
+//!   (`jitter/pops.rs`) and holds the delay of the *earliest* ones between the target and
+//!   a frame above it: growing is decided per pop as before (an early pop is the one a
+//!   missing packet hurts), shrinking and shorter silences by the earliest pops' delay.
+//!   Without that, a device bursting by a frame makes the buffer skip a frame of speech at
+//!   the late pops and conceal one at the early pop, in turn, for the whole call.
 //! - **Growing.** When the delay is below the target, a pop holds the play position and
 //!   returns [`Playout::Conceal`] (in speech) or [`Playout::Silence`]: one frame more delay
 //!   per tick, so the buffer catches up with a jump in jitter within a few frames.
@@ -55,6 +64,7 @@
 //! # Ok::<(), phoned::audio::jitter::JitterConfigError>(())
 //! ```
 
+mod pops;
 mod slots;
 mod window;
 
@@ -63,6 +73,7 @@ mod sim;
 #[cfg(test)]
 mod tests;
 
+use self::pops::PopClock;
 use self::slots::{Held, Slots};
 use self::window::TransitWindow;
 use crate::audio::codec::{FrameDuration, MAX_PACKET_BYTES, SAMPLE_RATE};
@@ -192,6 +203,9 @@ pub struct JitterStats {
     pub target_ms: u32,
     /// Measured jitter at the configured percentile, ms.
     pub jitter_ms: u32,
+    /// How irregular the pops are, ms: the spread of the recent pops' phases against a
+    /// steady frame clock (a device that takes audio in bursts; 0 for a regular one).
+    pub playout_jitter_ms: u32,
     /// Packets held now.
     pub buffered: u32,
     /// Packets pushed (including duplicates, late ones and resyncs; not rejected ones).
@@ -252,6 +266,7 @@ pub struct JitterBuffer {
     max_conceal_frames: u32,
     slots: Slots,
     window: TransitWindow,
+    pops: PopClock,
     /// A packet has been seen since creation or the last resync.
     started: bool,
     /// Unwrapping references: the newest packet's extended sequence number and timestamp.
@@ -273,6 +288,9 @@ pub struct JitterBuffer {
     jitter_us: i64,
     target_us: i64,
     delay_us: i64,
+    /// The delay the earliest of the recent pops would see now (`delay_us` less how late
+    /// this pop came): what shrinking and shorter silences go by.
+    floor_us: i64,
     /// New transit samples since the target was computed.
     dirty: bool,
     stats: JitterStats,
@@ -334,6 +352,7 @@ impl JitterBuffer {
             max_conceal_frames: config.max_conceal_ms / frame_ms,
             slots: Slots::new(capacity),
             window: TransitWindow::new(config.window_packets.into()),
+            pops: PopClock::new(),
             started: false,
             highest_seq: 0,
             highest_ts: 0,
@@ -348,6 +367,7 @@ impl JitterBuffer {
             jitter_us: 0,
             target_us: i64::from(config.min_delay_ms) * 1000,
             delay_us: 0,
+            floor_us: 0,
             dirty: false,
             stats: JitterStats::default(),
             config,
@@ -369,6 +389,7 @@ impl JitterBuffer {
             },
             target_ms: to_ms(self.target_us),
             jitter_ms: to_ms(self.jitter_us),
+            playout_jitter_ms: to_ms(self.pops.spread_us()),
             buffered: u32::try_from(self.slots.len()).unwrap_or(u32::MAX),
             ..self.stats
         }
@@ -448,12 +469,13 @@ impl JitterBuffer {
     /// once the delay is a frame or more above the target, so between talkspurts the delay
     /// can rest anywhere up to a frame too high; playing a shorter silence there makes the
     /// next pops come sooner, which is inaudible. Nonzero only after a pop that returned
-    /// silence outside a talkspurt, and never more than half a frame at a time.
+    /// silence outside a talkspurt, and never more than half a frame at a time. With
+    /// bursty pops it is the earliest pops' delay that comes down to there.
     pub fn rephase_us(&self) -> u64 {
         if self.in_talkspurt || self.play_ts.is_none() {
             return 0;
         }
-        let excess = self.delay_us - self.target_us - REPHASE_HEADROOM_US;
+        let excess = self.floor_us - self.target_us - REPHASE_HEADROOM_US;
         if excess < REPHASE_MIN_US {
             return 0;
         }
@@ -476,11 +498,19 @@ impl JitterBuffer {
         // A stream with a packet always has a base; the fallback is only for safety.
         let since_sent = now.saturating_sub(ts_to_us(play));
         let mut delay = since_sent.saturating_sub(self.base_us.unwrap_or(since_sent));
+        // How much more delay this pop sees than the earliest recent pops would, less a
+        // quarter frame: irregularity that small (a media thread's 5 ms tick, clock drift
+        // over the window) is covered by the frame-wide band between growing and shrinking,
+        // and counting it would only keep excess delay longer.
+        let late = (self.pops.record(now, self.frame_us, self.max_delay_us) - self.frame_us / 4)
+            .clamp(0, delay.max(0));
+        let mut floor = delay - late;
         if delay > self.max_delay_us {
             let frames = ((delay - self.target_us) / self.frame_us).clamp(1, i64::from(u32::MAX));
             self.skip(frames);
             delay -= frames * self.frame_us;
-        } else if delay >= self.target_us + self.frame_us {
+            floor -= frames * self.frame_us;
+        } else if floor >= self.target_us + self.frame_us {
             let free = match self.classify() {
                 Class::Present(_) => false,
                 Class::Empty => !self.in_talkspurt,
@@ -488,14 +518,16 @@ impl JitterBuffer {
             };
             let margin = (self.frame_us / 4).min(self.jitter_us);
             let speech_ok = self.since_shrink >= self.config.shrink_every_frames
-                && delay >= self.target_us + self.frame_us + margin;
+                && floor >= self.target_us + self.frame_us + margin;
             if free || speech_ok {
                 self.skip(1);
                 self.since_shrink = 0;
                 delay -= self.frame_us;
+                floor -= self.frame_us;
             }
         }
         self.delay_us = delay;
+        self.floor_us = floor;
         if delay < self.target_us {
             self.stats.stretched += 1;
             return self.filler();
@@ -549,6 +581,7 @@ impl JitterBuffer {
     fn start(&mut self, now: i64, seq: u32, timestamp: u32, payload: &[u8]) {
         self.slots.clear();
         self.window.clear();
+        self.pops.clear();
         self.started = true;
         self.highest_seq = i64::from(seq);
         self.highest_ts = i64::from(timestamp);

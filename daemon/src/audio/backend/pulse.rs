@@ -36,11 +36,10 @@ const RATE: u32 = 48_000;
 const BLOCK: usize = RATE as usize / 100;
 /// Bytes in one 10 ms block of 16-bit mono.
 const BLOCK_BYTES: u32 = (BLOCK * 2) as u32;
-/// Samples per blocking write: 20 ms, the playback request size (`minreq`) asked of the
-/// server. The server asks for that much at once, so writing it in one go takes it from the
-/// ring in one go, which the counters report as the device's block: the daemon then keeps
-/// that much queued. With 10 ms writes, two came back to back for each request and the ring
-/// ran dry (seen with pipewire-pulse).
+/// Samples per blocking write: 20 ms. The server hands out room a quantum or `minreq` at a
+/// time; each write takes its 20 ms from the ring in one go, which the counters report as
+/// the device's block: the daemon then keeps that much queued. With 10 ms writes, two came
+/// back to back for one 20 ms request and the ring ran dry (seen with pipewire-pulse).
 const PLAY_BLOCK: usize = 2 * BLOCK;
 /// What this client is called in the server's stream lists (`pactl list sink-inputs`).
 const CLIENT_NAME: &str = "phoned";
@@ -96,6 +95,18 @@ impl PulseBackend {
         // latency in total (libpulse's simple API adjusts the device latency to these).
         // Not smaller: timer-driven devices (null sinks, their monitors) woken every 10 ms
         // on a loaded machine were seen to fall behind real time and drop the lost time.
+        //
+        // Playback asks for 10 ms requests (`minreq`), not 20: the server splits the 60 ms
+        // into `tlength − latency` of stream buffer and `latency = (tlength − 2·minreq)/2`
+        // at the device, so this is 40 ms buffered and a 20 ms device latency (PulseAudio
+        // wakes its sink half as often as with 10 ms). pipewire-pulse turns that latency
+        // into the node's quantum request (960 samples: the graph runs at 512 unless
+        // something asks for less) and asks the client for audio whenever `minreq` is
+        // missing, which now is every quantum: a 20 ms write returns after two 10.7 ms
+        // requests and every 8th after one, rather than after 21.3 ms and then at once
+        // every 16th (measured on PipeWire 0.3.65): the media thread's pops are irregular
+        // by half a frame instead of a whole one. The jitter buffer copes with either
+        // (`audio/jitter/pops.rs`); this keeps the delay it adds for it down.
         let attr = match direction {
             Direction::Capture => BufferAttr {
                 maxlength: u32::MAX,
@@ -108,7 +119,7 @@ impl PulseBackend {
                 maxlength: u32::MAX,
                 tlength: 6 * BLOCK_BYTES,
                 prebuf: u32::MAX,
-                minreq: (PLAY_BLOCK * 2) as u32,
+                minreq: BLOCK_BYTES,
                 fragsize: u32::MAX,
             },
         };

@@ -1,5 +1,6 @@
 //! Two parties of a call on virtual time: each a [`MediaPipeline`] with a microphone and a
-//! speaker that run on their own (drifting) device clocks in 10 ms blocks, ticked every
+//! speaker that run on their own (drifting) device clocks in 10 ms blocks (or a speaker
+//! that takes 20 ms blocks on a PipeWire quantum's boundaries), ticked every
 //! [`TICK`] like the media thread; between them a seeded network per direction
 //! (`audio/netsim.rs`: loss, jitter and reordering, duplication, delay spikes). Real Opus,
 //! real resamplers, real jitter buffer: only the clock, the devices and the sockets are
@@ -79,6 +80,10 @@ pub(super) struct Party {
     pub heard: Vec<f32>,
     /// Blocks the speaker found short once playback had begun.
     pub underruns: u64,
+    /// A speaker fed like pipewire-pulse feeds the pulse backend: 20 ms blocks taken at
+    /// the first boundary of this quantum (µs) after each is due, so with 21.3 ms, 15
+    /// blocks 21.3 ms apart and then one at once. 0: 10 ms blocks on time.
+    pub speaker_quantum_us: u64,
     inbox: InFlight,
     /// `(tick µs, frame)` of every datagram sent.
     pub sent: Vec<(u64, MediaFrame)>,
@@ -102,6 +107,7 @@ impl Party {
             speaker_blocks: 0,
             heard: Vec::new(),
             underruns: 0,
+            speaker_quantum_us: 0,
             inbox: InFlight::new(),
             sent: Vec::new(),
             log: Vec::new(),
@@ -118,6 +124,23 @@ impl Party {
     fn block_at(&self, k: u64) -> u64 {
         let clock = 1_000_000i64 + self.drift_ppm;
         (k as i128 * PERIOD_US as i128 * 1_000_000 / clock as i128) as u64
+    }
+
+    /// Samples the speaker takes at once.
+    fn speaker_block(&self) -> usize {
+        if self.speaker_quantum_us == 0 {
+            self.block()
+        } else {
+            2 * self.block()
+        }
+    }
+
+    /// True time at which the speaker takes its block `k`.
+    fn speaker_due(&self, k: u64) -> u64 {
+        match self.speaker_quantum_us {
+            0 => self.block_at(k),
+            q => self.block_at(2 * k).div_ceil(q) * q,
+        }
     }
 
     /// Hands a datagram to the party's network interface, to arrive at `at_us`.
@@ -137,13 +160,15 @@ impl Party {
                 .resize(self.captured.len() + block - (to - from), 0.0);
             self.mic_blocks += 1;
         }
-        while self.block_at(self.speaker_blocks) <= now_us {
-            let have = self.speaker.len().min(block);
-            if have < block && !self.heard.is_empty() {
+        let speaker_block = self.speaker_block();
+        while self.speaker_due(self.speaker_blocks) <= now_us {
+            let have = self.speaker.len().min(speaker_block);
+            if have < speaker_block && !self.heard.is_empty() {
                 self.underruns += 1;
             }
             self.heard.extend(self.speaker.drain(..have));
-            self.heard.resize(self.heard.len() + block - have, 0.0);
+            self.heard
+                .resize(self.heard.len() + speaker_block - have, 0.0);
             self.speaker_blocks += 1;
         }
         if now_us < self.tick_phase_us || !(now_us - self.tick_phase_us).is_multiple_of(TICK_US) {
@@ -159,7 +184,7 @@ impl Party {
         });
         let device = Device {
             queued: self.speaker.len(),
-            last_block: block as u64,
+            last_block: speaker_block as u64,
         };
         let out = self.pipeline.tick(
             Duration::from_micros(now_us),
@@ -487,6 +512,29 @@ fn reordering_within_the_jitter_target_conceals_nothing() {
         j.received - u64::from(j.buffered),
         "{m:?} {j:?}"
     );
+    assert_tone(&sim.b, 0.5, 10.0, 1000.0);
+}
+
+/// The speaker of the PipeWire call test: pipewire-pulse hands out room a 21.3 ms quantum
+/// at a time, so the 20 ms blocks leave the queue 21.3 ms apart and every 16th at once, and
+/// the pipeline pops that frame a whole frame early. The jitter buffer settles on the
+/// earliest pops (one stretch at the first burst) and then plays every packet in turn.
+#[test]
+fn a_speaker_taking_audio_a_pipewire_quantum_at_a_time_plays_the_tone_whole() {
+    let mut sim = one_way(10.0, 48_000, 48_000, 6);
+    sim.b.speaker_quantum_us = 21_333;
+    sim.run_until(10.2);
+    let settled = sim.b.log_at(S);
+    let end = when_played(&sim.a, &sim.b, 10.0);
+    let (j, m) = (end.jitter, end.media);
+    assert!((19..=22).contains(&j.playout_jitter_ms), "{j:?}");
+    assert_eq!(
+        (j.lost, j.dropped, j.skipped, m.concealed),
+        (0, 0, 0, settled.media.concealed),
+        "{m:?} {j:?}"
+    );
+    assert!(settled.media.concealed <= 1, "{settled:?}");
+    assert_eq!(sim.b.underruns, 0);
     assert_tone(&sim.b, 0.5, 10.0, 1000.0);
 }
 
