@@ -5,8 +5,9 @@
 //! A started stream is a [`Capture`] or a [`Playback`]: mono `f32` samples at the device's
 //! rate, in a lock-free single-producer single-consumer ring (`rtrb`) between the device's
 //! real-time side and the daemon. The real-time side — cpal's callback, a paced thread
-//! for file/null, a blocking I/O thread for pulse — only converts samples between the device buffer and the ring: it never
-//! blocks, locks or allocates, and what does not fit is dropped and counted
+//! for file/null, a blocking I/O thread for pulse — only converts samples between the
+//! device buffer and the ring: it never blocks (pulse: only on the server), locks or
+//! allocates, and what does not fit is dropped and counted
 //! ([`CounterSnapshot`]). Everything else (resampling to 48 kHz, Opus, jitter buffering)
 //! runs on ordinary threads that read and write the rings. Dropping a stream stops it.
 //!
@@ -32,6 +33,7 @@
 mod convert;
 mod counters;
 mod cpal;
+mod devices;
 mod error;
 mod file;
 mod null;
@@ -48,11 +50,12 @@ use rtrb::{Consumer, Producer};
 pub use self::convert::{f32_to_i16, int_to_f32};
 pub use self::counters::{CounterSnapshot, StreamCounters};
 pub use self::cpal::{CpalBackend, choose_config};
+pub use self::devices::{DeviceEntry, DeviceList, list as list_devices};
 pub use self::error::{AudioError, Direction};
 pub use self::file::FileBackend;
 pub use self::null::NullBackend;
 pub use self::pacer::{Pacer, Tick};
-pub use self::pulse::{PulseBackend, server_reachable};
+pub use self::pulse::{LoadError, PulseBackend, server_reachable};
 pub use self::wav::recording_spec;
 use crate::config::{Audio, AudioBackend};
 
@@ -74,9 +77,9 @@ pub trait Backend: Send {
 /// a bad path is reported at start-up rather than on the first call.
 ///
 /// `cpal` with no device named goes to a PulseAudio-protocol server natively when one is
-/// reachable ([`server_reachable`]): see [`resolve`].
+/// reachable ([`server_reachable`]) and libpulse loads: see [`resolve`].
 pub fn open(config: &Audio, options: Options) -> Result<Box<dyn Backend>, AudioError> {
-    Ok(match resolve(config, server_reachable()) {
+    Ok(match resolve(config, pulse_usable()) {
         AudioBackend::Pulse => Box::new(PulseBackend::new(
             config.input.clone(),
             config.output.clone(),
@@ -109,6 +112,21 @@ pub fn resolve(config: &Audio, server_reachable: bool) -> AudioBackend {
             AudioBackend::Pulse
         }
         other => other,
+    }
+}
+
+/// Whether the default `cpal` config may go to a sound server natively: one is reachable
+/// and libpulse loads (it is only loaded then; without it, cpal/ALSA is used as before).
+fn pulse_usable() -> bool {
+    if !server_reachable() {
+        return false;
+    }
+    match pulse::library() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::info!("a sound server runs but {e}; using cpal (ALSA)");
+            false
+        }
     }
 }
 
