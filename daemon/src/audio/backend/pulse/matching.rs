@@ -62,8 +62,10 @@ mod tests {
             name("built-in AUDIO"),
             Some("alsa_output.pci-0000_00_1f.3.analog-stereo")
         );
-        // Names are exact: no case folding, no prefixes.
-        assert_eq!(name("ALSA_OUTPUT.USB-LOGITECH_H390"), None);
+        // Names are exact: no case folding (this one matches only as the description of
+        // "odd"), no prefixes.
+        assert_eq!(name("ALSA_OUTPUT.USB-LOGITECH_H390"), Some("odd"));
+        assert_eq!(name("ALSA_OUTPUT.PCI-0000_00_1F.3.ANALOG-STEREO"), None);
         assert_eq!(name("USB"), None);
         assert_eq!(name(""), None);
     }
