@@ -14,8 +14,8 @@ use zbus::proxy::CacheProperties;
 use crate::Failure;
 use crate::calls::{self, Pick};
 use crate::cli::{
-    AudioAction, Cli, Command, ContactsAction, FileAction, MsgAction, NameAction, NumberAction, OnOff,
-    PasswordAction, Shell, VoiceAction,
+    AudioAction, Cli, Command, ContactsAction, FileAction, MsgAction, NameAction, NumberAction,
+    OnOff, PasswordAction, Shell, VoiceAction,
 };
 use phoned_proto::call::EndReason;
 use phoned_proto::dbus::CallProxy;
@@ -410,11 +410,17 @@ async fn audio_devices(conn: &Connection, json: bool) -> Result<(), Failure> {
     if devices.is_empty() {
         table.push_str("no devices");
     } else {
-        let width = devices.iter().map(|d| d.1.chars().count()).max().unwrap_or(0);
+        let width = devices
+            .iter()
+            .map(|d| d.1.chars().count())
+            .max()
+            .unwrap_or(0);
         table.push_str(&format!("   {:<6}  {:<width$}  DESCRIPTION", "", "NAME"));
         for (direction, name, description, default) in &devices {
             let mark = if *default { '*' } else { ' ' };
-            table.push_str(&format!("\n{mark}  {direction:<6}  {name:<width$}  {description}"));
+            table.push_str(&format!(
+                "\n{mark}  {direction:<6}  {name:<width$}  {description}"
+            ));
         }
         table.push_str("\n(* the default)");
     }

@@ -213,6 +213,27 @@ impl PulseServer {
         assert!(self.try_pactl(args), "pactl {args} failed");
     }
 
+    /// `pactl load-module MODULE ARGS…` (each argument one word, spaces and all: e.g.
+    /// `sink_properties=device.description="USB\ Headset"`); returns the module's index.
+    pub fn load_module(&self, module: &str, args: &[&str]) -> String {
+        let out = Command::new("pactl")
+            .args(["--server", &self.address(), "load-module", module])
+            .args(args)
+            .output()
+            .expect("run pactl");
+        assert!(
+            out.status.success(),
+            "pactl load-module {module} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// `pactl unload-module INDEX`: the device goes, as if unplugged.
+    pub fn unload_module(&self, index: &str) {
+        self.pactl(&format!("unload-module {index}"));
+    }
+
     fn wait_ready(&self, log: &str) {
         let ready = crate::wait_for(Duration::from_secs(10), || {
             self.try_pactl("info").then_some(())
@@ -251,9 +272,14 @@ impl PulseServer {
 
     /// Starts recording what the speaker plays (its monitor) to `path`, raw 16-bit mono.
     pub fn record_speaker(&self, path: &Path) -> Recording {
+        self.record("speaker.monitor", path)
+    }
+
+    /// Starts recording the source `source` to `path`, raw 16-bit mono.
+    pub fn record(&self, source: &str, path: &Path) -> Recording {
         let out = std::fs::File::create(path).expect("recording file");
         let child = Command::new("parec")
-            .args(["--server", &self.address(), "-d", "speaker.monitor"])
+            .args(["--server", &self.address(), "-d", source])
             .args([
                 "--format=s16le",
                 "--channels=1",
@@ -302,7 +328,12 @@ impl Recording {
     pub fn finish(mut self) -> Vec<f32> {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let bytes = std::fs::read(&self.path).expect("read the recording");
+        self.so_far()
+    }
+
+    /// The samples recorded so far, still recording.
+    pub fn so_far(&self) -> Vec<f32> {
+        let bytes = std::fs::read(&self.path).unwrap_or_default();
         bytes
             .chunks_exact(2)
             .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)

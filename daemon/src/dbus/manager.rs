@@ -77,7 +77,9 @@ impl ManagerIface {
     /// `output`), its name (what `[audio] input`/`output` accept), its description (may be
     /// empty) and whether it is the default. Fails with `Failed` naming the problem when
     /// the devices cannot be listed (sound server not answering, libpulse missing).
-    async fn audio_devices(&self) -> Result<(String, Vec<(String, String, String, bool)>), PhoneError> {
+    async fn audio_devices(
+        &self,
+    ) -> Result<(String, Vec<(String, String, String, bool)>), PhoneError> {
         let audio = self.phone.config().audio.clone();
         let list = blocking::unblock(move || audio::list_devices(&audio))
             .await

@@ -137,12 +137,8 @@ pub struct Lib {
     pub simple_free: unsafe extern "C" fn(*mut PaSimple),
     pub simple_read:
         unsafe extern "C" fn(*mut PaSimple, data: *mut c_void, bytes: usize, *mut c_int) -> c_int,
-    pub simple_write: unsafe extern "C" fn(
-        *mut PaSimple,
-        data: *const c_void,
-        bytes: usize,
-        *mut c_int,
-    ) -> c_int,
+    pub simple_write:
+        unsafe extern "C" fn(*mut PaSimple, data: *const c_void, bytes: usize, *mut c_int) -> c_int,
     pub strerror: unsafe extern "C" fn(c_int) -> *const c_char,
     pub mainloop_new: unsafe extern "C" fn() -> *mut PaMainloop,
     pub mainloop_free: unsafe extern "C" fn(*mut PaMainloop),
@@ -295,9 +291,12 @@ mod tests {
 
     #[test]
     fn a_missing_library_is_a_typed_error_naming_it() {
-        let err = Lib::load("libphoned-no-such-simple.so.0", "libphoned-no-such-pulse.so.0")
-            .err()
-            .expect("these libraries do not exist");
+        let err = Lib::load(
+            "libphoned-no-such-simple.so.0",
+            "libphoned-no-such-pulse.so.0",
+        )
+        .err()
+        .expect("these libraries do not exist");
         assert_eq!(err.library, "libphoned-no-such-pulse.so.0");
         let text = err.to_string();
         assert!(

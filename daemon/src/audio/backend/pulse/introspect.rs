@@ -20,6 +20,9 @@ pub struct DeviceInfo {
     pub name: String,
     /// What people see (`USB Headset Analog Stereo`).
     pub description: String,
+    /// The server's index for it, never reused while the server runs: a device unplugged
+    /// and plugged back has the same name and a new index.
+    pub index: u32,
 }
 
 /// What the server has.
@@ -118,9 +121,9 @@ impl Introspector {
         } else {
             self.iterate_until(deadline, |me| {
                 // SAFETY: every op is a live operation (unreffed only below).
-                let running = ops.iter().any(|&o| unsafe {
-                    (me.lib.operation_get_state)(o) == PA_OPERATION_RUNNING
-                });
+                let running = ops
+                    .iter()
+                    .any(|&o| unsafe { (me.lib.operation_get_state)(o) == PA_OPERATION_RUNNING });
                 Ok(!running)
             })
         };
@@ -207,7 +210,11 @@ unsafe fn device(info: *const DeviceInfoPrefix) -> Option<DeviceInfo> {
     let info = unsafe { info.as_ref() }?;
     // SAFETY: libpulse's strings in the struct are NULL or NUL-terminated for as long.
     let (name, description) = unsafe { (owned(info.name), owned(info.description)) };
-    Some(DeviceInfo { name, description })
+    Some(DeviceInfo {
+        name,
+        description,
+        index: info.index,
+    })
 }
 
 unsafe extern "C" fn sink_cb(
@@ -246,7 +253,11 @@ unsafe extern "C" fn source_cb(
     }
 }
 
-unsafe extern "C" fn server_cb(_: *mut PaContext, info: *const ServerInfoPrefix, data: *mut c_void) {
+unsafe extern "C" fn server_cb(
+    _: *mut PaContext,
+    info: *const ServerInfoPrefix,
+    data: *mut c_void,
+) {
     // SAFETY: as in `sink_cb`.
     let collected = unsafe { &mut *data.cast::<Collected>() };
     // SAFETY: `info` is NULL or valid for this callback.

@@ -36,8 +36,10 @@ pub struct Link {
     /// The configured name or description; `None`: the server's default.
     wanted: Option<String>,
     simple: Option<Simple>,
-    /// The device name `simple` was opened on; `None`: the default.
-    on: Option<String>,
+    /// The device `simple` was opened on, by name and index; `None`: the default. The
+    /// index tells a device that went and came back (the server moved the stream away
+    /// meanwhile) from one that stayed.
+    on: Option<(String, u32)>,
     introspector: Option<Introspector>,
     /// A problem is reported and not yet cleared.
     failing: bool,
@@ -69,27 +71,29 @@ impl Link {
             next_try: Instant::now(),
         };
         if let Some(name) = &wanted {
-            let mut introspector = Introspector::connect(lib, LIST_TIMEOUT * 10)
-                .map_err(server_error)?;
-            let devices = introspector
-                .list(LIST_TIMEOUT * 10)
-                .map_err(server_error)?;
+            let mut introspector =
+                Introspector::connect(lib, LIST_TIMEOUT * 10).map_err(server_error)?;
+            let devices = introspector.list(LIST_TIMEOUT * 10).map_err(server_error)?;
             let list = of(direction, &devices);
             let found = matching::find(name, list).ok_or_else(|| AudioError::DeviceNotFound {
                 direction,
                 name: name.clone(),
                 available: matching::available(list),
             })?;
-            link.on = Some(found.name.clone());
+            link.on = Some((found.name.clone(), found.index));
             link.introspector = Some(introspector);
         }
-        link.simple = Some(open_simple(lib, direction, link.on.as_deref()).map_err(server_error)?);
+        link.simple = Some(open_simple(lib, direction, link.on_name()).map_err(server_error)?);
         Ok(link)
     }
 
     /// The device the stream is on, for logs.
     pub fn device(&self) -> &str {
-        self.on.as_deref().unwrap_or("default")
+        self.on_name().unwrap_or("default")
+    }
+
+    fn on_name(&self) -> Option<&str> {
+        self.on.as_ref().map(|(name, _)| name.as_str())
     }
 
     /// The stream, while there is one.
@@ -146,20 +150,31 @@ impl Link {
         if self.wanted.is_none() {
             return;
         }
-        let Ok(target) = self.target() else {
-            // Cannot tell (server busy or gone): the stream itself will say if it fails.
-            return;
+        let target = match self.target() {
+            Ok(target) => target,
+            Err(e) => {
+                // Cannot tell (server busy or gone): the stream itself will say if it fails.
+                tracing::debug!(direction = %self.direction, error = %e,
+                    "cannot list the audio devices");
+                return;
+            }
         };
         if target == self.on {
             return;
         }
-        match open_simple(self.lib, self.direction, target.as_deref()) {
+        let name = target.as_ref().map(|(name, _)| name.as_str());
+        match open_simple(self.lib, self.direction, name) {
             Ok(simple) => {
                 self.simple = Some(simple);
                 let from = std::mem::replace(&mut self.on, target);
-                tracing::info!(direction = %self.direction,
-                    from = from.as_deref().unwrap_or("default"), to = self.device(),
-                    "audio device changed");
+                // With the index: a device that came back has the same name.
+                let label = |on: &Option<(String, u32)>| {
+                    on.as_ref().map_or("default".to_owned(), |(name, index)| {
+                        format!("{name}#{index}")
+                    })
+                };
+                tracing::info!(direction = %self.direction, from = label(&from),
+                    to = label(&self.on), "audio device changed");
             }
             Err(e) => tracing::debug!(direction = %self.direction, error = %e,
                 "cannot move the audio stream yet"),
@@ -167,7 +182,7 @@ impl Link {
     }
 
     /// Where the stream should be now: the named device if it exists, else the default.
-    fn target(&mut self) -> Result<Option<String>, PaError> {
+    fn target(&mut self) -> Result<Option<(String, u32)>, PaError> {
         let Some(wanted) = &self.wanted else {
             return Ok(None);
         };
@@ -177,7 +192,8 @@ impl Link {
         };
         match introspector.list(LIST_TIMEOUT) {
             Ok(devices) => {
-                Ok(matching::find(wanted, of(self.direction, &devices)).map(|d| d.name.clone()))
+                let found = matching::find(wanted, of(self.direction, &devices));
+                Ok(found.map(|d| (d.name.clone(), d.index)))
             }
             Err(e) => {
                 // A new connection next time: this one may be dead.
@@ -190,7 +206,8 @@ impl Link {
     fn reopen(&mut self) -> Result<(), PaError> {
         // When the devices cannot be listed, the default is the best guess.
         let target = self.target().unwrap_or(None);
-        self.simple = Some(open_simple(self.lib, self.direction, target.as_deref())?);
+        let name = target.as_ref().map(|(name, _)| name.as_str());
+        self.simple = Some(open_simple(self.lib, self.direction, name)?);
         self.on = target;
         Ok(())
     }
@@ -198,7 +215,10 @@ impl Link {
     /// One line for users: why this direction moves no audio.
     fn problem(&self, lost: &PaError, now: &PaError) -> String {
         if now.code == PA_ERR_NOENTITY {
-            format!("no audio {} device on the audio server: {now}", self.direction)
+            format!(
+                "no audio {} device on the audio server: {now}",
+                self.direction
+            )
         } else {
             format!("audio server connection lost ({}): {lost}", self.direction)
         }

@@ -40,13 +40,17 @@ mod tests {
         DeviceInfo {
             name: name.into(),
             description: description.into(),
+            index: 0,
         }
     }
 
     #[test]
     fn a_device_is_found_by_exact_name_else_by_description_ignoring_case() {
         let devices = [
-            dev("alsa_output.pci-0000_00_1f.3.analog-stereo", "Built-in Audio"),
+            dev(
+                "alsa_output.pci-0000_00_1f.3.analog-stereo",
+                "Built-in Audio",
+            ),
             dev("alsa_output.usb-Logitech_H390", "USB Headset"),
             // A description that is another device's name loses to the name.
             dev("odd", "alsa_output.usb-Logitech_H390"),

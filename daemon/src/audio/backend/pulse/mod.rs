@@ -32,12 +32,12 @@ mod thread;
 use std::path::Path;
 use std::sync::Arc;
 
+use self::ffi::{BufferAttr, Lib};
 pub use self::ffi::{LoadError, PaError};
 pub use self::introspect::Devices;
-pub use self::thread::PulseThread;
-use self::ffi::{BufferAttr, Lib};
 use self::introspect::Introspector;
 use self::link::Link;
+pub use self::thread::PulseThread;
 use super::counters::StreamCounters;
 use super::error::{AudioError, Direction};
 use super::{Backend, Capture, Options, Playback, Running};

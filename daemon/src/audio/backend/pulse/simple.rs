@@ -42,7 +42,10 @@ pub struct Params<'a> {
 fn c_string(lib: &Lib, s: &str) -> Result<CString, PaError> {
     CString::new(s).map_err(|_| PaError {
         code: PA_ERR_INVALID,
-        message: format!("{} (a NUL byte in {s:?})", lib.error_message(PA_ERR_INVALID)),
+        message: format!(
+            "{} (a NUL byte in {s:?})",
+            lib.error_message(PA_ERR_INVALID)
+        ),
     })
 }
 
