@@ -253,6 +253,17 @@ impl PulseServer {
         }
     }
 
+    /// Stops (`SIGSTOP`) or resumes (`SIGCONT`) every process of the server: a server that
+    /// hangs with its socket open.
+    pub fn freeze(&self, frozen: bool) {
+        let signal = if frozen { libc::SIGSTOP } else { libc::SIGCONT };
+        for child in &self.children {
+            // SAFETY: kill(2) on our own child's pid, which it cannot outlive (not yet waited
+            // for), with a valid signal number.
+            unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        }
+    }
+
     /// `unix:<socket>`, as `PULSE_SERVER` takes it.
     pub fn address(&self) -> String {
         format!("unix:{}", self.socket.display())

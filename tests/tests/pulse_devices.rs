@@ -264,6 +264,76 @@ fn a_named_speaker_unplugged_mid_call_falls_back_to_the_default_and_comes_back()
     assert!(common::no_calls(&a) && common::no_calls(&b));
 }
 
+/// A server that dies mid-call: both directions report the problem once, and when a server
+/// is back on the same socket the call carries sound again, with the problem cleared.
+#[test]
+fn a_server_that_comes_back_carries_the_call_again() {
+    if skip() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let w = common::world();
+    let mut a_sound = sound(&w, "A", 440);
+    let a = daemon(&w, "A", &a_sound, "");
+    let b_sound = sound(&w, "B", 1000);
+    let b = daemon(&w, "B", &b_sound, "");
+    a.wait_online(common::ONLINE);
+    common::call_answered(&a, &b);
+    a_sound.kill();
+    let lost = wait_for(Duration::from_secs(10), || {
+        (a.log().matches("audio server connection lost").count() >= 2).then_some(())
+    });
+    assert!(lost.is_some(), "no problem reported:\n{}", a.log());
+
+    let a_sound = sound(&w, "A", 440);
+    let again = wait_for(Duration::from_secs(15), || {
+        (a.log().matches("audio moving again").count() >= 2).then_some(())
+    });
+    assert!(again.is_some(), "audio did not resume:\n{}", a.log());
+    let speaker = a_sound.record_speaker(&path(&w, "speaker.raw"));
+    let heard = wait_for(Duration::from_secs(15), || heard_from(&speaker.so_far(), 0));
+    assert!(heard.is_some(), "B's tone is not heard again:\n{}", a.log());
+    let log = a.log();
+    assert_eq!(
+        log.matches("audio server connection lost").count(),
+        2,
+        "one line per direction while the server was away, not one per try:\n{log}"
+    );
+    assert_eq!(a.ctl(&["hangup"]).code, 0);
+}
+
+/// A server that hangs (SIGSTOP) with the call's threads blocked in it: hanging up still
+/// ends the call, and the daemon goes on answering.
+#[test]
+fn hanging_up_does_not_wait_for_a_frozen_server() {
+    if skip() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let w = common::world();
+    let a_sound = sound(&w, "A", 440);
+    let a = daemon(&w, "A", &a_sound, "");
+    let b_sound = sound(&w, "B", 1000);
+    let b = daemon(&w, "B", &b_sound, "");
+    a.wait_online(common::ONLINE);
+    common::call_answered(&a, &b);
+    a_sound.freeze(true);
+    let out = a.ctl(&["hangup"]);
+    let ended = common::no_calls(&a) && common::no_calls(&b);
+    let status = a.ctl(&["--json", "status"]);
+    a_sound.freeze(false);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(ended, "the call did not end:\n{}", a.log());
+    assert_eq!(status.code, 0, "the daemon stopped answering: {status:?}");
+    // The threads were blocked in the server, and were left to end on their own.
+    let detached = wait_for(Duration::from_secs(10), || {
+        a.log()
+            .contains("the audio server does not answer")
+            .then_some(())
+    });
+    assert!(detached.is_some(), "{}", a.log());
+}
+
 #[test]
 fn phonectl_audio_devices_lists_the_servers_sinks_and_sources() {
     if skip() {
