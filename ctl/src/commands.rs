@@ -415,7 +415,7 @@ async fn audio_devices(conn: &Connection, json: bool) -> Result<(), Failure> {
             .map(|d| d.1.chars().count())
             .max()
             .unwrap_or(0);
-        table.push_str(&format!("   {:<6}  {:<width$}  DESCRIPTION", "", "NAME"));
+        table.push_str(&format!("   {:<6}  {:<width$}  DESCRIPTION", "DIR", "NAME"));
         for (direction, name, description, default) in &devices {
             let mark = if *default { '*' } else { ' ' };
             table.push_str(&format!(

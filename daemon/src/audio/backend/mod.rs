@@ -118,10 +118,14 @@ pub fn resolve(config: &Audio, server_reachable: bool) -> AudioBackend {
 /// Whether the default `cpal` config may go to a sound server natively: one is reachable
 /// and libpulse loads (it is only loaded then; without it, cpal/ALSA is used as before).
 fn pulse_usable() -> bool {
-    if !server_reachable() {
+    usable(server_reachable(), pulse::library)
+}
+
+fn usable(server_reachable: bool, library: impl FnOnce() -> Result<(), LoadError>) -> bool {
+    if !server_reachable {
         return false;
     }
-    match pulse::library() {
+    match library() {
         Ok(()) => true,
         Err(e) => {
             tracing::info!("a sound server runs but {e}; using cpal (ALSA)");
@@ -387,6 +391,23 @@ mod tests {
             assert_eq!(resolve(&audio(b), true), b);
             assert_eq!(resolve(&audio(b), false), b);
         }
+    }
+
+    #[test]
+    fn without_libpulse_the_default_config_stays_on_cpal() {
+        let missing = || {
+            Err(LoadError {
+                library: "libpulse.so.0".into(),
+                reason: "not found".into(),
+            })
+        };
+        let cpal = audio(AudioBackend::Cpal);
+        assert_eq!(resolve(&cpal, usable(true, missing)), AudioBackend::Cpal);
+        assert_eq!(resolve(&cpal, usable(true, || Ok(()))), AudioBackend::Pulse);
+        // No server: libpulse is not even loaded.
+        assert!(!usable(false, || panic!(
+            "loaded libpulse without a server"
+        )));
     }
 
     #[test]
