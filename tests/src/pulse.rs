@@ -3,7 +3,9 @@
 //! and a microphone playing a sine of a chosen frequency (what the phone hears from its
 //! user): `module-sine` into a second null sink, `mic`, whose monitor is the default
 //! source. Not `module-sine-source`: it renders 2 s ahead, so a new stream gets a 2 s burst
-//! and then nothing for 2 s, which no real microphone does. Also
+//! and then nothing for 2 s, which no real microphone does. Devices can be added and
+//! removed mid-test (`load_module`/`unload_module`: a headset plugged and unplugged), and the
+//! server frozen (`freeze`: SIGSTOP) or killed. Also
 //! the CPU time of a process, from `/proc`, for the figures the audio tests print.
 
 use std::path::{Path, PathBuf};
