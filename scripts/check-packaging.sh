@@ -121,6 +121,12 @@ has_paths "$phoned_deb" \
   /usr/share/doc/phoned/operations.md
 control_has "$phoned_deb" conffiles '^/etc/phoned/phoned\.toml$'
 control_has "$phoned_deb" control '^Depends: .*libasound2.*libopus0'
+# libpulse is dlopened by the pulse backend, never linked: a Recommends, not a Depends
+# (a Raspberry Pi without a sound server runs without it).
+control_has "$phoned_deb" control '^Recommends: .*libpulse0'
+if grep -qE '^Depends: .*libpulse' <<<"$(control_file "$phoned_deb" control)"; then
+  fail "$(basename "$phoned_deb"): Depends on libpulse, which phoned only loads at run time"
+fi
 control_has "$phoned_deb" postinst 'systemd-sysusers .*phoned\.conf'
 # The system unit is not enabled on install (the relay must be configured first) …
 control_has "$phoned_deb" postinst 'was-enabled phoned\.service'

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages phoned needs to build and test (idempotent).
 set -euo pipefail
-pkgs=(build-essential pkg-config libasound2-dev libopus-dev libpulse-dev dbus ca-certificates
+pkgs=(build-essential pkg-config libasound2-dev libopus-dev dbus ca-certificates
       pulseaudio pulseaudio-utils libasound2-plugins)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -141,6 +141,11 @@ pub enum Command {
     Reload,
     /// Print events (presence, contacts, state changes) as JSON lines until interrupted.
     Watch,
+    /// Audio devices.
+    Audio {
+        #[command(subcommand)]
+        action: AudioAction,
+    },
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -148,6 +153,14 @@ pub enum Command {
     },
     /// Print the man page (roff).
     Man,
+}
+
+#[derive(Subcommand)]
+pub enum AudioAction {
+    /// The input and output devices of the audio backend the daemon would use for a call
+    /// (pulse: sources and sinks; cpal: ALSA devices), with the default marked. A name or
+    /// description listed here can go in `[audio] input`/`output`.
+    Devices,
 }
 
 #[derive(Subcommand)]

@@ -14,8 +14,8 @@ use zbus::proxy::CacheProperties;
 use crate::Failure;
 use crate::calls::{self, Pick};
 use crate::cli::{
-    Cli, Command, ContactsAction, FileAction, MsgAction, NameAction, NumberAction, OnOff,
-    PasswordAction, Shell, VoiceAction,
+    AudioAction, Cli, Command, ContactsAction, FileAction, MsgAction, NameAction, NumberAction,
+    OnOff, PasswordAction, Shell, VoiceAction,
 };
 use phoned_proto::call::EndReason;
 use phoned_proto::dbus::CallProxy;
@@ -98,6 +98,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Reload => reload(&conn, g.json).await,
         Command::Watch => crate::watch::run(&conn).await,
+        Command::Audio {
+            action: AudioAction::Devices,
+        } => audio_devices(&conn, g.json).await,
         Command::Msg { action } => msg(&conn, g.json, action).await,
         Command::File { action } => file(&conn, g.json, action).await,
         Command::Voice { action } => voice(&conn, g.json, action).await,
@@ -371,6 +374,57 @@ async fn reload(conn: &Connection, json: bool) -> Result<(), Failure> {
         format!("config reloaded: {}", list.join(", "))
     };
     print(json, json!({ "changes": changes }), &human)
+}
+
+async fn audio_devices(conn: &Connection, json: bool) -> Result<(), Failure> {
+    let (backend, devices) = match manager(conn).await?.audio_devices().await {
+        Ok(found) => found,
+        Err(phoned_proto::dbus::PhoneError::ZBus(zbus::Error::MethodError(name, _, _)))
+            if name.as_str() == "org.freedesktop.DBus.Error.UnknownMethod" =>
+        {
+            return Err(Failure::Daemon(
+                "this phoned cannot list audio devices (older than phonectl?)".into(),
+            ));
+        }
+        Err(phoned_proto::dbus::PhoneError::ZBus(e)) => return Err(e.into()),
+        Err(e) => {
+            return Err(Failure::Daemon(format!(
+                "cannot list audio devices: {}",
+                e.message()
+            )));
+        }
+    };
+    let value = json!(
+        devices
+            .iter()
+            .map(|(direction, name, description, default)| json!({
+                "backend": backend,
+                "direction": direction,
+                "name": name,
+                "description": description,
+                "default": default,
+            }))
+            .collect::<Vec<_>>()
+    );
+    let mut table = format!("backend: {backend}\n");
+    if devices.is_empty() {
+        table.push_str("no devices");
+    } else {
+        let width = devices
+            .iter()
+            .map(|d| d.1.chars().count())
+            .max()
+            .unwrap_or(0);
+        table.push_str(&format!("   {:<6}  {:<width$}  DESCRIPTION", "DIR", "NAME"));
+        for (direction, name, description, default) in &devices {
+            let mark = if *default { '*' } else { ' ' };
+            table.push_str(&format!(
+                "\n{mark}  {direction:<6}  {name:<width$}  {description}"
+            ));
+        }
+        table.push_str("\n(* the default)");
+    }
+    print(json, value, table.trim_end())
 }
 
 async fn status(conn: &Connection, json: bool) -> Result<(), Failure> {

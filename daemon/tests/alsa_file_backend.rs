@@ -245,8 +245,17 @@ fn alsa_child_runs_capture_and_playback() {
     ));
 
     // Devices by name: by id for capture, by description for playback.
-    let names = backend.device_names().expect("list devices");
-    println!("devices: {names:?}");
+    let inputs = backend
+        .devices(phoned::audio::backend::Direction::Capture)
+        .expect("list input devices");
+    let outputs = backend
+        .devices(phoned::audio::backend::Direction::Playback)
+        .expect("list output devices");
+    println!("devices: in {inputs:?}, out {outputs:?}");
+    assert!(
+        inputs.iter().any(|(id, _, _)| id == "phoned_test_in"),
+        "{inputs:?}"
+    );
     let mut named = CpalBackend::new(
         Some("phoned_test_in".into()),
         Some("phoned test speaker".into()),

@@ -126,6 +126,12 @@ pub mod manager {
         /// Re-reads the config file; returns each changed key and when it applies
         /// (`now`, `next-call`, `reconnect`).
         fn reload(&self) -> Result<std::collections::HashMap<String, String>, PhoneError>;
+        /// The audio backend a call would use and its devices: (direction `input` or
+        /// `output`, name, description, is the default).
+        #[allow(clippy::type_complexity)]
+        fn audio_devices(
+            &self,
+        ) -> Result<(String, Vec<(String, String, String, bool)>), PhoneError>;
         #[zbus(signal)]
         fn incoming_call(
             &self,

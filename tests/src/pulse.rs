@@ -3,7 +3,9 @@
 //! and a microphone playing a sine of a chosen frequency (what the phone hears from its
 //! user): `module-sine` into a second null sink, `mic`, whose monitor is the default
 //! source. Not `module-sine-source`: it renders 2 s ahead, so a new stream gets a 2 s burst
-//! and then nothing for 2 s, which no real microphone does. Also
+//! and then nothing for 2 s, which no real microphone does. Devices can be added and
+//! removed mid-test (`load_module`/`unload_module`: a headset plugged and unplugged), and the
+//! server frozen (`freeze`: SIGSTOP) or killed. Also
 //! the CPU time of a process, from `/proc`, for the figures the audio tests print.
 
 use std::path::{Path, PathBuf};
@@ -224,6 +226,27 @@ impl PulseServer {
         assert!(self.try_pactl(args), "pactl {args} failed");
     }
 
+    /// `pactl load-module MODULE ARGS…` (each argument one word, spaces and all: e.g.
+    /// `sink_properties=device.description="USB\ Headset"`); returns the module's index.
+    pub fn load_module(&self, module: &str, args: &[&str]) -> String {
+        let out = Command::new("pactl")
+            .args(["--server", &self.address(), "load-module", module])
+            .args(args)
+            .output()
+            .expect("run pactl");
+        assert!(
+            out.status.success(),
+            "pactl load-module {module} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// `pactl unload-module INDEX`: the device goes, as if unplugged.
+    pub fn unload_module(&self, index: &str) {
+        self.pactl(&format!("unload-module {index}"));
+    }
+
     fn wait_ready(&self, log: &str) {
         let ready = crate::wait_for(Duration::from_secs(10), || {
             self.try_pactl("info").then_some(())
@@ -240,6 +263,17 @@ impl PulseServer {
         for child in self.children.iter_mut().rev() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Stops (`SIGSTOP`) or resumes (`SIGCONT`) every process of the server: a server that
+    /// hangs with its socket open.
+    pub fn freeze(&self, frozen: bool) {
+        let signal = if frozen { libc::SIGSTOP } else { libc::SIGCONT };
+        for child in &self.children {
+            // SAFETY: kill(2) on our own child's pid, which it cannot outlive (not yet waited
+            // for), with a valid signal number.
+            unsafe { libc::kill(child.id() as libc::pid_t, signal) };
         }
     }
 
@@ -262,9 +296,14 @@ impl PulseServer {
 
     /// Starts recording what the speaker plays (its monitor) to `path`, raw 16-bit mono.
     pub fn record_speaker(&self, path: &Path) -> Recording {
+        self.record("speaker.monitor", path)
+    }
+
+    /// Starts recording the source `source` to `path`, raw 16-bit mono.
+    pub fn record(&self, source: &str, path: &Path) -> Recording {
         let out = std::fs::File::create(path).expect("recording file");
         let child = Command::new("parec")
-            .args(["--server", &self.address(), "-d", "speaker.monitor"])
+            .args(["--server", &self.address(), "-d", source])
             .args([
                 "--format=s16le",
                 "--channels=1",
@@ -313,7 +352,12 @@ impl Recording {
     pub fn finish(mut self) -> Vec<f32> {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let bytes = std::fs::read(&self.path).expect("read the recording");
+        self.so_far()
+    }
+
+    /// The samples recorded so far, still recording.
+    pub fn so_far(&self) -> Vec<f32> {
+        let bytes = std::fs::read(&self.path).unwrap_or_default();
         bytes
             .chunks_exact(2)
             .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)

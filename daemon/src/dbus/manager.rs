@@ -1,5 +1,5 @@
 //! `org.phoned.Phone1.Manager`: dialing, the list of calls and their signals,
-//! do-not-disturb, auto-answer, and reloading the config. Each call's own object is
+//! do-not-disturb, auto-answer, reloading the config, and listing the audio devices. Each call's own object is
 //! [`super::call`].
 
 use std::collections::HashMap;
@@ -13,6 +13,7 @@ use zbus::wire::{ObjectPath, OwnedObjectPath, OwnedVariant};
 use super::call::path;
 use super::error::property_error;
 use super::{check_arg, recipient};
+use crate::audio::backend::{self as audio, Direction};
 use crate::core::{Command, Reply};
 use crate::driver::Handle;
 
@@ -69,6 +70,32 @@ impl ManagerIface {
             .into_iter()
             .map(|(k, e)| (k.to_owned(), e.as_str().to_owned()))
             .collect())
+    }
+
+    /// The input and output devices of the audio backend a call would use now: the
+    /// backend (`pulse`, `cpal`, `file`, `null`) and, per device, its direction (`input`,
+    /// `output`), its name (what `[audio] input`/`output` accept), its description (may be
+    /// empty) and whether it is the default. Fails with `Failed` naming the problem when
+    /// the devices cannot be listed (sound server not answering, libpulse missing).
+    async fn audio_devices(
+        &self,
+    ) -> Result<(String, Vec<(String, String, String, bool)>), PhoneError> {
+        let audio = self.phone.config().audio.clone();
+        let list = blocking::unblock(move || audio::list_devices(&audio))
+            .await
+            .map_err(|e| PhoneError::Failed(e.to_string()))?;
+        let devices = list
+            .devices
+            .into_iter()
+            .map(|d| {
+                let direction = match d.direction {
+                    Direction::Capture => "input",
+                    Direction::Playback => "output",
+                };
+                (direction.to_owned(), d.name, d.description, d.is_default)
+            })
+            .collect();
+        Ok((list.backend.to_owned(), devices))
     }
 
     #[zbus(property)]

@@ -50,10 +50,40 @@ impl CpalBackend {
         }
     }
 
-    /// Every device the host lists, as `id (description)`: what `input`/`output` accept.
-    pub fn device_names(&self) -> Result<Vec<String>, AudioError> {
-        let devices = self.host.devices().map_err(AudioError::Enumerate)?;
-        Ok(devices.map(|d| label(&d)).collect())
+    /// The host's devices for `direction`: id, description (empty when it is the id) and
+    /// whether it is the host's default. What `input`/`output` accept.
+    pub fn devices(&self, direction: Direction) -> Result<Vec<(String, String, bool)>, AudioError> {
+        let (devices, default): (Vec<Device>, _) = match direction {
+            Direction::Capture => (
+                self.host
+                    .input_devices()
+                    .map_err(AudioError::Enumerate)?
+                    .collect(),
+                self.host.default_input_device(),
+            ),
+            Direction::Playback => (
+                self.host
+                    .output_devices()
+                    .map_err(AudioError::Enumerate)?
+                    .collect(),
+                self.host.default_output_device(),
+            ),
+        };
+        let default = default.map(|d| device_id(&d));
+        Ok(devices
+            .iter()
+            .map(|d| {
+                let id = device_id(d);
+                let description = d
+                    .description()
+                    .map(|x| x.name().to_owned())
+                    .ok()
+                    .filter(|x| *x != id)
+                    .unwrap_or_default();
+                let is_default = default.as_deref() == Some(id.as_str());
+                (id, description, is_default)
+            })
+            .collect())
     }
 
     fn device(&self, direction: Direction) -> Result<Device, AudioError> {

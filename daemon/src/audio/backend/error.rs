@@ -63,7 +63,14 @@ pub enum AudioError {
         direction: Direction,
         device: String,
         #[source]
-        source: libpulse_binding::error::PAErr,
+        source: super::pulse::PaError,
+    },
+    #[error(transparent)]
+    PulseMissing(#[from] super::pulse::LoadError),
+    #[error("cannot list the audio server's devices: {source}")]
+    PulseList {
+        #[source]
+        source: super::pulse::PaError,
     },
     #[error("cannot create WAV {path}: {source}")]
     WavCreate {

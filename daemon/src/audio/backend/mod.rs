@@ -5,8 +5,9 @@
 //! A started stream is a [`Capture`] or a [`Playback`]: mono `f32` samples at the device's
 //! rate, in a lock-free single-producer single-consumer ring (`rtrb`) between the device's
 //! real-time side and the daemon. The real-time side — cpal's callback, a paced thread
-//! for file/null, a blocking I/O thread for pulse — only converts samples between the device buffer and the ring: it never
-//! blocks, locks or allocates, and what does not fit is dropped and counted
+//! for file/null, a blocking I/O thread for pulse — only converts samples between the
+//! device buffer and the ring: it never blocks (pulse: only on the server), locks or
+//! allocates, and what does not fit is dropped and counted
 //! ([`CounterSnapshot`]). Everything else (resampling to 48 kHz, Opus, jitter buffering)
 //! runs on ordinary threads that read and write the rings. Dropping a stream stops it.
 //!
@@ -33,6 +34,7 @@
 mod convert;
 mod counters;
 mod cpal;
+mod devices;
 mod error;
 mod file;
 mod null;
@@ -49,11 +51,12 @@ use rtrb::{Consumer, Producer};
 pub use self::convert::{f32_to_i16, int_to_f32};
 pub use self::counters::{CounterSnapshot, StreamCounters};
 pub use self::cpal::{CpalBackend, choose_config};
+pub use self::devices::{DeviceEntry, DeviceList, list as list_devices};
 pub use self::error::{AudioError, Direction};
 pub use self::file::FileBackend;
 pub use self::null::NullBackend;
 pub use self::pacer::{Pacer, Tick};
-pub use self::pulse::{PulseBackend, server_reachable};
+pub use self::pulse::{LoadError, PulseBackend, server_reachable};
 pub use self::wav::{WavSource, recording_spec};
 use crate::config::{Audio, AudioBackend};
 
@@ -75,9 +78,9 @@ pub trait Backend: Send {
 /// a bad path is reported at start-up rather than on the first call.
 ///
 /// `cpal` with no device named goes to a PulseAudio-protocol server natively when one is
-/// reachable ([`server_reachable`]): see [`resolve`].
+/// reachable ([`server_reachable`]) and libpulse loads: see [`resolve`].
 pub fn open(config: &Audio, options: Options) -> Result<Box<dyn Backend>, AudioError> {
-    Ok(match resolve(config, server_reachable()) {
+    Ok(match resolve(config, pulse_usable()) {
         AudioBackend::Pulse => Box::new(PulseBackend::new(
             config.input.clone(),
             config.output.clone(),
@@ -110,6 +113,25 @@ pub fn resolve(config: &Audio, server_reachable: bool) -> AudioBackend {
             AudioBackend::Pulse
         }
         other => other,
+    }
+}
+
+/// Whether the default `cpal` config may go to a sound server natively: one is reachable
+/// and libpulse loads (it is only loaded then; without it, cpal/ALSA is used as before).
+fn pulse_usable() -> bool {
+    usable(server_reachable(), pulse::library)
+}
+
+fn usable(server_reachable: bool, library: impl FnOnce() -> Result<(), LoadError>) -> bool {
+    if !server_reachable {
+        return false;
+    }
+    match library() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::info!("a sound server runs but {e}; using cpal (ALSA)");
+            false
+        }
     }
 }
 
@@ -371,6 +393,23 @@ mod tests {
             assert_eq!(resolve(&audio(b), true), b);
             assert_eq!(resolve(&audio(b), false), b);
         }
+    }
+
+    #[test]
+    fn without_libpulse_the_default_config_stays_on_cpal() {
+        let missing = || {
+            Err(LoadError {
+                library: "libpulse.so.0".into(),
+                reason: "not found".into(),
+            })
+        };
+        let cpal = audio(AudioBackend::Cpal);
+        assert_eq!(resolve(&cpal, usable(true, missing)), AudioBackend::Cpal);
+        assert_eq!(resolve(&cpal, usable(true, || Ok(()))), AudioBackend::Pulse);
+        // No server: libpulse is not even loaded.
+        assert!(!usable(false, || panic!(
+            "loaded libpulse without a server"
+        )));
     }
 
     #[test]
