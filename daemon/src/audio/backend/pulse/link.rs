@@ -112,8 +112,10 @@ impl Link {
             Err(again) => {
                 let problem = self.problem(&error, &again);
                 counters.set_problem(problem.as_str());
+                // Info, once: the stream's user (a call's device health, the ringer, a
+                // recording) says what it means for the user, at warn level.
                 if !self.failing {
-                    tracing::warn!("{problem}; retrying every second");
+                    tracing::info!("{problem}; retrying every second");
                 }
                 self.failing = true;
                 self.next_try = Instant::now() + RETRY;
