@@ -100,20 +100,38 @@ pub fn open(config: &Audio, options: Options) -> Result<Box<dyn Backend>, AudioE
     })
 }
 
-/// The backend actually used. The default `cpal` with neither `input` nor `output` set
-/// becomes `pulse` when a PulseAudio-protocol server (PulseAudio, or PipeWire's
-/// pipewire-pulse) is reachable: cpal's ALSA host spins on the pulse and pipewire ALSA
-/// plugins (see `docs/benchmarks.md`). Naming a device keeps `cpal`: ALSA names such as
-/// `hw:CARD=…` (or `default`, ALSA's own) mean nothing to the server.
+/// The backend actually used. The default `cpal` becomes `pulse` when a PulseAudio-protocol
+/// server (PulseAudio, or PipeWire's pipewire-pulse) is reachable: cpal's ALSA host spins
+/// on the pulse and pipewire ALSA plugins (see `docs/benchmarks.md`) — unless a device is
+/// named the ALSA way ([`alsa_name`]): `hw:CARD=…`, `plughw:1,0` or `default` (ALSA's own)
+/// mean nothing to the server, so they keep cpal. A sink or source name, or a description
+/// such as `"USB Headset"` (what `phonectl audio devices` lists), goes to the server.
 pub fn resolve(config: &Audio, server_reachable: bool) -> AudioBackend {
+    let named_for_alsa = [&config.input, &config.output]
+        .into_iter()
+        .flatten()
+        .any(|name| alsa_name(name));
     match config.backend {
-        AudioBackend::Cpal
-            if server_reachable && config.input.is_none() && config.output.is_none() =>
-        {
-            AudioBackend::Pulse
-        }
+        AudioBackend::Cpal if server_reachable && !named_for_alsa => AudioBackend::Pulse,
         other => other,
     }
+}
+
+/// Whether `name` is an ALSA device name rather than a sound server's: `default`, a name
+/// with arguments (`hw:CARD=Headset,DEV=0`, `plughw:1,0`, `sysdefault:CARD=PCH`), or one of
+/// ALSA's plain plugin names.
+pub fn alsa_name(name: &str) -> bool {
+    const PLAIN: [&str; 8] = [
+        "default",
+        "sysdefault",
+        "pulse",
+        "pipewire",
+        "null",
+        "dmix",
+        "dsnoop",
+        "jack",
+    ];
+    name.contains(':') || PLAIN.contains(&name)
 }
 
 /// Whether the default `cpal` config may go to a sound server natively: one is reachable
@@ -381,13 +399,22 @@ mod tests {
     }
 
     #[test]
-    fn the_default_cpal_goes_to_a_running_sound_server_unless_a_device_is_named() {
+    fn the_default_cpal_goes_to_a_running_sound_server_unless_an_alsa_device_is_named() {
         let cpal = audio(AudioBackend::Cpal);
         assert_eq!(resolve(&cpal, true), AudioBackend::Pulse);
         assert_eq!(resolve(&cpal, false), AudioBackend::Cpal);
         let mut named = cpal.clone();
         named.output = Some("hw:CARD=Headset,DEV=0".into());
         assert_eq!(resolve(&named, true), AudioBackend::Cpal);
+        named.output = None;
+        named.input = Some("default".into());
+        assert_eq!(resolve(&named, true), AudioBackend::Cpal);
+        // A server's device name or description goes to the server.
+        let mut server_named = cpal.clone();
+        server_named.output = Some("USB Headset".into());
+        server_named.input = Some("alsa_input.usb-Logitech_H390-00.analog-mono".into());
+        assert_eq!(resolve(&server_named, true), AudioBackend::Pulse);
+        assert_eq!(resolve(&server_named, false), AudioBackend::Cpal);
         // Explicit choices stay as they are.
         for b in [AudioBackend::Pulse, AudioBackend::File, AudioBackend::Null] {
             assert_eq!(resolve(&audio(b), true), b);
