@@ -195,6 +195,7 @@ impl Io {
             delay_ms = s.delay_ms,
             max_delay_ms = m.max_delay_ms,
             max_allowed_ms = pipeline.jitter_config().max_delay_ms,
+            playback_drift_ppm = m.playback_drift_ppm,
             capture_overruns = capture.xruns,
             playback_underruns = playback.xruns,
             playback_queue_ms =
