@@ -4,35 +4,41 @@
 //! 48 kHz. They run on an ordinary thread or task that drains or fills a device ring —
 //! never inside a device callback.
 //!
-//! Both use rubato's asynchronous resampler, whose ratio can be nudged while it runs:
-//! [`ToNetwork::set_drift_ppm`] and [`FromNetwork::set_drift_ppm`] make it consume that
-//! many ppm faster (or, negative, slower) than nominal, which is how the media pipeline
-//! corrects clock drift (`audio/drift.rs`) without dropping or inserting audio. So both
-//! resample even when the device runs at 48 kHz: a 48 kHz sound card on its own crystal
-//! still drifts against the far side's.
+//! [`FromNetwork`] uses rubato's asynchronous resampler, whose ratio can be nudged while
+//! it runs: [`FromNetwork::set_drift_ppm`] makes it consume that many ppm faster (or,
+//! negative, slower) than nominal, which is how the media pipeline follows the far side's
+//! clock (`audio/drift.rs`) without dropping or inserting audio. So it resamples even when
+//! the device runs at 48 kHz: a 48 kHz sound card on its own crystal still drifts against
+//! the far side's.
 //! - **Device at another rate**: windowed-sinc interpolation, 64 taps (Blackman-Harris²,
-//!   rubato's automatic cutoff), 128 sub-sample phases linearly interpolated: ~25–40 µs
-//!   per 20 ms frame per direction (`docs/benchmarks.md`), a 64-tap filter's delay.
+//!   rubato's automatic cutoff), 128 sub-sample phases linearly interpolated: ~25 µs per
+//!   20 ms frame (`docs/benchmarks.md`), a 64-tap filter's delay.
 //! - **Device at 48 kHz**: the ratio is 1 ± at most 1000 ppm, so there is nothing to
 //!   filter out, only a sub-sample shift to follow: cubic interpolation, ~7 µs per frame.
 //!   At a ratio of exactly 1.0 it passes the samples through, one sample late.
+//!
+//! [`ToNetwork`] is not steered (the capture ring is drained every tick, so no queue grows
+//! there; see `docs/architecture.md`), and keeps rubato's synchronous FFT resampler, the
+//! cheapest (~4 µs per frame), or none at 48 kHz. It must produce a frame as soon as its
+//! last sample arrives: an asynchronous resampler needs a few samples beyond it, which
+//! with device blocks aligned to frames costs a whole block (measured: +20 ms end to end
+//! with 20 ms blocks).
 //!
 //! The delay is rubato's `output_delay()`; [`ToNetwork::delay`] and [`FromNetwork::delay`]
 //! return it, and the tests measure it with an impulse. Measured (= reported) figures:
 //!
 //! | device rate | capture delay (48 kHz samples) | playback delay (device samples) |
 //! | --- | --- | --- |
-//! | 48 kHz | 2 reported, 1 measured (0.02 ms) | the same |
-//! | 44.1 kHz | 34 (0.7 ms) | 29 (0.7 ms) |
-//! | 22.05 kHz | 69 (1.4 ms) | 14 (0.6 ms) |
-//! | 16 kHz | 96 (2.0 ms) | 10 (0.6 ms) |
-//! | 8 kHz | 192 (4.0 ms) | 5 (0.6 ms) |
-//! | 96 kHz | 16 (0.3 ms) | 64 (0.7 ms) |
+//! | 48 kHz | 0 | 2 reported, 1 measured (0.02 ms) |
+//! | 44.1 kHz | 160 (3.3 ms) | 29 (0.7 ms) |
+//! | 22.05 kHz | 160 (3.3 ms) | 14 (0.6 ms) |
+//! | 16 kHz | 160 (3.3 ms) | 10 (0.6 ms) |
+//! | 8 kHz | 162 (3.4 ms) | 5 (0.6 ms) |
+//! | 96 kHz | 160 (3.3 ms) | 64 (0.7 ms) |
 //!
-//! (The FFT resampler used before drift correction cost 3.3 ms each way at every rate.)
-//!
-//! On top of that, [`ToNetwork`] holds input until a whole frame can be produced (up to
-//! 20 ms, inherent in framing) and [`FromNetwork`] none.
+//! (The FFT resampler on the playback side before drift correction cost 3.3 ms at every
+//! rate.) On top of that, [`ToNetwork`] holds input until a whole frame can be produced
+//! (up to 20 ms, inherent in framing) and [`FromNetwork`] none.
 //!
 //! ```
 //! use phoned::audio::resample::{FRAME, FromNetwork, ToNetwork};
@@ -50,8 +56,8 @@
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{
-    Adjustable, Async, FixedAsync, PolynomialDegree, Resampler, SincInterpolationParameters,
-    SincInterpolationType, WindowFunction,
+    Adjustable, Async, Fft, FixedAsync, FixedSync, PolynomialDegree, Resampler,
+    SincInterpolationParameters, SincInterpolationType, WindowFunction,
 };
 use thiserror::Error;
 
@@ -65,9 +71,10 @@ pub const FRAME: usize = 960;
 /// one), so more is a stall or a restart, not drift.
 pub const MAX_DRIFT_PPM: i32 = 1_000;
 
-/// The smallest common divisor of the device rate and 48 kHz we accept: every standard
-/// rate (8 k, 11.025 k, 16 k, 22.05 k, 32 k, 44.1 k, 88.2 k, 96 k, 192 k …) qualifies, and
-/// a rate that does not is far more likely a misconfiguration than a sound card.
+/// The smallest common divisor of the device rate and 48 kHz we accept. rubato's FFT
+/// resampler (capture) works in blocks of `rate / gcd` samples; with a divisor of 50 or
+/// more such a block is at most 20 ms, so its delay stays small. Every standard rate (8 k,
+/// 11.025 k, 16 k, 22.05 k, 32 k, 44.1 k, 88.2 k, 96 k, 192 k …) qualifies.
 const MIN_GCD: u32 = 50;
 
 /// Taps of the windowed sinc between a device at another rate and 48 kHz: each halving
@@ -100,8 +107,8 @@ fn gcd(mut a: u32, mut b: u32) -> u32 {
     a
 }
 
-/// A resampler from `from` to `to` Hz with one side fixed at `chunk` frames, whose ratio
-/// can move by [`MAX_DRIFT_PPM`] (with room to spare) either way.
+/// An adjustable resampler from `from` to `to` Hz with one side fixed at `chunk` frames,
+/// whose ratio can move by [`MAX_DRIFT_PPM`] (with room to spare) either way.
 fn resampler(
     from: u32,
     to: u32,
@@ -140,22 +147,40 @@ fn set_drift(r: &mut Async<f32>, ppm: i32) -> Result<(), ResampleError> {
     Ok(())
 }
 
+/// An FFT resampler from `from` to `to` Hz with one side fixed at `chunk` frames, or `None`
+/// when the rates are equal.
+fn fft(
+    from: u32,
+    to: u32,
+    chunk: usize,
+    fixed: FixedSync,
+) -> Result<Option<Fft<f32>>, ResampleError> {
+    let device = if from == NETWORK_RATE { to } else { from };
+    if device == 0 || gcd(device, NETWORK_RATE) < MIN_GCD {
+        return Err(ResampleError::UnsupportedRate { rate: device });
+    }
+    if from == to {
+        return Ok(None);
+    }
+    Fft::new(from as usize, to as usize, chunk, 1, fixed)
+        .map(Some)
+        .map_err(|source| ResampleError::Construct { from, to, source })
+}
+
 /// Capture path: device-rate mono samples in, 48 kHz 960-sample frames out.
 pub struct ToNetwork {
-    resampler: Async<f32>,
+    fft: Option<Fft<f32>>,
     /// Device samples not yet resampled.
     pending: Vec<f32>,
-    drift_ppm: i32,
 }
 
 impl ToNetwork {
     pub fn new(device_rate: u32) -> Result<ToNetwork, ResampleError> {
-        let resampler = resampler(device_rate, NETWORK_RATE, FRAME, FixedAsync::Output)?;
-        let capacity = resampler.input_frames_max() * 4;
+        let fft = fft(device_rate, NETWORK_RATE, FRAME, FixedSync::Output)?;
+        let capacity = fft.as_ref().map_or(FRAME, |f| f.input_frames_max()) * 4;
         Ok(ToNetwork {
-            resampler,
+            fft,
             pending: Vec::with_capacity(capacity),
-            drift_ppm: 0,
         })
     }
 
@@ -167,16 +192,26 @@ impl ToNetwork {
     /// Writes the next 20 ms frame into `frame` if enough input has been pushed; returns
     /// whether it did. Call until it returns `false`.
     pub fn pop_frame(&mut self, frame: &mut [f32; FRAME]) -> Result<bool, ResampleError> {
-        let need = self.resampler.input_frames_next();
-        if self.pending.len() < need {
-            return Ok(false);
-        }
-        let input = InterleavedSlice::new(&self.pending[..need], 1, need)?;
-        let mut output = InterleavedSlice::new_mut(&mut frame[..], 1, FRAME)?;
-        let (read, _written) = self
-            .resampler
-            .process_into_buffer(&input, &mut output, None)?;
-        self.pending.drain(..read);
+        let used = match &mut self.fft {
+            None => {
+                if self.pending.len() < FRAME {
+                    return Ok(false);
+                }
+                frame.copy_from_slice(&self.pending[..FRAME]);
+                FRAME
+            }
+            Some(fft) => {
+                let need = fft.input_frames_next();
+                if self.pending.len() < need {
+                    return Ok(false);
+                }
+                let input = InterleavedSlice::new(&self.pending[..need], 1, need)?;
+                let mut output = InterleavedSlice::new_mut(&mut frame[..], 1, FRAME)?;
+                let (read, _written) = fft.process_into_buffer(&input, &mut output, None)?;
+                read
+            }
+        };
+        self.pending.drain(..used);
         Ok(true)
     }
 
@@ -185,26 +220,17 @@ impl ToNetwork {
         self.pending.len()
     }
 
-    /// The resampler's delay in 48 kHz samples.
+    /// The resampler's delay in 48 kHz samples (0 when passing through).
     pub fn delay(&self) -> usize {
-        self.resampler.output_delay()
-    }
-
-    /// Consumes device samples `ppm` faster than nominal (fewer 48 kHz samples per device
-    /// sample), clamped to ±[`MAX_DRIFT_PPM`]: for a capture clock `ppm` fast.
-    pub fn set_drift_ppm(&mut self, ppm: i32) -> Result<(), ResampleError> {
-        if ppm != self.drift_ppm {
-            set_drift(&mut self.resampler, ppm)?;
-            self.drift_ppm = ppm;
-        }
-        Ok(())
+        self.fft.as_ref().map_or(0, |f| f.output_delay())
     }
 
     /// Forgets queued input and filter state, e.g. between calls.
     pub fn reset(&mut self) {
         self.pending.clear();
-        self.resampler.reset();
-        self.drift_ppm = 0;
+        if let Some(f) = &mut self.fft {
+            f.reset();
+        }
     }
 }
 
@@ -341,23 +367,19 @@ mod tests {
     }
 
     #[test]
-    fn matching_rates_pass_samples_through_delayed_and_unchanged() {
-        // At a ratio of exactly 1.0 the cubic interpolation lands on the input samples.
+    fn matching_rates_pass_samples_through_unchanged_or_one_sample_late() {
         let input: Vec<f32> = (0..2500).map(|i| i as f32 / 2500.0).collect();
-        // One sample late (rubato reports 2: half the cubic's four points).
-        let delay = 1;
         let mut up = ToNetwork::new(48_000).expect("ok");
-        assert!(up.delay().abs_diff(delay) <= 1, "{}", up.delay());
+        assert_eq!(up.delay(), 0);
         up.push(&input);
         let out = all_frames(&mut up);
-        assert_eq!(out.len(), 2 * FRAME);
-        for (i, (got, want)) in out[delay..].iter().zip(&input).enumerate() {
-            assert!(
-                (got - want).abs() < 1e-6,
-                "capture sample {i}: {got} != {want}"
-            );
-        }
+        assert_eq!(out, input[..2 * FRAME]);
+        assert_eq!(up.queued(), 2500 - 2 * FRAME);
 
+        // Playback is resampled at 48 kHz too, to follow the far clock; at a ratio of
+        // exactly 1.0 the cubic interpolation lands on the input samples, one sample late
+        // (rubato reports 2: half the cubic's four points).
+        let delay = 1;
         let mut down = FromNetwork::new(48_000).expect("ok");
         assert!(down.delay().abs_diff(delay) <= 1, "{}", down.delay());
         let mut out = Vec::new();
@@ -420,24 +442,24 @@ mod tests {
     fn changing_the_correction_mid_stream_makes_no_click() {
         // The correction moves every frame between +1000 and −1000 ppm: the output stays a
         // sine, its samples never step further than the tone's own slope allows.
-        let mut up = ToNetwork::new(48_000).expect("ok");
-        let input = tone(1000.0, 48_000, 48_000 * 2);
-        let mut out = Vec::new();
-        let mut frame = [0f32; FRAME];
-        for (i, chunk) in input.chunks(480).enumerate() {
-            up.push(chunk);
-            up.set_drift_ppm(if i % 2 == 0 { 1000 } else { -1000 })
-                .expect("in range");
-            while up.pop_frame(&mut frame).expect("ok") {
-                out.extend_from_slice(&frame);
+        for rate in [48_000u32, 44_100] {
+            let mut down = FromNetwork::new(rate).expect("ok");
+            let input = tone(1000.0, 48_000, 48_000 * 2);
+            let mut out = Vec::new();
+            for (i, frame) in input.chunks_exact(FRAME).enumerate() {
+                let frame: &[f32; FRAME] = frame.try_into().expect("960");
+                down.set_drift_ppm(if i % 2 == 0 { 1000 } else { -1000 })
+                    .expect("in range");
+                out.extend_from_slice(down.process(frame).expect("ok"));
             }
+            // A ±0.5 sine at 1 kHz moves at most 0.5 · 2π · 1000 / rate per sample.
+            let slope = 0.5 * std::f32::consts::TAU * 1000.0 / rate as f32;
+            let steepest = out[FRAME..]
+                .windows(2)
+                .map(|w| (w[1] - w[0]).abs())
+                .fold(0.0, f32::max);
+            assert!(steepest < slope * 1.05, "{rate}: {steepest}");
         }
-        // A ±0.5 sine at 1 kHz moves at most 0.5 · 2π · 1000 / 48000 ≈ 0.065 per sample.
-        let steepest = out[FRAME..]
-            .windows(2)
-            .map(|w| (w[1] - w[0]).abs())
-            .fold(0.0, f32::max);
-        assert!(steepest < 0.07, "{steepest}");
     }
 
     #[test]
@@ -518,7 +540,7 @@ mod tests {
         let down = |r| FromNetwork::new(r).expect("ok").delay();
         assert_eq!(
             [up(44_100), up(22_050), up(16_000), up(8_000), up(96_000)],
-            [34, 69, 96, 192, 16]
+            [160, 160, 160, 162, 160]
         );
         assert_eq!(
             [

@@ -116,8 +116,8 @@ fn a_44k1_stereo_tone_wav_round_trips_with_its_tone_and_length() {
     assert_eq!(file.samples, expected);
     assert_eq!(file.duration_ms(), 1230);
     assert_eq!(file.input_rate, 44_100);
-    // Opus' 312-sample look-ahead (VoIP) plus the 44.1 kHz resampler's 34.
-    assert_eq!(file.pre_skip, 312 + 34);
+    // Opus' 312-sample look-ahead (VoIP) plus the 44.1 kHz resampler's 160.
+    assert_eq!(file.pre_skip, 312 + 160);
     // 32 kbit/s for 1.23 s is about 4.9 kB, plus headers and paging.
     assert!(
         (3_000..8_000).contains(&file.bytes.len()),
@@ -173,7 +173,7 @@ fn pages_headers_and_granules_follow_rfc_7845() {
     assert_eq!(&b[..8], b"OpusHead");
     assert_eq!(b[8], 1, "version");
     assert_eq!(b[9], 1, "channel count");
-    assert_eq!(u16::from_le_bytes([b[10], b[11]]), 346, "pre-skip");
+    assert_eq!(u16::from_le_bytes([b[10], b[11]]), 472, "pre-skip");
     assert_eq!(u32::from_le_bytes(b[12..16].try_into().unwrap()), 44_100);
     assert_eq!(i16::from_le_bytes([b[16], b[17]]), 0, "output gain");
     assert_eq!(b[18], 0, "mapping family");
@@ -220,7 +220,7 @@ fn pages_headers_and_granules_follow_rfc_7845() {
         } else {
             assert_eq!(
                 page.granule,
-                346 + file.samples,
+                472 + file.samples,
                 "last granule: pre-skip + length"
             );
             let trimmed = full - page.granule;
@@ -748,8 +748,7 @@ fn damage_is_a_typed_error() {
         .map(|p| 27 + p.lacing.len() + p.body.len())
         .sum();
     let (out, _) = decode(&file[..cut]).expect("a stream cut between pages");
-    // Less the pre-skip: Opus' 312-sample look-ahead and the 16 kHz resampler's 96.
-    assert_eq!(out.len(), 50 * 960 - (312 + 96));
+    assert_eq!(out.len(), 50 * 960 - 472);
     // A flipped bit fails the page CRC.
     let mut flipped = file.to_vec();
     let last = flipped.len() - 3;
@@ -858,7 +857,7 @@ fn external_tools_accept_the_file_when_installed() {
         assert!(text.contains("codec_name=opus"), "{text}");
         assert!(text.contains("sample_rate=48000"), "{text}");
         assert!(text.contains("channels=1"), "{text}");
-        // ffmpeg's Ogg demuxer counts the pre-skip in (346 samples, 7 ms).
+        // ffmpeg's Ogg demuxer counts the pre-skip in (472 samples, 10 ms).
         let duration: f64 = text
             .lines()
             .find_map(|l| l.strip_prefix("duration="))
@@ -877,7 +876,7 @@ fn external_tools_accept_the_file_when_installed() {
             !text.contains("WARNING") && !text.contains("ERROR"),
             "{text}"
         );
-        assert!(text.contains("Pre-skip: 346"), "{text}");
+        assert!(text.contains("Pre-skip: 472"), "{text}");
         assert!(text.contains("Playback length: 0m:01.23"), "{text}");
     }
 }
