@@ -1,10 +1,9 @@
 //! Clock drift between two audio clocks, sans-IO: [`DriftEstimator`] watches how full a
 //! queue between them is and says how much faster (or slower) than nominal the resampler
-//! between them should consume, in whole ppm. The media pipeline runs two: on the receive
-//! side the queue is the jitter buffer (the far side's capture clock fills it, our playback
-//! clock empties it), on the send side it is the audio the capture device delivered against
-//! the monotonic clock. No clock, no allocation: the caller passes the time with each
-//! measurement, so the tests feed synthetic fill levels.
+//! between them should consume, in whole ppm. The media pipeline runs one on the receive
+//! side, where the queue is the jitter buffer's delay (the far side's capture clock fills
+//! it, our playback clock empties it). No clock, no allocation: the caller passes the time
+//! with each measurement, so the tests feed synthetic fill levels.
 //!
 //! Why not a plain PI controller on the fill: the jitter buffer's delay is read on the
 //! media thread's 5 ms tick, so on a clean path it moves in 5 ms steps, one every 17 s at
@@ -18,10 +17,12 @@
 //!   (exponential forgetting: five sums, no buffer) measures it, 5 ms steps and all.
 //!   A slope within [`DriftConfig::slope_dead_band_ppm`] counts as zero: a clean path's
 //!   fill is constant, so its ratio stays at exactly 1.0.
-//! - **Level.** The fill should stay where it first settled (anchored, so a clean path
-//!   is left where it is). A proportional nudge on its filtered error beyond
-//!   [`DriftConfig::dead_band_us`], at most [`DriftConfig::max_level_ppm`], brings it back
-//!   from what the drift moved it while it was being learnt.
+//! - **Level.** The fill should stay at its anchor: where it settled, or the nearest
+//!   point of [`DriftConfig::anchor_within`] (the pipeline gives one point, mid-way between
+//!   the delays where the jitter buffer stretches and where it skips). A proportional
+//!   nudge on its filtered error beyond [`DriftConfig::dead_band_us`], at most
+//!   [`DriftConfig::max_level_ppm`], brings it back from what the drift moved it while it
+//!   was being learnt; within the dead band a clean path is left where it is.
 //! - **Steps.** A jump larger than [`DriftConfig::max_step_us`] between two measurements is
 //!   not drift (a skip, a device gap, an overrun): the line is kept continuous over it and
 //!   the anchor moves with it, within [`DriftConfig::anchor_within`]; so does
@@ -68,8 +69,7 @@ pub struct DriftConfig {
     /// A jump between two measurements larger than this is not drift, µs. (The default:
     /// more than two 5 ms ticks.)
     pub max_step_us: i64,
-    /// Where an anchor taken after a jump or a restart may lie, µs (the first is taken
-    /// where the fill settled, wherever that is).
+    /// Where the anchor may lie, µs of fill; `None`: where the fill settled.
     pub anchor_within: Option<(i64, i64)>,
     /// Largest correction either way, ppm.
     pub max_ppm: i32,
@@ -246,9 +246,8 @@ impl DriftEstimator {
     }
 
     /// The queue's level was moved by someone else (its owner skipped or stretched, the
-    /// far side restarted its stream): settle again and take a new anchor within
-    /// [`DriftConfig::anchor_within`], but keep measuring the drift, which belongs to the
-    /// clocks, not to the queue.
+    /// far side restarted its stream): settle again and re-read the level, but keep
+    /// measuring the drift, which belongs to the clocks, not to the queue.
     pub fn restart(&mut self) {
         self.since_us = None;
         self.measuring = None;
