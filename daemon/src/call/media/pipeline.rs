@@ -20,7 +20,6 @@
 //!   resampled to the device rate. Between talkspurts the jitter buffer may ask for a shorter
 //!   silence ([`JitterBuffer::rephase_us`]) to bring the delay down. On hold, silence is
 //!   played and the jitter buffer is left alone.
-//!
 //! - **Clock drift.** A [`DriftEstimator`] steers the playback resampler's ratio, so
 //!   that the jitter buffer's delay neither creeps up (the far side's capture clock
 //!   faster than our playback clock: the buffer would skip a frame, every 67 s at
@@ -53,12 +52,12 @@ use crate::audio::drift::{DriftConfig, DriftEstimator};
 use crate::audio::jitter::{JitterBuffer, JitterConfig, JitterConfigError, JitterStats, Playout};
 use crate::audio::resample::{FRAME, FromNetwork, ResampleError, ToNetwork};
 
-/// Where the receive side's anchor goes, µs above the jitter buffer's target, after the
-/// buffer moved its delay itself (skipped, stretched, rephased, restarted): at least a
-/// tick above the target (below it, the buffer stretches) and two below a frame above it
-/// (there it skips), so a drift step either way has room. The first anchor is where the
-/// delay settled, so a clean path is left alone.
-const PLAYBACK_DRIFT_ANCHOR_US: (i64, i64) = (7_500, 7_500);
+/// Where the receive side holds the jitter buffer's delay, µs above its target. The delay
+/// moves in 5 ms steps (the tick); with the estimator's 3 ms dead band around this, the
+/// steps at 5 and 10 ms are left alone (a clean path there keeps a ratio of exactly 1.0)
+/// and the ones at 0 (the next step down stretches) and 15 (the next step up skips) are
+/// pushed back.
+const PLAYBACK_DRIFT_SETPOINT_US: i64 = 7_500;
 
 /// Why a pipeline could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -223,7 +222,7 @@ impl MediaPipeline {
             timestamp: 0,
             resyncs: 0,
             playback_drift: DriftEstimator::new(DriftConfig {
-                anchor_within: Some(PLAYBACK_DRIFT_ANCHOR_US),
+                anchor_within: Some((PLAYBACK_DRIFT_SETPOINT_US, PLAYBACK_DRIFT_SETPOINT_US)),
                 ..DriftConfig::default()
             }),
             frame: [0.0; FRAME],
