@@ -463,6 +463,13 @@ impl JitterBuffer {
         Push::Buffered
     }
 
+    /// The delay at the latest pop and the target, µs, once playout has started: a clock
+    /// drift controller (`audio/drift.rs`) keeps the one from creeping away from the other
+    /// in the long run, so the buffer need not skip or stretch for drift.
+    pub fn delay_and_target_us(&self) -> Option<(i64, i64)> {
+        self.play_ts.map(|_| (self.delay_us, self.target_us))
+    }
+
     /// How much of the silent frame just popped the caller may leave out, µs, to bring the
     /// delay down to just above the target (5 ms of headroom) with finer steps than
     /// a frame. Whole frames are only dropped

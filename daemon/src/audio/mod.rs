@@ -10,6 +10,7 @@
 pub mod analysis;
 pub mod backend;
 pub mod codec;
+pub mod drift;
 pub mod jitter;
 #[cfg(test)]
 pub(crate) mod netsim;

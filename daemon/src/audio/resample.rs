@@ -4,23 +4,41 @@
 //! 48 kHz. They run on an ordinary thread or task that drains or fills a device ring —
 //! never inside a device callback.
 //!
-//! Both use rubato's synchronous FFT resampler: device and network rates are fixed, so no
-//! ratio adjustment is needed (clock drift between two devices is the jitter buffer's
-//! business), and it is the cheapest rubato resampler (~4 µs per 10 ms, stack notes §6).
-//! Its algorithmic delay is half its FFT block, which rubato reports as
-//! `output_delay()`; [`ToNetwork::delay`] and [`FromNetwork::delay`] return it, and the
-//! tests measure it with an impulse. Measured (= reported) figures:
+//! [`FromNetwork`] uses rubato's asynchronous resampler, whose ratio can be nudged while
+//! it runs: [`FromNetwork::set_drift_ppm`] makes it consume that many ppm faster (or,
+//! negative, slower) than nominal, which is how the media pipeline follows the far side's
+//! clock (`audio/drift.rs`) without dropping or inserting audio. So it resamples even when
+//! the device runs at 48 kHz: a 48 kHz sound card on its own crystal still drifts against
+//! the far side's.
+//! - **Device at another rate**: windowed-sinc interpolation, 64 taps (Blackman-Harris²,
+//!   rubato's automatic cutoff), 128 sub-sample phases linearly interpolated: ~25 µs per
+//!   20 ms frame (`docs/benchmarks.md`), a 64-tap filter's delay.
+//! - **Device at 48 kHz**: the ratio is 1 ± at most 1000 ppm, so there is nothing to
+//!   filter out, only a sub-sample shift to follow: cubic interpolation, ~7 µs per frame.
+//!   At a ratio of exactly 1.0 it passes the samples through, one sample late.
+//!
+//! [`ToNetwork`] is not steered (the capture ring is drained every tick, so no queue grows
+//! there; see `docs/architecture.md`), and keeps rubato's synchronous FFT resampler, the
+//! cheapest (~4 µs per frame), or none at 48 kHz. It must produce a frame as soon as its
+//! last sample arrives: an asynchronous resampler needs a few samples beyond it, which
+//! with device blocks aligned to frames costs a whole block (measured: +20 ms end to end
+//! with 20 ms blocks).
+//!
+//! The delay is rubato's `output_delay()`; [`ToNetwork::delay`] and [`FromNetwork::delay`]
+//! return it, and the tests measure it with an impulse. Measured (= reported) figures:
 //!
 //! | device rate | capture delay (48 kHz samples) | playback delay (device samples) |
 //! | --- | --- | --- |
-//! | 48 kHz | 0 | 0 |
-//! | 44.1 kHz, 22.05 kHz | 160 (3.3 ms) | 147 / 73 (3.3 ms) |
-//! | 16 kHz | 160 (3.3 ms) | 53 (3.3 ms) |
-//! | 8 kHz | 162 (3.4 ms) | 27 (3.4 ms) |
-//! | 96 kHz | 160 (3.3 ms) | 320 (3.3 ms) |
+//! | 48 kHz | 0 | 2 reported, 1 measured (0.02 ms) |
+//! | 44.1 kHz | 160 (3.3 ms) | 29 (0.7 ms) |
+//! | 22.05 kHz | 160 (3.3 ms) | 14 (0.6 ms) |
+//! | 16 kHz | 160 (3.3 ms) | 10 (0.6 ms) |
+//! | 8 kHz | 162 (3.4 ms) | 5 (0.6 ms) |
+//! | 96 kHz | 160 (3.3 ms) | 64 (0.7 ms) |
 //!
-//! On top of that, [`ToNetwork`] holds input until a whole frame can be produced (up to
-//! 20 ms, inherent in framing) and [`FromNetwork`] none.
+//! (The FFT resampler on the playback side before drift correction cost 3.3 ms at every
+//! rate.) On top of that, [`ToNetwork`] holds input until a whole frame can be produced
+//! (up to 20 ms, inherent in framing) and [`FromNetwork`] none.
 //!
 //! ```
 //! use phoned::audio::resample::{FRAME, FromNetwork, ToNetwork};
@@ -37,7 +55,10 @@
 //! ```
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{Fft, FixedSync, Resampler};
+use rubato::{
+    Adjustable, Async, Fft, FixedAsync, FixedSync, PolynomialDegree, Resampler,
+    SincInterpolationParameters, SincInterpolationType, WindowFunction,
+};
 use thiserror::Error;
 
 /// The rate every media frame is encoded at.
@@ -46,11 +67,19 @@ pub const NETWORK_RATE: u32 = 48_000;
 /// Samples in one 20 ms frame at [`NETWORK_RATE`].
 pub const FRAME: usize = 960;
 
+/// The largest drift correction either way, ppm: far beyond any crystal (±100 ppm is a bad
+/// one), so more is a stall or a restart, not drift.
+pub const MAX_DRIFT_PPM: i32 = 1_000;
+
 /// The smallest common divisor of the device rate and 48 kHz we accept. rubato's FFT
-/// resampler works in blocks of `rate / gcd` samples; with a divisor of 50 or more such a
-/// block is at most 20 ms, so its delay stays small. Every standard rate (8 k, 11.025 k,
-/// 16 k, 22.05 k, 32 k, 44.1 k, 88.2 k, 96 k, 192 k …) qualifies.
+/// resampler (capture) works in blocks of `rate / gcd` samples; with a divisor of 50 or
+/// more such a block is at most 20 ms, so its delay stays small. Every standard rate (8 k,
+/// 11.025 k, 16 k, 22.05 k, 32 k, 44.1 k, 88.2 k, 96 k, 192 k …) qualifies.
 const MIN_GCD: u32 = 50;
+
+/// Taps of the windowed sinc between a device at another rate and 48 kHz: each halving
+/// nearly halves the cost; 64 keeps the passband flat over the voice band Opus carries.
+const SINC_TAPS: usize = 64;
 
 #[derive(Debug, Error)]
 pub enum ResampleError {
@@ -76,6 +105,46 @@ fn gcd(mut a: u32, mut b: u32) -> u32 {
         (a, b) = (b, a % b);
     }
     a
+}
+
+/// An adjustable resampler from `from` to `to` Hz with one side fixed at `chunk` frames,
+/// whose ratio can move by [`MAX_DRIFT_PPM`] (with room to spare) either way.
+fn resampler(
+    from: u32,
+    to: u32,
+    chunk: usize,
+    fixed: FixedAsync,
+) -> Result<Async<f32>, ResampleError> {
+    let device = if from == NETWORK_RATE { to } else { from };
+    if device == 0 || gcd(device, NETWORK_RATE) < MIN_GCD {
+        return Err(ResampleError::UnsupportedRate { rate: device });
+    }
+    let ratio = f64::from(to) / f64::from(from);
+    let max_relative = 1.0 + 2.0 * f64::from(MAX_DRIFT_PPM) / 1e6;
+    let made = if from == to {
+        Async::new_poly(
+            ratio,
+            max_relative,
+            PolynomialDegree::Cubic,
+            chunk,
+            1,
+            fixed,
+        )
+    } else {
+        let sinc = SincInterpolationParameters::new(SINC_TAPS, WindowFunction::BlackmanHarris2)
+            .oversampling_factor(128)
+            .interpolation(SincInterpolationType::Linear);
+        Async::new_sinc(ratio, max_relative, &sinc, chunk, 1, fixed)
+    };
+    made.map_err(|source| ResampleError::Construct { from, to, source })
+}
+
+/// Sets `r` to consume `ppm` faster than nominal: fewer output samples per input sample.
+fn set_drift(r: &mut Async<f32>, ppm: i32) -> Result<(), ResampleError> {
+    let ppm = ppm.clamp(-MAX_DRIFT_PPM, MAX_DRIFT_PPM);
+    // Ramped over the next chunk, so the change is a glide, not a step in pitch.
+    r.set_resample_ratio_relative(1.0 - f64::from(ppm) / 1e6, true)?;
+    Ok(())
 }
 
 /// An FFT resampler from `from` to `to` Hz with one side fixed at `chunk` frames, or `None`
@@ -167,48 +236,55 @@ impl ToNetwork {
 
 /// Playback path: 48 kHz 960-sample frames in, device-rate mono samples out.
 pub struct FromNetwork {
-    fft: Option<Fft<f32>>,
+    resampler: Async<f32>,
     out: Vec<f32>,
+    drift_ppm: i32,
 }
 
 impl FromNetwork {
     pub fn new(device_rate: u32) -> Result<FromNetwork, ResampleError> {
-        let fft = fft(NETWORK_RATE, device_rate, FRAME, FixedSync::Input)?;
-        let capacity = fft.as_ref().map_or(FRAME, |f| f.output_frames_max());
+        let resampler = resampler(NETWORK_RATE, device_rate, FRAME, FixedAsync::Input)?;
+        let capacity = resampler.output_frames_max();
         Ok(FromNetwork {
-            fft,
+            resampler,
             out: vec![0.0; capacity],
+            drift_ppm: 0,
         })
     }
 
     /// Resamples one frame; returns this frame's device-rate samples (`device_rate / 50`
-    /// on average; the count varies by a few samples from frame to frame).
+    /// on average, less by the drift correction; the count varies by a sample or so from
+    /// frame to frame).
     pub fn process(&mut self, frame: &[f32; FRAME]) -> Result<&[f32], ResampleError> {
-        let written = match &mut self.fft {
-            None => {
-                self.out[..FRAME].copy_from_slice(frame);
-                FRAME
-            }
-            Some(fft) => {
-                let input = InterleavedSlice::new(&frame[..], 1, FRAME)?;
-                let cap = self.out.len();
-                let mut output = InterleavedSlice::new_mut(&mut self.out[..], 1, cap)?;
-                fft.process_into_buffer(&input, &mut output, None)?.1
-            }
-        };
+        let input = InterleavedSlice::new(&frame[..], 1, FRAME)?;
+        let cap = self.out.len();
+        let mut output = InterleavedSlice::new_mut(&mut self.out[..], 1, cap)?;
+        let (_read, written) = self
+            .resampler
+            .process_into_buffer(&input, &mut output, None)?;
         Ok(&self.out[..written])
     }
 
-    /// The resampler's delay in device samples (0 when passing through).
+    /// The resampler's delay in device samples.
     pub fn delay(&self) -> usize {
-        self.fft.as_ref().map_or(0, |f| f.output_delay())
+        self.resampler.output_delay()
+    }
+
+    /// Consumes 48 kHz samples `ppm` faster than nominal (fewer device samples per frame),
+    /// clamped to ±[`MAX_DRIFT_PPM`]: for a far side whose clock is `ppm` faster than the
+    /// playback device's.
+    pub fn set_drift_ppm(&mut self, ppm: i32) -> Result<(), ResampleError> {
+        if ppm != self.drift_ppm {
+            set_drift(&mut self.resampler, ppm)?;
+            self.drift_ppm = ppm;
+        }
+        Ok(())
     }
 
     /// Forgets filter state, e.g. between calls.
     pub fn reset(&mut self) {
-        if let Some(f) = &mut self.fft {
-            f.reset();
-        }
+        self.resampler.reset();
+        self.drift_ppm = 0;
     }
 }
 
@@ -277,7 +353,9 @@ mod tests {
             let frame: &[f32; FRAME] = frame.try_into().expect("960 samples");
             out.extend_from_slice(down.process(frame).expect("resample"));
         }
-        assert_eq!(out.len(), 44_100, "one second in, one second out");
+        // One second in, one second out, less the few samples the resampler holds back
+        // until its next frame (the long-run rate is exact: see below).
+        assert!((44_098..=44_100).contains(&out.len()), "{}", out.len());
         let steady = &out[FRAME..];
         let at_1k = goertzel(steady, 1000.0, 44_100);
         for other in [918.75, 900.0, 1100.0] {
@@ -289,7 +367,7 @@ mod tests {
     }
 
     #[test]
-    fn matching_rates_pass_samples_through_unchanged() {
+    fn matching_rates_pass_samples_through_unchanged_or_one_sample_late() {
         let input: Vec<f32> = (0..2500).map(|i| i as f32 / 2500.0).collect();
         let mut up = ToNetwork::new(48_000).expect("ok");
         assert_eq!(up.delay(), 0);
@@ -298,9 +376,90 @@ mod tests {
         assert_eq!(out, input[..2 * FRAME]);
         assert_eq!(up.queued(), 2500 - 2 * FRAME);
 
+        // Playback is resampled at 48 kHz too, to follow the far clock; at a ratio of
+        // exactly 1.0 the cubic interpolation lands on the input samples, one sample late
+        // (rubato reports 2: half the cubic's four points).
+        let delay = 1;
         let mut down = FromNetwork::new(48_000).expect("ok");
-        let frame: &[f32; FRAME] = input[..FRAME].try_into().expect("960");
-        assert_eq!(down.process(frame).expect("ok"), frame);
+        assert!(down.delay().abs_diff(delay) <= 1, "{}", down.delay());
+        let mut out = Vec::new();
+        for frame in input.chunks_exact(FRAME) {
+            let frame: &[f32; FRAME] = frame.try_into().expect("960");
+            out.extend_from_slice(down.process(frame).expect("ok"));
+        }
+        // Less the few samples held back for the interpolation's look-ahead.
+        assert!(
+            (2 * FRAME - 3..=2 * FRAME).contains(&out.len()),
+            "{}",
+            out.len()
+        );
+        for (i, (got, want)) in out[delay..].iter().zip(&input).enumerate() {
+            assert!(
+                (got - want).abs() < 1e-6,
+                "playback sample {i}: {got} != {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_drift_correction_changes_the_rate_by_its_ppm_and_keeps_the_tone_whole() {
+        for rate in [48_000u32, 44_100] {
+            for ppm in [500i32, -500] {
+                // 100 s of a 1 kHz tone at 48 kHz, played `ppm` faster than nominal.
+                let mut down = FromNetwork::new(rate).expect("ok");
+                down.set_drift_ppm(ppm).expect("in range");
+                let input = tone(1000.0, 48_000, 48_000);
+                let (mut total, mut last) = (0usize, Vec::new());
+                for second in 0..100 {
+                    for frame in input.chunks_exact(FRAME) {
+                        let frame: &[f32; FRAME] = frame.try_into().expect("960");
+                        let out = down.process(frame).expect("ok");
+                        total += out.len();
+                        if second == 99 {
+                            last.extend_from_slice(out);
+                        }
+                    }
+                }
+                // 100 s · rate · ppm fewer (or more) samples, to within the filter's delay.
+                let expected = f64::from(rate) * 100.0 * (1.0 - f64::from(ppm) / 1e6);
+                assert!(
+                    (total as f64 - expected).abs() <= 2.0 * down.delay() as f64 + 2.0,
+                    "{rate} Hz at {ppm} ppm: {total} samples, expected {expected}"
+                );
+                // The end is still a clean 1 kHz tone at its level (500 ppm shift it by
+                // 0.5 Hz, which 100 ms cannot tell apart).
+                let last = &last[last.len() - rate as usize / 10..];
+                let at_1k = goertzel(last, 1000.0, rate);
+                assert!((at_1k - 0.0625).abs() < 0.01, "{rate} {ppm}: {at_1k}");
+                for other in [900.0, 1100.0, 2000.0] {
+                    assert!(at_1k > 1000.0 * goertzel(last, other, rate), "{other} Hz");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn changing_the_correction_mid_stream_makes_no_click() {
+        // The correction moves every frame between +1000 and −1000 ppm: the output stays a
+        // sine, its samples never step further than the tone's own slope allows.
+        for rate in [48_000u32, 44_100] {
+            let mut down = FromNetwork::new(rate).expect("ok");
+            let input = tone(1000.0, 48_000, 48_000 * 2);
+            let mut out = Vec::new();
+            for (i, frame) in input.chunks_exact(FRAME).enumerate() {
+                let frame: &[f32; FRAME] = frame.try_into().expect("960");
+                down.set_drift_ppm(if i % 2 == 0 { 1000 } else { -1000 })
+                    .expect("in range");
+                out.extend_from_slice(down.process(frame).expect("ok"));
+            }
+            // A ±0.5 sine at 1 kHz moves at most 0.5 · 2π · 1000 / rate per sample.
+            let slope = 0.5 * std::f32::consts::TAU * 1000.0 / rate as f32;
+            let steepest = out[FRAME..]
+                .windows(2)
+                .map(|w| (w[1] - w[0]).abs())
+                .fold(0.0, f32::max);
+            assert!(steepest < slope * 1.05, "{rate}: {steepest}");
+        }
     }
 
     #[test]
@@ -391,7 +550,7 @@ mod tests {
                 down(8_000),
                 down(96_000)
             ],
-            [147, 73, 53, 27, 320]
+            [29, 14, 10, 5, 64]
         );
     }
 

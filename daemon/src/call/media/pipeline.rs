@@ -20,6 +20,19 @@
 //!   resampled to the device rate. Between talkspurts the jitter buffer may ask for a shorter
 //!   silence ([`JitterBuffer::rephase_us`]) to bring the delay down. On hold, silence is
 //!   played and the jitter buffer is left alone.
+//! - **Clock drift.** A [`DriftEstimator`] steers the playback resampler's ratio, so
+//!   that the jitter buffer's delay neither creeps up (the far side's capture clock
+//!   faster than our playback clock: the buffer would skip a frame, every 67 s at
+//!   300 ppm) nor down (it would stretch, concealing in speech). After each pop it is fed
+//!   the buffer's delay less its target; its correction makes [`FromNetwork`] produce
+//!   fewer (or more) device samples per frame. The delay is held 7.5 ms above the target
+//!   (between stretching below the target and skipping a frame above it); a clean path
+//!   is left alone at a ratio of exactly 1.0. When the buffer moves its delay itself
+//!   (skips, stretches, rephases, restarts) the estimator settles anew, keeping the
+//!   drift it measured. The capture side is not steered: its ring is drained every tick,
+//!   so no queue grows there, and steering it to our monotonic clock was measured to
+//!   make the far side's estimator learn a drift that then went away (see
+//!   `docs/architecture.md`).
 //!
 //! After [`MediaPipeline::new`] a tick allocates only the datagrams it sends (quinn takes
 //! ownership of each) and the frames it decodes from the wire; its output buffers are reused.
@@ -35,8 +48,16 @@ use crate::audio::codec::{
     CodecError, EncoderConfig, FrameDuration, MAX_PACKET_BYTES, VoiceDecoder, VoiceEncoder,
     speech_level,
 };
+use crate::audio::drift::{DriftConfig, DriftEstimator};
 use crate::audio::jitter::{JitterBuffer, JitterConfig, JitterConfigError, JitterStats, Playout};
 use crate::audio::resample::{FRAME, FromNetwork, ResampleError, ToNetwork};
+
+/// Where the receive side holds the jitter buffer's delay, µs above its target. The delay
+/// moves in 5 ms steps (the tick); with the estimator's 3 ms dead band around this, the
+/// steps at 5 and 10 ms are left alone (a clean path there keeps a ratio of exactly 1.0)
+/// and the ones at 0 (the next step down stretches) and 15 (the next step up skips) are
+/// pushed back.
+const PLAYBACK_DRIFT_SETPOINT_US: i64 = 7_500;
 
 /// Why a pipeline could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +144,9 @@ pub struct MediaStats {
     /// Frames of silence played: before the far side's first packet, in its DTX pauses,
     /// on hold, after a decode error.
     pub silent: u64,
+    /// The playback resampler's drift correction now, ppm: positive when the far side's
+    /// clock runs faster than our playback device's.
+    pub playback_drift_ppm: i32,
 }
 
 /// One call's media pipeline; see the module docs.
@@ -139,8 +163,9 @@ pub struct MediaStats {
 ///     // send it to the relay
 /// #   let _ = datagram;
 /// }
-/// // The empty speaker is topped up with a frame of silence.
-/// assert_eq!(out.playback.len(), 960);
+/// // The empty speaker is topped up with a frame of silence (less the few samples the
+/// // resampler holds back for its interpolation).
+/// assert!((950..=960).contains(&out.playback.len()));
 /// # Ok::<(), phoned::call::media::PipelineError>(())
 /// ```
 pub struct MediaPipeline {
@@ -156,6 +181,8 @@ pub struct MediaPipeline {
     timestamp: u32,
     /// The jitter buffer's resync count when the decoder was last reset.
     resyncs: u64,
+    /// Drift of the far side's clock against the playback device's (see the module docs).
+    playback_drift: DriftEstimator,
     frame: [f32; FRAME],
     decoded: [f32; FRAME],
     packet: [u8; MAX_PACKET_BYTES],
@@ -194,6 +221,10 @@ impl MediaPipeline {
             seq: 0,
             timestamp: 0,
             resyncs: 0,
+            playback_drift: DriftEstimator::new(DriftConfig {
+                anchor_within: Some((PLAYBACK_DRIFT_SETPOINT_US, PLAYBACK_DRIFT_SETPOINT_US)),
+                ..DriftConfig::default()
+            }),
             frame: [0.0; FRAME],
             decoded: [0.0; FRAME],
             packet: [0; MAX_PACKET_BYTES],
@@ -295,6 +326,18 @@ impl MediaPipeline {
         }
     }
 
+    /// Steers the playback resampler from the jitter buffer's delay after a pop.
+    fn follow_far_clock(&mut self, now_us: u64) {
+        let Some((delay_us, target_us)) = self.jitter.delay_and_target_us() else {
+            return;
+        };
+        let ppm = self.playback_drift.update(now_us, delay_us - target_us);
+        self.stats.playback_drift_ppm = ppm;
+        if let Err(e) = self.from_net.set_drift_ppm(ppm) {
+            self.out.events.push(MediaEvent::ResampleFailed(e));
+        }
+    }
+
     /// Datagrams → jitter buffer.
     fn receive<D: AsRef<[u8]>>(&mut self, now_us: u64, received: impl IntoIterator<Item = D>) {
         for datagram in received {
@@ -316,6 +359,8 @@ impl MediaPipeline {
             }
             self.stats.decoder_resets += 1;
             self.out.events.push(MediaEvent::DecoderReset);
+            // A new stream settles anew; the clocks' drift is what it was.
+            self.playback_drift.restart();
         }
     }
 
@@ -323,12 +368,17 @@ impl MediaPipeline {
     fn play(&mut self, now_us: u64, device: Device, paused: bool) {
         let queue = playback_queue(self.playback_rate, device.last_block);
         let mut queued = device.queued;
+        if paused {
+            // After a hold the buffer finds its delay anew.
+            self.playback_drift.restart();
+        }
         while queued < queue {
             let mut trim = 0;
             if paused {
                 self.decoded.fill(0.0);
                 self.stats.silent += 1;
             } else {
+                let before = self.jitter.stats();
                 let stats = &mut self.stats;
                 let result = match self.jitter.pop(now_us) {
                     Playout::Packet(p) => {
@@ -351,9 +401,20 @@ impl MediaPipeline {
                 };
                 // Between talkspurts, a shorter silence brings the delay down to target.
                 trim = self.jitter.rephase_us() as usize * self.playback_rate as usize / 1_000_000;
+                // Did the buffer move its own delay (once playing: not the start-up wait)?
+                let after = self.jitter.stats();
+                let moved = before.played > 0
+                    && (trim > 0
+                        || after.skipped != before.skipped
+                        || after.stretched != before.stretched);
                 if let Err(e) = result {
                     self.out.events.push(MediaEvent::DecodeFailed(e));
                     self.decoded.fill(0.0);
+                }
+                if moved {
+                    self.playback_drift.restart();
+                } else {
+                    self.follow_far_clock(now_us);
                 }
             }
             let out = match self.from_net.process(&self.decoded) {

@@ -334,6 +334,7 @@ impl Io {
             max_delay_ms = m.max_delay_ms,
             max_allowed_ms = pipeline.jitter_config().max_delay_ms,
             playout_jitter_ms = s.playout_jitter_ms,
+            playback_drift_ppm = m.playback_drift_ppm,
             capture_overruns = capture.xruns,
             playback_underruns = playback.xruns,
             playback_queue_ms =

@@ -403,6 +403,56 @@ pub(super) fn assert_tone(listener: &Party, from_s: f64, to_s: f64, freq: f32) {
     assert!(power > 0.05, "power at {freq} Hz: {power}");
 }
 
+/// Asserts that `listener` heard a continuous tone at `freq` (give or take the 1 Hz that
+/// 1000 ppm of drift correction shift it by) between `from_s` and `to_s`: the gap and
+/// level checks of [`assert_tone`], and in every `window_s` the energy at `freq` above
+/// `min_power` (0.0625 is all of the tone's, 0.05 what [`assert_tone`] asks). For a tone
+/// that was resampled to follow a drifting clock, which a single long Goertzel bin (an
+/// exact frequency over seconds) would miss.
+pub(super) fn assert_continuous_tone(
+    listener: &Party,
+    from_s: f64,
+    to_s: f64,
+    freq: f32,
+    window_s: f64,
+    min_power: f64,
+) {
+    let heard = listener.heard_between(from_s, to_s);
+    let window = listener.rate as usize / 50;
+    let floor = window as f64 * 10f64.powf(-26.0 / 10.0);
+    let mut energy: f64 = heard[..window].iter().map(|&x| f64::from(x).powi(2)).sum();
+    for i in 0..heard.len() - window {
+        assert!(
+            energy >= floor,
+            "gap: {:.1} dBFS in the 20 ms from {:.4} s",
+            10.0 * (energy / window as f64).max(1e-12).log10(),
+            from_s + i as f64 / f64::from(listener.rate)
+        );
+        energy += f64::from(heard[i + window]).powi(2) - f64::from(heard[i]).powi(2);
+    }
+    let level = dbfs(heard);
+    assert!((level + 9.0).abs() < 2.0, "tone at {level:.1} dBFS");
+    let piece_len = (f64::from(listener.rate) * window_s) as usize;
+    for (k, piece) in heard.chunks_exact(piece_len).enumerate() {
+        let power = goertzel_power(piece, listener.rate as f32, freq);
+        let at = from_s + k as f64 * window_s;
+        assert!(
+            power > min_power,
+            "power at {freq} Hz in the window from {at:.1} s: {power}"
+        );
+    }
+}
+
+/// Frames the jitter buffer skipped or stretched, and frames concealed or dropped, between
+/// two log entries: what clock drift costs a listener when nothing corrects it.
+fn drift_repairs(from: &TickLog, to: &TickLog) -> u64 {
+    let (a, b) = (from, to);
+    (b.jitter.skipped - a.jitter.skipped)
+        + (b.jitter.stretched - a.jitter.stretched)
+        + (b.jitter.dropped - a.jitter.dropped)
+        + (b.media.concealed - a.media.concealed)
+}
+
 /// The log entry of the tick at which `listener` had played (or lost, or dropped) every
 /// packet `talker` sent before `until_s`. Later, in the talker's DTX pause, the listener
 /// conceals after each of the encoder's comfort-noise updates, as Opus means it to.
@@ -552,10 +602,11 @@ fn clock_drift_neither_grows_nor_empties_the_playback_queue() {
         listen(&mut b, &mut far, 60.0, |_, _| {});
         let why = format!("talker {far_ppm} ppm, listener {b_ppm} ppm");
         for l in b.log.iter().filter(|l| l.at_us >= S) {
-            // Topped up to 15 ms each tick, never a frame above it.
+            // Topped up to 15 ms each tick, never a frame above it (a frame resampled to
+            // follow the talker's clock may be a sample or two longer than 960).
             let ms = l.at_us / MS;
             assert!(
-                (720..720 + 960).contains(&l.queued),
+                (720..720 + 962).contains(&l.queued),
                 "{l:?} at {ms} ms, {why}"
             );
             assert!(l.jitter.delay_ms <= 60, "{l:?} at {ms} ms, {why}");
@@ -569,6 +620,109 @@ fn clock_drift_neither_grows_nor_empties_the_playback_queue() {
         assert!(stretched + skipped <= 1, "{end:?}, {why}");
         assert_eq!(end.media.concealed, stretched, "{end:?}, {why}");
         assert_eq!(end.jitter.lost, 0, "{end:?}, {why}");
-        assert_tone(&b, 0.5, 59.9, 1000.0);
+        // Resampled to follow the talker's clock: a tone 200 ppm off 1 kHz.
+        // The one frame of concealment allowed above is a dip in a 200 ms window.
+        assert_continuous_tone(&b, 0.5, 59.9, 1000.0, 0.2, 0.04);
+    }
+}
+
+/// How long the drift estimator may take to measure a drift (`audio/drift.rs`: 22 s
+/// until it trusts a slope, then a step or two to settle), s.
+const LEARNT_S: u64 = 60;
+
+/// Ten minutes of a far side whose sound card runs 300 ppm fast, then one 300 ppm slow
+/// (180 ms over the call, nine frames), against a speaker on an exact clock: the playback
+/// resampler learns the drift, so the jitter buffer never skips, stretches, conceals or
+/// drops a frame for it, its delay stays within a frame above its target and the speaker's
+/// queue at its 15 ms.
+#[test]
+fn a_far_clock_300_ppm_off_is_followed_by_the_resampler_for_ten_minutes() {
+    const MINUTES: u64 = 10;
+    for far_ppm in [300, -300] {
+        let mut b = Party::new(2, 48_000, Vec::new());
+        let mut far = FarSide::new();
+        far.drift_ppm = far_ppm;
+        listen(&mut b, &mut far, MINUTES as f64 * 60.0, |_, _| {});
+        let why = format!("talker {far_ppm} ppm");
+        let (start, learnt) = (b.log_at(S), b.log_at(LEARNT_S * S));
+        let end = b.log_at(MINUTES * 60 * S - 100 * MS);
+        // While the drift is still unmeasured (its first 5 ms step can come before it is
+        // seen when the delay started right at the target), one stretch or skip at most;
+        // after that, nothing.
+        let learning = learnt.jitter.skipped + learnt.jitter.stretched
+            - start.jitter.skipped
+            - start.jitter.stretched;
+        assert!(learning <= 1, "{start:?} {learnt:?}, {why}");
+        assert_eq!(drift_repairs(&learnt, &end), 0, "{learnt:?} {end:?}, {why}");
+        assert_eq!((end.jitter.lost, b.underruns), (0, 0), "{end:?}, {why}");
+        let mut worst = 0;
+        for l in b.log.iter().filter(|l| l.at_us >= S) {
+            let ms = l.at_us / MS;
+            // Topped up to 15 ms; a corrected frame may be a sample or two over 960.
+            assert!(
+                (720..720 + 962).contains(&l.queued),
+                "{l:?} at {ms} ms, {why}"
+            );
+            // Never stretching (below the target), never a frame above it (skipping).
+            let above = i64::from(l.jitter.delay_ms) - i64::from(l.jitter.target_ms);
+            assert!(above < 20, "{l:?} at {ms} ms, {why}");
+            worst = worst.max(above);
+        }
+        // The learnt correction is the drift.
+        let ppm = end.media.playback_drift_ppm;
+        assert!((ppm - far_ppm as i32).abs() <= 15, "{ppm} ppm, {why}");
+        assert_continuous_tone(
+            &b,
+            LEARNT_S as f64,
+            MINUTES as f64 * 60.0 - 0.1,
+            1000.0,
+            0.1,
+            0.05,
+        );
+        eprintln!("{why}: correction {ppm} ppm, delay at most {worst} ms above target");
+    }
+}
+
+/// Ten minutes of a call where one side's 48 kHz microphone runs 200 ppm fast (then slow)
+/// against the other's 44.1 kHz speaker on an exact clock: the listener's playback
+/// resampler learns the drift and nothing is skipped, stretched, concealed or dropped.
+#[test]
+fn a_44k1_speaker_and_a_48k_microphone_200_ppm_apart_keep_their_queues_for_ten_minutes() {
+    const MINUTES: u64 = 10;
+    let seconds = MINUTES as f64 * 60.0;
+    for a_ppm in [200, -200] {
+        let mut a = Party::new(1, 48_000, tone(48_000, seconds, 1000.0, 0.5));
+        a.drift_ppm = a_ppm;
+        let b = Party::new(2, 44_100, Vec::new());
+        let mut sim = Sim::new(a, b, 5);
+        sim.run_until(seconds + 0.2);
+        let why = format!("microphone {a_ppm} ppm");
+        let (start, learnt) = (sim.b.log_at(S), sim.b.log_at(LEARNT_S * S));
+        let end = when_played(&sim.a, &sim.b, seconds - 0.1);
+        let learning = learnt.jitter.skipped + learnt.jitter.stretched
+            - start.jitter.skipped
+            - start.jitter.stretched;
+        assert!(learning <= 1, "{start:?} {learnt:?}, {why}");
+        assert_eq!(drift_repairs(&learnt, &end), 0, "{learnt:?} {end:?}, {why}");
+        assert_eq!((end.jitter.lost, sim.b.underruns), (0, 0), "{end:?}, {why}");
+        let queue = 44_100 * 15 / 1000;
+        for l in sim
+            .b
+            .log
+            .iter()
+            .filter(|l| (S..end.at_us).contains(&l.at_us))
+        {
+            let ms = l.at_us / MS;
+            assert!(
+                (queue..queue + 884).contains(&l.queued),
+                "{l:?} at {ms} ms, {why}"
+            );
+            let above = i64::from(l.jitter.delay_ms) - i64::from(l.jitter.target_ms);
+            assert!(above < 20, "{l:?} at {ms} ms, {why}");
+        }
+        // The listener learnt the talker's drift.
+        let ppm = end.media.playback_drift_ppm;
+        assert!((ppm - a_ppm as i32).abs() <= 15, "{end:?}, {why}");
+        assert_continuous_tone(&sim.b, LEARNT_S as f64, seconds - 0.2, 1000.0, 0.1, 0.05);
     }
 }
