@@ -14,6 +14,7 @@
 
 use std::time::Duration;
 
+mod demand;
 mod health;
 mod opener;
 pub mod pipeline;

@@ -15,7 +15,8 @@
 //!   anything else is counted as foreign and dropped. When the buffer resyncs (the far side
 //!   restarted its stream: a sequence jump, a clock jump), the decoder is reset, so it does
 //!   not carry the old stream's state into the new one.
-//! - **Play.** While the device has less queued than [`playback_queue`] asks, one frame is
+//! - **Play.** While the device has less queued than [`playback_queue`](super::playback_queue) asks (more for a
+//!   device that takes audio in bursts: [`Demand`]), one frame is
 //!   popped from the jitter buffer, decoded (packet, FEC or concealment; silence) and
 //!   resampled to the device rate. Between talkspurts the jitter buffer may ask for a shorter
 //!   silence ([`JitterBuffer::rephase_us`]) to bring the delay down. On hold, silence is
@@ -43,7 +44,8 @@ use bytes::Bytes;
 use phoned_proto::call::CallId;
 use phoned_proto::media::MediaFrame;
 
-use super::{ENCODER_COMPLEXITY, PLAYBACK_QUEUE_MIN_MS, playback_queue};
+use super::demand::Demand;
+use super::{ENCODER_COMPLEXITY, PLAYBACK_QUEUE_MIN_MS};
 use crate::audio::codec::{
     CodecError, EncoderConfig, FrameDuration, MAX_PACKET_BYTES, VoiceDecoder, VoiceEncoder,
     speech_level,
@@ -84,7 +86,7 @@ pub struct Flags {
 pub struct Device {
     /// Samples queued for the device and not yet played.
     pub queued: usize,
-    /// Samples the device took in its latest callback or period (see [`playback_queue`]).
+    /// Samples the device took in its latest callback or period (see [`playback_queue`](super::playback_queue)).
     pub last_block: u64,
 }
 
@@ -188,6 +190,8 @@ pub struct MediaPipeline {
     packet: [u8; MAX_PACKET_BYTES],
     out: TickOutput,
     stats: MediaStats,
+    /// How much the playback device takes at once (the queue kept for it).
+    demand: Demand,
 }
 
 impl MediaPipeline {
@@ -230,12 +234,13 @@ impl MediaPipeline {
             packet: [0; MAX_PACKET_BYTES],
             out,
             stats: MediaStats::default(),
+            demand: Demand::default(),
         })
     }
 
     /// Runs one tick at `now` (on any monotonic clock, the same for every tick): sends what
     /// `captured` completes, buffers `received`, and tops the playback device up to
-    /// [`playback_queue`].
+    /// [`playback_queue`](super::playback_queue).
     pub fn tick<D: AsRef<[u8]>>(
         &mut self,
         now: Duration,
@@ -366,7 +371,9 @@ impl MediaPipeline {
 
     /// Jitter buffer → Opus → device rate, keeping a small queue at the device.
     fn play(&mut self, now_us: u64, device: Device, paused: bool) {
-        let queue = playback_queue(self.playback_rate, device.last_block);
+        let queue = self
+            .demand
+            .queue(now_us, device.queued, device.last_block, self.playback_rate);
         let mut queued = device.queued;
         if paused {
             // After a hold the buffer finds its delay anew.
@@ -430,5 +437,6 @@ impl MediaPipeline {
             }
             queued += out.len();
         }
+        self.demand.wrote(queued);
     }
 }

@@ -80,10 +80,16 @@ pub(super) struct Party {
     pub heard: Vec<f32>,
     /// Blocks the speaker found short once playback had begun.
     pub underruns: u64,
+    /// When the latest underrun happened (µs), if any.
+    pub last_underrun_us: Option<u64>,
     /// A speaker fed like pipewire-pulse feeds the pulse backend: 20 ms blocks taken at
     /// the first boundary of this quantum (µs) after each is due, so with 21.3 ms, 15
     /// blocks 21.3 ms apart and then one at once. 0: 10 ms blocks on time.
     pub speaker_quantum_us: u64,
+    /// A speaker whose timer falls behind now and then, as PulseAudio's null sinks on a
+    /// loaded machine do: every `.0` µs it takes nothing for `.1` µs, then catches up at
+    /// once. `None`: on time.
+    pub speaker_stalls: Option<(u64, u64)>,
     inbox: InFlight,
     /// `(tick µs, frame)` of every datagram sent.
     pub sent: Vec<(u64, MediaFrame)>,
@@ -107,7 +113,9 @@ impl Party {
             speaker_blocks: 0,
             heard: Vec::new(),
             underruns: 0,
+            last_underrun_us: None,
             speaker_quantum_us: 0,
+            speaker_stalls: None,
             inbox: InFlight::new(),
             sent: Vec::new(),
             log: Vec::new(),
@@ -137,9 +145,13 @@ impl Party {
 
     /// True time at which the speaker takes its block `k`.
     fn speaker_due(&self, k: u64) -> u64 {
-        match self.speaker_quantum_us {
+        let due = match self.speaker_quantum_us {
             0 => self.block_at(k),
             q => self.block_at(2 * k).div_ceil(q) * q,
+        };
+        match self.speaker_stalls {
+            Some((every, stall)) if due % every < stall => due - due % every + stall,
+            _ => due,
         }
     }
 
@@ -165,6 +177,7 @@ impl Party {
             let have = self.speaker.len().min(speaker_block);
             if have < speaker_block && !self.heard.is_empty() {
                 self.underruns += 1;
+                self.last_underrun_us = Some(now_us);
             }
             self.heard.extend(self.speaker.drain(..have));
             self.heard
@@ -584,8 +597,34 @@ fn a_speaker_taking_audio_a_pipewire_quantum_at_a_time_plays_the_tone_whole() {
         "{m:?} {j:?}"
     );
     assert!(settled.media.concealed <= 1, "{settled:?}");
-    assert_eq!(sim.b.underruns, 0);
+    // The first double block may find the queue a few samples short (the playback
+    // resampler's first frame is shorter by its delay); from then on the queue covers it
+    // (`demand.rs`).
+    assert!(sim.b.underruns <= 1, "{}", sim.b.underruns);
+    assert!(
+        sim.b.last_underrun_us.is_none_or(|t| t < S),
+        "{:?}",
+        sim.b.last_underrun_us
+    );
     assert_tone(&sim.b, 0.5, 10.0, 1000.0);
+}
+
+/// A speaker that stalls for 30 ms every 2 s and then takes the 30 ms at once (PulseAudio's
+/// null sinks on a loaded machine): the first catch-up may find the queue short, after
+/// which the queue covers it (`demand.rs`), so the listener hears no more gaps.
+#[test]
+fn a_speaker_that_catches_up_in_bursts_is_given_the_queue_it_needs() {
+    let mut sim = one_way(10.0, 48_000, 48_000, 5);
+    sim.b.speaker_stalls = Some((2 * S, 30 * MS));
+    sim.run_until(10.2);
+    // The catch-ups at 2, 4, 6 and 8 s find enough queued.
+    assert!(
+        sim.b.last_underrun_us.is_none_or(|t| t < 2 * S + 100 * MS),
+        "{} underruns, the latest at {:?} µs",
+        sim.b.underruns,
+        sim.b.last_underrun_us
+    );
+    assert_tone(&sim.b, 2.5, 10.0, 1000.0);
 }
 
 /// A minute of a call between sound cards whose clocks differ by 200 ppm (12 ms over the
