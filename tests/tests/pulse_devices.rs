@@ -42,6 +42,21 @@ fn daemon(w: &common::World, name: &str, sound: &PulseServer, audio: &str) -> Ph
     )
 }
 
+/// A (on `a_sound`, with `a_audio` as its `[audio]` section) calls B (on its own server,
+/// default config) and B answers: the call every test here starts from.
+fn a_calls_b(
+    w: &common::World,
+    a_sound: &PulseServer,
+    a_audio: &str,
+) -> (PhonedProcess, PulseServer, PhonedProcess) {
+    let a = daemon(w, "A", a_sound, a_audio);
+    let b_sound = sound(w, "B", 1000);
+    let b = daemon(w, "B", &b_sound, "");
+    a.wait_online(common::ONLINE);
+    common::call_answered(&a, &b);
+    (a, b_sound, b)
+}
+
 fn sound(w: &common::World, name: &str, tone: u32) -> PulseServer {
     PulseServer::start(&w.dir.path().join(format!("{name}-sound")), tone)
 }
@@ -91,16 +106,11 @@ fn devices_named_by_description_carry_the_call() {
     // monitor, whose description PulseAudio makes "Monitor of Desk Mic".
     plug(&a_sound, "desk", "Desk Mic");
     a_sound.load_module("module-sine", &["sink=desk", "frequency=700"]);
-    let a = daemon(
+    let (a, b_sound, _b) = a_calls_b(
         &w,
-        "A",
         &a_sound,
         "[audio]\nbackend = \"pulse\"\ninput = \"monitor of desk mic\"\noutput = \"usb headset\"",
     );
-    let b_sound = sound(&w, "B", 1000);
-    let b = daemon(&w, "B", &b_sound, "");
-    a.wait_online(common::ONLINE);
-    common::call_answered(&a, &b);
 
     let a_headset = a_sound.record("headset.monitor", &path(&w, "a-headset.raw"));
     let a_speaker = a_sound.record_speaker(&path(&w, "a-speaker.raw"));
@@ -144,16 +154,11 @@ fn an_unknown_device_name_gives_an_error_naming_the_devices_that_exist() {
     let w = common::world();
     let a_sound = sound(&w, "A", 440);
     plug(&a_sound, "headset", "USB Headset");
-    let a = daemon(
+    let (a, _b_sound, _b) = a_calls_b(
         &w,
-        "A",
         &a_sound,
         "[audio]\nbackend = \"pulse\"\noutput = \"Bluetooth Speaker\"",
     );
-    let b_sound = sound(&w, "B", 1000);
-    let b = daemon(&w, "B", &b_sound, "");
-    a.wait_online(common::ONLINE);
-    common::call_answered(&a, &b);
     let line = wait_for(Duration::from_secs(10), || {
         a.log()
             .lines()
@@ -196,16 +201,11 @@ fn unplug_and_plug_back(server: fn(&std::path::Path, u32) -> PulseServer) {
     let w = common::world();
     let a_sound = server(&w.dir.path().join("A-sound"), 440);
     let module = plug(&a_sound, "headset", "USB Headset");
-    let a = daemon(
+    let (a, _b_sound, b) = a_calls_b(
         &w,
-        "A",
         &a_sound,
         "[audio]\nbackend = \"pulse\"\noutput = \"USB Headset\"",
     );
-    let b_sound = sound(&w, "B", 1000);
-    let b = daemon(&w, "B", &b_sound, "");
-    a.wait_online(common::ONLINE);
-    common::call_answered(&a, &b);
 
     let speaker = a_sound.record_speaker(&path(&w, "speaker.raw"));
     let headset = a_sound.record("headset.monitor", &path(&w, "headset-1.raw"));
@@ -298,11 +298,7 @@ fn a_server_that_comes_back_carries_the_call_again() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let w = common::world();
     let mut a_sound = sound(&w, "A", 440);
-    let a = daemon(&w, "A", &a_sound, "");
-    let b_sound = sound(&w, "B", 1000);
-    let b = daemon(&w, "B", &b_sound, "");
-    a.wait_online(common::ONLINE);
-    common::call_answered(&a, &b);
+    let (a, _b_sound, _b) = a_calls_b(&w, &a_sound, "");
     a_sound.kill();
     // The device threads' own lines; the call's `audio problem` line quotes them.
     let lost_lines = |log: String| {
@@ -347,11 +343,7 @@ fn hanging_up_does_not_wait_for_a_frozen_server() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let w = common::world();
     let a_sound = sound(&w, "A", 440);
-    let a = daemon(&w, "A", &a_sound, "");
-    let b_sound = sound(&w, "B", 1000);
-    let b = daemon(&w, "B", &b_sound, "");
-    a.wait_online(common::ONLINE);
-    common::call_answered(&a, &b);
+    let (a, _b_sound, b) = a_calls_b(&w, &a_sound, "");
     a_sound.freeze(true);
     let out = a.ctl(&["hangup"]);
     let ended = common::no_calls(&a) && common::no_calls(&b);

@@ -111,8 +111,8 @@ impl Introspector {
         // the boxed `Collected`, which outlives the connection (see `Collected`).
         let ops = unsafe {
             [
-                (self.lib.context_get_sink_info_list)(ctx, sink_cb, data),
-                (self.lib.context_get_source_info_list)(ctx, source_cb, data),
+                (self.lib.context_get_sink_info_list)(ctx, device_cb::<true>, data),
+                (self.lib.context_get_source_info_list)(ctx, device_cb::<false>, data),
                 (self.lib.context_get_server_info)(ctx, server_cb, data),
             ]
         };
@@ -217,7 +217,8 @@ unsafe fn device(info: *const DeviceInfoPrefix) -> Option<DeviceInfo> {
     })
 }
 
-unsafe extern "C" fn sink_cb(
+/// One sink (`SINK`) or source of the list libpulse is reporting; `eol` ends the list.
+unsafe extern "C" fn device_cb<const SINK: bool>(
     _: *mut PaContext,
     info: *const DeviceInfoPrefix,
     eol: c_int,
@@ -232,24 +233,10 @@ unsafe extern "C" fn sink_cb(
     let collected = unsafe { &mut *data.cast::<Collected>() };
     // SAFETY: `info` comes from libpulse for this callback.
     if let Some(d) = unsafe { device(info) } {
-        collected.devices.sinks.push(d);
-    }
-}
-
-unsafe extern "C" fn source_cb(
-    _: *mut PaContext,
-    info: *const DeviceInfoPrefix,
-    eol: c_int,
-    data: *mut c_void,
-) {
-    if eol != 0 {
-        return;
-    }
-    // SAFETY: as in `sink_cb`.
-    let collected = unsafe { &mut *data.cast::<Collected>() };
-    // SAFETY: `info` comes from libpulse for this callback.
-    if let Some(d) = unsafe { device(info) } {
-        collected.devices.sources.push(d);
+        match SINK {
+            true => collected.devices.sinks.push(d),
+            false => collected.devices.sources.push(d),
+        }
     }
 }
 
@@ -258,7 +245,7 @@ unsafe extern "C" fn server_cb(
     info: *const ServerInfoPrefix,
     data: *mut c_void,
 ) {
-    // SAFETY: as in `sink_cb`.
+    // SAFETY: as in `device_cb`.
     let collected = unsafe { &mut *data.cast::<Collected>() };
     // SAFETY: `info` is NULL or valid for this callback.
     let Some(info) = (unsafe { info.as_ref() }) else {
