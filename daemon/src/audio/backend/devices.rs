@@ -49,14 +49,17 @@ pub fn list(config: &Audio) -> Result<DeviceList, AudioError> {
         AudioBackend::Cpal => {
             let host = CpalBackend::new(None, None, Options::default());
             for direction in [Direction::Capture, Direction::Playback] {
-                devices.extend(host.devices(direction)?.into_iter().map(
-                    |(name, description, is_default)| DeviceEntry {
-                        direction,
-                        name,
-                        description,
-                        is_default,
-                    },
-                ));
+                devices.extend(
+                    host.devices(direction)?
+                        .into_iter()
+                        .filter(|(name, _, _)| !alsa_converter(name))
+                        .map(|(name, description, is_default)| DeviceEntry {
+                            direction,
+                            name,
+                            description,
+                            is_default,
+                        }),
+                );
             }
         }
         AudioBackend::File => {
@@ -85,9 +88,41 @@ pub fn list(config: &Audio) -> Result<DeviceList, AudioError> {
     })
 }
 
+/// ALSA's converter plugins (from libasound2-plugins and alsa-lib), which ALSA lists
+/// beside the devices but which carry no sound of their own: a resampler, a channel mixer
+/// or a DSP on top of another device. Listing them as microphones and speakers only misleads.
+fn alsa_converter(name: &str) -> bool {
+    const CONVERTERS: [&str; 7] = [
+        "lavrate",
+        "samplerate",
+        "speexrate",
+        "speex",
+        "upmix",
+        "vdownmix",
+        "a52",
+    ];
+    CONVERTERS.contains(&name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alsa_converter_plugins_are_not_listed_as_devices() {
+        for converter in ["lavrate", "samplerate", "speexrate", "upmix", "vdownmix"] {
+            assert!(alsa_converter(converter), "{converter}");
+        }
+        for device in [
+            "default",
+            "null",
+            "pulse",
+            "hw:CARD=Headset,DEV=0",
+            "sysdefault",
+        ] {
+            assert!(!alsa_converter(device), "{device}");
+        }
+    }
 
     #[test]
     fn the_file_backend_lists_its_wav_paths_and_null_nothing() {
