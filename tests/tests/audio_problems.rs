@@ -94,6 +94,15 @@ fn warnings(p: &PhonedProcess) -> usize {
         .count()
 }
 
+/// The pulse device threads' own "connection lost" lines (the `audio problem` warning
+/// quotes them): one per direction when a server goes, not one per retry.
+fn lost_lines(p: &PhonedProcess) -> usize {
+    p.log()
+        .lines()
+        .filter(|l| l.contains("audio server connection lost") && !l.contains("audio problem"))
+        .count()
+}
+
 /// The CPU share of `p` over a few seconds: far below a spinning thread's 100 %.
 fn assert_not_spinning(p: &PhonedProcess, what: &str) {
     let meter = CpuMeter::start(p.child.id());
@@ -203,6 +212,12 @@ fn a_server_dying_mid_call_shows_the_audio_error_and_a_new_one_brings_the_audio_
     assert_hears(&a_sound, &a_dir.join("after.raw"), "A", 1000.0, 440.0);
     let b_after = w.dir.path().join("B-sound/after.raw");
     assert_hears(&b_sound, &b_after, "B", 440.0, 1000.0);
+    assert_eq!(
+        lost_lines(&a),
+        2,
+        "one line per direction while the server was away, not one per try:\n{}",
+        a.log()
+    );
     assert_eq!(a.ctl(&["hangup"]).code, 0);
     assert!(common::no_calls(&a) && common::no_calls(&b));
 }
