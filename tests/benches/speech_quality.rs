@@ -1,0 +1,408 @@
+//! Speech quality through the whole system, scored with wideband PESQ (ITU-T P.862.2):
+//! a real relay and two real `phoned` with the `file` audio backend on loopback. A's
+//! microphone is a WAV holding a speech clip twice (espeak-ng voices: English and French,
+//! a male and a female voice, `scripts/speech/clips.py`); B is behind a seeded impairment
+//! proxy (`phoned_tests::proxy`) that loses, delays and reorders what the relay sends it,
+//! and records what it hears. Each copy of the clip in B's recording is found (the paced
+//! streams' start times put A's input and B's recording on one clock), cut out and scored
+//! by `scripts/speech/score.py`.
+//!
+//! Beside each call, the same clip goes through the codec alone, in process: the call's
+//! Opus encoder settings, the same seeded loss pattern applied to the packets, and a
+//! decoder that uses in-band FEC when the next packet came and conceals when it did not.
+//! The difference between the two columns is what the pipeline itself costs (or wins).
+//!
+//! Run: `cargo build --release --workspace --bins && cargo bench -p phoned-tests --bench speech_quality`
+//! (`-- --quick`: two clips, clean and 10 % loss). The first run installs espeak-ng and a
+//! Python environment with `pesq` (`scripts/speech-bench-deps.sh`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use phoned::audio::codec::{
+    EncoderConfig, FrameDuration, MAX_PACKET_BYTES, VoiceDecoder, VoiceEncoder,
+};
+use phoned::call::media::ENCODER_COMPLEXITY;
+use phoned_tests::impair::{Decider, GilbertElliott, Impairment};
+use phoned_tests::process::{PhonedProcess, RelayProcess, bin};
+use phoned_tests::proxy::UdpProxy;
+use phoned_tests::{wait_for, wav};
+
+const RATE: u32 = 48_000;
+const FRAME: usize = 960;
+/// Silence before the first copy of the clip, between the copies and after the last.
+const LEAD_S: f64 = 1.0;
+const GAP_S: f64 = 1.0;
+const COPIES: usize = 2;
+/// A cheaper encoder setting, scored codec-alone beside the call's, to show what it would
+/// cost in quality (half the encoder's CPU: `docs/benchmarks.md`, media CPU).
+const CHEAP_COMPLEXITY: u8 = 5;
+
+struct Condition {
+    name: &'static str,
+    impairment: Impairment,
+}
+
+fn conditions(quick: bool) -> Vec<Condition> {
+    let loss = |p| Impairment {
+        loss: p,
+        ..Impairment::default()
+    };
+    let all = vec![
+        Condition {
+            name: "clean",
+            impairment: Impairment::default(),
+        },
+        Condition {
+            name: "5 % loss",
+            impairment: loss(0.05),
+        },
+        Condition {
+            name: "10 % loss",
+            impairment: loss(0.10),
+        },
+        Condition {
+            name: "20 % loss",
+            impairment: loss(0.20),
+        },
+        Condition {
+            name: "10 % bursts (GE, mean 3)",
+            impairment: Impairment {
+                bursts: Some(GilbertElliott::with_loss(0.10, 3.0)),
+                ..Impairment::default()
+            },
+        },
+        Condition {
+            name: "jitter 0-60 ms",
+            impairment: Impairment {
+                jitter: Duration::from_millis(60),
+                ..Impairment::default()
+            },
+        },
+    ];
+    if quick {
+        all.into_iter()
+            .filter(|c| c.name == "clean" || c.name == "10 % loss")
+            .collect()
+    } else {
+        all
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The venv's python, after making sure the bench's tools are there.
+fn python() -> PathBuf {
+    let out = Command::new(repo_root().join("scripts/speech-bench-deps.sh"))
+        .output()
+        .expect("run scripts/speech-bench-deps.sh");
+    assert!(out.status.success(), "speech-bench-deps.sh failed");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+fn make_clips(python: &Path, dir: &Path) -> Vec<(String, PathBuf)> {
+    let out = Command::new(python)
+        .arg(repo_root().join("scripts/speech/clips.py"))
+        .arg(dir)
+        .output()
+        .expect("run clips.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|name| (name.to_owned(), dir.join(format!("{name}.wav"))))
+        .collect()
+}
+
+fn read_wav(path: &Path) -> Vec<f32> {
+    let (samples, rate) = wav::read(path);
+    assert_eq!(rate, RATE, "{}", path.display());
+    samples
+}
+
+/// Where each copy of the clip starts in the microphone's WAV, in samples.
+fn copy_starts(clip_len: usize) -> Vec<usize> {
+    let (lead, gap) = (secs(LEAD_S), secs(GAP_S));
+    (0..COPIES).map(|k| lead + k * (clip_len + gap)).collect()
+}
+
+fn secs(s: f64) -> usize {
+    (s * f64::from(RATE)) as usize
+}
+
+fn write_microphone(path: &Path, clip: &[f32]) -> Vec<usize> {
+    let starts = copy_starts(clip.len());
+    let total = starts[COPIES - 1] + clip.len() + secs(GAP_S);
+    let mut input = vec![0.0f32; total];
+    for &s in &starts {
+        input[s..s + clip.len()].copy_from_slice(clip);
+    }
+    wav::write(path, RATE, 1, input.into_iter());
+    starts
+}
+
+struct Score {
+    pesq: Vec<Option<f64>>,
+    delay_ms: Vec<Option<f64>>,
+}
+
+fn score(python: &Path, clip: &Path, recording: &Path, at: &[i64]) -> Score {
+    let at: Vec<String> = at.iter().map(i64::to_string).collect();
+    let out = Command::new(python)
+        .arg(repo_root().join("scripts/speech/score.py"))
+        .args([clip, recording])
+        .args(["--at", &at.join(",")])
+        .output()
+        .expect("run score.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("score.py's JSON");
+    let list = |key: &str| -> Vec<Option<f64>> {
+        v[key]
+            .as_array()
+            .map(|a| a.iter().map(serde_json::Value::as_f64).collect())
+            .unwrap_or_default()
+    };
+    Score {
+        pesq: list("pesq"),
+        delay_ms: list("delay_ms"),
+    }
+}
+
+fn stream_start(log: &str, stream: &str) -> (i64, i64) {
+    let field = |line: &str, key: &str| -> Option<i64> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+    };
+    log.lines()
+        .filter(|l| l.contains("paced audio stream started") && l.contains(stream))
+        .find_map(|l| Some((field(l, "monotonic_ns=")?, field(l, "period_us=")?)))
+        .unwrap_or_else(|| panic!("no start of {stream} in the log:\n{log}"))
+}
+
+fn phone(
+    dir: &Path,
+    relay: &RelayProcess,
+    via: std::net::SocketAddr,
+    name: &str,
+    audio: &str,
+) -> PhonedProcess {
+    // The paced streams' start times are logged at debug level.
+    let log = std::env::var("RUST_LOG")
+        .unwrap_or_else(|_| "info,phoned::audio::backend::paced=debug".into());
+    PhonedProcess::start_with_env(
+        &dir.join(name),
+        via,
+        &format!(
+            "display_name = \"{name}\"\nrelay_fingerprint = \"{}\"\n[audio]\nbackend = \"file\"\n{audio}",
+            relay.fingerprint
+        ),
+        &[("RUST_LOG".into(), log)],
+    )
+}
+
+struct CallResult {
+    pesq: Vec<f64>,
+    delay_ms: Vec<f64>,
+    stats: String,
+}
+
+/// One call from A (speaking `clip`) to B (behind the impaired proxy); B's recording scored.
+fn call(python: &Path, clip: &Path, condition: &Condition, seed: u64) -> CallResult {
+    let holder = tempfile::tempdir().unwrap();
+    let dir = holder.path().to_owned();
+    if std::env::var_os("SPEECH_BENCH_KEEP").is_some() {
+        eprintln!("keeping {}", dir.display());
+        std::mem::forget(holder);
+    }
+    let relay = RelayProcess::start(&bin("phone-relay"), &dir.join("relay"), "127.0.0.1:0", "");
+    let proxy = smol::block_on(UdpProxy::start_impaired(
+        relay.addr,
+        condition.impairment,
+        seed,
+    ))
+    .expect("start the impairment proxy");
+    let input = dir.join("mic.wav");
+    let output = dir.join("heard.wav");
+    let clip_samples = read_wav(clip);
+    let starts = write_microphone(&input, &clip_samples);
+    let a = phone(
+        &dir,
+        &relay,
+        relay.addr,
+        "A",
+        &format!("input_wav = \"{}\"", input.display()),
+    );
+    let b = phone(
+        &dir,
+        &relay,
+        proxy.addr,
+        "B",
+        &format!("output_wav = \"{}\"", output.display()),
+    );
+    a.wait_online(Duration::from_secs(20));
+    let nb = b.wait_online(Duration::from_secs(20))["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(b.ctl(&["autoanswer", "all"]).code, 0);
+    let out = a.ctl(&["--json", "dial", &nb, "--wait"]);
+    assert_eq!(out.json()["state"], "active", "{out:?}");
+    let talk = starts[COPIES - 1] + clip_samples.len() + secs(GAP_S);
+    std::thread::sleep(Duration::from_secs_f64(talk as f64 / f64::from(RATE)));
+    assert_eq!(a.ctl(&["hangup"]).code, 0);
+    let ended = wait_for(Duration::from_secs(10), || {
+        b.log().contains("call media ended").then_some(())
+    });
+    assert!(ended.is_some(), "{}", b.log());
+    let (a_log, b_log) = (a.log(), b.log());
+    let (capture_ns, period_us) = stream_start(&a_log, "audio-file-in");
+    let (playback_ns, _) = stream_start(&b_log, "audio-file-out");
+    // Input sample i is spoken at capture start + i/rate − one period (see mouth_to_ear);
+    // recorded sample j is heard at playback start + j/rate.
+    let at: Vec<i64> = starts
+        .iter()
+        .map(|&i| {
+            let spoken_ns =
+                capture_ns + i as i64 * 1_000_000_000 / i64::from(RATE) - period_us * 1000;
+            (spoken_ns - playback_ns) * i64::from(RATE) / 1_000_000_000
+        })
+        .collect();
+    let s = score(python, clip, &output, &at);
+    let stats = b_log
+        .lines()
+        .rev()
+        .find(|l| l.contains("call media ended"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter(|w| {
+            [
+                "received=",
+                "fec=",
+                "concealed=",
+                "lost=",
+                "late=",
+                "max_delay_ms=",
+            ]
+            .iter()
+            .any(|k| w.starts_with(k))
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    CallResult {
+        pesq: s.pesq.into_iter().map(|p| p.unwrap_or(1.0)).collect(),
+        delay_ms: s.delay_ms.into_iter().flatten().collect(),
+        stats,
+    }
+}
+
+/// The clip through the call's encoder and a FEC-using decoder, losing what the seeded
+/// impairment loses (one decision per packet; delay and reordering do not apply here).
+fn codec_alone(
+    clip: &Path,
+    out: &Path,
+    condition: &Condition,
+    seed: u64,
+    complexity: u8,
+) -> Vec<usize> {
+    let samples = read_wav(clip);
+    let mut input = vec![0.0f32; secs(LEAD_S)];
+    input.extend_from_slice(&samples);
+    input.resize(input.len().div_ceil(FRAME) * FRAME + FRAME, 0.0);
+    let mut enc = VoiceEncoder::new(&EncoderConfig {
+        complexity,
+        ..EncoderConfig::default()
+    })
+    .expect("encoder");
+    let mut packets: Vec<Option<Vec<u8>>> = Vec::new();
+    let mut decider = Decider::new(condition.impairment, seed);
+    let mut buf = [0u8; MAX_PACKET_BYTES];
+    for frame in input.chunks_exact(FRAME) {
+        // DTX frames are not sent; the decoder conceals (comfort noise) as the call does.
+        let packet = enc
+            .encode(frame, &mut buf)
+            .expect("encode")
+            .map(|n| buf[..n].to_vec());
+        let arrives = !decider.decide().is_empty();
+        packets.push(packet.filter(|_| arrives));
+    }
+    let mut dec = VoiceDecoder::new(FrameDuration::Ms20).expect("decoder");
+    let mut decoded = Vec::with_capacity(input.len());
+    let mut frame = [0.0f32; FRAME];
+    for (i, p) in packets.iter().enumerate() {
+        match (p, packets.get(i + 1).and_then(Option::as_ref)) {
+            (Some(p), _) => dec.decode(p, &mut frame).expect("decode"),
+            (None, Some(next)) => dec.decode_fec(next, &mut frame).expect("fec"),
+            (None, None) => dec.conceal(&mut frame).expect("conceal"),
+        }
+        decoded.extend_from_slice(&frame);
+    }
+    wav::write(out, RATE, 1, decoded.into_iter());
+    vec![secs(LEAD_S)]
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let python = python();
+    let work = tempfile::tempdir().unwrap();
+    let mut clips = make_clips(&python, work.path());
+    if quick {
+        clips.retain(|(n, _)| n == "en-male" || n == "fr-female");
+    }
+    println!(
+        "| clip | condition | phoned, WB-PESQ per copy | codec alone | mouth-to-ear ms | B's media stats |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    let mut summary: Vec<(&str, Vec<f64>, Vec<f64>, Vec<f64>)> = Vec::new();
+    for condition in conditions(quick) {
+        let (mut ours, mut alone, mut alone_cheap) = (Vec::new(), Vec::new(), Vec::new());
+        for (k, (name, clip)) in clips.iter().enumerate() {
+            let seed = 0x5eed + k as u64;
+            let r = call(&python, clip, &condition, seed);
+            let alone_at = |complexity| {
+                let reference = work.path().join(format!("{name}-alone.wav"));
+                let at = codec_alone(clip, &reference, &condition, seed, complexity);
+                let at: Vec<i64> = at.iter().map(|&a| a as i64).collect();
+                score(&python, clip, &reference, &at).pesq[0].unwrap_or(1.0)
+            };
+            let codec = alone_at(ENCODER_COMPLEXITY);
+            let cheap = alone_at(CHEAP_COMPLEXITY);
+            let per_copy: Vec<String> = r.pesq.iter().map(|p| format!("{p:.2}")).collect();
+            let delays: Vec<String> = r.delay_ms.iter().map(|d| format!("{d:.0}")).collect();
+            println!(
+                "| {name} | {} | {} | {codec:.2} | {cheap:.2} | {} | {} |",
+                condition.name,
+                per_copy.join(", "),
+                delays.join(", "),
+                r.stats
+            );
+            ours.extend(r.pesq);
+            alone.push(codec);
+            alone_cheap.push(cheap);
+        }
+        summary.push((condition.name, ours, alone, alone_cheap));
+    }
+    println!(
+        "\n| condition | phoned, mean WB-PESQ | codec alone, mean | phoned − codec | codec alone, complexity {CHEAP_COMPLEXITY} |"
+    );
+    println!("| --- | --- | --- | --- | --- |");
+    for (name, ours, alone, cheap) in summary {
+        let (o, a, c) = (mean(&ours), mean(&alone), mean(&cheap));
+        println!("| {name} | {o:.2} | {a:.2} | {:+.2} | {c:.2} |", o - a);
+    }
+}
