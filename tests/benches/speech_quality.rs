@@ -144,7 +144,7 @@ fn write_microphone(path: &Path, clip: &[f32]) -> Vec<usize> {
     for &s in &starts {
         input[s..s + clip.len()].copy_from_slice(clip);
     }
-    wav::write(path, RATE, 1, input.into_iter());
+    wav::write(path, RATE, 1, input);
     starts
 }
 
@@ -348,7 +348,7 @@ fn codec_alone(
         }
         decoded.extend_from_slice(&frame);
     }
-    wav::write(out, RATE, 1, decoded.into_iter());
+    wav::write(out, RATE, 1, decoded);
     vec![secs(LEAD_S)]
 }
 
