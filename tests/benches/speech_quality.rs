@@ -365,9 +365,9 @@ fn main() {
         clips.retain(|(n, _)| n == "en-male" || n == "fr-female");
     }
     println!(
-        "| clip | condition | phoned, WB-PESQ per copy | codec alone | mouth-to-ear ms | B's media stats |"
+        "| clip | condition | phoned, WB-PESQ per copy | codec alone | codec alone, complexity {CHEAP_COMPLEXITY} | mouth-to-ear ms | B's media stats |"
     );
-    println!("| --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
     // Per condition: our scores, the codec alone's, and the codec alone's at complexity 5.
     type Scores = (Vec<f64>, Vec<f64>, Vec<f64>);
     let mut summary: Vec<(&str, Scores)> = Vec::new();
