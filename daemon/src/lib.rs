@@ -18,6 +18,7 @@ pub mod link;
 pub mod messages;
 pub mod reload;
 pub mod ring;
+pub mod state_lock;
 pub mod store;
 pub mod vcard;
 pub mod voice;

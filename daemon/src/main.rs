@@ -69,6 +69,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .mode(0o700)
         .create(&state_dir)
         .map_err(|e| anyhow!("cannot create state dir {}: {e}", state_dir.display()))?;
+    // Before anything touches the store: a second daemon on this dir stops here.
+    let _lock = phoned::state_lock::StateLock::acquire(&state_dir)?;
     let store =
         Store::open(&state_dir).map_err(|e| anyhow!("state dir {}: {e}", state_dir.display()))?;
     let parts = driver::new(config, config_path, state_dir, store);

@@ -3,6 +3,7 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use phoned_proto::dbus::{BUS_NAME, ROOT_PATH, iface};
 use phoned_tests::process::{DbusDaemon, bin, phonectl};
@@ -216,6 +217,37 @@ fn phoned_config_problems_are_one_clear_line() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}
+
+/// A second `phoned` on a state dir in use exits 1 at once, naming the PID that holds it,
+/// and the first one stays online.
+#[test]
+fn a_second_phoned_on_the_same_state_dir_is_refused() {
+    let w = common::world();
+    let p = w.phone("First");
+    p.wait_online(common::ONLINE);
+    let mut second = Command::new(bin("phoned"))
+        .arg("--config")
+        .arg(p.dir.join("phoned.toml"))
+        .arg("--state-dir")
+        .arg(p.dir.join("state"))
+        .env("DBUS_SESSION_BUS_ADDRESS", &p.bus.address)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status =
+        phoned_tests::wait_for(Duration::from_secs(20), || second.try_wait().ok().flatten());
+    if status.is_none() {
+        let _ = second.kill();
+    }
+    let out = second.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("PID {}", p.child.id())) && err.contains("state dir"),
+        "{err}"
+    );
+    p.wait_online(common::ONLINE);
 }
 
 /// The interface blocks of an introspection document, whitespace-normalised.
