@@ -20,6 +20,9 @@ pub enum CertError {
     Generate(#[from] rcgen::Error),
     #[error("{path}: no {what} found in PEM file")]
     Pem { path: PathBuf, what: &'static str },
+    /// A configured `tls_cert` or `tls_key` names a file that is not there.
+    #[error("{path}: {what} file does not exist")]
+    Missing { path: PathBuf, what: &'static str },
 }
 
 pub struct Identity {
@@ -85,11 +88,9 @@ pub fn stored_fingerprint(state_dir: &Path) -> Result<String, CertError> {
 /// Loads a certificate chain and key from PEM files (e.g. from a public CA).
 pub fn load_pem(cert_path: &Path, key_path: &Path) -> Result<Identity, CertError> {
     use rustls::pki_types::pem::PemObject;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
-        .map_err(|_| CertError::Pem {
-            path: cert_path.to_owned(),
-            what: "certificate",
-        })?
+    let cert_pem = read_pem(cert_path, "certificate")?;
+    let key_pem = read_pem(key_path, "private key")?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .filter_map(Result::ok)
         .collect();
     if chain.is_empty() {
@@ -98,11 +99,25 @@ pub fn load_pem(cert_path: &Path, key_path: &Path) -> Result<Identity, CertError
             what: "certificate",
         });
     }
-    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|_| CertError::Pem {
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| CertError::Pem {
         path: key_path.to_owned(),
         what: "private key",
     })?;
     Ok(Identity { chain, key })
+}
+
+/// Reads a PEM file whole, telling a missing file apart from one without PEM in it.
+fn read_pem(path: &Path, what: &'static str) -> Result<Vec<u8>, CertError> {
+    fs::read(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => CertError::Missing {
+            path: path.to_owned(),
+            what,
+        },
+        _ => CertError::Io {
+            path: path.to_owned(),
+            source,
+        },
+    })
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CertError> {
@@ -122,6 +137,48 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CertError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A PEM certificate and key made with rcgen, written into `dir`.
+    fn pem_files(dir: &Path) -> (PathBuf, PathBuf) {
+        let made = rcgen::generate_simple_self_signed(vec!["relay.example".to_owned()]).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        fs::write(&cert, made.cert.pem()).unwrap();
+        fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+        (cert, key)
+    }
+
+    #[test]
+    fn pem_files_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = pem_files(dir.path());
+        assert_eq!(load_pem(&cert, &key).unwrap().chain.len(), 1);
+    }
+
+    #[test]
+    fn a_missing_certificate_or_key_file_is_named_as_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = pem_files(dir.path());
+        let gone = dir.path().join("gone.pem");
+        let err = load_pem(&gone, &key).err().unwrap();
+        assert!(matches!(&err, CertError::Missing { path, what: "certificate" } if *path == gone));
+        assert_eq!(
+            err.to_string(),
+            format!("{}: certificate file does not exist", gone.display())
+        );
+        let err = load_pem(&cert, &gone).err().unwrap();
+        assert!(matches!(&err, CertError::Missing { path, what: "private key" } if *path == gone));
+        assert_eq!(
+            err.to_string(),
+            format!("{}: private key file does not exist", gone.display())
+        );
+        // A file that is there but holds no PEM still says so.
+        let garbage = dir.path().join("garbage.pem");
+        fs::write(&garbage, "not pem").unwrap();
+        let err = load_pem(&garbage, &key).err().unwrap();
+        assert!(matches!(err, CertError::Pem { what: "certificate", .. }));
+        let err = load_pem(&cert, &garbage).err().unwrap();
+        assert!(matches!(err, CertError::Pem { what: "private key", .. }));
+    }
 
     #[test]
     fn identity_is_made_once_and_kept() {

@@ -11,7 +11,7 @@ use phoned_proto::error::close;
 use smol::Task;
 use thiserror::Error;
 
-use crate::calls::Calls;
+use crate::calls::{CallIds, Calls};
 use crate::cert::{self, CertError};
 use crate::config::Config;
 use crate::password::Hasher;
@@ -38,6 +38,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("no random numbers from the operating system: {0}")]
+    Random(getrandom::Error),
 }
 
 pub fn unix_ms() -> u64 {
@@ -136,7 +138,10 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         source,
     })?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let calls = Calls::new(millis(config.ring_timeout));
+    let calls = Calls::new(
+        millis(config.ring_timeout),
+        CallIds::random().map_err(StartError::Random)?,
+    );
     let (router, commands) = Router::new();
     let clock = Mono::new();
     let sessions = Arc::new(Registry::default());
