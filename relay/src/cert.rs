@@ -35,6 +35,21 @@ impl Identity {
     pub fn fingerprint(&self) -> String {
         fingerprint(&self.chain[0])
     }
+
+    /// The key of the QUIC stateless resets this relay sends, derived from its private
+    /// key. A reset tells a device at once that the relay no longer knows its connection
+    /// (a restart), but the device believes it only if its token (an HMAC of the
+    /// connection id under this key) matches the one the relay gave at the handshake. A
+    /// key drawn afresh on each start made every reset after a restart look forged, so
+    /// devices waited for their idle timeout instead. The key stays secret as long as the
+    /// private key does, and changes with it.
+    pub fn reset_key(&self) -> ring::hmac::Key {
+        use sha2::{Digest, Sha256};
+        let mut seed = Sha256::new();
+        seed.update(b"phone-relay QUIC stateless reset key v1\0");
+        seed.update(self.key.secret_der());
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &seed.finalize())
+    }
 }
 
 pub fn fingerprint(cert: &[u8]) -> String {
@@ -148,6 +163,21 @@ mod tests {
     }
 
     #[test]
+    fn the_reset_key_is_the_same_after_a_restart_and_differs_between_relays() {
+        let tag = |i: &Identity| {
+            ring::hmac::sign(&i.reset_key(), b"connection id")
+                .as_ref()
+                .to_vec()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_create(dir.path()).unwrap();
+        let again = load_or_create(dir.path()).unwrap();
+        let other = load_or_create(&dir.path().join("other")).unwrap();
+        assert_eq!(tag(&first), tag(&again));
+        assert_ne!(tag(&first), tag(&other));
+    }
+
+    #[test]
     fn pem_files_load() {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = pem_files(dir.path());
@@ -175,9 +205,21 @@ mod tests {
         let garbage = dir.path().join("garbage.pem");
         fs::write(&garbage, "not pem").unwrap();
         let err = load_pem(&garbage, &key).err().unwrap();
-        assert!(matches!(err, CertError::Pem { what: "certificate", .. }));
+        assert!(matches!(
+            err,
+            CertError::Pem {
+                what: "certificate",
+                ..
+            }
+        ));
         let err = load_pem(&cert, &garbage).err().unwrap();
-        assert!(matches!(err, CertError::Pem { what: "private key", .. }));
+        assert!(matches!(
+            err,
+            CertError::Pem {
+                what: "private key",
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -117,6 +117,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let committer = Committer::start(store.clone())?;
     let identity = identity(&config)?;
     let fingerprint = identity.fingerprint();
+    let reset_key = Arc::new(identity.reset_key());
     let server_config = server_config(&config, identity)?;
     let socket = std::net::UdpSocket::bind(config.listen).map_err(|source| StartError::Bind {
         addr: config.listen,
@@ -124,7 +125,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     })?;
     enlarge_socket_buffers(&socket);
     let endpoint = quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
+        quinn::EndpointConfig::new(reset_key),
         Some(server_config),
         socket,
         Arc::new(quinn::SmolRuntime),

@@ -64,7 +64,9 @@ mod tests {
             .count();
         assert_eq!(close, 0, "consecutive ids close together");
         // Every bit varies: the ids use the whole 64-bit range.
-        let (or, and) = list.iter().fold((0, u64::MAX), |(o, a), id| (o | id, a & id));
+        let (or, and) = list
+            .iter()
+            .fold((0, u64::MAX), |(o, a), id| (o | id, a & id));
         assert_eq!((or, and), (u64::MAX, 0));
         // Neither increasing nor decreasing for long: about half the steps go up.
         let ups = list.windows(2).filter(|w| w[1] > w[0]).count();
