@@ -44,11 +44,31 @@ impl Identity {
     /// devices waited for their idle timeout instead. The key stays secret as long as the
     /// private key does, and changes with it.
     pub fn reset_key(&self) -> ring::hmac::Key {
+        let seed = self.derive(b"QUIC stateless reset key");
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &seed)
+    }
+
+    /// The key of the check that quinn's connection ids carry, derived like
+    /// [`Identity::reset_key`]: a relay answers a packet for a connection it does not know
+    /// with a reset only if the id passes the check, and a restarted relay must still
+    /// recognise the ids it handed out before.
+    pub fn connection_id_key(&self) -> u64 {
+        let seed = self.derive(b"QUIC connection id check key");
+        let mut first = [0; 8];
+        first.copy_from_slice(&seed[..8]);
+        u64::from_le_bytes(first)
+    }
+
+    /// SHA-256 of a label and the private key: a value only this relay knows, the same
+    /// on every start.
+    fn derive(&self, label: &[u8]) -> [u8; 32] {
         use sha2::{Digest, Sha256};
         let mut seed = Sha256::new();
-        seed.update(b"phone-relay QUIC stateless reset key v1\0");
+        seed.update(b"phone-relay v1: ");
+        seed.update(label);
+        seed.update([0]);
         seed.update(self.key.secret_der());
-        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &seed.finalize())
+        seed.finalize().into()
     }
 }
 
@@ -175,6 +195,8 @@ mod tests {
         let other = load_or_create(&dir.path().join("other")).unwrap();
         assert_eq!(tag(&first), tag(&again));
         assert_ne!(tag(&first), tag(&other));
+        assert_eq!(first.connection_id_key(), again.connection_id_key());
+        assert_ne!(first.connection_id_key(), other.connection_id_key());
     }
 
     #[test]

@@ -117,7 +117,12 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let committer = Committer::start(store.clone())?;
     let identity = identity(&config)?;
     let fingerprint = identity.fingerprint();
-    let reset_key = Arc::new(identity.reset_key());
+    // Both from the TLS key, so that devices believe a restarted relay's resets.
+    let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(identity.reset_key()));
+    let cid_key = identity.connection_id_key();
+    endpoint_config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
     let server_config = server_config(&config, identity)?;
     let socket = std::net::UdpSocket::bind(config.listen).map_err(|source| StartError::Bind {
         addr: config.listen,
@@ -125,7 +130,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     })?;
     enlarge_socket_buffers(&socket);
     let endpoint = quinn::Endpoint::new(
-        quinn::EndpointConfig::new(reset_key),
+        endpoint_config,
         Some(server_config),
         socket,
         Arc::new(quinn::SmolRuntime),
