@@ -51,7 +51,9 @@ impl Identity {
     /// The key of the check that quinn's connection ids carry, derived like
     /// [`Identity::reset_key`]: a relay answers a packet for a connection it does not know
     /// with a reset only if the id passes the check, and a restarted relay must still
-    /// recognise the ids it handed out before.
+    /// recognise the ids it handed out before. This key is not secret (quinn's check is
+    /// FxHash, which an observer of many ids might invert); its own label keeps it
+    /// independent of the reset key and of the private key.
     pub fn connection_id_key(&self) -> u64 {
         let seed = self.derive(b"QUIC connection id check key");
         let mut first = [0; 8];
