@@ -57,8 +57,17 @@ pub fn endpoint() -> quinn::Endpoint {
     endpoint_on(([127, 0, 0, 1], 0).into()).expect("client endpoint on loopback")
 }
 
-/// Keep-alive interval of the daemon's connections (the relay's idle timeout is 15 s).
-pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// Keep-alive interval of a client's connections: a QUIC PING (a few dozen bytes, and
+/// the relay's ACK) each second while nothing else is sent.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(1);
+
+/// The idle timeout a client asks for. QUIC uses the smaller of the two peers' values
+/// (RFC 9000 §10.1), so a connection on which nothing arrives for this long is closed on
+/// both ends: a relay that died, hangs or became unreachable is noticed 4–5 s after its
+/// last packet (4 s, plus up to one keep-alive interval), not after the relay's own
+/// `idle_timeout_ms` (15 s by default). Four keep-alives and their ACKs must all be lost
+/// for a working link to be cut.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 fn client_config(trust: Trust, seen: Arc<Mutex<Seen>>) -> Result<quinn::ClientConfig, ClientError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -75,6 +84,8 @@ fn client_config(trust: Trust, seen: Arc<Mutex<Seen>>) -> Result<quinn::ClientCo
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     let mut transport = quinn::TransportConfig::default();
     transport.keep_alive_interval(Some(KEEP_ALIVE));
+    let idle_ms = u32::try_from(IDLE_TIMEOUT.as_millis()).unwrap_or(u32::MAX);
+    transport.max_idle_timeout(Some(quinn::VarInt::from_u32(idle_ms).into()));
     config.transport_config(Arc::new(transport));
     Ok(config)
 }

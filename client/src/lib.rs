@@ -24,6 +24,7 @@ pub mod verify;
 
 pub use bulk::{Bulk, BulkError};
 pub use client::{
-    Client, ClientError, KEEP_ALIVE, RawConnection, connect_raw, endpoint, endpoint_on,
+    Client, ClientError, IDLE_TIMEOUT, KEEP_ALIVE, RawConnection, connect_raw, endpoint,
+    endpoint_on,
 };
 pub use verify::Trust;

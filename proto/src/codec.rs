@@ -66,6 +66,9 @@ pub fn encode_server(out: &mut Vec<u8>, msg: &ServerMsg) -> Result<(), FrameErro
 }
 
 #[cfg(test)]
+mod bulk_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::{ErrorCode, WireError};

@@ -11,6 +11,9 @@ use phoned_proto::call::{CallId, CallPhase, EndReason};
 use crate::hub::SessionId;
 use crate::store::AccountId;
 
+mod ids;
+pub use ids::CallIds;
+
 /// A device may take part in at most this many calls at once (one active, one waiting).
 const MAX_CALLS_PER_DEVICE: usize = 2;
 
@@ -104,7 +107,7 @@ impl Call {
 #[derive(Debug)]
 pub struct Calls {
     calls: HashMap<CallId, Call>,
-    next: CallId,
+    ids: CallIds,
     ring_timeout_ms: u64,
 }
 
@@ -113,10 +116,10 @@ fn state(sid: SessionId, call: CallId, phase: CallPhase) -> CallAction {
 }
 
 impl Calls {
-    pub fn new(ring_timeout_ms: u64) -> Calls {
+    pub fn new(ring_timeout_ms: u64, ids: CallIds) -> Calls {
         Calls {
             calls: HashMap::new(),
-            next: 1,
+            ids,
             ring_timeout_ms,
         }
     }
@@ -125,6 +128,11 @@ impl Calls {
     /// keep their deadline.
     pub fn set_ring_timeout(&mut self, ring_timeout_ms: u64) {
         self.ring_timeout_ms = ring_timeout_ms;
+    }
+
+    fn new_id(&mut self) -> CallId {
+        let calls = &self.calls;
+        self.ids.next(|id| calls.contains_key(&id))
     }
 
     fn load(&self, sid: SessionId) -> usize {
@@ -161,8 +169,7 @@ impl Calls {
         if ringing.is_empty() {
             return Err(EndReason::Busy);
         }
-        let id = self.next;
-        self.next += 1;
+        let id = self.new_id();
         let mut actions = vec![state(caller.session, id, CallPhase::Ringing)];
         for &s in &ringing {
             actions.push(CallAction::Send(
@@ -194,8 +201,7 @@ impl Calls {
     /// A dial that ended before ringing: the call gets an id all the same, and the
     /// caller its one `Ended` state.
     pub fn failed(&mut self, caller: SessionId, reason: EndReason) -> (CallId, Vec<CallAction>) {
-        let id = self.next;
-        self.next += 1;
+        let id = self.new_id();
         (id, vec![state(caller, id, CallPhase::Ended(reason))])
     }
 

@@ -11,7 +11,7 @@ use phoned_proto::error::close;
 use smol::Task;
 use thiserror::Error;
 
-use crate::calls::Calls;
+use crate::calls::{CallIds, Calls};
 use crate::cert::{self, CertError};
 use crate::config::Config;
 use crate::password::Hasher;
@@ -38,6 +38,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("no random numbers from the operating system: {0}")]
+    Random(getrandom::Error),
 }
 
 pub fn unix_ms() -> u64 {
@@ -115,6 +117,12 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let committer = Committer::start(store.clone())?;
     let identity = identity(&config)?;
     let fingerprint = identity.fingerprint();
+    // Both from the TLS key, so that devices believe a restarted relay's resets.
+    let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(identity.reset_key()));
+    let cid_key = identity.connection_id_key();
+    endpoint_config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
     let server_config = server_config(&config, identity)?;
     let socket = std::net::UdpSocket::bind(config.listen).map_err(|source| StartError::Bind {
         addr: config.listen,
@@ -122,7 +130,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     })?;
     enlarge_socket_buffers(&socket);
     let endpoint = quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
+        endpoint_config,
         Some(server_config),
         socket,
         Arc::new(quinn::SmolRuntime),
@@ -136,7 +144,10 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         source,
     })?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let calls = Calls::new(millis(config.ring_timeout));
+    let calls = Calls::new(
+        millis(config.ring_timeout),
+        CallIds::random().map_err(StartError::Random)?,
+    );
     let (router, commands) = Router::new();
     let clock = Mono::new();
     let sessions = Arc::new(Registry::default());

@@ -214,3 +214,39 @@ fn every_outcome_reaches_the_caller_as_state_and_reason() {
         );
     });
 }
+
+/// Issue 12: call ids were 1, 2, 3…, so a stranger who placed a call just before and just
+/// after someone else's knew that call's id (and how many calls the relay carries). Now
+/// ids are random 64-bit numbers: nothing near the stranger's own ids is a call.
+#[test]
+fn a_stranger_cannot_guess_a_call_id_from_their_own() {
+    let relay = common::relay("");
+    smol::block_on(async {
+        let (alice, _, _) = relay.provisioned("Alice").await;
+        let (_bob, nb, _) = relay.provisioned("Bob").await;
+        let (eve, _, _) = relay.provisioned("Eve").await;
+        // Unknown numbers end at once, but each call still gets an id.
+        let before = dial(&eve, "99999").await;
+        let call = dial(&alice, &nb).await;
+        let after = dial(&eve, "99999").await;
+        let near = |a: u64, b: u64| a.abs_diff(b) < 1 << 32;
+        assert!(
+            !near(call, before) && !near(call, after) && !near(before, after),
+            "ids {before}, {call}, {after} are close together"
+        );
+        for guess in (1..=8).flat_map(|d| {
+            [
+                before.wrapping_add(d),
+                after.wrapping_sub(d),
+                d, // the first ids a counting relay hands out
+            ]
+        }) {
+            let e = eve
+                .request(Request::Hangup { call: guess })
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), Some(ErrorCode::NoSuchCall), "id {guess}");
+        }
+        assert_eq!(phase(&alice, call).await, CallPhase::Ringing);
+    });
+}

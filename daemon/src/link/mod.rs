@@ -22,11 +22,18 @@ use crate::store::StoreError;
 use backoff::Backoff;
 use phoned_client::{Client, ClientError, Trust};
 
-const BACKOFF_BASE: Duration = Duration::from_millis(250);
-const BACKOFF_CAP: Duration = Duration::from_secs(30);
-/// How long a QUIC handshake with the relay may take before the attempt counts as failed
-/// (quinn's own limit is its 30 s idle timeout).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The reconnect schedule (see [`backoff`] for why the first tries are short): the first
+/// retry comes 0.1–0.2 s after the link is lost, later ones back off to 5–10 s apart; each
+/// of the first five tries gets 3.5 s to reach the relay's `Welcome`, later ones 10 s
+/// (quinn's own limit would be its idle timeout). A relay back within 12 s of going away
+/// is reached within about 2 s of listening again.
+pub const BACKOFF: backoff::Policy = backoff::Policy {
+    base: Duration::from_millis(200),
+    cap: Duration::from_secs(10),
+    quick_timeout: Duration::from_millis(3_500),
+    quick_attempts: 5,
+    slow_timeout: Duration::from_secs(10),
+};
 
 /// The settings key of the fingerprint learnt on first use for a relay address.
 fn pin_key(relay: &str) -> String {
@@ -105,16 +112,18 @@ enum Ended {
 /// Runs forever: keeps the daemon connected. `relink` fires when the core wants a
 /// reconnect; media datagrams go to `media`.
 pub async fn run(handle: Handle, relink: Receiver<()>, media: Sender<Bytes>) {
-    let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
+    let mut backoff = Backoff::new(BACKOFF);
+    let mut timeout = backoff.first_timeout();
     let mut last_logged = String::new();
     loop {
         handle.link(LinkEvent::Connecting);
-        let why = match session(&handle, &relink, &media, &mut backoff).await {
+        let why = match session(&handle, &relink, &media, &mut backoff, timeout).await {
             Ok(Ended::Reconfigured) => {
                 tracing::info!("reconnecting with the new config");
                 let why = Some("reconnecting with the new config".to_owned());
                 handle.link(LinkEvent::Offline { why });
                 backoff.reset();
+                timeout = backoff.first_timeout();
                 continue;
             }
             Ok(Ended::Lost) => "connection to the relay lost".to_owned(),
@@ -125,8 +134,10 @@ pub async fn run(handle: Handle, relink: Receiver<()>, media: Sender<Bytes>) {
             last_logged = why.clone();
         }
         handle.link(LinkEvent::Offline { why: Some(why) });
-        let delay = backoff.next(random_unit());
-        tracing::debug!(?delay, "reconnecting after");
+        let retry = backoff.next(random_unit());
+        let delay = retry.delay;
+        timeout = retry.timeout;
+        tracing::debug!(?delay, ?timeout, "reconnecting after");
         // A reload (say, of a mistyped relay address) cuts the wait short.
         let reloaded = smol::future::or(async { relink.recv().await.is_ok() }, async {
             smol::Timer::after(delay).await;
@@ -135,6 +146,7 @@ pub async fn run(handle: Handle, relink: Receiver<()>, media: Sender<Bytes>) {
         .await;
         if reloaded {
             backoff.reset();
+            timeout = backoff.first_timeout();
         }
     }
 }
@@ -181,6 +193,7 @@ async fn session(
     relink: &Receiver<()>,
     media: &Sender<Bytes>,
     backoff: &mut Backoff,
+    timeout: Duration,
 ) -> Result<Ended, LinkError> {
     let config = handle.config();
     let addr = resolve(&config.relay_host, config.relay_port).await?;
@@ -200,10 +213,10 @@ async fn session(
     let connecting = async {
         let connect = Client::connect_trusting(&endpoint, addr, server_name, trust);
         let timeout = async {
-            smol::Timer::after(CONNECT_TIMEOUT).await;
+            smol::Timer::after(timeout).await;
             Err(ClientError::Connect(format!(
-                "no answer in {} s",
-                CONNECT_TIMEOUT.as_secs()
+                "no answer in {:.1} s",
+                timeout.as_secs_f64()
             )))
         };
         smol::future::or(connect, timeout)

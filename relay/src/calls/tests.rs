@@ -34,7 +34,7 @@ fn phases(actions: &[CallAction], sid: SessionId) -> Vec<CallPhase> {
 
 #[test]
 fn every_device_rings_and_the_first_to_answer_wins() {
-    let mut calls = Calls::new(30_000);
+    let mut calls = Calls::new(30_000, CallIds::new([9; 32]));
     let (id, actions) = calls.dial(0, caller(A, 10), b()).unwrap();
     assert_eq!(phases(&actions, A), [CallPhase::Ringing]);
     let rung: Vec<_> = actions
@@ -69,7 +69,7 @@ fn every_device_rings_and_the_first_to_answer_wins() {
 
 #[test]
 fn outcomes_before_ringing() {
-    let mut calls = Calls::new(30_000);
+    let mut calls = Calls::new(30_000, CallIds::new([9; 32]));
     assert_eq!(
         calls.dial(0, caller(A, 10), Callee::Unknown).unwrap_err(),
         EndReason::UnknownNumber
@@ -94,7 +94,7 @@ fn outcomes_before_ringing() {
 
 #[test]
 fn reject_no_answer_and_busy() {
-    let mut calls = Calls::new(30_000);
+    let mut calls = Calls::new(30_000, CallIds::new([9; 32]));
     let (id, _) = calls.dial(0, caller(A, 10), b()).unwrap();
     let actions = calls.reject(B1, id, EndReason::Rejected).unwrap();
     assert_eq!(phases(&actions, A), [CallPhase::Ended(EndReason::Rejected)]);
@@ -118,7 +118,7 @@ fn reject_no_answer_and_busy() {
 
 #[test]
 fn a_new_ring_timeout_applies_to_calls_placed_after_it() {
-    let mut calls = Calls::new(30_000);
+    let mut calls = Calls::new(30_000, CallIds::new([9; 32]));
     let (old, _) = calls.dial(0, caller(A, 10), b()).unwrap();
     calls.set_ring_timeout(2_000);
     let (new, _) = calls.dial(1_000, caller(C, 30), b()).unwrap();
@@ -136,7 +136,7 @@ fn a_new_ring_timeout_applies_to_calls_placed_after_it() {
 
 #[test]
 fn a_second_call_waits_and_a_third_is_busy() {
-    let mut calls = Calls::new(30_000);
+    let mut calls = Calls::new(30_000, CallIds::new([9; 32]));
     let one = Callee::Account {
         id: 20,
         sessions: vec![B1],
@@ -185,7 +185,7 @@ fn a_second_call_waits_and_a_third_is_busy() {
 
 #[test]
 fn a_lost_session_ends_its_calls() {
-    let mut calls = Calls::new(30_000);
+    let mut calls = Calls::new(30_000, CallIds::new([9; 32]));
     let (id, _) = calls.dial(0, caller(A, 10), b()).unwrap();
     // One ringing device vanishes: the other keeps ringing.
     assert!(calls.session_left(B1).is_empty());
@@ -213,7 +213,7 @@ fn a_lost_session_ends_its_calls() {
 
 #[test]
 fn dtmf_goes_to_the_other_party_only_when_answered() {
-    let mut calls = Calls::new(30_000);
+    let mut calls = Calls::new(30_000, CallIds::new([9; 32]));
     let (id, _) = calls.dial(0, caller(A, 10), b()).unwrap();
     assert_eq!(calls.dtmf(A, id, "1".into()), Err(CallError::InvalidState));
     calls.answer(B1, id).unwrap();
@@ -261,7 +261,7 @@ proptest! {
     /// of a live, answered, un-held call; every ended call is announced to its parties.
     #[test]
     fn routes_only_join_the_parties_of_live_calls(ops in proptest::collection::vec(op(), 0..80)) {
-        let mut calls = Calls::new(30_000);
+        let mut calls = Calls::new(30_000, CallIds::new([9; 32]));
         let mut routes: std::collections::HashSet<(CallId, SessionId, SessionId)> = Default::default();
         let mut now = 0;
         for op in ops {

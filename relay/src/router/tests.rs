@@ -77,9 +77,12 @@ fn the_driver_sleeps_exactly_until_the_routers_next_deadline() {
     let clock = Virtual::default();
     let (router, commands) = Router::new();
     let applied = RefCell::new(Vec::new());
-    let driver = drive(Calls::new(10_000), commands, clock.clone(), |a| {
-        applied.borrow_mut().extend(a)
-    });
+    let driver = drive(
+        Calls::new(10_000, crate::calls::CallIds::new([1; 32])),
+        commands,
+        clock.clone(),
+        |a| applied.borrow_mut().extend(a),
+    );
     let script = async {
         let settle = || smol::future::yield_now();
         settle().await;
@@ -131,9 +134,12 @@ fn an_answered_call_has_no_deadline_and_departures_are_applied_by_the_driver() {
     let clock = Virtual::default();
     let (router, commands) = Router::new();
     let applied = RefCell::new(Vec::new());
-    let driver = drive(Calls::new(10_000), commands, clock.clone(), |a| {
-        applied.borrow_mut().extend(a)
-    });
+    let driver = drive(
+        Calls::new(10_000, crate::calls::CallIds::new([1; 32])),
+        commands,
+        clock.clone(),
+        |a| applied.borrow_mut().extend(a),
+    );
     let script = async {
         let (call, _) = router.dial(caller(), callee()).await.unwrap();
         let answered = router.op(B, Op::Answer(call)).await.unwrap().unwrap();

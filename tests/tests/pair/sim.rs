@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
-use phone_relay::calls::{CallAction, CallError, Callee, Caller, Calls};
+use phone_relay::calls::{CallAction, CallError, CallIds, Callee, Caller, Calls};
 use phone_relay::hub::SessionId;
 use phone_relay::store::AccountId;
 use phoned::call::engine::{Engine, Local, Output, Policy, Record};
@@ -146,7 +146,7 @@ impl Sim {
             now: 0,
             accounts,
             devices: Vec::new(),
-            router: Calls::new(RING_TIMEOUT_MS),
+            router: Calls::new(RING_TIMEOUT_MS, CallIds::new([5; 32])),
             routes: BTreeMap::new(),
             sessions: BTreeMap::new(),
             detect_ms: 0,
