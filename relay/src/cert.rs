@@ -105,7 +105,7 @@ pub fn load_pem(cert_path: &Path, key_path: &Path) -> Result<Identity, CertError
     Ok(Identity { chain, key })
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CertError> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CertError> {
     let tmp = path.with_extension("tmp");
     let mut f = fs::OpenOptions::new()
         .write(true)

@@ -21,6 +21,7 @@ use crate::router::{self, Mono, Router};
 use crate::shared::{Shared, lock};
 use crate::store::commit::Committer;
 use crate::store::{Store, StoreError};
+use crate::token::Tokens;
 
 /// How often the relay looks for account changes made by other processes (admin CLI).
 const REVISION_POLL: Duration = Duration::from_millis(300);
@@ -62,6 +63,11 @@ impl Running {
     /// Number of logged-in sessions (for tests and benchmarks).
     pub fn logged_in(&self) -> usize {
         self.shared.logged_in()
+    }
+
+    /// Number of connections held, logged in or not (for tests).
+    pub fn connections(&self) -> u32 {
+        self.shared.connections()
     }
 
     /// The fingerprint of the certificate new connections see.
@@ -114,6 +120,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let store = Store::open(&config.state_dir, config.map_size_mib)?;
     let committer = Committer::start(store.clone())?;
     let identity = identity(&config)?;
+    let tokens = Tokens::load_or_create(&config.state_dir)?;
     let fingerprint = identity.fingerprint();
     let server_config = server_config(&config, identity)?;
     let socket = std::net::UdpSocket::bind(config.listen).map_err(|source| StartError::Bind {
@@ -151,6 +158,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         store,
         committer,
         Hasher::new(workers),
+        tokens,
         sessions,
         router,
         clock,
@@ -244,18 +252,30 @@ fn server_config(
 }
 
 async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
+    // Refusals are logged once per episode, not per connection: a flood must not flood
+    // the log too.
+    let mut refusing = None;
     while let Some(incoming) = endpoint.accept().await {
-        let open = shared.sessions.len();
-        if open >= shared.config().max_connections as usize {
-            tracing::warn!(
-                open,
-                "connection limit reached; refusing {}",
-                incoming.remote_address()
-            );
-            incoming.refuse();
-            continue;
+        let remote = incoming.remote_address();
+        match shared.admit(remote.ip()) {
+            Ok(slot) => {
+                if refusing.take().is_some() {
+                    tracing::info!("taking new connections again");
+                }
+                smol::spawn(crate::session::run(shared.clone(), incoming, slot)).detach();
+            }
+            Err(why) => {
+                if refusing != Some(why) {
+                    tracing::warn!(
+                        open = shared.connections(),
+                        "{}; refusing {remote} and others like it",
+                        why.as_str()
+                    );
+                    refusing = Some(why);
+                }
+                incoming.refuse();
+            }
         }
-        smol::spawn(crate::session::run(shared.clone(), incoming)).detach();
     }
 }
 
