@@ -103,6 +103,7 @@ mod tests {
                     token,
                 }
             }),
+            Just(Request::DeviceToken),
         ]
     }
 
@@ -139,6 +140,7 @@ mod tests {
             any::<u64>().prop_map(|nonce| Response::Pong { nonce }),
             (account(), text())
                 .prop_map(|(account, token)| Response::DeviceLoggedIn { account, token }),
+            text().prop_map(|token| Response::DeviceToken { token }),
         ];
         let error = || {
             (text(), proptest::option::of(any::<u32>())).prop_map(|(message, retry_after_ms)| {

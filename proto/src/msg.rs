@@ -117,6 +117,9 @@ pub enum Request {
         password: String,
         token: Option<String>,
     },
+    /// A login token for this device, for a session that logged in without one (right
+    /// after `Provision` or `Register`). Answered by [`Response::DeviceToken`].
+    DeviceToken,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +177,10 @@ pub enum Response {
     /// next login (it changes when the password does).
     DeviceLoggedIn {
         account: AccountInfo,
+        token: String,
+    },
+    /// The answer to `DeviceToken`.
+    DeviceToken {
         token: String,
     },
 }

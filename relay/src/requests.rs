@@ -115,6 +115,16 @@ impl Session {
                 Ok(Response::Account(self.info(&a)))
             }
             Request::ListOnline => Ok(Response::Online(self.shared.online())),
+            Request::DeviceToken => {
+                let a = unblock(move || store.account(id)).await?;
+                let a = a.ok_or_else(|| store_err(StoreError::NotFound(String::new())))?;
+                let token = self
+                    .shared
+                    .tokens
+                    .issue_new(&a)
+                    .map_err(|_| err(ErrorCode::Internal, "no randomness"))?;
+                Ok(Response::DeviceToken { token })
+            }
             Request::Dial { to } => self.dial(id, to).await,
             Request::SendMessage {
                 client_id,

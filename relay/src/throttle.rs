@@ -188,9 +188,9 @@ impl Throttle {
         Ok(Reservation { login })
     }
 
-    /// Settles a reserved attempt. A success clears the record of its number, its
-    /// (address, number) pair and its device, not its address's: one address guessing
-    /// many numbers keeps its back-off.
+    /// Settles a reserved attempt. A success clears the record of its (address, number)
+    /// pair and its device, or of its number when it had no device token; never its
+    /// address's: one address guessing many numbers keeps its back-off.
     pub fn finish(&mut self, r: Reservation, success: bool, now_ms: u64) {
         for key in r.login.checked() {
             if let Some(e) = self.entries.get_mut(&key) {
@@ -199,8 +199,13 @@ impl Throttle {
         }
         if success {
             let mut clear = vec![Key::Pair(prefix(r.login.addr), r.login.number.clone())];
-            clear.push(Key::Number(r.login.number.clone()));
-            clear.extend(r.login.device.map(Key::Device));
+            match r.login.device {
+                Some(d) => clear.push(Key::Device(d)),
+                // A known device getting in says nothing about the strangers who put a
+                // number-wide block on its number; clearing it would give them a fresh
+                // budget. Anyone else who knows the password may clear it.
+                None => clear.push(Key::Number(r.login.number.clone())),
+            }
             for key in clear {
                 if let Some(e) = self.entries.get_mut(&key) {
                     e.failures = 0;

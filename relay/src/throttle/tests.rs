@@ -98,6 +98,8 @@ fn a_strangers_failures_do_not_lock_out_a_known_device() {
     let r = t.begin(owner.clone(), now).unwrap();
     t.finish(r, true, now);
     assert!(t.begin(known("10.0.0.2", "1042", 7), now).is_ok());
+    // Its success does not lift the strangers' block, which would give them a new budget.
+    assert!(t.begin(login("10.0.0.3", "1042"), now).is_err());
 }
 
 #[test]
