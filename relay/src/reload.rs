@@ -165,6 +165,19 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_apply_live() {
+        let old = config("");
+        let new = config("max_connections_per_address = 4\nlogin_timeout_ms = 3000");
+        let (run, r) = plan(&old, new);
+        assert_eq!(
+            r.applied,
+            ["max_connections_per_address", "login_timeout_ms"]
+        );
+        assert_eq!(run.max_connections_per_address, 4);
+        assert_eq!(run.login_timeout, std::time::Duration::from_secs(3));
+    }
+
+    #[test]
     fn restart_keys_keep_their_old_values() {
         let old = config("listen = \"127.0.0.1:7000\"\nstate_dir = \"/a\"");
         let new = config(

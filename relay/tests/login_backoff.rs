@@ -50,6 +50,7 @@ fn parallel_wrong_passwords_get_no_more_checks_than_the_design() {
             .filter(|r| code(r) == Some(ErrorCode::RateLimited))
             .count();
         assert_eq!(checked + limited, 64, "{answers:?}");
+        eprintln!("64 parallel attempts: {checked} password checks, {limited} refused at once");
         assert!(
             checked <= DESIGNED_CHECKS,
             "{checked} password checks for 64 parallel attempts"
