@@ -307,17 +307,15 @@ impl Session {
         token: Option<Option<String>>,
     ) -> Result<(AccountInfo, Option<String>), WireError> {
         self.not_logged_in()?;
-        let store = self.shared.store.clone();
-        let lookup = number.clone();
-        // Before the back-off: a valid token changes which keys the attempt is held to.
-        // A lookup is cheap; the hash is what the back-off guards.
-        let account = if lookup.parse::<Number>().is_ok() {
-            unblock(move || store.account_by_number(&lookup)).await?
-        } else {
-            None
-        };
-        let device = match (&token, &account) {
-            (Some(Some(t)), Some(a)) => self.shared.tokens.verify(t, a),
+        let presented = token.as_ref().and_then(Option::as_deref);
+        // A token is checked before the back-off: a valid one changes which keys the
+        // attempt is held to. Without one, nothing is read before the back-off allows it.
+        let mut account = None;
+        if presented.is_some() {
+            account = self.account_by_number(&number).await?;
+        }
+        let device = match (presented, &account) {
+            (Some(t), Some(a)) => self.shared.tokens.verify(t, a),
             _ => None,
         };
         let attempt = Attempt::begin(
@@ -336,6 +334,16 @@ impl Session {
             e.retry_after_ms = Some(ms.min(u64::from(u32::MAX)) as u32);
             e
         })?;
+        if presented.is_none() {
+            account = match self.account_by_number(&number).await {
+                Ok(a) => a,
+                Err(e) => {
+                    // The relay's fault, not the client's: no failure recorded.
+                    attempt.release();
+                    return Err(e);
+                }
+            };
+        }
         let ok = self
             .shared
             .hasher
@@ -364,6 +372,16 @@ impl Session {
             ),
         };
         Ok((self.enter(account).await, token))
+    }
+
+    /// The account with `number`, if `number` is a valid number that has one.
+    async fn account_by_number(&self, number: &str) -> Result<Option<Account>, WireError> {
+        if number.parse::<Number>().is_err() {
+            return Ok(None);
+        }
+        let store = self.shared.store.clone();
+        let number = number.to_owned();
+        unblock(move || store.account_by_number(&number)).await
     }
 
     /// Logs this session in as `account` and announces it.
@@ -402,6 +420,13 @@ impl Attempt {
     fn finish(mut self, success: bool) {
         if let Some(r) = self.reservation.take() {
             self.shared.login_finished(r, success);
+        }
+    }
+
+    /// Gives the reservation back without an outcome (the password was not checked).
+    fn release(mut self) {
+        if let Some(r) = self.reservation.take() {
+            self.shared.login_released(r);
         }
     }
 }

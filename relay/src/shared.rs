@@ -189,6 +189,11 @@ impl Shared {
         lock(&self.limits).logins.begin(login, now)
     }
 
+    /// Gives back a reserved attempt whose password was never checked.
+    pub fn login_released(&self, reservation: Reservation) {
+        lock(&self.limits).logins.release(reservation);
+    }
+
     pub fn login_finished(&self, reservation: Reservation, success: bool) {
         let now = self.mono_ms();
         lock(&self.limits).logins.finish(reservation, success, now);

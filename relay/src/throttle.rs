@@ -224,6 +224,19 @@ impl Throttle {
         }
     }
 
+    /// Gives back a reserved attempt whose password was never checked (the relay could
+    /// not read the account): no outcome is recorded.
+    pub fn release(&mut self, r: Reservation) {
+        for key in r.login.checked() {
+            if let Some(e) = self.entries.get_mut(&key) {
+                e.pending = e.pending.saturating_sub(1);
+                if e.idle() {
+                    self.entries.remove(&key);
+                }
+            }
+        }
+    }
+
     fn failure(&mut self, key: Key, now_ms: u64) {
         self.make_room(&key, now_ms);
         let free = key.free_failures();

@@ -83,6 +83,17 @@ fn a_success_gives_its_reservation_back() {
 }
 
 #[test]
+fn a_released_attempt_records_nothing() {
+    let mut t = Throttle::new();
+    let l = login("10.0.0.1", "1042");
+    for _ in 0..100 {
+        let r = t.begin(l.clone(), 0).unwrap();
+        t.release(r);
+    }
+    assert!(t.is_empty());
+}
+
+#[test]
 fn a_strangers_failures_do_not_lock_out_a_known_device() {
     let mut t = Throttle::new();
     let attacker = login("10.0.0.2", "1042");
