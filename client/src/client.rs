@@ -272,6 +272,42 @@ impl Client {
         }
     }
 
+    /// Logs in as a device that keeps a login token: sends the one it has (from its last
+    /// login, if any) and returns the one to keep. The token lets a device that has
+    /// logged in before past the back-off that strangers' failed logins put on its
+    /// number. A relay that predates tokens gets a plain `Login` (and no token comes back).
+    pub async fn login_device(
+        &self,
+        number: &str,
+        password: &str,
+        token: Option<&str>,
+    ) -> Result<(AccountInfo, Option<String>), ClientError> {
+        let req = Request::DeviceLogin {
+            number: number.into(),
+            password: password.into(),
+            token: token.map(str::to_owned),
+        };
+        match self.request(req).await {
+            Ok(Response::DeviceLoggedIn { account, token }) => Ok((account, Some(token))),
+            Ok(other) => Err(ClientError::Unexpected(Box::new(other))),
+            Err(e) if e.code() == Some(phoned_proto::ErrorCode::UnknownRequest) => {
+                Ok((self.login(number, password).await?, None))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A login token for this device, after logging in without one (`Provision`,
+    /// `Register`); `None` from a relay that predates tokens.
+    pub async fn device_token(&self) -> Result<Option<String>, ClientError> {
+        match self.request(Request::DeviceToken).await {
+            Ok(Response::DeviceToken { token }) => Ok(Some(token)),
+            Ok(other) => Err(ClientError::Unexpected(Box::new(other))),
+            Err(e) if e.code() == Some(phoned_proto::ErrorCode::UnknownRequest) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn account(&self, req: Request) -> Result<AccountInfo, ClientError> {
         match self.request(req).await? {
             Response::Account(a) | Response::LoggedIn(a) => Ok(a),

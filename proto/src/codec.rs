@@ -99,6 +99,14 @@ mod tests {
             text().prop_map(|number| Request::ChangeNumber { number }),
             Just(Request::ListOnline),
             any::<u64>().prop_map(|nonce| Request::Ping { nonce }),
+            (text(), text(), proptest::option::of(text())).prop_map(|(number, password, token)| {
+                Request::DeviceLogin {
+                    number,
+                    password,
+                    token,
+                }
+            }),
+            Just(Request::DeviceToken),
         ]
     }
 
@@ -133,6 +141,9 @@ mod tests {
             )
             .prop_map(Response::Online),
             any::<u64>().prop_map(|nonce| Response::Pong { nonce }),
+            (account(), text())
+                .prop_map(|(account, token)| Response::DeviceLoggedIn { account, token }),
+            text().prop_map(|token| Response::DeviceToken { token }),
         ];
         let error = || {
             (text(), proptest::option::of(any::<u32>())).prop_map(|(message, retry_after_ms)| {

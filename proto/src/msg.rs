@@ -108,6 +108,18 @@ pub enum Request {
     Delivered {
         id: MessageId,
     },
+    /// [`Request::Login`] from a device that may have logged in before: `token` is the
+    /// one the relay gave it last time, if any. A valid token lets the device past a
+    /// back-off that strangers' failed logins put on its number; the password is checked
+    /// all the same. Answered by [`Response::DeviceLoggedIn`] with the token to keep.
+    DeviceLogin {
+        number: String,
+        password: String,
+        token: Option<String>,
+    },
+    /// A login token for this device, for a session that logged in without one (right
+    /// after `Provision` or `Register`). Answered by [`Response::DeviceToken`].
+    DeviceToken,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +172,16 @@ pub enum Response {
     /// The answer to `SendMessage`: the message is durably stored on the relay.
     Stored {
         id: MessageId,
+    },
+    /// The answer to `DeviceLogin`: keep `token` with the credentials and send it at the
+    /// next login (it changes when the password does).
+    DeviceLoggedIn {
+        account: AccountInfo,
+        token: String,
+    },
+    /// The answer to `DeviceToken`.
+    DeviceToken {
+        token: String,
     },
 }
 

@@ -332,7 +332,12 @@ fn main() {
                 .unwrap();
         }
     }
-    let relay = RelayProcess::start(BIN.as_ref(), &state, "127.0.0.1:0", "");
+    let relay = RelayProcess::start(
+        BIN.as_ref(),
+        &state,
+        "127.0.0.1:0",
+        "max_connections_per_address = 10000",
+    );
     let relay_pid = relay.child.id().to_string();
     // The relay started with this process' environment (its own default is one executor
     // thread per core). The generator's tasks (connection drivers, receivers, pacers) run
@@ -346,7 +351,11 @@ fn main() {
     smol::block_on(async {
         // Set up: 2N clients over a few endpoints, logged in; N calls dialled and answered.
         let t = Instant::now();
-        let endpoints: Vec<quinn::Endpoint> = (0..ENDPOINTS).map(|_| client::endpoint()).collect();
+        // Each on its own loopback address: the relay holds one address to a few
+        // concurrent logins without a device token, and to a number of connections.
+        let endpoints: Vec<quinn::Endpoint> = (0..ENDPOINTS)
+            .map(|e| client::endpoint_on(([127, 0, 0, 1 + e as u8], 0).into()).unwrap())
+            .collect();
         let mut clients = Vec::with_capacity(2 * calls);
         for chunk in (0..2 * calls).collect::<Vec<_>>().chunks(32) {
             let batch = chunk

@@ -34,7 +34,12 @@ fn main() {
                 .unwrap();
         }
     }
-    let relay = RelayProcess::start(BIN.as_ref(), &state, "127.0.0.1:0", "");
+    let relay = RelayProcess::start(
+        BIN.as_ref(),
+        &state,
+        "127.0.0.1:0",
+        "max_connections_per_address = 10000",
+    );
     let addr = relay.addr;
     let fp = relay.fingerprint.clone();
     println!(
@@ -46,14 +51,18 @@ fn main() {
     println!("| --- | --- |");
 
     smol::block_on(async {
-        let endpoint = client::endpoint();
+        // Spread over loopback addresses: the relay holds one address to a few
+        // concurrent logins without a device token (its login back-off).
+        let endpoints: Vec<quinn::Endpoint> = (0..32u8)
+            .map(|e| client::endpoint_on(([127, 0, 0, 1 + e], 0).into()).unwrap())
+            .collect();
         // 1. Handshake + Hello only.
         let n = accounts as usize;
         let t = Instant::now();
         let mut clients = Vec::with_capacity(n);
         for chunk in 0..n.div_ceil(32) {
             let batch = (chunk * 32..((chunk + 1) * 32).min(n))
-                .map(|_| Client::connect(&endpoint, addr, Some(&fp)));
+                .map(|i| Client::connect(&endpoints[i % 32], addr, Some(&fp)));
             for c in join_all(batch).await {
                 clients.push(c.unwrap());
             }

@@ -18,6 +18,7 @@ use thiserror::Error;
 use crate::bulk::blob_path;
 use crate::cert::{CERT_FILE, KEY_FILE};
 use crate::store::{Store, StoreError};
+use crate::token::KEY_FILE as TOKEN_KEY_FILE;
 
 #[derive(Debug, Error)]
 pub enum BackupError {
@@ -48,6 +49,8 @@ pub struct Written {
     pub compacted: bool,
     /// The self-signed identity's files (none when the relay has never made one).
     pub identity: Vec<PathBuf>,
+    /// The key of the devices' login tokens ([`crate::token`]), when the relay has one.
+    pub token_key: Option<PathBuf>,
     /// `DEST/blobs`, with how many files and bytes it holds.
     pub blobs: (PathBuf, usize, u64),
     /// Blobs the snapshot refers to that were deleted (delivered) before they were copied.
@@ -72,6 +75,9 @@ impl Written {
                 out,
                 "identity none in the state dir (a relay with tls_cert/tls_key: back those files up separately)"
             )?;
+        }
+        if let Some(path) = &self.token_key {
+            writeln!(out, "login token key {}", path.display())?;
         }
         let (dir, files, bytes) = &self.blobs;
         writeln!(
@@ -142,6 +148,14 @@ pub fn backup(
             identity.push(to);
         }
     }
+    let from = state_dir.join(TOKEN_KEY_FILE);
+    let token_key = if from.exists() {
+        let to = dest.join(TOKEN_KEY_FILE);
+        copy_private(fs::File::open(&from).map_err(io(&from))?, &to)?;
+        Some(to)
+    } else {
+        None
+    };
     for dir in [&blobs_dir, &db_dir, dest] {
         fs::File::open(dir)
             .and_then(|d| d.sync_all())
@@ -151,6 +165,7 @@ pub fn backup(
         database: (db_path, db_size),
         compacted,
         identity,
+        token_key,
         blobs: (blobs_dir, files, bytes),
         delivered_meanwhile,
     })

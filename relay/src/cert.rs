@@ -157,7 +157,7 @@ fn read_pem(path: &Path, what: &'static str) -> Result<Vec<u8>, CertError> {
     })
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CertError> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CertError> {
     let tmp = path.with_extension("tmp");
     let mut f = fs::OpenOptions::new()
         .write(true)

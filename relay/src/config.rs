@@ -30,6 +30,8 @@ struct File {
     idle_timeout_ms: Option<u64>,
     map_size_mib: Option<u64>,
     max_connections: Option<u32>,
+    max_connections_per_address: Option<u32>,
+    login_timeout_ms: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -56,7 +58,12 @@ pub struct Config {
     pub keep_alive: Duration,
     pub idle_timeout: Duration,
     pub map_size_mib: u64,
+    /// Connections held at once, logged in or not, in all and from one address (an
+    /// IPv4 address or an IPv6 /64).
     pub max_connections: u32,
+    pub max_connections_per_address: u32,
+    /// A connection that has not logged in this long after it was accepted is closed.
+    pub login_timeout: Duration,
     /// PEM certificate chain and key; when absent a self-signed identity is made.
     pub tls: Option<(PathBuf, PathBuf)>,
 }
@@ -150,6 +157,20 @@ impl Config {
         if max_connections == 0 {
             return Err(invalid("max_connections", "must be at least 1".into()));
         }
+        let max_connections_per_address = file.max_connections_per_address.unwrap_or(16);
+        if max_connections_per_address == 0 {
+            return Err(invalid(
+                "max_connections_per_address",
+                "must be at least 1".into(),
+            ));
+        }
+        let login_timeout = Duration::from_millis(file.login_timeout_ms.unwrap_or(10_000));
+        if !(Duration::from_millis(100)..=Duration::from_secs(600)).contains(&login_timeout) {
+            return Err(invalid(
+                "login_timeout_ms",
+                "must be between 100 and 600000".into(),
+            ));
+        }
         let tls = match (file.tls_cert, file.tls_key) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
@@ -179,6 +200,8 @@ impl Config {
             idle_timeout,
             map_size_mib,
             max_connections,
+            max_connections_per_address,
+            login_timeout,
             tls,
         })
     }
@@ -203,6 +226,8 @@ mod tests {
         assert_eq!(c.numbers.to_string(), "1000-9999");
         assert_eq!(c.idle_timeout, Duration::from_secs(15));
         assert_eq!(c.keep_alive, Duration::from_secs(5));
+        assert_eq!(c.max_connections_per_address, 16);
+        assert_eq!(c.login_timeout, Duration::from_secs(10));
     }
 
     #[test]
@@ -219,6 +244,11 @@ mod tests {
             ("idle_timeout_ms = 10", "idle_timeout_ms"),
             ("map_size_mib = 1", "map_size_mib"),
             ("tls_cert = \"/x\"", "tls_cert"),
+            (
+                "max_connections_per_address = 0",
+                "max_connections_per_address",
+            ),
+            ("login_timeout_ms = 10", "login_timeout_ms"),
         ] {
             let err = Config::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");

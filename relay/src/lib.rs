@@ -2,8 +2,8 @@
 //!
 //! - Decisions, sans-IO (time and inputs in, actions out): [`hub`] who is online and who
 //!   hears of it; [`calls`] the call router (who rings, who answered, where media goes);
-//!   [`throttle`] login back-off and account-creation budgets; [`reload`] what a changed
-//!   config changes.
+//!   [`throttle`] login back-off and account-creation budgets; [`admission`] the
+//!   connection limits (in all, per address); [`reload`] what a changed config changes.
 //! - Owners of live state: `router` the task that owns the call router and drives its
 //!   ring timeouts; `registry` the live sessions, their writer queues and media routes;
 //!   `shared` presence, limits and config behind private locks, shared by all sessions.
@@ -14,9 +14,11 @@
 //! - Durable state: [`store`] accounts, numbers and mailboxes in LMDB; [`backup`] copies
 //!   it while the relay runs; [`admin`] the `phone-relay admin` account commands
 //!   (the relay applies their changes to live sessions).
-//! - [`config`], [`cert`] (the TLS identity) and [`password`] (Argon2id on a thread pool).
+//! - [`config`], [`cert`] (the TLS identity), [`token`] (device login tokens) and
+//!   [`password`] (Argon2id on a thread pool).
 
 pub mod admin;
+pub mod admission;
 pub mod backup;
 mod bulk;
 pub mod calls;
@@ -35,6 +37,7 @@ mod session;
 mod shared;
 pub mod store;
 pub mod throttle;
+pub mod token;
 
 pub use config::Config;
 pub use server::{Running, StartError, start};

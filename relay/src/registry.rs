@@ -56,10 +56,6 @@ impl Registry {
         lock(&self.sessions).remove(&sid);
     }
 
-    pub fn len(&self) -> usize {
-        lock(&self.sessions).len()
-    }
-
     /// Pushes events and closes revoked sessions, as the hub asked.
     pub fn dispatch(&self, actions: Vec<Action>) {
         if actions.is_empty() {

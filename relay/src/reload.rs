@@ -50,6 +50,8 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
         idle_timeout: _,
         map_size_mib: _,
         max_connections: _,
+        max_connections_per_address: _,
+        login_timeout: _,
         tls: _,
     } = old;
     let mut out = Reloaded::default();
@@ -88,6 +90,11 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
         "max_connections",
         old.max_connections != new.max_connections,
     );
+    live(
+        "max_connections_per_address",
+        old.max_connections_per_address != new.max_connections_per_address,
+    );
+    live("login_timeout_ms", old.login_timeout != new.login_timeout);
     live(
         "tls_cert",
         old.tls.as_ref().map(|t| &t.0) != new.tls.as_ref().map(|t| &t.0),
@@ -155,6 +162,19 @@ mod tests {
             "numbers, allow_provision, ring_timeout_ms, max_file_mib, idle_timeout_ms, tls_cert, tls_key"
         );
         assert_eq!(run, new);
+    }
+
+    #[test]
+    fn connection_limits_apply_live() {
+        let old = config("");
+        let new = config("max_connections_per_address = 4\nlogin_timeout_ms = 3000");
+        let (run, r) = plan(&old, new);
+        assert_eq!(
+            r.applied,
+            ["max_connections_per_address", "login_timeout_ms"]
+        );
+        assert_eq!(run.max_connections_per_address, 4);
+        assert_eq!(run.login_timeout, std::time::Duration::from_secs(3));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Answers to the requests of a session that said `Hello`: account creation, login and
 //! account changes, presence. Store calls run on the blocking pool.
 
+use std::sync::Arc;
+
 use phoned_proto::call::check_dtmf;
 use phoned_proto::ident::{check_display_name, check_password};
 use phoned_proto::{AccountInfo, ErrorCode, Number, Request, Response, WireError};
@@ -10,8 +12,9 @@ use crate::mailbox;
 use crate::router::{Op, Stopped};
 use crate::server::unix_ms;
 use crate::session::Session;
+use crate::shared::Shared;
 use crate::store::{Account, NewNumber, StoreError};
-use crate::throttle::Key;
+use crate::throttle::{Login, Reservation};
 
 pub(crate) type Answer = Result<Response, WireError>;
 
@@ -57,7 +60,21 @@ impl Session {
                 password,
                 display_name,
             } => self.register(number, password, display_name).await,
-            Request::Login { number, password } => self.login(number, password).await,
+            Request::Login { number, password } => {
+                let (account, _) = self.login(number, password, None).await?;
+                Ok(Response::LoggedIn(account))
+            }
+            Request::DeviceLogin {
+                number,
+                password,
+                token,
+            } => {
+                let (account, token) = self.login(number, password, Some(token)).await?;
+                Ok(Response::DeviceLoggedIn {
+                    account,
+                    token: token.unwrap_or_default(),
+                })
+            }
             other => {
                 let Some(id) = self.account else {
                     return Err(err(ErrorCode::NotLoggedIn, "log in first"));
@@ -98,6 +115,16 @@ impl Session {
                 Ok(Response::Account(self.info(&a)))
             }
             Request::ListOnline => Ok(Response::Online(self.shared.online())),
+            Request::DeviceToken => {
+                let a = unblock(move || store.account(id)).await?;
+                let a = a.ok_or_else(|| store_err(StoreError::NotFound(String::new())))?;
+                let token = self
+                    .shared
+                    .tokens
+                    .issue_new(&a)
+                    .map_err(|_| err(ErrorCode::Internal, "no randomness"))?;
+                Ok(Response::DeviceToken { token })
+            }
             Request::Dial { to } => self.dial(id, to).await,
             Request::SendMessage {
                 client_id,
@@ -122,7 +149,8 @@ impl Session {
             | Request::Ping { .. }
             | Request::Provision { .. }
             | Request::Register { .. }
-            | Request::Login { .. } => {
+            | Request::Login { .. }
+            | Request::DeviceLogin { .. } => {
                 unreachable!("handled in request()")
             }
         }
@@ -269,25 +297,53 @@ impl Session {
         Ok(Response::LoggedIn(self.enter(account).await))
     }
 
-    async fn login(&mut self, number: String, password: String) -> Answer {
+    /// Checks `number` and `password`, within the back-off, and logs the session in.
+    /// `token` is `Some` for a `DeviceLogin` (with the device's token, if it has one):
+    /// then the token to keep comes back too.
+    async fn login(
+        &mut self,
+        number: String,
+        password: String,
+        token: Option<Option<String>>,
+    ) -> Result<(AccountInfo, Option<String>), WireError> {
         self.not_logged_in()?;
-        let ip = Key::ip(self.remote.ip());
-        let num = Key::Number(number.chars().take(16).collect());
-        if let Err(ms) = self.shared.login_allowed(&ip, &num) {
+        let presented = token.as_ref().and_then(Option::as_deref);
+        // A token is checked before the back-off: a valid one changes which keys the
+        // attempt is held to. Without one, nothing is read before the back-off allows it.
+        let mut account = None;
+        if presented.is_some() {
+            account = self.account_by_number(&number).await?;
+        }
+        let device = match (presented, &account) {
+            (Some(t), Some(a)) => self.shared.tokens.verify(t, a),
+            _ => None,
+        };
+        let attempt = Attempt::begin(
+            &self.shared,
+            Login {
+                addr: self.remote.ip(),
+                number: number.chars().take(16).collect(),
+                device,
+            },
+        )
+        .map_err(|ms| {
             let mut e = err(
                 ErrorCode::RateLimited,
                 format!("too many failed logins; retry in {} s", ms.div_ceil(1000)),
             );
             e.retry_after_ms = Some(ms.min(u64::from(u32::MAX)) as u32);
-            return Err(e);
+            e
+        })?;
+        if presented.is_none() {
+            account = match self.account_by_number(&number).await {
+                Ok(a) => a,
+                Err(e) => {
+                    // The relay's fault, not the client's: no failure recorded.
+                    attempt.release();
+                    return Err(e);
+                }
+            };
         }
-        let store = self.shared.store.clone();
-        let lookup = number.clone();
-        let account = if lookup.parse::<Number>().is_ok() {
-            unblock(move || store.account_by_number(&lookup)).await?
-        } else {
-            None
-        };
         let ok = self
             .shared
             .hasher
@@ -296,16 +352,36 @@ impl Session {
         let account = match account {
             Some(a) if ok => a,
             _ => {
-                self.shared.login_failed(ip, num);
-                tracing::info!("failed login");
+                attempt.finish(false);
+                tracing::info!(known_device = device.is_some(), "failed login");
                 return Err(err(ErrorCode::InvalidCredentials, WRONG));
             }
         };
-        self.shared.login_succeeded(&num);
+        attempt.finish(true);
         if account.disabled {
             return Err(err(ErrorCode::AccountDisabled, "this account is disabled"));
         }
-        Ok(Response::LoggedIn(self.enter(account).await))
+        let token = match (token, device) {
+            (None, _) => None,
+            (Some(_), Some(d)) => Some(self.shared.tokens.issue(&account, d)),
+            (Some(_), None) => Some(
+                self.shared
+                    .tokens
+                    .issue_new(&account)
+                    .map_err(|_| err(ErrorCode::Internal, "no randomness"))?,
+            ),
+        };
+        Ok((self.enter(account).await, token))
+    }
+
+    /// The account with `number`, if `number` is a valid number that has one.
+    async fn account_by_number(&self, number: &str) -> Result<Option<Account>, WireError> {
+        if number.parse::<Number>().is_err() {
+            return Ok(None);
+        }
+        let store = self.shared.store.clone();
+        let number = number.to_owned();
+        unblock(move || store.account_by_number(&number)).await
     }
 
     /// Logs this session in as `account` and announces it.
@@ -321,6 +397,45 @@ impl Session {
         mailbox::push_pending(&self.shared, id, None).await;
         mailbox::push_receipts(&self.shared, id).await;
         self.info(&account)
+    }
+}
+
+/// A login attempt reserved in the back-off while its password is checked. One that is
+/// dropped unsettled (its connection went away mid-check) counts as a failure, so that
+/// abandoning attempts gains nothing.
+struct Attempt {
+    shared: Arc<Shared>,
+    reservation: Option<Reservation>,
+}
+
+impl Attempt {
+    fn begin(shared: &Arc<Shared>, login: Login) -> Result<Attempt, u64> {
+        let reservation = shared.login_begin(login)?;
+        Ok(Attempt {
+            shared: shared.clone(),
+            reservation: Some(reservation),
+        })
+    }
+
+    fn finish(mut self, success: bool) {
+        if let Some(r) = self.reservation.take() {
+            self.shared.login_finished(r, success);
+        }
+    }
+
+    /// Gives the reservation back without an outcome (the password was not checked).
+    fn release(mut self) {
+        if let Some(r) = self.reservation.take() {
+            self.shared.login_released(r);
+        }
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if let Some(r) = self.reservation.take() {
+            self.shared.login_finished(r, false);
+        }
     }
 }
 

@@ -21,6 +21,7 @@ use crate::router::{self, Mono, Router};
 use crate::shared::{Shared, lock};
 use crate::store::commit::Committer;
 use crate::store::{Store, StoreError};
+use crate::token::Tokens;
 
 /// How often the relay looks for account changes made by other processes (admin CLI).
 const REVISION_POLL: Duration = Duration::from_millis(300);
@@ -64,6 +65,11 @@ impl Running {
     /// Number of logged-in sessions (for tests and benchmarks).
     pub fn logged_in(&self) -> usize {
         self.shared.logged_in()
+    }
+
+    /// Number of connections held, logged in or not (for tests).
+    pub fn connections(&self) -> u32 {
+        self.shared.connections()
     }
 
     /// The fingerprint of the certificate new connections see.
@@ -116,6 +122,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let store = Store::open(&config.state_dir, config.map_size_mib)?;
     let committer = Committer::start(store.clone())?;
     let identity = identity(&config)?;
+    let tokens = Tokens::load_or_create(&config.state_dir)?;
     let fingerprint = identity.fingerprint();
     // Both from the TLS key, so that devices believe a restarted relay's resets.
     let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(identity.reset_key()));
@@ -162,6 +169,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         store,
         committer,
         Hasher::new(workers),
+        tokens,
         sessions,
         router,
         clock,
@@ -255,18 +263,30 @@ fn server_config(
 }
 
 async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
+    // Refusals are logged once per episode, not per connection: a flood must not flood
+    // the log too.
+    let mut refusing = None;
     while let Some(incoming) = endpoint.accept().await {
-        let open = shared.sessions.len();
-        if open >= shared.config().max_connections as usize {
-            tracing::warn!(
-                open,
-                "connection limit reached; refusing {}",
-                incoming.remote_address()
-            );
-            incoming.refuse();
-            continue;
+        let remote = incoming.remote_address();
+        match shared.admit(remote.ip()) {
+            Ok(slot) => {
+                if refusing.take().is_some() {
+                    tracing::info!("taking new connections again");
+                }
+                smol::spawn(crate::session::run(shared.clone(), incoming, slot)).detach();
+            }
+            Err(why) => {
+                if refusing != Some(why) {
+                    tracing::warn!(
+                        open = shared.connections(),
+                        "{}; refusing {remote} and others like it",
+                        why.as_str()
+                    );
+                    refusing = Some(why);
+                }
+                incoming.refuse();
+            }
         }
-        smol::spawn(crate::session::run(shared.clone(), incoming)).detach();
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use phoned_proto::codec::peek_request_id;
 use phoned_proto::error::close;
@@ -21,13 +21,13 @@ use crate::mailbox::Queued;
 use crate::pipeline::Pipeline;
 use crate::registry::{Outgoing, Routes, SessionHandle};
 use crate::server::unix_ms;
-use crate::shared::{Shared, lock};
+use crate::shared::{Shared, Slot, lock};
 use crate::store::AccountId;
 
 /// Frames queued for a client before it counts as too slow and is disconnected.
 const OUT_QUEUE: usize = 1024;
 /// A client must open its control stream, and complete `Hello`, this soon after
-/// connecting: a half-open client does not hold a connection slot for long.
+/// connecting (and both before the login timeout, when that is shorter).
 const STREAM_DEADLINE: Duration = Duration::from_secs(10);
 
 pub(crate) struct Session {
@@ -81,22 +81,39 @@ pub(crate) fn send_reply(
 
 /// Serves one connection, from its handshake to its end, in a span of its own: every
 /// event it and the tasks it starts log carries its session id and address.
-pub(crate) async fn run(shared: Arc<Shared>, incoming: quinn::Incoming) {
+/// `slot` is the connection's place within the connection limits, given back when the
+/// connection ends.
+pub(crate) async fn run(shared: Arc<Shared>, incoming: quinn::Incoming, slot: Slot) {
     let remote = incoming.remote_address();
     let span = tracing::info_span!("session", sid = tracing::field::Empty, %remote);
     serve(shared, incoming, remote).instrument(span).await;
+    drop(slot);
 }
 
 async fn serve(shared: Arc<Shared>, incoming: quinn::Incoming, remote: SocketAddr) {
-    let conn = match incoming.await {
-        Ok(c) => c,
-        Err(e) => {
+    let accepted = Instant::now();
+    // Logged out, a connection only costs the relay: it must log in soon or go, so that
+    // idle ones cannot pile up and hold the connection limits.
+    let login_timeout = shared.config().login_timeout;
+    let login_deadline = accepted + login_timeout;
+    let handshake = smol::future::or(async { Some(incoming.await) }, async {
+        smol::Timer::at(login_deadline).await;
+        None
+    });
+    let conn = match handshake.await {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
             tracing::debug!("handshake failed: {e}");
             return;
         }
+        None => {
+            tracing::debug!("handshake not done before the login deadline");
+            return;
+        }
     };
+    let stream_deadline = login_deadline.min(accepted + STREAM_DEADLINE);
     let streams = smol::future::or(async { conn.accept_bi().await.ok() }, async {
-        smol::Timer::after(STREAM_DEADLINE).await;
+        smol::Timer::at(stream_deadline).await;
         None
     })
     .await;
@@ -147,7 +164,7 @@ async fn serve(shared: Arc<Shared>, incoming: quinn::Incoming, remote: SocketAdd
         conn,
         hello: false,
     };
-    session.read_loop(recv).await;
+    session.read_loop(recv, accepted, login_timeout).await;
     session.pipeline.flush().await;
     shared.calls.left(sid).await;
     shared.sessions.remove(sid);
@@ -164,23 +181,37 @@ async fn serve(shared: Arc<Shared>, incoming: quinn::Incoming, remote: SocketAdd
 }
 
 impl Session {
-    async fn read_loop(&mut self, mut recv: quinn::RecvStream) {
+    /// Reads and handles frames until the stream or the connection ends. Until the
+    /// session has logged in, `Hello` must come within [`STREAM_DEADLINE`] and the login
+    /// within `login_timeout` of `accepted`.
+    async fn read_loop(
+        &mut self,
+        mut recv: quinn::RecvStream,
+        accepted: Instant,
+        login_timeout: Duration,
+    ) {
         let mut decoder = FrameDecoder::new();
         let mut buf = vec![0u8; 16 * 1024];
-        let hello_deadline = std::time::Instant::now() + STREAM_DEADLINE;
+        let login_deadline = accepted + login_timeout;
+        let hello_deadline = login_deadline.min(Instant::now() + STREAM_DEADLINE);
         loop {
-            let read = if self.hello {
-                recv.read(&mut buf).await
+            let read = if self.account.is_some() {
+                recv.read(&mut buf).await.map(Read::from)
             } else {
-                let late = async {
-                    smol::Timer::at(hello_deadline).await;
-                    Ok(None)
+                let deadline = if self.hello {
+                    login_deadline
+                } else {
+                    hello_deadline
                 };
-                smol::future::or(recv.read(&mut buf), late).await
+                let late = async {
+                    smol::Timer::at(deadline).await;
+                    Ok(Read::Late)
+                };
+                smol::future::or(async { recv.read(&mut buf).await.map(Read::from) }, late).await
             };
             match read {
-                Ok(Some(n)) => decoder.push(&buf[..n]),
-                Ok(None) if !self.hello => {
+                Ok(Read::Bytes(n)) => decoder.push(&buf[..n]),
+                Ok(Read::Late | Read::Finished) if !self.hello => {
                     self.close(
                         close::PROTOCOL,
                         ErrorCode::ProtocolViolation,
@@ -188,7 +219,16 @@ impl Session {
                     );
                     return;
                 }
-                Ok(None) | Err(_) => return,
+                Ok(Read::Late) => {
+                    let secs = login_timeout.as_secs_f64();
+                    self.close(
+                        close::PROTOCOL,
+                        ErrorCode::NotLoggedIn,
+                        format!("not logged in within {secs} s"),
+                    );
+                    return;
+                }
+                Ok(Read::Finished) | Err(_) => return,
             }
             loop {
                 let frame = match decoder.next_frame() {
@@ -308,6 +348,21 @@ impl Session {
         if self.out.try_send(Outgoing::Close { code, error }).is_err() {
             self.conn.close(code.into(), b"closing");
         }
+    }
+}
+
+/// What a read of the control stream gave.
+enum Read {
+    Bytes(usize),
+    /// The client finished its side.
+    Finished,
+    /// A deadline passed first.
+    Late,
+}
+
+impl From<Option<usize>> for Read {
+    fn from(read: Option<usize>) -> Read {
+        read.map_or(Read::Finished, Read::Bytes)
     }
 }
 

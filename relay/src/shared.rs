@@ -1,7 +1,8 @@
 //! What every session of one relay shares, and who owns each part:
 //! - the call router is owned by its task ([`crate::router`]): sessions send it commands;
 //! - the live connections and their media routes by the [`Registry`];
-//! - presence ([`Hub`]), the login and account-creation limits and the config each sit
+//! - presence ([`Hub`]), the login and account-creation limits, the connection counts
+//!   and the config each sit
 //!   behind a private lock that only the methods here take, one at a time, for a single
 //!   call into the sans-IO machine; the actions that come out are applied after it is
 //!   released;
@@ -14,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use phoned_proto::{AccountInfo, OnlineUser};
 
+use crate::admission::{Connections, Refused};
 use crate::config::Config;
 use crate::hub::{Action, Hub, Profile, SessionId};
 use crate::password::Hasher;
@@ -21,7 +23,8 @@ use crate::registry::Registry;
 use crate::router::{Clock, Mono, Router};
 use crate::store::commit::Committer;
 use crate::store::{Account, AccountId, Store};
-use crate::throttle::{Buckets, Key, Throttle};
+use crate::throttle::{Buckets, Key, Login, Reservation, Throttle};
+use crate::token::Tokens;
 
 /// Locks a mutex, recovering from poisoning (no lock is held across a panic point that
 /// would leave the data inconsistent: every critical section is a single map update).
@@ -43,10 +46,14 @@ pub(crate) struct Shared {
     /// Message writes, group-committed (see [`crate::store::commit`]).
     pub committer: Committer,
     pub hasher: Hasher,
+    /// Device login tokens (see [`crate::token`]).
+    pub tokens: Tokens,
     pub sessions: Arc<Registry>,
     pub calls: Router,
     hub: Mutex<Hub>,
     limits: Mutex<Limits>,
+    /// Connections held, in all and per address ([`crate::admission`]).
+    connections: Mutex<Connections>,
     next_sid: AtomicU64,
     clock: Mono,
 }
@@ -58,6 +65,7 @@ impl Shared {
         store: Store,
         committer: Committer,
         hasher: Hasher,
+        tokens: Tokens,
         sessions: Arc<Registry>,
         calls: Router,
         clock: Mono,
@@ -68,6 +76,7 @@ impl Shared {
             store,
             committer,
             hasher,
+            tokens,
             sessions,
             calls,
             hub: Mutex::new(Hub::new()),
@@ -75,6 +84,7 @@ impl Shared {
                 logins: Throttle::new(),
                 creations,
             }),
+            connections: Mutex::new(Connections::default()),
             next_sid: AtomicU64::new(1),
             clock,
         }
@@ -172,31 +182,59 @@ impl Shared {
         lock(&self.hub).session_count()
     }
 
-    /// `Err(ms)` while a login from `ip` or for `number` must wait `ms` more.
-    pub fn login_allowed(&self, ip: &Key, number: &Key) -> Result<(), u64> {
+    /// Reserves a login attempt before its password is checked, or says how many ms it
+    /// must wait. Settle it with [`Shared::login_finished`].
+    pub fn login_begin(&self, login: Login) -> Result<Reservation, u64> {
         let now = self.mono_ms();
-        let limits = lock(&self.limits);
-        limits
-            .logins
-            .check(ip, now)
-            .and(limits.logins.check(number, now))
+        lock(&self.limits).logins.begin(login, now)
     }
 
-    pub fn login_failed(&self, ip: Key, number: Key) {
-        let now = self.mono_ms();
-        let mut limits = lock(&self.limits);
-        limits.logins.failure(ip, now);
-        limits.logins.failure(number, now);
+    /// Gives back a reserved attempt whose password was never checked.
+    pub fn login_released(&self, reservation: Reservation) {
+        lock(&self.limits).logins.release(reservation);
     }
 
-    pub fn login_succeeded(&self, number: &Key) {
-        lock(&self.limits).logins.success(number);
+    pub fn login_finished(&self, reservation: Reservation, success: bool) {
+        let now = self.mono_ms();
+        lock(&self.limits).logins.finish(reservation, success, now);
+    }
+
+    /// Takes a connection slot for a client at `addr` within the configured limits; the
+    /// slot is given back when the returned guard is dropped.
+    pub fn admit(self: &Arc<Self>, addr: IpAddr) -> Result<Slot, Refused> {
+        let config = self.config();
+        lock(&self.connections).admit(
+            addr,
+            config.max_connections,
+            config.max_connections_per_address,
+        )?;
+        Ok(Slot {
+            shared: self.clone(),
+            addr,
+        })
+    }
+
+    /// Connections held now (logged in or not).
+    pub fn connections(&self) -> u32 {
+        lock(&self.connections).total()
     }
 
     /// Charges `ip` for creating an account, or says how many ms until it may.
     pub fn charge_creation(&self, ip: IpAddr) -> Result<(), u64> {
         let now = self.mono_ms();
         lock(&self.limits).creations.take(Key::ip(ip), now)
+    }
+}
+
+/// A connection's place within the connection limits, held for the connection's life.
+pub(crate) struct Slot {
+    shared: Arc<Shared>,
+    addr: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        lock(&self.shared.connections).release(self.addr);
     }
 }
 

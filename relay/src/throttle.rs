@@ -1,46 +1,147 @@
-//! Back-off for failed logins, per client address and per number, decided before any
-//! password hash is computed. Sans-IO: the caller passes the time in.
+//! Back-off for failed logins, and budgets for new accounts, per client. Sans-IO: the
+//! caller passes the time in.
+//!
+//! A login attempt is *reserved* ([`Throttle::begin`]) before its password hash is
+//! computed and settled ([`Throttle::finish`]) after: attempts still hashing count as
+//! failures, so parallel connections get no more password checks than one client trying
+//! as fast as the back-off lets it. The keys an attempt is checked against:
+//! - without a valid device token: its (address, number) pair, its address (across
+//!   numbers, with a larger allowance: many devices may share one NAT address) and its
+//!   number (guessing from many addresses);
+//! - with one (a device that has logged in before, see [`crate::token`]): only that
+//!   device's own key, so strangers' failures, from any address, never lock it out. The
+//!   password is still checked; the token alone logs nothing in.
+//!
+//! A failure is recorded on every key that applies, checked or not.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-/// Failures allowed before back-off starts.
+/// Failures allowed per (address, number), per number and per device before back-off.
 const FREE_FAILURES: u32 = 5;
+/// Failures allowed per address (all numbers together) before back-off.
+const FREE_FAILURES_ADDRESS: u32 = 10;
 /// The first back-off, doubled with each further failure.
 const BASE_DELAY_MS: u64 = 1_000;
 const MAX_DELAY_MS: u64 = 5 * 60_000;
+/// What a client is told to wait when its key's budget is taken by attempts still being
+/// checked: about one hash, after which their outcome decides.
+const IN_FLIGHT_WAIT_MS: u64 = 1_000;
 /// An entry with no failure for this long is forgotten.
 const FORGET_AFTER_MS: u64 = 60 * 60_000;
 /// Entries kept at most; the stalest are dropped beyond it.
 const MAX_ENTRIES: usize = 100_000;
+
+/// A device token's identity (its random part), see [`crate::token`].
+pub type DeviceId = [u8; 16];
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Key {
     /// IPv4 address, or the /64 prefix of an IPv6 address.
     Ip(IpAddr),
     Number(String),
+    /// One address trying one number.
+    Pair(IpAddr, String),
+    /// One device, by its login token.
+    Device(DeviceId),
+}
+
+/// The IPv4 address, or the /64 prefix of an IPv6 address (one site's devices).
+pub fn prefix(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6([s[0], s[1], s[2], s[3], 0, 0, 0, 0].into())
+            }
+        },
+        v4 => v4,
+    }
 }
 
 impl Key {
     pub fn ip(addr: IpAddr) -> Key {
-        match addr {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Key::Ip(IpAddr::V4(v4)),
-                None => {
-                    let s = v6.segments();
-                    Key::Ip(IpAddr::V6([s[0], s[1], s[2], s[3], 0, 0, 0, 0].into()))
-                }
-            },
-            v4 => Key::Ip(v4),
+        Key::Ip(prefix(addr))
+    }
+
+    fn free_failures(&self) -> u32 {
+        match self {
+            Key::Ip(_) => FREE_FAILURES_ADDRESS,
+            _ => FREE_FAILURES,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+/// Who is trying to log in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    pub addr: IpAddr,
+    /// The number as sent (callers cut it to a bounded length).
+    pub number: String,
+    /// The device, when it presented a valid token for this number.
+    pub device: Option<DeviceId>,
+}
+
+impl Login {
+    /// The keys this attempt must be allowed by, and reserves.
+    fn checked(&self) -> Vec<Key> {
+        match self.device {
+            Some(d) => vec![Key::Device(d)],
+            None => vec![
+                Key::Pair(prefix(self.addr), self.number.clone()),
+                Key::ip(self.addr),
+                Key::Number(self.number.clone()),
+            ],
+        }
+    }
+
+    /// The keys a failure of this attempt counts on.
+    fn recorded(&self) -> Vec<Key> {
+        let mut keys = vec![
+            Key::Pair(prefix(self.addr), self.number.clone()),
+            Key::ip(self.addr),
+            Key::Number(self.number.clone()),
+        ];
+        keys.extend(self.device.map(Key::Device));
+        keys
+    }
+}
+
+/// An attempt reserved by [`Throttle::begin`]; give it back to [`Throttle::finish`].
+#[derive(Debug)]
+#[must_use = "a reservation holds its keys' budget until finished"]
+pub struct Reservation {
+    login: Login,
+}
+
+impl Reservation {
+    pub fn login(&self) -> &Login {
+        &self.login
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
 struct Entry {
     failures: u32,
+    /// Attempts reserved and not yet finished (their hashes are running).
+    pending: u32,
     last_failure_ms: u64,
     blocked_until_ms: u64,
+}
+
+impl Entry {
+    fn failures_at(&self, now_ms: u64) -> u32 {
+        if now_ms.saturating_sub(self.last_failure_ms) > FORGET_AFTER_MS {
+            0
+        } else {
+            self.failures
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.pending == 0 && self.failures == 0 && self.blocked_until_ms == 0
+    }
 }
 
 #[derive(Debug, Default)]
@@ -53,51 +154,120 @@ impl Throttle {
         Self::default()
     }
 
-    /// `Err(ms)` if `key` must wait `ms` more before its next attempt.
+    /// `Err(ms)` if `key` must wait `ms` more before its next attempt may start.
     pub fn check(&self, key: &Key, now_ms: u64) -> Result<(), u64> {
-        match self.entries.get(key) {
-            Some(e) if e.blocked_until_ms > now_ms => Err(e.blocked_until_ms - now_ms),
-            _ => Ok(()),
+        let Some(e) = self.entries.get(key) else {
+            return Ok(());
+        };
+        if e.blocked_until_ms > now_ms {
+            return Err(e.blocked_until_ms - now_ms);
+        }
+        // Counting every attempt in flight as a failure, would this one be past the
+        // free ones and inside a back-off? Then it waits for their outcome.
+        if e.pending > 0 && e.failures_at(now_ms) + e.pending > key.free_failures() {
+            return Err(IN_FLIGHT_WAIT_MS);
+        }
+        Ok(())
+    }
+
+    /// Reserves an attempt for `login` before its password is checked, or says how many
+    /// ms it must wait (the longest wait of its keys).
+    pub fn begin(&mut self, login: Login, now_ms: u64) -> Result<Reservation, u64> {
+        let keys = login.checked();
+        let wait = keys
+            .iter()
+            .filter_map(|k| self.check(k, now_ms).err())
+            .max();
+        if let Some(ms) = wait {
+            return Err(ms);
+        }
+        for key in keys {
+            self.make_room(&key, now_ms);
+            self.entries.entry(key).or_default().pending += 1;
+        }
+        Ok(Reservation { login })
+    }
+
+    /// Settles a reserved attempt. A success clears the record of its (address, number)
+    /// pair and its device, or of its number when it had no device token; never its
+    /// address's: one address guessing many numbers keeps its back-off.
+    pub fn finish(&mut self, r: Reservation, success: bool, now_ms: u64) {
+        for key in r.login.checked() {
+            if let Some(e) = self.entries.get_mut(&key) {
+                e.pending = e.pending.saturating_sub(1);
+            }
+        }
+        if success {
+            let mut clear = vec![Key::Pair(prefix(r.login.addr), r.login.number.clone())];
+            match r.login.device {
+                Some(d) => clear.push(Key::Device(d)),
+                // A known device getting in says nothing about the strangers who put a
+                // number-wide block on its number; clearing it would give them a fresh
+                // budget. Anyone else who knows the password may clear it.
+                None => clear.push(Key::Number(r.login.number.clone())),
+            }
+            for key in clear {
+                if let Some(e) = self.entries.get_mut(&key) {
+                    e.failures = 0;
+                    e.blocked_until_ms = 0;
+                }
+            }
+        } else {
+            for key in r.login.recorded() {
+                self.failure(key, now_ms);
+            }
+        }
+        for key in r.login.recorded() {
+            if self.entries.get(&key).is_some_and(Entry::idle) {
+                self.entries.remove(&key);
+            }
         }
     }
 
-    /// Records a failed attempt.
-    pub fn failure(&mut self, key: Key, now_ms: u64) {
-        if self.entries.len() >= MAX_ENTRIES && !self.entries.contains_key(&key) {
-            self.prune(now_ms);
+    /// Gives back a reserved attempt whose password was never checked (the relay could
+    /// not read the account): no outcome is recorded.
+    pub fn release(&mut self, r: Reservation) {
+        for key in r.login.checked() {
+            if let Some(e) = self.entries.get_mut(&key) {
+                e.pending = e.pending.saturating_sub(1);
+                if e.idle() {
+                    self.entries.remove(&key);
+                }
+            }
         }
-        let e = self.entries.entry(key).or_insert(Entry {
-            failures: 0,
-            last_failure_ms: now_ms,
-            blocked_until_ms: 0,
-        });
-        if now_ms.saturating_sub(e.last_failure_ms) > FORGET_AFTER_MS {
-            e.failures = 0;
-        }
-        e.failures += 1;
+    }
+
+    fn failure(&mut self, key: Key, now_ms: u64) {
+        self.make_room(&key, now_ms);
+        let free = key.free_failures();
+        let e = self.entries.entry(key).or_default();
+        e.failures = e.failures_at(now_ms) + 1;
         e.last_failure_ms = now_ms;
-        if e.failures > FREE_FAILURES {
-            let doublings = (e.failures - FREE_FAILURES - 1).min(20);
+        if e.failures > free {
+            let doublings = (e.failures - free - 1).min(20);
             let delay = (BASE_DELAY_MS << doublings).min(MAX_DELAY_MS);
             e.blocked_until_ms = now_ms + delay;
         }
     }
 
-    /// A successful login clears the number's record (not the address's: one address
-    /// guessing many numbers keeps its back-off).
-    pub fn success(&mut self, key: &Key) {
-        self.entries.remove(key);
+    fn make_room(&mut self, key: &Key, now_ms: u64) {
+        if self.entries.len() >= MAX_ENTRIES && !self.entries.contains_key(key) {
+            self.prune(now_ms);
+        }
     }
 
     fn prune(&mut self, now_ms: u64) {
-        self.entries
-            .retain(|_, e| now_ms.saturating_sub(e.last_failure_ms) <= FORGET_AFTER_MS);
+        // Entries with attempts in flight stay: their reservations come back.
+        self.entries.retain(|_, e| {
+            e.pending > 0 || now_ms.saturating_sub(e.last_failure_ms) <= FORGET_AFTER_MS
+        });
         if self.entries.len() >= MAX_ENTRIES {
             // Still full of fresh entries: drop the older half.
             let mut times: Vec<u64> = self.entries.values().map(|e| e.last_failure_ms).collect();
             times.sort_unstable();
             let cut = times[times.len() / 2];
-            self.entries.retain(|_, e| e.last_failure_ms > cut);
+            self.entries
+                .retain(|_, e| e.pending > 0 || e.last_failure_ms > cut);
         }
     }
 
@@ -111,63 +281,7 @@ impl Throttle {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn back_off_starts_after_free_failures_and_doubles() {
-        let mut t = Throttle::new();
-        let k = Key::Number("1042".into());
-        for _ in 0..FREE_FAILURES {
-            assert!(t.check(&k, 0).is_ok());
-            t.failure(k.clone(), 0);
-        }
-        assert!(t.check(&k, 0).is_ok());
-        t.failure(k.clone(), 0);
-        assert_eq!(t.check(&k, 0), Err(1_000));
-        assert!(t.check(&k, 1_000).is_ok());
-        t.failure(k.clone(), 1_000);
-        assert_eq!(t.check(&k, 1_000), Err(2_000));
-        for _ in 0..40 {
-            t.failure(k.clone(), 2_000);
-        }
-        assert_eq!(t.check(&k, 2_000), Err(MAX_DELAY_MS));
-        t.success(&k);
-        assert!(t.check(&k, 2_000).is_ok());
-    }
-
-    #[test]
-    fn old_failures_are_forgotten() {
-        let mut t = Throttle::new();
-        let k = Key::ip("10.0.0.1".parse().unwrap());
-        for _ in 0..FREE_FAILURES {
-            t.failure(k.clone(), 0);
-        }
-        t.failure(k.clone(), FORGET_AFTER_MS + 1);
-        assert!(t.check(&k, FORGET_AFTER_MS + 1).is_ok());
-    }
-
-    #[test]
-    fn ipv6_is_keyed_by_prefix() {
-        assert_eq!(
-            Key::ip("2001:db8:1:2:3:4:5:6".parse().unwrap()),
-            Key::ip("2001:db8:1:2:ffff::1".parse().unwrap())
-        );
-        assert_eq!(
-            Key::ip("::ffff:10.0.0.1".parse().unwrap()),
-            Key::ip("10.0.0.1".parse().unwrap())
-        );
-    }
-
-    #[test]
-    fn the_table_stays_bounded() {
-        let mut t = Throttle::new();
-        for i in 0..(MAX_ENTRIES as u64 + 10) {
-            t.failure(Key::Number(i.to_string()), i);
-        }
-        assert!(t.len() <= MAX_ENTRIES);
-    }
-}
+mod tests;
 
 /// Token buckets per key: `burst` actions at once, refilled at `per_hour`. Used to stop
 /// one address from provisioning the whole number range.

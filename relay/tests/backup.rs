@@ -47,7 +47,12 @@ fn a_backup_taken_while_serving_starts_a_relay_with_the_same_accounts_identity_a
 
         let (ok, out, err) = relay.process.admin(&["backup", dest.to_str().unwrap()], "");
         assert!(ok, "{out}{err}");
-        for written in ["db/data.mdb", "relay-cert.der", "relay-key.der"] {
+        for written in [
+            "db/data.mdb",
+            "relay-cert.der",
+            "relay-key.der",
+            "login-token.key",
+        ] {
             let path = dest.join(written);
             assert!(out.contains(&path.display().to_string()), "{out}");
             assert_eq!(mode(&path), 0o600, "{written}");

@@ -40,6 +40,12 @@ fn pin_key(relay: &str) -> String {
     format!("relay_pin/{relay}")
 }
 
+/// The settings key of the login token the relay gave this device for a number (kept
+/// beside the relay pin in the daemon's store, readable by the daemon only).
+fn token_key(relay: &str, number: &str) -> String {
+    format!("login_token/{relay}/{number}")
+}
+
 /// Why a link could not be established; the message becomes `LastError`.
 #[derive(Debug, Error)]
 pub enum LinkError {
@@ -292,19 +298,31 @@ async fn log_in(handle: &Handle, client: &Client) -> Result<AccountInfo, LinkErr
         .map(|(number, password)| Credentials { number, password })
         .or(stored);
     match creds {
-        Some(c) => client
-            .login(&c.number, &c.password)
-            .await
-            .map_err(|e| match e.code() {
-                Some(ErrorCode::InvalidCredentials) => LinkError::Refused {
-                    number: c.number.clone(),
-                    path: credentials::path(state_dir).display().to_string(),
-                },
-                _ => LinkError::Login {
-                    number: c.number.clone(),
-                    source: e,
-                },
-            }),
+        Some(c) => {
+            let key = token_key(&config.relay, &c.number);
+            let token = handle.store.setting(&key).ok().flatten();
+            let (account, new_token) = client
+                .login_device(&c.number, &c.password, token.as_deref())
+                .await
+                .map_err(|e| match e.code() {
+                    Some(ErrorCode::InvalidCredentials) => LinkError::Refused {
+                        number: c.number.clone(),
+                        path: credentials::path(state_dir).display().to_string(),
+                    },
+                    _ => LinkError::Login {
+                        number: c.number.clone(),
+                        source: e,
+                    },
+                })?;
+            if let Some(t) = new_token.filter(|t| Some(t) != token.as_ref()) {
+                // Without it the next login is a new device's: still possible, only not
+                // past a back-off that others put on the number.
+                if let Err(e) = handle.store.set_setting(&key, &t) {
+                    tracing::warn!("saving the login token: {e}");
+                }
+            }
+            Ok(account)
+        }
         None => {
             let (account, secret) = client
                 .provision(&config.display_name)
@@ -318,6 +336,17 @@ async fn log_in(handle: &Handle, client: &Client) -> Result<AccountInfo, LinkErr
                 },
             )?;
             tracing::info!(number = %account.number, "provisioned a new number");
+            // A token now, so that even the first reconnect is a known device's.
+            match client.device_token().await {
+                Ok(Some(t)) => {
+                    let key = token_key(&config.relay, &account.number);
+                    if let Err(e) = handle.store.set_setting(&key, &t) {
+                        tracing::warn!("saving the login token: {e}");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!("asking for a login token: {e}"),
+            }
             Ok(account)
         }
     }
