@@ -78,7 +78,10 @@ pub fn strip_escapes(s: &str) -> String {
         };
         if csi {
             // Parameters and intermediates (0x20–0x3F), then one final byte (0x40–0x7E).
-            while chars.next_if(|c| ('\u{20}'..='\u{3F}').contains(c)).is_some() {}
+            while chars
+                .next_if(|c| ('\u{20}'..='\u{3F}').contains(c))
+                .is_some()
+            {}
             chars.next_if(|c| ('\u{40}'..='\u{7E}').contains(c));
         }
     }
@@ -192,7 +195,13 @@ mod tests {
 
     #[test]
     fn ordinary_names_are_kept() {
-        for name in ["Alice", "Zoë Müller", "山田 太郎", "👩\u{200D}💻 dev", "أحمد"] {
+        for name in [
+            "Alice",
+            "Zoë Müller",
+            "山田 太郎",
+            "👩\u{200D}💻 dev",
+            "أحمد",
+        ] {
             assert_eq!(clean_name(name), name);
             assert_eq!(clean_file_name(name), name);
         }

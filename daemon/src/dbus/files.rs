@@ -6,9 +6,10 @@ use phoned_proto::FileKind;
 use phoned_proto::dbus::PhoneError;
 use phoned_proto::dbus::files::Row;
 use zbus::interface;
+use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 
-use super::{check_arg, recipient};
+use super::{check_arg, no_arguments, recipient};
 use crate::driver::Handle;
 use crate::files;
 
@@ -36,7 +37,8 @@ impl FilesIface {
 
     /// Every transfer, oldest first: (id, peer, direction `in`/`out`, kind, name, path,
     /// size, status, at Unix ms).
-    fn list(&self) -> Result<Vec<Row>, PhoneError> {
+    fn list(&self, #[zbus(header)] header: Header<'_>) -> Result<Vec<Row>, PhoneError> {
+        no_arguments(&header)?;
         let all = self
             .phone
             .store

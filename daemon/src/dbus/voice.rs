@@ -6,9 +6,10 @@ use phoned_proto::FileKind;
 use phoned_proto::dbus::PhoneError;
 use phoned_proto::dbus::voice::Row;
 use zbus::interface;
+use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 
-use super::{check_arg, recipient};
+use super::{check_arg, no_arguments, recipient};
 use crate::driver::Handle;
 use crate::voice::message;
 
@@ -42,7 +43,8 @@ impl VoiceIface {
     }
 
     /// Voice messages sent and received, oldest first.
-    fn list(&self) -> Result<Vec<Row>, PhoneError> {
+    fn list(&self, #[zbus(header)] header: Header<'_>) -> Result<Vec<Row>, PhoneError> {
+        no_arguments(&header)?;
         let all = self
             .phone
             .store

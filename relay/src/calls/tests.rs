@@ -242,7 +242,10 @@ fn strangers_learn_nothing_about_a_call() {
             calls.answer(B1, id).unwrap();
         }
         for missing in [id, id + 1000] {
-            assert_eq!(calls.dtmf(C, missing, "1".into()), Err(CallError::NoSuchCall));
+            assert_eq!(
+                calls.dtmf(C, missing, "1".into()),
+                Err(CallError::NoSuchCall)
+            );
             assert_eq!(calls.hold(C, missing, true), Err(CallError::NoSuchCall));
             assert_eq!(calls.hangup(C, missing), Err(CallError::NoSuchCall));
             assert_eq!(calls.answer(C, missing), Err(CallError::NoSuchCall));
