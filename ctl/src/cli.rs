@@ -196,6 +196,8 @@ pub enum VoiceAction {
 #[derive(Subcommand)]
 pub enum FileAction {
     /// Send the file at PATH to a number or contact (resumes after a broken connection).
+    /// phonectl opens the file with your rights and hands the daemon the open file, so
+    /// the daemon sends only what you may read; it must be a regular file.
     Send { to: String, path: PathBuf },
     /// Transfers, oldest first, with where received files were saved.
     Ls,

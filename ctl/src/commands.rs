@@ -1,6 +1,7 @@
 //! Each `phonectl` command: a few D-Bus calls and the output, human or `--json`.
 
 use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 
 use clap::CommandFactory;
 use phoned_proto::dbus::{
@@ -239,10 +240,19 @@ async fn file(conn: &Connection, json: bool, action: FileAction) -> Result<(), F
         .await?;
     match action {
         FileAction::Send { to, path } => {
-            // The daemon reads the file: give it an absolute path.
-            let path = std::path::absolute(&path)
+            // Opened here, with this user's rights; the daemon gets the descriptor and
+            // reads nothing else. Non-blocking, so a FIFO does not hang the open (the
+            // daemon refuses anything but a regular file).
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(&path)
                 .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
-            let id = f.send(&to, &path.to_string_lossy()).await?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let id = f.send_fd(&to, zbus::wire::Fd::from(&file), &name).await?;
             print(
                 json,
                 json!({ "id": id }),

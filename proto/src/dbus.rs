@@ -337,6 +337,14 @@ pub mod files {
         default_path = "/org/phoned/Phone1"
     )]
     pub trait Files {
+        /// Sends the regular file open at `file` (opened by the caller) as `name`.
+        fn send_fd(
+            &self,
+            to: &str,
+            file: zbus::wire::Fd<'_>,
+            name: &str,
+        ) -> Result<String, PhoneError>;
+        /// Sends the file at an absolute `path`, opened by the daemon (session bus only).
         fn send(&self, to: &str, path: &str) -> Result<String, PhoneError>;
         fn list(&self) -> Result<Vec<Row>, PhoneError>;
         #[zbus(signal)]

@@ -106,7 +106,7 @@ pub async fn serve(bus: Bus, phone: Handle) -> Result<Connection, ServeError> {
         .serve_at(ROOT_PATH, ContactsIface::new(phone.clone()))
         .serve_at(ROOT_PATH, HistoryIface::new(phone.clone()))
         .serve_at(ROOT_PATH, MessagesIface::new(phone.clone()))
-        .serve_at(ROOT_PATH, FilesIface::new(phone.clone()))
+        .serve_at(ROOT_PATH, FilesIface::new(phone.clone(), bus))
         .serve_at(ROOT_PATH, VoiceIface::new(phone.clone()))
         .serve_at(ROOT_PATH, zbus::fdo::ObjectManager)
         .name(BUS_NAME)

@@ -30,6 +30,7 @@ use crate::core::{
 };
 use crate::ring::{RingPlayer, Sound};
 use crate::store::{self, Store};
+use crate::work::Work;
 use crate::{credentials, files, messages};
 pub use handle::Handle;
 use handle::{Msg, ReplySender, SnapshotCell};
@@ -93,6 +94,7 @@ pub fn new(config: Config, config_path: PathBuf, state_dir: PathBuf, store: Stor
         store,
         state_dir,
         config_path,
+        work: Arc::new(Work::default()),
     };
     let driver = Driver {
         core,
