@@ -3,14 +3,16 @@
 //! a path, which is opened without following into the daemon's own files. Either way
 //! only a regular file is accepted, and the daemon copies it into its `outbox/` (hashing
 //! it on the way), so the upload sends what the caller had, and resumes after a restart
-//! without opening the caller's file again. The blocking part runs on the bounded
-//! [`crate::work::Work`] queue.
+//! without opening the caller's file again. A file another program holds an exclusive
+//! `flock` on is being written: the copy waits for it, up to [`LOCK_WAIT`]. The blocking
+//! part runs on the bounded [`crate::work::Work`] queue.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -18,6 +20,12 @@ use thiserror::Error;
 /// Where callers' files wait for their upload, inside the state dir.
 const OUTBOX: &str = "outbox";
 const CHUNK: usize = 64 * 1024;
+/// What errors call a file passed as a descriptor.
+pub const FD: &str = "the file passed";
+/// How long a copy waits for a writer's exclusive lock on the file to go.
+pub const LOCK_WAIT: Duration = Duration::from_secs(60);
+/// How often it looks again: Linux has no `flock` with a timeout.
+const LOCK_RETRY: Duration = Duration::from_millis(50);
 
 /// Why a file was not taken.
 #[derive(Debug, Error)]
@@ -35,6 +43,8 @@ pub enum IntakeError {
          pass the open file instead (Files.SendFd; phonectl does)"
     )]
     PathOnSystemBus,
+    #[error("{what} stayed locked by another program for {} s; try again", LOCK_WAIT.as_secs())]
+    Locked { what: String },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -83,13 +93,14 @@ pub fn take(
     id: &str,
 ) -> Result<Taken, IntakeError> {
     let (file, what) = match source {
-        Source::Fd(file) => (file, "the file passed".to_owned()),
+        Source::Fd(file) => (file, FD.to_owned()),
         Source::Path(path) => (
             open_path(&path, state_dir, config_path)?,
             path.display().to_string(),
         ),
     };
     regular(&file, &what)?;
+    shared_lock(&file, &what)?;
     let dir = state_dir.join(OUTBOX);
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -103,8 +114,35 @@ pub fn take(
     Ok(Taken { path, size, sha256 })
 }
 
-/// What a non-regular file is, for the error.
-fn regular(file: &File, what: &str) -> Result<(), IntakeError> {
+/// Takes a shared `flock` on `file`, waiting up to [`LOCK_WAIT`] for an exclusive one
+/// to go. It goes with the descriptor, when the copy is done.
+fn shared_lock(file: &File, what: &str) -> Result<(), IntakeError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        // SAFETY: flock on a descriptor this function borrows for the call.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) if Instant::now() < deadline => {
+                std::thread::sleep(LOCK_RETRY)
+            }
+            Some(libc::EWOULDBLOCK) => {
+                return Err(IntakeError::Locked {
+                    what: what.to_owned(),
+                });
+            }
+            Some(libc::EINTR) => {}
+            // A file system without flock: nothing to wait for.
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// Refuses anything but a regular file, saying what it is. `fstat` on a descriptor does
+/// not wait on the file's content, so this is safe to call before queueing the work.
+pub fn regular(file: &File, what: &str) -> Result<(), IntakeError> {
     let t = file.metadata().map_err(IntakeError::io(what))?.file_type();
     let kind = if t.is_file() {
         return Ok(());

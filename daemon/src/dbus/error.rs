@@ -45,6 +45,7 @@ pub(crate) fn intake_error(e: IntakeError) -> PhoneError {
         IntakeError::DaemonFile(_) | IntakeError::Proc(_) | IntakeError::PathOnSystemBus => {
             PhoneError::PermissionDenied(m)
         }
+        IntakeError::Locked { .. } => PhoneError::Busy(m),
         IntakeError::Io { source, .. } => match source.kind() {
             std::io::ErrorKind::NotFound => PhoneError::NotFound(m),
             std::io::ErrorKind::PermissionDenied => PhoneError::PermissionDenied(m),

@@ -65,6 +65,8 @@ impl FilesIface {
         check_arg("to", to)?;
         check_arg("name", name)?;
         let file = std::fs::File::from(std::os::fd::OwnedFd::from(file));
+        // Before taking a place in the work queue: a flood of FIFOs is refused as such.
+        intake::regular(&file, intake::FD).map_err(intake_error)?;
         self.take(to, Source::Fd(file), name).await
     }
 
