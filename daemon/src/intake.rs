@@ -125,9 +125,7 @@ fn shared_lock(file: &File, what: &str) -> Result<(), IntakeError> {
         }
         let e = std::io::Error::last_os_error();
         match e.raw_os_error() {
-            Some(libc::EWOULDBLOCK) if Instant::now() < deadline => {
-                std::thread::sleep(LOCK_RETRY)
-            }
+            Some(libc::EWOULDBLOCK) if Instant::now() < deadline => std::thread::sleep(LOCK_RETRY),
             Some(libc::EWOULDBLOCK) => {
                 return Err(IntakeError::Locked {
                     what: what.to_owned(),

@@ -130,9 +130,11 @@ fn a_fifo_is_refused_at_once_and_the_daemon_stays_online() {
         nb.clone(),
         fifo.to_str().unwrap().to_owned(),
     );
-    let out = within(Duration::from_secs(60), "phonectl file send FIFO", move || {
-        phoned_tests::process::phonectl(&bus, &["file", "send", &to, &path], "")
-    });
+    let out = within(
+        Duration::from_secs(60),
+        "phonectl file send FIFO",
+        move || phoned_tests::process::phonectl(&bus, &["file", "send", &to, &path], ""),
+    );
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
         out.stderr.contains("FIFO") && out.stderr.contains("InvalidArgument"),
@@ -218,7 +220,12 @@ fn the_path_variant_never_reaches_the_daemons_own_files() {
             (Path::new("/etc"), "InvalidArgument"),
         ] {
             let answer = send_path(&conn, &nb, path).await;
-            assert_eq!(error_name(&answer), expected, "{}: {answer:?}", path.display());
+            assert_eq!(
+                error_name(&answer),
+                expected,
+                "{}: {answer:?}",
+                path.display()
+            );
         }
         // A file of the caller's goes.
         send_path(&conn, &nb, &ok).await.unwrap();
@@ -296,10 +303,7 @@ fn a_flood_of_sends_is_told_busy_instead_of_taking_a_thread_each() {
     // copies wait for it, so the jobs that get in stay in.
     let writer = File::open(&path).unwrap();
     // SAFETY: flock on a descriptor this test owns.
-    assert_eq!(
-        unsafe { libc::flock(writer.as_raw_fd(), libc::LOCK_EX) },
-        0
-    );
+    assert_eq!(unsafe { libc::flock(writer.as_raw_fd(), libc::LOCK_EX) }, 0);
     let pid = a.child.id();
     let before = threads(pid);
     // Fewer than the 128 calls the bus lets one connection have in flight.

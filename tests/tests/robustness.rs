@@ -94,6 +94,17 @@ fn bad_dbus_input_gets_typed_errors_and_the_daemon_keeps_serving() {
         .await
         .unwrap_err();
         assert_eq!(e, "org.phoned.Phone1.Error.InvalidArgument");
+        // Names that hide or reorder text are refused where they are set.
+        for name in ["Alice\u{202E}ecilA", "\u{FEFF}Bob", "a\u{2066}b\u{2069}"] {
+            let e = call(&conn, ROOT_PATH, iface::ACCOUNT, "SetDisplayName", &(name,))
+                .await
+                .unwrap_err();
+            assert_eq!(e, "org.phoned.Phone1.Error.InvalidArgument", "{name:?}");
+            let e = call(&conn, ROOT_PATH, iface::CONTACTS, "Add", &(name, "1042"))
+                .await
+                .unwrap_err();
+            assert_eq!(e, "org.phoned.Phone1.Error.InvalidArgument", "{name:?}");
+        }
         let e = call(&conn, ROOT_PATH, iface::CONTACTS, "Remove", &("999",))
             .await
             .unwrap_err();
