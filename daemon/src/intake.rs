@@ -161,6 +161,18 @@ pub fn regular(file: &File, what: &str) -> Result<(), IntakeError> {
     })
 }
 
+/// Opens a path a caller named, as [`take`] does, without copying it (blocking): for
+/// `VoiceMessages.SendFile`, whose WAV is encoded, not sent as it is.
+pub fn open_caller_path(
+    path: &Path,
+    state_dir: &Path,
+    config_path: &Path,
+) -> Result<File, IntakeError> {
+    let file = open_path(path, state_dir, config_path)?;
+    regular(&file, &path.display().to_string())?;
+    Ok(file)
+}
+
 /// Opens `path` for reading without blocking on a FIFO or taking a terminal, then asks
 /// the kernel what was opened: a file in the state dir or under /proc, or the config
 /// file (by any name, hard links included), is refused. Checking the opened file, not

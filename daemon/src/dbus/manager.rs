@@ -89,8 +89,13 @@ impl ManagerIface {
     ) -> Result<(String, Vec<(String, String, String, bool)>), PhoneError> {
         no_arguments(&header)?;
         let audio = self.phone.config().audio.clone();
-        let list = blocking::unblock(move || audio::list_devices(&audio))
-            .await
+        // On the bounded work queue: a sound server that does not answer holds a
+        // thread until it does, and callers can ask again and again.
+        let list = self
+            .phone
+            .work
+            .run(move || audio::list_devices(&audio))
+            .await?
             .map_err(|e| PhoneError::Failed(e.to_string()))?;
         let devices = list
             .devices

@@ -13,6 +13,7 @@ use crate::audio::resample::{FRAME, FromNetwork};
 use crate::config::Audio;
 use crate::core::{AudioSource, CoreError, ErrorKind};
 use crate::driver::{Handle, unix_ms};
+use crate::intake::IntakeError;
 
 /// The longest recording accepted.
 pub const MAX_SECONDS: u32 = 300;
@@ -38,17 +39,32 @@ pub async fn send_wav(
     name: String,
     wav: PathBuf,
 ) -> Result<String, CoreError> {
-    let state_dir = phone.state_dir.clone();
-    let path = blocking::unblock(move || -> Result<PathBuf, CoreError> {
-        let opus = ogg::encode_wav(&wav).map_err(|e| {
-            CoreError::new(
-                ErrorKind::InvalidArgument,
-                format!("{}: {e}", wav.display()),
-            )
-        })?;
-        save(&state_dir, &opus)
-    })
-    .await?;
+    let (state_dir, config_path) = (phone.state_dir.clone(), phone.config_path.clone());
+    // On the bounded work queue, opened as callers' files are (never the daemon's own,
+    // nothing but a regular file, no waiting on a FIFO).
+    let path = phone
+        .work
+        .run(move || -> Result<PathBuf, CoreError> {
+            let file =
+                crate::intake::open_caller_path(&wav, &state_dir, &config_path).map_err(|e| {
+                    let kind = match e {
+                        IntakeError::DaemonFile(_) | IntakeError::Proc(_) => {
+                            ErrorKind::PermissionDenied
+                        }
+                        _ => ErrorKind::InvalidArgument,
+                    };
+                    CoreError::new(kind, e.to_string())
+                })?;
+            let opus = ogg::encode_wav_file(file, &wav).map_err(|e| {
+                CoreError::new(
+                    ErrorKind::InvalidArgument,
+                    format!("{}: {e}", wav.display()),
+                )
+            })?;
+            save(&state_dir, &opus)
+        })
+        .await
+        .map_err(|busy| CoreError::new(ErrorKind::Busy, busy.to_string()))??;
     crate::files::send(phone, number, name, path, FileKind::Voice).await
 }
 
