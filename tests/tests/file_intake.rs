@@ -182,6 +182,7 @@ fn a_fifo_is_refused_at_once_and_the_daemon_stays_online() {
     }
     assert!(by_path.iter().any(|a| error_name(a) == "InvalidArgument"));
     let after = threads(pid);
+    eprintln!("daemon threads: {before} before 200 FIFO sends, {after} after");
     assert!(
         after <= before + 16,
         "the daemon went from {before} to {after} threads"
@@ -352,6 +353,7 @@ fn a_flood_of_sends_is_told_busy_instead_of_taking_a_thread_each() {
     let (_, message) = busy[0].as_ref().unwrap_err();
     assert!(message.contains("busy"), "{message}");
     let during = threads(pid);
+    eprintln!("daemon threads: {before} before the flood, {during} with the queue full");
     assert!(
         during <= before + 16,
         "the daemon went from {before} to {during} threads"
