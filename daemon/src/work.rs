@@ -1,5 +1,6 @@
 //! The blocking work D-Bus callers can ask of the daemon (reading the files they send,
-//! encoding WAVs, listing audio devices), bounded: a few jobs run at a time on the
+//! encoding WAVs, listing audio devices; recording and playing voice messages on a queue
+//! of their own), bounded: a few jobs run at a time on the
 //! `blocking` thread pool, a few more wait, and a caller beyond that is told `Busy` at
 //! once. Without the bound every call took a thread of its own (the pool grows to 500),
 //! and calls that never finish (a FIFO nobody writes to) starved everything else that

@@ -79,6 +79,8 @@ pub struct Handle {
     pub config_path: PathBuf,
     /// The bounded queue for blocking work D-Bus callers ask for.
     pub work: Arc<Work>,
+    /// Voice message recordings and playbacks: one at a time, as long as they last.
+    pub audio_work: Arc<Work>,
 }
 
 fn stopped() -> CoreError {

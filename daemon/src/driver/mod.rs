@@ -96,6 +96,7 @@ pub fn new(config: Config, config_path: PathBuf, state_dir: PathBuf, store: Stor
         state_dir,
         config_path,
         work: Arc::new(Work::default()),
+        audio_work: Arc::new(Work::new(1, 0)),
     };
     let driver = Driver {
         core,

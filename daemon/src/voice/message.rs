@@ -14,6 +14,7 @@ use crate::config::Audio;
 use crate::core::{AudioSource, CoreError, ErrorKind};
 use crate::driver::{Handle, unix_ms};
 use crate::intake::IntakeError;
+use crate::work::Busy;
 
 /// The longest recording accepted.
 pub const MAX_SECONDS: u32 = 300;
@@ -64,7 +65,7 @@ pub async fn send_wav(
             save(&state_dir, &opus)
         })
         .await
-        .map_err(|busy| CoreError::new(ErrorKind::Busy, busy.to_string()))??;
+        .map_err(busy)??;
     crate::files::send(phone, number, name, path, FileKind::Voice).await
 }
 
@@ -85,11 +86,16 @@ pub async fn record(
         ));
     }
     let (audio, state_dir) = (phone.config().audio.clone(), phone.state_dir.clone());
-    let recorded = blocking::unblock(move || {
-        let opus = record_from_device(&audio, seconds)?;
-        save(&state_dir, &opus).map_err(Recording::Other)
-    })
-    .await;
+    // One recording or playback at a time (`Busy` for more): each holds a thread for
+    // as long as it lasts, up to five minutes.
+    let recorded = phone
+        .audio_work
+        .run(move || {
+            let opus = record_from_device(&audio, seconds)?;
+            save(&state_dir, &opus).map_err(Recording::Other)
+        })
+        .await
+        .map_err(busy)?;
     let path = match recorded {
         Ok(path) => {
             phone.audio(AudioSource::Recording, None);
@@ -157,39 +163,47 @@ fn record_from_device(audio: &Audio, seconds: u32) -> Result<OggOpus, Recording>
 /// Plays an Ogg Opus file through the output device, in real time; returns when done.
 pub async fn play(phone: &Handle, path: PathBuf) -> Result<(), CoreError> {
     let audio = phone.config().audio.clone();
-    blocking::unblock(move || -> Result<(), CoreError> {
-        let bytes = std::fs::read(&path)
-            .map_err(|e| CoreError::new(ErrorKind::NotFound, format!("{}: {e}", path.display())))?;
-        let (samples, _) = ogg::decode(&bytes).map_err(|e| {
-            CoreError::new(
-                ErrorKind::InvalidArgument,
-                format!("not a playable voice message: {e}"),
-            )
-        })?;
-        let mut backend = backend::open(&audio, Options::default()).map_err(failed)?;
-        let mut playback = backend.start_playback().map_err(failed)?;
-        let mut resample = FromNetwork::new(playback.rate()).map_err(failed)?;
-        let mut frame = [0f32; FRAME];
-        for chunk in samples.chunks(FRAME) {
-            frame.fill(0.0);
-            frame[..chunk.len()].copy_from_slice(chunk);
-            let out = resample.process(&frame).map_err(failed)?;
-            let mut written = 0;
-            while written < out.len() {
-                written += playback.write(&out[written..]);
-                if written < out.len() {
-                    std::thread::sleep(Duration::from_millis(5));
+    phone
+        .audio_work
+        .run(move || -> Result<(), CoreError> {
+            let bytes = std::fs::read(&path).map_err(|e| {
+                CoreError::new(ErrorKind::NotFound, format!("{}: {e}", path.display()))
+            })?;
+            let (samples, _) = ogg::decode(&bytes).map_err(|e| {
+                CoreError::new(
+                    ErrorKind::InvalidArgument,
+                    format!("not a playable voice message: {e}"),
+                )
+            })?;
+            let mut backend = backend::open(&audio, Options::default()).map_err(failed)?;
+            let mut playback = backend.start_playback().map_err(failed)?;
+            let mut resample = FromNetwork::new(playback.rate()).map_err(failed)?;
+            let mut frame = [0f32; FRAME];
+            for chunk in samples.chunks(FRAME) {
+                frame.fill(0.0);
+                frame[..chunk.len()].copy_from_slice(chunk);
+                let out = resample.process(&frame).map_err(failed)?;
+                let mut written = 0;
+                while written < out.len() {
+                    written += playback.write(&out[written..]);
+                    if written < out.len() {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
                 }
             }
-        }
-        // Let the device play what is queued before it is closed.
-        let end = Instant::now() + Duration::from_secs(2);
-        while playback.pending() > 0 && Instant::now() < end {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(())
-    })
-    .await
+            // Let the device play what is queued before it is closed.
+            let end = Instant::now() + Duration::from_secs(2);
+            while playback.pending() > 0 && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(())
+        })
+        .await
+        .map_err(busy)?
+}
+
+fn busy(e: Busy) -> CoreError {
+    CoreError::new(ErrorKind::Busy, e.to_string())
 }
 
 /// The length of a voice message file, in ms (0 if unreadable).
