@@ -100,7 +100,6 @@ pub fn take(
         ),
     };
     regular(&file, &what)?;
-    shared_lock(&file, &what)?;
     let dir = state_dir.join(OUTBOX);
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -108,14 +107,19 @@ pub fn take(
         .create(&dir)
         .map_err(IntakeError::io(dir.display()))?;
     let path = outbox_path(state_dir, id);
-    let (size, sha256) = copy(&file, &what, &path).inspect_err(|_| {
+    shared_lock(&file, &what)?;
+    let copied = copy(&file, &what, &path);
+    // A passed descriptor shares its lock with the caller's: leave none behind.
+    // SAFETY: flock on a descriptor owned here.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+    let (size, sha256) = copied.inspect_err(|_| {
         let _ = std::fs::remove_file(&path);
     })?;
     Ok(Taken { path, size, sha256 })
 }
 
 /// Takes a shared `flock` on `file`, waiting up to [`LOCK_WAIT`] for an exclusive one
-/// to go. It goes with the descriptor, when the copy is done.
+/// to go; [`take`] lets go of it when the copy is done.
 fn shared_lock(file: &File, what: &str) -> Result<(), IntakeError> {
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
