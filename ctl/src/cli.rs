@@ -177,8 +177,9 @@ pub enum MsgAction {
 
 #[derive(Subcommand)]
 pub enum VoiceAction {
-    /// Send a voice message to a number or contact: a WAV file, or SECONDS recorded from
-    /// the microphone (e.g. after a call was not answered).
+    /// Send a voice message to a number or contact: a WAV file (opened by phonectl with
+    /// your rights and handed to the daemon), or SECONDS recorded from the microphone
+    /// (e.g. after a call was not answered).
     #[command(group(clap::ArgGroup::new("source").required(true).args(["file", "seconds"])))]
     Send {
         to: String,

@@ -187,9 +187,9 @@ async fn voice(conn: &Connection, json: bool, action: VoiceAction) -> Result<(),
         VoiceAction::Send { to, file, seconds } => {
             let id = match (file, seconds) {
                 (Some(path), _) => {
-                    let path = std::path::absolute(&path)
-                        .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
-                    v.send_file(&to, &path.to_string_lossy()).await?
+                    // Opened here, with this user's rights, as `file send` does.
+                    let file = open_to_send(&path)?;
+                    v.send_file_fd(&to, zbus::wire::Fd::from(&file)).await?
                 }
                 (None, Some(s)) => v.record(&to, s).await?,
                 (None, None) => return Err(Failure::Usage("give --file or --seconds".into())),
@@ -233,6 +233,16 @@ async fn voice(conn: &Connection, json: bool, action: VoiceAction) -> Result<(),
     }
 }
 
+/// Opens a file to hand to the daemon, with this user's rights. Non-blocking, so a FIFO
+/// does not hang the open (the daemon refuses anything but a regular file).
+fn open_to_send(path: &std::path::Path) -> Result<std::fs::File, Failure> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))
+}
+
 async fn file(conn: &Connection, json: bool, action: FileAction) -> Result<(), Failure> {
     let f = FilesProxy::builder(conn)
         .cache_properties(CacheProperties::No)
@@ -241,13 +251,8 @@ async fn file(conn: &Connection, json: bool, action: FileAction) -> Result<(), F
     match action {
         FileAction::Send { to, path } => {
             // Opened here, with this user's rights; the daemon gets the descriptor and
-            // reads nothing else. Non-blocking, so a FIFO does not hang the open (the
-            // daemon refuses anything but a regular file).
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-                .open(&path)
-                .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+            // reads nothing else.
+            let file = open_to_send(&path)?;
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

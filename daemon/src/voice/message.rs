@@ -13,7 +13,7 @@ use crate::audio::resample::{FRAME, FromNetwork};
 use crate::config::Audio;
 use crate::core::{AudioSource, CoreError, ErrorKind};
 use crate::driver::{Handle, unix_ms};
-use crate::intake::IntakeError;
+use crate::intake::{IntakeError, Source};
 use crate::work::Busy;
 
 /// The longest recording accepted.
@@ -33,29 +33,37 @@ fn save(state_dir: &Path, opus: &OggOpus) -> Result<PathBuf, CoreError> {
     Ok(path)
 }
 
-/// Encodes `wav` as Ogg Opus and sends it to `number`.
+/// Encodes the WAV `source` (a descriptor the caller opened, or a path opened as
+/// callers' paths are: [`crate::intake::open_caller_path`]) as Ogg Opus and sends it to
+/// `number`.
 pub async fn send_wav(
     phone: &Handle,
     number: String,
     name: String,
-    wav: PathBuf,
+    source: Source,
 ) -> Result<String, CoreError> {
     let (state_dir, config_path) = (phone.state_dir.clone(), phone.config_path.clone());
-    // On the bounded work queue, opened as callers' files are (never the daemon's own,
-    // nothing but a regular file, no waiting on a FIFO).
+    // On the bounded work queue; never the daemon's own files, nothing but a regular
+    // file, no waiting on a FIFO.
     let path = phone
         .work
         .run(move || -> Result<PathBuf, CoreError> {
-            let file =
-                crate::intake::open_caller_path(&wav, &state_dir, &config_path).map_err(|e| {
-                    let kind = match e {
-                        IntakeError::DaemonFile(_) | IntakeError::Proc(_) => {
-                            ErrorKind::PermissionDenied
-                        }
-                        _ => ErrorKind::InvalidArgument,
-                    };
-                    CoreError::new(kind, e.to_string())
-                })?;
+            let (file, wav) = match source {
+                Source::Fd(file) => (file, PathBuf::from(crate::intake::FD)),
+                Source::Path(wav) => {
+                    let file = crate::intake::open_caller_path(&wav, &state_dir, &config_path)
+                        .map_err(|e| {
+                            let kind = match e {
+                                IntakeError::DaemonFile(_) | IntakeError::Proc(_) => {
+                                    ErrorKind::PermissionDenied
+                                }
+                                _ => ErrorKind::InvalidArgument,
+                            };
+                            CoreError::new(kind, e.to_string())
+                        })?;
+                    (file, wav)
+                }
+            };
             let opus = ogg::encode_wav_file(file, &wav).map_err(|e| {
                 CoreError::new(
                     ErrorKind::InvalidArgument,
