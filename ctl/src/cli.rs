@@ -177,8 +177,9 @@ pub enum MsgAction {
 
 #[derive(Subcommand)]
 pub enum VoiceAction {
-    /// Send a voice message to a number or contact: a WAV file, or SECONDS recorded from
-    /// the microphone (e.g. after a call was not answered).
+    /// Send a voice message to a number or contact: a WAV file (opened by phonectl with
+    /// your rights and handed to the daemon), or SECONDS recorded from the microphone
+    /// (e.g. after a call was not answered).
     #[command(group(clap::ArgGroup::new("source").required(true).args(["file", "seconds"])))]
     Send {
         to: String,
@@ -196,6 +197,8 @@ pub enum VoiceAction {
 #[derive(Subcommand)]
 pub enum FileAction {
     /// Send the file at PATH to a number or contact (resumes after a broken connection).
+    /// phonectl opens the file with your rights and hands the daemon the open file, so
+    /// the daemon sends only what you may read; it must be a regular file.
     Send { to: String, path: PathBuf },
     /// Transfers, oldest first, with where received files were saved.
     Ls,

@@ -1,6 +1,7 @@
 //! Each `phonectl` command: a few D-Bus calls and the output, human or `--json`.
 
 use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 
 use clap::CommandFactory;
 use phoned_proto::dbus::{
@@ -186,9 +187,9 @@ async fn voice(conn: &Connection, json: bool, action: VoiceAction) -> Result<(),
         VoiceAction::Send { to, file, seconds } => {
             let id = match (file, seconds) {
                 (Some(path), _) => {
-                    let path = std::path::absolute(&path)
-                        .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
-                    v.send_file(&to, &path.to_string_lossy()).await?
+                    // Opened here, with this user's rights, as `file send` does.
+                    let file = open_to_send(&path)?;
+                    v.send_file_fd(&to, zbus::wire::Fd::from(&file)).await?
                 }
                 (None, Some(s)) => v.record(&to, s).await?,
                 (None, None) => return Err(Failure::Usage("give --file or --seconds".into())),
@@ -232,6 +233,16 @@ async fn voice(conn: &Connection, json: bool, action: VoiceAction) -> Result<(),
     }
 }
 
+/// Opens a file to hand to the daemon, with this user's rights. Non-blocking, so a FIFO
+/// does not hang the open (the daemon refuses anything but a regular file).
+fn open_to_send(path: &std::path::Path) -> Result<std::fs::File, Failure> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))
+}
+
 async fn file(conn: &Connection, json: bool, action: FileAction) -> Result<(), Failure> {
     let f = FilesProxy::builder(conn)
         .cache_properties(CacheProperties::No)
@@ -239,10 +250,14 @@ async fn file(conn: &Connection, json: bool, action: FileAction) -> Result<(), F
         .await?;
     match action {
         FileAction::Send { to, path } => {
-            // The daemon reads the file: give it an absolute path.
-            let path = std::path::absolute(&path)
-                .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
-            let id = f.send(&to, &path.to_string_lossy()).await?;
+            // Opened here, with this user's rights; the daemon gets the descriptor and
+            // reads nothing else.
+            let file = open_to_send(&path)?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let id = f.send_fd(&to, zbus::wire::Fd::from(&file), &name).await?;
             print(
                 json,
                 json!({ "id": id }),

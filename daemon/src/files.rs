@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use phoned_client::{BulkError, ClientError};
+use phoned_proto::text::clean_file_name;
 use phoned_proto::transfer::FileStatus;
 use phoned_proto::{BulkReply, BulkRequest, FileKind, Request, StoredFile};
 use sha2::{Digest, Sha256};
@@ -12,6 +13,7 @@ use smol::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::core::{Change, CoreError, ErrorKind};
 use crate::driver::{Handle, unix_ms};
+use crate::intake::{self, Taken};
 use crate::store::files::LocalFile;
 use crate::store::new_client_id;
 
@@ -19,13 +21,15 @@ const CHUNK: usize = 64 * 1024;
 /// Progress signals at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
-/// A name from a sender that is safe to create in the download directory: the last path
-/// component only, no control characters, no leading dots, at most 200 bytes.
+/// A name from a sender that is safe to show and to create in the download directory:
+/// the last path component only, cleaned by the shared sanitiser (no control, bidi or
+/// byte-order-mark characters, no terminal escapes or their `[31m` residue), no `:`, no
+/// leading dots, at most 200 bytes.
 pub fn safe_name(name: &str) -> String {
     let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
-    let cleaned: String = last
+    let cleaned: String = clean_file_name(last)
         .chars()
-        .filter(|c| !c.is_control() && *c != ':')
+        .filter(|c| *c != ':')
         .collect::<String>()
         .trim()
         .trim_start_matches('.')
@@ -101,13 +105,26 @@ fn set_status(phone: &Handle, id: &str, status: FileStatus, relay_id: Option<u64
             f.relay_id = relay_id;
         }
     }) {
-        Ok(Some(f)) => phone.announce(Change::FileStatus(f.id, f.status)),
+        Ok(Some(f)) => {
+            // The relay has the file (or it will never take it): the daemon's copy of a
+            // caller's file is no longer needed.
+            if f.status != FileStatus::Queued
+                && intake::in_outbox(&phone.state_dir, Path::new(&f.path))
+                && let Err(e) = std::fs::remove_file(&f.path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(id = %f.id, "removing the outbox copy {}: {e}", f.path);
+            }
+            phone.announce(Change::FileStatus(f.id, f.status))
+        }
         Ok(None) => {}
         Err(e) => tracing::error!("recording a file's status: {e}"),
     }
 }
 
-/// Queues `path` for `number` and starts the upload; returns the transfer's id.
+/// Queues a file the daemon made itself (a voice message, in its state dir) for
+/// `number` and starts the upload; returns the transfer's id. Callers' files come
+/// through [`send_taken`].
 pub async fn send(
     phone: &Handle,
     number: String,
@@ -132,27 +149,57 @@ pub async fn send(
             format!("{}: {e}", path.display()),
         )
     })?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    let taken = Taken { path, size, sha256 };
+    queue(phone, new_client_id(), number, name, file_name, taken, kind)
+}
+
+/// Queues a caller's file, copied into the outbox as `id` ([`intake::take`]), for
+/// `number` under `file_name` (made safe here) and starts the upload; returns `id`.
+pub fn send_taken(
+    phone: &Handle,
+    id: String,
+    number: String,
+    name: String,
+    file_name: &str,
+    taken: Taken,
+) -> Result<String, CoreError> {
+    let file_name = safe_name(file_name);
+    queue(phone, id, number, name, file_name, taken, FileKind::File)
+}
+
+fn queue(
+    phone: &Handle,
+    id: String,
+    number: String,
+    name: String,
+    file_name: String,
+    taken: Taken,
+    kind: FileKind,
+) -> Result<String, CoreError> {
     let record = LocalFile {
-        id: new_client_id(),
+        id,
         peer: number,
         peer_name: name,
         outgoing: true,
-        name: path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "file".into()),
-        path: path.to_string_lossy().into_owned(),
-        size,
-        sha256,
+        name: file_name,
+        path: taken.path.to_string_lossy().into_owned(),
+        size: taken.size,
+        sha256: taken.sha256,
         kind,
         status: FileStatus::Queued,
         at_ms: unix_ms(),
         relay_id: None,
     };
-    phone
-        .store
-        .add_file(&record)
-        .map_err(|e| CoreError::failed(e.to_string()))?;
+    if let Err(e) = phone.store.add_file(&record) {
+        if intake::in_outbox(&phone.state_dir, &taken.path) {
+            let _ = std::fs::remove_file(&taken.path);
+        }
+        return Err(CoreError::failed(e.to_string()));
+    }
     phone.announce(Change::FileStatus(record.id.clone(), record.status));
     let id = record.id.clone();
     let phone2 = phone.clone();
@@ -458,6 +505,11 @@ mod tests {
         assert_eq!(safe_name(".."), "file");
         assert!(safe_name(&"é".repeat(300)).len() <= 200);
         assert_eq!(safe_name("report.pdf"), "report.pdf");
+        assert_eq!(safe_name("\u{1b}[31mred\u{1b}[0m.txt"), "red.txt");
+        assert_eq!(safe_name("[31mred[0m.txt"), "red.txt");
+        assert_eq!(safe_name("invoice\u{202E}fdp.exe"), "invoicefdp.exe");
+        assert_eq!(safe_name("\u{FEFF}.profile"), "profile");
+        assert_eq!(safe_name("a\u{2066}b\u{2069}\u{200E}c"), "abc");
     }
 
     #[test]

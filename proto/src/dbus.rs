@@ -337,6 +337,14 @@ pub mod files {
         default_path = "/org/phoned/Phone1"
     )]
     pub trait Files {
+        /// Sends the regular file open at `file` (opened by the caller) as `name`.
+        fn send_fd(
+            &self,
+            to: &str,
+            file: zbus::wire::Fd<'_>,
+            name: &str,
+        ) -> Result<String, PhoneError>;
+        /// Sends the file at an absolute `path`, opened by the daemon (session bus only).
         fn send(&self, to: &str, path: &str) -> Result<String, PhoneError>;
         fn list(&self) -> Result<Vec<Row>, PhoneError>;
         #[zbus(signal)]
@@ -367,6 +375,9 @@ pub mod voice {
         default_path = "/org/phoned/Phone1"
     )]
     pub trait VoiceMessages {
+        /// Sends the WAV file open at `wav` (opened by the caller) as a voice message.
+        fn send_file_fd(&self, to: &str, wav: zbus::wire::Fd<'_>) -> Result<String, PhoneError>;
+        /// Sends the WAV file at an absolute `wav_path`, opened by the daemon.
         fn send_file(&self, to: &str, wav_path: &str) -> Result<String, PhoneError>;
         fn record(&self, to: &str, seconds: u32) -> Result<String, PhoneError>;
         fn list(&self) -> Result<Vec<Row>, PhoneError>;

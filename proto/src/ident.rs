@@ -111,7 +111,9 @@ impl fmt::Display for NumberRange {
     }
 }
 
-/// Checks a display name: 1 to 64 characters, no control characters, not only spaces.
+/// Checks a display name: 1 to 64 characters, not only spaces, and none of the
+/// characters that hide or reorder text ([`crate::text::is_hidden`]: control and
+/// bidirectional formatting characters, byte-order marks).
 pub fn check_display_name(name: &str) -> Result<(), IdentError> {
     if name.trim().is_empty() {
         return Err(IdentError::Name("it is empty"));
@@ -119,8 +121,10 @@ pub fn check_display_name(name: &str) -> Result<(), IdentError> {
     if name.chars().count() > MAX_NAME_CHARS {
         return Err(IdentError::Name("it is longer than 64 characters"));
     }
-    if name.chars().any(char::is_control) {
-        return Err(IdentError::Name("it has control characters"));
+    if name.chars().any(crate::text::is_hidden) {
+        return Err(IdentError::Name(
+            "it has control, bidirectional formatting or byte-order-mark characters",
+        ));
     }
     Ok(())
 }
@@ -187,6 +191,11 @@ mod tests {
         assert!(check_display_name("Kitchen").is_ok());
         assert!(check_display_name("  ").is_err());
         assert!(check_display_name("a\nb").is_err());
+        assert!(check_display_name("Alice\u{202E}ecilA").is_err());
+        assert!(check_display_name("\u{FEFF}Bob").is_err());
+        assert!(check_display_name("a\u{2066}b\u{2069}").is_err());
+        assert!(check_display_name("a\u{200F}").is_err());
+        assert!(check_display_name("👩\u{200D}💻").is_ok());
         assert!(check_display_name(&"x".repeat(65)).is_err());
         assert!(check_display_name(&"é".repeat(64)).is_ok());
         assert!(check_password("short").is_err());

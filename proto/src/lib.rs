@@ -7,6 +7,7 @@
 //! - [`call`]: call ids, phases, end reasons, and the call states, directions and results
 //!   the daemon shows.
 //! - [`ident`]: validation of numbers, display names and passwords.
+//! - [`text`]: the sanitiser of names people choose: hidden and bidi characters, escapes.
 //! - [`state`]: shared value types with public string forms (connection state, auto-answer).
 //! - [`transfer`]: direction and delivery status of text messages, files and voice messages.
 //! - [`names`]: how those enums get their one string each (`as_str`, `FromStr`, `Display`).
@@ -29,6 +30,7 @@ pub mod media;
 pub mod msg;
 pub mod names;
 pub mod state;
+pub mod text;
 pub mod transfer;
 
 pub use codec::{DecodeError, decode_client, decode_server, encode_client, encode_server};

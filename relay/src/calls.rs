@@ -328,7 +328,13 @@ impl Calls {
         digits: String,
     ) -> Result<Vec<CallAction>, CallError> {
         let call = self.calls.get(&id).ok_or(CallError::NoSuchCall)?;
-        let peer = call.peer_of(sid).ok_or(CallError::InvalidState)?;
+        // As for the other requests: a stranger learns nothing, not even that the call
+        // exists; a party of a call not answered yet is told it is too early.
+        let peer = call.peer_of(sid).ok_or(if call.parties().contains(&sid) {
+            CallError::InvalidState
+        } else {
+            CallError::NoSuchCall
+        })?;
         Ok(vec![CallAction::Send(
             peer,
             Event::CallDtmf { call: id, digits },

@@ -134,9 +134,23 @@ fn all_devices_ring_first_answer_wins_and_media_flows_only_between_the_parties()
         assert_eq!(phase(&alice, call).await, CallPhase::Active { source: 0 });
         assert_eq!(phase(&bob2, call).await, CallPhase::Active { source: 1 });
 
-        // Eve cannot end someone else's call.
+        // Eve cannot end someone else's call, nor learn that it exists: DTMF and hold
+        // answer as for a call that never was.
         let e = eve.request(Request::Hangup { call }).await.unwrap_err();
         assert_eq!(e.code(), Some(ErrorCode::NoSuchCall));
+        let e = eve
+            .request(Request::Dtmf {
+                call,
+                digits: "1".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::NoSuchCall), "{e}");
+        let e = eve
+            .request(Request::Hold { call, held: true })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::NoSuchCall), "{e}");
         alice.request(Request::Hangup { call }).await.unwrap();
         assert_eq!(
             phase(&bob2, call).await,

@@ -1,5 +1,5 @@
 //! Files through the relay's store and forward: large, offline, broken off and resumed,
-//! with hostile names.
+//! with hostile names (path tricks, terminal escapes, bidi overrides).
 
 mod common;
 
@@ -183,6 +183,12 @@ fn hostile_file_names_are_neutralised() {
             ".bashrc",
             "x\u{7}y",
             "../../../etc/passwd",
+            // Escapes for a terminal, whole and with their ESC already gone.
+            "\u{1b}[31mred\u{1b}[0m.txt",
+            "[31mred[0m.txt",
+            // Reads as "cvexe.pdf" where bidi overrides are honoured.
+            "cv\u{202E}fdp.exe",
+            "\u{FEFF}\u{2066}notes\u{2069}\u{200E}.md",
         ]
         .iter()
         .enumerate()
@@ -220,7 +226,7 @@ fn hostile_file_names_are_neutralised() {
     });
     let all = wait_for(Duration::from_secs(20), || {
         let f = files(&b);
-        (f.iter().filter(|f| f["status"] == "received").count() == 4).then_some(f)
+        (f.iter().filter(|f| f["status"] == "received").count() == 8).then_some(f)
     })
     .unwrap_or_else(|| panic!("{:?}", files(&b)));
     let download_dir = b.dir.join("state/downloads");
@@ -238,6 +244,26 @@ fn hostile_file_names_are_neutralised() {
         })
         .collect();
     names.sort();
-    assert_eq!(names, ["bashrc", "passwd", "passwd (1)", "xy"]);
+    assert_eq!(
+        names,
+        [
+            "bashrc",
+            "cvfdp.exe",
+            "notes.md",
+            "passwd",
+            "passwd (1)",
+            "red (1).txt",
+            "red.txt",
+            "xy"
+        ]
+    );
+    // The names shown (file ls, the Received signal) are the cleaned ones too.
+    assert!(
+        all.iter().all(|f| {
+            let n = f["name"].as_str().unwrap_or_default();
+            !n.contains('[') && !n.chars().any(phoned_proto::text::is_hidden)
+        }),
+        "{all:?}"
+    );
     assert!(!b.dir.join("etc/passwd").exists());
 }

@@ -95,6 +95,17 @@ fn bad_dbus_input_gets_typed_errors_and_the_daemon_keeps_serving() {
         .await
         .unwrap_err();
         assert_eq!(e, "org.phoned.Phone1.Error.InvalidArgument");
+        // Names that hide or reorder text are refused where they are set.
+        for name in ["Alice\u{202E}ecilA", "\u{FEFF}Bob", "a\u{2066}b\u{2069}"] {
+            let e = call(&conn, ROOT_PATH, iface::ACCOUNT, "SetDisplayName", &(name,))
+                .await
+                .unwrap_err();
+            assert_eq!(e, "org.phoned.Phone1.Error.InvalidArgument", "{name:?}");
+            let e = call(&conn, ROOT_PATH, iface::CONTACTS, "Add", &(name, "1042"))
+                .await
+                .unwrap_err();
+            assert_eq!(e, "org.phoned.Phone1.Error.InvalidArgument", "{name:?}");
+        }
         let e = call(&conn, ROOT_PATH, iface::CONTACTS, "Remove", &("999",))
             .await
             .unwrap_err();
@@ -149,6 +160,67 @@ fn bad_dbus_input_gets_typed_errors_and_the_daemon_keeps_serving() {
     let s = p.ctl(&["--json", "status"]);
     assert_eq!(s.code, 0, "{s:?}");
     assert_eq!(s.json()["connection_state"], "online");
+}
+
+/// Every method that takes no arguments, as (interface, method).
+const NO_ARGUMENTS: [(&str, &str); 9] = [
+    (iface::MANAGER, "HangupAll"),
+    (iface::MANAGER, "Reload"),
+    (iface::MANAGER, "AudioDevices"),
+    (iface::PRESENCE, "ListOnline"),
+    (iface::CONTACTS, "List"),
+    (iface::CONTACTS, "ExportVCard"),
+    (iface::HISTORY, "ClearMissed"),
+    (iface::FILES, "List"),
+    (iface::VOICE, "List"),
+];
+
+#[test]
+fn methods_without_arguments_refuse_extra_ones() {
+    let w = common::world();
+    let a = w.phone("Strict");
+    let b = w.phone("Callee");
+    a.wait_online(common::ONLINE);
+    let nb = b.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A call object to try the call methods on: Bob's phone rings and nobody answers.
+    assert_eq!(a.ctl(&["dial", &nb]).code, 0);
+    let call_path = format!("{ROOT_PATH}/Call/{}", common::wait_call(&a, "ringing"));
+    smol::block_on(async {
+        let conn = zbus::connection::Builder::address(a.bus.address.as_str())
+            .build()
+            .await
+            .unwrap();
+        let methods = NO_ARGUMENTS.iter().map(|&(i, m)| (ROOT_PATH, i, m)).chain(
+            ["Answer", "Hangup", "Hold", "Resume"].map(|m| (call_path.as_str(), iface::CALL, m)),
+        );
+        for (path, interface, method) in methods {
+            let e = call(&conn, path, interface, method, &("extra",))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                e, "org.freedesktop.DBus.Error.InvalidArgs",
+                "{interface}.{method}(\"extra\")"
+            );
+            let e = call(&conn, path, interface, method, &(1u32, 2u32))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                e, "org.freedesktop.DBus.Error.InvalidArgs",
+                "{interface}.{method}(1, 2)"
+            );
+        }
+        // The same methods without arguments still work.
+        call(&conn, ROOT_PATH, iface::CONTACTS, "List", &())
+            .await
+            .unwrap();
+        call(&conn, &call_path, iface::CALL, "Hangup", &())
+            .await
+            .unwrap();
+    });
+    assert!(common::no_calls(&a));
 }
 
 #[test]

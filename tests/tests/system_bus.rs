@@ -163,6 +163,66 @@ fn only_the_phone_group_may_call_methods_but_everyone_may_look() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Files go as the file the caller opened: phonectl opens it with the member's
+    // rights, so what only the daemon (root here) may read is out of reach …
+    let readable = dir.path().join("note.txt");
+    std::fs::write(&readable, "for everyone").unwrap();
+    std::fs::set_permissions(&readable, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = phonectl_as(
+        "phonetest",
+        &address,
+        &["file", "send", "99999", readable.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "a readable file was refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let account = dir.path().join("phoned/account.toml");
+    assert!(account.exists());
+    let out = phonectl_as(
+        "phonetest",
+        &address,
+        &["file", "send", "99999", account.to_str().unwrap()],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "phonectl opened the daemon's credentials"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ermission denied"));
+    // … and naming a path for the daemon to open is refused on the system bus.
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid",
+            "phonetest",
+            "--regid",
+            &gid("phonetest"),
+            "--init-groups",
+            "--",
+        ])
+        .args([
+            "dbus-send",
+            "--system",
+            "--print-reply",
+            "--dest=org.phoned.Phone1",
+        ])
+        .args([
+            "/org/phoned/Phone1",
+            "org.phoned.Phone1.Files.Send",
+            "string:99999",
+        ])
+        .arg(format!("string:{}", account.display()))
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr)
+                .contains("org.phoned.Phone1.Error.PermissionDenied"),
+        "Files.Send by path on the system bus: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = phonectl_as("nobody", &address, &["dnd", "on"]);
     assert_eq!(out.status.code(), Some(1), "nobody may not set properties");
     // … but may look: properties and introspection.

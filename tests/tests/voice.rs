@@ -74,8 +74,17 @@ fn a_voice_message_from_a_wav_arrives_as_ogg_opus_and_plays() {
         "nothing played"
     );
 
+    // phonectl opens the file itself (the daemon gets the open file): a missing one is
+    // bad input found before asking the daemon, as for `contacts import` (exit 2).
     let bad = a.ctl(&["voice", "send", &nb, "--file", "/nonexistent.wav"]);
-    assert_eq!(bad.code, 1);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("/nonexistent.wav"), "{bad:?}");
+    // What is not a WAV is the daemon's to refuse (exit 1).
+    let not_wav = w.dir.path().join("not.wav");
+    std::fs::write(&not_wav, "plain text").unwrap();
+    let bad = a.ctl(&["voice", "send", &nb, "--file", not_wav.to_str().unwrap()]);
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stderr.contains("InvalidArgument"), "{bad:?}");
     let none = a.ctl(&["voice", "send", &nb]);
     assert_eq!(
         none.code, 2,

@@ -3,10 +3,11 @@
 use phoned_proto::call::{CallState, EndReason, check_dtmf};
 use phoned_proto::dbus::PhoneError;
 use zbus::interface;
+use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 
-use super::check_arg;
 use super::error::property_error;
+use super::{check_arg, no_arguments};
 use crate::call::engine::{Call, Local};
 use crate::core::{CallOp, Command};
 use crate::driver::Handle;
@@ -38,7 +39,8 @@ impl CallIface {
 
 #[interface(name = "org.phoned.Phone1.Call")]
 impl CallIface {
-    async fn answer(&self) -> Result<(), PhoneError> {
+    async fn answer(&self, #[zbus(header)] header: Header<'_>) -> Result<(), PhoneError> {
+        no_arguments(&header)?;
         self.act(CallOp::Answer).await
     }
 
@@ -49,15 +51,18 @@ impl CallIface {
         self.act(CallOp::Reject { busy }).await
     }
 
-    async fn hangup(&self) -> Result<(), PhoneError> {
+    async fn hangup(&self, #[zbus(header)] header: Header<'_>) -> Result<(), PhoneError> {
+        no_arguments(&header)?;
         self.act(CallOp::Hangup).await
     }
 
-    async fn hold(&self) -> Result<(), PhoneError> {
+    async fn hold(&self, #[zbus(header)] header: Header<'_>) -> Result<(), PhoneError> {
+        no_arguments(&header)?;
         self.act(CallOp::Hold(true)).await
     }
 
-    async fn resume(&self) -> Result<(), PhoneError> {
+    async fn resume(&self, #[zbus(header)] header: Header<'_>) -> Result<(), PhoneError> {
+        no_arguments(&header)?;
         self.act(CallOp::Hold(false)).await
     }
 

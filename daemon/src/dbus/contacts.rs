@@ -2,10 +2,11 @@
 
 use phoned_proto::dbus::{MAX_VCARD, PhoneError};
 use zbus::interface;
+use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 
 use super::error::contact_error;
-use super::{check_arg, check_len};
+use super::{check_arg, check_len, no_arguments};
 use crate::core::Change;
 use crate::driver::Handle;
 use crate::store::contacts::Contact;
@@ -71,7 +72,11 @@ impl ContactsIface {
     }
 
     /// (id, name, number), ordered by name.
-    fn list(&self) -> Result<Vec<(String, String, String)>, PhoneError> {
+    fn list(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<(String, String, String)>, PhoneError> {
+        no_arguments(&header)?;
         let all = self
             .phone
             .store
@@ -109,7 +114,8 @@ impl ContactsIface {
 
     /// Every contact as vCard 4.0.
     #[zbus(name = "ExportVCard")]
-    fn export_vcard(&self) -> Result<String, PhoneError> {
+    fn export_vcard(&self, #[zbus(header)] header: Header<'_>) -> Result<String, PhoneError> {
+        no_arguments(&header)?;
         let all = self
             .phone
             .store

@@ -5,7 +5,9 @@
 use phoned_proto::dbus::PhoneError;
 
 use crate::core::{CoreError, ErrorKind};
+use crate::intake::IntakeError;
 use crate::store::contacts::ContactError;
+use crate::work::Busy;
 
 impl From<CoreError> for PhoneError {
     fn from(e: CoreError) -> PhoneError {
@@ -24,6 +26,31 @@ impl From<CoreError> for PhoneError {
             ErrorKind::InvalidConfig => PhoneError::InvalidConfig(m),
             ErrorKind::Failed => PhoneError::Failed(m),
         }
+    }
+}
+
+/// The bounded work queue is full.
+impl From<Busy> for PhoneError {
+    fn from(e: Busy) -> PhoneError {
+        PhoneError::Busy(e.to_string())
+    }
+}
+
+/// Why a caller's file was not taken, as D-Bus shows it: what the caller may not have
+/// sent is `PermissionDenied`, what is not a file is `InvalidArgument`.
+pub(crate) fn intake_error(e: IntakeError) -> PhoneError {
+    let m = e.to_string();
+    match e {
+        IntakeError::NotRegular { .. } | IntakeError::Relative(_) => PhoneError::InvalidArgument(m),
+        IntakeError::DaemonFile(_) | IntakeError::Proc(_) | IntakeError::PathOnSystemBus => {
+            PhoneError::PermissionDenied(m)
+        }
+        IntakeError::Locked { .. } => PhoneError::Busy(m),
+        IntakeError::Io { source, .. } => match source.kind() {
+            std::io::ErrorKind::NotFound => PhoneError::NotFound(m),
+            std::io::ErrorKind::PermissionDenied => PhoneError::PermissionDenied(m),
+            _ => PhoneError::Failed(m),
+        },
     }
 }
 

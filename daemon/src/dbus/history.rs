@@ -3,7 +3,9 @@
 use phoned_proto::dbus::PhoneError;
 use phoned_proto::dbus::history::Entry;
 use zbus::interface;
+use zbus::message::Header;
 
+use super::no_arguments;
 use crate::core::Change;
 use crate::driver::Handle;
 
@@ -44,7 +46,8 @@ impl HistoryIface {
     }
 
     /// Marks the missed calls as seen.
-    fn clear_missed(&self) -> Result<(), PhoneError> {
+    fn clear_missed(&self, #[zbus(header)] header: Header<'_>) -> Result<(), PhoneError> {
+        no_arguments(&header)?;
         self.phone
             .store
             .clear_missed()

@@ -7,12 +7,13 @@ use std::collections::HashMap;
 use phoned_proto::dbus::PhoneError;
 use phoned_proto::state::AutoAnswer;
 use zbus::interface;
+use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::wire::{ObjectPath, OwnedObjectPath, OwnedVariant};
 
 use super::call::path;
 use super::error::property_error;
-use super::{check_arg, recipient};
+use super::{check_arg, no_arguments, recipient};
 use crate::audio::backend::{self as audio, Direction};
 use crate::core::{Command, Reply};
 use crate::driver::Handle;
@@ -54,7 +55,8 @@ impl ManagerIface {
     }
 
     /// Hangs up every call.
-    async fn hangup_all(&self) -> Result<(), PhoneError> {
+    async fn hangup_all(&self, #[zbus(header)] header: Header<'_>) -> Result<(), PhoneError> {
+        no_arguments(&header)?;
         self.phone.command(Command::HangupAll).await?;
         Ok(())
     }
@@ -64,7 +66,11 @@ impl ManagerIface {
     /// keep their devices); `reconnect` (relay, pin, credentials: the link reconnects as
     /// soon as no call is in progress). A config that does not load changes nothing and
     /// fails with `InvalidConfig` naming the problem.
-    async fn reload(&self) -> Result<HashMap<String, String>, PhoneError> {
+    async fn reload(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<HashMap<String, String>, PhoneError> {
+        no_arguments(&header)?;
         let changes = self.phone.reload().await?;
         Ok(changes
             .into_iter()
@@ -79,10 +85,17 @@ impl ManagerIface {
     /// the devices cannot be listed (sound server not answering, libpulse missing).
     async fn audio_devices(
         &self,
+        #[zbus(header)] header: Header<'_>,
     ) -> Result<(String, Vec<(String, String, String, bool)>), PhoneError> {
+        no_arguments(&header)?;
         let audio = self.phone.config().audio.clone();
-        let list = blocking::unblock(move || audio::list_devices(&audio))
-            .await
+        // On the bounded work queue: a sound server that does not answer holds a
+        // thread until it does, and callers can ask again and again.
+        let list = self
+            .phone
+            .work
+            .run(move || audio::list_devices(&audio))
+            .await?
             .map_err(|e| PhoneError::Failed(e.to_string()))?;
         let devices = list
             .devices

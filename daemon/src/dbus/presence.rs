@@ -3,8 +3,10 @@
 use phoned_proto::dbus::PhoneError;
 use phoned_proto::state::ConnectionState;
 use zbus::interface;
+use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 
+use super::no_arguments;
 use crate::driver::Handle;
 
 pub struct PresenceIface {
@@ -20,7 +22,11 @@ impl PresenceIface {
 #[interface(name = "org.phoned.Phone1.Presence")]
 impl PresenceIface {
     /// (number, name) of everyone online but this account, ordered by number.
-    fn list_online(&self) -> Result<Vec<(String, String)>, PhoneError> {
+    fn list_online(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<(String, String)>, PhoneError> {
+        no_arguments(&header)?;
         let snapshot = self.phone.snapshot();
         let status = &snapshot.status;
         if status.connection != ConnectionState::Online {

@@ -6,10 +6,14 @@ use phoned_proto::FileKind;
 use phoned_proto::dbus::PhoneError;
 use phoned_proto::dbus::voice::Row;
 use zbus::interface;
+use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
+use zbus::wire::OwnedFd;
 
-use super::{check_arg, recipient};
+use super::error::intake_error;
+use super::{check_arg, no_arguments, recipient};
 use crate::driver::Handle;
+use crate::intake::{self, Source};
 use crate::voice::message;
 
 pub struct VoiceIface {
@@ -24,14 +28,27 @@ impl VoiceIface {
 
 #[interface(name = "org.phoned.Phone1.VoiceMessages")]
 impl VoiceIface {
-    /// Encodes the WAV file at `wav_path` (any rate and channel count) as Ogg Opus and
-    /// sends it to `to`; returns the transfer id (see `Files.StatusChanged`).
+    /// Encodes the WAV file the caller opened and passes as `wav` (any rate and channel
+    /// count) as Ogg Opus and sends it to `to`; returns the transfer id (see
+    /// `Files.StatusChanged`). Only a regular file is taken (`InvalidArgument`); `Busy`
+    /// when too many files are being taken in at once.
+    async fn send_file_fd(&self, to: &str, wav: OwnedFd) -> Result<String, PhoneError> {
+        check_arg("to", to)?;
+        let file = std::fs::File::from(std::os::fd::OwnedFd::from(wav));
+        intake::regular(&file, intake::FD).map_err(intake_error)?;
+        let (number, name) = recipient(&self.phone, to)?;
+        Ok(message::send_wav(&self.phone, number, name, Source::Fd(file)).await?)
+    }
+
+    /// Encodes the WAV file at the absolute `wav_path`, opened by the daemon (never its
+    /// own files or /proc; a regular file), as Ogg Opus and sends it to `to`; returns the
+    /// transfer id (see `Files.StatusChanged`).
     async fn send_file(&self, to: &str, wav_path: &str) -> Result<String, PhoneError> {
         check_arg("to", to)?;
         check_arg("wav_path", wav_path)?;
         let (number, name) = recipient(&self.phone, to)?;
         let wav = PathBuf::from(wav_path);
-        Ok(message::send_wav(&self.phone, number, name, wav).await?)
+        Ok(message::send_wav(&self.phone, number, name, Source::Path(wav)).await?)
     }
 
     /// Records `seconds` (1 to 300) from the input device and sends it to `to`.
@@ -42,7 +59,8 @@ impl VoiceIface {
     }
 
     /// Voice messages sent and received, oldest first.
-    fn list(&self) -> Result<Vec<Row>, PhoneError> {
+    fn list(&self, #[zbus(header)] header: Header<'_>) -> Result<Vec<Row>, PhoneError> {
+        no_arguments(&header)?;
         let all = self
             .phone
             .store

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::core::{AudioSource, Change, Command, CoreError, LinkEvent, Reply, Snapshot, Token};
 use crate::reload;
 use crate::store::Store;
+use crate::work::Work;
 use phoned_client::Client;
 
 pub(super) type ReplySender = Sender<Result<Reply, CoreError>>;
@@ -76,6 +77,10 @@ pub struct Handle {
     pub state_dir: PathBuf,
     /// Where the config was read from, to read it again.
     pub config_path: PathBuf,
+    /// The bounded queue for blocking work D-Bus callers ask for.
+    pub work: Arc<Work>,
+    /// Voice message recordings and playbacks: one at a time, as long as they last.
+    pub audio_work: Arc<Work>,
 }
 
 fn stopped() -> CoreError {

@@ -4,11 +4,12 @@
 //! changes for the D-Bus announcer, call media, the ring and the call-waiting tone,
 //! history, settings and credentials, and the hand-off of messages and files to their
 //! adapters. It also owns the live relay client, the media sessions and the ring player. Nothing else touches the core; adapters hold a
-//! [`Handle`].
+//! [`Handle`]. Names in what the relay sends are cleaned on the way in ([`untrusted`]).
 
 mod handle;
 #[cfg(test)]
 mod tests;
+mod untrusted;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -30,6 +31,7 @@ use crate::core::{
 };
 use crate::ring::{RingPlayer, Sound};
 use crate::store::{self, Store};
+use crate::work::Work;
 use crate::{credentials, files, messages};
 pub use handle::Handle;
 use handle::{Msg, ReplySender, SnapshotCell};
@@ -93,6 +95,8 @@ pub fn new(config: Config, config_path: PathBuf, state_dir: PathBuf, store: Stor
         store,
         state_dir,
         config_path,
+        work: Arc::new(Work::default()),
+        audio_work: Arc::new(Work::new(1, 0)),
     };
     let driver = Driver {
         core,
@@ -184,9 +188,11 @@ impl Driver {
             }
             Msg::Online {
                 client,
-                account,
-                online,
+                mut account,
+                mut online,
             } => {
+                untrusted::account(&mut account);
+                untrusted::online(&mut online);
                 self.client = Some(client);
                 self.input(Input::Link(LinkEvent::Online { account, online }));
             }
@@ -197,7 +203,8 @@ impl Driver {
                     self.client = None;
                 }
             }
-            Msg::Event(event) => {
+            Msg::Event(mut event) => {
+                untrusted::event(&mut event);
                 let caller_known = match &event {
                     Event::CallIncoming { from_number, .. } => self
                         .handle
@@ -211,7 +218,12 @@ impl Driver {
                     caller_known,
                 }));
             }
-            Msg::Answer { token, result } => self.input(Input::Answer { token, result }),
+            Msg::Answer { token, mut result } => {
+                if let Ok(response) = &mut result {
+                    untrusted::response(response);
+                }
+                self.input(Input::Answer { token, result })
+            }
             Msg::Client(tx) => {
                 let _ = tx.try_send(self.client.clone());
             }

@@ -13,6 +13,8 @@ use crate::audio::resample::{FRAME, FromNetwork};
 use crate::config::Audio;
 use crate::core::{AudioSource, CoreError, ErrorKind};
 use crate::driver::{Handle, unix_ms};
+use crate::intake::{IntakeError, Source};
+use crate::work::Busy;
 
 /// The longest recording accepted.
 pub const MAX_SECONDS: u32 = 300;
@@ -31,24 +33,47 @@ fn save(state_dir: &Path, opus: &OggOpus) -> Result<PathBuf, CoreError> {
     Ok(path)
 }
 
-/// Encodes `wav` as Ogg Opus and sends it to `number`.
+/// Encodes the WAV `source` (a descriptor the caller opened, or a path opened as
+/// callers' paths are: [`crate::intake::open_caller_path`]) as Ogg Opus and sends it to
+/// `number`.
 pub async fn send_wav(
     phone: &Handle,
     number: String,
     name: String,
-    wav: PathBuf,
+    source: Source,
 ) -> Result<String, CoreError> {
-    let state_dir = phone.state_dir.clone();
-    let path = blocking::unblock(move || -> Result<PathBuf, CoreError> {
-        let opus = ogg::encode_wav(&wav).map_err(|e| {
-            CoreError::new(
-                ErrorKind::InvalidArgument,
-                format!("{}: {e}", wav.display()),
-            )
-        })?;
-        save(&state_dir, &opus)
-    })
-    .await?;
+    let (state_dir, config_path) = (phone.state_dir.clone(), phone.config_path.clone());
+    // On the bounded work queue; never the daemon's own files, nothing but a regular
+    // file, no waiting on a FIFO.
+    let path = phone
+        .work
+        .run(move || -> Result<PathBuf, CoreError> {
+            let (file, wav) = match source {
+                Source::Fd(file) => (file, PathBuf::from(crate::intake::FD)),
+                Source::Path(wav) => {
+                    let file = crate::intake::open_caller_path(&wav, &state_dir, &config_path)
+                        .map_err(|e| {
+                            let kind = match e {
+                                IntakeError::DaemonFile(_) | IntakeError::Proc(_) => {
+                                    ErrorKind::PermissionDenied
+                                }
+                                _ => ErrorKind::InvalidArgument,
+                            };
+                            CoreError::new(kind, e.to_string())
+                        })?;
+                    (file, wav)
+                }
+            };
+            let opus = ogg::encode_wav_file(file, &wav).map_err(|e| {
+                CoreError::new(
+                    ErrorKind::InvalidArgument,
+                    format!("{}: {e}", wav.display()),
+                )
+            })?;
+            save(&state_dir, &opus)
+        })
+        .await
+        .map_err(busy)??;
     crate::files::send(phone, number, name, path, FileKind::Voice).await
 }
 
@@ -69,11 +94,16 @@ pub async fn record(
         ));
     }
     let (audio, state_dir) = (phone.config().audio.clone(), phone.state_dir.clone());
-    let recorded = blocking::unblock(move || {
-        let opus = record_from_device(&audio, seconds)?;
-        save(&state_dir, &opus).map_err(Recording::Other)
-    })
-    .await;
+    // One recording or playback at a time (`Busy` for more): each holds a thread for
+    // as long as it lasts, up to five minutes.
+    let recorded = phone
+        .audio_work
+        .run(move || {
+            let opus = record_from_device(&audio, seconds)?;
+            save(&state_dir, &opus).map_err(Recording::Other)
+        })
+        .await
+        .map_err(busy)?;
     let path = match recorded {
         Ok(path) => {
             phone.audio(AudioSource::Recording, None);
@@ -141,39 +171,47 @@ fn record_from_device(audio: &Audio, seconds: u32) -> Result<OggOpus, Recording>
 /// Plays an Ogg Opus file through the output device, in real time; returns when done.
 pub async fn play(phone: &Handle, path: PathBuf) -> Result<(), CoreError> {
     let audio = phone.config().audio.clone();
-    blocking::unblock(move || -> Result<(), CoreError> {
-        let bytes = std::fs::read(&path)
-            .map_err(|e| CoreError::new(ErrorKind::NotFound, format!("{}: {e}", path.display())))?;
-        let (samples, _) = ogg::decode(&bytes).map_err(|e| {
-            CoreError::new(
-                ErrorKind::InvalidArgument,
-                format!("not a playable voice message: {e}"),
-            )
-        })?;
-        let mut backend = backend::open(&audio, Options::default()).map_err(failed)?;
-        let mut playback = backend.start_playback().map_err(failed)?;
-        let mut resample = FromNetwork::new(playback.rate()).map_err(failed)?;
-        let mut frame = [0f32; FRAME];
-        for chunk in samples.chunks(FRAME) {
-            frame.fill(0.0);
-            frame[..chunk.len()].copy_from_slice(chunk);
-            let out = resample.process(&frame).map_err(failed)?;
-            let mut written = 0;
-            while written < out.len() {
-                written += playback.write(&out[written..]);
-                if written < out.len() {
-                    std::thread::sleep(Duration::from_millis(5));
+    phone
+        .audio_work
+        .run(move || -> Result<(), CoreError> {
+            let bytes = std::fs::read(&path).map_err(|e| {
+                CoreError::new(ErrorKind::NotFound, format!("{}: {e}", path.display()))
+            })?;
+            let (samples, _) = ogg::decode(&bytes).map_err(|e| {
+                CoreError::new(
+                    ErrorKind::InvalidArgument,
+                    format!("not a playable voice message: {e}"),
+                )
+            })?;
+            let mut backend = backend::open(&audio, Options::default()).map_err(failed)?;
+            let mut playback = backend.start_playback().map_err(failed)?;
+            let mut resample = FromNetwork::new(playback.rate()).map_err(failed)?;
+            let mut frame = [0f32; FRAME];
+            for chunk in samples.chunks(FRAME) {
+                frame.fill(0.0);
+                frame[..chunk.len()].copy_from_slice(chunk);
+                let out = resample.process(&frame).map_err(failed)?;
+                let mut written = 0;
+                while written < out.len() {
+                    written += playback.write(&out[written..]);
+                    if written < out.len() {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
                 }
             }
-        }
-        // Let the device play what is queued before it is closed.
-        let end = Instant::now() + Duration::from_secs(2);
-        while playback.pending() > 0 && Instant::now() < end {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(())
-    })
-    .await
+            // Let the device play what is queued before it is closed.
+            let end = Instant::now() + Duration::from_secs(2);
+            while playback.pending() > 0 && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(())
+        })
+        .await
+        .map_err(busy)?
+}
+
+fn busy(e: Busy) -> CoreError {
+    CoreError::new(ErrorKind::Busy, e.to_string())
 }
 
 /// The length of a voice message file, in ms (0 if unreadable).

@@ -595,11 +595,20 @@ pub fn encode_pcm(samples: &[f32], rate: u32) -> Result<Vec<u8>> {
 /// [`ToNetwork`] takes) as an Ogg Opus file. Channels are averaged; the file is read in
 /// pieces, so its length costs no memory beyond the (much smaller) result.
 pub fn encode_wav(path: &Path) -> Result<OggOpus> {
+    let file = std::fs::File::open(path).map_err(|e| VoiceError::Wav {
+        path: path.to_owned(),
+        source: hound::Error::IoError(e),
+    })?;
+    encode_wav_file(file, path)
+}
+
+/// [`encode_wav`] of a file already open (`path` names it in errors).
+pub fn encode_wav_file(file: std::fs::File, path: &Path) -> Result<OggOpus> {
     let wav_error = |source| VoiceError::Wav {
         path: path.to_owned(),
         source,
     };
-    let mut reader = WavReader::open(path).map_err(wav_error)?;
+    let mut reader = WavReader::new(std::io::BufReader::new(file)).map_err(wav_error)?;
     let spec = reader.spec();
     let bad = |message: String| VoiceError::WavFormat {
         path: path.to_owned(),

@@ -228,7 +228,29 @@ fn dtmf_goes_to_the_other_party_only_when_answered() {
             }
         )]
     );
-    assert_eq!(calls.dtmf(C, id, "1".into()), Err(CallError::InvalidState));
+    assert_eq!(calls.dtmf(C, id, "1".into()), Err(CallError::NoSuchCall));
+}
+
+#[test]
+fn strangers_learn_nothing_about_a_call() {
+    let mut calls = Calls::new(30_000);
+    let (id, _) = calls.dial(0, caller(A, 10), b()).unwrap();
+    // Ringing, then answered: every request from a session outside the call is the
+    // same `NoSuchCall` as for a call id that was never used.
+    for answered in [false, true] {
+        if answered {
+            calls.answer(B1, id).unwrap();
+        }
+        for missing in [id, id + 1000] {
+            assert_eq!(
+                calls.dtmf(C, missing, "1".into()),
+                Err(CallError::NoSuchCall)
+            );
+            assert_eq!(calls.hold(C, missing, true), Err(CallError::NoSuchCall));
+            assert_eq!(calls.hangup(C, missing), Err(CallError::NoSuchCall));
+            assert_eq!(calls.answer(C, missing), Err(CallError::NoSuchCall));
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
