@@ -43,9 +43,10 @@ pub(super) fn event(e: &mut Event) {
 
 pub(super) fn response(r: &mut Response) {
     match r {
-        Response::Provisioned { account: a, .. } | Response::LoggedIn(a) | Response::Account(a) => {
-            account(a)
-        }
+        Response::Provisioned { account: a, .. }
+        | Response::LoggedIn(a)
+        | Response::DeviceLoggedIn { account: a, .. }
+        | Response::Account(a) => account(a),
         Response::Online(users) => {
             for u in users {
                 name(&mut u.name);
@@ -55,7 +56,8 @@ pub(super) fn response(r: &mut Response) {
         | Response::Done
         | Response::Pong { .. }
         | Response::CallPlaced { .. }
-        | Response::Stored { .. } => {}
+        | Response::Stored { .. }
+        | Response::DeviceToken { .. } => {}
     }
 }
 

@@ -233,7 +233,7 @@ fn dtmf_goes_to_the_other_party_only_when_answered() {
 
 #[test]
 fn strangers_learn_nothing_about_a_call() {
-    let mut calls = Calls::new(30_000);
+    let mut calls = Calls::new(30_000, CallIds::new([9; 32]));
     let (id, _) = calls.dial(0, caller(A, 10), b()).unwrap();
     // Ringing, then answered: every request from a session outside the call is the
     // same `NoSuchCall` as for a call id that was never used.
