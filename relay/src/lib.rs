@@ -6,7 +6,8 @@
 //!   config changes.
 //! - Owners of live state: `router` the task that owns the call router and drives its
 //!   ring timeouts; `registry` the live sessions, their writer queues and media routes;
-//!   `shared` presence, limits and config behind private locks, shared by all sessions.
+//!   `shared` presence, limits and config behind private locks, shared by all sessions;
+//!   `delivery` how far each session has been sent its inbox, and who acks receipts.
 //! - Drivers, moving bytes: [`server`] binds the QUIC endpoint, starts those tasks and
 //!   accepts connections; `session` serves one connection's control stream (answers from
 //!   `requests`, messages via `mailbox` and `pipeline`) and forwards its media; `bulk`
@@ -22,6 +23,7 @@ mod bulk;
 pub mod calls;
 pub mod cert;
 pub mod config;
+mod delivery;
 pub mod hub;
 mod mailbox;
 pub mod password;

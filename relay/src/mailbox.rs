@@ -1,8 +1,13 @@
-//! Store-and-forward requests: `SendMessage` and `Delivered`. Each checks what it can
-//! at once and queues its write with the group committer, in the order the requests
-//! arrived; what it returns is a task that waits for that write's commit, then pushes the
-//! message or the delivery receipt to the devices online, and gives the answer (which
-//! [`crate::pipeline`] sends in request order).
+//! Store-and-forward requests: `SendMessage`, `Delivered` and `ReceiptSeen`. Each checks
+//! what it can at once and queues its write with the group committer, in the order the
+//! requests arrived; what it returns is a task that waits for that write's commit, then
+//! pushes the message or the delivery receipt to the devices online, and gives the answer
+//! (which [`crate::pipeline`] sends in request order).
+//!
+//! Pushes of an account's inbox take turns and start from where each session's last one
+//! ended ([`crate::delivery`]), so a recipient gets items in id order, which is the order
+//! they were stored in. Receipts stay stored until a device of the sender that speaks
+//! protocol 2 answers `ReceiptSeen`; with protocol 1 devices only, once pushed.
 
 use phoned_proto::{ErrorCode, Event, Number, Response, StoredMessage, WireError};
 use smol::Task;
@@ -79,8 +84,8 @@ impl Session {
         Ok(smol::spawn(
             async move {
                 let stored = pending.wait().await.map_err(store_err)?;
-                if let Stored::New(id) = stored {
-                    push_pending(&shared, rid, Some(id)).await;
+                if let Stored::New(_) = stored {
+                    push_pending(&shared, rid).await;
                 }
                 Ok(Response::Stored { id: stored.id() })
             }
@@ -111,6 +116,24 @@ impl Session {
             .in_current_span(),
         ))
     }
+
+    /// The sender has recorded the receipt of its message `id`: queue forgetting it; the
+    /// task answers `Done` once that is committed.
+    pub(crate) async fn receipt_seen(&mut self, me: u64, id: u64) -> Result<Queued, WireError> {
+        let pending = self
+            .shared
+            .committer
+            .queue_drop_receipt(me, id)
+            .await
+            .map_err(store_err)?;
+        Ok(smol::spawn(
+            async move {
+                pending.wait().await.map_err(store_err)?;
+                Ok(Response::Done)
+            }
+            .in_current_span(),
+        ))
+    }
 }
 
 /// Receipts waiting for `account` (it just logged in): push them to its devices.
@@ -127,13 +150,15 @@ pub(crate) async fn push_receipts(shared: &Shared, account: u64) {
     }
 }
 
-/// Pushes the receipt of message `id` to `sender`'s devices, if any is online, and then
-/// forgets it; else it waits for the sender's next login.
+/// Pushes the receipt of message `id` to `sender`'s devices, if any is online. It stays
+/// stored until one of them answers `ReceiptSeen` (pushed again at every login until
+/// then), unless none speaks protocol 2: those never answer, so it is forgotten now.
 async fn push_receipt(shared: &Shared, sender: u64, id: u64, client_id: String) {
     let sessions = shared.sessions_of(sender);
     if sessions.is_empty() {
         return;
     }
+    let acked = shared.delivery.any_acks_receipts(&sessions);
     let actions: Vec<hub::Action> = sessions
         .iter()
         .map(|&s| {
@@ -147,6 +172,9 @@ async fn push_receipt(shared: &Shared, sender: u64, id: u64, client_id: String) 
         })
         .collect();
     shared.dispatch(actions);
+    if acked {
+        return;
+    }
     // Queued behind this batch; nobody waits for it (a receipt left over is pushed
     // again at the next login).
     if let Err(e) = shared.committer.queue_drop_receipt(sender, id).await {
@@ -154,31 +182,39 @@ async fn push_receipt(shared: &Shared, sender: u64, id: u64, client_id: String) 
     }
 }
 
-/// Sends `account`'s waiting messages and files (only message `only`, if given) to its devices.
-pub(crate) async fn push_pending(shared: &Shared, account: u64, only: Option<u64>) {
+/// Sends `account`'s devices the waiting messages and files each has not been sent yet
+/// on its connection, oldest first.
+pub(crate) async fn push_pending(shared: &Shared, account: u64) {
+    let turn = shared.delivery.turn(account);
+    let _turn = turn.lock().await;
     let sessions = shared.sessions_of(account);
-    if sessions.is_empty() {
-        return;
-    }
-    let store = shared.store.clone();
-    let pending = blocking::unblock(move || match only {
-        Some(id) => store.inbox_item(account, id).map(Vec::from_iter),
-        None => store.pending_messages(account),
-    });
-    let Ok(pending) = pending.await else {
+    let Some(from) = sessions.iter().map(|&s| shared.delivery.upto(s)).min() else {
         return;
     };
-    let actions: Vec<hub::Action> = pending
-        .into_iter()
-        .flat_map(|item| {
-            let event = match item {
+    let store = shared.store.clone();
+    let pending = match blocking::unblock(move || store.pending_after(account, from)).await {
+        Ok(p) => p,
+        Err(e) => {
+            // Left for the next push or login, which starts from the same place.
+            tracing::error!("reading an inbox: {e}");
+            return;
+        }
+    };
+    let Some(last) = pending.last().map(Item::id) else {
+        return;
+    };
+    let mut actions = Vec::new();
+    for &s in &sessions {
+        let upto = shared.delivery.upto(s);
+        for item in pending.iter().filter(|i| i.id() > upto) {
+            let event = match item.clone() {
                 Item::Text(m) => Event::Message(m),
                 Item::File(f) => Event::File(f),
             };
-            sessions
-                .iter()
-                .map(move |&s| hub::Action::Send(s, event.clone()))
-        })
-        .collect();
+            actions.push(hub::Action::Send(s, event));
+        }
+        shared.delivery.sent_upto(s, last);
+    }
+    // Inside the turn: the next push's events queue behind these.
     shared.dispatch(actions);
 }

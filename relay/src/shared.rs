@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use phoned_proto::{AccountInfo, OnlineUser};
 
 use crate::config::Config;
+use crate::delivery::Delivery;
 use crate::hub::{Action, Hub, Profile, SessionId};
 use crate::password::Hasher;
 use crate::registry::Registry;
@@ -45,6 +46,8 @@ pub(crate) struct Shared {
     pub hasher: Hasher,
     pub sessions: Arc<Registry>,
     pub calls: Router,
+    /// Per-session delivery cursors and receipt acks (see [`crate::delivery`]).
+    pub delivery: Delivery,
     hub: Mutex<Hub>,
     limits: Mutex<Limits>,
     next_sid: AtomicU64,
@@ -70,6 +73,7 @@ impl Shared {
             hasher,
             sessions,
             calls,
+            delivery: Delivery::default(),
             hub: Mutex::new(Hub::new()),
             limits: Mutex::new(Limits {
                 logins: Throttle::new(),

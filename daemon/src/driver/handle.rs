@@ -76,6 +76,9 @@ pub struct Handle {
     pub state_dir: PathBuf,
     /// Where the config was read from, to read it again.
     pub config_path: PathBuf,
+    /// Held by whoever hands the text outbox to the relay ([`crate::messages`]): one at
+    /// a time, oldest first, so a new message never overtakes an older one.
+    pub outbox: Arc<smol::lock::Mutex<()>>,
 }
 
 fn stopped() -> CoreError {
