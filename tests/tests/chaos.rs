@@ -99,7 +99,12 @@ fn relay_kills_under_message_load_lose_duplicate_strand_and_reorder_nothing() {
     let stuck = |p: usize| -> Vec<(String, String)> {
         let statuses: std::collections::HashMap<String, String> = history(&phones[p], None)
             .into_iter()
-            .filter_map(|m| Some((m["id"].as_str()?.to_owned(), m["status"].as_str()?.to_owned())))
+            .filter_map(|m| {
+                Some((
+                    m["id"].as_str()?.to_owned(),
+                    m["status"].as_str()?.to_owned(),
+                ))
+            })
             .collect();
         CONVERSATIONS
             .iter()
@@ -107,7 +112,10 @@ fn relay_kills_under_message_load_lose_duplicate_strand_and_reorder_nothing() {
             .filter(|((from, _), _)| *from == p)
             .flat_map(|(_, ids)| ids.iter())
             .filter_map(|id| {
-                let status = statuses.get(id).cloned().unwrap_or_else(|| "missing".into());
+                let status = statuses
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| "missing".into());
                 (status != "delivered").then(|| (id.clone(), status))
             })
             .collect()
