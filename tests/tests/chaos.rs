@@ -1,5 +1,5 @@
 //! Chaos: the relay is killed (SIGKILL) and started again several times while three
-//! daemons exchange a few hundred messages. Afterwards nothing may be lost, nothing
+//! daemons exchange a few hundred messages, and one receiving daemon is killed too. Afterwards nothing may be lost, nothing
 //! duplicated, nothing stuck short of `delivered`, and every conversation (sender →
 //! recipient) must read in the order it was written.
 
@@ -16,8 +16,11 @@ use phoned_tests::wait_for;
 const PER_CONVERSATION: usize = 80;
 /// Relay kills spread over the run.
 const KILLS: usize = 6;
-/// Sender → recipient, as indexes into the daemons.
-const CONVERSATIONS: [(usize, usize); 4] = [(0, 1), (0, 2), (1, 0), (2, 1)];
+/// Sender → recipient, as indexes into the daemons. The third daemon only receives, so
+/// that it can be killed as well without a writer noticing.
+const CONVERSATIONS: [(usize, usize); 4] = [(0, 1), (0, 2), (1, 0), (1, 2)];
+/// The daemon killed (SIGKILL) and restarted along with every other relay kill.
+const RECEIVER: usize = 2;
 
 fn history(p: &PhonedProcess, peer: Option<&str>) -> Vec<serde_json::Value> {
     let mut args = vec!["--json", "msg", "history", "--limit", "100000"];
@@ -36,7 +39,7 @@ fn index_in(tag: &str, text: &str) -> Option<usize> {
 fn relay_kills_under_message_load_lose_duplicate_strand_and_reorder_nothing() {
     let started = Instant::now();
     let mut w = common::world();
-    let phones: Vec<PhonedProcess> = ["A", "B", "C"].iter().map(|n| w.phone(n)).collect();
+    let mut phones: Vec<PhonedProcess> = ["A", "B", "C"].iter().map(|n| w.phone(n)).collect();
     let numbers: Vec<String> = phones
         .iter()
         .map(|p| {
@@ -89,6 +92,10 @@ fn relay_kills_under_message_load_lose_duplicate_strand_and_reorder_nothing() {
             (written.load(Ordering::Relaxed) >= before + 4).then_some(())
         });
         w.relay.restart();
+        if k % 2 == 0 {
+            // A receiver dies with messages stored but not yet acknowledged.
+            phones[RECEIVER].restart();
+        }
     }
     let sent: Vec<Vec<String>> = writers
         .into_iter()
@@ -152,7 +159,8 @@ fn relay_kills_under_message_load_lose_duplicate_strand_and_reorder_nothing() {
         assert_eq!(inversions, 0, "{tag}: out of order: {got:?}");
     }
     eprintln!(
-        "chaos: {total} messages, {KILLS} relay kills, settled in {:.1} s",
+        "chaos: {total} messages, {KILLS} relay kills, {} receiver kills, settled in {:.1} s",
+        KILLS / 2,
         started.elapsed().as_secs_f64()
     );
 }
