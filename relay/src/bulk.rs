@@ -307,7 +307,7 @@ async fn upload(
         .await
         .map_err(|e| internal(&e))?;
     if let Stored::New(_) = stored {
-        crate::mailbox::push_pending(shared, rid).await;
+        crate::push::push_pending(shared, rid).await;
     }
     Ok(())
 }

@@ -10,8 +10,9 @@
 //!   `delivery` how far each session has been sent its inbox, and who acks receipts.
 //! - Drivers, moving bytes: [`server`] binds the QUIC endpoint, starts those tasks and
 //!   accepts connections; `session` serves one connection's control stream (answers from
-//!   `requests`, messages via `mailbox` and `pipeline`) and forwards its media; `bulk`
-//!   serves file transfer streams.
+//!   `requests`, messages via `mailbox` and `pipeline`) and forwards its media; `push`
+//!   sends a device its inbox and receipts from the store, in order; `bulk` serves file
+//!   transfer streams.
 //! - Durable state: [`store`] accounts, numbers and mailboxes in LMDB; [`backup`] copies
 //!   it while the relay runs; [`admin`] the `phone-relay admin` account commands
 //!   (the relay applies their changes to live sessions).
@@ -28,6 +29,7 @@ pub mod hub;
 mod mailbox;
 pub mod password;
 mod pipeline;
+mod push;
 mod registry;
 pub mod reload;
 mod requests;

@@ -4,20 +4,17 @@
 //! pushes the message or the delivery receipt to the devices online, and gives the answer
 //! (which [`crate::pipeline`] sends in request order).
 //!
-//! Pushes of an account's inbox take turns and start from where each session's last one
-//! ended ([`crate::delivery`]), so a recipient gets items in id order, which is the order
-//! they were stored in. Receipts stay stored until a device of the sender that speaks
-//! protocol 2 answers `ReceiptSeen`; with protocol 1 devices only, once pushed.
+//! What is pushed, in which order and how much at once, is [`crate::push`]'s.
 
-use phoned_proto::{ErrorCode, Event, Number, Response, StoredMessage, WireError};
+use phoned_proto::{ErrorCode, Number, Response, StoredMessage, WireError};
 use smol::Task;
 use tracing::Instrument;
 
-use crate::hub;
+use crate::delivery::Feed;
+use crate::push::{continue_push, push_pending, push_receipt};
 use crate::requests::{Answer, err, store_err, unblock};
 use crate::server::unix_ms;
 use crate::session::Session;
-use crate::shared::Shared;
 use crate::store::messages::{Item, Stored};
 
 /// A request whose write is queued: resolves to its answer once committed.
@@ -111,6 +108,8 @@ impl Session {
                     }
                     push_receipt(&shared, sender, id, client_id).await;
                 }
+                // Room freed on the device: the rest of a backlog that did not fit.
+                continue_push(&shared, me, Feed::Inbox);
                 Ok(Response::Done)
             }
             .in_current_span(),
@@ -126,95 +125,14 @@ impl Session {
             .queue_drop_receipt(me, id)
             .await
             .map_err(store_err)?;
+        let shared = self.shared.clone();
         Ok(smol::spawn(
             async move {
                 pending.wait().await.map_err(store_err)?;
+                continue_push(&shared, me, Feed::Receipts);
                 Ok(Response::Done)
             }
             .in_current_span(),
         ))
     }
-}
-
-/// Receipts waiting for `account` (it just logged in): push them to its devices.
-pub(crate) async fn push_receipts(shared: &Shared, account: u64) {
-    if shared.sessions_of(account).is_empty() {
-        return;
-    }
-    let store = shared.store.clone();
-    let Ok(receipts) = blocking::unblock(move || store.pending_receipts(account)).await else {
-        return;
-    };
-    for (id, client_id) in receipts {
-        push_receipt(shared, account, id, client_id).await;
-    }
-}
-
-/// Pushes the receipt of message `id` to `sender`'s devices, if any is online. It stays
-/// stored until one of them answers `ReceiptSeen` (pushed again at every login until
-/// then), unless none speaks protocol 2: those never answer, so it is forgotten now.
-async fn push_receipt(shared: &Shared, sender: u64, id: u64, client_id: String) {
-    let sessions = shared.sessions_of(sender);
-    if sessions.is_empty() {
-        return;
-    }
-    let acked = shared.delivery.any_acks_receipts(&sessions);
-    let actions: Vec<hub::Action> = sessions
-        .iter()
-        .map(|&s| {
-            hub::Action::Send(
-                s,
-                Event::MessageDelivered {
-                    client_id: client_id.clone(),
-                    id,
-                },
-            )
-        })
-        .collect();
-    shared.dispatch(actions);
-    if acked {
-        return;
-    }
-    // Queued behind this batch; nobody waits for it (a receipt left over is pushed
-    // again at the next login).
-    if let Err(e) = shared.committer.queue_drop_receipt(sender, id).await {
-        tracing::error!("dropping a receipt: {e}");
-    }
-}
-
-/// Sends `account`'s devices the waiting messages and files each has not been sent yet
-/// on its connection, oldest first.
-pub(crate) async fn push_pending(shared: &Shared, account: u64) {
-    let turn = shared.delivery.turn(account);
-    let _turn = turn.lock().await;
-    let sessions = shared.sessions_of(account);
-    let Some(from) = sessions.iter().map(|&s| shared.delivery.upto(s)).min() else {
-        return;
-    };
-    let store = shared.store.clone();
-    let pending = match blocking::unblock(move || store.pending_after(account, from)).await {
-        Ok(p) => p,
-        Err(e) => {
-            // Left for the next push or login, which starts from the same place.
-            tracing::error!("reading an inbox: {e}");
-            return;
-        }
-    };
-    let Some(last) = pending.last().map(Item::id) else {
-        return;
-    };
-    let mut actions = Vec::new();
-    for &s in &sessions {
-        let upto = shared.delivery.upto(s);
-        for item in pending.iter().filter(|i| i.id() > upto) {
-            let event = match item.clone() {
-                Item::Text(m) => Event::Message(m),
-                Item::File(f) => Event::File(f),
-            };
-            actions.push(hub::Action::Send(s, event));
-        }
-        shared.delivery.sent_upto(s, last);
-    }
-    // Inside the turn: the next push's events queue behind these.
-    shared.dispatch(actions);
 }

@@ -6,7 +6,7 @@ use phoned_proto::ident::{check_display_name, check_password};
 use phoned_proto::{AccountInfo, ErrorCode, Number, Request, Response, WireError};
 
 use crate::calls::{CallError, Callee, Caller};
-use crate::mailbox;
+use crate::push;
 use crate::router::{Op, Stopped};
 use crate::server::unix_ms;
 use crate::session::Session;
@@ -319,8 +319,8 @@ impl Session {
         self.shared.sync_account(id).await;
         tracing::info!(number = %account.number, "logged in");
         // Everything that waited for this account while it was away.
-        mailbox::push_pending(&self.shared, id).await;
-        mailbox::push_receipts(&self.shared, id).await;
+        push::push_pending(&self.shared, id).await;
+        push::push_receipts(&self.shared, id).await;
         self.info(&account)
     }
 }

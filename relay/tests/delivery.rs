@@ -169,3 +169,88 @@ fn a_protocol_newer_than_the_relays_is_refused_and_the_client_says_what_it_speak
         );
     });
 }
+
+#[test]
+fn a_backlog_larger_than_a_sessions_queue_arrives_whole() {
+    const BACKLOG: usize = 2500;
+    let relay = common::relay("");
+    smol::block_on(async {
+        let (sender, _, _) = relay.provisioned("Sender").await;
+        let (number, secret) = {
+            let (_c, number, secret) = relay.provisioned("Receiver").await;
+            (number, secret)
+        };
+        for chunk in (0..BACKLOG).collect::<Vec<_>>().chunks(500) {
+            let sends = chunk.iter().map(|i| {
+                sender.request(Request::SendMessage {
+                    client_id: format!("m{i}"),
+                    to: number.clone(),
+                    text: format!("message {i}"),
+                })
+            });
+            for a in join_all(sends).await {
+                assert!(matches!(a, Ok(Response::Stored { .. })), "{a:?}");
+            }
+        }
+        let receiver = relay.client().await;
+        receiver.login(&number, &secret).await.expect("login");
+        let mut got = Vec::new();
+        while got.len() < BACKLOG {
+            match receiver
+                .wait_event(common::WAIT, |e| matches!(e, Event::Message(_)))
+                .await
+            {
+                Some(Event::Message(m)) => {
+                    got.push(m.id);
+                    let r = receiver.request(Request::Delivered { id: m.id }).await;
+                    assert!(matches!(r, Ok(Response::Done)), "{r:?}");
+                }
+                _ => panic!("only {} of {BACKLOG} arrived", got.len()),
+            }
+        }
+        let mut sorted = got.clone();
+        sorted.sort_unstable();
+        assert_eq!(got, sorted);
+    });
+}
+
+#[test]
+fn receipts_larger_than_a_sessions_queue_arrive_whole() {
+    const BACKLOG: usize = 2500;
+    let relay = common::relay("");
+    smol::block_on(async {
+        let (receiver, to, _) = relay.provisioned("Receiver").await;
+        let (number, secret) = {
+            let (sender, number, secret) = relay.provisioned("Sender").await;
+            for chunk in (0..BACKLOG).collect::<Vec<_>>().chunks(500) {
+                let sends = chunk.iter().map(|i| {
+                    sender.request(Request::SendMessage {
+                        client_id: format!("m{i}"),
+                        to: to.clone(),
+                        text: format!("message {i}"),
+                    })
+                });
+                for a in join_all(sends).await {
+                    assert!(matches!(a, Ok(Response::Stored { .. })), "{a:?}");
+                }
+            }
+            (number, secret)
+        };
+        // The sender is gone; every message is acknowledged meanwhile.
+        for id in message_ids(&receiver, BACKLOG).await {
+            let r = receiver.request(Request::Delivered { id }).await;
+            assert!(matches!(r, Ok(Response::Done)), "{r:?}");
+        }
+        let sender = relay.client().await;
+        sender.login(&number, &secret).await.expect("login");
+        let mut got = 0;
+        while got < BACKLOG {
+            let Some(id) = receipt(&sender, common::WAIT).await else {
+                panic!("only {got} of {BACKLOG} receipts arrived");
+            };
+            got += 1;
+            let r = sender.request(Request::ReceiptSeen { id }).await;
+            assert!(matches!(r, Ok(Response::Done)), "{r:?}");
+        }
+    });
+}
