@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use phoned_proto::{
-    ALPN, AccountInfo, ClientFrame, Event, FrameDecoder, Hello, PROTOCOL_VERSION, Request,
-    Response, ServerMsg, WireError, decode_server, encode_client,
+    ALPN, AccountInfo, ClientFrame, ErrorCode, Event, FrameDecoder, Hello, MIN_PROTOCOL_VERSION,
+    PROTOCOL_VERSION, Request, Response, ServerMsg, WireError, decode_server, encode_client,
 };
 use smol::channel::{Receiver, Sender};
 use thiserror::Error;
@@ -152,6 +152,7 @@ pub struct Client {
     pending: Pending,
     events: Receiver<Event>,
     goodbye: Arc<Mutex<Option<WireError>>>,
+    version: u16,
     _reader: smol::Task<()>,
 }
 
@@ -166,12 +167,38 @@ impl Client {
         Client::connect_trusting(endpoint, addr, "phone-relay", pinned_or_any(pin)).await
     }
 
-    /// Connects with an explicit trust policy and TLS server name.
+    /// Connects with an explicit trust policy and TLS server name. Says `Hello` with
+    /// [`PROTOCOL_VERSION`]; a relay too old for it refuses that, and the client then
+    /// connects again speaking [`MIN_PROTOCOL_VERSION`] (see [`Client::version`]).
     pub async fn connect_trusting(
         endpoint: &quinn::Endpoint,
         addr: SocketAddr,
         server_name: &str,
         trust: Trust,
+    ) -> Result<Client, ClientError> {
+        let first =
+            Client::connect_speaking(endpoint, addr, server_name, trust.clone(), PROTOCOL_VERSION)
+                .await;
+        match first {
+            Err(ClientError::Relay(e))
+                if e.code == ErrorCode::UnsupportedVersion
+                    && PROTOCOL_VERSION > MIN_PROTOCOL_VERSION =>
+            {
+                tracing::info!("the relay is older than protocol {PROTOCOL_VERSION}: {e}");
+                Client::connect_speaking(endpoint, addr, server_name, trust, MIN_PROTOCOL_VERSION)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    /// Connects and says `Hello` with protocol `version`.
+    pub async fn connect_speaking(
+        endpoint: &quinn::Endpoint,
+        addr: SocketAddr,
+        server_name: &str,
+        trust: Trust,
+        version: u16,
     ) -> Result<Client, ClientError> {
         let (conn, send, recv, seen) = open(endpoint, addr, server_name, trust).await?;
         let pending: Pending = Arc::default();
@@ -187,16 +214,25 @@ impl Client {
             pending,
             events,
             goodbye,
+            version,
             _reader: reader,
         };
         let hello = Request::Hello(Hello {
-            version: PROTOCOL_VERSION,
+            version,
             client: concat!("phoned/", env!("CARGO_PKG_VERSION")).into(),
         });
         match client.request(hello).await? {
-            Response::Welcome(_) => Ok(client),
+            Response::Welcome(w) => Ok(Client {
+                version: w.version.min(version),
+                ..client
+            }),
             other => Err(ClientError::Unexpected(Box::new(other))),
         }
+    }
+
+    /// The protocol version this connection speaks (the relay's `Welcome` says it).
+    pub fn version(&self) -> u16 {
+        self.version
     }
 
     /// Sends one request and waits up to 30 s for its answer.

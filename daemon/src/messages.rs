@@ -1,5 +1,6 @@
-//! Text messages: sending (now, or from the outbox when the link comes back), receiving
-//! (stored here before the relay is told it may forget the message), delivery receipts.
+//! Text messages: sending (through the outbox, in order, now or when the link comes
+//! back), receiving (stored here before the relay is told it may forget the message),
+//! delivery receipts (recorded here before the relay is told it may forget them).
 
 use phoned_proto::transfer::MessageStatus;
 use phoned_proto::{MessageId, Request, Response, StoredMessage};
@@ -12,9 +13,9 @@ use crate::store::new_client_id;
 /// Longest text accepted from D-Bus (the relay may allow less; it says so).
 pub const MAX_TEXT: usize = 16 * 1024;
 
-/// Queues a message to `number` and tries to hand it to the relay at once. Errors the
-/// relay gives for the message itself (unknown number, too large, mailbox full) come
-/// back to the caller; a missing link only leaves it queued.
+/// Queues a message to `number` and hands the outbox to the relay, up to this message.
+/// Errors the relay gives for the message itself (unknown number, too large, mailbox
+/// full) come back to the caller; a missing link only leaves it queued.
 pub async fn send(
     phone: &Handle,
     number: String,
@@ -37,10 +38,9 @@ pub async fn send(
         .add_message(&m)
         .map_err(|e| CoreError::failed(e.to_string()))?;
     phone.announce(Change::MessageStatus(m.id.clone(), m.status));
-    match push(phone, &m).await {
-        Ok(()) => Ok(m.id),
-        Err(e) if e.is_transient() => Ok(m.id),
-        Err(e) => Err(e),
+    match push_outbox(phone, Some(&m.id)).await {
+        Some(Err(e)) if !e.is_transient() => Err(e),
+        _ => Ok(m.id),
     }
 }
 
@@ -65,17 +65,20 @@ async fn push(phone: &Handle, m: &LocalMessage) -> Result<(), CoreError> {
     }
 }
 
+/// Records a new status; `false` if it could not be written.
 fn set_status(
     phone: &Handle,
     id: &str,
     status: MessageStatus,
     reason: &str,
     relay_id: Option<MessageId>,
-) {
+) -> bool {
+    let mut changed = false;
     let updated = phone.store.update_message(id, |m| {
         // A receipt can overtake the `Stored` answer; never go back from delivered.
-        if m.status != MessageStatus::Delivered {
+        if m.status != MessageStatus::Delivered && m.status != status {
             m.status = status;
+            changed = true;
         }
         m.reason = reason.to_owned();
         if relay_id.is_some() {
@@ -83,28 +86,53 @@ fn set_status(
         }
     });
     match updated {
-        Ok(Some(m)) => phone.announce(Change::MessageStatus(m.id, m.status)),
-        Ok(None) => {}
-        Err(e) => tracing::error!("recording message status: {e}"),
+        Ok(Some(m)) => {
+            // A receipt pushed again (the relay had no `ReceiptSeen` yet) changes nothing.
+            if changed {
+                phone.announce(Change::MessageStatus(m.id, m.status));
+            }
+            true
+        }
+        Ok(None) => true,
+        Err(e) => {
+            tracing::error!("recording message status: {e}");
+            false
+        }
     }
 }
 
 /// Sends everything still queued, oldest first (after the link comes up).
 pub async fn flush(phone: Handle) {
+    push_outbox(&phone, None).await;
+}
+
+/// Hands queued messages to the relay, oldest first and one at a time, holding the
+/// outbox: the relay stores them in the order it receives them, so each conversation
+/// keeps its order through outages and reconnects (a message written after the link
+/// came back never overtakes the backlog). Stops at the first message the link could
+/// not take, or after `upto` (whose outcome it returns).
+async fn push_outbox(phone: &Handle, upto: Option<&str>) -> Option<Result<(), CoreError>> {
+    let _outbox = phone.outbox.lock().await;
     let queued = match phone.store.queued_messages() {
         Ok(q) => q,
         Err(e) => {
             tracing::error!("reading the outbox: {e}");
-            return;
+            return Some(Err(CoreError::failed(e.to_string())));
         }
     };
     for m in queued {
-        if let Err(e) = push(&phone, &m).await
+        let outcome = push(phone, &m).await;
+        if upto == Some(m.id.as_str()) {
+            return Some(outcome);
+        }
+        if let Err(e) = outcome
             && e.is_transient()
         {
-            return;
+            return None;
         }
     }
+    // `upto` was handed over by an earlier holder of the outbox.
+    None
 }
 
 /// A message arrived: keep it, announce it, then let the relay forget it.
@@ -138,7 +166,21 @@ pub fn received(phone: &Handle, msg: StoredMessage) {
     .detach();
 }
 
-/// The relay says a message we sent was delivered.
-pub fn delivered(phone: &Handle, client_id: &str, id: MessageId) {
-    set_status(phone, client_id, MessageStatus::Delivered, "", Some(id));
+/// The relay says a message we sent was delivered; `false` if that could not be
+/// recorded (then the receipt must not be acknowledged).
+pub fn delivered(phone: &Handle, client_id: &str, id: MessageId) -> bool {
+    set_status(phone, client_id, MessageStatus::Delivered, "", Some(id))
+}
+
+/// Tells the relay the receipt of our message `id` is recorded, so that it stops
+/// pushing it at every login.
+pub fn receipt_seen(phone: &Handle, id: MessageId) {
+    let phone = phone.clone();
+    smol::spawn(async move {
+        if let Err(e) = phone.request(Request::ReceiptSeen { id }).await {
+            // Pushed again at the next login, and recorded again (no change).
+            tracing::info!("acknowledging the receipt of message {id}: {e}");
+        }
+    })
+    .detach();
 }

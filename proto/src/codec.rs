@@ -176,6 +176,18 @@ mod tests {
     }
 
     #[test]
+    fn receipt_seen_is_request_18_as_protocol_md_shows() {
+        let mut out = Vec::new();
+        let frame = ClientFrame {
+            id: 9,
+            req: Request::ReceiptSeen { id: 300 },
+        };
+        encode_client(&mut out, &frame).unwrap();
+        assert_eq!(out, [0x04, 0x09, 0x12, 0xac, 0x02]);
+        assert_eq!(decode_client(&out[1..]).unwrap(), frame);
+    }
+
+    #[test]
     fn trailing_bytes_are_rejected() {
         let mut out = Vec::new();
         encode_client(

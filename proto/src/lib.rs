@@ -41,7 +41,15 @@ pub use media::MediaFrame;
 pub use msg::*;
 
 /// The wire protocol version this crate speaks, sent in `Hello` and `Welcome`.
-pub const PROTOCOL_VERSION: u16 = 1;
+///
+/// Version 2 added one duty to version 1, with no change to any message's layout: a
+/// device acknowledges delivery receipts with [`Request::ReceiptSeen`], so the relay
+/// keeps each receipt until one of the sender's devices has recorded it.
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// The oldest protocol version a relay still serves (a session that said `Hello` with it
+/// gets version 1's behaviour: receipts are forgotten once pushed).
+pub const MIN_PROTOCOL_VERSION: u16 = 1;
 
 /// The TLS ALPN identifier of the relay protocol.
 pub const ALPN: &[u8] = b"phoned/1";

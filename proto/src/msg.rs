@@ -108,6 +108,12 @@ pub enum Request {
     Delivered {
         id: MessageId,
     },
+    /// (Protocol 2.) The sender has recorded the receipt [`Event::MessageDelivered`] for
+    /// its message `id`: the relay forgets the receipt. Until then it pushes the receipt
+    /// again on every login of the sender.
+    ReceiptSeen {
+        id: MessageId,
+    },
     /// [`Request::Login`] from a device that may have logged in before: `token` is the
     /// one the relay gave it last time, if any. A valid token lets the device past a
     /// back-off that strangers' failed logins put on its number; the password is checked
@@ -210,7 +216,8 @@ pub enum Event {
     /// A message for this account. Ack with `Delivered` after storing it; until then it
     /// is sent again on every login.
     Message(StoredMessage),
-    /// A message this account sent was delivered.
+    /// A message this account sent was delivered. In protocol 2 the relay keeps it until
+    /// a device answers [`Request::ReceiptSeen`]; in protocol 1 it forgets it once sent.
     MessageDelivered { client_id: String, id: MessageId },
     /// A file (or voice message) for this account: fetch it on a bulk stream with
     /// [`BulkRequest::Download`], then ack with `Delivered`.

@@ -306,8 +306,8 @@ async fn upload(
     reply(send, &BulkReply::Stored { id: stored.id() })
         .await
         .map_err(|e| internal(&e))?;
-    if let Stored::New(id) = stored {
-        crate::mailbox::push_pending(shared, rid, Some(id)).await;
+    if let Stored::New(_) = stored {
+        crate::push::push_pending(shared, rid).await;
     }
     Ok(())
 }

@@ -6,11 +6,13 @@
 //!   connection limits (in all, per address); [`reload`] what a changed config changes.
 //! - Owners of live state: `router` the task that owns the call router and drives its
 //!   ring timeouts; `registry` the live sessions, their writer queues and media routes;
-//!   `shared` presence, limits and config behind private locks, shared by all sessions.
+//!   `shared` presence, limits and config behind private locks, shared by all sessions;
+//!   `delivery` how far each session has been sent its inbox, and who acks receipts.
 //! - Drivers, moving bytes: [`server`] binds the QUIC endpoint, starts those tasks and
 //!   accepts connections; `session` serves one connection's control stream (answers from
-//!   `requests`, messages via `mailbox` and `pipeline`) and forwards its media; `bulk`
-//!   serves file transfer streams.
+//!   `requests`, messages via `mailbox` and `pipeline`) and forwards its media; `push`
+//!   sends a device its inbox and receipts from the store, in order; `bulk` serves file
+//!   transfer streams.
 //! - Durable state: [`store`] accounts, numbers and mailboxes in LMDB; [`backup`] copies
 //!   it while the relay runs; [`admin`] the `phone-relay admin` account commands
 //!   (the relay applies their changes to live sessions).
@@ -24,10 +26,12 @@ mod bulk;
 pub mod calls;
 pub mod cert;
 pub mod config;
+mod delivery;
 pub mod hub;
 mod mailbox;
 pub mod password;
 mod pipeline;
+mod push;
 mod registry;
 pub mod reload;
 mod requests;

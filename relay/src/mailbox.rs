@@ -1,18 +1,20 @@
-//! Store-and-forward requests: `SendMessage` and `Delivered`. Each checks what it can
-//! at once and queues its write with the group committer, in the order the requests
-//! arrived; what it returns is a task that waits for that write's commit, then pushes the
-//! message or the delivery receipt to the devices online, and gives the answer (which
-//! [`crate::pipeline`] sends in request order).
+//! Store-and-forward requests: `SendMessage`, `Delivered` and `ReceiptSeen`. Each checks
+//! what it can at once and queues its write with the group committer, in the order the
+//! requests arrived; what it returns is a task that waits for that write's commit, then
+//! pushes the message or the delivery receipt to the devices online, and gives the answer
+//! (which [`crate::pipeline`] sends in request order).
+//!
+//! What is pushed, in which order and how much at once, is [`crate::push`]'s.
 
-use phoned_proto::{ErrorCode, Event, Number, Response, StoredMessage, WireError};
+use phoned_proto::{ErrorCode, Number, Response, StoredMessage, WireError};
 use smol::Task;
 use tracing::Instrument;
 
-use crate::hub;
+use crate::delivery::Feed;
+use crate::push::{continue_push, push_pending, push_receipt};
 use crate::requests::{Answer, err, store_err, unblock};
 use crate::server::unix_ms;
 use crate::session::Session;
-use crate::shared::Shared;
 use crate::store::messages::{Item, Stored};
 
 /// A request whose write is queued: resolves to its answer once committed.
@@ -79,8 +81,8 @@ impl Session {
         Ok(smol::spawn(
             async move {
                 let stored = pending.wait().await.map_err(store_err)?;
-                if let Stored::New(id) = stored {
-                    push_pending(&shared, rid, Some(id)).await;
+                if let Stored::New(_) = stored {
+                    push_pending(&shared, rid).await;
                 }
                 Ok(Response::Stored { id: stored.id() })
             }
@@ -106,79 +108,31 @@ impl Session {
                     }
                     push_receipt(&shared, sender, id, client_id).await;
                 }
+                // Room freed on the device: the rest of a backlog that did not fit.
+                continue_push(&shared, me, Feed::Inbox);
                 Ok(Response::Done)
             }
             .in_current_span(),
         ))
     }
-}
 
-/// Receipts waiting for `account` (it just logged in): push them to its devices.
-pub(crate) async fn push_receipts(shared: &Shared, account: u64) {
-    if shared.sessions_of(account).is_empty() {
-        return;
+    /// The sender has recorded the receipt of its message `id`: queue forgetting it; the
+    /// task answers `Done` once that is committed.
+    pub(crate) async fn receipt_seen(&mut self, me: u64, id: u64) -> Result<Queued, WireError> {
+        let pending = self
+            .shared
+            .committer
+            .queue_drop_receipt(me, id)
+            .await
+            .map_err(store_err)?;
+        let shared = self.shared.clone();
+        Ok(smol::spawn(
+            async move {
+                pending.wait().await.map_err(store_err)?;
+                continue_push(&shared, me, Feed::Receipts);
+                Ok(Response::Done)
+            }
+            .in_current_span(),
+        ))
     }
-    let store = shared.store.clone();
-    let Ok(receipts) = blocking::unblock(move || store.pending_receipts(account)).await else {
-        return;
-    };
-    for (id, client_id) in receipts {
-        push_receipt(shared, account, id, client_id).await;
-    }
-}
-
-/// Pushes the receipt of message `id` to `sender`'s devices, if any is online, and then
-/// forgets it; else it waits for the sender's next login.
-async fn push_receipt(shared: &Shared, sender: u64, id: u64, client_id: String) {
-    let sessions = shared.sessions_of(sender);
-    if sessions.is_empty() {
-        return;
-    }
-    let actions: Vec<hub::Action> = sessions
-        .iter()
-        .map(|&s| {
-            hub::Action::Send(
-                s,
-                Event::MessageDelivered {
-                    client_id: client_id.clone(),
-                    id,
-                },
-            )
-        })
-        .collect();
-    shared.dispatch(actions);
-    // Queued behind this batch; nobody waits for it (a receipt left over is pushed
-    // again at the next login).
-    if let Err(e) = shared.committer.queue_drop_receipt(sender, id).await {
-        tracing::error!("dropping a receipt: {e}");
-    }
-}
-
-/// Sends `account`'s waiting messages and files (only message `only`, if given) to its devices.
-pub(crate) async fn push_pending(shared: &Shared, account: u64, only: Option<u64>) {
-    let sessions = shared.sessions_of(account);
-    if sessions.is_empty() {
-        return;
-    }
-    let store = shared.store.clone();
-    let pending = blocking::unblock(move || match only {
-        Some(id) => store.inbox_item(account, id).map(Vec::from_iter),
-        None => store.pending_messages(account),
-    });
-    let Ok(pending) = pending.await else {
-        return;
-    };
-    let actions: Vec<hub::Action> = pending
-        .into_iter()
-        .flat_map(|item| {
-            let event = match item {
-                Item::Text(m) => Event::Message(m),
-                Item::File(f) => Event::File(f),
-            };
-            sessions
-                .iter()
-                .map(move |&s| hub::Action::Send(s, event.clone()))
-        })
-        .collect();
-    shared.dispatch(actions);
 }

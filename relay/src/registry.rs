@@ -56,6 +56,16 @@ impl Registry {
         lock(&self.sessions).remove(&sid);
     }
 
+    /// How many more frames session `sid`'s writer queue takes now (0 if it is gone).
+    pub fn room(&self, sid: SessionId) -> usize {
+        lock(&self.sessions).get(&sid).map_or(0, |h| {
+            h.out
+                .capacity()
+                .unwrap_or(usize::MAX)
+                .saturating_sub(h.out.len())
+        })
+    }
+
     /// Pushes events and closes revoked sessions, as the hub asked.
     pub fn dispatch(&self, actions: Vec<Action>) {
         if actions.is_empty() {

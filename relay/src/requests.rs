@@ -8,7 +8,7 @@ use phoned_proto::ident::{check_display_name, check_password};
 use phoned_proto::{AccountInfo, ErrorCode, Number, Request, Response, WireError};
 
 use crate::calls::{CallError, Callee, Caller};
-use crate::mailbox;
+use crate::push;
 use crate::router::{Op, Stopped};
 use crate::server::unix_ms;
 use crate::session::Session;
@@ -132,6 +132,7 @@ impl Session {
                 text,
             } => self.send_message(id, client_id, to, text).await?.await,
             Request::Delivered { id: message } => self.delivered(id, message).await?.await,
+            Request::ReceiptSeen { id: message } => self.receipt_seen(id, message).await?.await,
             Request::Answer { call } => self.call_op(Op::Answer(call)).await,
             Request::Reject { call, reason } => self.call_op(Op::Reject(call, reason)).await,
             Request::Hangup { call } => self.call_op(Op::Hangup(call)).await,
@@ -394,8 +395,8 @@ impl Session {
         self.shared.sync_account(id).await;
         tracing::info!(number = %account.number, "logged in");
         // Everything that waited for this account while it was away.
-        mailbox::push_pending(&self.shared, id, None).await;
-        mailbox::push_receipts(&self.shared, id).await;
+        push::push_pending(&self.shared, id).await;
+        push::push_receipts(&self.shared, id).await;
         self.info(&account)
     }
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use phoned_proto::codec::peek_request_id;
 use phoned_proto::error::close;
 use phoned_proto::{
-    ErrorCode, FrameDecoder, PROTOCOL_VERSION, Request, Response, ServerMsg, Welcome, WireError,
-    decode_client, encode_server,
+    ErrorCode, FrameDecoder, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, Request, Response, ServerMsg,
+    Welcome, WireError, decode_client, encode_server,
 };
 use smol::channel::{Receiver, Sender};
 use tracing::Instrument;
@@ -169,6 +169,7 @@ async fn serve(shared: Arc<Shared>, incoming: quinn::Incoming, remote: SocketAdd
     shared.calls.left(sid).await;
     shared.sessions.remove(sid);
     shared.leave(sid);
+    shared.delivery.leave(sid);
     drop(media);
     drop(bulk);
     if let Some(id) = session.account {
@@ -276,9 +277,9 @@ impl Session {
                 );
                 return false;
             };
-            if hello.version != PROTOCOL_VERSION {
+            if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&hello.version) {
                 let message = format!(
-                    "client speaks protocol {}, this relay speaks {PROTOCOL_VERSION}",
+                    "client speaks protocol {}, this relay speaks {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}",
                     hello.version
                 );
                 self.reply(
@@ -293,10 +294,12 @@ impl Session {
             }
             tracing::debug!(client = %hello.client.chars().take(64).collect::<String>(), "hello");
             self.hello = true;
+            self.shared.delivery.hello(self.sid, hello.version);
             self.reply(
                 frame.id,
                 Ok(Response::Welcome(Welcome {
-                    version: PROTOCOL_VERSION,
+                    // The session speaks the client's version: it may be older than ours.
+                    version: hello.version,
                     relay: concat!("phone-relay/", env!("CARGO_PKG_VERSION")).to_owned(),
                     max_frame: phoned_proto::MAX_FRAME as u32,
                 })),
@@ -330,6 +333,7 @@ impl Session {
                 text,
             } => self.send_message(me, client_id, to, text).await,
             Request::Delivered { id } => self.delivered(me, id).await,
+            Request::ReceiptSeen { id } => self.receipt_seen(me, id).await,
             other => return Begun::Other(other),
         };
         match queued {

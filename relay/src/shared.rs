@@ -17,6 +17,7 @@ use phoned_proto::{AccountInfo, OnlineUser};
 
 use crate::admission::{Connections, Refused};
 use crate::config::Config;
+use crate::delivery::Delivery;
 use crate::hub::{Action, Hub, Profile, SessionId};
 use crate::password::Hasher;
 use crate::registry::Registry;
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     pub tokens: Tokens,
     pub sessions: Arc<Registry>,
     pub calls: Router,
+    /// Per-session delivery cursors and receipt acks (see [`crate::delivery`]).
+    pub delivery: Delivery,
     hub: Mutex<Hub>,
     limits: Mutex<Limits>,
     /// Connections held, in all and per address ([`crate::admission`]).
@@ -79,6 +82,7 @@ impl Shared {
             tokens,
             sessions,
             calls,
+            delivery: Delivery::default(),
             hub: Mutex::new(Hub::new()),
             limits: Mutex::new(Limits {
                 logins: Throttle::new(),

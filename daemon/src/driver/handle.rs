@@ -81,6 +81,9 @@ pub struct Handle {
     pub work: Arc<Work>,
     /// Voice message recordings and playbacks: one at a time, as long as they last.
     pub audio_work: Arc<Work>,
+    /// Held by whoever hands the text outbox to the relay ([`crate::messages`]): one at
+    /// a time, oldest first, so a new message never overtakes an older one.
+    pub outbox: Arc<smol::lock::Mutex<()>>,
 }
 
 fn stopped() -> CoreError {

@@ -97,6 +97,7 @@ pub fn new(config: Config, config_path: PathBuf, state_dir: PathBuf, store: Stor
         config_path,
         work: Arc::new(Work::default()),
         audio_work: Arc::new(Work::new(1, 0)),
+        outbox: Arc::default(),
     };
     let driver = Driver {
         core,
@@ -306,10 +307,16 @@ impl Driver {
                 // One owner per receipt: a file if the files outbox has that id, else a
                 // text.
                 let is_file = self.handle.store.file(&client_id).ok().flatten().is_some();
-                if is_file {
+                let recorded = if is_file {
                     files::delivered(&self.handle, &client_id, id);
+                    true
                 } else {
-                    messages::delivered(&self.handle, &client_id, id);
+                    messages::delivered(&self.handle, &client_id, id)
+                };
+                // Recorded (the store writes are durable): the relay may forget it. A
+                // protocol 1 relay forgot it already and has no `ReceiptSeen`.
+                if recorded && self.client.as_ref().is_some_and(|c| c.version() >= 2) {
+                    messages::receipt_seen(&self.handle, id);
                 }
             }
         }

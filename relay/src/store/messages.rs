@@ -182,6 +182,35 @@ impl Store {
         Ok(out)
     }
 
+    /// At most `limit` items waiting for `to` with an id above `after`, oldest first. Ids
+    /// are given out in commit order by one thread, so a later call never finds a new item
+    /// below the highest id an earlier call returned: delivering what this returns, in
+    /// turn, keeps every conversation in the order its messages were stored.
+    pub fn pending_after(
+        &self,
+        to: AccountId,
+        after: MessageId,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let Some(first) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let rtxn = self.env.read_txn()?;
+        let start = pair(to, &first.to_be_bytes());
+        let end = pair(to, &u64::MAX.to_be_bytes());
+        let range = (
+            std::ops::Bound::Included(start.as_slice()),
+            std::ops::Bound::Included(end.as_slice()),
+        );
+        let mut out = Vec::new();
+        for entry in self.inbox.range(&rtxn, &range)?.take(limit) {
+            let (_, bytes) = entry?;
+            let r: Record = postcard::from_bytes(bytes).map_err(|_| StoreError::Encode)?;
+            out.push(r.item);
+        }
+        Ok(out)
+    }
+
     /// Item `id` of `to`'s inbox.
     pub fn inbox_item(&self, to: AccountId, id: MessageId) -> Result<Option<Item>, StoreError> {
         let rtxn = self.env.read_txn()?;
@@ -269,9 +298,29 @@ impl Store {
         &self,
         sender: AccountId,
     ) -> Result<Vec<(MessageId, String)>, StoreError> {
+        self.pending_receipts_after(sender, 0, usize::MAX)
+    }
+
+    /// At most `limit` receipts waiting for `sender` for messages with an id above
+    /// `after`, by id.
+    pub fn pending_receipts_after(
+        &self,
+        sender: AccountId,
+        after: MessageId,
+        limit: usize,
+    ) -> Result<Vec<(MessageId, String)>, StoreError> {
+        let Some(first) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
         let rtxn = self.env.read_txn()?;
+        let start = pair(sender, &first.to_be_bytes());
+        let end = pair(sender, &u64::MAX.to_be_bytes());
+        let range = (
+            std::ops::Bound::Included(start.as_slice()),
+            std::ops::Bound::Included(end.as_slice()),
+        );
         let mut out = Vec::new();
-        for entry in self.receipts.prefix_iter(&rtxn, &sender.to_be_bytes())? {
+        for entry in self.receipts.range(&rtxn, &range)?.take(limit) {
             let (key, client_id) = entry?;
             let id = key
                 .get(8..16)
@@ -362,6 +411,34 @@ mod tests {
             Stored::Again(first.id())
         );
         let _ = second;
+    }
+
+    #[test]
+    fn pending_after_gives_the_inbox_above_a_cursor_in_id_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), 16).unwrap();
+        let ids: Vec<_> = (0..4)
+            .map(|i| {
+                s.store_message(1, &format!("c{i}"), 2, msg(&format!("m{i}")), 1 << 20)
+                    .unwrap()
+                    .id()
+            })
+            .collect();
+        // Another recipient's mail never shows.
+        s.store_message(1, "x", 3, msg("other"), 1 << 20).unwrap();
+        s.deliver_message(2, ids[2]).unwrap();
+        let after = |cursor| -> Vec<MessageId> {
+            s.pending_after(2, cursor, usize::MAX)
+                .unwrap()
+                .iter()
+                .map(Item::id)
+                .collect()
+        };
+        assert_eq!(after(0), [ids[0], ids[1], ids[3]]);
+        assert_eq!(after(ids[1]), [ids[3]]);
+        assert!(after(ids[3]).is_empty());
+        assert!(after(u64::MAX).is_empty());
+        assert_eq!(s.pending_after(2, 0, 2).unwrap().len(), 2, "a limited read");
     }
 
     #[test]
