@@ -30,6 +30,9 @@ struct File {
     idle_timeout_ms: Option<u64>,
     map_size_mib: Option<u64>,
     max_connections: Option<u32>,
+    min_free_space_mib: Option<u64>,
+    max_partial_mib: Option<u64>,
+    partial_expiry_s: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -57,6 +60,13 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub map_size_mib: u64,
     pub max_connections: u32,
+    /// Free space kept on the state dir's filesystem, in bytes: new messages and uploads
+    /// are refused below it. `None`: 5 % of the filesystem, at most 1 GiB.
+    pub min_free_space: Option<u64>,
+    /// Most all unfinished uploads (`partial/`) may take together, in bytes.
+    pub max_partial_bytes: u64,
+    /// An unfinished upload not resumed for this long is deleted.
+    pub partial_expiry: Duration,
     /// PEM certificate chain and key; when absent a self-signed identity is made.
     pub tls: Option<(PathBuf, PathBuf)>,
 }
@@ -150,6 +160,17 @@ impl Config {
         if max_connections == 0 {
             return Err(invalid("max_connections", "must be at least 1".into()));
         }
+        let max_partial_mib = file.max_partial_mib.unwrap_or(1024);
+        if max_partial_mib == 0 {
+            return Err(invalid("max_partial_mib", "must be at least 1".into()));
+        }
+        let partial_expiry_s = file.partial_expiry_s.unwrap_or(24 * 3600);
+        if !(1..=30 * 24 * 3600).contains(&partial_expiry_s) {
+            return Err(invalid(
+                "partial_expiry_s",
+                "must be between 1 and 2592000 (30 days)".into(),
+            ));
+        }
         let tls = match (file.tls_cert, file.tls_key) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
@@ -179,6 +200,9 @@ impl Config {
             idle_timeout,
             map_size_mib,
             max_connections,
+            min_free_space: file.min_free_space_mib.map(|m| m.saturating_mul(1 << 20)),
+            max_partial_bytes: max_partial_mib.saturating_mul(1 << 20),
+            partial_expiry: Duration::from_secs(partial_expiry_s),
             tls,
         })
     }
@@ -203,6 +227,9 @@ mod tests {
         assert_eq!(c.numbers.to_string(), "1000-9999");
         assert_eq!(c.idle_timeout, Duration::from_secs(15));
         assert_eq!(c.keep_alive, Duration::from_secs(5));
+        assert_eq!(c.min_free_space, None);
+        assert_eq!(c.max_partial_bytes, 1 << 30);
+        assert_eq!(c.partial_expiry, Duration::from_secs(24 * 3600));
     }
 
     #[test]
@@ -219,6 +246,8 @@ mod tests {
             ("idle_timeout_ms = 10", "idle_timeout_ms"),
             ("map_size_mib = 1", "map_size_mib"),
             ("tls_cert = \"/x\"", "tls_cert"),
+            ("max_partial_mib = 0", "max_partial_mib"),
+            ("partial_expiry_s = 0", "partial_expiry_s"),
         ] {
             let err = Config::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");

@@ -50,6 +50,9 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
         idle_timeout: _,
         map_size_mib: _,
         max_connections: _,
+        min_free_space: _,
+        max_partial_bytes: _,
+        partial_expiry: _,
         tls: _,
     } = old;
     let mut out = Reloaded::default();
@@ -88,6 +91,15 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
         "max_connections",
         old.max_connections != new.max_connections,
     );
+    live(
+        "min_free_space_mib",
+        old.min_free_space != new.min_free_space,
+    );
+    live(
+        "max_partial_mib",
+        old.max_partial_bytes != new.max_partial_bytes,
+    );
+    live("partial_expiry_s", old.partial_expiry != new.partial_expiry);
     live(
         "tls_cert",
         old.tls.as_ref().map(|t| &t.0) != new.tls.as_ref().map(|t| &t.0),

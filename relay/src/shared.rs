@@ -6,7 +6,10 @@
 //!   call into the sans-IO machine; the actions that come out are applied after it is
 //!   released;
 //! - the store, the group committer and the password hasher are shared handles with
-//!   their own synchronisation.
+//!   their own synchronisation;
+//! - the space bookkeeping ([`crate::space`]: unfinished uploads, acknowledgements to
+//!   retry, whether the relay is out of space) sits behind one private lock too; the
+//!   upkeep task ([`crate::upkeep`]) acts on it, and a [`Shared::kick`] wakes it early.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +22,10 @@ use crate::hub::{Action, Hub, Profile, SessionId};
 use crate::password::Hasher;
 use crate::registry::Registry;
 use crate::router::{Clock, Mono, Router};
+use crate::server::unix_ms;
+use crate::space::acks::AckRetries;
+use crate::space::partials::{Limits as PartialLimits, Partials, Refused};
+use crate::space::{Health, Shortage};
 use crate::store::commit::Committer;
 use crate::store::{Account, AccountId, Store};
 use crate::throttle::{Buckets, Key, Throttle};
@@ -35,6 +42,15 @@ struct Limits {
     creations: Buckets,
 }
 
+/// Unfinished uploads, acknowledgements waiting for room, and whether the relay is out
+/// of space.
+#[derive(Default)]
+pub(crate) struct Space {
+    pub partials: Partials,
+    pub acks: AckRetries,
+    pub health: Health,
+}
+
 /// State shared by every session of one relay.
 pub(crate) struct Shared {
     /// Swapped whole by a reload; read it through [`Shared::config`].
@@ -47,6 +63,9 @@ pub(crate) struct Shared {
     pub calls: Router,
     hub: Mutex<Hub>,
     limits: Mutex<Limits>,
+    space: Mutex<Space>,
+    /// Wakes the upkeep task (a full channel means it is already due to wake).
+    kick: smol::channel::Sender<()>,
     next_sid: AtomicU64,
     clock: Mono,
 }
@@ -61,6 +80,7 @@ impl Shared {
         sessions: Arc<Registry>,
         calls: Router,
         clock: Mono,
+        kick: smol::channel::Sender<()>,
     ) -> Shared {
         let creations = Buckets::new(config.provision_burst, config.provision_per_hour);
         Shared {
@@ -75,9 +95,71 @@ impl Shared {
                 logins: Throttle::new(),
                 creations,
             }),
+            space: Mutex::default(),
+            kick,
             next_sid: AtomicU64::new(1),
             clock,
         }
+    }
+
+    /// Runs `f` on the space bookkeeping (one short critical section).
+    pub fn space<T>(&self, f: impl FnOnce(&mut Space) -> T) -> T {
+        f(&mut lock(&self.space))
+    }
+
+    /// Wakes the upkeep task: something about space changed (a refusal, a failed ack).
+    pub fn kick(&self) {
+        let _ = self.kick.try_send(());
+    }
+
+    /// Whether `want` more bytes fit on the state dir's disk above the reserve, counting
+    /// what running uploads still have to write. A disk that cannot be measured does not
+    /// block writes (the store's own errors still would).
+    pub fn check_disk(&self, want: u64) -> Result<(), Shortage> {
+        let config = self.config();
+        let Ok(space) = crate::upkeep::fs_space(&config.state_dir) else {
+            return Ok(());
+        };
+        let promised = self.space(|s| s.partials.promised());
+        let checked = crate::space::check_disk(space, config.min_free_space, promised, want);
+        if checked.is_err() {
+            self.kick();
+        }
+        checked
+    }
+
+    /// Upload `name` of `sender` starts, announced at `size` bytes with `have` already in
+    /// its file: counted against the sender's quota and the relay-wide cap.
+    pub fn partial_begin(
+        &self,
+        name: &str,
+        sender: AccountId,
+        size: u64,
+        have: u64,
+    ) -> Result<(), Refused> {
+        let config = self.config();
+        let limits = PartialLimits {
+            per_sender: config.mailbox_quota_bytes,
+            total: config.max_partial_bytes,
+        };
+        self.space(|s| {
+            s.partials
+                .begin(name, sender, size, have, unix_ms(), limits)
+        })
+    }
+
+    /// The delete for `account`'s acknowledgement of message `id` failed: the upkeep task
+    /// tries it again.
+    pub fn ack_failed(&self, account: AccountId, id: u64) {
+        let now = self.mono_ms();
+        if !self.space(|s| s.acks.failed(account, id, now)) {
+            tracing::debug!(
+                account,
+                id,
+                "too many acknowledgements waiting; one dropped"
+            );
+        }
+        self.kick();
     }
 
     /// The config in effect now (a reload may replace it at any time).

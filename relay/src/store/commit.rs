@@ -190,8 +190,13 @@ fn run(store: &Store, rx: &Receiver<Box<dyn Op>>) {
         }
         let committed = commit_batch(store, &mut batch);
         tracing::trace!(writes = batch.len(), "group commit");
-        if let Err(e) = &committed {
-            tracing::error!(writes = batch.len(), "group commit failed: {e}");
+        match &committed {
+            // Out of space: the upkeep task says so once; every write hears of it.
+            Err(e) if StoreError::BatchCommit(e.clone()).is_out_of_space() => {
+                tracing::debug!(writes = batch.len(), "group commit failed: {e}");
+            }
+            Err(e) => tracing::error!(writes = batch.len(), "group commit failed: {e}"),
+            Ok(()) => {}
         }
         for op in batch {
             op.answer(committed.as_ref().err());
@@ -399,5 +404,69 @@ mod tests {
         let store = Store::open(dir.path(), 16).unwrap();
         assert_eq!(texts(&store).len() as u64, submitters * each);
         assert!(store.stored_id(115, "m24").unwrap().is_some());
+    }
+
+    /// A map filled up to its reserve: every delivered message can still be deleted,
+    /// in the committer's big batches (without the reserve, all of them failed with
+    /// `MapFull`). Small and large messages: small ones dirty the most pages per delete.
+    #[test]
+    fn deletes_fit_in_the_map_reserve() {
+        for size in [50_000, 2_000, 300] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path(), 16).unwrap();
+            let committer = Committer::start(store.clone()).unwrap();
+            let body = "x".repeat(size);
+            let mut ids = Vec::new();
+            // Stored in the committer's batches (one fsync each) until the map is full.
+            let refusal = 'fill: loop {
+                let pending: Vec<_> = (0..MAX_BATCH)
+                    .map(|i| {
+                        let item = text(&body);
+                        let queued = committer.queue_store_item(
+                            1,
+                            format!("c{}-{i}", ids.len()),
+                            2,
+                            item,
+                            u64::MAX,
+                        );
+                        smol::block_on(queued).unwrap()
+                    })
+                    .collect();
+                let mut refused = None;
+                for p in pending {
+                    match smol::block_on(p.wait()) {
+                        Ok(s) => ids.push(s.id()),
+                        Err(e) => refused = Some(e),
+                    }
+                }
+                if let Some(e) = refused {
+                    break 'fill e;
+                }
+            };
+            assert!(
+                matches!(refusal, StoreError::OutOfSpace(_)),
+                "{size}: {refusal:?}"
+            );
+            assert!(refusal.is_out_of_space());
+            assert!(store.map_shortage().unwrap().is_some());
+            let pending: Vec<_> = ids
+                .iter()
+                .map(|&id| smol::block_on(committer.queue_deliver_message(2, id)).unwrap())
+                .collect();
+            let failed: Vec<StoreError> = pending
+                .into_iter()
+                .filter_map(|p| smol::block_on(p.wait()).err())
+                .collect();
+            assert!(
+                failed.is_empty(),
+                "{size}: {} of {}: {:?}",
+                failed.len(),
+                ids.len(),
+                failed.first()
+            );
+            assert!(texts(&store).is_empty());
+            assert_eq!(store.pending_receipts(1).unwrap().len(), ids.len());
+            assert!(store.map_shortage().unwrap().is_none());
+        }
     }
 }

@@ -1,0 +1,301 @@
+//! Unfinished uploads, sans-IO: what each file in `partial/` counts against its sender's
+//! quota and the relay-wide cap, which uploads are running, and which abandoned ones have
+//! expired. The bulk streams ([`crate::bulk`]) report to it; the upkeep task deletes the
+//! files it names as expired. Times are Unix milliseconds (a file's mtime is one, after a
+//! restart).
+
+use std::collections::HashMap;
+
+use super::Shortage;
+
+/// Least an unfinished upload counts, even empty: bounds how many files a sender can
+/// leave in `partial/` (a file costs a block and an inode however small).
+pub const MIN_CHARGE: u64 = 4096;
+
+/// The limits an upload starts under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most one sender's unfinished uploads may count (`mailbox_quota_kib`).
+    pub per_sender: u64,
+    /// Most all unfinished uploads together may count (`max_partial_mib`).
+    pub total: u64,
+}
+
+/// Why an upload may not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The same upload is running on another stream.
+    Running,
+    /// The sender's unfinished uploads would pass its quota.
+    SenderQuota { used: u64, quota: u64 },
+    /// All unfinished uploads would pass the relay-wide cap.
+    Cap(Shortage),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    sender: u64,
+    /// Size the upload announced; 0 for a file found at start-up.
+    announced: u64,
+    /// Bytes in the file.
+    have: u64,
+    running: bool,
+    touched_ms: u64,
+}
+
+impl Entry {
+    /// A running upload counts the whole file it announced, so that parallel uploads
+    /// cannot each pass the check and together overshoot; a stopped one what it left.
+    fn charge(&self) -> u64 {
+        if self.running {
+            self.announced.max(self.have)
+        } else {
+            self.have.max(MIN_CHARGE)
+        }
+    }
+}
+
+/// Every file in `partial/`, by file name.
+#[derive(Debug, Default)]
+pub struct Partials {
+    entries: HashMap<String, Entry>,
+    by_sender: HashMap<u64, u64>,
+    total: u64,
+}
+
+impl Partials {
+    /// Bytes all unfinished uploads count.
+    pub fn used(&self) -> u64 {
+        self.total
+    }
+
+    /// Bytes `sender`'s unfinished uploads count.
+    pub fn used_by(&self, sender: u64) -> u64 {
+        self.by_sender.get(&sender).copied().unwrap_or(0)
+    }
+
+    /// Bytes running uploads announced but have not written yet: the disk check counts
+    /// them as used.
+    pub fn promised(&self) -> u64 {
+        self.entries
+            .values()
+            .filter(|e| e.running)
+            .map(|e| e.announced.saturating_sub(e.have))
+            .sum()
+    }
+
+    /// Replaces the entry of `name`, keeping the totals in step.
+    fn set(&mut self, name: &str, entry: Option<Entry>) {
+        let old = match entry {
+            Some(e) => self.entries.insert(name.to_owned(), e),
+            None => self.entries.remove(name),
+        };
+        if let Some(old) = old {
+            self.total -= old.charge();
+            let sender = self.by_sender.entry(old.sender).or_default();
+            *sender -= old.charge();
+            if *sender == 0 {
+                self.by_sender.remove(&old.sender);
+            }
+        }
+        if let Some(new) = entry {
+            self.total += new.charge();
+            *self.by_sender.entry(new.sender).or_default() += new.charge();
+        }
+    }
+
+    /// Upload `name` of `sender`, announced at `announced` bytes, starts (or resumes
+    /// with `have` bytes already in its file).
+    pub fn begin(
+        &mut self,
+        name: &str,
+        sender: u64,
+        announced: u64,
+        have: u64,
+        now_ms: u64,
+        limits: Limits,
+    ) -> Result<(), Refused> {
+        let old = self.entries.get(name).copied();
+        if old.is_some_and(|e| e.running) {
+            return Err(Refused::Running);
+        }
+        let entry = Entry {
+            sender,
+            announced,
+            have,
+            running: true,
+            touched_ms: now_ms,
+        };
+        // What the others count: this upload's old entry is replaced, not added to.
+        let before = old.map_or(0, |e| e.charge());
+        let mine = self.used_by(sender) - before;
+        if mine + entry.charge() > limits.per_sender {
+            return Err(Refused::SenderQuota {
+                used: mine,
+                quota: limits.per_sender,
+            });
+        }
+        let all = self.total - before;
+        if all + entry.charge() > limits.total {
+            return Err(Refused::Cap(Shortage::Partials {
+                used: all,
+                cap: limits.total,
+            }));
+        }
+        self.set(name, Some(entry));
+        Ok(())
+    }
+
+    /// Upload `name` has `have` bytes in its file.
+    pub fn progress(&mut self, name: &str, have: u64, now_ms: u64) {
+        if let Some(e) = self.entries.get(name).copied() {
+            let e = Entry {
+                have,
+                touched_ms: now_ms,
+                ..e
+            };
+            self.set(name, Some(e));
+        }
+    }
+
+    /// Upload `name` stopped with `have` bytes in its file, which stays for a resume.
+    pub fn stopped(&mut self, name: &str, have: u64, now_ms: u64) {
+        if let Some(e) = self.entries.get(name).copied() {
+            let e = Entry {
+                have,
+                running: false,
+                touched_ms: now_ms,
+                ..e
+            };
+            self.set(name, Some(e));
+        }
+    }
+
+    /// The file of `name` is gone (it became a blob, was damaged, or expired).
+    pub fn remove(&mut self, name: &str) {
+        self.set(name, None);
+    }
+
+    /// A file found in `partial/` at start-up: `len` bytes, last written at `touched_ms`.
+    /// `sender` is 0 when the name does not say.
+    pub fn restore(&mut self, name: &str, sender: u64, len: u64, touched_ms: u64) {
+        let e = Entry {
+            sender,
+            announced: 0,
+            have: len,
+            running: false,
+            touched_ms,
+        };
+        self.set(name, Some(e));
+    }
+
+    /// Files of stopped uploads not touched for `expiry_ms`: to be deleted (then
+    /// [`Partials::remove`]d).
+    pub fn expired(&self, now_ms: u64, expiry_ms: u64) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| !e.running && e.touched_ms.saturating_add(expiry_ms) <= now_ms)
+            .map(|(n, _)| n.clone())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        per_sender: 1 << 20,
+        total: 3 << 20,
+    };
+
+    #[test]
+    fn abandoned_uploads_count_against_the_sender_until_refused() {
+        let mut p = Partials::default();
+        let size = 300 << 10;
+        let mut started = 0;
+        // All but the last byte, then the stream is reset: over and over.
+        for i in 0..40 {
+            let name = format!("7-{i}");
+            match p.begin(&name, 7, size, 0, i, LIMITS) {
+                Ok(()) => {
+                    p.progress(&name, size - 1, i);
+                    p.stopped(&name, size - 1, i);
+                    started += 1;
+                }
+                Err(e) => {
+                    assert_eq!(
+                        e,
+                        Refused::SenderQuota {
+                            used: 3 * (size - 1),
+                            quota: 1 << 20
+                        }
+                    );
+                    break;
+                }
+            }
+        }
+        assert_eq!(started, 3);
+        assert_eq!(p.used_by(7), 3 * (size - 1));
+        // Another sender is not held back by the first one's leftovers.
+        assert!(p.begin("8-a", 8, size, 0, 50, LIMITS).is_ok());
+    }
+
+    #[test]
+    fn the_relay_wide_cap_holds_across_senders() {
+        let mut p = Partials::default();
+        for s in 0..3 {
+            p.begin(&format!("{s}-x"), s, 1 << 20, 0, 0, LIMITS)
+                .unwrap();
+        }
+        assert_eq!(
+            p.begin("9-x", 9, 1, 0, 0, LIMITS),
+            Err(Refused::Cap(Shortage::Partials {
+                used: 3 << 20,
+                cap: 3 << 20
+            }))
+        );
+        // Running uploads count what they announced: all of it is promised to the disk.
+        assert_eq!(p.promised(), 3 << 20);
+        p.progress("0-x", 1 << 19, 1);
+        assert_eq!(p.promised(), (3 << 20) - (1 << 19));
+        p.remove("0-x");
+        assert!(p.begin("9-x", 9, 1, 0, 0, LIMITS).is_ok());
+    }
+
+    #[test]
+    fn a_resume_replaces_its_own_entry_and_runs_once() {
+        let mut p = Partials::default();
+        p.begin("1-a", 1, 900 << 10, 0, 0, LIMITS).unwrap();
+        assert_eq!(
+            p.begin("1-a", 1, 900 << 10, 0, 0, LIMITS),
+            Err(Refused::Running)
+        );
+        p.stopped("1-a", 500 << 10, 1);
+        // Resuming does not count the old leftovers on top of the new upload.
+        assert!(p.begin("1-a", 1, 900 << 10, 500 << 10, 2, LIMITS).is_ok());
+        assert_eq!(p.used_by(1), 900 << 10);
+        p.remove("1-a");
+        assert_eq!((p.used(), p.used_by(1)), (0, 0));
+    }
+
+    #[test]
+    fn stopped_uploads_expire_running_ones_do_not() {
+        let mut p = Partials::default();
+        p.restore("old", 0, 0, 1_000);
+        p.begin("1-run", 1, 10, 0, 1_000, LIMITS).unwrap();
+        p.begin("1-stop", 1, 10, 0, 1_000, LIMITS).unwrap();
+        p.stopped("1-stop", 5, 5_000);
+        assert_eq!(p.used(), MIN_CHARGE + 10 + MIN_CHARGE);
+        assert!(p.expired(1_999, 1_000).is_empty());
+        assert_eq!(p.expired(2_000, 1_000), ["old"]);
+        assert_eq!(p.expired(6_000, 1_000), ["1-stop", "old"]);
+        for name in p.expired(6_000, 1_000) {
+            p.remove(&name);
+        }
+        assert_eq!(p.used(), 10);
+    }
+}
