@@ -49,6 +49,8 @@ pub(crate) struct Space {
     pub partials: Partials,
     pub acks: AckRetries,
     pub health: Health,
+    /// The committer's count of writes that failed for want of space, as last seen.
+    pub full_seen: u64,
 }
 
 /// State shared by every session of one relay.

@@ -142,6 +142,7 @@ async fn retry_acks(shared: &Shared) {
         let now = shared.mono_ms();
         shared.space(|s| s.acks.due(now))
     };
+    let mut applied = 0usize;
     for (account, id) in due {
         let pending = match shared.committer.queue_deliver_message(account, id).await {
             Ok(p) => p,
@@ -151,10 +152,19 @@ async fn retry_acks(shared: &Shared) {
             Ok(delivered) => {
                 shared.space(|s| s.acks.done(account, id));
                 crate::mailbox::after_delivery(shared, id, delivered).await;
+                applied += 1;
             }
             Err(e) if e.is_out_of_space() => {}
             Err(e) => tracing::warn!(account, id, "retrying an acknowledgement: {e}"),
         }
+    }
+    if applied > 0 {
+        let waiting = shared.space(|s| s.acks.len());
+        tracing::info!(
+            applied,
+            waiting,
+            "applied acknowledgements that waited for room"
+        );
     }
 }
 
@@ -169,8 +179,15 @@ async fn watch_space(shared: &Shared, addr: SocketAddr) {
     let disk_short = disk
         .ok()
         .and_then(|d| crate::space::check_disk(d, config.min_free_space, promised, 0).err());
-    let short: Option<Shortage> = disk_short.or(map.ok().flatten());
-    let (change, waiting) = shared.space(|s| (s.health.observe(short), s.acks.len()));
+    let failures = shared.committer.full_failures();
+    let now = shared.mono_ms();
+    let (change, waiting) = shared.space(|s| {
+        let failed = failures - std::mem::replace(&mut s.full_seen, failures);
+        // Acknowledgements still waiting are deletes the store could not make yet.
+        let writes = (failed > 0 || !s.acks.is_empty()).then_some(Shortage::Writes { failed });
+        let short = disk_short.or(map.ok().flatten()).or(writes);
+        (s.health.observe(now, short), s.acks.len())
+    });
     match change {
         Some(Change::Short(why)) => {
             tracing::error!(

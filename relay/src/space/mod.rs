@@ -49,6 +49,9 @@ pub enum Shortage {
     Map { room: u64, reserve: u64 },
     /// Unfinished uploads take all the room `max_partial_mib` allows.
     Partials { used: u64, cap: u64 },
+    /// Writes failed because the disk or the database was full, though the reserve was
+    /// not reached when measured (another process filled the disk, or the reserve is 0).
+    Writes { failed: u64 },
 }
 
 impl fmt::Display for Shortage {
@@ -65,6 +68,11 @@ impl fmt::Display for Shortage {
                 "the database has {} MiB of room and keeps {} MiB in reserve (map_size_mib)",
                 room / MIB,
                 reserve / MIB
+            ),
+            Shortage::Writes { failed } => write!(
+                f,
+                "writes fail because the disk or the database is full \
+                 ({failed} since the last check)"
             ),
             Shortage::Partials { used, cap } => write!(
                 f,
@@ -107,34 +115,52 @@ pub fn check_map(map_size: u64, used: u64, want: u64) -> Result<(), Shortage> {
     Ok(())
 }
 
-/// What the relay tells its operator about space: one log line when it runs out (or the
-/// reason changes: disk, map, uploads) and one when it recovers, not one per refused write
-/// or per measurement.
+/// How long the relay must have had room before it says it has recovered: writes that
+/// fail on and off (a disk at the edge) make one pair of lines, not one per failure.
+pub const RECOVER_AFTER_MS: u64 = 2_000;
+
+/// What the relay tells its operator about space: one log line when it runs out and one
+/// when it has had room again for [`RECOVER_AFTER_MS`], not one per refused write or per
+/// measurement. While short, the reason may change (disk, database, failed writes)
+/// without a new line; [`Health::short`] has the latest for the service status.
 #[derive(Debug, Default)]
 pub struct Health {
     short: Option<Shortage>,
+    /// Since when the measurements have found room again, while still counted short.
+    clear_since: Option<u64>,
 }
 
 /// A change [`Health::observe`] reports, for the log and the service status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
-    /// Out of space, or out of it for another reason than before.
     Short(Shortage),
     Recovered,
 }
 
 impl Health {
-    /// Takes the latest measurement: `Some` while short of space, `None` when there is
-    /// room again. Returns a change worth one log line.
-    pub fn observe(&mut self, now: Option<Shortage>) -> Option<Change> {
-        let kind = |s: &Option<Shortage>| s.as_ref().map(std::mem::discriminant);
-        let changed = kind(&self.short) != kind(&now);
-        let was_short = self.short.is_some();
-        self.short = now;
-        match now {
-            Some(s) if changed => Some(Change::Short(s)),
-            None if was_short => Some(Change::Recovered),
-            _ => None,
+    /// Takes the measurement at `now_ms` (monotonic): `Some` while short of space,
+    /// `None` when there is room. Returns a change worth one log line.
+    pub fn observe(&mut self, now_ms: u64, now: Option<Shortage>) -> Option<Change> {
+        match (self.short, now) {
+            (None, None) => None,
+            (None, Some(s)) => {
+                self.short = Some(s);
+                Some(Change::Short(s))
+            }
+            (Some(_), Some(s)) => {
+                self.short = Some(s);
+                self.clear_since = None;
+                None
+            }
+            (Some(_), None) => {
+                let since = *self.clear_since.get_or_insert(now_ms);
+                if now_ms.saturating_sub(since) < RECOVER_AFTER_MS {
+                    return None;
+                }
+                self.short = None;
+                self.clear_since = None;
+                Some(Change::Recovered)
+            }
         }
     }
 
@@ -196,25 +222,30 @@ mod tests {
     }
 
     #[test]
-    fn health_reports_each_change_once() {
+    fn health_reports_running_out_once_and_recovering_once() {
         let mut h = Health::default();
-        assert_eq!(h.observe(None), None);
+        assert_eq!(h.observe(0, None), None);
         let disk = |available| Shortage::Disk {
             available,
             reserve: MIB,
         };
-        assert_eq!(h.observe(Some(disk(0))), Some(Change::Short(disk(0))));
-        // The free space moves while it stays short: no new line.
-        for free in 0..100 {
-            assert_eq!(h.observe(Some(disk(free))), None);
+        assert_eq!(h.observe(0, Some(disk(0))), Some(Change::Short(disk(0))));
+        // The free space moves, the reason changes: no new line, the latest is kept.
+        for t in 1..100 {
+            assert_eq!(h.observe(t, Some(disk(t))), None);
         }
-        assert_eq!(h.short(), Some(disk(99)));
-        let map = Shortage::Map {
-            room: 0,
-            reserve: MIB,
-        };
-        assert_eq!(h.observe(Some(map)), Some(Change::Short(map)));
-        assert_eq!(h.observe(None), Some(Change::Recovered));
-        assert_eq!(h.observe(None), None);
+        let writes = Shortage::Writes { failed: 3 };
+        assert_eq!(h.observe(100, Some(writes)), None);
+        assert_eq!(h.short(), Some(writes));
+        // Room on and off: still short until it has lasted.
+        assert_eq!(h.observe(200, None), None);
+        assert_eq!(h.observe(200 + RECOVER_AFTER_MS - 1, Some(writes)), None);
+        assert_eq!(h.observe(300 + RECOVER_AFTER_MS, None), None);
+        assert_eq!(
+            h.observe(300 + 2 * RECOVER_AFTER_MS, None),
+            Some(Change::Recovered)
+        );
+        assert_eq!(h.short(), None);
+        assert_eq!(h.observe(400 + 2 * RECOVER_AFTER_MS, None), None);
     }
 }

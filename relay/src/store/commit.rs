@@ -9,6 +9,7 @@
 //! has a batch, and exits once the [`Committer`] is dropped and the queue drained.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use heed::RwTxn;
@@ -29,6 +30,8 @@ trait Op: Send {
     fn run(&mut self, store: &Store, wtxn: &mut RwTxn) -> bool;
     /// Replaces the outcome with an error (the nested transaction could not be used).
     fn fail(&mut self, error: StoreError);
+    /// Whether the write failed for want of space (LMDB or the disk refused it).
+    fn out_of_space(&self) -> bool;
     /// Sends the outcome, or `commit`'s error if the batch did not commit.
     fn answer(self: Box<Self>, commit: Option<&Arc<heed::Error>>);
 }
@@ -58,6 +61,11 @@ where
         self.outcome = Some(Err(error));
     }
 
+    fn out_of_space(&self) -> bool {
+        // A refusal by the reserve is not a failed write: the reserve did its job.
+        matches!(&self.outcome, Some(Err(e)) if e.is_out_of_space() && !matches!(e, StoreError::OutOfSpace(_)))
+    }
+
     fn answer(self: Box<Self>, commit: Option<&Arc<heed::Error>>) {
         let outcome = match (commit, self.outcome) {
             (Some(e), _) => Err(StoreError::BatchCommit(e.clone())),
@@ -74,20 +82,31 @@ where
 pub struct Committer {
     queue: Sender<Box<dyn Op>>,
     thread: Option<JoinHandle<()>>,
+    /// Writes that failed because LMDB or the disk was full, ever.
+    full: Arc<AtomicU64>,
 }
 
 impl Committer {
     /// Starts the thread that commits `store`'s message writes.
     pub fn start(store: Store) -> Result<Committer, StoreError> {
         let (queue, rx) = smol::channel::bounded(QUEUE);
+        let full = Arc::new(AtomicU64::new(0));
+        let counter = full.clone();
         let thread = std::thread::Builder::new()
             .name("group-commit".into())
-            .spawn(move || run(&store, &rx))
+            .spawn(move || run(&store, &rx, &counter))
             .map_err(StoreError::Thread)?;
         Ok(Committer {
             queue,
             thread: Some(thread),
+            full,
         })
+    }
+
+    /// How many writes so far failed because the map or the disk was full (not counting
+    /// refusals by the reserve): the upkeep task reports out of space when it grows.
+    pub fn full_failures(&self) -> u64 {
+        self.full.load(Ordering::Relaxed)
     }
 
     /// Queues `work`; the returned [`Pending`] answers once the transaction that holds
@@ -179,7 +198,7 @@ impl Drop for Committer {
 }
 
 /// The thread: a batch is whatever is queued when the previous commit returns.
-fn run(store: &Store, rx: &Receiver<Box<dyn Op>>) {
+fn run(store: &Store, rx: &Receiver<Box<dyn Op>>, full: &AtomicU64) {
     while let Ok(first) = rx.recv_blocking() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -190,10 +209,15 @@ fn run(store: &Store, rx: &Receiver<Box<dyn Op>>) {
         }
         let committed = commit_batch(store, &mut batch);
         tracing::trace!(writes = batch.len(), "group commit");
+        let failed = batch.iter().filter(|op| op.out_of_space()).count();
         match &committed {
             // Out of space: the upkeep task says so once; every write hears of it.
             Err(e) if StoreError::BatchCommit(e.clone()).is_out_of_space() => {
                 tracing::debug!(writes = batch.len(), "group commit failed: {e}");
+                full.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            Ok(()) if failed > 0 => {
+                full.fetch_add(failed as u64, Ordering::Relaxed);
             }
             Err(e) => tracing::error!(writes = batch.len(), "group commit failed: {e}"),
             Ok(()) => {}
@@ -443,11 +467,7 @@ mod tests {
                     break 'fill e;
                 }
             };
-            assert!(
-                matches!(refusal, StoreError::OutOfSpace(_)),
-                "{size}: {refusal:?}"
-            );
-            assert!(refusal.is_out_of_space());
+            assert!(refusal.is_out_of_space(), "{size}: {refusal:?}");
             assert!(store.map_shortage().unwrap().is_some());
             let pending: Vec<_> = ids
                 .iter()
@@ -466,6 +486,8 @@ mod tests {
             );
             assert!(texts(&store).is_empty());
             assert_eq!(store.pending_receipts(1).unwrap().len(), ids.len());
+            // Refused by the reserve, not by LMDB: the map was never full.
+            assert!(matches!(refusal, StoreError::OutOfSpace(_)), "{refusal:?}");
             assert!(store.map_shortage().unwrap().is_none());
         }
     }
