@@ -18,7 +18,7 @@ use smol::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use crate::hub::SessionId;
 use crate::server::unix_ms;
 use crate::shared::Shared;
-use crate::space::partials::Refused;
+use crate::space::partials::{Owner, Refused};
 use crate::store::messages::{Item, Stored};
 use crate::upkeep::partial_name;
 
@@ -42,26 +42,38 @@ pub fn blob_path(state_dir: &Path, sha256: &[u8; 32]) -> PathBuf {
 struct Lease<'a> {
     shared: &'a Shared,
     name: String,
+    owner: Owner,
     have: u64,
     gone: bool,
 }
 
 impl Lease<'_> {
-    fn progress(&mut self, have: u64) {
+    /// Records `have` bytes in the file; an error if a newer stream took the upload over
+    /// (a resume on a new connection): this one must not write any more.
+    fn progress(&mut self, have: u64) -> Result<(), WireError> {
         self.have = have;
-        self.shared
-            .space(|s| s.partials.progress(&self.name, have, unix_ms()));
+        let (name, owner) = (&self.name, self.owner);
+        if self
+            .shared
+            .space(|s| s.partials.progress(name, owner, have, unix_ms()))
+        {
+            return Ok(());
+        }
+        Err(err(
+            ErrorCode::Unavailable,
+            "this upload was resumed on another stream",
+        ))
     }
 }
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        let (name, have, gone) = (&self.name, self.have, self.gone);
+        let (name, owner, have, gone) = (&self.name, self.owner, self.have, self.gone);
         self.shared.space(|s| {
             if gone {
-                s.partials.remove(name);
+                s.partials.finished(name, owner);
             } else {
-                s.partials.stopped(name, have, unix_ms());
+                s.partials.stopped(name, owner, have, unix_ms());
             }
         });
     }
@@ -70,10 +82,6 @@ impl Drop for Lease<'_> {
 /// The answer to an upload the ledger refused.
 fn refused(r: Refused) -> WireError {
     match r {
-        Refused::Running => err(
-            ErrorCode::Unavailable,
-            "this upload is already running on another stream",
-        ),
         Refused::SenderQuota { used, quota } => err(
             ErrorCode::QuotaExceeded,
             format!(
@@ -246,12 +254,13 @@ async fn upload(
     shared
         .check_disk(size - before)
         .map_err(|_| crate::mailbox::out_of_space())?;
-    shared
+    let owner = shared
         .partial_begin(&pname, from, size, before)
         .map_err(refused)?;
     let mut lease = Lease {
         shared,
         name: pname,
+        owner,
         have: before,
         gone: false,
     };
@@ -286,17 +295,18 @@ async fn upload(
         *have += bytes.len() as u64;
         Ok(bytes.to_vec())
     };
-    lease.progress(offset);
+    lease.progress(offset)?;
     let first = write(&leftover, &mut have)?;
+    lease.progress(have)?;
     file.write_all(&first).await.map_err(|e| internal(&e))?;
-    lease.progress(have);
     let mut buf = vec![0u8; CHUNK];
     loop {
         match recv.read(&mut buf).await {
             Ok(Some(n)) => {
                 let chunk = write(&buf[..n], &mut have)?;
+                // Checked before writing: a stream that lost the upload writes nothing.
+                lease.progress(have)?;
                 file.write_all(&chunk).await.map_err(|e| internal(&e))?;
-                lease.progress(have);
             }
             Ok(None) => break,
             // Broken off: what arrived stays in `partial/` for the retry.

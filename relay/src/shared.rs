@@ -138,7 +138,7 @@ impl Shared {
         sender: AccountId,
         size: u64,
         have: u64,
-    ) -> Result<(), Refused> {
+    ) -> Result<crate::space::partials::Owner, Refused> {
         let config = self.config();
         let limits = PartialLimits {
             per_sender: config.mailbox_quota_bytes,

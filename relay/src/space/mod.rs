@@ -71,8 +71,8 @@ impl fmt::Display for Shortage {
             ),
             Shortage::Writes { failed } => write!(
                 f,
-                "writes fail because the disk or the database is full \
-                 ({failed} since the last check)"
+                "writes fail because the disk or the database is full, or the disk \
+                 fails ({failed} since the last check)"
             ),
             Shortage::Partials { used, cap } => write!(
                 f,

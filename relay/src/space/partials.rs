@@ -24,8 +24,6 @@ pub struct Limits {
 /// Why an upload may not start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
-    /// The same upload is running on another stream.
-    Running,
     /// The sender's unfinished uploads would pass its quota.
     SenderQuota { used: u64, quota: u64 },
     /// All unfinished uploads would pass the relay-wide cap.
@@ -41,6 +39,9 @@ struct Entry {
     have: u64,
     running: bool,
     touched_ms: u64,
+    /// Which stream owns the upload: a resume on a new connection takes it over from
+    /// one the relay has not yet seen die.
+    owner: u64,
 }
 
 impl Entry {
@@ -61,7 +62,11 @@ pub struct Partials {
     entries: HashMap<String, Entry>,
     by_sender: HashMap<u64, u64>,
     total: u64,
+    next_owner: u64,
 }
+
+/// The stream that owns an upload, from [`Partials::begin`].
+pub type Owner = u64;
 
 impl Partials {
     /// Bytes all unfinished uploads count.
@@ -105,7 +110,9 @@ impl Partials {
     }
 
     /// Upload `name` of `sender`, announced at `announced` bytes, starts (or resumes
-    /// with `have` bytes already in its file).
+    /// with `have` bytes already in its file). If it runs on another stream already (a
+    /// connection the relay has not yet seen die), this one takes it over: the other's
+    /// reports are ignored from now on, and it should stop writing.
     pub fn begin(
         &mut self,
         name: &str,
@@ -114,17 +121,15 @@ impl Partials {
         have: u64,
         now_ms: u64,
         limits: Limits,
-    ) -> Result<(), Refused> {
+    ) -> Result<Owner, Refused> {
         let old = self.entries.get(name).copied();
-        if old.is_some_and(|e| e.running) {
-            return Err(Refused::Running);
-        }
         let entry = Entry {
             sender,
             announced,
             have,
             running: true,
             touched_ms: now_ms,
+            owner: self.next_owner + 1,
         };
         // What the others count: this upload's old entry is replaced, not added to.
         let before = old.map_or(0, |e| e.charge());
@@ -142,25 +147,34 @@ impl Partials {
                 cap: limits.total,
             }));
         }
+        self.next_owner += 1;
         self.set(name, Some(entry));
-        Ok(())
+        Ok(self.next_owner)
     }
 
-    /// Upload `name` has `have` bytes in its file.
-    pub fn progress(&mut self, name: &str, have: u64, now_ms: u64) {
-        if let Some(e) = self.entries.get(name).copied() {
-            let e = Entry {
-                have,
-                touched_ms: now_ms,
-                ..e
-            };
-            self.set(name, Some(e));
-        }
+    /// The entry of `name` if `owner` still owns it.
+    fn owned(&self, name: &str, owner: Owner) -> Option<Entry> {
+        self.entries.get(name).copied().filter(|e| e.owner == owner)
+    }
+
+    /// Upload `name` has `have` bytes in its file. `false` if another stream took it
+    /// over: this one must stop writing.
+    pub fn progress(&mut self, name: &str, owner: Owner, have: u64, now_ms: u64) -> bool {
+        let Some(e) = self.owned(name, owner) else {
+            return false;
+        };
+        let e = Entry {
+            have,
+            touched_ms: now_ms,
+            ..e
+        };
+        self.set(name, Some(e));
+        true
     }
 
     /// Upload `name` stopped with `have` bytes in its file, which stays for a resume.
-    pub fn stopped(&mut self, name: &str, have: u64, now_ms: u64) {
-        if let Some(e) = self.entries.get(name).copied() {
+    pub fn stopped(&mut self, name: &str, owner: Owner, have: u64, now_ms: u64) {
+        if let Some(e) = self.owned(name, owner) {
             let e = Entry {
                 have,
                 running: false,
@@ -171,7 +185,14 @@ impl Partials {
         }
     }
 
-    /// The file of `name` is gone (it became a blob, was damaged, or expired).
+    /// The file of `name` is gone (it became a blob or was damaged) by its owner.
+    pub fn finished(&mut self, name: &str, owner: Owner) {
+        if self.owned(name, owner).is_some() {
+            self.set(name, None);
+        }
+    }
+
+    /// The file of `name` is gone (it expired).
     pub fn remove(&mut self, name: &str) {
         self.set(name, None);
     }
@@ -185,6 +206,7 @@ impl Partials {
             have: len,
             running: false,
             touched_ms,
+            owner: 0,
         };
         self.set(name, Some(e));
     }
@@ -221,9 +243,9 @@ mod tests {
         for i in 0..40 {
             let name = format!("7-{i}");
             match p.begin(&name, 7, size, 0, i, LIMITS) {
-                Ok(()) => {
-                    p.progress(&name, size - 1, i);
-                    p.stopped(&name, size - 1, i);
+                Ok(owner) => {
+                    assert!(p.progress(&name, owner, size - 1, i));
+                    p.stopped(&name, owner, size - 1, i);
                     started += 1;
                 }
                 Err(e) => {
@@ -247,12 +269,14 @@ mod tests {
     #[test]
     fn the_relay_wide_cap_holds_across_senders() {
         let mut p = Partials::default();
-        for s in 0..3 {
-            p.begin(&format!("{s}-x"), s, 1 << 20, 0, 0, LIMITS)
-                .unwrap();
-        }
+        let owners: Vec<Owner> = (0..3)
+            .map(|s| {
+                p.begin(&format!("{s}-x"), s, 1 << 20, 0, 0, LIMITS)
+                    .unwrap()
+            })
+            .collect();
         assert_eq!(
-            p.begin("9-x", 9, 1, 0, 0, LIMITS),
+            p.begin("9-x", 9, 1, 0, 0, LIMITS).map(|_| ()),
             Err(Refused::Cap(Shortage::Partials {
                 used: 3 << 20,
                 cap: 3 << 20
@@ -260,25 +284,32 @@ mod tests {
         );
         // Running uploads count what they announced: all of it is promised to the disk.
         assert_eq!(p.promised(), 3 << 20);
-        p.progress("0-x", 1 << 19, 1);
+        assert!(p.progress("0-x", owners[0], 1 << 19, 1));
         assert_eq!(p.promised(), (3 << 20) - (1 << 19));
-        p.remove("0-x");
+        p.finished("0-x", owners[0]);
         assert!(p.begin("9-x", 9, 1, 0, 0, LIMITS).is_ok());
     }
 
     #[test]
-    fn a_resume_replaces_its_own_entry_and_runs_once() {
+    fn a_resume_replaces_its_own_entry_and_takes_over_a_stale_stream() {
         let mut p = Partials::default();
-        p.begin("1-a", 1, 900 << 10, 0, 0, LIMITS).unwrap();
-        assert_eq!(
-            p.begin("1-a", 1, 900 << 10, 0, 0, LIMITS),
-            Err(Refused::Running)
+        let first = p.begin("1-a", 1, 900 << 10, 0, 0, LIMITS).unwrap();
+        assert!(p.progress("1-a", first, 100 << 10, 1));
+        // A resume on a new connection while the old stream still looks alive.
+        let second = p.begin("1-a", 1, 900 << 10, 100 << 10, 2, LIMITS).unwrap();
+        assert_eq!(p.used_by(1), 900 << 10, "counted once");
+        assert!(
+            !p.progress("1-a", first, 200 << 10, 3),
+            "the old stream must stop"
         );
-        p.stopped("1-a", 500 << 10, 1);
+        p.stopped("1-a", first, 200 << 10, 4);
+        p.finished("1-a", first);
+        assert_eq!(p.promised(), 800 << 10, "the old stream changed nothing");
+        p.stopped("1-a", second, 500 << 10, 5);
         // Resuming does not count the old leftovers on top of the new upload.
-        assert!(p.begin("1-a", 1, 900 << 10, 500 << 10, 2, LIMITS).is_ok());
+        let third = p.begin("1-a", 1, 900 << 10, 500 << 10, 6, LIMITS).unwrap();
         assert_eq!(p.used_by(1), 900 << 10);
-        p.remove("1-a");
+        p.finished("1-a", third);
         assert_eq!((p.used(), p.used_by(1)), (0, 0));
     }
 
@@ -287,8 +318,8 @@ mod tests {
         let mut p = Partials::default();
         p.restore("old", 0, 0, 1_000);
         p.begin("1-run", 1, 10, 0, 1_000, LIMITS).unwrap();
-        p.begin("1-stop", 1, 10, 0, 1_000, LIMITS).unwrap();
-        p.stopped("1-stop", 5, 5_000);
+        let stop = p.begin("1-stop", 1, 10, 0, 1_000, LIMITS).unwrap();
+        p.stopped("1-stop", stop, 5, 5_000);
         assert_eq!(p.used(), MIN_CHARGE + 10 + MIN_CHARGE);
         assert!(p.expired(1_999, 1_000).is_empty());
         assert_eq!(p.expired(2_000, 1_000), ["old"]);

@@ -69,10 +69,16 @@ impl StoreError {
     }
 }
 
+/// LMDB reports a short write at commit (the disk filled up under it) as `EIO`, so that
+/// counts too: a failing disk is then also reported as out of space, once, rather than
+/// with an error line per write.
 fn db_out_of_space(e: &heed::Error) -> bool {
     match e {
         heed::Error::Mdb(heed::MdbError::MapFull) => true,
-        heed::Error::Io(io) => matches!(io.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)),
+        heed::Error::Io(io) => matches!(
+            io.raw_os_error(),
+            Some(libc::ENOSPC | libc::EDQUOT | libc::EIO)
+        ),
         _ => false,
     }
 }
