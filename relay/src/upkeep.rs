@@ -155,7 +155,12 @@ async fn retry_acks(shared: &Shared) {
                 applied += 1;
             }
             Err(e) if e.is_out_of_space() => {}
-            Err(e) => tracing::warn!(account, id, "retrying an acknowledgement: {e}"),
+            // Not a matter of room: retrying will not help. The message stays, and goes
+            // to the recipient again at its next login.
+            Err(e) => {
+                shared.space(|s| s.acks.done(account, id));
+                tracing::warn!(account, id, "giving up on an acknowledgement: {e}");
+            }
         }
     }
     if applied > 0 {

@@ -54,6 +54,15 @@ impl Entry {
             self.have.max(MIN_CHARGE)
         }
     }
+
+    /// Bytes a running upload has yet to write.
+    fn promise(&self) -> u64 {
+        if self.running {
+            self.announced.saturating_sub(self.have)
+        } else {
+            0
+        }
+    }
 }
 
 /// Every file in `partial/`, by file name.
@@ -62,6 +71,8 @@ pub struct Partials {
     entries: HashMap<String, Entry>,
     by_sender: HashMap<u64, u64>,
     total: u64,
+    /// Sum of [`Entry::promise`], kept in step like `total` (read for every message).
+    promised: u64,
     next_owner: u64,
 }
 
@@ -82,11 +93,7 @@ impl Partials {
     /// Bytes running uploads announced but have not written yet: the disk check counts
     /// them as used.
     pub fn promised(&self) -> u64 {
-        self.entries
-            .values()
-            .filter(|e| e.running)
-            .map(|e| e.announced.saturating_sub(e.have))
-            .sum()
+        self.promised
     }
 
     /// Replaces the entry of `name`, keeping the totals in step.
@@ -97,6 +104,7 @@ impl Partials {
         };
         if let Some(old) = old {
             self.total -= old.charge();
+            self.promised -= old.promise();
             let sender = self.by_sender.entry(old.sender).or_default();
             *sender -= old.charge();
             if *sender == 0 {
@@ -105,6 +113,7 @@ impl Partials {
         }
         if let Some(new) = entry {
             self.total += new.charge();
+            self.promised += new.promise();
             *self.by_sender.entry(new.sender).or_default() += new.charge();
         }
     }
@@ -133,7 +142,10 @@ impl Partials {
         };
         // What the others count: this upload's old entry is replaced, not added to.
         let before = old.map_or(0, |e| e.charge());
-        let mine = self.used_by(sender) - before;
+        // (A name belongs to one sender; a file of another's found at start-up is not
+        // this sender's to discount.)
+        let mine_before = old.filter(|e| e.sender == sender).map_or(0, |e| e.charge());
+        let mine = self.used_by(sender) - mine_before;
         if mine + entry.charge() > limits.per_sender {
             return Err(Refused::SenderQuota {
                 used: mine,
@@ -328,5 +340,115 @@ mod tests {
             p.remove(&name);
         }
         assert_eq!(p.used(), 10);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Begin {
+            name: u8,
+            sender: u8,
+            size: u16,
+            have: u16,
+        },
+        Progress {
+            name: u8,
+            stale: bool,
+            have: u16,
+        },
+        Stop {
+            name: u8,
+            stale: bool,
+            have: u16,
+        },
+        Finish {
+            name: u8,
+        },
+        Expire {
+            at: u16,
+        },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..6u8, 0..3u8, any::<u16>(), any::<u16>()).prop_map(|(name, sender, size, have)| {
+                Op::Begin {
+                    name,
+                    sender,
+                    size,
+                    have,
+                }
+            }),
+            (0..6u8, any::<bool>(), any::<u16>()).prop_map(|(name, stale, have)| Op::Progress {
+                name,
+                stale,
+                have
+            }),
+            (0..6u8, any::<bool>(), any::<u16>()).prop_map(|(name, stale, have)| Op::Stop {
+                name,
+                stale,
+                have
+            }),
+            (0..6u8).prop_map(|name| Op::Finish { name }),
+            any::<u16>().prop_map(|at| Op::Expire { at }),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the streams do (resumes that take over, stale owners reporting late,
+        /// expiry), the running totals equal a recount, and within the limits.
+        #[test]
+        fn totals_always_match_a_recount(ops in proptest::collection::vec(op(), 0..100)) {
+            let limits = Limits { per_sender: 100_000, total: 200_000 };
+            let mut p = Partials::default();
+            let mut owners: HashMap<String, Vec<Owner>> = HashMap::new();
+            for (t, op) in ops.into_iter().enumerate() {
+                let now = t as u64 * 100;
+                // A stale report comes from the oldest owner, a fresh one from the newest.
+                let pick = |owners: &HashMap<String, Vec<Owner>>, name: &str, stale: bool| {
+                    owners.get(name).and_then(|o| if stale { o.first() } else { o.last() }).copied()
+                };
+                match op {
+                    Op::Begin { name, sender, size, have } => {
+                        let name = name.to_string();
+                        let have = u64::from(have.min(size));
+                        if let Ok(o) = p.begin(&name, sender.into(), size.into(), have, now, limits) {
+                            owners.entry(name).or_default().push(o);
+                        }
+                    }
+                    Op::Progress { name, stale, have } => {
+                        let name = name.to_string();
+                        if let Some(o) = pick(&owners, &name, stale) {
+                            p.progress(&name, o, have.into(), now);
+                        }
+                    }
+                    Op::Stop { name, stale, have } => {
+                        let name = name.to_string();
+                        if let Some(o) = pick(&owners, &name, stale) {
+                            p.stopped(&name, o, have.into(), now);
+                        }
+                    }
+                    Op::Finish { name } => {
+                        let name = name.to_string();
+                        if let Some(o) = pick(&owners, &name, false) {
+                            p.finished(&name, o);
+                        }
+                    }
+                    Op::Expire { at } => {
+                        for name in p.expired(now, at.into()) {
+                            p.remove(&name);
+                        }
+                    }
+                }
+                let total: u64 = p.entries.values().map(Entry::charge).sum();
+                let promised: u64 = p.entries.values().map(Entry::promise).sum();
+                proptest::prop_assert_eq!(p.used(), total);
+                proptest::prop_assert_eq!(p.promised(), promised);
+                for sender in 0..3u64 {
+                    let mine: u64 = p.entries.values().filter(|e| e.sender == sender).map(Entry::charge).sum();
+                    proptest::prop_assert_eq!(p.used_by(sender), mine);
+                }
+            }
+        }
     }
 }
