@@ -105,35 +105,27 @@ pub(crate) async fn run(shared: Arc<Shared>, kick: Receiver<()>, addr: SocketAdd
 async fn expire_partials(shared: &Shared) {
     let config = shared.config();
     let expiry = config.partial_expiry.as_millis() as u64;
-    let expired = shared.space(|s| s.partials.expired(unix_ms(), expiry));
+    let expired = shared.space(|s| s.partials.take_expired(unix_ms(), expiry));
     if expired.is_empty() {
         return;
     }
     let dir = config.state_dir.join("partial");
-    let names = expired.clone();
-    let removed = blocking::unblock(move || {
-        names
-            .into_iter()
-            .filter(|name| match std::fs::remove_file(dir.join(name)) {
-                Ok(()) => true,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-                Err(e) => {
-                    tracing::warn!("cannot delete an expired upload {name}: {e}");
-                    false
-                }
-            })
-            .collect::<Vec<_>>()
+    let count = expired.len();
+    blocking::unblock(move || {
+        for name in expired {
+            match std::fs::remove_file(dir.join(&name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                // Forgotten all the same: the next start-up finds it and tries again.
+                Err(e) => tracing::warn!("cannot delete an expired upload {name}: {e}"),
+            }
+        }
     })
     .await;
     tracing::info!(
-        expired = removed.len(),
+        expired = count,
         "deleted unfinished uploads not resumed within partial_expiry_s"
     );
-    shared.space(|s| {
-        for name in &removed {
-            s.partials.remove(name);
-        }
-    });
 }
 
 /// Tries again the acknowledgements that are due; those that fail again stay scheduled.

@@ -204,10 +204,6 @@ impl Partials {
         }
     }
 
-    /// The file of `name` is gone (it expired).
-    pub fn remove(&mut self, name: &str) {
-        self.set(name, None);
-    }
 
     /// A file found in `partial/` at start-up: `len` bytes, last written at `touched_ms`.
     /// `sender` is 0 when the name does not say.
@@ -223,9 +219,9 @@ impl Partials {
         self.set(name, Some(e));
     }
 
-    /// Files of stopped uploads not touched for `expiry_ms`: to be deleted (then
-    /// [`Partials::remove`]d).
-    pub fn expired(&self, now_ms: u64, expiry_ms: u64) -> Vec<String> {
+    /// Files of stopped uploads not touched for `expiry_ms`: forgotten here at once (so a
+    /// resume from now on starts afresh), to be deleted by the caller.
+    pub fn take_expired(&mut self, now_ms: u64, expiry_ms: u64) -> Vec<String> {
         let mut names: Vec<String> = self
             .entries
             .iter()
@@ -233,6 +229,9 @@ impl Partials {
             .map(|(n, _)| n.clone())
             .collect();
         names.sort();
+        for name in &names {
+            self.set(name, None);
+        }
         names
     }
 }
@@ -333,12 +332,10 @@ mod tests {
         let stop = p.begin("1-stop", 1, 10, 0, 1_000, LIMITS).unwrap();
         p.stopped("1-stop", stop, 5, 5_000);
         assert_eq!(p.used(), MIN_CHARGE + 10 + MIN_CHARGE);
-        assert!(p.expired(1_999, 1_000).is_empty());
-        assert_eq!(p.expired(2_000, 1_000), ["old"]);
-        assert_eq!(p.expired(6_000, 1_000), ["1-stop", "old"]);
-        for name in p.expired(6_000, 1_000) {
-            p.remove(&name);
-        }
+        assert!(p.take_expired(1_999, 1_000).is_empty());
+        assert_eq!(p.take_expired(5_999, 1_000), ["old"]);
+        assert_eq!(p.used(), 10 + MIN_CHARGE);
+        assert_eq!(p.take_expired(6_000, 1_000), ["1-stop"]);
         assert_eq!(p.used(), 10);
     }
 
@@ -435,9 +432,7 @@ mod tests {
                         }
                     }
                     Op::Expire { at } => {
-                        for name in p.expired(now, at.into()) {
-                            p.remove(&name);
-                        }
+                        p.take_expired(now, at.into());
                     }
                 }
                 let total: u64 = p.entries.values().map(Entry::charge).sum();
