@@ -204,7 +204,6 @@ impl Partials {
         }
     }
 
-
     /// A file found in `partial/` at start-up: `len` bytes, last written at `touched_ms`.
     /// `sender` is 0 when the name does not say.
     pub fn restore(&mut self, name: &str, sender: u64, len: u64, touched_ms: u64) {
