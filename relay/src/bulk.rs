@@ -371,18 +371,25 @@ async fn upload(
         sent_ms: unix_ms(),
     });
     let quota = shared.config().mailbox_quota_bytes;
-    let stored = shared
+    let stored = match shared
         .committer
         .store_item(from, client_id, rid, item, quota)
         .await
-        .map_err(|e| match e {
-            crate::store::StoreError::QuotaExceeded => err(
-                ErrorCode::QuotaExceeded,
-                "the recipient's mailbox on the relay is full",
-            ),
-            other if other.is_out_of_space() => crate::mailbox::out_of_space(),
-            other => internal(&other),
-        })?;
+    {
+        Ok(stored) => stored,
+        Err(e) => {
+            // Not stored: the blob goes unless another inbox holds the same contents.
+            release_blob(shared, sha256).await;
+            return Err(match e {
+                crate::store::StoreError::QuotaExceeded => err(
+                    ErrorCode::QuotaExceeded,
+                    "the recipient's mailbox on the relay is full",
+                ),
+                other if other.is_out_of_space() => crate::mailbox::out_of_space(),
+                other => internal(&other),
+            });
+        }
+    };
     reply(send, &BulkReply::Stored { id: stored.id() })
         .await
         .map_err(|e| internal(&e))?;
