@@ -80,6 +80,7 @@ pub(crate) fn restore_partials(shared: &Shared) {
 /// Runs until the relay stops (the task is dropped). `addr` is for the status line.
 pub(crate) async fn run(shared: Arc<Shared>, kick: Receiver<()>, addr: SocketAddr) {
     loop {
+        let started = std::time::Instant::now();
         expire_partials(&shared).await;
         retry_acks(&shared).await;
         watch_space(&shared, addr).await;
@@ -95,8 +96,14 @@ pub(crate) async fn run(shared: Arc<Shared>, kick: Receiver<()>, addr: SocketAdd
             None
         })
         .await;
-        if kicked == Some(false) {
-            return;
+        match kicked {
+            Some(false) => return,
+            // A flood of refused writes kicks all the time: still at most one round per
+            // MIN_ROUND.
+            Some(true) => {
+                smol::Timer::at(started + MIN_ROUND).await;
+            }
+            None => {}
         }
     }
 }
