@@ -79,13 +79,19 @@ pub(crate) fn restore_partials(shared: &Shared) {
 
 /// Runs until the relay stops (the task is dropped). `addr` is for the status line.
 pub(crate) async fn run(shared: Arc<Shared>, kick: Receiver<()>, addr: SocketAddr) {
+    let mut last_expiry: Option<std::time::Instant> = None;
     loop {
         let started = std::time::Instant::now();
-        expire_partials(&shared).await;
+        let config = shared.config();
+        let every = (config.partial_expiry / 4).clamp(MIN_ROUND, MAX_ROUND);
+        // Expiry scans every upload: on its own schedule, not on every kick.
+        if last_expiry.is_none_or(|t| started >= t + every) {
+            expire_partials(&shared).await;
+            last_expiry = Some(started);
+        }
         retry_acks(&shared).await;
         watch_space(&shared, addr).await;
-        let config = shared.config();
-        let mut pause = (config.partial_expiry / 4).clamp(MIN_ROUND, MAX_ROUND);
+        let mut pause = every;
         if let Some(at) = shared.space(|s| s.acks.next_deadline()) {
             let until = Duration::from_millis(at.saturating_sub(shared.mono_ms()));
             pause = pause.min(until.max(MIN_ROUND));
