@@ -7,6 +7,8 @@
 //! goes out before the commit that holds its write returned; if that commit fails, every
 //! write of the batch gets the error. The thread holds the LMDB write lock only while it
 //! has a batch, and exits once the [`Committer`] is dropped and the queue drained.
+//! Writes that fail for want of space are logged at debug level only and counted
+//! ([`Committer::full_failures`]): the upkeep task turns the count into one log line.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
