@@ -17,6 +17,11 @@ pub fn ready(status: &str) {
     send(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
+/// `STATUS=`: a new one-line status for `systemctl status`.
+pub fn status(status: &str) {
+    send(&[NotifyState::Status(status)]);
+}
+
 /// `RELOADING=1` (with `MONOTONIC_USEC`, as `Type=notify-reload` wants) and a status:
 /// the service is re-reading its config. Follow with [`ready`] when done.
 pub fn reloading() {

@@ -51,6 +51,9 @@ pub enum ErrorCode {
     TooLarge,
     /// No account has that number.
     UnknownNumber,
+    /// The relay is short of disk space (below its reserve, `min_free_space_mib`), or
+    /// unfinished uploads take all the room it allows them: try again later.
+    OutOfSpace,
 }
 
 /// An error answer: a code, a message for people, and a retry hint when rate limited.

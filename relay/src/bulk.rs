@@ -1,7 +1,9 @@
 //! Bulk streams: one QUIC stream per file upload or download, beside the control stream.
 //! An upload goes to `partial/` in the state dir (so a broken one resumes where it
 //! stopped), is checked against its SHA-256, then becomes a content-addressed blob in
-//! `blobs/` and an inbox item, all before the sender hears `Stored`.
+//! `blobs/` and an inbox item, all before the sender hears `Stored`. An upload starts only
+//! above the disk reserve and within the sender's and the relay's allowance for unfinished
+//! uploads ([`crate::space`]); the upkeep task deletes those abandoned too long.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +18,9 @@ use smol::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use crate::hub::SessionId;
 use crate::server::unix_ms;
 use crate::shared::Shared;
+use crate::space::partials::{Owner, Refused};
 use crate::store::messages::{Item, Stored};
+use crate::upkeep::partial_name;
 
 const CHUNK: usize = 64 * 1024;
 
@@ -32,10 +36,61 @@ pub fn blob_path(state_dir: &Path, sha256: &[u8; 32]) -> PathBuf {
     state_dir.join("blobs").join(hex(sha256))
 }
 
-fn partial_path(state_dir: &Path, from: u64, client_id: &str) -> PathBuf {
-    state_dir
-        .join("partial")
-        .join(format!("{from}-{}", hex(client_id.as_bytes())))
+/// An upload's entry in the unfinished-uploads ledger ([`crate::space::partials`]) for
+/// as long as it runs: when dropped, on any path out of [`upload`], the upload counts as
+/// stopped with what its file holds, unless its file is gone.
+struct Lease<'a> {
+    shared: &'a Shared,
+    name: String,
+    owner: Owner,
+    have: u64,
+    gone: bool,
+}
+
+impl Lease<'_> {
+    /// Records `have` bytes in the file; an error if a newer stream took the upload over
+    /// (a resume on a new connection): this one must not write any more.
+    fn progress(&mut self, have: u64) -> Result<(), WireError> {
+        self.have = have;
+        let (name, owner) = (&self.name, self.owner);
+        if self
+            .shared
+            .space(|s| s.partials.progress(name, owner, have, unix_ms()))
+        {
+            return Ok(());
+        }
+        Err(err(
+            ErrorCode::Unavailable,
+            "this upload was resumed on another stream",
+        ))
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let (name, owner, have, gone) = (&self.name, self.owner, self.have, self.gone);
+        self.shared.space(|s| {
+            if gone {
+                s.partials.finished(name, owner);
+            } else {
+                s.partials.stopped(name, owner, have, unix_ms());
+            }
+        });
+    }
+}
+
+/// The answer to an upload the ledger refused.
+fn refused(r: Refused) -> WireError {
+    match r {
+        Refused::SenderQuota { used, quota } => err(
+            ErrorCode::QuotaExceeded,
+            format!(
+                "your unfinished uploads on the relay take {used} of your {quota} bytes; \
+                 finish them or wait for them to expire"
+            ),
+        ),
+        Refused::Cap(_) => crate::mailbox::out_of_space(),
+    }
 }
 
 async fn reply(send: &mut quinn::SendStream, r: &BulkReply) -> std::io::Result<()> {
@@ -190,7 +245,25 @@ async fn upload(
         ));
     }
 
-    let partial = partial_path(&shared.config().state_dir, from, &client_id);
+    let pname = partial_name(from, &client_id);
+    let partial = shared.config().state_dir.join("partial").join(&pname);
+    let before = match smol::fs::metadata(&partial).await {
+        Ok(m) if m.len() <= size => m.len(),
+        _ => 0,
+    };
+    shared
+        .check_disk(size - before)
+        .map_err(|_| crate::mailbox::out_of_space())?;
+    let owner = shared
+        .partial_begin(&pname, from, size, before)
+        .map_err(refused)?;
+    let mut lease = Lease {
+        shared,
+        name: pname,
+        owner,
+        have: before,
+        gone: false,
+    };
     if let Some(dir) = partial.parent() {
         smol::fs::create_dir_all(dir)
             .await
@@ -222,13 +295,17 @@ async fn upload(
         *have += bytes.len() as u64;
         Ok(bytes.to_vec())
     };
+    lease.progress(offset)?;
     let first = write(&leftover, &mut have)?;
+    lease.progress(have)?;
     file.write_all(&first).await.map_err(|e| internal(&e))?;
     let mut buf = vec![0u8; CHUNK];
     loop {
         match recv.read(&mut buf).await {
             Ok(Some(n)) => {
                 let chunk = write(&buf[..n], &mut have)?;
+                // Checked before writing: a stream that lost the upload writes nothing.
+                lease.progress(have)?;
                 file.write_all(&chunk).await.map_err(|e| internal(&e))?;
             }
             Ok(None) => break,
@@ -261,6 +338,7 @@ async fn upload(
     .map_err(|e| internal(&e))?;
     if digest != sha256 {
         let _ = smol::fs::remove_file(&partial).await;
+        lease.gone = true;
         return Err(err(
             ErrorCode::ProtocolViolation,
             "SHA-256 mismatch: the file changed or was damaged",
@@ -275,6 +353,7 @@ async fn upload(
     smol::fs::rename(&partial, &blob)
         .await
         .map_err(|e| internal(&e))?;
+    lease.gone = true;
     if let Some(dir) = blob.parent()
         && let Ok(d) = std::fs::File::open(dir)
     {
@@ -292,17 +371,25 @@ async fn upload(
         sent_ms: unix_ms(),
     });
     let quota = shared.config().mailbox_quota_bytes;
-    let stored = shared
+    let stored = match shared
         .committer
         .store_item(from, client_id, rid, item, quota)
         .await
-        .map_err(|e| match e {
-            crate::store::StoreError::QuotaExceeded => err(
-                ErrorCode::QuotaExceeded,
-                "the recipient's mailbox on the relay is full",
-            ),
-            other => internal(&other),
-        })?;
+    {
+        Ok(stored) => stored,
+        Err(e) => {
+            // Not stored: the blob goes unless another inbox holds the same contents.
+            release_blob(shared, sha256).await;
+            return Err(match e {
+                crate::store::StoreError::QuotaExceeded => err(
+                    ErrorCode::QuotaExceeded,
+                    "the recipient's mailbox on the relay is full",
+                ),
+                other if other.is_out_of_space() => crate::mailbox::out_of_space(),
+                other => internal(&other),
+            });
+        }
+    };
     reply(send, &BulkReply::Stored { id: stored.id() })
         .await
         .map_err(|e| internal(&e))?;

@@ -32,6 +32,9 @@ struct File {
     max_connections: Option<u32>,
     max_connections_per_address: Option<u32>,
     login_timeout_ms: Option<u64>,
+    min_free_space_mib: Option<u64>,
+    max_partial_mib: Option<u64>,
+    partial_expiry_s: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -64,6 +67,13 @@ pub struct Config {
     pub max_connections_per_address: u32,
     /// A connection that has not logged in this long after it was accepted is closed.
     pub login_timeout: Duration,
+    /// Free space kept on the state dir's filesystem, in bytes: new messages and uploads
+    /// are refused below it. `None`: 5 % of the filesystem, at most 1 GiB.
+    pub min_free_space: Option<u64>,
+    /// Most all unfinished uploads (`partial/`) may take together, in bytes.
+    pub max_partial_bytes: u64,
+    /// An unfinished upload not resumed for this long is deleted.
+    pub partial_expiry: Duration,
     /// PEM certificate chain and key; when absent a self-signed identity is made.
     pub tls: Option<(PathBuf, PathBuf)>,
 }
@@ -171,6 +181,17 @@ impl Config {
                 "must be between 100 and 600000".into(),
             ));
         }
+        let max_partial_mib = file.max_partial_mib.unwrap_or(1024);
+        if max_partial_mib == 0 {
+            return Err(invalid("max_partial_mib", "must be at least 1".into()));
+        }
+        let partial_expiry_s = file.partial_expiry_s.unwrap_or(24 * 3600);
+        if !(1..=30 * 24 * 3600).contains(&partial_expiry_s) {
+            return Err(invalid(
+                "partial_expiry_s",
+                "must be between 1 and 2592000 (30 days)".into(),
+            ));
+        }
         let tls = match (file.tls_cert, file.tls_key) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
@@ -202,6 +223,9 @@ impl Config {
             max_connections,
             max_connections_per_address,
             login_timeout,
+            min_free_space: file.min_free_space_mib.map(|m| m.saturating_mul(1 << 20)),
+            max_partial_bytes: max_partial_mib.saturating_mul(1 << 20),
+            partial_expiry: Duration::from_secs(partial_expiry_s),
             tls,
         })
     }
@@ -228,6 +252,9 @@ mod tests {
         assert_eq!(c.keep_alive, Duration::from_secs(5));
         assert_eq!(c.max_connections_per_address, 16);
         assert_eq!(c.login_timeout, Duration::from_secs(10));
+        assert_eq!(c.min_free_space, None);
+        assert_eq!(c.max_partial_bytes, 1 << 30);
+        assert_eq!(c.partial_expiry, Duration::from_secs(24 * 3600));
     }
 
     #[test]
@@ -249,6 +276,8 @@ mod tests {
                 "max_connections_per_address",
             ),
             ("login_timeout_ms = 10", "login_timeout_ms"),
+            ("max_partial_mib = 0", "max_partial_mib"),
+            ("partial_expiry_s = 0", "partial_expiry_s"),
         ] {
             let err = Config::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");

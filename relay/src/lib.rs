@@ -3,11 +3,15 @@
 //! - Decisions, sans-IO (time and inputs in, actions out): [`hub`] who is online and who
 //!   hears of it; [`calls`] the call router (who rings, who answered, where media goes);
 //!   [`throttle`] login back-off and account-creation budgets; [`admission`] the
-//!   connection limits (in all, per address); [`reload`] what a changed config changes.
+//!   connection limits (in all, per address); [`reload`] what a changed config changes;
+//!   [`space`] the disk and database reserves, unfinished uploads and acknowledgements
+//!   waiting for room.
 //! - Owners of live state: `router` the task that owns the call router and drives its
 //!   ring timeouts; `registry` the live sessions, their writer queues and media routes;
 //!   `shared` presence, limits and config behind private locks, shared by all sessions;
-//!   `delivery` how far each session has been sent its inbox, and who acks receipts.
+//!   `delivery` how far each session has been sent its inbox, and who acks receipts;
+//!   `upkeep` the task that measures free space, expires unfinished uploads and retries
+//!   acknowledgements.
 //! - Drivers, moving bytes: [`server`] binds the QUIC endpoint, starts those tasks and
 //!   accepts connections; `session` serves one connection's control stream (answers from
 //!   `requests`, messages via `mailbox` and `pipeline`) and forwards its media; `push`
@@ -39,9 +43,11 @@ mod router;
 pub mod server;
 mod session;
 mod shared;
+pub mod space;
 pub mod store;
 pub mod throttle;
 pub mod token;
+mod upkeep;
 
 pub use config::Config;
 pub use server::{Running, StartError, start};

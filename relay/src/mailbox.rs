@@ -15,7 +15,9 @@ use crate::push::{continue_push, push_pending, push_receipt};
 use crate::requests::{Answer, err, store_err, unblock};
 use crate::server::unix_ms;
 use crate::session::Session;
-use crate::store::messages::{Item, Stored};
+use crate::shared::Shared;
+use crate::store::StoreError;
+use crate::store::messages::{Delivered, Item, Stored};
 
 /// A request whose write is queued: resolves to its answer once committed.
 pub(crate) type Queued = Task<Answer>;
@@ -61,6 +63,9 @@ impl Session {
                 format!("no account has number {number}"),
             ));
         };
+        self.shared
+            .check_disk(text.len() as u64)
+            .map_err(|_| out_of_space())?;
         let (from_number, from_name) = self.shared.identity(me);
         let msg = StoredMessage {
             id: 0,
@@ -91,7 +96,10 @@ impl Session {
     }
 
     /// The recipient has message `id`: queue its deletion; once committed, the task tells
-    /// the sender and answers `Done`.
+    /// the sender and answers `Done`. A delete the store cannot apply (out of space, say)
+    /// is answered `Done` too: the recipient is done with the message, and the upkeep task
+    /// applies the delete once it can (if the relay restarts first, the message is
+    /// delivered again at the next login, as after any lost ack).
     pub(crate) async fn delivered(&mut self, me: u64, id: u64) -> Result<Queued, WireError> {
         let pending = self
             .shared
@@ -102,11 +110,18 @@ impl Session {
         let shared = self.shared.clone();
         Ok(smol::spawn(
             async move {
-                if let Some((sender, client_id, item)) = pending.wait().await.map_err(store_err)? {
-                    if let Item::File(f) = item {
-                        crate::bulk::release_blob(&shared, f.sha256).await;
+                match pending.wait().await {
+                    Ok(delivered) => after_delivery(&shared, id, delivered).await,
+                    Err(StoreError::CommitterStopped) => return Err(stopping()),
+                    Err(e) => {
+                        // Out of space is reported once by the upkeep task, not per ack.
+                        if e.is_out_of_space() {
+                            tracing::debug!(id, "acknowledgement waits for space: {e}");
+                        } else {
+                            tracing::warn!(id, "acknowledgement to retry: {e}");
+                        }
+                        shared.ack_failed(me, id);
                     }
-                    push_receipt(&shared, sender, id, client_id).await;
                 }
                 // Room freed on the device: the rest of a backlog that did not fit.
                 continue_push(&shared, me, Feed::Inbox);
@@ -135,4 +150,28 @@ impl Session {
             .in_current_span(),
         ))
     }
+}
+
+/// What follows a committed delete of message `id`: its blob goes if no one else needs
+/// it, and the sender hears of the delivery.
+pub(crate) async fn after_delivery(shared: &Shared, id: u64, delivered: Delivered) {
+    if let Some((sender, client_id, item)) = delivered {
+        if let Item::File(f) = item {
+            crate::bulk::release_blob(shared, f.sha256).await;
+        }
+        push_receipt(shared, sender, id, client_id).await;
+    }
+}
+
+/// The answer to a new message or upload while the relay is short of space (the operator
+/// learns the details from the relay's log).
+pub(crate) fn out_of_space() -> WireError {
+    err(
+        ErrorCode::OutOfSpace,
+        "the relay is out of storage space; try again later",
+    )
+}
+
+fn stopping() -> WireError {
+    err(ErrorCode::Unavailable, "the relay is shutting down")
 }

@@ -197,13 +197,12 @@ fn serve(at: Where, listen: Option<String>) -> anyhow::Result<()> {
         out.flush()?;
         drop(out);
         tracing::info!(addr = %running.addr, %fingerprint, "relay ready");
-        let status = format!("serving on {}", running.addr);
-        systemd::ready(&status);
+        systemd::ready(&running.status());
         let _watchdog = systemd::spawn_watchdog();
         let signal = signals
             .until_stopped(async || {
                 reload(&running, path.as_deref(), &overrides);
-                status.clone()
+                running.status()
             })
             .await;
         tracing::info!(?signal, "shutting down");

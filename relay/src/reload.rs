@@ -52,6 +52,9 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
         max_connections: _,
         max_connections_per_address: _,
         login_timeout: _,
+        min_free_space: _,
+        max_partial_bytes: _,
+        partial_expiry: _,
         tls: _,
     } = old;
     let mut out = Reloaded::default();
@@ -95,6 +98,15 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
         old.max_connections_per_address != new.max_connections_per_address,
     );
     live("login_timeout_ms", old.login_timeout != new.login_timeout);
+    live(
+        "min_free_space_mib",
+        old.min_free_space != new.min_free_space,
+    );
+    live(
+        "max_partial_mib",
+        old.max_partial_bytes != new.max_partial_bytes,
+    );
+    live("partial_expiry_s", old.partial_expiry != new.partial_expiry);
     live(
         "tls_cert",
         old.tls.as_ref().map(|t| &t.0) != new.tls.as_ref().map(|t| &t.0),

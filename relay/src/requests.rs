@@ -34,6 +34,11 @@ pub(crate) fn store_err(e: StoreError) -> WireError {
             ErrorCode::QuotaExceeded,
             "the recipient's mailbox on the relay is full",
         ),
+        // Said once in the log by the upkeep task, not once per refused write.
+        e if e.is_out_of_space() => {
+            tracing::debug!("store: {e}");
+            crate::mailbox::out_of_space()
+        }
         e => {
             tracing::error!("store: {e}");
             err(ErrorCode::Internal, "storage error on the relay")

@@ -59,6 +59,7 @@ pub struct Running {
     _accept: Task<()>,
     _watch: Task<()>,
     _router: Task<()>,
+    _upkeep: Task<()>,
 }
 
 impl Running {
@@ -70,6 +71,20 @@ impl Running {
     /// Number of connections held, logged in or not (for tests).
     pub fn connections(&self) -> u32 {
         self.shared.connections()
+    }
+
+    /// The one-line service status: where it serves, and whether it is out of space.
+    pub fn status(&self) -> String {
+        match self.shared.space(|s| s.health.short()) {
+            Some(why) => format!("serving on {}; OUT OF SPACE: {why}", self.addr),
+            None => format!("serving on {}", self.addr),
+        }
+    }
+
+    /// Why the relay refuses new messages and uploads for want of space, if it does (as
+    /// the upkeep task last measured).
+    pub fn out_of_space(&self) -> Option<crate::space::Shortage> {
+        self.shared.space(|s| s.health.short())
     }
 
     /// The fingerprint of the certificate new connections see.
@@ -158,6 +173,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let (router, commands) = Router::new();
     let clock = Mono::new();
     let sessions = Arc::new(Registry::default());
+    let (kick, kicked) = smol::channel::bounded(1);
     let router_task = {
         let sessions = sessions.clone();
         smol::spawn(router::drive(calls, commands, clock, move |actions| {
@@ -173,7 +189,10 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         sessions,
         router,
         clock,
+        kick,
     ));
+    crate::upkeep::restore_partials(&shared);
+    let upkeep = smol::spawn(crate::upkeep::run(shared.clone(), kicked, addr));
     let accept = smol::spawn(accept_loop(endpoint.clone(), shared.clone()));
     let watch = smol::spawn(watch_revisions(shared.clone()));
     Ok(Running {
@@ -184,6 +203,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         _accept: accept,
         _watch: watch,
         _router: router_task,
+        _upkeep: upkeep,
     })
 }
 

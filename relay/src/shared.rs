@@ -7,7 +7,10 @@
 //!   call into the sans-IO machine; the actions that come out are applied after it is
 //!   released;
 //! - the store, the group committer and the password hasher are shared handles with
-//!   their own synchronisation.
+//!   their own synchronisation;
+//! - the space bookkeeping ([`crate::space`]: unfinished uploads, acknowledgements to
+//!   retry, whether the relay is out of space) sits behind one private lock too; the
+//!   upkeep task ([`crate::upkeep`]) acts on it, and a [`Shared::kick`] wakes it early.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,13 +18,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use phoned_proto::{AccountInfo, OnlineUser};
 
-use crate::admission::{Connections, Refused};
+use crate::admission::{self, Connections};
 use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::hub::{Action, Hub, Profile, SessionId};
 use crate::password::Hasher;
 use crate::registry::Registry;
 use crate::router::{Clock, Mono, Router};
+use crate::server::unix_ms;
+use crate::space::acks::AckRetries;
+use crate::space::partials::{Limits as PartialLimits, Partials, Refused};
+use crate::space::{Health, Shortage};
 use crate::store::commit::Committer;
 use crate::store::{Account, AccountId, Store};
 use crate::throttle::{Buckets, Key, Login, Reservation, Throttle};
@@ -37,6 +44,17 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Limits {
     logins: Throttle,
     creations: Buckets,
+}
+
+/// Unfinished uploads, acknowledgements waiting for room, and whether the relay is out
+/// of space.
+#[derive(Default)]
+pub(crate) struct Space {
+    pub partials: Partials,
+    pub acks: AckRetries,
+    pub health: Health,
+    /// The committer's count of writes that failed for want of space, as last seen.
+    pub full_seen: u64,
 }
 
 /// State shared by every session of one relay.
@@ -57,6 +75,9 @@ pub(crate) struct Shared {
     limits: Mutex<Limits>,
     /// Connections held, in all and per address ([`crate::admission`]).
     connections: Mutex<Connections>,
+    space: Mutex<Space>,
+    /// Wakes the upkeep task (a full channel means it is already due to wake).
+    kick: smol::channel::Sender<()>,
     next_sid: AtomicU64,
     clock: Mono,
 }
@@ -72,6 +93,7 @@ impl Shared {
         sessions: Arc<Registry>,
         calls: Router,
         clock: Mono,
+        kick: smol::channel::Sender<()>,
     ) -> Shared {
         let creations = Buckets::new(config.provision_burst, config.provision_per_hour);
         Shared {
@@ -89,9 +111,71 @@ impl Shared {
                 creations,
             }),
             connections: Mutex::new(Connections::default()),
+            space: Mutex::default(),
+            kick,
             next_sid: AtomicU64::new(1),
             clock,
         }
+    }
+
+    /// Runs `f` on the space bookkeeping (one short critical section).
+    pub fn space<T>(&self, f: impl FnOnce(&mut Space) -> T) -> T {
+        f(&mut lock(&self.space))
+    }
+
+    /// Wakes the upkeep task: something about space changed (a refusal, a failed ack).
+    pub fn kick(&self) {
+        let _ = self.kick.try_send(());
+    }
+
+    /// Whether `want` more bytes fit on the state dir's disk above the reserve, counting
+    /// what running uploads still have to write. A disk that cannot be measured does not
+    /// block writes (the store's own errors still would).
+    pub fn check_disk(&self, want: u64) -> Result<(), Shortage> {
+        let config = self.config();
+        let Ok(space) = crate::upkeep::fs_space(&config.state_dir) else {
+            return Ok(());
+        };
+        let promised = self.space(|s| s.partials.promised());
+        let checked = crate::space::check_disk(space, config.min_free_space, promised, want);
+        if checked.is_err() {
+            self.kick();
+        }
+        checked
+    }
+
+    /// Upload `name` of `sender` starts, announced at `size` bytes with `have` already in
+    /// its file: counted against the sender's quota and the relay-wide cap.
+    pub fn partial_begin(
+        &self,
+        name: &str,
+        sender: AccountId,
+        size: u64,
+        have: u64,
+    ) -> Result<crate::space::partials::Owner, Refused> {
+        let config = self.config();
+        let limits = PartialLimits {
+            per_sender: config.mailbox_quota_bytes,
+            total: config.max_partial_bytes,
+        };
+        self.space(|s| {
+            s.partials
+                .begin(name, sender, size, have, unix_ms(), limits)
+        })
+    }
+
+    /// The delete for `account`'s acknowledgement of message `id` failed: the upkeep task
+    /// tries it again.
+    pub fn ack_failed(&self, account: AccountId, id: u64) {
+        let now = self.mono_ms();
+        if !self.space(|s| s.acks.failed(account, id, now)) {
+            tracing::debug!(
+                account,
+                id,
+                "too many acknowledgements waiting; one dropped"
+            );
+        }
+        self.kick();
     }
 
     /// The config in effect now (a reload may replace it at any time).
@@ -205,7 +289,7 @@ impl Shared {
 
     /// Takes a connection slot for a client at `addr` within the configured limits; the
     /// slot is given back when the returned guard is dropped.
-    pub fn admit(self: &Arc<Self>, addr: IpAddr) -> Result<Slot, Refused> {
+    pub fn admit(self: &Arc<Self>, addr: IpAddr) -> Result<Slot, admission::Refused> {
         let config = self.config();
         lock(&self.connections).admit(
             addr,

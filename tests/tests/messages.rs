@@ -116,6 +116,33 @@ fn messages_written_while_the_relay_is_down_are_sent_when_it_is_back() {
     );
 }
 
+/// A relay short of disk space (its reserve set above what the disk has) refuses the
+/// message with a clear reason, which `phonectl` shows; the message is marked failed.
+#[test]
+fn a_relay_out_of_space_refuses_with_a_clear_message() {
+    let w = common::world_with(
+        "idle_timeout_ms = 2000\nkeep_alive_ms = 500\nmin_free_space_mib = 1073741824",
+    );
+    let a = w.phone("Alice");
+    let b = w.phone("Bob");
+    a.wait_online(common::ONLINE);
+    let nb = b.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = a.ctl(&["msg", "send", &nb, "hello"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("QuotaExceeded") && out.stderr.contains("out of storage space"),
+        "{out:?}"
+    );
+    let failed = history(&a)
+        .into_iter()
+        .filter(|m| m["status"] == "failed")
+        .count();
+    assert_eq!(failed, 1);
+}
+
 #[test]
 fn size_quota_and_unknown_number_errors_are_clear() {
     let w = common::world_with(

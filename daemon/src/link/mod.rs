@@ -90,7 +90,9 @@ impl From<ClientError> for CoreError {
                 ErrorCode::RateLimited | ErrorCode::Unavailable => ErrorKind::Busy,
                 ErrorCode::AccountDisabled => ErrorKind::PermissionDenied,
                 ErrorCode::UnknownNumber => ErrorKind::NotFound,
-                ErrorCode::QuotaExceeded => ErrorKind::QuotaExceeded,
+                // The relay's disk is a storage limit like the mailbox quota; the
+                // message says which (`the relay is out of disk space …`).
+                ErrorCode::QuotaExceeded | ErrorCode::OutOfSpace => ErrorKind::QuotaExceeded,
                 _ => ErrorKind::Failed,
             },
             ClientError::Timeout => ErrorKind::Timeout,

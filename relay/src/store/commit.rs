@@ -7,8 +7,11 @@
 //! goes out before the commit that holds its write returned; if that commit fails, every
 //! write of the batch gets the error. The thread holds the LMDB write lock only while it
 //! has a batch, and exits once the [`Committer`] is dropped and the queue drained.
+//! Writes that fail for want of space are logged at debug level only and counted
+//! ([`Committer::full_failures`]): the upkeep task turns the count into one log line.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use heed::RwTxn;
@@ -29,6 +32,8 @@ trait Op: Send {
     fn run(&mut self, store: &Store, wtxn: &mut RwTxn) -> bool;
     /// Replaces the outcome with an error (the nested transaction could not be used).
     fn fail(&mut self, error: StoreError);
+    /// Whether the write failed for want of space (LMDB or the disk refused it).
+    fn out_of_space(&self) -> bool;
     /// Sends the outcome, or `commit`'s error if the batch did not commit.
     fn answer(self: Box<Self>, commit: Option<&Arc<heed::Error>>);
 }
@@ -58,6 +63,11 @@ where
         self.outcome = Some(Err(error));
     }
 
+    fn out_of_space(&self) -> bool {
+        // A refusal by the reserve is not a failed write: the reserve did its job.
+        matches!(&self.outcome, Some(Err(e)) if e.is_out_of_space() && !matches!(e, StoreError::OutOfSpace(_)))
+    }
+
     fn answer(self: Box<Self>, commit: Option<&Arc<heed::Error>>) {
         let outcome = match (commit, self.outcome) {
             (Some(e), _) => Err(StoreError::BatchCommit(e.clone())),
@@ -74,20 +84,31 @@ where
 pub struct Committer {
     queue: Sender<Box<dyn Op>>,
     thread: Option<JoinHandle<()>>,
+    /// Writes that failed because LMDB or the disk was full, ever.
+    full: Arc<AtomicU64>,
 }
 
 impl Committer {
     /// Starts the thread that commits `store`'s message writes.
     pub fn start(store: Store) -> Result<Committer, StoreError> {
         let (queue, rx) = smol::channel::bounded(QUEUE);
+        let full = Arc::new(AtomicU64::new(0));
+        let counter = full.clone();
         let thread = std::thread::Builder::new()
             .name("group-commit".into())
-            .spawn(move || run(&store, &rx))
+            .spawn(move || run(&store, &rx, &counter))
             .map_err(StoreError::Thread)?;
         Ok(Committer {
             queue,
             thread: Some(thread),
+            full,
         })
+    }
+
+    /// How many writes so far failed because the map or the disk was full (not counting
+    /// refusals by the reserve): the upkeep task reports out of space when it grows.
+    pub fn full_failures(&self) -> u64 {
+        self.full.load(Ordering::Relaxed)
     }
 
     /// Queues `work`; the returned [`Pending`] answers once the transaction that holds
@@ -179,7 +200,7 @@ impl Drop for Committer {
 }
 
 /// The thread: a batch is whatever is queued when the previous commit returns.
-fn run(store: &Store, rx: &Receiver<Box<dyn Op>>) {
+fn run(store: &Store, rx: &Receiver<Box<dyn Op>>, full: &AtomicU64) {
     while let Ok(first) = rx.recv_blocking() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -190,8 +211,18 @@ fn run(store: &Store, rx: &Receiver<Box<dyn Op>>) {
         }
         let committed = commit_batch(store, &mut batch);
         tracing::trace!(writes = batch.len(), "group commit");
-        if let Err(e) = &committed {
-            tracing::error!(writes = batch.len(), "group commit failed: {e}");
+        let failed = batch.iter().filter(|op| op.out_of_space()).count();
+        match &committed {
+            // Out of space: the upkeep task says so once; every write hears of it.
+            Err(e) if StoreError::BatchCommit(e.clone()).is_out_of_space() => {
+                tracing::debug!(writes = batch.len(), "group commit failed: {e}");
+                full.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            Ok(()) if failed > 0 => {
+                full.fetch_add(failed as u64, Ordering::Relaxed);
+            }
+            Err(e) => tracing::error!(writes = batch.len(), "group commit failed: {e}"),
+            Ok(()) => {}
         }
         for op in batch {
             op.answer(committed.as_ref().err());
@@ -399,5 +430,67 @@ mod tests {
         let store = Store::open(dir.path(), 16).unwrap();
         assert_eq!(texts(&store).len() as u64, submitters * each);
         assert!(store.stored_id(115, "m24").unwrap().is_some());
+    }
+
+    /// A map filled up to its reserve: every delivered message can still be deleted,
+    /// in the committer's big batches (without the reserve, all of them failed with
+    /// `MapFull`). Small and large messages: small ones dirty the most pages per delete.
+    #[test]
+    fn deletes_fit_in_the_map_reserve() {
+        for size in [50_000, 2_000, 300] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path(), 16).unwrap();
+            let committer = Committer::start(store.clone()).unwrap();
+            let body = "x".repeat(size);
+            let mut ids = Vec::new();
+            // Stored in the committer's batches (one fsync each) until the map is full.
+            let refusal = 'fill: loop {
+                let pending: Vec<_> = (0..MAX_BATCH)
+                    .map(|i| {
+                        let item = text(&body);
+                        let queued = committer.queue_store_item(
+                            1,
+                            format!("c{}-{i}", ids.len()),
+                            2,
+                            item,
+                            u64::MAX,
+                        );
+                        smol::block_on(queued).unwrap()
+                    })
+                    .collect();
+                let mut refused = None;
+                for p in pending {
+                    match smol::block_on(p.wait()) {
+                        Ok(s) => ids.push(s.id()),
+                        Err(e) => refused = Some(e),
+                    }
+                }
+                if let Some(e) = refused {
+                    break 'fill e;
+                }
+            };
+            assert!(refusal.is_out_of_space(), "{size}: {refusal:?}");
+            assert!(store.map_shortage().unwrap().is_some());
+            let pending: Vec<_> = ids
+                .iter()
+                .map(|&id| smol::block_on(committer.queue_deliver_message(2, id)).unwrap())
+                .collect();
+            let failed: Vec<StoreError> = pending
+                .into_iter()
+                .filter_map(|p| smol::block_on(p.wait()).err())
+                .collect();
+            assert!(
+                failed.is_empty(),
+                "{size}: {} of {}: {:?}",
+                failed.len(),
+                ids.len(),
+                failed.first()
+            );
+            assert!(texts(&store).is_empty());
+            assert_eq!(store.pending_receipts(1).unwrap().len(), ids.len());
+            // Refused by the reserve, not by LMDB: the map was never full.
+            assert!(matches!(refusal, StoreError::OutOfSpace(_)), "{refusal:?}");
+            assert!(store.map_shortage().unwrap().is_none());
+        }
     }
 }

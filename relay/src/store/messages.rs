@@ -157,14 +157,18 @@ impl Store {
             return Err(StoreError::QuotaExceeded);
         }
         let id = self.meta.get(wtxn, META_NEXT_MESSAGE)?.unwrap_or(1);
-        self.meta.put(wtxn, META_NEXT_MESSAGE, &(id + 1))?;
-        self.meta.put(wtxn, &usage_key(to), &(used + size))?;
         let record = Record {
             item: item.with_id(id),
             from_account: from,
             client_id: client_id.to_owned(),
         };
         let bytes = postcard::to_allocvec(&record).map_err(|_| StoreError::Encode)?;
+        // Deletes need free pages too: new records stop short of a full map.
+        let want = (bytes.len() + 2 * client_id.len() + 64) as u64;
+        crate::space::check_map(self.map_size(), self.map_used(wtxn)?, want)
+            .map_err(StoreError::OutOfSpace)?;
+        self.meta.put(wtxn, META_NEXT_MESSAGE, &(id + 1))?;
+        self.meta.put(wtxn, &usage_key(to), &(used + size))?;
         self.inbox.put(wtxn, &pair(to, &id.to_be_bytes()), &bytes)?;
         self.sent_ids.put(wtxn, &sent_key, &id.to_be_bytes())?;
         Ok(Stored::New(id))

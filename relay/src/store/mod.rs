@@ -51,6 +51,36 @@ pub enum StoreError {
     CommitterStopped,
     #[error("cannot start the group-commit thread: {0}")]
     Thread(std::io::Error),
+    /// A new record would eat into the room kept for deletes.
+    #[error("out of space: {0}")]
+    OutOfSpace(crate::space::Shortage),
+}
+
+impl StoreError {
+    /// The write failed for want of space: the reserve refused it, the LMDB map is full,
+    /// or the disk is. Worth one line when it starts, not one per write.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            StoreError::OutOfSpace(_) => true,
+            StoreError::Db(e) => db_out_of_space(e),
+            StoreError::BatchCommit(e) => db_out_of_space(e),
+            _ => false,
+        }
+    }
+}
+
+/// LMDB reports a short write at commit (the disk filled up under it) as `EIO`, so that
+/// counts too: a failing disk is then also reported as out of space, once, rather than
+/// with an error line per write.
+fn db_out_of_space(e: &heed::Error) -> bool {
+    match e {
+        heed::Error::Mdb(heed::MdbError::MapFull) => true,
+        heed::Error::Io(io) => matches!(
+            io.raw_os_error(),
+            Some(libc::ENOSPC | libc::EDQUOT | libc::EIO)
+        ),
+        _ => false,
+    }
 }
 
 /// The opened environment and its databases. Cheap to clone; share freely across threads.
@@ -137,6 +167,37 @@ impl Store {
     pub fn revision(&self) -> Result<u64, StoreError> {
         let rtxn = self.env.read_txn()?;
         Ok(self.meta.get(&rtxn, META_REVISION)?.unwrap_or(0))
+    }
+
+    /// Bytes the LMDB map holds (its `map_size_mib`).
+    pub fn map_size(&self) -> u64 {
+        self.env.info().map_size as u64
+    }
+
+    /// Bytes of the map in use as `txn` sees it: every database's pages, without the
+    /// free ones (which LMDB reuses), plus a few for the meta pages, the main database
+    /// and the free list.
+    pub(crate) fn map_used(&self, txn: &heed::RoTxn) -> Result<u64, StoreError> {
+        let pages = [
+            self.accounts.stat(txn)?,
+            self.numbers.stat(txn)?,
+            self.meta.stat(txn)?,
+            self.inbox.stat(txn)?,
+            self.sent_ids.stat(txn)?,
+            self.receipts.stat(txn)?,
+        ];
+        let page = pages[0].page_size as u64;
+        let used: u64 = pages.iter().map(|s| s.non_free_page_size() as u64).sum();
+        Ok(used + 16 * page)
+    }
+
+    /// Whether the map is down to its reserve (see [`crate::space::map_reserve`]): a
+    /// message of the largest size would be refused.
+    pub fn map_shortage(&self) -> Result<Option<crate::space::Shortage>, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        let used = self.map_used(&rtxn)?;
+        let largest = phoned_proto::MAX_FRAME as u64;
+        Ok(crate::space::check_map(self.map_size(), used, largest).err())
     }
 
     fn bump_revision(&self, wtxn: &mut heed::RwTxn) -> Result<(), StoreError> {

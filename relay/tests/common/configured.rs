@@ -28,7 +28,14 @@ impl ConfiguredRelay {
     /// Starts `phone-relay serve --config DIR/relay.toml --state-dir DIR/state` (no
     /// `--listen`: `config` says where, usually with [`LOOPBACK`]).
     pub fn start(config: &str) -> ConfiguredRelay {
+        Self::start_with(config, |_| {})
+    }
+
+    /// [`Self::start`], calling `prepare` with the state dir's path first (to put a
+    /// filesystem there, say).
+    pub fn start_with(config: &str, prepare: impl FnOnce(&std::path::Path)) -> ConfiguredRelay {
         let dir = tempfile::tempdir().expect("temp dir");
+        prepare(&dir.path().join("state"));
         let log = std::fs::File::create(dir.path().join("relay.log")).expect("log");
         std::fs::write(dir.path().join("relay.toml"), config).expect("config");
         let mut child = Command::new(BIN)

@@ -4,6 +4,7 @@
 
 pub mod configured;
 pub mod files;
+pub mod space;
 
 use std::time::Duration;
 
