@@ -5,17 +5,52 @@ use phoned_proto::dbus::PhoneError;
 use phoned_proto::ident::{check_display_name, check_password};
 use zbus::interface;
 
+use std::sync::Mutex;
+
+use zbus::object_server::SignalEmitter;
+
+use super::announced::{self, Announced};
 use super::check_arg;
 use crate::core::{Command, Reply};
 use crate::driver::Handle;
 
 pub struct AccountIface {
     phone: Handle,
+    /// What watchers were last told ([`AccountIface::announce`]).
+    announced: Mutex<Announced>,
 }
 
 impl AccountIface {
     pub fn new(phone: Handle) -> Self {
-        AccountIface { phone }
+        let iface = AccountIface {
+            phone,
+            announced: Mutex::default(),
+        };
+        let now = iface.announceable();
+        iface
+            .announced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .update(now);
+        iface
+    }
+
+    /// The properties that change, as they read now (`Relay` is constant).
+    fn announceable(&self) -> Vec<(&'static str, zbus::Variant<'static>)> {
+        vec![
+            ("Number", self.number().into()),
+            ("DisplayName", self.display_name().into()),
+            ("ConnectionState", self.connection_state().into()),
+            ("LastError", self.last_error().into()),
+            ("CreatedAt", self.created_at().into()),
+            ("DevicesOnline", self.devices_online().into()),
+        ]
+    }
+
+    /// Tells watchers what changed since they were last told, in one `PropertiesChanged`.
+    pub async fn announce(&self, emitter: &SignalEmitter<'_>) -> zbus::Result<()> {
+        let now = self.announceable();
+        announced::announce(emitter, "org.phoned.Phone1.Account", &self.announced, now).await
     }
 }
 

@@ -6,6 +6,9 @@ use zbus::interface;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 
+use std::sync::{Mutex, PoisonError};
+
+use super::announced::{self, Announced};
 use super::error::property_error;
 use super::{check_arg, no_arguments};
 use crate::call::engine::{Call, Local};
@@ -15,6 +18,12 @@ use crate::driver::Handle;
 pub struct CallIface {
     phone: Handle,
     local: Local,
+    /// What watchers were last told, so a change is announced once, with only what
+    /// changed ([`CallIface::announce`]).
+    announced: Mutex<Announced>,
+    /// Why the call ended, once it has: the object outlives the call by the moment it
+    /// takes to remove it, and `Reason` must still read right then.
+    ended: Mutex<Option<EndReason>>,
 }
 
 /// The object path of call `local`.
@@ -24,11 +33,58 @@ pub fn path(local: Local) -> String {
 
 impl CallIface {
     pub fn new(phone: Handle, local: Local) -> Self {
-        CallIface { phone, local }
+        let iface = CallIface {
+            phone,
+            local,
+            announced: Mutex::default(),
+            ended: Mutex::default(),
+        };
+        // Watchers learn the first values from `CallAdded` or by reading them.
+        let now = iface.announceable();
+        iface.announced().update(now);
+        iface
     }
 
     fn snapshot(&self) -> Option<Call> {
         self.phone.snapshot().calls.get(&self.local).cloned()
+    }
+
+    fn announced(&self) -> std::sync::MutexGuard<'_, Announced> {
+        self.announced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The properties that change during a call, as they read now. Once the call is gone
+    /// only `State` and `Reason` have news: the others keep the values last announced.
+    fn announceable(&self) -> Vec<(&'static str, zbus::Variant<'static>)> {
+        if self.snapshot().is_none() {
+            return vec![
+                ("State", self.state().into()),
+                ("Reason", self.reason().into()),
+            ];
+        }
+        vec![
+            ("State", self.state().into()),
+            ("Reason", self.reason().into()),
+            ("Muted", self.muted().into()),
+            ("AnsweredAt", self.answered_at().into()),
+            ("AudioError", self.audio_error().into()),
+        ]
+    }
+
+    /// Tells watchers what changed since they were last told, in one `PropertiesChanged`
+    /// (none if nothing did). `ended`: the call is over, for this reason.
+    pub async fn announce(
+        &self,
+        emitter: &SignalEmitter<'_>,
+        ended: Option<EndReason>,
+    ) -> zbus::Result<()> {
+        if let Some(reason) = ended {
+            *self.ended.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+        }
+        let now = self.announceable();
+        announced::announce(emitter, "org.phoned.Phone1.Call", &self.announced, now).await
     }
 
     async fn act(&self, op: CallOp) -> Result<(), PhoneError> {
@@ -91,6 +147,7 @@ impl CallIface {
     fn reason(&self) -> String {
         self.snapshot()
             .and_then(|c| c.reason)
+            .or(*self.ended.lock().unwrap_or_else(PoisonError::into_inner))
             .map_or("", |r| r.as_str())
             .to_owned()
     }
@@ -120,11 +177,18 @@ impl CallIface {
 
     #[zbus(property)]
     async fn set_muted(&self, muted: bool) -> zbus::fdo::Result<()> {
-        // zbus announces the change itself after a setter.
-        self.phone
+        // zbus announces the change itself after a setter: record it as told before the
+        // call engine's change reaches `announce`, which then has nothing to add.
+        let before = self.muted();
+        self.announced().set("Muted", muted.into());
+        let result = self
+            .phone
             .command(Command::Call(self.local, CallOp::Mute(muted)))
-            .await
-            .map_err(property_error)?;
+            .await;
+        if let Err(e) = result {
+            self.announced().set("Muted", before.into());
+            return Err(property_error(e));
+        }
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 //! ([`error`]).
 
 mod account;
+mod announced;
 pub mod call;
 mod contacts;
 mod error;
@@ -160,21 +161,14 @@ async fn emit(
                 .calls_changed(manager.signal_emitter())
                 .await?;
         }
-        Change::CallChanged(local) => {
+        Change::CallChanged(local) | Change::CallAudio(local) => {
             let path = call::path(local);
             if let Ok(iface) = server.interface::<_, CallIface>(path.as_str()).await {
-                let e = iface.signal_emitter();
-                let c = iface.get().await;
-                c.state_changed(e).await?;
-                c.muted_changed(e).await?;
-                c.answered_at_changed(e).await?;
-            }
-        }
-        Change::CallAudio(local) => {
-            let path = call::path(local);
-            if let Ok(iface) = server.interface::<_, CallIface>(path.as_str()).await {
-                let c = iface.get().await;
-                c.audio_error_changed(iface.signal_emitter()).await?;
+                iface
+                    .get()
+                    .await
+                    .announce(iface.signal_emitter(), None)
+                    .await?;
             }
         }
         Change::AudioError => {
@@ -188,10 +182,8 @@ async fn emit(
         Change::CallRemoved(local, reason) => {
             let path = call::path(local);
             if let Ok(iface) = server.interface::<_, CallIface>(path.as_str()).await {
-                let e = iface.signal_emitter();
                 let c = iface.get().await;
-                c.state_changed(e).await?;
-                c.reason_changed(e).await?;
+                c.announce(iface.signal_emitter(), Some(reason)).await?;
             }
             server.remove::<CallIface, _>(path.as_str()).await?;
             let manager = server.interface::<_, ManagerIface>(ROOT_PATH).await?;
@@ -262,21 +254,9 @@ async fn emit(
                 .missed_count_changed(iface.signal_emitter())
                 .await?;
         }
-        Change::Connection => {
+        Change::Connection | Change::Account => {
             let iface = server.interface::<_, AccountIface>(ROOT_PATH).await?;
-            let emitter = iface.signal_emitter();
-            let a = iface.get().await;
-            a.connection_state_changed(emitter).await?;
-            a.last_error_changed(emitter).await?;
-        }
-        Change::Account => {
-            let iface = server.interface::<_, AccountIface>(ROOT_PATH).await?;
-            let emitter = iface.signal_emitter();
-            let a = iface.get().await;
-            a.number_changed(emitter).await?;
-            a.display_name_changed(emitter).await?;
-            a.created_at_changed(emitter).await?;
-            a.devices_online_changed(emitter).await?;
+            iface.get().await.announce(iface.signal_emitter()).await?;
         }
         Change::Presence {
             number,
