@@ -81,6 +81,15 @@ impl NumberRange {
         false
     }
 
+    /// Whether `number` is one of this range's (a number is compared as digits, so
+    /// "01042" is not in 1000-9999: numbers do not start with 0).
+    pub fn contains(&self, number: &Number) -> bool {
+        number
+            .as_str()
+            .parse::<u64>()
+            .is_ok_and(|n| (self.first..=self.last).contains(&n))
+    }
+
     /// The `i`th number of the range (`i` is taken modulo the range's length).
     pub fn nth(&self, i: u64) -> Number {
         Number((self.first + i % self.len()).to_string())
@@ -173,6 +182,9 @@ mod tests {
         assert_eq!(r.nth(0).as_str(), "1000");
         assert_eq!(r.nth(9000).as_str(), "1000");
         assert_eq!(r.nth(8999).as_str(), "9999");
+        let n = |s: &str| s.parse::<Number>().unwrap();
+        assert!(r.contains(&n("1000")) && r.contains(&n("9999")) && r.contains(&n("1042")));
+        assert!(!r.contains(&n("99999")) && !r.contains(&n("999")) && !r.contains(&n("10000")));
         for bad in [
             "",
             "1000",

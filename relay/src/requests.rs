@@ -115,6 +115,7 @@ impl Session {
                 let number: Number = number.parse().map_err(|e: phoned_proto::IdentError| {
                     err(ErrorCode::InvalidNumber, e.to_string())
                 })?;
+                self.in_range(&number)?;
                 let a = unblock(move || store.change_number(id, &number)).await?;
                 self.shared.sync_account(id).await;
                 Ok(Response::Account(self.info(&a)))
@@ -278,6 +279,20 @@ impl Session {
         })
     }
 
+    /// Numbers people choose (registering, changing number) come from the relay's range,
+    /// as the ones it hands out do; `phone-relay admin` may still set any.
+    fn in_range(&self, number: &Number) -> Result<(), WireError> {
+        let range = self.shared.config().numbers;
+        if range.contains(number) {
+            Ok(())
+        } else {
+            Err(err(
+                ErrorCode::InvalidNumber,
+                format!("{number} is outside this relay's numbers ({range})"),
+            ))
+        }
+    }
+
     async fn register(&mut self, number: String, password: String, display_name: String) -> Answer {
         self.not_logged_in()?;
         if !self.shared.config().allow_register {
@@ -289,6 +304,7 @@ impl Session {
         let number: Number = number
             .parse()
             .map_err(|e: phoned_proto::IdentError| err(ErrorCode::InvalidNumber, e.to_string()))?;
+        self.in_range(&number)?;
         check_display_name(&display_name)
             .map_err(|e| err(ErrorCode::InvalidName, e.to_string()))?;
         check_password(&password).map_err(|e| err(ErrorCode::InvalidPassword, e.to_string()))?;

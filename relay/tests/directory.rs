@@ -99,13 +99,13 @@ fn sixteen_way_race_for_one_number_has_exactly_one_winner() {
         }
         let answers = phoned_tests::join_all(clients.iter().map(|c| {
             c.request(Request::ChangeNumber {
-                number: "77777".into(),
+                number: "7777".into(),
             })
         }))
         .await;
         let wins = answers
             .iter()
-            .filter(|a| matches!(a, Ok(Response::Account(i)) if i.number == "77777"))
+            .filter(|a| matches!(a, Ok(Response::Account(i)) if i.number == "7777"))
             .count();
         let taken = answers
             .iter()

@@ -101,6 +101,13 @@ fn number_change_and_the_same_number_race() {
     let out = b.ctl(&["number", "change", "07"]);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("InvalidNumber"), "{out:?}");
+    // A valid number, but not one of this relay's (1000-9999): refused, naming the range.
+    let out = b.ctl(&["number", "change", "99999"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("InvalidNumber") && out.stderr.contains("1000-9999"),
+        "{out:?}"
+    );
 
     // Both ask for 8888 at once: exactly one wins.
     let (ba, bb) = (a.bus.address.clone(), b.bus.address.clone());
