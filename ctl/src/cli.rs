@@ -126,15 +126,17 @@ pub enum Command {
         #[command(subcommand)]
         action: FileAction,
     },
-    /// Do not disturb: incoming calls are declined without ringing.
+    /// Do not disturb: incoming calls are declined without ringing. Without an argument,
+    /// prints whether it is on.
     Dnd {
         #[arg(value_enum)]
-        state: OnOff,
+        state: Option<OnOff>,
     },
     /// Answer incoming calls automatically: off, from everyone, or from contacts only.
+    /// Without an argument, prints the current mode.
     Autoanswer {
         #[arg(value_enum)]
-        mode: AutoAnswerArg,
+        mode: Option<AutoAnswerArg>,
     },
     /// Make the daemon re-read its config file (as SIGHUP does); prints what changed and
     /// when it applies: now, at the next call, or when the link reconnects (after calls end).

@@ -76,8 +76,15 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Contacts { action } => contacts(&conn, g.json, action).await,
         Command::Dnd { state } => {
-            let on = state == OnOff::On;
-            manager(&conn).await?.set_do_not_disturb(on).await?;
+            let m = manager(&conn).await?;
+            let on = match state {
+                Some(state) => {
+                    let on = state == OnOff::On;
+                    m.set_do_not_disturb(on).await?;
+                    on
+                }
+                None => m.do_not_disturb().await?,
+            };
             print(
                 g.json,
                 json!({ "do_not_disturb": on }),
@@ -89,8 +96,14 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             )
         }
         Command::Autoanswer { mode } => {
-            let mode = mode.as_str();
-            manager(&conn).await?.set_auto_answer(mode).await?;
+            let m = manager(&conn).await?;
+            let mode = match mode {
+                Some(mode) => {
+                    m.set_auto_answer(mode.as_str()).await?;
+                    mode.as_str().to_owned()
+                }
+                None => m.auto_answer().await?,
+            };
             print(
                 g.json,
                 json!({ "auto_answer": mode }),
@@ -449,19 +462,29 @@ async fn status(conn: &Connection, json: bool) -> Result<(), Failure> {
     let name = a.display_name().await?;
     let relay = a.relay().await?;
     let error = a.last_error().await?;
-    let audio = manager(conn).await?.audio_error().await?;
+    let m = manager(conn).await?;
+    let audio = m.audio_error().await?;
+    let (dnd, auto_answer) = (m.do_not_disturb().await?, m.auto_answer().await?);
     let mut human = match state.parse() {
         Ok(ConnectionState::Online) => format!("online as {number} ({name}) via {relay}"),
         _ if error.is_empty() => format!("{state} ({relay})"),
         _ => format!("{state} ({relay}): {error}"),
     };
+    // Settings that change how calls are met are named when they are on.
+    if dnd {
+        human.push_str("; do not disturb");
+    }
+    if auto_answer != "off" {
+        human.push_str(&format!("; auto-answer: {auto_answer}"));
+    }
     if !audio.is_empty() {
         human.push_str(&format!("\naudio: {audio}"));
     }
     print(
         json,
         json!({ "connection_state": state, "number": number, "display_name": name, "relay": relay,
-                "last_error": error, "audio_error": audio }),
+                "last_error": error, "audio_error": audio, "do_not_disturb": dnd,
+                "auto_answer": auto_answer }),
         &human,
     )
 }

@@ -99,9 +99,33 @@ fn busy_reject_offline_unknown_and_missed_are_reported() {
     assert!(out.stderr.contains("NotFound"), "{out:?}");
 
     assert_eq!(b.ctl(&["dnd", "on"]).code, 0);
+    // The settings read back: `dnd`/`autoanswer` without an argument, and `status`.
+    assert_eq!(b.ctl(&["dnd"]).stdout.trim(), "do not disturb is on");
+    assert_eq!(b.ctl(&["--json", "dnd"]).json()["do_not_disturb"], true);
+    let status = b.ctl(&["status"]).stdout;
+    assert!(status.contains("; do not disturb"), "{status}");
+    assert_eq!(b.ctl(&["--json", "status"]).json()["do_not_disturb"], true);
     let out = a.ctl(&["--json", "dial", &nb, "--wait"]);
     assert_eq!(out.json()["reason"], "busy", "{out:?}");
     assert_eq!(b.ctl(&["dnd", "off"]).code, 0);
+    assert_eq!(b.ctl(&["dnd"]).stdout.trim(), "do not disturb is off");
+    assert!(!b.ctl(&["status"]).stdout.contains("do not disturb"));
+    assert_eq!(b.ctl(&["autoanswer"]).stdout.trim(), "auto-answer: off");
+    assert_eq!(b.ctl(&["autoanswer", "contacts"]).code, 0);
+    assert_eq!(
+        b.ctl(&["--json", "autoanswer"]).json()["auto_answer"],
+        "contacts"
+    );
+    assert!(
+        b.ctl(&["status"])
+            .stdout
+            .contains("; auto-answer: contacts")
+    );
+    assert_eq!(
+        b.ctl(&["--json", "status"]).json()["auto_answer"],
+        "contacts"
+    );
+    assert_eq!(b.ctl(&["autoanswer", "off"]).code, 0);
 
     let dialing = dial_bg(&a, &nb);
     wait_call(&b, "incoming");
