@@ -168,8 +168,13 @@ pub enum AudioAction {
 #[derive(Subcommand)]
 pub enum MsgAction {
     /// Send TEXT to a number or contact; kept and sent later if the relay is out of reach.
-    Send { to: String, text: String },
-    /// Messages, oldest first (with PEER only, if given).
+    /// Several words are sent as one text, joined by spaces; `-` reads the text from stdin.
+    Send {
+        to: String,
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        text: Vec<String>,
+    },
+    /// Messages, oldest first (with PEER only, a number or a contact's name, if given).
     History {
         peer: Option<String>,
         #[arg(long, default_value_t = 50)]

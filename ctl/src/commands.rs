@@ -312,6 +312,15 @@ async fn msg(conn: &Connection, json: bool, action: MsgAction) -> Result<(), Fai
         .await?;
     match action {
         MsgAction::Send { to, text } => {
+            let text = if text == ["-"] {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .map_err(|e| Failure::Usage(format!("reading the message from stdin: {e}")))?;
+                text.trim_end_matches(['\n', '\r']).to_owned()
+            } else {
+                text.join(" ")
+            };
             let id = m.send(&to, &text).await?;
             print(json, json!({ "id": id }), &format!("message {id} queued"))
         }

@@ -177,3 +177,40 @@ fn size_quota_and_unknown_number_errors_are_clear() {
         .count();
     assert_eq!(failed, 3);
 }
+
+/// What a user types: several words are one text, `-` reads the text from stdin, and
+/// `msg history` takes a contact's name, refusing one that is no contact.
+#[test]
+fn words_stdin_and_contact_names_in_msg() {
+    let w = common::world();
+    let a = w.phone("A");
+    let b = w.phone("B");
+    a.wait_online(common::ONLINE);
+    let nb = b.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .expect("a number")
+        .to_owned();
+    assert_eq!(a.ctl(&["contacts", "add", "Bob", &nb]).code, 0);
+    let out = a.ctl(&["msg", "send", "Bob", "hello", "there", "Bob"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = phoned_tests::process::phonectl(
+        &a.bus.address,
+        &["msg", "send", &nb, "-"],
+        "from\nstdin\n",
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let texts = || -> Option<Vec<String>> {
+        let rows = a.ctl(&["--json", "msg", "history", "Bob"]).json();
+        let texts: Vec<String> = rows
+            .as_array()?
+            .iter()
+            .filter_map(|r| r["text"].as_str().map(str::to_owned))
+            .collect();
+        (texts.len() == 2).then_some(texts)
+    };
+    let texts = wait_for(Duration::from_secs(10), texts).expect("two messages with Bob");
+    assert_eq!(texts, ["hello there Bob", "from\nstdin"]);
+    let out = a.ctl(&["msg", "history", "Nobody"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("NotFound"), "{out:?}");
+}

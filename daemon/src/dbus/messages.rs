@@ -34,15 +34,19 @@ impl MessagesIface {
         Ok(messages::send(&self.phone, number, name, text.to_owned()).await?)
     }
 
-    /// The newest `limit` messages with `peer` (all peers if ""), oldest first: (id,
-    /// peer, direction `in`/`out`, text, status, at Unix ms).
+    /// The newest `limit` messages with `peer` (a number or a contact's name; all peers
+    /// if ""), oldest first: (id, peer, direction `in`/`out`, text, status, at Unix ms).
     fn history(&self, peer: &str, limit: u32) -> Result<Vec<Row>, PhoneError> {
         check_arg("peer", peer)?;
-        let peer = (!peer.is_empty()).then_some(peer);
+        // A name that is no contact is `NotFound`, as for `Send`, not an empty history.
+        let number = match peer {
+            "" => None,
+            peer => Some(recipient(&self.phone, peer)?.0),
+        };
         let list = self
             .phone
             .store
-            .messages(peer, limit.min(10_000) as usize)
+            .messages(number.as_deref(), limit.min(10_000) as usize)
             .map_err(|e| PhoneError::Failed(e.to_string()))?;
         Ok(list
             .into_iter()
