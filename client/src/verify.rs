@@ -68,7 +68,7 @@ fn public_verifier(provider: Arc<CryptoProvider>) -> Option<Arc<WebPkiServerVeri
 /// The message for a fingerprint mismatch: names both, says where the pin came from.
 pub fn mismatch(seen: &str, pinned: &str, learnt: bool) -> String {
     let origin = if learnt {
-        "the fingerprint learnt on first connection (delete the relay pin in the state dir if the relay was reinstalled)"
+        "the fingerprint learnt on first connection (if the relay was reinstalled and you trust its new certificate, run `phonectl relay forget`)"
     } else {
         "relay_fingerprint in the config"
     };
@@ -150,5 +150,6 @@ mod tests {
         assert!(configured.contains("relay_fingerprint in the config"));
         let learnt = mismatch("sha256:aa", "sha256:bb", true);
         assert!(learnt.contains("learnt on first connection"), "{learnt}");
+        assert!(learnt.contains("`phonectl relay forget`"), "{learnt}");
     }
 }

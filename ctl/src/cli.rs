@@ -138,6 +138,11 @@ pub enum Command {
         #[arg(value_enum)]
         mode: Option<AutoAnswerArg>,
     },
+    /// The relay certificate this device trusts.
+    Relay {
+        #[command(subcommand)]
+        action: RelayAction,
+    },
     /// Make the daemon re-read its config file (as SIGHUP does); prints what changed and
     /// when it applies: now, at the next call, or when the link reconnects (after calls end).
     Reload,
@@ -215,6 +220,16 @@ pub enum FileAction {
 pub enum NumberAction {
     /// Move this account to NUMBER (fails if someone has it).
     Change { number: String },
+}
+
+#[derive(Subcommand)]
+pub enum RelayAction {
+    /// Print the fingerprint trusted and where it comes from (the config, or learnt on
+    /// the first connection).
+    Trust,
+    /// Forget the learnt fingerprint, after the relay was reinstalled: the next connection
+    /// trusts the certificate the relay presents then.
+    Forget,
 }
 
 #[derive(Subcommand)]

@@ -16,7 +16,7 @@ use crate::Failure;
 use crate::calls::{self, Pick};
 use crate::cli::{
     AudioAction, Cli, Command, ContactsAction, FileAction, MsgAction, NameAction, NumberAction,
-    OnOff, PasswordAction, Shell, VoiceAction,
+    OnOff, PasswordAction, RelayAction, Shell, VoiceAction,
 };
 use phoned_proto::call::EndReason;
 use phoned_proto::dbus::CallProxy;
@@ -108,6 +108,32 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 g.json,
                 json!({ "auto_answer": mode }),
                 &format!("auto-answer: {mode}"),
+            )
+        }
+        Command::Relay {
+            action: RelayAction::Trust,
+        } => {
+            let (fingerprint, source) = account_proxy(&conn).await?.relay_trust().await?;
+            let human = match source.as_str() {
+                "config" => format!("{fingerprint} (relay_fingerprint in the config)"),
+                "learnt" => format!("{fingerprint} (learnt on the first connection)"),
+                _ => "none yet: the next connection trusts the certificate the relay presents"
+                    .to_owned(),
+            };
+            print(
+                g.json,
+                json!({ "fingerprint": fingerprint, "source": source }),
+                &human,
+            )
+        }
+        Command::Relay {
+            action: RelayAction::Forget,
+        } => {
+            account_proxy(&conn).await?.forget_relay().await?;
+            print(
+                g.json,
+                json!({ "ok": true }),
+                "forgot the relay's fingerprint: the next connection trusts the certificate the relay presents",
             )
         }
         Command::Reload => reload(&conn, g.json).await,

@@ -163,6 +163,10 @@ pub mod account {
         fn set_display_name(&self, name: &str) -> Result<(), PhoneError>;
         /// Sets the account password, so that the number can log in from another device.
         fn set_password(&self, password: &str) -> Result<(), PhoneError>;
+        /// The relay fingerprint trusted, and where from: `config`, `learnt` or "".
+        fn relay_trust(&self) -> Result<(String, String), PhoneError>;
+        /// Forgets the fingerprint learnt on the first connection.
+        fn forget_relay(&self) -> Result<(), PhoneError>;
         #[zbus(property)]
         fn number(&self) -> zbus::Result<String>;
         #[zbus(property)]

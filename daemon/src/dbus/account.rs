@@ -4,13 +4,14 @@ use phoned_proto::Number;
 use phoned_proto::dbus::PhoneError;
 use phoned_proto::ident::{check_display_name, check_password};
 use zbus::interface;
+use zbus::message::Header;
 
 use std::sync::Mutex;
 
 use zbus::object_server::SignalEmitter;
 
 use super::announced::{self, Announced};
-use super::check_arg;
+use super::{check_arg, no_arguments};
 use crate::core::{Command, Reply};
 use crate::driver::Handle;
 
@@ -78,6 +79,49 @@ impl AccountIface {
         self.phone
             .command(Command::SetDisplayName(name.to_owned()))
             .await?;
+        Ok(())
+    }
+
+    /// The relay certificate fingerprint this device trusts, and where it comes from:
+    /// `config` (relay_fingerprint), `learnt` (pinned on the first connection) or ""
+    /// with an empty fingerprint (none yet: the next connection pins what it sees).
+    async fn relay_trust(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(String, String), PhoneError> {
+        no_arguments(&header)?;
+        let config = self.phone.config();
+        if let Some(fp) = &config.relay_fingerprint {
+            return Ok((fp.clone(), "config".into()));
+        }
+        let learnt = self
+            .phone
+            .store
+            .setting(&crate::link::pin_key(&config.relay))
+            .map_err(|e| PhoneError::Failed(e.to_string()))?;
+        Ok(match learnt {
+            Some(fp) => (fp, "learnt".into()),
+            None => (String::new(), String::new()),
+        })
+    }
+
+    /// Forgets the fingerprint learnt on the first connection: the next connection pins
+    /// the certificate the relay presents then (after a relay was reinstalled). A
+    /// fingerprint from the config is the config's: `InvalidState`.
+    async fn forget_relay(&self, #[zbus(header)] header: Header<'_>) -> Result<(), PhoneError> {
+        no_arguments(&header)?;
+        let config = self.phone.config();
+        if config.relay_fingerprint.is_some() {
+            return Err(PhoneError::InvalidState(
+                "the relay's fingerprint is relay_fingerprint in the config: change it there"
+                    .into(),
+            ));
+        }
+        self.phone
+            .store
+            .remove_setting(&crate::link::pin_key(&config.relay))
+            .map_err(|e| PhoneError::Failed(e.to_string()))?;
+        tracing::info!(relay = %config.relay, "forgot the relay's learnt fingerprint");
         Ok(())
     }
 

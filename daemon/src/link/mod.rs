@@ -36,7 +36,8 @@ pub const BACKOFF: backoff::Policy = backoff::Policy {
 };
 
 /// The settings key of the fingerprint learnt on first use for a relay address.
-fn pin_key(relay: &str) -> String {
+/// The settings key of the fingerprint learnt for `relay` on first connection.
+pub(crate) fn pin_key(relay: &str) -> String {
     format!("relay_pin/{relay}")
 }
 

@@ -160,4 +160,12 @@ impl Store {
         wtxn.commit()?;
         Ok(())
     }
+
+    /// Removes a setting; whether there was one.
+    pub fn remove_setting(&self, key: &str) -> Result<bool, StoreError> {
+        let mut wtxn = self.env.write_txn()?;
+        let removed = self.settings.delete(&mut wtxn, key)?;
+        wtxn.commit()?;
+        Ok(removed)
+    }
 }
