@@ -255,6 +255,10 @@ enum AddressError {
     NotHostPort(String),
     #[error("{0:?}: write an IPv6 address as [addr]:port")]
     BareIpv6(String),
+    #[error(
+        "{0:?}: give the relay as host:port (it speaks its own protocol over QUIC, not {1}://)"
+    )]
+    Scheme(String, String),
 }
 
 /// Splits `host:port`, `[v6]:port`, or a bare host (port 7447).
@@ -262,6 +266,10 @@ fn split_host_port(s: &str) -> Result<(String, u16), AddressError> {
     let bad = || AddressError::NotHostPort(s.to_owned());
     if s.trim().is_empty() || s.chars().any(char::is_whitespace) {
         return Err(bad());
+    }
+    // A URL (http://relay:7447, quic://…) would otherwise read as an IPv6 address.
+    if let Some((scheme, _)) = s.split_once("://") {
+        return Err(AddressError::Scheme(s.to_owned(), scheme.to_owned()));
     }
     if let Some(rest) = s.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or_else(bad)?;
@@ -318,6 +326,11 @@ mod tests {
         assert!(c.credentials.is_none());
         let c = Config::parse("relay = \"[::1]:9000\"").unwrap();
         assert_eq!((c.relay_host.as_str(), c.relay_port), ("::1", 9000));
+        for url in ["http://relay.example:7447", "quic://relay.example"] {
+            let e = split_host_port(url).unwrap_err().to_string();
+            assert!(e.contains("host:port") && e.contains("://"), "{e}");
+            assert!(!e.contains("IPv6"), "{e}");
+        }
         let c = Config::parse("relay = \"relay.example.net\"").unwrap();
         assert_eq!(c.relay_port, 7447);
     }
