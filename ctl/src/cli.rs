@@ -28,7 +28,8 @@ pub struct Global {
     /// Talk to the daemon on the session bus (the default).
     #[arg(long, global = true)]
     pub session: bool,
-    /// Print machine-readable JSON.
+    /// Print machine-readable JSON (errors too: one object on stderr with `error`, the
+    /// error's name, `message` and `exit`, the exit status).
     #[arg(long, global = true)]
     pub json: bool,
 }

@@ -12,7 +12,9 @@ use phoned_proto::dbus::PhoneError;
 
 /// Why a command failed, and so its exit status.
 pub enum Failure {
-    /// The daemon answered with an error (exit 1).
+    /// The daemon answered with one of its typed errors (exit 1).
+    Phone { kind: String, message: String },
+    /// The daemon answered with an error, or its answer could not be used (exit 1).
     Daemon(String),
     /// The daemon is not running or the bus is unreachable (exit 3).
     NotRunning(String),
@@ -65,22 +67,43 @@ impl From<PhoneError> for Failure {
     fn from(e: PhoneError) -> Failure {
         match e {
             PhoneError::ZBus(z) => Failure::from(z),
-            other => Failure::Daemon(format!("{} ({})", other.message(), other.kind())),
+            other => Failure::Phone {
+                kind: other.kind(),
+                message: other.message(),
+            },
+        }
+    }
+}
+
+impl Failure {
+    /// The exit status, a name for the kind of failure, and the message.
+    fn parts(self) -> (u8, String, String) {
+        match self {
+            Failure::Phone { kind, message } => (1, kind, message),
+            Failure::Daemon(m) => (1, "Failed".into(), m),
+            Failure::Usage(m) => (2, "Usage".into(), m),
+            Failure::NotRunning(m) => (3, "NotRunning".into(), m),
         }
     }
 }
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    let json = cli.global.json;
     match smol::block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            let (code, msg) = match f {
-                Failure::Daemon(m) => (1, m),
-                Failure::Usage(m) => (2, m),
-                Failure::NotRunning(m) => (3, m),
-            };
-            eprintln!("phonectl: {msg}");
+            let typed = matches!(f, Failure::Phone { .. });
+            let (code, kind, message) = f.parts();
+            if json {
+                // Scripts read one JSON object on stderr, as they read answers on stdout.
+                let error = serde_json::json!({ "error": kind, "message": message, "exit": code });
+                eprintln!("{error}");
+            } else if typed {
+                eprintln!("phonectl: {message} ({kind})");
+            } else {
+                eprintln!("phonectl: {message}");
+            }
             ExitCode::from(code)
         }
     }

@@ -97,6 +97,18 @@ fn busy_reject_offline_unknown_and_missed_are_reported() {
     let out = a.ctl(&["dial", "nobody"]);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("NotFound"), "{out:?}");
+    // With --json the error is one JSON object too (on stderr, where errors go).
+    let out = a.ctl(&["--json", "dial", "nobody"]);
+    let error: serde_json::Value = serde_json::from_str(out.stderr.trim()).expect("JSON error");
+    assert_eq!(
+        (out.code, &error["error"], &error["exit"]),
+        (1, &serde_json::json!("NotFound"), &serde_json::json!(1)),
+        "{out:?}"
+    );
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{error}"
+    );
 
     assert_eq!(b.ctl(&["dnd", "on"]).code, 0);
     // The settings read back: `dnd`/`autoanswer` without an argument, and `status`.
