@@ -80,7 +80,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let driver = smol::spawn(parts.driver.run());
         let conn = dbus::serve(bus, handle.clone()).await?;
         let announcer = smol::spawn(dbus::announce(conn.clone(), handle.clone(), parts.changes));
-        let link = smol::spawn(phoned::link::run(handle.clone(), parts.relink, parts.media));
+        // Dropping `stop` tells the link to close its connection (see below).
+        let (stop, stopped) = smol::channel::bounded::<()>(1);
+        let link = smol::spawn(phoned::link::run(
+            handle.clone(),
+            parts.relink,
+            parts.media,
+            stopped,
+        ));
         tracing::info!(relay = %handle.config().relay, "phoned started");
         // Ready once the bus name is ours: D-Bus clients can talk to us from now on.
         let status = |handle: &Handle| {
@@ -100,7 +107,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .await;
         tracing::info!(?signal, "stopping");
         systemd::stopping();
-        drop(link);
+        // Close the relay connection before exiting, so that the others see this phone
+        // offline now, not after the idle timeout. The link bounds its wait by
+        // CLOSE_GRACE; this bound is in case it is stuck elsewhere (a DNS lookup, say).
+        drop(stop);
+        smol::future::or(link, async {
+            smol::Timer::after(phoned::link::CLOSE_GRACE * 2).await;
+        })
+        .await;
         drop(announcer);
         drop(conn);
         drop(driver);

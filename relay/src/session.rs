@@ -176,7 +176,8 @@ async fn serve(shared: Arc<Shared>, incoming: quinn::Incoming, remote: SocketAdd
         let store = shared.store.clone();
         let _ = blocking::unblock(move || store.touch(id, unix_ms())).await;
     }
-    tracing::debug!("disconnected");
+    // A client's own close (a daemon stopping) or the idle timeout (one that vanished).
+    tracing::debug!(reason = ?session.conn.close_reason(), "disconnected");
     drop(session);
     writer.await;
 }

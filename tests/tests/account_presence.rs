@@ -2,8 +2,9 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use phoned_tests::client::{IDLE_TIMEOUT, KEEP_ALIVE};
 use phoned_tests::wait_for;
 
 #[test]
@@ -169,4 +170,80 @@ fn name_and_password_reach_a_second_device_on_the_same_number() {
     let mut a = a;
     a.restart();
     a.wait_online(common::ONLINE);
+}
+
+/// The numbers `p`'s `who` lists now.
+fn who(p: &phoned_tests::process::PhonedProcess) -> Vec<String> {
+    p.ctl(&["--json", "who"])
+        .json()
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|u| u["number"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// How long after `since` `p`'s `who` stops listing `number` (polled; `None`: not within
+/// `within`).
+fn gone_from_who(
+    p: &phoned_tests::process::PhonedProcess,
+    number: &str,
+    since: Instant,
+    within: Duration,
+) -> Option<Duration> {
+    wait_for(within, || {
+        (!who(p).iter().any(|n| n == number)).then(|| since.elapsed())
+    })
+}
+
+#[test]
+fn a_stopped_phone_leaves_who_at_once_and_a_vanished_one_within_the_idle_timeout() {
+    // The relay's default idle timeout (15 s): what bounds a vanished phone is the 4 s
+    // the client asks for, and a clean stop must not wait for either.
+    let w = common::world_with("");
+    let a = w.phone("Alice");
+    let mut b = w.phone("Bob");
+    let mut c = w.phone("Carol");
+    a.wait_online(common::ONLINE);
+    let nb = b.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .expect("number")
+        .to_owned();
+    let nc = c.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .expect("number")
+        .to_owned();
+    wait_for(Duration::from_secs(10), || {
+        let listed = who(&a);
+        (listed.contains(&nb) && listed.contains(&nc)).then_some(())
+    })
+    .expect("who lists Bob and Carol");
+
+    // SIGTERM: the daemon closes its connection before it exits, and the relay tells the
+    // others at once. Before, they saw it only when the relay timed the connection out.
+    let stopped = Instant::now();
+    assert!(b.stop().success(), "phoned exits cleanly on SIGTERM");
+    let took =
+        gone_from_who(&a, &nb, stopped, Duration::from_secs(30)).expect("a stopped phone left who");
+    assert!(
+        took <= Duration::from_secs(3),
+        "a stopped phone stayed in who for {took:?} (the idle timeout is {:?})",
+        IDLE_TIMEOUT
+    );
+    assert!(who(&a).contains(&nc), "Carol is still online");
+
+    // kill -9: nothing is said, so the idle timeout the client asks for (plus up to one
+    // keep-alive interval) is what it takes; 3 s of margin for a loaded machine.
+    let killed = Instant::now();
+    let _ = c.child.kill();
+    let _ = c.child.wait();
+    let bound = IDLE_TIMEOUT + KEEP_ALIVE + Duration::from_secs(3);
+    let took =
+        gone_from_who(&a, &nc, killed, Duration::from_secs(30)).expect("a killed phone left who");
+    assert!(
+        took <= bound,
+        "a killed phone stayed in who for {took:?} (bound {bound:?})"
+    );
 }

@@ -2,7 +2,9 @@
 //! on first start), report it online, pass on the relay's events and media datagrams, and
 //! reconnect with back-off when the network or the relay goes away, or at once when the
 //! core asks (a reload changed the relay, its pin or the credentials). The live client is
-//! handed to the driver, which owns it.
+//! handed to the driver, which owns it. When the daemon stops, the link closes its
+//! connection and gives the close a moment to reach the relay, so that the others see this
+//! phone go offline at once rather than after the idle timeout.
 
 pub mod backoff;
 
@@ -11,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use phoned_proto::error::close;
 use phoned_proto::{AccountInfo, ErrorCode};
 use smol::channel::{Receiver, Sender};
 use thiserror::Error;
@@ -34,6 +37,11 @@ pub const BACKOFF: backoff::Policy = backoff::Policy {
     quick_attempts: 5,
     slow_timeout: Duration::from_secs(10),
 };
+
+/// How long a stopping daemon waits for its QUIC close to go out. Without a close the relay
+/// keeps the session, and shows the phone online, until the idle timeout (4 s, or more for
+/// older clients); the close takes one packet, so this only bounds a stop on a dead link.
+pub const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
 /// The settings key of the fingerprint learnt on first use for a relay address.
 /// The settings key of the fingerprint learnt for `relay` on first connection.
@@ -116,17 +124,26 @@ enum Ended {
     Lost,
     /// A reload changed the relay, its pin or the credentials: connect again at once.
     Reconfigured,
+    /// The daemon is stopping; the connection, if there was one, is closed.
+    Stopped,
 }
 
-/// Runs forever: keeps the daemon connected. `relink` fires when the core wants a
+/// Returns once `stop` is closed (its sender dropped) or fired: the daemon is stopping.
+async fn stopping(stop: &Receiver<()>) {
+    let _ = stop.recv().await;
+}
+
+/// Keeps the daemon connected until `stop` fires or is closed, then closes the connection
+/// (waiting at most [`CLOSE_GRACE`]) and returns. `relink` fires when the core wants a
 /// reconnect; media datagrams go to `media`.
-pub async fn run(handle: Handle, relink: Receiver<()>, media: Sender<Bytes>) {
+pub async fn run(handle: Handle, relink: Receiver<()>, media: Sender<Bytes>, stop: Receiver<()>) {
     let mut backoff = Backoff::new(BACKOFF);
     let mut timeout = backoff.first_timeout();
     let mut last_logged = String::new();
     loop {
         handle.link(LinkEvent::Connecting);
-        let why = match session(&handle, &relink, &media, &mut backoff, timeout).await {
+        let why = match session(&handle, &relink, &media, &stop, &mut backoff, timeout).await {
+            Ok(Ended::Stopped) => return,
             Ok(Ended::Reconfigured) => {
                 tracing::info!("reconnecting with the new config");
                 let why = Some("reconnecting with the new config".to_owned());
@@ -148,11 +165,22 @@ pub async fn run(handle: Handle, relink: Receiver<()>, media: Sender<Bytes>) {
         timeout = retry.timeout;
         tracing::debug!(?delay, ?timeout, "reconnecting after");
         // A reload (say, of a mistyped relay address) cuts the wait short.
-        let reloaded = smol::future::or(async { relink.recv().await.is_ok() }, async {
-            smol::Timer::after(delay).await;
-            false
-        })
-        .await;
+        let wait = smol::future::or(
+            async { Some(relink.recv().await.is_ok()) },
+            smol::future::or(
+                async {
+                    stopping(&stop).await;
+                    None
+                },
+                async {
+                    smol::Timer::after(delay).await;
+                    Some(false)
+                },
+            ),
+        );
+        let Some(reloaded) = wait.await else {
+            return;
+        };
         if reloaded {
             backoff.reset();
             timeout = backoff.first_timeout();
@@ -201,6 +229,7 @@ async fn session(
     handle: &Handle,
     relink: &Receiver<()>,
     media: &Sender<Bytes>,
+    stop: &Receiver<()>,
     backoff: &mut Backoff,
     timeout: Duration,
 ) -> Result<Ended, LinkError> {
@@ -238,16 +267,59 @@ async fn session(
                 other => LinkError::Client(other),
             })
     };
-    // A reload while connecting (a relay that does not answer, say) starts over at once.
-    let connected = smol::future::or(async { Some(connecting.await) }, async {
-        let _ = relink.recv().await;
-        None
+    // A reload while connecting (a relay that does not answer, say) starts over at once;
+    // a stop gives up (there is nothing to close yet).
+    let connected = smol::future::or(async { Ok(connecting.await) }, async {
+        smol::future::or(
+            async {
+                let _ = relink.recv().await;
+                Err(Ended::Reconfigured)
+            },
+            async {
+                stopping(stop).await;
+                Err(Ended::Stopped)
+            },
+        )
+        .await
     })
     .await;
-    let Some(client) = connected else {
-        return Ok(Ended::Reconfigured);
+    let client = match connected {
+        Ok(client) => Arc::new(client?),
+        Err(ended) => return Ok(ended),
     };
-    let client = client?;
+    let conn = client.conn.clone();
+    let live = live(handle, client, relink, media, first_use, backoff);
+    let ended = smol::future::or(live, async {
+        stopping(stop).await;
+        Ok(Ended::Stopped)
+    })
+    .await?;
+    match ended {
+        Ended::Reconfigured => conn.close(close::NORMAL.into(), b"reconfigured"),
+        Ended::Stopped => {
+            // Said at once, the relay logs the session out and tells the others now.
+            conn.close(close::NORMAL.into(), b"phoned stopping");
+            smol::future::or(endpoint.wait_idle(), async {
+                smol::Timer::after(CLOSE_GRACE).await;
+            })
+            .await;
+        }
+        Ended::Lost => {}
+    }
+    Ok(ended)
+}
+
+/// A connected session: logs in, reports it online, passes on events and media until the
+/// connection is lost or the core asks for a reconnect.
+async fn live(
+    handle: &Handle,
+    client: Arc<Client>,
+    relink: &Receiver<()>,
+    media: &Sender<Bytes>,
+    first_use: bool,
+    backoff: &mut Backoff,
+) -> Result<Ended, LinkError> {
+    let config = handle.config();
     let account = log_in(handle, &client).await?;
     if let (true, false, Some(fp)) = (first_use, client.public_cert, &client.fingerprint) {
         handle
@@ -259,7 +331,6 @@ async fn session(
     let online = client.online().await?;
     backoff.reset();
     tracing::info!(number = %account.number, relay = %config.relay, "online");
-    let client = Arc::new(client);
     handle.online(client.clone(), account, online);
     let datagrams = {
         let (conn, media) = (client.conn.clone(), media.clone());
@@ -283,9 +354,6 @@ async fn session(
         }
     })
     .await;
-    if matches!(ended, Ended::Reconfigured) {
-        client.conn.close(0u32.into(), b"reconfigured");
-    }
     drop(datagrams);
     Ok(ended)
 }
