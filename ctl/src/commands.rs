@@ -19,10 +19,10 @@ use crate::cli::{
     AudioAction, Cli, Command, ContactsAction, FileAction, MsgAction, NameAction, NumberAction,
     OnOff, PasswordAction, Shell, VoiceAction,
 };
+use phoned_proto::FileKind;
 use phoned_proto::call::EndReason;
 use phoned_proto::dbus::CallProxy;
 use phoned_proto::state::ConnectionState;
-use phoned_proto::FileKind;
 use phoned_proto::transfer::{Direction, FileStatus};
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
@@ -330,7 +330,11 @@ async fn file(conn: &Connection, json: bool, action: FileAction) -> Result<(), F
                 ));
             }
             if rows.is_empty() {
-                human.push_str(if voice { "no voice messages" } else { "no files" });
+                human.push_str(if voice {
+                    "no voice messages"
+                } else {
+                    "no files"
+                });
             }
             print(false, json!(null), human.trim_end())
         }

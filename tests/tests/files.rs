@@ -307,10 +307,7 @@ fn a_file_larger_than_the_recipients_quota_and_a_full_mailbox_say_so_in_file_ls(
     let too_large = "the file (2 MiB) is too large for the recipient's mailbox (quota 1 MiB)";
     assert_eq!(f["reason"], too_large, "{f}");
     let human = a.ctl(&["file", "ls"]).stdout;
-    assert!(
-        human.contains(&format!("[failed: {too_large}]")),
-        "{human}"
-    );
+    assert!(human.contains(&format!("[failed: {too_large}]")), "{human}");
 
     // Fits, and waits for Bob.
     let first = send(&w, &a, &nb, "first.bin", &noise(700 << 10, 2));
@@ -327,7 +324,10 @@ fn a_file_larger_than_the_recipients_quota_and_a_full_mailbox_say_so_in_file_ls(
     );
     // The stored one has no reason.
     let first = files(&a).into_iter().find(|f| f["id"] == first.as_str());
-    assert_eq!(first.map(|f| f["reason"].clone()), Some(serde_json::Value::Null));
+    assert_eq!(
+        first.map(|f| f["reason"].clone()),
+        Some(serde_json::Value::Null)
+    );
 }
 
 #[test]
