@@ -201,7 +201,7 @@ pub enum VoiceAction {
         #[arg(long)]
         seconds: Option<u32>,
     },
-    /// Voice messages sent and received.
+    /// Voice messages sent and received: date, who from or to, duration, status, id.
     Ls,
     /// Play a voice message through the speaker.
     Play { id: String },
@@ -213,8 +213,16 @@ pub enum FileAction {
     /// phonectl opens the file with your rights and hands the daemon the open file, so
     /// the daemon sends only what you may read; it must be a regular file.
     Send { to: String, path: PathBuf },
-    /// Transfers, oldest first, with where received files were saved.
-    Ls,
+    /// Transfers, oldest first, with where received files were saved (absolute paths)
+    /// and why failed ones failed. Voice messages only with --all or --voice.
+    Ls {
+        /// Voice messages too.
+        #[arg(long, conflicts_with = "voice")]
+        all: bool,
+        /// Voice messages only.
+        #[arg(long)]
+        voice: bool,
+    },
 }
 
 #[derive(Subcommand)]

@@ -1,5 +1,6 @@
 //! Each `phonectl` command: a few D-Bus calls and the output, human or `--json`.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 
@@ -18,10 +19,11 @@ use crate::cli::{
     AudioAction, Cli, Command, ContactsAction, FileAction, MsgAction, NameAction, NumberAction,
     OnOff, PasswordAction, RelayAction, Shell, VoiceAction,
 };
+use phoned_proto::FileKind;
 use phoned_proto::call::EndReason;
 use phoned_proto::dbus::CallProxy;
 use phoned_proto::state::ConnectionState;
-use phoned_proto::transfer::Direction;
+use phoned_proto::transfer::{Direction, FileStatus};
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     let g = cli.global;
@@ -241,23 +243,39 @@ async fn voice(conn: &Connection, json: bool, action: VoiceAction) -> Result<(),
         }
         VoiceAction::Ls => {
             let rows = v.list().await?;
+            let names = contact_names(conn).await?;
+            let sender = |peer: &str| match names.get(peer) {
+                Some(name) => format!("{name} ({peer})"),
+                None => peer.to_owned(),
+            };
             if json {
                 let rows: Vec<_> = rows
                     .iter()
                     .map(|(id, peer, direction, path, ms, status, at)| {
-                        json!({ "id": id, "peer": peer, "direction": direction, "path": path,
+                        json!({ "id": id, "peer": peer, "name": names.get(peer),
+                                "direction": direction, "path": path,
                                 "duration_ms": ms, "status": status, "at": at })
                     })
                     .collect();
                 return print(true, json!(rows), "");
             }
             let mut human = String::new();
-            for (id, peer, direction, _, ms, status, at) in &rows {
-                let arrow = direction_arrow(direction);
+            for (id, peer, direction, path, ms, status, at) in &rows {
+                let (arrow, way) = if direction == Direction::Out.as_str() {
+                    ("→", "to")
+                } else {
+                    ("←", "from")
+                };
                 human.push_str(&format!(
-                    "{} {arrow} {peer:<12} {:.1} s [{status}] {id}\n",
+                    "{} {arrow} {way} {} {:.1} s [{status}] {id}{}\n",
                     date(*at),
-                    *ms as f64 / 1000.0
+                    sender(peer),
+                    *ms as f64 / 1000.0,
+                    if path.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {path}")
+                    }
                 ));
             }
             if rows.is_empty() {
@@ -303,32 +321,63 @@ async fn file(conn: &Connection, json: bool, action: FileAction) -> Result<(), F
                 &format!("sending {} as {id}", path.display()),
             )
         }
-        FileAction::Ls => {
+        FileAction::Ls { all, voice } => {
             let rows = f.list().await?;
+            let reasons = f.reasons().await?;
+            // Voice messages have their own listing (`voice ls`); here on request.
+            let wanted = |kind: &str| {
+                let is_voice = kind == FileKind::Voice.as_str();
+                all || is_voice == voice
+            };
+            let rows: Vec<_> = rows.into_iter().filter(|r| wanted(&r.3)).collect();
             if json {
                 let rows: Vec<_> = rows
                     .iter()
                     .map(|(id, peer, direction, kind, name, path, size, status, at)| {
                         json!({ "id": id, "peer": peer, "direction": direction, "kind": kind, "name": name,
-                                "path": path, "size": size, "status": status, "at": at })
+                                "path": path, "size": size, "status": status,
+                                "reason": reasons.get(id), "at": at })
                     })
                     .collect();
                 return print(true, json!(rows), "");
             }
             let mut human = String::new();
-            for (_, peer, direction, _, name, path, size, status, at) in &rows {
+            for (id, peer, direction, _, name, path, size, status, at) in &rows {
                 let arrow = direction_arrow(direction);
+                let status = match reasons.get(id) {
+                    Some(reason) if status == FileStatus::Failed.as_str() => {
+                        format!("{status}: {reason}")
+                    }
+                    _ => status.clone(),
+                };
                 human.push_str(&format!(
                     "{} {arrow} {peer:<12} {name} ({size} B) [{status}] {path}\n",
                     date(*at)
                 ));
             }
             if rows.is_empty() {
-                human.push_str("no files");
+                human.push_str(if voice {
+                    "no voice messages"
+                } else {
+                    "no files"
+                });
             }
             print(false, json!(null), human.trim_end())
         }
     }
+}
+
+/// Contacts' names by number, to show who a voice message is from.
+async fn contact_names(conn: &Connection) -> Result<HashMap<String, String>, Failure> {
+    let c = ContactsProxy::builder(conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await?;
+    Ok(c.list()
+        .await?
+        .into_iter()
+        .map(|(_, name, number)| (number, name))
+        .collect())
 }
 
 async fn msg(conn: &Connection, json: bool, action: MsgAction) -> Result<(), Failure> {

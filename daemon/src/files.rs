@@ -95,6 +95,16 @@ fn not_connected() -> CoreError {
     CoreError::offline("not connected")
 }
 
+/// Transfer `id` failed for good: keeps `reason` (shown by `Files.Reasons` and
+/// `phonectl file ls`) before the status changes, so whoever sees the change can read it.
+fn fail(phone: &Handle, id: &str, reason: &str) {
+    tracing::info!(%id, "transfer failed: {reason}");
+    if let Err(e) = phone.store.set_file_reason(id, reason) {
+        tracing::warn!(%id, "keeping why the transfer failed: {e}");
+    }
+    set_status(phone, id, FileStatus::Failed, None);
+}
+
 fn set_status(phone: &Handle, id: &str, status: FileStatus, relay_id: Option<u64>) {
     match phone.store.update_file(id, |f| {
         // A receipt can overtake the `Stored` answer; never go back from delivered.
@@ -232,9 +242,10 @@ async fn upload(phone: &Handle, f: &LocalFile) -> Result<(), CoreError> {
             return Ok(());
         }
         BulkReply::Error(e) => {
+            let reason = e.message.clone();
             let e = reply_error(e);
             if !matches!(e.kind, ErrorKind::Offline | ErrorKind::Busy) {
-                set_status(phone, &f.id, FileStatus::Failed, None);
+                fail(phone, &f.id, &reason);
             }
             return Err(e);
         }
@@ -278,7 +289,7 @@ async fn upload(phone: &Handle, f: &LocalFile) -> Result<(), CoreError> {
             Ok(())
         }
         BulkReply::Error(e) => {
-            set_status(phone, &f.id, FileStatus::Failed, None);
+            fail(phone, &f.id, &e.message);
             Err(reply_error(e))
         }
         other => Err(CoreError::failed(format!("unexpected reply {other:?}"))),
@@ -362,6 +373,11 @@ async fn download(phone: &Handle, offer: &StoredFile) -> Result<(), CoreError> {
     smol::fs::create_dir_all(&partial_dir)
         .await
         .map_err(|e| CoreError::failed(format!("{}: {e}", partial_dir.display())))?;
+    // Saved paths are shown to users and scripts that run elsewhere than the daemon:
+    // absolute, whatever `download_dir` or `$XDG_DOWNLOAD_DIR` said.
+    let dir = smol::fs::canonicalize(&dir)
+        .await
+        .map_err(|e| CoreError::failed(format!("{}: {e}", dir.display())))?;
     let partial = partial_dir.join(offer.id.to_string());
     let mut file = smol::fs::OpenOptions::new()
         .create(true)

@@ -69,6 +69,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .mode(0o700)
         .create(&state_dir)
         .map_err(|e| anyhow!("cannot create state dir {}: {e}", state_dir.display()))?;
+    // Absolute from here on: paths under it (downloads, the outbox) are shown to users
+    // and compared with callers' paths, which must not depend on the daemon's cwd.
+    let state_dir = std::fs::canonicalize(&state_dir)
+        .map_err(|e| anyhow!("state dir {}: {e}", state_dir.display()))?;
     // Before anything touches the store: a second daemon on this dir stops here.
     let _lock = phoned::state_lock::StateLock::acquire(&state_dir)?;
     let store =

@@ -351,6 +351,8 @@ pub mod files {
         /// Sends the file at an absolute `path`, opened by the daemon (session bus only).
         fn send(&self, to: &str, path: &str) -> Result<String, PhoneError>;
         fn list(&self) -> Result<Vec<Row>, PhoneError>;
+        /// Why each failed transfer failed, by id.
+        fn reasons(&self) -> Result<std::collections::HashMap<String, String>, PhoneError>;
         #[zbus(signal)]
         fn received(
             &self,

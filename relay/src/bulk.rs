@@ -79,6 +79,29 @@ impl Drop for Lease<'_> {
     }
 }
 
+/// A size for people: whole MiB when at least one, else KiB (a small test quota reads
+/// "8 KiB", not "0 MiB").
+fn mib(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{} MiB", bytes.div_ceil(1 << 20))
+    } else {
+        format!("{} KiB", bytes.div_ceil(1 << 10))
+    }
+}
+
+/// The recipient's mailbox holds too much already for this file to fit: it may fit
+/// once the recipient collects what waits.
+fn mailbox_full(used: u64, quota: u64) -> WireError {
+    err(
+        ErrorCode::QuotaExceeded,
+        format!(
+            "the recipient's mailbox is full ({} of {} waiting to be collected)",
+            mib(used),
+            mib(quota)
+        ),
+    )
+}
+
 /// The answer to an upload the ledger refused.
 fn refused(r: Refused) -> WireError {
     match r {
@@ -198,11 +221,30 @@ async fn upload(
             "client_id must be 1-64 bytes and name 1-255",
         ));
     }
-    let max = shared.config().max_file_bytes;
+    let (max, quota) = {
+        let c = shared.config();
+        (c.max_file_bytes, c.mailbox_quota_bytes)
+    };
+    // A file larger than a whole mailbox could never be stored for anyone: say so, not
+    // "full" (the config keeps max_file_mib within the quota, so this is said first).
+    if size > quota {
+        return Err(err(
+            ErrorCode::TooLarge,
+            format!(
+                "the file ({}) is too large for the recipient's mailbox (quota {})",
+                mib(size),
+                mib(quota)
+            ),
+        ));
+    }
     if size > max {
         return Err(err(
             ErrorCode::TooLarge,
-            format!("the file is {size} bytes; this relay takes at most {max}"),
+            format!(
+                "the file ({}) is too large: this relay takes files up to {} (max_file_mib)",
+                mib(size),
+                mib(max)
+            ),
         ));
     }
     let number: Number = to
@@ -238,11 +280,8 @@ async fn upload(
     let used = blocking::unblock(move || s2.mailbox_bytes(rid))
         .await
         .map_err(|e| internal(&e))?;
-    if used + size > shared.config().mailbox_quota_bytes {
-        return Err(err(
-            ErrorCode::QuotaExceeded,
-            "the recipient's mailbox on the relay is full",
-        ));
+    if used + size > quota {
+        return Err(mailbox_full(used, quota));
     }
 
     let pname = partial_name(from, &client_id);
@@ -370,7 +409,6 @@ async fn upload(
         kind,
         sent_ms: unix_ms(),
     });
-    let quota = shared.config().mailbox_quota_bytes;
     let stored = match shared
         .committer
         .store_item(from, client_id, rid, item, quota)
@@ -381,10 +419,13 @@ async fn upload(
             // Not stored: the blob goes unless another inbox holds the same contents.
             release_blob(shared, sha256).await;
             return Err(match e {
-                crate::store::StoreError::QuotaExceeded => err(
-                    ErrorCode::QuotaExceeded,
-                    "the recipient's mailbox on the relay is full",
-                ),
+                crate::store::StoreError::QuotaExceeded => {
+                    let (s2, rid) = (shared.store.clone(), rid);
+                    let used = blocking::unblock(move || s2.mailbox_bytes(rid))
+                        .await
+                        .unwrap_or(quota);
+                    mailbox_full(used, quota)
+                }
                 other if other.is_out_of_space() => crate::mailbox::out_of_space(),
                 other => internal(&other),
             });

@@ -11,6 +11,12 @@ use serde::Deserialize;
 
 use crate::store::DEFAULT_MAP_SIZE_MIB;
 
+/// Default `mailbox_quota_kib`: 256 MiB, room for two files of the default
+/// `max_file_mib` (so one waiting file does not block the next) plus texts.
+pub const DEFAULT_MAILBOX_QUOTA_KIB: u64 = 256 << 10;
+/// Default `max_file_mib`: at most the quota, which [`Config::load`] checks.
+pub const DEFAULT_MAX_FILE_MIB: u64 = 100;
+
 /// The file format. Every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -149,11 +155,27 @@ impl Config {
                 "must be between 1 and 61440".into(),
             ));
         }
-        let mailbox_quota_kib = file.mailbox_quota_kib.unwrap_or(64 << 10);
+        let mailbox_quota_kib = file.mailbox_quota_kib.unwrap_or(DEFAULT_MAILBOX_QUOTA_KIB);
         if !(1..=1 << 30).contains(&mailbox_quota_kib) {
             return Err(invalid(
                 "mailbox_quota_kib",
                 "must be between 1 and 1073741824".into(),
+            ));
+        }
+        let max_file_mib = file.max_file_mib.unwrap_or(DEFAULT_MAX_FILE_MIB);
+        // A file is delivered through the recipient's mailbox (and, while it uploads,
+        // counts against the sender's): one larger than the quota could pass the size
+        // check and then never be stored, failing with a misleading "mailbox full".
+        if max_file_mib.saturating_mul(1024) > mailbox_quota_kib {
+            return Err(invalid(
+                "max_file_mib",
+                format!(
+                    "{max_file_mib} MiB is more than mailbox_quota_kib ({mailbox_quota_kib} \
+                     KiB = {} MiB): a file that large could never be delivered; raise \
+                     mailbox_quota_kib to at least {} or lower max_file_mib",
+                    mailbox_quota_kib >> 10,
+                    max_file_mib.saturating_mul(1024)
+                ),
             ));
         }
         let map_size_mib = file.map_size_mib.unwrap_or(DEFAULT_MAP_SIZE_MIB);
@@ -216,7 +238,7 @@ impl Config {
             ring_timeout,
             max_message_bytes,
             mailbox_quota_bytes: mailbox_quota_kib << 10,
-            max_file_bytes: file.max_file_mib.unwrap_or(100) << 20,
+            max_file_bytes: max_file_mib << 20,
             keep_alive,
             idle_timeout,
             map_size_mib,
@@ -255,6 +277,26 @@ mod tests {
         assert_eq!(c.min_free_space, None);
         assert_eq!(c.max_partial_bytes, 1 << 30);
         assert_eq!(c.partial_expiry, Duration::from_secs(24 * 3600));
+        // Two of the largest files fit in one mailbox.
+        assert!(c.mailbox_quota_bytes >= 2 * c.max_file_bytes);
+    }
+
+    #[test]
+    fn a_largest_file_above_the_quota_is_refused_naming_both_keys() {
+        let err = Config::from_toml("mailbox_quota_kib = 65536\nmax_file_mib = 100")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("max_file_mib") && err.contains("mailbox_quota_kib"),
+            "{err}"
+        );
+        assert!(err.contains("102400"), "names the quota needed: {err}");
+        // The old default quota alone, with the default largest file, is refused too.
+        assert!(Config::from_toml("mailbox_quota_kib = 65536").is_err());
+        // Equal is fine, and 0 (no files) with any quota.
+        let c = Config::from_toml("mailbox_quota_kib = 1024\nmax_file_mib = 1").unwrap();
+        assert_eq!(c.max_file_bytes, c.mailbox_quota_bytes);
+        Config::from_toml("mailbox_quota_kib = 8\nmax_file_mib = 0").unwrap();
     }
 
     #[test]

@@ -11,7 +11,9 @@ use phoned_proto::ErrorCode;
 
 #[test]
 fn abandoned_uploads_end_refused_by_the_senders_quota() {
-    let relay = ConfiguredRelay::start(&format!("{LOOPBACK}mailbox_quota_kib = 1024\n"));
+    let relay = ConfiguredRelay::start(&format!(
+        "{LOOPBACK}mailbox_quota_kib = 1024\nmax_file_mib = 1\n"
+    ));
     let partial = relay.state_dir().join("partial");
     smol::block_on(async {
         let (attacker, _) = provisioned(&relay, "Attacker").await;
@@ -44,7 +46,7 @@ fn abandoned_uploads_end_refused_by_the_senders_quota() {
 #[test]
 fn abandoned_uploads_expire_and_free_the_quota() {
     let relay = ConfiguredRelay::start(&format!(
-        "{LOOPBACK}mailbox_quota_kib = 1024\npartial_expiry_s = 1\n"
+        "{LOOPBACK}mailbox_quota_kib = 1024\nmax_file_mib = 1\npartial_expiry_s = 1\n"
     ));
     let partial = relay.state_dir().join("partial");
     smol::block_on(async {

@@ -28,6 +28,11 @@ fn bad_config_is_one_clear_line_and_a_failing_exit() {
         ("listen = \"localhost\"", "listen"),
         ("idle_timeout_ms = \"soon\"", "idle_timeout_ms"),
         ("no_such_key = 1", "no_such_key"),
+        // A largest file the mailbox could never hold: both keys named.
+        (
+            "mailbox_quota_kib = 65536\nmax_file_mib = 100",
+            "max_file_mib: 100 MiB is more than mailbox_quota_kib",
+        ),
     ];
     for (text, key) in cases {
         let path = dir.path().join("bad.toml");

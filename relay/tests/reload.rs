@@ -105,6 +105,11 @@ fn a_broken_config_changes_nothing() {
             config("allow_provision = true\nidle_timeout_ms = 10"),
             "idle_timeout_ms",
         ),
+        // A largest file above the mailbox quota could never be delivered.
+        (
+            config("allow_provision = true\nmailbox_quota_kib = 65536\nmax_file_mib = 100"),
+            "max_file_mib: 100 MiB is more than mailbox_quota_kib",
+        ),
         (
             config(&format!("allow_provision = true\n{}", tls(&missing))),
             "missing.pem",

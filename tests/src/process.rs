@@ -251,6 +251,9 @@ impl PhonedProcess {
             .open(dir.join("phoned.log"))
             .expect("log");
         Command::new(bin("phoned"))
+            // Its own directory, not the test's: a relative `download_dir` stays in the
+            // test's temp dir, and paths the daemon reports must not depend on it.
+            .current_dir(dir)
             .arg("--config")
             .arg(dir.join("phoned.toml"))
             .arg("--state-dir")

@@ -267,3 +267,132 @@ fn hostile_file_names_are_neutralised() {
     );
     assert!(!b.dir.join("etc/passwd").exists());
 }
+
+/// Sends `data` as `name` from `a` to `number`; returns the transfer id.
+fn send(w: &common::World, a: &PhonedProcess, number: &str, name: &str, data: &[u8]) -> String {
+    let path = w.dir.path().join(name);
+    std::fs::write(&path, data).unwrap();
+    let out = a.ctl(&["--json", "file", "send", number, path.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    out.json()["id"].as_str().unwrap().to_owned()
+}
+
+/// Waits for transfer `id` on `a` to end `stored` or `failed`; returns its entry.
+fn settled(a: &PhonedProcess, id: &str) -> serde_json::Value {
+    wait_file(a, Duration::from_secs(30), |f| {
+        f["id"] == id && (f["status"] == "stored" || f["status"] == "failed")
+    })
+    .unwrap_or_else(|| panic!("{:?}\n{}", files(a), a.log()))
+}
+
+#[test]
+fn a_file_larger_than_the_recipients_quota_and_a_full_mailbox_say_so_in_file_ls() {
+    let w = common::world_with(
+        "idle_timeout_ms = 2000\nkeep_alive_ms = 500\nmailbox_quota_kib = 1024\nmax_file_mib = 1",
+    );
+    let a = w.phone("Alice");
+    let mut b = w.phone("Bob");
+    a.wait_online(common::ONLINE);
+    let nb = b.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Bob offline: what is sent waits in his mailbox.
+    b.stop();
+
+    // Larger than the whole mailbox: it can never be delivered, and it is not "full".
+    let huge = send(&w, &a, &nb, "huge.bin", &noise(2 << 20, 1));
+    let f = settled(&a, &huge);
+    assert_eq!(f["status"], "failed", "{f}");
+    let too_large = "the file (2 MiB) is too large for the recipient's mailbox (quota 1 MiB)";
+    assert_eq!(f["reason"], too_large, "{f}");
+    let human = a.ctl(&["file", "ls"]).stdout;
+    assert!(human.contains(&format!("[failed: {too_large}]")), "{human}");
+
+    // Fits, and waits for Bob.
+    let first = send(&w, &a, &nb, "first.bin", &noise(700 << 10, 2));
+    assert_eq!(settled(&a, &first)["status"], "stored");
+    // Would fit in an empty mailbox, not beside the first: full (for now).
+    let second = send(&w, &a, &nb, "second.bin", &noise(700 << 10, 3));
+    let f = settled(&a, &second);
+    assert_eq!(f["status"], "failed", "{f}");
+    let reason = f["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("the recipient's mailbox is full (")
+            && reason.contains("of 1 MiB waiting to be collected"),
+        "{f}"
+    );
+    // The stored one has no reason.
+    let first = files(&a).into_iter().find(|f| f["id"] == first.as_str());
+    assert_eq!(
+        first.map(|f| f["reason"].clone()),
+        Some(serde_json::Value::Null)
+    );
+}
+
+#[test]
+fn received_files_have_absolute_paths_and_voice_messages_are_listed_apart() {
+    let w = common::world();
+    let a = w.phone("Alice");
+    // Relative to the daemon's working directory (its test dir).
+    let b = w.phone_with(
+        "Bob",
+        &format!(
+            "relay_fingerprint = \"{}\"\ndownload_dir = \"incoming\"",
+            w.relay.fingerprint
+        ),
+    );
+    let na = a.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let nb = b.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(b.ctl(&["contacts", "add", "Alice", &na]).code, 0);
+
+    let data = noise(100 << 10, 4);
+    send(&w, &a, &nb, "notes.bin", &data);
+    let wav = w.dir.path().join("hello.wav");
+    let tone = (0..48_000 * 3 / 2).map(|i| 0.3 * (i as f32 * 0.1).sin());
+    phoned_tests::wav::write(&wav, 48_000, 1, tone);
+    let out = a.ctl(&["voice", "send", &nb, "--file", wav.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let voice_in = wait_for(Duration::from_secs(30), || {
+        let list = b.ctl(&["--json", "file", "ls", "--voice"]).json();
+        list.as_array()?
+            .iter()
+            .find(|f| f["status"] == "received")
+            .cloned()
+    })
+    .unwrap_or_else(|| panic!("no voice message\n{}", b.log()));
+    assert_eq!(voice_in["kind"], "voice");
+
+    // `file ls`: files only, saved at an absolute path that holds the file.
+    let got = wait_file(&b, Duration::from_secs(30), |f| f["status"] == "received")
+        .unwrap_or_else(|| panic!("{:?}\n{}", files(&b), b.log()));
+    let listed = files(&b);
+    assert!(listed.iter().all(|f| f["kind"] == "file"), "{listed:?}");
+    assert_eq!(got["name"], "notes.bin");
+    let path = got["path"].as_str().unwrap();
+    assert!(Path::new(path).is_absolute(), "{path}");
+    assert!(std::fs::read(path).unwrap() == data);
+    let human = b.ctl(&["file", "ls"]).stdout;
+    assert!(human.contains(path) && !human.contains(".opus"), "{human}");
+    // --all: both; --voice: the voice message only, also at an absolute path.
+    let all = b.ctl(&["--json", "file", "ls", "--all"]).json();
+    assert_eq!(all.as_array().map(Vec::len), Some(2), "{all}");
+    let voice_path = voice_in["path"].as_str().unwrap();
+    assert!(Path::new(voice_path).is_absolute(), "{voice_path}");
+
+    // `voice ls`: who from, how long, when.
+    let human = b.ctl(&["voice", "ls"]).stdout;
+    assert!(
+        human.contains(&format!("← from Alice ({na}) 1.5 s [received]")),
+        "{human}"
+    );
+    assert!(human.contains(" UTC "), "no date: {human}");
+    let sent = a.ctl(&["voice", "ls"]).stdout;
+    assert!(sent.contains(&format!("→ to {nb} 1.5 s")), "{sent}");
+}

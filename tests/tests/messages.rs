@@ -146,7 +146,7 @@ fn a_relay_out_of_space_refuses_with_a_clear_message() {
 #[test]
 fn size_quota_and_unknown_number_errors_are_clear() {
     let w = common::world_with(
-        "idle_timeout_ms = 2000\nkeep_alive_ms = 500\nmax_message_bytes = 6000\nmailbox_quota_kib = 8",
+        "idle_timeout_ms = 2000\nkeep_alive_ms = 500\nmax_message_bytes = 6000\nmailbox_quota_kib = 8\nmax_file_mib = 0",
     );
     let a = w.phone("Alice");
     let mut b = w.phone("Bob");

@@ -1,5 +1,6 @@
 //! `org.phoned.Phone1.Files`: files sent and received through the relay.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use phoned_proto::dbus::PhoneError;
@@ -114,6 +115,19 @@ impl FilesIface {
                 )
             })
             .collect())
+    }
+
+    /// Why each failed transfer failed, by id: the relay's words (the file is too large
+    /// for the recipient's mailbox, the mailbox is full, the number is unknown, ...).
+    fn reasons(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<HashMap<String, String>, PhoneError> {
+        no_arguments(&header)?;
+        self.phone
+            .store
+            .file_reasons()
+            .map_err(|e| PhoneError::Failed(e.to_string()))
     }
 
     /// A file arrived and was saved at `path`.

@@ -1,5 +1,7 @@
 //! Files (and voice messages) sent and received, with their transfer status.
 
+use std::collections::HashMap;
+
 use phoned_proto::FileKind;
 use phoned_proto::transfer::{Direction, FileStatus};
 use serde::{Deserialize, Serialize};
@@ -66,6 +68,26 @@ impl Store {
     pub fn file(&self, id: &str) -> Result<Option<LocalFile>, StoreError> {
         Ok(self.files()?.into_iter().find(|f| f.id == id))
     }
+
+    /// Records why transfer `id` failed (the relay's words, or the daemon's).
+    pub fn set_file_reason(&self, id: &str, reason: &str) -> Result<(), StoreError> {
+        let mut wtxn = self.env.write_txn()?;
+        self.file_reasons.put(&mut wtxn, id, reason)?;
+        wtxn.commit()?;
+        Ok(())
+    }
+
+    /// Why each failed transfer failed, by id (those failed before reasons were kept
+    /// have none).
+    pub fn file_reasons(&self) -> Result<HashMap<String, String>, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        let mut out = HashMap::new();
+        for entry in self.file_reasons.iter(&rtxn)? {
+            let (id, reason) = entry?;
+            out.insert(id.to_owned(), reason.to_owned());
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +139,18 @@ mod tests {
                 assert_eq!(postcard::to_allocvec(&f).unwrap(), old_bytes);
             }
         }
+    }
+
+    #[test]
+    fn failure_reasons_are_kept_by_id() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        assert!(s.file_reasons().unwrap().is_empty());
+        s.set_file_reason("a1", "too large").unwrap();
+        s.set_file_reason("a1", "full").unwrap();
+        let r = s.file_reasons().unwrap();
+        assert_eq!(r.get("a1").map(String::as_str), Some("full"));
+        assert_eq!(r.len(), 1);
     }
 
     #[test]

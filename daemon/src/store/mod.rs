@@ -56,6 +56,9 @@ pub struct Store {
     history: Records,
     messages: Records,
     files: Records,
+    /// Why a transfer failed, by file id: apart from [`files::LocalFile`] so that the
+    /// records written before it existed still decode.
+    file_reasons: Database<'static, Str, Str>,
 }
 
 impl Store {
@@ -73,7 +76,7 @@ impl Store {
                 .open(&path)?
         };
         let wtxn = env.write_txn()?;
-        let (contacts, settings, history, messages, files) = env
+        let (contacts, settings, history, messages, files, file_reasons) = env
             .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
                 Ok(heed::CommitOrAbort::<_, ()>::Commit((
                     opener.create_database(wtxn, Some("contacts"))?,
@@ -81,6 +84,7 @@ impl Store {
                     opener.create_database(wtxn, Some("history"))?,
                     opener.create_database(wtxn, Some("messages"))?,
                     opener.create_database(wtxn, Some("files"))?,
+                    opener.create_database(wtxn, Some("file_reasons"))?,
                 )))
             })?
             .unwrap_commit();
@@ -91,6 +95,7 @@ impl Store {
             history,
             messages,
             files,
+            file_reasons,
         })
     }
 
