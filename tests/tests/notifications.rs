@@ -1,5 +1,5 @@
 //! Desktop notifications as a notification server on the daemon's bus receives them:
-//! what the other side chose (a display name, a message's text) arrives as text, escaped
+//! what the other side chose (a display name, a message's text, a file name) arrives as text, escaped
 //! for a server that renders body markup and as is for one that does not; a click on the
 //! incoming-call notification answers; and one the user dismissed while the call still
 //! rings comes back once.
@@ -77,6 +77,17 @@ fn markup_from_the_other_side_is_escaped_for_a_markup_server() {
     assert_eq!(out.code, 0, "{out:?}");
     let message = server.wait_posted(&format!("{EVIL} ({na})"), 0);
     assert_eq!(message.body, TEXT_ESCAPED);
+
+    // A file name is the sender's choice too (no `/`: the sender's own file system).
+    let path = w.dir.path().join("<b>notes<b> & 'more'.txt");
+    std::fs::write(&path, "hello").unwrap();
+    let out = a.ctl(&["file", "send", &nb, path.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let file = server.wait_posted(&format!("File from {EVIL} ({na})"), 0);
+    assert_eq!(
+        file.body,
+        "&lt;b&gt;notes&lt;b&gt; &amp; &apos;more&apos;.txt"
+    );
     assert_eq!(
         server.capabilities_asked(),
         1,
