@@ -6,6 +6,7 @@
 /// depend on the daemon, so the relay's tests do not build it.
 pub use phoned_client as client;
 pub mod impair;
+pub mod notifications;
 pub mod process;
 pub mod proxy;
 pub mod pulse;

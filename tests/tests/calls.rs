@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{dial_bg, no_calls, wait_call};
+use phoned_tests::notifications::NotificationServer;
 use phoned_tests::wait_for;
 
 #[test]
@@ -172,65 +171,6 @@ fn world_with_short_ring() -> common::World {
     common::world_with("idle_timeout_ms = 2000\nkeep_alive_ms = 500\nring_timeout_ms = 1500")
 }
 
-/// A posted notification: id, summary, actions, hints (values as debug text).
-type Posted = (u32, String, Vec<String>, HashMap<String, String>);
-
-/// A stand-in desktop notification server: records `Notify` calls.
-#[derive(Default, Clone)]
-struct MockNotifications {
-    posted: Arc<Mutex<Vec<Posted>>>,
-    closed: Arc<Mutex<Vec<u32>>>,
-}
-
-#[zbus::interface(name = "org.freedesktop.Notifications")]
-impl MockNotifications {
-    #[allow(clippy::too_many_arguments)]
-    fn notify(
-        &self,
-        _app_name: &str,
-        _replaces_id: u32,
-        _app_icon: &str,
-        summary: &str,
-        _body: &str,
-        actions: Vec<String>,
-        hints: HashMap<String, zbus::OwnedVariant>,
-        _expire_timeout: i32,
-    ) -> u32 {
-        let mut posted = self.posted.lock().unwrap();
-        let id = posted.len() as u32 + 1;
-        let hints = hints
-            .into_iter()
-            .map(|(k, v)| (k, format!("{v:?}")))
-            .collect();
-        posted.push((id, summary.to_owned(), actions, hints));
-        id
-    }
-
-    fn close_notification(&self, id: u32) {
-        self.closed.lock().unwrap().push(id);
-    }
-
-    fn get_capabilities(&self) -> Vec<String> {
-        vec!["actions".into(), "body".into()]
-    }
-
-    fn get_server_information(&self) -> (String, String, String, String) {
-        (
-            "mock".into(),
-            "phoned-tests".into(),
-            "1".into(),
-            "1.2".into(),
-        )
-    }
-
-    #[zbus(signal)]
-    async fn action_invoked(
-        emitter: &zbus::object_server::SignalEmitter<'_>,
-        id: u32,
-        action_key: &str,
-    ) -> zbus::Result<()>;
-}
-
 #[test]
 fn the_incoming_call_notification_answers_the_call() {
     let w = common::world();
@@ -241,50 +181,30 @@ fn the_incoming_call_notification_answers_the_call() {
         .as_str()
         .unwrap()
         .to_owned();
-    let mock = MockNotifications::default();
-    let conn = smol::block_on(async {
-        zbus::connection::Builder::address(b.bus.address.as_str())
-            .name("org.freedesktop.Notifications")
-            .serve_at("/org/freedesktop/Notifications", mock.clone())
-            .build()
-            .await
-            .unwrap()
-    });
+    let server = NotificationServer::start(&b.bus.address, true);
     let dialing = dial_bg(&a, &nb);
     wait_call(&b, "incoming");
-    let posted = wait_for(Duration::from_secs(5), || {
-        mock.posted.lock().unwrap().first().cloned()
-    })
-    .expect("notification posted");
-    let (id, summary, actions, hints) = posted;
-    assert_eq!(summary, "Incoming call");
-    assert_eq!(actions, ["answer", "Answer", "decline", "Decline"]);
+    let posted = server.wait_posted("Incoming call", 0);
+    // A click on the notification itself (`default`) answers, like Answer.
+    assert_eq!(
+        posted.actions,
+        [
+            "default", "Answer", "answer", "Answer", "decline", "Decline"
+        ]
+    );
+    let hints = &posted.hints;
     assert!(hints["category"].contains("call.incoming"), "{hints:?}");
+    assert!(hints["resident"].contains("true"), "{hints:?}");
     // The sound theme's name for it; the daemon rings itself, so the server should not.
     assert!(
         hints["sound-name"].contains("phone-incoming-call"),
         "{hints:?}"
     );
     assert!(hints["suppress-sound"].contains("true"), "{hints:?}");
-    smol::block_on(async {
-        let iface = conn
-            .object_server()
-            .interface::<_, MockNotifications>("/org/freedesktop/Notifications")
-            .await
-            .unwrap();
-        MockNotifications::action_invoked(iface.signal_emitter(), id, "answer")
-            .await
-            .unwrap();
-    });
+    server.invoke(posted.id, "answer");
     assert_eq!(dialing.join().unwrap().json()["state"], "active");
     assert!(
-        wait_for(Duration::from_secs(5), || mock
-            .closed
-            .lock()
-            .unwrap()
-            .contains(&id)
-            .then_some(()))
-        .is_some(),
+        server.wait_closed(posted.id),
         "the notification is closed when the call stops ringing"
     );
     assert_eq!(a.ctl(&["hangup"]).code, 0);
