@@ -19,7 +19,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use phoned_tests::process::{PhonedProcess, RelayProcess, bin};
+use phoned_tests::paced::{file_phone, stream_start};
+use phoned_tests::process::{RelayProcess, bin};
 use phoned_tests::{wait_for, wav};
 
 const RATE: u32 = 48_000;
@@ -70,30 +71,6 @@ fn heard_onsets(samples: &[f32]) -> Vec<usize> {
 }
 
 /// `(monotonic_ns, period_us)` of the paced stream `stream` from a daemon's log.
-fn stream_start(log: &str, stream: &str) -> (u64, u64) {
-    let field = |line: &str, key: &str| -> Option<u64> {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .and_then(|v| v.parse().ok())
-    };
-    log.lines()
-        .filter(|l| l.contains("paced audio stream started") && l.contains(stream))
-        .find_map(|l| Some((field(l, "monotonic_ns=")?, field(l, "period_us=")?)))
-        .unwrap_or_else(|| panic!("no start of {stream} in the log:\n{log}"))
-}
-
-fn phone(dir: &Path, relay: &RelayProcess, name: &str, audio: &str) -> PhonedProcess {
-    PhonedProcess::start(
-        &dir.join(name),
-        relay.addr,
-        &format!(
-            "display_name = \"{name}\"\nrelay_fingerprint = \"{}\"\n[audio]\nbackend = \"file\"\n{audio}",
-            relay.fingerprint
-        ),
-    )
-}
-
-/// A daemon's cost during the call: CPU share of one core, RSS and anonymous RSS (KiB).
 #[derive(Clone, Copy, Default)]
 struct Footprint {
     cpu_percent: f64,
@@ -132,15 +109,17 @@ fn run_once() -> (Vec<f64>, [Footprint; 2]) {
     let input = dir.path().join("bursts.wav");
     let output = dir.path().join("heard.wav");
     let sent = write_bursts(&input);
-    let a = phone(
+    let a = file_phone(
         dir.path(),
         &relay,
+        relay.addr,
         "A",
         &format!("input_wav = \"{}\"", input.display()),
     );
-    let b = phone(
+    let b = file_phone(
         dir.path(),
         &relay,
+        relay.addr,
         "B",
         &format!("output_wav = \"{}\"", output.display()),
     );
@@ -221,14 +200,6 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn main() {
-    // SAFETY: before any thread exists. The daemons inherit it: the paced streams log
-    // their start at debug.
-    unsafe {
-        std::env::set_var(
-            "RUST_LOG",
-            "warn,phoned=info,phoned::audio::backend::paced=debug",
-        )
-    };
     let args: Vec<String> = std::env::args().collect();
     let runs = args
         .iter()

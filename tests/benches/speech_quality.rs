@@ -25,7 +25,8 @@ use phoned::audio::codec::{
 };
 use phoned::call::media::ENCODER_COMPLEXITY;
 use phoned_tests::impair::{Decider, GilbertElliott, Impairment};
-use phoned_tests::process::{PhonedProcess, RelayProcess, bin};
+use phoned_tests::paced::{file_phone, stream_start};
+use phoned_tests::process::{RelayProcess, bin};
 use phoned_tests::proxy::UdpProxy;
 use phoned_tests::{wait_for, wav};
 
@@ -179,39 +180,6 @@ fn score(python: &Path, clip: &Path, recording: &Path, at: &[i64]) -> Score {
     }
 }
 
-fn stream_start(log: &str, stream: &str) -> (i64, i64) {
-    let field = |line: &str, key: &str| -> Option<i64> {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .and_then(|v| v.parse().ok())
-    };
-    log.lines()
-        .filter(|l| l.contains("paced audio stream started") && l.contains(stream))
-        .find_map(|l| Some((field(l, "monotonic_ns=")?, field(l, "period_us=")?)))
-        .unwrap_or_else(|| panic!("no start of {stream} in the log:\n{log}"))
-}
-
-fn phone(
-    dir: &Path,
-    relay: &RelayProcess,
-    via: std::net::SocketAddr,
-    name: &str,
-    audio: &str,
-) -> PhonedProcess {
-    // The paced streams' start times are logged at debug level.
-    let log = std::env::var("RUST_LOG")
-        .unwrap_or_else(|_| "info,phoned::audio::backend::paced=debug".into());
-    PhonedProcess::start_with_env(
-        &dir.join(name),
-        via,
-        &format!(
-            "display_name = \"{name}\"\nrelay_fingerprint = \"{}\"\n[audio]\nbackend = \"file\"\n{audio}",
-            relay.fingerprint
-        ),
-        &[("RUST_LOG".into(), log)],
-    )
-}
-
 struct CallResult {
     pesq: Vec<f64>,
     delay_ms: Vec<f64>,
@@ -237,14 +205,14 @@ fn call(python: &Path, clip: &Path, condition: &Condition, seed: u64) -> CallRes
     let output = dir.join("heard.wav");
     let clip_samples = read_wav(clip);
     let starts = write_microphone(&input, &clip_samples);
-    let a = phone(
+    let a = file_phone(
         &dir,
         &relay,
         relay.addr,
         "A",
         &format!("input_wav = \"{}\"", input.display()),
     );
-    let b = phone(
+    let b = file_phone(
         &dir,
         &relay,
         proxy.addr,
@@ -269,6 +237,8 @@ fn call(python: &Path, clip: &Path, condition: &Condition, seed: u64) -> CallRes
     let (a_log, b_log) = (a.log(), b.log());
     let (capture_ns, period_us) = stream_start(&a_log, "audio-file-in");
     let (playback_ns, _) = stream_start(&b_log, "audio-file-out");
+    let (capture_ns, period_us, playback_ns) =
+        (capture_ns as i64, period_us as i64, playback_ns as i64);
     // Input sample i is spoken at capture start + i/rate − one period (see mouth_to_ear);
     // recorded sample j is heard at playback start + j/rate.
     let at: Vec<i64> = starts

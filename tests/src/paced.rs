@@ -1,0 +1,45 @@
+//! Daemons on the `file` audio backend, lined up in time: each paced stream logs when it
+//! started on the machine's monotonic clock (at debug level), so a bench can put one
+//! daemon's microphone WAV and another's recorded speaker on one time axis.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use crate::process::{PhonedProcess, RelayProcess};
+
+/// The log filter that keeps the paced streams' start lines and little else.
+pub const LOG_FILTER: &str = "warn,phoned=info,phoned::audio::backend::paced=debug";
+
+/// A daemon named `name` in `dir`, reaching `relay` at `via` (the relay itself or a proxy
+/// in front of it), on the file backend with the `[audio]` lines `audio`.
+pub fn file_phone(
+    dir: &Path,
+    relay: &RelayProcess,
+    via: SocketAddr,
+    name: &str,
+    audio: &str,
+) -> PhonedProcess {
+    PhonedProcess::start_with_env(
+        &dir.join(name),
+        via,
+        &format!(
+            "display_name = \"{name}\"\nrelay_fingerprint = \"{}\"\n[audio]\nbackend = \"file\"\n{audio}",
+            relay.fingerprint
+        ),
+        &[("RUST_LOG".into(), LOG_FILTER.into())],
+    )
+}
+
+/// When the stream thread `stream` (`audio-file-in`, `audio-file-out`) started, on the
+/// monotonic clock in ns, and its period in µs, from a daemon's `log`.
+pub fn stream_start(log: &str, stream: &str) -> (u64, u64) {
+    let field = |line: &str, key: &str| -> Option<u64> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+    };
+    log.lines()
+        .filter(|l| l.contains("paced audio stream started") && l.contains(stream))
+        .find_map(|l| Some((field(l, "monotonic_ns=")?, field(l, "period_us=")?)))
+        .unwrap_or_else(|| panic!("no start of {stream} in the log:\n{log}"))
+}
