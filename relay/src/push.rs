@@ -43,6 +43,14 @@ pub(crate) fn continue_push(shared: &Arc<Shared>, account: u64, feed: Feed) {
 }
 
 /// For each of `sessions`: (its cursor in `feed`, how many frames it may be pushed now).
+/// What one read must cover for all `windows`: from the lowest cursor, as many as the
+/// roomiest queue takes (None without a session).
+fn span(windows: &[(SessionId, u64, usize)]) -> Option<(u64, usize)> {
+    let from = windows.iter().map(|w| w.1).min()?;
+    let limit = windows.iter().map(|w| w.2).max()?;
+    Some((from, limit))
+}
+
 fn windows(shared: &Shared, sessions: &[SessionId], feed: Feed) -> Vec<(SessionId, u64, usize)> {
     sessions
         .iter()
@@ -72,10 +80,7 @@ pub(crate) async fn push_receipts(shared: &Shared, account: u64) {
     let _turn = turn.lock().await;
     let sessions = shared.sessions_of(account);
     let windows = windows(shared, &sessions, Feed::Receipts);
-    let (Some(from), Some(limit)) = (
-        windows.iter().map(|w| w.1).min(),
-        windows.iter().map(|w| w.2).max(),
-    ) else {
+    let Some((from, limit)) = span(&windows) else {
         return;
     };
     let store = shared.store.clone();
@@ -157,10 +162,7 @@ pub(crate) async fn push_pending(shared: &Shared, account: u64) {
     let _turn = turn.lock().await;
     let sessions = shared.sessions_of(account);
     let windows = windows(shared, &sessions, Feed::Inbox);
-    let (Some(from), Some(limit)) = (
-        windows.iter().map(|w| w.1).min(),
-        windows.iter().map(|w| w.2).max(),
-    ) else {
+    let Some((from, limit)) = span(&windows) else {
         return;
     };
     let store = shared.store.clone();
