@@ -19,7 +19,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use phoned_tests::paced::{file_phone, stream_start};
+use phoned_tests::paced::{stream_start, talking_pair};
 use phoned_tests::process::{RelayProcess, bin};
 use phoned_tests::{wait_for, wav};
 
@@ -109,29 +109,7 @@ fn run_once() -> (Vec<f64>, [Footprint; 2]) {
     let input = dir.path().join("bursts.wav");
     let output = dir.path().join("heard.wav");
     let sent = write_bursts(&input);
-    let a = file_phone(
-        dir.path(),
-        &relay,
-        relay.addr,
-        "A",
-        &format!("input_wav = \"{}\"", input.display()),
-    );
-    let b = file_phone(
-        dir.path(),
-        &relay,
-        relay.addr,
-        "B",
-        &format!("output_wav = \"{}\"", output.display()),
-    );
-    a.wait_online(Duration::from_secs(20));
-    let nb = b.wait_online(Duration::from_secs(20))["number"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    // B answers whatever rings: auto-answer keeps the set-up out of the way.
-    assert_eq!(b.ctl(&["autoanswer", "all"]).code, 0);
-    let out = a.ctl(&["--json", "dial", &nb, "--wait"]);
-    assert_eq!(out.json()["state"], "active", "{out:?}");
+    let (a, b) = talking_pair(dir.path(), &relay, relay.addr, &input, &output);
     let pids = [a.child.id(), b.child.id()];
     let (t0, ticks0) = (std::time::Instant::now(), pids.map(cpu_ticks));
     let talk = Duration::from_millis((LEAD_MS + BURSTS * EVERY_MS + 500) as u64);

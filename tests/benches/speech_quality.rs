@@ -25,7 +25,7 @@ use phoned::audio::codec::{
 };
 use phoned::call::media::ENCODER_COMPLEXITY;
 use phoned_tests::impair::{Decider, GilbertElliott, Impairment};
-use phoned_tests::paced::{file_phone, stream_start};
+use phoned_tests::paced::{stream_start, talking_pair};
 use phoned_tests::process::{RelayProcess, bin};
 use phoned_tests::proxy::UdpProxy;
 use phoned_tests::{wait_for, wav};
@@ -205,28 +205,7 @@ fn call(python: &Path, clip: &Path, condition: &Condition, seed: u64) -> CallRes
     let output = dir.join("heard.wav");
     let clip_samples = read_wav(clip);
     let starts = write_microphone(&input, &clip_samples);
-    let a = file_phone(
-        &dir,
-        &relay,
-        relay.addr,
-        "A",
-        &format!("input_wav = \"{}\"", input.display()),
-    );
-    let b = file_phone(
-        &dir,
-        &relay,
-        proxy.addr,
-        "B",
-        &format!("output_wav = \"{}\"", output.display()),
-    );
-    a.wait_online(Duration::from_secs(20));
-    let nb = b.wait_online(Duration::from_secs(20))["number"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(b.ctl(&["autoanswer", "all"]).code, 0);
-    let out = a.ctl(&["--json", "dial", &nb, "--wait"]);
-    assert_eq!(out.json()["state"], "active", "{out:?}");
+    let (a, b) = talking_pair(&dir, &relay, proxy.addr, &input, &output);
     let talk = starts[COPIES - 1] + clip_samples.len() + secs(GAP_S);
     std::thread::sleep(Duration::from_secs_f64(talk as f64 / f64::from(RATE)));
     assert_eq!(a.ctl(&["hangup"]).code, 0);

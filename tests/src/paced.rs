@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::process::{PhonedProcess, RelayProcess};
 
@@ -28,6 +29,41 @@ pub fn file_phone(
         ),
         &[("RUST_LOG".into(), LOG_FILTER.into())],
     )
+}
+
+/// A in a call with B, answered: A's microphone is the WAV `input`, B (reaching the relay
+/// at `b_via`) records its speaker to `output`. Returns (A, B) once the call is active.
+pub fn talking_pair(
+    dir: &Path,
+    relay: &RelayProcess,
+    b_via: SocketAddr,
+    input: &Path,
+    output: &Path,
+) -> (PhonedProcess, PhonedProcess) {
+    let a = file_phone(
+        dir,
+        relay,
+        relay.addr,
+        "A",
+        &format!("input_wav = \"{}\"", input.display()),
+    );
+    let b = file_phone(
+        dir,
+        relay,
+        b_via,
+        "B",
+        &format!("output_wav = \"{}\"", output.display()),
+    );
+    a.wait_online(Duration::from_secs(20));
+    let nb = b.wait_online(Duration::from_secs(20))["number"]
+        .as_str()
+        .expect("B's number")
+        .to_owned();
+    // B answers whatever rings: auto-answer keeps the set-up out of the way.
+    assert_eq!(b.ctl(&["autoanswer", "all"]).code, 0);
+    let out = a.ctl(&["--json", "dial", &nb, "--wait"]);
+    assert_eq!(out.json()["state"], "active", "{out:?}");
+    (a, b)
 }
 
 /// When the stream thread `stream` (`audio-file-in`, `audio-file-out`) started, on the
