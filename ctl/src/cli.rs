@@ -147,7 +147,14 @@ pub enum Command {
     /// Make the daemon re-read its config file (as SIGHUP does); prints what changed and
     /// when it applies: now, at the next call, or when the link reconnects (after calls end).
     Reload,
-    /// Print events (presence, contacts, state changes) as JSON lines until interrupted.
+    /// Print every event of the daemon as one JSON line each, until interrupted.
+    ///
+    /// Each line has an `event` field: call_added, incoming_call, call_changed (a call's
+    /// changed properties, e.g. its State), call_removed (with the reason), dtmf,
+    /// message_received (with the text), message_status, file_received (with the saved
+    /// path), file_progress, file_status, voice_received, presence, contacts_changed,
+    /// properties (the Manager's and Account's changed properties). A signal this version
+    /// does not know prints as `signal` with its interface and member.
     Watch,
     /// Audio devices.
     Audio {
