@@ -116,6 +116,8 @@ has_paths "$phoned_deb" \
   /usr/share/zsh/vendor-completions/_phonectl \
   /usr/share/fish/vendor_completions.d/phonectl.fish \
   /usr/share/man/man1/phonectl.1.gz \
+  /usr/share/man/man1/phonectl-dial.1.gz \
+  /usr/share/man/man1/phonectl-msg-send.1.gz \
   /usr/share/man/man8/phoned.8.gz \
   /usr/share/doc/phoned/copyright \
   /usr/share/doc/phoned/operations.md
@@ -152,6 +154,13 @@ for f in "${!completions[@]}"; do
 done
 grep -q '^\.TH phonectl 1' <<<"$(zcat "$root/usr/share/man/man1/phonectl.1.gz")" ||
   fail "phonectl.1.gz is no man page"
+# Every phonectl-*(1) page a phonectl page refers to is shipped.
+for page in "$root"/usr/share/man/man1/phonectl*.1.gz; do
+  for ref in $(zcat "$page" | sed 's/\\-/-/g' | grep -o 'phonectl-[a-z-]*(1)' | sort -u); do
+    [ -f "$root/usr/share/man/man1/${ref%(1)}.1.gz" ] ||
+      fail "$(basename "$page") refers to $ref, which is not in the package"
+  done
+done
 for page in man8/phoned.8.gz man8/phone-relay.8.gz; do
   zcat "$root/usr/share/man/$page" | grep -q '^\.TH ' || fail "$page is no man page"
 done

@@ -64,6 +64,7 @@ pub enum Command {
     },
     /// Call a number or a contact by name.
     Dial {
+        /// A number, or a contact's name (case-insensitive).
         target: String,
         /// Wait until the call is answered (exit 0) or ends (exit 1, with the reason).
         #[arg(long)]
@@ -71,10 +72,14 @@ pub enum Command {
     },
     /// Answer the ringing call (or CALL: its number from `calls`, or its object path).
     Answer {
+        /// The call: its number in `phonectl calls`, or its object path (default: the
+        /// only call in the right state).
         call: Option<String>,
     },
     /// Decline the ringing call.
     Reject {
+        /// The call: its number in `phonectl calls`, or its object path (default: the
+        /// only call in the right state).
         call: Option<String>,
         /// Decline as busy rather than rejected.
         #[arg(long)]
@@ -82,26 +87,40 @@ pub enum Command {
     },
     /// Hang up the current call.
     Hangup {
+        /// The call: its number in `phonectl calls`, or its object path (default: the
+        /// only call in the right state).
         call: Option<String>,
     },
     /// Put the active call on hold.
     Hold {
+        /// The call: its number in `phonectl calls`, or its object path (default: the
+        /// only call in the right state).
         call: Option<String>,
     },
     /// Resume the held call.
     Resume {
+        /// The call: its number in `phonectl calls`, or its object path (default: the
+        /// only call in the right state).
         call: Option<String>,
     },
     /// Mute the microphone in the active call.
     Mute {
+        /// The call: its number in `phonectl calls`, or its object path (default: the
+        /// only call in the right state).
         call: Option<String>,
     },
+    /// Unmute the microphone.
     Unmute {
+        /// The call: its number in `phonectl calls`, or its object path (default: the
+        /// only call in the right state).
         call: Option<String>,
     },
     /// Send DTMF digits (0-9, *, #, A-D) in the active call.
     Dtmf {
+        /// The digits to send: 0-9, *, #, A-D.
         digits: String,
+        /// The call: its number in `phonectl calls`, or its object path (default: the
+        /// active call).
         #[arg(long)]
         call: Option<String>,
     },
@@ -109,6 +128,7 @@ pub enum Command {
     Calls,
     /// Recent calls, newest first, and the missed count.
     History {
+        /// How many calls to list at most.
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
@@ -130,12 +150,14 @@ pub enum Command {
     /// Do not disturb: incoming calls are declined without ringing. Without an argument,
     /// prints whether it is on.
     Dnd {
+        /// on or off.
         #[arg(value_enum)]
         state: Option<OnOff>,
     },
     /// Answer incoming calls automatically: off, from everyone, or from contacts only.
     /// Without an argument, prints the current mode.
     Autoanswer {
+        /// off, all (everyone) or contacts (people in the address book only).
         #[arg(value_enum)]
         mode: Option<AutoAnswerArg>,
     },
@@ -163,11 +185,17 @@ pub enum Command {
     },
     /// Print a shell completion script.
     Completions {
+        /// bash, zsh or fish.
         #[arg(value_enum)]
         shell: Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print the man page phonectl(1) (roff), or with --dir write it and one page per
+    /// command (phonectl-dial(1), phonectl-msg-send(1), …) into a directory.
+    Man {
+        /// Write every page into this directory (created if missing) instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -183,13 +211,17 @@ pub enum MsgAction {
     /// Send TEXT to a number or contact; kept and sent later if the relay is out of reach.
     /// Several words are sent as one text, joined by spaces; `-` reads the text from stdin.
     Send {
+        /// A number or a contact's name.
         to: String,
+        /// The text (several words are joined by spaces; `-` reads it from stdin).
         #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
         text: Vec<String>,
     },
     /// Messages, oldest first (with PEER only, a number or a contact's name, if given).
     History {
+        /// Only the messages with this number or contact (default: all).
         peer: Option<String>,
+        /// How many messages to list at most (the newest).
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
@@ -202,16 +234,22 @@ pub enum VoiceAction {
     /// (e.g. after a call was not answered).
     #[command(group(clap::ArgGroup::new("source").required(true).args(["file", "seconds"])))]
     Send {
+        /// A number or a contact's name.
         to: String,
+        /// A WAV file to send (any rate and channel count; 8-32-bit or float).
         #[arg(long)]
         file: Option<PathBuf>,
+        /// Record this many seconds (1-300) from the microphone and send them.
         #[arg(long)]
         seconds: Option<u32>,
     },
     /// Voice messages sent and received: date, who from or to, duration, status, id.
     Ls,
     /// Play a voice message through the speaker.
-    Play { id: String },
+    Play {
+        /// The voice message's id, from `phonectl voice ls`.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -219,7 +257,12 @@ pub enum FileAction {
     /// Send the file at PATH to a number or contact (resumes after a broken connection).
     /// phonectl opens the file with your rights and hands the daemon the open file, so
     /// the daemon sends only what you may read; it must be a regular file.
-    Send { to: String, path: PathBuf },
+    Send {
+        /// A number or a contact's name.
+        to: String,
+        /// The file to send.
+        path: PathBuf,
+    },
     /// Transfers, oldest first, with where received files were saved (absolute paths)
     /// and why failed ones failed. Voice messages only with --all or --voice.
     Ls {
@@ -235,7 +278,10 @@ pub enum FileAction {
 #[derive(Subcommand)]
 pub enum NumberAction {
     /// Move this account to NUMBER (fails if someone has it).
-    Change { number: String },
+    Change {
+        /// The new number, within the relay's range.
+        number: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -250,7 +296,11 @@ pub enum RelayAction {
 
 #[derive(Subcommand)]
 pub enum NameAction {
-    Set { name: String },
+    /// Set the display name others see.
+    Set {
+        /// The new display name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -262,17 +312,36 @@ pub enum PasswordAction {
 #[derive(Subcommand)]
 pub enum ContactsAction {
     /// Add a contact.
-    Add { name: String, number: String },
+    Add {
+        /// The contact's name (unique in the address book).
+        name: String,
+        /// The contact's number.
+        number: String,
+    },
     /// Remove a contact (by id, name or number).
-    Rm { contact: String },
+    Rm {
+        /// The contact's id, name or number.
+        contact: String,
+    },
     /// Rename a contact (by id, name or number).
-    Rename { contact: String, name: String },
+    Rename {
+        /// The contact's id, name or number.
+        contact: String,
+        /// The new name.
+        name: String,
+    },
     /// List contacts.
     Ls,
     /// Import a vCard file ("-" for stdin); all or nothing.
-    Import { file: PathBuf },
+    Import {
+        /// The vCard file, or `-` for stdin.
+        file: PathBuf,
+    },
     /// Export all contacts as vCard 4.0 (to FILE, or stdout).
-    Export { file: Option<PathBuf> },
+    Export {
+        /// Write to this file instead of stdout.
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -29,7 +29,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     let g = cli.global;
     match cli.command {
         Command::Completions { shell } => return completions(shell),
-        Command::Man => return man(),
+        Command::Man { dir } => return man(dir.as_deref()),
         _ => {}
     }
     let conn = if g.system {
@@ -215,7 +215,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 &format!("sent {digits}"),
             )
         }
-        Command::Completions { .. } | Command::Man => Ok(()),
+        Command::Completions { .. } | Command::Man { .. } => Ok(()),
     }
 }
 
@@ -737,10 +737,14 @@ fn completions(shell: Shell) -> Result<(), Failure> {
     Ok(())
 }
 
-fn man() -> Result<(), Failure> {
-    clap_mangen::Man::new(Cli::command())
-        .render(&mut std::io::stdout())
-        .map_err(|e| Failure::Daemon(format!("writing the man page: {e}")))
+fn man(dir: Option<&std::path::Path>) -> Result<(), Failure> {
+    let written = match dir {
+        Some(dir) => crate::manpages::write_all(dir).map(|n| {
+            eprintln!("wrote {n} man pages to {}", dir.display());
+        }),
+        None => crate::manpages::print(&mut std::io::stdout().lock()),
+    };
+    written.map_err(|e| Failure::Daemon(format!("writing the man pages: {e}")))
 }
 
 async fn manager(conn: &Connection) -> Result<ManagerProxy<'static>, Failure> {
