@@ -346,26 +346,23 @@ fn the_shipped_introspection_xml_matches_the_daemon() {
         .to_owned();
     // A call, for the Call interface, which only call objects have.
     let _ringing = common::dial_bg(&p, &number);
-    let call = common::wait_call(&p, "ringing");
-    let introspect = |path: String| -> String {
-        smol::block_on(async {
-            let conn = zbus::connection::Builder::address(p.bus.address.as_str())
-                .build()
-                .await
-                .unwrap();
-            zbus::fdo::IntrospectableProxy::builder(&conn)
-                .destination(BUS_NAME)
-                .path(path)
-                .build()
-                .await
-                .unwrap()
-                .introspect()
-                .await
-                .unwrap()
-        })
-    };
+    common::wait_call(&p, "ringing");
     // zbus describes the child objects' interfaces too, the call's among them.
-    let live = introspect(ROOT_PATH.to_owned());
+    let live = smol::block_on(async {
+        let conn = zbus::connection::Builder::address(p.bus.address.as_str())
+            .build()
+            .await
+            .unwrap();
+        zbus::fdo::IntrospectableProxy::builder(&conn)
+            .destination(BUS_NAME)
+            .path(ROOT_PATH)
+            .build()
+            .await
+            .unwrap()
+            .introspect()
+            .await
+            .unwrap()
+    });
     let shipped = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../docs/org.phoned.Phone1.xml"
