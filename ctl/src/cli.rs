@@ -332,7 +332,9 @@ pub enum ContactsAction {
     },
     /// List contacts.
     Ls,
-    /// Import a vCard file ("-" for stdin); all or nothing.
+    /// Import a vCard file ("-" for stdin): every card with a name and a phone number
+    /// (numbers from elsewhere, such as +44 …, are kept but not dialable here); prints
+    /// the cards left out and why.
     Import {
         /// The vCard file, or `-` for stdin.
         file: PathBuf,

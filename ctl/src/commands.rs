@@ -642,6 +642,12 @@ async fn who(conn: &Connection, json: bool) -> Result<(), Failure> {
     print(false, json!(null), human.trim_end())
 }
 
+/// Whether a contact's number can be called on the relay: the daemon keeps phoned
+/// numbers in their canonical form and external ones (`+44 …`, `0…`) as written.
+fn dialable(number: &str) -> bool {
+    number.parse::<phoned_proto::Number>().is_ok()
+}
+
 async fn contacts(conn: &Connection, json: bool, action: ContactsAction) -> Result<(), Failure> {
     let c = ContactsProxy::builder(conn)
         .cache_properties(CacheProperties::No)
@@ -675,13 +681,20 @@ async fn contacts(conn: &Connection, json: bool, action: ContactsAction) -> Resu
             if json {
                 let rows: Vec<_> = list
                     .iter()
-                    .map(|(id, name, number)| json!({ "id": id, "name": name, "number": number }))
+                    .map(|(id, name, number)| {
+                        json!({ "id": id, "name": name, "number": number, "dialable": dialable(number) })
+                    })
                     .collect();
                 return print(true, json!(rows), "");
             }
             let mut human = String::new();
             for (id, name, number) in &list {
-                human.push_str(&format!("{id:<6} {name:<32} {number}\n"));
+                let reach = if dialable(number) {
+                    ""
+                } else {
+                    "  (not on this relay)"
+                };
+                human.push_str(&format!("{id:<6} {name:<32} {number}{reach}\n"));
             }
             if list.is_empty() {
                 human.push_str("no contacts");
@@ -699,12 +712,15 @@ async fn contacts(conn: &Connection, json: bool, action: ContactsAction) -> Resu
                 std::fs::read_to_string(&file)
                     .map_err(|e| Failure::Usage(format!("{}: {e}", file.display())))?
             };
-            let ids = c.import_vcard(&text).await?;
-            print(
-                json,
-                json!({ "imported": ids }),
-                &format!("imported {} contacts", ids.len()),
-            )
+            let (ids, skipped) = c.import_vcard_report(&text).await?;
+            let mut human = format!("imported {} contacts", ids.len());
+            if !skipped.is_empty() {
+                human.push_str(&format!(", skipped {}:", skipped.len()));
+                for why in &skipped {
+                    human.push_str(&format!("\n  {why}"));
+                }
+            }
+            print(json, json!({ "imported": ids, "skipped": skipped }), &human)
         }
         ContactsAction::Export { file } => {
             let text = c.export_vcard().await?;

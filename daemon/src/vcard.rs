@@ -6,7 +6,7 @@
 
 use thiserror::Error;
 
-use crate::store::contacts::Contact;
+use crate::store::contacts::{Contact, normalized};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum VcardError {
@@ -73,10 +73,15 @@ fn content_line(no: usize, line: &str) -> Result<Line, VcardError> {
     })
 }
 
-/// The (name, number) of every card, in order. Each card needs a name (FN, else N) and
-/// a telephone number (the first TEL); spaces, dashes, dots and brackets in the number
-/// are dropped, so `+49 (170) 123` becomes `+49170123` and is then judged by the caller.
-pub fn parse(text: &str) -> Result<Vec<(String, String)>, VcardError> {
+/// One card: (name, number as written), or why it has none.
+pub type Card = Result<(String, String), VcardError>;
+
+/// The (name, number) of every card, in order, or for a card without a name (FN, else N)
+/// or a telephone number (the first TEL) or its `END:VCARD`, a [`VcardError::Card`]
+/// saying so: one bad card does not spoil the others. The number is as written (a
+/// `tel:` URI's prefix and parameters dropped) and judged by the caller. Text that is
+/// no vCard at all is an error for the whole.
+pub fn parse(text: &str) -> Result<Vec<Card>, VcardError> {
     let mut out = Vec::new();
     let mut card: Option<Vec<Line>> = None;
     for (no, raw) in unfold(text) {
@@ -88,7 +93,7 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, VcardError> {
             ("BEGIN", Some(_)) => return Err(VcardError::Syntax(no, "BEGIN inside a card")),
             ("END", Some(_)) if line.value.trim().eq_ignore_ascii_case("VCARD") => {
                 let lines = card.take().unwrap_or_default();
-                out.push(card_entry(out.len() + 1, &lines)?);
+                out.push(card_entry(out.len() + 1, &lines));
             }
             (_, Some(lines)) => lines.push(line),
             (_, None) => {
@@ -100,10 +105,10 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, VcardError> {
         }
     }
     if card.is_some() {
-        return Err(VcardError::Card {
+        out.push(Err(VcardError::Card {
             index: out.len() + 1,
             why: "no END:VCARD".into(),
-        });
+        }));
     }
     if out.is_empty() {
         return Err(VcardError::Empty);
@@ -111,7 +116,7 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, VcardError> {
     Ok(out)
 }
 
-fn card_entry(index: usize, lines: &[Line]) -> Result<(String, String), VcardError> {
+fn card_entry(index: usize, lines: &[Line]) -> Card {
     let prop = |name: &str| {
         lines
             .iter()
@@ -128,7 +133,7 @@ fn card_entry(index: usize, lines: &[Line]) -> Result<(String, String), VcardErr
             why: "no name (FN or N)".into(),
         })?;
     let number = prop("TEL")
-        .map(clean_number)
+        .map(written_number)
         .ok_or_else(|| VcardError::Card {
             index,
             why: format!("{name:?} has no TEL"),
@@ -142,22 +147,23 @@ pub fn export(contacts: &[Contact]) -> String {
     for c in contacts {
         out.push_str("BEGIN:VCARD\r\nVERSION:4.0\r\n");
         push_folded(&mut out, &format!("FN:{}", escape(&c.name)));
-        push_folded(&mut out, &format!("TEL;VALUE=uri:tel:{}", c.number));
+        // A tel: URI has no spaces: the number without its separators.
+        let number = normalized(&c.number).unwrap_or_else(|| c.number.clone());
+        push_folded(&mut out, &format!("TEL;VALUE=uri:tel:{number}"));
         out.push_str("END:VCARD\r\n");
     }
     out
 }
 
-fn clean_number(tel: &str) -> String {
-    let t = tel.trim();
+/// A TEL value as the person wrote it: `tel:+1-201-555-0123;ext=1` → `+1-201-555-0123`.
+fn written_number(tel: &str) -> String {
+    let t = unescape(tel.trim());
+    let t = t.trim();
     let t = t
         .strip_prefix("tel:")
         .or_else(|| t.strip_prefix("TEL:"))
         .unwrap_or(t);
-    let t = t.split(';').next().unwrap_or(t);
-    t.chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-        .collect()
+    t.split(';').next().unwrap_or(t).trim().to_owned()
 }
 
 /// `N:Family;Given;Additional;Prefix;Suffix` → "Given Family".
@@ -227,24 +233,27 @@ mod tests {
         assert_eq!(
             parse(text).unwrap(),
             [
-                ("Jane Doe".to_string(), "+4917012 34".replace(' ', "")),
-                ("Smith, Bob".to_string(), "2000".to_string())
+                Ok(("Jane Doe".to_string(), "+49 (170) 12-34".to_string())),
+                Ok(("Smith, Bob".to_string(), "2000".to_string()))
             ]
         );
     }
 
     #[test]
-    fn cards_without_name_or_number_are_named_in_the_error() {
-        let no_tel = "BEGIN:VCARD\nVERSION:4.0\nFN:Alice\nEND:VCARD\n";
-        assert!(matches!(
-            parse(no_tel),
-            Err(VcardError::Card { index: 1, .. })
-        ));
+    fn cards_without_name_or_number_are_named_and_the_others_kept() {
+        let no_tel = "BEGIN:VCARD\nVERSION:4.0\nFN:Alice\nEND:VCARD\n\
+                      BEGIN:VCARD\nVERSION:4.0\nFN:Bob\nTEL:+44 20 7946 0958\nEND:VCARD\n";
+        let cards = parse(no_tel).unwrap();
+        assert!(matches!(cards[0], Err(VcardError::Card { index: 1, .. })));
+        assert_eq!(
+            cards[1],
+            Ok(("Bob".to_string(), "+44 20 7946 0958".to_string()))
+        );
         assert_eq!(parse(""), Err(VcardError::Empty));
         assert!(matches!(parse("hello"), Err(VcardError::Syntax(1, _))));
         assert!(matches!(
-            parse("BEGIN:VCARD\nFN:x\n"),
-            Err(VcardError::Card { index: 1, .. })
+            parse("BEGIN:VCARD\nFN:x\n").unwrap()[..],
+            [Err(VcardError::Card { index: 1, .. })]
         ));
         assert!(matches!(
             parse("BEGIN:VCARD\n:x\nEND:VCARD"),
@@ -268,7 +277,7 @@ mod tests {
             for line in text.split("\r\n") {
                 prop_assert!(line.len() <= 75);
             }
-            prop_assert_eq!(parse(&text).unwrap(), vec![(name, number)]);
+            prop_assert_eq!(parse(&text).unwrap(), vec![Ok((name, number))]);
         }
 
         #[test]

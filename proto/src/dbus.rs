@@ -224,9 +224,14 @@ pub mod contacts {
         fn list(&self) -> Result<Vec<(String, String, String)>, PhoneError>;
         /// The contact whose name (case-insensitive), id or number is `query`.
         fn lookup(&self, query: &str) -> Result<(String, String, String), PhoneError>;
-        /// Imports vCard 3.0/4.0 text; returns the ids of the contacts added.
+        /// Imports vCard 3.0/4.0 text; returns the ids of the contacts added (cards that
+        /// cannot be saved are left out).
         #[zbus(name = "ImportVCard")]
         fn import_vcard(&self, text: &str) -> Result<Vec<String>, PhoneError>;
+        /// As `import_vcard`, and why each card left out was left out.
+        #[zbus(name = "ImportVCardReport")]
+        fn import_vcard_report(&self, text: &str)
+        -> Result<(Vec<String>, Vec<String>), PhoneError>;
         /// All contacts as vCard 4.0 text.
         #[zbus(name = "ExportVCard")]
         fn export_vcard(&self) -> Result<String, PhoneError>;

@@ -35,6 +35,59 @@ fn row(c: Contact) -> (String, String, String) {
     (c.id.to_string(), c.name, c.number)
 }
 
+impl ContactsIface {
+    /// Imports what can be imported: (ids added, why each card left out was left out).
+    fn import(&self, text: &str) -> Result<(Vec<String>, Vec<String>), PhoneError> {
+        check_len("vCard text", text, MAX_VCARD)?;
+        let cards = vcard::parse(text).map_err(|e| PhoneError::InvalidArgument(e.to_string()))?;
+        let total = cards.len();
+        let mut skipped = Vec::new();
+        // (card number from 1, entry) for the cards that have a name and a number.
+        let mut entries = Vec::new();
+        let mut card_of = Vec::new();
+        for (i, card) in cards.into_iter().enumerate() {
+            match card {
+                Ok(entry) => {
+                    card_of.push(i + 1);
+                    entries.push(entry);
+                }
+                Err(e) => skipped.push((i + 1, e.to_string())),
+            }
+        }
+        let imported = self
+            .phone
+            .store
+            .add_contacts(&entries)
+            .map_err(contact_error)?;
+        for (entry, why) in imported.skipped {
+            let card = card_of.get(entry).copied().unwrap_or_default();
+            let name = entries.get(entry).map(|e| e.0.as_str()).unwrap_or_default();
+            let name: String = name.chars().take(64).collect();
+            skipped.push((card, format!("card {card} ({name}): {why}")));
+        }
+        skipped.sort_by_key(|(card, _)| *card);
+        if skipped.len() == total {
+            // No card could be used: that is no import (and nothing was written).
+            let why: Vec<String> = skipped.into_iter().map(|(_, why)| why).collect();
+            return Err(PhoneError::InvalidArgument(format!(
+                "no card could be imported: {}",
+                why.join("; ")
+            )));
+        }
+        if !imported.added.is_empty() {
+            self.phone.announce(Change::Contacts);
+        }
+        Ok((
+            imported
+                .added
+                .into_iter()
+                .map(|c| c.id.to_string())
+                .collect(),
+            skipped.into_iter().map(|(_, why)| why).collect(),
+        ))
+    }
+}
+
 #[interface(name = "org.phoned.Phone1.Contacts")]
 impl ContactsIface {
     /// Adds a contact; returns its id.
@@ -95,21 +148,20 @@ impl ContactsIface {
             .map_err(contact_error)
     }
 
-    /// Imports vCard 3.0/4.0 text, all or nothing; returns the ids added (contacts
-    /// already saved identically are skipped).
+    /// Imports vCard 3.0/4.0 text; returns the ids added. Cards identical to saved
+    /// contacts are left out, and so are cards that cannot be saved (no name, no phone
+    /// number, a clash with another contact): `ImportVCardReport` says which and why.
+    /// `InvalidArgument` when no card at all can be saved.
     #[zbus(name = "ImportVCard")]
     fn import_vcard(&self, text: &str) -> Result<Vec<String>, PhoneError> {
-        check_len("vCard text", text, MAX_VCARD)?;
-        let entries = vcard::parse(text).map_err(|e| PhoneError::InvalidArgument(e.to_string()))?;
-        let added = self
-            .phone
-            .store
-            .add_contacts(&entries)
-            .map_err(contact_error)?;
-        if !added.is_empty() {
-            self.phone.announce(Change::Contacts);
-        }
-        Ok(added.into_iter().map(|c| c.id.to_string()).collect())
+        Ok(self.import(text)?.0)
+    }
+
+    /// As `ImportVCard`, and also why each card left out was left out: `card N (name):
+    /// why`, in the order of the text.
+    #[zbus(name = "ImportVCardReport")]
+    fn import_vcard_report(&self, text: &str) -> Result<(Vec<String>, Vec<String>), PhoneError> {
+        self.import(text)
     }
 
     /// Every contact as vCard 4.0.

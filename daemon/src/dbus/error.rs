@@ -57,7 +57,9 @@ pub(crate) fn intake_error(e: IntakeError) -> PhoneError {
 /// A contact error as D-Bus shows it.
 pub(crate) fn contact_error(e: ContactError) -> PhoneError {
     match e {
-        ContactError::InvalidNumber(_) => PhoneError::InvalidNumber(e.to_string()),
+        ContactError::InvalidNumber(_) | ContactError::NotDialable { .. } => {
+            PhoneError::InvalidNumber(e.to_string())
+        }
         ContactError::NotFound(_) | ContactError::NoRecipient(_) => {
             PhoneError::NotFound(e.to_string())
         }

@@ -1,5 +1,11 @@
 //! Contacts: add, rename, remove, list, look up, and import many at once. Names are
 //! unique ignoring case (so `dial alice` is never ambiguous) and so are numbers.
+//!
+//! A contact's number is either a phoned number (2 to 15 digits, not starting with 0),
+//! stored in that canonical form and dialable on the relay, or an *external* number from
+//! another phone's address book (`+44 20 7946 0958`, `020 7946 0958`), stored as written
+//! and kept, shown and exported, but not dialled. Numbers are compared by their
+//! [`normalized`] form, so `+44 20 7946 0958` and `+442079460958` are the same number.
 
 use phoned_proto::Number;
 use phoned_proto::ident::check_display_name;
@@ -21,8 +27,14 @@ pub enum ContactError {
     Store(#[from] StoreError),
     #[error("invalid contact name {name:?}: {why}")]
     InvalidName { name: String, why: String },
-    #[error("invalid number {0:?}: use 2 to 15 digits, not starting with 0")]
+    #[error(
+        "invalid number {0:?}: use a phone number (digits, optionally a leading + and spaces, dashes, dots or brackets)"
+    )]
     InvalidNumber(String),
+    #[error(
+        "{name}'s number {number} is not a number on this relay (phoned numbers are 2 to 15 digits, not starting with 0)"
+    )]
+    NotDialable { name: String, number: String },
     #[error("number {number} is already saved as {existing:?}")]
     DuplicateNumber { number: String, existing: String },
     #[error("a contact named {0:?} already exists")]
@@ -31,8 +43,6 @@ pub enum ContactError {
     NotFound(String),
     #[error("{0:?} is neither a number nor a contact")]
     NoRecipient(String),
-    #[error("{} problems in the import, nothing imported: {}", .0.len(), .0.join("; "))]
-    Import(Vec<String>),
 }
 
 const NEXT_ID: &str = "next_contact_id";
@@ -49,7 +59,37 @@ fn decode(bytes: &[u8]) -> Result<Contact, StoreError> {
     postcard::from_bytes(bytes).map_err(StoreError::Corrupt)
 }
 
-/// A checked name and number, ready to store.
+/// Longest external number kept, as written.
+const MAX_WRITTEN: usize = 40;
+
+/// A number without its separators (spaces, dashes, dots, brackets, slashes): a leading
+/// `+` and 2 to 15 digits (E.164's longest), or `None` for what is no phone number.
+pub fn normalized(number: &str) -> Option<String> {
+    let n: String = number
+        .trim()
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '\u{a0}' | '-' | '.' | '(' | ')' | '/'))
+        .collect();
+    let digits = n.strip_prefix('+').unwrap_or(&n);
+    let ok = (2..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    ok.then_some(n)
+}
+
+/// The phoned number a contact's number is, if it is one (see the module docs).
+pub fn dialable(number: &str) -> Option<Number> {
+    normalized(number)?.parse().ok()
+}
+
+/// Whether two written numbers are the same number.
+fn same_number(a: &str, b: &str) -> bool {
+    match (normalized(a), normalized(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// A checked name and number, ready to store: a phoned number in its canonical form, an
+/// external one as written.
 fn checked(name: &str, number: &str) -> Result<(String, String), ContactError> {
     let name = name.trim().to_owned();
     check_display_name(&name).map_err(|e| ContactError::InvalidName {
@@ -57,10 +97,24 @@ fn checked(name: &str, number: &str) -> Result<(String, String), ContactError> {
         why: e.to_string(),
     })?;
     let number = number.trim();
-    let n: Number = number
-        .parse()
-        .map_err(|_| ContactError::InvalidNumber(number.chars().take(32).collect()))?;
-    Ok((name, n.to_string()))
+    let invalid = || ContactError::InvalidNumber(number.chars().take(32).collect());
+    normalized(number).ok_or_else(invalid)?;
+    if number.len() > MAX_WRITTEN || number.chars().any(char::is_control) {
+        return Err(invalid());
+    }
+    let number = match dialable(number) {
+        Some(n) => n.to_string(),
+        None => number.to_owned(),
+    };
+    Ok((name, number))
+}
+
+/// What an import did: the contacts added, and why each entry left out was left out.
+#[derive(Debug, Default)]
+pub struct Imported {
+    pub added: Vec<Contact>,
+    /// (the entry's index in the input, from 0, and why).
+    pub skipped: Vec<(usize, String)>,
 }
 
 impl Store {
@@ -81,15 +135,17 @@ impl Store {
         Ok(all)
     }
 
-    /// Adds contacts in one transaction: all or none. Entries identical to a contact
-    /// already saved are skipped, so importing the same file twice is harmless.
-    pub fn add_contacts(&self, entries: &[(String, String)]) -> Result<Vec<Contact>, ContactError> {
+    /// Adds contacts in one transaction. Entries identical to a contact already saved
+    /// are left out silently, so importing the same file twice is harmless; entries that
+    /// cannot be saved (no phone number, a clash with another contact) are left out and
+    /// reported, and the rest are added.
+    pub fn add_contacts(&self, entries: &[(String, String)]) -> Result<Imported, ContactError> {
         let mut wtxn = self.env.write_txn().map_err(StoreError::from)?;
         let mut known = self.all_contacts(&wtxn)?;
         let mut next = self.next_contact_id(&wtxn)?;
-        let mut problems = Vec::new();
+        let mut skipped = Vec::new();
         let mut added = Vec::new();
-        for (name, number) in entries {
+        for (index, (name, number)) in entries.iter().enumerate() {
             match new_contact(&known, name, number, next) {
                 Ok(Some(c)) => {
                     next += 1;
@@ -100,17 +156,15 @@ impl Store {
                     added.push(c);
                 }
                 Ok(None) => {}
-                Err(e) => problems.push(e.to_string()),
+                Err(ContactError::Store(e)) => return Err(e.into()),
+                Err(e) => skipped.push((index, e.to_string())),
             }
-        }
-        if !problems.is_empty() {
-            return Err(ContactError::Import(problems));
         }
         self.settings
             .put(&mut wtxn, NEXT_ID, &next.to_string())
             .map_err(StoreError::from)?;
         wtxn.commit().map_err(StoreError::from)?;
-        Ok(added)
+        Ok(Imported { added, skipped })
     }
 
     /// Adds one contact.
@@ -187,7 +241,7 @@ impl Store {
         all.iter()
             .find(|c| c.id.to_string() == q)
             .or_else(|| all.iter().find(|c| key(&c.name) == key(q)))
-            .or_else(|| all.iter().find(|c| c.number == q))
+            .or_else(|| all.iter().find(|c| same_number(&c.number, q)))
             .cloned()
             .ok_or_else(|| ContactError::NotFound(q.chars().take(64).collect()))
     }
@@ -201,13 +255,19 @@ impl Store {
                 let name = self
                     .lookup_contact(n.as_str())
                     .ok()
-                    .filter(|c| c.number == n.as_str())
+                    .filter(|c| same_number(&c.number, n.as_str()))
                     .map(|c| c.name)
                     .unwrap_or_default();
                 Ok((n.to_string(), name))
             }
             Err(_) => match self.lookup_contact(target) {
-                Ok(c) => Ok((c.number, c.name)),
+                Ok(c) => match dialable(&c.number) {
+                    Some(n) => Ok((n.to_string(), c.name)),
+                    None => Err(ContactError::NotDialable {
+                        name: c.name,
+                        number: c.number,
+                    }),
+                },
                 Err(ContactError::NotFound(_)) => {
                     Err(ContactError::NoRecipient(target.chars().take(64).collect()))
                 }
@@ -226,7 +286,7 @@ fn new_contact(
     id: u64,
 ) -> Result<Option<Contact>, ContactError> {
     let (name, number) = checked(name, number)?;
-    if let Some(same) = known.iter().find(|c| c.number == number) {
+    if let Some(same) = known.iter().find(|c| same_number(&c.number, &number)) {
         if key(&same.name) == key(&name) {
             return Ok(None);
         }
@@ -318,20 +378,59 @@ mod tests {
     }
 
     #[test]
-    fn imports_are_all_or_nothing_and_idempotent() {
+    fn imports_keep_the_usable_entries_and_report_the_rest_and_are_idempotent() {
         let (_d, s) = store();
         let batch = vec![
             ("A".to_string(), "1001".to_string()),
             ("B".to_string(), "1002".to_string()),
         ];
-        assert_eq!(s.add_contacts(&batch).unwrap().len(), 2);
-        assert_eq!(s.add_contacts(&batch).unwrap().len(), 0);
-        let bad = vec![
+        assert_eq!(s.add_contacts(&batch).unwrap().added.len(), 2);
+        assert_eq!(s.add_contacts(&batch).unwrap().added.len(), 0);
+        let mixed = vec![
             ("C".to_string(), "1003".to_string()),
             ("D".to_string(), "nope".to_string()),
+            ("London".to_string(), "+44 20 7946 0958".to_string()),
+            ("London again".to_string(), "+442079460958".to_string()),
         ];
-        let e = s.add_contacts(&bad).unwrap_err();
-        assert!(e.to_string().contains("nope"), "{e}");
-        assert_eq!(s.contacts().unwrap().len(), 2);
+        let got = s.add_contacts(&mixed).unwrap();
+        let added: Vec<_> = got.added.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(added, ["C", "London"]);
+        assert_eq!(got.skipped.len(), 2, "{:?}", got.skipped);
+        assert_eq!(got.skipped[0].0, 1);
+        assert!(got.skipped[0].1.contains("nope"), "{:?}", got.skipped);
+        assert_eq!(got.skipped[1].0, 3);
+        assert!(got.skipped[1].1.contains("London"), "{:?}", got.skipped);
+        assert_eq!(s.contacts().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn external_numbers_are_kept_as_written_matched_normalized_and_not_dialled() {
+        let (_d, s) = store();
+        let london = s.add_contact("London", " +44 (20) 7946-0958 ").unwrap();
+        assert_eq!(london.number, "+44 (20) 7946-0958");
+        assert_eq!(dialable(&london.number), None);
+        assert_eq!(s.lookup_contact("+442079460958").unwrap().id, london.id);
+        let national = s.add_contact("Office", "020 7946 0000").unwrap();
+        assert_eq!(dialable(&national.number), None);
+        let e = s.recipient("london").unwrap_err();
+        assert!(matches!(e, ContactError::NotDialable { .. }), "{e}");
+        assert!(e.to_string().contains("+44 (20) 7946-0958"), "{e}");
+        // A phoned number written with separators is stored canonically and dialled.
+        let bob = s.add_contact("Bob", "10-42").unwrap();
+        assert_eq!(bob.number, "1042");
+        assert_eq!(
+            s.recipient("bob").unwrap(),
+            ("1042".to_owned(), "Bob".to_owned())
+        );
+        assert!(matches!(
+            s.add_contact("Dup", "+44 20 7946 0958"),
+            Err(ContactError::DuplicateNumber { .. })
+        ));
+        for bad in ["", "+", "12ab", "1", "+1234567890123456", "call me"] {
+            assert!(
+                matches!(s.add_contact("X", bad), Err(ContactError::InvalidNumber(_))),
+                "{bad:?}"
+            );
+        }
     }
 }
