@@ -89,29 +89,31 @@ fn short(path: &str) -> String {
     parse_call_path(path).map_or_else(|| path.to_owned(), |n| n.to_string())
 }
 
-/// `dial TARGET [--wait]`.
+/// `dial TARGET [--wait]`. Without `--wait` it still follows the call until the relay
+/// has placed it (it rings at the other end) or refused it (an unknown number, offline,
+/// busy), so a call that cannot go through is an error (exit 1) and not "calling".
 pub async fn dial(conn: &Connection, json: bool, target: &str, wait: bool) -> Result<(), Failure> {
     let m = manager(conn).await?;
     // Listen before dialing: a call that fails at once is gone before `Dial` returns.
     let mut removed = m.receive_call_removed().await?;
     let path = m.dial(target, HashMap::new()).await?;
     let c = call(conn, path.clone()).await?;
-    if !wait {
-        let number = c.remote_number().await.unwrap_or_default();
-        return print(
-            json,
-            json!({ "path": path.as_str() }),
-            &format!("calling {number}: call {}", short(path.as_str())),
-        );
-    }
-    // Follow the call until it is answered or over.
-    let deadline = smol::Timer::after(Duration::from_secs(120));
+    let number = c.remote_number().await.unwrap_or_default();
+    let (reached, limit): (&[CallState], _) = if wait {
+        (&[CallState::Active], Duration::from_secs(120))
+    } else {
+        (
+            &[CallState::Ringing, CallState::Active, CallState::Held],
+            Duration::from_secs(15),
+        )
+    };
+    let deadline = smol::Timer::after(limit);
     let watch = async {
         loop {
             if let Ok(state) = c.state().await
-                && state == CallState::Active.as_str()
+                && let Some(s) = reached.iter().find(|s| s.as_str() == state)
             {
-                return Waited::Active;
+                return Waited::Reached(*s);
             }
             let next = smol::future::or(
                 async {
@@ -138,27 +140,42 @@ pub async fn dial(conn: &Connection, json: bool, target: &str, wait: bool) -> Re
     let n = short(path.as_str());
     let (state, reason) = (waited.state(), waited.reason());
     let human = match &waited {
-        Waited::Active => format!("call {n} is active"),
+        Waited::Reached(CallState::Active) => format!("call {n} is active"),
+        Waited::Reached(_) => format!("calling {number}: call {n} rings"),
         Waited::Ended(reason) => format!("call {n} ended: {reason}"),
-        Waited::TimedOut => format!("call {n}: still not answered"),
+        Waited::TimedOut if wait => format!("call {n}: still not answered"),
+        Waited::TimedOut => format!("calling {number}: call {n} (the relay has not placed it yet)"),
     };
+    let ok = match waited {
+        Waited::Reached(_) => true,
+        Waited::TimedOut => !wait,
+        Waited::Ended(_) => false,
+    };
+    if !ok {
+        // The outcome on stdout (with --json) for scripts, the failure on stderr.
+        if json {
+            print(
+                true,
+                json!({ "path": path.as_str(), "state": state, "reason": reason }),
+                "",
+            )?;
+        }
+        return Err(Failure::Daemon(format!(
+            "the call to {number} did not connect ({})",
+            if reason.is_empty() { state } else { reason }
+        )));
+    }
     print(
         json,
         json!({ "path": path.as_str(), "state": state, "reason": reason }),
         &human,
-    )?;
-    match waited {
-        Waited::Active => Ok(()),
-        _ => Err(Failure::Daemon(format!(
-            "the call did not connect ({})",
-            if reason.is_empty() { state } else { reason }
-        ))),
-    }
+    )
 }
 
-/// How `dial --wait` ends.
+/// How following a dialled call ends.
 enum Waited {
-    Active,
+    /// It reached this state.
+    Reached(CallState),
     /// With the reason of `CallRemoved`.
     Ended(String),
     TimedOut,
@@ -168,7 +185,7 @@ impl Waited {
     /// The `state` it prints: the call's state, or `timeout` (`phonectl`'s own word).
     fn state(&self) -> &'static str {
         match self {
-            Waited::Active => CallState::Active.as_str(),
+            Waited::Reached(state) => state.as_str(),
             Waited::Ended(_) => CallState::Ended.as_str(),
             Waited::TimedOut => "timeout",
         }

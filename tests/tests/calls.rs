@@ -93,6 +93,11 @@ fn busy_reject_offline_unknown_and_missed_are_reported() {
         (1, Some("unknown-number")),
         "{out:?}"
     );
+    // Without --wait too: a call the relay refuses is an error, not "calling".
+    let out = a.ctl(&["dial", "99999"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("unknown-number"), "{out:?}");
+    assert!(!out.stdout.contains("calling"), "{out:?}");
     let out = a.ctl(&["dial", "nobody"]);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("NotFound"), "{out:?}");
