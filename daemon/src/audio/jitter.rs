@@ -21,13 +21,19 @@
 //!   missing packet hurts), shrinking and shorter silences by the earliest pops' delay.
 //!   Without that, a device bursting by a frame makes the buffer skip a frame of speech at
 //!   the late pops and conceal one at the early pop, in turn, for the whole call.
-//! - **Growing.** When the delay is below the target, a pop holds the play position and
-//!   returns [`Playout::Conceal`] (in speech) or [`Playout::Silence`]: one frame more delay
-//!   per tick, so the buffer catches up with a jump in jitter within a few frames.
-//! - **Shrinking.** When the delay is a frame or more above the target, one frame is skipped:
-//!   at once if it is silence or lost anyway ("free"), else at most one frame of speech per
+//! - **Growing.** When the delay is below the target in speech and the frame's packet is
+//!   here, the pop returns it with [`Scale::Expand`] ([`JitterBuffer::scale`]): the caller
+//!   plays it a pitch period longer (`audio/timescale.rs`), so the next pop comes that much
+//!   later and the delay grows by it without a click or a lost syllable. Otherwise (in
+//!   silence, or nothing buffered) a pop holds the play position and returns
+//!   [`Playout::Silence`] (or [`Playout::Conceal`] in speech): one frame more delay per tick.
+//!   Either way the buffer catches up with a jump in jitter within a few frames.
+//! - **Shrinking.** When the delay is a frame or more above the target, a frame that is
+//!   silence or lost anyway ("free") is skipped at once; a frame of speech is played a pitch
+//!   period shorter ([`Scale::Accelerate`]), at most one per
 //!   [`JitterConfig::shrink_every_frames`] ticks, and only when the excess is also above the
-//!   measured jitter (at most a quarter frame). That margin keeps estimate noise from
+//!   measured jitter (at most a quarter frame). The caller reports each scaled frame
+//!   ([`JitterBuffer::time_scaled`]): the pops' phases move with it (`jitter/pops.rs`). That margin keeps estimate noise from
 //!   dropping speech: the target moves with the jitter, and the base settles by up to the
 //!   jitter after the first packets; without it the buffer would skip and stretch in turn.
 //!   (So a clean path with 2 ms of jitter may sit at up to 42 ms until a pause.) After a
@@ -40,7 +46,11 @@
 //!   gap in sequence numbers at the play position is loss: [`Playout::Fec`] if the packet
 //!   after it is here, else [`Playout::Conceal`] (at most [`JitterConfig::max_conceal_ms`] in
 //!   a row, then silence). A gap in timestamps with consecutive sequence numbers is the
-//!   sender's DTX: [`Playout::Silence`]. Reordered packets are sorted; duplicates are ignored;
+//!   sender's DTX: [`Playout::Silence`]. With nothing buffered in speech the pop returns
+//!   [`Playout::Conceal`] (after a DTX comfort-noise update that is what Opus means the
+//!   receiver to play), and the next packet says what it was: a timestamp jump with the
+//!   next sequence number counts those frames as `dtx`, a missing or late packet as
+//!   `concealed`. Reordered packets are sorted; duplicates are ignored;
 //!   packets behind the play position are late: dropped and counted (also in `lost`).
 //! - **Wrap and restart.** Sequence numbers and timestamps are `u32` and unwrapped against
 //!   the newest packet. A sequence jump beyond [`JitterConfig::resync_seq_jump`], a timestamp
@@ -135,8 +145,9 @@ pub struct JitterConfig {
     pub jitter_percentile: u8,
     /// How many recent packets the jitter estimate looks at, 8..=1024 (default 128).
     pub window_packets: u16,
-    /// At most one frame of speech is skipped per this many frames while shrinking
-    /// (default 5: 200 ms of excess delay goes in a second); silence is skipped at once.
+    /// At most one frame of speech is played shorter (by a pitch period, 2.5–10 ms) per
+    /// this many frames while shrinking (default 2: up to about a quarter faster, 100 ms
+    /// of excess delay gone in under two seconds of speech); silence is skipped at once.
     pub shrink_every_frames: u32,
     /// Longest run of concealment before silence, ms (default 100: Opus has faded out by then).
     pub max_conceal_ms: u32,
@@ -157,7 +168,7 @@ impl JitterConfig {
             max_delay_ms: 200,
             jitter_percentile: 95,
             window_packets: 128,
-            shrink_every_frames: 5,
+            shrink_every_frames: 2,
             max_conceal_ms: 100,
             resync_seq_jump: 1000,
             resync_after_late_ms: 500,

@@ -18,9 +18,12 @@
 //! - **Play.** While the device has less queued than [`playback_queue`](super::playback_queue) asks (more for a
 //!   device that takes audio in bursts: [`Demand`]), one frame is
 //!   popped from the jitter buffer, decoded (packet, FEC or concealment; silence) and
-//!   resampled to the device rate. Between talkspurts the jitter buffer may ask for a shorter
-//!   silence ([`JitterBuffer::rephase_us`]) to bring the delay down. On hold, silence is
-//!   played and the jitter buffer is left alone.
+//!   resampled to the device rate. To move its delay in speech the jitter buffer asks for a
+//!   frame to be played a pitch period longer or shorter ([`JitterBuffer::scale`]): the
+//!   [`TimeScaler`] does it on the resampled frame, and the device then asks for the next
+//!   frame that much later or sooner. Between talkspurts the jitter buffer may ask for a
+//!   shorter silence ([`JitterBuffer::rephase_us`]) to bring the delay down. On hold,
+//!   silence is played and the jitter buffer is left alone.
 //! - **Clock drift.** A [`DriftEstimator`] steers the playback resampler's ratio, so
 //!   that the jitter buffer's delay neither creeps up (the far side's capture clock
 //!   faster than our playback clock: the buffer would skip a frame, every 67 s at
@@ -29,7 +32,7 @@
 //!   fewer (or more) device samples per frame. The delay is held 7.5 ms above the target
 //!   (between stretching below the target and skipping a frame above it); a clean path
 //!   is left alone at a ratio of exactly 1.0. When the buffer moves its delay itself
-//!   (skips, stretches, rephases, restarts) the estimator settles anew, keeping the
+//!   (skips, stretches, time-scales, rephases, restarts) the estimator settles anew, keeping the
 //!   drift it measured. The capture side is not steered: its ring is drained every tick,
 //!   so no queue grows there, and steering it to our monotonic clock was measured to
 //!   make the far side's estimator learn a drift that then went away (see
