@@ -13,7 +13,8 @@
 //! The difference between the two columns is what the pipeline itself costs (or wins).
 //!
 //! Run: `cargo build --release --workspace --bins && cargo bench -p phoned-tests --bench speech_quality`
-//! (`-- --quick`: two clips, clean and 10 % loss). The first run installs espeak-ng and a
+//! (`-- --quick`: two clips, clean and 10 % loss; `SPEECH_BENCH_CONDITIONS=clean,jitter`:
+//! only the conditions whose names start with one of these). The first run installs espeak-ng and a
 //! Python environment with `pesq` (`scripts/speech-bench-deps.sh`).
 
 use std::path::{Path, PathBuf};
@@ -82,13 +83,12 @@ fn conditions(quick: bool) -> Vec<Condition> {
             },
         },
     ];
-    if quick {
-        all.into_iter()
-            .filter(|c| c.name == "clean" || c.name == "10 % loss")
-            .collect()
-    } else {
-        all
-    }
+    // `SPEECH_BENCH_CONDITIONS=clean,jitter`: only the conditions whose names start so.
+    let only = std::env::var("SPEECH_BENCH_CONDITIONS").unwrap_or_default();
+    all.into_iter()
+        .filter(|c| !quick || c.name == "clean" || c.name == "10 % loss")
+        .filter(|c| only.is_empty() || only.split(',').any(|o| c.name.starts_with(o.trim())))
+        .collect()
 }
 
 fn repo_root() -> PathBuf {
@@ -240,6 +240,10 @@ fn call(python: &Path, clip: &Path, condition: &Condition, seed: u64) -> CallRes
                 "received=",
                 "fec=",
                 "concealed=",
+                "dtx=",
+                "expanded=",
+                "accelerated=",
+                "skipped=",
                 "lost=",
                 "late=",
                 "max_delay_ms=",

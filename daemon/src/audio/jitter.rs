@@ -21,13 +21,19 @@
 //!   missing packet hurts), shrinking and shorter silences by the earliest pops' delay.
 //!   Without that, a device bursting by a frame makes the buffer skip a frame of speech at
 //!   the late pops and conceal one at the early pop, in turn, for the whole call.
-//! - **Growing.** When the delay is below the target, a pop holds the play position and
-//!   returns [`Playout::Conceal`] (in speech) or [`Playout::Silence`]: one frame more delay
-//!   per tick, so the buffer catches up with a jump in jitter within a few frames.
-//! - **Shrinking.** When the delay is a frame or more above the target, one frame is skipped:
-//!   at once if it is silence or lost anyway ("free"), else at most one frame of speech per
+//! - **Growing.** When the delay is below the target in speech and the frame's packet is
+//!   here, the pop returns it with [`Scale::Expand`] ([`JitterBuffer::scale`]): the caller
+//!   plays it a pitch period longer (`audio/timescale.rs`), so the next pop comes that much
+//!   later and the delay grows by it without a click or a lost syllable. Otherwise (in
+//!   silence, or nothing buffered) a pop holds the play position and returns
+//!   [`Playout::Silence`] (or [`Playout::Conceal`] in speech): one frame more delay per tick.
+//!   Either way the buffer catches up with a jump in jitter within a few frames.
+//! - **Shrinking.** When the delay is a frame or more above the target, a frame that is
+//!   silence or lost anyway ("free") is skipped at once; a frame of speech is played a pitch
+//!   period shorter ([`Scale::Accelerate`]), at most one per
 //!   [`JitterConfig::shrink_every_frames`] ticks, and only when the excess is also above the
-//!   measured jitter (at most a quarter frame). That margin keeps estimate noise from
+//!   measured jitter (at most a quarter frame). The caller reports each scaled frame
+//!   ([`JitterBuffer::time_scaled`]): the pops' phases move with it (`jitter/pops.rs`). That margin keeps estimate noise from
 //!   dropping speech: the target moves with the jitter, and the base settles by up to the
 //!   jitter after the first packets; without it the buffer would skip and stretch in turn.
 //!   (So a clean path with 2 ms of jitter may sit at up to 42 ms until a pause.) After a
@@ -40,7 +46,11 @@
 //!   gap in sequence numbers at the play position is loss: [`Playout::Fec`] if the packet
 //!   after it is here, else [`Playout::Conceal`] (at most [`JitterConfig::max_conceal_ms`] in
 //!   a row, then silence). A gap in timestamps with consecutive sequence numbers is the
-//!   sender's DTX: [`Playout::Silence`]. Reordered packets are sorted; duplicates are ignored;
+//!   sender's DTX: [`Playout::Silence`]. With nothing buffered in speech the pop returns
+//!   [`Playout::Conceal`] (after a DTX comfort-noise update that is what Opus means the
+//!   receiver to play), and the next packet says what it was: a timestamp jump with the
+//!   next sequence number counts those frames as `dtx`, a missing or late packet as
+//!   `concealed`. Reordered packets are sorted; duplicates are ignored;
 //!   packets behind the play position are late: dropped and counted (also in `lost`).
 //! - **Wrap and restart.** Sequence numbers and timestamps are `u32` and unwrapped against
 //!   the newest packet. A sequence jump beyond [`JitterConfig::resync_seq_jump`], a timestamp
@@ -77,6 +87,7 @@ use self::pops::PopClock;
 use self::slots::{Held, Slots};
 use self::window::TransitWindow;
 use crate::audio::codec::{FrameDuration, MAX_PACKET_BYTES, SAMPLE_RATE};
+pub use crate::audio::timescale::Scale;
 
 /// A timestamp this far ahead of what the stream's clock allows for its arrival is not
 /// jitter (which only makes packets later) but a restarted source or a jumped clock.
@@ -134,8 +145,9 @@ pub struct JitterConfig {
     pub jitter_percentile: u8,
     /// How many recent packets the jitter estimate looks at, 8..=1024 (default 128).
     pub window_packets: u16,
-    /// At most one frame of speech is skipped per this many frames while shrinking
-    /// (default 5: 200 ms of excess delay goes in a second); silence is skipped at once.
+    /// At most one frame of speech is played shorter (by a pitch period, 2.5–10 ms) per
+    /// this many frames while shrinking (default 2: up to about a quarter faster, 100 ms
+    /// of excess delay gone in under two seconds of speech); silence is skipped at once.
     pub shrink_every_frames: u32,
     /// Longest run of concealment before silence, ms (default 100: Opus has faded out by then).
     pub max_conceal_ms: u32,
@@ -156,7 +168,7 @@ impl JitterConfig {
             max_delay_ms: 200,
             jitter_percentile: 95,
             window_packets: 128,
-            shrink_every_frames: 5,
+            shrink_every_frames: 2,
             max_conceal_ms: 100,
             resync_seq_jump: 1000,
             resync_after_late_ms: 500,
@@ -214,8 +226,20 @@ pub struct JitterStats {
     pub played: u64,
     /// Lost frames recovered with FEC from the next packet.
     pub fec: u64,
-    /// Frames of concealment asked for (loss without FEC, and stretching in speech).
+    /// Frames of concealment asked for because a packet was lost or late (loss without FEC,
+    /// stretching in speech while the packet is missing). A frame concealed while nothing
+    /// was buffered is counted once the next packet tells why: here if a packet was
+    /// missing, in `dtx` if the sender had sent nothing (a timestamp gap with no sequence
+    /// gap). Frames after a stream's last packet are in neither.
     pub concealed: u64,
+    /// Frames of the decoder's comfort noise played in the sender's DTX pauses (asked for
+    /// as [`Playout::Conceal`], the way Opus fills a pause after its last packet).
+    pub dtx: u64,
+    /// Frames played a pitch period longer to grow the delay ([`Scale::Expand`], applied).
+    pub expanded: u64,
+    /// Frames played a pitch period shorter to shrink the delay ([`Scale::Accelerate`],
+    /// applied).
+    pub accelerated: u64,
     /// Sequence numbers passed without their packet (late ones included).
     pub lost: u64,
     /// Packets that came after their time.
@@ -225,9 +249,10 @@ pub struct JitterStats {
     /// Packets received in time but not played: skipped while shrinking, over the hard
     /// maximum, or pushed out of a full buffer.
     pub dropped: u64,
-    /// Frames of delay removed (shrinking or the hard maximum).
+    /// Frames of delay removed (silence or loss while shrinking, or the hard maximum).
     pub skipped: u64,
-    /// Frames of delay added (the play position held for a tick).
+    /// Frames of delay added by holding the play position for a tick (silence, or
+    /// concealment in speech when the packet is not here to be expanded).
     pub stretched: u64,
     /// Packets rejected as empty or oversized.
     pub rejected: u64,
@@ -281,6 +306,13 @@ pub struct JitterBuffer {
     in_talkspurt: bool,
     conceal_run: u32,
     since_shrink: u32,
+    /// How the frame the latest pop returned should be played ([`JitterBuffer::scale`]).
+    scale: Scale,
+    /// Frames concealed while nothing was buffered, not yet known to be loss or DTX.
+    unresolved: u64,
+    /// Timestamp of the latest frame played from a packet (or FEC): a DTX pause shows as a
+    /// jump from it to the next packet's.
+    last_ts: Option<i64>,
     /// Arrival times of the first and the last of the current run of unusable (late or
     /// duplicate) packets.
     unusable: Option<(i64, i64)>,
@@ -362,6 +394,9 @@ impl JitterBuffer {
             in_talkspurt: false,
             conceal_run: 0,
             since_shrink: 0,
+            scale: Scale::Keep,
+            unresolved: 0,
+            last_ts: None,
             unusable: None,
             base_us: None,
             jitter_us: 0,
@@ -420,6 +455,9 @@ impl JitterBuffer {
             .is_some_and(|base| transit < base.saturating_sub(RESYNC_CLOCK_JUMP_US));
         if seq_jump || clock_jump {
             return self.resync(now, seq, timestamp, payload);
+        }
+        if eseq == self.next_seq {
+            self.resolve(ets);
         }
         // Before playout starts, a packet overtaken by a later one is still welcome.
         if self.play_ts.is_none() && eseq < self.next_seq && self.next_seq - eseq < HISTORY {
@@ -489,11 +527,32 @@ impl JitterBuffer {
         excess.min(self.frame_us / 2) as u64
     }
 
+    /// How to play the frame the latest [`pop`](Self::pop) returned: a pitch period
+    /// longer while the delay grows in speech, shorter while it shrinks, else as it is.
+    /// Only ever other than [`Scale::Keep`] for a [`Playout::Packet`]. The caller that
+    /// scales tells [`Self::time_scaled`] by how much.
+    pub fn scale(&self) -> Scale {
+        self.scale
+    }
+
+    /// The frame just popped was played `delta_us` longer (or, negative, shorter) than a
+    /// frame: the next pops come that much later (sooner). That is the delay moving as
+    /// asked, not the playback device being irregular, so the pops' phases move with it.
+    pub fn time_scaled(&mut self, delta_us: i64) {
+        match delta_us.signum() {
+            1 => self.stats.expanded += 1,
+            -1 => self.stats.accelerated += 1,
+            _ => return,
+        }
+        self.pops.shift(delta_us);
+    }
+
     /// Says what to play for the next frame; call once per frame period at `now_us`. A
     /// returned payload borrows the buffer until the next call.
     pub fn pop(&mut self, now_us: u64) -> Playout<'_> {
         let now = clamp_time(now_us);
         self.refresh_target();
+        self.scale = Scale::Keep;
         let play = match (self.play_ts, self.slots.earliest()) {
             (Some(play), _) => play,
             (None, Some(first)) => {
@@ -518,7 +577,8 @@ impl JitterBuffer {
             delay -= frames * self.frame_us;
             floor -= frames * self.frame_us;
         } else if floor >= self.target_us + self.frame_us {
-            let free = match self.classify() {
+            let class = self.classify();
+            let free = match class {
                 Class::Present(_) => false,
                 Class::Empty => !self.in_talkspurt,
                 Class::Lost(_) | Class::Gap => true,
@@ -526,18 +586,29 @@ impl JitterBuffer {
             let margin = (self.frame_us / 4).min(self.jitter_us);
             let speech_ok = self.since_shrink >= self.config.shrink_every_frames
                 && floor >= self.target_us + self.frame_us + margin;
-            if free || speech_ok {
+            if free {
                 self.skip(1);
                 self.since_shrink = 0;
                 delay -= self.frame_us;
                 floor -= self.frame_us;
+            } else if speech_ok && matches!(class, Class::Present(_)) {
+                // Speech is not skipped but played a pitch period shorter.
+                self.scale = Scale::Accelerate;
+                self.since_shrink = 0;
             }
         }
         self.delay_us = delay;
         self.floor_us = floor;
         if delay < self.target_us {
-            self.stats.stretched += 1;
-            return self.filler();
+            // In speech with the packet here, the frame is played a pitch period longer
+            // instead of holding the play position for a frame of concealment; the delay
+            // grows by that much at the next pop.
+            if !(self.in_talkspurt && matches!(self.classify(), Class::Present(_))) {
+                self.stats.stretched += 1;
+                let known = !matches!(self.classify(), Class::Empty);
+                return self.filler(known);
+            }
+            self.scale = Scale::Expand;
         }
         self.since_shrink = self.since_shrink.saturating_add(1);
         let Some(play) = self.play_ts else {
@@ -550,8 +621,10 @@ impl JitterBuffer {
                 self.set_play(play.max(held.ts) + self.frame);
                 if now - held.arrival_us > self.max_delay_us {
                     self.stats.dropped += 1;
-                    return self.filler();
+                    self.scale = Scale::Keep;
+                    return self.filler(true);
                 }
+                self.last_ts = Some(held.ts);
                 self.stats.played += 1;
                 self.in_talkspurt = true;
                 self.conceal_run = 0;
@@ -560,8 +633,10 @@ impl JitterBuffer {
             Class::Lost(next) => {
                 self.consume_seq(self.next_seq, false);
                 self.set_play(play + self.frame);
+                self.scale = Scale::Keep;
                 match next {
                     Some(next) => {
+                        self.last_ts = Some(play);
                         self.stats.fec += 1;
                         self.in_talkspurt = true;
                         self.conceal_run = 0;
@@ -570,17 +645,19 @@ impl JitterBuffer {
                         self.since_shrink = 0;
                         Playout::Fec(self.slots.payload(&next))
                     }
-                    None => self.filler(),
+                    None => self.filler(true),
                 }
             }
             Class::Gap => {
                 self.set_play(play + self.frame);
                 self.in_talkspurt = false;
+                self.scale = Scale::Keep;
                 Playout::Silence
             }
             Class::Empty => {
                 self.set_play(play + self.frame);
-                self.filler()
+                self.scale = Scale::Keep;
+                self.filler(false)
             }
         }
     }
@@ -598,6 +675,10 @@ impl JitterBuffer {
         self.in_talkspurt = false;
         self.conceal_run = 0;
         self.since_shrink = 0;
+        self.scale = Scale::Keep;
+        // A restarted stream says nothing about why the old one went quiet.
+        self.unresolved = 0;
+        self.last_ts = None;
         self.unusable = None;
         self.base_us = None;
         self.window
@@ -673,11 +754,17 @@ impl JitterBuffer {
         }
     }
 
-    /// Concealment while in speech, up to the configured run; silence after.
-    fn filler(&mut self) -> Playout<'static> {
+    /// Concealment while in speech, up to the configured run; silence after. `lost`: a
+    /// packet is known to be missing or late; else nothing is buffered and the next packet
+    /// will tell whether the sender was in DTX ([`Self::resolve`]).
+    fn filler(&mut self, lost: bool) -> Playout<'static> {
         if self.in_talkspurt && self.conceal_run < self.max_conceal_frames {
             self.conceal_run += 1;
-            self.stats.concealed += 1;
+            if lost {
+                self.stats.concealed += 1;
+            } else {
+                self.unresolved += 1;
+            }
             Playout::Conceal
         } else {
             self.in_talkspurt = false;
@@ -703,6 +790,22 @@ impl JitterBuffer {
         }
     }
 
+    /// The packet after the frames concealed while nothing was buffered came, with
+    /// timestamp `ts` and the next sequence number: the frames the sender skipped (its
+    /// timestamp jumped) were its DTX pause, any others were this packet being late.
+    fn resolve(&mut self, ts: i64) {
+        if self.unresolved == 0 {
+            return;
+        }
+        let skipped = self
+            .last_ts
+            .map_or(0, |last| ((ts - last) / self.frame - 1).max(0));
+        let dtx = self.unresolved.min(skipped.unsigned_abs());
+        self.stats.dtx += dtx;
+        self.stats.concealed += self.unresolved - dtx;
+        self.unresolved = 0;
+    }
+
     /// Accounts sequence numbers up to `seq`: the ones before it were lost, and `seq` itself
     /// too unless `received`.
     fn consume_seq(&mut self, seq: i64, received: bool) {
@@ -710,6 +813,11 @@ impl JitterBuffer {
             return;
         }
         let gap = (seq - self.next_seq) as u64;
+        if gap > 0 || !received {
+            // A packet was lost: what was concealed waiting for it was concealment.
+            self.stats.concealed += self.unresolved;
+            self.unresolved = 0;
+        }
         self.stats.lost += gap + u64::from(!received);
         let shift = seq + 1 - self.next_seq;
         self.recent = if shift >= HISTORY {

@@ -14,7 +14,9 @@
 //! earliest of them the current pop comes; the jitter buffer judges its delay by the
 //! earliest pops, which are the ones a missing packet would hurt. Skips and stretches do
 //! not move the phase (they change what is played, not when the device asks), while a
-//! shorter silence (`rephase_us`) does, by exactly what it trims.
+//! shorter silence (`rephase_us`) does, by exactly what it trims. A frame played longer or
+//! shorter (time-scaled) moves it too, and [`PopClock::shift`] moves the recorded phases
+//! with it, so that it does not look like the device's irregularity.
 
 /// Pops remembered: about 2.5 s of 20 ms frames, several times the longest burst cycle
 /// seen (a 2048-sample quantum against 20 ms writes repeats every 32 writes).
@@ -70,6 +72,15 @@ impl PopClock {
             .min()
             .unwrap_or(phase);
         phase - earliest
+    }
+
+    /// The playout was moved by `delta_us` on purpose (a frame played longer or shorter):
+    /// the pops to come are that much later, and so, as far as their spacing goes, were the
+    /// ones before.
+    pub(super) fn shift(&mut self, delta_us: i64) {
+        for phase in &mut self.phases[..self.len] {
+            *phase = phase.saturating_add(delta_us);
+        }
     }
 
     /// How far apart the earliest and the latest recent pops are, µs: the playout side's

@@ -184,10 +184,17 @@ fn a_late_packet_is_dropped_counted_and_raises_the_target() {
         ]
     );
     // Packet 3 came at 165 ms, 100 ms after its time: with so few packets seen, that is the
-    // 95th percentile, and the buffer stretches (concealing in speech) to cover it.
-    assert_eq!(out[8..], [Conceal, Conceal, Conceal, Conceal]);
+    // 95th percentile, and the buffer grows its delay to cover it: packet 7, the last one
+    // here, is to be played a pitch period longer; with nothing left to expand, it then
+    // stretches (concealing in speech: the next packet will say whether that was DTX).
+    assert_eq!(out[8..], [Pkt(7), Conceal, Conceal, Conceal]);
     let s = jb.stats();
-    assert_eq!((s.late, s.lost, s.played, s.target_ms), (1, 1, 6, 100));
+    assert_eq!((s.late, s.lost, s.played, s.target_ms), (1, 1, 7, 100));
+    assert_eq!(
+        s.stretched,
+        1 + 3,
+        "the start-up wait and the three concealed"
+    );
 }
 
 #[test]

@@ -21,6 +21,8 @@ pub mod pipeline;
 mod session;
 #[cfg(test)]
 mod sim;
+#[cfg(test)]
+mod speech_sim;
 mod standin;
 #[cfg(test)]
 mod tests;

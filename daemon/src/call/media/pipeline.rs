@@ -18,9 +18,12 @@
 //! - **Play.** While the device has less queued than [`playback_queue`](super::playback_queue) asks (more for a
 //!   device that takes audio in bursts: [`Demand`]), one frame is
 //!   popped from the jitter buffer, decoded (packet, FEC or concealment; silence) and
-//!   resampled to the device rate. Between talkspurts the jitter buffer may ask for a shorter
-//!   silence ([`JitterBuffer::rephase_us`]) to bring the delay down. On hold, silence is
-//!   played and the jitter buffer is left alone.
+//!   resampled to the device rate. To move its delay in speech the jitter buffer asks for a
+//!   frame to be played a pitch period longer or shorter ([`JitterBuffer::scale`]): the
+//!   [`TimeScaler`] does it on the resampled frame, and the device then asks for the next
+//!   frame that much later or sooner. Between talkspurts the jitter buffer may ask for a
+//!   shorter silence ([`JitterBuffer::rephase_us`]) to bring the delay down. On hold,
+//!   silence is played and the jitter buffer is left alone.
 //! - **Clock drift.** A [`DriftEstimator`] steers the playback resampler's ratio, so
 //!   that the jitter buffer's delay neither creeps up (the far side's capture clock
 //!   faster than our playback clock: the buffer would skip a frame, every 67 s at
@@ -29,7 +32,7 @@
 //!   fewer (or more) device samples per frame. The delay is held 7.5 ms above the target
 //!   (between stretching below the target and skipping a frame above it); a clean path
 //!   is left alone at a ratio of exactly 1.0. When the buffer moves its delay itself
-//!   (skips, stretches, rephases, restarts) the estimator settles anew, keeping the
+//!   (skips, stretches, time-scales, rephases, restarts) the estimator settles anew, keeping the
 //!   drift it measured. The capture side is not steered: its ring is drained every tick,
 //!   so no queue grows there, and steering it to our monotonic clock was measured to
 //!   make the far side's estimator learn a drift that then went away (see
@@ -53,6 +56,7 @@ use crate::audio::codec::{
 use crate::audio::drift::{DriftConfig, DriftEstimator};
 use crate::audio::jitter::{JitterBuffer, JitterConfig, JitterConfigError, JitterStats, Playout};
 use crate::audio::resample::{FRAME, FromNetwork, ResampleError, ToNetwork};
+use crate::audio::timescale::{Scale, TimeScaler};
 
 /// Where the receive side holds the jitter buffer's delay, µs above its target. The delay
 /// moves in 5 ms steps (the tick); with the estimator's 3 ms dead band around this, the
@@ -140,15 +144,30 @@ pub struct MediaStats {
     pub decoded: u64,
     /// Lost frames recovered with FEC from the next packet.
     pub recovered: u64,
-    /// Frames of Opus concealment played (loss without FEC, or the jitter buffer
-    /// stretching in speech).
+    /// Frames of Opus concealment played for loss or lateness (loss without FEC, or the
+    /// jitter buffer stretching in speech while the packet is missing): the jitter
+    /// buffer's `concealed`, so a frame concealed while nothing was buffered counts once the
+    /// next packet shows it was not the sender's DTX pause.
     pub concealed: u64,
+    /// Frames of the decoder's comfort noise played in the far side's DTX pauses (the
+    /// jitter buffer's `dtx`).
+    pub dtx: u64,
+    /// Frames played a pitch period longer (the jitter buffer growing its delay in speech).
+    pub expanded: u64,
+    /// Frames played a pitch period shorter (the jitter buffer shrinking its delay in
+    /// speech).
+    pub accelerated: u64,
     /// Frames of silence played: before the far side's first packet, in its DTX pauses,
     /// on hold, after a decode error.
     pub silent: u64,
     /// The playback resampler's drift correction now, ppm: positive when the far side's
     /// clock runs faster than our playback device's.
     pub playback_drift_ppm: i32,
+}
+
+/// A time-scaler for frames resampled to `rate` (a frame may come out a sample or two long).
+fn scaler_for(rate: u32) -> TimeScaler {
+    TimeScaler::new(rate, 2 * rate as usize / 50)
 }
 
 /// One call's media pipeline; see the module docs.
@@ -179,6 +198,8 @@ pub struct MediaPipeline {
     encoder: VoiceEncoder,
     decoder: VoiceDecoder,
     jitter: JitterBuffer,
+    /// Plays a frame longer or shorter when the jitter buffer asks ([`JitterBuffer::scale`]).
+    scaler: TimeScaler,
     seq: u32,
     timestamp: u32,
     /// The jitter buffer's resync count when the decoder was last reset.
@@ -222,6 +243,7 @@ impl MediaPipeline {
             })?,
             decoder: VoiceDecoder::new(FrameDuration::Ms20)?,
             jitter: JitterBuffer::new(JitterConfig::default())?,
+            scaler: scaler_for(playback_rate),
             seq: 0,
             timestamp: 0,
             resyncs: 0,
@@ -255,7 +277,12 @@ impl MediaPipeline {
         self.send(flags);
         self.receive(now_us, received);
         self.play(now_us, device, flags.paused);
-        self.stats.max_delay_ms = self.stats.max_delay_ms.max(self.jitter.stats().delay_ms);
+        let jitter = self.jitter.stats();
+        self.stats.max_delay_ms = self.stats.max_delay_ms.max(jitter.delay_ms);
+        self.stats.concealed = jitter.concealed;
+        self.stats.dtx = jitter.dtx;
+        self.stats.expanded = jitter.expanded;
+        self.stats.accelerated = jitter.accelerated;
         &mut self.out
     }
 
@@ -284,6 +311,7 @@ impl MediaPipeline {
     /// The speaker now runs at `rate` (a device reopened mid-call): a new resampler.
     pub fn set_playback_rate(&mut self, rate: u32) -> Result<(), PipelineError> {
         self.from_net = FromNetwork::new(rate)?;
+        self.scaler = scaler_for(rate);
         self.playback_rate = rate;
         Ok(())
     }
@@ -381,42 +409,48 @@ impl MediaPipeline {
         }
         while queued < queue {
             let mut trim = 0;
+            let mut scale = Scale::Keep;
             if paused {
                 self.decoded.fill(0.0);
                 self.stats.silent += 1;
             } else {
                 let before = self.jitter.stats();
+                let mut from_packet = false;
                 let stats = &mut self.stats;
                 let result = match self.jitter.pop(now_us) {
                     Playout::Packet(p) => {
                         stats.decoded += 1;
+                        from_packet = true;
                         self.decoder.decode(p, &mut self.decoded)
                     }
                     Playout::Fec(p) => {
                         stats.recovered += 1;
                         self.decoder.decode_fec(p, &mut self.decoded)
                     }
-                    Playout::Conceal => {
-                        stats.concealed += 1;
-                        self.decoder.conceal(&mut self.decoded)
-                    }
+                    // Counted by the jitter buffer, which tells loss from DTX.
+                    Playout::Conceal => self.decoder.conceal(&mut self.decoded),
                     Playout::Silence => {
                         stats.silent += 1;
                         self.decoded.fill(0.0);
                         Ok(())
                     }
                 };
+                if from_packet {
+                    scale = self.jitter.scale();
+                }
                 // Between talkspurts, a shorter silence brings the delay down to target.
                 trim = self.jitter.rephase_us() as usize * self.playback_rate as usize / 1_000_000;
                 // Did the buffer move its own delay (once playing: not the start-up wait)?
                 let after = self.jitter.stats();
                 let moved = before.played > 0
                     && (trim > 0
+                        || scale != Scale::Keep
                         || after.skipped != before.skipped
                         || after.stretched != before.stretched);
                 if let Err(e) = result {
                     self.out.events.push(MediaEvent::DecodeFailed(e));
                     self.decoded.fill(0.0);
+                    scale = Scale::Keep;
                 }
                 if moved {
                     self.playback_drift.restart();
@@ -431,6 +465,16 @@ impl MediaPipeline {
                     break;
                 }
             };
+            // Scaled at the device's rate, after resampling: the resampler takes whole
+            // frames, and a frame played longer or shorter at the device makes the next pop
+            // come that much later or sooner, which is the delay the jitter buffer asked for.
+            let scaled = self.scaler.scale(out, scale);
+            if scaled.len() != out.len() {
+                let delta = scaled.len() as i64 - out.len() as i64;
+                self.jitter
+                    .time_scaled(delta * 1_000_000 / i64::from(self.playback_rate.max(1)));
+            }
+            let out = scaled;
             self.out.playback.extend_from_slice(out);
             if out.is_empty() {
                 break; // Never spin on a resampler that gives nothing.
