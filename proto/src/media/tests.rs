@@ -17,14 +17,16 @@ fn frame() -> impl Strategy<Value = MediaFrame> {
         0u8..=127,
         payload(),
     )
-        .prop_map(|(call, source, seq, timestamp, level, payload)| MediaFrame {
-            call,
-            source,
-            seq,
-            timestamp,
-            level,
-            payload,
-        })
+        .prop_map(
+            |(call, source, seq, timestamp, level, payload)| MediaFrame {
+                call,
+                source,
+                seq,
+                timestamp,
+                level,
+                payload,
+            },
+        )
 }
 
 fn earlier() -> impl Strategy<Value = Vec<Earlier>> {
@@ -116,9 +118,7 @@ fn a_report_is_a_few_dozen_bytes_and_its_layout_is_the_documented_one() {
     let bytes = MediaDatagram::Report(r).encode();
     assert_eq!(
         bytes,
-        [
-            0x07, 0x01, 0x03, 0xe8, 0x07, 0x81, 50, 5, 4, 0, 4, 2, 40
-        ]
+        [0x07, 0x01, 0x03, 0xe8, 0x07, 0x81, 50, 5, 4, 0, 4, 2, 40]
     );
 }
 
@@ -126,8 +126,8 @@ fn a_report_is_a_few_dozen_bytes_and_its_layout_is_the_documented_one() {
 fn the_documented_redundant_frame_decodes() {
     // docs/protocol.md §13.3's example.
     let bytes = [
-        0x07, 0x01, 0xad, 0x02, 0x80, 0x0f, 0x80, 0x03, 0x03, 0xf8, 0xff, 0xfe, 0x01, 0x01,
-        0xc0, 0x07, 0x02, 0xf8, 0xaa,
+        0x07, 0x01, 0xad, 0x02, 0x80, 0x0f, 0x80, 0x03, 0x03, 0xf8, 0xff, 0xfe, 0x01, 0x01, 0xc0,
+        0x07, 0x02, 0xf8, 0xaa,
     ];
     let expected = RedundantFrame {
         frame: MediaFrame {
