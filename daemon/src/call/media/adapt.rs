@@ -16,9 +16,15 @@
 //!   pipeline's `receive`). A level is left only after the loss
 //!   stayed below its lower `off` threshold for [`Thresholds::hold_us`], so a loss rate
 //!   near one threshold does not flip the stream every second.
-//! - **Bitrate.** Copies repeat packets, so the encoder's bitrate is cut to keep the total
-//!   within [`MAX_TOTAL_FACTOR`] (1.6×) of the clean bitrate, counting each copy's
-//!   few header bytes: 24 → 18.4 kbit/s with one copy, 11.7 with two.
+//! - **Start protected.** The first report shows that the far side reads copies; until
+//!   the reports show a clean path for [`Thresholds::start_hold_us`], one copy is sent,
+//!   so the first seconds of a call on a lossy path (before enough reports came to
+//!   measure it) are protected too.
+//! - **Bitrate.** Copies repeat packets, so the encoder's bitrate is cut to keep what is
+//!   sent (datagrams: the frame header, the packet, the copies and their few header
+//!   bytes) within [`MAX_TOTAL_FACTOR`] (1.6×) of the clean stream's, aiming a little
+//!   lower for VBR's overshoot: with 24 kbit/s and a 15-byte header (a real call id;
+//!   6 kbit/s), 18.2 kbit/s with one copy, 11.3 with two.
 //! - **FEC.** Without redundancy, the expected loss is the measured loss (at least
 //!   [`MIN_FEC_PERCENT`]): Opus spends bits on in-band FEC in proportion. With it, only the
 //!   loss redundancy leaves (both copies lost too) is asked for: in-band FEC is a coarse
@@ -28,9 +34,15 @@ use phoned_proto::media::{MAX_EARLIER, MediaReport};
 
 /// Total bitrate (the encoder's and the copies') at most this times the clean bitrate.
 pub const MAX_TOTAL_FACTOR: f64 = 1.6;
-/// What a copy adds beyond its packet: `seq_back`, `ts_back` and the payload length, about
-/// four bytes a frame, 50 frames a second.
-pub const COPY_OVERHEAD_BPS: u32 = 4 * 8 * 50;
+/// What the bitrate arithmetic aims at: below [`MAX_TOTAL_FACTOR`] by the few percent
+/// Opus' VBR overshoots its target on steady sounds (measured up to 4 %).
+const AIM_FACTOR: f64 = 1.52;
+/// What a copy adds beyond its packet: `seq_back`, `ts_back` and the payload length, up to
+/// six bytes a frame, 50 frames a second.
+pub const COPY_OVERHEAD_BPS: u32 = 6 * 8 * 50;
+/// What a redundant frame's header adds to a plain one's: the kind byte and the count of
+/// copies.
+pub const REDUNDANT_HEADER_BPS: u32 = 2 * 8 * 50;
 /// In-band FEC's expected loss without redundancy never goes below this: the first
 /// losses of a call come before any report.
 pub const MIN_FEC_PERCENT: u8 = 5;
@@ -63,6 +75,8 @@ pub struct Thresholds {
     pub bursty: f64,
     /// How long the loss must stay below a level's `off` threshold before it is left, µs.
     pub hold_us: u64,
+    /// The same for the copy sent from the first report on, before any loss was seen.
+    pub start_hold_us: u64,
 }
 
 impl Default for Thresholds {
@@ -75,6 +89,7 @@ impl Default for Thresholds {
             two_off: 0.05,
             bursty: 1.8,
             hold_us: 6_000_000,
+            start_hold_us: 3_000_000,
         }
     }
 }
@@ -83,6 +98,8 @@ impl Default for Thresholds {
 #[derive(Debug)]
 pub struct Adapter {
     clean_bitrate_bps: u32,
+    /// What each datagram's header costs, bit/s (sent once per frame, copies or not).
+    header_bps: u32,
     thresholds: Thresholds,
     /// Decayed sums of the reports' lost frames, expected frames and loss runs.
     lost: f64,
@@ -91,20 +108,25 @@ pub struct Adapter {
     redundancy: u8,
     /// Since when the loss has been low enough to leave the current level, µs.
     low_since: Option<u64>,
+    /// The level is the start's, not taken for loss seen.
+    starting: bool,
     reports: u64,
 }
 
 impl Adapter {
-    /// A controller for a stream whose clean-path bitrate is `clean_bitrate_bps`.
-    pub fn new(clean_bitrate_bps: u32, thresholds: Thresholds) -> Self {
+    /// A controller for a stream whose clean-path Opus bitrate is `clean_bitrate_bps`, in
+    /// datagrams whose frame header costs `header_bps`.
+    pub fn new(clean_bitrate_bps: u32, header_bps: u32, thresholds: Thresholds) -> Self {
         Self {
             clean_bitrate_bps,
+            header_bps,
             thresholds,
             lost: 0.0,
             expected: 0.0,
             bursts: 0.0,
             redundancy: 0,
             low_since: None,
+            starting: false,
             reports: 0,
         }
     }
@@ -135,18 +157,33 @@ impl Adapter {
     /// Takes a report from the far side that arrived at `now_us`.
     pub fn on_report(&mut self, now_us: u64, report: &MediaReport) {
         self.reports += 1;
+        if self.reports == 1 {
+            // Start protected; left after the shorter start hold if all is clean.
+            self.redundancy = 1;
+            self.starting = true;
+        }
         self.lost = self.lost * DECAY + f64::from(report.lost);
         self.expected = self.expected * DECAY + f64::from(report.expected);
         self.bursts = self.bursts * DECAY + f64::from(report.bursts);
         let wanted = self.wanted();
+        if wanted >= self.redundancy {
+            // Loss that keeps a level (or asks for more) ends the start's shorter hold.
+            self.starting = false;
+        }
         if wanted > self.redundancy {
             self.redundancy = wanted;
             self.low_since = None;
         } else if wanted < self.redundancy {
             let since = *self.low_since.get_or_insert(now_us);
-            if now_us.saturating_sub(since) >= self.thresholds.hold_us {
+            let hold = if self.starting {
+                self.thresholds.start_hold_us
+            } else {
+                self.thresholds.hold_us
+            };
+            if now_us.saturating_sub(since) >= hold {
                 self.redundancy -= 1;
                 self.low_since = None;
+                self.starting = false;
             }
         } else {
             self.low_since = None;
@@ -172,8 +209,11 @@ impl Adapter {
 
     /// What the encoder and the datagrams should be now.
     pub fn settings(&self) -> Settings {
-        let budget = (f64::from(self.clean_bitrate_bps) * MAX_TOTAL_FACTOR) as u32;
-        let rate = |level: u32| budget.saturating_sub(level * COPY_OVERHEAD_BPS) / (1 + level);
+        let budget = (f64::from(self.clean_total_bps()) * AIM_FACTOR) as u32;
+        let rate = |level: u32| {
+            let fixed = self.header_bps + REDUNDANT_HEADER_BPS + level * COPY_OVERHEAD_BPS;
+            budget.saturating_sub(fixed) / (1 + level)
+        };
         // The most copies the cap leaves Opus a bitrate for (none for a clean rate near
         // Opus' floor).
         let level = (0..=u32::from(self.redundancy))
@@ -201,10 +241,17 @@ impl Adapter {
         }
     }
 
-    /// The total bitrate `settings` spend at most, bit/s: the encoder's and each copy's.
-    pub fn total_bps(settings: &Settings) -> u32 {
+    /// The total bitrate `settings` spend at most, bit/s: the headers', the encoder's and
+    /// each copy's.
+    pub fn total_bps(&self, settings: &Settings) -> u32 {
         let level = u32::from(settings.redundancy);
-        settings.bitrate_bps * (1 + level) + level * COPY_OVERHEAD_BPS
+        let redundant = if level > 0 { REDUNDANT_HEADER_BPS } else { 0 };
+        self.header_bps + redundant + settings.bitrate_bps * (1 + level) + level * COPY_OVERHEAD_BPS
+    }
+
+    /// The clean stream's bitrate, headers included: what the total is held to 1.6 times.
+    pub fn clean_total_bps(&self) -> u32 {
+        self.clean_bitrate_bps + self.header_bps
     }
 }
 

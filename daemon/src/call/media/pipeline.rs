@@ -11,7 +11,7 @@
 //!   nothing). On hold: nothing is sent, but the timestamp keeps counting, so the far side
 //!   sees a pause, not loss. Sequence numbers count packets sent, so a DTX pause (a
 //!   timestamp gap with no sequence gap) is not taken for loss.
-//! - **Adapt.** The far side's [`MediaReport`]s (loss, jitter, delay, once a second) go to
+//! - **Adapt.** The far side's [`MediaReport`](phoned_proto::media::MediaReport)s (loss, jitter, delay, once a second) go to
 //!   the [`Adapter`], which sets the encoder's bitrate and in-band FEC and how many earlier
 //!   frames each datagram carries again ([`RedundantFrame`]); a peer that never reports
 //!   (one older than reports) is never sent a redundant frame, which it could not read.
@@ -49,9 +49,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use phoned_proto::call::CallId;
-use phoned_proto::media::{
-    Earlier, MAX_EARLIER, MediaDatagram, MediaFrame, MediaReport, RedundantFrame,
-};
+use phoned_proto::media::{Earlier, MAX_EARLIER, MediaDatagram, MediaFrame, RedundantFrame};
 
 use super::adapt::{Adapter, Settings, Thresholds};
 use super::demand::Demand;
@@ -300,6 +298,19 @@ impl MediaPipeline {
             ..EncoderConfig::default()
         })?;
         let clean = encoder.config().bitrate_bps;
+        // A frame's header on the wire, 50 a second, for the budget to count what is sent;
+        // at its smallest (the first sequence numbers and timestamps), so as to err low.
+        let header = MediaFrame {
+            call,
+            source,
+            seq: 0,
+            timestamp: 0,
+            level: 0,
+            payload: Vec::new(),
+        }
+        .encode()
+        .len();
+        let header_bps = u32::try_from(header * 8 * 50).unwrap_or(0);
         let applied = Settings {
             bitrate_bps: clean,
             expected_loss_percent: encoder.config().expected_loss_percent,
@@ -331,7 +342,7 @@ impl MediaPipeline {
                 ..MediaStats::default()
             },
             demand: Demand::default(),
-            adapter: Adapter::new(clean, Thresholds::default()),
+            adapter: Adapter::new(clean, header_bps, Thresholds::default()),
             applied,
             sent_recently: SentRecently::new(),
             meter: ReceptionMeter::default(),
@@ -499,7 +510,6 @@ impl MediaPipeline {
             return;
         };
         self.reported = (j.late, self.stats.repaired);
-        let report: MediaReport = report;
         self.out
             .datagrams
             .push(Bytes::from(MediaDatagram::Report(report).encode()));

@@ -1,6 +1,7 @@
 //! The receive side's account of one far source, sans-IO: which of its frames arrived and
 //! when ([`ReceptionMeter::record`]), and once a second a [`MediaReport`] of the latest
-//! interval for the far side's [`Adapter`](super::adapt::Adapter): frames expected by
+//! interval (the first at once: the far side learns from it that we read redundant
+//! frames) for the far side's [`Adapter`](super::adapt::Adapter): frames expected by
 //! their sequence numbers, lost, in how many runs, the interarrival jitter, and what the
 //! pipeline adds (late frames, repairs from redundancy, the jitter buffer's delay).
 //!
@@ -94,7 +95,8 @@ impl ReceptionMeter {
         let since = self.last_report_us?;
         let highest = self.highest?;
         let interval = now_us.checked_sub(since)?;
-        if interval < REPORT_EVERY_US {
+        // The first goes out at once: it tells the sender that we read redundant frames.
+        if interval < REPORT_EVERY_US && self.number > 0 {
             return None;
         }
         let clamp = |n: u64| u16::try_from(n).unwrap_or(u16::MAX);
@@ -147,12 +149,18 @@ mod tests {
     #[test]
     fn a_report_counts_loss_and_its_runs_once_a_second() {
         let mut m = ReceptionMeter::default();
-        assert!(
-            m.report(5_000_000, 7, 2, 0, 0, 0).is_none(),
-            "nothing came yet"
-        );
+        assert!(m.report(5_000, 7, 2, 0, 0, 0).is_none(), "nothing came yet");
+        // The first frame: a first report at once, of that frame.
+        m.record(30_000, 0, 0);
+        let r = m.report(30_000, 7, 2, 0, 0, 0).expect("the first at once");
+        assert_eq!((r.expected, r.lost, r.number, r.interval_ms), (1, 0, 0, 0));
         // Frames 10, 11, 12 and 30 lost: two runs, four frames.
-        run(&mut m, 50, |s| (10..13).contains(&s) || s == 30, |_| 0);
+        run(
+            &mut m,
+            51,
+            |s| s == 0 || (10..13).contains(&s) || s == 30,
+            |_| 0,
+        );
         assert!(
             m.report(900_000, 7, 2, 0, 0, 40).is_none(),
             "not a second yet"
@@ -160,13 +168,13 @@ mod tests {
         let r = m.report(1_030_000, 7, 2, 1, 2, 40).expect("due");
         assert_eq!((r.expected, r.lost, r.bursts), (50, 4, 2), "{r:?}");
         assert_eq!((r.late, r.repaired, r.delay_ms, r.jitter_ms), (1, 2, 40, 0));
-        assert_eq!((r.call, r.source, r.number, r.interval_ms), (7, 2, 0, 1000));
+        assert_eq!((r.call, r.source, r.number, r.interval_ms), (7, 2, 1, 1000));
         // The next interval starts where this one ended.
-        for seq in 50..100 {
+        for seq in 51..101 {
             m.record(u64::from(seq) * FRAME_US + 30_000, seq, seq * 960);
         }
         let r = m.report(2_030_000, 7, 2, 0, 0, 40).expect("due");
-        assert_eq!((r.expected, r.lost, r.bursts, r.number), (50, 0, 0, 1));
+        assert_eq!((r.expected, r.lost, r.bursts, r.number), (50, 0, 0, 2));
     }
 
     #[test]

@@ -7,6 +7,8 @@ use crate::audio::netsim::Rng;
 
 const S: u64 = 1_000_000;
 const CLEAN: u32 = 24_000;
+/// A 15-byte header (a call id of 10 bytes) 50 times a second.
+const HEADER: u32 = 6_000;
 
 /// A loss process per frame.
 enum Loss {
@@ -75,7 +77,8 @@ fn run(adapter: &mut Adapter, net: &mut Net, loss: Loss, from_s: u64, to_s: u64)
             adapter.on_report(s * S, &net.report(&loss));
             let settings = adapter.settings();
             assert!(
-                f64::from(Adapter::total_bps(&settings)) <= f64::from(CLEAN) * MAX_TOTAL_FACTOR,
+                f64::from(adapter.total_bps(&settings))
+                    <= f64::from(CLEAN + HEADER) * MAX_TOTAL_FACTOR,
                 "{settings:?} over the cap"
             );
             settings
@@ -96,10 +99,12 @@ fn changes(settings: &[Settings]) -> usize {
 }
 
 #[test]
-fn a_clean_path_keeps_the_clean_bitrate_and_light_fec() {
-    let mut a = Adapter::new(CLEAN, Thresholds::default());
+fn a_clean_path_is_protected_for_the_start_hold_then_keeps_the_clean_bitrate_and_light_fec() {
+    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
     let s = run(&mut a, &mut Net::new(1), Loss::Random(0.0), 0, 60);
-    assert!(s.iter().all(|s| *s
+    // One copy from the first report (at 0 s) until the reports showed 3 s of a clean path.
+    assert_eq!(levels(&s[..4]), [1, 1, 1, 0]);
+    assert!(s[3..].iter().all(|s| *s
         == Settings {
             bitrate_bps: CLEAN,
             expected_loss_percent: MIN_FEC_PERCENT,
@@ -109,27 +114,31 @@ fn a_clean_path_keeps_the_clean_bitrate_and_light_fec() {
 
 #[test]
 fn rising_loss_turns_on_one_copy_then_two_within_seconds() {
-    let mut a = Adapter::new(CLEAN, Thresholds::default());
+    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
     let mut net = Net::new(2);
     run(&mut a, &mut net, Loss::Random(0.0), 0, 10);
+    assert_eq!(a.settings().redundancy, 0);
     // 10 %: one copy within two reports, and it stays.
     let s = run(&mut a, &mut net, Loss::Random(0.10), 10, 40);
     assert!(s[1..].iter().all(|s| s.redundancy == 1), "{:?}", levels(&s));
     let one = s[s.len() - 1];
-    assert_eq!(one.bitrate_bps, (38_400 - COPY_OVERHEAD_BPS) / 2);
+    let budget = (CLEAN + HEADER) * 152 / 100;
+    let fixed = HEADER + REDUNDANT_HEADER_BPS;
+    assert_eq!(one.bitrate_bps, (budget - fixed - COPY_OVERHEAD_BPS) / 2);
+    assert_eq!(one.bitrate_bps, 18_200);
     assert!(one.expected_loss_percent <= 3, "{one:?}");
     // 25 %: two copies.
     let s = run(&mut a, &mut net, Loss::Random(0.25), 40, 60);
     assert!(s[2..].iter().all(|s| s.redundancy == 2), "{:?}", levels(&s));
     assert_eq!(
         s[s.len() - 1].bitrate_bps,
-        (38_400 - 2 * COPY_OVERHEAD_BPS) / 3
+        (budget - fixed - 2 * COPY_OVERHEAD_BPS) / 3
     );
 }
 
 #[test]
 fn falling_loss_steps_down_only_after_the_hold() {
-    let mut a = Adapter::new(CLEAN, Thresholds::default());
+    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
     let mut net = Net::new(3);
     run(&mut a, &mut net, Loss::Random(0.25), 0, 20);
     assert_eq!(a.settings().redundancy, 2);
@@ -147,7 +156,7 @@ fn falling_loss_steps_down_only_after_the_hold() {
 
 #[test]
 fn loss_hovering_at_the_threshold_does_not_flip_the_stream() {
-    let mut a = Adapter::new(CLEAN, Thresholds::default());
+    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
     let mut net = Net::new(4);
     // 3 % on average, reports scattering around it (1–6 % a second).
     let s = run(&mut a, &mut net, Loss::Random(0.03), 0, 120);
@@ -158,7 +167,7 @@ fn loss_hovering_at_the_threshold_does_not_flip_the_stream() {
         levels(&s)
     );
     // At 2 %, between the thresholds of one copy: a few changes in two minutes at most.
-    let mut a = Adapter::new(CLEAN, Thresholds::default());
+    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
     let s = run(&mut a, &mut net, Loss::Random(0.02), 0, 120);
     assert!(
         changes(&s) <= 4,
@@ -167,7 +176,7 @@ fn loss_hovering_at_the_threshold_does_not_flip_the_stream() {
         levels(&s)
     );
     // Near two copies' threshold (18 %) likewise.
-    let mut a = Adapter::new(CLEAN, Thresholds::default());
+    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
     let s = run(&mut a, &mut net, Loss::Random(0.17), 0, 120);
     assert!(
         changes(&s) <= 4,
@@ -179,7 +188,7 @@ fn loss_hovering_at_the_threshold_does_not_flip_the_stream() {
 
 #[test]
 fn bursty_loss_takes_two_copies_where_random_loss_of_the_same_rate_takes_one() {
-    let mut a = Adapter::new(CLEAN, Thresholds::default());
+    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
     let mut net = Net::new(5);
     let s = run(&mut a, &mut net, Loss::Bursts(0.10, 3.0), 0, 60);
     assert!(a.mean_burst() > 2.0, "{}", a.mean_burst());
@@ -188,14 +197,14 @@ fn bursty_loss_takes_two_copies_where_random_loss_of_the_same_rate_takes_one() {
         "{:?}",
         levels(&s)
     );
-    let mut a = Adapter::new(CLEAN, Thresholds::default());
+    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
     let s = run(&mut a, &mut net, Loss::Random(0.10), 0, 60);
     assert!(s[3..].iter().all(|s| s.redundancy == 1), "{:?}", levels(&s));
 }
 
 #[test]
 fn dtx_pauses_weigh_little() {
-    let mut a = Adapter::new(CLEAN, Thresholds::default());
+    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
     let mut net = Net::new(6);
     run(&mut a, &mut net, Loss::Random(0.0), 0, 10);
     // A second of DTX: three frames, one lost (33 %), against the clean seconds before.
@@ -209,15 +218,15 @@ fn dtx_pauses_weigh_little() {
 #[test]
 fn the_cap_holds_for_any_clean_bitrate_and_level() {
     for clean in [6_000, 12_000, 24_000, 32_000, 64_000] {
-        let mut a = Adapter::new(clean, Thresholds::default());
+        let mut a = Adapter::new(clean, HEADER, Thresholds::default());
         let mut net = Net::new(u64::from(clean));
         for loss in [0.0, 0.05, 0.3, 0.6] {
             for _ in 0..10 {
                 a.on_report(0, &net.report(&Loss::Random(loss)));
                 let s = a.settings();
-                let total = f64::from(Adapter::total_bps(&s));
+                let total = f64::from(a.total_bps(&s));
                 assert!(
-                    total <= f64::from(clean) * MAX_TOTAL_FACTOR,
+                    total <= f64::from(clean + HEADER) * MAX_TOTAL_FACTOR,
                     "{clean} {s:?}"
                 );
                 assert!(s.bitrate_bps >= 6_000, "{clean} {s:?}");
