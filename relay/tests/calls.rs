@@ -276,6 +276,7 @@ fn redundant_frames_and_reports_are_forwarded_unchanged_and_old_receivers_refuse
         let (alice, _, _) = relay.provisioned("Alice").await;
         let (bob, nb, _) = relay.provisioned("Bob").await;
         let call = dial(&alice, &nb).await;
+        assert_eq!(phase(&alice, call).await, CallPhase::Ringing);
         let _ = incoming(&bob).await;
         bob.request(Request::Answer { call }).await.unwrap();
         assert_eq!(phase(&alice, call).await, CallPhase::Active { source: 0 });
