@@ -3,7 +3,7 @@
 //! - [`frame`]: varint-length framing of the control stream, with a hard size cap.
 //! - [`msg`]: the typed control messages between a device and the relay.
 //! - [`codec`]: postcard encoding and strict decoding of those messages.
-//! - [`media`]: the `MediaFrame` carried in QUIC datagrams.
+//! - [`media`]: the media datagrams: `MediaFrame`, `RedundantFrame`, `MediaReport`.
 //! - [`call`]: call ids, phases, end reasons, and the call states, directions and results
 //!   the daemon shows.
 //! - [`ident`]: validation of numbers, display names and passwords.
@@ -37,7 +37,7 @@ pub use codec::{DecodeError, decode_client, decode_server, encode_client, encode
 pub use error::{ErrorCode, WireError};
 pub use frame::{FrameDecoder, FrameError, MAX_FRAME};
 pub use ident::{IdentError, Number, NumberRange};
-pub use media::MediaFrame;
+pub use media::{MediaDatagram, MediaFrame, MediaReport, RedundantFrame};
 pub use msg::*;
 
 /// The wire protocol version this crate speaks, sent in `Hello` and `Welcome`.

@@ -1,4 +1,13 @@
-//! `MediaFrame`: one encoded audio frame, carried alone in a QUIC datagram.
+//! Media datagrams: one encoded audio frame ([`MediaFrame`]), a frame carrying copies of
+//! the frames before it ([`RedundantFrame`], RED-style) or a receiver's report on what
+//! arrived ([`MediaReport`]), each alone in a QUIC datagram.
+//!
+//! All three start with the same header, `call`, `source`, `seq`, `timestamp` (varints),
+//! and the relay reads only `call`. The byte after the header tells them apart: a
+//! `MediaFrame`'s `level` (0..=127), or a kind at 128 and up for the newer two. A receiver
+//! that knows only `MediaFrame` rejects a level above 127 and drops the datagram, so a
+//! sender may send reports to any peer, and sends redundant frames only to a peer whose
+//! reports show that it reads them (docs/protocol.md §13.3).
 
 use serde::{Deserialize, Serialize};
 
@@ -6,6 +15,15 @@ use crate::codec::DecodeError;
 
 /// The largest Opus payload a frame may carry (a 20 ms frame at 510 kbit/s is 1275 B).
 pub const MAX_MEDIA_PAYLOAD: usize = 1275;
+
+/// The most earlier frames a [`RedundantFrame`] carries, and how far back (in sequence
+/// numbers) the oldest may be.
+pub const MAX_EARLIER: usize = 2;
+
+/// The byte after the header that marks a [`RedundantFrame`].
+pub const KIND_REDUNDANT: u8 = 0x80;
+/// The byte after the header that marks a [`MediaReport`].
+pub const KIND_REPORT: u8 = 0x81;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaFrame {
@@ -23,6 +41,18 @@ pub struct MediaFrame {
     pub payload: Vec<u8>,
 }
 
+fn malformed() -> DecodeError {
+    DecodeError::Malformed(postcard::Error::DeserializeBadEncoding)
+}
+
+fn strict<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
+    let (value, rest) = postcard::take_from_bytes(bytes).map_err(DecodeError::Malformed)?;
+    if !rest.is_empty() {
+        return Err(DecodeError::TrailingBytes(rest.len()));
+    }
+    Ok(value)
+}
+
 impl MediaFrame {
     /// Encodes the frame as one datagram.
     pub fn encode(&self) -> Vec<u8> {
@@ -31,17 +61,197 @@ impl MediaFrame {
 
     /// Decodes one datagram, rejecting trailing bytes and oversized payloads.
     pub fn decode(datagram: &[u8]) -> Result<MediaFrame, DecodeError> {
-        let (frame, rest): (MediaFrame, _) =
-            postcard::take_from_bytes(datagram).map_err(DecodeError::Malformed)?;
-        if !rest.is_empty() {
-            return Err(DecodeError::TrailingBytes(rest.len()));
-        }
+        let frame: MediaFrame = strict(datagram)?;
         if frame.payload.len() > MAX_MEDIA_PAYLOAD || frame.level > 127 {
-            return Err(DecodeError::Malformed(
-                postcard::Error::DeserializeBadEncoding,
-            ));
+            return Err(malformed());
         }
         Ok(frame)
+    }
+}
+
+/// A copy of an earlier frame's Opus packet, carried in a later datagram so that the
+/// receiver can play it when the earlier datagram was lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Earlier {
+    /// How many sequence numbers before the carrying frame it was sent, 1..=[`MAX_EARLIER`].
+    pub seq_back: u8,
+    /// How many 48 kHz ticks before the carrying frame's timestamp it starts (not always a
+    /// whole frame: DTX pauses lie between packets).
+    pub ts_back: u32,
+    /// Its Opus packet, 1..=[`MAX_MEDIA_PAYLOAD`] bytes.
+    pub payload: Vec<u8>,
+}
+
+/// A [`MediaFrame`] and copies of up to [`MAX_EARLIER`] frames sent before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedundantFrame {
+    pub frame: MediaFrame,
+    /// Newest first, no two with the same `seq_back`.
+    pub earlier: Vec<Earlier>,
+}
+
+/// Wire layout of a redundant frame (the header, then [`KIND_REDUNDANT`]).
+#[derive(Serialize, Deserialize)]
+struct RedundantWire<'a> {
+    call: u64,
+    source: u32,
+    seq: u32,
+    timestamp: u32,
+    kind: u8,
+    level: u8,
+    #[serde(borrow)]
+    payload: &'a [u8],
+    earlier: Vec<Earlier>,
+}
+
+/// What a receiver measured of one sender's frames over the latest interval (about a
+/// second), for the sender to adapt its bitrate, FEC and redundancy to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaReport {
+    /// The call (assigned by the relay).
+    pub call: u64,
+    /// The reporting participant (the far side of the frames reported on).
+    pub source: u32,
+    /// Counts the reporter's reports, from 0.
+    pub number: u32,
+    /// The interval reported on, ms.
+    pub interval_ms: u32,
+    /// [`KIND_REPORT`].
+    kind: u8,
+    /// Frames the sender's sequence numbers say it sent in the interval.
+    pub expected: u16,
+    /// Of them, frames whose datagram did not arrive (before redundancy repaired any).
+    pub lost: u16,
+    /// Runs of consecutive lost frames (`lost / bursts` is the mean burst).
+    pub bursts: u16,
+    /// Frames that arrived too late to be played.
+    pub late: u16,
+    /// Lost frames played from a redundant copy.
+    pub repaired: u16,
+    /// Interarrival jitter (RFC 3550 §6.4.1), ms.
+    pub jitter_ms: u16,
+    /// The receiver's jitter buffer delay now, ms.
+    pub delay_ms: u16,
+}
+
+impl MediaReport {
+    /// A report by `source` in `call`; fill in the measurements.
+    pub fn new(call: u64, source: u32, number: u32, interval_ms: u32) -> Self {
+        Self {
+            call,
+            source,
+            number,
+            interval_ms,
+            kind: KIND_REPORT,
+            expected: 0,
+            lost: 0,
+            bursts: 0,
+            late: 0,
+            repaired: 0,
+            jitter_ms: 0,
+            delay_ms: 0,
+        }
+    }
+
+    /// The share of frames lost, 0.0..=1.0 (0 when nothing was expected).
+    pub fn loss(&self) -> f64 {
+        if self.expected == 0 {
+            0.0
+        } else {
+            f64::from(self.lost) / f64::from(self.expected)
+        }
+    }
+}
+
+/// One received media datagram, of whichever kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaDatagram {
+    Frame(MediaFrame),
+    Redundant(RedundantFrame),
+    Report(MediaReport),
+}
+
+/// The header all kinds share, and the byte after it.
+#[derive(Deserialize)]
+struct Head {
+    _call: u64,
+    _source: u32,
+    _seq: u32,
+    _timestamp: u32,
+    kind: u8,
+}
+
+impl MediaDatagram {
+    /// Encodes the datagram; a redundant frame without earlier frames goes as a plain
+    /// [`MediaFrame`].
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Self::Frame(f) => f.encode(),
+            Self::Redundant(r) if r.earlier.is_empty() => r.frame.encode(),
+            Self::Redundant(r) => postcard::to_allocvec(&RedundantWire {
+                call: r.frame.call,
+                source: r.frame.source,
+                seq: r.frame.seq,
+                timestamp: r.frame.timestamp,
+                kind: KIND_REDUNDANT,
+                level: r.frame.level,
+                payload: &r.frame.payload,
+                earlier: r.earlier.clone(),
+            })
+            .unwrap_or_default(),
+            Self::Report(r) => postcard::to_allocvec(r).unwrap_or_default(),
+        }
+    }
+
+    /// Decodes one datagram of any kind strictly: no trailing bytes, payloads and counts
+    /// within their limits, an unknown kind refused.
+    pub fn decode(datagram: &[u8]) -> Result<MediaDatagram, DecodeError> {
+        let (head, _): (Head, _) =
+            postcard::take_from_bytes(datagram).map_err(DecodeError::Malformed)?;
+        match head.kind {
+            0..=127 => MediaFrame::decode(datagram).map(Self::Frame),
+            KIND_REDUNDANT => {
+                let w: RedundantWire = strict(datagram)?;
+                let payload_ok = |p: &[u8]| p.len() <= MAX_MEDIA_PAYLOAD;
+                let earlier_ok = |e: &Earlier| {
+                    (1..=MAX_EARLIER as u8).contains(&e.seq_back)
+                        && !e.payload.is_empty()
+                        && payload_ok(&e.payload)
+                };
+                let distinct = w
+                    .earlier
+                    .iter()
+                    .enumerate()
+                    .all(|(i, e)| w.earlier[..i].iter().all(|o| o.seq_back != e.seq_back));
+                if w.level > 127
+                    || !payload_ok(w.payload)
+                    || w.earlier.len() > MAX_EARLIER
+                    || !w.earlier.iter().all(earlier_ok)
+                    || !distinct
+                {
+                    return Err(malformed());
+                }
+                Ok(Self::Redundant(RedundantFrame {
+                    frame: MediaFrame {
+                        call: w.call,
+                        source: w.source,
+                        seq: w.seq,
+                        timestamp: w.timestamp,
+                        level: w.level,
+                        payload: w.payload.to_vec(),
+                    },
+                    earlier: w.earlier,
+                }))
+            }
+            KIND_REPORT => {
+                let r: MediaReport = strict(datagram)?;
+                if r.lost > r.expected || r.bursts > r.lost || r.repaired > r.lost {
+                    return Err(malformed());
+                }
+                Ok(Self::Report(r))
+            }
+            _ => Err(malformed()),
+        }
     }
 }
 
@@ -54,24 +264,4 @@ pub fn peek_call(datagram: &[u8]) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #[test]
-        fn media_frames_round_trip(call in any::<u64>(), source in any::<u32>(), seq in any::<u32>(),
-                                   timestamp in any::<u32>(), level in 0u8..=127,
-                                   payload in proptest::collection::vec(any::<u8>(), 0..MAX_MEDIA_PAYLOAD)) {
-            let f = MediaFrame { call, source, seq, timestamp, level, payload };
-            let bytes = f.encode();
-            prop_assert_eq!(peek_call(&bytes), Some(call));
-            prop_assert_eq!(MediaFrame::decode(&bytes).unwrap(), f);
-        }
-
-        #[test]
-        fn random_datagrams_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..1500)) {
-            let _ = MediaFrame::decode(&bytes);
-        }
-    }
-}
+mod tests;

@@ -264,3 +264,87 @@ fn a_stranger_cannot_guess_a_call_id_from_their_own() {
         assert_eq!(phase(&alice, call).await, CallPhase::Ringing);
     });
 }
+
+/// The newer media datagrams (docs/protocol.md §13.3) reach the other party byte for byte,
+/// both ways, through a relay that reads only their call id; a receiver that knows only
+/// `MediaFrame` refuses them (and drops them) but still reads the plain frames among them.
+#[test]
+fn redundant_frames_and_reports_are_forwarded_unchanged_and_old_receivers_refuse_them() {
+    use phoned_proto::media::{Earlier, MediaDatagram, MediaReport, RedundantFrame};
+    let relay = common::relay("");
+    smol::block_on(async {
+        let (alice, _, _) = relay.provisioned("Alice").await;
+        let (bob, nb, _) = relay.provisioned("Bob").await;
+        let call = dial(&alice, &nb).await;
+        assert_eq!(phase(&alice, call).await, CallPhase::Ringing);
+        let _ = incoming(&bob).await;
+        bob.request(Request::Answer { call }).await.unwrap();
+        assert_eq!(phase(&alice, call).await, CallPhase::Active { source: 0 });
+        assert_eq!(phase(&bob, call).await, CallPhase::Active { source: 1 });
+
+        let redundant = |seq: u32| {
+            MediaDatagram::Redundant(RedundantFrame {
+                frame: MediaFrame::decode(&frame(call, seq)).unwrap(),
+                earlier: vec![Earlier {
+                    seq_back: 1,
+                    ts_back: 960,
+                    payload: vec![seq as u8 - 1; 60],
+                }],
+            })
+            .encode()
+        };
+        let mut report = MediaReport::new(call, 1, 0, 1000);
+        (report.expected, report.lost, report.bursts) = (50, 5, 5);
+        let report = MediaDatagram::Report(report).encode();
+
+        // Alice sends frames and redundant frames, Bob reports: each arrives unchanged.
+        for seq in 1..11 {
+            alice.conn.send_datagram(frame(call, seq)).unwrap();
+            alice
+                .conn
+                .send_datagram(bytes::Bytes::from(redundant(100 + seq)))
+                .unwrap();
+            bob.conn
+                .send_datagram(bytes::Bytes::from(report.clone()))
+                .unwrap();
+        }
+        let read = |c: &'static str, conn: quinn::Connection| async move {
+            let mut got = Vec::new();
+            let deadline = std::time::Instant::now() + common::WAIT;
+            while got.len() < 20 && std::time::Instant::now() < deadline {
+                let next = smol::future::or(async { conn.read_datagram().await.ok() }, async {
+                    smol::Timer::after(Duration::from_millis(500)).await;
+                    None
+                })
+                .await;
+                match next {
+                    Some(d) => got.push(d.to_vec()),
+                    None if !got.is_empty() => break,
+                    None => {}
+                }
+            }
+            assert!(!got.is_empty(), "{c} got nothing");
+            got
+        };
+        let at_bob = read("Bob", bob.conn.clone()).await;
+        let at_alice = read("Alice", alice.conn.clone()).await;
+        let red_sent: Vec<Vec<u8>> = (1..11).map(|s| redundant(100 + s)).collect();
+        let plain_sent: Vec<Vec<u8>> = (1..11).map(|s| frame(call, s).to_vec()).collect();
+        assert!(
+            at_bob
+                .iter()
+                .all(|d| red_sent.contains(d) || plain_sent.contains(d))
+        );
+        assert!(
+            at_bob.iter().any(|d| red_sent.contains(d)),
+            "no redundant frame came"
+        );
+        assert!(at_alice.iter().all(|d| *d == report));
+        // An old receiver: the plain frames decode, the newer kinds are refused.
+        for d in &at_bob {
+            assert_eq!(MediaFrame::decode(d).is_ok(), plain_sent.contains(d));
+            assert!(MediaDatagram::decode(d).is_ok());
+        }
+        assert!(MediaFrame::decode(&at_alice[0]).is_err());
+    });
+}

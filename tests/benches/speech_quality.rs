@@ -13,9 +13,13 @@
 //! The difference between the two columns is what the pipeline itself costs (or wins).
 //!
 //! Run: `cargo build --release --workspace --bins && cargo bench -p phoned-tests --bench speech_quality`
-//! (`-- --quick`: two clips, clean and 10 % loss; `SPEECH_BENCH_CONDITIONS=clean,jitter`:
-//! only the conditions whose names start with one of these). The first run installs espeak-ng and a
+//! (`-- --quick`: two clips, clean and 10 % loss; `-- --only loss --only bursts`: the
+//! conditions whose names hold one of the words). The first run installs espeak-ng and a
 //! Python environment with `pesq` (`scripts/speech-bench-deps.sh`).
+//!
+//! Beside the scores, what A sent: its media datagrams' bytes over the call, as kbit/s
+//! (copies of earlier frames included, so the redundancy's cost shows against the clean
+//! row), and what its adaptation last set (`redundancy=`, `bitrate_bps=`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,7 +50,7 @@ struct Condition {
     impairment: Impairment,
 }
 
-fn conditions(quick: bool) -> Vec<Condition> {
+fn conditions(quick: bool, only: &[String]) -> Vec<Condition> {
     let loss = |p| Impairment {
         loss: p,
         ..Impairment::default()
@@ -83,12 +87,17 @@ fn conditions(quick: bool) -> Vec<Condition> {
             },
         },
     ];
-    // `SPEECH_BENCH_CONDITIONS=clean,jitter`: only the conditions whose names start so.
-    let only = std::env::var("SPEECH_BENCH_CONDITIONS").unwrap_or_default();
-    all.into_iter()
-        .filter(|c| !quick || c.name == "clean" || c.name == "10 % loss")
-        .filter(|c| only.is_empty() || only.split(',').any(|o| c.name.starts_with(o.trim())))
-        .collect()
+    if quick {
+        all.into_iter()
+            .filter(|c| c.name == "clean" || c.name == "10 % loss")
+            .collect()
+    } else if !only.is_empty() {
+        all.into_iter()
+            .filter(|c| only.iter().any(|o| c.name.contains(o.as_str())))
+            .collect()
+    } else {
+        all
+    }
 }
 
 fn repo_root() -> PathBuf {
@@ -184,6 +193,22 @@ struct CallResult {
     pesq: Vec<f64>,
     delay_ms: Vec<f64>,
     stats: String,
+    /// A's media datagrams over the call, kbit/s.
+    sent_kbps: f64,
+    /// What A's adaptation set last.
+    adapted: String,
+}
+
+/// The values of `keys` in the last "call media ended" line of `log`, as `key=value` words.
+fn media_end(log: &str, keys: &[&str]) -> String {
+    log.lines()
+        .rev()
+        .find(|l| l.contains("call media ended"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter(|w| keys.iter().any(|k| w.starts_with(k)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// One call from A (speaking `clip`) to B (behind the impaired proxy); B's recording scored.
@@ -209,8 +234,9 @@ fn call(python: &Path, clip: &Path, condition: &Condition, seed: u64) -> CallRes
     let talk = starts[COPIES - 1] + clip_samples.len() + secs(GAP_S);
     std::thread::sleep(Duration::from_secs_f64(talk as f64 / f64::from(RATE)));
     assert_eq!(a.ctl(&["hangup"]).code, 0);
+    // Both logs end with the media's figures (A's for what it sent).
     let ended = wait_for(Duration::from_secs(10), || {
-        b.log().contains("call media ended").then_some(())
+        (b.log().contains("call media ended") && a.log().contains("call media ended")).then_some(())
     });
     assert!(ended.is_some(), "{}", b.log());
     let (a_log, b_log) = (a.log(), b.log());
@@ -229,34 +255,33 @@ fn call(python: &Path, clip: &Path, condition: &Condition, seed: u64) -> CallRes
         })
         .collect();
     let s = score(python, clip, &output, &at);
-    let stats = b_log
-        .lines()
-        .rev()
-        .find(|l| l.contains("call media ended"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter(|w| {
-            [
-                "received=",
-                "fec=",
-                "concealed=",
-                "dtx=",
-                "expanded=",
-                "accelerated=",
-                "skipped=",
-                "lost=",
-                "late=",
-                "max_delay_ms=",
-            ]
-            .iter()
-            .any(|k| w.starts_with(k))
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
+    let stats = media_end(
+        &b_log,
+        &[
+            "received=",
+            "fec=",
+            "repaired=",
+            "concealed=",
+            "dtx=",
+            "expanded=",
+            "accelerated=",
+            "skipped=",
+            "lost=",
+            "late=",
+            "max_delay_ms=",
+        ],
+    );
+    let sent_bytes: f64 = media_end(&a_log, &["sent_bytes="])
+        .strip_prefix("sent_bytes=")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let talk_s = talk as f64 / f64::from(RATE);
     CallResult {
         pesq: s.pesq.into_iter().map(|p| p.unwrap_or(1.0)).collect(),
         delay_ms: s.delay_ms.into_iter().flatten().collect(),
         stats,
+        sent_kbps: sent_bytes * 8.0 / talk_s / 1000.0,
+        adapted: media_end(&a_log, &["redundancy=", "bitrate_bps="]),
     }
 }
 
@@ -310,7 +335,13 @@ fn mean(v: &[f64]) -> f64 {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only: Vec<String> = args
+        .windows(2)
+        .filter(|w| w[0] == "--only")
+        .map(|w| w[1].clone())
+        .collect();
     let python = python();
     let work = tempfile::tempdir().unwrap();
     let mut clips = make_clips(&python, work.path());
@@ -318,14 +349,15 @@ fn main() {
         clips.retain(|(n, _)| n == "en-male" || n == "fr-female");
     }
     println!(
-        "| clip | condition | phoned, WB-PESQ per copy | codec alone | codec alone, complexity {CHEAP_COMPLEXITY} | mouth-to-ear ms | B's media stats |"
+        "| clip | condition | phoned, WB-PESQ per copy | codec alone | codec alone, complexity {CHEAP_COMPLEXITY} | mouth-to-ear ms | A sent, kbit/s | B's media stats |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     // Per condition: our scores, the codec alone's, and the codec alone's at complexity 5.
-    type Scores = (Vec<f64>, Vec<f64>, Vec<f64>);
+    type Scores = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
     let mut summary: Vec<(&str, Scores)> = Vec::new();
-    for condition in conditions(quick) {
-        let (mut ours, mut alone, mut alone_cheap) = (Vec::new(), Vec::new(), Vec::new());
+    for condition in conditions(quick, &only) {
+        let (mut ours, mut alone, mut alone_cheap, mut kbps) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (k, (name, clip)) in clips.iter().enumerate() {
             let seed = 0x5eed + k as u64;
             let r = call(&python, clip, &condition, seed);
@@ -340,24 +372,31 @@ fn main() {
             let per_copy: Vec<String> = r.pesq.iter().map(|p| format!("{p:.2}")).collect();
             let delays: Vec<String> = r.delay_ms.iter().map(|d| format!("{d:.0}")).collect();
             println!(
-                "| {name} | {} | {} | {codec:.2} | {cheap:.2} | {} | {} |",
+                "| {name} | {} | {} | {codec:.2} | {cheap:.2} | {} | {:.1} ({}) | {} |",
                 condition.name,
                 per_copy.join(", "),
                 delays.join(", "),
+                r.sent_kbps,
+                r.adapted,
                 r.stats
             );
             ours.extend(r.pesq);
             alone.push(codec);
             alone_cheap.push(cheap);
+            kbps.push(r.sent_kbps);
         }
-        summary.push((condition.name, (ours, alone, alone_cheap)));
+        summary.push((condition.name, (ours, alone, alone_cheap, kbps)));
     }
     println!(
-        "\n| condition | phoned, mean WB-PESQ | codec alone, mean | phoned − codec | codec alone, complexity {CHEAP_COMPLEXITY} |"
+        "\n| condition | phoned, mean WB-PESQ | codec alone, mean | phoned − codec | codec alone, complexity {CHEAP_COMPLEXITY} | A sent, mean kbit/s |"
     );
-    println!("| --- | --- | --- | --- | --- |");
-    for (name, (ours, alone, cheap)) in summary {
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (name, (ours, alone, cheap, kbps)) in summary {
         let (o, a, c) = (mean(&ours), mean(&alone), mean(&cheap));
-        println!("| {name} | {o:.2} | {a:.2} | {:+.2} | {c:.2} |", o - a);
+        println!(
+            "| {name} | {o:.2} | {a:.2} | {:+.2} | {c:.2} | {:.1} |",
+            o - a,
+            mean(&kbps)
+        );
     }
 }

@@ -79,6 +79,8 @@ mod slots;
 mod window;
 
 #[cfg(test)]
+mod fill_tests;
+#[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod tests;
@@ -499,6 +501,42 @@ impl JitterBuffer {
             }
         }
         Push::Buffered
+    }
+
+    /// Takes a redundant copy of an earlier packet that came at `now_us` inside a later
+    /// datagram (RED-style): held as that sequence number's packet if it is still missing
+    /// and not yet due; ignored otherwise (returns whether it was held). Unlike
+    /// [`push`](Self::push), a copy says nothing of the network's timing (it comes a frame
+    /// or two after its original would have), so it stays out of the jitter estimate, and a
+    /// copy of a packet already here or played is no duplicate: only the packets themselves
+    /// count towards a restart.
+    pub fn fill(&mut self, now_us: u64, seq: u32, timestamp: u32, payload: &[u8]) -> bool {
+        if !self.started || payload.is_empty() || payload.len() > MAX_PACKET_BYTES {
+            return false;
+        }
+        let eseq = self.highest_seq + i64::from(seq.wrapping_sub(self.highest_seq as u32) as i32);
+        let ets =
+            self.highest_ts + i64::from(timestamp.wrapping_sub(self.highest_ts as u32) as i32);
+        if eseq < self.next_seq || eseq >= self.highest_seq || self.slots.contains(eseq) {
+            return false;
+        }
+        if self.play_ts.is_some_and(|play| ets < play) {
+            return false;
+        }
+        self.slots.insert(eseq, ets, clamp_time(now_us), payload)
+    }
+
+    /// Sets the floor of the target delay, ms (kept within what [`JitterBuffer::new`]
+    /// checks): a sender that repeats each packet two frames later (redundancy) is only
+    /// heard from the copy if the buffer holds that long.
+    pub fn set_min_delay_ms(&mut self, ms: u32) {
+        let frame_ms = self.config.frame.millis();
+        let ms = ms.clamp(frame_ms, self.config.max_delay_ms - frame_ms);
+        if ms != self.config.min_delay_ms {
+            self.config.min_delay_ms = ms;
+            self.min_delay_us = i64::from(ms) * 1000;
+            self.dirty = true;
+        }
     }
 
     /// The delay at the latest pop and the target, µs, once playout has started: a clock

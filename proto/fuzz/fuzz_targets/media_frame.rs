@@ -1,21 +1,42 @@
-//! `MediaFrame::decode` on an arbitrary datagram.
+//! `MediaFrame::decode` and `MediaDatagram::decode` (frames, redundant frames, receiver
+//! reports) on an arbitrary datagram.
 //!
 //! Checks: no panic; a decoded frame respects the payload and level limits, and
-//! `encode` gives a datagram no longer than the input that decodes to the same frame.
+//! `encode` gives a datagram no longer than the input that decodes to the same value;
+//! what `MediaFrame::decode` accepts, `MediaDatagram::decode` reads as the same frame.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use phoned_proto::media::{MAX_MEDIA_PAYLOAD, MediaFrame};
+use phoned_proto::media::{MAX_EARLIER, MAX_MEDIA_PAYLOAD, MediaDatagram, MediaFrame};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(frame) = MediaFrame::decode(data) else {
+    if let Ok(frame) = MediaFrame::decode(data) {
+        assert!(frame.payload.len() <= MAX_MEDIA_PAYLOAD);
+        assert!(frame.level <= 127);
+        let datagram = frame.encode();
+        assert!(!datagram.is_empty());
+        assert!(datagram.len() <= data.len());
+        assert_eq!(MediaFrame::decode(&datagram), Ok(frame.clone()));
+        assert_eq!(MediaDatagram::decode(data), Ok(MediaDatagram::Frame(frame)));
+    }
+    let Ok(datagram) = MediaDatagram::decode(data) else {
         return;
     };
-    assert!(frame.payload.len() <= MAX_MEDIA_PAYLOAD);
-    assert!(frame.level <= 127);
-    let datagram = frame.encode();
-    assert!(!datagram.is_empty());
-    assert!(datagram.len() <= data.len());
-    assert_eq!(MediaFrame::decode(&datagram), Ok(frame));
+    match &datagram {
+        MediaDatagram::Frame(_) => {}
+        MediaDatagram::Redundant(r) => {
+            assert!(r.frame.level <= 127);
+            assert!(r.earlier.len() <= MAX_EARLIER);
+            assert!(
+                r.earlier
+                    .iter()
+                    .all(|e| !e.payload.is_empty() && e.payload.len() <= MAX_MEDIA_PAYLOAD)
+            );
+        }
+        MediaDatagram::Report(r) => assert!(r.lost <= r.expected && r.bursts <= r.lost),
+    }
+    let again = datagram.encode();
+    assert!(!again.is_empty() && again.len() <= data.len());
+    assert_eq!(MediaDatagram::decode(&again), Ok(datagram));
 });

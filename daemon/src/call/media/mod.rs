@@ -14,10 +14,12 @@
 
 use std::time::Duration;
 
+pub mod adapt;
 mod demand;
 mod health;
 mod opener;
 pub mod pipeline;
+pub mod report;
 mod session;
 #[cfg(test)]
 mod sim;

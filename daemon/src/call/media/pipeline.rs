@@ -11,8 +11,15 @@
 //!   nothing). On hold: nothing is sent, but the timestamp keeps counting, so the far side
 //!   sees a pause, not loss. Sequence numbers count packets sent, so a DTX pause (a
 //!   timestamp gap with no sequence gap) is not taken for loss.
-//! - **Receive.** Datagrams of this call from another source go into the jitter buffer;
-//!   anything else is counted as foreign and dropped. When the buffer resyncs (the far side
+//! - **Adapt.** The far side's [`MediaReport`](phoned_proto::media::MediaReport)s (loss, jitter, delay, once a second) go to
+//!   the [`Adapter`], which sets the encoder's bitrate and in-band FEC and how many earlier
+//!   frames each datagram carries again ([`RedundantFrame`]); a peer that never reports
+//!   (one older than reports) is never sent a redundant frame, which it could not read.
+//! - **Receive.** Frames of this call from another source go into the jitter buffer, and
+//!   the copies of earlier frames a redundant frame carries fill the ones still missing
+//!   ([`JitterBuffer::fill`]); while copies come two frames late, the buffer holds two
+//!   frames so they are in time. The [`ReceptionMeter`] counts what arrived, and once a
+//!   second a report of it goes back. Anything else is counted as foreign and dropped. When the buffer resyncs (the far side
 //!   restarted its stream: a sequence jump, a clock jump), the decoder is reset, so it does
 //!   not carry the old stream's state into the new one.
 //! - **Play.** While the device has less queued than [`playback_queue`](super::playback_queue) asks (more for a
@@ -45,9 +52,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use phoned_proto::call::CallId;
-use phoned_proto::media::MediaFrame;
+use phoned_proto::media::{Earlier, MAX_EARLIER, MediaDatagram, MediaFrame, RedundantFrame};
 
+use super::adapt::{Adapter, Settings, Thresholds};
 use super::demand::Demand;
+use super::report::ReceptionMeter;
 use super::{ENCODER_COMPLEXITY, PLAYBACK_QUEUE_MIN_MS};
 use crate::audio::codec::{
     CodecError, EncoderConfig, FrameDuration, MAX_PACKET_BYTES, VoiceDecoder, VoiceEncoder,
@@ -64,6 +73,12 @@ use crate::audio::timescale::{Scale, TimeScaler};
 /// and the ones at 0 (the next step down stretches) and 15 (the next step up skips) are
 /// pushed back.
 const PLAYBACK_DRIFT_SETPOINT_US: i64 = 7_500;
+
+/// The jitter buffer's floor while the far side sends copies two frames back: two frames
+/// and a tick, so the second copy is there before its frame is due.
+const TWO_COPIES_MIN_DELAY_MS: u32 = 45;
+/// How long after the last copy two frames back that floor is kept, µs.
+const TWO_COPIES_HOLD_US: u64 = 5_000_000;
 
 /// Why a pipeline could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +178,64 @@ pub struct MediaStats {
     /// The playback resampler's drift correction now, ppm: positive when the far side's
     /// clock runs faster than our playback device's.
     pub playback_drift_ppm: i32,
+    /// Bytes of the media frames sent (datagrams, copies included; reports not).
+    pub sent_bytes: u64,
+    /// Lost frames filled from a copy in a later datagram (redundancy).
+    pub repaired: u64,
+    /// Reports sent to the far side, and received from it.
+    pub reports_sent: u64,
+    pub reports_received: u64,
+    /// The loss the far side's reports show, smoothed, ‰.
+    pub far_loss_permille: u32,
+    /// What the adaptation set last: the encoder's bitrate, its expected loss (in-band
+    /// FEC), and how many earlier frames each datagram carries.
+    pub bitrate_bps: u32,
+    pub expected_loss_percent: u8,
+    pub redundancy: u8,
+}
+
+/// The packets sent last, newest first, for the copies later datagrams carry.
+struct SentRecently {
+    /// `(seq, timestamp, length)` and the bytes of up to [`MAX_EARLIER`] packets.
+    meta: [Option<(u32, u32, usize)>; MAX_EARLIER],
+    bytes: [[u8; MAX_PACKET_BYTES]; MAX_EARLIER],
+}
+
+impl SentRecently {
+    fn new() -> Self {
+        Self {
+            meta: [None; MAX_EARLIER],
+            bytes: [[0; MAX_PACKET_BYTES]; MAX_EARLIER],
+        }
+    }
+
+    fn push(&mut self, seq: u32, timestamp: u32, packet: &[u8]) {
+        self.meta.rotate_right(1);
+        self.bytes.rotate_right(1);
+        self.bytes[0][..packet.len()].copy_from_slice(packet);
+        self.meta[0] = Some((seq, timestamp, packet.len()));
+    }
+
+    /// Copies of the `count` packets before `seq` (at `timestamp`), for frames sent one
+    /// after the other: one from before a DTX pause would be past its time at the far side.
+    fn earlier(&self, count: u8, seq: u32, timestamp: u32) -> Vec<Earlier> {
+        let mut out = Vec::new();
+        for back in 1..=count.min(MAX_EARLIER as u8) {
+            let Some((s, ts, len)) = self.meta[usize::from(back - 1)] else {
+                break;
+            };
+            let ts_back = timestamp.wrapping_sub(ts);
+            if s != seq.wrapping_sub(u32::from(back)) || ts_back > u32::from(back) * FRAME as u32 {
+                break;
+            }
+            out.push(Earlier {
+                seq_back: back,
+                ts_back,
+                payload: self.bytes[usize::from(back - 1)][..len].to_vec(),
+            });
+        }
+        out
+    }
 }
 
 /// A time-scaler for frames resampled to `rate` (a frame may come out a sample or two long).
@@ -213,6 +286,16 @@ pub struct MediaPipeline {
     stats: MediaStats,
     /// How much the playback device takes at once (the queue kept for it).
     demand: Demand,
+    /// Sending adapts to the far side's reports; `applied` is what the encoder has.
+    adapter: Adapter,
+    applied: Settings,
+    sent_recently: SentRecently,
+    /// What arrives from the far side, for our reports; the jitter buffer's late count
+    /// and our repairs at the last report.
+    meter: ReceptionMeter,
+    reported: (u64, u64),
+    /// Until when the jitter buffer keeps the floor for copies two frames back, µs.
+    two_copies_until: Option<u64>,
 }
 
 impl MediaPipeline {
@@ -231,16 +314,36 @@ impl MediaPipeline {
         out.playback.reserve(ms(PLAYBACK_QUEUE_MIN_MS) + ms(40));
         out.datagrams.reserve(4);
         out.events.reserve(4);
+        let encoder = VoiceEncoder::new(&EncoderConfig {
+            complexity: ENCODER_COMPLEXITY,
+            ..EncoderConfig::default()
+        })?;
+        let clean = encoder.config().bitrate_bps;
+        // A frame's header on the wire, 50 a second, for the budget to count what is sent;
+        // at its smallest (the first sequence numbers and timestamps), so as to err low.
+        let header = MediaFrame {
+            call,
+            source,
+            seq: 0,
+            timestamp: 0,
+            level: 0,
+            payload: Vec::new(),
+        }
+        .encode()
+        .len();
+        let header_bps = u32::try_from(header * 8 * 50).unwrap_or(0);
+        let applied = Settings {
+            bitrate_bps: clean,
+            expected_loss_percent: encoder.config().expected_loss_percent,
+            redundancy: 0,
+        };
         Ok(MediaPipeline {
             call,
             source,
             playback_rate,
             to_net: ToNetwork::new(capture_rate)?,
             from_net: FromNetwork::new(playback_rate)?,
-            encoder: VoiceEncoder::new(&EncoderConfig {
-                complexity: ENCODER_COMPLEXITY,
-                ..EncoderConfig::default()
-            })?,
+            encoder,
             decoder: VoiceDecoder::new(FrameDuration::Ms20)?,
             jitter: JitterBuffer::new(JitterConfig::default())?,
             scaler: scaler_for(playback_rate),
@@ -255,8 +358,18 @@ impl MediaPipeline {
             decoded: [0.0; FRAME],
             packet: [0; MAX_PACKET_BYTES],
             out,
-            stats: MediaStats::default(),
+            stats: MediaStats {
+                bitrate_bps: applied.bitrate_bps,
+                expected_loss_percent: applied.expected_loss_percent,
+                ..MediaStats::default()
+            },
             demand: Demand::default(),
+            adapter: Adapter::new(clean, header_bps, Thresholds::default()),
+            applied,
+            sent_recently: SentRecently::new(),
+            meter: ReceptionMeter::default(),
+            reported: (0, 0),
+            two_copies_until: None,
         })
     }
 
@@ -276,6 +389,7 @@ impl MediaPipeline {
         self.to_net.push(captured);
         self.send(flags);
         self.receive(now_us, received);
+        self.report(now_us);
         self.play(now_us, device, flags.paused);
         let jitter = self.jitter.stats();
         self.stats.max_delay_ms = self.stats.max_delay_ms.max(jitter.delay_ms);
@@ -316,8 +430,29 @@ impl MediaPipeline {
         Ok(())
     }
 
+    /// The encoder takes what the adapter asks for now.
+    fn adapt(&mut self) {
+        let wanted = self.adapter.settings();
+        if wanted == self.applied {
+            return;
+        }
+        let set = self
+            .encoder
+            .set_bitrate(wanted.bitrate_bps)
+            .and_then(|()| self.encoder.set_expected_loss(wanted.expected_loss_percent));
+        if let Err(e) = set {
+            // Out of Opus' range cannot happen with the adapter's numbers; keep what works.
+            self.out.events.push(MediaEvent::EncodeFailed(e));
+        }
+        self.applied = wanted;
+        self.stats.bitrate_bps = self.encoder.config().bitrate_bps;
+        self.stats.expected_loss_percent = self.encoder.config().expected_loss_percent;
+        self.stats.redundancy = wanted.redundancy;
+    }
+
     /// Capture → 48 kHz frames → Opus → datagrams.
     fn send(&mut self, flags: Flags) {
+        self.adapt();
         loop {
             match self.to_net.pop_frame(&mut self.frame) {
                 Ok(true) => {}
@@ -346,7 +481,17 @@ impl MediaPipeline {
                         level,
                         payload: self.packet[..len].to_vec(),
                     };
-                    self.out.datagrams.push(Bytes::from(frame.encode()));
+                    let earlier = self.sent_recently.earlier(
+                        self.applied.redundancy,
+                        self.seq,
+                        self.timestamp,
+                    );
+                    let datagram = MediaDatagram::Redundant(RedundantFrame { frame, earlier });
+                    let bytes = Bytes::from(datagram.encode());
+                    self.stats.sent_bytes += bytes.len() as u64;
+                    self.out.datagrams.push(bytes);
+                    self.sent_recently
+                        .push(self.seq, self.timestamp, &self.packet[..len]);
                     // Sequence numbers count packets sent, so that a DTX pause (a
                     // timestamp gap with no sequence gap) is not taken for loss.
                     self.seq = self.seq.wrapping_add(1);
@@ -357,6 +502,46 @@ impl MediaPipeline {
             }
             self.timestamp = self.timestamp.wrapping_add(FRAME as u32);
         }
+    }
+
+    /// A frame from the far side, and the copies of earlier ones it carries.
+    fn take_frame(&mut self, now_us: u64, f: &MediaFrame, earlier: &[Earlier]) {
+        self.meter.record(now_us, f.seq, f.timestamp);
+        self.jitter.push(now_us, f.seq, f.timestamp, &f.payload);
+        for e in earlier {
+            let seq = f.seq.wrapping_sub(u32::from(e.seq_back));
+            let ts = f.timestamp.wrapping_sub(e.ts_back);
+            if self.jitter.fill(now_us, seq, ts, &e.payload) {
+                self.stats.repaired += 1;
+            }
+            if e.seq_back >= 2 && self.two_copies_until.is_none() {
+                self.jitter.set_min_delay_ms(TWO_COPIES_MIN_DELAY_MS);
+            }
+            if e.seq_back >= 2 {
+                self.two_copies_until = Some(now_us + TWO_COPIES_HOLD_US);
+            }
+        }
+    }
+
+    /// Once a second while the far side sends: a report of what arrived.
+    fn report(&mut self, now_us: u64) {
+        let j = self.jitter.stats();
+        let (late, repaired) = self.reported;
+        let Some(report) = self.meter.report(
+            now_us,
+            self.call,
+            self.source,
+            j.late.saturating_sub(late),
+            self.stats.repaired.saturating_sub(repaired),
+            j.delay_ms,
+        ) else {
+            return;
+        };
+        self.reported = (j.late, self.stats.repaired);
+        self.out
+            .datagrams
+            .push(Bytes::from(MediaDatagram::Report(report).encode()));
+        self.stats.reports_sent += 1;
     }
 
     /// Steers the playback resampler from the jitter buffer's delay after a pop.
@@ -371,16 +556,31 @@ impl MediaPipeline {
         }
     }
 
-    /// Datagrams → jitter buffer.
+    /// Datagrams → jitter buffer (frames and copies), the meter, the adapter (reports).
     fn receive<D: AsRef<[u8]>>(&mut self, now_us: u64, received: impl IntoIterator<Item = D>) {
         for datagram in received {
             self.stats.datagrams += 1;
-            match MediaFrame::decode(datagram.as_ref()) {
-                Ok(f) if f.call == self.call && f.source != self.source => {
-                    self.jitter.push(now_us, f.seq, f.timestamp, &f.payload);
+            let ours = |call: CallId, source: u32| call == self.call && source != self.source;
+            match MediaDatagram::decode(datagram.as_ref()) {
+                Ok(MediaDatagram::Frame(f)) if ours(f.call, f.source) => {
+                    self.take_frame(now_us, &f, &[]);
+                }
+                Ok(MediaDatagram::Redundant(r)) if ours(r.frame.call, r.frame.source) => {
+                    self.take_frame(now_us, &r.frame, &r.earlier);
+                }
+                Ok(MediaDatagram::Report(r)) if ours(r.call, r.source) => {
+                    self.adapter.on_report(now_us, &r);
+                    self.stats.reports_received += 1;
+                    self.stats.far_loss_permille = (self.adapter.loss() * 1000.0).round() as u32;
                 }
                 _ => self.stats.foreign += 1,
             }
+        }
+        // Copies two frames back stopped a while ago: the usual floor again.
+        if self.two_copies_until.is_some_and(|until| now_us >= until) {
+            self.two_copies_until = None;
+            self.jitter
+                .set_min_delay_ms(JitterConfig::default().min_delay_ms);
         }
         // A restarted source starts a new stream: the decoder must not carry the old one's
         // state.

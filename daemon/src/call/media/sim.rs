@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use phoned_proto::call::CallId;
-use phoned_proto::media::MediaFrame;
+use phoned_proto::media::{MediaDatagram, MediaFrame, MediaReport, RedundantFrame};
 
 use super::{Device, ENCODER_COMPLEXITY, Flags, MediaPipeline, MediaStats, TICK};
 use crate::audio::analysis::{goertzel_power, rms};
@@ -91,8 +91,12 @@ pub(super) struct Party {
     /// once. `None`: on time.
     pub speaker_stalls: Option<(u64, u64)>,
     inbox: InFlight,
-    /// `(tick µs, frame)` of every datagram sent.
+    /// `(tick µs, frame)` of every frame sent (redundant ones with their copies).
     pub sent: Vec<(u64, MediaFrame)>,
+    /// Copies of earlier frames each sent frame carried, by the frame's index in `sent`.
+    pub copies: Vec<usize>,
+    /// `(tick µs, report)` of every report sent.
+    pub reports: Vec<(u64, MediaReport)>,
     pub log: Vec<TickLog>,
     pub resets: u64,
     pub decode_errors: u64,
@@ -118,6 +122,8 @@ impl Party {
             speaker_stalls: None,
             inbox: InFlight::new(),
             sent: Vec::new(),
+            copies: Vec::new(),
+            reports: Vec::new(),
             log: Vec::new(),
             resets: 0,
             decode_errors: 0,
@@ -217,8 +223,17 @@ impl Party {
         }
         let datagrams: Vec<Bytes> = out.datagrams.drain(..).collect();
         for d in &datagrams {
-            self.sent
-                .push((now_us, MediaFrame::decode(d).expect("own frame decodes")));
+            match MediaDatagram::decode(d).expect("own datagram decodes") {
+                MediaDatagram::Frame(f) => {
+                    self.sent.push((now_us, f));
+                    self.copies.push(0);
+                }
+                MediaDatagram::Redundant(RedundantFrame { frame, earlier }) => {
+                    self.sent.push((now_us, frame));
+                    self.copies.push(earlier.len());
+                }
+                MediaDatagram::Report(r) => self.reports.push((now_us, r)),
+            }
         }
         self.log.push(TickLog {
             at_us: now_us,
@@ -254,6 +269,11 @@ pub(super) struct Sim {
     pub ba: Link,
     /// Packets sent outside `[from, to)` µs are never lost.
     pub lossy: (u64, u64),
+    /// Reports never arrive: each side talks to a peer older than reports, which sends
+    /// none (and so is never sent a redundant frame).
+    pub no_reports: bool,
+    /// A's frames with these sequence numbers are lost on the way, copies and all.
+    pub lose_from_a: Vec<u32>,
     now_us: u64,
     order: u64,
 }
@@ -267,8 +287,20 @@ impl Sim {
             ab: Link::new(Path::clean(TRANSIT_US), seed),
             ba: Link::new(Path::clean(TRANSIT_US), seed ^ 0x5eed),
             lossy: (0, u64::MAX),
+            no_reports: false,
+            lose_from_a: Vec::new(),
             now_us: 0,
             order: 0,
+        }
+    }
+
+    /// Whether a datagram A sent is lost by the test's choice.
+    fn dropped(&self, d: &[u8]) -> bool {
+        match MediaDatagram::decode(d) {
+            Ok(MediaDatagram::Report(_)) => self.no_reports,
+            Ok(MediaDatagram::Frame(f)) => self.lose_from_a.contains(&f.seq),
+            Ok(MediaDatagram::Redundant(r)) => self.lose_from_a.contains(&r.frame.seq),
+            Err(_) => false,
         }
     }
 
@@ -280,12 +312,20 @@ impl Sim {
             let now = self.now_us;
             let protected = !(self.lossy.0..self.lossy.1).contains(&now);
             for d in self.a.step(now) {
+                if self.dropped(&d) {
+                    continue;
+                }
                 for at in self.ab.carry(now, protected).into_iter().flatten() {
                     self.order += 1;
                     self.b.deliver(at, self.order, d.clone());
                 }
             }
             for d in self.b.step(now) {
+                if self.no_reports
+                    && matches!(MediaDatagram::decode(&d), Ok(MediaDatagram::Report(_)))
+                {
+                    continue;
+                }
                 for at in self.ba.carry(now, protected).into_iter().flatten() {
                     self.order += 1;
                     self.a.deliver(at, self.order, d.clone());
@@ -510,7 +550,9 @@ fn a_clean_path_conceals_nothing_and_plays_the_tone_without_a_gap() {
 
 #[test]
 fn ten_percent_loss_is_recovered_or_concealed_and_the_call_recovers() {
+    // Towards a receiver older than reports: plain frames, FEC and concealment.
     let mut sim = one_way(8.0, 48_000, 44_100, 2);
+    sim.no_reports = true;
     sim.ab.path.loss = 0.10;
     sim.lossy = (S, 6 * S);
     sim.run_until(8.2);
@@ -539,6 +581,16 @@ fn ten_percent_loss_is_recovered_or_concealed_and_the_call_recovers() {
         "{end:?}"
     );
     assert_tone(&sim.b, 6.5, 8.0, 1000.0);
+    // Nothing but plain frames for a peer that never reported: it could read no other.
+    assert!(sim.a.copies.iter().all(|&c| c == 0));
+    assert_eq!(
+        (
+            m.reports_received,
+            m.repaired,
+            sim.a.pipeline.stats().redundancy
+        ),
+        (0, 0, 0)
+    );
 }
 
 #[test]
@@ -771,4 +823,89 @@ fn a_44k1_speaker_and_a_48k_microphone_200_ppm_apart_keep_their_queues_for_ten_m
         assert!((ppm - a_ppm as i32).abs() <= 15, "{end:?}, {why}");
         assert_continuous_tone(&sim.b, LEARNT_S as f64, seconds - 0.2, 1000.0, 0.1, 0.05);
     }
+}
+
+#[test]
+fn with_reports_ten_percent_loss_is_repaired_from_copies_within_the_bitrate_cap() {
+    let mut sim = one_way(8.0, 48_000, 44_100, 2);
+    sim.ab.path.loss = 0.10;
+    sim.lossy = (S, 6 * S);
+    sim.run_until(8.2);
+    let sent_in_loss = sim
+        .a
+        .sent
+        .iter()
+        .filter(|(at, _)| (S..6 * S).contains(at))
+        .count() as u64;
+    let after_loss = when_played(&sim.a, &sim.b, 6.0);
+    let (j, m) = (after_loss.jitter, after_loss.media);
+    // B reported about once a second, A took the reports and sent copies.
+    assert!(
+        (7..=9).contains(&sim.b.reports.len()),
+        "{} reports",
+        sim.b.reports.len()
+    );
+    let a = sim.a.pipeline.stats();
+    assert!(a.reports_received >= 7, "{a:?}");
+    assert!(sim.a.copies.iter().any(|&c| c == 1), "no copies sent");
+    // The network lost about a tenth; copies repaired most of it (the first losses came
+    // before the first report), FEC and concealment the rest.
+    let network = j.lost + m.repaired;
+    assert!(
+        network * 100 >= sent_in_loss * 7 && network * 100 <= sent_in_loss * 13,
+        "lost {network} of {sent_in_loss}"
+    );
+    assert!(m.repaired * 10 >= network * 6, "{m:?} {j:?}");
+    assert_eq!(m.recovered + m.concealed, j.lost, "{m:?} {j:?}");
+    assert!(m.concealed * 100 <= sent_in_loss * 2, "{m:?}");
+    // Copies cost at most the cap: 1.6 times the bytes a second the same tone takes in
+    // plain frames (datagrams whole, headers and all), and they are really sent.
+    let rate = |sim: &Sim, from: f64, to: f64| {
+        let at = |s: f64| sim.a.log_at((s * S as f64) as u64).media.sent_bytes;
+        (at(to) - at(from)) as f64 / (to - from)
+    };
+    let mut plain = one_way(8.0, 48_000, 44_100, 2);
+    plain.no_reports = true;
+    plain.run_until(5.5);
+    let (clean, protected) = (rate(&plain, 3.0, 5.5), rate(&sim, 3.0, 5.5));
+    assert!(
+        protected <= 1.6 * clean && protected >= 1.2 * clean,
+        "{clean} B/s plain, {protected} B/s with copies"
+    );
+    assert_tone(&sim.b, 6.5, 8.0, 1000.0);
+}
+
+#[test]
+fn a_single_lost_packet_is_played_from_the_next_datagrams_copy() {
+    let mut sim = one_way(10.0, 48_000, 48_000, 9);
+    // Loss from 1 to 3 s makes A send copies (kept for a hold after the loss ends); then
+    // on a clean path exactly one frame is lost.
+    sim.ab.path.loss = 0.10;
+    sim.lossy = (S, 3 * S);
+    sim.run_until(4.0);
+    assert_eq!(
+        sim.a.pipeline.stats().redundancy,
+        1,
+        "{:?}",
+        sim.a.pipeline.stats()
+    );
+    let next = sim.a.sent.last().expect("sent").1.seq + 10;
+    sim.lose_from_a = vec![next];
+    sim.run_until(6.3);
+    let before = when_played(&sim.a, &sim.b, 3.9);
+    let after = when_played(&sim.a, &sim.b, 6.0);
+    let (j0, m0, j1, m1) = (before.jitter, before.media, after.jitter, after.media);
+    // Played from the copy: no loss at the jitter buffer, no FEC, no concealment.
+    assert_eq!(m1.repaired - m0.repaired, 1, "{m1:?}");
+    assert_eq!(
+        (
+            j1.lost - j0.lost,
+            m1.recovered - m0.recovered,
+            m1.concealed - m0.concealed
+        ),
+        (0, 0, 0),
+        "{j1:?} {m1:?}"
+    );
+    assert_eq!(m1.decoded - m0.decoded, j1.played - j0.played);
+    assert_tone(&sim.b, 4.2, 6.0, 1000.0);
 }

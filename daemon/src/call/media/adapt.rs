@@ -1,0 +1,259 @@
+//! How our sending adapts to what the far side reports, sans-IO: [`Adapter::on_report`]
+//! takes each [`MediaReport`] with the time, and [`Adapter::settings`] says what the encoder
+//! and the datagrams should be now: the Opus bitrate, in-band FEC's expected loss, and how
+//! many earlier frames each datagram carries again ([`Settings::redundancy`], RED-style).
+//!
+//! The rules (`docs/architecture.md`, "Loss resilience"):
+//! - **Loss estimate.** Lost and expected frames of the reports, each report's weight
+//!   shrinking by a quarter with every newer one (about four seconds of memory); the mean burst is lost
+//!   frames per run. A report of a DTX pause carries few frames and so little weight.
+//! - **Redundancy, with hysteresis.** One earlier frame from [`Thresholds::one_on`] loss
+//!   (a lost frame is then played from the next datagram's copy: with independent losses
+//!   10 % becomes 1 %); two from [`Thresholds::two_on`], or from
+//!   [`Thresholds::two_on_bursty`] when losses come in runs (mean burst at least
+//!   [`Thresholds::bursty`]). The second copy comes two frames after the original, so
+//!   a receiver that gets two copies holds two frames in its jitter buffer (the
+//!   pipeline's `receive`). A level is left only after the loss
+//!   stayed below its lower `off` threshold for [`Thresholds::hold_us`], so a loss rate
+//!   near one threshold does not flip the stream every second.
+//! - **Start protected.** The first report shows that the far side reads copies; until
+//!   the reports show a clean path for [`Thresholds::start_hold_us`], one copy is sent,
+//!   so the first seconds of a call on a lossy path (before enough reports came to
+//!   measure it) are protected too.
+//! - **Bitrate.** Copies repeat packets, so the encoder's bitrate is cut to keep what is
+//!   sent (datagrams: the frame header, the packet, the copies and their few header
+//!   bytes) within [`MAX_TOTAL_FACTOR`] (1.6×) of the clean stream's, aiming a little
+//!   lower for VBR's overshoot: with 24 kbit/s and a 15-byte header (a real call id;
+//!   6 kbit/s), 18.2 kbit/s with one copy, 11.3 with two.
+//! - **FEC.** Without redundancy, the expected loss is the measured loss (at least
+//!   [`MIN_FEC_PERCENT`]): Opus spends bits on in-band FEC in proportion. With it, only the
+//!   loss redundancy leaves (both copies lost too) is asked for: in-band FEC is a coarse
+//!   copy of the frame the redundant copy carries whole.
+
+use phoned_proto::media::{MAX_EARLIER, MediaReport};
+
+/// Total bitrate (the encoder's and the copies') at most this times the clean bitrate.
+pub const MAX_TOTAL_FACTOR: f64 = 1.6;
+/// What the bitrate arithmetic aims at: below [`MAX_TOTAL_FACTOR`] by the few percent
+/// Opus' VBR overshoots its target on steady sounds (measured up to 4 %).
+const AIM_FACTOR: f64 = 1.52;
+/// What a copy adds beyond its packet: `seq_back`, `ts_back` and the payload length, up to
+/// six bytes a frame, 50 frames a second.
+pub const COPY_OVERHEAD_BPS: u32 = 6 * 8 * 50;
+/// What a redundant frame's header adds to a plain one's: the kind byte and the count of
+/// copies.
+pub const REDUNDANT_HEADER_BPS: u32 = 2 * 8 * 50;
+/// In-band FEC's expected loss without redundancy never goes below this: the first
+/// losses of a call come before any report.
+pub const MIN_FEC_PERCENT: u8 = 5;
+/// Opus' lowest bitrate: a redundancy level that would need less is not taken.
+const MIN_BITRATE_BPS: u32 = 6_000;
+/// Each report's weight is this times the next one's: about four seconds of memory
+/// (some 200 frames of speech, so a 10 % loss reads as 8–12 %).
+const DECAY: f64 = 0.75;
+
+/// What the encoder and the datagrams should be now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Opus target bitrate, bit/s.
+    pub bitrate_bps: u32,
+    /// Opus expected loss, %, which sets in-band FEC's strength.
+    pub expected_loss_percent: u8,
+    /// Earlier frames each datagram carries, 0..=[`MAX_EARLIER`].
+    pub redundancy: u8,
+}
+
+/// Loss rates (fractions) at which redundancy levels are taken and left.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Thresholds {
+    pub one_on: f64,
+    pub one_off: f64,
+    pub two_on: f64,
+    pub two_on_bursty: f64,
+    pub two_off: f64,
+    /// A mean burst (lost frames per run) from which losses count as bursty.
+    pub bursty: f64,
+    /// How long the loss must stay below a level's `off` threshold before it is left, µs.
+    pub hold_us: u64,
+    /// The same for the copy sent from the first report on, before any loss was seen.
+    pub start_hold_us: u64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            one_on: 0.03,
+            one_off: 0.01,
+            two_on: 0.18,
+            two_on_bursty: 0.06,
+            two_off: 0.05,
+            bursty: 1.8,
+            hold_us: 6_000_000,
+            start_hold_us: 3_000_000,
+        }
+    }
+}
+
+/// The sender's adaptation controller; see the module docs.
+#[derive(Debug)]
+pub struct Adapter {
+    clean_bitrate_bps: u32,
+    /// What each datagram's header costs, bit/s (sent once per frame, copies or not).
+    header_bps: u32,
+    thresholds: Thresholds,
+    /// Decayed sums of the reports' lost frames, expected frames and loss runs.
+    lost: f64,
+    expected: f64,
+    bursts: f64,
+    redundancy: u8,
+    /// Since when the loss has been low enough to leave the current level, µs.
+    low_since: Option<u64>,
+    /// The level is the start's, not taken for loss seen.
+    starting: bool,
+    reports: u64,
+}
+
+impl Adapter {
+    /// A controller for a stream whose clean-path Opus bitrate is `clean_bitrate_bps`, in
+    /// datagrams whose frame header costs `header_bps`.
+    pub fn new(clean_bitrate_bps: u32, header_bps: u32, thresholds: Thresholds) -> Self {
+        Self {
+            clean_bitrate_bps,
+            header_bps,
+            thresholds,
+            lost: 0.0,
+            expected: 0.0,
+            bursts: 0.0,
+            redundancy: 0,
+            low_since: None,
+            starting: false,
+            reports: 0,
+        }
+    }
+
+    /// Reports taken so far.
+    pub fn reports(&self) -> u64 {
+        self.reports
+    }
+
+    /// The smoothed loss rate, 0.0..=1.0.
+    pub fn loss(&self) -> f64 {
+        if self.expected < 1.0 {
+            0.0
+        } else {
+            (self.lost / self.expected).clamp(0.0, 1.0)
+        }
+    }
+
+    /// Lost frames per run of losses (1.0 when losses are isolated or there are none).
+    pub fn mean_burst(&self) -> f64 {
+        if self.bursts < 0.5 {
+            1.0
+        } else {
+            (self.lost / self.bursts).max(1.0)
+        }
+    }
+
+    /// Takes a report from the far side that arrived at `now_us`.
+    pub fn on_report(&mut self, now_us: u64, report: &MediaReport) {
+        self.reports += 1;
+        if self.reports == 1 {
+            // Start protected; left after the shorter start hold if all is clean.
+            self.redundancy = 1;
+            self.starting = true;
+        }
+        self.lost = self.lost * DECAY + f64::from(report.lost);
+        self.expected = self.expected * DECAY + f64::from(report.expected);
+        self.bursts = self.bursts * DECAY + f64::from(report.bursts);
+        let wanted = self.wanted();
+        if wanted >= self.redundancy {
+            // Loss that keeps a level (or asks for more) ends the start's shorter hold.
+            self.starting = false;
+        }
+        if wanted > self.redundancy {
+            self.redundancy = wanted;
+            self.low_since = None;
+        } else if wanted < self.redundancy {
+            let since = *self.low_since.get_or_insert(now_us);
+            let hold = if self.starting {
+                self.thresholds.start_hold_us
+            } else {
+                self.thresholds.hold_us
+            };
+            if now_us.saturating_sub(since) >= hold {
+                self.redundancy -= 1;
+                self.low_since = None;
+                self.starting = false;
+            }
+        } else {
+            self.low_since = None;
+        }
+    }
+
+    /// The level the latest loss estimate asks for, with the current level's `off`
+    /// threshold (not its `on`) deciding whether to stay.
+    fn wanted(&self) -> u8 {
+        let t = &self.thresholds;
+        let loss = self.loss();
+        let bursty = self.mean_burst() >= t.bursty;
+        let two_on = loss >= t.two_on || (bursty && loss >= t.two_on_bursty);
+        let two_stays = self.redundancy >= 2 && loss >= t.two_off;
+        if MAX_EARLIER >= 2 && (two_on || two_stays) {
+            2
+        } else if loss >= t.one_on || (self.redundancy >= 1 && loss >= t.one_off) {
+            1
+        } else {
+            0
+        }
+    }
+
+    /// What the encoder and the datagrams should be now.
+    pub fn settings(&self) -> Settings {
+        let budget = (f64::from(self.clean_total_bps()) * AIM_FACTOR) as u32;
+        let rate = |level: u32| {
+            let fixed = self.header_bps + REDUNDANT_HEADER_BPS + level * COPY_OVERHEAD_BPS;
+            budget.saturating_sub(fixed) / (1 + level)
+        };
+        // The most copies the cap leaves Opus a bitrate for (none for a clean rate near
+        // Opus' floor).
+        let level = (0..=u32::from(self.redundancy))
+            .rev()
+            .find(|&l| l == 0 || rate(l) >= MIN_BITRATE_BPS)
+            .unwrap_or(0);
+        let bitrate_bps = if level == 0 {
+            self.clean_bitrate_bps
+        } else {
+            rate(level)
+        };
+        let loss = self.loss();
+        let fec = if level == 0 {
+            (loss * 100.0).round().max(f64::from(MIN_FEC_PERCENT))
+        } else {
+            // What is left when the frame and each of its copies are lost: with runs, the
+            // chance that the next frame is lost too is about 1 − 1/burst.
+            let next_lost = (1.0 - 1.0 / self.mean_burst()).max(loss);
+            (loss * next_lost.powi(level as i32) * 100.0).round()
+        };
+        Settings {
+            bitrate_bps,
+            expected_loss_percent: fec.clamp(0.0, 30.0) as u8,
+            redundancy: level as u8,
+        }
+    }
+
+    /// The total bitrate `settings` spend at most, bit/s: the headers', the encoder's and
+    /// each copy's.
+    pub fn total_bps(&self, settings: &Settings) -> u32 {
+        let level = u32::from(settings.redundancy);
+        let redundant = if level > 0 { REDUNDANT_HEADER_BPS } else { 0 };
+        self.header_bps + redundant + settings.bitrate_bps * (1 + level) + level * COPY_OVERHEAD_BPS
+    }
+
+    /// The clean stream's bitrate, headers included: what the total is held to 1.6 times.
+    pub fn clean_total_bps(&self) -> u32 {
+        self.clean_bitrate_bps + self.header_bps
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,236 @@
+//! The controller against a simulated network: a second's worth of frames per report,
+//! lost at random or in Gilbert–Elliott bursts, the far side's jitter buffer at a chosen
+//! delay; loss rising, falling, bursting and hovering at a threshold.
+
+use super::*;
+use crate::audio::netsim::Rng;
+
+const S: u64 = 1_000_000;
+const CLEAN: u32 = 24_000;
+/// A 15-byte header (a call id of 10 bytes) 50 times a second.
+const HEADER: u32 = 6_000;
+
+/// A loss process per frame.
+enum Loss {
+    Random(f64),
+    /// Gilbert–Elliott with a lossless good state and a lossy bad state: `(share of
+    /// frames lost, mean burst)`.
+    Bursts(f64, f64),
+}
+
+struct Net {
+    rng: Rng,
+    bad: bool,
+    number: u32,
+}
+
+impl Net {
+    fn new(seed: u64) -> Self {
+        Self {
+            rng: Rng(seed),
+            bad: false,
+            number: 0,
+        }
+    }
+
+    fn lost(&mut self, loss: &Loss) -> bool {
+        match *loss {
+            Loss::Random(p) => self.rng.chance(p),
+            Loss::Bursts(share, burst) => {
+                // Leave the bad state with 1/burst; enter it so that `share` of frames are in it.
+                let enter = share / (burst * (1.0 - share));
+                self.bad = if self.bad {
+                    !self.rng.chance(1.0 / burst)
+                } else {
+                    self.rng.chance(enter)
+                };
+                self.bad
+            }
+        }
+    }
+
+    /// One second: 50 frames through `loss`, reported.
+    fn report(&mut self, loss: &Loss) -> MediaReport {
+        let mut r = MediaReport::new(7, 2, self.number, 1000);
+        self.number += 1;
+        let mut in_run = false;
+        for _ in 0..50 {
+            let lost = self.lost(loss);
+            r.expected += 1;
+            if lost {
+                r.lost += 1;
+                if !in_run {
+                    r.bursts += 1;
+                }
+            }
+            in_run = lost;
+        }
+        r
+    }
+}
+
+/// Runs `adapter` from `from_s` to `to_s` (one report a second) and returns the settings
+/// after each report.
+fn run(adapter: &mut Adapter, net: &mut Net, loss: Loss, from_s: u64, to_s: u64) -> Vec<Settings> {
+    (from_s..to_s)
+        .map(|s| {
+            adapter.on_report(s * S, &net.report(&loss));
+            let settings = adapter.settings();
+            assert!(
+                f64::from(adapter.total_bps(&settings))
+                    <= f64::from(CLEAN + HEADER) * MAX_TOTAL_FACTOR,
+                "{settings:?} over the cap"
+            );
+            settings
+        })
+        .collect()
+}
+
+fn levels(settings: &[Settings]) -> Vec<u8> {
+    settings.iter().map(|s| s.redundancy).collect()
+}
+
+/// How often the redundancy level changed (the FEC setting follows the estimate freely).
+fn changes(settings: &[Settings]) -> usize {
+    settings
+        .windows(2)
+        .filter(|w| w[0].redundancy != w[1].redundancy)
+        .count()
+}
+
+#[test]
+fn a_clean_path_is_protected_for_the_start_hold_then_keeps_the_clean_bitrate_and_light_fec() {
+    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
+    let s = run(&mut a, &mut Net::new(1), Loss::Random(0.0), 0, 60);
+    // One copy from the first report (at 0 s) until the reports showed 3 s of a clean path.
+    assert_eq!(levels(&s[..4]), [1, 1, 1, 0]);
+    assert!(s[3..].iter().all(|s| *s
+        == Settings {
+            bitrate_bps: CLEAN,
+            expected_loss_percent: MIN_FEC_PERCENT,
+            redundancy: 0
+        }));
+}
+
+#[test]
+fn rising_loss_turns_on_one_copy_then_two_within_seconds() {
+    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
+    let mut net = Net::new(2);
+    run(&mut a, &mut net, Loss::Random(0.0), 0, 10);
+    assert_eq!(a.settings().redundancy, 0);
+    // 10 %: one copy within two reports, and it stays.
+    let s = run(&mut a, &mut net, Loss::Random(0.10), 10, 40);
+    assert!(s[1..].iter().all(|s| s.redundancy == 1), "{:?}", levels(&s));
+    let one = s[s.len() - 1];
+    let budget = (CLEAN + HEADER) * 152 / 100;
+    let fixed = HEADER + REDUNDANT_HEADER_BPS;
+    assert_eq!(one.bitrate_bps, (budget - fixed - COPY_OVERHEAD_BPS) / 2);
+    assert_eq!(one.bitrate_bps, 18_200);
+    assert!(one.expected_loss_percent <= 3, "{one:?}");
+    // 25 %: two copies.
+    let s = run(&mut a, &mut net, Loss::Random(0.25), 40, 60);
+    assert!(s[2..].iter().all(|s| s.redundancy == 2), "{:?}", levels(&s));
+    assert_eq!(
+        s[s.len() - 1].bitrate_bps,
+        (budget - fixed - 2 * COPY_OVERHEAD_BPS) / 3
+    );
+}
+
+#[test]
+fn falling_loss_steps_down_only_after_the_hold() {
+    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
+    let mut net = Net::new(3);
+    run(&mut a, &mut net, Loss::Random(0.25), 0, 20);
+    assert_eq!(a.settings().redundancy, 2);
+    let s = run(&mut a, &mut net, Loss::Random(0.0), 20, 60);
+    let l = levels(&s);
+    // Two copies kept for the hold (6 s) after the estimate fell below 4 %, then one
+    // for another hold, then none; never back up.
+    let first_one = l.iter().position(|&x| x < 2).expect("left two copies");
+    let first_none = l.iter().position(|&x| x == 0).expect("left redundancy");
+    assert!(first_one >= 6, "{l:?}");
+    assert!(first_none >= first_one + 6, "{l:?}");
+    assert!(l.windows(2).all(|w| w[1] <= w[0]), "{l:?}");
+    assert_eq!(s[s.len() - 1].bitrate_bps, CLEAN);
+}
+
+#[test]
+fn loss_hovering_at_the_threshold_does_not_flip_the_stream() {
+    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
+    let mut net = Net::new(4);
+    // 3 % on average, reports scattering around it (1–6 % a second).
+    let s = run(&mut a, &mut net, Loss::Random(0.03), 0, 120);
+    assert!(
+        changes(&s) <= 2,
+        "{} changes: {:?}",
+        changes(&s),
+        levels(&s)
+    );
+    // At 2 %, between the thresholds of one copy: a few changes in two minutes at most.
+    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
+    let s = run(&mut a, &mut net, Loss::Random(0.02), 0, 120);
+    assert!(
+        changes(&s) <= 4,
+        "{} changes: {:?}",
+        changes(&s),
+        levels(&s)
+    );
+    // Near two copies' threshold (18 %) likewise.
+    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
+    let s = run(&mut a, &mut net, Loss::Random(0.17), 0, 120);
+    assert!(
+        changes(&s) <= 4,
+        "{} changes: {:?}",
+        changes(&s),
+        levels(&s)
+    );
+}
+
+#[test]
+fn bursty_loss_takes_two_copies_where_random_loss_of_the_same_rate_takes_one() {
+    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
+    let mut net = Net::new(5);
+    let s = run(&mut a, &mut net, Loss::Bursts(0.10, 3.0), 0, 60);
+    assert!(a.mean_burst() > 2.0, "{}", a.mean_burst());
+    assert!(
+        s[10..].iter().all(|s| s.redundancy == 2),
+        "{:?}",
+        levels(&s)
+    );
+    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
+    let s = run(&mut a, &mut net, Loss::Random(0.10), 0, 60);
+    assert!(s[3..].iter().all(|s| s.redundancy == 1), "{:?}", levels(&s));
+}
+
+#[test]
+fn dtx_pauses_weigh_little() {
+    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
+    let mut net = Net::new(6);
+    run(&mut a, &mut net, Loss::Random(0.0), 0, 10);
+    // A second of DTX: three frames, one lost (33 %), against the clean seconds before.
+    let mut r = MediaReport::new(7, 2, 99, 1000);
+    (r.expected, r.lost, r.bursts, r.delay_ms) = (3, 1, 1, 40);
+    a.on_report(10 * S, &r);
+    assert!(a.loss() < 0.03, "{}", a.loss());
+    assert_eq!(a.settings().redundancy, 0);
+}
+
+#[test]
+fn the_cap_holds_for_any_clean_bitrate_and_level() {
+    for clean in [6_000, 12_000, 24_000, 32_000, 64_000] {
+        let mut a = Adapter::new(clean, HEADER, Thresholds::default());
+        let mut net = Net::new(u64::from(clean));
+        for loss in [0.0, 0.05, 0.3, 0.6] {
+            for _ in 0..10 {
+                a.on_report(0, &net.report(&Loss::Random(loss)));
+                let s = a.settings();
+                let total = f64::from(a.total_bps(&s));
+                assert!(
+                    total <= f64::from(clean + HEADER) * MAX_TOTAL_FACTOR,
+                    "{clean} {s:?}"
+                );
+                assert!(s.bitrate_bps >= 6_000, "{clean} {s:?}");
+            }
+        }
+    }
+}
