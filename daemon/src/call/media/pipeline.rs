@@ -122,8 +122,8 @@ impl TickOutput {
     }
 }
 
-/// Counters for the end-of-call log and the tests; the jitter buffer's own are in
-/// [`MediaPipeline::jitter_stats`].
+/// Counters for the end-of-call log, the call's quality (`quality.rs`) and the tests; the
+/// jitter buffer's own are in [`MediaPipeline::jitter_stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MediaStats {
     /// Packets sent.
@@ -149,6 +149,10 @@ pub struct MediaStats {
     /// The playback resampler's drift correction now, ppm: positive when the far side's
     /// clock runs faster than our playback device's.
     pub playback_drift_ppm: i32,
+    /// Bytes of the datagrams sent (`MediaFrame`s with their header).
+    pub sent_bytes: u64,
+    /// Bytes of the datagrams received that were frames of this call.
+    pub received_bytes: u64,
 }
 
 /// One call's media pipeline; see the module docs.
@@ -253,6 +257,9 @@ impl MediaPipeline {
         let now_us = u64::try_from(now.as_micros()).unwrap_or(u64::MAX);
         self.to_net.push(captured);
         self.send(flags);
+        // Counted here, not in `send`: whatever it makes of a frame, this is what goes out.
+        let sent: usize = self.out.datagrams.iter().map(Bytes::len).sum();
+        self.stats.sent_bytes += sent as u64;
         self.receive(now_us, received);
         self.play(now_us, device, flags.paused);
         self.stats.max_delay_ms = self.stats.max_delay_ms.max(self.jitter.stats().delay_ms);
@@ -349,6 +356,7 @@ impl MediaPipeline {
             self.stats.datagrams += 1;
             match MediaFrame::decode(datagram.as_ref()) {
                 Ok(f) if f.call == self.call && f.source != self.source => {
+                    self.stats.received_bytes += datagram.as_ref().len() as u64;
                     self.jitter.push(now_us, f.seq, f.timestamp, &f.payload);
                 }
                 _ => self.stats.foreign += 1,
