@@ -106,7 +106,14 @@ pub enum Command {
         call: Option<String>,
     },
     /// The current calls.
-    Calls,
+    Calls {
+        /// Also each active call's live quality: loss over the last 5 s and the call,
+        /// jitter, jitter-buffer and estimated mouth-to-ear delay, send and receive
+        /// bitrates, and the E-model's R and MOS (with --json: a `quality` object per
+        /// call, empty when the call is not active).
+        #[arg(long)]
+        stats: bool,
+    },
     /// Recent calls, newest first, and the missed count.
     History {
         #[arg(long, default_value_t = 50)]
@@ -147,7 +154,8 @@ pub enum Command {
     /// Make the daemon re-read its config file (as SIGHUP does); prints what changed and
     /// when it applies: now, at the next call, or when the link reconnects (after calls end).
     Reload,
-    /// Print events (presence, contacts, state changes) as JSON lines until interrupted.
+    /// Print events (presence, contacts, state changes, calls and their quality once a
+    /// second) as JSON lines until interrupted.
     Watch,
     /// Audio devices.
     Audio {

@@ -3,6 +3,7 @@
 mod calls;
 mod cli;
 mod commands;
+mod quality;
 mod watch;
 
 use std::process::ExitCode;

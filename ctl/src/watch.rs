@@ -1,5 +1,8 @@
-//! `phonectl watch`: every signal of the daemon as one JSON line, until interrupted.
+//! `phonectl watch`: every signal of the daemon as one JSON line, until interrupted: the
+//! root object's, and each call object's (its property changes with their `path`, its
+//! quality among them once a second while it is active).
 
+use std::collections::HashMap;
 use std::io::Write;
 
 use phoned_proto::dbus::{BUS_NAME, ContactsProxy, PresenceProxy, ROOT_PATH};
@@ -11,7 +14,7 @@ use zbus::proxy::CacheProperties;
 use crate::Failure;
 
 /// A D-Bus value as JSON, for the types the API uses.
-fn to_json(v: &zbus::Variant<'_>) -> Value {
+pub fn to_json(v: &zbus::Variant<'_>) -> Value {
     use zbus::Variant as V;
     match v {
         V::Bool(b) => json!(b),
@@ -19,9 +22,19 @@ fn to_json(v: &zbus::Variant<'_>) -> Value {
         V::U64(n) => json!(n),
         V::I32(n) => json!(n),
         V::I64(n) => json!(n),
+        V::F64(x) => json!(x),
         V::Str(s) => json!(s.as_str()),
         V::ObjectPath(p) => json!(p.as_str()),
         V::Array(a) => Value::Array(a.iter().map(to_json).collect()),
+        // `a{sv}` (a call's `Quality`): an object keyed by the keys' text.
+        V::Dict(d) => Value::Object(
+            d.iter()
+                .map(|(k, v)| match k {
+                    V::Str(s) => (s.as_str().to_owned(), to_json(v)),
+                    other => (format!("{other}"), to_json(v)),
+                })
+                .collect(),
+        ),
         V::Variant(inner) => to_json(inner),
         other => json!(format!("{other:?}")),
     }
@@ -44,6 +57,22 @@ fn call_event(msg: &zbus::Message) -> Option<Value> {
         "CallRemoved" => {
             let (call, reason): (zbus::wire::ObjectPath<'_>, String) = body.deserialize().ok()?;
             Some(json!({ "event": "call_removed", "path": call.as_str(), "reason": reason }))
+        }
+        // A call object's properties (its state, its quality once a second); the root's
+        // come through `prop_lines`.
+        "PropertiesChanged" if path != ROOT_PATH => {
+            let (interface, changed, _): (
+                String,
+                HashMap<String, zbus::OwnedVariant>,
+                Vec<String>,
+            ) = body.deserialize().ok()?;
+            let changed: serde_json::Map<String, Value> = changed
+                .iter()
+                .map(|(k, v)| (k.clone(), to_json(v)))
+                .collect();
+            Some(
+                json!({ "event": "properties", "path": path, "interface": interface, "changed": changed }),
+            )
         }
         "DtmfReceived" => {
             let digits: String = body.deserialize().ok()?;
