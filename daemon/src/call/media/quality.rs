@@ -13,10 +13,12 @@
 //!   concealed, and what the E-model scores.
 //! - **Bitrates** count the media datagrams' bytes (the `MediaFrame` with its header),
 //!   not QUIC's, UDP's or IP's overhead.
-//! - **Mouth-to-ear** is an estimate: the far side's 20 ms frame and the codec's 6.5 ms
-//!   look-ahead, the path (this device's round trip to the relay, taken as both legs'
-//!   one-way times), the jitter buffer's delay and the audio queued for the playback
-//!   device. The far side's capture queue and the devices' own latency are not seen here.
+//! - **Mouth-to-ear** is an estimate: the far side's capture (its device's block and
+//!   the media tick), its 20 ms frame and the codec's 6.5 ms look-ahead, the path (this
+//!   device's round trip to the relay, taken as both legs' one-way times), the jitter
+//!   buffer's delay and the audio queued for the playback device. What the far side's
+//!   capture holds is not seen here: this side's own is taken for it, as the path's far
+//!   leg is. The devices' own latency beyond their blocks is not seen either.
 
 use std::time::Duration;
 
@@ -40,6 +42,9 @@ const CODEC_DELAY_MS: f64 = 6.5;
 /// What the media thread knows of the rest of the path now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PathNow {
+    /// What capture holds before a frame can be encoded, ms: the device's block and half
+    /// a media tick (this side's, standing in for the far side's).
+    pub capture_ms: u32,
     /// Round-trip time to the relay, ms (QUIC's estimate).
     pub rtt_ms: u32,
     /// Audio queued for the playback device and not yet played, ms.
@@ -244,7 +249,8 @@ impl QualityMeter {
 
 /// The mouth-to-ear estimate of the module docs, ms.
 fn mouth_to_ear_ms(jitter: &JitterStats, path: PathNow) -> u32 {
-    let ms = f64::from(FRAME_MS)
+    let ms = f64::from(path.capture_ms)
+        + f64::from(FRAME_MS)
         + CODEC_DELAY_MS
         + f64::from(path.rtt_ms)
         + f64::from(jitter.delay_ms)
@@ -300,6 +306,7 @@ mod tests {
 
     fn poll(m: &mut QualityMeter, s: &Stream, at: Duration) -> Option<Quality> {
         let path = PathNow {
+            capture_ms: 12,
             rtt_ms: 2,
             playback_queue_ms: 15,
         };
@@ -328,8 +335,8 @@ mod tests {
                 assert_eq!((q.send_kbps, q.receive_kbps), (24.0, 24.0));
                 assert_eq!(q.jitter_ms, 2);
                 assert_eq!(q.jitter_buffer_ms, 30);
-                // 20 + 6.5 + 2 + 30 + 15, rounded.
-                assert_eq!(q.mouth_to_ear_ms, 74);
+                // 12 + 20 + 6.5 + 2 + 30 + 15, rounded.
+                assert_eq!(q.mouth_to_ear_ms, 86);
                 assert!(q.mos > 4.3, "{q:?}");
             }
         }
@@ -410,8 +417,8 @@ mod tests {
         let q = m.summary(2 * SECOND, &s.media, &s.jitter, PathNow::default());
         assert_eq!((q.loss_percent, q.call_loss_percent), (5.0, 5.0));
         assert_eq!((q.send_kbps, q.receive_kbps), (24.0, 22.8));
-        // Mean of 20+6.5+2+20+15 and 20+6.5+2+40+15 (63.5 and 83.5, rounded).
-        assert_eq!(q.mouth_to_ear_ms, 74);
+        // Mean of 12+20+6.5+2+20+15 and 12+20+6.5+2+40+15 (75.5 and 95.5, rounded).
+        assert_eq!(q.mouth_to_ear_ms, 86);
         // A call too short for a report: its current delay, no division by zero.
         let q = QualityMeter::default().summary(
             Duration::ZERO,

@@ -320,13 +320,20 @@ impl Io {
         let (media, jitter) = (pipeline.stats(), pipeline.jitter_stats());
         let Io {
             meter,
+            capture,
             playback,
             discard,
             conn,
             quality,
             ..
         } = self;
-        let path = || path_now(now, pipeline, playback.as_ref(), discard, conn);
+        let sources = PathSources {
+            capture: capture.as_ref(),
+            playback: playback.as_ref(),
+            discard,
+            conn,
+        };
+        let path = || path_now(now, pipeline, sources);
         if let Some(q) = meter.poll(now, &media, &jitter, path) {
             quality(q);
         }
@@ -342,13 +349,13 @@ impl Io {
         let s = pipeline.jitter_stats();
         let m = pipeline.stats();
         // The call's quality summed up, as `Call.Quality` showed it live.
-        let path = path_now(
-            ended,
-            pipeline,
-            self.playback.as_ref(),
-            &mut self.discard,
-            &self.conn,
-        );
+        let sources = PathSources {
+            capture: self.capture.as_ref(),
+            playback: self.playback.as_ref(),
+            discard: &mut self.discard,
+            conn: &self.conn,
+        };
+        let path = path_now(ended, pipeline, sources);
         let q = self.meter.summary(ended, &m, &s, path);
         // Counters of the streams open at the end (zero for a direction that was not).
         let capture = self
@@ -395,23 +402,32 @@ impl Io {
     }
 }
 
-/// The round trip to the relay and what is queued for the playback device (or its
-/// stand-in), now.
-fn path_now(
-    now: Duration,
-    pipeline: &MediaPipeline,
-    playback: Option<&Playback>,
-    discard: &mut Discard,
-    conn: &quinn::Connection,
-) -> PathNow {
-    let queued = match playback {
-        Some(p) => p.pending(),
-        None => discard.queued(now),
+/// The streams and the connection [`path_now`] reads.
+struct PathSources<'a> {
+    capture: Option<&'a Capture>,
+    playback: Option<&'a Playback>,
+    discard: &'a mut Discard,
+    conn: &'a quinn::Connection,
+}
+
+/// The capture device's block, the round trip to the relay and what is queued for the
+/// playback device (or its stand-in), now.
+fn path_now(now: Duration, pipeline: &MediaPipeline, io: PathSources<'_>) -> PathNow {
+    let ms = |samples: u64, rate: u32| {
+        u32::try_from(samples * 1000 / u64::from(rate.max(1))).unwrap_or(u32::MAX)
     };
-    let rate = u64::from(pipeline.playback_rate().max(1));
+    // A stand-in microphone hands out silence at once: only the tick waits.
+    let block_ms = io
+        .capture
+        .map_or(0, |c| ms(c.counters().last_block, c.rate()));
+    let queued = match io.playback {
+        Some(p) => p.pending(),
+        None => io.discard.queued(now),
+    };
     PathNow {
-        rtt_ms: u32::try_from(conn.rtt().as_millis()).unwrap_or(u32::MAX),
-        playback_queue_ms: u32::try_from(queued as u64 * 1000 / rate).unwrap_or(u32::MAX),
+        capture_ms: block_ms + TICK.as_millis() as u32 / 2,
+        rtt_ms: u32::try_from(io.conn.rtt().as_millis()).unwrap_or(u32::MAX),
+        playback_queue_ms: ms(queued as u64, pipeline.playback_rate()),
     }
 }
 
