@@ -13,8 +13,8 @@
 //!   concealed, and what the E-model scores.
 //! - **Bitrates** count the media datagrams' bytes (the `MediaFrame` with its header),
 //!   not QUIC's, UDP's or IP's overhead.
-//! - **Mouth-to-ear** is an estimate: the far side's capture (its device's block and
-//!   the media tick), its 20 ms frame and the codec's 6.5 ms look-ahead, the path (this
+//! - **Mouth-to-ear** is an estimate: the far side's capture (half its device's block
+//!   and half the media tick, on average), its 20 ms frame and the codec's 6.5 ms look-ahead, the path (this
 //!   device's round trip to the relay, taken as both legs' one-way times), the jitter
 //!   buffer's delay and the audio queued for the playback device. What the far side's
 //!   capture holds is not seen here: this side's own is taken for it, as the path's far
@@ -42,8 +42,9 @@ const CODEC_DELAY_MS: f64 = 6.5;
 /// What the media thread knows of the rest of the path now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PathNow {
-    /// What capture holds before a frame can be encoded, ms: the device's block and half
-    /// a media tick (this side's, standing in for the far side's).
+    /// How long a frame's last sample waits before the frame is encoded, ms: half the
+    /// capture device's block and half a media tick, on average (this side's, standing
+    /// in for the far side's).
     pub capture_ms: u32,
     /// Round-trip time to the relay, ms (QUIC's estimate).
     pub rtt_ms: u32,

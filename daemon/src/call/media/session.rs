@@ -118,6 +118,7 @@ impl MediaSession {
                     report,
                     meter: QualityMeter::default(),
                     quality,
+                    queued: 0,
                     conn,
                     inbox: rx,
                     captured,
@@ -176,6 +177,10 @@ struct Io {
     /// The call's quality, reported once a second through `quality`.
     meter: QualityMeter,
     quality: QualityReporter,
+    /// Samples queued for playback when the latest tick began: what a decoded frame
+    /// waits behind (after the tick's write the queue also holds that frame, whose
+    /// length the far side's framing already counts).
+    queued: usize,
     conn: quinn::Connection,
     inbox: Receiver<Bytes>,
     captured: Vec<f32>,
@@ -209,6 +214,7 @@ impl Io {
                     last_block: self.discard.last_block(),
                 },
             };
+            self.queued = device.queued;
             let received = std::iter::from_fn(|| self.inbox.try_recv().ok());
             let out = pipeline.tick(now, &self.captured[..n], received, device, flags);
             for datagram in out.datagrams.drain(..) {
@@ -321,19 +327,17 @@ impl Io {
         let Io {
             meter,
             capture,
-            playback,
-            discard,
+            queued,
             conn,
             quality,
             ..
         } = self;
         let sources = PathSources {
             capture: capture.as_ref(),
-            playback: playback.as_ref(),
-            discard,
+            queued: *queued,
             conn,
         };
-        let path = || path_now(now, pipeline, sources);
+        let path = || path_now(pipeline, sources);
         if let Some(q) = meter.poll(now, &media, &jitter, path) {
             quality(q);
         }
@@ -345,17 +349,16 @@ impl Io {
         self.silence.rate()
     }
 
-    fn log_end(&mut self, pipeline: &MediaPipeline, call: CallId, ended: Duration) {
+    fn log_end(&self, pipeline: &MediaPipeline, call: CallId, ended: Duration) {
         let s = pipeline.jitter_stats();
         let m = pipeline.stats();
         // The call's quality summed up, as `Call.Quality` showed it live.
         let sources = PathSources {
             capture: self.capture.as_ref(),
-            playback: self.playback.as_ref(),
-            discard: &mut self.discard,
+            queued: self.queued,
             conn: &self.conn,
         };
-        let path = path_now(ended, pipeline, sources);
+        let path = path_now(pipeline, sources);
         let q = self.meter.summary(ended, &m, &s, path);
         // Counters of the streams open at the end (zero for a direction that was not).
         let capture = self
@@ -402,17 +405,17 @@ impl Io {
     }
 }
 
-/// The streams and the connection [`path_now`] reads.
+/// What [`path_now`] reads.
 struct PathSources<'a> {
     capture: Option<&'a Capture>,
-    playback: Option<&'a Playback>,
-    discard: &'a mut Discard,
+    /// Samples queued for playback when the tick began (see [`Io::queued`]).
+    queued: usize,
     conn: &'a quinn::Connection,
 }
 
-/// The capture device's block, the round trip to the relay and what is queued for the
-/// playback device (or its stand-in), now.
-fn path_now(now: Duration, pipeline: &MediaPipeline, io: PathSources<'_>) -> PathNow {
+/// The capture device's block, the round trip to the relay and what the playback queue
+/// held before the tick's audio went in, now.
+fn path_now(pipeline: &MediaPipeline, io: PathSources<'_>) -> PathNow {
     let ms = |samples: u64, rate: u32| {
         u32::try_from(samples * 1000 / u64::from(rate.max(1))).unwrap_or(u32::MAX)
     };
@@ -420,14 +423,12 @@ fn path_now(now: Duration, pipeline: &MediaPipeline, io: PathSources<'_>) -> Pat
     let block_ms = io
         .capture
         .map_or(0, |c| ms(c.counters().last_block, c.rate()));
-    let queued = match io.playback {
-        Some(p) => p.pending(),
-        None => io.discard.queued(now),
-    };
     PathNow {
-        capture_ms: block_ms + TICK.as_millis() as u32 / 2,
+        // A frame is sent once its last sample is in: that sample waits, on average, half
+        // a device block (blocks and frames need not line up) and half a tick.
+        capture_ms: (block_ms + TICK.as_millis() as u32) / 2,
         rtt_ms: u32::try_from(io.conn.rtt().as_millis()).unwrap_or(u32::MAX),
-        playback_queue_ms: ms(queued as u64, pipeline.playback_rate()),
+        playback_queue_ms: ms(io.queued as u64, pipeline.playback_rate()),
     }
 }
 
