@@ -105,7 +105,7 @@ pub enum Command {
         #[arg(long)]
         call: Option<String>,
     },
-    /// The current calls.
+    /// The current calls; with --stats, each active call's live quality too.
     Calls {
         /// Also each active call's live quality: loss over the last 5 s and the call,
         /// jitter, jitter-buffer and estimated mouth-to-ear delay, send and receive
