@@ -1,4 +1,5 @@
 //! Call commands: dial, answer, reject, hangup, hold, resume, mute, dtmf, calls, history.
+//! A call's quality figures are read and shown by [`quality`].
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use zbus::wire::OwnedObjectPath;
 
 use crate::Failure;
 use crate::commands::print;
+use crate::quality;
 
 /// What a call command acts on when no call is named.
 #[derive(Clone, Copy)]
@@ -199,7 +201,7 @@ impl Waited {
     }
 }
 
-pub async fn list(conn: &Connection, json: bool) -> Result<(), Failure> {
+pub async fn list(conn: &Connection, json: bool, stats: bool) -> Result<(), Failure> {
     let paths = manager(conn).await?.calls().await?;
     let mut rows = Vec::new();
     let mut human = String::new();
@@ -220,11 +222,15 @@ pub async fn list(conn: &Connection, json: bool) -> Result<(), Failure> {
         if !audio.is_empty() {
             human.push_str(&format!("     audio: {audio}\n"));
         }
-        rows.push(
-            json!({ "path": p.as_str(), "state": state, "direction": direction,
-                    "remote_number": number, "remote_name": name, "reason": reason,
-                    "audio_error": audio }),
-        );
+        let mut row = json!({ "path": p.as_str(), "state": state, "direction": direction,
+                "remote_number": number, "remote_name": name, "reason": reason,
+                "audio_error": audio });
+        if stats {
+            let quality = quality::Figures::from_property(c.quality().await?);
+            human.push_str(&format!("     quality: {}\n", quality.human()));
+            row["quality"] = quality.to_json();
+        }
+        rows.push(row);
     }
     if rows.is_empty() {
         human.push_str("no calls");

@@ -124,8 +124,15 @@ pub enum Command {
         #[arg(long)]
         call: Option<String>,
     },
-    /// The current calls.
-    Calls,
+    /// The current calls; with --stats, each active call's live quality too.
+    Calls {
+        /// Also each active call's live quality: loss over the last 5 s and the call,
+        /// jitter, jitter-buffer and estimated mouth-to-ear delay, send and receive
+        /// bitrates, and the E-model's R and MOS (with --json: a `quality` object per
+        /// call, empty when the call is not active).
+        #[arg(long)]
+        stats: bool,
+    },
     /// Recent calls, newest first, and the missed count.
     History {
         /// How many calls to list at most.
@@ -175,7 +182,8 @@ pub enum Command {
     /// changed properties, e.g. its State), call_removed (with the reason), dtmf,
     /// message_received (with the text), message_status, file_received (with the saved
     /// path), file_progress, file_status, voice_received, presence, contacts_changed,
-    /// properties (the Manager's and Account's changed properties). A signal this version
+    /// properties (the Manager's and Account's changed properties); an active call's Quality
+    /// comes as call_changed once a second. A signal this version
     /// does not know prints as `signal` with its interface and member.
     Watch,
     /// Audio devices.

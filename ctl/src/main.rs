@@ -4,6 +4,7 @@ mod calls;
 mod cli;
 mod commands;
 mod manpages;
+mod quality;
 mod watch;
 
 use std::process::ExitCode;

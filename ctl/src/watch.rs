@@ -21,7 +21,7 @@ const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
 const OBJECT_MANAGER: &str = "org.freedesktop.DBus.ObjectManager";
 
 /// A D-Bus value as JSON, for the types the API uses.
-fn to_json(v: &zbus::Variant<'_>) -> Value {
+pub fn to_json(v: &zbus::Variant<'_>) -> Value {
     use zbus::Variant as V;
     match v {
         V::Bool(b) => json!(b),

@@ -41,6 +41,44 @@ pub mod iface {
     pub const VOICE: &str = "org.phoned.Phone1.VoiceMessages";
 }
 
+/// The keys of a call's `Quality` property (`a{sv}`), in the order `phonectl` shows
+/// them; `docs/dbus-api.md` says what each means. Doubles (`d`) unless said.
+pub mod quality {
+    /// Loss over the last 5 s, %.
+    pub const LOSS_PERCENT: &str = "LossPercent";
+    /// Loss over the whole call, %.
+    pub const CALL_LOSS_PERCENT: &str = "CallLossPercent";
+    /// Loss that FEC did not recover, over the last 5 s, %.
+    pub const UNRECOVERED_PERCENT: &str = "UnrecoveredPercent";
+    /// Packet delay variation, ms (`u`).
+    pub const JITTER_MS: &str = "JitterMs";
+    /// The jitter buffer's delay now, ms (`u`).
+    pub const JITTER_BUFFER_MS: &str = "JitterBufferMs";
+    /// Estimated mouth-to-ear delay, ms (`u`).
+    pub const MOUTH_TO_EAR_MS: &str = "MouthToEarMs";
+    /// Media sent, kbit/s over the last 5 s.
+    pub const SEND_KBPS: &str = "SendKbps";
+    /// Media received, kbit/s over the last 5 s.
+    pub const RECEIVE_KBPS: &str = "ReceiveKbps";
+    /// The E-model rating R.
+    pub const R_FACTOR: &str = "RFactor";
+    /// The MOS the E-model estimates, 1–4.5.
+    pub const MOS: &str = "Mos";
+    /// All keys, in order.
+    pub const ALL: [&str; 10] = [
+        LOSS_PERCENT,
+        CALL_LOSS_PERCENT,
+        UNRECOVERED_PERCENT,
+        JITTER_MS,
+        JITTER_BUFFER_MS,
+        MOUTH_TO_EAR_MS,
+        SEND_KBPS,
+        RECEIVE_KBPS,
+        R_FACTOR,
+        MOS,
+    ];
+}
+
 /// Longest string argument the daemon accepts, other than vCard text.
 pub const MAX_ARG: usize = 4096;
 /// Longest vCard text accepted by `ImportVCard` (1 MiB).
@@ -276,6 +314,10 @@ pub mod call {
         /// Why the call's audio does not fully work, or "".
         #[zbus(property)]
         fn audio_error(&self) -> zbus::Result<String>;
+        /// The call's live quality while it is active (empty otherwise); keys in
+        /// [`crate::dbus::quality`].
+        #[zbus(property)]
+        fn quality(&self) -> zbus::Result<std::collections::HashMap<String, zbus::OwnedVariant>>;
         #[zbus(signal)]
         fn dtmf_received(&self, digits: String) -> zbus::Result<()>;
     }

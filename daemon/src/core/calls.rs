@@ -37,6 +37,7 @@ impl Core {
                 Output::Changed(l) => self.change(Change::CallChanged(l)),
                 Output::Removed(l, reason) => {
                     self.forget_audio(l);
+                    self.forget_quality(l);
                     self.change(Change::CallRemoved(l, reason));
                     self.relink_if_idle();
                 }
@@ -68,8 +69,12 @@ impl Core {
                         muted,
                     }));
                 }
-                Output::PauseMedia(l) => self.push(Effect::Media(Media::Pause(l))),
+                Output::PauseMedia(l) => {
+                    self.forget_quality(l);
+                    self.push(Effect::Media(Media::Pause(l)));
+                }
                 Output::StopMedia(l) => {
+                    self.forget_quality(l);
                     self.ring_event(RingEvent::Media(l, false));
                     self.push(Effect::Media(Media::Stop(l)));
                 }

@@ -32,6 +32,8 @@ pub enum Change {
     CallChanged(Local),
     /// A call's `AudioError` changed.
     CallAudio(Local),
+    /// A call's `Quality` changed.
+    CallQuality(Local),
     /// The account's `AudioError` (on the Manager) changed.
     AudioError,
     /// A call ended and its object goes away.

@@ -1,6 +1,6 @@
 //! The core's vocabulary with the world: [`Input`]s the driver feeds it (commands from
 //! D-Bus, events from the link, answers to the requests it issued, the clock, audio
-//! device problems) and the
+//! device problems, call quality) and the
 //! [`Effect`]s it asks the driver to carry out.
 
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use super::audio::AudioSource;
 use super::change::Change;
 use super::error::CoreError;
 use crate::call::engine::{Local, Record};
+use crate::call::media::Quality;
 use crate::config::Config;
 use crate::reload;
 use crate::ring::Sound;
@@ -101,6 +102,11 @@ pub enum Input {
     Audio {
         source: AudioSource,
         problem: Option<String>,
+    },
+    /// A call's media measured its quality (once a second while it is active).
+    Quality {
+        local: Local,
+        quality: Quality,
     },
 }
 

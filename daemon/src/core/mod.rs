@@ -8,7 +8,8 @@
 //!
 //! [`link`] follows the link and the relay's events, [`calls`] turns the call engine's
 //! outputs into effects, [`answers`] settles the requests it issued, [`audio`] keeps the
-//! audio problems the media threads and the recorder report. Its one timer is
+//! audio problems the media threads and the recorder report, [`quality`] each active
+//! call's latest quality report. Its one timer is
 //! the deadline of the oldest request the relay has not answered
 //! ([`Core::next_deadline`]); when it passes, the request counts as timed out.
 
@@ -19,6 +20,7 @@ mod change;
 mod error;
 mod io;
 mod link;
+mod quality;
 #[cfg(test)]
 mod tests;
 
@@ -29,6 +31,7 @@ use phoned_proto::state::{AutoAnswer, ConnectionState};
 use phoned_proto::{Request, Response};
 
 use crate::call::engine::{Call, Engine, EngineError, Local};
+use crate::call::media::Quality;
 use crate::config::Config;
 use crate::reload;
 use crate::ring::Ringer;
@@ -59,6 +62,8 @@ pub struct Snapshot {
     pub config: Arc<Config>,
     pub settings: CallSettings,
     pub audio: AudioStatus,
+    /// The latest quality report of each active call.
+    pub quality: BTreeMap<Local, Quality>,
 }
 
 pub struct Core {
@@ -67,6 +72,7 @@ pub struct Core {
     config: Arc<Config>,
     settings: CallSettings,
     audio: AudioStatus,
+    quality: BTreeMap<Local, Quality>,
     /// A display name from a reload not yet told to the relay (we were offline).
     name_pending: Option<String>,
     /// A reload changed what the link uses: reconnect once no call is in progress.
@@ -105,6 +111,7 @@ impl Core {
             config,
             settings,
             audio: AudioStatus::default(),
+            quality: BTreeMap::new(),
             name_pending: None,
             relink_pending: false,
             requests: HashMap::new(),
@@ -133,6 +140,7 @@ impl Core {
             config: self.config.clone(),
             settings: self.settings,
             audio: self.audio.clone(),
+            quality: self.quality.clone(),
         }
     }
 
@@ -153,6 +161,7 @@ impl Core {
             }
             Input::Timeout => self.expire(now_ms),
             Input::Audio { source, problem } => self.audio(source, problem),
+            Input::Quality { local, quality } => self.quality(local, quality),
         }
         self.settle_sound();
         std::mem::take(&mut self.effects)

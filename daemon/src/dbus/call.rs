@@ -6,12 +6,14 @@ use zbus::interface;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 
+use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
 use super::announced::{self, Announced};
 use super::error::property_error;
 use super::{check_arg, no_arguments};
 use crate::call::engine::{Call, Local};
+use crate::call::media::Quality;
 use crate::core::{CallOp, Command};
 use crate::driver::Handle;
 
@@ -24,6 +26,27 @@ pub struct CallIface {
     /// Why the call ended, once it has: the object outlives the call by the moment it
     /// takes to remove it, and `Reason` must still read right then.
     ended: Mutex<Option<EndReason>>,
+}
+
+/// A call's quality as the `Quality` property's `a{sv}`.
+fn quality_dict(q: &Quality) -> BTreeMap<String, zbus::Variant<'static>> {
+    use phoned_proto::dbus::quality as key;
+    let entries: [(&str, zbus::Variant<'static>); 10] = [
+        (key::LOSS_PERCENT, q.loss_percent.into()),
+        (key::CALL_LOSS_PERCENT, q.call_loss_percent.into()),
+        (key::UNRECOVERED_PERCENT, q.unrecovered_percent.into()),
+        (key::JITTER_MS, q.jitter_ms.into()),
+        (key::JITTER_BUFFER_MS, q.jitter_buffer_ms.into()),
+        (key::MOUTH_TO_EAR_MS, q.mouth_to_ear_ms.into()),
+        (key::SEND_KBPS, q.send_kbps.into()),
+        (key::RECEIVE_KBPS, q.receive_kbps.into()),
+        (key::R_FACTOR, q.r_factor.into()),
+        (key::MOS, q.mos.into()),
+    ];
+    entries
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
 }
 
 /// The object path of call `local`.
@@ -70,6 +93,7 @@ impl CallIface {
             ("Muted", self.muted().into()),
             ("AnsweredAt", self.answered_at().into()),
             ("AudioError", self.audio_error().into()),
+            ("Quality", self.quality().into()),
         ]
     }
 
@@ -215,6 +239,21 @@ impl CallIface {
             .calls
             .get(&self.local)
             .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The call's live quality while it is active, updated at most once a second; empty
+    /// while it is not (dialing, ringing, held, ended) and until its media has run a
+    /// second. Keys (see `docs/dbus-api.md`): `LossPercent`, `CallLossPercent`,
+    /// `UnrecoveredPercent`, `SendKbps`, `ReceiveKbps`, `RFactor`, `Mos` (doubles),
+    /// `JitterMs`, `JitterBufferMs`, `MouthToEarMs` (uint32).
+    #[zbus(property)]
+    fn quality(&self) -> BTreeMap<String, zbus::Variant<'static>> {
+        self.phone
+            .snapshot()
+            .quality
+            .get(&self.local)
+            .map(quality_dict)
             .unwrap_or_default()
     }
 

@@ -161,7 +161,7 @@ async fn emit(
                 .calls_changed(manager.signal_emitter())
                 .await?;
         }
-        Change::CallChanged(local) | Change::CallAudio(local) => {
+        Change::CallChanged(local) | Change::CallAudio(local) | Change::CallQuality(local) => {
             let path = call::path(local);
             if let Ok(iface) = server.interface::<_, CallIface>(path.as_str()).await {
                 iface

@@ -9,6 +9,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use phoned_proto::{AccountInfo, Event, Request, Response};
 use smol::channel::Sender;
 
+use crate::call::engine::Local;
+use crate::call::media::Quality;
 use crate::config::Config;
 use crate::core::{AudioSource, Change, Command, CoreError, LinkEvent, Reply, Snapshot, Token};
 use crate::reload;
@@ -43,6 +45,11 @@ pub(super) enum Msg {
     Audio {
         source: AudioSource,
         problem: Option<String>,
+    },
+    /// Call `local`'s media measured its quality.
+    Quality {
+        local: Local,
+        quality: Quality,
     },
 }
 
@@ -138,6 +145,12 @@ impl Handle {
     /// thread may call it (the media threads do); it never blocks.
     pub fn audio(&self, source: AudioSource, problem: Option<String>) {
         let _ = self.tx.try_send(Msg::Audio { source, problem });
+    }
+
+    /// Reports call `local`'s quality (once a second, from its media thread); never
+    /// blocks.
+    pub fn quality(&self, local: Local, quality: Quality) {
+        let _ = self.tx.try_send(Msg::Quality { local, quality });
     }
 
     /// For the link: a link event.

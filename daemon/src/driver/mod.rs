@@ -23,7 +23,7 @@ use phoned_proto::{Event, Request};
 use smol::channel::{Receiver, Sender};
 
 use crate::call::engine::{Local, Record};
-use crate::call::media::{MediaSession, Reporter};
+use crate::call::media::{MediaSession, QualityReporter, Reporter};
 use crate::config::Config;
 use crate::core::{
     AudioSource, CallSettings, Change, Core, CoreError, Effect, Input, LinkEvent, Media, Remember,
@@ -229,6 +229,12 @@ impl Driver {
                 let _ = tx.try_send(self.client.clone());
             }
             Msg::Audio { source, problem } => self.audio(source, problem),
+            Msg::Quality { local, quality } => {
+                // Only while its media runs: a report can cross the call's end.
+                if self.media.contains_key(&local) {
+                    self.input(Input::Quality { local, quality });
+                }
+            }
         }
     }
 
@@ -361,7 +367,17 @@ impl Driver {
                 let handle = self.handle.clone();
                 let report: Reporter =
                     Box::new(move |problem| handle.audio(AudioSource::Call(local), problem));
-                match MediaSession::start(audio, client.conn.clone(), call, source, muted, report) {
+                let handle = self.handle.clone();
+                let quality: QualityReporter = Box::new(move |q| handle.quality(local, q));
+                let reporters = (report, quality);
+                match MediaSession::start(
+                    audio,
+                    client.conn.clone(),
+                    call,
+                    source,
+                    muted,
+                    reporters,
+                ) {
                     Ok(session) => {
                         tracing::info!(source, "call media started");
                         session.set_waiting_tone(self.waiting_tone);

@@ -9,16 +9,20 @@
 //! allocate or take time happens on the media thread, and opening or closing a device on
 //! the opener thread (`opener.rs`). [`health`] decides, sans-IO, which direction works,
 //! when a failed one is opened again and what the user is told; a direction without a
-//! device runs on a stand-in (`standin.rs`), so the call goes on with what exists. In test
+//! device runs on a stand-in (`standin.rs`), so the call goes on with what exists.
+//! [`quality`] turns the pipeline's counters into the call's live quality once a second,
+//! with an E-model MOS ([`emodel`]). In test
 //! builds, `sim` runs two pipelines through a seeded network on virtual time.
 
 use std::time::Duration;
 
 pub mod adapt;
 mod demand;
+pub mod emodel;
 mod health;
 mod opener;
 pub mod pipeline;
+mod quality;
 pub mod report;
 mod session;
 #[cfg(test)]
@@ -33,7 +37,8 @@ pub use health::{DeviceHealth, HealthAction};
 pub use pipeline::{
     Device, Flags, MediaEvent, MediaPipeline, MediaStats, PipelineError, TickOutput,
 };
-pub use session::{MediaSession, Reporter};
+pub use quality::{PathNow, Quality, QualityMeter};
+pub use session::{MediaSession, QualityReporter, Reporter};
 
 /// How often the media thread wakes up.
 pub const TICK: Duration = Duration::from_millis(5);

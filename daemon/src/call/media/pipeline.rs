@@ -141,8 +141,8 @@ impl TickOutput {
     }
 }
 
-/// Counters for the end-of-call log and the tests; the jitter buffer's own are in
-/// [`MediaPipeline::jitter_stats`].
+/// Counters for the end-of-call log, the call's quality (`quality.rs`) and the tests; the
+/// jitter buffer's own are in [`MediaPipeline::jitter_stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MediaStats {
     /// Packets sent.
@@ -192,6 +192,8 @@ pub struct MediaStats {
     pub bitrate_bps: u32,
     pub expected_loss_percent: u8,
     pub redundancy: u8,
+    /// Bytes of the datagrams received that were frames of this call.
+    pub received_bytes: u64,
 }
 
 /// The packets sent last, newest first, for the copies later datagrams carry.
@@ -563,9 +565,11 @@ impl MediaPipeline {
             let ours = |call: CallId, source: u32| call == self.call && source != self.source;
             match MediaDatagram::decode(datagram.as_ref()) {
                 Ok(MediaDatagram::Frame(f)) if ours(f.call, f.source) => {
+                    self.stats.received_bytes += datagram.as_ref().len() as u64;
                     self.take_frame(now_us, &f, &[]);
                 }
                 Ok(MediaDatagram::Redundant(r)) if ours(r.frame.call, r.frame.source) => {
+                    self.stats.received_bytes += datagram.as_ref().len() as u64;
                     self.take_frame(now_us, &r.frame, &r.earlier);
                 }
                 Ok(MediaDatagram::Report(r)) if ours(r.call, r.source) => {

@@ -20,6 +20,7 @@ use smol::channel::{Receiver, Sender};
 use super::health::{DeviceHealth, HealthAction};
 use super::opener::{Opened, Opener, Stream};
 use super::pipeline::{Device, Flags, MediaEvent, MediaPipeline, PipelineError};
+use super::quality::{PathNow, Quality, QualityMeter};
 use super::standin::{Discard, Silence};
 use super::{TICK, playback_queue};
 use crate::audio::backend::{Capture, Direction, Playback};
@@ -33,6 +34,10 @@ const STAND_IN_RATE: u32 = 48_000;
 /// Told the call's audio problem each time it changes (`None`: all works), from the
 /// media thread.
 pub type Reporter = Box<dyn FnMut(Option<String>) + Send>;
+
+/// Told the call's quality once a [`REPORT_EVERY`](super::quality::REPORT_EVERY) while
+/// it is not on hold, from the media thread; it must not block.
+pub type QualityReporter = Box<dyn FnMut(Quality) + Send>;
 
 /// Datagrams waiting for the media thread; beyond this they are dropped (stale anyway).
 const INBOX: usize = 256;
@@ -66,16 +71,18 @@ pub struct MediaSession {
 
 impl MediaSession {
     /// Starts the media thread for `call`, sending as `source`; it opens the audio devices
-    /// itself and tells `report` whenever the call's audio problem changes.
+    /// itself, tells `report` whenever the call's audio problem changes and `quality` the
+    /// call's quality once a second.
     pub fn start(
         audio: &Audio,
         conn: quinn::Connection,
         call: CallId,
         source: u32,
         muted: bool,
-        report: Reporter,
+        (report, quality): (Reporter, QualityReporter),
     ) -> Result<MediaSession, String> {
-        Self::try_start(audio, conn, call, source, muted, report).map_err(|e| e.to_string())
+        Self::try_start(audio, conn, call, source, muted, (report, quality))
+            .map_err(|e| e.to_string())
     }
 
     fn try_start(
@@ -84,7 +91,7 @@ impl MediaSession {
         call: CallId,
         source: u32,
         muted: bool,
-        report: Reporter,
+        (report, quality): (Reporter, QualityReporter),
     ) -> Result<MediaSession, StartError> {
         let pipeline = MediaPipeline::new(call, source, STAND_IN_RATE, STAND_IN_RATE)?;
         let opener = Opener::start(audio.clone(), call).map_err(StartError::Thread)?;
@@ -109,6 +116,9 @@ impl MediaSession {
                     opener,
                     health: DeviceHealth::new(),
                     report,
+                    meter: QualityMeter::default(),
+                    quality,
+                    queued: 0,
                     conn,
                     inbox: rx,
                     captured,
@@ -164,6 +174,13 @@ struct Io {
     opener: Opener,
     health: DeviceHealth,
     report: Reporter,
+    /// The call's quality, reported once a second through `quality`.
+    meter: QualityMeter,
+    quality: QualityReporter,
+    /// Samples queued for playback when the latest tick began: what a decoded frame
+    /// waits behind (after the tick's write the queue also holds that frame, whose
+    /// length the far side's framing already counts).
+    queued: usize,
     conn: quinn::Connection,
     inbox: Receiver<Bytes>,
     captured: Vec<f32>,
@@ -197,6 +214,7 @@ impl Io {
                     last_block: self.discard.last_block(),
                 },
             };
+            self.queued = device.queued;
             let received = std::iter::from_fn(|| self.inbox.try_recv().ok());
             let out = pipeline.tick(now, &self.captured[..n], received, device, flags);
             for datagram in out.datagrams.drain(..) {
@@ -217,6 +235,7 @@ impl Io {
                 None => self.discard.write(&out.playback),
             }
             out.events.drain(..).for_each(|e| log(call, e));
+            self.measure(now, &pipeline, flags.paused);
             next += TICK;
             let now = Instant::now();
             if next > now {
@@ -225,7 +244,7 @@ impl Io {
                 next = now;
             }
         }
-        self.log_end(&pipeline, call);
+        self.log_end(&pipeline, call, started.elapsed());
     }
 
     /// Takes in the streams the opener has opened, tells [`DeviceHealth`] how the running
@@ -297,15 +316,50 @@ impl Io {
         Ok(())
     }
 
+    /// Reports the call's quality when a report is due; on hold, the window starts anew.
+    /// Between reports, two counter copies and a comparison.
+    fn measure(&mut self, now: Duration, pipeline: &MediaPipeline, paused: bool) {
+        if paused {
+            self.meter.pause();
+            return;
+        }
+        let (media, jitter) = (pipeline.stats(), pipeline.jitter_stats());
+        let Io {
+            meter,
+            capture,
+            queued,
+            conn,
+            quality,
+            ..
+        } = self;
+        let sources = PathSources {
+            capture: capture.as_ref(),
+            queued: *queued,
+            conn,
+        };
+        let path = || path_now(pipeline, sources);
+        if let Some(q) = meter.poll(now, &media, &jitter, path) {
+            quality(q);
+        }
+    }
+
     /// The rate the pipeline's capture side runs at now: the stand-in's while no device
     /// works.
     fn capture_rate(&self) -> u32 {
         self.silence.rate()
     }
 
-    fn log_end(&self, pipeline: &MediaPipeline, call: CallId) {
+    fn log_end(&self, pipeline: &MediaPipeline, call: CallId, ended: Duration) {
         let s = pipeline.jitter_stats();
         let m = pipeline.stats();
+        // The call's quality summed up, as `Call.Quality` showed it live.
+        let sources = PathSources {
+            capture: self.capture.as_ref(),
+            queued: self.queued,
+            conn: &self.conn,
+        };
+        let path = path_now(pipeline, sources);
+        let q = self.meter.summary(ended, &m, &s, path);
         // Counters of the streams open at the end (zero for a direction that was not).
         let capture = self
             .capture
@@ -351,8 +405,42 @@ impl Io {
             playback_underruns = playback.xruns,
             playback_queue_ms =
                 playback_queue(rate, playback.last_block) as u64 * 1000 / u64::from(rate.max(1)),
+            loss_percent = q.loss_percent,
+            unrecovered_percent = q.unrecovered_percent,
+            jitter_ms = q.jitter_ms,
+            mouth_to_ear_ms = q.mouth_to_ear_ms,
+            send_kbps = q.send_kbps,
+            receive_kbps = q.receive_kbps,
+            mos = q.mos,
             "call media ended"
         );
+    }
+}
+
+/// What [`path_now`] reads.
+struct PathSources<'a> {
+    capture: Option<&'a Capture>,
+    /// Samples queued for playback when the tick began (see [`Io::queued`]).
+    queued: usize,
+    conn: &'a quinn::Connection,
+}
+
+/// The capture device's block, the round trip to the relay and what the playback queue
+/// held before the tick's audio went in, now.
+fn path_now(pipeline: &MediaPipeline, io: PathSources<'_>) -> PathNow {
+    let ms = |samples: u64, rate: u32| {
+        u32::try_from(samples * 1000 / u64::from(rate.max(1))).unwrap_or(u32::MAX)
+    };
+    // A stand-in microphone hands out silence at once: only the tick waits.
+    let block_ms = io
+        .capture
+        .map_or(0, |c| ms(c.counters().last_block, c.rate()));
+    PathNow {
+        // A frame is sent once its last sample is in: that sample waits, on average, half
+        // a device block (blocks and frames need not line up) and half a tick.
+        capture_ms: (block_ms + TICK.as_millis() as u32) / 2,
+        rtt_ms: u32::try_from(io.conn.rtt().as_millis()).unwrap_or(u32::MAX),
+        playback_queue_ms: ms(io.queued as u64, pipeline.playback_rate()),
     }
 }
 

@@ -847,7 +847,7 @@ fn with_reports_ten_percent_loss_is_repaired_from_copies_within_the_bitrate_cap(
     );
     let a = sim.a.pipeline.stats();
     assert!(a.reports_received >= 7, "{a:?}");
-    assert!(sim.a.copies.iter().any(|&c| c == 1), "no copies sent");
+    assert!(sim.a.copies.contains(&1), "no copies sent");
     // The network lost about a tenth; copies repaired most of it (the first losses came
     // before the first report), FEC and concealment the rest.
     let network = j.lost + m.repaired;

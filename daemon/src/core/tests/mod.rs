@@ -453,3 +453,35 @@ fn audio_problems_show_on_the_call_and_the_account_and_clear_when_devices_work()
     );
     assert_eq!(rig.core.snapshot().audio.latest, "");
 }
+
+#[test]
+fn quality_shows_on_an_active_call_only_and_is_announced_when_it_changes() {
+    let mut rig = Rig::online();
+    let (local, _) = rig.incoming(7);
+    let report = |rig: &mut Rig, mos: f64| {
+        let quality = crate::call::media::Quality {
+            mos,
+            ..Default::default()
+        };
+        changes(&rig.input(Input::Quality { local, quality }))
+    };
+    // Ringing: nothing to measure yet; a stray report is dropped.
+    assert_eq!(report(&mut rig, 4.4), []);
+    assert!(rig.core.snapshot().quality.is_empty());
+    rig.phase(7, CallPhase::Active { source: 3 });
+    assert_eq!(report(&mut rig, 4.4), [Change::CallQuality(local)]);
+    // The same figures again: no signal.
+    assert_eq!(report(&mut rig, 4.4), []);
+    assert_eq!(report(&mut rig, 3.9), [Change::CallQuality(local)]);
+    assert_eq!(rig.core.snapshot().quality[&local].mos, 3.9);
+    // On hold the figures go (they would be stale), and reports crossing it are dropped.
+    rig.phase(7, CallPhase::Held { by_me: false });
+    assert!(rig.core.snapshot().quality.is_empty());
+    assert_eq!(report(&mut rig, 3.9), []);
+    // Over: gone for good.
+    rig.phase(7, CallPhase::Active { source: 3 });
+    report(&mut rig, 4.0);
+    rig.link(LinkEvent::Offline { why: None });
+    assert!(rig.core.snapshot().quality.is_empty());
+    assert_eq!(report(&mut rig, 4.0), []);
+}
