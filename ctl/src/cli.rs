@@ -250,6 +250,10 @@ pub enum VoiceAction {
         /// Record this many seconds (1-300) from the microphone and send them.
         #[arg(long)]
         seconds: Option<u32>,
+        /// Wait until the relay has stored it (a progress bar on a terminal, JSON
+        /// progress lines with --json) instead of until the relay accepts it.
+        #[arg(long)]
+        wait: bool,
     },
     /// Voice messages sent and received: date, who from or to, duration, status, id.
     Ls,
@@ -270,6 +274,10 @@ pub enum FileAction {
         to: String,
         /// The file to send.
         path: PathBuf,
+        /// Wait until the relay has stored it (a progress bar on a terminal, JSON
+        /// progress lines with --json) instead of until the relay accepts it.
+        #[arg(long)]
+        wait: bool,
     },
     /// Transfers, oldest first, with where received files were saved (absolute paths)
     /// and why failed ones failed. Voice messages only with --all or --voice.

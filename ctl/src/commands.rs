@@ -19,6 +19,7 @@ use crate::cli::{
     AudioAction, Cli, Command, ContactsAction, FileAction, MsgAction, NameAction, NumberAction,
     OnOff, PasswordAction, RelayAction, Shell, VoiceAction,
 };
+use crate::transfer::Follow;
 use phoned_proto::FileKind;
 use phoned_proto::call::EndReason;
 use phoned_proto::dbus::CallProxy;
@@ -225,7 +226,14 @@ async fn voice(conn: &Connection, json: bool, action: VoiceAction) -> Result<(),
         .build()
         .await?;
     match action {
-        VoiceAction::Send { to, file, seconds } => {
+        VoiceAction::Send {
+            to,
+            file,
+            seconds,
+            wait,
+        } => {
+            // Listening before handing it over: a refusal may come before the id does.
+            let follow = Follow::subscribe(conn).await?;
             let id = match (file, seconds) {
                 (Some(path), _) => {
                     // Opened here, with this user's rights, as `file send` does.
@@ -235,11 +243,7 @@ async fn voice(conn: &Connection, json: bool, action: VoiceAction) -> Result<(),
                 (None, Some(s)) => v.record(&to, s).await?,
                 (None, None) => return Err(Failure::Usage("give --file or --seconds".into())),
             };
-            print(
-                json,
-                json!({ "id": id }),
-                &format!("voice message {id} sent"),
-            )
+            follow.finish(conn, &id, "voice message", wait, json).await
         }
         VoiceAction::Ls => {
             let rows = v.list().await?;
@@ -306,7 +310,7 @@ async fn file(conn: &Connection, json: bool, action: FileAction) -> Result<(), F
         .build()
         .await?;
     match action {
-        FileAction::Send { to, path } => {
+        FileAction::Send { to, path, wait } => {
             // Opened here, with this user's rights; the daemon gets the descriptor and
             // reads nothing else.
             let file = open_to_send(&path)?;
@@ -314,12 +318,9 @@ async fn file(conn: &Connection, json: bool, action: FileAction) -> Result<(), F
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            let follow = Follow::subscribe(conn).await?;
             let id = f.send_fd(&to, zbus::wire::Fd::from(&file), &name).await?;
-            print(
-                json,
-                json!({ "id": id }),
-                &format!("sending {} as {id}", path.display()),
-            )
+            follow.finish(conn, &id, &name, wait, json).await
         }
         FileAction::Ls { all, voice } => {
             let rows = f.list().await?;

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod manpages;
 mod quality;
+mod transfer;
 mod watch;
 
 use std::process::ExitCode;

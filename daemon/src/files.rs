@@ -254,6 +254,8 @@ async fn upload(phone: &Handle, f: &LocalFile) -> Result<(), CoreError> {
     if offset > 0 {
         tracing::info!(id = %f.id, offset, size = f.size, "upload resumes");
     }
+    // The relay took it: said at once, so that a sender waiting on it knows.
+    phone.announce(Change::FileProgress(f.id.clone(), offset, f.size));
     let mut file = smol::fs::File::open(&f.path)
         .await
         .map_err(|e| CoreError::failed(format!("{}: {e}", f.path)))?;

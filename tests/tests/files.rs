@@ -268,13 +268,50 @@ fn hostile_file_names_are_neutralised() {
     assert!(!b.dir.join("etc/passwd").exists());
 }
 
-/// Sends `data` as `name` from `a` to `number`; returns the transfer id.
-fn send(w: &common::World, a: &PhonedProcess, number: &str, name: &str, data: &[u8]) -> String {
+/// Sends `data` as `name` from `a` to `number` with `phonectl --json file send`; returns
+/// what it printed (the last line: the outcome) and its exit code.
+fn send_as(
+    w: &common::World,
+    a: &PhonedProcess,
+    number: &str,
+    name: &str,
+    data: &[u8],
+    extra: &[&str],
+) -> (serde_json::Value, i32, String) {
     let path = w.dir.path().join(name);
     std::fs::write(&path, data).unwrap();
-    let out = a.ctl(&["--json", "file", "send", number, path.to_str().unwrap()]);
-    assert_eq!(out.code, 0, "{out:?}");
-    out.json()["id"].as_str().unwrap().to_owned()
+    let mut args = vec!["--json", "file", "send", number, path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = a.ctl(&args);
+    let last = out.stdout.lines().last().unwrap_or_default().to_owned();
+    let value = serde_json::from_str(&last).unwrap_or_else(|_| panic!("{out:?}"));
+    (value, out.code, out.stdout.clone() + &out.stderr)
+}
+
+/// Sends `data` as `name` from `a` to `number`, which the relay accepts; returns the id.
+fn send(w: &common::World, a: &PhonedProcess, number: &str, name: &str, data: &[u8]) -> String {
+    let (out, code, text) = send_as(w, a, number, name, data, &[]);
+    assert_eq!(code, 0, "{text}");
+    out["id"].as_str().unwrap().to_owned()
+}
+
+/// Sends what the relay refuses: `phonectl` fails (exit 1) with the relay's reason, on
+/// stderr and in its JSON outcome; returns the id.
+fn refused(
+    w: &common::World,
+    a: &PhonedProcess,
+    number: &str,
+    name: &str,
+    data: &[u8],
+    reason: &str,
+) -> String {
+    let (out, code, text) = send_as(w, a, number, name, data, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(out["status"], "failed", "{text}");
+    let said = out["reason"].as_str().unwrap_or_default();
+    assert!(said.starts_with(reason), "{text}");
+    assert!(text.contains(&format!("failed: {said}")), "{text}");
+    out["id"].as_str().unwrap().to_owned()
 }
 
 /// Waits for transfer `id` on `a` to end `stored` or `failed`; returns its entry.
@@ -301,10 +338,10 @@ fn a_file_larger_than_the_recipients_quota_and_a_full_mailbox_say_so_in_file_ls(
     b.stop();
 
     // Larger than the whole mailbox: it can never be delivered, and it is not "full".
-    let huge = send(&w, &a, &nb, "huge.bin", &noise(2 << 20, 1));
+    let too_large = "the file (2 MiB) is too large for the recipient's mailbox (quota 1 MiB)";
+    let huge = refused(&w, &a, &nb, "huge.bin", &noise(2 << 20, 1), too_large);
     let f = settled(&a, &huge);
     assert_eq!(f["status"], "failed", "{f}");
-    let too_large = "the file (2 MiB) is too large for the recipient's mailbox (quota 1 MiB)";
     assert_eq!(f["reason"], too_large, "{f}");
     let human = a.ctl(&["file", "ls"]).stdout;
     assert!(human.contains(&format!("[failed: {too_large}]")), "{human}");
@@ -313,7 +350,8 @@ fn a_file_larger_than_the_recipients_quota_and_a_full_mailbox_say_so_in_file_ls(
     let first = send(&w, &a, &nb, "first.bin", &noise(700 << 10, 2));
     assert_eq!(settled(&a, &first)["status"], "stored");
     // Would fit in an empty mailbox, not beside the first: full (for now).
-    let second = send(&w, &a, &nb, "second.bin", &noise(700 << 10, 3));
+    let full = "the recipient's mailbox is full (";
+    let second = refused(&w, &a, &nb, "second.bin", &noise(700 << 10, 3), full);
     let f = settled(&a, &second);
     assert_eq!(f["status"], "failed", "{f}");
     let reason = f["reason"].as_str().unwrap_or_default();
@@ -395,4 +433,51 @@ fn received_files_have_absolute_paths_and_voice_messages_are_listed_apart() {
     assert!(human.contains(" UTC "), "no date: {human}");
     let sent = a.ctl(&["voice", "ls"]).stdout;
     assert!(sent.contains(&format!("→ to {nb} 1.5 s")), "{sent}");
+}
+
+#[test]
+fn a_send_the_relay_refuses_fails_before_returning_and_wait_shows_progress() {
+    let w = common::world();
+    let a = w.phone("Alice");
+    let b = w.phone("Bob");
+    a.wait_online(common::ONLINE);
+    let nb = b.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // An unknown number: refused now, not "sending…" and a failure later.
+    let unknown = "no account has number 99999";
+    refused(&w, &a, "99999", "note.txt", b"hello", unknown);
+    let wav = w.dir.path().join("hello.wav");
+    phoned_tests::wav::write(
+        &wav,
+        48_000,
+        1,
+        (0..48_000).map(|i| 0.2 * (i as f32 * 0.05).sin()),
+    );
+    let out = a.ctl(&["voice", "send", "99999", "--file", wav.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains(unknown), "{out:?}");
+
+    // --wait --json: progress lines, then the outcome once the relay has it all.
+    let (last, code, text) = send_as(&w, &a, &nb, "big.bin", &noise(3 << 20, 9), &["--wait"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(last["status"], "stored", "{text}");
+    let progress: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["event"] == "progress")
+        .collect();
+    assert!(!progress.is_empty(), "{text}");
+    assert!(progress.iter().all(|p| p["id"] == last["id"]), "{text}");
+    assert!(progress.iter().all(|p| p["size"] == 3u64 << 20), "{text}");
+    // Without --wait it returns once the relay took it, saying so.
+    let out = a.ctl(&["voice", "send", &nb, "--file", wav.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("sending voice message as")
+            || out.stdout.contains("stored on the relay")
+            || out.stdout.contains("delivered"),
+        "{out:?}"
+    );
 }
