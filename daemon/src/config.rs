@@ -95,6 +95,8 @@ pub struct Config {
     /// Fixed credentials; else the daemon provisions and keeps its own.
     pub credentials: Option<(String, String)>,
     pub display_name: String,
+    /// Whether `display_name` was written in the file (else it is the host's name).
+    pub display_name_given: bool,
     pub download_dir: Option<PathBuf>,
     pub audio: Audio,
 }
@@ -152,6 +154,7 @@ impl Config {
                 ));
             }
         };
+        let display_name_given = file.display_name.is_some();
         let display_name = file.display_name.unwrap_or_else(hostname);
         phoned_proto::ident::check_display_name(&display_name)
             .map_err(|e| invalid("display_name", e.to_string()))?;
@@ -184,6 +187,7 @@ impl Config {
             relay_fingerprint,
             credentials,
             display_name,
+            display_name_given,
             download_dir: file.download_dir,
             audio: Audio {
                 backend,

@@ -48,6 +48,7 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         relay_fingerprint: _,
         credentials: _,
         display_name: _,
+        display_name_given: _,
         download_dir: _,
         audio:
             crate::config::Audio {

@@ -161,6 +161,14 @@ fn name_and_password_reach_a_second_device_on_the_same_number() {
     let s2 = second.wait_online(common::ONLINE);
     assert_eq!(s2["number"], number.as_str());
     assert_eq!(s2["display_name"], "Study");
+    // Its own display_name is not silently dropped: the log says which name stands.
+    assert!(
+        second.log().contains(&format!(
+            "display_name \"Laptop\" in the config is not used: number {number} is named \"Study\""
+        )),
+        "{}",
+        second.log()
+    );
     let devices = wait_for(Duration::from_secs(5), || {
         let d = a.ctl(&["--json", "account"]).json()["devices_online"].as_u64()?;
         (d == 2).then_some(d)

@@ -98,3 +98,33 @@ fn watch_prints_calls_messages_files_and_voice_messages() {
     assert_eq!(removed["reason"], "hangup", "{removed}");
     expect(&on_a, "call_removed", |v| v["reason"] == "hangup");
 }
+
+#[test]
+fn a_reconnect_prints_the_link_state_and_nothing_unchanged() {
+    let mut w = common::world();
+    let a = w.phone("Alice");
+    a.wait_online(common::ONLINE);
+    let watch = Watch::start(&a.bus.address);
+    w.relay.restart();
+    // The link goes down and comes back: those changes are printed …
+    expect(&watch, "properties", |v| {
+        v["changed"]["ConnectionState"] == "connecting"
+    });
+    let back = expect(&watch, "properties", |v| {
+        v["changed"]["ConnectionState"] == "online"
+    });
+    // … and nothing that stayed the same: not the number, the name or the relay.
+    let mut seen = vec![back];
+    while let Some(v) = watch.wait(Duration::from_secs(2), |_| true) {
+        seen.push(v);
+    }
+    for v in &seen {
+        if v["event"] != "properties" {
+            continue;
+        }
+        let changed = v["changed"].as_object().expect("changed");
+        for key in ["Number", "DisplayName", "Relay", "CreatedAt"] {
+            assert!(!changed.contains_key(key), "unchanged {key} re-sent: {v}");
+        }
+    }
+}

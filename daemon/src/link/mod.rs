@@ -385,6 +385,17 @@ async fn log_in(handle: &Handle, client: &Client) -> Result<AccountInfo, LinkErr
                         source: e,
                     },
                 })?;
+            if config.display_name_given && account.display_name != config.display_name {
+                // One name per number, shared by its devices: this device's config does
+                // not rename the account at login (which device would win?).
+                tracing::warn!(
+                    "display_name \"{}\" in the config is not used: number {} is named \"{}\" \
+                     for all its devices; `phonectl name set` renames it everywhere",
+                    config.display_name,
+                    c.number,
+                    account.display_name
+                );
+            }
             if let Some(t) = new_token.filter(|t| Some(t) != token.as_ref()) {
                 // Without it the next login is a new device's: still possible, only not
                 // past a back-off that others put on the number.
