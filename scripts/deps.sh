@@ -2,7 +2,7 @@
 # Installs the Debian packages phoned needs to build and test (idempotent).
 set -euo pipefail
 pkgs=(build-essential pkg-config libasound2-dev libopus-dev dbus ca-certificates
-      pulseaudio pulseaudio-utils libasound2-plugins opus-tools)
+      pulseaudio pulseaudio-utils libasound2-plugins opus-tools dunst xvfb)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
