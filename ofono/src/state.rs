@@ -78,8 +78,8 @@ pub enum Waiting {
     /// As oFono shows it: `waiting`.
     #[default]
     Waiting,
-    /// As `incoming`, for clients that do not know `waiting` (GNOME Calls up to at least
-    /// 48 parses no such state, and would show the call as an outgoing one).
+    /// As `incoming`, for clients that do not know `waiting` (GNOME Calls since 43 parses
+    /// no such state, and would show the call as an outgoing one).
     Incoming,
 }
 
