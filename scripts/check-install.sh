@@ -44,10 +44,11 @@ getent group phone >/dev/null || fail "no group phone"
 id -nG phoned | tr ' ' '\n' | grep -qx audio || fail "phoned is not in the group audio"
 ok "users phone-relay and phoned, group phone, phoned in audio"
 
-for f in /usr/bin/phone-relay /usr/bin/phoned /usr/bin/phonectl \
+for f in /usr/bin/phone-relay /usr/bin/phoned /usr/bin/phonectl /usr/bin/phoned-ofono \
   /etc/phone-relay/phone-relay.toml /etc/phoned/phoned.toml \
   /lib/systemd/system/phone-relay.service /lib/systemd/system/phoned.service \
-  /usr/lib/systemd/user/phoned.service \
+  /usr/lib/systemd/user/phoned.service /usr/lib/systemd/user/phoned-ofono.service \
+  /usr/share/phoned/dbus-1/system.d/phoned-ofono.conf \
   /usr/share/dbus-1/system.d/org.phoned.Phone1.conf \
   /usr/share/dbus-1/services/org.phoned.Phone1.service; do
   [ -e "$f" ] || fail "$f is missing"
@@ -124,7 +125,8 @@ pids=()
 step "apt-get purge"
 apt-get purge -y -qq phone-relay phoned >"$scratch/apt.log" 2>&1 ||
   { cat "$scratch/apt.log" >&2; fail "apt-get purge"; }
-for f in /usr/bin/phone-relay /usr/bin/phoned /usr/bin/phonectl /etc/phone-relay /etc/phoned \
+for f in /usr/bin/phone-relay /usr/bin/phoned /usr/bin/phonectl /usr/bin/phoned-ofono \
+  /etc/phone-relay /etc/phoned /usr/share/phoned \
   /lib/systemd/system/phone-relay.service /usr/share/dbus-1/system.d/org.phoned.Phone1.conf; do
   [ ! -e "$f" ] || fail "$f is still there after purge"
 done

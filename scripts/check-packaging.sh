@@ -48,7 +48,7 @@ fi
 
 # --- 1. build ----------------------------------------------------------------------------
 step "building the binaries (profile dist) and both packages"
-cargo build --profile dist --locked -p phone-relay -p phoned -p phonectl
+cargo build --profile dist --locked -p phone-relay -p phoned -p phonectl -p phoned-ofono
 PROFILE=dist ./scripts/gen-assets.sh
 rm -f "$debs"/phone-relay_*.deb "$debs"/phoned_*.deb
 # --profile dist: cargo-deb takes the target/release/ paths of the assets from target/dist/.
@@ -105,9 +105,12 @@ dpkg-deb --contents "$phoned_deb"
 has_paths "$phoned_deb" \
   /usr/bin/phoned \
   /usr/bin/phonectl \
+  /usr/bin/phoned-ofono \
   /etc/phoned/phoned.toml \
   /usr/lib/systemd/user/phoned.service \
   /usr/lib/systemd/system/phoned.service \
+  /usr/lib/systemd/user/phoned-ofono.service \
+  /usr/share/phoned/dbus-1/system.d/phoned-ofono.conf \
   /usr/share/dbus-1/services/org.phoned.Phone1.service \
   /usr/share/dbus-1/system.d/org.phoned.Phone1.conf \
   /usr/share/dbus-1/interfaces/org.phoned.Phone1.xml \
@@ -167,6 +170,10 @@ done
 "$root/usr/bin/phone-relay" --version >/dev/null
 "$root/usr/bin/phoned" --version >/dev/null
 "$root/usr/bin/phonectl" --version >/dev/null
+"$root/usr/bin/phoned-ofono" --version >/dev/null
+# The oFono bridge's policy is shipped inactive: nothing of it in the bus's own dirs.
+[ ! -e "$root/usr/share/dbus-1/system.d/phoned-ofono.conf" ] ||
+  fail "phoned-ofono.conf is active on install; it must be linked in by the admin"
 ok "packaged completions, man page and binaries"
 
 # --- 3. systemd-analyze verify ----------------------------------------------------------
@@ -206,10 +213,17 @@ grep -q "^ExecStart=$root/usr/bin/phoned --bus session$" "$scratch/user/phoned.s
   fail "unexpected ExecStart in the user unit"
 XDG_RUNTIME_DIR=$scratch/runtime verify --user --man=no verify "$scratch/user/phoned.service"
 ok "systemd-analyze --user verify phoned.service"
+sed "s|^ExecStart=/usr/bin/phoned-ofono |ExecStart=$root/usr/bin/phoned-ofono |" \
+  "$root/usr/lib/systemd/user/phoned-ofono.service" >"$scratch/user/phoned-ofono.service"
+grep -q "^ExecStart=$root/usr/bin/phoned-ofono " "$scratch/user/phoned-ofono.service" ||
+  fail "unexpected ExecStart in the oFono bridge's user unit"
+XDG_RUNTIME_DIR=$scratch/runtime verify --user --man=no verify "$scratch/user/phoned-ofono.service"
+ok "systemd-analyze --user verify phoned-ofono.service"
 
 # --- 4. D-Bus ----------------------------------------------------------------------------
 step "D-Bus files"
 xmllint --noout "$root/usr/share/dbus-1/system.d/org.phoned.Phone1.conf" \
+  "$root/usr/share/phoned/dbus-1/system.d/phoned-ofono.conf" \
   "$root/usr/share/dbus-1/interfaces/org.phoned.Phone1.xml" || fail "xmllint"
 ok "D-Bus XML well-formed"
 
@@ -246,12 +260,13 @@ cat >"$scratch/system.conf" <<EOF
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
   </policy>
   <include>$root/usr/share/dbus-1/system.d/org.phoned.Phone1.conf</include>
+  <include>$root/usr/share/phoned/dbus-1/system.d/phoned-ofono.conf</include>
 </busconfig>
 EOF
 start_bus "$scratch/system.conf"
 dbus-send --bus="$bus_address" --print-reply --dest=org.freedesktop.DBus / \
   org.freedesktop.DBus.GetId >/dev/null
-ok "a system bus accepts org.phoned.Phone1.conf"
+ok "a system bus accepts org.phoned.Phone1.conf and phoned-ofono.conf"
 
 # A session bus whose only service dir is the packaged one.
 cat >"$scratch/session.conf" <<EOF

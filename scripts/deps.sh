@@ -2,7 +2,12 @@
 # Installs the Debian packages phoned needs to build and test (idempotent).
 set -euo pipefail
 pkgs=(build-essential pkg-config libasound2-dev libopus-dev dbus ca-certificates
-      pulseaudio pulseaudio-utils libasound2-plugins opus-tools dunst xvfb)
+      pulseaudio pulseaudio-utils libasound2-plugins opus-tools
+      # A real notification server on a private X server (tests/tests/dunst.rs), and the
+      # real GNOME Calls as phoned's dialer through phoned-ofono, under Xvfb, with a
+      # screenshot of its ringing screen (tests/tests/gnome_calls.rs; about 57 MB, the
+      # test takes some 10 s).
+      dunst gnome-calls xvfb imagemagick)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

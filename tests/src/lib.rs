@@ -7,6 +7,7 @@
 pub use phoned_client as client;
 pub mod impair;
 pub mod notifications;
+pub mod ofono;
 pub mod paced;
 pub mod process;
 pub mod proxy;
