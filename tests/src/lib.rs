@@ -12,6 +12,7 @@ pub mod paced;
 pub mod process;
 pub mod proxy;
 pub mod pulse;
+pub mod system_bus;
 pub mod wav;
 
 use std::time::{Duration, Instant};

@@ -7,49 +7,19 @@
 //! cannot run and passes without checking anything.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use phoned_tests::process::{RelayProcess, bin};
+use phoned_tests::system_bus::{Killed, SystemBus, as_user, can_run_as_others};
 use phoned_tests::wait_for;
-
-fn user_exists(name: &str) -> bool {
-    Command::new("id")
-        .arg(name)
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// The primary group id of `user`.
-fn gid(user: &str) -> String {
-    let out = Command::new("id").args(["-g", user]).output().expect("id");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// Kills a child process when the test ends, however it ends.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Runs phonectl on the system bus as `user`.
 fn phonectl_as(user: &str, bus: &str, args: &[&str]) -> Output {
-    Command::new("setpriv")
-        .args([
-            "--reuid",
-            user,
-            "--regid",
-            &gid(user),
-            "--init-groups",
-            "--",
-        ])
-        .arg(bin("phonectl"))
-        .arg("--system")
-        .args(args)
+    let mut all = vec!["--system"];
+    all.extend_from_slice(args);
+    as_user(user, &bin("phonectl"), &all)
         .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
         .output()
         .expect("setpriv (util-linux)")
@@ -57,11 +27,7 @@ fn phonectl_as(user: &str, bus: &str, args: &[&str]) -> Output {
 
 #[test]
 fn only_the_phone_group_may_call_methods_but_everyone_may_look() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 || !user_exists("phonetest") || !user_exists("nobody") {
-        eprintln!(
-            "skipped: needs root and the users phonetest (group phone) and nobody, as .ci/run makes"
-        );
+    if !can_run_as_others() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -72,52 +38,14 @@ fn only_the_phone_group_may_call_methods_but_everyone_may_look() {
         "127.0.0.1:0",
         "",
     );
-    let policy =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/org.phoned.Phone1.conf");
-    let socket = dir.path().join("system_bus_socket");
-    // A system bus like Debian's: deny by default, then the shipped policy. The daemon
-    // runs as root here (there is no user phoned), so root may own the name too.
-    let config = format!(
-        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <policy user="root"><allow own="org.phoned.Phone1"/></policy>
-  <include>{policy}</include>
-</busconfig>
-"#,
-        socket = socket.display(),
-        policy = policy.display()
+    // A system bus like Debian's, with the shipped policy. The daemon runs as root here
+    // (there is no user phoned), so root may own the name too.
+    let bus = SystemBus::start(
+        dir.path(),
+        "systemd/org.phoned.Phone1.conf",
+        r#"<policy user="root"><allow own="org.phoned.Phone1"/></policy>"#,
     );
-    let config_path = dir.path().join("system.conf");
-    std::fs::write(&config_path, config).unwrap();
-    let _bus = Killed(
-        Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config_path.display()))
-            .arg("--nofork")
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let address = format!("unix:path={}", socket.display());
-    assert!(wait_for(Duration::from_secs(5), || socket.exists().then_some(())).is_some());
+    let address = bus.address.clone();
     std::fs::write(
         dir.path().join("phoned.toml"),
         format!(
@@ -195,21 +123,8 @@ fn only_the_phone_group_may_call_methods_but_everyone_may_look() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("ermission denied"));
     // … and naming a path for the daemon to open is refused on the system bus.
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid",
-            "phonetest",
-            "--regid",
-            &gid("phonetest"),
-            "--init-groups",
-            "--",
-        ])
-        .args([
-            "dbus-send",
-            "--system",
-            "--print-reply",
-            "--dest=org.phoned.Phone1",
-        ])
+    let out = as_user("phonetest", Path::new("dbus-send"), &[])
+        .args(["--system", "--print-reply", "--dest=org.phoned.Phone1"])
         .args([
             "/org/phoned/Phone1",
             "org.phoned.Phone1.Files.Send",
@@ -236,21 +151,8 @@ fn only_the_phone_group_may_call_methods_but_everyone_may_look() {
             "{user} cannot read properties: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let out = Command::new("setpriv")
-            .args([
-                "--reuid",
-                user,
-                "--regid",
-                &gid(user),
-                "--init-groups",
-                "--",
-            ])
-            .args([
-                "dbus-send",
-                "--system",
-                "--print-reply",
-                "--dest=org.phoned.Phone1",
-            ])
+        let out = as_user(user, Path::new("dbus-send"), &[])
+            .args(["--system", "--print-reply", "--dest=org.phoned.Phone1"])
             .args([
                 "/org/phoned/Phone1",
                 "org.freedesktop.DBus.Introspectable.Introspect",
