@@ -3,37 +3,13 @@
 
 mod common;
 
-use std::path::Path;
+use common::{phone_with_tone, write_tone};
+
 use std::time::Duration;
 
 use phoned::audio::analysis::{goertzel_power, rms};
 use phoned_tests::process::{PhonedProcess, phonectl};
 use phoned_tests::{wait_for, wav};
-
-const RATE: u32 = 48_000;
-
-fn write_tone(path: &Path, freq: f32, seconds: u32) {
-    let tone = (0..RATE * seconds)
-        .map(|i| 0.3 * (2.0 * std::f32::consts::PI * freq * (i as f32 / RATE as f32)).sin());
-    wav::write(path, RATE, 1, tone);
-}
-
-fn phone_with_tone(w: &common::World, name: &str, freq: f32) -> PhonedProcess {
-    let dir = w.dir.path().join(format!("{name}-audio"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let input = dir.join("in.wav");
-    write_tone(&input, freq, 30);
-    let output = dir.join("out.wav");
-    w.phone_with(
-        name,
-        &format!(
-            "relay_fingerprint = \"{}\"\n[audio]\nbackend = \"file\"\ninput_wav = \"{}\"\noutput_wav = \"{}\"",
-            w.relay.fingerprint,
-            input.display(),
-            output.display()
-        ),
-    )
-}
 
 fn heard(p: &PhonedProcess, name: &str) -> (f64, f64, f64) {
     let path = p

@@ -6,39 +6,15 @@
 
 mod common;
 
+use common::phone_with_tone;
+
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 
 use phoned_proto::dbus::{CallProxy, ManagerProxy};
 use phoned_tests::process::{PhonedProcess, Watch};
-use phoned_tests::{wait_for, wav};
+use phoned_tests::wait_for;
 use zbus::proxy::CacheProperties;
-
-const RATE: u32 = 48_000;
-
-fn write_tone(path: &Path, freq: f32, seconds: u32) {
-    let tone = (0..RATE * seconds)
-        .map(|i| 0.3 * (2.0 * std::f32::consts::PI * freq * (i as f32 / RATE as f32)).sin());
-    wav::write(path, RATE, 1, tone);
-}
-
-fn phone_with_tone(w: &common::World, name: &str, freq: f32) -> PhonedProcess {
-    let dir = w.dir.path().join(format!("{name}-audio"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let input = dir.join("in.wav");
-    write_tone(&input, freq, 30);
-    let output = dir.join("out.wav");
-    w.phone_with(
-        name,
-        &format!(
-            "relay_fingerprint = \"{}\"\n[audio]\nbackend = \"file\"\ninput_wav = \"{}\"\noutput_wav = \"{}\"",
-            w.relay.fingerprint,
-            input.display(),
-            output.display()
-        ),
-    )
-}
 
 /// The first call's `Quality`, read over D-Bus, as numbers by key.
 fn quality(p: &PhonedProcess) -> HashMap<String, f64> {

@@ -1,10 +1,11 @@
 //! Setup shared by the end-to-end tests: a relay process and daemons on private buses.
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::time::Duration;
 
 use phoned_tests::process::{PhonedProcess, RelayProcess, bin, phonectl};
-use phoned_tests::wait_for;
+use phoned_tests::{wait_for, wav};
 
 pub const ONLINE: Duration = Duration::from_secs(20);
 
@@ -111,4 +112,30 @@ pub fn call_answered(a: &PhonedProcess, b: &PhonedProcess) {
     assert_eq!(b.ctl(&["autoanswer", "all"]).code, 0);
     let out = a.ctl(&["--json", "dial", &nb, "--wait"]);
     assert_eq!(out.json()["state"], "active", "{out:?}");
+}
+
+/// A WAV of a `freq` Hz tone, `seconds` long, at 48 kHz.
+pub fn write_tone(path: &Path, freq: f32, seconds: u32) {
+    let tone = (0..48_000 * seconds)
+        .map(|i| 0.3 * (2.0 * std::f32::consts::PI * freq * (i as f32 / 48_000.0)).sin());
+    wav::write(path, 48_000, 1, tone);
+}
+
+/// A daemon named `name` whose `file` microphone plays a 30 s tone of `freq` Hz and whose
+/// speaker records to `<name>-audio/out.wav`.
+pub fn phone_with_tone(w: &World, name: &str, freq: f32) -> PhonedProcess {
+    let dir = w.dir.path().join(format!("{name}-audio"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("in.wav");
+    write_tone(&input, freq, 30);
+    let output = dir.join("out.wav");
+    w.phone_with(
+        name,
+        &format!(
+            "relay_fingerprint = \"{}\"\n[audio]\nbackend = \"file\"\ninput_wav = \"{}\"\noutput_wav = \"{}\"",
+            w.relay.fingerprint,
+            input.display(),
+            output.display()
+        ),
+    )
 }
