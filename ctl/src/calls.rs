@@ -112,25 +112,44 @@ pub async fn dial(conn: &Connection, json: bool, target: &str, wait: bool) -> Re
     let deadline = smol::Timer::after(limit);
     let watch = async {
         loop {
-            if let Ok(state) = c.state().await
-                && let Some(s) = reached.iter().find(|s| s.as_str() == state)
-            {
-                return Waited::Reached(*s);
+            match c.state().await {
+                Ok(state) => {
+                    if let Some(s) = reached.iter().find(|s| s.as_str() == state) {
+                        return Waited::Reached(*s);
+                    }
+                }
+                Err(e) => {
+                    // The daemon left the bus: nothing will say how the call went. (Any
+                    // other error: the call object is gone, and `CallRemoved` says why.)
+                    if let Failure::NotRunning(_) = Failure::from(e) {
+                        return Waited::Gone;
+                    }
+                }
             }
+            // The next signal, or a moment: never a busy loop, even once the bus is gone
+            // (then the signal stream ends and every call fails at once).
             let next = smol::future::or(
                 async {
-                    let s = removed.next().await?;
-                    let a = s.args().ok()?;
-                    (a.call.as_str() == path.as_str()).then(|| a.reason.clone())
+                    match removed.next().await {
+                        None => Next::Gone,
+                        Some(s) => match s.args() {
+                            Ok(a) if a.call.as_str() == path.as_str() => {
+                                Next::Removed(a.reason.clone())
+                            }
+                            _ => Next::Other,
+                        },
+                    }
                 },
                 async {
                     smol::Timer::after(Duration::from_millis(100)).await;
-                    None
+                    Next::Other
                 },
             )
             .await;
-            if let Some(reason) = next {
-                return Waited::Ended(reason);
+            match next {
+                Next::Removed(reason) => return Waited::Ended(reason),
+                Next::Gone => return Waited::Gone,
+                Next::Other => {}
             }
         }
     };
@@ -139,6 +158,11 @@ pub async fn dial(conn: &Connection, json: bool, target: &str, wait: bool) -> Re
         Waited::TimedOut
     })
     .await;
+    if let Waited::Gone = waited {
+        return Err(Failure::NotRunning(
+            "phoned went away while phonectl followed the call".into(),
+        ));
+    }
     let n = short(path.as_str());
     let (state, reason) = (waited.state(), waited.reason());
     let human = match &waited {
@@ -147,11 +171,12 @@ pub async fn dial(conn: &Connection, json: bool, target: &str, wait: bool) -> Re
         Waited::Ended(reason) => format!("call {n} ended: {reason}"),
         Waited::TimedOut if wait => format!("call {n}: still not answered"),
         Waited::TimedOut => format!("calling {number}: call {n} (the relay has not placed it yet)"),
+        Waited::Gone => String::new(),
     };
     let ok = match waited {
         Waited::Reached(_) => true,
         Waited::TimedOut => !wait,
-        Waited::Ended(_) => false,
+        Waited::Ended(_) | Waited::Gone => false,
     };
     if !ok {
         // The outcome on stdout (with --json) for scripts, the failure on stderr.
@@ -174,6 +199,16 @@ pub async fn dial(conn: &Connection, json: bool, target: &str, wait: bool) -> Re
     )
 }
 
+/// What following a dialled call saw next.
+enum Next {
+    /// `CallRemoved` for it, with the reason.
+    Removed(String),
+    /// The daemon's signals ended: the bus or the daemon is gone.
+    Gone,
+    /// Another signal, or nothing for a moment.
+    Other,
+}
+
 /// How following a dialled call ends.
 enum Waited {
     /// It reached this state.
@@ -181,6 +216,8 @@ enum Waited {
     /// With the reason of `CallRemoved`.
     Ended(String),
     TimedOut,
+    /// The daemon went away.
+    Gone,
 }
 
 impl Waited {
@@ -190,6 +227,7 @@ impl Waited {
             Waited::Reached(state) => state.as_str(),
             Waited::Ended(_) => CallState::Ended.as_str(),
             Waited::TimedOut => "timeout",
+            Waited::Gone => "unknown",
         }
     }
 

@@ -214,3 +214,23 @@ fn the_incoming_call_notification_answers_the_call() {
     );
     assert_eq!(a.ctl(&["hangup"]).code, 0);
 }
+
+#[test]
+fn dial_wait_ends_when_the_daemon_goes_away() {
+    let w = common::world();
+    let mut a = w.phone("Alice");
+    let b = w.phone("Bob");
+    a.wait_online(common::ONLINE);
+    let nb = b.wait_online(common::ONLINE)["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dialing = dial_bg(&a, &nb);
+    wait_call(&b, "incoming");
+    a.stop();
+    // Not "still not answered" after two minutes, nor a loop on a dead bus: at once,
+    // as "not running" (exit 3).
+    let out = dialing.join().unwrap();
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("phoned went away"), "{out:?}");
+}
