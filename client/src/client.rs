@@ -180,8 +180,7 @@ impl Client {
         let mut version = PROTOCOL_VERSION;
         loop {
             let attempt =
-                Client::connect_speaking(endpoint, addr, server_name, trust.clone(), version)
-                    .await;
+                Client::connect_speaking(endpoint, addr, server_name, trust.clone(), version).await;
             match attempt {
                 Err(ClientError::Relay(e))
                     if e.code == ErrorCode::UnsupportedVersion

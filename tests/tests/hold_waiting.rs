@@ -84,10 +84,7 @@ fn a_call_the_other_side_holds_stays_active_here_and_only_they_resume_it() {
         (&json!("active"), &json!(true))
     );
     let human = a.ctl(&["calls"]).stdout;
-    assert!(
-        human.contains("active (held by the other side)"),
-        "{human}"
-    );
+    assert!(human.contains("active (held by the other side)"), "{human}");
     assert_eq!(
         call_with(&b, &na)["state"],
         "held",
@@ -143,7 +140,10 @@ fn a_call_during_a_call_waits_and_answering_it_holds_the_first_call_here() {
     assert_eq!(call_with(&a, &nc)["state"], "waiting");
     let posted = server.wait_posted("Call waiting", 0);
     assert!(!posted.hints.contains_key("sound-name"), "{posted:?}");
-    assert!(posted.hints["suppress-sound"].contains("true"), "{posted:?}");
+    assert!(
+        posted.hints["suppress-sound"].contains("true"),
+        "{posted:?}"
+    );
     assert!(posted.body.contains(&nc), "{posted:?}");
     assert!(
         !server.posted().iter().any(|p| p.summary == "Incoming call"),
@@ -194,6 +194,9 @@ fn a_waiting_call_can_be_declined_and_the_first_call_goes_on() {
         let calls = a.ctl(&["--json", "calls"]).json();
         (calls.as_array()?.len() == 1).then_some(())
     });
-    assert!(one.is_some(), "the declined call is gone, the first goes on");
+    assert!(
+        one.is_some(),
+        "the declined call is gone, the first goes on"
+    );
     assert_eq!(a.ctl(&["hangup"]).code, 0);
 }

@@ -181,7 +181,10 @@ fn a_call_during_a_call_waits_and_answering_it_holds_the_first_on_this_side() {
         .unwrap();
     assert_eq!(waiting.state, CallState::Waiting);
     assert!(sim.devices[a].ringing.contains(&waiting.local));
-    assert_eq!(sim.devices[c].engine.get(lc).unwrap().state, CallState::Ringing);
+    assert_eq!(
+        sim.devices[c].engine.get(lc).unwrap().state,
+        CallState::Ringing
+    );
     // A answers it: A–B is held by A, B sees it held by the other side, A–C talks.
     sim.answer(a, waiting.local);
     sim.drive();

@@ -381,7 +381,10 @@ fn a_waiting_call_can_be_declined_and_rings_as_incoming_once_the_other_call_ends
     let Output::Added(second) = out[0] else {
         panic!()
     };
-    assert!(sends(&out).is_empty(), "a waiting call is never auto-answered");
+    assert!(
+        sends(&out).is_empty(),
+        "a waiting call is never auto-answered"
+    );
     assert_eq!(
         sends(&e.reject(second, false).unwrap()),
         [Request::Reject {

@@ -201,7 +201,11 @@ fn do_not_disturb_rejects_as_busy_without_ringing() {
             reason: EndReason::Busy
         }
     );
-    assert!(!changes(&out).iter().any(|c| matches!(c, Change::Ring { .. })));
+    assert!(
+        !changes(&out)
+            .iter()
+            .any(|c| matches!(c, Change::Ring { .. }))
+    );
     // Declined here: not a missed call.
     let out = rig.phase(9, CallPhase::Ended(EndReason::Busy));
     assert!(changes(&out).contains(&Change::CallRemoved(local, EndReason::Busy)));
@@ -417,10 +421,7 @@ fn a_second_call_rings_as_waiting_and_a_remote_hold_is_not_this_sides_to_resume(
         name: "Bob".into(),
         waiting: true
     }));
-    assert_eq!(
-        rig.core.snapshot().calls[&second].state,
-        CallState::Waiting
-    );
+    assert_eq!(rig.core.snapshot().calls[&second].state, CallState::Waiting);
     // The first call's other side holds it: still active here, `RemoteHeld`.
     let out = rig.phase(1, CallPhase::Held { by_me: false });
     assert!(changes(&out).contains(&Change::CallChanged(first)));
