@@ -180,6 +180,7 @@ fn who_holds_a_call_is_told_to_protocol_3_sessions_only() {
         let (bob, nb, _) = relay.provisioned("Bob").await;
         assert_eq!(bob.version(), phoned_proto::PROTOCOL_VERSION);
         let call = dial(&old, &nb).await;
+        assert_eq!(phase(&old, call).await, CallPhase::Ringing);
         incoming(&bob).await;
         bob.request(Request::Answer { call }).await.unwrap();
         assert_eq!(phase(&old, call).await, CallPhase::Active { source: 0 });

@@ -200,3 +200,35 @@ fn a_waiting_call_can_be_declined_and_the_first_call_goes_on() {
     );
     assert_eq!(a.ctl(&["hangup"]).code, 0);
 }
+
+#[test]
+fn a_waiting_call_rings_as_incoming_once_the_other_call_ends() {
+    let w = common::world();
+    let a = w.phone("Alice");
+    let b = w.phone("Bob");
+    let c = w.phone("Carol");
+    let (na, nc) = (number(&a), number(&c));
+    number(&b);
+    common::call_answered(&a, &b);
+    let server = NotificationServer::start(&a.bus.address, false);
+    let watch = Watch::start(&a.bus.address);
+    let carol = dial_bg(&c, &na);
+    wait_call(&a, "waiting");
+    let waiting = server.wait_posted("Call waiting", 0);
+    // Bob hangs up: Carol's call is an ordinary incoming call now, and its notification
+    // says so (with the ring's sound name).
+    assert_eq!(b.ctl(&["hangup"]).code, 0);
+    changed(&watch, "State", json!("incoming"));
+    assert_eq!(call_with(&a, &nc)["state"], "incoming");
+    let incoming = server.wait_posted("Incoming call", 0);
+    assert!(
+        incoming.hints["sound-name"].contains("phone-incoming-call"),
+        "{incoming:?}"
+    );
+    assert_eq!(incoming.replaces, waiting.id, "replaces the waiting one");
+    assert_eq!(waiting.replaces, 0);
+    assert_eq!(a.ctl(&["answer"]).code, 0);
+    assert_eq!(carol.join().unwrap().json()["state"], "active");
+    assert!(server.wait_closed(incoming.id));
+    assert_eq!(a.ctl(&["hangup"]).code, 0);
+}
