@@ -64,12 +64,12 @@ pub async fn resolve(
             None => Err(Failure::Daemon(format!("no call {w} (see phonectl calls)"))),
         };
     }
-    use CallState::{Active, Dialing, Held, Incoming, Ringing};
+    use CallState::{Active, Dialing, Held, Incoming, Ringing, Waiting};
     let wanted: &[CallState] = match pick {
-        Pick::Ringing => &[Incoming],
+        Pick::Ringing => &[Incoming, Waiting],
         Pick::Active => &[Active],
         Pick::Held => &[Held],
-        Pick::Any => &[Active, Held, Ringing, Dialing, Incoming],
+        Pick::Any => &[Active, Held, Ringing, Dialing, Incoming, Waiting],
     };
     for state in wanted {
         for p in &calls {
@@ -245,8 +245,9 @@ pub async fn list(conn: &Connection, json: bool, stats: bool) -> Result<(), Fail
     let mut human = String::new();
     for p in paths {
         let c = call(conn, p.clone()).await?;
-        let (state, direction, number, name, reason, audio) = (
+        let (state, remote_held, direction, number, name, reason, audio) = (
             c.state().await?,
+            c.remote_held().await?,
             c.direction().await?,
             c.remote_number().await?,
             c.remote_name().await?,
@@ -254,15 +255,16 @@ pub async fn list(conn: &Connection, json: bool, stats: bool) -> Result<(), Fail
             c.audio_error().await?,
         );
         human.push_str(&format!(
-            "{:<4} {state:<9} {direction:<9} {number:<16} {name}\n",
-            short(p.as_str())
+            "{:<4} {:<9} {direction:<9} {number:<16} {name}\n",
+            short(p.as_str()),
+            shown_state(&state, remote_held)
         ));
         if !audio.is_empty() {
             human.push_str(&format!("     audio: {audio}\n"));
         }
-        let mut row = json!({ "path": p.as_str(), "state": state, "direction": direction,
-                "remote_number": number, "remote_name": name, "reason": reason,
-                "audio_error": audio });
+        let mut row = json!({ "path": p.as_str(), "state": state, "remote_held": remote_held,
+                "direction": direction, "remote_number": number, "remote_name": name,
+                "reason": reason, "audio_error": audio });
         if stats {
             let quality = quality::Figures::from_property(c.quality().await?);
             human.push_str(&format!("     quality: {}\n", quality.human()));
@@ -274,6 +276,15 @@ pub async fn list(conn: &Connection, json: bool, stats: bool) -> Result<(), Fail
         human.push_str("no calls");
     }
     print(json, json!(rows), human.trim_end())
+}
+
+/// A call's state as `phonectl calls` shows it: the other side's hold is said in words.
+fn shown_state(state: &str, remote_held: bool) -> String {
+    match (state, remote_held) {
+        ("active", true) => "active (held by the other side)".to_owned(),
+        ("held", true) => "held (by both sides)".to_owned(),
+        _ => state.to_owned(),
+    }
 }
 
 pub async fn history(conn: &Connection, json: bool, limit: u32) -> Result<(), Failure> {
@@ -302,4 +313,20 @@ pub async fn history(conn: &Connection, json: bool, limit: u32) -> Result<(), Fa
         ));
     }
     print(false, json!(null), human.trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_state;
+
+    #[test]
+    fn the_other_sides_hold_is_said_in_words() {
+        assert_eq!(
+            shown_state("active", true),
+            "active (held by the other side)"
+        );
+        assert_eq!(shown_state("held", true), "held (by both sides)");
+        assert_eq!(shown_state("held", false), "held");
+        assert_eq!(shown_state("waiting", false), "waiting");
+    }
 }

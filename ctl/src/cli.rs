@@ -70,13 +70,14 @@ pub enum Command {
         #[arg(long)]
         wait: bool,
     },
-    /// Answer the ringing call (or CALL: its number from `calls`, or its object path).
+    /// Answer the ringing call (or CALL: its number from `calls`, or its object path). A
+    /// call waiting during another is answered the same way: the active call goes on hold.
     Answer {
         /// The call: its number in `phonectl calls`, or its object path (default: the
         /// only call in the right state).
         call: Option<String>,
     },
-    /// Decline the ringing call.
+    /// Decline the ringing (or waiting) call.
     Reject {
         /// The call: its number in `phonectl calls`, or its object path (default: the
         /// only call in the right state).
@@ -97,7 +98,8 @@ pub enum Command {
         /// only call in the right state).
         call: Option<String>,
     },
-    /// Resume the held call.
+    /// Resume the call this side put on hold (a call the other side holds is theirs to
+    /// resume).
     Resume {
         /// The call: its number in `phonectl calls`, or its object path (default: the
         /// only call in the right state).

@@ -21,7 +21,8 @@ pub enum CallPhase {
     Active {
         source: u32,
     },
-    /// One side has put the call on hold; no media flows.
+    /// One side has put the call on hold; no media flows. `by_me` when this party holds
+    /// it (the other may too: protocol 3 says so in [`crate::Event::CallHold`]).
     Held {
         by_me: bool,
     },
@@ -60,7 +61,13 @@ string_enum! {
         Ringing = "ringing",
         /// Incoming, ringing here.
         Incoming = "incoming",
+        /// Incoming while this device has another call (active or held): call waiting.
+        /// Answering it puts the active call on hold.
+        Waiting = "waiting",
+        /// Answered and not on hold by this side (the other side may hold it:
+        /// `Call.RemoteHeld`).
         Active = "active",
+        /// Put on hold by this side (the other side may hold it too).
         Held = "held",
         Ended = "ended",
     }
@@ -174,7 +181,9 @@ mod tests {
         let states: Vec<_> = CallState::ALL.iter().map(|s| s.as_str()).collect();
         assert_eq!(
             states,
-            ["dialing", "ringing", "incoming", "active", "held", "ended"]
+            [
+                "dialing", "ringing", "incoming", "waiting", "active", "held", "ended"
+            ]
         );
         assert_eq!(CallDirection::Incoming.as_str(), "incoming");
         assert_eq!(CallDirection::Outgoing.as_str(), "outgoing");

@@ -165,6 +165,13 @@ mod tests {
                 }
             )),
             account().prop_map(|a| ServerMsg::Event(Event::AccountChanged(a))),
+            (any::<u64>(), any::<bool>(), any::<bool>()).prop_map(|(call, by_me, by_peer)| {
+                ServerMsg::Event(Event::CallHold {
+                    call,
+                    by_me,
+                    by_peer,
+                })
+            }),
             error().prop_map(ServerMsg::Goodbye),
         ]
     }
@@ -185,6 +192,28 @@ mod tests {
         encode_client(&mut out, &frame).unwrap();
         assert_eq!(out, [0x04, 0x09, 0x12, 0xac, 0x02]);
         assert_eq!(decode_client(&out[1..]).unwrap(), frame);
+    }
+
+    #[test]
+    fn call_hold_is_event_8_as_protocol_md_shows() {
+        let mut out = Vec::new();
+        let msg = ServerMsg::Event(Event::CallHold {
+            call: 7,
+            by_me: true,
+            by_peer: false,
+        });
+        encode_server(&mut out, &msg).unwrap();
+        assert_eq!(out, [0x05, 0x01, 0x08, 0x07, 0x01, 0x00]);
+        assert_eq!(decode_server(&out[1..]).unwrap(), msg);
+        assert_eq!(
+            Event::CallHold {
+                call: 7,
+                by_me: true,
+                by_peer: false
+            }
+            .since(),
+            3
+        );
     }
 
     #[test]

@@ -303,6 +303,10 @@ pub mod call {
         fn remote_number(&self) -> zbus::Result<String>;
         #[zbus(property)]
         fn remote_name(&self) -> zbus::Result<String>;
+        /// The other side holds the call (`State` stays `active` unless this side holds
+        /// it too).
+        #[zbus(property)]
+        fn remote_held(&self) -> zbus::Result<bool>;
         #[zbus(property)]
         fn muted(&self) -> zbus::Result<bool>;
         #[zbus(property)]

@@ -45,7 +45,11 @@ pub use msg::*;
 /// Version 2 added one duty to version 1, with no change to any message's layout: a
 /// device acknowledges delivery receipts with [`Request::ReceiptSeen`], so the relay
 /// keeps each receipt until one of the sender's devices has recorded it.
-pub const PROTOCOL_VERSION: u16 = 2;
+///
+/// Version 3 added one event, [`Event::CallHold`], and changed nothing else: a call held by
+/// both sides reads as held by both (version 2 shows only this side's hold then). The
+/// relay sends it only to sessions speaking 3 ([`Event::since`]).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The oldest protocol version a relay still serves (a session that said `Hello` with it
 /// gets version 1's behaviour: receipts are forgotten once pushed).

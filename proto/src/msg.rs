@@ -222,6 +222,32 @@ pub enum Event {
     /// A file (or voice message) for this account: fetch it on a bulk stream with
     /// [`BulkRequest::Download`], then ack with `Delivered`.
     File(StoredFile),
+    /// (Protocol 3.) Who holds an answered call now, as this party sees it: sent to both
+    /// parties after every hold or resume, right after their [`Event::CallState`], which
+    /// cannot tell a call both sides hold from one only this side holds.
+    CallHold {
+        call: CallId,
+        by_me: bool,
+        by_peer: bool,
+    },
+}
+
+impl Event {
+    /// The first protocol version that has this event: a session speaking an older one
+    /// is never sent it (its decoder would not know the variant).
+    pub fn since(&self) -> u16 {
+        match self {
+            Event::CallHold { .. } => 3,
+            Event::Presence { .. }
+            | Event::AccountChanged(_)
+            | Event::CallIncoming { .. }
+            | Event::CallState { .. }
+            | Event::CallDtmf { .. }
+            | Event::Message(_)
+            | Event::MessageDelivered { .. }
+            | Event::File(_) => 1,
+        }
+    }
 }
 
 string_enum! {

@@ -14,7 +14,9 @@ use crate::store::AccountId;
 mod ids;
 pub use ids::CallIds;
 
-/// A device may take part in at most this many calls at once (one active, one waiting).
+/// A device may take part in at most this many calls at once (one active, one waiting):
+/// a device in a call is offered a second one (call waiting), and only do-not-disturb on
+/// the device declines it (as busy).
 const MAX_CALLS_PER_DEVICE: usize = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +90,16 @@ impl Call {
             Some(a) if sid == self.caller => Some(a),
             Some(a) if sid == a => Some(self.caller),
             _ => None,
+        }
+    }
+
+    /// Who holds the call as `sid` sees it (protocol 3's [`Event::CallHold`]).
+    fn hold_for(&self, sid: SessionId, call: CallId) -> Event {
+        let me = usize::from(sid != self.caller);
+        Event::CallHold {
+            call,
+            by_me: self.held[me],
+            by_peer: self.held[1 - me],
         }
     }
 
@@ -292,9 +304,12 @@ impl Calls {
         let was_flowing = !call.held[0] && !call.held[1];
         call.held[me] = held;
         let flowing = !call.held[0] && !call.held[1];
+        // The phase first (older sessions know only that), then who holds it.
         let mut actions = vec![
             state(sid, id, call.phase_for(sid)),
+            CallAction::Send(sid, call.hold_for(sid, id)),
             state(peer, id, call.phase_for(peer)),
+            CallAction::Send(peer, call.hold_for(peer, id)),
         ];
         if was_flowing && !flowing {
             actions.push(CallAction::Unroute {

@@ -34,6 +34,9 @@ pub(crate) struct SessionHandle {
     pub conn: quinn::Connection,
     /// Where this session's media datagrams go, per call (set by the call router).
     pub routes: Routes,
+    /// The protocol version the session speaks (its `Hello`'s; the oldest served until
+    /// then): events newer than it are not sent to it ([`Event::since`]).
+    pub version: u16,
 }
 
 #[derive(Default)]
@@ -50,6 +53,13 @@ enum RouteChange {
 impl Registry {
     pub fn insert(&self, sid: SessionId, handle: SessionHandle) {
         lock(&self.sessions).insert(sid, handle);
+    }
+
+    /// Session `sid` said `Hello` with protocol `version`.
+    pub fn hello(&self, sid: SessionId, version: u16) {
+        if let Some(h) = lock(&self.sessions).get_mut(&sid) {
+            h.version = version;
+        }
     }
 
     pub fn remove(&self, sid: SessionId) {
@@ -130,7 +140,12 @@ impl Registry {
     }
 }
 
+/// Queues `event` for the session, unless its protocol version has no such event: an
+/// older client's decoder would not know it.
 fn send_event(h: &SessionHandle, event: Event) {
+    if event.since() > h.version {
+        return;
+    }
     let mut bytes = Vec::new();
     if encode_server(&mut bytes, &ServerMsg::Event(event)).is_ok()
         && h.out.try_send(Outgoing::Frame(bytes)).is_err()

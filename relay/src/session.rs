@@ -131,6 +131,7 @@ async fn serve(shared: Arc<Shared>, incoming: quinn::Incoming, remote: SocketAdd
             out: out.clone(),
             conn: conn.clone(),
             routes: routes.clone(),
+            version: MIN_PROTOCOL_VERSION,
         },
     );
     let writer = smol::spawn(write_loop(send, rx, conn.clone()).in_current_span());
@@ -296,6 +297,7 @@ impl Session {
             tracing::debug!(client = %hello.client.chars().take(64).collect::<String>(), "hello");
             self.hello = true;
             self.shared.delivery.hello(self.sid, hello.version);
+            self.shared.sessions.hello(self.sid, hello.version);
             self.reply(
                 frame.id,
                 Ok(Response::Welcome(Welcome {

@@ -159,6 +159,71 @@ fn all_devices_ring_first_answer_wins_and_media_flows_only_between_the_parties()
     });
 }
 
+/// Waits for `c`'s next `CallHold`: (by_me, by_peer).
+async fn hold(c: &Client) -> (bool, bool) {
+    match c
+        .wait_event(common::WAIT, |e| matches!(e, Event::CallHold { .. }))
+        .await
+    {
+        Some(Event::CallHold { by_me, by_peer, .. }) => (by_me, by_peer),
+        other => panic!("no CallHold: {other:?}"),
+    }
+}
+
+#[test]
+fn who_holds_a_call_is_told_to_protocol_3_sessions_only() {
+    let relay = common::relay("");
+    smol::block_on(async {
+        // Alice's device speaks protocol 2, Bob's the newest.
+        let old = relay.client_speaking(2).await;
+        old.provision("Alice").await.unwrap();
+        let (bob, nb, _) = relay.provisioned("Bob").await;
+        assert_eq!(bob.version(), phoned_proto::PROTOCOL_VERSION);
+        let call = dial(&old, &nb).await;
+        assert_eq!(phase(&old, call).await, CallPhase::Ringing);
+        incoming(&bob).await;
+        bob.request(Request::Answer { call }).await.unwrap();
+        assert_eq!(phase(&old, call).await, CallPhase::Active { source: 0 });
+
+        bob.request(Request::Hold { call, held: true })
+            .await
+            .unwrap();
+        assert_eq!(hold(&bob).await, (true, false));
+        assert_eq!(phase(&old, call).await, CallPhase::Held { by_me: false });
+        old.request(Request::Hold { call, held: true })
+            .await
+            .unwrap();
+        // Both hold: only `CallHold` can say so; the phase says "held by me" to each.
+        assert_eq!(hold(&bob).await, (true, true));
+        assert_eq!(phase(&old, call).await, CallPhase::Held { by_me: true });
+        bob.request(Request::Hold { call, held: false })
+            .await
+            .unwrap();
+        assert_eq!(hold(&bob).await, (false, true));
+        // DTMF from Bob comes after every hold event the relay queued for Alice: none
+        // was a `CallHold`, and her connection (whose decoder may not know it) is up.
+        bob.request(Request::Dtmf {
+            call,
+            digits: "1".into(),
+        })
+        .await
+        .unwrap();
+        let mut seen = Vec::new();
+        let dtmf = old
+            .wait_event(common::WAIT, |e| {
+                seen.push(e.clone());
+                matches!(e, Event::CallDtmf { .. })
+            })
+            .await;
+        assert!(dtmf.is_some(), "DTMF after the holds: {seen:?}");
+        assert!(
+            !seen.iter().any(|e| matches!(e, Event::CallHold { .. })),
+            "a protocol 2 session got {seen:?}"
+        );
+        old.request(Request::Hangup { call }).await.unwrap();
+    });
+}
+
 #[test]
 fn every_outcome_reaches_the_caller_as_state_and_reason() {
     let relay = common::relay("ring_timeout_ms = 800");

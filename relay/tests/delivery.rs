@@ -63,25 +63,6 @@ fn an_inbox_reaches_every_device_in_the_order_it_was_stored() {
     });
 }
 
-/// Connects speaking protocol `version`.
-async fn client_speaking(relay: &common::Relay, version: u16) -> Client {
-    let trust = Trust::Pinned {
-        fingerprint: relay.process.fingerprint.clone(),
-        learnt: false,
-    };
-    let c = Client::connect_speaking(
-        &client::endpoint(),
-        relay.process.addr,
-        "phone-relay",
-        trust,
-        version,
-    )
-    .await
-    .expect("connect");
-    assert_eq!(c.version(), version);
-    c
-}
-
 async fn receipt(c: &Client, within: Duration) -> Option<u64> {
     match c
         .wait_event(within, |e| matches!(e, Event::MessageDelivered { .. }))
@@ -99,11 +80,11 @@ fn a_receipt_waits_for_receipt_seen_from_a_protocol_2_sender_only() {
         let (receiver, to, _) = relay.provisioned("Receiver").await;
         for version in [PROTOCOL_VERSION, MIN_PROTOCOL_VERSION] {
             let (number, secret) = {
-                let c = client_speaking(&relay, version).await;
+                let c = relay.client_speaking(version).await;
                 let (account, secret) = c.provision("Sender").await.expect("provision");
                 (account.number, secret)
             };
-            let sender = client_speaking(&relay, version).await;
+            let sender = relay.client_speaking(version).await;
             sender.login(&number, &secret).await.expect("login");
             let id = match sender
                 .request(Request::SendMessage {
@@ -124,7 +105,7 @@ fn a_receipt_waits_for_receipt_seen_from_a_protocol_2_sender_only() {
             drop(sender);
 
             // Not acknowledged: a protocol 2 device gets it again at its next login.
-            let again = client_speaking(&relay, version).await;
+            let again = relay.client_speaking(version).await;
             again.login(&number, &secret).await.expect("login");
             let repeated = receipt(&again, Duration::from_secs(1)).await;
             if version == MIN_PROTOCOL_VERSION {
@@ -136,7 +117,7 @@ fn a_receipt_waits_for_receipt_seen_from_a_protocol_2_sender_only() {
                 again.request(Request::ReceiptSeen { id }).await,
                 Ok(Response::Done)
             ));
-            let after = client_speaking(&relay, version).await;
+            let after = relay.client_speaking(version).await;
             after.login(&number, &secret).await.expect("login");
             assert_eq!(receipt(&after, Duration::from_secs(1)).await, None);
         }
@@ -149,7 +130,7 @@ fn a_protocol_newer_than_the_relays_is_refused_and_the_client_says_what_it_speak
     smol::block_on(async {
         let c = relay.client().await;
         assert_eq!(c.version(), PROTOCOL_VERSION);
-        // One past ours is refused; the client's fallback is to the oldest we serve.
+        // One past ours is refused (the client then tries the next older version).
         let trust = Trust::Pinned {
             fingerprint: relay.process.fingerprint.clone(),
             learnt: false,

@@ -16,6 +16,9 @@ const PATH: &str = "/org/freedesktop/Notifications";
 #[derive(Clone, Debug)]
 pub struct Posted {
     pub id: u32,
+    /// The notification it replaces (`replaces_id`), 0 for none. The mock gives every
+    /// `Notify` a new id all the same.
+    pub replaces: u32,
     pub summary: String,
     pub body: String,
     /// Keys and labels, as sent: key, label, key, label, …
@@ -49,7 +52,7 @@ impl Mock {
     fn notify(
         &self,
         _app_name: &str,
-        _replaces_id: u32,
+        replaces_id: u32,
         _app_icon: &str,
         summary: &str,
         body: &str,
@@ -65,6 +68,7 @@ impl Mock {
             .collect();
         posted.push(Posted {
             id,
+            replaces: replaces_id,
             summary: summary.to_owned(),
             body: body.to_owned(),
             actions,

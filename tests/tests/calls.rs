@@ -40,12 +40,27 @@ fn dial_answer_talk_hold_dtmf_hangup_and_history() {
         (Some(nb.as_str()), Some("Bob"))
     );
 
+    // Held by A: held on A's side, active and held by the other side on B's (the whole
+    // story is in hold_waiting.rs).
     assert_eq!(a.ctl(&["hold"]).code, 0);
-    wait_call(&b, "held");
-    let out = b.ctl(&["resume"]);
+    wait_call(&a, "held");
+    assert!(
+        phoned_tests::wait_for(Duration::from_secs(10), || {
+            let c = &b.ctl(&["--json", "calls"]).json()[0];
+            (c["state"] == "active" && c["remote_held"] == true).then_some(())
+        })
+        .is_some()
+    );
+    let out = b.ctl(&["resume", &id]);
     assert_eq!(out.code, 1, "only the side that held can resume: {out:?}");
     assert_eq!(a.ctl(&["resume"]).code, 0);
-    wait_call(&b, "active");
+    assert!(
+        phoned_tests::wait_for(Duration::from_secs(10), || {
+            let c = &b.ctl(&["--json", "calls"]).json()[0];
+            (c["state"] == "active" && c["remote_held"] == false).then_some(())
+        })
+        .is_some()
+    );
     assert_eq!(a.ctl(&["mute"]).code, 0);
     assert_eq!(a.ctl(&["--json", "calls"]).json()[0]["state"], "active");
     let watch = phoned_tests::process::Watch::start(&b.bus.address);

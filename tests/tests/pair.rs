@@ -115,31 +115,88 @@ fn nobody_answering_ends_with_no_answer_at_the_ring_timeout() {
 }
 
 #[test]
-fn hold_and_resume_are_seen_alike_on_both_sides() {
+fn hold_is_seen_from_each_side_and_only_the_holder_resumes() {
     let (mut sim, la, _, l2) = ringing();
     let (a, b2) = (sim.dev("A"), sim.dev("B2"));
     sim.answer(b2, l2);
     sim.drive();
     sim.hold(a, la, true);
     sim.drive();
+    // Held on A's side; on B's, active and held by the other side.
     let (ca, cb) = (&sim.devices[a].calls()[0], &sim.devices[b2].calls()[0]);
-    assert_eq!((ca.state, ca.held_by_me), (CallState::Held, true));
-    assert_eq!((cb.state, cb.held_by_me), (CallState::Held, false));
+    assert_eq!(
+        (ca.state, ca.held_by_me, ca.remote_held),
+        (CallState::Held, true, false)
+    );
+    assert_eq!(
+        (cb.state, cb.held_by_me, cb.remote_held),
+        (CallState::Active, false, true)
+    );
     assert_eq!(sim.devices[a].media.get(&la), Some(&false));
+    assert_eq!(sim.devices[b2].media.get(&l2), Some(&false));
     assert!(sim.routes.is_empty(), "no media forwarded while held");
-    // Only the side that held may resume.
-    sim.hold(b2, l2, false);
+    // Only the side that held may resume; B may hold as well, and both see both.
+    assert_eq!(
+        sim.devices[b2].engine.hold(l2, false),
+        Err(phoned::call::engine::EngineError::HeldByOtherSide)
+    );
+    sim.hold(b2, l2, true);
     sim.drive();
-    assert_eq!(sim.devices[b2].calls()[0].state, CallState::Held);
+    for (dev, l) in [(a, la), (b2, l2)] {
+        let c = sim.devices[dev].engine.get(l).unwrap();
+        assert_eq!((c.state, c.remote_held), (CallState::Held, true));
+    }
+    // A resumes: still held by B, so still no media.
     sim.hold(a, la, false);
+    sim.drive();
+    let ca = &sim.devices[a].calls()[0];
+    assert_eq!((ca.state, ca.remote_held), (CallState::Active, true));
+    assert!(sim.routes.is_empty());
+    sim.hold(b2, l2, false);
     sim.drive();
     assert_eq!(sim.devices[a].calls()[0].state, CallState::Active);
     assert_eq!(sim.devices[b2].calls()[0].state, CallState::Active);
+    assert!(!sim.devices[a].calls()[0].remote_held);
+    assert!(!sim.devices[b2].calls()[0].remote_held);
     assert_eq!(sim.devices[b2].media.get(&l2), Some(&true));
     assert_eq!(sim.routes.len(), 2);
     sim.send_dtmf(b2, l2, "12#");
     sim.drive();
     assert_eq!(sim.devices[a].dtmf, ["12#"]);
+}
+
+#[test]
+fn a_call_during_a_call_waits_and_answering_it_holds_the_first_on_this_side() {
+    let (mut sim, la, _, l2) = ringing();
+    let (a, b2, c) = (sim.dev("A"), sim.dev("B2"), sim.dev("C"));
+    sim.answer(b2, l2);
+    sim.drive();
+    // C calls A during A–B: it waits on A, with no ring through the device.
+    let lc = sim.dial(c, "1001");
+    sim.drive();
+    let waiting = sim.devices[a]
+        .calls()
+        .into_iter()
+        .find(|x| x.local != la)
+        .unwrap();
+    assert_eq!(waiting.state, CallState::Waiting);
+    assert!(sim.devices[a].ringing.contains(&waiting.local));
+    assert_eq!(
+        sim.devices[c].engine.get(lc).unwrap().state,
+        CallState::Ringing
+    );
+    // A answers it: A–B is held by A, B sees it held by the other side, A–C talks.
+    sim.answer(a, waiting.local);
+    sim.drive();
+    let first = sim.devices[a].engine.get(la).unwrap().clone();
+    assert_eq!((first.state, first.held_by_me), (CallState::Held, true));
+    let at_b = &sim.devices[b2].calls()[0];
+    assert_eq!((at_b.state, at_b.remote_held), (CallState::Active, true));
+    let second = sim.devices[a].engine.get(waiting.local).unwrap();
+    assert_eq!(second.state, CallState::Active);
+    assert_eq!(sim.devices[a].media.get(&la), Some(&false));
+    assert_eq!(sim.devices[a].media.get(&waiting.local), Some(&true));
+    assert!(sim.devices[a].ringing.is_empty());
 }
 
 #[test]
@@ -340,16 +397,27 @@ fn check_quiet(sim: &Sim) -> Result<(), TestCaseError> {
         for local in &d.ringing {
             let call = calls.iter().find(|c| c.local == *local);
             prop_assert!(
-                call.is_some_and(|c| c.state == CallState::Incoming),
+                call.is_some_and(|c| matches!(c.state, CallState::Incoming | CallState::Waiting)),
                 "{} rings for {:?}",
                 d.name,
                 call
             );
         }
+        // A call rings as waiting exactly while another call of the device is answered.
+        let answered = calls
+            .iter()
+            .any(|c| matches!(c.state, CallState::Active | CallState::Held));
+        for c in &calls {
+            match c.state {
+                CallState::Waiting => prop_assert!(answered, "{}: {:?}", d.name, c),
+                CallState::Incoming => prop_assert!(!answered, "{}: {:?}", d.name, c),
+                _ => {}
+            }
+        }
         for c in &calls {
             let media = d.media.get(&c.local).copied();
             let want = match c.state {
-                CallState::Active => Some(true),
+                CallState::Active => Some(!c.remote_held),
                 CallState::Held => Some(false),
                 _ => None,
             };
@@ -363,12 +431,21 @@ fn check_quiet(sim: &Sim) -> Result<(), TestCaseError> {
             .iter()
             .filter(|(_, s)| matches!(s, CallState::Active | CallState::Held))
             .collect();
-        // Both ends of a call agree on whether it is active (and on hold).
+        // Both ends of a call agree on who holds it: each side's own hold is the other's
+        // remote hold.
         if !talking.is_empty() {
             prop_assert_eq!(talking.len(), 2, "call {} talking on {:?}", call, states);
             let (x, y) = (talking[0], talking[1]);
-            prop_assert_eq!(x.1, y.1, "call {}: {:?}", call, states);
             let (dx, dy) = (&sim.devices[x.0], &sim.devices[y.0]);
+            let (cx, cy) = (dx.call_for(call).unwrap(), dy.call_for(call).unwrap());
+            prop_assert_eq!(
+                (cx.held_by_me, cx.remote_held),
+                (cy.remote_held, cy.held_by_me),
+                "call {}: {:?} / {:?}",
+                call,
+                cx,
+                cy
+            );
             // One device per account: two of one account would be two devices answering.
             prop_assert_ne!(dx.account, dy.account, "call {}: {:?}", call, states);
             let dirs = [
@@ -384,13 +461,13 @@ fn check_quiet(sim: &Sim) -> Result<(), TestCaseError> {
             );
         }
     }
-    // Media is routed exactly between the two ends of an active (not held) call.
+    // Media is routed exactly between the two ends of an active call neither side holds.
     for (&(from, call), &to) in &sim.routes {
         let active = |sid| {
             sim.devices.iter().any(|d| {
                 d.session == Some(sid)
                     && d.call_for(call)
-                        .is_some_and(|c| c.state == CallState::Active)
+                        .is_some_and(|c| c.state == CallState::Active && !c.remote_held)
             })
         };
         prop_assert!(
@@ -408,7 +485,7 @@ fn check_quiet(sim: &Sim) -> Result<(), TestCaseError> {
             .iter()
             .filter(|d| {
                 d.call_for(call)
-                    .is_some_and(|c| c.state == CallState::Active)
+                    .is_some_and(|c| c.state == CallState::Active && !c.remote_held)
             })
             .filter_map(|d| d.session)
             .collect();

@@ -248,9 +248,9 @@ fn a_call_during_a_call_is_heard_as_the_waiting_tone_inside_it() {
     assert_eq!(out.json()["state"], "active", "{out:?}");
     wait_played(&b, &speaker, 1.0);
 
-    // Auto-answer leaves a call that comes during a call to ring.
+    // Auto-answer leaves a call that comes during a call to ring: it waits.
     let waiting = common::dial_bg(&c, &nb);
-    common::wait_call(&b, "incoming");
+    common::wait_call(&b, "waiting");
     let from = seconds(&speaker);
     // Two waiting beeps (one every 4 s, the first at once).
     wait_played(&b, &speaker, from + 5.0);

@@ -27,8 +27,11 @@ pub struct Call {
     pub created_ms: u64,
     /// When it was answered (Unix ms), if it was.
     pub answered_ms: Option<u64>,
-    /// Held by us (as opposed to by the other side).
+    /// Held by this side: the state is `held` (whatever the other side does).
     pub held_by_me: bool,
+    /// Held by the other side (D-Bus `RemoteHeld`): the state stays `active` unless this
+    /// side holds it too. No media flows while either side holds.
+    pub remote_held: bool,
 }
 
 /// A finished call, for the history.
@@ -89,6 +92,8 @@ pub enum EngineError {
     NoSuchCall,
     /// The call's state does not allow this.
     InvalidState(CallState),
+    /// `Resume` of a call only the other side holds: only they can resume it.
+    HeldByOtherSide,
 }
 
 /// Relay events for calls not known yet are kept this long (a `Dial`'s first events can
@@ -99,6 +104,21 @@ const MAX_ORPHANS: usize = 32;
 enum Orphan {
     Phase(CallPhase, u64),
     Dtmf(String),
+    Hold(bool, bool),
+}
+
+/// An incoming call that rings here (loud, or as the call-waiting tone).
+fn rings(state: CallState) -> bool {
+    matches!(state, CallState::Incoming | CallState::Waiting)
+}
+
+/// The state of an answered call: `held` when this side holds it, else `active`.
+fn held_state(by_me: bool) -> CallState {
+    if by_me {
+        CallState::Held
+    } else {
+        CallState::Active
+    }
 }
 
 #[derive(Debug, Default)]
@@ -157,6 +177,7 @@ impl Engine {
             created_ms: now_ms,
             answered_ms: None,
             held_by_me: false,
+            remote_held: false,
         });
         (
             local,
@@ -186,6 +207,7 @@ impl Engine {
             out.extend(match orphan {
                 Orphan::Phase(phase, at) => self.phase(call, phase, at),
                 Orphan::Dtmf(digits) => self.dtmf_received(call, digits),
+                Orphan::Hold(by_me, by_peer) => self.hold_state(call, by_me, by_peer),
             });
         }
         out
@@ -212,11 +234,18 @@ impl Engine {
         policy: Policy,
         now_ms: u64,
     ) -> Vec<Output> {
+        // A call while another is answered (talking or held) waits: it is offered with
+        // the call-waiting tone, never auto-answered.
+        let waiting = self.in_call(None);
         let local = self.insert(Call {
             local: 0,
             relay: Some(call),
             direction: CallDirection::Incoming,
-            state: CallState::Incoming,
+            state: if waiting {
+                CallState::Waiting
+            } else {
+                CallState::Incoming
+            },
             reason: None,
             remote_number: number,
             remote_name: name,
@@ -224,6 +253,7 @@ impl Engine {
             created_ms: now_ms,
             answered_ms: None,
             held_by_me: false,
+            remote_held: false,
         });
         let mut out = vec![Output::Added(local)];
         if policy.do_not_disturb {
@@ -236,16 +266,12 @@ impl Engine {
             ));
             return out;
         }
-        let busy = self
-            .calls
-            .values()
-            .any(|c| c.local != local && c.state == CallState::Active);
         let auto = match policy.auto_answer {
             AutoAnswer::Off => false,
             AutoAnswer::All => true,
             AutoAnswer::Contacts => policy.known_caller,
         };
-        if auto && !busy {
+        if auto && !waiting {
             out.push(Output::Send(local, Request::Answer { call }));
         } else {
             out.push(Output::Ring(local));
@@ -268,14 +294,19 @@ impl Engine {
         let mut out = Vec::new();
         // Whatever the relay says next, a call that is no longer incoming no longer rings
         // here (first: the ring's device closes before the call's media opens).
-        if was == CallState::Incoming && !matches!(phase, CallPhase::Ended(_)) {
+        if rings(was) && !matches!(phase, CallPhase::Ended(_)) {
             out.push(Output::StopRinging(local));
         }
         match phase {
-            CallPhase::Ringing => c.state = CallState::Ringing,
+            CallPhase::Ringing => {
+                c.state = CallState::Ringing;
+                c.held_by_me = false;
+                c.remote_held = false;
+            }
             CallPhase::Active { source } => {
                 c.state = CallState::Active;
                 c.held_by_me = false;
+                c.remote_held = false;
                 if c.answered_ms.is_none() {
                     c.answered_ms = Some(now_ms);
                 }
@@ -285,14 +316,78 @@ impl Engine {
                     source,
                 });
             }
+            // "Held by me" says nothing of the other side (protocol 3's `CallHold` does):
+            // what was known of it stands. "Held by the other side" means this side does
+            // not hold it: the call stays active, held remotely.
             CallPhase::Held { by_me } => {
-                c.state = CallState::Held;
                 c.held_by_me = by_me;
+                if !by_me {
+                    c.remote_held = true;
+                }
+                c.state = held_state(by_me);
                 out.push(Output::PauseMedia(local));
             }
             CallPhase::Ended(reason) => return self.end(local, reason, now_ms),
         }
         out.push(Output::Changed(local));
+        out.extend(self.settle_waiting());
+        out
+    }
+
+    /// The relay says who holds `call` (protocol 3, right after the `CallState` that
+    /// paused or resumed its media): this side, the other, both or neither.
+    pub fn hold_state(&mut self, call: CallId, by_me: bool, by_peer: bool) -> Vec<Output> {
+        let Some(local) = self.by_relay(call) else {
+            self.keep_orphan(call, Orphan::Hold(by_me, by_peer));
+            return Vec::new();
+        };
+        let Some(c) = self.calls.get_mut(&local) else {
+            return Vec::new();
+        };
+        // Only an answered call is held; anything else is a stale or confused event.
+        if !matches!(c.state, CallState::Active | CallState::Held) {
+            return Vec::new();
+        }
+        let state = held_state(by_me);
+        if (c.held_by_me, c.remote_held, c.state) == (by_me, by_peer, state) {
+            return Vec::new();
+        }
+        c.held_by_me = by_me;
+        c.remote_held = by_peer;
+        c.state = state;
+        vec![Output::Changed(local)]
+    }
+
+    /// Whether a call other than `except` is answered (talking or held, by either side).
+    fn in_call(&self, except: Option<Local>) -> bool {
+        self.calls.values().any(|c| {
+            Some(c.local) != except && matches!(c.state, CallState::Active | CallState::Held)
+        })
+    }
+
+    /// An unanswered incoming call is `waiting` while another call is answered and
+    /// `incoming` otherwise: it changes when that other call is answered or ends.
+    fn settle_waiting(&mut self) -> Vec<Output> {
+        let ringing: Vec<Local> = self
+            .calls
+            .values()
+            .filter(|c| rings(c.state))
+            .map(|c| c.local)
+            .collect();
+        let mut out = Vec::new();
+        for local in ringing {
+            let state = if self.in_call(Some(local)) {
+                CallState::Waiting
+            } else {
+                CallState::Incoming
+            };
+            if let Some(c) = self.calls.get_mut(&local)
+                && c.state != state
+            {
+                c.state = state;
+                out.push(Output::Changed(local));
+            }
+        }
         out
     }
 
@@ -312,10 +407,11 @@ impl Engine {
         Ok((id, c.state))
     }
 
-    /// The user answers. Another active call is put on hold first.
+    /// The user answers an incoming or waiting call. Another active call is put on hold
+    /// first (by this side).
     pub fn answer(&mut self, local: Local) -> Result<Vec<Output>, EngineError> {
         let (call, state) = self.relay_id(local)?;
-        if state != CallState::Incoming {
+        if !rings(state) {
             return Err(EngineError::InvalidState(state));
         }
         let mut out = self.hold_others(local);
@@ -323,7 +419,8 @@ impl Engine {
         Ok(out)
     }
 
-    /// Puts every active call but `local` on hold: one call talks at a time.
+    /// Puts every active call but `local` on hold: one call talks at a time. A call the
+    /// other side holds is held here too, or it would talk again when they resume.
     fn hold_others(&self, local: Local) -> Vec<Output> {
         self.calls
             .values()
@@ -344,7 +441,7 @@ impl Engine {
 
     pub fn reject(&mut self, local: Local, busy: bool) -> Result<Vec<Output>, EngineError> {
         let (call, state) = self.relay_id(local)?;
-        if state != CallState::Incoming {
+        if !rings(state) {
             return Err(EngineError::InvalidState(state));
         }
         let reason = if busy {
@@ -367,16 +464,17 @@ impl Engine {
         }
     }
 
+    /// Holds (`held`) or resumes the call from this side. Either works whatever the other
+    /// side does; resuming a call only the other side holds is theirs to do.
     pub fn hold(&mut self, local: Local, held: bool) -> Result<Vec<Output>, EngineError> {
         let (call, state) = self.relay_id(local)?;
-        let ok = match held {
-            true => state == CallState::Active,
-            false => {
-                state == CallState::Held && self.calls.get(&local).is_some_and(|c| c.held_by_me)
+        let remote_held = self.calls.get(&local).is_some_and(|c| c.remote_held);
+        match (held, state) {
+            (true, CallState::Active) | (false, CallState::Held) => {}
+            (false, CallState::Active) if remote_held => {
+                return Err(EngineError::HeldByOtherSide);
             }
-        };
-        if !ok {
-            return Err(EngineError::InvalidState(state));
+            _ => return Err(EngineError::InvalidState(state)),
         }
         // Resuming one call holds the one that talks now, as answering does.
         let mut out = if held {
@@ -427,7 +525,7 @@ impl Engine {
         c.state = CallState::Ended;
         c.reason = Some(reason);
         let mut out = Vec::new();
-        if was == CallState::Incoming {
+        if rings(was) {
             out.push(Output::StopRinging(local));
         }
         if matches!(was, CallState::Active | CallState::Held) {
@@ -455,6 +553,8 @@ impl Engine {
             missed,
         }));
         out.push(Output::Removed(local, reason));
+        // A call waiting behind this one now rings as any incoming call.
+        out.extend(self.settle_waiting());
         out
     }
 }

@@ -3,6 +3,7 @@
 //! left waiting for calls to end.
 
 use phoned_proto::Request;
+use phoned_proto::call::CallState;
 
 use super::{Change, Core, Effect, Media, Purpose};
 use crate::call::engine::Output;
@@ -44,7 +45,12 @@ impl Core {
                 Output::Ring(l) => {
                     self.ring_event(RingEvent::Ring(l));
                     if let Some(c) = self.engine.get(l) {
-                        let ring = Change::Ring(l, c.remote_number.clone(), c.remote_name.clone());
+                        let ring = Change::Ring {
+                            local: l,
+                            number: c.remote_number.clone(),
+                            name: c.remote_name.clone(),
+                            waiting: c.state == CallState::Waiting,
+                        };
                         self.change(ring);
                     }
                 }

@@ -38,8 +38,14 @@ pub enum Change {
     AudioError,
     /// A call ended and its object goes away.
     CallRemoved(Local, EndReason),
-    /// An incoming call rings (local, number, name): signal and notify.
-    Ring(Local, String, String),
+    /// An incoming call rings: signal and notify. `waiting`: during another call (the
+    /// call-waiting tone sounds, not the ring).
+    Ring {
+        local: Local,
+        number: String,
+        name: String,
+        waiting: bool,
+    },
     StopRinging(Local),
     /// A missed call (number, name).
     Missed(String, String),

@@ -139,6 +139,14 @@ impl Core {
                 let out = self.engine.dtmf_received(call, digits);
                 self.run_calls(now_ms, out);
             }
+            Event::CallHold {
+                call,
+                by_me,
+                by_peer,
+            } => {
+                let out = self.engine.hold_state(call, by_me, by_peer);
+                self.run_calls(now_ms, out);
+            }
             Event::Message(m) => self.push(Effect::Message(m)),
             Event::File(f) => self.push(Effect::File(f)),
             Event::MessageDelivered { client_id, id } => {

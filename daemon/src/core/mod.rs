@@ -101,6 +101,10 @@ fn engine_error(e: EngineError) -> CoreError {
             ErrorKind::InvalidState,
             format!("not possible while the call is {}", s.as_str()),
         ),
+        EngineError::HeldByOtherSide => CoreError::new(
+            ErrorKind::InvalidState,
+            "the other side holds the call: it resumes when they do",
+        ),
     }
 }
 impl Core {

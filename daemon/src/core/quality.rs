@@ -1,6 +1,7 @@
 //! Each active call's live quality (`Call.Quality`): the media thread reports it once a
 //! second (`call/media/quality.rs` measures it); the core keeps the latest report of each
-//! call that is active and announces it when it changed. A call on hold or over has none,
+//! call that is active and announces it when it changed. A call on hold (by either side)
+//! or over has none,
 //! so the property reads empty then instead of showing stale figures.
 
 use super::{Change, Core};
@@ -11,8 +12,13 @@ use phoned_proto::call::CallState;
 impl Core {
     /// The media of call `local` measured `quality`.
     pub(super) fn quality(&mut self, local: Local, quality: Quality) {
-        // A report that crossed a hold or the end in the channel is stale.
-        if self.engine.get(local).map(|c| c.state) != Some(CallState::Active) {
+        // A report that crossed a hold (by either side) or the end in the channel is
+        // stale.
+        let talking = self
+            .engine
+            .get(local)
+            .is_some_and(|c| c.state == CallState::Active && !c.remote_held);
+        if !talking {
             return;
         }
         if self.quality.insert(local, quality) != Some(quality) {

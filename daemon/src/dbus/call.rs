@@ -90,6 +90,7 @@ impl CallIface {
         vec![
             ("State", self.state().into()),
             ("Reason", self.reason().into()),
+            ("RemoteHeld", self.remote_held().into()),
             ("Muted", self.muted().into()),
             ("AnsweredAt", self.answered_at().into()),
             ("AudioError", self.audio_error().into()),
@@ -156,7 +157,7 @@ impl CallIface {
         self.act(CallOp::Dtmf(digits.to_owned())).await
     }
 
-    /// `dialing`, `ringing`, `incoming`, `active`, `held` or `ended`.
+    /// `dialing`, `ringing`, `incoming`, `waiting`, `active`, `held` or `ended`.
     #[zbus(property)]
     fn state(&self) -> String {
         // The object outlives its call by the moment it takes to remove it.
@@ -192,6 +193,13 @@ impl CallIface {
     #[zbus(property)]
     fn remote_name(&self) -> String {
         self.snapshot().map(|c| c.remote_name).unwrap_or_default()
+    }
+
+    /// The other side holds the call (`State` stays `active` unless this side holds it
+    /// too): no media flows, and only they can resume it.
+    #[zbus(property)]
+    fn remote_held(&self) -> bool {
+        self.snapshot().is_some_and(|c| c.remote_held)
     }
 
     #[zbus(property)]

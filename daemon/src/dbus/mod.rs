@@ -20,6 +20,7 @@ mod voice;
 use std::sync::Arc;
 
 use phoned_proto::FileKind;
+use phoned_proto::call::CallState;
 use phoned_proto::dbus::{BUS_NAME, MAX_ARG, PhoneError, ROOT_PATH};
 use smol::channel::Receiver;
 use thiserror::Error;
@@ -170,6 +171,13 @@ async fn emit(
                     .announce(iface.signal_emitter(), None)
                     .await?;
             }
+            // A ringing call that turned from waiting to incoming (or back) says so.
+            let state = phone.snapshot().calls.get(&local).map(|c| c.state);
+            match state {
+                Some(CallState::Waiting) => notifier.update(local, true).await,
+                Some(CallState::Incoming) => notifier.update(local, false).await,
+                _ => {}
+            }
         }
         Change::AudioError => {
             let manager = server.interface::<_, ManagerIface>(ROOT_PATH).await?;
@@ -195,12 +203,17 @@ async fn emit(
                 .calls_changed(manager.signal_emitter())
                 .await?;
         }
-        Change::Ring(local, number, name) => {
+        Change::Ring {
+            local,
+            number,
+            name,
+            waiting,
+        } => {
             let manager = server.interface::<_, ManagerIface>(ROOT_PATH).await?;
             let path = call::path(local);
             let op = zbus::wire::ObjectPath::try_from(path.as_str())?;
             ManagerIface::incoming_call(manager.signal_emitter(), op, &number, &name).await?;
-            notifier.ring(local, &number, &name).await;
+            notifier.ring(local, &number, &name, waiting).await;
         }
         Change::StopRinging(local) => notifier.stop_ringing(local).await,
         Change::Missed(number, name) => notifier.missed(&number, &name).await,

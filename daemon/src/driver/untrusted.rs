@@ -37,7 +37,10 @@ pub(super) fn event(e: &mut Event) {
             name(&mut f.from_name);
             f.name = clean_file_name(&f.name);
         }
-        Event::CallState { .. } | Event::CallDtmf { .. } | Event::MessageDelivered { .. } => {}
+        Event::CallState { .. }
+        | Event::CallDtmf { .. }
+        | Event::CallHold { .. }
+        | Event::MessageDelivered { .. } => {}
     }
 }
 

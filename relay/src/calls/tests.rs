@@ -183,6 +183,55 @@ fn a_second_call_waits_and_a_third_is_busy() {
     assert_eq!(phases(&resumed, A), [CallPhase::Active { source: 0 }]);
 }
 
+fn holds(actions: &[CallAction], sid: SessionId) -> Vec<(bool, bool)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            CallAction::Send(s, Event::CallHold { by_me, by_peer, .. }) if *s == sid => {
+                Some((*by_me, *by_peer))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn each_party_is_told_who_holds_the_call_after_its_phase() {
+    let mut calls = Calls::new(30_000, CallIds::new([9; 32]));
+    let (id, _) = calls.dial(0, caller(A, 10), b()).unwrap();
+    calls.answer(B1, id).unwrap();
+    // B holds: A sees the call held by its peer.
+    let actions = calls.hold(B1, id, true).unwrap();
+    assert_eq!(holds(&actions, A), [(false, true)]);
+    assert_eq!(holds(&actions, B1), [(true, false)]);
+    // Each party's `CallHold` comes right after its `CallState`.
+    let a_events: Vec<_> = actions
+        .iter()
+        .filter(|a| matches!(a, CallAction::Send(A, _)))
+        .collect();
+    assert!(matches!(
+        a_events[..],
+        [
+            CallAction::Send(_, Event::CallState { .. }),
+            CallAction::Send(_, Event::CallHold { .. })
+        ]
+    ));
+    // A holds too: the phase says only "held by me"; `CallHold` says both.
+    let actions = calls.hold(A, id, true).unwrap();
+    assert_eq!(phases(&actions, A), [CallPhase::Held { by_me: true }]);
+    assert_eq!(holds(&actions, A), [(true, true)]);
+    assert_eq!(holds(&actions, B1), [(true, true)]);
+    // B resumes: A's phase does not change, but `CallHold` does.
+    let actions = calls.hold(B1, id, false).unwrap();
+    assert_eq!(phases(&actions, A), [CallPhase::Held { by_me: true }]);
+    assert_eq!(holds(&actions, A), [(true, false)]);
+    assert_eq!(phases(&actions, B1), [CallPhase::Held { by_me: false }]);
+    assert_eq!(holds(&actions, B1), [(false, true)]);
+    let actions = calls.hold(A, id, false).unwrap();
+    assert_eq!(phases(&actions, B1), [CallPhase::Active { source: 1 }]);
+    assert_eq!(holds(&actions, B1), [(false, false)]);
+}
+
 #[test]
 fn a_lost_session_ends_its_calls() {
     let mut calls = Calls::new(30_000, CallIds::new([9; 32]));

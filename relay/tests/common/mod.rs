@@ -8,7 +8,7 @@ pub mod space;
 
 use std::time::Duration;
 
-use phoned_tests::client::{self, Client};
+use phoned_tests::client::{self, Client, Trust};
 use phoned_tests::process::RelayProcess;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_phone-relay");
@@ -39,6 +39,25 @@ impl Relay {
         )
         .await
         .expect("connect")
+    }
+
+    /// A client that says `Hello` with protocol `version` (an older device).
+    pub async fn client_speaking(&self, version: u16) -> Client {
+        let trust = Trust::Pinned {
+            fingerprint: self.process.fingerprint.clone(),
+            learnt: false,
+        };
+        let c = Client::connect_speaking(
+            &client::endpoint(),
+            self.process.addr,
+            "phone-relay",
+            trust,
+            version,
+        )
+        .await
+        .expect("connect");
+        assert_eq!(c.version(), version);
+        c
     }
 
     /// A connected client with a freshly provisioned account: (client, number, secret).

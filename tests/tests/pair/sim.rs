@@ -429,6 +429,11 @@ impl Sim {
                     } => engine.incoming(call, from_number, from_name, policy, now),
                     Event::CallState { call, phase } => engine.phase(call, phase, now),
                     Event::CallDtmf { call, digits } => engine.dtmf_received(call, digits),
+                    Event::CallHold {
+                        call,
+                        by_me,
+                        by_peer,
+                    } => engine.hold_state(call, by_me, by_peer),
                     other => panic!("the router sent {other:?}"),
                 };
                 self.apply(dev, out);

@@ -152,6 +152,7 @@ fn answering_a_waiting_call_holds_the_active_one() {
         _ => panic!(),
     };
     assert!(out.contains(&Output::Ring(second)));
+    assert_eq!(e.get(second).unwrap().state, CallState::Waiting);
     let out = e.answer(second).unwrap();
     assert_eq!(
         sends(&out),
@@ -235,4 +236,183 @@ fn events_that_overtake_call_placed_are_applied_when_it_arrives() {
         source: 0
     }));
     assert_eq!(e.get(l).unwrap().state, CallState::Active);
+}
+
+/// An answered call: (engine, local, relay id 1).
+fn talking() -> (Engine, Local) {
+    let mut e = Engine::new();
+    let (l, _) = e.dial("1042".into(), "A".into(), 0);
+    e.placed(l, 1);
+    e.phase(1, CallPhase::Active { source: 0 }, 0);
+    (e, l)
+}
+
+fn hold_of(e: &Engine, l: Local) -> (CallState, bool, bool) {
+    let c = e.get(l).unwrap();
+    (c.state, c.held_by_me, c.remote_held)
+}
+
+#[test]
+fn a_call_the_other_side_holds_stays_active_and_only_they_resume_it() {
+    let (mut e, l) = talking();
+    // The other side holds: still active here, held remotely, media paused.
+    let out = e.phase(1, CallPhase::Held { by_me: false }, 10);
+    assert!(out.contains(&Output::PauseMedia(l)) && out.contains(&Output::Changed(l)));
+    assert_eq!(hold_of(&e, l), (CallState::Active, false, true));
+    // Protocol 3 says the same right after: nothing more changes.
+    assert_eq!(e.hold_state(1, false, true), []);
+    // Resuming is theirs to do; it says so rather than naming a state.
+    assert_eq!(e.hold(l, false), Err(EngineError::HeldByOtherSide));
+    // Holding it from this side too works.
+    assert_eq!(
+        sends(&e.hold(l, true).unwrap()),
+        [Request::Hold {
+            call: 1,
+            held: true
+        }]
+    );
+    e.phase(1, CallPhase::Held { by_me: true }, 20);
+    assert_eq!(e.hold_state(1, true, true), []);
+    assert_eq!(hold_of(&e, l), (CallState::Held, true, true));
+    // They resume while this side still holds: only `CallHold` can say so.
+    e.phase(1, CallPhase::Held { by_me: true }, 30);
+    assert_eq!(e.hold_state(1, true, false), [Output::Changed(l)]);
+    assert_eq!(hold_of(&e, l), (CallState::Held, true, false));
+    // They hold again, and this side resumes: active, held remotely.
+    e.phase(1, CallPhase::Held { by_me: true }, 40);
+    assert_eq!(e.hold_state(1, true, true), [Output::Changed(l)]);
+    assert_eq!(
+        sends(&e.hold(l, false).unwrap()),
+        [Request::Hold {
+            call: 1,
+            held: false
+        }]
+    );
+    e.phase(1, CallPhase::Held { by_me: false }, 50);
+    assert_eq!(e.hold_state(1, false, true), []);
+    assert_eq!(hold_of(&e, l), (CallState::Active, false, true));
+    // They resume: talking again.
+    let out = e.phase(1, CallPhase::Active { source: 0 }, 60);
+    assert!(out.contains(&Output::StartMedia {
+        local: l,
+        call: 1,
+        source: 0
+    }));
+    assert_eq!(e.hold_state(1, false, false), []);
+    assert_eq!(hold_of(&e, l), (CallState::Active, false, false));
+    // Nothing held: neither hold nor resume is refused for the wrong reason.
+    assert_eq!(
+        e.hold(l, false),
+        Err(EngineError::InvalidState(CallState::Active))
+    );
+}
+
+#[test]
+fn without_call_hold_events_a_remote_hold_seen_before_this_sides_stands() {
+    // A protocol 2 relay: the phase alone. The other side held first, then this side.
+    let (mut e, l) = talking();
+    e.phase(1, CallPhase::Held { by_me: false }, 10);
+    e.phase(1, CallPhase::Held { by_me: true }, 20);
+    assert_eq!(hold_of(&e, l), (CallState::Held, true, true));
+    // This side resumes; the other still holds.
+    e.phase(1, CallPhase::Held { by_me: false }, 30);
+    assert_eq!(hold_of(&e, l), (CallState::Active, false, true));
+}
+
+#[test]
+fn hold_events_for_calls_not_answered_or_unknown_change_nothing() {
+    let mut e = Engine::new();
+    let out = e.incoming(4, "2000".into(), "B".into(), OFF, 0);
+    let Output::Added(l) = out[0] else { panic!() };
+    assert_eq!(e.hold_state(4, false, true), []);
+    assert_eq!(e.get(l).unwrap().state, CallState::Incoming);
+    // One for a dial not placed yet waits for it, like its phases.
+    let (d, _) = e.dial("1042".into(), "A".into(), 0);
+    assert_eq!(e.phase(9, CallPhase::Active { source: 0 }, 1), []);
+    assert_eq!(e.phase(9, CallPhase::Held { by_me: false }, 2), []);
+    assert_eq!(e.hold_state(9, false, true), []);
+    e.placed(d, 9);
+    assert_eq!(hold_of(&e, d), (CallState::Active, false, true));
+}
+
+#[test]
+fn a_call_during_another_waits_and_answering_it_holds_the_other_here() {
+    let (mut e, first) = talking();
+    // Even a call the other side holds counts: a new call waits.
+    e.phase(1, CallPhase::Held { by_me: false }, 5);
+    let out = e.incoming(2, "2000".into(), "B".into(), OFF, 10);
+    let Output::Added(second) = out[0] else {
+        panic!()
+    };
+    assert!(out.contains(&Output::Ring(second)));
+    assert_eq!(e.get(second).unwrap().state, CallState::Waiting);
+    // Answering holds the first from this side (it would talk again when they resume).
+    assert_eq!(
+        sends(&e.answer(second).unwrap()),
+        [
+            Request::Hold {
+                call: 1,
+                held: true
+            },
+            Request::Answer { call: 2 }
+        ]
+    );
+    e.phase(1, CallPhase::Held { by_me: true }, 20);
+    e.hold_state(1, true, true);
+    let out = e.phase(2, CallPhase::Active { source: 1 }, 20);
+    assert_eq!(out.first(), Some(&Output::StopRinging(second)));
+    assert_eq!(hold_of(&e, first), (CallState::Held, true, true));
+    assert_eq!(e.get(second).unwrap().state, CallState::Active);
+}
+
+#[test]
+fn a_waiting_call_can_be_declined_and_rings_as_incoming_once_the_other_call_ends() {
+    let (mut e, _) = talking();
+    let out = e.incoming(
+        2,
+        "2000".into(),
+        "B".into(),
+        Policy {
+            auto_answer: AutoAnswer::All,
+            ..OFF
+        },
+        10,
+    );
+    let Output::Added(second) = out[0] else {
+        panic!()
+    };
+    assert!(
+        sends(&out).is_empty(),
+        "a waiting call is never auto-answered"
+    );
+    assert_eq!(
+        sends(&e.reject(second, false).unwrap()),
+        [Request::Reject {
+            call: 2,
+            reason: EndReason::Rejected
+        }]
+    );
+    // Another waits; the active call ends: it is an incoming call now.
+    let out = e.incoming(3, "3000".into(), "C".into(), OFF, 20);
+    let Output::Added(third) = out[0] else {
+        panic!()
+    };
+    assert_eq!(e.get(third).unwrap().state, CallState::Waiting);
+    let out = e.phase(1, CallPhase::Ended(EndReason::Hangup), 30);
+    assert!(out.contains(&Output::Changed(third)));
+    assert_eq!(e.get(third).unwrap().state, CallState::Incoming);
+    assert!(!out.contains(&Output::StopRinging(third)), "it rings on");
+    // And a call ringing here turns into a waiting one when a dial is answered.
+    let (d, _) = e.dial("1042".into(), "A".into(), 40);
+    e.placed(d, 4);
+    let out = e.phase(4, CallPhase::Active { source: 0 }, 50);
+    assert!(out.contains(&Output::Changed(third)));
+    assert_eq!(e.get(third).unwrap().state, CallState::Waiting);
+    // Hanging up a waiting call declines it, as for any ringing call.
+    assert_eq!(
+        sends(&e.hangup(third, 60).unwrap()),
+        [Request::Hangup { call: 3 }]
+    );
+    let out = e.phase(3, CallPhase::Ended(EndReason::Rejected), 70);
+    assert!(out.contains(&Output::StopRinging(third)));
 }

@@ -132,7 +132,12 @@ fn added(effects: &[Effect]) -> Option<Local> {
 fn incoming_then_answer_sends_answer_and_starts_media_when_active() {
     let mut rig = Rig::online();
     let (local, out) = rig.incoming(7);
-    assert!(changes(&out).contains(&Change::Ring(local, "2000".into(), "Bob".into())));
+    assert!(changes(&out).contains(&Change::Ring {
+        local,
+        number: "2000".into(),
+        name: "Bob".into(),
+        waiting: false
+    }));
     let (reply, out) = rig.command(Command::Call(local, CallOp::Answer));
     assert_eq!(reply, Some(Ok(Reply::Done)));
     let sent = sends(&out);
@@ -196,7 +201,11 @@ fn do_not_disturb_rejects_as_busy_without_ringing() {
             reason: EndReason::Busy
         }
     );
-    assert!(!changes(&out).iter().any(|c| matches!(c, Change::Ring(..))));
+    assert!(
+        !changes(&out)
+            .iter()
+            .any(|c| matches!(c, Change::Ring { .. }))
+    );
     // Declined here: not a missed call.
     let out = rig.phase(9, CallPhase::Ended(EndReason::Busy));
     assert!(changes(&out).contains(&Change::CallRemoved(local, EndReason::Busy)));
@@ -398,6 +407,36 @@ fn resuming_a_call_holds_the_one_that_talks() {
             }
         ]
     );
+}
+
+#[test]
+fn a_second_call_rings_as_waiting_and_a_remote_hold_is_not_this_sides_to_resume() {
+    let mut rig = Rig::online();
+    let (first, _) = rig.incoming(1);
+    rig.phase(1, CallPhase::Active { source: 1 });
+    let (second, out) = rig.incoming(2);
+    assert!(changes(&out).contains(&Change::Ring {
+        local: second,
+        number: "2000".into(),
+        name: "Bob".into(),
+        waiting: true
+    }));
+    assert_eq!(rig.core.snapshot().calls[&second].state, CallState::Waiting);
+    // The first call's other side holds it: still active here, `RemoteHeld`.
+    let out = rig.phase(1, CallPhase::Held { by_me: false });
+    assert!(changes(&out).contains(&Change::CallChanged(first)));
+    let out = rig.event(Event::CallHold {
+        call: 1,
+        by_me: false,
+        by_peer: true,
+    });
+    assert!(changes(&out).is_empty(), "nothing new: no second change");
+    let c = &rig.core.snapshot().calls[&first];
+    assert_eq!((c.state, c.remote_held), (CallState::Active, true));
+    let (reply, _) = rig.command(Command::Call(first, CallOp::Hold(false)));
+    let e = reply.unwrap().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidState);
+    assert!(e.message.contains("the other side holds the call"), "{e:?}");
 }
 
 mod ringing;

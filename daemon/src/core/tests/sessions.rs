@@ -26,6 +26,8 @@ enum Step {
     Disconnect,
     Incoming(u64),
     Phase(u64, u8),
+    /// Protocol 3's `CallHold`: (call, by me, by the other side).
+    Hold(u64, bool, bool),
     Dial,
     Op(u8, u8),
     HangupAll,
@@ -44,6 +46,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Disconnect),
         3 => (1u64..4).prop_map(Step::Incoming),
         6 => ((1u64..4), 0u8..6).prop_map(|(c, p)| Step::Phase(c, p)),
+        2 => ((1u64..4), any::<bool>(), any::<bool>()).prop_map(|(c, m, p)| Step::Hold(c, m, p)),
         2 => Just(Step::Dial),
         6 => ((0u8..8), 0u8..7).prop_map(|(l, o)| Step::Op(l, o)),
         1 => Just(Step::HangupAll),
@@ -179,6 +182,17 @@ fn run_session(steps: Vec<Step>) {
                 }),
                 false,
             ),
+            Step::Hold(call, by_me, by_peer) => (
+                Input::Link(LinkEvent::Relay {
+                    event: Event::CallHold {
+                        call,
+                        by_me,
+                        by_peer,
+                    },
+                    caller_known: false,
+                }),
+                false,
+            ),
             Step::Dial => (
                 Input::Command {
                     command: Command::Dial {
@@ -282,11 +296,27 @@ fn run_session(steps: Vec<Step>) {
         // device only while no call has it.
         let calls = rig.core.snapshot().calls;
         let state = |s: CallState| calls.values().any(|c| c.state == s);
-        if !state(CallState::Incoming) {
+        if !state(CallState::Incoming) && !state(CallState::Waiting) {
             assert_eq!(ledger.sound, Sound::Silent, "{effects:?}");
         }
+        // A call that rings here waits exactly while another call is answered.
+        let answered = state(CallState::Active) || state(CallState::Held);
+        for c in calls.values() {
+            match c.state {
+                CallState::Waiting => assert!(answered, "{c:?} waits for nothing"),
+                CallState::Incoming => assert!(!answered, "{c:?} rings during a call"),
+                // Held means held here; the other side's hold leaves a call active.
+                CallState::Held => assert!(c.held_by_me, "{c:?}"),
+                CallState::Active => assert!(!c.held_by_me, "{c:?}"),
+                _ => assert!(!c.held_by_me && !c.remote_held, "{c:?}"),
+            }
+        }
         if ledger.sound == Sound::Ring {
-            assert!(!state(CallState::Active), "{effects:?}");
+            // An answered call has the device (its media runs, or pauses while held).
+            assert!(
+                !calls.values().any(|c| c.answered_ms.is_some()),
+                "{effects:?}"
+            );
         }
         // Every command got its reply now, or is waiting on a request that will settle.
         if let Some(deadline) = rig.core.next_deadline() {

@@ -1,7 +1,9 @@
 //! Desktop notifications through `org.freedesktop.Notifications`: an incoming call (a
 //! click answers, with Answer / Decline actions and the `phone-incoming-call` sound name,
 //! resident, posted once more if the server closes it while the call still rings, closed
-//! when it stops ringing), missed calls, messages and files. Remote strings go in as text,
+//! when it stops ringing; "Call waiting", without a sound name, for a call that comes
+//! during another, replaced when it turns into an incoming call or back), missed calls,
+//! messages and files. Remote strings go in as text,
 //! never as markup ([`text`]). Without a notification server nothing happens, and nothing
 //! fails.
 
@@ -35,16 +37,34 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// the daemon's ring goes on until the call stops ringing, which a notification sound
 /// cannot. With `ring = "off"` the server may play it: that one sound is then the
 /// desktop's way of ringing.
-fn incoming_hints(rings_itself: bool) -> HashMap<&'static str, zbus::Variant<'static>> {
+///
+/// A waiting call (one that comes during another) has no `sound-name` and always
+/// `suppress-sound`: its sound is the quiet call-waiting tone the daemon mixes into the
+/// call, and a desktop sound would play over the conversation.
+fn incoming_hints(
+    waiting: bool,
+    rings_itself: bool,
+) -> HashMap<&'static str, zbus::Variant<'static>> {
     let mut hints = HashMap::new();
     hints.insert("category", zbus::Variant::from("call.incoming"));
     hints.insert("urgency", zbus::Variant::from(2u8));
     hints.insert("resident", zbus::Variant::from(true));
-    hints.insert("sound-name", zbus::Variant::from(SOUND_NAME));
-    if rings_itself {
+    if !waiting {
+        hints.insert("sound-name", zbus::Variant::from(SOUND_NAME));
+    }
+    if rings_itself || waiting {
         hints.insert("suppress-sound", zbus::Variant::from(true));
     }
     hints
+}
+
+/// The incoming-call notification's summary.
+fn call_summary(waiting: bool) -> &'static str {
+    if waiting {
+        "Call waiting"
+    } else {
+        "Incoming call"
+    }
 }
 
 /// The incoming-call notification's actions (key, label): `default` is what a click on
@@ -79,6 +99,8 @@ struct Ringing {
     id: u32,
     /// The caller, as the notification names them ("Name (number)", unescaped).
     who: String,
+    /// Posted as a waiting call ("Call waiting") rather than an incoming one.
+    waiting: bool,
     /// Posted a second time already (the server closed the first while it rang).
     reposted: bool,
     /// An action was clicked: the close that may follow is the server's doing.
@@ -102,19 +124,20 @@ impl Notifier {
         })
     }
 
-    /// Shows the incoming-call notification.
-    pub async fn ring(self: &Arc<Self>, local: Local, number: &str, name: &str) {
+    /// Shows the incoming-call notification (`waiting`: the call-waiting one).
+    pub async fn ring(self: &Arc<Self>, local: Local, number: &str, name: &str, waiting: bool) {
         let Some(p) = self.server.proxy().await else {
             return;
         };
         self.listen(&p).await;
         let who = who(number, name);
-        if let Some(id) = self.post_call(&p, &who).await {
+        if let Some(id) = self.post_call(&p, &who, waiting, 0).await {
             lock(&self.ringing).insert(
                 local,
                 Ringing {
                     id,
                     who,
+                    waiting,
                     reposted: false,
                     acted: false,
                 },
@@ -122,17 +145,51 @@ impl Notifier {
         }
     }
 
-    /// Posts the incoming-call notification for `who`; its id.
-    async fn post_call(&self, p: &NotificationsProxy<'static>, who: &str) -> Option<u32> {
+    /// A call's state changed: if it still rings and has turned from waiting into
+    /// incoming (the other call ended) or back (another call was answered), its
+    /// notification is replaced by the one for what it is now.
+    pub async fn update(&self, local: Local, waiting: bool) {
+        let stale = lock(&self.ringing)
+            .get(&local)
+            .filter(|r| r.waiting != waiting)
+            .map(|r| (r.id, r.who.clone()));
+        let (Some((id, who)), Some(p)) = (stale, self.server.proxy().await) else {
+            return;
+        };
+        let Some(new) = self.post_call(&p, &who, waiting, id).await else {
+            return;
+        };
+        let kept = match lock(&self.ringing).get_mut(&local) {
+            Some(r) if r.id == id => {
+                r.id = new;
+                r.waiting = waiting;
+                true
+            }
+            _ => false,
+        };
+        if !kept {
+            let _ = p.close_notification(new).await;
+        }
+    }
+
+    /// Posts the incoming-call notification for `who` (replacing notification `replaces`
+    /// unless 0); its id.
+    async fn post_call(
+        &self,
+        p: &NotificationsProxy<'static>,
+        who: &str,
+        waiting: bool,
+        replaces: u32,
+    ) -> Option<u32> {
         let body = text::body(who, self.server.body_markup(p).await);
         let rings_itself = self.phone.config().audio.ring.sound != RingSound::Off;
-        let hints = incoming_hints(rings_itself);
+        let hints = incoming_hints(waiting, rings_itself);
         let posted = p
             .notify(
                 "phoned",
-                0,
+                replaces,
                 "call-start",
-                "Incoming call",
+                call_summary(waiting),
                 &body,
                 &CALL_ACTIONS,
                 hints,
@@ -253,16 +310,18 @@ impl Notifier {
         let again = lock(&self.ringing).iter_mut().find_map(|(l, r)| {
             (r.id == id && !r.reposted && !r.acted).then(|| {
                 r.reposted = true;
-                (*l, r.who.clone())
+                (*l, r.who.clone(), r.waiting)
             })
         });
-        let Some((local, who)) = again else { return };
+        let Some((local, who, waiting)) = again else {
+            return;
+        };
         tracing::debug!(
             local,
             reason,
             "the ringing call's notification was closed; posting it again"
         );
-        let Some(new) = self.post_call(p, &who).await else {
+        let Some(new) = self.post_call(p, &who, waiting, 0).await else {
             return;
         };
         // The call may have stopped ringing meanwhile: then its notification goes too.
@@ -285,7 +344,7 @@ mod tests {
 
     #[test]
     fn the_incoming_call_names_its_sound_and_suppresses_it_only_while_the_daemon_rings() {
-        let ringing = incoming_hints(true);
+        let ringing = incoming_hints(false, true);
         assert_eq!(
             ringing.get("sound-name"),
             Some(&zbus::Variant::from("phone-incoming-call"))
@@ -295,13 +354,28 @@ mod tests {
             Some(&zbus::Variant::from(true))
         );
         assert_eq!(ringing.get("resident"), Some(&zbus::Variant::from(true)));
-        let off = incoming_hints(false);
+        let off = incoming_hints(false, false);
         assert_eq!(off.get("sound-name"), ringing.get("sound-name"));
         assert!(!off.contains_key("suppress-sound"));
         assert_eq!(
             off.get("category"),
             Some(&zbus::Variant::from("call.incoming"))
         );
+        assert_eq!(call_summary(false), "Incoming call");
+    }
+
+    #[test]
+    fn a_waiting_call_says_so_and_asks_for_no_sound() {
+        for rings_itself in [true, false] {
+            let waiting = incoming_hints(true, rings_itself);
+            assert!(!waiting.contains_key("sound-name"), "no ringtone");
+            assert_eq!(
+                waiting.get("suppress-sound"),
+                Some(&zbus::Variant::from(true))
+            );
+            assert_eq!(waiting.get("resident"), Some(&zbus::Variant::from(true)));
+        }
+        assert_eq!(call_summary(true), "Call waiting");
     }
 
     #[test]
