@@ -48,6 +48,11 @@ string_enum! {
         Network = "network",
         /// Another device of the same account answered (for the devices that stop ringing).
         AnsweredElsewhere = "answered-elsewhere",
+        /// (Protocol 3.) The conference's host removed this party.
+        Removed = "removed",
+        /// (Protocol 3.) The call became part of a conference (a merge on this device:
+        /// the conference goes on as the other call).
+        Merged = "merged",
     }
 }
 
@@ -143,6 +148,8 @@ mod tests {
             EndReason::Hangup,
             EndReason::Network,
             EndReason::AnsweredElsewhere,
+            EndReason::Removed,
+            EndReason::Merged,
         ]
         .iter()
         .map(|r| r.as_str())
@@ -157,7 +164,9 @@ mod tests {
                 "unknown-number",
                 "hangup",
                 "network",
-                "answered-elsewhere"
+                "answered-elsewhere",
+                "removed",
+                "merged"
             ]
         );
     }

@@ -6,6 +6,7 @@
 //! - [`media`]: the media datagrams: `MediaFrame`, `RedundantFrame`, `MediaReport`.
 //! - [`call`]: call ids, phases, end reasons, and the call states, directions and results
 //!   the daemon shows.
+//! - [`conference`]: conference party states, the roster, the limits (16 parties).
 //! - [`ident`]: validation of numbers, display names and passwords.
 //! - [`text`]: the sanitiser of names people choose: hidden and bidi characters, escapes.
 //! - [`state`]: shared value types with public string forms (connection state, auto-answer).
@@ -20,6 +21,7 @@
 
 pub mod call;
 pub mod codec;
+pub mod conference;
 #[cfg(feature = "dbus")]
 pub mod dbus;
 pub mod error;
@@ -45,7 +47,14 @@ pub use msg::*;
 /// Version 2 added one duty to version 1, with no change to any message's layout: a
 /// device acknowledges delivery receipts with [`Request::ReceiptSeen`], so the relay
 /// keeps each receipt until one of the sender's devices has recorded it.
-pub const PROTOCOL_VERSION: u16 = 2;
+///
+/// Version 3 added conferences: requests `ConferenceCreate`, `ConferenceAdd`,
+/// `ConferenceRemove`, `ConferenceMerge`, the response `ConferencePlaced`, events
+/// `ConferenceIncoming`, `ConferenceMoved`, `ConferenceRoster`, end reasons `removed`
+/// and `merged`, and error codes `ConferenceFull`, `NotHost`, `InvalidParty`. A relay
+/// sends none of them to a session that said `Hello` with an older version (its devices
+/// are not invited: they count as busy).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The oldest protocol version a relay still serves (a session that said `Hello` with it
 /// gets version 1's behaviour: receipts are forgotten once pushed).

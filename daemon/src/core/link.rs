@@ -144,6 +144,10 @@ impl Core {
             Event::MessageDelivered { client_id, id } => {
                 self.push(Effect::Delivered { client_id, id })
             }
+            // Not yet taken part in: an invitation rings nowhere and ends unanswered.
+            Event::ConferenceIncoming { .. }
+            | Event::ConferenceMoved { .. }
+            | Event::ConferenceRoster { .. } => {}
         }
     }
 
