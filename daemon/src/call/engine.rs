@@ -8,6 +8,10 @@ use phoned_proto::Request;
 use phoned_proto::call::{CallDirection, CallId, CallPhase, CallResult, CallState, EndReason};
 use phoned_proto::state::AutoAnswer;
 
+pub use conference::ConferenceInfo;
+
+mod conference;
+
 /// The number of a call's D-Bus object, `/org/phoned/Phone1/Call/<n>`.
 pub type Local = u32;
 
@@ -29,6 +33,8 @@ pub struct Call {
     pub answered_ms: Option<u64>,
     /// Held by us (as opposed to by the other side).
     pub held_by_me: bool,
+    /// The conference this call is this device's place in, if it is one.
+    pub conference: Option<ConferenceInfo>,
 }
 
 /// A finished call, for the history.
@@ -82,6 +88,8 @@ pub enum Output {
     /// A missed incoming call: notify.
     Missed(Local),
     Record(Record),
+    /// The call's conference (its roster, or that it is one) changed.
+    Conference(Local),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +165,7 @@ impl Engine {
             created_ms: now_ms,
             answered_ms: None,
             held_by_me: false,
+            conference: None,
         });
         (
             local,
@@ -224,6 +233,7 @@ impl Engine {
             created_ms: now_ms,
             answered_ms: None,
             held_by_me: false,
+            conference: None,
         });
         let mut out = vec![Output::Added(local)];
         if policy.do_not_disturb {

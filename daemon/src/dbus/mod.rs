@@ -203,6 +203,7 @@ async fn emit(
             notifier.ring(local, &number, &name).await;
         }
         Change::StopRinging(local) => notifier.stop_ringing(local).await,
+        Change::Conference(_) => {}
         Change::Missed(number, name) => notifier.missed(&number, &name).await,
         Change::Dtmf(local, digits) => {
             if let Ok(iface) = server
