@@ -19,6 +19,11 @@ pub fn call_path(n: u32) -> String {
     format!("{ROOT_PATH}/Call/{n}")
 }
 
+/// The object path of conference `n` (the conference of call `n`).
+pub fn conference_path(n: u32) -> String {
+    format!("{ROOT_PATH}/Conference/{n}")
+}
+
 /// The number of the call at `path`, if it is a call object's path as [`call_path`] writes
 /// it (no sign, no leading zeros, no trailing parts).
 pub fn parse_call_path(path: &str) -> Option<u32> {
@@ -35,6 +40,7 @@ pub mod iface {
     pub const PRESENCE: &str = "org.phoned.Phone1.Presence";
     pub const CONTACTS: &str = "org.phoned.Phone1.Contacts";
     pub const CALL: &str = "org.phoned.Phone1.Call";
+    pub const CONFERENCE: &str = "org.phoned.Phone1.Conference";
     pub const HISTORY: &str = "org.phoned.Phone1.History";
     pub const MESSAGES: &str = "org.phoned.Phone1.Messages";
     pub const FILES: &str = "org.phoned.Phone1.Files";

@@ -102,13 +102,18 @@ impl Notifier {
         })
     }
 
-    /// Shows the incoming-call notification.
-    pub async fn ring(self: &Arc<Self>, local: Local, number: &str, name: &str) {
+    /// Shows the incoming-call notification; an invitation to a conference says so and
+    /// names who invited.
+    pub async fn ring(self: &Arc<Self>, local: Local, number: &str, name: &str, conference: bool) {
         let Some(p) = self.server.proxy().await else {
             return;
         };
         self.listen(&p).await;
-        let who = who(number, name);
+        let who = if conference {
+            format!("Conference call, invited by {}", who(number, name))
+        } else {
+            who(number, name)
+        };
         if let Some(id) = self.post_call(&p, &who).await {
             lock(&self.ringing).insert(
                 local,
