@@ -169,26 +169,28 @@ impl Client {
 
     /// Connects with an explicit trust policy and TLS server name. Says `Hello` with
     /// [`PROTOCOL_VERSION`]; a relay too old for it refuses that, and the client then
-    /// connects again speaking [`MIN_PROTOCOL_VERSION`] (see [`Client::version`]).
+    /// connects again speaking one version less, down to [`MIN_PROTOCOL_VERSION`] (see
+    /// [`Client::version`]): a protocol-2 relay keeps receipts acknowledged.
     pub async fn connect_trusting(
         endpoint: &quinn::Endpoint,
         addr: SocketAddr,
         server_name: &str,
         trust: Trust,
     ) -> Result<Client, ClientError> {
-        let first =
-            Client::connect_speaking(endpoint, addr, server_name, trust.clone(), PROTOCOL_VERSION)
-                .await;
-        match first {
-            Err(ClientError::Relay(e))
-                if e.code == ErrorCode::UnsupportedVersion
-                    && PROTOCOL_VERSION > MIN_PROTOCOL_VERSION =>
-            {
-                tracing::info!("the relay is older than protocol {PROTOCOL_VERSION}: {e}");
-                Client::connect_speaking(endpoint, addr, server_name, trust, MIN_PROTOCOL_VERSION)
-                    .await
+        let mut version = PROTOCOL_VERSION;
+        loop {
+            let result =
+                Client::connect_speaking(endpoint, addr, server_name, trust.clone(), version).await;
+            match result {
+                Err(ClientError::Relay(e))
+                    if e.code == ErrorCode::UnsupportedVersion
+                        && version > MIN_PROTOCOL_VERSION =>
+                {
+                    tracing::info!("the relay is older than protocol {version}: {e}");
+                    version -= 1;
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 
