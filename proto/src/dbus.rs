@@ -167,6 +167,13 @@ pub mod manager {
             options: std::collections::HashMap<&str, zbus::Variant<'_>>,
         ) -> Result<zbus::wire::OwnedObjectPath, PhoneError>;
         fn hangup_all(&self) -> Result<(), PhoneError>;
+        /// Opens a conference inviting `numbers` (or contacts' names); returns its object.
+        fn create_conference(
+            &self,
+            numbers: &[&str],
+        ) -> Result<zbus::wire::OwnedObjectPath, PhoneError>;
+        /// Merges the active and the held call into one conference; returns its object.
+        fn merge(&self) -> Result<zbus::wire::OwnedObjectPath, PhoneError>;
         /// Re-reads the config file; returns each changed key and when it applies
         /// (`now`, `next-call`, `reconnect`).
         fn reload(&self) -> Result<std::collections::HashMap<String, String>, PhoneError>;
@@ -329,6 +336,33 @@ pub mod call {
     }
 }
 
+/// Proxy of `org.phoned.Phone1.Conference` (one object per conference).
+pub mod conference {
+    use super::*;
+
+    #[proxy(
+        interface = "org.phoned.Phone1.Conference",
+        default_service = "org.phoned.Phone1"
+    )]
+    pub trait Conference {
+        /// Invites `number` (host only).
+        fn add(&self, number: &str) -> Result<(), PhoneError>;
+        /// Takes `number` out (host only).
+        fn remove(&self, number: &str) -> Result<(), PhoneError>;
+        /// Hangs up this device's call in the conference.
+        fn leave(&self) -> Result<(), PhoneError>;
+        /// Every party: number, name, state, speaking.
+        #[zbus(property)]
+        fn parties(&self) -> zbus::Result<Vec<(String, String, String, bool)>>;
+        /// The host's number.
+        #[zbus(property)]
+        fn host(&self) -> zbus::Result<String>;
+        /// This device's call in the conference.
+        #[zbus(property)]
+        fn call(&self) -> zbus::Result<zbus::wire::OwnedObjectPath>;
+    }
+}
+
 /// Proxy of `org.phoned.Phone1.History`.
 pub mod history {
     use super::*;
@@ -448,6 +482,7 @@ pub mod voice {
 
 pub use account::AccountProxy;
 pub use call::CallProxy;
+pub use conference::ConferenceProxy;
 pub use contacts::ContactsProxy;
 pub use files::FilesProxy;
 pub use history::HistoryProxy;
