@@ -266,6 +266,13 @@ fn four_parties_hear_each_other_and_the_room_outlives_its_host() {
                 .iter()
                 .all(|p| state_of(conf, &p.number) == Some("joined"))
     });
+    // Each of the others is heard speaking (their tones are loud); A does not hear itself.
+    until(a, "B, C and D speaking", |conf| {
+        conf["parties"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .all(|p| p["speaking"] == (p["number"] != a.number.as_str()))
+        })
+    });
     // `watch` shows the room's changes.
     let changed = watch.wait(SETTLE, |e| {
         e["event"] == "conference_changed" && e["changed"]["Parties"].is_array()

@@ -54,13 +54,21 @@ impl ConferenceIface {
     }
 
     fn rows(&self) -> Vec<PartyRow> {
-        let Some(roster) = self
-            .snapshot()
-            .and_then(|c| c.conference)
+        let snapshot = self.phone.snapshot();
+        let Some(roster) = snapshot
+            .calls
+            .get(&self.local)
+            .and_then(|c| c.conference.clone())
             .and_then(|i| i.roster)
         else {
             return Vec::new();
         };
+        // The far sources the call's media heard speaking at its latest report.
+        let speaking = snapshot
+            .quality
+            .get(&self.local)
+            .map(|q| q.speaking)
+            .unwrap_or_default();
         roster
             .parties
             .iter()
@@ -69,9 +77,9 @@ impl ConferenceIface {
                     p.number.clone(),
                     p.name.clone(),
                     p.state.as_str().to_owned(),
-                    // Not measured yet: the relay's speaker ranking is not sent to
-                    // devices, and the daemon does not publish received levels.
-                    false,
+                    // From the levels of the frames received (this device's own
+                    // entry is never marked: it does not hear itself).
+                    p.source.is_some_and(|s| speaking.contains(s)),
                 )
             })
             .collect()
@@ -136,7 +144,8 @@ impl ConferenceIface {
     }
 
     /// Every party: number, name, state (`invited`, `ringing`, `joined`, `held`,
-    /// `left`), speaking (always false in this version).
+    /// `left`), speaking (another party whose speech this device received within the
+    /// last second; updated about once a second).
     #[zbus(property)]
     fn parties(&self) -> Vec<PartyRow> {
         self.rows()

@@ -172,6 +172,14 @@ async fn emit(
                     .announce(iface.signal_emitter(), None)
                     .await?;
             }
+            if matches!(change, Change::CallQuality(_))
+                && let Ok(iface) = server
+                    .interface::<_, ConferenceIface>(conference::path(local).as_str())
+                    .await
+            {
+                // Who speaks comes with the quality reports.
+                iface.get().await.announce(iface.signal_emitter()).await?;
+            }
         }
         Change::AudioError => {
             let manager = server.interface::<_, ManagerIface>(ROOT_PATH).await?;

@@ -29,6 +29,7 @@ pub mod report;
 mod session;
 #[cfg(test)]
 mod sim;
+pub mod speakers;
 #[cfg(test)]
 mod speech_sim;
 mod standin;

@@ -64,6 +64,7 @@ use phoned_proto::media::{Earlier, MAX_EARLIER, MediaDatagram, MediaFrame, Redun
 use super::adapt::{Adapter, Settings, Thresholds};
 use super::demand::Demand;
 use super::report::ReceptionMeter;
+use super::speakers::{Speakers, Speaking};
 use super::streams::{Extras, STALE_US, Taken, soft_clip};
 use super::{ENCODER_COMPLEXITY, PLAYBACK_QUEUE_MIN_MS};
 use crate::audio::codec::{
@@ -308,6 +309,8 @@ pub struct MediaPipeline {
     /// and our repairs at the last report.
     meter: ReceptionMeter,
     reported: (u64, u64),
+    /// Which far sources speak (a conference's `speaking` flags).
+    speakers: Speakers,
     /// Until when the jitter buffer keeps the floor for copies two frames back, µs.
     two_copies_until: Option<u64>,
     /// The far source the jitter buffer above plays, and when its latest frame came (µs).
@@ -386,6 +389,7 @@ impl MediaPipeline {
             applied,
             sent_recently: SentRecently::new(),
             meter: ReceptionMeter::default(),
+            speakers: Speakers::default(),
             reported: (0, 0),
             two_copies_until: None,
             primary: None,
@@ -418,6 +422,12 @@ impl MediaPipeline {
         self.stats.expanded = jitter.expanded;
         self.stats.accelerated = jitter.accelerated;
         &mut self.out
+    }
+
+    /// The far sources speaking at `now` (by the levels their frames carry).
+    pub fn speaking(&self, now: Duration) -> Speaking {
+        self.speakers
+            .at(u64::try_from(now.as_micros()).unwrap_or(u64::MAX))
     }
 
     pub fn stats(&self) -> MediaStats {
@@ -528,6 +538,7 @@ impl MediaPipeline {
     /// buffer, others' to [`Extras`]. A source that finds no place takes the first's when
     /// that has been silent for a while (a conference's speakers changed).
     fn route_frame(&mut self, now_us: u64, f: &MediaFrame, earlier: &[Earlier]) {
+        self.speakers.heard(now_us, f.source, f.level);
         let primary = match self.primary {
             None => true,
             Some((source, _)) if source == f.source => true,
