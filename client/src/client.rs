@@ -169,8 +169,8 @@ impl Client {
 
     /// Connects with an explicit trust policy and TLS server name. Says `Hello` with
     /// [`PROTOCOL_VERSION`]; a relay too old for it refuses that, and the client then
-    /// connects again speaking the next older version, down to [`MIN_PROTOCOL_VERSION`]
-    /// (see [`Client::version`]).
+    /// connects again speaking one version less, down to [`MIN_PROTOCOL_VERSION`] (see
+    /// [`Client::version`]): a protocol-2 relay keeps receipts acknowledged.
     pub async fn connect_trusting(
         endpoint: &quinn::Endpoint,
         addr: SocketAddr,

@@ -126,6 +126,15 @@ pub enum Command {
         #[arg(long)]
         call: Option<String>,
     },
+    /// Conference calls. Without a subcommand, shows the current conference: its id, host
+    /// and parties (number, name, state: invited, ringing, joined, held or left, and
+    /// whether the party is speaking); with --json one object with `id`, `path`, `host`,
+    /// `call` and `parties` (`number`, `name`, `state`, `speaking`). `hangup` of the
+    /// conference's call leaves it, as `conference leave` does.
+    Conference {
+        #[command(subcommand)]
+        action: Option<ConferenceAction>,
+    },
     /// The current calls; with --stats, each active call's live quality too.
     Calls {
         /// Also each active call's live quality: loss over the last 5 s and the call,
@@ -181,7 +190,8 @@ pub enum Command {
     /// Print every event of the daemon as one JSON line each, until interrupted.
     ///
     /// Each line has an `event` field: call_added, incoming_call, call_changed (a call's
-    /// changed properties, e.g. its State), call_removed (with the reason), dtmf,
+    /// changed properties, e.g. its State), conference_changed (a conference's Parties or
+    /// Host), call_removed (with the reason), dtmf,
     /// message_received (with the text), message_status, file_received (with the saved
     /// path), file_progress, file_status, voice_received, presence, contacts_changed,
     /// properties (the Manager's and Account's changed properties); an active call's Quality
@@ -206,6 +216,33 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum ConferenceAction {
+    /// Open a conference hosted here, inviting 1 to 15 numbers or contacts: every device
+    /// of each rings; declining or not answering leaves the others in. Prints the
+    /// conference (with --json, the object `phonectl conference --json` shows).
+    Create {
+        /// The numbers or contacts' names to invite (1 to 15, not this account's own).
+        #[arg(required = true, num_args = 1..)]
+        numbers: Vec<String>,
+    },
+    /// Three-way calling: merge the active call and the held call into one conference
+    /// hosted here. Prints the conference.
+    Merge,
+    /// Invite a number into the current conference (the host only).
+    Add {
+        /// The number to invite.
+        number: String,
+    },
+    /// Take a party out of the current conference (the host only).
+    Remove {
+        /// The party's number.
+        number: String,
+    },
+    /// Leave the current conference (hang up this device's call in it); the others go on.
+    Leave,
 }
 
 #[derive(Subcommand)]

@@ -148,6 +148,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::File { action } => file(&conn, g.json, action).await,
         Command::Voice { action } => voice(&conn, g.json, action).await,
         Command::Dial { target, wait } => calls::dial(&conn, g.json, &target, wait).await,
+        Command::Conference { action } => crate::conference::run(&conn, g.json, action).await,
         Command::Calls { stats } => calls::list(&conn, g.json, stats).await,
         Command::History { limit } => calls::history(&conn, g.json, limit).await,
         Command::Answer { call } => {

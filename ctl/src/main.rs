@@ -3,6 +3,7 @@
 mod calls;
 mod cli;
 mod commands;
+mod conference;
 mod manpages;
 mod quality;
 mod transfer;

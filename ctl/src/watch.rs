@@ -122,6 +122,8 @@ fn event(msg: &zbus::Message) -> Option<Value> {
             ) = body.deserialize().ok()?;
             if of == iface::CALL {
                 json!({ "event": "call_changed", "path": path, "changed": props_json(&changed) })
+            } else if of == iface::CONFERENCE {
+                json!({ "event": "conference_changed", "path": path, "changed": props_json(&changed) })
             } else {
                 json!({ "event": "properties", "interface": of, "changed": props_json(&changed) })
             }

@@ -94,6 +94,9 @@ pub fn to_ofono(state: CallState, others_in_progress: bool, waiting: Waiting) ->
             OfonoState::Waiting
         }
         CallState::Incoming => OfonoState::Incoming,
+        // phoned says `waiting` itself (a daemon of protocol 3); the same choice applies.
+        CallState::Waiting if waiting == Waiting::Waiting => OfonoState::Waiting,
+        CallState::Waiting => OfonoState::Incoming,
         CallState::Active => OfonoState::Active,
         CallState::Held => OfonoState::Held,
         CallState::Ended => OfonoState::Disconnected,
@@ -105,7 +108,8 @@ pub fn to_phoned(state: OfonoState) -> CallState {
     match state {
         OfonoState::Dialing => CallState::Dialing,
         OfonoState::Alerting => CallState::Ringing,
-        OfonoState::Incoming | OfonoState::Waiting => CallState::Incoming,
+        OfonoState::Incoming => CallState::Incoming,
+        OfonoState::Waiting => CallState::Waiting,
         OfonoState::Active => CallState::Active,
         OfonoState::Held => CallState::Held,
         OfonoState::Disconnected => CallState::Ended,
@@ -157,9 +161,13 @@ pub fn disconnect_reason(reason: Option<EndReason>, ended_here: bool) -> Disconn
             | EndReason::Busy
             | EndReason::Rejected
             | EndReason::NoAnswer
-            | EndReason::AnsweredElsewhere,
+            | EndReason::AnsweredElsewhere
+            // A conference's host took this line out.
+            | EndReason::Removed,
         )
         | None => DisconnectReason::Remote,
+        // This line merged the call into a conference.
+        Some(EndReason::Merged) => DisconnectReason::Local,
     }
 }
 
@@ -223,10 +231,11 @@ pub fn dtmf_pieces(tones: &str) -> Option<Vec<String>> {
 mod tests {
     use super::*;
 
-    const PHONED: [CallState; 6] = [
+    const PHONED: [CallState; 7] = [
         CallState::Dialing,
         CallState::Ringing,
         CallState::Incoming,
+        CallState::Waiting,
         CallState::Active,
         CallState::Held,
         CallState::Ended,
@@ -274,12 +283,21 @@ mod tests {
         for state in PHONED {
             for others in [false, true] {
                 for waiting in [Waiting::Waiting, Waiting::Incoming] {
-                    assert_eq!(to_phoned(to_ofono(state, others, waiting)), state);
+                    // Ringing here reads back as ringing here: `waiting` and `incoming`
+                    // are one call shown two ways (the client's choice and its others).
+                    let ringing_here = |s| match s {
+                        CallState::Waiting => CallState::Incoming,
+                        s => s,
+                    };
+                    assert_eq!(
+                        ringing_here(to_phoned(to_ofono(state, others, waiting))),
+                        ringing_here(state)
+                    );
                 }
             }
         }
-        // Every oFono state names a phoned one, and only waiting shares one.
-        assert_eq!(to_phoned(OfonoState::Waiting), CallState::Incoming);
+        // Every oFono state names a phoned one.
+        assert_eq!(to_phoned(OfonoState::Waiting), CallState::Waiting);
         assert_eq!(to_phoned(OfonoState::Alerting), CallState::Ringing);
     }
 

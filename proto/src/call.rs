@@ -49,6 +49,11 @@ string_enum! {
         Network = "network",
         /// Another device of the same account answered (for the devices that stop ringing).
         AnsweredElsewhere = "answered-elsewhere",
+        /// (Protocol 3.) The conference's host removed this party.
+        Removed = "removed",
+        /// (Protocol 3.) The call became part of a conference (a merge on this device:
+        /// the conference goes on as the other call).
+        Merged = "merged",
     }
 }
 
@@ -150,6 +155,8 @@ mod tests {
             EndReason::Hangup,
             EndReason::Network,
             EndReason::AnsweredElsewhere,
+            EndReason::Removed,
+            EndReason::Merged,
         ]
         .iter()
         .map(|r| r.as_str())
@@ -164,7 +171,9 @@ mod tests {
                 "unknown-number",
                 "hangup",
                 "network",
-                "answered-elsewhere"
+                "answered-elsewhere",
+                "removed",
+                "merged"
             ]
         );
     }

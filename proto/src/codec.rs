@@ -71,6 +71,8 @@ mod bulk_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::call::EndReason;
+    use crate::conference::{Party, PartyState, Roster};
     use crate::error::{ErrorCode, WireError};
     use crate::frame::FrameDecoder;
     use crate::msg::*;
@@ -107,7 +109,37 @@ mod tests {
                 }
             }),
             Just(Request::DeviceToken),
+            proptest::collection::vec(text(), 0..17)
+                .prop_map(|numbers| Request::ConferenceCreate { numbers }),
+            (any::<u64>(), text())
+                .prop_map(|(call, number)| Request::ConferenceAdd { call, number }),
+            (any::<u64>(), text())
+                .prop_map(|(call, number)| Request::ConferenceRemove { call, number }),
+            (any::<u64>(), any::<u64>())
+                .prop_map(|(first, second)| Request::ConferenceMerge { first, second }),
         ]
+    }
+
+    fn party() -> impl Strategy<Value = Party> {
+        (
+            text(),
+            text(),
+            proptest::sample::select(PartyState::ALL),
+            proptest::option::of(0u32..32),
+            proptest::option::of(proptest::sample::select(EndReason::ALL)),
+        )
+            .prop_map(|(number, name, state, source, reason)| Party {
+                number,
+                name,
+                state,
+                source,
+                reason,
+            })
+    }
+
+    fn roster() -> impl Strategy<Value = Roster> {
+        (text(), proptest::collection::vec(party(), 0..34))
+            .prop_map(|(host, parties)| Roster { host, parties })
     }
 
     fn account() -> impl Strategy<Value = AccountInfo> {
@@ -173,6 +205,23 @@ mod tests {
                 })
             }),
             error().prop_map(ServerMsg::Goodbye),
+            (any::<u64>(), text(), text()).prop_map(|(conference, from_number, from_name)| {
+                ServerMsg::Event(Event::ConferenceIncoming {
+                    conference,
+                    from_number,
+                    from_name,
+                })
+            }),
+            (any::<u64>(), any::<u64>()).prop_map(|(call, conference)| ServerMsg::Event(
+                Event::ConferenceMoved { call, conference }
+            )),
+            (any::<u64>(), roster()).prop_map(|(conference, roster)| ServerMsg::Event(
+                Event::ConferenceRoster { conference, roster }
+            )),
+            (any::<u32>(), any::<u64>()).prop_map(|(id, conference)| ServerMsg::Response {
+                id,
+                result: Ok(Response::ConferencePlaced { conference })
+            }),
         ]
     }
 
@@ -287,6 +336,32 @@ mod tests {
             let body = body_of(&out);
             let cut = cut.index(body.len());
             prop_assert!(decode_client(&body[..cut]).is_err());
+        }
+
+        #[test]
+        fn truncated_server_messages_are_errors(msg in server_msg(), cut in any::<prop::sample::Index>()) {
+            let mut out = Vec::new();
+            encode_server(&mut out, &msg).unwrap();
+            let body = body_of(&out);
+            let cut = cut.index(body.len());
+            prop_assert!(decode_server(&body[..cut]).is_err());
+        }
+
+        /// A roster that decodes is checked without a panic, and the check holds what it
+        /// promises: bounded, one entry per number, a host in the room.
+        #[test]
+        fn decoded_rosters_check_safely(conference in any::<u64>(), roster in roster(), flip in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let mut out = Vec::new();
+            encode_server(&mut out, &ServerMsg::Event(Event::ConferenceRoster { conference, roster })).unwrap();
+            let mut body = body_of(&out);
+            let i = flip.index(body.len());
+            body[i] = byte;
+            if let Ok(ServerMsg::Event(Event::ConferenceRoster { roster, .. })) = decode_server(&body)
+                && roster.check().is_ok()
+            {
+                prop_assert!(roster.parties.len() <= crate::conference::MAX_PARTIES + crate::conference::MAX_LEFT);
+                prop_assert!(roster.present().any(|p| p.number == roster.host));
+            }
         }
 
         #[test]

@@ -19,6 +19,11 @@ pub fn call_path(n: u32) -> String {
     format!("{ROOT_PATH}/Call/{n}")
 }
 
+/// The object path of conference `n` (the conference of call `n`).
+pub fn conference_path(n: u32) -> String {
+    format!("{ROOT_PATH}/Conference/{n}")
+}
+
 /// The number of the call at `path`, if it is a call object's path as [`call_path`] writes
 /// it (no sign, no leading zeros, no trailing parts).
 pub fn parse_call_path(path: &str) -> Option<u32> {
@@ -35,6 +40,7 @@ pub mod iface {
     pub const PRESENCE: &str = "org.phoned.Phone1.Presence";
     pub const CONTACTS: &str = "org.phoned.Phone1.Contacts";
     pub const CALL: &str = "org.phoned.Phone1.Call";
+    pub const CONFERENCE: &str = "org.phoned.Phone1.Conference";
     pub const HISTORY: &str = "org.phoned.Phone1.History";
     pub const MESSAGES: &str = "org.phoned.Phone1.Messages";
     pub const FILES: &str = "org.phoned.Phone1.Files";
@@ -161,6 +167,13 @@ pub mod manager {
             options: std::collections::HashMap<&str, zbus::Variant<'_>>,
         ) -> Result<zbus::wire::OwnedObjectPath, PhoneError>;
         fn hangup_all(&self) -> Result<(), PhoneError>;
+        /// Opens a conference inviting `numbers` (or contacts' names); returns its object.
+        fn create_conference(
+            &self,
+            numbers: &[&str],
+        ) -> Result<zbus::wire::OwnedObjectPath, PhoneError>;
+        /// Merges the active and the held call into one conference; returns its object.
+        fn merge(&self) -> Result<zbus::wire::OwnedObjectPath, PhoneError>;
         /// Re-reads the config file; returns each changed key and when it applies
         /// (`now`, `next-call`, `reconnect`).
         fn reload(&self) -> Result<std::collections::HashMap<String, String>, PhoneError>;
@@ -327,6 +340,33 @@ pub mod call {
     }
 }
 
+/// Proxy of `org.phoned.Phone1.Conference` (one object per conference).
+pub mod conference {
+    use super::*;
+
+    #[proxy(
+        interface = "org.phoned.Phone1.Conference",
+        default_service = "org.phoned.Phone1"
+    )]
+    pub trait Conference {
+        /// Invites `number` (host only).
+        fn add(&self, number: &str) -> Result<(), PhoneError>;
+        /// Takes `number` out (host only).
+        fn remove(&self, number: &str) -> Result<(), PhoneError>;
+        /// Hangs up this device's call in the conference.
+        fn leave(&self) -> Result<(), PhoneError>;
+        /// Every party: number, name, state, speaking.
+        #[zbus(property)]
+        fn parties(&self) -> zbus::Result<Vec<(String, String, String, bool)>>;
+        /// The host's number.
+        #[zbus(property)]
+        fn host(&self) -> zbus::Result<String>;
+        /// This device's call in the conference.
+        #[zbus(property)]
+        fn call(&self) -> zbus::Result<zbus::wire::OwnedObjectPath>;
+    }
+}
+
 /// Proxy of `org.phoned.Phone1.History`.
 pub mod history {
     use super::*;
@@ -446,6 +486,7 @@ pub mod voice {
 
 pub use account::AccountProxy;
 pub use call::CallProxy;
+pub use conference::ConferenceProxy;
 pub use contacts::ContactsProxy;
 pub use files::FilesProxy;
 pub use history::HistoryProxy;

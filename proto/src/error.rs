@@ -54,6 +54,13 @@ pub enum ErrorCode {
     /// The relay is short of disk space (below its reserve, `min_free_space_mib`), or
     /// unfinished uploads take all the room it allows them: try again later.
     OutOfSpace,
+    /// (Protocol 3.) The conference already has its most parties (16).
+    ConferenceFull,
+    /// (Protocol 3.) Only the conference's host may add or remove parties.
+    NotHost,
+    /// (Protocol 3.) The number cannot be added or removed: it is the requester's own,
+    /// already in the conference, not in it, or listed twice.
+    InvalidParty,
 }
 
 /// An error answer: a code, a message for people, and a retry hint when rate limited.

@@ -6,6 +6,7 @@
 //! - [`media`]: the media datagrams: `MediaFrame`, `RedundantFrame`, `MediaReport`.
 //! - [`call`]: call ids, phases, end reasons, and the call states, directions and results
 //!   the daemon shows.
+//! - [`conference`]: conference party states, the roster, the limits (16 parties).
 //! - [`ident`]: validation of numbers, display names and passwords.
 //! - [`text`]: the sanitiser of names people choose: hidden and bidi characters, escapes.
 //! - [`state`]: shared value types with public string forms (connection state, auto-answer).
@@ -20,6 +21,7 @@
 
 pub mod call;
 pub mod codec;
+pub mod conference;
 #[cfg(feature = "dbus")]
 pub mod dbus;
 pub mod error;
@@ -46,9 +48,13 @@ pub use msg::*;
 /// device acknowledges delivery receipts with [`Request::ReceiptSeen`], so the relay
 /// keeps each receipt until one of the sender's devices has recorded it.
 ///
-/// Version 3 added one event, [`Event::CallHold`], and changed nothing else: a call held by
-/// both sides reads as held by both (version 2 shows only this side's hold then). The
-/// relay sends it only to sessions speaking 3 ([`Event::since`]).
+/// Version 3 added conferences and who holds a call: requests `ConferenceCreate`, `ConferenceAdd`,
+/// `ConferenceRemove`, `ConferenceMerge`, the response `ConferencePlaced`, events
+/// `ConferenceIncoming`, `ConferenceMoved`, `ConferenceRoster`, [`Event::CallHold`] (a call
+/// held by both sides reads as held by both; version 2 shows only this side's hold), end reasons `removed`
+/// and `merged`, and error codes `ConferenceFull`, `NotHost`, `InvalidParty`. A relay
+/// sends none of them to a session that said `Hello` with an older version (its devices
+/// are not invited: they count as busy) ([`Event::since`]).
 pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The oldest protocol version a relay still serves (a session that said `Hello` with it

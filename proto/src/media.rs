@@ -263,5 +263,36 @@ pub fn peek_call(datagram: &[u8]) -> Option<u64> {
         .map(|(call, _)| call)
 }
 
+/// What a conference's forwarding reads of a datagram, without decoding the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peeked {
+    pub call: u64,
+    pub source: u32,
+    /// The speech level of a frame or a redundant frame; `None` for a report or an
+    /// unknown kind.
+    pub level: Option<u8>,
+}
+
+/// Reads a datagram's header and level (see [`Peeked`]).
+pub fn peek_level(datagram: &[u8]) -> Option<Peeked> {
+    #[derive(Deserialize)]
+    struct Ids {
+        call: u64,
+        source: u32,
+    }
+    let (head, rest): (Head, _) = postcard::take_from_bytes(datagram).ok()?;
+    let level = match head.kind {
+        0..=127 => Some(head.kind),
+        KIND_REDUNDANT => Some(*rest.first()?).filter(|l| *l <= 127),
+        _ => None,
+    };
+    let (ids, _): (Ids, _) = postcard::take_from_bytes(datagram).ok()?;
+    Some(Peeked {
+        call: ids.call,
+        source: ids.source,
+        level,
+    })
+}
+
 #[cfg(test)]
 mod tests;

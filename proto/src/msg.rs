@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::call::{CallId, CallPhase, EndReason};
+use crate::conference::Roster;
 use crate::error::WireError;
 use crate::names::string_enum;
 
@@ -126,6 +127,31 @@ pub enum Request {
     /// A login token for this device, for a session that logged in without one (right
     /// after `Provision` or `Register`). Answered by [`Response::DeviceToken`].
     DeviceToken,
+    /// (Protocol 3.) Starts a conference hosted by this session and invites `numbers`
+    /// (1..=15, distinct, not the host's own): every online device of each rings. Answered
+    /// by [`Response::ConferencePlaced`]; this session joins at once (`CallState` active),
+    /// and the invitees' fates arrive in [`Event::ConferenceRoster`]s.
+    ConferenceCreate {
+        numbers: Vec<String>,
+    },
+    /// (Protocol 3.) Invites `number` into conference `call` (host only), or turns the
+    /// answered two-party call `call` into a conference hosted by this session and invites
+    /// `number`. Answered by [`Response::ConferencePlaced`].
+    ConferenceAdd {
+        call: CallId,
+        number: String,
+    },
+    /// (Protocol 3.) The host takes `number` out of conference `call` (ringing or in it).
+    ConferenceRemove {
+        call: CallId,
+        number: String,
+    },
+    /// (Protocol 3.) Merges two answered calls of this session into one conference hosted
+    /// by it; all three parties stay in. Answered by [`Response::ConferencePlaced`].
+    ConferenceMerge {
+        first: CallId,
+        second: CallId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,6 +215,11 @@ pub enum Response {
     DeviceToken {
         token: String,
     },
+    /// (Protocol 3.) The conference a `ConferenceCreate`, `ConferenceAdd` or
+    /// `ConferenceMerge` made or added to.
+    ConferencePlaced {
+        conference: CallId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,6 +261,21 @@ pub enum Event {
         by_me: bool,
         by_peer: bool,
     },
+    /// (Protocol 3.) This account is invited into a conference: every online device of it
+    /// gets this and rings. Answer, reject and hang up with the call requests on
+    /// `conference`.
+    ConferenceIncoming {
+        conference: CallId,
+        /// Who invited (the host).
+        from_number: String,
+        from_name: String,
+    },
+    /// (Protocol 3.) This session's call `call` now goes on as conference `conference`
+    /// (a merge or an add turned it into one): same parties, new id and media source.
+    ConferenceMoved { call: CallId, conference: CallId },
+    /// (Protocol 3.) Who is in conference `conference` now; sent to every party in the
+    /// room on each change.
+    ConferenceRoster { conference: CallId, roster: Roster },
 }
 
 impl Event {
@@ -237,7 +283,10 @@ impl Event {
     /// is never sent it (its decoder would not know the variant).
     pub fn since(&self) -> u16 {
         match self {
-            Event::CallHold { .. } => 3,
+            Event::CallHold { .. }
+            | Event::ConferenceIncoming { .. }
+            | Event::ConferenceMoved { .. }
+            | Event::ConferenceRoster { .. } => 3,
             Event::Presence { .. }
             | Event::AccountChanged(_)
             | Event::CallIncoming { .. }

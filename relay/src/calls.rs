@@ -8,10 +8,12 @@ use std::collections::HashMap;
 use phoned_proto::Event;
 use phoned_proto::call::{CallId, CallPhase, EndReason};
 
+use crate::conference::{ConfError, Conferences};
 use crate::hub::SessionId;
 use crate::store::AccountId;
 
 mod ids;
+mod rooms;
 pub use ids::CallIds;
 
 /// A device may take part in at most this many calls at once (one active, one waiting):
@@ -33,12 +35,46 @@ pub enum CallAction {
         call: CallId,
         from: SessionId,
     },
+    /// The media of conference `room` goes between these members now (none: the room
+    /// has ended). Replaces what the room had.
+    Room {
+        room: CallId,
+        members: Vec<RoomMember>,
+    },
+}
+
+/// A party of a conference room, as its media forwarding sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomMember {
+    pub session: SessionId,
+    /// Its media source id in the room (its frames' `source`).
+    pub source: u32,
+    /// Not on hold: it sends and receives.
+    pub flowing: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallError {
     NoSuchCall,
     InvalidState,
+    /// Conferences: only the host adds and removes.
+    NotHost,
+    /// Conferences: the room has 16 parties.
+    Full,
+    /// Conferences: the requester's own number, one already in, or one not in it.
+    InvalidParty,
+}
+
+impl From<ConfError> for CallError {
+    fn from(e: ConfError) -> CallError {
+        match e {
+            ConfError::NoSuchConference => CallError::NoSuchCall,
+            ConfError::InvalidState => CallError::InvalidState,
+            ConfError::NotHost => CallError::NotHost,
+            ConfError::Full => CallError::Full,
+            ConfError::InvalidParty => CallError::InvalidParty,
+        }
+    }
 }
 
 /// The callee as the directory and presence hub see it.
@@ -48,10 +84,14 @@ pub enum Callee {
     Account {
         id: AccountId,
         sessions: Vec<SessionId>,
+        /// Its number and display name (kept for a conference the call may become).
+        number: String,
+        name: String,
     },
 }
 
 /// The caller's identity, shown to the callee.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub session: SessionId,
     pub account: AccountId,
@@ -75,6 +115,8 @@ struct Call {
     phase: Phase,
     /// Hold set by the caller (`[0]`) and by the callee (`[1]`).
     held: [bool; 2],
+    /// Number and name of the caller (`[0]`) and the callee (`[1]`).
+    who: [(String, String); 2],
 }
 
 impl Call {
@@ -119,6 +161,8 @@ impl Call {
 #[derive(Debug)]
 pub struct Calls {
     calls: HashMap<CallId, Call>,
+    /// Conference rooms: their ids come from the same space as calls'.
+    rooms: Conferences,
     ids: CallIds,
     ring_timeout_ms: u64,
 }
@@ -131,6 +175,7 @@ impl Calls {
     pub fn new(ring_timeout_ms: u64, ids: CallIds) -> Calls {
         Calls {
             calls: HashMap::new(),
+            rooms: Conferences::new(ring_timeout_ms),
             ids,
             ring_timeout_ms,
         }
@@ -140,18 +185,22 @@ impl Calls {
     /// keep their deadline.
     pub fn set_ring_timeout(&mut self, ring_timeout_ms: u64) {
         self.ring_timeout_ms = ring_timeout_ms;
+        self.rooms.set_ring_timeout(ring_timeout_ms);
     }
 
     fn new_id(&mut self) -> CallId {
-        let calls = &self.calls;
-        self.ids.next(|id| calls.contains_key(&id))
+        let (calls, rooms) = (&self.calls, &self.rooms);
+        self.ids
+            .next(|id| calls.contains_key(&id) || rooms.contains(id))
     }
 
-    fn load(&self, sid: SessionId) -> usize {
+    /// The calls and rooms `sid` takes part in or rings for.
+    pub(crate) fn load(&self, sid: SessionId) -> usize {
         self.calls
             .values()
             .filter(|c| c.parties().contains(&sid))
             .count()
+            + self.rooms.load(sid)
     }
 
     /// Places a call. On success every online device of the callee rings.
@@ -161,9 +210,14 @@ impl Calls {
         caller: Caller,
         callee: Callee,
     ) -> Result<(CallId, Vec<CallAction>), EndReason> {
-        let (callee_account, sessions) = match callee {
+        let (callee_account, sessions, callee_who) = match callee {
             Callee::Unknown => return Err(EndReason::UnknownNumber),
-            Callee::Account { id, sessions } => (id, sessions),
+            Callee::Account {
+                id,
+                sessions,
+                number,
+                name,
+            } => (id, sessions, (number, name)),
         };
         if callee_account == caller.account {
             return Err(EndReason::Busy);
@@ -205,6 +259,7 @@ impl Calls {
                     deadline_ms: now_ms + self.ring_timeout_ms,
                 },
                 held: [false; 2],
+                who: [(caller.number, caller.name), callee_who],
             },
         );
         Ok((id, actions))
@@ -219,6 +274,9 @@ impl Calls {
 
     /// `sid` answers a ringing call; the callee's other devices stop ringing.
     pub fn answer(&mut self, sid: SessionId, id: CallId) -> Result<Vec<CallAction>, CallError> {
+        if self.rooms.contains(id) {
+            return Ok(self.rooms.answer(sid, id)?);
+        }
         let call = self.calls.get_mut(&id).ok_or(CallError::NoSuchCall)?;
         if !call.ringing.contains(&sid) {
             return Err(if call.parties().contains(&sid) {
@@ -259,6 +317,9 @@ impl Calls {
         id: CallId,
         reason: EndReason,
     ) -> Result<Vec<CallAction>, CallError> {
+        if self.rooms.contains(id) {
+            return Ok(self.rooms.reject(sid, id, reason)?);
+        }
         let call = self.calls.get(&id).ok_or(CallError::NoSuchCall)?;
         if !call.ringing.contains(&sid) {
             return Err(if call.parties().contains(&sid) {
@@ -276,6 +337,9 @@ impl Calls {
 
     /// Any party ends the call.
     pub fn hangup(&mut self, sid: SessionId, id: CallId) -> Result<Vec<CallAction>, CallError> {
+        if self.rooms.contains(id) {
+            return Ok(self.rooms.hangup(sid, id)?);
+        }
         let call = self.calls.get(&id).ok_or(CallError::NoSuchCall)?;
         if !call.parties().contains(&sid) {
             return Err(CallError::NoSuchCall);
@@ -294,6 +358,9 @@ impl Calls {
         id: CallId,
         held: bool,
     ) -> Result<Vec<CallAction>, CallError> {
+        if self.rooms.contains(id) {
+            return Ok(self.rooms.hold(sid, id, held)?);
+        }
         let call = self.calls.get_mut(&id).ok_or(CallError::NoSuchCall)?;
         let peer = call.peer_of(sid).ok_or(if call.parties().contains(&sid) {
             CallError::InvalidState
@@ -342,6 +409,14 @@ impl Calls {
         id: CallId,
         digits: String,
     ) -> Result<Vec<CallAction>, CallError> {
+        if self.rooms.contains(id) {
+            // DTMF goes to one other party; a room has several.
+            return Err(if self.rooms.accounts(id).is_empty() {
+                CallError::NoSuchCall
+            } else {
+                CallError::InvalidState
+            });
+        }
         let call = self.calls.get(&id).ok_or(CallError::NoSuchCall)?;
         // As for the other requests: a stranger learns nothing, not even that the call
         // exists; a party of a call not answered yet is told it is too early.
@@ -383,6 +458,7 @@ impl Calls {
             actions.extend(self.end(id, reason));
         }
         actions.retain(|a| !matches!(a, CallAction::Send(s, _) if *s == sid));
+        actions.extend(self.rooms.session_left(sid));
         actions
     }
 
@@ -397,9 +473,12 @@ impl Calls {
             .map(|(&id, _)| id)
             .collect();
         due.sort_unstable();
-        due.into_iter()
+        let mut actions: Vec<CallAction> = due
+            .into_iter()
             .flat_map(|id| self.end(id, EndReason::NoAnswer))
-            .collect()
+            .collect();
+        actions.extend(self.rooms.tick(now_ms));
+        actions
     }
 
     /// When [`Calls::tick`] next has work, if ever.
@@ -410,6 +489,7 @@ impl Calls {
                 Phase::Ringing { deadline_ms } => Some(deadline_ms),
                 Phase::Active => None,
             })
+            .chain(self.rooms.next_deadline())
             .min()
     }
 

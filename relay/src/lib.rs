@@ -2,6 +2,7 @@
 //!
 //! - Decisions, sans-IO (time and inputs in, actions out): [`hub`] who is online and who
 //!   hears of it; [`calls`] the call router (who rings, who answered, where media goes);
+//!   [`conference`] conference rooms beside it, and which speakers a room forwards;
 //!   [`throttle`] login back-off and account-creation budgets; [`admission`] the
 //!   connection limits (in all, per address); [`reload`] what a changed config changes;
 //!   [`space`] the disk and database reserves, unfinished uploads and acknowledgements
@@ -29,6 +30,7 @@ pub mod backup;
 mod bulk;
 pub mod calls;
 pub mod cert;
+pub mod conference;
 pub mod config;
 mod delivery;
 pub mod hub;
@@ -39,6 +41,7 @@ mod push;
 mod registry;
 pub mod reload;
 mod requests;
+mod room_media;
 mod router;
 pub mod server;
 mod session;

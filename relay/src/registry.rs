@@ -6,14 +6,17 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use phoned_proto::call::CallId;
 use phoned_proto::error::close;
 use phoned_proto::{ErrorCode, Event, ServerMsg, WireError, encode_server};
 use smol::channel::Sender;
 
-use crate::calls::CallAction;
+use crate::calls::{CallAction, RoomMember};
+use crate::conference::speakers::Speakers;
 use crate::hub::{Action, SessionId};
+use crate::room_media::{self, RoomMedia};
 use crate::shared::lock;
 
 /// What a session's writer task is asked to do.
@@ -24,10 +27,19 @@ pub(crate) enum Outgoing {
     Close { code: u32, error: WireError },
 }
 
-/// Media routes of one session: call → the connection of the other party. Read once per
-/// datagram by the session's forwarding task (the relay's hot path), written only when a
-/// call is answered, held, resumed or ended.
-pub(crate) type Routes = Arc<Mutex<HashMap<CallId, quinn::Connection>>>;
+/// Where one session's media of one call goes.
+#[derive(Clone)]
+pub(crate) enum Route {
+    /// To the other party of a two-party call.
+    Peer(quinn::Connection),
+    /// Into a conference room, which picks the listeners.
+    Room(Arc<RoomMedia>),
+}
+
+/// Media routes of one session: call → where its datagrams go. Read once per datagram by
+/// the session's forwarding task (the relay's hot path), written only when a call is
+/// answered, held, resumed or ended, or a room's members change.
+pub(crate) type Routes = Arc<Mutex<HashMap<CallId, Route>>>;
 
 pub(crate) struct SessionHandle {
     pub out: Sender<Outgoing>,
@@ -39,14 +51,31 @@ pub(crate) struct SessionHandle {
     pub version: u16,
 }
 
-#[derive(Default)]
+/// A room's media members now, and its speaker selection (kept across member changes).
+struct RoomState {
+    sessions: Vec<SessionId>,
+    speakers: Arc<Mutex<Speakers>>,
+}
+
 pub(crate) struct Registry {
     sessions: Mutex<HashMap<SessionId, SessionHandle>>,
+    rooms: Mutex<HashMap<CallId, RoomState>>,
+    epoch: Instant,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            sessions: Mutex::default(),
+            rooms: Mutex::default(),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 /// A route change, resolved to the maps and connections it touches.
 enum RouteChange {
-    Add(Routes, CallId, quinn::Connection),
+    Add(Routes, CallId, Route),
     Remove(Routes, CallId),
 }
 
@@ -64,6 +93,14 @@ impl Registry {
 
     pub fn remove(&self, sid: SessionId) {
         lock(&self.sessions).remove(&sid);
+    }
+
+    /// Of `sids`, the sessions that speak protocol `version` or later.
+    pub fn speaking(&self, sids: Vec<SessionId>, version: u16) -> Vec<SessionId> {
+        let sessions = lock(&self.sessions);
+        sids.into_iter()
+            .filter(|s| sessions.get(s).is_some_and(|h| h.version >= version))
+            .collect()
     }
 
     /// How many more frames session `sid`'s writer queue takes now (0 if it is gone).
@@ -103,6 +140,27 @@ impl Registry {
         if actions.is_empty() {
             return;
         }
+        // Rooms first, under their own lock: who was in each room before.
+        let mut before: HashMap<CallId, (Vec<SessionId>, Arc<Mutex<Speakers>>)> = HashMap::new();
+        {
+            let mut rooms = lock(&self.rooms);
+            for action in &actions {
+                if let CallAction::Room { room, members } = action {
+                    let new: Vec<SessionId> = members.iter().map(|m| m.session).collect();
+                    let state = rooms.entry(*room).or_insert_with(|| RoomState {
+                        sessions: Vec::new(),
+                        speakers: Arc::new(Mutex::new(Speakers::new())),
+                    });
+                    let old = std::mem::replace(&mut state.sessions, new);
+                    let speakers = state.speakers.clone();
+                    if members.is_empty() {
+                        rooms.remove(room);
+                    }
+                    // Several changes of one room in a batch: the first one's "before".
+                    before.entry(*room).or_insert((old, speakers));
+                }
+            }
+        }
         let mut changes = Vec::new();
         {
             let sessions = lock(&self.sessions);
@@ -115,8 +173,15 @@ impl Registry {
                     }
                     CallAction::Route { call, from, to } => {
                         if let (Some(f), Some(t)) = (sessions.get(&from), sessions.get(&to)) {
-                            changes.push(RouteChange::Add(f.routes.clone(), call, t.conn.clone()));
+                            let route = Route::Peer(t.conn.clone());
+                            changes.push(RouteChange::Add(f.routes.clone(), call, route));
                         }
+                    }
+                    CallAction::Room { room, members } => {
+                        let Some((old, speakers)) = before.get(&room) else {
+                            continue;
+                        };
+                        self.room_changes(&sessions, room, &members, old, speakers, &mut changes);
                     }
                     CallAction::Unroute { call, from } => {
                         if let Some(f) = sessions.get(&from) {
@@ -129,12 +194,64 @@ impl Registry {
         // In the router's order: a call's unroute never overtakes its route.
         for change in changes {
             match change {
-                RouteChange::Add(routes, call, to) => {
-                    lock(&routes).insert(call, to);
+                RouteChange::Add(routes, call, route) => {
+                    lock(&routes).insert(call, route);
                 }
                 RouteChange::Remove(routes, call) => {
                     lock(&routes).remove(&call);
                 }
+            }
+        }
+    }
+}
+
+impl Registry {
+    /// The routes that put room `room`'s media between `members` (none: the room ended),
+    /// given who was in it before.
+    fn room_changes(
+        &self,
+        sessions: &HashMap<SessionId, SessionHandle>,
+        room: CallId,
+        members: &[RoomMember],
+        old: &[SessionId],
+        speakers: &Arc<Mutex<Speakers>>,
+        changes: &mut Vec<RouteChange>,
+    ) {
+        for gone in old
+            .iter()
+            .filter(|s| !members.iter().any(|m| m.session == **s))
+        {
+            if let Some(h) = sessions.get(gone) {
+                changes.push(RouteChange::Remove(h.routes.clone(), room));
+            }
+        }
+        if members.is_empty() {
+            return;
+        }
+        lock(speakers).retain(|source| members.iter().any(|m| m.source == source));
+        let media = Arc::new(RoomMedia {
+            call: room,
+            members: members
+                .iter()
+                .filter_map(|m| {
+                    sessions.get(&m.session).map(|h| room_media::Member {
+                        session: m.session,
+                        source: m.source,
+                        conn: h.conn.clone(),
+                        flowing: m.flowing,
+                    })
+                })
+                .collect(),
+            speakers: speakers.clone(),
+            epoch: self.epoch,
+        });
+        for m in members {
+            if let Some(h) = sessions.get(&m.session) {
+                changes.push(RouteChange::Add(
+                    h.routes.clone(),
+                    room,
+                    Route::Room(media.clone()),
+                ));
             }
         }
     }

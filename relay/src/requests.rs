@@ -8,8 +8,9 @@ use phoned_proto::ident::{check_display_name, check_password};
 use phoned_proto::{AccountInfo, ErrorCode, Number, Request, Response, WireError};
 
 use crate::calls::{CallError, Callee, Caller};
+use crate::conference::{Invitee, Reach};
 use crate::push;
-use crate::router::{Op, Stopped};
+use crate::router::{Op, RoomOp, Stopped};
 use crate::server::unix_ms;
 use crate::session::Session;
 use crate::shared::Shared;
@@ -152,6 +153,30 @@ impl Session {
                 }
                 self.call_op(Op::Dtmf(call, digits)).await
             }
+            Request::ConferenceCreate { numbers } => {
+                if numbers.is_empty() || numbers.len() > phoned_proto::conference::MAX_INVITES {
+                    return Err(err(
+                        ErrorCode::InvalidParty,
+                        "a conference invites 1 to 15 numbers",
+                    ));
+                }
+                let mut invitees = Vec::with_capacity(numbers.len());
+                for number in numbers {
+                    invitees.push(self.invitee(id, number).await?);
+                }
+                let host = self.caller(id);
+                self.room_op(RoomOp::Create { host, invitees }).await
+            }
+            Request::ConferenceAdd { call, number } => {
+                let invitee = self.invitee(id, number).await?;
+                self.room_op(RoomOp::Add { call, invitee }).await
+            }
+            Request::ConferenceRemove { call, number } => {
+                self.call_op(Op::Remove(call, number)).await
+            }
+            Request::ConferenceMerge { first, second } => {
+                self.room_op(RoomOp::Merge { first, second }).await
+            }
             Request::Hello(_)
             | Request::Ping { .. }
             | Request::Provision { .. }
@@ -166,15 +191,75 @@ impl Session {
     /// Applies a call request to the router; its actions go out after the response.
     async fn call_op(&mut self, op: Op) -> Answer {
         let result = self.shared.calls.op(self.sid, op).await.map_err(stopped)?;
-        let actions = result.map_err(|e| match e {
-            CallError::NoSuchCall => err(ErrorCode::NoSuchCall, "no such call on this device"),
-            CallError::InvalidState => err(
-                ErrorCode::InvalidCallState,
-                "not possible in the call's current state",
-            ),
-        })?;
+        let actions = result.map_err(call_error)?;
         self.after_reply.extend(actions);
         Ok(Response::Done)
+    }
+
+    /// Applies a conference request that answers with the room's id.
+    async fn room_op(&mut self, op: RoomOp) -> Answer {
+        let result = self
+            .shared
+            .calls
+            .room(self.sid, op)
+            .await
+            .map_err(stopped)?;
+        let (conference, actions) = result.map_err(call_error)?;
+        self.after_reply.extend(actions);
+        Ok(Response::ConferencePlaced { conference })
+    }
+
+    /// This session as a caller or host: its number and name as others see them.
+    fn caller(&self, me: u64) -> Caller {
+        let (number, name) = self.shared.identity(me);
+        Caller {
+            session: self.sid,
+            account: me,
+            number,
+            name,
+        }
+    }
+
+    /// Resolves a number to invite into a conference: its account, and which of its
+    /// devices can ring (those that speak protocol 3; only older ones online is busy).
+    async fn invitee(&self, me: u64, number: String) -> Result<Invitee, WireError> {
+        let parsed: Number = number
+            .parse()
+            .map_err(|e: phoned_proto::IdentError| err(ErrorCode::InvalidNumber, e.to_string()))?;
+        let store = self.shared.store.clone();
+        let found = unblock(move || store.account_by_number(parsed.as_str())).await?;
+        let Some(a) = found.filter(|a| !a.disabled) else {
+            return Ok(Invitee {
+                number,
+                name: String::new(),
+                account: 0,
+                reach: Reach::Unknown,
+            });
+        };
+        if a.id == me {
+            return Err(err(
+                ErrorCode::InvalidParty,
+                "a conference's host cannot invite its own number",
+            ));
+        }
+        let online = self.shared.sessions_of(a.id);
+        let capable = self.shared.sessions.speaking(
+            online.clone(),
+            phoned_proto::conference::ROOMS_SINCE_VERSION,
+        );
+        let reach = if online.is_empty() {
+            Reach::Offline
+        } else if capable.is_empty() {
+            Reach::Busy
+        } else {
+            Reach::Ring(capable)
+        };
+        Ok(Invitee {
+            number: a.number.clone(),
+            name: a.display_name.clone(),
+            account: a.id,
+            reach,
+        })
     }
 
     /// Places a call. Outcomes that end it at once (unknown number, offline, busy) still
@@ -189,6 +274,8 @@ impl Session {
             Some(a) if !a.disabled => Callee::Account {
                 id: a.id,
                 sessions: self.shared.sessions_of(a.id),
+                number: a.number.clone(),
+                name: a.display_name.clone(),
             },
             _ => Callee::Unknown,
         };
@@ -473,4 +560,26 @@ fn random_secret() -> Result<String, getrandom::Error> {
 
 fn random_u64() -> Result<u64, getrandom::Error> {
     getrandom::u64()
+}
+
+fn call_error(e: CallError) -> WireError {
+    match e {
+        CallError::NoSuchCall => err(ErrorCode::NoSuchCall, "no such call on this device"),
+        CallError::InvalidState => err(
+            ErrorCode::InvalidCallState,
+            "not possible in the call's current state",
+        ),
+        CallError::NotHost => err(
+            ErrorCode::NotHost,
+            "only the conference's host adds and removes parties",
+        ),
+        CallError::Full => err(
+            ErrorCode::ConferenceFull,
+            "a conference holds at most 16 parties",
+        ),
+        CallError::InvalidParty => err(
+            ErrorCode::InvalidParty,
+            "that number is this device's own, already in the conference, not in it, or listed twice",
+        ),
+    }
 }

@@ -17,6 +17,7 @@ use smol::channel::{Receiver, Sender};
 use thiserror::Error;
 
 use crate::calls::{CallAction, CallError, Callee, Caller, Calls};
+use crate::conference::Invitee;
 use crate::hub::SessionId;
 
 /// What a session asks of an existing call.
@@ -27,6 +28,8 @@ pub(crate) enum Op {
     Hangup(CallId),
     Hold(CallId, bool),
     Dtmf(CallId, String),
+    /// The host takes a number out of a conference.
+    Remove(CallId, String),
 }
 
 impl Op {
@@ -36,9 +39,27 @@ impl Op {
             | Op::Reject(id, _)
             | Op::Hangup(id)
             | Op::Hold(id, _)
-            | Op::Dtmf(id, _) => id,
+            | Op::Dtmf(id, _)
+            | Op::Remove(id, _) => id,
         }
     }
+}
+
+/// A conference request that answers with the room's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RoomOp {
+    Create {
+        host: Caller,
+        invitees: Vec<Invitee>,
+    },
+    Add {
+        call: CallId,
+        invitee: Invitee,
+    },
+    Merge {
+        first: CallId,
+        second: CallId,
+    },
 }
 
 pub(crate) enum Command {
@@ -51,6 +72,11 @@ pub(crate) enum Command {
         sid: SessionId,
         op: Op,
         reply: Sender<Result<Vec<CallAction>, CallError>>,
+    },
+    Room {
+        sid: SessionId,
+        op: RoomOp,
+        reply: Sender<Result<(CallId, Vec<CallAction>), CallError>>,
     },
     /// The session is gone; `done` hears once its calls' actions are applied.
     Left {
@@ -100,6 +126,16 @@ impl Router {
     ) -> Result<Result<Vec<CallAction>, CallError>, Stopped> {
         let (reply, rx) = smol::channel::bounded(1);
         self.send(Command::Op { sid, op, reply })?;
+        rx.recv().await.map_err(|_| Stopped)
+    }
+
+    pub async fn room(
+        &self,
+        sid: SessionId,
+        op: RoomOp,
+    ) -> Result<Result<(CallId, Vec<CallAction>), CallError>, Stopped> {
+        let (reply, rx) = smol::channel::bounded(1);
+        self.send(Command::Room { sid, op, reply })?;
         rx.recv().await.map_err(|_| Stopped)
     }
 
@@ -233,8 +269,26 @@ fn handle(
                 Op::Hangup(id) => calls.hangup(sid, id),
                 Op::Hold(id, held) => calls.hold(sid, id, held),
                 Op::Dtmf(id, digits) => calls.dtmf(sid, id, digits),
+                Op::Remove(id, number) => calls.conference_remove(sid, id, &number),
             };
             tracing::debug!(ok = result.is_ok(), "{name}");
+            let _ = reply.try_send(result);
+        }
+        Command::Room { sid, op, reply } => {
+            let name = match &op {
+                RoomOp::Create { .. } => "conference create",
+                RoomOp::Add { .. } => "conference add",
+                RoomOp::Merge { .. } => "conference merge",
+            };
+            let result = match op {
+                RoomOp::Create { host, invitees } => {
+                    calls.conference_create(now_ms, host, invitees)
+                }
+                RoomOp::Add { call, invitee } => calls.conference_add(now_ms, sid, call, invitee),
+                RoomOp::Merge { first, second } => calls.conference_merge(sid, first, second),
+            };
+            let room = result.as_ref().ok().map(|(id, _)| *id);
+            tracing::debug!(sid, ?room, ok = result.is_ok(), "{name}");
             let _ = reply.try_send(result);
         }
         Command::Left { sid, done } => {
@@ -253,6 +307,7 @@ fn op_name(op: &Op) -> &'static str {
         Op::Hold(_, true) => "hold",
         Op::Hold(_, false) => "resume",
         Op::Dtmf(..) => "dtmf",
+        Op::Remove(..) => "conference remove",
     }
 }
 

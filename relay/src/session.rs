@@ -19,7 +19,7 @@ use crate::calls::CallAction;
 use crate::hub::SessionId;
 use crate::mailbox::Queued;
 use crate::pipeline::Pipeline;
-use crate::registry::{Outgoing, Routes, SessionHandle};
+use crate::registry::{Outgoing, Route, Routes, SessionHandle};
 use crate::server::unix_ms;
 use crate::shared::{Shared, Slot, lock};
 use crate::store::AccountId;
@@ -137,7 +137,7 @@ async fn serve(shared: Arc<Shared>, incoming: quinn::Incoming, remote: SocketAdd
     let writer = smol::spawn(write_loop(send, rx, conn.clone()).in_current_span());
     // Not instrumented: it logs nothing, and entering a span on every poll would cost
     // the forwarding hot path.
-    let media = smol::spawn(forward_media(conn.clone(), routes));
+    let media = smol::spawn(forward_media(sid, conn.clone(), routes));
     // Every further stream the client opens is one file transfer.
     let bulk = {
         let (shared, conn) = (shared.clone(), conn.clone());
@@ -412,18 +412,23 @@ async fn write_loop(mut send: quinn::SendStream, rx: Receiver<Outgoing>, conn: q
     let _ = send.finish();
 }
 
-/// Forwards this session's media datagrams to the other party of their call, without
-/// decoding more than the call id, and only along routes the call router installed:
-/// a client can never make the relay send to an address or session of its choosing.
-async fn forward_media(conn: quinn::Connection, routes: Routes) {
+/// Forwards this session's media datagrams to the other party of their call, or into
+/// their conference room, without decoding more than the header, and only along routes
+/// the call router installed: a client can never make the relay send to an address or
+/// session of its choosing, nor into a room it is not in.
+async fn forward_media(sid: SessionId, conn: quinn::Connection, routes: Routes) {
     while let Ok(datagram) = conn.read_datagram().await {
         let Some(call) = phoned_proto::media::peek_call(&datagram) else {
             continue;
         };
         let to = lock(&routes).get(&call).cloned();
-        if let Some(to) = to {
+        match to {
             // A full or closed peer drops the frame: media is never worth waiting for.
-            let _ = to.send_datagram(datagram);
+            Some(Route::Peer(to)) => {
+                let _ = to.send_datagram(datagram);
+            }
+            Some(Route::Room(room)) => room.forward(sid, datagram),
+            None => {}
         }
     }
 }

@@ -8,6 +8,10 @@ use phoned_proto::Request;
 use phoned_proto::call::{CallDirection, CallId, CallPhase, CallResult, CallState, EndReason};
 use phoned_proto::state::AutoAnswer;
 
+pub use conference::ConferenceInfo;
+
+mod conference;
+
 /// The number of a call's D-Bus object, `/org/phoned/Phone1/Call/<n>`.
 pub type Local = u32;
 
@@ -32,6 +36,8 @@ pub struct Call {
     /// Held by the other side (D-Bus `RemoteHeld`): the state stays `active` unless this
     /// side holds it too. No media flows while either side holds.
     pub remote_held: bool,
+    /// The conference this call is this device's place in, if it is one.
+    pub conference: Option<ConferenceInfo>,
 }
 
 /// A finished call, for the history.
@@ -85,6 +91,8 @@ pub enum Output {
     /// A missed incoming call: notify.
     Missed(Local),
     Record(Record),
+    /// The call's conference (its roster, or that it is one) changed.
+    Conference(Local),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +186,7 @@ impl Engine {
             answered_ms: None,
             held_by_me: false,
             remote_held: false,
+            conference: None,
         });
         (
             local,
@@ -254,6 +263,7 @@ impl Engine {
             answered_ms: None,
             held_by_me: false,
             remote_held: false,
+            conference: None,
         });
         let mut out = vec![Output::Added(local)];
         if policy.do_not_disturb {

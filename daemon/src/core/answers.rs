@@ -15,6 +15,13 @@ pub(super) enum Purpose {
         local: Local,
         dial: bool,
     },
+    /// A conference request: `create` answers carry the room's id; the caller waits for
+    /// the relay's answer and gets the conference's call.
+    Conference {
+        local: Local,
+        create: bool,
+        reply: Option<ReplyTo>,
+    },
     ChangeNumber(Option<ReplyTo>),
     SetDisplayName(Option<ReplyTo>),
     /// Telling the relay the name a reload set.
@@ -44,6 +51,28 @@ impl Core {
                 // The relay ends the call itself if it must; a refused request changes
                 // nothing.
                 Err(_) => {}
+            },
+            Purpose::Conference {
+                local,
+                create,
+                reply,
+            } => match result {
+                Ok(Response::ConferencePlaced { conference }) => {
+                    if create {
+                        let out = self.engine.placed(local, conference);
+                        self.run_calls(now_ms, out);
+                    }
+                    self.reply(reply, Ok(Reply::Call(local)));
+                }
+                Ok(Response::Done) => self.reply(reply, Ok(Reply::Done)),
+                Ok(other) => self.reply(reply, Err(unexpected(&other))),
+                Err(e) => {
+                    if create {
+                        let out = self.engine.request_failed(local, now_ms);
+                        self.run_calls(now_ms, out);
+                    }
+                    self.reply(reply, Err(e));
+                }
             },
             Purpose::ChangeNumber(reply) => {
                 let result = match result {

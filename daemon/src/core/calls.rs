@@ -59,6 +59,7 @@ impl Core {
                     self.change(Change::StopRinging(l));
                 }
                 Output::Missed(_) => {}
+                Output::Conference(l) => self.change(Change::Conference(l)),
                 Output::DtmfReceived(l, digits) => self.change(Change::Dtmf(l, digits)),
                 Output::StartMedia {
                     local,

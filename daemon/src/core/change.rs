@@ -38,6 +38,8 @@ pub enum Change {
     AudioError,
     /// A call ended and its object goes away.
     CallRemoved(Local, EndReason),
+    /// The call is (now) a conference, or its roster changed: its `Conference` object.
+    Conference(Local),
     /// An incoming call rings: signal and notify. `waiting`: during another call (the
     /// call-waiting tone sounds, not the ring).
     Ring {

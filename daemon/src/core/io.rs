@@ -33,6 +33,16 @@ pub enum Command {
     },
     /// An action on one call.
     Call(Local, CallOp),
+    /// Opens a conference with these numbers; replies [`Reply::Call`] (the conference's
+    /// call) once the relay has placed it.
+    CreateConference(Vec<String>),
+    /// Adds a number to the conference `Local` is, or turns the call into one; replies
+    /// [`Reply::Call`] once the relay accepted.
+    ConferenceAdd(Local, String),
+    /// The host takes a number out of conference `Local`.
+    ConferenceRemove(Local, String),
+    /// Merges the active call and the held one into a conference; replies [`Reply::Call`].
+    Merge,
     HangupAll,
     /// Do-not-disturb on or off; replies once it is stored.
     SetDnd(bool),

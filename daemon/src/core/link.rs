@@ -152,6 +152,34 @@ impl Core {
             Event::MessageDelivered { client_id, id } => {
                 self.push(Effect::Delivered { client_id, id })
             }
+            Event::ConferenceIncoming {
+                conference,
+                from_number,
+                from_name,
+            } => {
+                let policy = Policy {
+                    do_not_disturb: self.settings.do_not_disturb,
+                    auto_answer: self.settings.auto_answer,
+                    known_caller: caller_known,
+                };
+                let out = self
+                    .engine
+                    .invited(conference, from_number, from_name, policy, now_ms);
+                self.run_calls(now_ms, out);
+            }
+            Event::ConferenceMoved { call, conference } => {
+                let out = self.engine.moved(call, conference, now_ms);
+                self.run_calls(now_ms, out);
+            }
+            Event::ConferenceRoster { conference, roster } => {
+                // A roster that breaks what the D-Bus side relies on is not shown.
+                if let Err(e) = roster.check() {
+                    tracing::warn!(conference, "roster from the relay refused: {e}");
+                    return;
+                }
+                let out = self.engine.roster(conference, roster);
+                self.run_calls(now_ms, out);
+            }
         }
     }
 

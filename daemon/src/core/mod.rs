@@ -240,6 +240,42 @@ impl Core {
                     Err(e) => self.reply(reply, Err(engine_error(e))),
                 }
             }
+            Command::CreateConference(numbers) => {
+                if !self.online() {
+                    return self.reply(reply, Err(offline()));
+                }
+                let (local, request) = self.engine.create_conference(numbers, now_ms);
+                self.change(Change::CallAdded(local));
+                self.change(Change::Conference(local));
+                let purpose = Purpose::Conference {
+                    local,
+                    create: true,
+                    reply,
+                };
+                self.request(now_ms, request, purpose);
+            }
+            Command::ConferenceAdd(local, number) => {
+                match self.engine.conference_add(local, number) {
+                    Ok(request) => self.conference_request(now_ms, local, request, reply),
+                    Err(e) => self.reply(reply, Err(engine_error(e))),
+                }
+            }
+            Command::ConferenceRemove(local, number) => {
+                match self.engine.conference_remove(local, number) {
+                    Ok(request) => self.conference_request(now_ms, local, request, reply),
+                    Err(e) => self.reply(reply, Err(engine_error(e))),
+                }
+            }
+            Command::Merge => match self.engine.merge() {
+                Ok((local, request)) => self.conference_request(now_ms, local, request, reply),
+                Err(_) => self.reply(
+                    reply,
+                    Err(CoreError::new(
+                        ErrorKind::InvalidState,
+                        "merging needs one active call and one call held here",
+                    )),
+                ),
+            },
             Command::HangupAll => {
                 let locals: Vec<Local> = self.engine.calls().map(|c| c.local).collect();
                 for local in locals {
@@ -297,6 +333,22 @@ impl Core {
             self.relink_if_idle();
         }
         self.reply(reply, Ok(Reply::Reloaded(changes)));
+    }
+
+    /// Sends a conference request about `local`; the caller waits for the relay.
+    fn conference_request(
+        &mut self,
+        now_ms: u64,
+        local: Local,
+        request: Request,
+        reply: Option<ReplyTo>,
+    ) {
+        let purpose = Purpose::Conference {
+            local,
+            create: false,
+            reply,
+        };
+        self.request(now_ms, request, purpose);
     }
 
     /// Tells the relay the name a reload set, if online; else it waits for the next login.

@@ -35,6 +35,13 @@ pub fn call_path(local: u32) -> OwnedObjectPath {
         .unwrap_or_else(|_| OwnedObjectPath::from(ObjectPath::from_static_str_unchecked("/")))
 }
 
+/// An object path for a conference.
+pub fn conference_path(local: u32) -> OwnedObjectPath {
+    ObjectPath::try_from(super::conference::path(local))
+        .map(OwnedObjectPath::from)
+        .unwrap_or_else(|_| OwnedObjectPath::from(ObjectPath::from_static_str_unchecked("/")))
+}
+
 #[interface(name = "org.phoned.Phone1.Manager")]
 impl ManagerIface {
     /// Calls `target`: a number, or a contact's name. Returns the new call's object; its
@@ -50,6 +57,43 @@ impl ManagerIface {
         let (number, name) = recipient(&self.phone, target)?;
         match self.phone.command(Command::Dial { number, name }).await? {
             Reply::Call(local) => Ok(call_path(local)),
+            other => Err(PhoneError::Failed(format!("unexpected reply: {other:?}"))),
+        }
+    }
+
+    /// Opens a conference with `numbers` (1 to 15, not this account's own): every device
+    /// of each rings. Returns the conference's object once the relay has opened it; this
+    /// device is in it at once as its host, through the call its `Call` property names.
+    async fn create_conference(&self, numbers: Vec<String>) -> Result<OwnedObjectPath, PhoneError> {
+        if numbers.is_empty() || numbers.len() > phoned_proto::conference::MAX_INVITES {
+            return Err(PhoneError::InvalidArgument(
+                "a conference invites 1 to 15 numbers".into(),
+            ));
+        }
+        let mut resolved = Vec::with_capacity(numbers.len());
+        for target in &numbers {
+            check_arg("number", target)?;
+            resolved.push(recipient(&self.phone, target)?.0);
+        }
+        match self
+            .phone
+            .command(Command::CreateConference(resolved))
+            .await?
+        {
+            Reply::Call(local) => Ok(conference_path(local)),
+            other => Err(PhoneError::Failed(format!("unexpected reply: {other:?}"))),
+        }
+    }
+
+    /// Merges the active call and the call held here into one conference hosted by this
+    /// device (three-way calling). Returns the conference's object.
+    async fn merge(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<OwnedObjectPath, PhoneError> {
+        no_arguments(&header)?;
+        match self.phone.command(Command::Merge).await? {
+            Reply::Call(local) => Ok(conference_path(local)),
             other => Err(PhoneError::Failed(format!("unexpected reply: {other:?}"))),
         }
     }

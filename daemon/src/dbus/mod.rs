@@ -7,6 +7,7 @@
 mod account;
 mod announced;
 pub mod call;
+pub mod conference;
 mod contacts;
 mod error;
 mod files;
@@ -30,6 +31,7 @@ use crate::core::Change;
 use crate::driver::Handle;
 pub use account::AccountIface;
 pub use call::CallIface;
+pub use conference::ConferenceIface;
 pub use contacts::ContactsIface;
 pub use files::FilesIface;
 pub use history::HistoryIface;
@@ -178,6 +180,14 @@ async fn emit(
                 Some(CallState::Incoming) => notifier.update(local, false).await,
                 _ => {}
             }
+            if matches!(change, Change::CallQuality(_))
+                && let Ok(iface) = server
+                    .interface::<_, ConferenceIface>(conference::path(local).as_str())
+                    .await
+            {
+                // Who speaks comes with the quality reports.
+                iface.get().await.announce(iface.signal_emitter()).await?;
+            }
         }
         Change::AudioError => {
             let manager = server.interface::<_, ManagerIface>(ROOT_PATH).await?;
@@ -194,6 +204,10 @@ async fn emit(
                 c.announce(iface.signal_emitter(), Some(reason)).await?;
             }
             server.remove::<CallIface, _>(path.as_str()).await?;
+            // Its conference object, if it was one, goes with it.
+            let _ = server
+                .remove::<ConferenceIface, _>(conference::path(local).as_str())
+                .await;
             let manager = server.interface::<_, ManagerIface>(ROOT_PATH).await?;
             let op = zbus::wire::ObjectPath::try_from(path.as_str())?;
             ManagerIface::call_removed(manager.signal_emitter(), op, reason.as_str()).await?;
@@ -213,9 +227,29 @@ async fn emit(
             let path = call::path(local);
             let op = zbus::wire::ObjectPath::try_from(path.as_str())?;
             ManagerIface::incoming_call(manager.signal_emitter(), op, &number, &name).await?;
-            notifier.ring(local, &number, &name, waiting).await;
+            let conference = phone
+                .snapshot()
+                .calls
+                .get(&local)
+                .is_some_and(|c| c.conference.is_some());
+            notifier
+                .ring(local, &number, &name, waiting, conference)
+                .await;
         }
         Change::StopRinging(local) => notifier.stop_ringing(local).await,
+        Change::Conference(local) => {
+            let path = conference::path(local);
+            match server.interface::<_, ConferenceIface>(path.as_str()).await {
+                Ok(iface) => {
+                    iface.get().await.announce(iface.signal_emitter()).await?;
+                }
+                Err(_) => {
+                    server
+                        .at(path.as_str(), ConferenceIface::new(phone.clone(), local))
+                        .await?;
+                }
+            }
+        }
         Change::Missed(number, name) => notifier.missed(&number, &name).await,
         Change::Dtmf(local, digits) => {
             if let Ok(iface) = server

@@ -357,10 +357,15 @@ impl Driver {
             } => {
                 let span = tracing::info_span!("call", local, relay_call = call);
                 let _in_call = span.enter();
-                // Resuming from hold: the session is there, paused.
-                if let Some((_, session)) = self.media.get(&local) {
-                    session.set_paused(false);
-                    return;
+                // Resuming from hold: the session is there, paused. A call moved into a
+                // conference has a new id and source: its media starts anew.
+                match self.media.get(&local) {
+                    Some((c, session)) if *c == call => {
+                        session.set_paused(false);
+                        return;
+                    }
+                    Some(_) => drop(self.media.remove(&local)),
+                    None => {}
                 }
                 let Some(client) = &self.client else { return };
                 let audio = &self.core.config().audio;

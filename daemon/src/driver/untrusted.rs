@@ -37,10 +37,17 @@ pub(super) fn event(e: &mut Event) {
             name(&mut f.from_name);
             f.name = clean_file_name(&f.name);
         }
+        Event::ConferenceIncoming { from_name, .. } => name(from_name),
+        Event::ConferenceRoster { roster, .. } => {
+            for p in &mut roster.parties {
+                name(&mut p.name);
+            }
+        }
         Event::CallState { .. }
         | Event::CallDtmf { .. }
         | Event::CallHold { .. }
-        | Event::MessageDelivered { .. } => {}
+        | Event::MessageDelivered { .. }
+        | Event::ConferenceMoved { .. } => {}
     }
 }
 
@@ -59,6 +66,7 @@ pub(super) fn response(r: &mut Response) {
         | Response::Done
         | Response::Pong { .. }
         | Response::CallPlaced { .. }
+        | Response::ConferencePlaced { .. }
         | Response::Stored { .. }
         | Response::DeviceToken { .. } => {}
     }

@@ -102,6 +102,11 @@ impl From<ClientError> for CoreError {
                 // The relay's disk is a storage limit like the mailbox quota; the
                 // message says which (`the relay is out of disk space …`).
                 ErrorCode::QuotaExceeded | ErrorCode::OutOfSpace => ErrorKind::QuotaExceeded,
+                ErrorCode::NoSuchCall => ErrorKind::NotFound,
+                ErrorCode::InvalidCallState => ErrorKind::InvalidState,
+                ErrorCode::NotHost => ErrorKind::PermissionDenied,
+                ErrorCode::InvalidParty => ErrorKind::InvalidArgument,
+                ErrorCode::ConferenceFull => ErrorKind::Busy,
                 _ => ErrorKind::Failed,
             },
             ClientError::Timeout => ErrorKind::Timeout,

@@ -71,6 +71,7 @@ proptest! {
     fn media_frames_round_trip(f in frame()) {
         let bytes = f.encode();
         prop_assert_eq!(peek_call(&bytes), Some(f.call));
+        prop_assert_eq!(peek_level(&bytes), Some(Peeked { call: f.call, source: f.source, level: Some(f.level) }));
         prop_assert_eq!(MediaFrame::decode(&bytes).unwrap(), f.clone());
         prop_assert_eq!(MediaDatagram::decode(&bytes).unwrap(), MediaDatagram::Frame(f));
     }
@@ -80,6 +81,7 @@ proptest! {
         let r = RedundantFrame { frame: f.clone(), earlier };
         let bytes = MediaDatagram::Redundant(r.clone()).encode();
         prop_assert_eq!(peek_call(&bytes), Some(f.call));
+        prop_assert_eq!(peek_level(&bytes), Some(Peeked { call: f.call, source: f.source, level: Some(f.level) }));
         let back = MediaDatagram::decode(&bytes).unwrap();
         if r.earlier.is_empty() {
             // Nothing to add: it goes as the plain frame every receiver reads.
@@ -94,6 +96,7 @@ proptest! {
     fn reports_round_trip_and_an_old_receiver_drops_them(r in report()) {
         let bytes = MediaDatagram::Report(r).encode();
         prop_assert_eq!(peek_call(&bytes), Some(r.call));
+        prop_assert_eq!(peek_level(&bytes), Some(Peeked { call: r.call, source: r.source, level: None }));
         prop_assert_eq!(MediaDatagram::decode(&bytes).unwrap(), MediaDatagram::Report(r));
         prop_assert!(MediaFrame::decode(&bytes).is_err());
     }
@@ -101,6 +104,9 @@ proptest! {
     #[test]
     fn random_datagrams_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..1500)) {
         let _ = MediaFrame::decode(&bytes);
+        if let Some(Peeked { level: Some(level), .. }) = peek_level(&bytes) {
+            prop_assert!(level <= 127);
+        }
         if let Ok(d) = MediaDatagram::decode(&bytes) {
             // Whatever decodes re-encodes to the same value, no longer than it came.
             let again = d.encode();

@@ -19,6 +19,8 @@ fn b() -> Callee {
     Callee::Account {
         id: 20,
         sessions: vec![B1, B2],
+        number: String::new(),
+        name: String::new(),
     }
 }
 
@@ -77,6 +79,8 @@ fn outcomes_before_ringing() {
     let offline = Callee::Account {
         id: 20,
         sessions: vec![],
+        number: String::new(),
+        name: String::new(),
     };
     assert_eq!(
         calls.dial(0, caller(A, 10), offline).unwrap_err(),
@@ -85,6 +89,8 @@ fn outcomes_before_ringing() {
     let me = Callee::Account {
         id: 10,
         sessions: vec![A],
+        number: String::new(),
+        name: String::new(),
     };
     assert_eq!(
         calls.dial(0, caller(A, 10), me).unwrap_err(),
@@ -140,6 +146,8 @@ fn a_second_call_waits_and_a_third_is_busy() {
     let one = Callee::Account {
         id: 20,
         sessions: vec![B1],
+        number: String::new(),
+        name: String::new(),
     };
     let (first, _) = calls.dial(0, caller(A, 10), one).unwrap();
     calls.answer(B1, first).unwrap();
@@ -150,6 +158,8 @@ fn a_second_call_waits_and_a_third_is_busy() {
             Callee::Account {
                 id: 20,
                 sessions: vec![B1],
+                number: String::new(),
+                name: String::new(),
             },
         )
         .unwrap();
@@ -171,6 +181,8 @@ fn a_second_call_waits_and_a_third_is_busy() {
         Callee::Account {
             id: 20,
             sessions: vec![B1],
+            number: String::new(),
+            name: String::new(),
         },
     );
     assert_eq!(third.unwrap_err(), EndReason::Busy);
@@ -253,6 +265,8 @@ fn a_lost_session_ends_its_calls() {
             Callee::Account {
                 id: 20,
                 sessions: vec![B1],
+                number: String::new(),
+                name: String::new(),
             },
         )
         .unwrap();
@@ -339,7 +353,7 @@ proptest! {
             let actions = match op {
                 // Session s belongs to account s; one device per account.
                 Op::Dial(a, b) => calls
-                    .dial(now, caller(a, a), Callee::Account { id: b, sessions: vec![b] })
+                    .dial(now, caller(a, a), Callee::Account { id: b, sessions: vec![b], number: String::new(), name: String::new() })
                     .map(|(_, acts)| acts)
                     .unwrap_or_default(),
                 Op::Answer(s, c) => calls.answer(s, c).unwrap_or_default(),
@@ -353,7 +367,7 @@ proptest! {
                 match a {
                     CallAction::Route { call, from, to } => { routes.insert((call, from, to)); }
                     CallAction::Unroute { call, from } => { routes.retain(|r| !(r.0 == call && r.1 == from)); }
-                    CallAction::Send(..) => {}
+                    CallAction::Send(..) | CallAction::Room { .. } => {}
                 }
             }
             for &(call, from, to) in &routes {

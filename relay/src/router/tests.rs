@@ -53,6 +53,8 @@ fn callee() -> Callee {
     Callee::Account {
         id: 20,
         sessions: vec![B],
+        number: String::new(),
+        name: String::new(),
     }
 }
 

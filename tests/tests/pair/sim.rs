@@ -301,7 +301,7 @@ impl Sim {
                         self.apply(dev, more);
                     }
                 },
-                Output::Added(_) | Output::Changed(_) => {}
+                Output::Added(_) | Output::Changed(_) | Output::Conference(_) => {}
                 Output::Removed(local, reason) => d.removed.push((local, reason)),
                 Output::Ring(local) => {
                     assert!(d.ringing.insert(local), "{} rang twice", d.name);
@@ -351,6 +351,8 @@ impl Sim {
                 CallAction::Unroute { call, from } => {
                     self.routes.remove(&(from, call));
                 }
+                // This simulation places no conferences.
+                CallAction::Room { .. } => {}
             }
         }
     }
@@ -371,6 +373,8 @@ impl Sim {
                             .filter(|&(_, &d)| self.accounts[self.devices[d].account].id == a.id)
                             .map(|(&s, _)| s)
                             .collect(),
+                        number: a.number.clone(),
+                        name: a.name.clone(),
                     },
                     None => Callee::Unknown,
                 };

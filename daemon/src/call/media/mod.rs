@@ -10,6 +10,8 @@
 //! the opener thread (`opener.rs`). [`health`] decides, sans-IO, which direction works,
 //! when a failed one is opened again and what the user is told; a direction without a
 //! device runs on a stand-in (`standin.rs`), so the call goes on with what exists.
+//! [`streams`] holds the far streams beyond the first (a conference forwards up to
+//! three speakers) and mixes them without clipping.
 //! [`quality`] turns the pipeline's counters into the call's live quality once a second,
 //! with an E-model MOS ([`emodel`]). In test
 //! builds, `sim` runs two pipelines through a seeded network on virtual time.
@@ -27,9 +29,11 @@ pub mod report;
 mod session;
 #[cfg(test)]
 mod sim;
+pub mod speakers;
 #[cfg(test)]
 mod speech_sim;
 mod standin;
+pub mod streams;
 #[cfg(test)]
 mod tests;
 

@@ -45,8 +45,15 @@
 //!   make the far side's estimator learn a drift that then went away (see
 //!   `docs/architecture.md`).
 //!
+//! - **Conferences.** The relay forwards up to three speakers of a room. The first far
+//!   source plays through all of the above; the others each get a jitter buffer and a
+//!   decoder ([`Extras`], popped in step with the first), are summed into its frame and
+//!   pass a soft limiter, so the mix never clips. While another speaker sounds, no frame is
+//!   shortened to rephase.
+//!
 //! After [`MediaPipeline::new`] a tick allocates only the datagrams it sends (quinn takes
-//! ownership of each) and the frames it decodes from the wire; its output buffers are reused.
+//! ownership of each), the frames it decodes from the wire, and, once per new far source
+//! of a conference, that source's jitter buffer and decoder; its output buffers are reused.
 
 use std::time::Duration;
 
@@ -57,6 +64,8 @@ use phoned_proto::media::{Earlier, MAX_EARLIER, MediaDatagram, MediaFrame, Redun
 use super::adapt::{Adapter, Settings, Thresholds};
 use super::demand::Demand;
 use super::report::ReceptionMeter;
+use super::speakers::{Speakers, Speaking};
+use super::streams::{Extras, STALE_US, Taken, soft_clip};
 use super::{ENCODER_COMPLEXITY, PLAYBACK_QUEUE_MIN_MS};
 use crate::audio::codec::{
     CodecError, EncoderConfig, FrameDuration, MAX_PACKET_BYTES, VoiceDecoder, VoiceEncoder,
@@ -194,6 +203,10 @@ pub struct MediaStats {
     pub redundancy: u8,
     /// Bytes of the datagrams received that were frames of this call.
     pub received_bytes: u64,
+    /// Frames of further far sources (a conference's other speakers) mixed in, and
+    /// frames of a source dropped for want of a place among the streams decoded.
+    pub mixed_frames: u64,
+    pub dropped_streams: u64,
 }
 
 /// The packets sent last, newest first, for the copies later datagrams carry.
@@ -296,8 +309,14 @@ pub struct MediaPipeline {
     /// and our repairs at the last report.
     meter: ReceptionMeter,
     reported: (u64, u64),
+    /// Which far sources speak (a conference's `speaking` flags).
+    speakers: Speakers,
     /// Until when the jitter buffer keeps the floor for copies two frames back, µs.
     two_copies_until: Option<u64>,
+    /// The far source the jitter buffer above plays, and when its latest frame came (µs).
+    primary: Option<(u32, u64)>,
+    /// Further far sources (conferences).
+    extras: Extras,
 }
 
 impl MediaPipeline {
@@ -370,8 +389,11 @@ impl MediaPipeline {
             applied,
             sent_recently: SentRecently::new(),
             meter: ReceptionMeter::default(),
+            speakers: Speakers::default(),
             reported: (0, 0),
             two_copies_until: None,
+            primary: None,
+            extras: Extras::default(),
         })
     }
 
@@ -400,6 +422,12 @@ impl MediaPipeline {
         self.stats.expanded = jitter.expanded;
         self.stats.accelerated = jitter.accelerated;
         &mut self.out
+    }
+
+    /// The far sources speaking at `now` (by the levels their frames carry).
+    pub fn speaking(&self, now: Duration) -> Speaking {
+        self.speakers
+            .at(u64::try_from(now.as_micros()).unwrap_or(u64::MAX))
     }
 
     pub fn stats(&self) -> MediaStats {
@@ -506,6 +534,32 @@ impl MediaPipeline {
         }
     }
 
+    /// A frame from a far source: the first far source's go to the pipeline's own jitter
+    /// buffer, others' to [`Extras`]. A source that finds no place takes the first's when
+    /// that has been silent for a while (a conference's speakers changed).
+    fn route_frame(&mut self, now_us: u64, f: &MediaFrame, earlier: &[Earlier]) {
+        self.speakers.heard(now_us, f.source, f.level);
+        let primary = match self.primary {
+            None => true,
+            Some((source, _)) if source == f.source => true,
+            Some((_, last)) => {
+                !self.extras.has_place(now_us, f.source) && now_us.saturating_sub(last) >= STALE_US
+            }
+        };
+        if primary {
+            self.primary = Some((f.source, now_us));
+            self.take_frame(now_us, f, earlier);
+            return;
+        }
+        match self
+            .extras
+            .take(now_us, f.source, f.seq, f.timestamp, &f.payload, earlier)
+        {
+            Taken::Buffered => {}
+            Taken::Dropped => self.stats.dropped_streams += 1,
+        }
+    }
+
     /// A frame from the far side, and the copies of earlier ones it carries.
     fn take_frame(&mut self, now_us: u64, f: &MediaFrame, earlier: &[Earlier]) {
         self.meter.record(now_us, f.seq, f.timestamp);
@@ -566,11 +620,11 @@ impl MediaPipeline {
             match MediaDatagram::decode(datagram.as_ref()) {
                 Ok(MediaDatagram::Frame(f)) if ours(f.call, f.source) => {
                     self.stats.received_bytes += datagram.as_ref().len() as u64;
-                    self.take_frame(now_us, &f, &[]);
+                    self.route_frame(now_us, &f, &[]);
                 }
                 Ok(MediaDatagram::Redundant(r)) if ours(r.frame.call, r.frame.source) => {
                     self.stats.received_bytes += datagram.as_ref().len() as u64;
-                    self.take_frame(now_us, &r.frame, &r.earlier);
+                    self.route_frame(now_us, &r.frame, &r.earlier);
                 }
                 Ok(MediaDatagram::Report(r)) if ours(r.call, r.source) => {
                     self.adapter.on_report(now_us, &r);
@@ -656,6 +710,20 @@ impl MediaPipeline {
                     self.decoded.fill(0.0);
                     scale = Scale::Keep;
                 }
+                // A conference's other speakers, popped in step with the first.
+                match self.extras.mix_into(now_us, &mut self.decoded) {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        // Another speaker talks: no frame of the mix is shortened.
+                        trim = 0;
+                        self.stats.mixed_frames += 1;
+                        soft_clip(&mut self.decoded);
+                    }
+                    Err(e) => {
+                        self.out.events.push(MediaEvent::DecodeFailed(e));
+                        soft_clip(&mut self.decoded);
+                    }
+                }
                 if moved {
                     self.playback_drift.restart();
                 } else {
@@ -675,8 +743,9 @@ impl MediaPipeline {
             let scaled = self.scaler.scale(out, scale);
             if scaled.len() != out.len() {
                 let delta = scaled.len() as i64 - out.len() as i64;
-                self.jitter
-                    .time_scaled(delta * 1_000_000 / i64::from(self.playback_rate.max(1)));
+                let delta_us = delta * 1_000_000 / i64::from(self.playback_rate.max(1));
+                self.jitter.time_scaled(delta_us);
+                self.extras.time_scaled(delta_us);
             }
             let out = scaled;
             self.out.playback.extend_from_slice(out);

@@ -77,6 +77,8 @@ pub struct Quality {
     pub r_factor: f64,
     /// The MOS it predicts (1..=4.5).
     pub mos: f64,
+    /// The far sources speaking when the report was made (a conference's `speaking`).
+    pub speaking: super::speakers::Speaking,
 }
 
 /// Cumulative counters at one moment.
@@ -277,6 +279,7 @@ fn quality(
         receive_kbps: round(receive, 1),
         r_factor: round(r, 1),
         mos: round(emodel::mos(r), 2),
+        speaking: Default::default(),
     }
 }
 

@@ -338,7 +338,8 @@ impl Io {
             conn,
         };
         let path = || path_now(pipeline, sources);
-        if let Some(q) = meter.poll(now, &media, &jitter, path) {
+        if let Some(mut q) = meter.poll(now, &media, &jitter, path) {
+            q.speaking = pipeline.speaking(now);
             quality(q);
         }
     }

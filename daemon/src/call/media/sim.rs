@@ -350,12 +350,17 @@ pub(super) struct FarSide {
 
 impl FarSide {
     pub(super) fn new() -> Self {
+        Self::with_tone(1000.0, 0.5)
+    }
+
+    /// A talker of a `freq` tone at `amplitude` (a whole number of periods per second).
+    pub(super) fn with_tone(freq: f64, amplitude: f64) -> Self {
         let mut encoder = VoiceEncoder::new(&EncoderConfig {
             complexity: ENCODER_COMPLEXITY,
             ..EncoderConfig::default()
         })
         .expect("encoder");
-        let signal = tone(48_000, 1.0, 1000.0, 0.5);
+        let signal = tone(48_000, 1.0, freq, amplitude);
         let mut packet = [0u8; MAX_PACKET_BYTES];
         // Two rounds: the second is encoded in the steady state the replay stays in.
         let mut packets = Vec::new();

@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use super::playback_queue;
 use super::sim::{CALL, FarSide, Party, Sim, assert_tone, dbfs, listen, tone};
+use crate::audio::analysis::goertzel_power;
 use crate::audio::resample::FRAME;
 
 const S: u64 = 1_000_000;
@@ -122,4 +123,45 @@ fn datagrams_of_other_calls_our_own_and_garbage_are_dropped() {
     let stats = b.pipeline.stats();
     assert_eq!((stats.datagrams, stats.foreign), (3, 3), "{stats:?}");
     assert_eq!(b.pipeline.jitter_stats().received, 0);
+}
+
+#[test]
+fn a_conferences_three_speakers_are_mixed_without_clipping_and_a_fourth_is_dropped() {
+    let mut b = Party::new(2, 48_000, Vec::new());
+    // Three loud talkers (sources 1, 3, 4: 1 kHz, 600 Hz, 1.5 kHz at -6 dBFS each: their
+    // sum would clip), and from 1 s a fourth (2.2 kHz) the relay would not forward at
+    // that moment but that gets through.
+    let mut talkers = [
+        (1, FarSide::with_tone(1000.0, 0.5)),
+        (3, FarSide::with_tone(600.0, 0.5)),
+        (4, FarSide::with_tone(1500.0, 0.5)),
+        (5, FarSide::with_tone(2200.0, 0.5)),
+    ];
+    let mut now = 0;
+    let mut order = 0;
+    while now < 3 * S {
+        now += 1_000;
+        for (i, (source, far)) in talkers.iter_mut().enumerate() {
+            if i == 3 && now < S {
+                continue;
+            }
+            // Every talker sends a frame each 20 ms, at its own offset.
+            if (now + i as u64 * 3_000).is_multiple_of(20_000) {
+                order += 1;
+                b.deliver(now + 30_000, order, far.next(CALL, *source));
+            }
+        }
+        b.step(now);
+    }
+    let stats = b.pipeline.stats();
+    assert!(stats.mixed_frames > 100, "{stats:?}");
+    assert!(stats.dropped_streams > 0, "{stats:?}");
+    let heard = b.heard_between(1.5, 2.9);
+    assert!(heard.iter().all(|x| x.abs() <= 1.0), "the mix clipped");
+    for freq in [1000.0, 600.0, 1500.0] {
+        let power = goertzel_power(heard, 48_000.0, freq);
+        assert!(power > 0.01, "power at {freq} Hz: {power}");
+    }
+    let fourth = goertzel_power(heard, 48_000.0, 2200.0);
+    assert!(fourth < 0.001, "the fourth speaker was played: {fourth}");
 }

@@ -524,3 +524,5 @@ fn quality_shows_on_an_active_call_only_and_is_announced_when_it_changes() {
     assert!(rig.core.snapshot().quality.is_empty());
     assert_eq!(report(&mut rig, 4.0), []);
 }
+
+mod conference;

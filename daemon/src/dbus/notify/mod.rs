@@ -124,13 +124,25 @@ impl Notifier {
         })
     }
 
-    /// Shows the incoming-call notification (`waiting`: the call-waiting one).
-    pub async fn ring(self: &Arc<Self>, local: Local, number: &str, name: &str, waiting: bool) {
+    /// Shows the incoming-call notification (`waiting`: the call-waiting one); an
+    /// invitation to a conference says so and names who invited.
+    pub async fn ring(
+        self: &Arc<Self>,
+        local: Local,
+        number: &str,
+        name: &str,
+        waiting: bool,
+        conference: bool,
+    ) {
         let Some(p) = self.server.proxy().await else {
             return;
         };
         self.listen(&p).await;
-        let who = who(number, name);
+        let who = if conference {
+            format!("Conference call, invited by {}", who(number, name))
+        } else {
+            who(number, name)
+        };
         if let Some(id) = self.post_call(&p, &who, waiting, 0).await {
             lock(&self.ringing).insert(
                 local,

@@ -1,0 +1,60 @@
+//! The media of one conference room, as the sessions' forwarding tasks use it: the
+//! members' connections and sources, and the room's [`Speakers`] behind a lock held for
+//! one datagram's decision. A frame is forwarded only from a member in the room (not on
+//! hold) whose frame carries its own source, and only to the members the speaker
+//! selection gives it; reports are not forwarded in rooms (a sender adapts to one far
+//! side, and a room has several).
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use phoned_proto::media::peek_level;
+
+use crate::conference::speakers::Speakers;
+use crate::hub::SessionId;
+use crate::shared::lock;
+
+pub(crate) struct Member {
+    pub session: SessionId,
+    pub source: u32,
+    pub conn: quinn::Connection,
+    pub flowing: bool,
+}
+
+pub(crate) struct RoomMedia {
+    pub call: u64,
+    pub members: Vec<Member>,
+    pub speakers: Arc<Mutex<Speakers>>,
+    pub epoch: Instant,
+}
+
+impl RoomMedia {
+    /// Forwards one datagram that session `from` sent on this room.
+    pub fn forward(&self, from: SessionId, datagram: Bytes) {
+        let Some(me) = self.members.iter().find(|m| m.session == from) else {
+            return;
+        };
+        if !me.flowing {
+            return;
+        }
+        let Some(head) = peek_level(&datagram) else {
+            return;
+        };
+        let Some(level) = head.level else {
+            return;
+        };
+        if head.call != self.call || head.source != me.source {
+            return;
+        }
+        let now_ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut speakers = lock(&self.speakers);
+        speakers.observe(now_ms, me.source, level);
+        for to in &self.members {
+            if to.flowing && to.session != from && speakers.forwards(me.source, to.source) {
+                // A full or closed peer drops the frame: media is never worth waiting for.
+                let _ = to.conn.send_datagram(datagram.clone());
+            }
+        }
+    }
+}
