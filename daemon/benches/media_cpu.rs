@@ -23,7 +23,8 @@
 //!    decoded, and the extra ones mixed in. The ratio of the two is the client-side cost of
 //!    a conference (the target: at most 1.5× the two-party call).
 //!
-//! Run: `cargo bench -p phoned --bench media_cpu` (add `-- --quick` for a short run).
+//! Run: `cargo bench -p phoned --bench media_cpu` (add `-- --quick` for a short run,
+//! `-- --conference` for section 5 alone).
 
 use std::f64::consts::TAU;
 use std::hint::black_box;
@@ -297,10 +298,12 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!();
-    cpu(warm, frames);
-    complexity(warm, frames);
-    latency();
-    daemon_pipeline(warm, frames);
+    if !std::env::args().any(|a| a == "--conference") {
+        cpu(warm, frames);
+        complexity(warm, frames);
+        latency();
+        daemon_pipeline(warm, frames);
+    }
     conference(warm, frames);
 }
 
@@ -572,7 +575,7 @@ fn daemon_pipeline(warm: usize, frames: usize) {
 /// far parties talking at once (speech-like, each from its own point of the signal) at
 /// device rate `rate`, all ticked every [`TICK`] on a virtual clock. The listener talks
 /// too; its datagrams reach every far party and theirs reach it at once, as a room
-/// forwards them. Also the frames it mixed from the streams beyond the first.
+/// forwards them. Also how many frames it played with further streams mixed in.
 fn listener_cpu(rate: u32, far: usize, warm: usize, frames: usize) -> ((f64, f64), u64) {
     let ticks_per_frame = (TICK_US / TICK.as_micros() as u64) as usize;
     let per_tick = rate as usize * TICK.as_micros() as usize / 1_000_000;
@@ -639,7 +642,7 @@ fn conference(warm: usize, frames: usize) {
     for rate in rates {
         print!(" speech-like, {:.1} kHz device |", f64::from(rate) / 1000.0);
     }
-    println!(" frames mixed in (beyond the first stream) |");
+    println!(" frames played with further streams mixed in |");
     println!("| --- |{}", " --- |".repeat(rates.len() + 1));
     let mut medians = [[0f64; 2]; 2];
     for (row, far) in [1usize, 3].into_iter().enumerate() {
@@ -659,8 +662,8 @@ fn conference(warm: usize, frames: usize) {
         println!(" {mixed} |");
     }
     print!("| **ratio, conference / two-party (medians)** |");
-    for col in 0..rates.len() {
-        print!(" **{:.2}×** |", medians[1][col] / medians[0][col]);
+    for (conference, call) in medians[1].iter().zip(&medians[0]) {
+        print!(" **{:.2}×** |", conference / call);
     }
     println!("  |");
     println!();
