@@ -17,8 +17,14 @@
 //! 4. The daemon's own `MediaPipeline::tick`, called every 5 ms as the media thread calls
 //!    it, in a two-way call on a virtual clock: thread CPU per 20 ms of one side (its
 //!    microphone encoded and sent, the far side's packets decoded and queued for playback).
+//! 5. The same in a conference room against a two-party call: one listener's pipeline fed
+//!    the frames of 3 far speakers (what the relay forwards from a room of any size: its 3
+//!    loudest speakers) against 1 far speaker, all talking at once; each far stream is
+//!    decoded, and the extra ones mixed in. The ratio of the two is the client-side cost of
+//!    a conference (the target: at most 1.5× the two-party call).
 //!
-//! Run: `cargo bench -p phoned --bench media_cpu` (add `-- --quick` for a short run).
+//! Run: `cargo bench -p phoned --bench media_cpu` (add `-- --quick` for a short run,
+//! `-- --conference` for section 5 alone).
 
 use std::f64::consts::TAU;
 use std::hint::black_box;
@@ -292,10 +298,13 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!();
-    cpu(warm, frames);
-    complexity(warm, frames);
-    latency();
-    daemon_pipeline(warm, frames);
+    if !std::env::args().any(|a| a == "--conference") {
+        cpu(warm, frames);
+        complexity(warm, frames);
+        latency();
+        daemon_pipeline(warm, frames);
+    }
+    conference(warm, frames);
 }
 
 /// The signals and device rates every table measures, one column each; prints the
@@ -559,5 +568,103 @@ fn daemon_pipeline(warm: usize, frames: usize) {
         print!(" {:.2} % |", med / (TICK_US as f64) * 100.0);
     }
     println!();
+    println!();
+}
+
+/// A listener's `MediaPipeline::tick` thread CPU per 20 ms, (median, p99) µs, with `far`
+/// far parties talking at once (speech-like, each from its own point of the signal) at
+/// device rate `rate`, all ticked every [`TICK`] on a virtual clock. The listener talks
+/// too; its datagrams reach every far party and theirs reach it at once, as a room
+/// forwards them. Also how many frames it played with further streams mixed in.
+fn listener_cpu(rate: u32, far: usize, warm: usize, frames: usize) -> ((f64, f64), u64) {
+    let ticks_per_frame = (TICK_US / TICK.as_micros() as u64) as usize;
+    let per_tick = rate as usize * TICK.as_micros() as usize / 1_000_000;
+    let ticks = (warm + frames) * ticks_per_frame;
+    // One long signal; party `p` speaks from `p · 1.37 s` into it, so no two say the same.
+    let offset = rate as usize * 137 / 100;
+    let input = signal(Kind::Speech, rate, ticks * per_tick + far * offset);
+    let mic = |p: usize, k: usize| &input[p * offset + k * per_tick..][..per_tick];
+    let mut pipes: Vec<MediaPipeline> = (0..=far)
+        .map(|p| MediaPipeline::new(7, 1 + p as u32, rate, rate).unwrap())
+        .collect();
+    let mut inbox = vec![Vec::new(); far + 1];
+    let mut queued = vec![0usize; far + 1];
+    let (mut cpu, mut frame_ns) = (Vec::with_capacity(frames), 0u64);
+    for k in 0..ticks {
+        let now = Duration::from_micros(k as u64 * TICK.as_micros() as u64);
+        for (p, pipe) in pipes.iter_mut().enumerate() {
+            queued[p] = queued[p].saturating_sub(per_tick);
+            let device = Device {
+                queued: queued[p],
+                last_block: per_tick as u64,
+            };
+            let received = std::mem::take(&mut inbox[p]);
+            let start = thread_cpu_ns();
+            let out = pipe.tick(now, mic(p, k), received.iter(), device, Flags::default());
+            if p == 0 {
+                frame_ns += thread_cpu_ns() - start;
+            }
+            queued[p] += out.playback.len();
+            let sent = std::mem::take(&mut out.datagrams);
+            // The listener's frames go to every far party, theirs to the listener only.
+            if p == 0 {
+                for other in &mut inbox[1..] {
+                    other.extend(sent.iter().cloned());
+                }
+            } else {
+                inbox[0].extend(sent);
+            }
+        }
+        if k % ticks_per_frame == ticks_per_frame - 1 {
+            if k / ticks_per_frame >= warm {
+                cpu.push(u32::try_from(frame_ns).unwrap_or(u32::MAX));
+            }
+            frame_ns = 0;
+        }
+    }
+    let stats = pipes[0].stats();
+    assert!(
+        stats.decoded as usize >= frames,
+        "decoded {}",
+        stats.decoded
+    );
+    (median_p99(cpu), stats.mixed_frames)
+}
+
+/// 5. The listener's CPU in a conference (3 far streams) against a two-party call (1).
+fn conference(warm: usize, frames: usize) {
+    println!(
+        "## Conference against two-party call: one side's `MediaPipeline::tick` per 20 ms, thread CPU µs ({frames} frames after {warm} of warm-up)"
+    );
+    println!();
+    let rates = [44_100u32, 48_000];
+    print!("| far streams (all talking) |");
+    for rate in rates {
+        print!(" speech-like, {:.1} kHz device |", f64::from(rate) / 1000.0);
+    }
+    println!(" frames played with further streams mixed in |");
+    println!("| --- |{}", " --- |".repeat(rates.len() + 1));
+    let mut medians = [[0f64; 2]; 2];
+    for (row, far) in [1usize, 3].into_iter().enumerate() {
+        let label = if far == 1 {
+            "1 — two-party call".to_owned()
+        } else {
+            format!("{far} — conference (a room's {far} loudest speakers)")
+        };
+        print!("| {label} |");
+        let mut mixed = 0;
+        for (col, &rate) in rates.iter().enumerate() {
+            let ((med, p99), m) = listener_cpu(rate, far, warm, frames);
+            medians[row][col] = med;
+            mixed = m;
+            print!(" **{med:.1}** ({p99:.1}) |");
+        }
+        println!(" {mixed} |");
+    }
+    print!("| **ratio, conference / two-party (medians)** |");
+    for (conference, call) in medians[1].iter().zip(&medians[0]) {
+        print!(" **{:.2}×** |", conference / call);
+    }
+    println!("  |");
     println!();
 }
