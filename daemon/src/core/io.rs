@@ -13,7 +13,7 @@ use super::audio::AudioSource;
 use super::change::Change;
 use super::error::CoreError;
 use crate::call::engine::{Local, Record};
-use crate::call::media::Quality;
+use crate::call::quality::Quality;
 use crate::config::Config;
 use crate::reload;
 use crate::ring::Sound;

@@ -31,7 +31,7 @@ use phoned_proto::state::{AutoAnswer, ConnectionState};
 use phoned_proto::{Request, Response};
 
 use crate::call::engine::{Call, Engine, EngineError, Local};
-use crate::call::media::Quality;
+use crate::call::quality::Quality;
 use crate::config::Config;
 use crate::reload;
 use crate::ring::Ringer;

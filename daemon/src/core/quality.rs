@@ -6,7 +6,7 @@
 
 use super::{Change, Core};
 use crate::call::engine::Local;
-use crate::call::media::Quality;
+use crate::call::quality::Quality;
 use phoned_proto::call::CallState;
 
 impl Core {

@@ -22,6 +22,8 @@
 
 use std::time::Duration;
 
+pub use crate::call::quality::Quality;
+
 use super::emodel;
 use super::pipeline::MediaStats;
 use crate::audio::codec::FrameDuration;
@@ -50,35 +52,6 @@ pub struct PathNow {
     pub rtt_ms: u32,
     /// Audio queued for the playback device and not yet played, ms.
     pub playback_queue_ms: u32,
-}
-
-/// A call's quality, as the Call object's `Quality` property shows it.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Quality {
-    /// Received packets lost or late over those expected, %, over the last [`WINDOW`]
-    /// (over the call in a summary).
-    pub loss_percent: f64,
-    /// The same over the whole call.
-    pub call_loss_percent: f64,
-    /// Of the loss, what FEC did not recover (the listener heard it concealed), %, over
-    /// the window.
-    pub unrecovered_percent: f64,
-    /// Packet delay variation the jitter buffer measured (95th percentile), ms.
-    pub jitter_ms: u32,
-    /// The jitter buffer's delay now, ms.
-    pub jitter_buffer_ms: u32,
-    /// Estimated one-way delay from the far side's mouth to this ear, ms (see the module
-    /// docs; the mean over the call in a summary).
-    pub mouth_to_ear_ms: u32,
-    /// Media sent and received, kbit/s, over the window (over the call in a summary).
-    pub send_kbps: f64,
-    pub receive_kbps: f64,
-    /// The E-model rating from the unrecovered loss and the mouth-to-ear delay.
-    pub r_factor: f64,
-    /// The MOS it predicts (1..=4.5).
-    pub mos: f64,
-    /// The far sources speaking when the report was made (a conference's `speaking`).
-    pub speaking: super::speakers::Speaking,
 }
 
 /// Cumulative counters at one moment.

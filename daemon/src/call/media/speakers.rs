@@ -4,6 +4,8 @@
 //! within [`HOLD_US`], so the flag does not flicker between words. Fixed-size: it runs
 //! on the media thread for every frame.
 
+pub use crate::call::quality::Speaking;
+
 use super::streams::MAX_STREAMS;
 
 /// A frame this loud or louder (-dBov, lower is louder) is speech.
@@ -12,20 +14,6 @@ pub const SPEAKING_LEVEL: u8 = 50;
 pub const HOLD_US: u64 = 1_000_000;
 /// Sources followed at once: the forwarded speakers, and one more while they change.
 const TRACKED: usize = MAX_STREAMS + 1;
-
-/// The far sources speaking at one moment (at most [`MAX_STREAMS`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Speaking([Option<u32>; MAX_STREAMS]);
-
-impl Speaking {
-    pub fn contains(&self, source: u32) -> bool {
-        self.0.contains(&Some(source))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.iter().all(Option::is_none)
-    }
-}
 
 /// Each followed source's latest loud frame; see the module docs.
 #[derive(Debug, Default)]
@@ -60,15 +48,13 @@ impl Speakers {
     pub fn at(&self, now_us: u64) -> Speaking {
         let mut recent: [Option<(u32, u64)>; TRACKED] = self.loud;
         recent.sort_by_key(|s| std::cmp::Reverse(s.map(|(_, at)| at)));
-        let mut out = Speaking::default();
-        let speaking = recent
-            .iter()
-            .flatten()
-            .filter(|(_, at)| now_us.saturating_sub(*at) < HOLD_US);
-        for (place, (source, _)) in out.0.iter_mut().zip(speaking) {
-            *place = Some(*source);
-        }
-        out
+        Speaking::of(
+            recent
+                .iter()
+                .flatten()
+                .filter(|(_, at)| now_us.saturating_sub(*at) < HOLD_US)
+                .map(|(source, _)| *source),
+        )
     }
 }
 

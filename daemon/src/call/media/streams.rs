@@ -19,8 +19,7 @@ use crate::audio::codec::{CodecError, FrameDuration, VoiceDecoder};
 use crate::audio::jitter::{JitterBuffer, JitterConfig, Playout};
 use crate::audio::resample::FRAME;
 
-/// The most far streams one pipeline decodes at once (the relay's forwarded speakers).
-pub const MAX_STREAMS: usize = 3;
+pub use crate::call::quality::MAX_STREAMS;
 /// A stream with no frame for this long may give its place to another source, µs.
 pub const STALE_US: u64 = 300_000;
 /// Where the soft limiter starts to bend the mix: below it, samples pass unchanged.
