@@ -185,6 +185,11 @@ impl Hub {
         self.sessions.len()
     }
 
+    /// Accounts online (with at least one session).
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
     fn broadcast(&self, from: AccountId, event: Event) -> Vec<Action> {
         self.sessions
             .iter()

@@ -20,6 +20,8 @@
 //! - Durable state: [`store`] accounts, numbers and mailboxes in LMDB; [`backup`] copies
 //!   it while the relay runs; [`admin`] the `phone-relay admin` account commands
 //!   (the relay applies their changes to live sessions).
+//! - `metrics`: counters and gauges for operators, served as OpenMetrics text on
+//!   `metrics_listen` when that is set.
 //! - [`config`], [`cert`] (the TLS identity), [`token`] (device login tokens) and
 //!   [`password`] (Argon2id on a thread pool).
 
@@ -33,6 +35,7 @@ pub mod config;
 mod delivery;
 pub mod hub;
 mod mailbox;
+mod metrics;
 pub mod password;
 mod pipeline;
 mod push;

@@ -87,6 +87,7 @@ impl Session {
             async move {
                 let stored = pending.wait().await.map_err(store_err)?;
                 if let Stored::New(_) = stored {
+                    shared.metrics.messages_stored.inc();
                     push_pending(&shared, rid).await;
                 }
                 Ok(Response::Stored { id: stored.id() })
@@ -156,6 +157,7 @@ impl Session {
 /// it, and the sender hears of the delivery.
 pub(crate) async fn after_delivery(shared: &Shared, id: u64, delivered: Delivered) {
     if let Some((sender, client_id, item)) = delivered {
+        shared.metrics.messages_delivered.inc();
         if let Item::File(f) = item {
             crate::bulk::release_blob(shared, f.sha256).await;
         }

@@ -136,7 +136,11 @@ async fn serve(shared: Arc<Shared>, incoming: quinn::Incoming, remote: SocketAdd
     let writer = smol::spawn(write_loop(send, rx, conn.clone()).in_current_span());
     // Not instrumented: it logs nothing, and entering a span on every poll would cost
     // the forwarding hot path.
-    let media = smol::spawn(forward_media(conn.clone(), routes));
+    let media = smol::spawn(forward_media(
+        conn.clone(),
+        routes,
+        shared.metrics.media.clone(),
+    ));
     // Every further stream the client opens is one file transfer.
     let bulk = {
         let (shared, conn) = (shared.clone(), conn.clone());
@@ -413,15 +417,22 @@ async fn write_loop(mut send: quinn::SendStream, rx: Receiver<Outgoing>, conn: q
 /// Forwards this session's media datagrams to the other party of their call, without
 /// decoding more than the call id, and only along routes the call router installed:
 /// a client can never make the relay send to an address or session of its choosing.
-async fn forward_media(conn: quinn::Connection, routes: Routes) {
+/// Every datagram is counted, forwarded or dropped by cause.
+async fn forward_media(conn: quinn::Connection, routes: Routes, counted: crate::metrics::Media) {
     while let Ok(datagram) = conn.read_datagram().await {
         let Some(call) = phoned_proto::media::peek_call(&datagram) else {
+            counted.malformed.inc();
             continue;
         };
         let to = lock(&routes).get(&call).cloned();
-        if let Some(to) = to {
-            // A full or closed peer drops the frame: media is never worth waiting for.
-            let _ = to.send_datagram(datagram);
-        }
+        let Some(to) = to else {
+            counted.no_route.inc();
+            continue;
+        };
+        // A full or closed peer drops the frame: media is never worth waiting for.
+        match to.send_datagram(datagram) {
+            Ok(()) => counted.forwarded.inc(),
+            Err(_) => counted.send_failed.inc(),
+        };
     }
 }

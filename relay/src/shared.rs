@@ -22,6 +22,7 @@ use crate::admission::{self, Connections};
 use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::hub::{Action, Hub, Profile, SessionId};
+use crate::metrics::{Live, Metrics};
 use crate::password::Hasher;
 use crate::registry::Registry;
 use crate::router::{Clock, Mono, Router};
@@ -71,6 +72,8 @@ pub(crate) struct Shared {
     pub calls: Router,
     /// Per-session delivery cursors and receipt acks (see [`crate::delivery`]).
     pub delivery: Delivery,
+    /// What the metrics endpoint reports ([`crate::metrics`]).
+    pub metrics: Arc<Metrics>,
     hub: Mutex<Hub>,
     limits: Mutex<Limits>,
     /// Connections held, in all and per address ([`crate::admission`]).
@@ -94,6 +97,7 @@ impl Shared {
         calls: Router,
         clock: Mono,
         kick: smol::channel::Sender<()>,
+        metrics: Arc<Metrics>,
     ) -> Shared {
         let creations = Buckets::new(config.provision_burst, config.provision_per_hour);
         Shared {
@@ -105,6 +109,7 @@ impl Shared {
             sessions,
             calls,
             delivery: Delivery::default(),
+            metrics,
             hub: Mutex::new(Hub::new()),
             limits: Mutex::new(Limits {
                 logins: Throttle::new(),
@@ -116,6 +121,28 @@ impl Shared {
             next_sid: AtomicU64::new(1),
             clock,
         }
+    }
+
+    /// The metrics exposition, with the gauges read now (the mailbox total from the
+    /// store, on the blocking pool).
+    pub async fn metrics_text(&self) -> String {
+        let store = self.store.clone();
+        let mailbox_bytes = blocking::unblock(move || store.mailbox_bytes_total())
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!("metrics: reading mailbox sizes: {e}");
+                0
+            });
+        let (sessions, accounts_online) = {
+            let hub = lock(&self.hub);
+            (hub.session_count(), hub.account_count())
+        };
+        self.metrics.render(Live {
+            connections: u64::from(self.connections()),
+            sessions: sessions as u64,
+            accounts_online: accounts_online as u64,
+            mailbox_bytes,
+        })
     }
 
     /// Runs `f` on the space bookkeeping (one short critical section).
