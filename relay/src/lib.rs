@@ -10,6 +10,7 @@
 //!   ring timeouts; `registry` the live sessions, their writer queues and media routes;
 //!   `shared` presence, limits and config behind private locks, shared by all sessions;
 //!   `delivery` how far each session has been sent its inbox, and who acks receipts;
+//!   `flusher` the task that sends presence batches when the hub says they are due;
 //!   `upkeep` the task that measures free space, expires unfinished uploads and retries
 //!   acknowledgements.
 //! - Drivers, moving bytes: [`server`] binds the QUIC endpoint, starts those tasks and
@@ -33,6 +34,7 @@ pub mod calls;
 pub mod cert;
 pub mod config;
 mod delivery;
+mod flusher;
 pub mod hub;
 mod mailbox;
 mod metrics;

@@ -84,6 +84,8 @@ pub(crate) struct Metrics {
     pub media: Media,
     pub messages_stored: Counter,
     pub messages_delivered: Counter,
+    pub presence_writes: Counter,
+    pub presence_events: Counter,
     commit_seconds: Histogram,
     commit_writes: Histogram,
     /// Calls placed and not yet ended (ringing, active or held), as the call router
@@ -124,6 +126,8 @@ impl Metrics {
             media,
             messages_stored: Counter::default(),
             messages_delivered: Counter::default(),
+            presence_writes: Counter::default(),
+            presence_events: Counter::default(),
             // 50 µs to about 1.6 s.
             commit_seconds: Histogram::new(exponential_buckets(50e-6, 2.0, 16)),
             // 1 to 1024 writes, the committer's largest batch.
@@ -194,6 +198,16 @@ impl Metrics {
             "messages_delivered",
             "Stored messages and files whose delivery the recipient acknowledged",
             self.messages_delivered.clone(),
+        );
+        r.register(
+            "presence_writes",
+            "Presence batches written to sessions (each one write, one or more events)",
+            self.presence_writes.clone(),
+        );
+        r.register(
+            "presence_events",
+            "Presence events sent to sessions, inside those batches",
+            self.presence_events.clone(),
         );
         r.register_with_unit(
             "store_commit",

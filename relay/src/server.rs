@@ -63,6 +63,7 @@ pub struct Running {
     _watch: Task<()>,
     _router: Task<()>,
     _upkeep: Task<()>,
+    _flusher: Task<()>,
     _metrics: Option<Task<()>>,
 }
 
@@ -186,6 +187,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let clock = Mono::new();
     let sessions = Arc::new(Registry::default());
     let (kick, kicked) = smol::channel::bounded(1);
+    let (flush, flushes) = smol::channel::bounded(1);
     let router_task = {
         let sessions = sessions.clone();
         let gauge = metrics.calls.clone();
@@ -209,10 +211,12 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         router,
         clock,
         kick,
+        flush,
         metrics,
     ));
     crate::upkeep::restore_partials(&shared);
     let upkeep = smol::spawn(crate::upkeep::run(shared.clone(), kicked, addr));
+    let flusher = smol::spawn(crate::flusher::run(shared.clone(), flushes, clock));
     let accept = smol::spawn(accept_loop(endpoint.clone(), shared.clone()));
     let watch = smol::spawn(watch_revisions(shared.clone()));
     let (metrics_addr, metrics_task) = match metrics_listener {
@@ -233,6 +237,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         _watch: watch,
         _router: router_task,
         _upkeep: upkeep,
+        _flusher: flusher,
         _metrics: metrics_task,
     })
 }
