@@ -43,11 +43,19 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     // Another build of the relay (an older one, for a before/after), if given.
     let bin = std::env::var("PHONE_RELAY_BIN").unwrap_or_else(|_| BIN.to_owned());
+    // This build's relay serves its metrics: the group commits are read from them.
+    let metrics = (bin == BIN).then(|| {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    });
     let relay = RelayProcess::start(
         bin.as_ref(),
         &dir.path().join("state"),
         "127.0.0.1:0",
-        "max_file_mib = 1024\nmailbox_quota_kib = 4194304",
+        &format!(
+            "max_file_mib = 1024\nmailbox_quota_kib = 4194304\nprovision_burst = 100\n{}",
+            metrics.map_or(String::new(), |a| format!("metrics_listen = \"{a}\""))
+        ),
     );
     println!("# store and forward on loopback\n\n| measure | result |\n| --- | --- |");
     smol::block_on(async {
@@ -91,6 +99,7 @@ fn main() {
         let threads_before = thread_cpu(relay_pid);
         let relay_before = process_cpu(relay_pid);
         let own_before = process_cpu(std::process::id());
+        let commits_before = metrics.map(scrape).unwrap_or_default();
         let t = Instant::now();
         let each = total.div_ceil(pairs);
         let runs = std::iter::once(exchange(&sender, &receiver, &to.number, each, in_flight))
@@ -135,6 +144,37 @@ fn main() {
             "| bench CPU per message (sender and receiver clients) | {:.1} µs |",
             per(own)
         );
+        if let Some(addr) = metrics {
+            let after = scrape(addr);
+            let d = |k: &str| {
+                after.get(k).copied().unwrap_or(0.0) - commits_before.get(k).copied().unwrap_or(0.0)
+            };
+            let commits = d("phone_relay_store_commit_seconds_count");
+            // The smallest bucket bound holding a share `q` of the commits.
+            let quantile = |q: f64| {
+                let mut bounds: Vec<(f64, f64)> = after
+                    .keys()
+                    .filter_map(|k| {
+                        let le = k
+                            .strip_prefix("phone_relay_store_commit_seconds_bucket{le=\"")?
+                            .strip_suffix("\"}")?;
+                        Some((le.parse::<f64>().unwrap_or(f64::INFINITY), d(k)))
+                    })
+                    .collect();
+                bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+                bounds
+                    .into_iter()
+                    .find(|(_, n)| *n >= q * commits)
+                    .map_or(f64::NAN, |(le, _)| le * 1e3)
+            };
+            println!(
+                "| group commits (LMDB commit + fsync) | {commits:.0}, {:.0} writes each on average; {:.1} ms on average, p50 ≤ {:.1} ms, p99 ≤ {:.1} ms |",
+                d("phone_relay_store_commit_writes_sum") / commits.max(1.0),
+                d("phone_relay_store_commit_seconds_sum") * 1e3 / commits.max(1.0),
+                quantile(0.5),
+                quantile(0.99)
+            );
+        }
         // What the relay keeps once the burst is over (allocator arenas included).
         std::thread::sleep(Duration::from_millis(500));
         println!(
@@ -313,4 +353,20 @@ async fn exchange(sender: &Client, receiver: &Client, to: &str, total: usize, in
         Box::pin(sending),
     ])
     .await;
+}
+
+/// The relay's metrics, `name{labels}` → value (the OpenMetrics text, plainly parsed).
+fn scrape(addr: std::net::SocketAddr) -> std::collections::BTreeMap<String, f64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("metrics endpoint");
+    s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
 }
