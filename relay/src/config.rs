@@ -43,6 +43,7 @@ struct File {
     partial_expiry_s: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +83,9 @@ pub struct Config {
     pub partial_expiry: Duration,
     /// PEM certificate chain and key; when absent a self-signed identity is made.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// TCP address of the OpenMetrics endpoint (`GET /metrics`); `None`: no endpoint.
+    /// Port 0 takes any free port (the relay logs the one it got).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Overrides from the command line.
@@ -224,6 +228,15 @@ impl Config {
                 ));
             }
         };
+        let metrics_listen = match file.metrics_listen {
+            None => None,
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "metrics_listen",
+                    format!("{text:?} is not an address like 127.0.0.1:9447"),
+                )
+            })?),
+        };
         Ok(Config {
             listen,
             state_dir: o
@@ -249,6 +262,7 @@ impl Config {
             max_partial_bytes: max_partial_mib.saturating_mul(1 << 20),
             partial_expiry: Duration::from_secs(partial_expiry_s),
             tls,
+            metrics_listen,
         })
     }
 }
@@ -277,6 +291,10 @@ mod tests {
         assert_eq!(c.min_free_space, None);
         assert_eq!(c.max_partial_bytes, 1 << 30);
         assert_eq!(c.partial_expiry, Duration::from_secs(24 * 3600));
+        assert_eq!(
+            c.metrics_listen, None,
+            "no metrics endpoint unless asked for"
+        );
         // Two of the largest files fit in one mailbox.
         assert!(c.mailbox_quota_bytes >= 2 * c.max_file_bytes);
     }
@@ -306,6 +324,14 @@ mod tests {
     }
 
     #[test]
+    fn metrics_listen_is_an_address() {
+        let c = Config::from_toml("metrics_listen = \"127.0.0.1:9447\"").unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9447".parse().unwrap()));
+        let c = Config::from_toml("metrics_listen = \"[::1]:9447\"").unwrap();
+        assert_eq!(c.metrics_listen.unwrap().port(), 9447);
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         for (text, key) in [
             ("listen = \"nowhere\"", "listen"),
@@ -320,6 +346,8 @@ mod tests {
             ("login_timeout_ms = 10", "login_timeout_ms"),
             ("max_partial_mib = 0", "max_partial_mib"),
             ("partial_expiry_s = 0", "partial_expiry_s"),
+            ("metrics_listen = \"9447\"", "metrics_listen"),
+            ("metrics_listen = \"localhost:9447\"", "metrics_listen"),
         ] {
             let err = Config::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");

@@ -11,6 +11,7 @@
 //!   ring timeouts; `registry` the live sessions, their writer queues and media routes;
 //!   `shared` presence, limits and config behind private locks, shared by all sessions;
 //!   `delivery` how far each session has been sent its inbox, and who acks receipts;
+//!   `flusher` the task that sends presence batches when the hub says they are due;
 //!   `upkeep` the task that measures free space, expires unfinished uploads and retries
 //!   acknowledgements.
 //! - Drivers, moving bytes: [`server`] binds the QUIC endpoint, starts those tasks and
@@ -21,6 +22,8 @@
 //! - Durable state: [`store`] accounts, numbers and mailboxes in LMDB; [`backup`] copies
 //!   it while the relay runs; [`admin`] the `phone-relay admin` account commands
 //!   (the relay applies their changes to live sessions).
+//! - `metrics`: counters and gauges for operators, served as OpenMetrics text on
+//!   `metrics_listen` when that is set.
 //! - [`config`], [`cert`] (the TLS identity), [`token`] (device login tokens) and
 //!   [`password`] (Argon2id on a thread pool).
 
@@ -33,8 +36,10 @@ pub mod cert;
 pub mod conference;
 pub mod config;
 mod delivery;
+mod flusher;
 pub mod hub;
 mod mailbox;
+mod metrics;
 pub mod password;
 mod pipeline;
 mod push;

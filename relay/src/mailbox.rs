@@ -7,20 +7,24 @@
 //! What is pushed, in which order and how much at once, is [`crate::push`]'s.
 
 use phoned_proto::{ErrorCode, Number, Response, StoredMessage, WireError};
-use smol::Task;
+use std::future::Future;
+use std::pin::Pin;
+
 use tracing::Instrument;
 
 use crate::delivery::Feed;
-use crate::push::{continue_push, push_pending, push_receipt};
-use crate::requests::{Answer, err, store_err, unblock};
+use crate::push::{continue_push, push_receipt, push_stored};
+use crate::requests::{Answer, err, store_err};
 use crate::server::unix_ms;
 use crate::session::Session;
 use crate::shared::Shared;
 use crate::store::StoreError;
 use crate::store::messages::{Delivered, Item, Stored};
 
-/// A request whose write is queued: resolves to its answer once committed.
-pub(crate) type Queued = Task<Answer>;
+/// A request whose write is queued: resolves to its answer once committed. Not a task
+/// of its own: the session's replier ([`crate::pipeline`]) runs it in turn, so a batch of
+/// commits wakes that one task once instead of a task per request.
+pub(crate) type Queued = Pin<Box<dyn Future<Output = Answer> + Send + 'static>>;
 
 impl Session {
     /// Checks a message and queues it to be stored durably; the task answers `Stored`
@@ -54,9 +58,15 @@ impl Session {
         let number: Number = to
             .parse()
             .map_err(|e: phoned_proto::IdentError| err(ErrorCode::InvalidNumber, e.to_string()))?;
-        let store = self.shared.store.clone();
-        let lookup = number.clone();
-        let recipient = unblock(move || store.account_by_number(lookup.as_str())).await?;
+        // Read here, not on the blocking pool: a lookup of two keys in the mapped
+        // database costs a few µs, and the pool's hand-over (two thread wake-ups) cost
+        // more than that per message, in a reader that waits for it before the next
+        // request (docs/benchmarks.md, "Store and forward").
+        let recipient = self
+            .shared
+            .store
+            .account_by_number(number.as_str())
+            .map_err(store_err)?;
         let Some(recipient) = recipient.filter(|a| !a.disabled) else {
             return Err(err(
                 ErrorCode::UnknownNumber,
@@ -83,11 +93,12 @@ impl Session {
             .await
             .map_err(store_err)?;
         let shared = self.shared.clone();
-        Ok(smol::spawn(
+        Ok(Box::pin(
             async move {
                 let stored = pending.wait().await.map_err(store_err)?;
-                if let Stored::New(_) = stored {
-                    push_pending(&shared, rid).await;
+                if let Stored::New(id) = stored {
+                    shared.metrics.messages_stored.inc();
+                    push_stored(&shared, rid, id).await;
                 }
                 Ok(Response::Stored { id: stored.id() })
             }
@@ -108,7 +119,7 @@ impl Session {
             .await
             .map_err(store_err)?;
         let shared = self.shared.clone();
-        Ok(smol::spawn(
+        Ok(Box::pin(
             async move {
                 match pending.wait().await {
                     Ok(delivered) => after_delivery(&shared, id, delivered).await,
@@ -141,7 +152,7 @@ impl Session {
             .await
             .map_err(store_err)?;
         let shared = self.shared.clone();
-        Ok(smol::spawn(
+        Ok(Box::pin(
             async move {
                 pending.wait().await.map_err(store_err)?;
                 continue_push(&shared, me, Feed::Receipts);
@@ -156,6 +167,7 @@ impl Session {
 /// it, and the sender hears of the delivery.
 pub(crate) async fn after_delivery(shared: &Shared, id: u64, delivered: Delivered) {
     if let Some((sender, client_id, item)) = delivered {
+        shared.metrics.messages_delivered.inc();
         if let Item::File(f) = item {
             crate::bulk::release_blob(shared, f.sha256).await;
         }

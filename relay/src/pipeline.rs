@@ -3,8 +3,8 @@
 //! without waiting gets them committed together (see [`crate::store::commit`]) instead of
 //! one fsync after the other, and still hears back in order (docs/protocol.md §6).
 //!
-//! Queued requests hand their answer task to the session's [`Pipeline`]; a replier task
-//! awaits them in order and sends each answer. A request that is not pipelined waits
+//! Queued requests hand the future of their answer to the session's [`Pipeline`]; a
+//! replier task runs them in order and sends each answer. A request that is not pipelined waits
 //! for [`Pipeline::flush`] first, so it sees every earlier request done and answered.
 
 use smol::Task;
@@ -20,7 +20,7 @@ use crate::session::send_reply;
 const DEPTH: usize = 256;
 
 enum Slot {
-    /// Answer request `id` when the task is done.
+    /// Answer request `id` when the future is done.
     Queued(u32, Queued),
     /// Answer request `id` with this (a request refused before anything was queued).
     Ready(u32, Answer),
@@ -46,7 +46,8 @@ impl Pipeline {
         }
     }
 
-    /// Request `id` will be answered by `task`, after every earlier request.
+    /// Request `id` will be answered by `task` (run by the replier), after every earlier
+    /// request.
     pub async fn queued(&mut self, id: u32, task: Queued) {
         self.push(Slot::Queued(id, task)).await;
     }

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use phoned_proto::Event;
+use phoned_proto::{Event, MessageId};
 use tracing::Instrument;
 
 use crate::delivery::Feed;
@@ -152,6 +152,22 @@ pub(crate) async fn push_receipt(shared: &Shared, sender: u64, id: u64, client_i
     if let Err(e) = shared.committer.queue_drop_receipt(sender, id).await {
         tracing::error!("dropping a receipt: {e}");
     }
+}
+
+/// Message `id` was stored for `account`: pushes it (and whatever else waits) unless
+/// every device of the account has been sent it already. Messages committed together
+/// each come here; the first push reads and sends them all, and the others need not read
+/// the inbox again. A cursor only moves forward, and ids are given out in commit order,
+/// so a cursor at `id` or beyond means `id` went out.
+pub(crate) async fn push_stored(shared: &Shared, account: u64, id: MessageId) {
+    let sessions = shared.sessions_of(account);
+    if sessions
+        .iter()
+        .all(|&s| shared.delivery.upto(s, Feed::Inbox) >= id)
+    {
+        return;
+    }
+    push_pending(shared, account).await;
 }
 
 /// Sends `account`'s devices the waiting messages and files each has not been sent yet

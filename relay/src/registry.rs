@@ -15,6 +15,7 @@ use smol::channel::Sender;
 
 use crate::calls::{CallAction, RoomMember};
 use crate::conference::speakers::Speakers;
+use crate::hub::batch::Batch;
 use crate::hub::{Action, SessionId};
 use crate::room_media::{self, RoomMedia};
 use crate::shared::lock;
@@ -126,6 +127,7 @@ impl Registry {
                         send_event(h, event);
                     }
                 }
+                Action::Presence(batch) => send_presence(&sessions, &batch),
                 Action::Revoke(sid) => {
                     if let Some(h) = sessions.get(&sid) {
                         revoke(h);
@@ -264,11 +266,42 @@ fn send_event(h: &SessionHandle, event: Event) {
         return;
     }
     let mut bytes = Vec::new();
-    if encode_server(&mut bytes, &ServerMsg::Event(event)).is_ok()
-        && h.out.try_send(Outgoing::Frame(bytes)).is_err()
-    {
+    if encode_server(&mut bytes, &ServerMsg::Event(event)).is_ok() {
+        send_frames(h, bytes);
+    }
+}
+
+/// Queues already framed events, or closes a session that does not read its events.
+fn send_frames(h: &SessionHandle, bytes: Vec<u8>) {
+    if h.out.try_send(Outgoing::Frame(bytes)).is_err() {
         h.conn
             .close(close::TOO_SLOW.into(), b"client not reading its events");
+    }
+}
+
+/// Sends each session its share of a presence batch as one write: each event is framed
+/// once, and most sessions get the same bytes.
+fn send_presence(sessions: &HashMap<SessionId, SessionHandle>, batch: &Batch) {
+    let frames: Vec<Vec<u8>> = batch
+        .events
+        .iter()
+        .map(|e| {
+            let mut bytes = Vec::new();
+            // A presence event is a number and a display name: always far below a frame.
+            let _ = encode_server(&mut bytes, &ServerMsg::Event(e.clone()));
+            bytes
+        })
+        .collect();
+    let every = frames.concat();
+    for sid in &batch.all {
+        if let Some(h) = sessions.get(sid) {
+            send_frames(h, every.clone());
+        }
+    }
+    for (sid, events) in &batch.some {
+        if let Some(h) = sessions.get(sid) {
+            send_frames(h, events.iter().flat_map(|&i| frames[i].clone()).collect());
+        }
     }
 }
 

@@ -4,8 +4,8 @@
 
 use crate::config::Config;
 
-/// Keys that cannot change under a running relay (the socket and the open database).
-pub const RESTART_KEYS: [&str; 3] = ["listen", "state_dir", "map_size_mib"];
+/// Keys that cannot change under a running relay (the sockets and the open database).
+pub const RESTART_KEYS: [&str; 4] = ["listen", "state_dir", "map_size_mib", "metrics_listen"];
 
 /// The outcome of a reload.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,6 +56,7 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
         max_partial_bytes: _,
         partial_expiry: _,
         tls: _,
+        metrics_listen: _,
     } = old;
     let mut out = Reloaded::default();
     let mut live = |key: &'static str, changed: bool| {
@@ -128,6 +129,10 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
         out.needs_restart.push("map_size_mib");
         new.map_size_mib = old.map_size_mib;
     }
+    if old.metrics_listen != new.metrics_listen {
+        out.needs_restart.push("metrics_listen");
+        new.metrics_listen = old.metrics_listen;
+    }
     (new, out)
 }
 
@@ -194,7 +199,7 @@ mod tests {
         let old = config("listen = \"127.0.0.1:7000\"\nstate_dir = \"/a\"");
         let new = config(
             "listen = \"127.0.0.1:7001\"\nstate_dir = \"/b\"\nmap_size_mib = 64\n\
-             allow_register = false",
+             allow_register = false\nmetrics_listen = \"127.0.0.1:9447\"",
         );
         let (run, r) = plan(&old, new);
         assert_eq!(r.needs_restart, RESTART_KEYS);
@@ -202,6 +207,7 @@ mod tests {
         assert_eq!(run.listen, old.listen);
         assert_eq!(run.state_dir, old.state_dir);
         assert_eq!(run.map_size_mib, old.map_size_mib);
+        assert_eq!(run.metrics_listen, None);
         assert!(!run.allow_register);
     }
 }

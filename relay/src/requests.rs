@@ -9,6 +9,7 @@ use phoned_proto::{AccountInfo, ErrorCode, Number, Request, Response, WireError}
 
 use crate::calls::{CallError, Callee, Caller};
 use crate::conference::{Invitee, Reach};
+use crate::metrics::LoginFailure;
 use crate::push;
 use crate::router::{Op, RoomOp, Stopped};
 use crate::server::unix_ms;
@@ -67,7 +68,7 @@ impl Session {
                 display_name,
             } => self.register(number, password, display_name).await,
             Request::Login { number, password } => {
-                let (account, _) = self.login(number, password, None).await?;
+                let (account, _) = self.counted_login(number, password, None).await?;
                 Ok(Response::LoggedIn(account))
             }
             Request::DeviceLogin {
@@ -75,7 +76,7 @@ impl Session {
                 password,
                 token,
             } => {
-                let (account, token) = self.login(number, password, Some(token)).await?;
+                let (account, token) = self.counted_login(number, password, Some(token)).await?;
                 Ok(Response::DeviceLoggedIn {
                     account,
                     token: token.unwrap_or_default(),
@@ -406,6 +407,26 @@ impl Session {
         Ok(Response::LoggedIn(self.enter(account).await))
     }
 
+    /// [`Session::login`], counting a refusal by its cause for the metrics.
+    async fn counted_login(
+        &mut self,
+        number: String,
+        password: String,
+        token: Option<Option<String>>,
+    ) -> Result<(AccountInfo, Option<String>), WireError> {
+        let result = self.login(number, password, token).await;
+        if let Err(e) = &result {
+            let why = match e.code {
+                ErrorCode::InvalidCredentials => LoginFailure::Credentials,
+                ErrorCode::RateLimited => LoginFailure::RateLimited,
+                ErrorCode::AccountDisabled => LoginFailure::Disabled,
+                _ => LoginFailure::Other,
+            };
+            self.shared.metrics.login_failed(why);
+        }
+        result
+    }
+
     /// Checks `number` and `password`, within the back-off, and logs the session in.
     /// `token` is `Some` for a `DeviceLogin` (with the device's token, if it has one):
     /// then the token to keep comes back too.
@@ -497,6 +518,7 @@ impl Session {
     async fn enter(&mut self, account: Account) -> AccountInfo {
         let id = account.id;
         self.account = Some(id);
+        self.shared.metrics.logins.inc();
         self.shared.login(self.sid, &account);
         // An admin change between our read and the hub login would otherwise wait for
         // the next revision bump.

@@ -199,12 +199,13 @@ enum Wake {
 }
 
 /// Runs the router until every [`Router`] handle is dropped. `apply` carries out the
-/// actions no session waits for.
+/// actions no session waits for; `count` hears how many calls there are after each step.
 pub(crate) async fn drive(
     mut calls: Calls,
     commands: Receiver<Command>,
     clock: impl Clock,
     mut apply: impl FnMut(Vec<CallAction>),
+    mut count: impl FnMut(usize),
 ) {
     loop {
         let next = async {
@@ -233,6 +234,7 @@ pub(crate) async fn drive(
             }
             Wake::Command(command) => handle(&mut calls, command, clock.now_ms(), &mut apply),
         }
+        count(calls.len());
     }
 }
 

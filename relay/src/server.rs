@@ -14,6 +14,7 @@ use thiserror::Error;
 use crate::calls::{CallIds, Calls};
 use crate::cert::{self, CertError};
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::password::Hasher;
 use crate::registry::Registry;
 use crate::reload::{self, Reloaded};
@@ -53,6 +54,8 @@ pub fn unix_ms() -> u64 {
 /// [`Running::shutdown`] for a graceful close.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where the metrics endpoint listens, when `metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     fingerprint: Mutex<String>,
     endpoint: quinn::Endpoint,
     shared: Arc<Shared>,
@@ -60,6 +63,8 @@ pub struct Running {
     _watch: Task<()>,
     _router: Task<()>,
     _upkeep: Task<()>,
+    _flusher: Task<()>,
+    _metrics: Option<Task<()>>,
 }
 
 impl Running {
@@ -135,7 +140,14 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         source,
     })?;
     let store = Store::open(&config.state_dir, config.map_size_mib)?;
-    let committer = Committer::start(store.clone())?;
+    let metrics = Arc::new(Metrics::new());
+    let committer = {
+        let metrics = metrics.clone();
+        Committer::start_observed(
+            store.clone(),
+            Box::new(move |took, writes| metrics.commit(took, writes)),
+        )?
+    };
     let identity = identity(&config)?;
     let tokens = Tokens::load_or_create(&config.state_dir)?;
     let fingerprint = identity.fingerprint();
@@ -165,6 +177,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         addr: config.listen,
         source,
     })?;
+    let metrics_listener = config.metrics_listen.map(bind_metrics).transpose()?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let calls = Calls::new(
         millis(config.ring_timeout),
@@ -174,11 +187,19 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let clock = Mono::new();
     let sessions = Arc::new(Registry::default());
     let (kick, kicked) = smol::channel::bounded(1);
+    let (flush, flushes) = smol::channel::bounded(1);
     let router_task = {
         let sessions = sessions.clone();
-        smol::spawn(router::drive(calls, commands, clock, move |actions| {
-            sessions.dispatch_calls(actions)
-        }))
+        let gauge = metrics.calls.clone();
+        smol::spawn(router::drive(
+            calls,
+            commands,
+            clock,
+            move |actions| sessions.dispatch_calls(actions),
+            move |n| {
+                gauge.set(i64::try_from(n).unwrap_or(i64::MAX));
+            },
+        ))
     };
     let shared = Arc::new(Shared::new(
         config,
@@ -190,13 +211,25 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         router,
         clock,
         kick,
+        flush,
+        metrics,
     ));
     crate::upkeep::restore_partials(&shared);
     let upkeep = smol::spawn(crate::upkeep::run(shared.clone(), kicked, addr));
+    let flusher = smol::spawn(crate::flusher::run(shared.clone(), flushes, clock));
     let accept = smol::spawn(accept_loop(endpoint.clone(), shared.clone()));
     let watch = smol::spawn(watch_revisions(shared.clone()));
+    let (metrics_addr, metrics_task) = match metrics_listener {
+        Some((listener, at)) => {
+            tracing::info!(addr = %at, "metrics endpoint on http://{at}/metrics");
+            let task = smol::spawn(crate::metrics::http::serve(listener, shared.clone()));
+            (Some(at), Some(task))
+        }
+        None => (None, None),
+    };
     Ok(Running {
         addr,
+        metrics_addr,
         fingerprint: Mutex::new(fingerprint),
         endpoint,
         shared,
@@ -204,7 +237,18 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         _watch: watch,
         _router: router_task,
         _upkeep: upkeep,
+        _flusher: flusher,
+        _metrics: metrics_task,
     })
+}
+
+/// Binds the metrics endpoint's TCP listener; returns it with the address it got.
+fn bind_metrics(addr: SocketAddr) -> Result<(async_net::TcpListener, SocketAddr), StartError> {
+    let bind = |source| StartError::Bind { addr, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(bind)?;
+    let at = listener.local_addr().map_err(bind)?;
+    let listener = async_net::TcpListener::try_from(listener).map_err(bind)?;
+    Ok((listener, at))
 }
 
 /// Socket buffer the relay asks for, each way. Every call's media goes through its one UDP

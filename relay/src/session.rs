@@ -137,7 +137,12 @@ async fn serve(shared: Arc<Shared>, incoming: quinn::Incoming, remote: SocketAdd
     let writer = smol::spawn(write_loop(send, rx, conn.clone()).in_current_span());
     // Not instrumented: it logs nothing, and entering a span on every poll would cost
     // the forwarding hot path.
-    let media = smol::spawn(forward_media(sid, conn.clone(), routes));
+    let media = smol::spawn(forward_media(
+        sid,
+        conn.clone(),
+        routes,
+        shared.metrics.media.clone(),
+    ));
     // Every further stream the client opens is one file transfer.
     let bulk = {
         let (shared, conn) = (shared.clone(), conn.clone());
@@ -415,20 +420,31 @@ async fn write_loop(mut send: quinn::SendStream, rx: Receiver<Outgoing>, conn: q
 /// Forwards this session's media datagrams to the other party of their call, or into
 /// their conference room, without decoding more than the header, and only along routes
 /// the call router installed: a client can never make the relay send to an address or
-/// session of its choosing, nor into a room it is not in.
-async fn forward_media(sid: SessionId, conn: quinn::Connection, routes: Routes) {
+/// session of its choosing, nor into a room it is not in. Every datagram is counted,
+/// forwarded or dropped by cause (one into a room counts once, as forwarded).
+async fn forward_media(
+    sid: SessionId,
+    conn: quinn::Connection,
+    routes: Routes,
+    counted: crate::metrics::Media,
+) {
     while let Ok(datagram) = conn.read_datagram().await {
         let Some(call) = phoned_proto::media::peek_call(&datagram) else {
+            counted.malformed.inc();
             continue;
         };
         let to = lock(&routes).get(&call).cloned();
         match to {
             // A full or closed peer drops the frame: media is never worth waiting for.
-            Some(Route::Peer(to)) => {
-                let _ = to.send_datagram(datagram);
+            Some(Route::Peer(to)) => match to.send_datagram(datagram) {
+                Ok(()) => counted.forwarded.inc(),
+                Err(_) => counted.send_failed.inc(),
+            },
+            Some(Route::Room(room)) => {
+                room.forward(sid, datagram);
+                counted.forwarded.inc()
             }
-            Some(Route::Room(room)) => room.forward(sid, datagram),
-            None => {}
-        }
+            None => counted.no_route.inc(),
+        };
     }
 }

@@ -22,6 +22,7 @@ use crate::admission::{self, Connections};
 use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::hub::{Action, Hub, Profile, SessionId};
+use crate::metrics::{Live, Metrics};
 use crate::password::Hasher;
 use crate::registry::Registry;
 use crate::router::{Clock, Mono, Router};
@@ -71,6 +72,8 @@ pub(crate) struct Shared {
     pub calls: Router,
     /// Per-session delivery cursors and receipt acks (see [`crate::delivery`]).
     pub delivery: Delivery,
+    /// What the metrics endpoint reports ([`crate::metrics`]).
+    pub metrics: Arc<Metrics>,
     hub: Mutex<Hub>,
     limits: Mutex<Limits>,
     /// Connections held, in all and per address ([`crate::admission`]).
@@ -78,6 +81,8 @@ pub(crate) struct Shared {
     space: Mutex<Space>,
     /// Wakes the upkeep task (a full channel means it is already due to wake).
     kick: smol::channel::Sender<()>,
+    /// Wakes the presence flusher ([`crate::flusher`]) when a change waits.
+    flush: smol::channel::Sender<()>,
     next_sid: AtomicU64,
     clock: Mono,
 }
@@ -94,6 +99,8 @@ impl Shared {
         calls: Router,
         clock: Mono,
         kick: smol::channel::Sender<()>,
+        flush: smol::channel::Sender<()>,
+        metrics: Arc<Metrics>,
     ) -> Shared {
         let creations = Buckets::new(config.provision_burst, config.provision_per_hour);
         Shared {
@@ -105,6 +112,7 @@ impl Shared {
             sessions,
             calls,
             delivery: Delivery::default(),
+            metrics,
             hub: Mutex::new(Hub::new()),
             limits: Mutex::new(Limits {
                 logins: Throttle::new(),
@@ -113,9 +121,32 @@ impl Shared {
             connections: Mutex::new(Connections::default()),
             space: Mutex::default(),
             kick,
+            flush,
             next_sid: AtomicU64::new(1),
             clock,
         }
+    }
+
+    /// The metrics exposition, with the gauges read now (the mailbox total from the
+    /// store, on the blocking pool).
+    pub async fn metrics_text(&self) -> String {
+        let store = self.store.clone();
+        let mailbox_bytes = blocking::unblock(move || store.mailbox_bytes_total())
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!("metrics: reading mailbox sizes: {e}");
+                0
+            });
+        let (sessions, accounts_online) = {
+            let hub = lock(&self.hub);
+            (hub.session_count(), hub.account_count())
+        };
+        self.metrics.render(Live {
+            connections: u64::from(self.connections()),
+            sessions: sessions as u64,
+            accounts_online: accounts_online as u64,
+            mailbox_bytes,
+        })
     }
 
     /// Runs `f` on the space bookkeeping (one short critical section).
@@ -205,19 +236,51 @@ impl Shared {
 
     /// Pushes events and closes revoked sessions, as the hub asked.
     pub fn dispatch(&self, actions: Vec<Action>) {
+        for a in &actions {
+            if let Action::Presence(batch) = a {
+                self.metrics.presence_writes.inc_by(batch.writes() as u64);
+                self.metrics
+                    .presence_events
+                    .inc_by(batch.deliveries() as u64);
+            }
+        }
         self.sessions.dispatch(actions);
+    }
+
+    /// Runs `f` on the hub at the current time, then pushes what it asked for and, if
+    /// presence changes wait for a later flush, wakes the flusher.
+    fn with_hub(&self, f: impl FnOnce(&mut Hub, u64) -> Vec<Action>) {
+        let now = self.mono_ms();
+        let (actions, waiting) = {
+            let mut hub = lock(&self.hub);
+            let actions = f(&mut hub, now);
+            (actions, hub.next_deadline().is_some())
+        };
+        self.dispatch(actions);
+        if waiting {
+            let _ = self.flush.try_send(());
+        }
+    }
+
+    /// Flushes the presence changes that are due; returns when the next ones are.
+    pub fn flush_presence(&self) -> Option<u64> {
+        let now = self.mono_ms();
+        let (action, next) = {
+            let mut hub = lock(&self.hub);
+            (hub.tick(now), hub.next_deadline())
+        };
+        self.dispatch(action.into_iter().collect());
+        next
     }
 
     /// Logs session `sid` in as `account` and tells the others.
     pub fn login(&self, sid: SessionId, account: &Account) {
-        let actions = lock(&self.hub).login(sid, account.id, profile(account));
-        self.dispatch(actions);
+        self.with_hub(|hub, now| hub.login(now, sid, account.id, profile(account)));
     }
 
     /// Session `sid` is gone; tells the others if its account went offline.
     pub fn leave(&self, sid: SessionId) {
-        let actions = lock(&self.hub).leave(sid);
-        self.dispatch(actions);
+        self.with_hub(|hub, now| hub.leave(now, sid));
     }
 
     /// Re-reads an online account from the store and applies any change.
@@ -231,8 +294,7 @@ impl Shared {
                 return;
             }
         };
-        let actions = lock(&self.hub).sync(id, profile);
-        self.dispatch(actions);
+        self.with_hub(|hub, now| hub.sync(now, id, profile));
     }
 
     /// The logged-in sessions of `account` (its online devices).

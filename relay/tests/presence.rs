@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use phoned_proto::Event;
@@ -74,6 +75,53 @@ fn presence_events_reach_every_other_client() {
             .map(|(n, _)| n)
             .collect();
         assert!(!online.contains(&nc));
+    });
+}
+
+/// Devices logging in at once (their presence goes out in batches): each one's online
+/// list, as a daemon keeps it (`ListOnline` after its login, then the events in order),
+/// ends with everyone else.
+#[test]
+fn a_burst_of_logins_leaves_every_device_with_the_whole_list() {
+    const DEVICES: usize = 24;
+    let relay = common::relay("provision_burst = 100\nmax_connections_per_address = 100");
+    let relay = &relay;
+    smol::block_on(async {
+        let joined = (0..DEVICES).map(|i| async move {
+            let c = relay.client().await;
+            let (account, _) = c.provision(&format!("D{i}")).await.expect("provision");
+            let view: BTreeSet<String> = c
+                .online()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(n, _)| n)
+                .filter(|n| *n != account.number)
+                .collect();
+            (c, account.number, view)
+        });
+        let mut devices = phoned_tests::join_all(joined).await;
+        let all: BTreeSet<String> = devices.iter().map(|(_, n, _)| n.clone()).collect();
+        for (c, own, view) in &mut devices {
+            let mut want = all.clone();
+            want.remove(own.as_str());
+            while *view != want {
+                match c
+                    .wait_event(common::WAIT, |e| matches!(e, Event::Presence { .. }))
+                    .await
+                {
+                    Some(Event::Presence { number, online, .. }) => {
+                        assert_ne!(&number, own, "a device heard of its own account");
+                        if online {
+                            view.insert(number);
+                        } else {
+                            view.remove(&number);
+                        }
+                    }
+                    _ => panic!("{own} sees {view:?}, not {want:?}"),
+                }
+            }
+        }
     });
 }
 

@@ -84,6 +84,7 @@ fn the_driver_sleeps_exactly_until_the_routers_next_deadline() {
         commands,
         clock.clone(),
         |a| applied.borrow_mut().extend(a),
+        |_| {},
     );
     let script = async {
         let settle = || smol::future::yield_now();
@@ -136,14 +137,17 @@ fn an_answered_call_has_no_deadline_and_departures_are_applied_by_the_driver() {
     let clock = Virtual::default();
     let (router, commands) = Router::new();
     let applied = RefCell::new(Vec::new());
+    let calls = Cell::new(0);
     let driver = drive(
         Calls::new(10_000, crate::calls::CallIds::new([1; 32])),
         commands,
         clock.clone(),
         |a| applied.borrow_mut().extend(a),
+        |n| calls.set(n),
     );
     let script = async {
         let (call, _) = router.dial(caller(), callee()).await.unwrap();
+        assert_eq!(calls.get(), 1, "the driver counts the call it placed");
         let answered = router.op(B, Op::Answer(call)).await.unwrap().unwrap();
         assert!(answered.contains(&CallAction::Route {
             call,
@@ -155,6 +159,8 @@ fn an_answered_call_has_no_deadline_and_departures_are_applied_by_the_driver() {
         assert_eq!(*clock.sleeps.borrow(), [10_000]);
         router.left(A).await;
         assert_eq!(ended(&applied.borrow(), call), [(B, EndReason::Network)]);
+        smol::future::yield_now().await;
+        assert_eq!(calls.get(), 0, "and sees it end");
         assert_eq!(
             router.op(B, Op::Hangup(call)).await.unwrap(),
             Err(CallError::NoSuchCall)

@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use heed::RwTxn;
 use smol::channel::{Receiver, Sender};
@@ -25,6 +26,10 @@ use phoned_proto::MessageId;
 pub const MAX_BATCH: usize = 1024;
 /// Writes waiting for the thread before submitters wait to queue theirs.
 const QUEUE: usize = 4 * MAX_BATCH;
+
+/// Told of every batch the thread commits: how long the write transaction took (the
+/// writes, the commit and its fsync) and how many writes it held.
+pub type Observer = Box<dyn FnMut(Duration, usize) + Send>;
 
 /// A queued write: run inside a nested transaction, answered after the batch commit.
 trait Op: Send {
@@ -91,12 +96,17 @@ pub struct Committer {
 impl Committer {
     /// Starts the thread that commits `store`'s message writes.
     pub fn start(store: Store) -> Result<Committer, StoreError> {
+        Self::start_observed(store, Box::new(|_, _| {}))
+    }
+
+    /// [`Committer::start`], telling `observe` of every batch committed.
+    pub fn start_observed(store: Store, mut observe: Observer) -> Result<Committer, StoreError> {
         let (queue, rx) = smol::channel::bounded(QUEUE);
         let full = Arc::new(AtomicU64::new(0));
         let counter = full.clone();
         let thread = std::thread::Builder::new()
             .name("group-commit".into())
-            .spawn(move || run(&store, &rx, &counter))
+            .spawn(move || run(&store, &rx, &counter, &mut observe))
             .map_err(StoreError::Thread)?;
         Ok(Committer {
             queue,
@@ -200,7 +210,7 @@ impl Drop for Committer {
 }
 
 /// The thread: a batch is whatever is queued when the previous commit returns.
-fn run(store: &Store, rx: &Receiver<Box<dyn Op>>, full: &AtomicU64) {
+fn run(store: &Store, rx: &Receiver<Box<dyn Op>>, full: &AtomicU64, observe: &mut Observer) {
     while let Ok(first) = rx.recv_blocking() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -209,7 +219,9 @@ fn run(store: &Store, rx: &Receiver<Box<dyn Op>>, full: &AtomicU64) {
                 Err(_) => break,
             }
         }
+        let started = Instant::now();
         let committed = commit_batch(store, &mut batch);
+        observe(started.elapsed(), batch.len());
         tracing::trace!(writes = batch.len(), "group commit");
         let failed = batch.iter().filter(|op| op.out_of_space()).count();
         match &committed {

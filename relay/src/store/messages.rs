@@ -77,8 +77,11 @@ fn pair(a: u64, b: &[u8]) -> Vec<u8> {
     k
 }
 
+/// Every account's mailbox usage is under this key prefix in `meta`.
+const USAGE_PREFIX: &str = "mailbox_bytes/";
+
 fn usage_key(account: AccountId) -> String {
-    format!("mailbox_bytes/{account}")
+    format!("{USAGE_PREFIX}{account}")
 }
 
 const META_NEXT_MESSAGE: &str = "next_message_id";
@@ -110,6 +113,16 @@ impl Store {
             .get(&rtxn, &pair(from, client_id.as_bytes()))?
             .and_then(|b| b.try_into().ok())
             .map(u64::from_be_bytes))
+    }
+
+    /// Bytes waiting in every mailbox, together.
+    pub fn mailbox_bytes_total(&self) -> Result<u64, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        let mut total = 0u64;
+        for entry in self.meta.prefix_iter(&rtxn, USAGE_PREFIX)? {
+            total = total.saturating_add(entry?.1);
+        }
+        Ok(total)
     }
 
     /// Bytes waiting in `to`'s mailbox.
@@ -415,6 +428,24 @@ mod tests {
             Stored::Again(first.id())
         );
         let _ = second;
+    }
+
+    #[test]
+    fn the_total_of_all_mailboxes_follows_stores_and_deliveries() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), 16).unwrap();
+        assert_eq!(s.mailbox_bytes_total().unwrap(), 0);
+        let a = s.store_message(1, "a", 2, msg("to two"), 1 << 20).unwrap();
+        s.store_message(1, "b", 3, msg("to three"), 1 << 20)
+            .unwrap();
+        let both = s.mailbox_bytes(2).unwrap() + s.mailbox_bytes(3).unwrap();
+        assert!(both > 0);
+        assert_eq!(s.mailbox_bytes_total().unwrap(), both);
+        s.deliver_message(2, a.id()).unwrap();
+        assert_eq!(
+            s.mailbox_bytes_total().unwrap(),
+            s.mailbox_bytes(3).unwrap()
+        );
     }
 
     #[test]
