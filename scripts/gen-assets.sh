@@ -34,4 +34,4 @@ rm -rf "$out/man"
 [ -s "$out/man/phonectl.1" ] || { echo "gen-assets: phonectl man --dir wrote no phonectl.1" >&2; exit 1; }
 # Debian ships man pages compressed (cargo-deb only compresses sources outside target/).
 gzip -9nf "$out"/man/*.1
-echo "gen-assets: wrote phonectl.bash _phonectl phonectl.fish and $(ls "$out/man" | wc -l) man pages to $out/"
+echo "gen-assets: wrote phonectl.bash _phonectl phonectl.fish and $(find "$out/man" -name "*.1.gz" | wc -l) man pages to $out/"
