@@ -350,3 +350,43 @@ fn merging_the_active_and_the_held_call_makes_a_three_way_call() {
     );
     each_hears_the_others(&[a, b, c], &[]);
 }
+
+#[test]
+fn adding_a_third_party_turns_a_plain_call_into_a_conference() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let w = common::world();
+    let all = parties(&w, &[("A", 500.0), ("B", 800.0), ("C", 1100.0)]);
+    let [a, b, c] = &all[..] else { unreachable!() };
+    assert_eq!(b.ctl(&["autoanswer", "all"]).code, 0);
+    let out = a.ctl(&["--json", "dial", &b.number, "--wait"]);
+    assert_eq!(out.json()["state"], "active", "{out:?}");
+    assert_ne!(a.ctl(&["conference"]).code, 0, "not a conference yet");
+
+    // `Call.AddParty` underneath: it returns once the `Conference` object is there.
+    let out = a.ctl(&["--json", "conference", "add", &c.number]);
+    assert_eq!(out.code, 0, "{out:?}\n{}", a.phone.log());
+    assert_eq!(out.json()["number"], c.number.as_str(), "{out:?}");
+    let shown = a.conference().expect("the conference right after the add");
+    assert_eq!(shown["path"], out.json()["path"], "{shown}");
+    c.answer();
+    for viewer in [a, b, c] {
+        until(viewer, "three parties joined, A hosting", |conf| {
+            conf["host"] == a.number.as_str()
+                && [a, b, c]
+                    .iter()
+                    .all(|p| state_of(conf, &p.number) == Some("joined"))
+        });
+    }
+    // A's call is the conference's: still one call.
+    let calls = a.ctl(&["--json", "calls"]).json();
+    assert_eq!(calls.as_array().map(Vec::len), Some(1), "{calls}");
+    each_hears_the_others(&[a, b, c], &[]);
+
+    // Adding to nothing says so.
+    let out = b.ctl(&["conference", "leave"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(b.no_calls());
+    let out = b.ctl(&["conference", "add", &c.number]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("not in a conference"), "{out:?}");
+}
