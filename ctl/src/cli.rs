@@ -231,7 +231,8 @@ pub enum ConferenceAction {
     /// Three-way calling: merge the active call and the held call into one conference
     /// hosted here. Prints the conference.
     Merge,
-    /// Invite a number into the current conference (the host only).
+    /// Invite a number into the current conference (the host only); during a plain
+    /// call, turn it into a conference hosted here with the number as third party.
     Add {
         /// The number to invite.
         number: String,

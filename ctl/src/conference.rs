@@ -41,9 +41,9 @@ fn id(path: &str) -> Option<u32> {
         .ok()
 }
 
-/// The conference this device is in: the one of its active call, else of a held call,
-/// else of a call that rings or is being placed.
-async fn current(conn: &Connection) -> Result<ConferenceProxy<'static>, Failure> {
+/// This device's calls, the active first, then the held, then the rest (ringing,
+/// being placed).
+async fn ranked_calls(conn: &Connection) -> Result<Vec<(usize, u32)>, Failure> {
     let calls = manager(conn).await?.calls().await?;
     let mut found: Vec<(usize, u32)> = Vec::new();
     for path in calls {
@@ -66,7 +66,13 @@ async fn current(conn: &Connection) -> Result<ConferenceProxy<'static>, Failure>
         found.push((rank, n));
     }
     found.sort();
-    for (_, n) in found {
+    Ok(found)
+}
+
+/// The conference this device is in: the one of its active call, else of a held call,
+/// else of a call that rings or is being placed.
+async fn current(conn: &Connection) -> Result<ConferenceProxy<'static>, Failure> {
+    for (_, n) in ranked_calls(conn).await? {
         let c = proxy(conn, conference_path(n)).await?;
         // Only calls that are conferences have the object.
         if c.host().await.is_ok() {
@@ -75,6 +81,26 @@ async fn current(conn: &Connection) -> Result<ConferenceProxy<'static>, Failure>
     }
     Err(Failure::Daemon(
         "not in a conference (see phonectl calls)".into(),
+    ))
+}
+
+/// The active call, else a held one.
+async fn answered_call(conn: &Connection) -> Result<Option<CallProxy<'static>>, Failure> {
+    let Some((_, n)) = ranked_calls(conn)
+        .await?
+        .into_iter()
+        .find(|(rank, _)| *rank < 2)
+    else {
+        return Ok(None);
+    };
+    let path = OwnedObjectPath::try_from(phoned_proto::dbus::call_path(n))
+        .map_err(|e| Failure::Daemon(e.to_string()))?;
+    Ok(Some(
+        CallProxy::builder(conn)
+            .path(path)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await?,
     ))
 }
 
@@ -132,8 +158,20 @@ pub async fn run(
             (settled(conn, path).await?, None)
         }
         Some(ConferenceAction::Add { number }) => {
-            let c = current(conn).await?;
-            c.add(&number).await?;
+            let c = match current(conn).await {
+                Ok(c) => {
+                    c.add(&number).await?;
+                    c
+                }
+                // No conference: the answered call becomes one.
+                Err(none) => {
+                    let Some(call) = answered_call(conn).await? else {
+                        return Err(none);
+                    };
+                    let path = call.add_party(&number).await?;
+                    proxy(conn, path.as_str().to_owned()).await?
+                }
+            };
             (c, Some(("added", number)))
         }
         Some(ConferenceAction::Remove { number }) => {

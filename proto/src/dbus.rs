@@ -306,6 +306,8 @@ pub mod call {
         fn hold(&self) -> Result<(), PhoneError>;
         fn resume(&self) -> Result<(), PhoneError>;
         fn send_dtmf(&self, digits: &str) -> Result<(), PhoneError>;
+        /// Invites `number`: the call becomes (or is) a conference; its object.
+        fn add_party(&self, number: &str) -> Result<zbus::wire::OwnedObjectPath, PhoneError>;
         #[zbus(property)]
         fn state(&self) -> zbus::Result<String>;
         #[zbus(property)]

@@ -504,6 +504,11 @@ impl Calls {
         self.calls.len()
     }
 
+    /// Conference rooms open.
+    pub fn rooms_len(&self) -> usize {
+        self.rooms.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.calls.is_empty()
     }

@@ -91,6 +91,8 @@ pub(crate) struct Metrics {
     /// Calls placed and not yet ended (ringing, active or held), as the call router
     /// last counted them.
     pub calls: Gauge,
+    /// Conference rooms open, as the call router last counted them.
+    pub rooms: Gauge,
     connections: Gauge,
     sessions: Gauge,
     accounts_online: Gauge,
@@ -133,6 +135,7 @@ impl Metrics {
             // 1 to 1024 writes, the committer's largest batch.
             commit_writes: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             calls: Gauge::default(),
+            rooms: Gauge::default(),
             connections: Gauge::default(),
             sessions: Gauge::default(),
             accounts_online: Gauge::default(),
@@ -172,12 +175,10 @@ impl Metrics {
             "Calls in progress (ringing, active or held)",
             self.calls.clone(),
         );
-        // Conference rooms do not exist on this relay yet: the gauge is there (always 0)
-        // so that dashboards and alerts can be written against it now.
         r.register(
             "conference_rooms",
-            "Conference rooms open (none until the relay has conferences)",
-            Gauge::<i64>::default(),
+            "Conference rooms open (two or more parties, or ringing)",
+            self.rooms.clone(),
         );
         r.register(
             "media_forwarded",

@@ -199,13 +199,14 @@ enum Wake {
 }
 
 /// Runs the router until every [`Router`] handle is dropped. `apply` carries out the
-/// actions no session waits for; `count` hears how many calls there are after each step.
+/// actions no session waits for; `count` hears how many calls and conference rooms there
+/// are after each step.
 pub(crate) async fn drive(
     mut calls: Calls,
     commands: Receiver<Command>,
     clock: impl Clock,
     mut apply: impl FnMut(Vec<CallAction>),
-    mut count: impl FnMut(usize),
+    mut count: impl FnMut(usize, usize),
 ) {
     loop {
         let next = async {
@@ -234,7 +235,7 @@ pub(crate) async fn drive(
             }
             Wake::Command(command) => handle(&mut calls, command, clock.now_ms(), &mut apply),
         }
-        count(calls.len());
+        count(calls.len(), calls.rooms_len());
     }
 }
 

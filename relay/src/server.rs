@@ -190,14 +190,15 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let (flush, flushes) = smol::channel::bounded(1);
     let router_task = {
         let sessions = sessions.clone();
-        let gauge = metrics.calls.clone();
+        let (calls_gauge, rooms_gauge) = (metrics.calls.clone(), metrics.rooms.clone());
         smol::spawn(router::drive(
             calls,
             commands,
             clock,
             move |actions| sessions.dispatch_calls(actions),
-            move |n| {
-                gauge.set(i64::try_from(n).unwrap_or(i64::MAX));
+            move |calls, rooms| {
+                calls_gauge.set(i64::try_from(calls).unwrap_or(i64::MAX));
+                rooms_gauge.set(i64::try_from(rooms).unwrap_or(i64::MAX));
             },
         ))
     };

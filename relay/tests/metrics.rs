@@ -1,6 +1,6 @@
 //! The metrics endpoint of a real relay: off unless configured; when on, its OpenMetrics
 //! text parses and its counters move with traffic (logins, a failed one, a call with
-//! media, a message).
+//! media, a message, a conference room).
 
 mod common;
 
@@ -231,6 +231,33 @@ fn counters_move_with_logins_calls_media_and_messages() {
             (get(&s, "phone_relay_calls") == 0.0).then_some(s)
         });
         assert!(s.is_some(), "the call still counted after its hangup");
+
+        // A conference room, while Bob's devices ring for it: counted, and not after.
+        let conference = match alice
+            .request(Request::ConferenceCreate {
+                numbers: vec![b.number.clone()],
+            })
+            .await
+            .unwrap()
+        {
+            Response::ConferencePlaced { conference } => conference,
+            other => panic!("{other:?}"),
+        };
+        let s = phoned_tests::wait_for(common::WAIT, || {
+            let s = scrape(at);
+            (get(&s, "phone_relay_conference_rooms") == 1.0).then_some(s)
+        })
+        .expect("the open room counted");
+        assert_eq!(get(&s, "phone_relay_calls"), 0.0, "a room is not a call");
+        alice
+            .request(Request::Hangup { call: conference })
+            .await
+            .unwrap();
+        let s = phoned_tests::wait_for(common::WAIT, || {
+            let s = scrape(at);
+            (get(&s, "phone_relay_conference_rooms") == 0.0).then_some(s)
+        });
+        assert!(s.is_some(), "the room still counted after its host left");
     });
 }
 

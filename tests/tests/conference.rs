@@ -38,6 +38,7 @@ impl Party {
         let dir = w.dir.path().join(format!("{name}-audio"));
         std::fs::create_dir_all(&dir).unwrap();
         let input = dir.join("in.wav");
+        // A frequency of 0 is a party that says nothing.
         let tone = (0..RATE * TONE_SECONDS)
             .map(|i| 0.3 * (2.0 * std::f32::consts::PI * freq * (i as f32 / RATE as f32)).sin());
         wav::write(&input, RATE, 1, tone);
@@ -349,4 +350,164 @@ fn merging_the_active_and_the_held_call_makes_a_three_way_call() {
         "A has {calls}"
     );
     each_hears_the_others(&[a, b, c], &[]);
+}
+
+#[test]
+fn adding_a_third_party_turns_a_plain_call_into_a_conference() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let w = common::world();
+    let all = parties(&w, &[("A", 500.0), ("B", 800.0), ("C", 1100.0)]);
+    let [a, b, c] = &all[..] else { unreachable!() };
+    assert_eq!(b.ctl(&["autoanswer", "all"]).code, 0);
+    let out = a.ctl(&["--json", "dial", &b.number, "--wait"]);
+    assert_eq!(out.json()["state"], "active", "{out:?}");
+    assert_ne!(a.ctl(&["conference"]).code, 0, "not a conference yet");
+
+    // `Call.AddParty` underneath: it returns once the `Conference` object is there.
+    let out = a.ctl(&["--json", "conference", "add", &c.number]);
+    assert_eq!(out.code, 0, "{out:?}\n{}", a.phone.log());
+    assert_eq!(out.json()["number"], c.number.as_str(), "{out:?}");
+    let shown = a.conference().expect("the conference right after the add");
+    assert_eq!(shown["path"], out.json()["path"], "{shown}");
+    c.answer();
+    for viewer in [a, b, c] {
+        until(viewer, "three parties joined, A hosting", |conf| {
+            conf["host"] == a.number.as_str()
+                && [a, b, c]
+                    .iter()
+                    .all(|p| state_of(conf, &p.number) == Some("joined"))
+        });
+    }
+    // A's call is the conference's: still one call.
+    let calls = a.ctl(&["--json", "calls"]).json();
+    assert_eq!(calls.as_array().map(Vec::len), Some(1), "{calls}");
+    each_hears_the_others(&[a, b, c], &[]);
+
+    // Adding to nothing says so.
+    let out = b.ctl(&["conference", "leave"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(b.no_calls());
+    let out = b.ctl(&["conference", "add", &c.number]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("not in a conference"), "{out:?}");
+}
+
+/// The parties `viewer`'s conference marks as speaking (heard within the last second).
+fn speaking(viewer: &Party) -> Vec<String> {
+    viewer
+        .conference()
+        .and_then(|c| {
+            c["parties"].as_array().map(|ps| {
+                ps.iter()
+                    .filter(|p| p["speaking"] == true)
+                    .filter_map(|p| p["number"].as_str().map(str::to_owned))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// With four talking in the room, every listener receives at most three of them (the
+/// relay forwards the three loudest others): a talker hears the three other talkers, a
+/// silent party three of the four, and none is ever shown more than three speaking.
+fn at_most_three_heard(talkers: &[&Party], silent: &[&Party]) {
+    each_hears_the_others(talkers, silent);
+    for listener in talkers.iter().chain(silent) {
+        let three = wait_for(SETTLE, || (speaking(listener).len() == 3).then_some(()));
+        assert!(
+            three.is_some(),
+            "{} never showed three speaking: {:?}",
+            listener.name,
+            listener.conference()
+        );
+    }
+    for _ in 0..3 {
+        for listener in talkers.iter().chain(silent) {
+            let shown = speaking(listener);
+            assert!(shown.len() <= 3, "{} shows {shown:?}", listener.name);
+        }
+    }
+    // What a silent party hears: three tones, the fourth (not forwarded) far below.
+    for listener in silent {
+        let mark = listener.mark();
+        std::thread::sleep(LISTEN);
+        std::thread::sleep(Duration::from_millis(1500));
+        let heard = listener.since(mark);
+        let mut power: Vec<f64> = talkers
+            .iter()
+            .map(|p| goertzel_power(&heard, RATE as f32, p.freq))
+            .collect();
+        power.sort_by(|x, y| y.total_cmp(x));
+        eprintln!("{} hears {power:?}", listener.name);
+        assert!(
+            power[2] > 20.0 * power[3],
+            "{} should hear three talkers, not the fourth: {power:?}",
+            listener.name
+        );
+    }
+}
+
+#[test]
+fn six_parties_four_talking_each_receives_three_and_refused_invites_disturb_nothing() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let w = common::world();
+    let all = parties(
+        &w,
+        &[
+            ("A", 500.0),
+            ("B", 800.0),
+            ("C", 1100.0),
+            ("D", 1400.0),
+            ("E", 0.0),
+            ("F", 0.0),
+        ],
+    );
+    let [a, b, c, d, e, f] = &all[..] else {
+        unreachable!()
+    };
+    assert_eq!(f.ctl(&["dnd", "on"]).code, 0);
+
+    // F does not disturb: its invitation ends as refused, the others join.
+    let out = a.ctl(&[
+        "--json",
+        "conference",
+        "create",
+        &b.number,
+        &c.number,
+        &d.number,
+        &e.number,
+        &f.number,
+    ]);
+    assert_eq!(out.code, 0, "{out:?}\n{}", a.phone.log());
+    for p in [b, c, d, e] {
+        p.answer();
+    }
+    until(a, "B to E joined, F refused", |conf| {
+        [a, b, c, d, e]
+            .iter()
+            .all(|p| state_of(conf, &p.number) == Some("joined"))
+            && state_of(conf, &f.number) == Some("left")
+    });
+    assert!(f.no_calls(), "F rang or took the call in do-not-disturb");
+    // A number nobody has: refused, the room goes on.
+    let unknown = "7999999";
+    let out = a.ctl(&["conference", "add", unknown]);
+    assert_eq!(out.code, 0, "{out:?}");
+    until(a, "the unknown number refused", |conf| {
+        state_of(conf, unknown) == Some("left")
+    });
+    at_most_three_heard(&[a, b, c, d], &[e]);
+
+    // F is reachable again and added: six in the room, four talking.
+    assert_eq!(f.ctl(&["dnd", "off"]).code, 0);
+    let out = a.ctl(&["conference", "add", &f.number]);
+    assert_eq!(out.code, 0, "{out:?}");
+    f.answer();
+    for viewer in [a, f] {
+        until(viewer, "six parties joined", |conf| {
+            all.iter()
+                .all(|p| state_of(conf, &p.number) == Some("joined"))
+        });
+    }
+    at_most_three_heard(&[a, b, c, d], &[e, f]);
 }

@@ -58,10 +58,14 @@ impl Core {
                 reply,
             } => match result {
                 Ok(Response::ConferencePlaced { conference }) => {
-                    if create {
-                        let out = self.engine.placed(local, conference);
-                        self.run_calls(now_ms, out);
-                    }
+                    // The call is the room before the answer goes out: its `Conference`
+                    // object is announced first.
+                    let out = if create {
+                        self.engine.placed(local, conference)
+                    } else {
+                        self.engine.room_placed(local, conference)
+                    };
+                    self.run_calls(now_ms, out);
                     self.reply(reply, Ok(Reply::Call(local)));
                 }
                 Ok(Response::Done) => self.reply(reply, Ok(Reply::Done)),

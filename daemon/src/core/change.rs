@@ -65,7 +65,22 @@ pub enum Change {
     FileProgress(String, u64, u64),
     /// A file arrived and is saved.
     FileReceived(LocalFile),
+    /// Not a change: answered once every change queued before it has been announced
+    /// (a method that returns an object's path waits for it, so the object exists).
+    Barrier(Barrier),
 }
+
+/// The answer channel of a [`Change::Barrier`].
+#[derive(Debug, Clone)]
+pub struct Barrier(pub smol::channel::Sender<()>);
+
+impl PartialEq for Barrier {
+    fn eq(&self, other: &Barrier) -> bool {
+        self.0.same_channel(&other.0)
+    }
+}
+
+impl Eq for Barrier {}
 
 /// The link as the `Account` and `Presence` interfaces show it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -38,7 +38,7 @@ use crate::ring::Ringer;
 
 use answers::Purpose;
 pub use audio::{AudioSource, AudioStatus};
-pub use change::{Change, Status};
+pub use change::{Barrier, Change, Status};
 pub use error::{CoreError, ErrorKind};
 pub use io::{
     CallOp, Command, Effect, Input, LinkEvent, Media, Remember, Reply, ReplyTo, Setting, Token,

@@ -5,6 +5,7 @@ use phoned_proto::dbus::PhoneError;
 use zbus::interface;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
+use zbus::wire::OwnedObjectPath;
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
@@ -145,6 +146,20 @@ impl CallIface {
     async fn resume(&self, #[zbus(header)] header: Header<'_>) -> Result<(), PhoneError> {
         no_arguments(&header)?;
         self.act(CallOp::Hold(false)).await
+    }
+
+    /// Invites `number` into this answered (active or held) call, which becomes a
+    /// conference hosted here: its devices ring, and the other party stays in. On a call
+    /// that is a conference already, the same as its `Conference.Add`. Returns the
+    /// conference's object, which exists when this returns.
+    async fn add_party(&self, number: &str) -> Result<OwnedObjectPath, PhoneError> {
+        check_arg("number", number)?;
+        self.phone
+            .command(Command::ConferenceAdd(self.local, number.to_owned()))
+            .await?;
+        self.phone.announced().await;
+        OwnedObjectPath::try_from(super::conference::path(self.local))
+            .map_err(|e| PhoneError::Failed(e.to_string()))
     }
 
     /// Sends DTMF digits (0-9, *, #, A-D; at most 32).

@@ -80,7 +80,10 @@ impl ManagerIface {
             .command(Command::CreateConference(resolved))
             .await?
         {
-            Reply::Call(local) => Ok(conference_path(local)),
+            Reply::Call(local) => {
+                self.phone.announced().await;
+                Ok(conference_path(local))
+            }
             other => Err(PhoneError::Failed(format!("unexpected reply: {other:?}"))),
         }
     }
@@ -93,7 +96,11 @@ impl ManagerIface {
     ) -> Result<OwnedObjectPath, PhoneError> {
         no_arguments(&header)?;
         match self.phone.command(Command::Merge).await? {
-            Reply::Call(local) => Ok(conference_path(local)),
+            // Once its `Conference` object is there.
+            Reply::Call(local) => {
+                self.phone.announced().await;
+                Ok(conference_path(local))
+            }
             other => Err(PhoneError::Failed(format!("unexpected reply: {other:?}"))),
         }
     }

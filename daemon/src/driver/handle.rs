@@ -12,7 +12,9 @@ use smol::channel::Sender;
 use crate::call::engine::Local;
 use crate::call::media::Quality;
 use crate::config::Config;
-use crate::core::{AudioSource, Change, Command, CoreError, LinkEvent, Reply, Snapshot, Token};
+use crate::core::{
+    AudioSource, Barrier, Change, Command, CoreError, LinkEvent, Reply, Snapshot, Token,
+};
 use crate::reload;
 use crate::store::Store;
 use crate::work::Work;
@@ -139,6 +141,15 @@ impl Handle {
     /// Announces a change made outside the core (a stored message, a contact).
     pub fn announce(&self, change: Change) {
         let _ = self.changes.try_send(change);
+    }
+
+    /// Returns once every change queued until now has been announced (objects added,
+    /// signals sent).
+    pub async fn announced(&self) {
+        let (tx, rx) = smol::channel::bounded(1);
+        if self.changes.try_send(Change::Barrier(Barrier(tx))).is_ok() {
+            let _ = rx.recv().await;
+        }
     }
 
     /// Reports what is wrong with `source`'s audio devices now (`None`: they work). Any

@@ -84,7 +84,7 @@ fn the_driver_sleeps_exactly_until_the_routers_next_deadline() {
         commands,
         clock.clone(),
         |a| applied.borrow_mut().extend(a),
-        |_| {},
+        |_, _| {},
     );
     let script = async {
         let settle = || smol::future::yield_now();
@@ -143,7 +143,7 @@ fn an_answered_call_has_no_deadline_and_departures_are_applied_by_the_driver() {
         commands,
         clock.clone(),
         |a| applied.borrow_mut().extend(a),
-        |n| calls.set(n),
+        |n, _| calls.set(n),
     );
     let script = async {
         let (call, _) = router.dial(caller(), callee()).await.unwrap();

@@ -82,6 +82,22 @@ impl Engine {
         vec![Output::Conference(local), Output::Changed(local)]
     }
 
+    /// The relay answered a merge, or an add to a plain call, with the room that call
+    /// `local` is now in: it is a conference from now on (the relay's `ConferenceMoved`
+    /// for it, which follows its answer, then finds nothing left to do). Nothing for a
+    /// call that was that room already.
+    pub fn room_placed(&mut self, local: Local, conference: CallId) -> Vec<Output> {
+        let Some(c) = self.calls.get_mut(&local) else {
+            return Vec::new();
+        };
+        if c.relay == Some(conference) && c.conference.is_some() {
+            return Vec::new();
+        }
+        c.relay = Some(conference);
+        c.conference.get_or_insert_with(ConferenceInfo::default);
+        vec![Output::Conference(local), Output::Changed(local)]
+    }
+
     /// The relay's roster of `conference` (checked by the caller).
     pub fn roster(&mut self, conference: CallId, roster: Roster) -> Vec<Output> {
         let Some(local) = self.by_relay(conference) else {
@@ -252,9 +268,12 @@ mod tests {
                 second: 10
             }
         );
-        // The relay moves both calls into room 99, the active one first.
-        let out = e.moved(11, 99, 5);
-        assert!(out.contains(&Output::Conference(c)));
+        // The relay answers with room 99, then moves both calls into it, the active one
+        // first: the answer made the active call the room already.
+        let out = e.room_placed(c, 99);
+        assert_eq!(out, [Output::Conference(c), Output::Changed(c)]);
+        assert!(e.moved(11, 99, 5).is_empty());
+        assert!(e.room_placed(c, 99).is_empty(), "once");
         let out = e.moved(10, 99, 5);
         assert!(out.contains(&Output::Removed(b, EndReason::Merged)));
         assert!(e.get(b).is_none());

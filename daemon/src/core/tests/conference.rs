@@ -94,3 +94,46 @@ fn merge_needs_an_active_and_a_held_call() {
     let (reply, _) = rig.command(Command::Merge);
     assert!(matches!(reply, Some(Err(e)) if e.kind == ErrorKind::InvalidState));
 }
+
+#[test]
+fn a_merge_is_a_conference_before_its_answer_goes_out() {
+    let mut rig = Rig::online();
+    let (held, _) = rig.incoming(1);
+    rig.phase(1, CallPhase::Active { source: 1 });
+    let (active, _) = rig.incoming(2);
+    rig.command(Command::Call(active, CallOp::Answer));
+    rig.phase(1, CallPhase::Held { by_me: true });
+    rig.phase(2, CallPhase::Active { source: 1 });
+    let (reply, out) = rig.command(Command::Merge);
+    assert_eq!(reply, None, "the caller waits for the relay");
+    let (token, req) = sends(&out).pop().unwrap();
+    assert_eq!(
+        req,
+        Request::ConferenceMerge {
+            first: 2,
+            second: 1
+        }
+    );
+    let out = rig.answer(token, Ok(Response::ConferencePlaced { conference: 50 }));
+    // The `Conference` object is announced, then the caller hears its path.
+    let conference = out
+        .iter()
+        .position(|e| *e == Effect::Change(Change::Conference(active)))
+        .expect("the conference announced with the answer");
+    let answered = out
+        .iter()
+        .position(|e| matches!(e, Effect::Reply { result: Ok(Reply::Call(l)), .. } if *l == active))
+        .expect("the answer");
+    assert!(conference < answered, "{out:?}");
+    // The relay's moves that follow: the active call is the room, the held one ends.
+    let out = rig.event(Event::ConferenceMoved {
+        call: 2,
+        conference: 50,
+    });
+    assert!(changes(&out).is_empty(), "{out:?}");
+    let out = rig.event(Event::ConferenceMoved {
+        call: 1,
+        conference: 50,
+    });
+    assert!(changes(&out).contains(&Change::CallRemoved(held, EndReason::Merged)));
+}
