@@ -75,7 +75,9 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     {
-        let store = phone_relay::store::Store::open(&state, 256).unwrap();
+        let store =
+            phone_relay::store::Store::open(&phone_relay::store::Backend::Heed, &state, 256)
+                .unwrap();
         let cheap = Argon2::new(
             Algorithm::Argon2id,
             Version::V0x13,

@@ -1,6 +1,6 @@
 //! `phone-relay admin`: account management on the relay's store. Safe while the relay
-//! runs (LMDB is multi-process); the relay applies changes to live sessions within a
-//! fraction of a second.
+//! runs (LMDB is multi-process, PostgreSQL is shared); the relay applies changes to live
+//! sessions within a fraction of a second.
 
 use std::io::{Read, Write};
 use std::time::{Duration, UNIX_EPOCH};
@@ -150,7 +150,7 @@ mod tests {
     #[test]
     fn admin_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = Store::Heed(crate::store::heed::HeedStore::open(dir.path(), 16).unwrap());
         add(&store, "1042", "Alice", "password1").unwrap();
         assert!(matches!(
             add(&store, "1042", "Bob", "password1"),

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use phone_relay::config::{Config, Overrides};
-use phone_relay::{admin, backup, cert, store::Store};
+use phone_relay::store::{Backend, Store};
+use phone_relay::{admin, backup, cert};
 use phoned_client::signals::Signals;
 use phoned_client::systemd;
 
@@ -160,7 +161,7 @@ fn reload(running: &phone_relay::Running, path: Option<&Path>, overrides: &Overr
 /// such blocks mmapped, so they go back to the system when freed.
 ///
 /// The threshold is 4 MiB, not lower, and the heap is trimmed past 8 MiB free: every
-/// message write runs in a nested LMDB transaction (see `store::commit`), whose
+/// message write runs in a nested LMDB transaction (see `store::heed::commit`), whose
 /// `mdb_txn_begin` allocates 3 MiB of page lists. Mmapped, that is an mmap and a munmap
 /// (with a TLB shootdown across cores) per message; the group-commit thread spent most
 /// of its time there. From the heap it is reused.
@@ -224,17 +225,26 @@ fn fingerprint(at: Where) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The relay's existing database, opened beside the running relay (if any).
+/// The relay's existing database, opened beside the running relay (if any): the LMDB
+/// environment in the state dir, or the configured PostgreSQL database.
 fn open_store(config: &Config) -> anyhow::Result<Store> {
-    if !config.state_dir.join("db").exists() {
+    if config.store == Backend::Heed && !config.state_dir.join("db").exists() {
         anyhow::bail!("no relay database in {}", config.state_dir.display());
     }
-    Ok(Store::open(&config.state_dir, config.map_size_mib)?)
+    Ok(Store::open(
+        &config.store,
+        &config.state_dir,
+        config.map_size_mib,
+    )?)
 }
 
 fn admin_backup(at: Where, dest: &Path) -> anyhow::Result<()> {
     let config = load(at, None)?;
-    let store = open_store(&config)?;
+    let Store::Heed(store) = open_store(&config)? else {
+        anyhow::bail!(
+            "the relay's state is in PostgreSQL: back it up with pg_dump (docs/operations.md, \"Backups\")"
+        );
+    };
     let written = backup::backup(&store, &config.state_dir, config.map_size_mib, dest)?;
     written.report(&mut std::io::stdout().lock())?;
     Ok(())

@@ -20,7 +20,7 @@ use crate::registry::Registry;
 use crate::reload::{self, Reloaded};
 use crate::router::{self, Mono, Router};
 use crate::shared::{Shared, lock};
-use crate::store::commit::Committer;
+use crate::store::Committer;
 use crate::store::{Store, StoreError};
 use crate::token::Tokens;
 
@@ -139,7 +139,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         path: config.state_dir.display().to_string(),
         source,
     })?;
-    let store = Store::open(&config.state_dir, config.map_size_mib)?;
+    let store = Store::open(&config.store, &config.state_dir, config.map_size_mib)?;
     let metrics = Arc::new(Metrics::new());
     let committer = {
         let metrics = metrics.clone();
