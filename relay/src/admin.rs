@@ -143,6 +143,18 @@ pub fn reset_password(store: &Store, num: &str, password: &str) -> Result<Accoun
     Ok(store.set_password_hash(a.id, &h, true)?)
 }
 
+/// Copies the embedded store (and the blobs in `state_dir`) into the empty PostgreSQL
+/// database `pg` (`phone-relay admin migrate`). The relay should be stopped: what it
+/// writes after the snapshot is not copied.
+pub fn migrate(
+    heed: &crate::store::heed::HeedStore,
+    state_dir: &std::path::Path,
+    pg: &crate::store::pg::PgStore,
+) -> Result<crate::store::pg::Imported, AdminError> {
+    let snapshot = heed.snapshot()?;
+    Ok(pg.import(&snapshot, state_dir)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,6 +66,13 @@ enum AdminCommand {
         #[arg(value_name = "DEST")]
         dest: PathBuf,
     },
+    /// Copy the embedded store (the state dir's database and file blobs) into an empty
+    /// PostgreSQL database; then set `store = "URL"` in the config. Stop the relay first.
+    Migrate {
+        /// The PostgreSQL database: postgres://user@host/db.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -113,6 +120,10 @@ fn main() -> ExitCode {
             at,
             what: AdminCommand::Backup { dest },
         } => admin_backup(at, &dest),
+        Command::Admin {
+            at,
+            what: AdminCommand::Migrate { to },
+        } => admin_migrate(at, &to),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -247,6 +258,38 @@ fn admin_backup(at: Where, dest: &Path) -> anyhow::Result<()> {
     };
     let written = backup::backup(&store, &config.state_dir, config.map_size_mib, dest)?;
     written.report(&mut std::io::stdout().lock())?;
+    Ok(())
+}
+
+fn admin_migrate(at: Where, to: &str) -> anyhow::Result<()> {
+    let config = load(at, None)?;
+    let url: phone_relay::store::pg::Url = to
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--to: {e}"))?;
+    if !config.state_dir.join("db").exists() {
+        anyhow::bail!("no relay database in {}", config.state_dir.display());
+    }
+    let heed = phone_relay::store::heed::HeedStore::open(&config.state_dir, config.map_size_mib)?;
+    let pg = phone_relay::store::pg::PgStore::open(&url)?;
+    let done = admin::migrate(&heed, &config.state_dir, &pg)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "migrated into {url}: {} accounts, {} waiting messages and files, {} receipts, {} blobs",
+        done.accounts, done.inbox, done.receipts, done.blobs
+    )?;
+    if done.missing_blobs > 0 {
+        writeln!(
+            out,
+            "{} files waiting had no blob in {}/blobs (their download will fail)",
+            done.missing_blobs,
+            config.state_dir.display()
+        )?;
+    }
+    writeln!(
+        out,
+        "now set store = \"{url}\" in the relay's config and start it"
+    )?;
     Ok(())
 }
 

@@ -355,18 +355,29 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
 }
 
 /// Applies account changes made by other processes (the admin CLI) to live sessions.
+/// A store that cannot be read (PostgreSQL down) is said once, and again when it is back.
 async fn watch_revisions(shared: Arc<Shared>) {
     let mut seen = None;
+    let mut failing = false;
     loop {
         smol::Timer::after(REVISION_POLL).await;
         let store = shared.store.clone();
         let rev = match blocking::unblock(move || store.revision()).await {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!("reading revision: {e}");
+                if !failing {
+                    tracing::error!(
+                        "reading the accounts revision: {e}; new logins and account changes \
+                         fail until the store is back"
+                    );
+                    failing = true;
+                }
                 continue;
             }
         };
+        if std::mem::take(&mut failing) {
+            tracing::info!("the store is reachable again");
+        }
         if seen == Some(rev) {
             continue;
         }

@@ -28,7 +28,10 @@ use std::path::{Path, PathBuf};
 use phoned_proto::{MessageId, Number, StoredMessage};
 
 pub use error::StoreError;
-pub use model::{Account, AccountId, Delivered, Item, NewNumber, Observer, Pending, Stored};
+pub use model::{
+    Account, AccountId, Delivered, InboxRecord, Item, NewNumber, Observer, Pending, Snapshot,
+    Stored,
+};
 
 use self::heed::HeedStore;
 use self::pg::PgStore;

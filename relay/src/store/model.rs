@@ -120,3 +120,30 @@ impl<T> Pending<T> {
 /// Told of every batch a group committer commits: how long its transaction took (the
 /// writes, the commit and its fsync) and how many writes it held.
 pub type Observer = Box<dyn FnMut(std::time::Duration, usize) + Send>;
+
+/// A waiting inbox item with what the store keeps beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxRecord {
+    pub recipient: AccountId,
+    /// The item, with its id.
+    pub item: Item,
+    pub sender: AccountId,
+    pub client_id: String,
+}
+
+/// Everything a store holds but the blobs, read in one transaction: what
+/// `phone-relay admin migrate` copies from the embedded store into PostgreSQL.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub accounts: Vec<Account>,
+    pub next_account_id: u64,
+    pub next_message_id: u64,
+    pub revision: u64,
+    pub inbox: Vec<InboxRecord>,
+    /// (sender, client id, message id), for idempotent retries.
+    pub sent_ids: Vec<(AccountId, String, MessageId)>,
+    /// (sender, message id, client id): receipts not yet handed over.
+    pub receipts: Vec<(AccountId, MessageId, String)>,
+    /// Bytes waiting per recipient.
+    pub usage: Vec<(AccountId, u64)>,
+}

@@ -14,10 +14,10 @@ use crate::store::{AccountId, Delivered, Item, StoreError, Stored};
 
 /// An item in a recipient's inbox.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Record {
-    item: Item,
-    from_account: AccountId,
-    client_id: String,
+pub(super) struct Record {
+    pub item: Item,
+    pub from_account: AccountId,
+    pub client_id: String,
 }
 
 fn pair(a: u64, b: &[u8]) -> Vec<u8> {
@@ -27,13 +27,13 @@ fn pair(a: u64, b: &[u8]) -> Vec<u8> {
 }
 
 /// Every account's mailbox usage is under this key prefix in `meta`.
-const USAGE_PREFIX: &str = "mailbox_bytes/";
+pub(super) const USAGE_PREFIX: &str = "mailbox_bytes/";
 
 fn usage_key(account: AccountId) -> String {
     format!("{USAGE_PREFIX}{account}")
 }
 
-const META_NEXT_MESSAGE: &str = "next_message_id";
+pub(super) const META_NEXT_MESSAGE: &str = "next_message_id";
 
 impl HeedStore {
     /// Stores a message for `to`, unless `client_id` from `from` was stored already.

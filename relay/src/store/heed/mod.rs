@@ -9,6 +9,7 @@
 mod codec;
 pub mod commit;
 mod directory;
+mod export;
 mod messages;
 
 use std::path::Path;

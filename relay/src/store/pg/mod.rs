@@ -17,10 +17,12 @@
 mod blobs;
 pub mod commit;
 mod directory;
+mod import;
 mod messages;
 pub mod schema;
 
 pub use blobs::CHUNK as BLOB_CHUNK;
+pub use import::Imported;
 
 use std::collections::HashMap;
 use std::fmt;
