@@ -241,6 +241,45 @@ impl Cluster {
         );
     }
 
+    /// The server's main process (from `postmaster.pid`), while it runs.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
+    /// CPU seconds (user + system) the server has used so far: its main process and
+    /// the processes it started that still run (its backends, one per connection, and
+    /// its helpers), for benchmarks.
+    pub fn cpu_seconds(&self) -> f64 {
+        let Some(main) = self.postmaster_pid() else {
+            return 0.0;
+        };
+        // SAFETY: sysconf has no preconditions.
+        let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let mut total = 0.0;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let Some(close) = stat.rfind(')') else {
+                continue;
+            };
+            let pid: u32 = entry.file_name().to_string_lossy().parse().unwrap_or(0);
+            let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+            let ppid: u32 = fields.get(1).and_then(|f| f.parse().ok()).unwrap_or(0);
+            if pid == main || ppid == main {
+                let t = |i: usize| {
+                    fields
+                        .get(i)
+                        .and_then(|f| f.parse::<f64>().ok())
+                        .unwrap_or(0.0)
+                };
+                total += (t(11) + t(12)) / tick;
+            }
+        }
+        total
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
