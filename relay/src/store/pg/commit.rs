@@ -4,6 +4,11 @@
 //! is after the WAL reached the disk: a message acknowledged `Stored` survives a crash of
 //! the relay and of PostgreSQL).
 //!
+//! Consecutive deliveries in a batch are one statement (arrays of ids), and so are
+//! consecutive receipts to drop: a batch of N messages' acknowledgements is not N round
+//! trips. A message store is a statement of its own (each depends on those before it:
+//! the quota, a retry's id).
+//!
 //! A write that fails on a database error (rather than a refusal such as a full
 //! mailbox, which writes nothing) aborts PostgreSQL's transaction: the batch is rolled
 //! back and run again without it, so the others of its batch still commit and the failed
@@ -16,14 +21,64 @@ use std::time::Instant;
 use phoned_proto::MessageId;
 use smol::channel::{Receiver, Sender};
 
-use super::messages::{deliver_message_in, drop_receipt_in, store_item_in};
-use super::{Conn, PgStore};
+use super::messages::{
+    deliver_message_in, deliver_messages_in, drop_receipt_in, drop_receipts_in, store_item_in,
+};
+use super::{Conn, PgStore, big};
 use crate::store::{AccountId, Delivered, Item, Observer, Pending, StoreError, Stored};
 
 /// Most writes in one transaction.
 pub const MAX_BATCH: usize = 1024;
 /// Writes waiting for the thread before submitters wait to queue theirs.
 const QUEUE: usize = 4 * MAX_BATCH;
+
+/// Where the run of writes of `batch[start]`'s kind that can share one statement ends
+/// (deliveries, or receipts to drop; a store is always on its own), skipping excluded ones.
+fn run_of(batch: &[Write], excluded: &[bool], start: usize) -> std::ops::Range<usize> {
+    let kind = |w: &Write| match w {
+        Write::Store { .. } => 0,
+        Write::Deliver { .. } => 1,
+        Write::DropReceipt { .. } => 2,
+    };
+    let k = kind(&batch[start]);
+    if k == 0 {
+        return start..start + 1;
+    }
+    let mut end = start + 1;
+    while end < batch.len() && (excluded[end] || kind(&batch[end]) == k) {
+        end += 1;
+    }
+    start..end
+}
+
+/// Runs the deliveries or receipt drops `ops` of `batch` (all of one kind) as one
+/// statement; each gets the outcome it would have had on its own, in order (a second
+/// delivery of one message finds it gone).
+fn run_together(
+    tx: &mut postgres::Transaction<'_>,
+    cache: &mut super::messages::Cache,
+    batch: &[Write],
+    ops: &[usize],
+) -> Result<Vec<Outcome>, StoreError> {
+    let keys: Vec<(i64, i64)> = ops
+        .iter()
+        .map(|&j| match &batch[j] {
+            Write::Deliver { to, id, .. } => (big(*to), big(*id)),
+            Write::DropReceipt { sender, id, .. } => (big(*sender), big(*id)),
+            Write::Store { .. } => (0, 0),
+        })
+        .collect();
+    let (a, b): (Vec<i64>, Vec<i64>) = keys.iter().copied().unzip();
+    if let Write::DropReceipt { .. } = &batch[ops[0]] {
+        drop_receipts_in(tx, cache, &a, &b)?;
+        return Ok(ops.iter().map(|_| Outcome::Dropped(Ok(()))).collect());
+    }
+    let mut found = deliver_messages_in(tx, cache, &a, &b)?;
+    Ok(keys
+        .iter()
+        .map(|k| Outcome::Delivered(Ok(found.remove(k))))
+        .collect())
+}
 
 /// A queued write.
 enum Write {
@@ -251,6 +306,7 @@ fn commit_batch(
 ) -> (Vec<Option<Outcome>>, Result<(), StoreError>) {
     let mut outcomes: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
     let mut excluded = vec![false; batch.len()];
+    let mut together = true;
     loop {
         let Conn { client, statements } = conn;
         let mut tx = match client.transaction() {
@@ -258,28 +314,57 @@ fn commit_batch(
             Err(e) => return (outcomes, Err(e.into())),
         };
         let mut aborted = None;
-        for (i, w) in batch.iter().enumerate() {
+        let mut i = 0;
+        while i < batch.len() {
             if excluded[i] {
+                i += 1;
                 continue;
             }
-            let outcome = w.run(&mut tx, statements);
+            // A run of deliveries, or of receipts to drop: one statement for all of it.
+            let run = if together {
+                run_of(batch, &excluded, i)
+            } else {
+                i + 1..i + 1
+            };
+            if run.len() > 1 {
+                let ops: Vec<usize> = (i..run.end).filter(|&j| !excluded[j]).collect();
+                match run_together(&mut tx, statements, batch, &ops) {
+                    Ok(done) => {
+                        for (j, o) in ops.into_iter().zip(done) {
+                            outcomes[j] = Some(o);
+                        }
+                    }
+                    Err(_) => {
+                        // Which one failed is not known: the batch again, one by one.
+                        together = false;
+                        aborted = Some(None);
+                        break;
+                    }
+                }
+                i = run.end;
+                continue;
+            }
+            let outcome = batch[i].run(&mut tx, statements);
             let failed = outcome.aborted();
             outcomes[i] = Some(outcome);
             if failed {
-                aborted = Some(i);
+                aborted = Some(Some(i));
                 break;
             }
+            i += 1;
         }
         match aborted {
             None => return (outcomes, tx.commit().map_err(StoreError::from)),
-            Some(i) => {
+            Some(failed) => {
                 drop(tx); // Rolls back.
                 if client.is_closed() {
                     let e = StoreError::Unavailable("connection lost".into());
                     return (outcomes, Err(e));
                 }
                 // Its outcome (the error) stands; the others are run again.
-                excluded[i] = true;
+                if let Some(i) = failed {
+                    excluded[i] = true;
+                }
                 for (j, o) in outcomes.iter_mut().enumerate() {
                     if !excluded[j] {
                         *o = None;
@@ -287,5 +372,155 @@ fn commit_batch(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use phoned_proto::StoredMessage;
+
+    use super::*;
+    use crate::store::Store;
+
+    fn text(body: &str) -> Item {
+        Item::Text(StoredMessage {
+            id: 0,
+            from_number: "1000".into(),
+            from_name: "A".into(),
+            text: body.into(),
+            sent_ms: 1,
+        })
+    }
+
+    type Answer<T> = Receiver<Result<T, StoreError>>;
+
+    fn deliver(to: AccountId, id: MessageId) -> (Write, Answer<Delivered>) {
+        let (reply, answer) = smol::channel::bounded(1);
+        (Write::Deliver { to, id, reply }, answer)
+    }
+
+    fn drop_receipt(sender: AccountId, id: MessageId) -> (Write, Answer<()>) {
+        let (reply, answer) = smol::channel::bounded(1);
+        (Write::DropReceipt { sender, id, reply }, answer)
+    }
+
+    fn store(client_id: &str, quota: u64) -> (Write, Answer<Stored>) {
+        let (reply, answer) = smol::channel::bounded(1);
+        let w = Write::Store {
+            from: 1,
+            client_id: client_id.into(),
+            to: 2,
+            item: text(client_id),
+            quota,
+            reply,
+        };
+        (w, answer)
+    }
+
+    /// Runs `writes` as one batch, as the thread does, and answers them.
+    fn one_batch(pg: &PgStore, writes: Vec<Write>) {
+        let mut conn = pg.connect().unwrap();
+        let (outcomes, committed) = commit_batch(&mut conn, &writes);
+        assert!(committed.is_ok(), "{committed:?}");
+        for (w, o) in writes.into_iter().zip(outcomes) {
+            w.answer(o, None);
+        }
+    }
+
+    /// Deliveries and receipt drops that share a batch run as one statement per run:
+    /// each still gets the answer it would have had on its own, in order.
+    #[test]
+    fn runs_of_deliveries_and_drops_answer_as_if_one_by_one() {
+        let Some(cluster) = phoned_tests::postgres::shared() else {
+            return;
+        };
+        let pg = PgStore::open(&cluster.database().parse().unwrap()).unwrap();
+        let s = Store::Postgres(pg.clone());
+        let ids: Vec<MessageId> = (0..5)
+            .map(|i| {
+                s.store_item(1, &format!("c{i}"), 2, text(&format!("m{i}")), u64::MAX)
+                    .unwrap()
+                    .id()
+            })
+            .collect();
+        let before = s.mailbox_bytes(2).unwrap();
+        let (d0, a0) = deliver(2, ids[0]);
+        let (d1, a1) = deliver(2, ids[1]);
+        let (d1again, a1again) = deliver(2, ids[1]);
+        let (dx, ax) = deliver(2, 9999);
+        let (r0, ar0) = drop_receipt(1, ids[0]);
+        let (r1, ar1) = drop_receipt(1, ids[1]);
+        let (st, ast) = store("c0", u64::MAX);
+        let (d2, a2) = deliver(2, ids[2]);
+        one_batch(&pg, vec![d0, d1, d1again, dx, r0, r1, st, d2]);
+        let got = |a: &Answer<Delivered>| a.try_recv().unwrap().unwrap();
+        assert!(matches!(got(&a0), Some((1, c, Item::Text(m))) if c == "c0" && m.id == ids[0]));
+        assert!(matches!(got(&a1), Some((1, c, _)) if c == "c1"));
+        assert_eq!(got(&a1again), None, "the second delivery finds it gone");
+        assert_eq!(got(&ax), None);
+        ar0.try_recv().unwrap().unwrap();
+        ar1.try_recv().unwrap().unwrap();
+        assert_eq!(ast.try_recv().unwrap().unwrap(), Stored::Again(ids[0]));
+        assert!(got(&a2).is_some());
+        let left: Vec<MessageId> = s
+            .pending_messages(2)
+            .unwrap()
+            .iter()
+            .map(Item::id)
+            .collect();
+        assert_eq!(left, [ids[3], ids[4]]);
+        assert_eq!(
+            s.pending_receipts(1).unwrap(),
+            [(ids[2], "c2".to_string())],
+            "the dropped receipts are gone, the later one waits"
+        );
+        let each = (before) / 5;
+        assert_eq!(s.mailbox_bytes(2).unwrap(), 2 * each);
+    }
+
+    /// A run whose statement fails is run again one write at a time, so that the
+    /// failing write alone gets the error.
+    #[test]
+    fn a_failing_write_in_a_run_fails_alone() {
+        let Some(cluster) = phoned_tests::postgres::shared() else {
+            return;
+        };
+        let url = cluster.database();
+        let db = url.rsplit('/').next().unwrap().to_owned();
+        let pg = PgStore::open(&url.parse().unwrap()).unwrap();
+        let s = Store::Postgres(pg.clone());
+        let good_id = s
+            .store_item(1, "good", 2, text("m"), u64::MAX)
+            .unwrap()
+            .id();
+        let bad_id = s.store_item(1, "bad", 2, text("m"), u64::MAX).unwrap().id();
+        // Deleting the bad one fails inside PostgreSQL.
+        cluster.psql(
+            &db,
+            &format!(
+                "CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN \
+                 IF OLD.id = {bad_id} THEN RAISE EXCEPTION 'boom'; END IF; RETURN OLD; \
+                 END $$ LANGUAGE plpgsql; \
+                 CREATE TRIGGER boom BEFORE DELETE ON inbox FOR EACH ROW EXECUTE FUNCTION boom()"
+            ),
+        );
+        let (good, a_good) = deliver(2, good_id);
+        let (bad, a_bad) = deliver(2, bad_id);
+        let (after, a_after) = drop_receipt(1, good_id);
+        one_batch(&pg, vec![good, bad, after]);
+        assert!(a_good.try_recv().unwrap().unwrap().is_some());
+        assert!(matches!(
+            a_bad.try_recv().unwrap(),
+            Err(StoreError::Postgres(_))
+        ));
+        a_after.try_recv().unwrap().unwrap();
+        let left: Vec<MessageId> = s
+            .pending_messages(2)
+            .unwrap()
+            .iter()
+            .map(Item::id)
+            .collect();
+        assert_eq!(left, [bad_id], "the failed delivery left its message");
+        assert!(s.pending_receipts(1).unwrap().is_empty());
     }
 }

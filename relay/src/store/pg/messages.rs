@@ -96,6 +96,55 @@ pub(crate) fn deliver_message_in(
     Ok(Some((sender as u64, client_id, item)))
 }
 
+/// Deletes the inbox items (`recipients[i]`, `ids[i]`) and keeps their receipts, in one
+/// statement inside the caller's transaction. Returns what was there, by (recipient, id).
+pub(crate) fn deliver_messages_in(
+    tx: &mut impl GenericClient,
+    cache: &mut Cache,
+    recipients: &[i64],
+    ids: &[i64],
+) -> Result<std::collections::HashMap<(i64, i64), (AccountId, String, Item)>, StoreError> {
+    let st = prepared(
+        cache,
+        tx,
+        "WITH q AS (SELECT DISTINCT * FROM unnest($1::BIGINT[], $2::BIGINT[]) AS q(recipient, id)), \
+              d AS (DELETE FROM inbox i USING q WHERE i.recipient = q.recipient AND i.id = q.id \
+                    RETURNING i.recipient, i.id, i.sender, i.client_id, i.size, i.item), \
+              u AS (UPDATE mailbox_usage m SET bytes = GREATEST(m.bytes - s.total, 0) \
+                    FROM (SELECT recipient, SUM(size) AS total FROM d GROUP BY recipient) s \
+                    WHERE m.account = s.recipient), \
+              r AS (INSERT INTO receipts (sender, id, client_id) \
+                    SELECT sender, id, client_id FROM d ON CONFLICT DO NOTHING) \
+         SELECT recipient, id, sender, client_id, item FROM d",
+    )?;
+    let mut out = std::collections::HashMap::new();
+    for row in tx.query(&st, &[&recipients, &ids])? {
+        let (recipient, id): (i64, i64) = (row.get(0), row.get(1));
+        let sender: i64 = row.get(2);
+        let item = decode(row.get(4), id)?;
+        out.insert((recipient, id), (sender as u64, row.get(3), item));
+    }
+    Ok(out)
+}
+
+/// Forgets the receipts (`senders[i]`, `ids[i]`), in one statement inside the caller's
+/// transaction.
+pub(crate) fn drop_receipts_in(
+    tx: &mut impl GenericClient,
+    cache: &mut Cache,
+    senders: &[i64],
+    ids: &[i64],
+) -> Result<(), StoreError> {
+    let st = prepared(
+        cache,
+        tx,
+        "DELETE FROM receipts r USING unnest($1::BIGINT[], $2::BIGINT[]) AS q(sender, id) \
+         WHERE r.sender = q.sender AND r.id = q.id",
+    )?;
+    tx.execute(&st, &[&senders, &ids])?;
+    Ok(())
+}
+
 /// Forgets the receipt of message `id` to `sender`, inside the caller's transaction.
 pub(crate) fn drop_receipt_in(
     tx: &mut impl GenericClient,
