@@ -96,6 +96,9 @@ pub(crate) fn deliver_message_in(
     Ok(Some((sender as u64, client_id, item)))
 }
 
+/// Delivered items by (recipient, id): (sender, client id, the item).
+pub(crate) type Found = HashMap<(i64, i64), (AccountId, String, Item)>;
+
 /// Deletes the inbox items (`recipients[i]`, `ids[i]`) and keeps their receipts, in one
 /// statement inside the caller's transaction. Returns what was there, by (recipient, id).
 pub(crate) fn deliver_messages_in(
@@ -103,7 +106,7 @@ pub(crate) fn deliver_messages_in(
     cache: &mut Cache,
     recipients: &[i64],
     ids: &[i64],
-) -> Result<std::collections::HashMap<(i64, i64), (AccountId, String, Item)>, StoreError> {
+) -> Result<Found, StoreError> {
     let st = prepared(
         cache,
         tx,
@@ -117,7 +120,7 @@ pub(crate) fn deliver_messages_in(
                     SELECT sender, id, client_id FROM d ON CONFLICT DO NOTHING) \
          SELECT recipient, id, sender, client_id, item FROM d",
     )?;
-    let mut out = std::collections::HashMap::new();
+    let mut out = Found::new();
     for row in tx.query(&st, &[&recipients, &ids])? {
         let (recipient, id): (i64, i64) = (row.get(0), row.get(1));
         let sender: i64 = row.get(2);
