@@ -7,7 +7,11 @@ pkgs=(build-essential pkg-config libasound2-dev libopus-dev dbus ca-certificates
       # real GNOME Calls as phoned's dialer through phoned-ofono, under Xvfb, with a
       # screenshot of its ringing screen (tests/tests/gnome_calls.rs; about 57 MB, the
       # test takes some 10 s).
-      dunst gnome-calls xvfb imagemagick)
+      dunst gnome-calls xvfb imagemagick
+      # The relay's PostgreSQL store is tested on a real server: the tests make a
+      # throw-away cluster of their own with initdb/pg_ctl (tests/src/postgres.rs), on a
+      # unix socket in a temp dir, so the cluster the package may start does not matter.
+      postgresql)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -259,7 +259,8 @@ fn main() {
     // Accounts made directly in the store with tiny Argon2id parameters: logins are not
     // what this measures.
     {
-        let store = phone_relay::store::Store::open(&state, 64).unwrap();
+        let store = phone_relay::store::Store::open(&phone_relay::store::Backend::Heed, &state, 64)
+            .unwrap();
         let cheap = Argon2::new(
             Algorithm::Argon2id,
             Version::V0x13,

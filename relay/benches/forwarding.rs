@@ -315,7 +315,8 @@ fn main() {
     // (the relay verifies with the parameters in the stored hash), so the 2N logins cost
     // no time: logins are not what this measures.
     {
-        let store = phone_relay::store::Store::open(&state, 64).unwrap();
+        let store = phone_relay::store::Store::open(&phone_relay::store::Backend::Heed, &state, 64)
+            .unwrap();
         let cheap = Argon2::new(
             Algorithm::Argon2id,
             Version::V0x13,

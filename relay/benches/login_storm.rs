@@ -15,7 +15,8 @@
 //!
 //! Run: `cargo bench -p phone-relay --bench login_storm -- --devices 2000 --within 60`
 //! (`--quick`: 500 devices within 10 s). `PHONE_RELAY_BIN=/path/to/phone-relay` measures
-//! another build of the relay (an older one, for a before/after).
+//! another build of the relay (an older one, for a before/after). `--postgres` runs the
+//! relay on PostgreSQL (a throw-away cluster of `phoned_tests::postgres`) instead of LMDB.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,8 +75,17 @@ fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
+    let cluster = args
+        .iter()
+        .any(|a| a == "--postgres")
+        .then(|| phoned_tests::postgres::Cluster::start().expect("PostgreSQL is not installed"));
+    let url = cluster.as_ref().map(|c| c.database());
+    let backend = match &url {
+        Some(u) => phone_relay::store::Backend::Postgres(u.parse().unwrap()),
+        None => phone_relay::store::Backend::Heed,
+    };
     {
-        let store = phone_relay::store::Store::open(&state, 256).unwrap();
+        let store = phone_relay::store::Store::open(&backend, &state, 256).unwrap();
         let cheap = Argon2::new(
             Algorithm::Argon2id,
             Version::V0x13,
@@ -97,9 +107,11 @@ fn main() {
         &state,
         "127.0.0.1:0",
         &format!(
-            "max_connections = {}\nmax_connections_per_address = {}\nmap_size_mib = 256",
+            "max_connections = {}\nmax_connections_per_address = {}\nmap_size_mib = 256\n{}",
             devices + 100,
-            devices + 100
+            devices + 100,
+            url.as_ref()
+                .map_or(String::new(), |u| format!("store = \"{u}\""))
         ),
     );
     let pid = relay.child.id();
@@ -121,8 +133,9 @@ fn main() {
     });
     let expected = (devices as u64) * (devices as u64 - 1) / 2;
     println!(
-        "# login storm: {devices} devices within {} s, relay {}",
+        "# login storm: {devices} devices within {} s, {}, relay {}",
         within.as_secs(),
+        if url.is_some() { "PostgreSQL" } else { "LMDB" },
         if bin == BIN { "of this build" } else { &bin }
     );
     let latencies = Arc::new(std::sync::Mutex::new(Vec::with_capacity(devices)));

@@ -25,7 +25,8 @@ fn main() {
     let state = dir.path().join("state");
     // Accounts are made directly in the store, with one hash, so setup costs no hashing.
     {
-        let store = phone_relay::store::Store::open(&state, 64).unwrap();
+        let store = phone_relay::store::Store::open(&phone_relay::store::Backend::Heed, &state, 64)
+            .unwrap();
         let hash = phone_relay::password::hash(PASSWORD).unwrap();
         for i in 0..accounts {
             let n: Number = (100_000 + i).to_string().parse().unwrap();

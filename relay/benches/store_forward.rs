@@ -6,7 +6,9 @@
 //! `-- --in-flight N` for N messages in flight, sent and acked; 16 by default;
 //! `-- --messages N` to send N messages, `-- --pairs P` for P senders, each with its own
 //! receiver, at once, `-- --messages-only` to skip the file transfer). `PHONE_RELAY_BIN=/path/to/phone-relay`
-//! measures another build of the relay. The relay's CPU per message is broken down by
+//! measures another build of the relay. `-- --postgres` runs the relay on PostgreSQL (a
+//! throw-away cluster of `phoned_tests::postgres`, fsync on) instead of LMDB. The relay's
+//! CPU per message is broken down by
 //! thread kind (executor, group commit, blocking pool) from `/proc/<pid>/task`.
 
 use std::time::{Duration, Instant};
@@ -48,16 +50,30 @@ fn main() {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap()
     });
+    let cluster = args
+        .iter()
+        .any(|a| a == "--postgres")
+        .then(|| phoned_tests::postgres::Cluster::start().expect("PostgreSQL is not installed"));
+    let store = cluster
+        .as_ref()
+        .map_or(String::new(), |c| format!("store = \"{}\"\n", c.database()));
     let relay = RelayProcess::start(
         bin.as_ref(),
         &dir.path().join("state"),
         "127.0.0.1:0",
         &format!(
-            "max_file_mib = 1024\nmailbox_quota_kib = 4194304\nprovision_burst = 100\n{}",
+            "max_file_mib = 1024\nmailbox_quota_kib = 4194304\nprovision_burst = 100\n{store}{}",
             metrics.map_or(String::new(), |a| format!("metrics_listen = \"{a}\""))
         ),
     );
-    println!("# store and forward on loopback\n\n| measure | result |\n| --- | --- |");
+    println!(
+        "# store and forward on loopback, {}\n\n| measure | result |\n| --- | --- |",
+        if cluster.is_some() {
+            "PostgreSQL"
+        } else {
+            "LMDB"
+        }
+    );
     smol::block_on(async {
         let ep = client::endpoint();
         let sender = Client::connect(&ep, relay.addr, Some(&relay.fingerprint))
@@ -100,6 +116,7 @@ fn main() {
         let relay_before = process_cpu(relay_pid);
         let own_before = process_cpu(std::process::id());
         let commits_before = metrics.map(scrape).unwrap_or_default();
+        let pg_before = cluster.as_ref().map(|c| c.cpu_seconds());
         let t = Instant::now();
         let each = total.div_ceil(pairs);
         let runs = std::iter::once(exchange(&sender, &receiver, &to.number, each, in_flight))
@@ -114,6 +131,10 @@ fn main() {
         let threads = thread_cpu(relay_pid);
         let relay_used = process_cpu(relay_pid) - relay_before;
         let own = process_cpu(std::process::id()) - own_before;
+        let pg_used = cluster
+            .as_ref()
+            .zip(pg_before)
+            .map(|(c, before)| c.cpu_seconds() - before);
         println!(
             "| text messages stored (fsync'd) and delivered + acked, {pairs} sender(s) × {in_flight} in flight | {:.0} /s ({total} in {secs:.2} s) |",
             total as f64 / secs
@@ -144,6 +165,13 @@ fn main() {
             "| bench CPU per message (sender and receiver clients) | {:.1} µs |",
             per(own)
         );
+        if let Some(used) = pg_used {
+            println!(
+                "| PostgreSQL server CPU per message (its processes still running) | {:.1} µs ({:.0} % of a core) |",
+                per(used),
+                used * 100.0 / secs
+            );
+        }
         if let Some(addr) = metrics {
             let after = scrape(addr);
             let d = |k: &str| {
@@ -168,7 +196,7 @@ fn main() {
                     .map_or(f64::NAN, |(le, _)| le * 1e3)
             };
             println!(
-                "| group commits (LMDB commit + fsync) | {commits:.0}, {:.0} writes each on average; {:.1} ms on average, p50 ≤ {:.1} ms, p99 ≤ {:.1} ms |",
+                "| group commits (commit + fsync, one transaction each) | {commits:.0}, {:.0} writes each on average; {:.1} ms on average, p50 ≤ {:.1} ms, p99 ≤ {:.1} ms |",
                 d("phone_relay_store_commit_writes_sum") / commits.max(1.0),
                 d("phone_relay_store_commit_seconds_sum") * 1e3 / commits.max(1.0),
                 quantile(0.5),

@@ -1,6 +1,6 @@
 //! `phone-relay admin`: account management on the relay's store. Safe while the relay
-//! runs (LMDB is multi-process); the relay applies changes to live sessions within a
-//! fraction of a second.
+//! runs (LMDB is multi-process, PostgreSQL is shared); the relay applies changes to live
+//! sessions within a fraction of a second.
 
 use std::io::{Read, Write};
 use std::time::{Duration, UNIX_EPOCH};
@@ -143,6 +143,18 @@ pub fn reset_password(store: &Store, num: &str, password: &str) -> Result<Accoun
     Ok(store.set_password_hash(a.id, &h, true)?)
 }
 
+/// Copies the embedded store (and the blobs in `state_dir`) into the empty PostgreSQL
+/// database `pg` (`phone-relay admin migrate`). The relay should be stopped: what it
+/// writes after the snapshot is not copied.
+pub fn migrate(
+    heed: &crate::store::heed::HeedStore,
+    state_dir: &std::path::Path,
+    pg: &crate::store::pg::PgStore,
+) -> Result<crate::store::pg::Imported, AdminError> {
+    let snapshot = heed.snapshot()?;
+    Ok(pg.import(&snapshot, state_dir)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,7 +162,7 @@ mod tests {
     #[test]
     fn admin_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = Store::Heed(crate::store::heed::HeedStore::open(dir.path(), 16).unwrap());
         add(&store, "1042", "Alice", "password1").unwrap();
         assert!(matches!(
             add(&store, "1042", "Bob", "password1"),

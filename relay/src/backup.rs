@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::bulk::blob_path;
 use crate::cert::{CERT_FILE, KEY_FILE};
-use crate::store::{Store, StoreError};
+use crate::store::heed::HeedStore;
+use crate::store::{StoreError, blob_path};
 use crate::token::KEY_FILE as TOKEN_KEY_FILE;
 
 #[derive(Debug, Error)]
@@ -100,7 +100,7 @@ impl Written {
 /// must not exist or be an empty directory; it is made private (0700), and every file in
 /// it 0600.
 pub fn backup(
-    live: &Store,
+    live: &HeedStore,
     state_dir: &Path,
     map_size_mib: u64,
     dest: &Path,
@@ -118,7 +118,7 @@ pub fn backup(
 
     // The blobs the snapshot refers to, read from the copy itself. Opening it makes a
     // lock file, which a restored relay makes again anyway.
-    let hashes = Store::open(dest, map_size_mib)?.blob_hashes()?;
+    let hashes = HeedStore::open(dest, map_size_mib)?.blob_hashes()?;
     let lock = db_dir.join("lock.mdb");
     fs::remove_file(&lock).map_err(io(&lock))?;
 
@@ -217,7 +217,7 @@ mod tests {
     fn refuses_a_destination_that_is_not_empty_or_not_a_directory() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        let store = Store::open(&state, 16).unwrap();
+        let store = HeedStore::open(&state, 16).unwrap();
         let full = dir.path().join("full");
         fs::create_dir(&full).unwrap();
         fs::write(full.join("keep.txt"), "mine").unwrap();
@@ -234,8 +234,8 @@ mod tests {
         ));
     }
 
-    fn file_for(store: &Store, to: u64, sha256: [u8; 32], client_id: &str) {
-        let item = crate::store::messages::Item::File(phoned_proto::StoredFile {
+    fn file_for(store: &HeedStore, to: u64, sha256: [u8; 32], client_id: &str) {
+        let item = crate::store::Item::File(phoned_proto::StoredFile {
             id: 0,
             from_number: "1000".into(),
             from_name: "A".into(),
@@ -252,7 +252,7 @@ mod tests {
     fn copies_the_blobs_the_snapshot_refers_to_and_skips_delivered_ones() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        let store = Store::open(&state, 16).unwrap();
+        let store = HeedStore::open(&state, 16).unwrap();
         let (kept, delivered, orphan) = ([1u8; 32], [2u8; 32], [3u8; 32]);
         file_for(&store, 2, kept, "a");
         file_for(&store, 2, delivered, "b");
@@ -279,7 +279,7 @@ mod tests {
     fn an_empty_destination_is_taken_and_made_private() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        let store = Store::open(&state, 16).unwrap();
+        let store = HeedStore::open(&state, 16).unwrap();
         let dest = dir.path().join("empty");
         fs::create_dir(&dest).unwrap();
         fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)).unwrap();

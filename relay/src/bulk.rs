@@ -1,11 +1,12 @@
 //! Bulk streams: one QUIC stream per file upload or download, beside the control stream.
 //! An upload goes to `partial/` in the state dir (so a broken one resumes where it
-//! stopped), is checked against its SHA-256, then becomes a content-addressed blob in
-//! `blobs/` and an inbox item, all before the sender hears `Stored`. An upload starts only
+//! stopped), is checked against its SHA-256, then becomes a content-addressed blob (in
+//! `blobs/`, or in the database with PostgreSQL, see [`crate::store::Store::keep_blob`])
+//! and an inbox item, all before the sender hears `Stored`. An upload starts only
 //! above the disk reserve and within the sender's and the relay's allowance for unfinished
 //! uploads ([`crate::space`]); the upkeep task deletes those abandoned too long.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use phoned_proto::codec::{decode, encode_framed};
@@ -19,7 +20,7 @@ use crate::hub::SessionId;
 use crate::server::unix_ms;
 use crate::shared::Shared;
 use crate::space::partials::{Owner, Refused};
-use crate::store::messages::{Item, Stored};
+use crate::store::{Item, Stored};
 use crate::upkeep::partial_name;
 
 const CHUNK: usize = 64 * 1024;
@@ -28,13 +29,8 @@ fn err(code: ErrorCode, message: impl Into<String>) -> WireError {
     WireError::new(code, message)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub fn blob_path(state_dir: &Path, sha256: &[u8; 32]) -> PathBuf {
-    state_dir.join("blobs").join(hex(sha256))
-}
+/// What a download reads from the store at a time when blobs are in the database.
+const READ_PIECE: usize = 256 * 1024;
 
 /// An upload's entry in the unfinished-uploads ledger ([`crate::space::partials`]) for
 /// as long as it runs: when dropped, on any path out of [`upload`], the upload counts as
@@ -383,21 +379,16 @@ async fn upload(
             "SHA-256 mismatch: the file changed or was damaged",
         ));
     }
-    let blob = blob_path(&shared.config().state_dir, &sha256);
-    if let Some(dir) = blob.parent() {
-        smol::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| internal(&e))?;
-    }
-    smol::fs::rename(&partial, &blob)
+    // Renamed into `blobs/` (embedded store) or copied into the database (PostgreSQL).
+    let (s2, dir, p2) = (
+        store.clone(),
+        shared.config().state_dir.clone(),
+        partial.clone(),
+    );
+    blocking::unblock(move || s2.keep_blob(&dir, &sha256, &p2))
         .await
         .map_err(|e| internal(&e))?;
     lease.gone = true;
-    if let Some(dir) = blob.parent()
-        && let Ok(d) = std::fs::File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
     let (from_number, from_name) = shared.identity(from);
     let item = Item::File(StoredFile {
         id: 0,
@@ -463,8 +454,21 @@ async fn download(
             "offset past the end of the file",
         ));
     }
-    let path = blob_path(&shared.config().state_dir, &f.sha256);
-    let mut file = smol::fs::File::open(&path).await.map_err(|e| {
+    let state_dir = shared.config().state_dir.clone();
+    match shared.store.blob_file(&state_dir, &f.sha256) {
+        Some(path) => send_file(send, &path, f.size, offset).await,
+        None => send_chunks(shared, send, f.sha256, f.size, offset).await,
+    }
+}
+
+/// Sends blob file `path` from `offset` (the embedded store's blobs).
+async fn send_file(
+    send: &mut quinn::SendStream,
+    path: &Path,
+    size: u64,
+    offset: u64,
+) -> Result<(), WireError> {
+    let mut file = smol::fs::File::open(path).await.map_err(|e| {
         err(
             ErrorCode::Internal,
             format!("file missing on the relay: {e}"),
@@ -473,15 +477,9 @@ async fn download(
     file.seek(std::io::SeekFrom::Start(offset))
         .await
         .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
-    reply(
-        send,
-        &BulkReply::Sending {
-            size: f.size,
-            offset,
-        },
-    )
-    .await
-    .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+    reply(send, &BulkReply::Sending { size, offset })
+        .await
+        .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
     let mut buf = vec![0u8; CHUNK];
     loop {
         let n = file
@@ -497,10 +495,43 @@ async fn download(
     }
 }
 
+/// Sends blob `sha256` from `offset`, read from the store a piece at a time (the blobs
+/// PostgreSQL holds).
+async fn send_chunks(
+    shared: &Arc<Shared>,
+    send: &mut quinn::SendStream,
+    sha256: [u8; 32],
+    size: u64,
+    mut offset: u64,
+) -> Result<(), WireError> {
+    let state_dir = shared.config().state_dir.clone();
+    let mut first = true;
+    loop {
+        let (store, dir) = (shared.store.clone(), state_dir.clone());
+        let piece = blocking::unblock(move || store.read_blob(&dir, &sha256, offset, READ_PIECE))
+            .await
+            .map_err(|e| err(ErrorCode::Internal, e.to_string()))?
+            .ok_or_else(|| err(ErrorCode::Internal, "file missing on the relay"))?;
+        if first {
+            reply(send, &BulkReply::Sending { size, offset })
+                .await
+                .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+            first = false;
+        }
+        if piece.is_empty() {
+            return Ok(());
+        }
+        offset += piece.len() as u64;
+        if send.write_all(&piece).await.is_err() {
+            return Ok(()); // The receiver went away; it resumes later.
+        }
+    }
+}
+
 /// Deletes a blob once no inbox refers to it.
 pub(crate) async fn release_blob(shared: &Shared, sha256: [u8; 32]) {
-    let store = shared.store.clone();
-    if let Ok(false) = blocking::unblock(move || store.blob_in_use(&sha256)).await {
-        let _ = smol::fs::remove_file(blob_path(&shared.config().state_dir, &sha256)).await;
+    let (store, dir) = (shared.store.clone(), shared.config().state_dir.clone());
+    if let Err(e) = blocking::unblock(move || store.release_blob(&dir, &sha256)).await {
+        tracing::warn!("releasing a blob: {e}");
     }
 }

@@ -9,7 +9,7 @@ pub use phoned_client::config::ConfigError;
 use phoned_proto::NumberRange;
 use serde::Deserialize;
 
-use crate::store::DEFAULT_MAP_SIZE_MIB;
+use crate::store::{Backend, DEFAULT_MAP_SIZE_MIB};
 
 /// Default `mailbox_quota_kib`: 256 MiB, room for two files of the default
 /// `max_file_mib` (so one waiting file does not block the next) plus texts.
@@ -44,6 +44,7 @@ struct File {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     metrics_listen: Option<String>,
+    store: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +87,9 @@ pub struct Config {
     /// TCP address of the OpenMetrics endpoint (`GET /metrics`); `None`: no endpoint.
     /// Port 0 takes any free port (the relay logs the one it got).
     pub metrics_listen: Option<SocketAddr>,
+    /// Where the state lives: the embedded LMDB store in `state_dir` (the default), or
+    /// PostgreSQL (`store = "postgres://…"`).
+    pub store: Backend,
 }
 
 /// Overrides from the command line.
@@ -237,6 +241,10 @@ impl Config {
                 )
             })?),
         };
+        let store = match file.store.as_deref() {
+            None | Some("lmdb") => Backend::Heed,
+            Some(url) => Backend::Postgres(url.parse().map_err(|e| invalid("store", e))?),
+        };
         Ok(Config {
             listen,
             state_dir: o
@@ -263,6 +271,7 @@ impl Config {
             partial_expiry: Duration::from_secs(partial_expiry_s),
             tls,
             metrics_listen,
+            store,
         })
     }
 }
@@ -324,6 +333,20 @@ mod tests {
     }
 
     #[test]
+    fn store_is_lmdb_or_a_postgres_url() {
+        assert_eq!(Config::from_toml("").unwrap().store, Backend::Heed);
+        assert_eq!(
+            Config::from_toml("store = \"lmdb\"").unwrap().store,
+            Backend::Heed
+        );
+        let c = Config::from_toml("store = \"postgres://relay:pw@db/phone\"").unwrap();
+        let Backend::Postgres(url) = c.store else {
+            panic!("{:?}", c.store)
+        };
+        assert_eq!(url.to_string(), "postgres://relay:***@db/phone");
+    }
+
+    #[test]
     fn metrics_listen_is_an_address() {
         let c = Config::from_toml("metrics_listen = \"127.0.0.1:9447\"").unwrap();
         assert_eq!(c.metrics_listen, Some("127.0.0.1:9447".parse().unwrap()));
@@ -348,6 +371,8 @@ mod tests {
             ("partial_expiry_s = 0", "partial_expiry_s"),
             ("metrics_listen = \"9447\"", "metrics_listen"),
             ("metrics_listen = \"localhost:9447\"", "metrics_listen"),
+            ("store = \"sqlite:///x\"", "store"),
+            ("store = \"postgres://u@h/db?sslmode=maybe\"", "store"),
         ] {
             let err = Config::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");

@@ -19,8 +19,8 @@
 //!   `requests`, messages via `mailbox` and `pipeline`) and forwards its media; `push`
 //!   sends a device its inbox and receipts from the store, in order; `bulk` serves file
 //!   transfer streams.
-//! - Durable state: [`store`] accounts, numbers and mailboxes in LMDB; [`backup`] copies
-//!   it while the relay runs; [`admin`] the `phone-relay admin` account commands
+//! - Durable state: [`store`] accounts, numbers and mailboxes, in LMDB or PostgreSQL
+//!   behind one interface; [`backup`] copies the LMDB store while the relay runs; [`admin`] the `phone-relay admin` account commands
 //!   (the relay applies their changes to live sessions).
 //! - `metrics`: counters and gauges for operators, served as OpenMetrics text on
 //!   `metrics_listen` when that is set.

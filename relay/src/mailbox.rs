@@ -19,7 +19,7 @@ use crate::server::unix_ms;
 use crate::session::Session;
 use crate::shared::Shared;
 use crate::store::StoreError;
-use crate::store::messages::{Delivered, Item, Stored};
+use crate::store::{Delivered, Item, Stored};
 
 /// A request whose write is queued: resolves to its answer once committed. Not a task
 /// of its own: the session's replier ([`crate::pipeline`]) runs it in turn, so a batch of
@@ -58,15 +58,19 @@ impl Session {
         let number: Number = to
             .parse()
             .map_err(|e: phoned_proto::IdentError| err(ErrorCode::InvalidNumber, e.to_string()))?;
-        // Read here, not on the blocking pool: a lookup of two keys in the mapped
+        // Read here with the embedded store, not on the blocking pool: a lookup of two keys in the mapped
         // database costs a few µs, and the pool's hand-over (two thread wake-ups) cost
         // more than that per message, in a reader that waits for it before the next
         // request (docs/benchmarks.md, "Store and forward").
-        let recipient = self
-            .shared
-            .store
-            .account_by_number(number.as_str())
-            .map_err(store_err)?;
+        // PostgreSQL is a round trip away: there the lookup goes to the blocking pool.
+        let store = &self.shared.store;
+        let recipient = if store.reads_inline() {
+            store.account_by_number(number.as_str())
+        } else {
+            let (store, n) = (store.clone(), number.clone());
+            blocking::unblock(move || store.account_by_number(n.as_str())).await
+        }
+        .map_err(store_err)?;
         let Some(recipient) = recipient.filter(|a| !a.disabled) else {
             return Err(err(
                 ErrorCode::UnknownNumber,

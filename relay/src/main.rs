@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use phone_relay::config::{Config, Overrides};
-use phone_relay::{admin, backup, cert, store::Store};
+use phone_relay::store::{Backend, Store};
+use phone_relay::{admin, backup, cert};
 use phoned_client::signals::Signals;
 use phoned_client::systemd;
 
@@ -65,6 +66,13 @@ enum AdminCommand {
         #[arg(value_name = "DEST")]
         dest: PathBuf,
     },
+    /// Copy the embedded store (the state dir's database and file blobs) into an empty
+    /// PostgreSQL database; then set `store = "URL"` in the config. Stop the relay first.
+    Migrate {
+        /// The PostgreSQL database: postgres://user@host/db.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -112,6 +120,10 @@ fn main() -> ExitCode {
             at,
             what: AdminCommand::Backup { dest },
         } => admin_backup(at, &dest),
+        Command::Admin {
+            at,
+            what: AdminCommand::Migrate { to },
+        } => admin_migrate(at, &to),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -160,7 +172,7 @@ fn reload(running: &phone_relay::Running, path: Option<&Path>, overrides: &Overr
 /// such blocks mmapped, so they go back to the system when freed.
 ///
 /// The threshold is 4 MiB, not lower, and the heap is trimmed past 8 MiB free: every
-/// message write runs in a nested LMDB transaction (see `store::commit`), whose
+/// message write runs in a nested LMDB transaction (see `store::heed::commit`), whose
 /// `mdb_txn_begin` allocates 3 MiB of page lists. Mmapped, that is an mmap and a munmap
 /// (with a TLB shootdown across cores) per message; the group-commit thread spent most
 /// of its time there. From the heap it is reused.
@@ -224,19 +236,60 @@ fn fingerprint(at: Where) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The relay's existing database, opened beside the running relay (if any).
+/// The relay's existing database, opened beside the running relay (if any): the LMDB
+/// environment in the state dir, or the configured PostgreSQL database.
 fn open_store(config: &Config) -> anyhow::Result<Store> {
-    if !config.state_dir.join("db").exists() {
+    if config.store == Backend::Heed && !config.state_dir.join("db").exists() {
         anyhow::bail!("no relay database in {}", config.state_dir.display());
     }
-    Ok(Store::open(&config.state_dir, config.map_size_mib)?)
+    Ok(Store::open(
+        &config.store,
+        &config.state_dir,
+        config.map_size_mib,
+    )?)
 }
 
 fn admin_backup(at: Where, dest: &Path) -> anyhow::Result<()> {
     let config = load(at, None)?;
-    let store = open_store(&config)?;
+    let Store::Heed(store) = open_store(&config)? else {
+        anyhow::bail!(
+            "the relay's state is in PostgreSQL: back it up with pg_dump (docs/operations.md, \"Backups\")"
+        );
+    };
     let written = backup::backup(&store, &config.state_dir, config.map_size_mib, dest)?;
     written.report(&mut std::io::stdout().lock())?;
+    Ok(())
+}
+
+fn admin_migrate(at: Where, to: &str) -> anyhow::Result<()> {
+    let config = load(at, None)?;
+    let url: phone_relay::store::pg::Url = to
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--to: {e}"))?;
+    if !config.state_dir.join("db").exists() {
+        anyhow::bail!("no relay database in {}", config.state_dir.display());
+    }
+    let heed = phone_relay::store::heed::HeedStore::open(&config.state_dir, config.map_size_mib)?;
+    let pg = phone_relay::store::pg::PgStore::open(&url)?;
+    let done = admin::migrate(&heed, &config.state_dir, &pg)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "migrated into {url}: {} accounts, {} waiting messages and files, {} receipts, {} blobs",
+        done.accounts, done.inbox, done.receipts, done.blobs
+    )?;
+    if done.missing_blobs > 0 {
+        writeln!(
+            out,
+            "{} files waiting had no blob in {}/blobs (their download will fail)",
+            done.missing_blobs,
+            config.state_dir.display()
+        )?;
+    }
+    writeln!(
+        out,
+        "now set store = \"{url}\" in the relay's config and start it"
+    )?;
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! Answers a session's requests in the order they arrived while the writes of
 //! store-and-forward requests are pipelined: a client that sends several messages
-//! without waiting gets them committed together (see [`crate::store::commit`]) instead of
+//! without waiting gets them committed together (see [`crate::store::Committer`]) instead of
 //! one fsync after the other, and still hears back in order (docs/protocol.md §6).
 //!
 //! Queued requests hand the future of their answer to the session's [`Pipeline`]; a

@@ -18,7 +18,7 @@ use tracing::Instrument;
 use crate::delivery::Feed;
 use crate::hub::{self, SessionId};
 use crate::shared::Shared;
-use crate::store::messages::Item;
+use crate::store::Item;
 
 /// Frames a backlog push leaves free in a session's queue, for answers and other events.
 pub(crate) const RESERVE: usize = 128;

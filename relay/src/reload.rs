@@ -5,7 +5,13 @@
 use crate::config::Config;
 
 /// Keys that cannot change under a running relay (the sockets and the open database).
-pub const RESTART_KEYS: [&str; 4] = ["listen", "state_dir", "map_size_mib", "metrics_listen"];
+pub const RESTART_KEYS: [&str; 5] = [
+    "listen",
+    "state_dir",
+    "map_size_mib",
+    "metrics_listen",
+    "store",
+];
 
 /// The outcome of a reload.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,6 +63,7 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
         partial_expiry: _,
         tls: _,
         metrics_listen: _,
+        store: _,
     } = old;
     let mut out = Reloaded::default();
     let mut live = |key: &'static str, changed: bool| {
@@ -133,6 +140,10 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
         out.needs_restart.push("metrics_listen");
         new.metrics_listen = old.metrics_listen;
     }
+    if old.store != new.store {
+        out.needs_restart.push("store");
+        new.store = old.store.clone();
+    }
     (new, out)
 }
 
@@ -199,7 +210,8 @@ mod tests {
         let old = config("listen = \"127.0.0.1:7000\"\nstate_dir = \"/a\"");
         let new = config(
             "listen = \"127.0.0.1:7001\"\nstate_dir = \"/b\"\nmap_size_mib = 64\n\
-             allow_register = false\nmetrics_listen = \"127.0.0.1:9447\"",
+             allow_register = false\nmetrics_listen = \"127.0.0.1:9447\"\n\
+             store = \"postgres://relay@localhost/phone\"",
         );
         let (run, r) = plan(&old, new);
         assert_eq!(r.needs_restart, RESTART_KEYS);
@@ -208,6 +220,7 @@ mod tests {
         assert_eq!(run.state_dir, old.state_dir);
         assert_eq!(run.map_size_mib, old.map_size_mib);
         assert_eq!(run.metrics_listen, None);
+        assert_eq!(run.store, crate::store::Backend::Heed);
         assert!(!run.allow_register);
     }
 }

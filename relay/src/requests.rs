@@ -36,6 +36,15 @@ pub(crate) fn store_err(e: StoreError) -> WireError {
             ErrorCode::QuotaExceeded,
             "the recipient's mailbox on the relay is full",
         ),
+        // PostgreSQL is down or unreachable: the relay goes on (calls in progress are not
+        // affected), but nothing that needs the database works until it is back.
+        StoreError::Unavailable(why) => {
+            tracing::warn!("store: the database is unavailable: {why}");
+            err(
+                ErrorCode::Unavailable,
+                "the relay's database is unavailable; try again later",
+            )
+        }
         // Said once in the log by the upkeep task, not once per refused write.
         e if e.is_out_of_space() => {
             tracing::debug!("store: {e}");

@@ -20,7 +20,7 @@ use crate::registry::Registry;
 use crate::reload::{self, Reloaded};
 use crate::router::{self, Mono, Router};
 use crate::shared::{Shared, lock};
-use crate::store::commit::Committer;
+use crate::store::Committer;
 use crate::store::{Store, StoreError};
 use crate::token::Tokens;
 
@@ -139,7 +139,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         path: config.state_dir.display().to_string(),
         source,
     })?;
-    let store = Store::open(&config.state_dir, config.map_size_mib)?;
+    let store = Store::open(&config.store, &config.state_dir, config.map_size_mib)?;
     let metrics = Arc::new(Metrics::new());
     let committer = {
         let metrics = metrics.clone();
@@ -356,18 +356,29 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
 }
 
 /// Applies account changes made by other processes (the admin CLI) to live sessions.
+/// A store that cannot be read (PostgreSQL down) is said once, and again when it is back.
 async fn watch_revisions(shared: Arc<Shared>) {
     let mut seen = None;
+    let mut failing = false;
     loop {
         smol::Timer::after(REVISION_POLL).await;
         let store = shared.store.clone();
         let rev = match blocking::unblock(move || store.revision()).await {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!("reading revision: {e}");
+                if !failing {
+                    tracing::error!(
+                        "reading the accounts revision: {e}; new logins and account changes \
+                         fail until the store is back"
+                    );
+                    failing = true;
+                }
                 continue;
             }
         };
+        if std::mem::take(&mut failing) {
+            tracing::info!("the store is reachable again");
+        }
         if seen == Some(rev) {
             continue;
         }

@@ -30,7 +30,7 @@ use crate::server::unix_ms;
 use crate::space::acks::AckRetries;
 use crate::space::partials::{Limits as PartialLimits, Partials, Refused};
 use crate::space::{Health, Shortage};
-use crate::store::commit::Committer;
+use crate::store::Committer;
 use crate::store::{Account, AccountId, Store};
 use crate::throttle::{Buckets, Key, Login, Reservation, Throttle};
 use crate::token::Tokens;
@@ -63,7 +63,7 @@ pub(crate) struct Shared {
     /// Swapped whole by a reload; read it through [`Shared::config`].
     config: Mutex<Arc<Config>>,
     pub store: Store,
-    /// Message writes, group-committed (see [`crate::store::commit`]).
+    /// Message writes, group-committed (see [`crate::store::Committer`]).
     pub committer: Committer,
     pub hasher: Hasher,
     /// Device login tokens (see [`crate::token`]).

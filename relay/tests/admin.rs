@@ -2,13 +2,19 @@
 
 mod common;
 
+common::on_both_stores!(
+    disabling_an_account_closes_its_session_and_blocks_login,
+    admin_manages_users_while_the_relay_runs,
+);
+
 use std::time::Duration;
 
 use phoned_proto::{ErrorCode, Event};
 
-#[test]
-fn disabling_an_account_closes_its_session_and_blocks_login() {
-    let relay = common::relay("");
+fn disabling_an_account_closes_its_session_and_blocks_login(store: common::Store) {
+    let Some(relay) = common::relay_on(store, "") else {
+        return;
+    };
     smol::block_on(async {
         let (victim, number, secret) = relay.provisioned("Victim").await;
         let (ok, out, err) = relay.process.admin(&["users", "disable", &number], "");
@@ -28,9 +34,10 @@ fn disabling_an_account_closes_its_session_and_blocks_login() {
     });
 }
 
-#[test]
-fn admin_manages_users_while_the_relay_runs() {
-    let relay = common::relay("");
+fn admin_manages_users_while_the_relay_runs(store: common::Store) {
+    let Some(relay) = common::relay_on(store, "") else {
+        return;
+    };
     smol::block_on(async {
         let (ok, out, err) = relay.process.admin(
             &[

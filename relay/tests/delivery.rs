@@ -5,6 +5,11 @@
 
 mod common;
 
+common::on_both_stores!(
+    an_inbox_reaches_every_device_in_the_order_it_was_stored,
+    a_receipt_waits_for_receipt_seen_from_a_protocol_2_sender_only,
+);
+
 use std::time::Duration;
 
 use phoned_proto::{Event, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, Request, Response};
@@ -28,9 +33,10 @@ async fn message_ids(c: &Client, count: usize) -> Vec<u64> {
     ids
 }
 
-#[test]
-fn an_inbox_reaches_every_device_in_the_order_it_was_stored() {
-    let relay = common::relay("");
+fn an_inbox_reaches_every_device_in_the_order_it_was_stored(store: common::Store) {
+    let Some(relay) = common::relay_on(store, "") else {
+        return;
+    };
     smol::block_on(async {
         let (sender, _, _) = relay.provisioned("Sender").await;
         let (first, number, secret) = relay.provisioned("Receiver").await;
@@ -73,9 +79,10 @@ async fn receipt(c: &Client, within: Duration) -> Option<u64> {
     }
 }
 
-#[test]
-fn a_receipt_waits_for_receipt_seen_from_a_protocol_2_sender_only() {
-    let relay = common::relay("");
+fn a_receipt_waits_for_receipt_seen_from_a_protocol_2_sender_only(store: common::Store) {
+    let Some(relay) = common::relay_on(store, "") else {
+        return;
+    };
     smol::block_on(async {
         let (receiver, to, _) = relay.provisioned("Receiver").await;
         for version in [PROTOCOL_VERSION, MIN_PROTOCOL_VERSION] {

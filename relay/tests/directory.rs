@@ -2,14 +2,22 @@
 
 mod common;
 
+common::on_both_stores!(
+    provision_gives_a_number_in_range_and_the_secret_logs_in,
+    register_validates_and_refuses_a_taken_number,
+    sixteen_way_race_for_one_number_has_exactly_one_winner,
+    name_and_password_changes_reach_other_devices,
+);
+
 use std::time::Duration;
 
 use phoned_proto::{ErrorCode, Request, Response};
 use phoned_tests::client::{self, Client, ClientError};
 
-#[test]
-fn provision_gives_a_number_in_range_and_the_secret_logs_in() {
-    let relay = common::relay("numbers = \"5000-5099\"");
+fn provision_gives_a_number_in_range_and_the_secret_logs_in(store: common::Store) {
+    let Some(relay) = common::relay_on(store, "numbers = \"5000-5099\"") else {
+        return;
+    };
     smol::block_on(async {
         let (first, number, secret) = relay.provisioned("Kitchen").await;
         let n: u32 = number.parse().unwrap();
@@ -57,9 +65,10 @@ fn unknown_number_and_wrong_password_get_the_same_error_then_back_off() {
     });
 }
 
-#[test]
-fn register_validates_and_refuses_a_taken_number() {
-    let relay = common::relay("");
+fn register_validates_and_refuses_a_taken_number(store: common::Store) {
+    let Some(relay) = common::relay_on(store, "") else {
+        return;
+    };
     smol::block_on(async {
         let c = relay.client().await;
         let reg = |number: &str, password: &str, name: &str| Request::Register {
@@ -89,9 +98,10 @@ fn register_validates_and_refuses_a_taken_number() {
     });
 }
 
-#[test]
-fn sixteen_way_race_for_one_number_has_exactly_one_winner() {
-    let relay = common::relay("");
+fn sixteen_way_race_for_one_number_has_exactly_one_winner(store: common::Store) {
+    let Some(relay) = common::relay_on(store, "") else {
+        return;
+    };
     smol::block_on(async {
         let mut clients = Vec::new();
         for i in 0..16 {
@@ -122,9 +132,10 @@ fn sixteen_way_race_for_one_number_has_exactly_one_winner() {
     });
 }
 
-#[test]
-fn name_and_password_changes_reach_other_devices() {
-    let relay = common::relay("");
+fn name_and_password_changes_reach_other_devices(store: common::Store) {
+    let Some(relay) = common::relay_on(store, "") else {
+        return;
+    };
     smol::block_on(async {
         let (phone, number, _secret) = relay.provisioned("Old name").await;
         let info = phone

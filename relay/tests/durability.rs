@@ -2,11 +2,14 @@
 
 mod common;
 
+common::on_both_stores!(accounts_survive_restart_and_kill9,);
+
 use phoned_proto::{Request, Response};
 
-#[test]
-fn accounts_survive_restart_and_kill9() {
-    let mut relay = common::relay("");
+fn accounts_survive_restart_and_kill9(store: common::Store) {
+    let Some(mut relay) = common::relay_on(store, "") else {
+        return;
+    };
     let fingerprint = relay.process.fingerprint.clone();
     let (number, secret) = smol::block_on(async {
         let (c, number, secret) = relay.provisioned("Survivor").await;

@@ -3,14 +3,17 @@
 
 mod common;
 
+common::on_both_stores!(pipelined_messages_are_answered_in_full_and_survive_kill9,);
+
 use phoned_proto::{ErrorCode, Event, Request, Response};
 use phoned_tests::join_all;
 
 const COUNT: usize = 64;
 
-#[test]
-fn pipelined_messages_are_answered_in_full_and_survive_kill9() {
-    let mut relay = common::relay("max_message_bytes = 100");
+fn pipelined_messages_are_answered_in_full_and_survive_kill9(store: common::Store) {
+    let Some(mut relay) = common::relay_on(store, "max_message_bytes = 100") else {
+        return;
+    };
     let (receiver_number, receiver_secret) = smol::block_on(async {
         let (sender, _, _) = relay.provisioned("Sender").await;
         let (_receiver, number, secret) = relay.provisioned("Receiver").await;

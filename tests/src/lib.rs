@@ -9,6 +9,7 @@ pub mod impair;
 pub mod notifications;
 pub mod ofono;
 pub mod paced;
+pub mod postgres;
 pub mod process;
 pub mod proxy;
 pub mod pulse;

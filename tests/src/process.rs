@@ -97,7 +97,8 @@ impl RelayProcess {
         self.child.wait().expect("wait")
     }
 
-    /// Runs `bin admin --state-dir DIR ARGS…` with `stdin`, returning (success, stdout, stderr).
+    /// Runs `bin admin --state-dir DIR --config DIR/relay.toml ARGS…` with `stdin`,
+    /// returning (success, stdout, stderr).
     pub fn admin(&self, args: &[&str], stdin: &str) -> (bool, String, String) {
         run_admin(&self.bin, &self.state_dir, args, stdin)
     }
@@ -115,10 +116,15 @@ pub fn run_admin(
     args: &[&str],
     stdin: &str,
 ) -> (bool, String, String) {
-    let mut child = Command::new(bin)
-        .arg("admin")
-        .arg("--state-dir")
-        .arg(state_dir)
+    // The config the relay was started with (RelayProcess writes it there): it says
+    // which store the relay uses.
+    let config = state_dir.join("relay.toml");
+    let mut cmd = Command::new(bin);
+    cmd.arg("admin").arg("--state-dir").arg(state_dir);
+    if config.is_file() {
+        cmd.arg("--config").arg(&config);
+    }
+    let mut child = cmd
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -26,7 +26,7 @@ pub fn default_disk_reserve(total_bytes: u64) -> u64 {
 /// Room kept free inside the LMDB map for deletes: an eighth of the map, at least 2 MiB,
 /// never more than half. Without it, a full 16 MiB map failed every delete of the
 /// committer's batches (313 of 313, `MapFull`); with it, batches of up to 1 024 deletes
-/// of 300-byte to 50 KB messages all commit (`store::commit`'s test
+/// of 300-byte to 50 KB messages all commit (`store::heed::commit`'s test
 /// `deletes_fit_in_the_map_reserve`).
 pub fn map_reserve(map_size: u64) -> u64 {
     (map_size / 8).max(2 * MIB).min(map_size / 2)

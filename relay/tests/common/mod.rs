@@ -19,6 +19,50 @@ pub struct Relay {
     pub dir: tempfile::TempDir,
 }
 
+/// Which store a relay under test keeps its state in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// The embedded LMDB store in the state dir (the default).
+    Lmdb,
+    /// A fresh database on the test process's throw-away PostgreSQL cluster.
+    Postgres,
+}
+
+/// Runs test function `$case(store: common::Store)` as two tests, `$case::lmdb` and
+/// `$case::postgres`.
+#[allow(unused_macros)]
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                #[test]
+                fn lmdb() {
+                    super::$case(crate::common::Store::Lmdb);
+                }
+
+                #[test]
+                fn postgres() {
+                    super::$case(crate::common::Store::Postgres);
+                }
+            }
+        )*
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_stores;
+
+/// A relay on `store` with `extra` config; `None` (the test skips, saying why) when the
+/// store is PostgreSQL and it is not installed here (never in CI).
+pub fn relay_on(store: Store, extra: &str) -> Option<Relay> {
+    match store {
+        Store::Lmdb => Some(relay(extra)),
+        Store::Postgres => {
+            let url = phoned_tests::postgres::shared()?.database();
+            Some(relay(&format!("store = \"{url}\"\n{extra}")))
+        }
+    }
+}
+
 pub fn relay(extra: &str) -> Relay {
     let dir = tempfile::tempdir().expect("temp dir");
     let process = RelayProcess::start(

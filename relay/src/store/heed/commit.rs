@@ -13,13 +13,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use heed::RwTxn;
 use smol::channel::{Receiver, Sender};
 
-use super::messages::{Delivered, Item, Stored};
-use super::{AccountId, Store, StoreError};
+use super::HeedStore;
+use crate::store::{AccountId, Delivered, Item, Observer, Pending, StoreError, Stored};
 use phoned_proto::MessageId;
 
 /// Most writes in one transaction: bounds the time a batch holds the write lock.
@@ -27,14 +27,10 @@ pub const MAX_BATCH: usize = 1024;
 /// Writes waiting for the thread before submitters wait to queue theirs.
 const QUEUE: usize = 4 * MAX_BATCH;
 
-/// Told of every batch the thread commits: how long the write transaction took (the
-/// writes, the commit and its fsync) and how many writes it held.
-pub type Observer = Box<dyn FnMut(Duration, usize) + Send>;
-
 /// A queued write: run inside a nested transaction, answered after the batch commit.
 trait Op: Send {
     /// Runs the write in `wtxn`; `true` if it succeeded and should be kept.
-    fn run(&mut self, store: &Store, wtxn: &mut RwTxn) -> bool;
+    fn run(&mut self, store: &HeedStore, wtxn: &mut RwTxn) -> bool;
     /// Replaces the outcome with an error (the nested transaction could not be used).
     fn fail(&mut self, error: StoreError);
     /// Whether the write failed for want of space (LMDB or the disk refused it).
@@ -52,9 +48,9 @@ struct Job<T, F> {
 impl<T, F> Op for Job<T, F>
 where
     T: Send,
-    F: FnOnce(&Store, &mut RwTxn) -> Result<T, StoreError> + Send,
+    F: FnOnce(&HeedStore, &mut RwTxn) -> Result<T, StoreError> + Send,
 {
-    fn run(&mut self, store: &Store, wtxn: &mut RwTxn) -> bool {
+    fn run(&mut self, store: &HeedStore, wtxn: &mut RwTxn) -> bool {
         let outcome = match self.work.take() {
             Some(work) => work(store, wtxn),
             None => Err(StoreError::CommitterStopped),
@@ -95,12 +91,15 @@ pub struct Committer {
 
 impl Committer {
     /// Starts the thread that commits `store`'s message writes.
-    pub fn start(store: Store) -> Result<Committer, StoreError> {
+    pub fn start(store: HeedStore) -> Result<Committer, StoreError> {
         Self::start_observed(store, Box::new(|_, _| {}))
     }
 
     /// [`Committer::start`], telling `observe` of every batch committed.
-    pub fn start_observed(store: Store, mut observe: Observer) -> Result<Committer, StoreError> {
+    pub fn start_observed(
+        store: HeedStore,
+        mut observe: Observer,
+    ) -> Result<Committer, StoreError> {
         let (queue, rx) = smol::channel::bounded(QUEUE);
         let full = Arc::new(AtomicU64::new(0));
         let counter = full.clone();
@@ -126,7 +125,7 @@ impl Committer {
     async fn queue<T, F>(&self, work: F) -> Result<Pending<T>, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Store, &mut RwTxn) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&HeedStore, &mut RwTxn) -> Result<T, StoreError> + Send + 'static,
     {
         let (job, answer) = job(work);
         self.queue
@@ -136,7 +135,7 @@ impl Committer {
         Ok(Pending(answer))
     }
 
-    /// [`Store::store_item`], group-committed.
+    /// [`HeedStore::store_item`], group-committed.
     pub async fn store_item(
         &self,
         from: AccountId,
@@ -151,7 +150,7 @@ impl Committer {
             .await
     }
 
-    /// Queues [`Store::store_item`].
+    /// Queues [`HeedStore::store_item`].
     pub async fn queue_store_item(
         &self,
         from: AccountId,
@@ -164,7 +163,7 @@ impl Committer {
             .await
     }
 
-    /// Queues [`Store::deliver_message`].
+    /// Queues [`HeedStore::deliver_message`].
     pub async fn queue_deliver_message(
         &self,
         to: AccountId,
@@ -174,7 +173,7 @@ impl Committer {
             .await
     }
 
-    /// Queues [`Store::drop_receipt`].
+    /// Queues [`HeedStore::drop_receipt`].
     pub async fn queue_drop_receipt(
         &self,
         sender: AccountId,
@@ -182,19 +181,6 @@ impl Committer {
     ) -> Result<Pending<()>, StoreError> {
         self.queue(move |store, wtxn| store.drop_receipt_in(wtxn, sender, id))
             .await
-    }
-}
-
-/// A queued write's answer, due once it is committed (or failed). Dropping it does not
-/// cancel the write.
-pub struct Pending<T>(Receiver<Result<T, StoreError>>);
-
-impl<T> Pending<T> {
-    pub async fn wait(self) -> Result<T, StoreError> {
-        self.0
-            .recv()
-            .await
-            .map_err(|_| StoreError::CommitterStopped)?
     }
 }
 
@@ -210,7 +196,7 @@ impl Drop for Committer {
 }
 
 /// The thread: a batch is whatever is queued when the previous commit returns.
-fn run(store: &Store, rx: &Receiver<Box<dyn Op>>, full: &AtomicU64, observe: &mut Observer) {
+fn run(store: &HeedStore, rx: &Receiver<Box<dyn Op>>, full: &AtomicU64, observe: &mut Observer) {
     while let Ok(first) = rx.recv_blocking() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -244,7 +230,7 @@ fn run(store: &Store, rx: &Receiver<Box<dyn Op>>, full: &AtomicU64, observe: &mu
 
 /// Runs every op of `batch` in its own nested transaction of one write transaction, and
 /// commits that.
-fn commit_batch(store: &Store, batch: &mut [Box<dyn Op>]) -> Result<(), Arc<heed::Error>> {
+fn commit_batch(store: &HeedStore, batch: &mut [Box<dyn Op>]) -> Result<(), Arc<heed::Error>> {
     let mut parent = store.env.write_txn().map_err(Arc::new)?;
     for op in batch.iter_mut() {
         match store.env.nested_write_txn(&mut parent) {
@@ -267,7 +253,7 @@ fn commit_batch(store: &Store, batch: &mut [Box<dyn Op>]) -> Result<(), Arc<heed
 fn job<T, F>(work: F) -> (Box<dyn Op>, Receiver<Result<T, StoreError>>)
 where
     T: Send + 'static,
-    F: FnOnce(&Store, &mut RwTxn) -> Result<T, StoreError> + Send + 'static,
+    F: FnOnce(&HeedStore, &mut RwTxn) -> Result<T, StoreError> + Send + 'static,
 {
     let (reply, answer) = smol::channel::bounded(1);
     let job = Job {
@@ -302,11 +288,13 @@ mod tests {
     ) -> (Box<dyn Op>, Receiver<Result<Stored, StoreError>>) {
         let client_id = client_id.to_owned();
         let item = text(body);
-        job(move |s: &Store, w: &mut RwTxn| s.store_item_in(w, from, &client_id, 2, item, quota))
+        job(move |s: &HeedStore, w: &mut RwTxn| {
+            s.store_item_in(w, from, &client_id, 2, item, quota)
+        })
     }
 
     /// Runs `ops` as one batch, as the thread does.
-    fn one_batch(store: &Store, mut ops: Vec<Box<dyn Op>>) {
+    fn one_batch(store: &HeedStore, mut ops: Vec<Box<dyn Op>>) {
         let committed = commit_batch(store, &mut ops);
         assert!(committed.is_ok());
         for op in ops {
@@ -314,7 +302,7 @@ mod tests {
         }
     }
 
-    fn texts(store: &Store) -> Vec<String> {
+    fn texts(store: &HeedStore) -> Vec<String> {
         store
             .pending_messages(2)
             .unwrap()
@@ -329,13 +317,13 @@ mod tests {
     #[test]
     fn a_failed_write_leaves_no_trace_and_the_rest_of_its_batch_commits() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = HeedStore::open(dir.path(), 16).unwrap();
         let quota = 64 + 100 + 64 + 10;
         let (a, a_answer) = store_job(1, "a", &"x".repeat(100), quota);
         // Over quota once "a" is in: refused before it writes anything.
         let (big, big_answer) = store_job(1, "big", &"y".repeat(20), quota);
         // Writes a whole message, then fails: its nested transaction must be undone.
-        let (broken, broken_answer) = job(|s: &Store, w: &mut RwTxn| {
+        let (broken, broken_answer) = job(|s: &HeedStore, w: &mut RwTxn| {
             s.store_item_in(w, 1, "broken", 2, text("z"), u64::MAX)?;
             Err::<Stored, _>(StoreError::Encode)
         });
@@ -363,7 +351,7 @@ mod tests {
     #[test]
     fn a_retry_in_the_same_batch_is_recognised() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = HeedStore::open(dir.path(), 16).unwrap();
         let (first, first_answer) = store_job(1, "same", "hello", u64::MAX);
         let (again, again_answer) = store_job(1, "same", "hello", u64::MAX);
         one_batch(&store, vec![first, again]);
@@ -379,16 +367,17 @@ mod tests {
     #[test]
     fn delivery_and_receipt_in_one_batch() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = HeedStore::open(dir.path(), 16).unwrap();
         let id = store
             .store_item(1, "c", 2, text("hi"), u64::MAX)
             .unwrap()
             .id();
         let (deliver, delivered) =
-            job(move |s: &Store, w: &mut RwTxn| s.deliver_message_in(w, 2, id));
+            job(move |s: &HeedStore, w: &mut RwTxn| s.deliver_message_in(w, 2, id));
         let (again, delivered_again) =
-            job(move |s: &Store, w: &mut RwTxn| s.deliver_message_in(w, 2, id));
-        let (drop_it, dropped) = job(move |s: &Store, w: &mut RwTxn| s.drop_receipt_in(w, 1, id));
+            job(move |s: &HeedStore, w: &mut RwTxn| s.deliver_message_in(w, 2, id));
+        let (drop_it, dropped) =
+            job(move |s: &HeedStore, w: &mut RwTxn| s.drop_receipt_in(w, 1, id));
         one_batch(&store, vec![deliver, again, drop_it]);
         assert!(matches!(
             delivered.try_recv().unwrap().unwrap(),
@@ -406,7 +395,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (submitters, each) = (16u64, 25u64);
         {
-            let store = Store::open(dir.path(), 16).unwrap();
+            let store = HeedStore::open(dir.path(), 16).unwrap();
             let committer = Committer::start(store).unwrap();
             let mut ids: Vec<MessageId> = std::thread::scope(|scope| {
                 let threads: Vec<_> = (0..submitters)
@@ -439,7 +428,7 @@ mod tests {
             assert_eq!(ids.len() as u64, submitters * each, "each got its own id");
         }
         // The committer and every handle on the environment are gone: open it afresh.
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = HeedStore::open(dir.path(), 16).unwrap();
         assert_eq!(texts(&store).len() as u64, submitters * each);
         assert!(store.stored_id(115, "m24").unwrap().is_some());
     }
@@ -451,7 +440,7 @@ mod tests {
     fn deletes_fit_in_the_map_reserve() {
         for size in [50_000, 2_000, 300] {
             let dir = tempfile::tempdir().unwrap();
-            let store = Store::open(dir.path(), 16).unwrap();
+            let store = HeedStore::open(dir.path(), 16).unwrap();
             let committer = Committer::start(store.clone()).unwrap();
             let body = "x".repeat(size);
             let mut ids = Vec::new();

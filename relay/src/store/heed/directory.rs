@@ -2,41 +2,12 @@
 //! change or a provisioning is atomic against other threads and other processes.
 
 use phoned_proto::{Number, NumberRange};
-use serde::{Deserialize, Serialize};
 
-use super::{META_NEXT_ID, Store, StoreError};
+use super::{HeedStore, META_NEXT_ID};
+use crate::store::model::{random_probes, scan};
+use crate::store::{Account, AccountId, NewNumber, StoreError};
 
-pub type AccountId = u64;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Account {
-    pub id: AccountId,
-    pub number: String,
-    pub display_name: String,
-    /// Argon2id hash in PHC string format.
-    pub password_hash: String,
-    pub created_ms: u64,
-    pub disabled: bool,
-    pub last_seen_ms: u64,
-    /// Bumped when an administrator revokes the account's sessions (disable, password
-    /// reset); a live session whose epoch differs is closed.
-    pub epoch: u32,
-}
-
-/// How many random numbers to try before scanning the range for a free one.
-const RANDOM_PROBES: u32 = 32;
-/// The most numbers a scan looks at before giving up on a huge, nearly full range.
-const MAX_SCAN: u64 = 1_000_000;
-
-/// Where a new account's number comes from.
-pub enum NewNumber<'a> {
-    /// This exact number (registration, admin add).
-    Exact(&'a Number),
-    /// A free number from the range, chosen at random (provisioning).
-    FromRange(NumberRange, u64),
-}
-
-impl Store {
+impl HeedStore {
     /// Creates an account; fails with `NumberTaken` or `NumbersExhausted`.
     pub fn create_account(
         &self,
@@ -80,19 +51,7 @@ impl Store {
         range: NumberRange,
         seed: u64,
     ) -> Result<Number, StoreError> {
-        let mut x = seed | 1;
-        for _ in 0..RANDOM_PROBES {
-            // xorshift: spreads probes over the range without another RNG call.
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let n = range.nth(x);
-            if self.numbers.get(txn, n.as_str())?.is_none() {
-                return Ok(n);
-            }
-        }
-        for i in 0..range.len().min(MAX_SCAN) {
-            let n = range.nth(seed.wrapping_add(i));
+        for n in random_probes(range, seed).chain(scan(range, seed)) {
             if self.numbers.get(txn, n.as_str())?.is_none() {
                 return Ok(n);
             }
@@ -230,9 +189,9 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn store() -> (tempfile::TempDir, Store) {
+    fn store() -> (tempfile::TempDir, HeedStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = HeedStore::open(dir.path(), 16).unwrap();
         (dir, store)
     }
 

@@ -6,69 +6,18 @@
 use std::collections::BTreeSet;
 
 use heed::RwTxn;
-use phoned_proto::{MessageId, StoredFile, StoredMessage};
+use phoned_proto::{MessageId, StoredMessage};
 use serde::{Deserialize, Serialize};
 
-use super::directory::AccountId;
-use super::{Store, StoreError};
-
-/// What waits in an inbox: a text, or a file whose bytes are a blob on disk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Item {
-    Text(StoredMessage),
-    File(StoredFile),
-}
-
-impl Item {
-    pub fn id(&self) -> MessageId {
-        match self {
-            Item::Text(m) => m.id,
-            Item::File(f) => f.id,
-        }
-    }
-
-    fn with_id(self, id: MessageId) -> Item {
-        match self {
-            Item::Text(m) => Item::Text(StoredMessage { id, ..m }),
-            Item::File(f) => Item::File(StoredFile { id, ..f }),
-        }
-    }
-
-    /// Bytes it counts against the recipient's mailbox quota.
-    fn size(&self) -> u64 {
-        64 + match self {
-            Item::Text(m) => m.text.len() as u64,
-            Item::File(f) => f.size + f.name.len() as u64,
-        }
-    }
-}
+use super::HeedStore;
+use crate::store::{AccountId, Delivered, Item, StoreError, Stored};
 
 /// An item in a recipient's inbox.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Record {
-    item: Item,
-    from_account: AccountId,
-    client_id: String,
-}
-
-/// An outcome of [`Store::store_message`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stored {
-    New(MessageId),
-    /// The same client id was stored before: this is a retry.
-    Again(MessageId),
-}
-
-/// An outcome of [`Store::deliver_message`]: (sender, client id, the item), or `None` if
-/// it was acknowledged before.
-pub type Delivered = Option<(AccountId, String, Item)>;
-
-impl Stored {
-    pub fn id(self) -> MessageId {
-        match self {
-            Stored::New(id) | Stored::Again(id) => id,
-        }
-    }
+pub(super) struct Record {
+    pub item: Item,
+    pub from_account: AccountId,
+    pub client_id: String,
 }
 
 fn pair(a: u64, b: &[u8]) -> Vec<u8> {
@@ -78,15 +27,15 @@ fn pair(a: u64, b: &[u8]) -> Vec<u8> {
 }
 
 /// Every account's mailbox usage is under this key prefix in `meta`.
-const USAGE_PREFIX: &str = "mailbox_bytes/";
+pub(super) const USAGE_PREFIX: &str = "mailbox_bytes/";
 
 fn usage_key(account: AccountId) -> String {
     format!("{USAGE_PREFIX}{account}")
 }
 
-const META_NEXT_MESSAGE: &str = "next_message_id";
+pub(super) const META_NEXT_MESSAGE: &str = "next_message_id";
 
-impl Store {
+impl HeedStore {
     /// Stores a message for `to`, unless `client_id` from `from` was stored already.
     /// Fails with `QuotaExceeded` if the recipient's waiting messages would pass `quota`
     /// bytes.
@@ -131,7 +80,7 @@ impl Store {
         Ok(self.meta.get(&rtxn, &usage_key(to))?.unwrap_or(0))
     }
 
-    /// Stores any inbox item (see [`Store::store_message`]) in a write transaction of
+    /// Stores any inbox item (see [`HeedStore::store_message`]) in a write transaction of
     /// its own.
     pub fn store_item(
         &self,
@@ -147,7 +96,7 @@ impl Store {
         Ok(stored)
     }
 
-    /// [`Store::store_item`] inside `wtxn`, which the caller commits. On an error the
+    /// [`HeedStore::store_item`] inside `wtxn`, which the caller commits. On an error the
     /// transaction may hold part of the change: abort it.
     pub fn store_item_in(
         &self,
@@ -284,7 +233,7 @@ impl Store {
         Ok(delivered)
     }
 
-    /// [`Store::deliver_message`] inside `wtxn`, which the caller commits (or aborts on
+    /// [`HeedStore::deliver_message`] inside `wtxn`, which the caller commits (or aborts on
     /// an error).
     pub fn deliver_message_in(
         &self,
@@ -358,7 +307,7 @@ impl Store {
         Ok(())
     }
 
-    /// [`Store::drop_receipt`] inside `wtxn`, which the caller commits.
+    /// [`HeedStore::drop_receipt`] inside `wtxn`, which the caller commits.
     pub fn drop_receipt_in(
         &self,
         wtxn: &mut RwTxn,
@@ -388,7 +337,7 @@ mod tests {
     #[test]
     fn stored_until_delivered_then_a_receipt_waits() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path(), 16).unwrap();
+        let s = HeedStore::open(dir.path(), 16).unwrap();
         let first = s.store_message(1, "c1", 2, msg("hello"), 1 << 20).unwrap();
         assert!(matches!(first, Stored::New(_)));
         assert_eq!(
@@ -433,7 +382,7 @@ mod tests {
     #[test]
     fn the_total_of_all_mailboxes_follows_stores_and_deliveries() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path(), 16).unwrap();
+        let s = HeedStore::open(dir.path(), 16).unwrap();
         assert_eq!(s.mailbox_bytes_total().unwrap(), 0);
         let a = s.store_message(1, "a", 2, msg("to two"), 1 << 20).unwrap();
         s.store_message(1, "b", 3, msg("to three"), 1 << 20)
@@ -451,7 +400,7 @@ mod tests {
     #[test]
     fn pending_after_gives_the_inbox_above_a_cursor_in_id_order() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path(), 16).unwrap();
+        let s = HeedStore::open(dir.path(), 16).unwrap();
         let ids: Vec<_> = (0..4)
             .map(|i| {
                 s.store_message(1, &format!("c{i}"), 2, msg(&format!("m{i}")), 1 << 20)
@@ -479,7 +428,7 @@ mod tests {
     #[test]
     fn the_mailbox_quota_counts_waiting_messages_only() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path(), 16).unwrap();
+        let s = HeedStore::open(dir.path(), 16).unwrap();
         let quota = 200;
         let id = s
             .store_message(1, "a", 2, msg(&"x".repeat(100)), quota)
