@@ -3,6 +3,7 @@
 //! them; the message and file adapters make their own.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use phoned_proto::AccountInfo;
 use phoned_proto::call::EndReason;
@@ -70,13 +71,20 @@ pub enum Change {
     Barrier(Barrier),
 }
 
-/// The answer channel of a [`Change::Barrier`].
-#[derive(Debug, Clone)]
-pub struct Barrier(pub smol::channel::Sender<()>);
+/// What a [`Change::Barrier`] calls once it is reached (the driver's answer; the core
+/// only carries it).
+#[derive(Clone)]
+pub struct Barrier(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for Barrier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Barrier")
+    }
+}
 
 impl PartialEq for Barrier {
     fn eq(&self, other: &Barrier) -> bool {
-        self.0.same_channel(&other.0)
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 

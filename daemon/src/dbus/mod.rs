@@ -237,9 +237,7 @@ async fn emit(
                 .await;
         }
         Change::StopRinging(local) => notifier.stop_ringing(local).await,
-        Change::Barrier(done) => {
-            let _ = done.0.try_send(());
-        }
+        Change::Barrier(reached) => (reached.0)(),
         Change::Conference(local) => {
             let path = conference::path(local);
             match server.interface::<_, ConferenceIface>(path.as_str()).await {

@@ -147,7 +147,10 @@ impl Handle {
     /// signals sent).
     pub async fn announced(&self) {
         let (tx, rx) = smol::channel::bounded(1);
-        if self.changes.try_send(Change::Barrier(Barrier(tx))).is_ok() {
+        let reached = Barrier(Arc::new(move || {
+            let _ = tx.try_send(());
+        }));
+        if self.changes.try_send(Change::Barrier(reached)).is_ok() {
             let _ = rx.recv().await;
         }
     }
