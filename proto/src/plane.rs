@@ -17,8 +17,8 @@ pub mod path;
 pub mod replay;
 
 pub use packet::{
-    Direction, HEADER, KEY_LABEL, Keys, MAX_PACKET, OpenError, TAG, open_in_place, peek_counter, peek_id,
-    seal,
+    Direction, HEADER, KEY_LABEL, Keys, MAX_PACKET, OpenError, TAG, open_in_place, peek_counter,
+    peek_id, seal,
 };
 pub use path::{PathAction, UdpPath};
 pub use replay::ReplayWindow;

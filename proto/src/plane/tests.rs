@@ -94,7 +94,10 @@ fn short_and_oversized_packets_are_refused() {
         assert_eq!(peek_id(&p), None);
     }
     let mut small = [0u8; 10];
-    assert_eq!(seal(k.key(Direction::Up), 1, 1, b"too big", &mut small), None);
+    assert_eq!(
+        seal(k.key(Direction::Up), 1, 1, b"too big", &mut small),
+        None
+    );
 }
 
 #[test]
