@@ -66,7 +66,6 @@ pub(crate) struct Registry {
     rooms: Mutex<HashMap<CallId, RoomState>>,
 }
 
-
 /// A route change, resolved to the maps and connections it touches.
 enum RouteChange {
     Add(Routes, CallId, Route),
