@@ -352,9 +352,13 @@ async fn live(
     let events = async {
         while let Some(event) = client.next_event().await {
             match event {
-                phoned_proto::Event::MediaPlane { id, port } => {
-                    media_link.start_udp(relay.ip(), id, port, media.clone());
-                }
+                phoned_proto::Event::MediaPlane { id, port } => match config.relay_media_port {
+                    Some(0) => tracing::info!("relay_media_port = 0: media over QUIC datagrams"),
+                    other => {
+                        let port = other.unwrap_or(port);
+                        media_link.start_udp(relay.ip(), id, port, media.clone());
+                    }
+                },
                 event => handle.event(event),
             }
         }
