@@ -317,3 +317,74 @@ proptest! {
         prop_assert!(out.udp.is_empty() && out.quic.is_empty());
     }
 }
+
+#[test]
+fn a_room_forwards_over_udp_to_listeners_heard_there_and_over_quic_to_the_rest() {
+    use crate::conference::speakers::Speakers;
+    use crate::room_media::{Member, RoomMedia};
+    const ROOM: u64 = 500;
+    let mut parties: Vec<Party> = (1..=3).map(|i| Party::new(i, 100 * i as u32)).collect();
+    let room = Arc::new(RoomMedia {
+        call: ROOM,
+        members: parties
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Member {
+                session: p.peer.sid,
+                source: i as u32,
+                peer: p.peer.clone(),
+                flowing: true,
+            })
+            .collect(),
+        speakers: Arc::new(Mutex::new(Speakers::new())),
+    });
+    for p in &parties {
+        p.peer
+            .routes
+            .lock()
+            .unwrap()
+            .insert(ROOM, Route::Room(room.clone()));
+    }
+    let table: HashMap<u32, Arc<Peer>> = parties.iter().map(|p| (p.id, p.peer.clone())).collect();
+    // Party 2 is heard on UDP; party 3 is not.
+    let mut k = parties[1].packet(&[]);
+    receive(
+        &table,
+        &mut k,
+        addr(2),
+        0,
+        &mut scratch(),
+        &mut Record::default(),
+    );
+    let loud = MediaFrame {
+        call: ROOM,
+        source: 0,
+        seq: 1,
+        timestamp: 0,
+        level: 5,
+        payload: vec![9; 20],
+    }
+    .encode();
+    let mut out = Record::default();
+    let mut p = parties[0].packet(&loud);
+    let r = receive(&table, &mut p, addr(1), 10, &mut scratch(), &mut out);
+    assert!(matches!(
+        r,
+        Received::Media {
+            forwarded: Forwarded::Room,
+            ..
+        }
+    ));
+    assert_eq!(out.udp.len(), 1);
+    assert_eq!(out.udp[0].0, addr(2));
+    assert_eq!(parties[1].read(&out.udp[0].1), loud);
+    assert_eq!(out.quic, [(3, loud.clone())]);
+    // A frame claiming another member's source is not forwarded.
+    let mut out = Record::default();
+    let mut forged_source = loud.clone();
+    forged_source[2] = 1; // the source varint, after the 2-byte call id
+    let mut p = parties[0].packet(&forged_source);
+    receive(&table, &mut p, addr(1), 20, &mut scratch(), &mut out);
+    assert!(out.udp.is_empty() && out.quic.is_empty());
+    let _ = &mut parties;
+}
