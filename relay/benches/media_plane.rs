@@ -16,7 +16,10 @@
 //! Run: `cargo bench -p phone-relay --bench media_plane` (`-- --calls N` to change the
 //! number of calls, default 1000; `--rate R` to measure only R packets/s; `--threads T`
 //! for the relay's `media_threads`; `--sockets S` generator sockets, default 2; `--quick`
-//! for short windows).
+//! for short windows; `--poll-us P`: the receiving threads drain their sockets every P µs
+//! instead of waiting in `recvmmsg`, as a client on another machine would cost the relay:
+//! on loopback the relay's `sendmmsg` delivers each packet into the receiving socket and
+//! wakes a thread waiting there, in the relay's own time).
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -266,7 +269,7 @@ fn sender(
                         break;
                     }
                     off += r as usize;
-                    if phase % 2 == 0 {
+                    if phase.is_multiple_of(2) {
                         st.sent.fetch_add(r as u64, Ordering::Relaxed);
                     }
                 }
@@ -278,11 +281,15 @@ fn sender(
 }
 
 /// A receiving thread: opens what the relay sends to this socket's sessions, stamps it.
+///
+/// With `poll` non-zero the thread does not wait in the socket: it drains it, then sleeps
+/// that long (see `--poll-us`).
 fn receiver(
     socket: UdpSocket,
     by_id: Arc<HashMap<u32, usize>>,
     sessions: Arc<Vec<Session>>,
     st: Arc<State>,
+    poll: Duration,
 ) {
     socket
         .set_read_timeout(Some(Duration::from_millis(100)))
@@ -306,6 +313,11 @@ fn receiver(
             m
         })
         .collect();
+    let flags = if poll.is_zero() {
+        libc::MSG_WAITFORONE
+    } else {
+        libc::MSG_DONTWAIT
+    };
     while !st.stop.load(Ordering::Relaxed) {
         // SAFETY: the messages point at BATCH live buffers.
         let n = unsafe {
@@ -313,11 +325,14 @@ fn receiver(
                 fd,
                 msgs.as_mut_ptr(),
                 BATCH as u32,
-                libc::MSG_WAITFORONE,
+                flags,
                 std::ptr::null_mut(),
             )
         };
         if n <= 0 {
+            if !poll.is_zero() {
+                std::thread::sleep(poll);
+            }
             continue;
         }
         let now = st.now_ns();
@@ -356,6 +371,7 @@ fn main() {
     let calls = value("--calls").unwrap_or(1000);
     let threads = value("--threads").unwrap_or(1);
     let nsockets = value("--sockets").unwrap_or(2);
+    let poll = Duration::from_micros(value("--poll-us").unwrap_or(0) as u64);
     let (warm, window) = if quick {
         (Duration::from_millis(500), Duration::from_millis(1500))
     } else {
@@ -524,7 +540,7 @@ fn main() {
                     sessions.clone(),
                     st.clone(),
                 );
-                std::thread::spawn(move || receiver(s, by_id, sessions, st))
+                std::thread::spawn(move || receiver(s, by_id, sessions, st, poll))
             })
             .collect();
         let sender_thread = {
@@ -550,9 +566,14 @@ fn main() {
         );
         println!();
         println!(
-            "{calls} two-way calls ({} sessions logged in over QUIC, protocol 4) set up in {:.1} s; relay media_threads = {threads}; generator: 1 sending thread, {nsockets} receiving threads/sockets. {PAYLOAD}-byte payloads, the rate spread evenly over the {} streams. {:.1} s warm-up, {:.1} s measured per load.",
+            "{calls} two-way calls ({} sessions logged in over QUIC, protocol 4) set up in {:.1} s; relay media_threads = {threads}; generator: 1 sending thread, {nsockets} receiving threads/sockets ({}). {PAYLOAD}-byte payloads, the rate spread evenly over the {} streams. {:.1} s warm-up, {:.1} s measured per load.",
             2 * calls,
             set_up.as_secs_f64(),
+            if poll.is_zero() {
+                "each blocked in recvmmsg".to_owned()
+            } else {
+                format!("each draining its socket every {} µs", poll.as_micros())
+            },
             2 * calls,
             warm.as_secs_f64(),
             window.as_secs_f64()
