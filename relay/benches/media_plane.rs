@@ -45,24 +45,36 @@ const ENDPOINTS: usize = 8;
 const WAIT: Duration = Duration::from_secs(30);
 const BATCH: usize = 64;
 
-/// Delay histogram: 1 µs bins up to 20 ms, then one overflow bin.
+/// Delay histogram: 1 µs bins up to 20 ms, 1 ms bins up to 2 s, one overflow bin.
 struct Histogram {
     bins: Vec<AtomicU64>,
 }
 
+const FINE_US: u64 = 20_000;
+const COARSE_MS: u64 = 2_000;
+
 impl Histogram {
     fn new() -> Histogram {
+        let n = FINE_US + (COARSE_MS - FINE_US / 1000) + 1;
         Histogram {
-            bins: (0..20_001).map(|_| AtomicU64::new(0)).collect(),
+            bins: (0..n).map(|_| AtomicU64::new(0)).collect(),
         }
     }
+
     fn record(&self, us: u64) {
-        let i = (us as usize).min(self.bins.len() - 1);
-        self.bins[i].fetch_add(1, Ordering::Relaxed);
+        let bin = if us < FINE_US {
+            us
+        } else {
+            (FINE_US + us / 1000 - FINE_US / 1000).min(self.bins.len() as u64 - 1)
+        };
+        self.bins[bin as usize].fetch_add(1, Ordering::Relaxed);
     }
+
     fn reset(&self) {
         self.bins.iter().for_each(|b| b.store(0, Ordering::Relaxed));
     }
+
+    /// The `q` quantile in µs (lower edge of its bin).
     fn quantile(&self, q: f64) -> f64 {
         let counts: Vec<u64> = self
             .bins
@@ -78,7 +90,12 @@ impl Histogram {
         for (i, c) in counts.iter().enumerate() {
             seen += c;
             if seen >= rank {
-                return i as f64;
+                let i = i as u64;
+                return if i < FINE_US {
+                    i as f64
+                } else {
+                    ((i - FINE_US) * 1000 + FINE_US) as f64
+                };
             }
         }
         f64::INFINITY
