@@ -13,6 +13,7 @@ use thiserror::Error;
 struct File {
     relay: Option<String>,
     relay_fingerprint: Option<String>,
+    relay_media_port: Option<u16>,
     number: Option<String>,
     password: Option<String>,
     display_name: Option<String>,
@@ -92,6 +93,10 @@ pub struct Config {
     pub relay_host: String,
     pub relay_port: u16,
     pub relay_fingerprint: Option<String>,
+    /// The relay's UDP media port as this device reaches it, when a port forward makes it
+    /// differ from the one the relay announces; `Some(0)`: no UDP media plane, media on
+    /// QUIC datagrams only. `None`: the announced port.
+    pub relay_media_port: Option<u16>,
     /// Fixed credentials; else the daemon provisions and keeps its own.
     pub credentials: Option<(String, String)>,
     pub display_name: String,
@@ -185,6 +190,7 @@ impl Config {
             relay_host,
             relay_port,
             relay_fingerprint,
+            relay_media_port: file.relay_media_port,
             credentials,
             display_name,
             display_name_given,

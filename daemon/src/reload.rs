@@ -46,6 +46,7 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         relay_host: _,
         relay_port: _,
         relay_fingerprint: _,
+        relay_media_port: _,
         credentials: _,
         display_name: _,
         display_name_given: _,
@@ -70,6 +71,11 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     check(
         old.relay_fingerprint != new.relay_fingerprint,
         "relay_fingerprint",
+        Effect::Reconnect,
+    );
+    check(
+        old.relay_media_port != new.relay_media_port,
+        "relay_media_port",
         Effect::Reconnect,
     );
     let number = |c: &Config| c.credentials.as_ref().map(|(n, _)| n.clone());

@@ -4,6 +4,8 @@
 //! - [`msg`]: the typed control messages between a device and the relay.
 //! - [`codec`]: postcard encoding and strict decoding of those messages.
 //! - [`media`]: the media datagrams: `MediaFrame`, `RedundantFrame`, `MediaReport`.
+//! - [`plane`]: the UDP media plane: sealed packets, the replay window, the client's path
+//!   state (probe, keep-alive, fallback to QUIC datagrams).
 //! - [`call`]: call ids, phases, end reasons, and the call states, directions and results
 //!   the daemon shows.
 //! - [`conference`]: conference party states, the roster, the limits (16 parties).
@@ -31,6 +33,7 @@ pub mod ident;
 pub mod media;
 pub mod msg;
 pub mod names;
+pub mod plane;
 pub mod state;
 pub mod text;
 pub mod transfer;
@@ -55,7 +58,11 @@ pub use msg::*;
 /// and `merged`, and error codes `ConferenceFull`, `NotHost`, `InvalidParty`. A relay
 /// sends none of them to a session that said `Hello` with an older version (its devices
 /// are not invited: they count as busy) ([`Event::since`]).
-pub const PROTOCOL_VERSION: u16 = 3;
+///
+/// Version 4 added the UDP media plane ([`plane`]): [`Event::MediaPlane`] after the login
+/// tells the session where to send its media as sealed UDP packets; older sessions keep
+/// their media on QUIC datagrams.
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The oldest protocol version a relay still serves (a session that said `Hello` with it
 /// gets version 1's behaviour: receipts are forgotten once pushed).

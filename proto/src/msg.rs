@@ -276,6 +276,11 @@ pub enum Event {
     /// (Protocol 3.) Who is in conference `conference` now; sent to every party in the
     /// room on each change.
     ConferenceRoster { conference: CallId, roster: Roster },
+    /// (Protocol 4.) Right after the login's answer, when the relay has a UDP media
+    /// plane: this session's media id, and the UDP port (on the relay's address) to send
+    /// its media packets to. The keys come from the connection's TLS exporter
+    /// ([`crate::plane::packet`]); docs/protocol.md §16.
+    MediaPlane { id: u32, port: u16 },
 }
 
 impl Event {
@@ -287,6 +292,7 @@ impl Event {
             | Event::ConferenceIncoming { .. }
             | Event::ConferenceMoved { .. }
             | Event::ConferenceRoster { .. } => 3,
+            Event::MediaPlane { .. } => 4,
             Event::Presence { .. }
             | Event::AccountChanged(_)
             | Event::CallIncoming { .. }

@@ -45,6 +45,9 @@ struct File {
     tls_key: Option<PathBuf>,
     metrics_listen: Option<String>,
     store: Option<String>,
+    media_listen: Option<String>,
+    media_advertise_port: Option<u16>,
+    media_threads: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +93,16 @@ pub struct Config {
     /// Where the state lives: the embedded LMDB store in `state_dir` (the default), or
     /// PostgreSQL (`store = "postgres://…"`).
     pub store: Backend,
+    /// UDP address of the media plane (protocol 4 clients send their media there);
+    /// `None`: no media plane, all media on QUIC datagrams. Default: `listen`'s address,
+    /// port + 1 (port 0 when `listen`'s is 0).
+    pub media_listen: Option<SocketAddr>,
+    /// The media port clients are told (a port forward or NAT in front of the relay);
+    /// `None`: the port `media_listen` bound.
+    pub media_advertise_port: Option<u16>,
+    /// Forwarding threads of the media plane, each with its own socket on the same port
+    /// (`SO_REUSEPORT`).
+    pub media_threads: usize,
 }
 
 /// Overrides from the command line.
@@ -245,6 +258,32 @@ impl Config {
             None | Some("lmdb") => Backend::Heed,
             Some(url) => Backend::Postgres(url.parse().map_err(|e| invalid("store", e))?),
         };
+        let media_listen = match file.media_listen.as_deref() {
+            Some("off") => None,
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "media_listen",
+                    format!("{text:?} is not an address like 0.0.0.0:7448, nor \"off\""),
+                )
+            })?),
+            None if listen.port() == 0 => Some(SocketAddr::new(listen.ip(), 0)),
+            None => Some(SocketAddr::new(
+                listen.ip(),
+                listen.port().checked_add(1).ok_or_else(|| {
+                    invalid(
+                        "media_listen",
+                        "listen's port is 65535: set media_listen to a free port".into(),
+                    )
+                })?,
+            )),
+        };
+        let media_threads = file.media_threads.unwrap_or(1);
+        if !(1..=64).contains(&media_threads) {
+            return Err(invalid(
+                "media_threads",
+                format!("{media_threads} is not between 1 and 64"),
+            ));
+        }
         Ok(Config {
             listen,
             state_dir: o
@@ -272,6 +311,9 @@ impl Config {
             tls,
             metrics_listen,
             store,
+            media_listen,
+            media_advertise_port: file.media_advertise_port.filter(|p| *p != 0),
+            media_threads,
         })
     }
 }
@@ -344,6 +386,29 @@ mod tests {
             panic!("{:?}", c.store)
         };
         assert_eq!(url.to_string(), "postgres://relay:***@db/phone");
+    }
+
+    #[test]
+    fn the_media_plane_listens_next_to_quic_unless_off() {
+        let c = Config::from_toml("listen = \"127.0.0.1:7447\"").unwrap();
+        assert_eq!(c.media_listen, Some("127.0.0.1:7448".parse().unwrap()));
+        assert_eq!(c.media_threads, 1);
+        let c = Config::from_toml("listen = \"127.0.0.1:0\"").unwrap();
+        assert_eq!(c.media_listen, Some("127.0.0.1:0".parse().unwrap()));
+        let c = Config::from_toml("media_listen = \"off\"").unwrap();
+        assert_eq!(c.media_listen, None);
+        let c = Config::from_toml("media_listen = \"[::]:9000\"\nmedia_advertise_port = 19000")
+            .unwrap();
+        assert_eq!(c.media_listen.unwrap().port(), 9000);
+        assert_eq!(c.media_advertise_port, Some(19000));
+        for bad in [
+            "media_listen = \"on\"",
+            "media_threads = 0",
+            "listen = \"0.0.0.0:65535\"",
+        ] {
+            assert!(Config::from_toml(bad).is_err(), "{bad}");
+        }
+        assert!(Config::from_toml("listen = \"0.0.0.0:65535\"\nmedia_listen = \"off\"").is_ok());
     }
 
     #[test]

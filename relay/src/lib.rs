@@ -16,7 +16,9 @@
 //!   acknowledgements.
 //! - Drivers, moving bytes: [`server`] binds the QUIC endpoint, starts those tasks and
 //!   accepts connections; `session` serves one connection's control stream (answers from
-//!   `requests`, messages via `mailbox` and `pipeline`) and forwards its media; `push`
+//!   `requests`, messages via `mailbox` and `pipeline`) and forwards its QUIC media
+//!   datagrams; `plane` is the UDP media plane (sealed packets, forwarded in batches by
+//!   plain threads; its per-packet decisions sans-IO in `plane::forward`); `push`
 //!   sends a device its inbox and receipts from the store, in order; `bulk` serves file
 //!   transfer streams.
 //! - Durable state: [`store`] accounts, numbers and mailboxes, in LMDB or PostgreSQL
@@ -42,6 +44,7 @@ mod mailbox;
 mod metrics;
 pub mod password;
 mod pipeline;
+mod plane;
 mod push;
 mod registry;
 pub mod reload;

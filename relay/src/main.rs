@@ -204,6 +204,9 @@ fn serve(at: Where, listen: Option<String>) -> anyhow::Result<()> {
         let running = phone_relay::start(config)?;
         let fingerprint = running.fingerprint();
         let mut out = std::io::stdout().lock();
+        if let Some(media) = running.media_addr {
+            writeln!(out, "media on {media}")?;
+        }
         writeln!(out, "listening on {}", running.addr)?;
         writeln!(out, "fingerprint {fingerprint}")?;
         out.flush()?;

@@ -63,8 +63,19 @@ pub(crate) struct Media {
     pub malformed: Counter,
     /// No route for the call from this session (not answered, held, ended, or not its).
     pub no_route: Counter,
-    /// The peer's connection refused it (closed, or datagrams too large for it).
+    /// The peer's connection refused it (closed, or datagrams too large for it), or the
+    /// media socket had no room for it.
     pub send_failed: Counter,
+    /// Media plane: a packet for no session's media id, or not authentic for it.
+    pub auth_failed: Counter,
+    /// Media plane: an authentic packet seen before, or too old for the replay window.
+    pub replayed: Counter,
+    /// Media plane: authentic packets received (media and keep-alives).
+    pub udp_received: Counter,
+    /// Media plane: packets sent (media and keep-alive echoes).
+    pub udp_sent: Counter,
+    /// Media plane: a session's address changed (its first packet, or a NAT rebinding).
+    pub udp_moved: Counter,
 }
 
 /// The state a scrape reports as gauges, read from the relay when the scrape comes.
@@ -110,6 +121,11 @@ impl Metrics {
             malformed: drop_counter("malformed"),
             no_route: drop_counter("no_route"),
             send_failed: drop_counter("send_failed"),
+            auth_failed: drop_counter("auth_failed"),
+            replayed: drop_counter("replayed"),
+            udp_received: Counter::default(),
+            udp_sent: Counter::default(),
+            udp_moved: Counter::default(),
         };
         let login_failures = Family::<Cause, Counter>::default();
         for why in [
@@ -187,8 +203,23 @@ impl Metrics {
         );
         r.register(
             "media_dropped",
-            "Media datagrams not forwarded, by cause: malformed, no_route, send_failed",
+            "Media datagrams not forwarded, by cause: malformed, no_route, send_failed, auth_failed, replayed",
             dropped,
+        );
+        r.register(
+            "media_udp_received",
+            "Authentic packets received on the UDP media plane (media and keep-alives)",
+            self.media.udp_received.clone(),
+        );
+        r.register(
+            "media_udp_sent",
+            "Packets sent on the UDP media plane (media and keep-alive echoes)",
+            self.media.udp_sent.clone(),
+        );
+        r.register(
+            "media_udp_address_changes",
+            "Sessions heard on the UDP media plane from a new address (first packet, NAT rebinding)",
+            self.media.udp_moved.clone(),
         );
         r.register(
             "messages_stored",

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use phoned_proto::call::CallId;
 use phoned_proto::error::close;
@@ -17,6 +16,7 @@ use crate::calls::{CallAction, RoomMember};
 use crate::conference::speakers::Speakers;
 use crate::hub::batch::Batch;
 use crate::hub::{Action, SessionId};
+use crate::plane::peer::Peer;
 use crate::room_media::{self, RoomMedia};
 use crate::shared::lock;
 
@@ -31,22 +31,24 @@ pub(crate) enum Outgoing {
 /// Where one session's media of one call goes.
 #[derive(Clone)]
 pub(crate) enum Route {
-    /// To the other party of a two-party call.
-    Peer(quinn::Connection),
+    /// To the other party of a two-party call (by UDP or QUIC, as it receives now).
+    Peer(Arc<Peer>),
     /// Into a conference room, which picks the listeners.
     Room(Arc<RoomMedia>),
 }
 
 /// Media routes of one session: call → where its datagrams go. Read once per datagram by
-/// the session's forwarding task (the relay's hot path), written only when a call is
+/// the forwarders (the relay's hot path: the session's QUIC datagram task, the media
+/// plane's threads), written only when a call is
 /// answered, held, resumed or ended, or a room's members change.
 pub(crate) type Routes = Arc<Mutex<HashMap<CallId, Route>>>;
 
 pub(crate) struct SessionHandle {
     pub out: Sender<Outgoing>,
     pub conn: quinn::Connection,
-    /// Where this session's media datagrams go, per call (set by the call router).
-    pub routes: Routes,
+    /// This session as a media endpoint; its `routes` say where its media datagrams go,
+    /// per call (set by the call router).
+    pub peer: Arc<Peer>,
     /// The protocol version the session speaks (its `Hello`'s; the oldest served until
     /// then): events newer than it are not sent to it ([`Event::since`]).
     pub version: u16,
@@ -58,20 +60,10 @@ struct RoomState {
     speakers: Arc<Mutex<Speakers>>,
 }
 
+#[derive(Default)]
 pub(crate) struct Registry {
     sessions: Mutex<HashMap<SessionId, SessionHandle>>,
     rooms: Mutex<HashMap<CallId, RoomState>>,
-    epoch: Instant,
-}
-
-impl Default for Registry {
-    fn default() -> Self {
-        Registry {
-            sessions: Mutex::default(),
-            rooms: Mutex::default(),
-            epoch: Instant::now(),
-        }
-    }
 }
 
 /// A route change, resolved to the maps and connections it touches.
@@ -175,8 +167,8 @@ impl Registry {
                     }
                     CallAction::Route { call, from, to } => {
                         if let (Some(f), Some(t)) = (sessions.get(&from), sessions.get(&to)) {
-                            let route = Route::Peer(t.conn.clone());
-                            changes.push(RouteChange::Add(f.routes.clone(), call, route));
+                            let route = Route::Peer(t.peer.clone());
+                            changes.push(RouteChange::Add(f.peer.routes.clone(), call, route));
                         }
                     }
                     CallAction::Room { room, members } => {
@@ -187,7 +179,7 @@ impl Registry {
                     }
                     CallAction::Unroute { call, from } => {
                         if let Some(f) = sessions.get(&from) {
-                            changes.push(RouteChange::Remove(f.routes.clone(), call));
+                            changes.push(RouteChange::Remove(f.peer.routes.clone(), call));
                         }
                     }
                 }
@@ -224,7 +216,7 @@ impl Registry {
             .filter(|s| !members.iter().any(|m| m.session == **s))
         {
             if let Some(h) = sessions.get(gone) {
-                changes.push(RouteChange::Remove(h.routes.clone(), room));
+                changes.push(RouteChange::Remove(h.peer.routes.clone(), room));
             }
         }
         if members.is_empty() {
@@ -239,18 +231,17 @@ impl Registry {
                     sessions.get(&m.session).map(|h| room_media::Member {
                         session: m.session,
                         source: m.source,
-                        conn: h.conn.clone(),
+                        peer: h.peer.clone(),
                         flowing: m.flowing,
                     })
                 })
                 .collect(),
             speakers: speakers.clone(),
-            epoch: self.epoch,
         });
         for m in members {
             if let Some(h) = sessions.get(&m.session) {
                 changes.push(RouteChange::Add(
-                    h.routes.clone(),
+                    h.peer.routes.clone(),
                     room,
                     Route::Room(media.clone()),
                 ));

@@ -5,12 +5,15 @@
 use crate::config::Config;
 
 /// Keys that cannot change under a running relay (the sockets and the open database).
-pub const RESTART_KEYS: [&str; 5] = [
+pub const RESTART_KEYS: [&str; 8] = [
     "listen",
     "state_dir",
     "map_size_mib",
     "metrics_listen",
     "store",
+    "media_listen",
+    "media_advertise_port",
+    "media_threads",
 ];
 
 /// The outcome of a reload.
@@ -64,6 +67,9 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
         tls: _,
         metrics_listen: _,
         store: _,
+        media_listen: _,
+        media_advertise_port: _,
+        media_threads: _,
     } = old;
     let mut out = Reloaded::default();
     let mut live = |key: &'static str, changed: bool| {
@@ -144,6 +150,18 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
         out.needs_restart.push("store");
         new.store = old.store.clone();
     }
+    if old.media_listen != new.media_listen {
+        out.needs_restart.push("media_listen");
+        new.media_listen = old.media_listen;
+    }
+    if old.media_advertise_port != new.media_advertise_port {
+        out.needs_restart.push("media_advertise_port");
+        new.media_advertise_port = old.media_advertise_port;
+    }
+    if old.media_threads != new.media_threads {
+        out.needs_restart.push("media_threads");
+        new.media_threads = old.media_threads;
+    }
     (new, out)
 }
 
@@ -211,7 +229,8 @@ mod tests {
         let new = config(
             "listen = \"127.0.0.1:7001\"\nstate_dir = \"/b\"\nmap_size_mib = 64\n\
              allow_register = false\nmetrics_listen = \"127.0.0.1:9447\"\n\
-             store = \"postgres://relay@localhost/phone\"",
+             store = \"postgres://relay@localhost/phone\"\n\
+             media_listen = \"127.0.0.1:7100\"\nmedia_advertise_port = 7200\nmedia_threads = 2",
         );
         let (run, r) = plan(&old, new);
         assert_eq!(r.needs_restart, RESTART_KEYS);
@@ -221,6 +240,8 @@ mod tests {
         assert_eq!(run.map_size_mib, old.map_size_mib);
         assert_eq!(run.metrics_listen, None);
         assert_eq!(run.store, crate::store::Backend::Heed);
+        assert_eq!(run.media_listen, old.media_listen);
+        assert_eq!(run.media_threads, 1);
         assert!(!run.allow_register);
     }
 }

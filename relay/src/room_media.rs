@@ -6,19 +6,20 @@
 //! side, and a room has several).
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use bytes::Bytes;
 use phoned_proto::media::peek_level;
 
 use crate::conference::speakers::Speakers;
 use crate::hub::SessionId;
+use crate::plane::forward::{Scratch, Sink, deliver};
+use crate::plane::peer::Peer;
 use crate::shared::lock;
 
 pub(crate) struct Member {
     pub session: SessionId,
     pub source: u32,
-    pub conn: quinn::Connection,
+    /// Where its media goes (UDP or QUIC, as it receives now).
+    pub peer: Arc<Peer>,
     pub flowing: bool,
 }
 
@@ -26,19 +27,26 @@ pub(crate) struct RoomMedia {
     pub call: u64,
     pub members: Vec<Member>,
     pub speakers: Arc<Mutex<Speakers>>,
-    pub epoch: Instant,
 }
 
 impl RoomMedia {
-    /// Forwards one datagram that session `from` sent on this room.
-    pub fn forward(&self, from: SessionId, datagram: Bytes) {
+    /// Forwards one datagram that session `from` sent on this room, at `now_ms` on the
+    /// media clock ([`crate::plane::now_ms`]).
+    pub fn forward(
+        &self,
+        from: SessionId,
+        datagram: &[u8],
+        now_ms: u64,
+        scratch: &mut Scratch,
+        sink: &mut impl Sink,
+    ) {
         let Some(me) = self.members.iter().find(|m| m.session == from) else {
             return;
         };
         if !me.flowing {
             return;
         }
-        let Some(head) = peek_level(&datagram) else {
+        let Some(head) = peek_level(datagram) else {
             return;
         };
         let Some(level) = head.level else {
@@ -47,13 +55,12 @@ impl RoomMedia {
         if head.call != self.call || head.source != me.source {
             return;
         }
-        let now_ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut speakers = lock(&self.speakers);
         speakers.observe(now_ms, me.source, level);
         for to in &self.members {
             if to.flowing && to.session != from && speakers.forwards(me.source, to.source) {
                 // A full or closed peer drops the frame: media is never worth waiting for.
-                let _ = to.conn.send_datagram(datagram.clone());
+                deliver(&to.peer, datagram, now_ms, scratch, sink);
             }
         }
     }

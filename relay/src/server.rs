@@ -56,6 +56,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Where the metrics endpoint listens, when `metrics_listen` is set.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where the UDP media plane listens, when it runs.
+    pub media_addr: Option<SocketAddr>,
     fingerprint: Mutex<String>,
     endpoint: quinn::Endpoint,
     shared: Arc<Shared>,
@@ -65,6 +67,8 @@ pub struct Running {
     _upkeep: Task<()>,
     _flusher: Task<()>,
     _metrics: Option<Task<()>>,
+    /// Stops the media plane's threads when dropped.
+    _media: Option<crate::plane::Running>,
 }
 
 impl Running {
@@ -178,6 +182,25 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         source,
     })?;
     let metrics_listener = config.metrics_listen.map(bind_metrics).transpose()?;
+    // Without its media plane the relay still serves everything, media on QUIC datagrams.
+    let media = config.media_listen.and_then(|at| {
+        let started = crate::plane::Plane::start(
+            at,
+            config.media_advertise_port,
+            config.media_threads,
+            metrics.media.clone(),
+        );
+        match started {
+            Ok(running) => {
+                tracing::info!(addr = %running.plane.local, "media plane on UDP {}", running.plane.local);
+                Some(running)
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for media on {at}: {e}; media goes over QUIC datagrams");
+                None
+            }
+        }
+    });
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let calls = Calls::new(
         millis(config.ring_timeout),
@@ -214,6 +237,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         kick,
         flush,
         metrics,
+        media.as_ref().map(|m| m.plane.clone()),
     ));
     crate::upkeep::restore_partials(&shared);
     let upkeep = smol::spawn(crate::upkeep::run(shared.clone(), kicked, addr));
@@ -231,6 +255,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     Ok(Running {
         addr,
         metrics_addr,
+        media_addr: media.as_ref().map(|m| m.plane.local),
         fingerprint: Mutex::new(fingerprint),
         endpoint,
         shared,
@@ -240,6 +265,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         _upkeep: upkeep,
         _flusher: flusher,
         _metrics: metrics_task,
+        _media: media,
     })
 }
 

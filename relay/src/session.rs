@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use phoned_proto::codec::peek_request_id;
 use phoned_proto::error::close;
 use phoned_proto::{
-    ErrorCode, FrameDecoder, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, Request, Response, ServerMsg,
-    Welcome, WireError, decode_client, encode_server,
+    ErrorCode, Event, FrameDecoder, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, Request, Response,
+    ServerMsg, Welcome, WireError, decode_client, encode_server,
 };
 use smol::channel::{Receiver, Sender};
 use tracing::Instrument;
@@ -19,7 +19,9 @@ use crate::calls::CallAction;
 use crate::hub::SessionId;
 use crate::mailbox::Queued;
 use crate::pipeline::Pipeline;
-use crate::registry::{Outgoing, Route, Routes, SessionHandle};
+use crate::plane::forward::{Forwarded, Scratch, Sent, forward};
+use crate::plane::peer::Peer;
+use crate::registry::{Outgoing, Routes, SessionHandle};
 use crate::server::unix_ms;
 use crate::shared::{Shared, Slot, lock};
 use crate::store::AccountId;
@@ -41,6 +43,12 @@ pub(crate) struct Session {
     out: Sender<Outgoing>,
     conn: quinn::Connection,
     hello: bool,
+    /// The protocol version the session speaks (its `Hello`'s).
+    version: u16,
+    /// This session as a media endpoint.
+    peer: Arc<Peer>,
+    /// Its id on the UDP media plane, once it has one.
+    media_id: Option<u32>,
     /// Answers of pipelined store-and-forward requests, in order.
     pipeline: Pipeline,
 }
@@ -125,24 +133,20 @@ async fn serve(shared: Arc<Shared>, incoming: quinn::Incoming, remote: SocketAdd
     tracing::Span::current().record("sid", sid);
     let (out, rx) = smol::channel::bounded(OUT_QUEUE);
     let routes: Routes = Arc::default();
+    let peer = Arc::new(Peer::new(sid, routes.clone(), Box::new(conn.clone())));
     shared.sessions.insert(
         sid,
         SessionHandle {
             out: out.clone(),
             conn: conn.clone(),
-            routes: routes.clone(),
+            peer: peer.clone(),
             version: MIN_PROTOCOL_VERSION,
         },
     );
     let writer = smol::spawn(write_loop(send, rx, conn.clone()).in_current_span());
     // Not instrumented: it logs nothing, and entering a span on every poll would cost
     // the forwarding hot path.
-    let media = smol::spawn(forward_media(
-        sid,
-        conn.clone(),
-        routes,
-        shared.metrics.media.clone(),
-    ));
+    let media = smol::spawn(forward_media(conn.clone(), peer.clone(), shared.clone()));
     // Every further stream the client opens is one file transfer.
     let bulk = {
         let (shared, conn) = (shared.clone(), conn.clone());
@@ -169,10 +173,18 @@ async fn serve(shared: Arc<Shared>, incoming: quinn::Incoming, remote: SocketAdd
         out,
         conn,
         hello: false,
+        version: MIN_PROTOCOL_VERSION,
+        peer,
+        media_id: None,
     };
     session.read_loop(recv, accepted, login_timeout).await;
     session.pipeline.flush().await;
     shared.calls.left(sid).await;
+    if let (Some(id), Some(plane)) = (session.media_id, &shared.media) {
+        plane.unregister(id);
+    }
+    // Routes hold the peers they lead to: cleared, no cycle outlives the session.
+    lock(&routes).clear();
     shared.sessions.remove(sid);
     shared.leave(sid);
     shared.delivery.leave(sid);
@@ -301,6 +313,7 @@ impl Session {
             }
             tracing::debug!(client = %hello.client.chars().take(64).collect::<String>(), "hello");
             self.hello = true;
+            self.version = hello.version;
             self.shared.delivery.hello(self.sid, hello.version);
             self.shared.sessions.hello(self.sid, hello.version);
             self.reply(
@@ -319,8 +332,12 @@ impl Session {
             Begun::Refused(e) => self.pipeline.ready(frame.id, Err(e)).await,
             Begun::Other(req) => {
                 self.pipeline.flush().await;
+                let anonymous = self.account.is_none();
                 let result = self.request(req).await;
                 self.reply(frame.id, result);
+                if anonymous && self.account.is_some() {
+                    self.media_plane();
+                }
                 let deferred = std::mem::take(&mut self.after_reply);
                 self.shared.sessions.dispatch_calls(deferred);
             }
@@ -347,6 +364,37 @@ impl Session {
         match queued {
             Ok(task) => Begun::Queued(task),
             Err(e) => Begun::Refused(e),
+        }
+    }
+
+    /// Just logged in: a protocol 4 session gets its media id and the media port, when
+    /// the relay has a media plane (older ones keep their media on QUIC datagrams).
+    fn media_plane(&mut self) {
+        let Some(plane) = &self.shared.media else {
+            return;
+        };
+        let event = Event::MediaPlane {
+            id: 0,
+            port: plane.port,
+        };
+        if event.since() > self.version || self.media_id.is_some() {
+            return;
+        }
+        let Some(id) = plane.register(&self.peer, &self.conn) else {
+            tracing::warn!("no media keys from the TLS exporter: media stays on QUIC");
+            return;
+        };
+        self.media_id = Some(id);
+        let mut bytes = Vec::new();
+        let event = Event::MediaPlane {
+            id,
+            port: plane.port,
+        };
+        if encode_server(&mut bytes, &ServerMsg::Event(event)).is_ok()
+            && self.out.try_send(Outgoing::Frame(bytes)).is_err()
+        {
+            self.conn
+                .close(close::TOO_SLOW.into(), b"client not reading its events");
         }
     }
 
@@ -417,34 +465,32 @@ async fn write_loop(mut send: quinn::SendStream, rx: Receiver<Outgoing>, conn: q
     let _ = send.finish();
 }
 
-/// Forwards this session's media datagrams to the other party of their call, or into
-/// their conference room, without decoding more than the header, and only along routes
-/// the call router installed: a client can never make the relay send to an address or
-/// session of its choosing, nor into a room it is not in. Every datagram is counted,
-/// forwarded or dropped by cause (one into a room counts once, as forwarded).
-async fn forward_media(
-    sid: SessionId,
-    conn: quinn::Connection,
-    routes: Routes,
-    counted: crate::metrics::Media,
-) {
+/// Forwards this session's QUIC media datagrams to the other party of their call, or into
+/// their conference room ([`crate::plane::forward`], the same decisions as the UDP media
+/// plane's): only along routes the call router installed, so a client can never make the
+/// relay send to an address or session of its choosing, nor into a room it is not in.
+/// Every datagram is counted, forwarded or dropped by cause (one into a room counts
+/// once, as forwarded).
+async fn forward_media(conn: quinn::Connection, peer: Arc<Peer>, shared: Arc<Shared>) {
+    let counted = &shared.metrics.media;
+    let mut scratch: Box<Scratch> = Box::new([0u8; phoned_proto::plane::MAX_PACKET]);
     while let Ok(datagram) = conn.read_datagram().await {
-        let Some(call) = phoned_proto::media::peek_call(&datagram) else {
-            counted.malformed.inc();
-            continue;
+        let now = crate::plane::now_ms();
+        let forwarded = match &shared.media {
+            Some(plane) => forward(&peer, &datagram, now, &mut scratch, &mut plane.direct()),
+            None => forward(
+                &peer,
+                &datagram,
+                now,
+                &mut scratch,
+                &mut crate::plane::QuicOnly,
+            ),
         };
-        let to = lock(&routes).get(&call).cloned();
-        match to {
-            // A full or closed peer drops the frame: media is never worth waiting for.
-            Some(Route::Peer(to)) => match to.send_datagram(datagram) {
-                Ok(()) => counted.forwarded.inc(),
-                Err(_) => counted.send_failed.inc(),
-            },
-            Some(Route::Room(room)) => {
-                room.forward(sid, datagram);
-                counted.forwarded.inc()
-            }
-            None => counted.no_route.inc(),
+        match forwarded {
+            Forwarded::Sent(Sent::Udp | Sent::Quic) | Forwarded::Room => counted.forwarded.inc(),
+            Forwarded::Sent(Sent::Failed) => counted.send_failed.inc(),
+            Forwarded::Malformed => counted.malformed.inc(),
+            Forwarded::NoRoute => counted.no_route.inc(),
         };
     }
 }

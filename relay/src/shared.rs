@@ -24,6 +24,7 @@ use crate::delivery::Delivery;
 use crate::hub::{Action, Hub, Profile, SessionId};
 use crate::metrics::{Live, Metrics};
 use crate::password::Hasher;
+use crate::plane::Plane;
 use crate::registry::Registry;
 use crate::router::{Clock, Mono, Router};
 use crate::server::unix_ms;
@@ -74,6 +75,8 @@ pub(crate) struct Shared {
     pub delivery: Delivery,
     /// What the metrics endpoint reports ([`crate::metrics`]).
     pub metrics: Arc<Metrics>,
+    /// The UDP media plane, when it runs ([`crate::plane`]).
+    pub media: Option<Arc<Plane>>,
     hub: Mutex<Hub>,
     limits: Mutex<Limits>,
     /// Connections held, in all and per address ([`crate::admission`]).
@@ -101,6 +104,7 @@ impl Shared {
         kick: smol::channel::Sender<()>,
         flush: smol::channel::Sender<()>,
         metrics: Arc<Metrics>,
+        media: Option<Arc<Plane>>,
     ) -> Shared {
         let creations = Buckets::new(config.provision_burst, config.provision_per_hour);
         Shared {
@@ -113,6 +117,7 @@ impl Shared {
             calls,
             delivery: Delivery::default(),
             metrics,
+            media,
             hub: Mutex::new(Hub::new()),
             limits: Mutex::new(Limits {
                 logins: Throttle::new(),

@@ -219,7 +219,13 @@ fn call(python: &Path, clip: &Path, condition: &Condition, seed: u64) -> CallRes
         eprintln!("keeping {}", dir.display());
         std::mem::forget(holder);
     }
-    let relay = RelayProcess::start(&bin("phone-relay"), &dir.join("relay"), "127.0.0.1:0", "");
+    // Media on QUIC datagrams only: the impairment proxy carries the QUIC connection.
+    let relay = RelayProcess::start(
+        &bin("phone-relay"),
+        &dir.join("relay"),
+        "127.0.0.1:0",
+        "media_listen = \"off\"",
+    );
     let proxy = smol::block_on(UdpProxy::start_impaired(
         relay.addr,
         condition.impairment,

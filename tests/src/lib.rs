@@ -1,11 +1,12 @@
 //! Support for end-to-end tests and benchmarks: the daemon's relay client, a UDP proxy that
-//! can silently cut a path, and helpers that run the real binaries. Nothing here stands in
+//! can silently cut a path, a NAT-like forwarder that can change its source port, and helpers that run the real binaries. Nothing here stands in
 //! for one of our components.
 
 /// The daemon's own relay client (`phoned-client`), used as is. The library does not
 /// depend on the daemon, so the relay's tests do not build it.
 pub use phoned_client as client;
 pub mod impair;
+pub mod nat;
 pub mod notifications;
 pub mod ofono;
 pub mod paced;

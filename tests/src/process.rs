@@ -11,6 +11,16 @@ use std::time::Duration;
 /// Reads a starting `phone-relay serve`'s stdout (piped) until it has printed its
 /// address and fingerprint; panics with `log()` if it does not within 20 s.
 pub fn await_listening(child: &mut Child, log: impl Fn() -> String) -> (SocketAddr, String) {
+    let (addr, fingerprint, _) = await_started(child, log);
+    (addr, fingerprint)
+}
+
+/// Like [`await_listening`], with the media plane's address too (printed before the
+/// QUIC address, when the relay has a media plane).
+pub fn await_started(
+    child: &mut Child,
+    log: impl Fn() -> String,
+) -> (SocketAddr, String, Option<SocketAddr>) {
     let stdout = child.stdout.take().expect("relay stdout piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -21,14 +31,17 @@ pub fn await_listening(child: &mut Child, log: impl Fn() -> String) -> (SocketAd
         }
     });
     let (mut addr, mut fingerprint): (Option<SocketAddr>, Option<String>) = (None, None);
+    let mut media = None;
     loop {
         if let (Some(a), Some(f)) = (addr, &fingerprint) {
-            return (a, f.clone());
+            return (a, f.clone(), media);
         }
         let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) else {
             panic!("relay printed no address and fingerprint; log:\n{}", log());
         };
-        if let Some(a) = line.strip_prefix("listening on ") {
+        if let Some(a) = line.strip_prefix("media on ") {
+            media = a.parse().ok();
+        } else if let Some(a) = line.strip_prefix("listening on ") {
             addr = a.parse().ok();
         } else if let Some(f) = line.strip_prefix("fingerprint ") {
             fingerprint = Some(f.to_owned());
@@ -41,6 +54,8 @@ pub struct RelayProcess {
     pub child: Child,
     pub addr: SocketAddr,
     pub fingerprint: String,
+    /// Where its UDP media plane listens, if it has one.
+    pub media: Option<SocketAddr>,
     pub state_dir: PathBuf,
     bin: PathBuf,
 }
@@ -66,11 +81,12 @@ impl RelayProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn phone-relay");
-        let (addr, fingerprint) = await_listening(&mut child, String::new);
+        let (addr, fingerprint, media) = await_started(&mut child, String::new);
         RelayProcess {
             child,
             addr,
             fingerprint,
+            media,
             state_dir: state_dir.to_owned(),
             bin: bin.to_owned(),
         }
@@ -80,7 +96,13 @@ impl RelayProcess {
     pub fn restart(&mut self) {
         self.kill();
         let listen = self.addr.to_string();
-        let extra = std::fs::read_to_string(self.state_dir.join("relay.toml")).unwrap_or_default();
+        let mut extra =
+            std::fs::read_to_string(self.state_dir.join("relay.toml")).unwrap_or_default();
+        // The media plane on its port of before too (by default it would take the QUIC
+        // port + 1, which something else may hold).
+        if let (Some(media), false) = (self.media, extra.contains("media_listen")) {
+            extra.push_str(&format!("\nmedia_listen = \"{media}\"\n"));
+        }
         *self = RelayProcess::start(&self.bin, &self.state_dir.clone(), &listen, &extra);
     }
 

@@ -133,7 +133,8 @@ fn ten_percent_loss_with_jitter_leaves_no_audible_gap() {
         ..Impairment::default()
     };
     let proxy = smol::block_on(UdpProxy::start_impaired(w.relay.addr, impairment, 42)).unwrap();
-    // B reaches the relay through the impaired path.
+    // B reaches the relay through the impaired path, its media too: on QUIC datagrams
+    // (`relay_media_port = 0`), as the proxy carries only the QUIC connection.
     let dir = w.dir.path().join("B-audio");
     std::fs::create_dir_all(&dir).unwrap();
     write_tone(&dir.join("in.wav"), 1000.0, 30);
@@ -141,7 +142,7 @@ fn ten_percent_loss_with_jitter_leaves_no_audible_gap() {
         &w.dir.path().join("B"),
         proxy.addr,
         &format!(
-            "display_name = \"B\"\nrelay_fingerprint = \"{}\"\n[audio]\nbackend = \"file\"\ninput_wav = \"{}\"\noutput_wav = \"{}\"",
+            "display_name = \"B\"\nrelay_fingerprint = \"{}\"\nrelay_media_port = 0\n[audio]\nbackend = \"file\"\ninput_wav = \"{}\"\noutput_wav = \"{}\"",
             w.relay.fingerprint,
             dir.join("in.wav").display(),
             dir.join("out.wav").display()

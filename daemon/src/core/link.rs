@@ -180,6 +180,8 @@ impl Core {
                 let out = self.engine.roster(conference, roster);
                 self.run_calls(now_ms, out);
             }
+            // The link takes it (its UDP media path); nothing for the core.
+            Event::MediaPlane { .. } => {}
         }
     }
 

@@ -20,6 +20,8 @@ use crate::store::Store;
 use crate::work::Work;
 use phoned_client::Client;
 
+use crate::link::media::MediaLink;
+
 pub(super) type ReplySender = Sender<Result<Reply, CoreError>>;
 
 /// What the driver's task receives.
@@ -31,6 +33,7 @@ pub(super) enum Msg {
     /// The link is up with this client.
     Online {
         client: Arc<Client>,
+        media: Arc<MediaLink>,
         account: AccountInfo,
         online: Vec<(String, String)>,
     },
@@ -176,11 +179,13 @@ impl Handle {
     pub(crate) fn online(
         &self,
         client: Arc<Client>,
+        media: Arc<MediaLink>,
         account: AccountInfo,
         online: Vec<(String, String)>,
     ) {
         let _ = self.tx.try_send(Msg::Online {
             client,
+            media,
             account,
             online,
         });

@@ -29,6 +29,7 @@ use crate::core::{
     AudioSource, CallSettings, Change, Core, CoreError, Effect, Input, LinkEvent, Media, Remember,
     Reply, ReplyTo, Setting, Token,
 };
+use crate::link::media::MediaLink;
 use crate::ring::{RingPlayer, Sound};
 use crate::store::{self, Store};
 use crate::work::Work;
@@ -60,6 +61,8 @@ pub struct Driver {
     media_rx: Receiver<Bytes>,
     relink: Sender<()>,
     client: Option<Arc<Client>>,
+    /// Where the calls' media goes out (UDP media plane or QUIC), with the client.
+    media_link: Option<Arc<MediaLink>>,
     /// Media of the calls that are active or held now.
     media: HashMap<Local, (CallId, MediaSession)>,
     /// The ring playing through the output device, if one is.
@@ -106,6 +109,7 @@ pub fn new(config: Config, config_path: PathBuf, state_dir: PathBuf, store: Stor
         media_rx,
         relink: relink_tx,
         client: None,
+        media_link: None,
         media: HashMap::new(),
         ring: None,
         waiting_tone: false,
@@ -189,12 +193,14 @@ impl Driver {
             }
             Msg::Online {
                 client,
+                media,
                 mut account,
                 mut online,
             } => {
                 untrusted::account(&mut account);
                 untrusted::online(&mut online);
                 self.client = Some(client);
+                self.media_link = Some(media);
                 self.input(Input::Link(LinkEvent::Online { account, online }));
             }
             Msg::Link(event) => {
@@ -202,6 +208,7 @@ impl Driver {
                 self.input(Input::Link(event));
                 if offline {
                     self.client = None;
+                    self.media_link = None;
                 }
             }
             Msg::Event(mut event) => {
@@ -367,7 +374,7 @@ impl Driver {
                     Some(_) => drop(self.media.remove(&local)),
                     None => {}
                 }
-                let Some(client) = &self.client else { return };
+                let Some(link) = &self.media_link else { return };
                 let audio = &self.core.config().audio;
                 let handle = self.handle.clone();
                 let report: Reporter =
@@ -375,14 +382,7 @@ impl Driver {
                 let handle = self.handle.clone();
                 let quality: QualityReporter = Box::new(move |q| handle.quality(local, q));
                 let reporters = (report, quality);
-                match MediaSession::start(
-                    audio,
-                    client.conn.clone(),
-                    call,
-                    source,
-                    muted,
-                    reporters,
-                ) {
+                match MediaSession::start(audio, link.clone(), call, source, muted, reporters) {
                     Ok(session) => {
                         tracing::info!(source, "call media started");
                         session.set_waiting_tone(self.waiting_tone);

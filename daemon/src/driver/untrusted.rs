@@ -47,7 +47,8 @@ pub(super) fn event(e: &mut Event) {
         | Event::CallDtmf { .. }
         | Event::CallHold { .. }
         | Event::MessageDelivered { .. }
-        | Event::ConferenceMoved { .. } => {}
+        | Event::ConferenceMoved { .. }
+        | Event::MediaPlane { .. } => {}
     }
 }
 

@@ -7,6 +7,7 @@
 //! phone go offline at once rather than after the idle timeout.
 
 pub mod backoff;
+pub mod media;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::credentials::{self, Credentials, CredentialsError};
 use crate::driver::Handle;
 use crate::store::StoreError;
 use backoff::Backoff;
+use media::MediaLink;
 use phoned_client::{Client, ClientError, Trust};
 
 /// The reconnect schedule (see [`backoff`] for why the first tries are short): the first
@@ -293,7 +295,7 @@ async fn session(
         Err(ended) => return Ok(ended),
     };
     let conn = client.conn.clone();
-    let live = live(handle, client, relink, media, first_use, backoff);
+    let live = live(handle, client, addr, relink, media, first_use, backoff);
     let ended = smol::future::or(live, async {
         stopping(stop).await;
         Ok(Ended::Stopped)
@@ -319,6 +321,7 @@ async fn session(
 async fn live(
     handle: &Handle,
     client: Arc<Client>,
+    relay: SocketAddr,
     relink: &Receiver<()>,
     media: &Sender<Bytes>,
     first_use: bool,
@@ -336,7 +339,8 @@ async fn live(
     let online = client.online().await?;
     backoff.reset();
     tracing::info!(number = %account.number, relay = %config.relay, "online");
-    handle.online(client.clone(), account, online);
+    let media_link = Arc::new(MediaLink::new(client.conn.clone()));
+    handle.online(client.clone(), media_link.clone(), account, online);
     let datagrams = {
         let (conn, media) = (client.conn.clone(), media.clone());
         smol::spawn(async move {
@@ -347,7 +351,16 @@ async fn live(
     };
     let events = async {
         while let Some(event) = client.next_event().await {
-            handle.event(event);
+            match event {
+                phoned_proto::Event::MediaPlane { id, port } => match config.relay_media_port {
+                    Some(0) => tracing::info!("relay_media_port = 0: media over QUIC datagrams"),
+                    other => {
+                        let port = other.unwrap_or(port);
+                        media_link.start_udp(relay.ip(), id, port, media.clone());
+                    }
+                },
+                event => handle.event(event),
+            }
         }
         Ended::Lost
     };
@@ -360,6 +373,7 @@ async fn live(
     })
     .await;
     drop(datagrams);
+    media_link.close();
     Ok(ended)
 }
 

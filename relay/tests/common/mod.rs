@@ -4,6 +4,7 @@
 
 pub mod configured;
 pub mod files;
+pub mod scrape;
 pub mod space;
 
 use std::time::Duration;

@@ -25,6 +25,7 @@ use super::standin::{Discard, Silence};
 use super::{TICK, playback_queue};
 use crate::audio::backend::{Capture, Direction, Playback};
 use crate::config::Audio;
+use crate::link::media::MediaLink;
 use crate::ring::tone::{self, ToneGen};
 
 /// The rate a direction runs at until its device opens: the network rate, which the
@@ -75,19 +76,19 @@ impl MediaSession {
     /// call's quality once a second.
     pub fn start(
         audio: &Audio,
-        conn: quinn::Connection,
+        link: Arc<MediaLink>,
         call: CallId,
         source: u32,
         muted: bool,
         (report, quality): (Reporter, QualityReporter),
     ) -> Result<MediaSession, String> {
-        Self::try_start(audio, conn, call, source, muted, (report, quality))
+        Self::try_start(audio, link, call, source, muted, (report, quality))
             .map_err(|e| e.to_string())
     }
 
     fn try_start(
         audio: &Audio,
-        conn: quinn::Connection,
+        link: Arc<MediaLink>,
         call: CallId,
         source: u32,
         muted: bool,
@@ -119,7 +120,7 @@ impl MediaSession {
                     meter: QualityMeter::default(),
                     quality,
                     queued: 0,
-                    conn,
+                    link,
                     inbox: rx,
                     captured,
                     waiting_tone: ToneGen::new(&tone::WAITING, STAND_IN_RATE, 1.0),
@@ -181,7 +182,7 @@ struct Io {
     /// waits behind (after the tick's write the queue also holds that frame, whose
     /// length the far side's framing already counts).
     queued: usize,
-    conn: quinn::Connection,
+    link: Arc<MediaLink>,
     inbox: Receiver<Bytes>,
     captured: Vec<f32>,
     /// At the pipeline's playback rate; made again when a device at another rate opens.
@@ -219,7 +220,7 @@ impl Io {
             let out = pipeline.tick(now, &self.captured[..n], received, device, flags);
             for datagram in out.datagrams.drain(..) {
                 // A full send buffer drops the frame: late audio is worthless.
-                let _ = self.conn.send_datagram(datagram);
+                self.link.send(datagram);
             }
             // Mixed in place: the tone allocates nothing. Off, it rewinds, so the next
             // waiting call's first beep comes at once.
@@ -328,14 +329,14 @@ impl Io {
             meter,
             capture,
             queued,
-            conn,
+            link,
             quality,
             ..
         } = self;
         let sources = PathSources {
             capture: capture.as_ref(),
             queued: *queued,
-            conn,
+            link,
         };
         let path = || path_now(pipeline, sources);
         if let Some(mut q) = meter.poll(now, &media, &jitter, path) {
@@ -357,7 +358,7 @@ impl Io {
         let sources = PathSources {
             capture: self.capture.as_ref(),
             queued: self.queued,
-            conn: &self.conn,
+            link: &self.link,
         };
         let path = path_now(pipeline, sources);
         let q = self.meter.summary(ended, &m, &s, path);
@@ -375,6 +376,7 @@ impl Io {
         let rate = pipeline.playback_rate();
         tracing::info!(
             call,
+            path = ?self.link.path(),
             sent = m.sent,
             datagrams = m.datagrams,
             foreign = m.foreign,
@@ -423,7 +425,7 @@ struct PathSources<'a> {
     capture: Option<&'a Capture>,
     /// Samples queued for playback when the tick began (see [`Io::queued`]).
     queued: usize,
-    conn: &'a quinn::Connection,
+    link: &'a MediaLink,
 }
 
 /// The capture device's block, the round trip to the relay and what the playback queue
@@ -440,7 +442,7 @@ fn path_now(pipeline: &MediaPipeline, io: PathSources<'_>) -> PathNow {
         // A frame is sent once its last sample is in: that sample waits, on average, half
         // a device block (blocks and frames need not line up) and half a tick.
         capture_ms: (block_ms + TICK.as_millis() as u32) / 2,
-        rtt_ms: u32::try_from(io.conn.rtt().as_millis()).unwrap_or(u32::MAX),
+        rtt_ms: u32::try_from(io.link.rtt().as_millis()).unwrap_or(u32::MAX),
         playback_queue_ms: ms(io.queued as u64, pipeline.playback_rate()),
     }
 }
