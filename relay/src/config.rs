@@ -45,6 +45,7 @@ struct File {
     tls_key: Option<PathBuf>,
     metrics_listen: Option<String>,
     store: Option<String>,
+    relay_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +91,9 @@ pub struct Config {
     /// Where the state lives: the embedded LMDB store in `state_dir` (the default), or
     /// PostgreSQL (`store = "postgres://…"`).
     pub store: Backend,
+    /// This relay's id among several on one PostgreSQL database (its leases and
+    /// notifications name it); `None`: a random one at each start.
+    pub relay_id: Option<String>,
 }
 
 /// Overrides from the command line.
@@ -245,6 +249,16 @@ impl Config {
             None | Some("lmdb") => Backend::Heed,
             Some(url) => Backend::Postgres(url.parse().map_err(|e| invalid("store", e))?),
         };
+        let relay_id = match file.relay_id {
+            Some(id) if valid_relay_id(&id) => Some(id),
+            Some(id) => {
+                return Err(invalid(
+                    "relay_id",
+                    format!("{id:?}: 1 to 64 letters, digits, '.', '_' or '-'"),
+                ));
+            }
+            None => None,
+        };
         Ok(Config {
             listen,
             state_dir: o
@@ -272,8 +286,18 @@ impl Config {
             tls,
             metrics_listen,
             store,
+            relay_id,
         })
     }
+}
+
+/// A relay id: 1 to 64 letters, digits, `.`, `_` or `-` (it is a notification's
+/// payload field, so no `:`).
+fn valid_relay_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// systemd's `$STATE_DIRECTORY`, else `/var/lib/phone-relay` for root, else the XDG
@@ -373,6 +397,8 @@ mod tests {
             ("metrics_listen = \"localhost:9447\"", "metrics_listen"),
             ("store = \"sqlite:///x\"", "store"),
             ("store = \"postgres://u@h/db?sslmode=maybe\"", "store"),
+            ("relay_id = \"a:b\"", "relay_id"),
+            ("relay_id = \"\"", "relay_id"),
         ] {
             let err = Config::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");

@@ -5,12 +5,13 @@
 use crate::config::Config;
 
 /// Keys that cannot change under a running relay (the sockets and the open database).
-pub const RESTART_KEYS: [&str; 5] = [
+pub const RESTART_KEYS: [&str; 6] = [
     "listen",
     "state_dir",
     "map_size_mib",
     "metrics_listen",
     "store",
+    "relay_id",
 ];
 
 /// The outcome of a reload.
@@ -64,6 +65,7 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
         tls: _,
         metrics_listen: _,
         store: _,
+        relay_id: _,
     } = old;
     let mut out = Reloaded::default();
     let mut live = |key: &'static str, changed: bool| {
@@ -144,6 +146,10 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
         out.needs_restart.push("store");
         new.store = old.store.clone();
     }
+    if old.relay_id != new.relay_id {
+        out.needs_restart.push("relay_id");
+        new.relay_id = old.relay_id.clone();
+    }
     (new, out)
 }
 
@@ -211,10 +217,11 @@ mod tests {
         let new = config(
             "listen = \"127.0.0.1:7001\"\nstate_dir = \"/b\"\nmap_size_mib = 64\n\
              allow_register = false\nmetrics_listen = \"127.0.0.1:9447\"\n\
-             store = \"postgres://relay@localhost/phone\"",
+             store = \"postgres://relay@localhost/phone\"\nrelay_id = \"r2\"",
         );
         let (run, r) = plan(&old, new);
         assert_eq!(r.needs_restart, RESTART_KEYS);
+        assert_eq!(run.relay_id, None);
         assert_eq!(r.applied, ["allow_register"]);
         assert_eq!(run.listen, old.listen);
         assert_eq!(run.state_dir, old.state_dir);

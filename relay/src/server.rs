@@ -65,6 +65,7 @@ pub struct Running {
     _upkeep: Task<()>,
     _flusher: Task<()>,
     _metrics: Option<Task<()>>,
+    _cluster: Option<Task<()>>,
 }
 
 impl Running {
@@ -139,7 +140,14 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         path: config.state_dir.display().to_string(),
         source,
     })?;
-    let store = Store::open(&config.store, &config.state_dir, config.map_size_mib)?;
+    let store = match Store::open(&config.store, &config.state_dir, config.map_size_mib)? {
+        Store::Postgres(pg) => {
+            let id = crate::cluster::relay_id(config.relay_id.as_deref());
+            tracing::info!(relay_id = %id, "relay id in the cluster: {id}");
+            Store::Postgres(pg.with_relay_id(&id))
+        }
+        heed => heed,
+    };
     let metrics = Arc::new(Metrics::new());
     let committer = {
         let metrics = metrics.clone();
@@ -220,6 +228,22 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let flusher = smol::spawn(crate::flusher::run(shared.clone(), flushes, clock));
     let accept = smol::spawn(accept_loop(endpoint.clone(), shared.clone()));
     let watch = smol::spawn(watch_revisions(shared.clone()));
+    let cluster = match &shared.store {
+        Store::Postgres(pg) => {
+            let (wake, woken) = smol::channel::bounded(1);
+            shared.set_cluster(wake);
+            let me = pg.relay_id().to_owned();
+            let notices = crate::cluster::listen(pg.clone(), me.clone());
+            Some(smol::spawn(crate::cluster::run(
+                shared.clone(),
+                pg.clone(),
+                me,
+                notices,
+                woken,
+            )))
+        }
+        Store::Heed(_) => None,
+    };
     let (metrics_addr, metrics_task) = match metrics_listener {
         Some((listener, at)) => {
             tracing::info!(addr = %at, "metrics endpoint on http://{at}/metrics");
@@ -240,6 +264,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         _upkeep: upkeep,
         _flusher: flusher,
         _metrics: metrics_task,
+        _cluster: cluster,
     })
 }
 

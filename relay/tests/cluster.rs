@@ -1,0 +1,139 @@
+//! Several relays on one PostgreSQL database (relay-level; the daemons' failover is in
+//! tests/tests/cluster.rs): devices on different relays see each other online, a
+//! message stored by one relay reaches a device on another and its receipt comes back,
+//! and a killed relay's devices go offline for the others once their leases expire.
+
+mod common;
+
+use std::time::Duration;
+
+use phoned_proto::{Event, Request, Response};
+use phoned_tests::client::Client;
+
+use common::Relay;
+
+/// Within this a dead relay's leases (10 s) have expired and been noticed (renewals every
+/// 3 s): generous, the machine is noisy.
+const LEASE_WAIT: Duration = Duration::from_secs(30);
+
+/// Two relays on one fresh database; `None` without PostgreSQL here (never in CI).
+fn two_relays() -> Option<(Relay, Relay)> {
+    let url = phoned_tests::postgres::shared()?.database();
+    let a = common::relay(&format!("store = \"{url}\"\nrelay_id = \"a\""));
+    let b = common::relay(&format!("store = \"{url}\"\nrelay_id = \"b\""));
+    Some((a, b))
+}
+
+fn presence(e: &Event, number: &str, online: bool) -> bool {
+    matches!(e, Event::Presence { number: n, online: o, .. } if n == number && *o == online)
+}
+
+async fn online(c: &Client) -> Vec<String> {
+    let mut all: Vec<String> = c
+        .online()
+        .await
+        .expect("online")
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    all.sort();
+    all
+}
+
+#[test]
+fn devices_on_different_relays_see_each_other_and_exchange_messages() {
+    let Some((ra, rb)) = two_relays() else {
+        return;
+    };
+    smol::block_on(async {
+        let (a, na, _) = ra.provisioned("A").await;
+        let (b, nb, sb) = rb.provisioned("B").await;
+        // B's login on relay b reaches A on relay a, and both lists hold both.
+        assert!(
+            a.wait_event(common::WAIT, |e| presence(e, &nb, true))
+                .await
+                .is_some(),
+            "A never heard of B"
+        );
+        let mut both = vec![na.clone(), nb.clone()];
+        both.sort();
+        assert_eq!(online(&a).await, both);
+        assert_eq!(online(&b).await, both);
+
+        // A message from A (relay a) to B (relay b): stored by a, pushed by b.
+        let id = match a
+            .request(Request::SendMessage {
+                client_id: "m1".into(),
+                to: nb.clone(),
+                text: "across".into(),
+            })
+            .await
+        {
+            Ok(Response::Stored { id }) => id,
+            other => panic!("{other:?}"),
+        };
+        let got = b
+            .wait_event(common::WAIT, |e| matches!(e, Event::Message(_)))
+            .await;
+        assert!(
+            matches!(&got, Some(Event::Message(m)) if m.id == id && m.text == "across"),
+            "{got:?}"
+        );
+        // B acknowledges on relay b: the receipt reaches A on relay a.
+        assert!(matches!(
+            b.request(Request::Delivered { id }).await,
+            Ok(Response::Done)
+        ));
+        let receipt = a
+            .wait_event(common::WAIT, |e| {
+                matches!(e, Event::MessageDelivered { .. })
+            })
+            .await;
+        assert!(
+            matches!(&receipt, Some(Event::MessageDelivered { id: i, client_id }) if *i == id && client_id == "m1"),
+            "{receipt:?}"
+        );
+
+        // B's second device on relay a: no presence change for A; B leaving relay b
+        // keeps it online (its device on a), leaving both makes it offline.
+        let b2 = ra.client().await;
+        b2.login(&nb, &sb).await.expect("login on a");
+        b.conn.close(0u32.into(), b"bye");
+        drop(b);
+        b2.conn.close(0u32.into(), b"bye");
+        drop(b2);
+        let ev = a
+            .wait_event(common::WAIT, |e| matches!(e, Event::Presence { .. }))
+            .await;
+        assert!(
+            ev.as_ref().is_some_and(|e| presence(e, &nb, false)),
+            "the first presence change A hears is B going offline: {ev:?}"
+        );
+        assert_eq!(online(&a).await, vec![na.clone()]);
+    });
+}
+
+#[test]
+fn a_killed_relays_devices_go_offline_when_their_leases_expire() {
+    let Some((ra, mut rb)) = two_relays() else {
+        return;
+    };
+    smol::block_on(async {
+        let (a, _, _) = ra.provisioned("A").await;
+        let (_b, nb, _) = rb.provisioned("B").await;
+        assert!(
+            a.wait_event(common::WAIT, |e| presence(e, &nb, true))
+                .await
+                .is_some()
+        );
+        // No goodbye, no lease deleted: only the expiry tells.
+        rb.process.kill();
+        assert!(
+            a.wait_event(LEASE_WAIT, |e| presence(e, &nb, false))
+                .await
+                .is_some(),
+            "B still online after its relay died"
+        );
+        assert!(!online(&a).await.contains(&nb));
+    });
+}
