@@ -392,7 +392,11 @@ mod tests {
             ]
         );
         assert_eq!(c.relay, "r1.example:7447, 10.0.0.2, [::1]:9");
-        for bad in ["relay = []", "relay = [\"ok:1\", \"http://x\"]", "relay = [1]"] {
+        for bad in [
+            "relay = []",
+            "relay = [\"ok:1\", \"http://x\"]",
+            "relay = [1]",
+        ] {
             let e = Config::parse(bad).unwrap_err().to_string();
             assert!(e.contains("relay"), "{bad}: {e}");
         }

@@ -68,7 +68,10 @@ mod tests {
     #[test]
     fn every_address_of_every_host_in_order_without_repeats() {
         let t = targets(vec![
-            ("r.example".into(), vec![a("10.0.0.1:7447"), a("10.0.0.2:7447")]),
+            (
+                "r.example".into(),
+                vec![a("10.0.0.1:7447"), a("10.0.0.2:7447")],
+            ),
             ("10.0.0.2".into(), vec![a("10.0.0.2:7447")]),
             ("dead.example".into(), vec![]),
             ("10.0.0.3".into(), vec![a("10.0.0.3:9")]),
@@ -95,7 +98,12 @@ mod tests {
         }
         assert_eq!(
             tried,
-            [a("10.0.0.1:1"), a("10.0.0.2:1"), a("10.0.0.3:1"), a("10.0.0.1:1")]
+            [
+                a("10.0.0.1:1"),
+                a("10.0.0.2:1"),
+                a("10.0.0.3:1"),
+                a("10.0.0.1:1")
+            ]
         );
         // A list that shrank (DNS answered fewer records) still gives one.
         assert_eq!(r.pick(&t[..1]).unwrap().addr, a("10.0.0.1:1"));
