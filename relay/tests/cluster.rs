@@ -137,3 +137,42 @@ fn a_killed_relays_devices_go_offline_when_their_leases_expire() {
         assert!(!online(&a).await.contains(&nb));
     });
 }
+
+/// Calls are not routed between relays yet (docs/operations.md): a device online only on
+/// another relay is dialled as offline, at once, rather than left ringing.
+#[test]
+fn a_call_to_a_device_on_another_relay_ends_offline_at_once() {
+    use phoned_proto::call::{CallPhase, EndReason};
+    let Some((ra, rb)) = two_relays() else {
+        return;
+    };
+    smol::block_on(async {
+        let (a, _, _) = ra.provisioned("A").await;
+        let (_b, nb, _) = rb.provisioned("B").await;
+        assert!(
+            a.wait_event(common::WAIT, |e| presence(e, &nb, true))
+                .await
+                .is_some()
+        );
+        let call = match a.request(Request::Dial { to: nb.clone() }).await {
+            Ok(Response::CallPlaced { call }) => call,
+            other => panic!("{other:?}"),
+        };
+        let state = a
+            .wait_event(
+                common::WAIT,
+                |e| matches!(e, Event::CallState { call: id, .. } if *id == call),
+            )
+            .await;
+        assert!(
+            matches!(
+                state,
+                Some(Event::CallState {
+                    phase: CallPhase::Ended(EndReason::Offline),
+                    ..
+                })
+            ),
+            "{state:?}"
+        );
+    });
+}
