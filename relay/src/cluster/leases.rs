@@ -34,45 +34,65 @@ pub struct Write {
 /// What was last written, and when.
 #[derive(Debug, Default)]
 pub struct Renewal {
-    written: Option<(u64, Vec<(SessionId, AccountId)>)>,
+    /// When the last write was tried (`None`: never).
+    at: Option<u64>,
+    /// The sessions it wrote.
+    last: Vec<(SessionId, AccountId)>,
+    /// The last write failed: the next one tells the others, whatever changed, and
+    /// waits [`RETRY_MS`] (a database that is down is not hammered).
+    failed: bool,
 }
+
+/// Least time between a failed write and the next try.
+pub const RETRY_MS: u64 = 1_000;
 
 impl Renewal {
     /// With `sessions` (sorted) live at `now_ms`: the write due now, if any.
     pub fn due(&self, now_ms: u64, sessions: &[(SessionId, AccountId)]) -> Option<Write> {
-        let Some((at, last)) = &self.written else {
+        let Some(at) = self.at else {
             return Some(Write {
                 sessions: sessions.to_vec(),
                 changed: true,
             });
         };
-        let changed = last.as_slice() != sessions;
-        let since = now_ms.saturating_sub(*at);
-        (since >= RENEW_MS || (changed && since >= MIN_GAP_MS)).then(|| Write {
+        let changed = self.differs(sessions);
+        let since = now_ms.saturating_sub(at);
+        (since >= RENEW_MS || (changed && since >= self.gap())).then(|| Write {
             sessions: sessions.to_vec(),
             changed,
         })
     }
 
-    /// When a write is next due at the latest (a change may make one due sooner, from
-    /// [`MIN_GAP_MS`] after the last).
+    /// Whether `sessions` are not what the database holds (or a write failed since).
+    pub fn differs(&self, sessions: &[(SessionId, AccountId)]) -> bool {
+        self.at.is_none() || self.failed || self.last.as_slice() != sessions
+    }
+
+    fn gap(&self) -> u64 {
+        if self.failed { RETRY_MS } else { MIN_GAP_MS }
+    }
+
+    /// When a write is next due at the latest, with nothing changed.
     pub fn next_ms(&self) -> u64 {
-        self.written.as_ref().map_or(0, |(at, _)| at + RENEW_MS)
+        self.at.map_or(0, |at| at + RENEW_MS)
     }
 
     /// The earliest a write for a change may go.
     pub fn next_change_ms(&self) -> u64 {
-        self.written.as_ref().map_or(0, |(at, _)| at + MIN_GAP_MS)
+        self.at.map_or(0, |at| at + self.gap())
     }
 
     /// `write` went to the database at `now_ms`.
     pub fn written(&mut self, now_ms: u64, write: Write) {
-        self.written = Some((now_ms, write.sessions));
+        self.at = Some(now_ms);
+        self.last = write.sessions;
+        self.failed = false;
     }
 
-    /// A write failed: the next one tells the others again, whatever changed.
-    pub fn failed(&mut self) {
-        self.written = None;
+    /// A write tried at `now_ms` failed.
+    pub fn failed(&mut self, now_ms: u64) {
+        self.at = Some(now_ms);
+        self.failed = true;
     }
 }
 
@@ -145,9 +165,18 @@ mod tests {
         assert_eq!(r.due(at - 1, &[(1, 10), (2, 20)]), None);
         let w = r.due(at, &[(1, 10), (2, 20)]).unwrap();
         assert!(!w.changed);
-        // After a failed write, the next one tells the others again.
-        r.failed();
-        assert!(r.due(at + 1, &[(1, 10), (2, 20)]).unwrap().changed);
+        r.written(at, w);
+        assert!(!r.differs(&[(1, 10), (2, 20)]));
+        // After a failed write, the next one waits a second, then tells the others again.
+        r.failed(at + 10);
+        assert!(r.differs(&[(1, 10), (2, 20)]));
+        assert_eq!(r.due(at + 10 + MIN_GAP_MS, &[(1, 10), (2, 20)]), None);
+        assert_eq!(r.next_change_ms(), at + 10 + RETRY_MS);
+        assert!(
+            r.due(at + 10 + RETRY_MS, &[(1, 10), (2, 20)])
+                .unwrap()
+                .changed
+        );
     }
 
     #[test]

@@ -149,9 +149,9 @@ pub(crate) async fn run(
         }
     }
     let mut renewal = leases::Renewal::default();
-    let mut dirty = true;
     let mut failing = false;
     loop {
+        let dirty = renewal.differs(&shared.leases());
         let due = if dirty {
             renewal.next_change_ms()
         } else {
@@ -179,10 +179,6 @@ pub(crate) async fn run(
         )
         .await;
         let Some(first) = woke else { return };
-        if first.is_none() {
-            // A wake-up or the timer: sessions may have changed.
-            dirty = true;
-        }
         round.extend(first);
         while let Ok(n) = notices.try_recv() {
             round.add(n);
@@ -208,14 +204,13 @@ pub(crate) async fn run(
                     }
                 }
                 Err(e) => {
-                    renewal.failed();
+                    renewal.failed(now);
                     if !failing {
                         tracing::error!("cluster: writing this relay's leases: {e}");
                         failing = true;
                     }
                 }
             }
-            dirty = false;
             // The safety net: the others' leases are read at every renewal too.
             round.reread |= periodic;
         }
