@@ -176,3 +176,58 @@ fn a_call_to_a_device_on_another_relay_ends_offline_at_once() {
         );
     });
 }
+
+/// A file uploaded to relay a for a device on relay b is pushed by b and downloaded
+/// from b (the blob is in the database), whole.
+#[test]
+fn a_file_stored_by_one_relay_is_fetched_from_another() {
+    let Some((ra, rb)) = two_relays() else {
+        return;
+    };
+    smol::block_on(async {
+        let (a, _, _) = ra.provisioned("A").await;
+        let (b, nb, _) = rb.provisioned("B").await;
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let id = common::files::upload(&a, &nb, "photo.jpg", &data).await;
+        let pushed = b
+            .wait_event(common::WAIT, |e| matches!(e, Event::File(_)))
+            .await;
+        assert!(
+            matches!(&pushed, Some(Event::File(f)) if f.id == id && f.size == data.len() as u64),
+            "{pushed:?}"
+        );
+        assert_eq!(common::files::download(&b, id).await, data);
+    });
+}
+
+/// Sixteen devices, half on each relay, race for one free number: exactly one wins
+/// (the database's UNIQUE constraint decides, whichever relay asks).
+#[test]
+fn a_number_race_across_relays_has_exactly_one_winner() {
+    use phoned_proto::ErrorCode;
+    let Some((ra, rb)) = two_relays() else {
+        return;
+    };
+    smol::block_on(async {
+        let mut clients = Vec::new();
+        for i in 0..16 {
+            let relay = if i % 2 == 0 { &ra } else { &rb };
+            clients.push(relay.provisioned(&format!("Racer {i}")).await.0);
+        }
+        let answers = phoned_tests::join_all(clients.iter().map(|c| {
+            c.request(Request::ChangeNumber {
+                number: "7777".into(),
+            })
+        }))
+        .await;
+        let wins = answers
+            .iter()
+            .filter(|a| matches!(a, Ok(Response::Account(i)) if i.number == "7777"))
+            .count();
+        let taken = answers
+            .iter()
+            .filter(|a| matches!(a, Err(e) if e.code() == Some(ErrorCode::NumberTaken)))
+            .count();
+        assert_eq!((wins, taken), (1, 15), "{answers:?}");
+    });
+}
