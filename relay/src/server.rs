@@ -130,6 +130,18 @@ impl Running {
             smol::Timer::after(Duration::from_secs(2)).await;
         })
         .await;
+        // In a cluster, the others see this relay's devices go now (those that moved to
+        // another relay stay online there), not when the leases expire.
+        if let Store::Postgres(pg) = &self.shared.store {
+            let pg = pg.clone();
+            let cleared = blocking::unblock(move || {
+                let me = pg.relay_id().to_owned();
+                pg.sync_leases(&me, &[], crate::cluster::leases::TTL, true)
+            });
+            if let Err(e) = cleared.await {
+                tracing::warn!("cluster: removing this relay's leases: {e}");
+            }
+        }
     }
 }
 

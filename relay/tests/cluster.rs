@@ -18,10 +18,16 @@ const LEASE_WAIT: Duration = Duration::from_secs(30);
 
 /// Two relays on one fresh database; `None` without PostgreSQL here (never in CI).
 fn two_relays() -> Option<(Relay, Relay)> {
+    two_relays_on().map(|(a, b, _)| (a, b))
+}
+
+/// [`two_relays`], and the database's name.
+fn two_relays_on() -> Option<(Relay, Relay, String)> {
     let url = phoned_tests::postgres::shared()?.database();
     let a = common::relay(&format!("store = \"{url}\"\nrelay_id = \"a\""));
     let b = common::relay(&format!("store = \"{url}\"\nrelay_id = \"b\""));
-    Some((a, b))
+    let db = url.rsplit('/').next().expect("database name").to_owned();
+    Some((a, b, db))
 }
 
 fn presence(e: &Event, number: &str, online: bool) -> bool {
@@ -229,5 +235,33 @@ fn a_number_race_across_relays_has_exactly_one_winner() {
             .filter(|a| matches!(a, Err(e) if e.code() == Some(ErrorCode::NumberTaken)))
             .count();
         assert_eq!((wins, taken), (1, 15), "{answers:?}");
+    });
+}
+
+/// A relay stopped with SIGTERM takes its leases away as it goes: the others see its
+/// devices offline at once, not when the leases would have expired.
+#[test]
+fn a_relay_that_stops_removes_its_leases() {
+    let Some((ra, mut rb, db)) = two_relays_on() else {
+        return;
+    };
+    let pg = phoned_tests::postgres::shared().expect("postgres");
+    let leases_of_b = || pg.psql(&db, "SELECT count(*) FROM leases WHERE relay = 'b'");
+    smol::block_on(async {
+        let (a, _, _) = ra.provisioned("A").await;
+        let (_b, nb, _) = rb.provisioned("B").await;
+        assert!(
+            a.wait_event(common::WAIT, |e| presence(e, &nb, true))
+                .await
+                .is_some()
+        );
+        assert_eq!(leases_of_b(), "1");
+        assert!(rb.process.terminate().success());
+        assert_eq!(leases_of_b(), "0");
+        assert!(
+            a.wait_event(common::WAIT, |e| presence(e, &nb, false))
+                .await
+                .is_some()
+        );
     });
 }
