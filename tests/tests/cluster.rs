@@ -1,7 +1,8 @@
 //! Three relays on one PostgreSQL database, with real daemons (issue 18): devices on
 //! different relays see each other online and exchange messages; a relay killed with
 //! SIGKILL loses its devices to another relay of their list, and every message its
-//! sender saw stored arrives exactly once and comes back delivered.
+//! sender saw stored (by the killed relay too) arrives exactly once and comes back
+//! delivered.
 
 mod common;
 
@@ -179,6 +180,10 @@ fn three_relays_one_database_presence_messages_and_a_killed_relay() {
     assert!(wait_status(&a, std::slice::from_ref(&id), &["delivered"]));
     assert_eq!(received(&b, "hello across"), ["hello across relays"]);
 
+    // Messages from A that r1 answered Stored before it dies: they are in the database,
+    // and reach C (on r3) once each.
+    let from_a: Vec<String> = (0..5).map(|i| send(&a, &nc, &format!("k{i}"))).collect();
+    assert!(wait_status(&a, &from_a, &["stored", "delivered"]));
     // B sends A a stream of messages; r1, A's relay, is killed in the middle of it.
     let sender = std::thread::scope(|s| {
         let sending = s.spawn(|| {
@@ -219,6 +224,13 @@ fn three_relays_one_database_presence_messages_and_a_killed_relay() {
     let got = received(&a, "n");
     let expect: Vec<String> = (0..MESSAGES).map(|i| format!("n{i:02}")).collect();
     assert_eq!(got, expect, "each message once");
+    assert_eq!(received(&cc, "k"), ["k0", "k1", "k2", "k3", "k4"]);
+    // Their receipts reach A on its new relay.
+    assert!(
+        wait_status(&a, &from_a, &["delivered"]),
+        "receipts after the failover: {:?}",
+        history(&a)
+    );
     assert_eq!(c.inbox_rows(), "0", "nothing left waiting on the relays");
 
     // B and C still see A (now on another relay), and A sees them.

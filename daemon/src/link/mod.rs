@@ -312,7 +312,11 @@ async fn session(
             .await
             .map_err(|e| match e {
                 ClientError::Connect(message) => LinkError::Connect {
-                    relay: format!("{} ({addr})", target.host),
+                    relay: if target.host.parse::<std::net::IpAddr>().is_ok() {
+                        addr.to_string()
+                    } else {
+                        format!("{} ({addr})", target.host)
+                    },
                     message,
                 },
                 other => LinkError::Client(other),
