@@ -265,3 +265,47 @@ fn a_relay_that_stops_removes_its_leases() {
         );
     });
 }
+
+/// PostgreSQL restarts under two relays: their listening connections break and come
+/// back, and what was stored meanwhile still reaches a device on the other relay (a
+/// relay that listens again pushes its devices' inboxes, as notices may have been lost).
+#[test]
+fn after_postgres_restarts_messages_still_cross_relays() {
+    // A cluster of its own: this test stops it.
+    let Some(pg) = phoned_tests::postgres::Cluster::start() else {
+        return;
+    };
+    let url = pg.database();
+    let ra = common::relay(&format!("store = \"{url}\"\nrelay_id = \"a\""));
+    let rb = common::relay(&format!("store = \"{url}\"\nrelay_id = \"b\""));
+    smol::block_on(async {
+        let (a, _, _) = ra.provisioned("A").await;
+        let (b, nb, _) = rb.provisioned("B").await;
+        assert!(
+            a.wait_event(common::WAIT, |e| presence(e, &nb, true))
+                .await
+                .is_some()
+        );
+        pg.stop();
+        pg.restart();
+        // The first write after the restart may still find a broken connection.
+        let stored = phoned_tests::wait_for(common::WAIT, || {
+            smol::block_on(a.request(Request::SendMessage {
+                client_id: "after-restart".into(),
+                to: nb.clone(),
+                text: "still there?".into(),
+            }))
+            .ok()
+        });
+        let Some(Response::Stored { id }) = stored else {
+            panic!("{stored:?}");
+        };
+        let got = b
+            .wait_event(common::WAIT, |e| matches!(e, Event::Message(_)))
+            .await;
+        assert!(
+            matches!(&got, Some(Event::Message(m)) if m.id == id),
+            "{got:?}"
+        );
+    });
+}

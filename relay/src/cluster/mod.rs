@@ -89,7 +89,11 @@ fn listen_thread(store: &PgStore, me: &str, tx: &Sender<Notice>) {
                     }
                 }
                 Ok(None) if !client.is_closed() => {}
-                Ok(None) => break,
+                Ok(None) => {
+                    tracing::error!("cluster: the listening connection closed");
+                    failing = true;
+                    break;
+                }
                 Err(e) => {
                     tracing::error!("cluster: the listening connection broke: {e}");
                     failing = true;
