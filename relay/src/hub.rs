@@ -553,6 +553,71 @@ mod tests {
             }
         }
 
+        /// With other relays' accounts coming and going too (any set at any time), every
+        /// device that applies its events in order ends with the hub's list, which holds
+        /// the accounts online here or elsewhere.
+        #[test]
+        fn remote_presence_keeps_every_device_exact(
+            ops in proptest::collection::vec((0u8..3, 0u64..6, 0u64..4, 0u64..16, 0u64..80), 0..80)
+        ) {
+            let mut hub = Hub::new();
+            let mut now = 0;
+            let mut views: HashMap<SessionId, (AccountId, BTreeSet<String>)> = HashMap::new();
+            fn number(account: AccountId) -> String {
+                format!("{}", 100 + account)
+            }
+            let apply = |views: &mut HashMap<SessionId, (AccountId, BTreeSet<String>)>, actions: Vec<Action>| {
+                for (sid, (_, view)) in views.iter_mut() {
+                    for e in sent_to(&actions, *sid) {
+                        if let Event::Presence { number, online, .. } = e {
+                            if online { view.insert(number); } else { view.remove(&number); }
+                        }
+                    }
+                }
+            };
+            for (kind, sid, account, remote, wait) in ops {
+                now += wait;
+                let due: Vec<Action> = match hub.next_deadline() {
+                    Some(d) if d <= now => hub.tick(now).into_iter().collect(),
+                    _ => Vec::new(),
+                };
+                apply(&mut views, due);
+                match kind {
+                    0 => {
+                        let actions = hub.login(now, sid, account, profile(&number(account), "x"));
+                        let own = number(account);
+                        let list = hub.online().into_iter().map(|u| u.number).filter(|n| *n != own).collect();
+                        views.insert(sid, (account, list));
+                        apply(&mut views, actions);
+                    }
+                    1 => {
+                        views.remove(&sid);
+                        let actions = hub.leave(now, sid);
+                        apply(&mut views, actions);
+                    }
+                    _ => {
+                        // Accounts 0-3 online elsewhere as the bits of `remote` say.
+                        let set = (0..4)
+                            .filter(|a| remote & (1 << a) != 0)
+                            .map(|a| (a, profile(&number(a), "x")))
+                            .collect();
+                        let actions = hub.set_remote(now, set);
+                        apply(&mut views, actions);
+                    }
+                }
+            }
+            if let Some(d) = hub.next_deadline() {
+                let actions = hub.tick(d.max(now)).into_iter().collect();
+                apply(&mut views, actions);
+            }
+            let all: BTreeSet<String> = hub.online().into_iter().map(|u| u.number).collect();
+            for (sid, (account, view)) in &views {
+                let mut expect = all.clone();
+                expect.remove(&number(*account));
+                prop_assert_eq!(view, &expect, "session {}", sid);
+            }
+        }
+
         /// A device that asks for the online list when it logs in and then applies the
         /// presence events it is sent, in order, ends with the hub's list (less its own
         /// account), however the changes fell into batches.
