@@ -11,7 +11,7 @@ use thiserror::Error;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    relay: Option<String>,
+    relay: Option<RelayField>,
     relay_fingerprint: Option<String>,
     relay_media_port: Option<u16>,
     number: Option<String>,
@@ -20,6 +20,21 @@ struct File {
     download_dir: Option<PathBuf>,
     #[serde(default)]
     audio: AudioFile,
+}
+
+/// `relay`: one address, or a list of them (several relays of one cluster).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RelayField {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// One relay address: a host (a name or an IP address) and a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayAddr {
+    pub host: String,
+    pub port: u16,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -88,10 +103,13 @@ impl Default for Ring {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// `host:port` as written (the port defaults to 7447).
+    /// `host:port` as written (the port defaults to 7447); a list joined with `, `. The
+    /// relay's pin and login tokens are kept under it: the relays of one list are one
+    /// service (one certificate).
     pub relay: String,
-    pub relay_host: String,
-    pub relay_port: u16,
+    /// The relays to try, in order: each host's addresses in turn, then the next host
+    /// (see `link::failover`).
+    pub relays: Vec<RelayAddr>,
     pub relay_fingerprint: Option<String>,
     /// The relay's UDP media port as this device reaches it, when a port forward makes it
     /// differ from the one the relay announces; `Some(0)`: no UDP media plane, media on
@@ -122,11 +140,28 @@ impl Config {
         let file: File = toml::from_str(text)
             .map_err(|e| ConfigError::parse(Path::new("<inline>"), text, e.message(), e.span()))?;
         let invalid = |key, message: String| ConfigError::Invalid { key, message };
-        let relay = file
-            .relay
-            .ok_or_else(|| invalid("relay", "missing: set relay = \"host:7447\"".into()))?;
-        let (relay_host, relay_port) =
-            split_host_port(&relay).map_err(|e| invalid("relay", e.to_string()))?;
+        let written = match file.relay {
+            None => {
+                return Err(invalid(
+                    "relay",
+                    "missing: set relay = \"host:7447\"".into(),
+                ));
+            }
+            Some(RelayField::One(one)) => vec![one],
+            Some(RelayField::Many(many)) if many.is_empty() => {
+                return Err(invalid("relay", "the list is empty".into()));
+            }
+            Some(RelayField::Many(many)) => many,
+        };
+        let relays = written
+            .iter()
+            .map(|r| {
+                split_host_port(r)
+                    .map(|(host, port)| RelayAddr { host, port })
+                    .map_err(|e| invalid("relay", e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let relay = written.join(", ");
         let relay_fingerprint = match file.relay_fingerprint {
             Some(fp) => Some(phoned_proto::fingerprint::parse(&fp).ok_or_else(|| {
                 invalid(
@@ -187,8 +222,7 @@ impl Config {
         let ring = ring(text, file.audio.ring, file.audio.ring_volume)?;
         Ok(Config {
             relay,
-            relay_host,
-            relay_port,
+            relays,
             relay_fingerprint,
             relay_media_port: file.relay_media_port,
             credentials,
@@ -331,24 +365,53 @@ mod tests {
     #[test]
     fn minimal_config() {
         let c = Config::parse("relay = \"127.0.0.1:7447\"\ndisplay_name = \"Kitchen\"").unwrap();
-        assert_eq!((c.relay_host.as_str(), c.relay_port), ("127.0.0.1", 7447));
+        assert_eq!(c.relays, [addr("127.0.0.1", 7447)]);
         assert_eq!(c.audio.backend, AudioBackend::Cpal);
         assert!(c.credentials.is_none());
         let c = Config::parse("relay = \"[::1]:9000\"").unwrap();
-        assert_eq!((c.relay_host.as_str(), c.relay_port), ("::1", 9000));
+        assert_eq!(c.relays, [addr("::1", 9000)]);
         for url in ["http://relay.example:7447", "quic://relay.example"] {
             let e = split_host_port(url).unwrap_err().to_string();
             assert!(e.contains("host:port") && e.contains("://"), "{e}");
             assert!(!e.contains("IPv6"), "{e}");
         }
         let c = Config::parse("relay = \"relay.example.net\"").unwrap();
-        assert_eq!(c.relay_port, 7447);
+        assert_eq!(c.relays, [addr("relay.example.net", 7447)]);
+    }
+
+    fn addr(host: &str, port: u16) -> RelayAddr {
+        RelayAddr {
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn relay_takes_a_list_of_a_cluster_s_relays() {
+        let c = Config::parse("relay = [\"r1.example:7447\", \"10.0.0.2\", \"[::1]:9\"]").unwrap();
+        assert_eq!(
+            c.relays,
+            [
+                addr("r1.example", 7447),
+                addr("10.0.0.2", 7447),
+                addr("::1", 9)
+            ]
+        );
+        assert_eq!(c.relay, "r1.example:7447, 10.0.0.2, [::1]:9");
+        for bad in [
+            "relay = []",
+            "relay = [\"ok:1\", \"http://x\"]",
+            "relay = [1]",
+        ] {
+            let e = Config::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("relay"), "{bad}: {e}");
+        }
     }
 
     #[test]
     fn the_shipped_config_is_valid() {
         let c = Config::parse(include_str!("../../config/phoned.toml")).unwrap();
-        assert_eq!(c.relay_port, 7447);
+        assert_eq!(c.relays[0].port, 7447);
         assert_eq!(c.audio.backend, AudioBackend::Cpal);
     }
 

@@ -43,8 +43,7 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     // Every key is compared below; a new field fails to compile here until it is.
     let Config {
         relay: _,
-        relay_host: _,
-        relay_port: _,
+        relays: _,
         relay_fingerprint: _,
         relay_media_port: _,
         credentials: _,

@@ -48,6 +48,7 @@ struct File {
     media_listen: Option<String>,
     media_advertise_port: Option<u16>,
     media_threads: Option<usize>,
+    relay_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -103,6 +104,9 @@ pub struct Config {
     /// Forwarding threads of the media plane, each with its own socket on the same port
     /// (`SO_REUSEPORT`).
     pub media_threads: usize,
+    /// This relay's id among several on one PostgreSQL database (its leases and
+    /// notifications name it); `None`: a random one at each start.
+    pub relay_id: Option<String>,
 }
 
 /// Overrides from the command line.
@@ -284,6 +288,16 @@ impl Config {
                 format!("{media_threads} is not between 1 and 64"),
             ));
         }
+        let relay_id = match file.relay_id {
+            Some(id) if valid_relay_id(&id) => Some(id),
+            Some(id) => {
+                return Err(invalid(
+                    "relay_id",
+                    format!("{id:?}: 1 to 64 letters, digits, '.', '_' or '-'"),
+                ));
+            }
+            None => None,
+        };
         Ok(Config {
             listen,
             state_dir: o
@@ -314,8 +328,18 @@ impl Config {
             media_listen,
             media_advertise_port: file.media_advertise_port.filter(|p| *p != 0),
             media_threads,
+            relay_id,
         })
     }
+}
+
+/// A relay id: 1 to 64 letters, digits, `.`, `_` or `-` (it is a notification's
+/// payload field, so no `:`).
+fn valid_relay_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// systemd's `$STATE_DIRECTORY`, else `/var/lib/phone-relay` for root, else the XDG
@@ -438,6 +462,8 @@ mod tests {
             ("metrics_listen = \"localhost:9447\"", "metrics_listen"),
             ("store = \"sqlite:///x\"", "store"),
             ("store = \"postgres://u@h/db?sslmode=maybe\"", "store"),
+            ("relay_id = \"a:b\"", "relay_id"),
+            ("relay_id = \"\"", "relay_id"),
         ] {
             let err = Config::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");

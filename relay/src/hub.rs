@@ -57,6 +57,9 @@ pub struct Hub {
     accounts: HashMap<AccountId, Online>,
     /// Presence changes waiting for the next flush.
     pending: Pending,
+    /// Accounts online on other relays of a cluster (their leases are valid), with their
+    /// profiles: online here too, whether or not they have a session here.
+    remote: HashMap<AccountId, Profile>,
 }
 
 impl Hub {
@@ -92,7 +95,10 @@ impl Hub {
                         sessions: vec![sid],
                     },
                 );
-                self.pending.push(account, event);
+                // Online on another relay: the others knew already.
+                if !self.remote.contains_key(&account) {
+                    self.pending.push(account, event);
+                }
             }
         }
         actions.extend(self.tick(now_ms));
@@ -113,7 +119,31 @@ impl Hub {
             return own_update(online, None);
         }
         let online = self.accounts.remove(&account).expect("present above");
+        // Still online on another relay: nothing changed for the others.
+        if self.remote.contains_key(&account) {
+            return Vec::new();
+        }
         self.pending.push(account, presence(&online.profile, false));
+        self.tick(now_ms).into_iter().collect()
+    }
+
+    /// The accounts online on other relays are now `remote` (from their leases): queues
+    /// the presence changes that makes for the accounts without a session here.
+    pub fn set_remote(&mut self, now_ms: u64, remote: HashMap<AccountId, Profile>) -> Vec<Action> {
+        let old = std::mem::replace(&mut self.remote, remote);
+        let mut changed: Vec<AccountId> = old
+            .keys()
+            .chain(self.remote.keys())
+            .copied()
+            .filter(|a| !self.accounts.contains_key(a))
+            .collect();
+        changed.sort_unstable();
+        changed.dedup();
+        for account in changed {
+            for event in remote_change(old.get(&account), self.remote.get(&account)) {
+                self.pending.push(account, event);
+            }
+        }
         self.tick(now_ms).into_iter().collect()
     }
 
@@ -213,12 +243,19 @@ impl Hub {
         self.accounts.keys().copied().collect()
     }
 
-    /// Everyone online, ordered by number.
+    /// Everyone online, here or on another relay, ordered by number.
     pub fn online(&self) -> Vec<OnlineUser> {
+        let remote = self
+            .remote
+            .iter()
+            .filter(|(a, _)| !self.accounts.contains_key(a))
+            .map(|(_, p)| p);
         let sorted: BTreeMap<&str, &str> = self
             .accounts
             .values()
-            .map(|o| (o.profile.number.as_str(), o.profile.name.as_str()))
+            .map(|o| &o.profile)
+            .chain(remote)
+            .map(|p| (p.number.as_str(), p.name.as_str()))
             .collect();
         sorted
             .into_iter()
@@ -227,6 +264,13 @@ impl Hub {
                 name: name.to_owned(),
             })
             .collect()
+    }
+
+    /// The logged-in sessions and their accounts (what this relay holds leases for).
+    pub fn leases(&self) -> Vec<(SessionId, AccountId)> {
+        let mut all: Vec<_> = self.sessions.iter().map(|(&s, l)| (s, l.account)).collect();
+        all.sort_unstable();
+        all
     }
 
     pub fn session_count(&self) -> usize {
@@ -248,6 +292,20 @@ fn own_update(online: &Online, skip: Option<SessionId>) -> Vec<Action> {
         .filter(|&&s| Some(s) != skip)
         .map(|&s| Action::Send(s, Event::AccountChanged(info.clone())))
         .collect()
+}
+
+/// The presence events for an account with no session here whose profile on other relays
+/// went from `old` to `new` (`None`: offline there).
+fn remote_change(old: Option<&Profile>, new: Option<&Profile>) -> Vec<Event> {
+    match (old, new) {
+        (None, Some(n)) => vec![presence(n, true)],
+        (Some(o), None) => vec![presence(o, false)],
+        (Some(o), Some(n)) if o.number != n.number => {
+            vec![presence(o, false), presence(n, true)]
+        }
+        (Some(o), Some(n)) if o.name != n.name => vec![presence(n, true)],
+        _ => Vec::new(),
+    }
 }
 
 fn presence(p: &Profile, online: bool) -> Event {
@@ -436,6 +494,41 @@ mod tests {
         assert!(hub.online().is_empty());
     }
 
+    #[test]
+    fn accounts_online_elsewhere_are_online_here_without_double_events() {
+        let mut hub = Hub::new();
+        hub.login(0, 1, 10, profile("1000", "A"));
+        // B comes online on another relay: A hears of it, and it is in the list.
+        let remote = |list: &[(AccountId, &str)]| -> HashMap<AccountId, Profile> {
+            list.iter().map(|&(a, n)| (a, profile(n, "x"))).collect()
+        };
+        let a = hub.set_remote(STEP, remote(&[(20, "2000")]));
+        assert_eq!(sent_to(&a, 1), [p("2000", "x", true)]);
+        assert_eq!(hub.online().len(), 2);
+        // B logs in here too: no event, it was online already; A on the other relay
+        // too: no event for B's session.
+        let a = hub.login(2 * STEP, 2, 20, profile("2000", "x"));
+        assert!(sent_to(&a, 1).is_empty());
+        let a = hub.set_remote(3 * STEP, remote(&[(20, "2000"), (10, "1000")]));
+        assert!(sent_to(&a, 1).is_empty() && sent_to(&a, 2).is_empty());
+        // B leaves here: still online elsewhere, no event.
+        assert!(sent_to(&hub.leave(4 * STEP, 2), 1).is_empty());
+        // B's lease expires: offline now; a number change elsewhere is old off, new on.
+        let a = hub.set_remote(5 * STEP, remote(&[(10, "1000"), (30, "3000")]));
+        assert_eq!(
+            sent_to(&a, 1),
+            [p("2000", "x", false), p("3000", "x", true)]
+        );
+        let a = hub.set_remote(6 * STEP, remote(&[(10, "1000"), (30, "3001")]));
+        assert_eq!(
+            sent_to(&a, 1),
+            [p("3000", "x", false), p("3001", "x", true)]
+        );
+        let numbers: Vec<String> = hub.online().into_iter().map(|u| u.number).collect();
+        assert_eq!(numbers, ["1000", "3001"]);
+        assert_eq!(hub.leases(), [(1, 10)]);
+    }
+
     proptest! {
         /// Under any sequence of logins and leaves, the hub's online list equals the set
         /// of accounts with a live session, and every observer saw a consistent stream.
@@ -457,6 +550,71 @@ mod tests {
                 expect.dedup();
                 let got: Vec<String> = hub.online().into_iter().map(|u| u.number).collect();
                 prop_assert_eq!(got, expect);
+            }
+        }
+
+        /// With other relays' accounts coming and going too (any set at any time), every
+        /// device that applies its events in order ends with the hub's list, which holds
+        /// the accounts online here or elsewhere.
+        #[test]
+        fn remote_presence_keeps_every_device_exact(
+            ops in proptest::collection::vec((0u8..3, 0u64..6, 0u64..4, 0u64..16, 0u64..80), 0..80)
+        ) {
+            let mut hub = Hub::new();
+            let mut now = 0;
+            let mut views: HashMap<SessionId, (AccountId, BTreeSet<String>)> = HashMap::new();
+            fn number(account: AccountId) -> String {
+                format!("{}", 100 + account)
+            }
+            let apply = |views: &mut HashMap<SessionId, (AccountId, BTreeSet<String>)>, actions: Vec<Action>| {
+                for (sid, (_, view)) in views.iter_mut() {
+                    for e in sent_to(&actions, *sid) {
+                        if let Event::Presence { number, online, .. } = e {
+                            if online { view.insert(number); } else { view.remove(&number); }
+                        }
+                    }
+                }
+            };
+            for (kind, sid, account, remote, wait) in ops {
+                now += wait;
+                let due: Vec<Action> = match hub.next_deadline() {
+                    Some(d) if d <= now => hub.tick(now).into_iter().collect(),
+                    _ => Vec::new(),
+                };
+                apply(&mut views, due);
+                match kind {
+                    0 => {
+                        let actions = hub.login(now, sid, account, profile(&number(account), "x"));
+                        let own = number(account);
+                        let list = hub.online().into_iter().map(|u| u.number).filter(|n| *n != own).collect();
+                        views.insert(sid, (account, list));
+                        apply(&mut views, actions);
+                    }
+                    1 => {
+                        views.remove(&sid);
+                        let actions = hub.leave(now, sid);
+                        apply(&mut views, actions);
+                    }
+                    _ => {
+                        // Accounts 0-3 online elsewhere as the bits of `remote` say.
+                        let set = (0..4)
+                            .filter(|a| remote & (1 << a) != 0)
+                            .map(|a| (a, profile(&number(a), "x")))
+                            .collect();
+                        let actions = hub.set_remote(now, set);
+                        apply(&mut views, actions);
+                    }
+                }
+            }
+            if let Some(d) = hub.next_deadline() {
+                let actions = hub.tick(d.max(now)).into_iter().collect();
+                apply(&mut views, actions);
+            }
+            let all: BTreeSet<String> = hub.online().into_iter().map(|u| u.number).collect();
+            for (sid, (account, view)) in &views {
+                let mut expect = all.clone();
+                expect.remove(&number(*account));
+                prop_assert_eq!(view, &expect, "session {}", sid);
             }
         }
 

@@ -24,6 +24,8 @@
 //! - Durable state: [`store`] accounts, numbers and mailboxes, in LMDB or PostgreSQL
 //!   behind one interface; [`backup`] copies the LMDB store while the relay runs; [`admin`] the `phone-relay admin` account commands
 //!   (the relay applies their changes to live sessions).
+//! - [`cluster`]: several relays on one PostgreSQL database: presence leases, and
+//!   `LISTEN/NOTIFY` for what other relays changed.
 //! - `metrics`: counters and gauges for operators, served as OpenMetrics text on
 //!   `metrics_listen` when that is set.
 //! - [`config`], [`cert`] (the TLS identity), [`token`] (device login tokens) and
@@ -35,6 +37,7 @@ pub mod backup;
 mod bulk;
 pub mod calls;
 pub mod cert;
+pub mod cluster;
 pub mod conference;
 pub mod config;
 mod delivery;

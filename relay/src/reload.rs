@@ -5,7 +5,7 @@
 use crate::config::Config;
 
 /// Keys that cannot change under a running relay (the sockets and the open database).
-pub const RESTART_KEYS: [&str; 8] = [
+pub const RESTART_KEYS: [&str; 9] = [
     "listen",
     "state_dir",
     "map_size_mib",
@@ -14,6 +14,7 @@ pub const RESTART_KEYS: [&str; 8] = [
     "media_listen",
     "media_advertise_port",
     "media_threads",
+    "relay_id",
 ];
 
 /// The outcome of a reload.
@@ -70,6 +71,7 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
         media_listen: _,
         media_advertise_port: _,
         media_threads: _,
+        relay_id: _,
     } = old;
     let mut out = Reloaded::default();
     let mut live = |key: &'static str, changed: bool| {
@@ -162,6 +164,10 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
         out.needs_restart.push("media_threads");
         new.media_threads = old.media_threads;
     }
+    if old.relay_id != new.relay_id {
+        out.needs_restart.push("relay_id");
+        new.relay_id = old.relay_id.clone();
+    }
     (new, out)
 }
 
@@ -229,11 +235,12 @@ mod tests {
         let new = config(
             "listen = \"127.0.0.1:7001\"\nstate_dir = \"/b\"\nmap_size_mib = 64\n\
              allow_register = false\nmetrics_listen = \"127.0.0.1:9447\"\n\
-             store = \"postgres://relay@localhost/phone\"\n\
+             store = \"postgres://relay@localhost/phone\"\nrelay_id = \"r2\"\n\
              media_listen = \"127.0.0.1:7100\"\nmedia_advertise_port = 7200\nmedia_threads = 2",
         );
         let (run, r) = plan(&old, new);
         assert_eq!(r.needs_restart, RESTART_KEYS);
+        assert_eq!(run.relay_id, None);
         assert_eq!(r.applied, ["allow_register"]);
         assert_eq!(run.listen, old.listen);
         assert_eq!(run.state_dir, old.state_dir);

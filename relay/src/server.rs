@@ -69,6 +69,7 @@ pub struct Running {
     _metrics: Option<Task<()>>,
     /// Stops the media plane's threads when dropped.
     _media: Option<crate::plane::Running>,
+    _cluster: Option<Task<()>>,
 }
 
 impl Running {
@@ -133,6 +134,18 @@ impl Running {
             smol::Timer::after(Duration::from_secs(2)).await;
         })
         .await;
+        // In a cluster, the others see this relay's devices go now (those that moved to
+        // another relay stay online there), not when the leases expire.
+        if let Store::Postgres(pg) = &self.shared.store {
+            let pg = pg.clone();
+            let cleared = blocking::unblock(move || {
+                let me = pg.relay_id().to_owned();
+                pg.sync_leases(&me, &[], crate::cluster::leases::TTL, true)
+            });
+            if let Err(e) = cleared.await {
+                tracing::warn!("cluster: removing this relay's leases: {e}");
+            }
+        }
     }
 }
 
@@ -143,7 +156,14 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         path: config.state_dir.display().to_string(),
         source,
     })?;
-    let store = Store::open(&config.store, &config.state_dir, config.map_size_mib)?;
+    let store = match Store::open(&config.store, &config.state_dir, config.map_size_mib)? {
+        Store::Postgres(pg) => {
+            let id = crate::cluster::relay_id(config.relay_id.as_deref());
+            tracing::info!(relay_id = %id, "relay id in the cluster: {id}");
+            Store::Postgres(pg.with_relay_id(&id))
+        }
+        heed => heed,
+    };
     let metrics = Arc::new(Metrics::new());
     let committer = {
         let metrics = metrics.clone();
@@ -244,6 +264,22 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let flusher = smol::spawn(crate::flusher::run(shared.clone(), flushes, clock));
     let accept = smol::spawn(accept_loop(endpoint.clone(), shared.clone()));
     let watch = smol::spawn(watch_revisions(shared.clone()));
+    let cluster = match &shared.store {
+        Store::Postgres(pg) => {
+            let (wake, woken) = smol::channel::bounded(1);
+            shared.set_cluster(wake);
+            let me = pg.relay_id().to_owned();
+            let notices = crate::cluster::listen(pg.clone(), me.clone());
+            Some(smol::spawn(crate::cluster::run(
+                shared.clone(),
+                pg.clone(),
+                me,
+                notices,
+                woken,
+            )))
+        }
+        Store::Heed(_) => None,
+    };
     let (metrics_addr, metrics_task) = match metrics_listener {
         Some((listener, at)) => {
             tracing::info!(addr = %at, "metrics endpoint on http://{at}/metrics");
@@ -266,6 +302,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         _flusher: flusher,
         _metrics: metrics_task,
         _media: media,
+        _cluster: cluster,
     })
 }
 

@@ -12,9 +12,10 @@
 //!   retry, whether the relay is out of space) sits behind one private lock too; the
 //!   upkeep task ([`crate::upkeep`]) acts on it, and a [`Shared::kick`] wakes it early.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use phoned_proto::{AccountInfo, OnlineUser};
 
@@ -88,6 +89,9 @@ pub(crate) struct Shared {
     flush: smol::channel::Sender<()>,
     next_sid: AtomicU64,
     clock: Mono,
+    /// Wakes the cluster task ([`crate::cluster`]) when sessions log in or leave; unset
+    /// on the embedded store (no cluster).
+    cluster: OnceLock<smol::channel::Sender<()>>,
 }
 
 impl Shared {
@@ -129,6 +133,7 @@ impl Shared {
             flush,
             next_sid: AtomicU64::new(1),
             clock,
+            cluster: OnceLock::new(),
         }
     }
 
@@ -259,6 +264,33 @@ impl Shared {
         let (actions, waiting) = {
             let mut hub = lock(&self.hub);
             let actions = f(&mut hub, now);
+            (actions, hub.next_deadline().is_some())
+        };
+        self.dispatch(actions);
+        if waiting {
+            let _ = self.flush.try_send(());
+        }
+        if let Some(cluster) = self.cluster.get() {
+            let _ = cluster.try_send(());
+        }
+    }
+
+    /// Makes the cluster task hear of session changes through `wake`.
+    pub fn set_cluster(&self, wake: smol::channel::Sender<()>) {
+        let _ = self.cluster.set(wake);
+    }
+
+    /// The logged-in sessions and their accounts, sorted (this relay's leases).
+    pub fn leases(&self) -> Vec<(SessionId, AccountId)> {
+        lock(&self.hub).leases()
+    }
+
+    /// The accounts online on other relays are now `remote`: tells the sessions here.
+    pub fn set_remote(&self, remote: HashMap<AccountId, Profile>) {
+        let now = self.mono_ms();
+        let (actions, waiting) = {
+            let mut hub = lock(&self.hub);
+            let actions = hub.set_remote(now, remote);
             (actions, hub.next_deadline().is_some())
         };
         self.dispatch(actions);

@@ -256,12 +256,20 @@ impl PhonedProcess {
         extra: &str,
         env: &[(String, String)],
     ) -> PhonedProcess {
+        PhonedProcess::start_config(dir, &format!("relay = \"{relay}\"\n{extra}\n"), env)
+    }
+
+    /// Starts a daemon whose `relay` is the list `relays` (a cluster), with `extra`.
+    pub fn start_with_relays(dir: &Path, relays: &[SocketAddr], extra: &str) -> PhonedProcess {
+        let list: Vec<String> = relays.iter().map(|r| format!("\"{r}\"")).collect();
+        let config = format!("relay = [{}]\n{extra}\n", list.join(", "));
+        PhonedProcess::start_config(dir, &config, &[])
+    }
+
+    /// Writes `dir/phoned.toml` as `config` and starts the daemon with `env` added.
+    fn start_config(dir: &Path, config: &str, env: &[(String, String)]) -> PhonedProcess {
         std::fs::create_dir_all(dir).expect("daemon dir");
-        std::fs::write(
-            dir.join("phoned.toml"),
-            format!("relay = \"{relay}\"\n{extra}\n"),
-        )
-        .expect("config");
+        std::fs::write(dir.join("phoned.toml"), config).expect("config");
         let bus = DbusDaemon::start();
         let child = PhonedProcess::spawn(dir, &bus.address, env);
         PhonedProcess {

@@ -7,6 +7,7 @@
 //! phone go offline at once rather than after the idle timeout.
 
 pub mod backoff;
+pub mod failover;
 pub mod media;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -24,6 +25,7 @@ use crate::credentials::{self, Credentials, CredentialsError};
 use crate::driver::Handle;
 use crate::store::StoreError;
 use backoff::Backoff;
+use failover::{Rotation, Target};
 use media::MediaLink;
 use phoned_client::{Client, ClientError, Trust};
 
@@ -145,11 +147,27 @@ async fn stopping(stop: &Receiver<()>) {
 /// reconnect; media datagrams go to `media`.
 pub async fn run(handle: Handle, relink: Receiver<()>, media: Sender<Bytes>, stop: Receiver<()>) {
     let mut backoff = Backoff::new(BACKOFF);
+    let mut rotation = Rotation::default();
     let mut timeout = backoff.first_timeout();
     let mut last_logged = String::new();
     loop {
         handle.link(LinkEvent::Connecting);
-        let why = match session(&handle, &relink, &media, &stop, &mut backoff, timeout).await {
+        let tried = session(
+            &handle,
+            &relink,
+            &media,
+            &stop,
+            &mut backoff,
+            &rotation,
+            timeout,
+        )
+        .await;
+        // A failed try or a lost link: the next try goes to the next relay (one that
+        // died does not come back at once); a reload starts where the link was.
+        if matches!(tried, Ok(Ended::Lost) | Err(_)) {
+            rotation.moved_on();
+        }
+        let why = match tried {
             Ok(Ended::Stopped) => return,
             Ok(Ended::Reconfigured) => {
                 tracing::info!("reconnecting with the new config");
@@ -199,18 +217,40 @@ fn random_unit() -> f64 {
     getrandom::u64().map_or(0.5, |r| (r >> 11) as f64 / (1u64 << 53) as f64)
 }
 
-async fn resolve(host: &str, port: u16) -> Result<SocketAddr, LinkError> {
-    let target = (host.to_owned(), port);
-    let addrs =
-        blocking::unblock(move || target.to_socket_addrs().map(|a| a.collect::<Vec<_>>())).await;
-    addrs
-        .map_err(|source| LinkError::Resolve {
-            host: host.to_owned(),
-            source,
-        })?
-        .into_iter()
-        .next()
-        .ok_or_else(|| LinkError::NoAddress(host.to_owned()))
+/// Every address of every configured relay, in order (see [`failover::targets`]). A
+/// name that does not resolve is skipped while another relay does; if none does, the
+/// first one's error.
+async fn resolve(relays: &[crate::config::RelayAddr]) -> Result<Vec<Target>, LinkError> {
+    let wanted: Vec<(String, u16)> = relays.iter().map(|r| (r.host.clone(), r.port)).collect();
+    let resolved = blocking::unblock(move || {
+        wanted
+            .into_iter()
+            .map(|(host, port)| {
+                let addrs = (host.as_str(), port)
+                    .to_socket_addrs()
+                    .map(|a| a.collect::<Vec<_>>());
+                (host, addrs)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    let mut first_error = None;
+    let mut found = Vec::new();
+    for (host, addrs) in resolved {
+        match addrs {
+            Ok(a) => found.push((host, a)),
+            Err(source) => {
+                first_error.get_or_insert(LinkError::Resolve { host, source });
+            }
+        }
+    }
+    let targets = failover::targets(found);
+    if targets.is_empty() {
+        return Err(first_error.unwrap_or_else(|| {
+            LinkError::NoAddress(relays.first().map(|r| r.host.clone()).unwrap_or_default())
+        }));
+    }
+    Ok(targets)
 }
 
 fn trust(handle: &Handle) -> Trust {
@@ -238,10 +278,16 @@ async fn session(
     media: &Sender<Bytes>,
     stop: &Receiver<()>,
     backoff: &mut Backoff,
+    rotation: &Rotation,
     timeout: Duration,
 ) -> Result<Ended, LinkError> {
     let config = handle.config();
-    let addr = resolve(&config.relay_host, config.relay_port).await?;
+    let targets = resolve(&config.relays).await?;
+    let Some(target) = rotation.pick(&targets).cloned() else {
+        return Err(LinkError::NoAddress(config.relay.clone()));
+    };
+    let addr = target.addr;
+    tracing::debug!(%addr, host = %target.host, "connecting to the relay");
     let bind: SocketAddr = if addr.is_ipv6() {
         "[::]:0".parse().unwrap_or(addr)
     } else {
@@ -250,10 +296,10 @@ async fn session(
     let endpoint = phoned_client::endpoint_on(bind).map_err(LinkError::Socket)?;
     let trust = trust(handle);
     let first_use = trust == Trust::FirstUse;
-    let server_name = if config.relay_host.parse::<std::net::IpAddr>().is_ok() {
+    let server_name = if target.host.parse::<std::net::IpAddr>().is_ok() {
         "phone-relay"
     } else {
-        config.relay_host.as_str()
+        target.host.as_str()
     };
     let connecting = async {
         let connect = Client::connect_trusting(&endpoint, addr, server_name, trust);
@@ -268,7 +314,11 @@ async fn session(
             .await
             .map_err(|e| match e {
                 ClientError::Connect(message) => LinkError::Connect {
-                    relay: config.relay.clone(),
+                    relay: if target.host.parse::<std::net::IpAddr>().is_ok() {
+                        addr.to_string()
+                    } else {
+                        format!("{} ({addr})", target.host)
+                    },
                     message,
                 },
                 other => LinkError::Client(other),

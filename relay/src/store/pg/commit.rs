@@ -21,10 +21,12 @@ use std::time::Instant;
 use phoned_proto::MessageId;
 use smol::channel::{Receiver, Sender};
 
+use super::leases::{INBOX, RECEIPTS, notify_in};
 use super::messages::{
     deliver_message_in, deliver_messages_in, drop_receipt_in, drop_receipts_in, store_item_in,
 };
 use super::{Conn, PgStore, big};
+use crate::cluster::notice::Notice;
 use crate::store::{AccountId, Delivered, Item, Observer, Pending, StoreError, Stored};
 
 /// Most writes in one transaction.
@@ -286,7 +288,7 @@ fn run(store: &PgStore, rx: &Receiver<Write>, observe: &mut Observer) {
             };
         }
         let Some(c) = conn.as_mut() else { continue };
-        let (outcomes, committed) = commit_batch(c, &batch);
+        let (outcomes, committed) = commit_batch(c, &batch, store.relay_id());
         observe(started.elapsed(), batch.len());
         if let Err(e) = &committed {
             tracing::error!(writes = batch.len(), "group commit failed: {e}");
@@ -303,6 +305,7 @@ fn run(store: &PgStore, rx: &Receiver<Write>, observe: &mut Observer) {
 fn commit_batch(
     conn: &mut Conn,
     batch: &[Write],
+    relay: &str,
 ) -> (Vec<Option<Outcome>>, Result<(), StoreError>) {
     let mut outcomes: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
     let mut excluded = vec![false; batch.len()];
@@ -354,7 +357,13 @@ fn commit_batch(
             i += 1;
         }
         match aborted {
-            None => return (outcomes, tx.commit().map_err(StoreError::from)),
+            None => {
+                // Other relays push what was stored for, or delivered from, their devices.
+                if let Err(e) = notify_in(&mut tx, statements, &notices(batch, &outcomes, relay)) {
+                    return (outcomes, Err(e));
+                }
+                return (outcomes, tx.commit().map_err(StoreError::from));
+            }
             Some(failed) => {
                 drop(tx); // Rolls back.
                 if client.is_closed() {
@@ -373,6 +382,32 @@ fn commit_batch(
             }
         }
     }
+}
+
+/// The notifications a committed batch sends: each new item to its recipient's relays,
+/// each new receipt to its sender's.
+fn notices(
+    batch: &[Write],
+    outcomes: &[Option<Outcome>],
+    relay: &str,
+) -> Vec<(&'static str, String)> {
+    batch
+        .iter()
+        .zip(outcomes)
+        .filter_map(|(w, o)| match (w, o) {
+            (Write::Store { to, .. }, Some(Outcome::Stored(Ok(Stored::New(id))))) => {
+                Some((INBOX, Notice::inbox_payload(*to, *id, relay)))
+            }
+            (
+                Write::Deliver { id, .. },
+                Some(Outcome::Delivered(Ok(Some((sender, client_id, _))))),
+            ) => Some((
+                RECEIPTS,
+                Notice::receipt_payload(*sender, *id, relay, client_id),
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -420,7 +455,7 @@ mod tests {
     /// Runs `writes` as one batch, as the thread does, and answers them.
     fn one_batch(pg: &PgStore, writes: Vec<Write>) {
         let mut conn = pg.connect().unwrap();
-        let (outcomes, committed) = commit_batch(&mut conn, &writes);
+        let (outcomes, committed) = commit_batch(&mut conn, &writes, "test");
         assert!(committed.is_ok(), "{committed:?}");
         for (w, o) in writes.into_iter().zip(outcomes) {
             w.answer(o, None);

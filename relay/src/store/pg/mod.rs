@@ -18,6 +18,7 @@ mod blobs;
 pub mod commit;
 mod directory;
 mod import;
+pub mod leases;
 mod messages;
 pub mod schema;
 
@@ -228,6 +229,9 @@ impl Pool {
 pub struct PgStore {
     pool: Arc<Pool>,
     url: Url,
+    /// The relay's id in a cluster, named in the notifications it sends ("" outside a
+    /// relay: the admin CLI).
+    relay: Arc<str>,
 }
 
 impl PgStore {
@@ -243,12 +247,24 @@ impl PgStore {
                 freed: Condvar::new(),
             }),
             url: url.clone(),
+            relay: Arc::from(""),
         };
         {
             let mut conn = store.conn()?;
             schema::migrate(&mut conn.client)?;
         }
         Ok(store)
+    }
+
+    /// The same store, sending notifications as relay `id`.
+    pub fn with_relay_id(mut self, id: &str) -> PgStore {
+        self.relay = Arc::from(id);
+        self
+    }
+
+    /// The relay id its notifications name.
+    pub fn relay_id(&self) -> &str {
+        &self.relay
     }
 
     pub fn url(&self) -> &Url {

@@ -14,6 +14,11 @@
 //! - `receipts`: delivery receipts waiting for the sender.
 //! - `mailbox_usage`: bytes waiting per recipient, against the quota.
 //! - `blobs`: file contents by SHA-256, in chunks of [`super::blobs::CHUNK`] bytes.
+//!
+//! Version 2:
+//! - `leases`: presence across relays, one row per logged-in session (relay id, the
+//!   relay's session id) → account, valid until `expires_at`; each relay renews its own
+//!   in one statement every few seconds (see [`crate::cluster`]).
 
 use postgres::Client;
 
@@ -74,6 +79,15 @@ pub const MIGRATIONS: &[&str] = &[
         data BYTEA NOT NULL,
         PRIMARY KEY (sha256, chunk)
     );",
+    // 2: presence as leases, for several relays on one database.
+    "CREATE TABLE leases (
+        relay TEXT NOT NULL,
+        session BIGINT NOT NULL,
+        account BIGINT NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (relay, session)
+    );
+    CREATE INDEX leases_account ON leases (account);",
 ];
 
 /// The schema version this relay works with.
