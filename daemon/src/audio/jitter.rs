@@ -565,6 +565,12 @@ impl JitterBuffer {
         excess.min(self.frame_us / 2) as u64
     }
 
+    /// The timestamp of the latest frame played from its own packet or recovered with FEC,
+    /// as the sender stamped it.
+    pub fn last_played_ts(&self) -> Option<u32> {
+        self.last_ts.map(|ts| ts as u32)
+    }
+
     /// How to play the frame the latest [`pop`](Self::pop) returned: a pitch period
     /// longer while the delay grows in speech, shorter while it shrinks, else as it is.
     /// Only ever other than [`Scale::Keep`] for a [`Playout::Packet`]. The caller that

@@ -55,6 +55,7 @@ pub use self::devices::{DeviceEntry, DeviceList, list as list_devices};
 pub use self::error::{AudioError, Direction};
 pub use self::file::FileBackend;
 pub use self::null::NullBackend;
+pub use self::paced::monotonic_ns;
 pub use self::pacer::{Pacer, Tick};
 pub use self::pulse::{LoadError, PulseBackend, server_reachable};
 pub use self::wav::{WavSource, recording_spec};

@@ -35,7 +35,7 @@ mod tests;
 
 pub use health::{DeviceHealth, HealthAction};
 pub use pipeline::{
-    Device, Flags, MediaEvent, MediaPipeline, MediaStats, PipelineError, TickOutput,
+    Device, Flags, MediaEvent, MediaPipeline, MediaStats, Onset, PipelineError, Stage, TickOutput,
 };
 pub use quality::{PathNow, Quality, QualityMeter};
 pub use session::{MediaSession, QualityReporter, Reporter};

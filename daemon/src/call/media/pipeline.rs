@@ -63,7 +63,9 @@ use crate::audio::codec::{
     speech_level,
 };
 use crate::audio::drift::{DriftConfig, DriftEstimator};
-use crate::audio::jitter::{JitterBuffer, JitterConfig, JitterConfigError, JitterStats, Playout};
+use crate::audio::jitter::{
+    JitterBuffer, JitterConfig, JitterConfigError, JitterStats, Playout, Push,
+};
 use crate::audio::resample::{FRAME, FromNetwork, ResampleError, ToNetwork};
 use crate::audio::timescale::{Scale, TimeScaler};
 
@@ -120,7 +122,37 @@ pub enum MediaEvent {
     DecodeFailed(CodecError),
     /// Resampling failed; the rest of this tick's capture or playback was skipped.
     ResampleFailed(ResampleError),
+    /// A loud frame after quiet ones (the start of a talkspurt) passed a point of the
+    /// pipeline at this tick: for tracing where mouth-to-ear delay goes (the
+    /// `mouth_to_ear` bench lines these up across the two daemons by `timestamp`).
+    Onset(Onset),
 }
+
+/// Where an [`Onset`] was seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Encoded and handed out to be sent.
+    Sent,
+    /// Arrived from the far side and went into the jitter buffer.
+    Received,
+    /// Popped and decoded, and queued for the playback device.
+    Played,
+}
+
+/// The first loud frame of a talkspurt at one [`Stage`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Onset {
+    pub stage: Stage,
+    /// The frame's timestamp (the sender's, in 48 kHz samples).
+    pub timestamp: u32,
+    /// [`Stage::Played`]: samples that were queued at the device before the frame's.
+    pub queued: usize,
+}
+
+/// A frame at least this loud (−dBov, RFC 6464: 0 is full scale) after a quieter one
+/// starts a talkspurt's onset (see [`MediaEvent::Onset`]): speech and tones, not comfort
+/// noise.
+const ONSET_LEVEL: u8 = 30;
 
 /// What one tick produced. The buffers belong to the pipeline and are cleared by the next
 /// tick; drain or copy them before.
@@ -298,6 +330,11 @@ pub struct MediaPipeline {
     reported: (u64, u64),
     /// Until when the jitter buffer keeps the floor for copies two frames back, µs.
     two_copies_until: Option<u64>,
+    /// Onset tracing: whether the last frame encoded was loud, the timestamp of the last
+    /// loud frame received, and the received onsets not yet played.
+    loud_sent: bool,
+    loud_received: Option<u32>,
+    onsets: [Option<u32>; 4],
 }
 
 impl MediaPipeline {
@@ -372,6 +409,9 @@ impl MediaPipeline {
             meter: ReceptionMeter::default(),
             reported: (0, 0),
             two_copies_until: None,
+            loud_sent: false,
+            loud_received: None,
+            onsets: [None; 4],
         })
     }
 
@@ -473,8 +513,17 @@ impl MediaPipeline {
                 self.frame.fill(0.0);
             }
             let level = speech_level(&self.frame);
+            let loud = level <= ONSET_LEVEL;
             match self.encoder.encode(&self.frame, &mut self.packet) {
                 Ok(Some(len)) => {
+                    if loud && !self.loud_sent {
+                        self.out.events.push(MediaEvent::Onset(Onset {
+                            stage: Stage::Sent,
+                            timestamp: self.timestamp,
+                            queued: 0,
+                        }));
+                    }
+                    self.loud_sent = loud;
                     let frame = MediaFrame {
                         call: self.call,
                         source: self.source,
@@ -499,7 +548,7 @@ impl MediaPipeline {
                     self.seq = self.seq.wrapping_add(1);
                     self.stats.sent += 1;
                 }
-                Ok(None) => {} // DTX: nothing worth sending.
+                Ok(None) => self.loud_sent = false, // DTX: nothing worth sending.
                 Err(e) => self.out.events.push(MediaEvent::EncodeFailed(e)),
             }
             self.timestamp = self.timestamp.wrapping_add(FRAME as u32);
@@ -509,7 +558,10 @@ impl MediaPipeline {
     /// A frame from the far side, and the copies of earlier ones it carries.
     fn take_frame(&mut self, now_us: u64, f: &MediaFrame, earlier: &[Earlier]) {
         self.meter.record(now_us, f.seq, f.timestamp);
-        self.jitter.push(now_us, f.seq, f.timestamp, &f.payload);
+        let pushed = self.jitter.push(now_us, f.seq, f.timestamp, &f.payload);
+        if matches!(pushed, Push::Buffered | Push::Resynced) {
+            self.trace_received(f);
+        }
         for e in earlier {
             let seq = f.seq.wrapping_sub(u32::from(e.seq_back));
             let ts = f.timestamp.wrapping_sub(e.ts_back);
@@ -522,6 +574,45 @@ impl MediaPipeline {
             if e.seq_back >= 2 {
                 self.two_copies_until = Some(now_us + TWO_COPIES_HOLD_US);
             }
+        }
+    }
+
+    /// Onset tracing on the receive side: a loud frame that does not follow a loud one.
+    fn trace_received(&mut self, f: &MediaFrame) {
+        if f.level > ONSET_LEVEL {
+            self.loud_received = None;
+            return;
+        }
+        let frame = self.jitter.config().frame.samples() as u32;
+        let follows = self
+            .loud_received
+            .is_some_and(|ts| f.timestamp.wrapping_sub(ts) == frame);
+        self.loud_received = Some(f.timestamp);
+        if follows {
+            return;
+        }
+        self.onsets.rotate_right(1);
+        self.onsets[0] = Some(f.timestamp);
+        self.out.events.push(MediaEvent::Onset(Onset {
+            stage: Stage::Received,
+            timestamp: f.timestamp,
+            queued: 0,
+        }));
+    }
+
+    /// Onset tracing on the playback side: the frame just played from its packet was a
+    /// received onset.
+    fn trace_played(&mut self, queued: usize) {
+        let Some(ts) = self.jitter.last_played_ts() else {
+            return;
+        };
+        if let Some(slot) = self.onsets.iter_mut().find(|o| **o == Some(ts)) {
+            *slot = None;
+            self.out.events.push(MediaEvent::Onset(Onset {
+                stage: Stage::Played,
+                timestamp: ts,
+                queued,
+            }));
         }
     }
 
@@ -641,6 +732,7 @@ impl MediaPipeline {
                 };
                 if from_packet {
                     scale = self.jitter.scale();
+                    self.trace_played(queued);
                 }
                 // Between talkspurts, a shorter silence brings the delay down to target.
                 trim = self.jitter.rephase_us() as usize * self.playback_rate as usize / 1_000_000;

@@ -23,7 +23,7 @@ use super::pipeline::{Device, Flags, MediaEvent, MediaPipeline, PipelineError};
 use super::quality::{PathNow, Quality, QualityMeter};
 use super::standin::{Discard, Silence};
 use super::{TICK, playback_queue};
-use crate::audio::backend::{Capture, Direction, Playback};
+use crate::audio::backend::{Capture, Direction, Playback, monotonic_ns};
 use crate::config::Audio;
 use crate::ring::tone::{self, ToneGen};
 
@@ -192,6 +192,8 @@ impl Io {
     /// The media thread: one pipeline tick per [`TICK`] on the real clock, until stopped.
     fn run(mut self, mut pipeline: MediaPipeline, switches: &Switches, call: CallId) {
         let started = Instant::now();
+        // The same instant on the clock every process shares, for the onset trace.
+        let started_ns = monotonic_ns();
         let mut next = started;
         while !switches.stop.load(Ordering::Relaxed) {
             let now = started.elapsed();
@@ -234,7 +236,8 @@ impl Io {
                 }
                 None => self.discard.write(&out.playback),
             }
-            out.events.drain(..).for_each(|e| log(call, e));
+            let at_ns = started_ns + u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
+            out.events.drain(..).for_each(|e| log(call, at_ns, e));
             self.measure(now, &pipeline, flags.paused);
             next += TICK;
             let now = Instant::now();
@@ -444,8 +447,18 @@ fn path_now(pipeline: &MediaPipeline, io: PathSources<'_>) -> PathNow {
     }
 }
 
-fn log(call: CallId, event: MediaEvent) {
+/// Logs a tick's event; `at_ns` is the tick's time on the machine's monotonic clock.
+fn log(call: CallId, at_ns: u64, event: MediaEvent) {
     match event {
+        MediaEvent::Onset(o) => tracing::debug!(
+            target: "phoned::media::onset",
+            call,
+            stage = ?o.stage,
+            timestamp = o.timestamp,
+            queued = o.queued,
+            monotonic_ns = at_ns,
+            "onset"
+        ),
         MediaEvent::DecoderReset => tracing::debug!(call, "far side restarted its stream"),
         MediaEvent::EncodeFailed(e) => tracing::warn!(call, "encoding: {e}"),
         MediaEvent::DecodeFailed(e) => tracing::debug!(call, "decoding: {e}"),

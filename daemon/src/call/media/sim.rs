@@ -218,6 +218,7 @@ impl Party {
             match event {
                 super::MediaEvent::DecoderReset => self.resets += 1,
                 super::MediaEvent::DecodeFailed(_) => self.decode_errors += 1,
+                super::MediaEvent::Onset(_) => {}
                 e => panic!("unexpected {e:?}"),
             }
         }
