@@ -258,6 +258,12 @@ impl Capture {
     pub fn problem(&self) -> Option<String> {
         self.counters.problem()
     }
+
+    /// Has `thread` woken after every block the device moves (see
+    /// [`StreamCounters::set_waker`]).
+    pub fn set_waker(&self, thread: std::thread::Thread) {
+        self.counters.set_waker(thread);
+    }
 }
 
 /// A running playback stream: mono `f32` samples written at [`Playback::rate`] are played.
@@ -311,6 +317,12 @@ impl Playback {
     /// [`StreamCounters::problem`]).
     pub fn problem(&self) -> Option<String> {
         self.counters.problem()
+    }
+
+    /// Has `thread` woken after every block the device moves (see
+    /// [`StreamCounters::set_waker`]).
+    pub fn set_waker(&self, thread: std::thread::Thread) {
+        self.counters.set_waker(thread);
     }
 }
 

@@ -66,21 +66,34 @@ use crate::audio::drift::{DriftConfig, DriftEstimator};
 use crate::audio::jitter::{
     JitterBuffer, JitterConfig, JitterConfigError, JitterStats, Playout, Push,
 };
-use crate::audio::resample::{FRAME, FromNetwork, ResampleError, ToNetwork};
+use crate::audio::resample::{FRAME, FromNetwork, NETWORK_RATE, ResampleError, ToNetwork};
 use crate::audio::timescale::{Scale, TimeScaler};
 
-/// Where the receive side holds the jitter buffer's delay, µs above its target. The delay
-/// moves in 5 ms steps (the tick); with the estimator's 3 ms dead band around this, the
-/// steps at 5 and 10 ms are left alone (a clean path there keeps a ratio of exactly 1.0)
-/// and the ones at 0 (the next step down stretches) and 15 (the next step up skips) are
-/// pushed back.
-const PLAYBACK_DRIFT_SETPOINT_US: i64 = 7_500;
-
-/// The jitter buffer's floor while the far side sends copies two frames back: two frames
-/// and a tick, so the second copy is there before its frame is due.
-const TWO_COPIES_MIN_DELAY_MS: u32 = 45;
+/// Added to the measured jitter for the jitter buffer's target, ms: what its 95th
+/// percentile leaves out, and the noise of arrival and pop times on a busy machine.
+const JITTER_MARGIN_MS: u32 = 2;
+/// Where shorter silences bring the jitter buffer's delay, ms above its target.
+const REPHASE_HEADROOM_MS: u32 = 1;
+/// How long after the last lost packet the jitter buffer's floor stays at a frame, µs.
+const LOSS_HOLD_US: u64 = 10_000_000;
+/// The jitter buffer's floor while the far side sends copies two frames back, beyond the
+/// two frames, ms: the second copy must be there before its frame is due.
+const TWO_COPIES_MARGIN_MS: u32 = 5;
 /// How long after the last copy two frames back that floor is kept, µs.
 const TWO_COPIES_HOLD_US: u64 = 5_000_000;
+/// Shorter silences less than this are not worth moving the playout for, µs.
+const MIN_TRIM_US: usize = 1_000;
+
+/// The jitter buffer of a call: its floor follows the measured jitter (and a frame while
+/// packets are lost, see [`MediaPipeline::tick`]), with a margin over it.
+fn jitter_config(frame: FrameDuration) -> JitterConfig {
+    JitterConfig {
+        min_delay_ms: 0,
+        jitter_margin_ms: JITTER_MARGIN_MS,
+        rephase_headroom_ms: REPHASE_HEADROOM_MS,
+        ..JitterConfig::for_frame(frame)
+    }
+}
 
 /// Why a pipeline could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +122,9 @@ pub struct Device {
     pub queued: usize,
     /// Samples the device took in its latest callback or period (see [`playback_queue`](super::playback_queue)).
     pub last_block: u64,
+    /// Samples the device has found missing so far (underruns, cumulative): what it wanted
+    /// beyond what was queued, so that a burst is learnt whole even when the queue was short.
+    pub missed: u64,
 }
 
 /// Something a tick did that the caller may want to log or count.
@@ -330,6 +346,12 @@ pub struct MediaPipeline {
     reported: (u64, u64),
     /// Until when the jitter buffer keeps the floor for copies two frames back, µs.
     two_copies_until: Option<u64>,
+    /// Until when it keeps the floor of a frame for lost packets, µs, and the loss seen.
+    loss_until: Option<u64>,
+    lost: u64,
+    /// The playback device's block, samples, as the jitter buffer and the drift estimator
+    /// were last told.
+    block: u64,
     /// Onset tracing: whether the last frame encoded was loud, the timestamp of the last
     /// loud frame received, and the received onsets not yet played.
     loud_sent: bool,
@@ -384,15 +406,14 @@ impl MediaPipeline {
             from_net: FromNetwork::new(playback_rate)?,
             encoder,
             decoder: VoiceDecoder::new(FrameDuration::Ms20)?,
-            jitter: JitterBuffer::new(JitterConfig::default())?,
+            jitter: JitterBuffer::new(jitter_config(FrameDuration::Ms20))?,
             scaler: scaler_for(playback_rate),
             seq: 0,
             timestamp: 0,
             resyncs: 0,
-            playback_drift: DriftEstimator::new(DriftConfig {
-                anchor_within: Some((PLAYBACK_DRIFT_SETPOINT_US, PLAYBACK_DRIFT_SETPOINT_US)),
-                ..DriftConfig::default()
-            }),
+            // Held where it settled: the level is the playout delay (see
+            // `follow_far_clock`), which the jitter buffer put where it wants it.
+            playback_drift: DriftEstimator::new(DriftConfig::default()),
             frame: [0.0; FRAME],
             decoded: [0.0; FRAME],
             packet: [0; MAX_PACKET_BYTES],
@@ -409,6 +430,9 @@ impl MediaPipeline {
             meter: ReceptionMeter::default(),
             reported: (0, 0),
             two_copies_until: None,
+            loss_until: None,
+            lost: 0,
+            block: 0,
             loud_sent: false,
             loud_received: None,
             onsets: [None; 4],
@@ -433,6 +457,7 @@ impl MediaPipeline {
         self.receive(now_us, received);
         self.report(now_us);
         self.play(now_us, device, flags.paused);
+        self.set_floor(now_us);
         let jitter = self.jitter.stats();
         self.stats.max_delay_ms = self.stats.max_delay_ms.max(jitter.delay_ms);
         self.stats.concealed = jitter.concealed;
@@ -568,9 +593,6 @@ impl MediaPipeline {
             if self.jitter.fill(now_us, seq, ts, &e.payload) {
                 self.stats.repaired += 1;
             }
-            if e.seq_back >= 2 && self.two_copies_until.is_none() {
-                self.jitter.set_min_delay_ms(TWO_COPIES_MIN_DELAY_MS);
-            }
             if e.seq_back >= 2 {
                 self.two_copies_until = Some(now_us + TWO_COPIES_HOLD_US);
             }
@@ -637,12 +659,20 @@ impl MediaPipeline {
         self.stats.reports_sent += 1;
     }
 
-    /// Steers the playback resampler from the jitter buffer's delay after a pop.
-    fn follow_far_clock(&mut self, now_us: u64) {
+    /// Steers the playback resampler from the playout delay after a pop, `queued` samples
+    /// waiting at the device before the frame: the jitter buffer's delay (at the pop) and
+    /// the queue, less the target. The pops come when the device takes a block, so the
+    /// jitter buffer's delay alone moves in steps of a block while the queue before the
+    /// frame takes up what is between; their sum moves only with the clocks.
+    fn follow_far_clock(&mut self, now_us: u64, queued: usize) {
         let Some((delay_us, target_us)) = self.jitter.delay_and_target_us() else {
             return;
         };
-        let ppm = self.playback_drift.update(now_us, delay_us - target_us);
+        let queued_us = i64::try_from(queued).unwrap_or(i64::MAX) * 1_000_000
+            / i64::from(self.playback_rate.max(1));
+        let ppm = self
+            .playback_drift
+            .update(now_us, delay_us - target_us + queued_us);
         self.stats.playback_drift_ppm = ppm;
         if let Err(e) = self.from_net.set_drift_ppm(ppm) {
             self.out.events.push(MediaEvent::ResampleFailed(e));
@@ -671,12 +701,6 @@ impl MediaPipeline {
                 _ => self.stats.foreign += 1,
             }
         }
-        // Copies two frames back stopped a while ago: the usual floor again.
-        if self.two_copies_until.is_some_and(|until| now_us >= until) {
-            self.two_copies_until = None;
-            self.jitter
-                .set_min_delay_ms(JitterConfig::default().min_delay_ms);
-        }
         // A restarted source starts a new stream: the decoder must not carry the old one's
         // state.
         let resyncs = self.jitter.stats().resyncs;
@@ -692,11 +716,94 @@ impl MediaPipeline {
         }
     }
 
+    /// The jitter buffer's floor: none on a clean path, where its target follows the
+    /// measured jitter; a frame while packets are lost (in the last [`LOSS_HOLD_US`]), so
+    /// that the next packet, with its in-band FEC or a copy of the lost one, is there in
+    /// time; two frames and a margin while the far side sends copies two frames back.
+    fn set_floor(&mut self, now_us: u64) {
+        let lost = self.jitter.stats().lost;
+        if lost != self.lost {
+            self.lost = lost;
+            self.loss_until = Some(now_us + LOSS_HOLD_US);
+        }
+        if self.loss_until.is_some_and(|until| now_us >= until) {
+            self.loss_until = None;
+        }
+        if self.two_copies_until.is_some_and(|until| now_us >= until) {
+            self.two_copies_until = None;
+        }
+        let frame = self.jitter.config().frame.millis();
+        let floor = if self.two_copies_until.is_some() {
+            2 * frame + TWO_COPIES_MARGIN_MS
+        } else if self.loss_until.is_some() {
+            frame
+        } else {
+            0
+        };
+        self.jitter.set_min_delay_ms(floor);
+    }
+
+    /// The playback device takes `block` samples at a time: the pops come in those steps
+    /// (the jitter buffer's band is widened for them), and while the clocks drift the
+    /// playout delay is held where the steps stay inside that band.
+    fn set_block(&mut self, block: u64) {
+        if block == self.block || block == 0 {
+            return;
+        }
+        self.block = block;
+        let block_us = block * 1_000_000 / u64::from(self.playback_rate.max(1));
+        self.jitter.set_pop_quantum_us(block_us);
+        // The delay at the pops is the playout delay less what waits at the device before
+        // the frame (up to a block), and the buffer grows below its target and shrinks a
+        // band above: held mid-way between a block above the target and the band's top,
+        // the steps stay inside whatever the estimator's dead band leaves.
+        let block_us = i64::try_from(block_us).unwrap_or(i64::MAX);
+        let frame_us = i64::from(self.jitter.config().frame.millis()) * 1000;
+        let band = frame_us.max(2 * block_us);
+        let mid = (block_us + band) / 2;
+        let within = (mid, mid);
+        self.playback_drift.set_anchor_within(Some(within));
+    }
+
+    /// How much of the silent frame just popped to leave out (device samples): what waits
+    /// at the device before it beyond the block the device takes next (`r`), and whole
+    /// blocks of the jitter buffer's excess delay, never so much that the device would
+    /// find less than its block (`spare`).
+    ///
+    /// The pops come when the device has taken a block, so a shorter silence moves them
+    /// only by whole blocks (once it leaves less than a block queued, the device takes
+    /// its next block a pop sooner); less than that only shortens the wait at the device.
+    /// While the clocks drift the playout delay stays where the drift estimator holds it
+    /// (see [`Self::set_block`]).
+    fn trim(&self, queued: usize, queue: usize, frame: usize) -> usize {
+        let Some(mut excess_us) = self.jitter.rephase_excess_us() else {
+            return 0;
+        };
+        let rate = i64::from(self.playback_rate.max(1));
+        let block = (self.block as usize).max(1).min(queue.max(1));
+        let block_us = block as i64 * 1_000_000 / rate;
+        if self.playback_drift.drifting() {
+            // Down to where the drift estimator holds it (see `set_block`), not below.
+            let frame_us = i64::from(self.jitter.config().frame.millis()) * 1000;
+            let mid = (block_us + frame_us.max(2 * block_us)) / 2;
+            excess_us -= mid - i64::from(REPHASE_HEADROOM_MS) * 1000;
+        }
+        let excess = excess_us * rate / 1_000_000;
+        let r = (queued + block).saturating_sub(queue) as i64;
+        let want = r + excess.div_euclid(block as i64) * block as i64;
+        let spare = (queued + frame).saturating_sub(queue).min(frame / 2);
+        let trim = want.clamp(0, spare as i64) as usize;
+        if trim * 1_000_000 < MIN_TRIM_US * self.playback_rate as usize {
+            0
+        } else {
+            trim
+        }
+    }
+
     /// Jitter buffer → Opus → device rate, keeping a small queue at the device.
     fn play(&mut self, now_us: u64, device: Device, paused: bool) {
-        let queue = self
-            .demand
-            .queue(now_us, device.queued, device.last_block, self.playback_rate);
+        self.set_block(device.last_block);
+        let queue = self.demand.queue(now_us, device, self.playback_rate);
         let mut queued = device.queued;
         if paused {
             // After a hold the buffer finds its delay anew.
@@ -735,7 +842,8 @@ impl MediaPipeline {
                     self.trace_played(queued);
                 }
                 // Between talkspurts, a shorter silence brings the delay down to target.
-                trim = self.jitter.rephase_us() as usize * self.playback_rate as usize / 1_000_000;
+                let frame = FRAME * self.playback_rate as usize / NETWORK_RATE as usize;
+                trim = self.trim(queued, queue, frame);
                 // Did the buffer move its own delay (once playing: not the start-up wait)?
                 let after = self.jitter.stats();
                 let moved = before.played > 0
@@ -751,7 +859,7 @@ impl MediaPipeline {
                 if moved {
                     self.playback_drift.restart();
                 } else {
-                    self.follow_far_clock(now_us);
+                    self.follow_far_clock(now_us, queued);
                 }
             }
             let out = match self.from_net.process(&self.decoded) {

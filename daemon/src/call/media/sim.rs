@@ -1,7 +1,8 @@
 //! Two parties of a call on virtual time: each a [`MediaPipeline`] with a microphone and a
 //! speaker that run on their own (drifting) device clocks in 10 ms blocks (or a speaker
-//! that takes 20 ms blocks on a PipeWire quantum's boundaries), ticked every
-//! [`TICK`] like the media thread; between them a seeded network per direction
+//! that takes 20 ms blocks on a PipeWire quantum's boundaries), ticked like the media
+//! thread: whenever a device moves a block or a datagram arrives, and at least every
+//! [`TICK`]; between them a seeded network per direction
 //! (`audio/netsim.rs`: loss, jitter and reordering, duplication, delay spikes). Real Opus,
 //! real resamplers, real jitter buffer: only the clock, the devices and the sockets are
 //! simulated, so ten seconds of a call run in a fraction of a second and every run is the
@@ -65,8 +66,12 @@ pub(super) struct Party {
     /// Device clock error: the sound card runs `1 + drift_ppm / 10⁶` times as fast as true
     /// time (its microphone and its speaker alike).
     pub drift_ppm: i64,
-    /// The pipeline ticks at `tick_phase_us + k · TICK`.
+    /// The pipeline's first tick, µs; then it ticks whenever a device moves a block or a
+    /// datagram arrives, and at least every [`TICK`].
     pub tick_phase_us: u64,
+    last_tick_us: Option<u64>,
+    /// Ticks run.
+    pub ticks: u64,
     pub flags: Flags,
     /// What the microphone picks up, at `rate`; silence after it. A party with none has
     /// no microphone at all (a listener that sends nothing: its encoder would only cost
@@ -82,6 +87,8 @@ pub(super) struct Party {
     pub underruns: u64,
     /// When the latest underrun happened (µs), if any.
     pub last_underrun_us: Option<u64>,
+    /// Samples the speaker found missing in those underruns.
+    missed: u64,
     /// A speaker fed like pipewire-pulse feeds the pulse backend: 20 ms blocks taken at
     /// the first boundary of this quantum (µs) after each is due, so with 21.3 ms, 15
     /// blocks 21.3 ms apart and then one at once. 0: 10 ms blocks on time.
@@ -109,6 +116,8 @@ impl Party {
             rate,
             drift_ppm: 0,
             tick_phase_us: u64::from(source) * MS % TICK_US,
+            last_tick_us: None,
+            ticks: 0,
             flags: Flags::default(),
             mic,
             mic_blocks: 0,
@@ -118,6 +127,7 @@ impl Party {
             heard: Vec::new(),
             underruns: 0,
             last_underrun_us: None,
+            missed: 0,
             speaker_quantum_us: 0,
             speaker_stalls: None,
             inbox: InFlight::new(),
@@ -166,11 +176,14 @@ impl Party {
         self.inbox.push(Reverse((at_us, order, datagram)));
     }
 
-    /// Advances to `now_us`: device blocks that fell due, then the pipeline's tick if one
-    /// is due. Returns what the tick sent.
+    /// Advances to `now_us`: device blocks that fell due, then the pipeline's tick if
+    /// something woke it (a block, a datagram) or a [`TICK`] passed. Returns what the
+    /// tick sent.
     pub(super) fn step(&mut self, now_us: u64) -> Vec<Bytes> {
         let block = self.block();
+        let mut woken = false;
         while !self.mic.is_empty() && self.block_at(self.mic_blocks) <= now_us {
+            woken = true;
             let from = (self.mic_blocks as usize * block).min(self.mic.len());
             let to = (from + block).min(self.mic.len());
             self.captured.extend_from_slice(&self.mic[from..to]);
@@ -180,9 +193,11 @@ impl Party {
         }
         let speaker_block = self.speaker_block();
         while self.speaker_due(self.speaker_blocks) <= now_us {
+            woken = true;
             let have = self.speaker.len().min(speaker_block);
             if have < speaker_block && !self.heard.is_empty() {
                 self.underruns += 1;
+                self.missed += (speaker_block - have) as u64;
                 self.last_underrun_us = Some(now_us);
             }
             self.heard.extend(self.speaker.drain(..have));
@@ -190,9 +205,19 @@ impl Party {
                 .resize(self.heard.len() + speaker_block - have, 0.0);
             self.speaker_blocks += 1;
         }
-        if now_us < self.tick_phase_us || !(now_us - self.tick_phase_us).is_multiple_of(TICK_US) {
+        woken |= self
+            .inbox
+            .peek()
+            .is_some_and(|Reverse((at, _, _))| *at <= now_us);
+        let due = match self.last_tick_us {
+            None => now_us >= self.tick_phase_us,
+            Some(last) => now_us >= last + TICK_US,
+        };
+        if !(woken && now_us >= self.tick_phase_us) && !due {
             return Vec::new();
         }
+        self.last_tick_us = Some(now_us);
+        self.ticks += 1;
         let inbox = &mut self.inbox;
         let received = std::iter::from_fn(|| {
             inbox
@@ -204,6 +229,7 @@ impl Party {
         let device = Device {
             queued: self.speaker.len(),
             last_block: speaker_block as u64,
+            missed: self.missed,
         };
         let out = self.pipeline.tick(
             Duration::from_micros(now_us),
@@ -697,12 +723,12 @@ fn clock_drift_neither_grows_nor_empties_the_playback_queue() {
         listen(&mut b, &mut far, 60.0, |_, _| {});
         let why = format!("talker {far_ppm} ppm, listener {b_ppm} ppm");
         for l in b.log.iter().filter(|l| l.at_us >= S) {
-            // Topped up to 15 ms each tick, never a frame above it (a frame resampled to
-            // follow the talker's clock may be a sample or two longer than 960, and one
-            // played longer by the jitter buffer up to 10 ms longer).
+            // Topped up to the speaker's 10 ms block each tick, never a frame above it (a
+            // frame resampled to follow the talker's clock may be a sample or two longer
+            // than 960, and one played longer by the jitter buffer up to 10 ms longer).
             let ms = l.at_us / MS;
             assert!(
-                (720..720 + 962 + 480).contains(&l.queued),
+                (480..480 + 962 + 480).contains(&l.queued),
                 "{l:?} at {ms} ms, {why}"
             );
             assert!(l.jitter.delay_ms <= 60, "{l:?} at {ms} ms, {why}");
@@ -735,7 +761,7 @@ const LEARNT_S: u64 = 60;
 /// (180 ms over the call, nine frames), against a speaker on an exact clock: the playback
 /// resampler learns the drift, so the jitter buffer never skips, stretches, conceals or
 /// drops a frame for it, its delay stays within a frame above its target and the speaker's
-/// queue at its 15 ms.
+/// queue at its 10 ms block.
 #[test]
 fn a_far_clock_300_ppm_off_is_followed_by_the_resampler_for_ten_minutes() {
     const MINUTES: u64 = 10;
@@ -747,27 +773,30 @@ fn a_far_clock_300_ppm_off_is_followed_by_the_resampler_for_ten_minutes() {
         let why = format!("talker {far_ppm} ppm");
         let (start, learnt) = (b.log_at(S), b.log_at(LEARNT_S * S));
         let end = b.log_at(MINUTES * 60 * S - 100 * MS);
-        // While the drift is still unmeasured (its first 5 ms step can come before it is
-        // seen when the delay started right at the target), one stretch or skip at most, or
-        // since time-scaling two frames played a pitch period longer or shorter (a 5 ms
-        // step is one or two periods); after that, nothing.
+        // While the drift is still unmeasured (20 s: 6 ms at 300 ppm), the delay may leave
+        // its band: it starts anywhere in it (a band above a target that follows the
+        // jitter), so up to three frames played a pitch period (at least 2.5 ms) shorter
+        // or longer; after that, nothing.
         let learning = drift_repairs(&start, &learnt);
-        assert!(learning <= 2, "{start:?} {learnt:?}, {why}");
+        assert!(learning <= 3, "{start:?} {learnt:?}, {why}");
         assert_eq!(drift_repairs(&learnt, &end), 0, "{learnt:?} {end:?}, {why}");
         assert_eq!((end.jitter.lost, b.underruns), (0, 0), "{end:?}, {why}");
         let mut worst = 0;
         for l in b.log.iter().filter(|l| l.at_us >= S) {
             let ms = l.at_us / MS;
-            // Topped up to 15 ms; a corrected frame may be a sample or two over 960, and
-            // one played longer while learning up to 10 ms.
+            // Topped up to the 10 ms block; a corrected frame may be a sample or two over
+            // 960, and one played longer while learning up to 10 ms.
             assert!(
-                (720..720 + 962 + 480).contains(&l.queued),
+                (480..480 + 962 + 480).contains(&l.queued),
                 "{l:?} at {ms} ms, {why}"
             );
-            // Never stretching (below the target), never a frame above it (skipping).
+            // Once the drift is learnt: never stretching (below the target), never a
+            // frame above it (shrinking). (While learning, the repairs above.)
             let above = i64::from(l.jitter.delay_ms) - i64::from(l.jitter.target_ms);
-            assert!(above < 20, "{l:?} at {ms} ms, {why}");
-            worst = worst.max(above);
+            if l.at_us >= LEARNT_S * S {
+                assert!((0..20).contains(&above), "{l:?} at {ms} ms, {why}");
+                worst = worst.max(above);
+            }
         }
         // The learnt correction is the drift.
         let ppm = end.media.playback_drift_ppm;
@@ -804,7 +833,7 @@ fn a_44k1_speaker_and_a_48k_microphone_200_ppm_apart_keep_their_queues_for_ten_m
         assert!(learning <= 1, "{start:?} {learnt:?}, {why}");
         assert_eq!(drift_repairs(&learnt, &end), 0, "{learnt:?} {end:?}, {why}");
         assert_eq!((end.jitter.lost, sim.b.underruns), (0, 0), "{end:?}, {why}");
-        let queue = 44_100 * 15 / 1000;
+        let queue = 44_100 * 10 / 1000;
         for l in sim
             .b
             .log
