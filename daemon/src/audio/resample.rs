@@ -1,6 +1,7 @@
-//! Rate conversion between a device's rate and the network's 48 kHz, in the 20 ms frames
-//! (960 samples) that Opus encodes: [`ToNetwork`] on the capture path, [`FromNetwork`] on
-//! the playback path. Both pass samples straight through when the device already runs at
+//! Rate conversion between a device's rate and the network's 48 kHz, in the frames that
+//! Opus encodes (20 ms, 960 samples, or with [`ToNetwork::with_frame`] and
+//! [`FromNetwork::with_frame`] 10 ms, 480): [`ToNetwork`] on the capture path,
+//! [`FromNetwork`] on the playback path. Both pass samples straight through when the device already runs at
 //! 48 kHz. They run on an ordinary thread or task that drains or fills a device ring —
 //! never inside a device callback.
 //!
@@ -167,21 +168,36 @@ fn fft(
         .map_err(|source| ResampleError::Construct { from, to, source })
 }
 
-/// Capture path: device-rate mono samples in, 48 kHz 960-sample frames out.
+/// Capture path: device-rate mono samples in, 48 kHz frames out (960 samples, or what
+/// [`ToNetwork::with_frame`] says).
 pub struct ToNetwork {
     fft: Option<Fft<f32>>,
+    /// Samples per frame at 48 kHz.
+    frame: usize,
     /// Device samples not yet resampled.
     pending: Vec<f32>,
 }
 
 impl ToNetwork {
+    /// 20 ms frames from a device at `device_rate`.
     pub fn new(device_rate: u32) -> Result<ToNetwork, ResampleError> {
-        let fft = fft(device_rate, NETWORK_RATE, FRAME, FixedSync::Output)?;
-        let capacity = fft.as_ref().map_or(FRAME, |f| f.input_frames_max()) * 4;
+        Self::with_frame(device_rate, FRAME)
+    }
+
+    /// Frames of `frame` samples (at 48 kHz) from a device at `device_rate`.
+    pub fn with_frame(device_rate: u32, frame: usize) -> Result<ToNetwork, ResampleError> {
+        let fft = fft(device_rate, NETWORK_RATE, frame, FixedSync::Output)?;
+        let capacity = fft.as_ref().map_or(frame, |f| f.input_frames_max()) * 4;
         Ok(ToNetwork {
             fft,
+            frame,
             pending: Vec::with_capacity(capacity),
         })
+    }
+
+    /// Samples per frame at 48 kHz.
+    pub fn frame(&self) -> usize {
+        self.frame
     }
 
     /// Queues device samples (any amount).
@@ -189,16 +205,18 @@ impl ToNetwork {
         self.pending.extend_from_slice(samples);
     }
 
-    /// Writes the next 20 ms frame into `frame` if enough input has been pushed; returns
-    /// whether it did. Call until it returns `false`.
-    pub fn pop_frame(&mut self, frame: &mut [f32; FRAME]) -> Result<bool, ResampleError> {
+    /// Writes the next frame into `frame` (a frame long) if enough input has been pushed;
+    /// returns whether it did. Call until it returns `false`.
+    pub fn pop_frame(&mut self, frame: &mut [f32]) -> Result<bool, ResampleError> {
+        let n = self.frame;
+        let frame = &mut frame[..n];
         let used = match &mut self.fft {
             None => {
-                if self.pending.len() < FRAME {
+                if self.pending.len() < n {
                     return Ok(false);
                 }
-                frame.copy_from_slice(&self.pending[..FRAME]);
-                FRAME
+                frame.copy_from_slice(&self.pending[..n]);
+                n
             }
             Some(fft) => {
                 let need = fft.input_frames_next();
@@ -206,7 +224,7 @@ impl ToNetwork {
                     return Ok(false);
                 }
                 let input = InterleavedSlice::new(&self.pending[..need], 1, need)?;
-                let mut output = InterleavedSlice::new_mut(&mut frame[..], 1, FRAME)?;
+                let mut output = InterleavedSlice::new_mut(frame, 1, n)?;
                 let (read, _written) = fft.process_into_buffer(&input, &mut output, None)?;
                 read
             }
@@ -234,29 +252,38 @@ impl ToNetwork {
     }
 }
 
-/// Playback path: 48 kHz 960-sample frames in, device-rate mono samples out.
+/// Playback path: 48 kHz frames in (960 samples, or what [`FromNetwork::with_frame`]
+/// says), device-rate mono samples out.
 pub struct FromNetwork {
     resampler: Async<f32>,
+    frame: usize,
     out: Vec<f32>,
     drift_ppm: i32,
 }
 
 impl FromNetwork {
+    /// 20 ms frames to a device at `device_rate`.
     pub fn new(device_rate: u32) -> Result<FromNetwork, ResampleError> {
-        let resampler = resampler(NETWORK_RATE, device_rate, FRAME, FixedAsync::Input)?;
+        Self::with_frame(device_rate, FRAME)
+    }
+
+    /// Frames of `frame` samples (at 48 kHz) to a device at `device_rate`.
+    pub fn with_frame(device_rate: u32, frame: usize) -> Result<FromNetwork, ResampleError> {
+        let resampler = resampler(NETWORK_RATE, device_rate, frame, FixedAsync::Input)?;
         let capacity = resampler.output_frames_max();
         Ok(FromNetwork {
             resampler,
+            frame,
             out: vec![0.0; capacity],
             drift_ppm: 0,
         })
     }
 
-    /// Resamples one frame; returns this frame's device-rate samples (`device_rate / 50`
-    /// on average, less by the drift correction; the count varies by a sample or so from
-    /// frame to frame).
-    pub fn process(&mut self, frame: &[f32; FRAME]) -> Result<&[f32], ResampleError> {
-        let input = InterleavedSlice::new(&frame[..], 1, FRAME)?;
+    /// Resamples one frame (a frame long); returns this frame's device-rate samples
+    /// (`device_rate` × the frame's duration on average, less by the drift correction;
+    /// the count varies by a sample or so from frame to frame).
+    pub fn process(&mut self, frame: &[f32]) -> Result<&[f32], ResampleError> {
+        let input = InterleavedSlice::new(&frame[..self.frame], 1, self.frame)?;
         let cap = self.out.len();
         let mut output = InterleavedSlice::new_mut(&mut self.out[..], 1, cap)?;
         let (_read, written) = self

@@ -22,6 +22,7 @@
 //!     input_wav: None,
 //!     output_wav: None,
 //!     ring: Ring::default(),
+//!     frame: Default::default(),
 //! };
 //! let mut backend = backend::open(&config, Options::default())?;
 //! let mut mic = backend.start_capture()?;
@@ -378,6 +379,7 @@ mod tests {
             input_wav: None,
             output_wav: None,
             ring: crate::config::Ring::default(),
+            frame: Default::default(),
         }
     }
 

@@ -40,9 +40,13 @@ impl Demand {
             last_block,
             missed,
         } = device;
-        // What the device wanted and did not find counts as taken: a burst larger than the
-        // queue is learnt whole at once.
-        let short = usize::try_from(missed.saturating_sub(self.missed)).unwrap_or(usize::MAX);
+        // What the device wanted and did not find counts as taken, up to a block more each
+        // time: a burst larger than the queue is learnt in a few steps, and a media thread
+        // that was not scheduled for a while (no burst of the device's) costs the queue
+        // only a block for a while.
+        let short = usize::try_from(missed.saturating_sub(self.missed))
+            .unwrap_or(usize::MAX)
+            .min(usize::try_from(last_block).unwrap_or(usize::MAX));
         self.missed = missed;
         if now_us.saturating_sub(self.window_start_us) >= WINDOW_US {
             // A window with nothing taken (a pause longer than a window) forgets both.
@@ -77,6 +81,7 @@ mod tests {
 
     const RATE: u32 = 48_000;
     const MS: u64 = 1_000;
+    const S: u64 = 1_000_000;
 
     fn dev(queued: usize, last_block: u64, missed: u64) -> Device {
         Device {
@@ -124,15 +129,19 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_larger_than_the_queue_is_learnt_whole() {
+    fn a_burst_larger_than_the_queue_is_learnt_a_block_at_a_time() {
         let mut d = Demand::default();
         assert_eq!(d.queue(0, dev(0, 480, 0), RATE), 480);
         d.wrote(480);
         // The device stalled and then wanted four blocks at once: it found one and missed
         // three.
-        assert_eq!(d.queue(40 * MS, dev(0, 480, 1440), RATE), 1920);
-        d.wrote(1920);
-        assert_eq!(d.queue(50 * MS, dev(1440, 480, 1440), RATE), 1920);
+        assert_eq!(d.queue(40 * MS, dev(0, 480, 1440), RATE), 960);
+        d.wrote(960);
+        assert_eq!(d.queue(50 * MS, dev(960, 480, 1440), RATE), 960);
+        // Next time it finds two and misses two.
+        assert_eq!(d.queue(2 * S, dev(0, 480, 2400), RATE), 1440);
+        d.wrote(1440);
+        assert_eq!(d.queue(4 * S, dev(0, 480, 2880), RATE), 1920);
     }
 
     #[test]

@@ -266,16 +266,17 @@ impl SentRecently {
         self.meta[0] = Some((seq, timestamp, packet.len()));
     }
 
-    /// Copies of the `count` packets before `seq` (at `timestamp`), for frames sent one
-    /// after the other: one from before a DTX pause would be past its time at the far side.
-    fn earlier(&self, count: u8, seq: u32, timestamp: u32) -> Vec<Earlier> {
+    /// Copies of the `count` packets before `seq` (at `timestamp`, frames of `frame`
+    /// samples), for frames sent one after the other: one from before a DTX pause would be
+    /// past its time at the far side.
+    fn earlier(&self, count: u8, seq: u32, timestamp: u32, frame: u32) -> Vec<Earlier> {
         let mut out = Vec::new();
         for back in 1..=count.min(MAX_EARLIER as u8) {
             let Some((s, ts, len)) = self.meta[usize::from(back - 1)] else {
                 break;
             };
             let ts_back = timestamp.wrapping_sub(ts);
-            if s != seq.wrapping_sub(u32::from(back)) || ts_back > u32::from(back) * FRAME as u32 {
+            if s != seq.wrapping_sub(u32::from(back)) || ts_back > u32::from(back) * frame {
                 break;
             }
             out.push(Earlier {
@@ -329,6 +330,10 @@ pub struct MediaPipeline {
     resyncs: u64,
     /// Drift of the far side's clock against the playback device's (see the module docs).
     playback_drift: DriftEstimator,
+    /// The frame we send; the far side's is the jitter buffer's.
+    send_frame: FrameDuration,
+    /// A frame to encode and a decoded one, at 48 kHz: the first samples of these, as long
+    /// as the frame.
     frame: [f32; FRAME],
     decoded: [f32; FRAME],
     packet: [u8; MAX_PACKET_BYTES],
@@ -360,13 +365,32 @@ pub struct MediaPipeline {
 }
 
 impl MediaPipeline {
-    /// A pipeline for `call`, sending as `source`, between a microphone at `capture_rate`
-    /// and a speaker at `playback_rate`.
+    /// A pipeline for `call`, sending as `source` in 20 ms frames, between a microphone at
+    /// `capture_rate` and a speaker at `playback_rate`.
     pub fn new(
         call: CallId,
         source: u32,
         capture_rate: u32,
         playback_rate: u32,
+    ) -> Result<MediaPipeline, PipelineError> {
+        Self::with_frame(
+            call,
+            source,
+            capture_rate,
+            playback_rate,
+            FrameDuration::Ms20,
+        )
+    }
+
+    /// A pipeline that sends frames of `frame`. What it receives is played in the frames
+    /// the far side sends, whichever: a packet of the other length (read from its Opus
+    /// header) sets the receive side up for it, as for a restarted stream.
+    pub fn with_frame(
+        call: CallId,
+        source: u32,
+        capture_rate: u32,
+        playback_rate: u32,
+        frame: FrameDuration,
     ) -> Result<MediaPipeline, PipelineError> {
         let mut out = TickOutput::default();
         // Room for a tick's worth at the smallest queue (up to a frame beyond it, plus one
@@ -377,11 +401,13 @@ impl MediaPipeline {
         out.events.reserve(4);
         let encoder = VoiceEncoder::new(&EncoderConfig {
             complexity: ENCODER_COMPLEXITY,
+            frame,
             ..EncoderConfig::default()
         })?;
         let clean = encoder.config().bitrate_bps;
-        // A frame's header on the wire, 50 a second, for the budget to count what is sent;
-        // at its smallest (the first sequence numbers and timestamps), so as to err low.
+        // A frame's header on the wire, a frame's worth a second (50 or 100), for the
+        // budget to count what is sent; at its smallest (the first sequence numbers and
+        // timestamps), so as to err low.
         let header = MediaFrame {
             call,
             source,
@@ -392,7 +418,8 @@ impl MediaPipeline {
         }
         .encode()
         .len();
-        let header_bps = u32::try_from(header * 8 * 50).unwrap_or(0);
+        let per_second = (1000 / frame.millis()) as usize;
+        let header_bps = u32::try_from(header * 8 * per_second).unwrap_or(0);
         let applied = Settings {
             bitrate_bps: clean,
             expected_loss_percent: encoder.config().expected_loss_percent,
@@ -402,11 +429,11 @@ impl MediaPipeline {
             call,
             source,
             playback_rate,
-            to_net: ToNetwork::new(capture_rate)?,
-            from_net: FromNetwork::new(playback_rate)?,
+            to_net: ToNetwork::with_frame(capture_rate, frame.samples())?,
+            from_net: FromNetwork::with_frame(playback_rate, frame.samples())?,
             encoder,
-            decoder: VoiceDecoder::new(FrameDuration::Ms20)?,
-            jitter: JitterBuffer::new(jitter_config(FrameDuration::Ms20))?,
+            decoder: VoiceDecoder::new(frame)?,
+            jitter: JitterBuffer::new(jitter_config(frame))?,
             scaler: scaler_for(playback_rate),
             seq: 0,
             timestamp: 0,
@@ -414,6 +441,7 @@ impl MediaPipeline {
             // Held where it settled: the level is the playout delay (see
             // `follow_far_clock`), which the jitter buffer put where it wants it.
             playback_drift: DriftEstimator::new(DriftConfig::default()),
+            send_frame: frame,
             frame: [0.0; FRAME],
             decoded: [0.0; FRAME],
             packet: [0; MAX_PACKET_BYTES],
@@ -483,17 +511,46 @@ impl MediaPipeline {
         self.playback_rate
     }
 
+    /// The frame this side sends.
+    pub fn send_frame(&self) -> FrameDuration {
+        self.send_frame
+    }
+
+    /// The frame the far side sends, as its packets say (until the first, our own).
+    pub fn receive_frame(&self) -> FrameDuration {
+        self.jitter.config().frame
+    }
+
     /// The microphone now runs at `rate` (a device reopened mid-call): a new resampler.
     pub fn set_capture_rate(&mut self, rate: u32) -> Result<(), PipelineError> {
-        self.to_net = ToNetwork::new(rate)?;
+        self.to_net = ToNetwork::with_frame(rate, self.send_frame.samples())?;
         Ok(())
     }
 
     /// The speaker now runs at `rate` (a device reopened mid-call): a new resampler.
     pub fn set_playback_rate(&mut self, rate: u32) -> Result<(), PipelineError> {
-        self.from_net = FromNetwork::new(rate)?;
+        self.from_net = FromNetwork::with_frame(rate, self.receive_frame().samples())?;
         self.scaler = scaler_for(rate);
         self.playback_rate = rate;
+        self.block = 0;
+        Ok(())
+    }
+
+    /// The far side sends frames of `frame`, not those the receive side was set up for:
+    /// a new jitter buffer, decoder and playback resampler for them, as for a restarted
+    /// stream. (Allocates: once a call, when the far side's first packet says so.)
+    fn set_receive_frame(&mut self, frame: FrameDuration) -> Result<(), PipelineError> {
+        self.jitter = JitterBuffer::new(jitter_config(frame))?;
+        self.decoder = VoiceDecoder::new(frame)?;
+        self.from_net = FromNetwork::with_frame(self.playback_rate, frame.samples())?;
+        self.playback_drift.restart();
+        self.block = 0;
+        self.lost = 0;
+        self.loud_received = None;
+        self.onsets = [None; 4];
+        self.reported = (0, 0);
+        self.stats.decoder_resets += 1;
+        self.out.events.push(MediaEvent::DecoderReset);
         Ok(())
     }
 
@@ -520,8 +577,9 @@ impl MediaPipeline {
     /// Capture → 48 kHz frames → Opus → datagrams.
     fn send(&mut self, flags: Flags) {
         self.adapt();
+        let n = self.send_frame.samples();
         loop {
-            match self.to_net.pop_frame(&mut self.frame) {
+            match self.to_net.pop_frame(&mut self.frame[..n]) {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => {
@@ -531,15 +589,16 @@ impl MediaPipeline {
             }
             if flags.paused {
                 // Keep the sample clock running so the far side sees a pause, not loss.
-                self.timestamp = self.timestamp.wrapping_add(FRAME as u32);
+                self.timestamp = self.timestamp.wrapping_add(n as u32);
                 continue;
             }
+            let frame = &mut self.frame[..n];
             if flags.muted {
-                self.frame.fill(0.0);
+                frame.fill(0.0);
             }
-            let level = speech_level(&self.frame);
+            let level = speech_level(frame);
             let loud = level <= ONSET_LEVEL;
-            match self.encoder.encode(&self.frame, &mut self.packet) {
+            match self.encoder.encode(frame, &mut self.packet) {
                 Ok(Some(len)) => {
                     if loud && !self.loud_sent {
                         self.out.events.push(MediaEvent::Onset(Onset {
@@ -561,6 +620,7 @@ impl MediaPipeline {
                         self.applied.redundancy,
                         self.seq,
                         self.timestamp,
+                        n as u32,
                     );
                     let datagram = MediaDatagram::Redundant(RedundantFrame { frame, earlier });
                     let bytes = Bytes::from(datagram.encode());
@@ -576,12 +636,19 @@ impl MediaPipeline {
                 Ok(None) => self.loud_sent = false, // DTX: nothing worth sending.
                 Err(e) => self.out.events.push(MediaEvent::EncodeFailed(e)),
             }
-            self.timestamp = self.timestamp.wrapping_add(FRAME as u32);
+            self.timestamp = self.timestamp.wrapping_add(n as u32);
         }
     }
 
     /// A frame from the far side, and the copies of earlier ones it carries.
     fn take_frame(&mut self, now_us: u64, f: &MediaFrame, earlier: &[Earlier]) {
+        if let Some(frame) = FrameDuration::of_packet(&f.payload)
+            && frame != self.receive_frame()
+            && let Err(e) = self.set_receive_frame(frame)
+        {
+            // Cannot happen with our two frames and a playback rate that worked before.
+            tracing::warn!("cannot play {} ms frames: {e}", frame.millis());
+        }
         self.meter.record(now_us, f.seq, f.timestamp);
         let pushed = self.jitter.push(now_us, f.seq, f.timestamp, &f.payload);
         if matches!(pushed, Push::Buffered | Push::Resynced) {
@@ -809,11 +876,13 @@ impl MediaPipeline {
             // After a hold the buffer finds its delay anew.
             self.playback_drift.restart();
         }
+        let n = self.receive_frame().samples();
         while queued < queue {
             let mut trim = 0;
             let mut scale = Scale::Keep;
+            let decoded = &mut self.decoded[..n];
             if paused {
-                self.decoded.fill(0.0);
+                decoded.fill(0.0);
                 self.stats.silent += 1;
             } else {
                 let before = self.jitter.stats();
@@ -823,17 +892,17 @@ impl MediaPipeline {
                     Playout::Packet(p) => {
                         stats.decoded += 1;
                         from_packet = true;
-                        self.decoder.decode(p, &mut self.decoded)
+                        self.decoder.decode(p, decoded)
                     }
                     Playout::Fec(p) => {
                         stats.recovered += 1;
-                        self.decoder.decode_fec(p, &mut self.decoded)
+                        self.decoder.decode_fec(p, decoded)
                     }
                     // Counted by the jitter buffer, which tells loss from DTX.
-                    Playout::Conceal => self.decoder.conceal(&mut self.decoded),
+                    Playout::Conceal => self.decoder.conceal(decoded),
                     Playout::Silence => {
                         stats.silent += 1;
-                        self.decoded.fill(0.0);
+                        decoded.fill(0.0);
                         Ok(())
                     }
                 };
@@ -842,7 +911,7 @@ impl MediaPipeline {
                     self.trace_played(queued);
                 }
                 // Between talkspurts, a shorter silence brings the delay down to target.
-                let frame = FRAME * self.playback_rate as usize / NETWORK_RATE as usize;
+                let frame = n * self.playback_rate as usize / NETWORK_RATE as usize;
                 trim = self.trim(queued, queue, frame);
                 // Did the buffer move its own delay (once playing: not the start-up wait)?
                 let after = self.jitter.stats();
@@ -853,7 +922,7 @@ impl MediaPipeline {
                         || after.stretched != before.stretched);
                 if let Err(e) = result {
                     self.out.events.push(MediaEvent::DecodeFailed(e));
-                    self.decoded.fill(0.0);
+                    self.decoded[..n].fill(0.0);
                     scale = Scale::Keep;
                 }
                 if moved {
@@ -862,7 +931,7 @@ impl MediaPipeline {
                     self.follow_far_clock(now_us, queued);
                 }
             }
-            let out = match self.from_net.process(&self.decoded) {
+            let out = match self.from_net.process(&self.decoded[..n]) {
                 Ok(out) => &out[..out.len().saturating_sub(trim)],
                 Err(e) => {
                     self.out.events.push(MediaEvent::ResampleFailed(e));

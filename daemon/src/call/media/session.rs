@@ -98,7 +98,8 @@ impl MediaSession {
         muted: bool,
         (report, quality): (Reporter, QualityReporter),
     ) -> Result<MediaSession, StartError> {
-        let pipeline = MediaPipeline::new(call, source, STAND_IN_RATE, STAND_IN_RATE)?;
+        let pipeline =
+            MediaPipeline::with_frame(call, source, STAND_IN_RATE, STAND_IN_RATE, audio.frame)?;
         let opener = Opener::start(audio.clone(), call).map_err(StartError::Thread)?;
         let switches = Arc::new(Switches::default());
         switches.muted.store(muted, Ordering::Relaxed);
@@ -458,6 +459,7 @@ fn path_now(pipeline: &MediaPipeline, io: PathSources<'_>) -> PathNow {
         ms(c.counters().last_block, c.rate()) / 2
     });
     PathNow {
+        frame: pipeline.receive_frame(),
         capture_ms,
         rtt_ms: u32::try_from(io.conn.rtt().as_millis()).unwrap_or(u32::MAX),
         playback_queue_ms: ms(io.queued as u64, pipeline.playback_rate()),
