@@ -17,6 +17,8 @@
 use std::time::Duration;
 
 pub mod adapt;
+#[cfg(test)]
+mod delay_sim;
 mod demand;
 pub mod emodel;
 mod health;

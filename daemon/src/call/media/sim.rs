@@ -19,7 +19,7 @@ use phoned_proto::media::{MediaDatagram, MediaFrame, MediaReport, RedundantFrame
 
 use super::{Device, ENCODER_COMPLEXITY, Flags, MediaPipeline, MediaStats, TICK};
 use crate::audio::analysis::{goertzel_power, rms};
-use crate::audio::codec::{EncoderConfig, MAX_PACKET_BYTES, VoiceEncoder};
+use crate::audio::codec::{EncoderConfig, FrameDuration, MAX_PACKET_BYTES, VoiceEncoder};
 use crate::audio::jitter::JitterStats;
 use crate::audio::netsim::{Link, Path};
 use crate::audio::resample::FRAME;
@@ -111,8 +111,13 @@ pub(super) struct Party {
 
 impl Party {
     pub(super) fn new(source: u32, rate: u32, mic: Vec<f32>) -> Self {
+        Self::with_frame(source, rate, mic, FrameDuration::Ms20)
+    }
+
+    /// A party that sends frames of `frame`.
+    pub(super) fn with_frame(source: u32, rate: u32, mic: Vec<f32>, frame: FrameDuration) -> Self {
         Self {
-            pipeline: MediaPipeline::new(CALL, source, rate, rate).expect("pipeline"),
+            pipeline: MediaPipeline::with_frame(CALL, source, rate, rate, frame).expect("pipeline"),
             rate,
             drift_ppm: 0,
             tick_phase_us: u64::from(source) * MS % TICK_US,
@@ -539,7 +544,7 @@ fn drift_repairs(from: &TickLog, to: &TickLog) -> u64 {
 /// The log entry of the tick at which `listener` had played (or lost, or dropped) every
 /// packet `talker` sent before `until_s`. Later, in the talker's DTX pause, the listener
 /// conceals after each of the encoder's comfort-noise updates, as Opus means it to.
-fn when_played(talker: &Party, listener: &Party, until_s: f64) -> TickLog {
+pub(super) fn when_played(talker: &Party, listener: &Party, until_s: f64) -> TickLog {
     let until = (until_s * S as f64) as u64;
     let sent = talker.sent.iter().filter(|(at, _)| *at < until).count() as u64;
     *listener
