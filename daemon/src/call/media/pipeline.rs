@@ -810,26 +810,31 @@ impl MediaPipeline {
         self.jitter.set_min_delay_ms(floor);
     }
 
-    /// The playback device takes `block` samples at a time: the pops come in those steps
-    /// (the jitter buffer's band is widened for them), and while the clocks drift the
-    /// playout delay is held where the steps stay inside that band.
+    /// The playback device takes `block` samples at a time, so the pops come in those
+    /// steps. While the clocks drift past each other, the delay at the pops therefore
+    /// moves by a block now and then, although the audio does not: the jitter buffer's
+    /// band is widened for it, and the playout delay is held where the steps stay inside
+    /// that band. (On matched clocks the delay at the pops does not move, and the band is
+    /// a frame.)
     fn set_block(&mut self, block: u64) {
-        if block == self.block || block == 0 {
-            return;
+        let us = |block: u64| block * 1_000_000 / u64::from(self.playback_rate.max(1));
+        if block != self.block && block != 0 {
+            self.block = block;
+            // The delay at the pops is the playout delay less what waits at the device
+            // before the frame (up to a block), and the buffer grows below its target and
+            // shrinks a band above: held mid-way between a block above the target and the
+            // band's top, the steps stay inside whatever the estimator's dead band leaves.
+            let block_us = i64::try_from(us(block)).unwrap_or(i64::MAX);
+            let frame_us = i64::from(self.jitter.config().frame.millis()) * 1000;
+            let mid = (block_us + frame_us.max(2 * block_us)) / 2;
+            self.playback_drift.set_anchor_within(Some((mid, mid)));
         }
-        self.block = block;
-        let block_us = block * 1_000_000 / u64::from(self.playback_rate.max(1));
-        self.jitter.set_pop_quantum_us(block_us);
-        // The delay at the pops is the playout delay less what waits at the device before
-        // the frame (up to a block), and the buffer grows below its target and shrinks a
-        // band above: held mid-way between a block above the target and the band's top,
-        // the steps stay inside whatever the estimator's dead band leaves.
-        let block_us = i64::try_from(block_us).unwrap_or(i64::MAX);
-        let frame_us = i64::from(self.jitter.config().frame.millis()) * 1000;
-        let band = frame_us.max(2 * block_us);
-        let mid = (block_us + band) / 2;
-        let within = (mid, mid);
-        self.playback_drift.set_anchor_within(Some(within));
+        let quantum = if self.playback_drift.drifting() {
+            us(self.block)
+        } else {
+            0
+        };
+        self.jitter.set_pop_quantum_us(quantum);
     }
 
     /// How much of the silent frame just popped to leave out (device samples): what waits
