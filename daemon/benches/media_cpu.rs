@@ -528,7 +528,7 @@ fn daemon_pipeline(warm: usize, frames: usize) {
                 let device = |queued| Device {
                     queued,
                     last_block: per_tick as u64,
-                    missed: 0,
+                    played: 0,
                 };
                 let start = thread_cpu_ns();
                 let out = a.tick(now, mic, to_a.drain(..), device(queued_a), Flags::default());

@@ -122,9 +122,9 @@ pub struct Device {
     pub queued: usize,
     /// Samples the device took in its latest callback or period (see [`playback_queue`](super::playback_queue)).
     pub last_block: u64,
-    /// Samples the device has found missing so far (underruns, cumulative): what it wanted
-    /// beyond what was queued, so that a burst is learnt whole even when the queue was short.
-    pub missed: u64,
+    /// Samples the device has taken so far (cumulative, what it found missing included):
+    /// what it takes between two ticks tells how much must be queued for it (`demand.rs`).
+    pub played: u64,
 }
 
 /// Something a tick did that the caller may want to log or count.
@@ -354,6 +354,8 @@ pub struct MediaPipeline {
     /// Until when it keeps the floor of a frame for lost packets, µs, and the loss seen.
     loss_until: Option<u64>,
     lost: u64,
+    /// The jitter buffer's window has seen the path, and a pause came to lower the floor.
+    path_known: bool,
     /// The playback device's block, samples, as the jitter buffer and the drift estimator
     /// were last told.
     block: u64,
@@ -460,6 +462,7 @@ impl MediaPipeline {
             two_copies_until: None,
             loss_until: None,
             lost: 0,
+            path_known: false,
             block: 0,
             loud_sent: false,
             loud_received: None,
@@ -546,6 +549,7 @@ impl MediaPipeline {
         self.playback_drift.restart();
         self.block = 0;
         self.lost = 0;
+        self.path_known = false;
         self.loud_received = None;
         self.onsets = [None; 4];
         self.reported = (0, 0);
@@ -784,9 +788,12 @@ impl MediaPipeline {
     }
 
     /// The jitter buffer's floor: none on a clean path, where its target follows the
-    /// measured jitter; a frame while packets are lost (in the last [`LOSS_HOLD_US`]), so
-    /// that the next packet, with its in-band FEC or a copy of the lost one, is there in
-    /// time; two frames and a margin while the far side sends copies two frames back.
+    /// measured jitter; a frame at first (until its window has seen a window's worth of
+    /// packets it does not know the path, and the first pause after that lowers the delay
+    /// by skipping silence, which costs nothing) and while packets are lost (in the last
+    /// [`LOSS_HOLD_US`]), so that the next packet, with its in-band FEC or a copy of the
+    /// lost one, is there in time; two frames and a margin while the far side sends
+    /// copies two frames back.
     fn set_floor(&mut self, now_us: u64) {
         let lost = self.jitter.stats().lost;
         if lost != self.lost {
@@ -800,9 +807,15 @@ impl MediaPipeline {
             self.two_copies_until = None;
         }
         let frame = self.jitter.config().frame.millis();
+        if !self.path_known
+            && self.jitter.stats().received >= u64::from(self.jitter.config().window_packets)
+            && self.jitter.rephase_excess_us().is_some()
+        {
+            self.path_known = true;
+        }
         let floor = if self.two_copies_until.is_some() {
             2 * frame + TWO_COPIES_MARGIN_MS
-        } else if self.loss_until.is_some() {
+        } else if self.loss_until.is_some() || !self.path_known {
             frame
         } else {
             0

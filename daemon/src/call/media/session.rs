@@ -223,13 +223,13 @@ impl Io {
                     Device {
                         queued: p.pending(),
                         last_block: counters.last_block,
-                        missed: counters.xrun_samples,
+                        played: counters.frames,
                     }
                 }
                 None => Device {
                     queued: self.discard.queued(now),
                     last_block: self.discard.last_block(),
-                    missed: 0,
+                    played: self.discard.played(now),
                 },
             };
             self.queued = device.queued;

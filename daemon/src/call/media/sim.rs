@@ -87,8 +87,6 @@ pub(super) struct Party {
     pub underruns: u64,
     /// When the latest underrun happened (µs), if any.
     pub last_underrun_us: Option<u64>,
-    /// Samples the speaker found missing in those underruns.
-    missed: u64,
     /// A speaker fed like pipewire-pulse feeds the pulse backend: 20 ms blocks taken at
     /// the first boundary of this quantum (µs) after each is due, so with 21.3 ms, 15
     /// blocks 21.3 ms apart and then one at once. 0: 10 ms blocks on time.
@@ -132,7 +130,6 @@ impl Party {
             heard: Vec::new(),
             underruns: 0,
             last_underrun_us: None,
-            missed: 0,
             speaker_quantum_us: 0,
             speaker_stalls: None,
             inbox: InFlight::new(),
@@ -202,7 +199,6 @@ impl Party {
             let have = self.speaker.len().min(speaker_block);
             if have < speaker_block && !self.heard.is_empty() {
                 self.underruns += 1;
-                self.missed += (speaker_block - have) as u64;
                 self.last_underrun_us = Some(now_us);
             }
             self.heard.extend(self.speaker.drain(..have));
@@ -234,7 +230,7 @@ impl Party {
         let device = Device {
             queued: self.speaker.len(),
             last_block: speaker_block as u64,
-            missed: self.missed,
+            played: self.heard.len() as u64,
         };
         let out = self.pipeline.tick(
             Duration::from_micros(now_us),
