@@ -69,9 +69,17 @@ use crate::audio::jitter::{
 use crate::audio::resample::{FRAME, FromNetwork, NETWORK_RATE, ResampleError, ToNetwork};
 use crate::audio::timescale::{Scale, TimeScaler};
 
-/// Added to the measured jitter for the jitter buffer's target, ms: what its 95th
-/// percentile leaves out, and the noise of arrival and pop times on a busy machine.
+/// Added to the measured jitter for the jitter buffer's target, ms: the noise of arrival
+/// and pop times.
 const JITTER_MARGIN_MS: u32 = 2;
+/// How long the jitter buffer's window looks back, ms: its target covers the latest
+/// packet of that long, so a short stall of the sender, the relay or this machine (a
+/// packet or two 10–30 ms late, now and then) is covered for that long once seen, rather
+/// than being left out of a percentile and concealed each time.
+const JITTER_WINDOW_MS: u32 = 5_000;
+/// The jitter buffer knows the path once this much audio has come, ms: until then (and the
+/// next pause) its floor is a frame.
+const PATH_LEARNT_MS: u32 = 2_000;
 /// Where shorter silences bring the jitter buffer's delay, ms above its target.
 const REPHASE_HEADROOM_MS: u32 = 1;
 /// How long after the last lost packet the jitter buffer's floor stays at a frame, µs.
@@ -91,6 +99,8 @@ fn jitter_config(frame: FrameDuration) -> JitterConfig {
         min_delay_ms: 0,
         jitter_margin_ms: JITTER_MARGIN_MS,
         rephase_headroom_ms: REPHASE_HEADROOM_MS,
+        jitter_percentile: 100,
+        window_packets: u16::try_from(JITTER_WINDOW_MS / frame.millis()).unwrap_or(u16::MAX),
         ..JitterConfig::for_frame(frame)
     }
 }
@@ -357,8 +367,10 @@ pub struct MediaPipeline {
     /// The jitter buffer's window has seen the path, and a pause came to lower the floor.
     path_known: bool,
     /// The playback device's block, samples, as the jitter buffer and the drift estimator
-    /// were last told.
+    /// were last told, and where the playout delay is held above the target while the
+    /// clocks drift, µs (see `set_block`).
     block: u64,
+    drift_mid_us: i64,
     /// Onset tracing: whether the last frame encoded was loud, the timestamp of the last
     /// loud frame received, and the received onsets not yet played.
     loud_sent: bool,
@@ -464,6 +476,7 @@ impl MediaPipeline {
             lost: 0,
             path_known: false,
             block: 0,
+            drift_mid_us: 15_000,
             loud_sent: false,
             loud_received: None,
             onsets: [None; 4],
@@ -732,18 +745,21 @@ impl MediaPipeline {
 
     /// Steers the playback resampler from the playout delay after a pop, `queued` samples
     /// waiting at the device before the frame: the jitter buffer's delay (at the pop) and
-    /// the queue, less the target. The pops come when the device takes a block, so the
-    /// jitter buffer's delay alone moves in steps of a block while the queue before the
-    /// frame takes up what is between; their sum moves only with the clocks.
+    /// the queue. The pops come when the device takes a block, so the delay at the pop
+    /// alone moves in steps of a block while the queue before the frame takes up what is
+    /// between; their sum moves only with the clocks (and when the buffer moves it itself:
+    /// a restart of the estimator). Not less the target, which moves with the jitter.
     fn follow_far_clock(&mut self, now_us: u64, queued: usize) {
         let Some((delay_us, target_us)) = self.jitter.delay_and_target_us() else {
             return;
         };
         let queued_us = i64::try_from(queued).unwrap_or(i64::MAX) * 1_000_000
             / i64::from(self.playback_rate.max(1));
-        let ppm = self
-            .playback_drift
-            .update(now_us, delay_us - target_us + queued_us);
+        // While the clocks drift: held where the steps stay inside the band (`set_block`).
+        let anchor = target_us + self.drift_mid_us;
+        self.playback_drift
+            .set_anchor_within(Some((anchor, anchor)));
+        let ppm = self.playback_drift.update(now_us, delay_us + queued_us);
         self.stats.playback_drift_ppm = ppm;
         if let Err(e) = self.from_net.set_drift_ppm(ppm) {
             self.out.events.push(MediaEvent::ResampleFailed(e));
@@ -788,9 +804,9 @@ impl MediaPipeline {
     }
 
     /// The jitter buffer's floor: none on a clean path, where its target follows the
-    /// measured jitter; a frame at first (until its window has seen a window's worth of
-    /// packets it does not know the path, and the first pause after that lowers the delay
-    /// by skipping silence, which costs nothing) and while packets are lost (in the last
+    /// measured jitter; a frame at first (until [`PATH_LEARNT_MS`] of packets have come it
+    /// does not know the path, and the first pause after that lowers the delay by
+    /// skipping silence, which costs nothing) and while packets are lost (in the last
     /// [`LOSS_HOLD_US`]), so that the next packet, with its in-band FEC or a copy of the
     /// lost one, is there in time; two frames and a margin while the far side sends
     /// copies two frames back.
@@ -808,7 +824,7 @@ impl MediaPipeline {
         }
         let frame = self.jitter.config().frame.millis();
         if !self.path_known
-            && self.jitter.stats().received >= u64::from(self.jitter.config().window_packets)
+            && self.jitter.stats().received >= u64::from(PATH_LEARNT_MS / frame)
             && self.jitter.rephase_excess_us().is_some()
         {
             self.path_known = true;
@@ -839,8 +855,7 @@ impl MediaPipeline {
             // band's top, the steps stay inside whatever the estimator's dead band leaves.
             let block_us = i64::try_from(us(block)).unwrap_or(i64::MAX);
             let frame_us = i64::from(self.jitter.config().frame.millis()) * 1000;
-            let mid = (block_us + frame_us.max(2 * block_us)) / 2;
-            self.playback_drift.set_anchor_within(Some((mid, mid)));
+            self.drift_mid_us = (block_us + frame_us.max(2 * block_us)) / 2;
         }
         let quantum = if self.playback_drift.drifting() {
             us(self.block)

@@ -940,3 +940,4 @@ fn a_single_lost_packet_is_played_from_the_next_datagrams_copy() {
     assert_eq!(m1.decoded - m0.decoded, j1.played - j0.played);
     assert_tone(&sim.b, 4.2, 6.0, 1000.0);
 }
+
