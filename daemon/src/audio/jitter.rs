@@ -8,10 +8,13 @@
 //!   gives) goes into a window over the last packets (`jitter/window.rs`). The fastest is the
 //!   base; the *delay* is how long a packet with base transit waits before it plays. The
 //!   *target* delay is a high percentile (default 95th) of how much later than the base the
-//!   packets came, at least one frame (so the next packet, and with it FEC, is usually here
-//!   when a packet is missing) and at most the hard maximum minus a frame. The delay sits
-//!   between the target and a frame above it, by where the playout ticks fall: on a clean
-//!   path 20–40 ms at 20 ms frames.
+//!   packets came, plus a margin (default none), at least a floor (default one frame, so
+//!   the next packet, and with it FEC, is usually here when a packet is missing; the call
+//!   sets it to none on a clean path) and at most the hard maximum minus a frame. The delay
+//!   sits between the target and a frame above it, by where the playout ticks fall: on a
+//!   clean path 20–40 ms at 20 ms frames with the defaults. When the pops come in steps
+//!   ([`JitterBuffer::set_pop_quantum_us`]: a device that takes a block at a time, whose
+//!   clock drifts against the sender's) the band is two steps wide if that is more.
 //! - **Bursty playout.** The pops follow the playback device, which may take audio in
 //!   bursts (pipewire-pulse asks for a 21.3 ms quantum at a time, so every 16th 20 ms frame
 //!   is popped at once after the one before). A pop that comes early sees less delay
@@ -28,7 +31,7 @@
 //!   silence, or nothing buffered) a pop holds the play position and returns
 //!   [`Playout::Silence`] (or [`Playout::Conceal`] in speech): one frame more delay per tick.
 //!   Either way the buffer catches up with a jump in jitter within a few frames.
-//! - **Shrinking.** When the delay is a frame or more above the target, a frame that is
+//! - **Shrinking.** When the delay is a band (a frame) or more above the target, a frame that is
 //!   silence or lost anyway ("free") is skipped at once; a frame of speech is played a pitch
 //!   period shorter ([`Scale::Accelerate`]), at most one per
 //!   [`JitterConfig::shrink_every_frames`] ticks, and only when the excess is also above the
@@ -611,6 +614,18 @@ impl JitterBuffer {
     /// as the sender stamped it.
     pub fn last_played_ts(&self) -> Option<u32> {
         self.last_ts.map(|ts| ts as u32)
+    }
+
+    /// Whether what the next [`pop`](Self::pop) plays is already decided: its frame's
+    /// packet is here, or the sender sent nothing for it (a DTX pause), or playout has
+    /// not started and a first packet is here. Not when the packet is missing or nothing
+    /// is buffered: it may still come. A caller that knows when the frame is needed at the
+    /// latest pops as soon as this holds, and otherwise waits for the packet until then.
+    pub fn next_ready(&self) -> bool {
+        match self.play_ts {
+            None => self.slots.earliest().is_some(),
+            Some(_) => matches!(self.classify(), Class::Present(_) | Class::Gap),
+        }
     }
 
     /// How to play the frame the latest [`pop`](Self::pop) returned: a pitch period

@@ -66,7 +66,9 @@ fn speech_with_dtx_pauses_in_ten_ms_frames_is_never_concealed_or_skipped() {
     // The talker's DTX really paused.
     assert!(j.received < (seconds * 100.0) as u64 * 9 / 10, "{why}");
     assert_eq!((j.lost, j.late, j.dropped), (0, 0, 0), "{why}");
-    assert_eq!((m.concealed, j.concealed, j.skipped), (0, 0, 0), "{why}");
+    assert_eq!((m.concealed, j.concealed), (0, 0), "{why}");
+    // Silence skipped at most once: when the floor it starts with gives way.
+    assert!(j.skipped <= 1, "{why}");
     assert!(m.dtx > 0, "{why}");
     assert_eq!(sim.b.decode_errors, 0, "{why}");
 }
@@ -128,11 +130,12 @@ fn the_jitter_floor_follows_the_measured_jitter() {
     let (j, m) = (jittery.jitter, jittery.media);
     let why = format!("{m:?} {j:?}");
     assert!(j.target_ms >= 25, "{why}");
-    // It grew by playing speech longer (and holding silences). What it concealed were the
+    // It grew by playing speech longer or holding silences. What it concealed were the
     // packets late in the first few hundred ms of speech (the talker pauses from 5.5 to
     // 6.6 s), before the window had seen enough of the jitter (the price of a floor at nil
     // where one of 20 ms would have hidden this much), and nothing after.
-    assert!(j.expanded > clean.jitter.expanded, "{why}");
+    let grown = |j: crate::audio::jitter::JitterStats| j.expanded + j.stretched;
+    assert!(grown(j) > grown(clean.jitter), "{why}");
     let first = sim.b.log_at(7 * S).media.concealed;
     assert_eq!(m.concealed, first, "concealed after 7 s: {why}");
     assert!(first <= 8, "{why}");

@@ -32,6 +32,7 @@ mod sim;
 #[cfg(test)]
 mod speech_sim;
 mod standin;
+mod takes;
 #[cfg(test)]
 mod tests;
 

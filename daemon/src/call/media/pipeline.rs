@@ -5,8 +5,11 @@
 //! encoder, the decoder, the jitter buffer and both resamplers; no clock, no thread, no
 //! socket, so `sim.rs` runs two of them through a simulated network on virtual time.
 //!
-//! What it decides, tick by tick:
-//! - **Send.** Captured samples become 20 ms 48 kHz frames, each Opus-encoded into a
+//! The media thread ticks it whenever a device moved a block or a datagram came (and at
+//! least every [`TICK`](super::TICK)), so nothing waits for a timer. What it decides, tick
+//! by tick:
+//! - **Send.** Captured samples become 48 kHz frames of 20 ms, or 10 ms
+//!   ([`MediaPipeline::with_frame`], `[audio] frame_ms`), each Opus-encoded into a
 //!   [`MediaFrame`] datagram. Muted: silence is encoded (the encoder's DTX then sends almost
 //!   nothing). On hold: nothing is sent, but the timestamp keeps counting, so the far side
 //!   sees a pause, not loss. Sequence numbers count packets sent, so a DTX pause (a
@@ -17,28 +20,43 @@
 //!   (one older than reports) is never sent a redundant frame, which it could not read.
 //! - **Receive.** Frames of this call from another source go into the jitter buffer, and
 //!   the copies of earlier frames a redundant frame carries fill the ones still missing
-//!   ([`JitterBuffer::fill`]); while copies come two frames late, the buffer holds two
-//!   frames so they are in time. The [`ReceptionMeter`] counts what arrived, and once a
-//!   second a report of it goes back. Anything else is counted as foreign and dropped. When the buffer resyncs (the far side
-//!   restarted its stream: a sequence jump, a clock jump), the decoder is reset, so it does
-//!   not carry the old stream's state into the new one.
-//! - **Play.** While the device has less queued than [`playback_queue`](super::playback_queue) asks (more for a
-//!   device that takes audio in bursts: [`Demand`]), one frame is
-//!   popped from the jitter buffer, decoded (packet, FEC or concealment; silence) and
-//!   resampled to the device rate. To move its delay in speech the jitter buffer asks for a
+//!   ([`JitterBuffer::fill`]). The [`ReceptionMeter`] counts what arrived, and once a
+//!   second a report of it goes back. Anything else is counted as foreign and dropped.
+//!   When the buffer resyncs (the far side restarted its stream: a sequence jump, a clock
+//!   jump), the decoder is reset, so it does not carry the old stream's state into the new
+//!   one. The far side's frames are played in whatever length they come (10 or 20 ms,
+//!   read from the Opus header): a packet of the other length sets the jitter buffer, the
+//!   decoder and the playback resampler up for it, as for a restarted stream.
+//! - **Jitter floor.** The jitter buffer's target is the latest packet of the last 5 s
+//!   over the fastest, plus 2 ms, with no floor of its own once it knows the path: on a
+//!   clean path a few ms. Its floor is a frame at first (until 2 s of audio have come and
+//!   a pause lets it come down by skipping silence), and while packets are lost (10 s
+//!   after the last), so that the next packet, with the lost one's FEC or a copy of it, is
+//!   there in time; two frames and 5 ms while copies come two frames late. When jitter
+//!   appears, the buffer grows by playing speech longer.
+//! - **Play.** While the device has less queued than [`playback_queue`](super::playback_queue)
+//!   asks (its block, or more for a device that takes audio in bursts: [`Demand`]), one
+//!   frame is popped from the jitter buffer, decoded (packet, FEC or concealment;
+//!   silence) and resampled to the device rate. The pops thus come when the device has
+//!   taken a block, and what is written then waits a block at the device. To move its delay in speech the jitter buffer asks for a
 //!   frame to be played a pitch period longer or shorter ([`JitterBuffer::scale`]): the
 //!   [`TimeScaler`] does it on the resampled frame, and the device then asks for the next
-//!   frame that much later or sooner. Between talkspurts the jitter buffer may ask for a
-//!   shorter silence ([`JitterBuffer::rephase_us`]) to bring the delay down. On hold,
-//!   silence is played and the jitter buffer is left alone.
+//!   frame that much later or sooner. Between talkspurts a shorter silence brings the
+//!   delay down ([`JitterBuffer::rephase_excess_us`]): what waits at the device before the
+//!   frame beyond its next block, and whole blocks of the buffer's excess (a block less
+//!   at the device makes it ask a pop sooner). On hold, silence is played and the jitter
+//!   buffer is left alone.
 //! - **Clock drift.** A [`DriftEstimator`] steers the playback resampler's ratio, so
 //!   that the jitter buffer's delay neither creeps up (the far side's capture clock
 //!   faster than our playback clock: the buffer would skip a frame, every 67 s at
 //!   300 ppm) nor down (it would stretch, concealing in speech). After each pop it is fed
-//!   the buffer's delay less its target; its correction makes [`FromNetwork`] produce
-//!   fewer (or more) device samples per frame. The delay is held 7.5 ms above the target
-//!   (between stretching below the target and skipping a frame above it); a clean path
-//!   is left alone at a ratio of exactly 1.0. When the buffer moves its delay itself
+//!   the playout delay: the buffer's delay at the pop and what waits at the device before
+//!   the frame (the pops come in device blocks, so the first moves in steps of a block
+//!   that the second takes up); its correction makes [`FromNetwork`] produce fewer (or
+//!   more) device samples per frame. Where it settled, the playout delay is held; while
+//!   the clocks drift, mid-way between a block above the target and the top of the
+//!   buffer's band (widened to two blocks then), so the steps stay inside it. A clean
+//!   path is left alone at a ratio of exactly 1.0. When the buffer moves its delay itself
 //!   (skips, stretches, time-scales, rephases, restarts) the estimator settles anew, keeping the
 //!   drift it measured. The capture side is not steered: its ring is drained every tick,
 //!   so no queue grows there, and steering it to our monotonic clock was measured to
@@ -57,6 +75,7 @@ use phoned_proto::media::{Earlier, MAX_EARLIER, MediaDatagram, MediaFrame, Redun
 use super::adapt::{Adapter, Settings, Thresholds};
 use super::demand::Demand;
 use super::report::ReceptionMeter;
+use super::takes::Takes;
 use super::{ENCODER_COMPLEXITY, PLAYBACK_QUEUE_MIN_MS};
 use crate::audio::codec::{
     CodecError, EncoderConfig, FrameDuration, MAX_PACKET_BYTES, VoiceDecoder, VoiceEncoder,
@@ -91,6 +110,9 @@ const TWO_COPIES_MARGIN_MS: u32 = 5;
 const TWO_COPIES_HOLD_US: u64 = 5_000_000;
 /// Shorter silences less than this are not worth moving the playout for, µs.
 const MIN_TRIM_US: usize = 1_000;
+/// How long before the device's next block a frame whose packet has not come is popped
+/// anyway (concealed), µs: what the media thread's timed wake-up may be late by.
+const DEADLINE_MARGIN_US: u64 = 2_000;
 
 /// The jitter buffer of a call: its floor follows the measured jitter (and a frame while
 /// packets are lost, see [`MediaPipeline::tick`]), with a margin over it.
@@ -189,6 +211,9 @@ pub struct TickOutput {
     /// Samples at the playback device's rate to queue.
     pub playback: Vec<f32>,
     pub events: Vec<MediaEvent>,
+    /// Tick again at this time (on the clock of `now`) if nothing else comes first: the
+    /// next frame's packet is awaited, and this is when it must be played without it.
+    pub wake_at: Option<Duration>,
 }
 
 impl TickOutput {
@@ -196,6 +221,7 @@ impl TickOutput {
         self.datagrams.clear();
         self.playback.clear();
         self.events.clear();
+        self.wake_at = None;
     }
 }
 
@@ -349,8 +375,11 @@ pub struct MediaPipeline {
     packet: [u8; MAX_PACKET_BYTES],
     out: TickOutput,
     stats: MediaStats,
-    /// How much the playback device takes at once (the queue kept for it).
+    /// How much the playback device takes at once (the queue kept for it), and when.
     demand: Demand,
+    takes: Takes,
+    /// Whether the previous pop was timed by the device's takes (see `play`).
+    just_in_time: bool,
     /// Sending adapts to the far side's reports; `applied` is what the encoder has.
     adapter: Adapter,
     applied: Settings,
@@ -466,6 +495,8 @@ impl MediaPipeline {
                 ..MediaStats::default()
             },
             demand: Demand::default(),
+            takes: Takes::default(),
+            just_in_time: false,
             adapter: Adapter::new(clean, header_bps, Thresholds::default()),
             applied,
             sent_recently: SentRecently::new(),
@@ -549,6 +580,7 @@ impl MediaPipeline {
         self.scaler = scaler_for(rate);
         self.playback_rate = rate;
         self.block = 0;
+        self.takes.reset();
         Ok(())
     }
 
@@ -880,6 +912,7 @@ impl MediaPipeline {
             return 0;
         };
         let rate = i64::from(self.playback_rate.max(1));
+        let spare = (queued + frame).saturating_sub(queue).min(frame / 2);
         let block = (self.block as usize).max(1).min(queue.max(1));
         let block_us = block as i64 * 1_000_000 / rate;
         if self.playback_drift.drifting() {
@@ -891,7 +924,6 @@ impl MediaPipeline {
         let excess = excess_us * rate / 1_000_000;
         let r = (queued + block).saturating_sub(queue) as i64;
         let want = r + excess.div_euclid(block as i64) * block as i64;
-        let spare = (queued + frame).saturating_sub(queue).min(frame / 2);
         let trim = want.clamp(0, spare as i64) as usize;
         if trim * 1_000_000 < MIN_TRIM_US * self.playback_rate as usize {
             0
@@ -901,9 +933,30 @@ impl MediaPipeline {
     }
 
     /// Jitter buffer → Opus → device rate, keeping a small queue at the device.
+    ///
+    /// While the device takes its blocks at a steady pace ([`Takes`]), a frame is popped as
+    /// soon as its packet is here, or at the latest [`DEADLINE_MARGIN_US`] before the
+    /// device takes the block that starts it (the tick asks to be woken then:
+    /// [`TickOutput::wake_at`]), and the jitter buffer reckons its delay to that deadline.
+    /// So the frame plays at the device's next block, not the one after, and the packet
+    /// may come until just before. Otherwise frames are popped when the device has taken a
+    /// block, and wait a block there; the jitter buffer reckons to the pop.
     fn play(&mut self, now_us: u64, device: Device, paused: bool) {
+        let rate = self.playback_rate;
+        self.takes
+            .observe(now_us, device.played, device.last_block, rate);
+        let next_take = if paused {
+            None
+        } else {
+            self.takes.next_take_us(now_us)
+        };
+        if next_take.is_some() != self.just_in_time {
+            // The delay is reckoned to another time: settle anew.
+            self.just_in_time = next_take.is_some();
+            self.playback_drift.restart();
+        }
         self.set_block(device.last_block);
-        let queue = self.demand.queue(now_us, device, self.playback_rate);
+        let queue = self.demand.queue(now_us, device, rate);
         let mut queued = device.queued;
         if paused {
             // After a hold the buffer finds its delay anew.
@@ -913,6 +966,23 @@ impl MediaPipeline {
         while queued < queue {
             let mut trim = 0;
             let mut scale = Scale::Keep;
+            // The time the jitter buffer reckons its delay to: the frame's deadline.
+            let play_at = match next_take {
+                Some(next) if !paused => {
+                    // The take that starts this frame: the next, or one a block after it
+                    // per block queued before the frame.
+                    let block = device.last_block.max(1);
+                    let takes = queued as u64 / block;
+                    let deadline = (next + takes * block * 1_000_000 / u64::from(rate.max(1)))
+                        .saturating_sub(DEADLINE_MARGIN_US);
+                    if now_us < deadline && !self.jitter.next_ready() {
+                        self.out.wake_at = Some(Duration::from_micros(deadline));
+                        break;
+                    }
+                    deadline
+                }
+                _ => now_us,
+            };
             let decoded = &mut self.decoded[..n];
             if paused {
                 decoded.fill(0.0);
@@ -921,7 +991,7 @@ impl MediaPipeline {
                 let before = self.jitter.stats();
                 let mut from_packet = false;
                 let stats = &mut self.stats;
-                let result = match self.jitter.pop(now_us) {
+                let result = match self.jitter.pop(play_at) {
                     Playout::Packet(p) => {
                         stats.decoded += 1;
                         from_packet = true;
@@ -988,5 +1058,6 @@ impl MediaPipeline {
             queued += out.len();
         }
         self.demand.wrote(queued);
+        self.takes.wrote(queued);
     }
 }
