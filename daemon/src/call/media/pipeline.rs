@@ -96,9 +96,10 @@ const JITTER_MARGIN_MS: u32 = 2;
 /// packet or two 10–30 ms late, now and then) is covered for that long once seen, rather
 /// than being left out of a percentile and concealed each time.
 const JITTER_WINDOW_MS: u32 = 5_000;
-/// The jitter buffer knows the path once this much audio has come, ms: until then (and the
-/// next pause) its floor is a frame.
-const PATH_LEARNT_MS: u32 = 2_000;
+/// The jitter buffer knows the path once packets have come for this long, µs, and at
+/// least [`PATH_LEARNT_PACKETS`]: until then (and the next pause) its floor is a frame.
+const PATH_LEARNT_US: u64 = 2_000_000;
+const PATH_LEARNT_PACKETS: u64 = 20;
 /// Where shorter silences bring the jitter buffer's delay, ms above its target.
 const REPHASE_HEADROOM_MS: u32 = 1;
 /// How long after the last lost packet the jitter buffer's floor stays at a frame, µs.
@@ -393,8 +394,10 @@ pub struct MediaPipeline {
     /// Until when it keeps the floor of a frame for lost packets, µs, and the loss seen.
     loss_until: Option<u64>,
     lost: u64,
-    /// The jitter buffer's window has seen the path, and a pause came to lower the floor.
+    /// The jitter buffer's window has seen the path, and a pause came to lower the floor;
+    /// when the first packet came, µs.
     path_known: bool,
+    first_packet_us: Option<u64>,
     /// The playback device's block, samples, as the jitter buffer and the drift estimator
     /// were last told, and where the playout delay is held above the target while the
     /// clocks drift, µs (see `set_block`).
@@ -506,6 +509,7 @@ impl MediaPipeline {
             loss_until: None,
             lost: 0,
             path_known: false,
+            first_packet_us: None,
             block: 0,
             drift_mid_us: 15_000,
             loud_sent: false,
@@ -595,6 +599,7 @@ impl MediaPipeline {
         self.block = 0;
         self.lost = 0;
         self.path_known = false;
+        self.first_packet_us = None;
         self.loud_received = None;
         self.onsets = [None; 4];
         self.reported = (0, 0);
@@ -836,7 +841,7 @@ impl MediaPipeline {
     }
 
     /// The jitter buffer's floor: none on a clean path, where its target follows the
-    /// measured jitter; a frame at first (until [`PATH_LEARNT_MS`] of packets have come it
+    /// measured jitter; a frame at first (until packets have come for [`PATH_LEARNT_US`] it
     /// does not know the path, and the first pause after that lowers the delay by
     /// skipping silence, which costs nothing) and while packets are lost (in the last
     /// [`LOSS_HOLD_US`]), so that the next packet, with its in-band FEC or a copy of the
@@ -855,8 +860,14 @@ impl MediaPipeline {
             self.two_copies_until = None;
         }
         let frame = self.jitter.config().frame.millis();
+        let received = self.jitter.stats().received;
+        if received > 0 && self.first_packet_us.is_none() {
+            self.first_packet_us = Some(now_us);
+        }
+        let first = self.first_packet_us.unwrap_or(now_us);
         if !self.path_known
-            && self.jitter.stats().received >= u64::from(PATH_LEARNT_MS / frame)
+            && now_us.saturating_sub(first) >= PATH_LEARNT_US
+            && received >= PATH_LEARNT_PACKETS
             && self.jitter.rephase_excess_us().is_some()
         {
             self.path_known = true;
