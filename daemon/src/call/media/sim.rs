@@ -217,7 +217,7 @@ impl Party {
             None => now_us >= self.tick_phase_us,
             Some(last) => now_us >= last + TICK_US,
         } || self.wake_at_us.is_some_and(|at| now_us >= at);
-        if !(woken && now_us >= self.tick_phase_us) && !due {
+        if !(due || (woken && now_us >= self.tick_phase_us)) {
             return Vec::new();
         }
         self.last_tick_us = Some(now_us);
