@@ -19,6 +19,11 @@ fn write_tone(path: &Path, freq: f32, seconds: u32) {
 }
 
 fn phone_with_tone(w: &common::World, name: &str, freq: f32) -> PhonedProcess {
+    phone_with_tone_and(w, name, freq, "")
+}
+
+/// [`phone_with_tone`] with more `[audio]` lines (`frame_ms = 10`).
+fn phone_with_tone_and(w: &common::World, name: &str, freq: f32, audio: &str) -> PhonedProcess {
     let dir = w.dir.path().join(format!("{name}-audio"));
     std::fs::create_dir_all(&dir).unwrap();
     let input = dir.join("in.wav");
@@ -27,7 +32,7 @@ fn phone_with_tone(w: &common::World, name: &str, freq: f32) -> PhonedProcess {
     w.phone_with(
         name,
         &format!(
-            "relay_fingerprint = \"{}\"\n[audio]\nbackend = \"file\"\ninput_wav = \"{}\"\noutput_wav = \"{}\"",
+            "relay_fingerprint = \"{}\"\n[audio]\nbackend = \"file\"\ninput_wav = \"{}\"\noutput_wav = \"{}\"\n{audio}",
             w.relay.fingerprint,
             input.display(),
             output.display()
@@ -53,9 +58,22 @@ fn heard(p: &PhonedProcess, name: &str) -> (f64, f64, f64) {
 
 #[test]
 fn each_side_hears_the_other_sides_tone_and_not_its_own() {
+    talk_440_and_1000(("", ""));
+}
+
+/// One phone sends 10 ms frames, the other the default 20 ms: each plays what the other
+/// sends (the receive side follows the frames it gets).
+#[test]
+fn a_phone_sending_10_ms_frames_and_one_sending_20_ms_hear_each_other() {
+    talk_440_and_1000(("frame_ms = 10", "frame_ms = 20"));
+}
+
+/// A (440 Hz) calls B (1000 Hz) with these `[audio]` lines each; both hear the other's tone
+/// and not their own.
+fn talk_440_and_1000((a_audio, b_audio): (&str, &str)) {
     let w = common::world();
-    let a = phone_with_tone(&w, "A", 440.0);
-    let b = phone_with_tone(&w, "B", 1000.0);
+    let a = phone_with_tone_and(&w, "A", 440.0, a_audio);
+    let b = phone_with_tone_and(&w, "B", 1000.0, b_audio);
     a.wait_online(common::ONLINE);
     let nb = b.wait_online(common::ONLINE)["number"]
         .as_str()
