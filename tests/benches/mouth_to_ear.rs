@@ -10,7 +10,7 @@
 //!
 //! The latency of a burst is from its first input sample to the first recorded sample at
 //! −26 dBFS or louder (a tenth of the burst's amplitude). Everything between is in it: the
-//! capture ring and the media thread's tick, framing, the Opus encoder's look-ahead,
+//! capture ring and the media thread's wake-up, framing, the Opus encoder's look-ahead,
 //! QUIC, the relay, the jitter buffer, decoding and the playback queue.
 //!
 //! Where the delay goes comes from the daemons' onset trace (`phoned::media::onset`): A

@@ -616,18 +616,6 @@ impl JitterBuffer {
         self.last_ts.map(|ts| ts as u32)
     }
 
-    /// Whether what the next [`pop`](Self::pop) plays is already decided: its frame's
-    /// packet is here, or the sender sent nothing for it (a DTX pause), or playout has
-    /// not started and a first packet is here. Not when the packet is missing or nothing
-    /// is buffered: it may still come. A caller that knows when the frame is needed at the
-    /// latest pops as soon as this holds, and otherwise waits for the packet until then.
-    pub fn next_ready(&self) -> bool {
-        match self.play_ts {
-            None => self.slots.earliest().is_some(),
-            Some(_) => matches!(self.classify(), Class::Present(_) | Class::Gap),
-        }
-    }
-
     /// How to play the frame the latest [`pop`](Self::pop) returned: a pitch period
     /// longer while the delay grows in speech, shorter while it shrinks, else as it is.
     /// Only ever other than [`Scale::Keep`] for a [`Playout::Packet`]. The caller that

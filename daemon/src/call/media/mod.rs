@@ -32,7 +32,6 @@ mod sim;
 #[cfg(test)]
 mod speech_sim;
 mod standin;
-mod takes;
 #[cfg(test)]
 mod tests;
 

@@ -29,8 +29,8 @@
 //!   decoder and the playback resampler up for it, as for a restarted stream.
 //! - **Jitter floor.** The jitter buffer's target is the latest packet of the last 5 s
 //!   over the fastest, plus 2 ms, with no floor of its own once it knows the path: on a
-//!   clean path a few ms. Its floor is a frame at first (until 2 s of audio have come and
-//!   a pause lets it come down by skipping silence), and while packets are lost (10 s
+//!   clean path a few ms. Its floor is a frame at first (until packets have come for 2 s
+//!   and a pause lets it come down by skipping silence), and while packets are lost (10 s
 //!   after the last), so that the next packet, with the lost one's FEC or a copy of it, is
 //!   there in time; two frames and 5 ms while copies come two frames late. When jitter
 //!   appears, the buffer grows by playing speech longer.
@@ -75,7 +75,6 @@ use phoned_proto::media::{Earlier, MAX_EARLIER, MediaDatagram, MediaFrame, Redun
 use super::adapt::{Adapter, Settings, Thresholds};
 use super::demand::Demand;
 use super::report::ReceptionMeter;
-use super::takes::Takes;
 use super::{ENCODER_COMPLEXITY, PLAYBACK_QUEUE_MIN_MS};
 use crate::audio::codec::{
     CodecError, EncoderConfig, FrameDuration, MAX_PACKET_BYTES, VoiceDecoder, VoiceEncoder,
@@ -111,9 +110,6 @@ const TWO_COPIES_MARGIN_MS: u32 = 5;
 const TWO_COPIES_HOLD_US: u64 = 5_000_000;
 /// Shorter silences less than this are not worth moving the playout for, µs.
 const MIN_TRIM_US: usize = 1_000;
-/// How long before the device's next block a frame whose packet has not come is popped
-/// anyway (concealed), µs: what the media thread's timed wake-up may be late by.
-const DEADLINE_MARGIN_US: u64 = 2_000;
 
 /// The jitter buffer of a call: its floor follows the measured jitter (and a frame while
 /// packets are lost, see [`MediaPipeline::tick`]), with a margin over it.
@@ -212,9 +208,6 @@ pub struct TickOutput {
     /// Samples at the playback device's rate to queue.
     pub playback: Vec<f32>,
     pub events: Vec<MediaEvent>,
-    /// Tick again at this time (on the clock of `now`) if nothing else comes first: the
-    /// next frame's packet is awaited, and this is when it must be played without it.
-    pub wake_at: Option<Duration>,
 }
 
 impl TickOutput {
@@ -222,7 +215,6 @@ impl TickOutput {
         self.datagrams.clear();
         self.playback.clear();
         self.events.clear();
-        self.wake_at = None;
     }
 }
 
@@ -376,11 +368,8 @@ pub struct MediaPipeline {
     packet: [u8; MAX_PACKET_BYTES],
     out: TickOutput,
     stats: MediaStats,
-    /// How much the playback device takes at once (the queue kept for it), and when.
+    /// How much the playback device takes at once (the queue kept for it).
     demand: Demand,
-    takes: Takes,
-    /// Whether the previous pop was timed by the device's takes (see `play`).
-    just_in_time: bool,
     /// Sending adapts to the far side's reports; `applied` is what the encoder has.
     adapter: Adapter,
     applied: Settings,
@@ -498,8 +487,6 @@ impl MediaPipeline {
                 ..MediaStats::default()
             },
             demand: Demand::default(),
-            takes: Takes::default(),
-            just_in_time: false,
             adapter: Adapter::new(clean, header_bps, Thresholds::default()),
             applied,
             sent_recently: SentRecently::new(),
@@ -584,7 +571,6 @@ impl MediaPipeline {
         self.scaler = scaler_for(rate);
         self.playback_rate = rate;
         self.block = 0;
-        self.takes.reset();
         Ok(())
     }
 
@@ -944,30 +930,9 @@ impl MediaPipeline {
     }
 
     /// Jitter buffer → Opus → device rate, keeping a small queue at the device.
-    ///
-    /// While the device takes its blocks at a steady pace ([`Takes`]), a frame is popped as
-    /// soon as its packet is here, or at the latest [`DEADLINE_MARGIN_US`] before the
-    /// device takes the block that starts it (the tick asks to be woken then:
-    /// [`TickOutput::wake_at`]), and the jitter buffer reckons its delay to that deadline.
-    /// So the frame plays at the device's next block, not the one after, and the packet
-    /// may come until just before. Otherwise frames are popped when the device has taken a
-    /// block, and wait a block there; the jitter buffer reckons to the pop.
     fn play(&mut self, now_us: u64, device: Device, paused: bool) {
-        let rate = self.playback_rate;
-        self.takes
-            .observe(now_us, device.played, device.last_block, rate);
-        let next_take = if paused {
-            None
-        } else {
-            self.takes.next_take_us(now_us)
-        };
-        if next_take.is_some() != self.just_in_time {
-            // The delay is reckoned to another time: settle anew.
-            self.just_in_time = next_take.is_some();
-            self.playback_drift.restart();
-        }
         self.set_block(device.last_block);
-        let queue = self.demand.queue(now_us, device, rate);
+        let queue = self.demand.queue(now_us, device, self.playback_rate);
         let mut queued = device.queued;
         if paused {
             // After a hold the buffer finds its delay anew.
@@ -977,23 +942,6 @@ impl MediaPipeline {
         while queued < queue {
             let mut trim = 0;
             let mut scale = Scale::Keep;
-            // The time the jitter buffer reckons its delay to: the frame's deadline.
-            let play_at = match next_take {
-                Some(next) if !paused => {
-                    // The take that starts this frame: the next, or one a block after it
-                    // per block queued before the frame.
-                    let block = device.last_block.max(1);
-                    let takes = queued as u64 / block;
-                    let deadline = (next + takes * block * 1_000_000 / u64::from(rate.max(1)))
-                        .saturating_sub(DEADLINE_MARGIN_US);
-                    if now_us < deadline && !self.jitter.next_ready() {
-                        self.out.wake_at = Some(Duration::from_micros(deadline));
-                        break;
-                    }
-                    deadline
-                }
-                _ => now_us,
-            };
             let decoded = &mut self.decoded[..n];
             if paused {
                 decoded.fill(0.0);
@@ -1002,7 +950,7 @@ impl MediaPipeline {
                 let before = self.jitter.stats();
                 let mut from_packet = false;
                 let stats = &mut self.stats;
-                let result = match self.jitter.pop(play_at) {
+                let result = match self.jitter.pop(now_us) {
                     Playout::Packet(p) => {
                         stats.decoded += 1;
                         from_packet = true;
@@ -1069,6 +1017,5 @@ impl MediaPipeline {
             queued += out.len();
         }
         self.demand.wrote(queued);
-        self.takes.wrote(queued);
     }
 }

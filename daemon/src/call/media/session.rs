@@ -254,14 +254,10 @@ impl Io {
             }
             let at_ns = started_ns + u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
             out.events.drain(..).for_each(|e| log(call, at_ns, e));
-            let wait = out
-                .wake_at
-                .map_or(TICK, |at| at.saturating_sub(now).min(TICK));
             self.measure(now, &pipeline, flags.paused);
             // Until a device moves a block or a datagram comes (each unparks this thread;
-            // one that came during the tick makes this return at once), the time the
-            // pipeline asked for (a frame's deadline), or a tick's time.
-            std::thread::park_timeout(wait);
+            // one that came during the tick makes this return at once), or a tick's time.
+            std::thread::park_timeout(TICK);
         }
         self.log_end(&pipeline, call, started.elapsed());
     }

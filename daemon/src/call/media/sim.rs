@@ -70,8 +70,6 @@ pub(super) struct Party {
     /// datagram arrives, and at least every [`TICK`].
     pub tick_phase_us: u64,
     last_tick_us: Option<u64>,
-    /// When the pipeline asked to be ticked again (a frame's deadline), µs.
-    wake_at_us: Option<u64>,
     /// Ticks run.
     pub ticks: u64,
     pub flags: Flags,
@@ -122,7 +120,6 @@ impl Party {
             drift_ppm: 0,
             tick_phase_us: u64::from(source) * MS % TICK_US,
             last_tick_us: None,
-            wake_at_us: None,
             ticks: 0,
             flags: Flags::default(),
             mic,
@@ -216,7 +213,7 @@ impl Party {
         let due = match self.last_tick_us {
             None => now_us >= self.tick_phase_us,
             Some(last) => now_us >= last + TICK_US,
-        } || self.wake_at_us.is_some_and(|at| now_us >= at);
+        };
         if !(due || (woken && now_us >= self.tick_phase_us)) {
             return Vec::new();
         }
@@ -243,7 +240,6 @@ impl Party {
             self.flags,
         );
         self.captured.clear();
-        self.wake_at_us = out.wake_at.map(|at| at.as_micros() as u64);
         self.speaker.extend(out.playback.iter());
         for event in out.events.drain(..) {
             match event {
