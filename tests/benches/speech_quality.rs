@@ -29,7 +29,7 @@ use std::time::Duration;
 use phoned::audio::codec::{
     EncoderConfig, FrameDuration, MAX_PACKET_BYTES, VoiceDecoder, VoiceEncoder,
 };
-use phoned::call::media::ENCODER_COMPLEXITY;
+use phoned::call::media::{CALL_BITRATE_BPS, ENCODER_COMPLEXITY};
 use phoned_tests::impair::{Decider, GilbertElliott, Impairment};
 use phoned_tests::paced::{stream_start, talking_pair_with};
 use phoned_tests::process::{RelayProcess, bin};
@@ -281,7 +281,7 @@ fn call(python: &Path, clip: &Path, condition: &Condition, seed: u64, audio: &st
         delay_ms: s.delay_ms.into_iter().flatten().collect(),
         stats,
         sent_kbps: sent_bytes * 8.0 / talk_s / 1000.0,
-        adapted: media_end(&a_log, &["redundancy=", "bitrate_bps="]),
+        adapted: media_end(&a_log, &["redundancy=", "first_copy_back=", "bitrate_bps="]),
     }
 }
 
@@ -301,6 +301,7 @@ fn codec_alone(
     input.resize(input.len().div_ceil(n) * n + n, 0.0);
     let mut enc = VoiceEncoder::new(&EncoderConfig {
         complexity,
+        bitrate_bps: CALL_BITRATE_BPS,
         frame: frame_len,
         ..EncoderConfig::default()
     })

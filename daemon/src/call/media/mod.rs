@@ -74,3 +74,9 @@ pub fn playback_queue(rate: u32, last_block: u64) -> usize {
 /// detection takes a steady tone (a dial tone, a test signal, music on hold) for noise and
 /// DTX stops sending it.
 pub const ENCODER_COMPLEXITY: u8 = 10;
+/// Opus target bitrate of a call on a clean path, bit/s (VBR; less while copies are sent,
+/// see `adapt.rs`). 32 kbit/s, not the codec's default 24: on the speech bench's clips
+/// libopus alone scores WB-PESQ 3.84 at 32 and 3.63 at 24, and the 1.6× budget for copies
+/// under loss is counted from it, so one copy still gets some 26 kbit/s
+/// (`docs/benchmarks.md`, speech quality).
+pub const CALL_BITRATE_BPS: u32 = 32_000;

@@ -85,7 +85,7 @@ use super::demand::Demand;
 use super::report::ReceptionMeter;
 use super::speakers::{Speakers, Speaking};
 use super::streams::{Extras, STALE_US, Taken, soft_clip};
-use super::{ENCODER_COMPLEXITY, PLAYBACK_QUEUE_MIN_MS};
+use super::{CALL_BITRATE_BPS, ENCODER_COMPLEXITY, PLAYBACK_QUEUE_MIN_MS};
 use crate::audio::codec::{
     CodecError, EncoderConfig, FrameDuration, MAX_PACKET_BYTES, VoiceDecoder, VoiceEncoder,
     speech_level,
@@ -279,6 +279,8 @@ pub struct MediaStats {
     pub bitrate_bps: u32,
     pub expected_loss_percent: u8,
     pub redundancy: u8,
+    /// How many frames back the newest copy is (2: a lone copy against bursts).
+    pub first_copy_back: u8,
     /// Bytes of the datagrams received that were frames of this call.
     pub received_bytes: u64,
     /// Frames of further far sources (a conference's other speakers) mixed in, and
@@ -309,12 +311,22 @@ impl SentRecently {
         self.meta[0] = Some((seq, timestamp, packet.len()));
     }
 
-    /// Copies of the `count` packets before `seq` (at `timestamp`, frames of `frame`
-    /// samples), for frames sent one after the other: one from before a DTX pause would be
-    /// past its time at the far side.
-    fn earlier(&self, count: u8, seq: u32, timestamp: u32, frame: u32) -> Vec<Earlier> {
+    /// Copies of `count` packets before `seq` (at `timestamp`, frames of `frame` samples),
+    /// the newest `first_back` before it, for frames sent one after the other: one from
+    /// before a DTX pause would be past its time at the far side.
+    fn earlier(
+        &self,
+        (count, first_back): (u8, u8),
+        seq: u32,
+        timestamp: u32,
+        frame: u32,
+    ) -> Vec<Earlier> {
         let mut out = Vec::new();
-        for back in 1..=count.min(MAX_EARLIER as u8) {
+        let first_back = first_back.max(1);
+        let last = (first_back + count)
+            .saturating_sub(1)
+            .min(MAX_EARLIER as u8);
+        for back in first_back..=last {
             let Some((s, ts, len)) = self.meta[usize::from(back - 1)] else {
                 break;
             };
@@ -456,6 +468,7 @@ impl MediaPipeline {
         out.events.reserve(4);
         let encoder = VoiceEncoder::new(&EncoderConfig {
             complexity: ENCODER_COMPLEXITY,
+            bitrate_bps: CALL_BITRATE_BPS,
             frame,
             ..EncoderConfig::default()
         })?;
@@ -479,6 +492,7 @@ impl MediaPipeline {
             bitrate_bps: clean,
             expected_loss_percent: encoder.config().expected_loss_percent,
             redundancy: 0,
+            first_back: 1,
         };
         Ok(MediaPipeline {
             call,
@@ -504,6 +518,7 @@ impl MediaPipeline {
             stats: MediaStats {
                 bitrate_bps: applied.bitrate_bps,
                 expected_loss_percent: applied.expected_loss_percent,
+                first_copy_back: applied.first_back,
                 ..MediaStats::default()
             },
             demand: Demand::default(),
@@ -641,6 +656,7 @@ impl MediaPipeline {
         self.stats.bitrate_bps = self.encoder.config().bitrate_bps;
         self.stats.expected_loss_percent = self.encoder.config().expected_loss_percent;
         self.stats.redundancy = wanted.redundancy;
+        self.stats.first_copy_back = wanted.first_back;
     }
 
     /// Capture → 48 kHz frames → Opus → datagrams.
@@ -686,7 +702,7 @@ impl MediaPipeline {
                         payload: self.packet[..len].to_vec(),
                     };
                     let earlier = self.sent_recently.earlier(
-                        self.applied.redundancy,
+                        (self.applied.redundancy, self.applied.first_back),
                         self.seq,
                         self.timestamp,
                         n as u32,
@@ -913,9 +929,16 @@ impl MediaPipeline {
         {
             self.path_known = true;
         }
+        // The packet that repairs a lost one (its copy, or FEC in the next packet) comes a
+        // frame or two after it, as late as any packet may be: the floor is that much
+        // more than the measured jitter (a floor of just a frame played the lost frame
+        // when the next packet was due, so any jitter made the repair late).
+        let jitter = self.jitter.stats().jitter_ms + JITTER_MARGIN_MS;
         let floor = if self.two_copies_until.is_some() {
-            2 * frame + TWO_COPIES_MARGIN_MS
-        } else if self.loss_until.is_some() || !self.path_known {
+            2 * frame + jitter.max(TWO_COPIES_MARGIN_MS)
+        } else if self.loss_until.is_some() {
+            frame + jitter
+        } else if !self.path_known {
             frame
         } else {
             0

@@ -423,6 +423,7 @@ impl Io {
             bitrate_bps = m.bitrate_bps,
             expected_loss_percent = m.expected_loss_percent,
             redundancy = m.redundancy,
+            first_copy_back = m.first_copy_back,
             capture_overruns = capture.xruns,
             playback_underruns = playback.xruns,
             playback_queue_ms =

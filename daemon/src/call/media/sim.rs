@@ -963,3 +963,43 @@ fn a_single_lost_packet_is_played_from_the_next_datagrams_copy() {
     assert_eq!(m1.decoded - m0.decoded, j1.played - j0.played);
     assert_tone(&sim.b, 4.2, 6.0, 1000.0);
 }
+
+#[test]
+fn a_two_frame_loss_run_is_played_from_copies_two_frames_back() {
+    let mut sim = one_way(10.0, 48_000, 48_000, 13);
+    // Loss in runs of three from 1 to 4 s (about a tenth) makes A send one copy of each
+    // frame two frames later (kept for a hold after the loss ends); then on a clean path
+    // exactly two frames in a row are lost.
+    sim.ab.path.burst = 0.035;
+    sim.ab.path.burst_len = 3;
+    sim.lossy = (S, 4 * S);
+    sim.run_until(5.0);
+    let a = sim.a.pipeline.stats();
+    assert_eq!((a.redundancy, a.first_copy_back), (1, 2), "{a:?}");
+    let next = sim.a.sent.last().expect("sent").1.seq + 10;
+    sim.lose_from_a = vec![next, next + 1];
+    sim.run_until(7.3);
+    let before = when_played(&sim.a, &sim.b, 4.9);
+    let after = when_played(&sim.a, &sim.b, 7.0);
+    let (j0, m0, j1, m1) = (before.jitter, before.media, after.jitter, after.media);
+    // Both played from their copies: no loss at the jitter buffer, no FEC, no concealment.
+    assert_eq!(m1.repaired - m0.repaired, 2, "{m1:?}");
+    assert_eq!(
+        (
+            j1.lost - j0.lost,
+            m1.recovered - m0.recovered,
+            m1.concealed - m0.concealed
+        ),
+        (0, 0, 0),
+        "{j1:?} {m1:?}"
+    );
+    // Every datagram of the run carried one copy.
+    let from = sim
+        .a
+        .sent
+        .iter()
+        .position(|(_, f)| f.seq == next)
+        .expect("sent");
+    assert!(sim.a.copies[from..from + 10].iter().all(|&c| c == 1));
+    assert_tone(&sim.b, 5.2, 7.0, 1000.0);
+}
