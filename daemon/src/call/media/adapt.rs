@@ -27,8 +27,9 @@
 //! - **Bitrate.** Copies repeat packets, so the encoder's bitrate is cut to keep what is
 //!   sent (datagrams: the frame header, the packet, the copies and their few header
 //!   bytes) within [`MAX_TOTAL_FACTOR`] (1.6×) of the clean stream's, aiming a little
-//!   lower for VBR's overshoot: with 24 kbit/s and a 15-byte header (a real call id;
-//!   6 kbit/s), 18.2 kbit/s with one copy, 11.3 with two.
+//!   lower for VBR's overshoot: with a call's 32 kbit/s and a 15-byte header (a real call
+//!   id; 6 kbit/s), 24.2 kbit/s with one copy (also the lone copy two back), 15.3 with two
+//!   (at 24 kbit/s: 18.2 and 11.3).
 //! - **FEC.** Without redundancy, the expected loss is the measured loss (at least
 //!   [`MIN_FEC_PERCENT`]): Opus spends bits on in-band FEC in proportion. With it, only the
 //!   loss redundancy leaves (both copies lost too) is asked for: in-band FEC is a coarse
