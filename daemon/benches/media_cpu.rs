@@ -537,6 +537,7 @@ fn daemon_pipeline(warm: usize, frames: usize) {
                 let device = |queued| Device {
                     queued,
                     last_block: per_tick as u64,
+                    played: 0,
                 };
                 let start = thread_cpu_ns();
                 let out = a.tick(now, mic, to_a.drain(..), device(queued_a), Flags::default());
@@ -597,6 +598,8 @@ fn listener_cpu(rate: u32, far: usize, warm: usize, frames: usize) -> ((f64, f64
             let device = Device {
                 queued: queued[p],
                 last_block: per_tick as u64,
+                // The device takes a tick's worth each tick.
+                played: (k * per_tick) as u64,
             };
             let received = std::mem::take(&mut inbox[p]);
             let start = thread_cpu_ns();

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 pub use phoned_client::config::ConfigError;
 use phoned_proto::Number;
+
+use crate::audio::codec::FrameDuration;
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -48,6 +50,7 @@ struct AudioFile {
     // Spanned: a bad value is reported with its line, as a parse error is.
     ring: Option<toml::Spanned<String>>,
     ring_volume: Option<toml::Spanned<i64>>,
+    frame_ms: Option<toml::Spanned<i64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +70,12 @@ pub struct Audio {
     pub output_wav: Option<PathBuf>,
     /// How an incoming call sounds (`ring`, `ring_volume`).
     pub ring: Ring,
+    /// The frame a call's audio is sent in (`frame_ms`, 10 or 20).
+    pub frame: FrameDuration,
 }
+
+/// `frame_ms` when the config does not say.
+pub const DEFAULT_FRAME: FrameDuration = FrameDuration::Ms20;
 
 /// What an incoming call sounds like here (`[audio] ring`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -220,6 +228,24 @@ impl Config {
             ));
         }
         let ring = ring(text, file.audio.ring, file.audio.ring_volume)?;
+        let frame = match file.audio.frame_ms {
+            None => DEFAULT_FRAME,
+            Some(v) => {
+                let span = v.span();
+                let v = v.into_inner();
+                u32::try_from(v)
+                    .ok()
+                    .and_then(FrameDuration::from_millis)
+                    .ok_or_else(|| {
+                        ConfigError::parse(
+                            Path::new("<inline>"),
+                            text,
+                            &format!("audio.frame_ms: {v} is not 10 or 20 (ms)"),
+                            Some(span),
+                        )
+                    })?
+            }
+        };
         Ok(Config {
             relay,
             relays,
@@ -236,6 +262,7 @@ impl Config {
                 input_wav: file.audio.input_wav,
                 output_wav: file.audio.output_wav,
                 ring,
+                frame,
             },
         })
     }
@@ -416,6 +443,16 @@ mod tests {
     }
 
     #[test]
+    fn calls_send_the_default_frame_unless_frame_ms_says() {
+        let c = Config::parse("relay = \"r:1\"").unwrap();
+        assert_eq!(c.audio.frame, DEFAULT_FRAME);
+        for (ms, frame) in [(10, FrameDuration::Ms10), (20, FrameDuration::Ms20)] {
+            let text = format!("relay = \"r:1\"\n[audio]\nframe_ms = {ms}");
+            assert_eq!(Config::parse(&text).unwrap().audio.frame, frame);
+        }
+    }
+
+    #[test]
     fn the_ring_is_builtin_at_70_percent_unless_set() {
         let c = Config::parse("relay = \"r:1\"").unwrap();
         assert_eq!(c.audio.ring, Ring::default());
@@ -508,6 +545,8 @@ mod tests {
                 "audio.ring_volume",
             ),
             ("relay = \"r:1\"\n[audio]\nring_volume = -1", "0 to 100"),
+            ("relay = \"r:1\"\n[audio]\nframe_ms = 15", "audio.frame_ms"),
+            ("relay = \"r:1\"\n[audio]\nframe_ms = \"10\"", "frame_ms"),
             (
                 "relay = \"r:1\"\n[audio]\nring_volume = \"loud\"",
                 "ring_volume",

@@ -58,6 +58,7 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
                 input_wav: _,
                 output_wav: _,
                 ring: _,
+                frame: _,
             },
     } = old;
     let mut changes = Vec::new();
@@ -116,6 +117,7 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         "audio.ring_volume",
         Effect::NextCall,
     );
+    check(a.frame != b.frame, "audio.frame_ms", Effect::NextCall);
     changes
 }
 

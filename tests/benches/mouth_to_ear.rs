@@ -10,16 +10,25 @@
 //!
 //! The latency of a burst is from its first input sample to the first recorded sample at
 //! −26 dBFS or louder (a tenth of the burst's amplitude). Everything between is in it: the
-//! capture ring and the media thread's tick, framing, the Opus encoder's look-ahead,
+//! capture ring and the media thread's wake-up, framing, the Opus encoder's look-ahead,
 //! QUIC, the relay, the jitter buffer, decoding and the playback queue.
 //!
+//! Where the delay goes comes from the daemons' onset trace (`phoned::media::onset`): A
+//! logs when it sent each burst's first loud frame, B when that frame arrived and when it
+//! was played (and what was queued at the speaker before it), all on the monotonic clock,
+//! so each burst's latency is split into framing (the frame, whose last sample the capture
+//! block delivers), A's wait before sending, the network (QUIC, the relay, B's wait before
+//! taking the datagram), the jitter buffer, the playback queue and the rest (the codec's
+//! look-ahead, the speaker's block phase, the onset's rise to the threshold).
+//!
 //! Run: `cargo build --release --workspace --bins && cargo bench -p phoned-tests --bench mouth_to_ear`
-//! (`-- --runs N`, default 3; each run is one call of about 14 s).
+//! (`-- --runs N`, default 3; each run is one call of about 14 s; `--audio 'frame_ms = 10'`
+//! adds `[audio]` lines to both daemons' configs).
 
 use std::path::Path;
 use std::time::Duration;
 
-use phoned_tests::paced::{stream_start, talking_pair};
+use phoned_tests::paced::{onsets, stream_start, talking_pair_with};
 use phoned_tests::process::{RelayProcess, bin};
 use phoned_tests::{wait_for, wav};
 
@@ -97,8 +106,43 @@ fn status_kib(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// One call; the latency of every burst, ms, and what each daemon cost during the call.
-fn run_once() -> (Vec<f64>, [Footprint; 2]) {
+/// Where one burst's delay went, ms (see the module docs).
+#[derive(Clone, Copy, Debug, Default)]
+struct Parts {
+    framing: f64,
+    a_wait: f64,
+    network: f64,
+    jitter_buffer: f64,
+    queue: f64,
+    rest: f64,
+}
+
+/// The parts' names, in [`Parts::values`] order.
+const PARTS: [&str; 6] = [
+    "framing (frame incl. capture block)",
+    "A: frame complete → sent",
+    "network: A sent → B took it (QUIC, relay, B's wait)",
+    "jitter buffer: B took it → played",
+    "playback queue before it",
+    "rest: look-ahead, speaker block phase, rise",
+];
+
+impl Parts {
+    fn values(&self) -> [f64; 6] {
+        [
+            self.framing,
+            self.a_wait,
+            self.network,
+            self.jitter_buffer,
+            self.queue,
+            self.rest,
+        ]
+    }
+}
+
+/// One call; the latency of every burst, ms, where it went, and what each daemon cost
+/// during the call.
+fn run_once(audio: &str) -> (Vec<f64>, Vec<Parts>, [Footprint; 2]) {
     let dir = tempfile::tempdir().unwrap();
     let relay = RelayProcess::start(
         &bin("phone-relay"),
@@ -109,7 +153,7 @@ fn run_once() -> (Vec<f64>, [Footprint; 2]) {
     let input = dir.path().join("bursts.wav");
     let output = dir.path().join("heard.wav");
     let sent = write_bursts(&input);
-    let (a, b) = talking_pair(dir.path(), &relay, relay.addr, &input, &output);
+    let (a, b) = talking_pair_with(dir.path(), &relay, relay.addr, &input, &output, audio);
     let pids = [a.child.id(), b.child.id()];
     let (t0, ticks0) = (std::time::Instant::now(), pids.map(cpu_ticks));
     let talk = Duration::from_millis((LEAD_MS + BURSTS * EVERY_MS + 500) as u64);
@@ -136,14 +180,47 @@ fn run_once() -> (Vec<f64>, [Footprint; 2]) {
     let spoken_at =
         |i: usize| capture_ns as f64 + i as f64 * 1e9 / f64::from(RATE) - period_us as f64 * 1e3;
     let heard_at = |j: usize| playback_ns as f64 + j as f64 * 1e9 / f64::from(RATE);
+    let frame_ms = audio
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("frame_ms = "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(20.0);
+    let (a_trace, b_trace) = (onsets(&a_log), onsets(&b_log));
+    let at = |trace: &[(String, u32, u64, u64)], stage: &str, ts: u32| {
+        trace
+            .iter()
+            .find(|(s, t, _, _)| s == stage && *t == ts)
+            .map(|&(_, _, q, ns)| (q, ns as f64))
+    };
     // Pair each burst with the first onset heard after it was spoken.
     let mut latencies = Vec::new();
+    let mut parts = Vec::new();
     for &i in &sent {
         let t = spoken_at(i);
         if let Some(&j) = heard.iter().find(|&&j| heard_at(j) > t) {
             let ms = (heard_at(j) - t) / 1e6;
             if ms < f64::from(EVERY_MS as u32) / 2.0 {
                 latencies.push(ms);
+                // The burst's first loud frame as A sent it, and B's trace of it.
+                let first_sent = a_trace
+                    .iter()
+                    .find(|(s, _, _, ns)| s == "Sent" && *ns as f64 > t);
+                if let Some(&(_, ts, _, sent_ns)) = first_sent
+                    && let (Some((_, got)), Some((queued, played))) =
+                        (at(&b_trace, "Received", ts), at(&b_trace, "Played", ts))
+                {
+                    let sent_ns = sent_ns as f64;
+                    let p = Parts {
+                        framing: frame_ms,
+                        a_wait: (sent_ns - t) / 1e6 - frame_ms,
+                        network: (got - sent_ns) / 1e6,
+                        jitter_buffer: (played - got) / 1e6,
+                        queue: queued as f64 * 1e3 / f64::from(RATE),
+                        rest: 0.0,
+                    };
+                    let rest = ms - p.values().iter().sum::<f64>();
+                    parts.push(Parts { rest, ..p });
+                }
             }
         }
     }
@@ -161,6 +238,10 @@ fn run_once() -> (Vec<f64>, [Footprint; 2]) {
         .filter(|w| {
             [
                 "playback_underruns=",
+                "concealed=",
+                "stretched=",
+                "expanded=",
+                "jitter_ms=",
                 "playback_queue_ms=",
                 "max_delay_ms=",
                 "lost=",
@@ -172,7 +253,7 @@ fn run_once() -> (Vec<f64>, [Footprint; 2]) {
         })
         .collect();
     eprintln!("  B: {}", fields.join(" "));
-    (latencies, footprint)
+    (latencies, parts, footprint)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -188,15 +269,27 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse().ok())
         .unwrap_or(3usize);
+    let audio = args
+        .iter()
+        .position(|a| a == "--audio")
+        .and_then(|i| args.get(i + 1))
+        .map(|a| a.replace("; ", "\n"))
+        .unwrap_or_default();
     println!("## Mouth-to-ear latency, WAV to WAV (file backend, relay on loopback)");
+    if !audio.is_empty() {
+        println!();
+        println!("`[audio]` {audio:?}");
+    }
     println!();
     println!("| run | bursts heard | median ms | min ms | max ms |");
     println!("| --- | --- | --- | --- | --- |");
     let mut medians = Vec::new();
     let mut footprints = Vec::new();
+    let mut all_parts = Vec::new();
     for run in 1..=runs {
-        let (mut l, footprint) = run_once();
+        let (mut l, parts, footprint) = run_once(&audio);
         footprints.push(footprint);
+        all_parts.extend(parts);
         if l.is_empty() {
             println!("| {run} | 0 of {BURSTS} | | | |");
             continue;
@@ -216,6 +309,25 @@ fn main() {
         let m = median(&mut medians);
         println!();
         println!("median of the runs' medians: **{m:.1} ms**");
+    }
+    if !all_parts.is_empty() {
+        println!();
+        println!(
+            "## Where it went: median (min–max) over {} bursts of all runs, ms",
+            all_parts.len()
+        );
+        println!();
+        println!("| part | median | min | max |");
+        println!("| --- | --- | --- | --- |");
+        for (k, name) in PARTS.iter().enumerate() {
+            let mut v: Vec<f64> = all_parts.iter().map(|p| p.values()[k]).collect();
+            let (min, max) = (
+                v.iter().copied().fold(f64::INFINITY, f64::min),
+                v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            );
+            let m = median(&mut v);
+            println!("| {name} | {m:.1} | {min:.1} | {max:.1} |");
+        }
     }
     println!();
     println!("## Each daemon during the call (whole process: media, link, D-Bus)");

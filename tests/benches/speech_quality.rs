@@ -14,7 +14,8 @@
 //!
 //! Run: `cargo build --release --workspace --bins && cargo bench -p phoned-tests --bench speech_quality`
 //! (`-- --quick`: two clips, clean and 10 % loss; `-- --only loss --only bursts`: the
-//! conditions whose names hold one of the words). The first run installs espeak-ng and a
+//! conditions whose names hold one of the words; `-- --audio 'frame_ms = 10'`: `[audio]`
+//! lines for both daemons, and the codec alone in that frame). The first run installs espeak-ng and a
 //! Python environment with `pesq` (`scripts/speech-bench-deps.sh`).
 //!
 //! Beside the scores, what A sent: its media datagrams' bytes over the call, as kbit/s
@@ -28,15 +29,14 @@ use std::time::Duration;
 use phoned::audio::codec::{
     EncoderConfig, FrameDuration, MAX_PACKET_BYTES, VoiceDecoder, VoiceEncoder,
 };
-use phoned::call::media::ENCODER_COMPLEXITY;
+use phoned::call::media::{CALL_BITRATE_BPS, ENCODER_COMPLEXITY};
 use phoned_tests::impair::{Decider, GilbertElliott, Impairment};
-use phoned_tests::paced::{stream_start, talking_pair};
+use phoned_tests::paced::{stream_start, talking_pair_with};
 use phoned_tests::process::{RelayProcess, bin};
 use phoned_tests::proxy::UdpProxy;
 use phoned_tests::{wait_for, wav};
 
 const RATE: u32 = 48_000;
-const FRAME: usize = 960;
 /// Silence before the first copy of the clip, between the copies and after the last.
 const LEAD_S: f64 = 1.0;
 const GAP_S: f64 = 1.0;
@@ -212,7 +212,7 @@ fn media_end(log: &str, keys: &[&str]) -> String {
 }
 
 /// One call from A (speaking `clip`) to B (behind the impaired proxy); B's recording scored.
-fn call(python: &Path, clip: &Path, condition: &Condition, seed: u64) -> CallResult {
+fn call(python: &Path, clip: &Path, condition: &Condition, seed: u64, audio: &str) -> CallResult {
     let holder = tempfile::tempdir().unwrap();
     let dir = holder.path().to_owned();
     if std::env::var_os("SPEECH_BENCH_KEEP").is_some() {
@@ -236,7 +236,7 @@ fn call(python: &Path, clip: &Path, condition: &Condition, seed: u64) -> CallRes
     let output = dir.join("heard.wav");
     let clip_samples = read_wav(clip);
     let starts = write_microphone(&input, &clip_samples);
-    let (a, b) = talking_pair(&dir, &relay, proxy.addr, &input, &output);
+    let (a, b) = talking_pair_with(&dir, &relay, proxy.addr, &input, &output, audio);
     let talk = starts[COPIES - 1] + clip_samples.len() + secs(GAP_S);
     std::thread::sleep(Duration::from_secs_f64(talk as f64 / f64::from(RATE)));
     assert_eq!(a.ctl(&["hangup"]).code, 0);
@@ -287,7 +287,7 @@ fn call(python: &Path, clip: &Path, condition: &Condition, seed: u64) -> CallRes
         delay_ms: s.delay_ms.into_iter().flatten().collect(),
         stats,
         sent_kbps: sent_bytes * 8.0 / talk_s / 1000.0,
-        adapted: media_end(&a_log, &["redundancy=", "bitrate_bps="]),
+        adapted: media_end(&a_log, &["redundancy=", "first_copy_back=", "bitrate_bps="]),
     }
 }
 
@@ -298,21 +298,24 @@ fn codec_alone(
     out: &Path,
     condition: &Condition,
     seed: u64,
-    complexity: u8,
+    (complexity, frame_len): (u8, FrameDuration),
 ) -> Vec<usize> {
     let samples = read_wav(clip);
     let mut input = vec![0.0f32; secs(LEAD_S)];
     input.extend_from_slice(&samples);
-    input.resize(input.len().div_ceil(FRAME) * FRAME + FRAME, 0.0);
+    let n = frame_len.samples();
+    input.resize(input.len().div_ceil(n) * n + n, 0.0);
     let mut enc = VoiceEncoder::new(&EncoderConfig {
         complexity,
+        bitrate_bps: CALL_BITRATE_BPS,
+        frame: frame_len,
         ..EncoderConfig::default()
     })
     .expect("encoder");
     let mut packets: Vec<Option<Vec<u8>>> = Vec::new();
     let mut decider = Decider::new(condition.impairment, seed);
     let mut buf = [0u8; MAX_PACKET_BYTES];
-    for frame in input.chunks_exact(FRAME) {
+    for frame in input.chunks_exact(n) {
         // DTX frames are not sent; the decoder conceals (comfort noise) as the call does.
         let packet = enc
             .encode(frame, &mut buf)
@@ -321,9 +324,9 @@ fn codec_alone(
         let arrives = !decider.decide().is_empty();
         packets.push(packet.filter(|_| arrives));
     }
-    let mut dec = VoiceDecoder::new(FrameDuration::Ms20).expect("decoder");
+    let mut dec = VoiceDecoder::new(frame_len).expect("decoder");
     let mut decoded = Vec::with_capacity(input.len());
-    let mut frame = [0.0f32; FRAME];
+    let mut frame = vec![0.0f32; n];
     for (i, p) in packets.iter().enumerate() {
         match (p, packets.get(i + 1).and_then(Option::as_ref)) {
             (Some(p), _) => dec.decode(p, &mut frame).expect("decode"),
@@ -348,6 +351,18 @@ fn main() {
         .filter(|w| w[0] == "--only")
         .map(|w| w[1].clone())
         .collect();
+    let audio = args
+        .iter()
+        .position(|a| a == "--audio")
+        .and_then(|i| args.get(i + 1))
+        .map(|a| a.replace("; ", "\n"))
+        .unwrap_or_default();
+    let frame_len = audio
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("frame_ms = "))
+        .and_then(|v| v.trim().parse().ok())
+        .and_then(FrameDuration::from_millis)
+        .unwrap_or(FrameDuration::Ms20);
     let python = python();
     let work = tempfile::tempdir().unwrap();
     let mut clips = make_clips(&python, work.path());
@@ -366,10 +381,10 @@ fn main() {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (k, (name, clip)) in clips.iter().enumerate() {
             let seed = 0x5eed + k as u64;
-            let r = call(&python, clip, &condition, seed);
+            let r = call(&python, clip, &condition, seed, &audio);
             let alone_at = |complexity| {
                 let reference = work.path().join(format!("{name}-alone.wav"));
-                let at = codec_alone(clip, &reference, &condition, seed, complexity);
+                let at = codec_alone(clip, &reference, &condition, seed, (complexity, frame_len));
                 let at: Vec<i64> = at.iter().map(|&a| a as i64).collect();
                 score(&python, clip, &reference, &at).pesq[0].unwrap_or(1.0)
             };

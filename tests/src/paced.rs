@@ -9,7 +9,10 @@ use std::time::Duration;
 use crate::process::{PhonedProcess, RelayProcess};
 
 /// The log filter that keeps the paced streams' start lines and little else.
-pub const LOG_FILTER: &str = "warn,phoned=info,phoned::audio::backend::paced=debug";
+/// The onset trace (`phoned::media::onset`: when a talkspurt's first loud frame was sent,
+/// received and played) comes with them.
+pub const LOG_FILTER: &str =
+    "warn,phoned=info,phoned::audio::backend::paced=debug,phoned::media::onset=debug";
 
 /// A daemon named `name` in `dir`, reaching `relay` at `via` (the relay itself or a proxy
 /// in front of it), on the file backend with the `[audio]` lines `audio`.
@@ -40,19 +43,31 @@ pub fn talking_pair(
     input: &Path,
     output: &Path,
 ) -> (PhonedProcess, PhonedProcess) {
+    talking_pair_with(dir, relay, b_via, input, output, "")
+}
+
+/// [`talking_pair`] with more `[audio]` lines for both daemons (`frame_ms = 10`).
+pub fn talking_pair_with(
+    dir: &Path,
+    relay: &RelayProcess,
+    b_via: SocketAddr,
+    input: &Path,
+    output: &Path,
+    audio: &str,
+) -> (PhonedProcess, PhonedProcess) {
     let a = file_phone(
         dir,
         relay,
         relay.addr,
         "A",
-        &format!("input_wav = \"{}\"", input.display()),
+        &format!("input_wav = \"{}\"\n{audio}", input.display()),
     );
     let b = file_phone(
         dir,
         relay,
         b_via,
         "B",
-        &format!("output_wav = \"{}\"", output.display()),
+        &format!("output_wav = \"{}\"\n{audio}", output.display()),
     );
     a.wait_online(Duration::from_secs(20));
     let nb = b.wait_online(Duration::from_secs(20))["number"]
@@ -78,4 +93,25 @@ pub fn stream_start(log: &str, stream: &str) -> (u64, u64) {
         .filter(|l| l.contains("paced audio stream started") && l.contains(stream))
         .find_map(|l| Some((field(l, "monotonic_ns=")?, field(l, "period_us=")?)))
         .unwrap_or_else(|| panic!("no start of {stream} in the log:\n{log}"))
+}
+
+/// A point of the onset trace: `(stage, timestamp, queued, monotonic_ns)` of every
+/// `phoned::media::onset` line in a daemon's `log`, in order.
+pub fn onsets(log: &str) -> Vec<(String, u32, u64, u64)> {
+    let field = |line: &str, key: &str| -> Option<String> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .map(str::to_owned)
+    };
+    log.lines()
+        .filter(|l| l.contains("phoned::media::onset"))
+        .filter_map(|l| {
+            Some((
+                field(l, "stage=")?,
+                field(l, "timestamp=")?.parse().ok()?,
+                field(l, "queued=")?.parse().ok()?,
+                field(l, "monotonic_ns=")?.parse().ok()?,
+            ))
+        })
+        .collect()
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{phone_with_tone, write_tone};
+use common::{phone_with_tone, phone_with_tone_and, write_tone};
 
 use std::time::Duration;
 
@@ -29,9 +29,22 @@ fn heard(p: &PhonedProcess, name: &str) -> (f64, f64, f64) {
 
 #[test]
 fn each_side_hears_the_other_sides_tone_and_not_its_own() {
+    talk_440_and_1000(("", ""));
+}
+
+/// One phone sends 10 ms frames, the other the default 20 ms: each plays what the other
+/// sends (the receive side follows the frames it gets).
+#[test]
+fn a_phone_sending_10_ms_frames_and_one_sending_20_ms_hear_each_other() {
+    talk_440_and_1000(("frame_ms = 10", "frame_ms = 20"));
+}
+
+/// A (440 Hz) calls B (1000 Hz) with these `[audio]` lines each; both hear the other's tone
+/// and not their own.
+fn talk_440_and_1000((a_audio, b_audio): (&str, &str)) {
     let w = common::world();
-    let a = phone_with_tone(&w, "A", 440.0);
-    let b = phone_with_tone(&w, "B", 1000.0);
+    let a = phone_with_tone_and(&w, "A", 440.0, a_audio);
+    let b = phone_with_tone_and(&w, "B", 1000.0, b_audio);
     a.wait_online(common::ONLINE);
     let nb = b.wait_online(common::ONLINE)["number"]
         .as_str()

@@ -49,6 +49,26 @@ impl FrameDuration {
             Self::Ms20 => 20,
         }
     }
+
+    /// The frame of `ms` milliseconds, if it is one of ours.
+    pub const fn from_millis(ms: u32) -> Option<Self> {
+        match ms {
+            10 => Some(Self::Ms10),
+            20 => Some(Self::Ms20),
+            _ => None,
+        }
+    }
+
+    /// The frame an Opus packet holds, read from its TOC byte (RFC 6716 §3.1); `None` for
+    /// an empty or malformed packet, or one of another length.
+    pub fn of_packet(packet: &[u8]) -> Option<Self> {
+        let pkt = Packet::try_from(packet).ok()?;
+        match packet::nb_samples(pkt, SampleRate::Hz48000).ok()? {
+            480 => Some(Self::Ms10),
+            960 => Some(Self::Ms20),
+            _ => None,
+        }
+    }
 }
 
 /// What a [`VoiceEncoder`] is built with. `Default` is the design's call setting.

@@ -69,7 +69,9 @@ pub struct DriftConfig {
     /// A jump between two measurements larger than this is not drift, µs. (The default:
     /// more than two 5 ms ticks.)
     pub max_step_us: i64,
-    /// Where the anchor may lie, µs of fill; `None`: where the fill settled.
+    /// Where the anchor may lie while the clocks drift (a measured slope beyond
+    /// [`DriftConfig::slope_dead_band_ppm`]), µs of fill; `None`, and while they do not:
+    /// where the fill settled.
     pub anchor_within: Option<(i64, i64)>,
     /// Largest correction either way, ppm.
     pub max_ppm: i32,
@@ -150,6 +152,8 @@ pub struct DriftEstimator {
     line_from: Option<u64>,
     line_last: Option<f64>,
     ppm: i32,
+    /// The drift measured last, ppm (0 within the slope's dead band).
+    drift: f64,
 }
 
 impl DriftEstimator {
@@ -163,7 +167,19 @@ impl DriftEstimator {
             line_from: None,
             line_last: None,
             ppm: 0,
+            drift: 0.0,
         }
+    }
+
+    /// Whether the clocks were last measured to drift (beyond the slope's dead band).
+    pub fn drifting(&self) -> bool {
+        self.drift != 0.0
+    }
+
+    /// Changes where the anchor may lie while the clocks drift (see
+    /// [`DriftConfig::anchor_within`]), e.g. for a device whose block size changed.
+    pub fn set_anchor_within(&mut self, within: Option<(i64, i64)>) {
+        self.config.anchor_within = within;
     }
 
     /// Takes the queue's fill (µs of audio, any offset) measured at `now_us` and returns the
@@ -198,7 +214,9 @@ impl DriftEstimator {
             m.offset -= jump as f64;
             // The level is kept continuous, so the anchor goes with the jump; it stays where
             // the fill may rest.
-            if let (Some(anchor), Some((lo, hi))) = (&mut m.anchor, c.anchor_within) {
+            if let (Some(anchor), Some((lo, hi)), true) =
+                (&mut m.anchor, c.anchor_within, self.drift != 0.0)
+            {
                 *anchor = anchor.clamp(lo as f64 + m.offset, hi as f64 + m.offset);
             }
         }
@@ -215,10 +233,7 @@ impl DriftEstimator {
         if now_us - m.from_us < c.filter_us {
             return self.ppm;
         }
-        let anchor = *m.anchor.get_or_insert_with(|| match c.anchor_within {
-            Some((lo, hi)) => m.filtered.clamp(lo as f64 + m.offset, hi as f64 + m.offset),
-            None => m.filtered,
-        });
+        let anchor = m.anchor.get_or_insert(m.filtered);
         // Only a span long enough tells drift from the steps; until then, nothing is
         // touched (a clean path that settled at the edge of its band is not nudged
         // during a short call for nothing).
@@ -229,7 +244,11 @@ impl DriftEstimator {
         if drift.abs() < c.slope_dead_band_ppm {
             drift = 0.0;
         }
-        let error = m.filtered - anchor;
+        self.drift = drift;
+        if let (Some((lo, hi)), true) = (c.anchor_within, drift != 0.0) {
+            *anchor = anchor.clamp(lo as f64 + m.offset, hi as f64 + m.offset);
+        }
+        let error = m.filtered - *anchor;
         let beyond_ms = (error.abs() - c.dead_band_us as f64)
             .max(0.0)
             .copysign(error)

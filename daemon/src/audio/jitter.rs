@@ -8,10 +8,13 @@
 //!   gives) goes into a window over the last packets (`jitter/window.rs`). The fastest is the
 //!   base; the *delay* is how long a packet with base transit waits before it plays. The
 //!   *target* delay is a high percentile (default 95th) of how much later than the base the
-//!   packets came, at least one frame (so the next packet, and with it FEC, is usually here
-//!   when a packet is missing) and at most the hard maximum minus a frame. The delay sits
-//!   between the target and a frame above it, by where the playout ticks fall: on a clean
-//!   path 20–40 ms at 20 ms frames.
+//!   packets came, plus a margin (default none), at least a floor (default one frame, so
+//!   the next packet, and with it FEC, is usually here when a packet is missing; the call
+//!   sets it to none on a clean path) and at most the hard maximum minus a frame. The delay
+//!   sits between the target and a frame above it, by where the playout ticks fall: on a
+//!   clean path 20–40 ms at 20 ms frames with the defaults. When the pops come in steps
+//!   ([`JitterBuffer::set_pop_quantum_us`]: a device that takes a block at a time, whose
+//!   clock drifts against the sender's) the band is two steps wide if that is more.
 //! - **Bursty playout.** The pops follow the playback device, which may take audio in
 //!   bursts (pipewire-pulse asks for a 21.3 ms quantum at a time, so every 16th 20 ms frame
 //!   is popped at once after the one before). A pop that comes early sees less delay
@@ -28,7 +31,7 @@
 //!   silence, or nothing buffered) a pop holds the play position and returns
 //!   [`Playout::Silence`] (or [`Playout::Conceal`] in speech): one frame more delay per tick.
 //!   Either way the buffer catches up with a jump in jitter within a few frames.
-//! - **Shrinking.** When the delay is a frame or more above the target, a frame that is
+//! - **Shrinking.** When the delay is a band (a frame) or more above the target, a frame that is
 //!   silence or lost anyway ("free") is skipped at once; a frame of speech is played a pitch
 //!   period shorter ([`Scale::Accelerate`]), at most one per
 //!   [`JitterConfig::shrink_every_frames`] ticks, and only when the excess is also above the
@@ -139,8 +142,19 @@ pub enum Push {
 pub struct JitterConfig {
     /// Frame length: the timestamp step of one pop.
     pub frame: FrameDuration,
-    /// Floor of the target delay, ms; at least one frame (default: one frame).
+    /// Floor of the target delay, ms (default: one frame, so that the next packet, and
+    /// with it FEC, is usually here when one is missing). 0 lets the target follow the
+    /// measured jitter alone (plus [`JitterConfig::jitter_margin_ms`]): the call's
+    /// pipeline does so on a clean path and raises the floor to a frame while packets are
+    /// lost.
     pub min_delay_ms: u32,
+    /// Added to the measured jitter for the target, ms, 0..=100 (default 0): what the
+    /// percentile leaves out, and the noise of the arrival and pop times.
+    pub jitter_margin_ms: u32,
+    /// Where shorter silences ([`JitterBuffer::rephase_excess_us`]) bring the delay: this
+    /// far above the target, ms, 0..=100 (default 5, for arrival and pop times read on a
+    /// 5 ms tick).
+    pub rephase_headroom_ms: u32,
     /// Hard maximum delay, ms (default 200); at least two frames, at most 1000.
     pub max_delay_ms: u32,
     /// Which percentile of the measured jitter the target covers, 50..=100 (default 95).
@@ -167,6 +181,8 @@ impl JitterConfig {
         Self {
             frame,
             min_delay_ms: frame.millis(),
+            jitter_margin_ms: 0,
+            rephase_headroom_ms: 5,
             max_delay_ms: 200,
             jitter_percentile: 95,
             window_packets: 128,
@@ -264,10 +280,6 @@ pub struct JitterStats {
 
 /// Excess delay below which [`JitterBuffer::rephase_us`] leaves the phase alone, µs.
 const REPHASE_MIN_US: i64 = 1_000;
-/// Where [`JitterBuffer::rephase_us`] leaves the delay: this far above the target, µs, so
-/// that arrival times read on a coarse clock (the media thread's 5 ms tick) do not make the
-/// first packet of a talkspurt look late and cost a whole frame of stretching.
-const REPHASE_HEADROOM_US: i64 = 5_000;
 
 /// Where the play position stands, from what is buffered.
 #[derive(Clone, Copy, Debug)]
@@ -291,6 +303,10 @@ pub struct JitterBuffer {
     min_delay_us: i64,
     max_delay_us: i64,
     max_conceal_frames: u32,
+    jitter_margin_us: i64,
+    rephase_headroom_us: i64,
+    /// The steps the pops come in, µs (0: any time; see [`JitterBuffer::set_pop_quantum_us`]).
+    pop_quantum_us: i64,
     slots: Slots,
     window: TransitWindow,
     pops: PopClock,
@@ -355,9 +371,11 @@ impl JitterBuffer {
         check(
             "min_delay_ms",
             config.min_delay_ms,
-            frame_ms,
+            0,
             config.max_delay_ms - frame_ms,
         )?;
+        check("jitter_margin_ms", config.jitter_margin_ms, 0, 100)?;
+        check("rephase_headroom_ms", config.rephase_headroom_ms, 0, 100)?;
         check(
             "jitter_percentile",
             config.jitter_percentile.into(),
@@ -384,6 +402,9 @@ impl JitterBuffer {
             min_delay_us: i64::from(config.min_delay_ms) * 1000,
             max_delay_us: i64::from(config.max_delay_ms) * 1000,
             max_conceal_frames: config.max_conceal_ms / frame_ms,
+            jitter_margin_us: i64::from(config.jitter_margin_ms) * 1000,
+            rephase_headroom_us: i64::from(config.rephase_headroom_ms) * 1000,
+            pop_quantum_us: 0,
             slots: Slots::new(capacity),
             window: TransitWindow::new(config.window_packets.into()),
             pops: PopClock::new(),
@@ -402,7 +423,8 @@ impl JitterBuffer {
             unusable: None,
             base_us: None,
             jitter_us: 0,
-            target_us: i64::from(config.min_delay_ms) * 1000,
+            target_us: (i64::from(config.min_delay_ms) * 1000)
+                .max(i64::from(config.jitter_margin_ms) * 1000),
             delay_us: 0,
             floor_us: 0,
             dirty: false,
@@ -531,7 +553,7 @@ impl JitterBuffer {
     /// heard from the copy if the buffer holds that long.
     pub fn set_min_delay_ms(&mut self, ms: u32) {
         let frame_ms = self.config.frame.millis();
-        let ms = ms.clamp(frame_ms, self.config.max_delay_ms - frame_ms);
+        let ms = ms.min(self.config.max_delay_ms - frame_ms);
         if ms != self.config.min_delay_ms {
             self.config.min_delay_ms = ms;
             self.min_delay_us = i64::from(ms) * 1000;
@@ -547,22 +569,51 @@ impl JitterBuffer {
     }
 
     /// How much of the silent frame just popped the caller may leave out, µs, to bring the
-    /// delay down to just above the target (5 ms of headroom) with finer steps than
-    /// a frame. Whole frames are only dropped
+    /// delay down to just above the target ([`JitterConfig::rephase_headroom_ms`]) with
+    /// finer steps than a frame. Whole frames are only dropped
     /// once the delay is a frame or more above the target, so between talkspurts the delay
     /// can rest anywhere up to a frame too high; playing a shorter silence there makes the
     /// next pops come sooner, which is inaudible. Nonzero only after a pop that returned
     /// silence outside a talkspurt, and never more than half a frame at a time. With
     /// bursty pops it is the earliest pops' delay that comes down to there.
     pub fn rephase_us(&self) -> u64 {
+        match self.rephase_excess_us() {
+            Some(excess) if excess >= REPHASE_MIN_US => excess.min(self.frame_us / 2) as u64,
+            _ => 0,
+        }
+    }
+
+    /// How far the delay (of the earliest recent pops) is above where shorter silences
+    /// would bring it, µs, negative when below; `None` unless the latest pop returned
+    /// silence outside a talkspurt. For a caller whose pops come in steps
+    /// ([`Self::set_pop_quantum_us`]) and who knows what a shorter silence does to them:
+    /// one that only shortens what waits at the device before the next frame leaves the
+    /// pops where they are.
+    pub fn rephase_excess_us(&self) -> Option<i64> {
         if self.in_talkspurt || self.play_ts.is_none() {
-            return 0;
+            return None;
         }
-        let excess = self.floor_us - self.target_us - REPHASE_HEADROOM_US;
-        if excess < REPHASE_MIN_US {
-            return 0;
-        }
-        excess.min(self.frame_us / 2) as u64
+        Some(self.floor_us - self.target_us - self.rephase_headroom_us)
+    }
+
+    /// The pops come in steps of `us` (the playback device's block: a pop when the device
+    /// has taken one), so the delay at a pop moves by that much when the device's clock
+    /// and the sender's drift past each other, although the audio does not move. The band
+    /// the delay may rest in before the buffer shrinks is then at least two such steps
+    /// wide, not one frame.
+    pub fn set_pop_quantum_us(&mut self, us: u64) {
+        self.pop_quantum_us = i64::try_from(us).unwrap_or(i64::MAX).min(self.max_delay_us);
+    }
+
+    /// How far above the target the delay may rest before the buffer shrinks, µs.
+    fn band_us(&self) -> i64 {
+        self.frame_us.max(2 * self.pop_quantum_us)
+    }
+
+    /// The timestamp of the latest frame played from its own packet or recovered with FEC,
+    /// as the sender stamped it.
+    pub fn last_played_ts(&self) -> Option<u32> {
+        self.last_ts.map(|ts| ts as u32)
     }
 
     /// How to play the frame the latest [`pop`](Self::pop) returned: a pitch period
@@ -614,7 +665,7 @@ impl JitterBuffer {
             self.skip(frames);
             delay -= frames * self.frame_us;
             floor -= frames * self.frame_us;
-        } else if floor >= self.target_us + self.frame_us {
+        } else if floor >= self.target_us + self.band_us() {
             let class = self.classify();
             let free = match class {
                 Class::Present(_) => false,
@@ -623,7 +674,7 @@ impl JitterBuffer {
             };
             let margin = (self.frame_us / 4).min(self.jitter_us);
             let speech_ok = self.since_shrink >= self.config.shrink_every_frames
-                && floor >= self.target_us + self.frame_us + margin;
+                && floor >= self.target_us + self.band_us() + margin;
             if free {
                 self.skip(1);
                 self.since_shrink = 0;
@@ -769,7 +820,7 @@ impl JitterBuffer {
         if let Some((base, jitter)) = self.window.base_and_jitter(self.config.jitter_percentile) {
             self.base_us = Some(base);
             self.jitter_us = jitter;
-            self.target_us = jitter
+            self.target_us = (jitter + self.jitter_margin_us)
                 .min(self.max_delay_us - self.frame_us)
                 .max(self.min_delay_us);
         }

@@ -1,6 +1,7 @@
-//! Rate conversion between a device's rate and the network's 48 kHz, in the 20 ms frames
-//! (960 samples) that Opus encodes: [`ToNetwork`] on the capture path, [`FromNetwork`] on
-//! the playback path. Both pass samples straight through when the device already runs at
+//! Rate conversion between a device's rate and the network's 48 kHz, in the frames that
+//! Opus encodes (20 ms, 960 samples, or with [`ToNetwork::with_frame`] and
+//! [`FromNetwork::with_frame`] 10 ms, 480): [`ToNetwork`] on the capture path,
+//! [`FromNetwork`] on the playback path. Both pass samples straight through when the device already runs at
 //! 48 kHz. They run on an ordinary thread or task that drains or fills a device ring —
 //! never inside a device callback.
 //!
@@ -37,7 +38,10 @@
 //! | 96 kHz | 160 (3.3 ms) | 64 (0.7 ms) |
 //!
 //! (The FFT resampler on the playback side before drift correction cost 3.3 ms at every
-//! rate.) On top of that, [`ToNetwork`] holds input until a whole frame can be produced
+//! rate.) [`FromNetwork`] also puts the few samples its interpolation holds back from the
+//! first frame (3 at 48 kHz) as silence before it, so that every frame comes out whole
+//! and a playback queue of one device block is not a few samples short of it;
+//! [`FromNetwork::delay`] counts them once the first frame is out. On top of that, [`ToNetwork`] holds input until a whole frame can be produced
 //! (up to 20 ms, inherent in framing) and [`FromNetwork`] none.
 //!
 //! ```
@@ -167,21 +171,36 @@ fn fft(
         .map_err(|source| ResampleError::Construct { from, to, source })
 }
 
-/// Capture path: device-rate mono samples in, 48 kHz 960-sample frames out.
+/// Capture path: device-rate mono samples in, 48 kHz frames out (960 samples, or what
+/// [`ToNetwork::with_frame`] says).
 pub struct ToNetwork {
     fft: Option<Fft<f32>>,
+    /// Samples per frame at 48 kHz.
+    frame: usize,
     /// Device samples not yet resampled.
     pending: Vec<f32>,
 }
 
 impl ToNetwork {
+    /// 20 ms frames from a device at `device_rate`.
     pub fn new(device_rate: u32) -> Result<ToNetwork, ResampleError> {
-        let fft = fft(device_rate, NETWORK_RATE, FRAME, FixedSync::Output)?;
-        let capacity = fft.as_ref().map_or(FRAME, |f| f.input_frames_max()) * 4;
+        Self::with_frame(device_rate, FRAME)
+    }
+
+    /// Frames of `frame` samples (at 48 kHz) from a device at `device_rate`.
+    pub fn with_frame(device_rate: u32, frame: usize) -> Result<ToNetwork, ResampleError> {
+        let fft = fft(device_rate, NETWORK_RATE, frame, FixedSync::Output)?;
+        let capacity = fft.as_ref().map_or(frame, |f| f.input_frames_max()) * 4;
         Ok(ToNetwork {
             fft,
+            frame,
             pending: Vec::with_capacity(capacity),
         })
+    }
+
+    /// Samples per frame at 48 kHz.
+    pub fn frame(&self) -> usize {
+        self.frame
     }
 
     /// Queues device samples (any amount).
@@ -189,16 +208,18 @@ impl ToNetwork {
         self.pending.extend_from_slice(samples);
     }
 
-    /// Writes the next 20 ms frame into `frame` if enough input has been pushed; returns
-    /// whether it did. Call until it returns `false`.
-    pub fn pop_frame(&mut self, frame: &mut [f32; FRAME]) -> Result<bool, ResampleError> {
+    /// Writes the next frame into `frame` (a frame long) if enough input has been pushed;
+    /// returns whether it did. Call until it returns `false`.
+    pub fn pop_frame(&mut self, frame: &mut [f32]) -> Result<bool, ResampleError> {
+        let n = self.frame;
+        let frame = &mut frame[..n];
         let used = match &mut self.fft {
             None => {
-                if self.pending.len() < FRAME {
+                if self.pending.len() < n {
                     return Ok(false);
                 }
-                frame.copy_from_slice(&self.pending[..FRAME]);
-                FRAME
+                frame.copy_from_slice(&self.pending[..n]);
+                n
             }
             Some(fft) => {
                 let need = fft.input_frames_next();
@@ -206,7 +227,7 @@ impl ToNetwork {
                     return Ok(false);
                 }
                 let input = InterleavedSlice::new(&self.pending[..need], 1, need)?;
-                let mut output = InterleavedSlice::new_mut(&mut frame[..], 1, FRAME)?;
+                let mut output = InterleavedSlice::new_mut(frame, 1, n)?;
                 let (read, _written) = fft.process_into_buffer(&input, &mut output, None)?;
                 read
             }
@@ -234,40 +255,75 @@ impl ToNetwork {
     }
 }
 
-/// Playback path: 48 kHz 960-sample frames in, device-rate mono samples out.
+/// Playback path: 48 kHz frames in (960 samples, or what [`FromNetwork::with_frame`]
+/// says), device-rate mono samples out.
 pub struct FromNetwork {
     resampler: Async<f32>,
+    frame: usize,
     out: Vec<f32>,
     drift_ppm: i32,
+    /// Device samples in a frame, rounded down.
+    nominal: usize,
+    /// The next frame is the first since a start or a reset.
+    first: bool,
+    /// The silence put before the first frame.
+    lead: usize,
 }
 
 impl FromNetwork {
+    /// 20 ms frames to a device at `device_rate`.
     pub fn new(device_rate: u32) -> Result<FromNetwork, ResampleError> {
-        let resampler = resampler(NETWORK_RATE, device_rate, FRAME, FixedAsync::Input)?;
-        let capacity = resampler.output_frames_max();
+        Self::with_frame(device_rate, FRAME)
+    }
+
+    /// Frames of `frame` samples (at 48 kHz) to a device at `device_rate`.
+    pub fn with_frame(device_rate: u32, frame: usize) -> Result<FromNetwork, ResampleError> {
+        let resampler = resampler(NETWORK_RATE, device_rate, frame, FixedAsync::Input)?;
+        let nominal = frame * device_rate as usize / NETWORK_RATE as usize;
+        let capacity = resampler.output_frames_max().max(nominal) + nominal / 8;
         Ok(FromNetwork {
             resampler,
+            frame,
             out: vec![0.0; capacity],
             drift_ppm: 0,
+            nominal,
+            first: true,
+            lead: 0,
         })
     }
 
-    /// Resamples one frame; returns this frame's device-rate samples (`device_rate / 50`
-    /// on average, less by the drift correction; the count varies by a sample or so from
-    /// frame to frame).
-    pub fn process(&mut self, frame: &[f32; FRAME]) -> Result<&[f32], ResampleError> {
-        let input = InterleavedSlice::new(&frame[..], 1, FRAME)?;
-        let cap = self.out.len();
-        let mut output = InterleavedSlice::new_mut(&mut self.out[..], 1, cap)?;
+    /// Resamples one frame (a frame long); returns this frame's device-rate samples
+    /// (`device_rate` × the frame's duration on average, less by the drift correction;
+    /// the count varies by a sample or so from frame to frame).
+    ///
+    /// The first frame after a start or a reset comes out a few samples short (what the
+    /// interpolation holds back until the next); it is preceded by as much silence, so
+    /// that it comes out whole. (Otherwise a playback queue kept at one device block
+    /// would always be those few samples short of it, and hold a whole frame more than it
+    /// needs.)
+    pub fn process(&mut self, frame: &[f32]) -> Result<&[f32], ResampleError> {
+        let input = InterleavedSlice::new(&frame[..self.frame], 1, self.frame)?;
+        let reserve = self.nominal / 8;
+        let cap = self.out.len() - reserve;
+        let mut output = InterleavedSlice::new_mut(&mut self.out[..cap], 1, cap)?;
         let (_read, written) = self
             .resampler
             .process_into_buffer(&input, &mut output, None)?;
-        Ok(&self.out[..written])
+        let pad = if std::mem::take(&mut self.first) {
+            self.lead = self.nominal.saturating_sub(written).min(reserve);
+            self.lead
+        } else {
+            0
+        };
+        self.out.copy_within(..written, pad);
+        self.out[..pad].fill(0.0);
+        Ok(&self.out[..pad + written])
     }
 
-    /// The resampler's delay in device samples.
+    /// The delay in device samples: the filter's, and the silence put before the first
+    /// frame (once it is out: a sample or two).
     pub fn delay(&self) -> usize {
-        self.resampler.output_delay()
+        self.resampler.output_delay() + self.lead
     }
 
     /// Consumes 48 kHz samples `ppm` faster than nominal (fewer device samples per frame),
@@ -285,6 +341,7 @@ impl FromNetwork {
     pub fn reset(&mut self) {
         self.resampler.reset();
         self.drift_ppm = 0;
+        self.first = true;
     }
 }
 
@@ -378,21 +435,18 @@ mod tests {
 
         // Playback is resampled at 48 kHz too, to follow the far clock; at a ratio of
         // exactly 1.0 the cubic interpolation lands on the input samples, one sample late
-        // (rubato reports 2: half the cubic's four points).
-        let delay = 1;
+        // (rubato reports 2: half the cubic's four points), after the three samples of
+        // silence that make up for the three it holds back.
+        let delay = 4;
         let mut down = FromNetwork::new(48_000).expect("ok");
-        assert!(down.delay().abs_diff(delay) <= 1, "{}", down.delay());
         let mut out = Vec::new();
         for frame in input.chunks_exact(FRAME) {
             let frame: &[f32; FRAME] = frame.try_into().expect("960");
             out.extend_from_slice(down.process(frame).expect("ok"));
         }
-        // Less the few samples held back for the interpolation's look-ahead.
-        assert!(
-            (2 * FRAME - 3..=2 * FRAME).contains(&out.len()),
-            "{}",
-            out.len()
-        );
+        assert!(down.delay().abs_diff(delay) <= 1, "{}", down.delay());
+        // Whole frames: the silence made up for what the interpolation holds back.
+        assert_eq!(out.len(), 2 * FRAME);
         for (i, (got, want)) in out[delay..].iter().zip(&input).enumerate() {
             assert!(
                 (got - want).abs() < 1e-6,

@@ -170,6 +170,7 @@ mod tests {
             input_wav: None,
             output_wav: Some(output.to_owned()),
             ring: Ring { sound, volume: 100 },
+            frame: Default::default(),
         }
     }
 

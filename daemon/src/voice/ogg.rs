@@ -48,8 +48,8 @@ use crate::audio::codec::{
 };
 use crate::audio::resample::{FRAME, NETWORK_RATE, ResampleError, ToNetwork};
 
-/// Target bitrate of a voice message (VBR). Clearly better than a call's 24 kbit/s (no FEC
-/// takes a share of it either) at about 4 kB per second: a minute is about 240 kB.
+/// Target bitrate of a voice message (VBR): a call's clean bitrate, with no FEC taking a
+/// share of it, at about 4 kB per second: a minute is about 240 kB.
 pub const BITRATE_BPS: u32 = 32_000;
 
 /// Encoder complexity: the best. A recording is encoded once, and even in real time from the

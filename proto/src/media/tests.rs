@@ -42,6 +42,8 @@ fn earlier() -> impl Strategy<Value = Vec<Earlier>> {
     prop_oneof![
         Just(Vec::new()),
         one(1).prop_map(|e| vec![e]),
+        // A lone copy two frames back (against bursts of loss).
+        one(2).prop_map(|e| vec![e]),
         (one(1), one(2)).prop_map(|(a, b)| vec![a, b]),
     ]
 }

@@ -124,6 +124,11 @@ pub fn write_tone(path: &Path, freq: f32, seconds: u32) {
 /// A daemon named `name` whose `file` microphone plays a 30 s tone of `freq` Hz and whose
 /// speaker records to `<name>-audio/out.wav`.
 pub fn phone_with_tone(w: &World, name: &str, freq: f32) -> PhonedProcess {
+    phone_with_tone_and(w, name, freq, "")
+}
+
+/// [`phone_with_tone`] with more `[audio]` lines (`frame_ms = 10`).
+pub fn phone_with_tone_and(w: &World, name: &str, freq: f32, audio: &str) -> PhonedProcess {
     let dir = w.dir.path().join(format!("{name}-audio"));
     std::fs::create_dir_all(&dir).unwrap();
     let input = dir.join("in.wav");
@@ -132,7 +137,7 @@ pub fn phone_with_tone(w: &World, name: &str, freq: f32) -> PhonedProcess {
     w.phone_with(
         name,
         &format!(
-            "relay_fingerprint = \"{}\"\n[audio]\nbackend = \"file\"\ninput_wav = \"{}\"\noutput_wav = \"{}\"",
+            "relay_fingerprint = \"{}\"\n[audio]\nbackend = \"file\"\ninput_wav = \"{}\"\noutput_wav = \"{}\"\n{audio}",
             w.relay.fingerprint,
             input.display(),
             output.display()

@@ -1,10 +1,13 @@
 //! Per-stream statistics kept in atomics, so the real-time side can count without locking
 //! and any thread can read them; and the stream's health ([`StreamCounters::problem`]): why
 //! its device is not moving audio right now, set and cleared by the backend's own
-//! (non-real-time) device thread or error callback, read by the media thread.
+//! (non-real-time) device thread or error callback, read by the media thread. A stream
+//! also wakes the thread that reads or fills its ring after each block it moves
+//! ([`StreamCounters::set_waker`]), so that thread need not poll on a timer.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::thread::Thread;
 
 /// Counters a stream's device side updates. All use relaxed ordering: they are statistics
 /// and progress indicators, never used to synchronise data (the ring does that).
@@ -18,6 +21,8 @@ pub struct StreamCounters {
     /// Fast path for [`StreamCounters::problem`]: readers lock only when it is set.
     has_problem: AtomicBool,
     problem: Mutex<Option<String>>,
+    /// Unparked after every block the device moves (see [`StreamCounters::set_waker`]).
+    waker: OnceLock<Thread>,
 }
 
 /// A copy of a stream's counters at one moment.
@@ -41,11 +46,23 @@ pub struct CounterSnapshot {
 }
 
 impl StreamCounters {
-    /// Records `n` device frames moved in one go (one callback or period).
+    /// Records `n` device frames moved in one go (one callback or period), and wakes the
+    /// thread set with [`StreamCounters::set_waker`]: it finds the block in the ring, or
+    /// the room the block left. Real-time safe: an atomic load, and `unpark` (an atomic
+    /// swap, and a futex wake only when that thread sleeps) never blocks or allocates.
     #[inline]
     pub fn add_frames(&self, n: usize) {
         self.frames.fetch_add(n as u64, Ordering::Relaxed);
-        self.last_block.store(n as u64, Ordering::Relaxed);
+        self.last_block.store(n as u64, Ordering::Release);
+        if let Some(thread) = self.waker.get() {
+            thread.unpark();
+        }
+    }
+
+    /// Has `thread` unparked after every block from now on (the media thread, for the
+    /// stream it reads or fills). The first thread set stays: a stream serves one call.
+    pub fn set_waker(&self, thread: Thread) {
+        let _ = self.waker.set(thread);
     }
 
     /// Records one ring over- or underrun that lost `samples` samples.
@@ -101,7 +118,7 @@ impl StreamCounters {
             xruns: self.xruns.load(Ordering::Relaxed),
             xrun_samples: self.xrun_samples.load(Ordering::Relaxed),
             device_errors: self.device_errors.load(Ordering::Relaxed),
-            last_block: self.last_block.load(Ordering::Relaxed),
+            last_block: self.last_block.load(Ordering::Acquire),
         }
     }
 }
@@ -129,6 +146,22 @@ mod tests {
                 last_block: 480,
             }
         );
+    }
+
+    #[test]
+    fn every_block_wakes_the_thread_set_as_waker() {
+        let c = std::sync::Arc::new(StreamCounters::default());
+        c.add_frames(480); // nobody to wake yet
+        c.set_waker(std::thread::current());
+        let device = std::thread::spawn({
+            let c = c.clone();
+            move || c.add_frames(480)
+        });
+        device.join().expect("device thread");
+        // The unpark came before this park: it returns at once rather than after an hour.
+        let t = std::time::Instant::now();
+        std::thread::park_timeout(std::time::Duration::from_secs(3600));
+        assert!(t.elapsed() < std::time::Duration::from_secs(3000));
     }
 
     #[test]

@@ -133,6 +133,7 @@ mod tests {
             input_wav: Some("/in.wav".into()),
             output_wav: None,
             ring: Default::default(),
+            frame: Default::default(),
         };
         let list = list(&audio).expect("a list");
         assert_eq!(list.backend, "file");

@@ -22,6 +22,7 @@
 //!     input_wav: None,
 //!     output_wav: None,
 //!     ring: Ring::default(),
+//!     frame: Default::default(),
 //! };
 //! let mut backend = backend::open(&config, Options::default())?;
 //! let mut mic = backend.start_capture()?;
@@ -55,6 +56,7 @@ pub use self::devices::{DeviceEntry, DeviceList, list as list_devices};
 pub use self::error::{AudioError, Direction};
 pub use self::file::FileBackend;
 pub use self::null::NullBackend;
+pub use self::paced::monotonic_ns;
 pub use self::pacer::{Pacer, Tick};
 pub use self::pulse::{LoadError, PulseBackend, server_reachable};
 pub use self::wav::{WavSource, recording_spec};
@@ -257,6 +259,12 @@ impl Capture {
     pub fn problem(&self) -> Option<String> {
         self.counters.problem()
     }
+
+    /// Has `thread` woken after every block the device moves (see
+    /// [`StreamCounters::set_waker`]).
+    pub fn set_waker(&self, thread: std::thread::Thread) {
+        self.counters.set_waker(thread);
+    }
 }
 
 /// A running playback stream: mono `f32` samples written at [`Playback::rate`] are played.
@@ -310,6 +318,12 @@ impl Playback {
     /// [`StreamCounters::problem`]).
     pub fn problem(&self) -> Option<String> {
         self.counters.problem()
+    }
+
+    /// Has `thread` woken after every block the device moves (see
+    /// [`StreamCounters::set_waker`]).
+    pub fn set_waker(&self, thread: std::thread::Thread) {
+        self.counters.set_waker(thread);
     }
 }
 
@@ -365,6 +379,7 @@ mod tests {
             input_wav: None,
             output_wav: None,
             ring: crate::config::Ring::default(),
+            frame: Default::default(),
         }
     }
 

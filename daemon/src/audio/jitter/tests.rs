@@ -429,10 +429,17 @@ fn out_of_range_settings_are_errors() {
     let d = JitterConfig::default;
     assert_eq!(
         bad(JitterConfig {
-            min_delay_ms: 10,
+            min_delay_ms: 0,
             ..d()
         }),
-        Some("min_delay_ms")
+        None
+    );
+    assert_eq!(
+        bad(JitterConfig {
+            jitter_margin_ms: 101,
+            ..d()
+        }),
+        Some("jitter_margin_ms")
     );
     assert_eq!(
         bad(JitterConfig {

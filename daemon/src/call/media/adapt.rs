@@ -13,7 +13,11 @@
 //!   [`Thresholds::two_on_bursty`] when losses come in runs (mean burst at least
 //!   [`Thresholds::bursty`]). The second copy comes two frames after the original, so
 //!   a receiver that gets two copies holds two frames in its jitter buffer (the
-//!   pipeline's `receive`). A level is left only after the loss
+//!   pipeline's `receive`). When losses come in runs and the loss is below `two_on`,
+//!   the two copies become one copy two frames back ([`Settings::first_back`]): for a
+//!   lone run it repairs as much (the run's last two frames) and the encoder keeps the
+//!   bitrate of one copy; two copies again once the loss reaches `two_on` (and back below
+//!   [`Thresholds::spread_on`]). A level is left only after the loss
 //!   stayed below its lower `off` threshold for [`Thresholds::hold_us`], so a loss rate
 //!   near one threshold does not flip the stream every second.
 //! - **Start protected.** The first report shows that the far side reads copies; until
@@ -23,8 +27,9 @@
 //! - **Bitrate.** Copies repeat packets, so the encoder's bitrate is cut to keep what is
 //!   sent (datagrams: the frame header, the packet, the copies and their few header
 //!   bytes) within [`MAX_TOTAL_FACTOR`] (1.6×) of the clean stream's, aiming a little
-//!   lower for VBR's overshoot: with 24 kbit/s and a 15-byte header (a real call id;
-//!   6 kbit/s), 18.2 kbit/s with one copy, 11.3 with two.
+//!   lower for VBR's overshoot: with a call's 32 kbit/s and a 15-byte header (a real call
+//!   id; 6 kbit/s), 24.2 kbit/s with one copy (also the lone copy two back), 15.3 with two
+//!   (at 24 kbit/s: 18.2 and 11.3).
 //! - **FEC.** Without redundancy, the expected loss is the measured loss (at least
 //!   [`MIN_FEC_PERCENT`]): Opus spends bits on in-band FEC in proportion. With it, only the
 //!   loss redundancy leaves (both copies lost too) is asked for: in-band FEC is a coarse
@@ -61,6 +66,9 @@ pub struct Settings {
     pub expected_loss_percent: u8,
     /// Earlier frames each datagram carries, 0..=[`MAX_EARLIER`].
     pub redundancy: u8,
+    /// How many frames back the newest of them is: 1 (the frame before, and the one
+    /// before that for a second copy), or 2 for a single copy against bursts.
+    pub first_back: u8,
 }
 
 /// Loss rates (fractions) at which redundancy levels are taken and left.
@@ -73,6 +81,9 @@ pub struct Thresholds {
     pub two_off: f64,
     /// A mean burst (lost frames per run) from which losses count as bursty.
     pub bursty: f64,
+    /// Bursty loss below this takes one copy two frames back instead of two copies (left
+    /// again from `two_on`).
+    pub spread_on: f64,
     /// How long the loss must stay below a level's `off` threshold before it is left, µs.
     pub hold_us: u64,
     /// The same for the copy sent from the first report on, before any loss was seen.
@@ -88,6 +99,7 @@ impl Default for Thresholds {
             two_on_bursty: 0.06,
             two_off: 0.05,
             bursty: 1.8,
+            spread_on: 0.14,
             hold_us: 6_000_000,
             start_hold_us: 3_000_000,
         }
@@ -110,6 +122,8 @@ pub struct Adapter {
     low_since: Option<u64>,
     /// The level is the start's, not taken for loss seen.
     starting: bool,
+    /// Losses come in runs at a rate that one copy two frames back serves best.
+    spread: bool,
     reports: u64,
 }
 
@@ -127,6 +141,7 @@ impl Adapter {
             redundancy: 0,
             low_since: None,
             starting: false,
+            spread: false,
             reports: 0,
         }
     }
@@ -165,6 +180,14 @@ impl Adapter {
         self.lost = self.lost * DECAY + f64::from(report.lost);
         self.expected = self.expected * DECAY + f64::from(report.expected);
         self.bursts = self.bursts * DECAY + f64::from(report.bursts);
+        // Losses in runs: one copy two frames back repairs the last two frames of a run as
+        // the two copies one and two back do, at the bitrate of one copy (the lone copy of a
+        // frame is sent two frames later, so the far side holds two frames either way).
+        // Only when loss is high anyway are two copies kept, for runs close together.
+        let t = &self.thresholds;
+        let spread_below = if self.spread { t.two_on } else { t.spread_on };
+        self.spread =
+            MAX_EARLIER >= 2 && self.mean_burst() >= t.bursty && self.loss() < spread_below;
         let wanted = self.wanted();
         if wanted >= self.redundancy {
             // Loss that keeps a level (or asks for more) ends the start's shorter hold.
@@ -216,28 +239,37 @@ impl Adapter {
         };
         // The most copies the cap leaves Opus a bitrate for (none for a clean rate near
         // Opus' floor).
-        let level = (0..=u32::from(self.redundancy))
+        let mut level = (0..=u32::from(self.redundancy))
             .rev()
             .find(|&l| l == 0 || rate(l) >= MIN_BITRATE_BPS)
             .unwrap_or(0);
+        let loss = self.loss();
+        let first_back = if self.spread && level >= 1 {
+            level = 1;
+            2
+        } else {
+            1
+        };
         let bitrate_bps = if level == 0 {
             self.clean_bitrate_bps
         } else {
             rate(level)
         };
-        let loss = self.loss();
         let fec = if level == 0 {
             (loss * 100.0).round().max(f64::from(MIN_FEC_PERCENT))
         } else {
             // What is left when the frame and each of its copies are lost: with runs, the
-            // chance that the next frame is lost too is about 1 − 1/burst.
+            // chance that the next frame is lost too is about 1 − 1/burst (and the one two
+            // frames on, for a lone copy two back, about its square).
             let next_lost = (1.0 - 1.0 / self.mean_burst()).max(loss);
-            (loss * next_lost.powi(level as i32) * 100.0).round()
+            let exponent = (level + u32::from(first_back) - 1) as i32;
+            (loss * next_lost.powi(exponent) * 100.0).round()
         };
         Settings {
             bitrate_bps,
             expected_loss_percent: fec.clamp(0.0, 30.0) as u8,
             redundancy: level as u8,
+            first_back,
         }
     }
 

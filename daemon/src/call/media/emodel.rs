@@ -13,7 +13,7 @@
 //!   delay sensitivity of conversational telephony).
 //! - **Ie,eff** (codec and loss, §3.5) = `Ie + (95 − Ie) · Ppl / (Ppl / BurstR + Bpl)`.
 //!   For Opus we take **`Ie` = 0** and **`Bpl` = 20**: the model's scale here is the
-//!   narrowband one (R ≤ 93.2), on which wideband Opus at our 24 kbit/s is no worse than
+//!   narrowband one (R ≤ 93.2), on which wideband Opus at our 32 kbit/s is no worse than
 //!   G.711 (Ie 0); G.113 Appendix I gives no Opus figures, and 20 sits between G.729A's
 //!   19 and G.711-with-PLC's 25.1, a modern concealment without claiming the best. `Ppl`
 //!   is the loss the listener hears: packets lost (or late) and not recovered by FEC, so

@@ -19,6 +19,8 @@
 use std::time::Duration;
 
 pub mod adapt;
+#[cfg(test)]
+mod delay_sim;
 mod demand;
 pub mod emodel;
 mod health;
@@ -39,27 +41,42 @@ mod tests;
 
 pub use health::{DeviceHealth, HealthAction};
 pub use pipeline::{
-    Device, Flags, MediaEvent, MediaPipeline, MediaStats, PipelineError, TickOutput,
+    Device, Flags, MediaEvent, MediaPipeline, MediaStats, Onset, PipelineError, Stage, TickOutput,
 };
 pub use quality::{PathNow, Quality, QualityMeter};
 pub use session::{MediaSession, QualityReporter, Reporter};
 
-/// How often the media thread wakes up.
-pub const TICK: Duration = Duration::from_millis(5);
-/// The least audio kept queued for the playback device, ms. The queue also covers the
-/// block the device takes at once plus one [`TICK`] (see [`playback_queue`]),
-/// so a device with long periods gets what it needs and a short-period one (the file
-/// backend's 10 ms) is not made to wait: every millisecond here is mouth-to-ear delay.
-pub const PLAYBACK_QUEUE_MIN_MS: usize = 15;
+/// The longest the media thread sleeps. It wakes whenever a device moves a block (the
+/// microphone delivered one, the speaker took one: [`StreamCounters::set_waker`]) and
+/// whenever a datagram comes, and runs a tick then; this is only the pace for a direction
+/// on a stand-in, which has no blocks of its own, and a safety net.
+///
+/// [`StreamCounters::set_waker`]: crate::audio::backend::StreamCounters::set_waker
+pub const TICK: Duration = Duration::from_millis(10);
+/// The least audio kept queued for the playback device, ms, before it has taken a block.
+/// Otherwise the queue is the block the device takes at once ([`playback_queue`]), or more
+/// for a device that takes several at a time (`demand.rs`): the media thread tops it up
+/// as soon as the device has taken a block, so what is queued then only has to last
+/// until the next block, and every millisecond more is mouth-to-ear delay.
+pub const PLAYBACK_QUEUE_MIN_MS: usize = 10;
 
 /// Samples (at the device's `rate`) to keep queued for playback, given how much the device
 /// took in its latest callback or period.
 pub fn playback_queue(rate: u32, last_block: u64) -> usize {
     let ms = |ms: usize| rate as usize * ms / 1000;
-    let tick = ms(TICK.as_millis() as usize);
-    ms(PLAYBACK_QUEUE_MIN_MS).max(last_block as usize + tick)
+    if last_block == 0 {
+        ms(PLAYBACK_QUEUE_MIN_MS)
+    } else {
+        last_block as usize
+    }
 }
 /// Opus complexity of a call's encoder. 10, not the codec's default 5: at 5, SILK's voice
 /// detection takes a steady tone (a dial tone, a test signal, music on hold) for noise and
 /// DTX stops sending it.
 pub const ENCODER_COMPLEXITY: u8 = 10;
+/// Opus target bitrate of a call on a clean path, bit/s (VBR; less while copies are sent,
+/// see `adapt.rs`). 32 kbit/s, not the codec's default 24: on the speech bench's clips
+/// libopus alone scores WB-PESQ 3.84 at 32 and 3.63 at 24, and the 1.6× budget for copies
+/// under loss is counted from it, so one copy still gets some 26 kbit/s
+/// (`docs/benchmarks.md`, speech quality).
+pub const CALL_BITRATE_BPS: u32 = 32_000;

@@ -5,8 +5,11 @@
 //! encoder, the decoder, the jitter buffer and both resamplers; no clock, no thread, no
 //! socket, so `sim.rs` runs two of them through a simulated network on virtual time.
 //!
-//! What it decides, tick by tick:
-//! - **Send.** Captured samples become 20 ms 48 kHz frames, each Opus-encoded into a
+//! The media thread ticks it whenever a device moved a block or a datagram came (and at
+//! least every [`TICK`](super::TICK)), so nothing waits for a timer. What it decides, tick
+//! by tick:
+//! - **Send.** Captured samples become 48 kHz frames of 20 ms, or 10 ms
+//!   ([`MediaPipeline::with_frame`], `[audio] frame_ms`), each Opus-encoded into a
 //!   [`MediaFrame`] datagram. Muted: silence is encoded (the encoder's DTX then sends almost
 //!   nothing). On hold: nothing is sent, but the timestamp keeps counting, so the far side
 //!   sees a pause, not loss. Sequence numbers count packets sent, so a DTX pause (a
@@ -17,28 +20,43 @@
 //!   (one older than reports) is never sent a redundant frame, which it could not read.
 //! - **Receive.** Frames of this call from another source go into the jitter buffer, and
 //!   the copies of earlier frames a redundant frame carries fill the ones still missing
-//!   ([`JitterBuffer::fill`]); while copies come two frames late, the buffer holds two
-//!   frames so they are in time. The [`ReceptionMeter`] counts what arrived, and once a
-//!   second a report of it goes back. Anything else is counted as foreign and dropped. When the buffer resyncs (the far side
-//!   restarted its stream: a sequence jump, a clock jump), the decoder is reset, so it does
-//!   not carry the old stream's state into the new one.
-//! - **Play.** While the device has less queued than [`playback_queue`](super::playback_queue) asks (more for a
-//!   device that takes audio in bursts: [`Demand`]), one frame is
-//!   popped from the jitter buffer, decoded (packet, FEC or concealment; silence) and
-//!   resampled to the device rate. To move its delay in speech the jitter buffer asks for a
+//!   ([`JitterBuffer::fill`]). The [`ReceptionMeter`] counts what arrived, and once a
+//!   second a report of it goes back. Anything else is counted as foreign and dropped.
+//!   When the buffer resyncs (the far side restarted its stream: a sequence jump, a clock
+//!   jump), the decoder is reset, so it does not carry the old stream's state into the new
+//!   one. The far side's frames are played in whatever length they come (10 or 20 ms,
+//!   read from the Opus header): a packet of the other length sets the jitter buffer, the
+//!   decoder and the playback resampler up for it, as for a restarted stream.
+//! - **Jitter floor.** The jitter buffer's target is the latest packet of the last 5 s
+//!   over the fastest, plus 2 ms, with no floor of its own once it knows the path: on a
+//!   clean path a few ms. Its floor is a frame at first (until packets have come for 2 s
+//!   and a pause lets it come down by skipping silence), and while packets are lost (10 s
+//!   after the last), so that the next packet, with the lost one's FEC or a copy of it, is
+//!   there in time; two frames and 5 ms while copies come two frames late. When jitter
+//!   appears, the buffer grows by playing speech longer.
+//! - **Play.** While the device has less queued than [`playback_queue`](super::playback_queue)
+//!   asks (its block, or more for a device that takes audio in bursts: [`Demand`]), one
+//!   frame is popped from the jitter buffer, decoded (packet, FEC or concealment;
+//!   silence) and resampled to the device rate. The pops thus come when the device has
+//!   taken a block, and what is written then waits a block at the device. To move its delay in speech the jitter buffer asks for a
 //!   frame to be played a pitch period longer or shorter ([`JitterBuffer::scale`]): the
 //!   [`TimeScaler`] does it on the resampled frame, and the device then asks for the next
-//!   frame that much later or sooner. Between talkspurts the jitter buffer may ask for a
-//!   shorter silence ([`JitterBuffer::rephase_us`]) to bring the delay down. On hold,
-//!   silence is played and the jitter buffer is left alone.
+//!   frame that much later or sooner. Between talkspurts a shorter silence brings the
+//!   delay down ([`JitterBuffer::rephase_excess_us`]): what waits at the device before the
+//!   frame beyond its next block, and whole blocks of the buffer's excess (a block less
+//!   at the device makes it ask a pop sooner). On hold, silence is played and the jitter
+//!   buffer is left alone.
 //! - **Clock drift.** A [`DriftEstimator`] steers the playback resampler's ratio, so
 //!   that the jitter buffer's delay neither creeps up (the far side's capture clock
 //!   faster than our playback clock: the buffer would skip a frame, every 67 s at
 //!   300 ppm) nor down (it would stretch, concealing in speech). After each pop it is fed
-//!   the buffer's delay less its target; its correction makes [`FromNetwork`] produce
-//!   fewer (or more) device samples per frame. The delay is held 7.5 ms above the target
-//!   (between stretching below the target and skipping a frame above it); a clean path
-//!   is left alone at a ratio of exactly 1.0. When the buffer moves its delay itself
+//!   the playout delay: the buffer's delay at the pop and what waits at the device before
+//!   the frame (the pops come in device blocks, so the first moves in steps of a block
+//!   that the second takes up); its correction makes [`FromNetwork`] produce fewer (or
+//!   more) device samples per frame. Where it settled, the playout delay is held; while
+//!   the clocks drift, mid-way between a block above the target and the top of the
+//!   buffer's band (widened to two blocks then), so the steps stay inside it. A clean
+//!   path is left alone at a ratio of exactly 1.0. When the buffer moves its delay itself
 //!   (skips, stretches, time-scales, rephases, restarts) the estimator settles anew, keeping the
 //!   drift it measured. The capture side is not steered: its ring is drained every tick,
 //!   so no queue grows there, and steering it to our monotonic clock was measured to
@@ -49,7 +67,8 @@
 //!   source plays through all of the above; the others each get a jitter buffer and a
 //!   decoder ([`Extras`], popped in step with the first), are summed into its frame and
 //!   pass a soft limiter, so the mix never clips. While another speaker sounds, no frame is
-//!   shortened to rephase.
+//!   shortened to rephase. Each of them plays in its own frame length (10 or 20 ms) and
+//!   keeps a jitter floor of a frame (see `streams.rs`).
 //!
 //! After [`MediaPipeline::new`] a tick allocates only the datagrams it sends (quinn takes
 //! ownership of each), the frames it decodes from the wire, and, once per new far source
@@ -66,28 +85,54 @@ use super::demand::Demand;
 use super::report::ReceptionMeter;
 use super::speakers::{Speakers, Speaking};
 use super::streams::{Extras, STALE_US, Taken, soft_clip};
-use super::{ENCODER_COMPLEXITY, PLAYBACK_QUEUE_MIN_MS};
+use super::{CALL_BITRATE_BPS, ENCODER_COMPLEXITY, PLAYBACK_QUEUE_MIN_MS};
 use crate::audio::codec::{
     CodecError, EncoderConfig, FrameDuration, MAX_PACKET_BYTES, VoiceDecoder, VoiceEncoder,
     speech_level,
 };
 use crate::audio::drift::{DriftConfig, DriftEstimator};
-use crate::audio::jitter::{JitterBuffer, JitterConfig, JitterConfigError, JitterStats, Playout};
-use crate::audio::resample::{FRAME, FromNetwork, ResampleError, ToNetwork};
+use crate::audio::jitter::{
+    JitterBuffer, JitterConfig, JitterConfigError, JitterStats, Playout, Push,
+};
+use crate::audio::resample::{FRAME, FromNetwork, NETWORK_RATE, ResampleError, ToNetwork};
 use crate::audio::timescale::{Scale, TimeScaler};
 
-/// Where the receive side holds the jitter buffer's delay, µs above its target. The delay
-/// moves in 5 ms steps (the tick); with the estimator's 3 ms dead band around this, the
-/// steps at 5 and 10 ms are left alone (a clean path there keeps a ratio of exactly 1.0)
-/// and the ones at 0 (the next step down stretches) and 15 (the next step up skips) are
-/// pushed back.
-const PLAYBACK_DRIFT_SETPOINT_US: i64 = 7_500;
-
-/// The jitter buffer's floor while the far side sends copies two frames back: two frames
-/// and a tick, so the second copy is there before its frame is due.
-const TWO_COPIES_MIN_DELAY_MS: u32 = 45;
+/// Added to the measured jitter for the jitter buffer's target, ms: the noise of arrival
+/// and pop times.
+const JITTER_MARGIN_MS: u32 = 2;
+/// How long the jitter buffer's window looks back, ms: its target covers the latest
+/// packet of that long, so a short stall of the sender, the relay or this machine (a
+/// packet or two 10–30 ms late, now and then) is covered for that long once seen, rather
+/// than being left out of a percentile and concealed each time.
+const JITTER_WINDOW_MS: u32 = 5_000;
+/// The jitter buffer knows the path once packets have come for this long, µs, and at
+/// least [`PATH_LEARNT_PACKETS`]: until then (and the next pause) its floor is a frame.
+const PATH_LEARNT_US: u64 = 2_000_000;
+const PATH_LEARNT_PACKETS: u64 = 20;
+/// Where shorter silences bring the jitter buffer's delay, ms above its target.
+const REPHASE_HEADROOM_MS: u32 = 1;
+/// How long after the last lost packet the jitter buffer's floor stays at a frame, µs.
+const LOSS_HOLD_US: u64 = 10_000_000;
+/// The jitter buffer's floor while the far side sends copies two frames back, beyond the
+/// two frames, ms: the second copy must be there before its frame is due.
+pub(super) const TWO_COPIES_MARGIN_MS: u32 = 5;
 /// How long after the last copy two frames back that floor is kept, µs.
-const TWO_COPIES_HOLD_US: u64 = 5_000_000;
+pub(super) const TWO_COPIES_HOLD_US: u64 = 5_000_000;
+/// Shorter silences less than this are not worth moving the playout for, µs.
+const MIN_TRIM_US: usize = 1_000;
+
+/// The jitter buffer of a call: its floor follows the measured jitter (and a frame while
+/// packets are lost, see [`MediaPipeline::tick`]), with a margin over it.
+pub(super) fn jitter_config(frame: FrameDuration) -> JitterConfig {
+    JitterConfig {
+        min_delay_ms: 0,
+        jitter_margin_ms: JITTER_MARGIN_MS,
+        rephase_headroom_ms: REPHASE_HEADROOM_MS,
+        jitter_percentile: 100,
+        window_packets: u16::try_from(JITTER_WINDOW_MS / frame.millis()).unwrap_or(u16::MAX),
+        ..JitterConfig::for_frame(frame)
+    }
+}
 
 /// Why a pipeline could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +161,9 @@ pub struct Device {
     pub queued: usize,
     /// Samples the device took in its latest callback or period (see [`playback_queue`](super::playback_queue)).
     pub last_block: u64,
+    /// Samples the device has taken so far (cumulative, what it found missing included):
+    /// what it takes between two ticks tells how much must be queued for it (`demand.rs`).
+    pub played: u64,
 }
 
 /// Something a tick did that the caller may want to log or count.
@@ -129,7 +177,37 @@ pub enum MediaEvent {
     DecodeFailed(CodecError),
     /// Resampling failed; the rest of this tick's capture or playback was skipped.
     ResampleFailed(ResampleError),
+    /// A loud frame after quiet ones (the start of a talkspurt) passed a point of the
+    /// pipeline at this tick: for tracing where mouth-to-ear delay goes (the
+    /// `mouth_to_ear` bench lines these up across the two daemons by `timestamp`).
+    Onset(Onset),
 }
+
+/// Where an [`Onset`] was seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Encoded and handed out to be sent.
+    Sent,
+    /// Arrived from the far side and went into the jitter buffer.
+    Received,
+    /// Popped and decoded, and queued for the playback device.
+    Played,
+}
+
+/// The first loud frame of a talkspurt at one [`Stage`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Onset {
+    pub stage: Stage,
+    /// The frame's timestamp (the sender's, in 48 kHz samples).
+    pub timestamp: u32,
+    /// [`Stage::Played`]: samples that were queued at the device before the frame's.
+    pub queued: usize,
+}
+
+/// A frame at least this loud (−dBov, RFC 6464: 0 is full scale) after a quieter one
+/// starts a talkspurt's onset (see [`MediaEvent::Onset`]): speech and tones, not comfort
+/// noise.
+const ONSET_LEVEL: u8 = 30;
 
 /// What one tick produced. The buffers belong to the pipeline and are cleared by the next
 /// tick; drain or copy them before.
@@ -201,6 +279,8 @@ pub struct MediaStats {
     pub bitrate_bps: u32,
     pub expected_loss_percent: u8,
     pub redundancy: u8,
+    /// How many frames back the newest copy is (2: a lone copy against bursts).
+    pub first_copy_back: u8,
     /// Bytes of the datagrams received that were frames of this call.
     pub received_bytes: u64,
     /// Frames of further far sources (a conference's other speakers) mixed in, and
@@ -231,16 +311,27 @@ impl SentRecently {
         self.meta[0] = Some((seq, timestamp, packet.len()));
     }
 
-    /// Copies of the `count` packets before `seq` (at `timestamp`), for frames sent one
-    /// after the other: one from before a DTX pause would be past its time at the far side.
-    fn earlier(&self, count: u8, seq: u32, timestamp: u32) -> Vec<Earlier> {
+    /// Copies of `count` packets before `seq` (at `timestamp`, frames of `frame` samples),
+    /// the newest `first_back` before it, for frames sent one after the other: one from
+    /// before a DTX pause would be past its time at the far side.
+    fn earlier(
+        &self,
+        (count, first_back): (u8, u8),
+        seq: u32,
+        timestamp: u32,
+        frame: u32,
+    ) -> Vec<Earlier> {
         let mut out = Vec::new();
-        for back in 1..=count.min(MAX_EARLIER as u8) {
+        let first_back = first_back.max(1);
+        let last = (first_back + count)
+            .saturating_sub(1)
+            .min(MAX_EARLIER as u8);
+        for back in first_back..=last {
             let Some((s, ts, len)) = self.meta[usize::from(back - 1)] else {
                 break;
             };
             let ts_back = timestamp.wrapping_sub(ts);
-            if s != seq.wrapping_sub(u32::from(back)) || ts_back > u32::from(back) * FRAME as u32 {
+            if s != seq.wrapping_sub(u32::from(back)) || ts_back > u32::from(back) * frame {
                 break;
             }
             out.push(Earlier {
@@ -294,6 +385,10 @@ pub struct MediaPipeline {
     resyncs: u64,
     /// Drift of the far side's clock against the playback device's (see the module docs).
     playback_drift: DriftEstimator,
+    /// The frame we send; the far side's is the jitter buffer's.
+    send_frame: FrameDuration,
+    /// A frame to encode and a decoded one, at 48 kHz: the first samples of these, as long
+    /// as the frame.
     frame: [f32; FRAME],
     decoded: [f32; FRAME],
     packet: [u8; MAX_PACKET_BYTES],
@@ -317,16 +412,52 @@ pub struct MediaPipeline {
     primary: Option<(u32, u64)>,
     /// Further far sources (conferences).
     extras: Extras,
+    /// Until when it keeps the floor of a frame for lost packets, µs, and the loss seen.
+    loss_until: Option<u64>,
+    lost: u64,
+    /// The jitter buffer's window has seen the path, and a pause came to lower the floor;
+    /// when the first packet came, µs.
+    path_known: bool,
+    first_packet_us: Option<u64>,
+    /// The playback device's block, samples, as the jitter buffer and the drift estimator
+    /// were last told, and where the playout delay is held above the target while the
+    /// clocks drift, µs (see `set_block`).
+    block: u64,
+    drift_mid_us: i64,
+    /// Onset tracing: whether the last frame encoded was loud, the timestamp of the last
+    /// loud frame received, and the received onsets not yet played.
+    loud_sent: bool,
+    loud_received: Option<u32>,
+    onsets: [Option<u32>; 4],
 }
 
 impl MediaPipeline {
-    /// A pipeline for `call`, sending as `source`, between a microphone at `capture_rate`
-    /// and a speaker at `playback_rate`.
+    /// A pipeline for `call`, sending as `source` in 20 ms frames, between a microphone at
+    /// `capture_rate` and a speaker at `playback_rate`.
     pub fn new(
         call: CallId,
         source: u32,
         capture_rate: u32,
         playback_rate: u32,
+    ) -> Result<MediaPipeline, PipelineError> {
+        Self::with_frame(
+            call,
+            source,
+            capture_rate,
+            playback_rate,
+            FrameDuration::Ms20,
+        )
+    }
+
+    /// A pipeline that sends frames of `frame`. What it receives is played in the frames
+    /// the far side sends, whichever: a packet of the other length (read from its Opus
+    /// header) sets the receive side up for it, as for a restarted stream.
+    pub fn with_frame(
+        call: CallId,
+        source: u32,
+        capture_rate: u32,
+        playback_rate: u32,
+        frame: FrameDuration,
     ) -> Result<MediaPipeline, PipelineError> {
         let mut out = TickOutput::default();
         // Room for a tick's worth at the smallest queue (up to a frame beyond it, plus one
@@ -337,11 +468,14 @@ impl MediaPipeline {
         out.events.reserve(4);
         let encoder = VoiceEncoder::new(&EncoderConfig {
             complexity: ENCODER_COMPLEXITY,
+            bitrate_bps: CALL_BITRATE_BPS,
+            frame,
             ..EncoderConfig::default()
         })?;
         let clean = encoder.config().bitrate_bps;
-        // A frame's header on the wire, 50 a second, for the budget to count what is sent;
-        // at its smallest (the first sequence numbers and timestamps), so as to err low.
+        // A frame's header on the wire, a frame's worth a second (50 or 100), for the
+        // budget to count what is sent; at its smallest (the first sequence numbers and
+        // timestamps), so as to err low.
         let header = MediaFrame {
             call,
             source,
@@ -352,29 +486,31 @@ impl MediaPipeline {
         }
         .encode()
         .len();
-        let header_bps = u32::try_from(header * 8 * 50).unwrap_or(0);
+        let per_second = (1000 / frame.millis()) as usize;
+        let header_bps = u32::try_from(header * 8 * per_second).unwrap_or(0);
         let applied = Settings {
             bitrate_bps: clean,
             expected_loss_percent: encoder.config().expected_loss_percent,
             redundancy: 0,
+            first_back: 1,
         };
         Ok(MediaPipeline {
             call,
             source,
             playback_rate,
-            to_net: ToNetwork::new(capture_rate)?,
-            from_net: FromNetwork::new(playback_rate)?,
+            to_net: ToNetwork::with_frame(capture_rate, frame.samples())?,
+            from_net: FromNetwork::with_frame(playback_rate, frame.samples())?,
             encoder,
-            decoder: VoiceDecoder::new(FrameDuration::Ms20)?,
-            jitter: JitterBuffer::new(JitterConfig::default())?,
+            decoder: VoiceDecoder::new(frame)?,
+            jitter: JitterBuffer::new(jitter_config(frame))?,
             scaler: scaler_for(playback_rate),
             seq: 0,
             timestamp: 0,
             resyncs: 0,
-            playback_drift: DriftEstimator::new(DriftConfig {
-                anchor_within: Some((PLAYBACK_DRIFT_SETPOINT_US, PLAYBACK_DRIFT_SETPOINT_US)),
-                ..DriftConfig::default()
-            }),
+            // Held where it settled: the level is the playout delay (see
+            // `follow_far_clock`), which the jitter buffer put where it wants it.
+            playback_drift: DriftEstimator::new(DriftConfig::default()),
+            send_frame: frame,
             frame: [0.0; FRAME],
             decoded: [0.0; FRAME],
             packet: [0; MAX_PACKET_BYTES],
@@ -382,6 +518,7 @@ impl MediaPipeline {
             stats: MediaStats {
                 bitrate_bps: applied.bitrate_bps,
                 expected_loss_percent: applied.expected_loss_percent,
+                first_copy_back: applied.first_back,
                 ..MediaStats::default()
             },
             demand: Demand::default(),
@@ -394,6 +531,15 @@ impl MediaPipeline {
             two_copies_until: None,
             primary: None,
             extras: Extras::default(),
+            loss_until: None,
+            lost: 0,
+            path_known: false,
+            first_packet_us: None,
+            block: 0,
+            drift_mid_us: 15_000,
+            loud_sent: false,
+            loud_received: None,
+            onsets: [None; 4],
         })
     }
 
@@ -415,6 +561,7 @@ impl MediaPipeline {
         self.receive(now_us, received);
         self.report(now_us);
         self.play(now_us, device, flags.paused);
+        self.set_floor(now_us);
         let jitter = self.jitter.stats();
         self.stats.max_delay_ms = self.stats.max_delay_ms.max(jitter.delay_ms);
         self.stats.concealed = jitter.concealed;
@@ -446,17 +593,48 @@ impl MediaPipeline {
         self.playback_rate
     }
 
+    /// The frame this side sends.
+    pub fn send_frame(&self) -> FrameDuration {
+        self.send_frame
+    }
+
+    /// The frame the far side sends, as its packets say (until the first, our own).
+    pub fn receive_frame(&self) -> FrameDuration {
+        self.jitter.config().frame
+    }
+
     /// The microphone now runs at `rate` (a device reopened mid-call): a new resampler.
     pub fn set_capture_rate(&mut self, rate: u32) -> Result<(), PipelineError> {
-        self.to_net = ToNetwork::new(rate)?;
+        self.to_net = ToNetwork::with_frame(rate, self.send_frame.samples())?;
         Ok(())
     }
 
     /// The speaker now runs at `rate` (a device reopened mid-call): a new resampler.
     pub fn set_playback_rate(&mut self, rate: u32) -> Result<(), PipelineError> {
-        self.from_net = FromNetwork::new(rate)?;
+        self.from_net = FromNetwork::with_frame(rate, self.receive_frame().samples())?;
         self.scaler = scaler_for(rate);
         self.playback_rate = rate;
+        self.block = 0;
+        Ok(())
+    }
+
+    /// The far side sends frames of `frame`, not those the receive side was set up for:
+    /// a new jitter buffer, decoder and playback resampler for them, as for a restarted
+    /// stream. (Allocates: once a call, when the far side's first packet says so.)
+    fn set_receive_frame(&mut self, frame: FrameDuration) -> Result<(), PipelineError> {
+        self.jitter = JitterBuffer::new(jitter_config(frame))?;
+        self.decoder = VoiceDecoder::new(frame)?;
+        self.from_net = FromNetwork::with_frame(self.playback_rate, frame.samples())?;
+        self.playback_drift.restart();
+        self.block = 0;
+        self.lost = 0;
+        self.path_known = false;
+        self.first_packet_us = None;
+        self.loud_received = None;
+        self.onsets = [None; 4];
+        self.reported = (0, 0);
+        self.stats.decoder_resets += 1;
+        self.out.events.push(MediaEvent::DecoderReset);
         Ok(())
     }
 
@@ -478,13 +656,15 @@ impl MediaPipeline {
         self.stats.bitrate_bps = self.encoder.config().bitrate_bps;
         self.stats.expected_loss_percent = self.encoder.config().expected_loss_percent;
         self.stats.redundancy = wanted.redundancy;
+        self.stats.first_copy_back = wanted.first_back;
     }
 
     /// Capture → 48 kHz frames → Opus → datagrams.
     fn send(&mut self, flags: Flags) {
         self.adapt();
+        let n = self.send_frame.samples();
         loop {
-            match self.to_net.pop_frame(&mut self.frame) {
+            match self.to_net.pop_frame(&mut self.frame[..n]) {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => {
@@ -494,15 +674,25 @@ impl MediaPipeline {
             }
             if flags.paused {
                 // Keep the sample clock running so the far side sees a pause, not loss.
-                self.timestamp = self.timestamp.wrapping_add(FRAME as u32);
+                self.timestamp = self.timestamp.wrapping_add(n as u32);
                 continue;
             }
+            let frame = &mut self.frame[..n];
             if flags.muted {
-                self.frame.fill(0.0);
+                frame.fill(0.0);
             }
-            let level = speech_level(&self.frame);
-            match self.encoder.encode(&self.frame, &mut self.packet) {
+            let level = speech_level(frame);
+            let loud = level <= ONSET_LEVEL;
+            match self.encoder.encode(frame, &mut self.packet) {
                 Ok(Some(len)) => {
+                    if loud && !self.loud_sent {
+                        self.out.events.push(MediaEvent::Onset(Onset {
+                            stage: Stage::Sent,
+                            timestamp: self.timestamp,
+                            queued: 0,
+                        }));
+                    }
+                    self.loud_sent = loud;
                     let frame = MediaFrame {
                         call: self.call,
                         source: self.source,
@@ -512,9 +702,10 @@ impl MediaPipeline {
                         payload: self.packet[..len].to_vec(),
                     };
                     let earlier = self.sent_recently.earlier(
-                        self.applied.redundancy,
+                        (self.applied.redundancy, self.applied.first_back),
                         self.seq,
                         self.timestamp,
+                        n as u32,
                     );
                     let datagram = MediaDatagram::Redundant(RedundantFrame { frame, earlier });
                     let bytes = Bytes::from(datagram.encode());
@@ -527,10 +718,10 @@ impl MediaPipeline {
                     self.seq = self.seq.wrapping_add(1);
                     self.stats.sent += 1;
                 }
-                Ok(None) => {} // DTX: nothing worth sending.
+                Ok(None) => self.loud_sent = false, // DTX: nothing worth sending.
                 Err(e) => self.out.events.push(MediaEvent::EncodeFailed(e)),
             }
-            self.timestamp = self.timestamp.wrapping_add(FRAME as u32);
+            self.timestamp = self.timestamp.wrapping_add(n as u32);
         }
     }
 
@@ -562,20 +753,66 @@ impl MediaPipeline {
 
     /// A frame from the far side, and the copies of earlier ones it carries.
     fn take_frame(&mut self, now_us: u64, f: &MediaFrame, earlier: &[Earlier]) {
+        if let Some(frame) = FrameDuration::of_packet(&f.payload)
+            && frame != self.receive_frame()
+            && let Err(e) = self.set_receive_frame(frame)
+        {
+            // Cannot happen with our two frames and a playback rate that worked before.
+            tracing::warn!("cannot play {} ms frames: {e}", frame.millis());
+        }
         self.meter.record(now_us, f.seq, f.timestamp);
-        self.jitter.push(now_us, f.seq, f.timestamp, &f.payload);
+        let pushed = self.jitter.push(now_us, f.seq, f.timestamp, &f.payload);
+        if matches!(pushed, Push::Buffered | Push::Resynced) {
+            self.trace_received(f);
+        }
         for e in earlier {
             let seq = f.seq.wrapping_sub(u32::from(e.seq_back));
             let ts = f.timestamp.wrapping_sub(e.ts_back);
             if self.jitter.fill(now_us, seq, ts, &e.payload) {
                 self.stats.repaired += 1;
             }
-            if e.seq_back >= 2 && self.two_copies_until.is_none() {
-                self.jitter.set_min_delay_ms(TWO_COPIES_MIN_DELAY_MS);
-            }
             if e.seq_back >= 2 {
                 self.two_copies_until = Some(now_us + TWO_COPIES_HOLD_US);
             }
+        }
+    }
+
+    /// Onset tracing on the receive side: a loud frame that does not follow a loud one.
+    fn trace_received(&mut self, f: &MediaFrame) {
+        if f.level > ONSET_LEVEL {
+            self.loud_received = None;
+            return;
+        }
+        let frame = self.jitter.config().frame.samples() as u32;
+        let follows = self
+            .loud_received
+            .is_some_and(|ts| f.timestamp.wrapping_sub(ts) == frame);
+        self.loud_received = Some(f.timestamp);
+        if follows {
+            return;
+        }
+        self.onsets.rotate_right(1);
+        self.onsets[0] = Some(f.timestamp);
+        self.out.events.push(MediaEvent::Onset(Onset {
+            stage: Stage::Received,
+            timestamp: f.timestamp,
+            queued: 0,
+        }));
+    }
+
+    /// Onset tracing on the playback side: the frame just played from its packet was a
+    /// received onset.
+    fn trace_played(&mut self, queued: usize) {
+        let Some(ts) = self.jitter.last_played_ts() else {
+            return;
+        };
+        if let Some(slot) = self.onsets.iter_mut().find(|o| **o == Some(ts)) {
+            *slot = None;
+            self.out.events.push(MediaEvent::Onset(Onset {
+                stage: Stage::Played,
+                timestamp: ts,
+                queued,
+            }));
         }
     }
 
@@ -600,12 +837,23 @@ impl MediaPipeline {
         self.stats.reports_sent += 1;
     }
 
-    /// Steers the playback resampler from the jitter buffer's delay after a pop.
-    fn follow_far_clock(&mut self, now_us: u64) {
+    /// Steers the playback resampler from the playout delay after a pop, `queued` samples
+    /// waiting at the device before the frame: the jitter buffer's delay (at the pop) and
+    /// the queue. The pops come when the device takes a block, so the delay at the pop
+    /// alone moves in steps of a block while the queue before the frame takes up what is
+    /// between; their sum moves only with the clocks (and when the buffer moves it itself:
+    /// a restart of the estimator). Not less the target, which moves with the jitter.
+    fn follow_far_clock(&mut self, now_us: u64, queued: usize) {
         let Some((delay_us, target_us)) = self.jitter.delay_and_target_us() else {
             return;
         };
-        let ppm = self.playback_drift.update(now_us, delay_us - target_us);
+        let queued_us = i64::try_from(queued).unwrap_or(i64::MAX) * 1_000_000
+            / i64::from(self.playback_rate.max(1));
+        // While the clocks drift: held where the steps stay inside the band (`set_block`).
+        let anchor = target_us + self.drift_mid_us;
+        self.playback_drift
+            .set_anchor_within(Some((anchor, anchor)));
+        let ppm = self.playback_drift.update(now_us, delay_us + queued_us);
         self.stats.playback_drift_ppm = ppm;
         if let Err(e) = self.from_net.set_drift_ppm(ppm) {
             self.out.events.push(MediaEvent::ResampleFailed(e));
@@ -634,12 +882,6 @@ impl MediaPipeline {
                 _ => self.stats.foreign += 1,
             }
         }
-        // Copies two frames back stopped a while ago: the usual floor again.
-        if self.two_copies_until.is_some_and(|until| now_us >= until) {
-            self.two_copies_until = None;
-            self.jitter
-                .set_min_delay_ms(JitterConfig::default().min_delay_ms);
-        }
         // A restarted source starts a new stream: the decoder must not carry the old one's
         // state.
         let resyncs = self.jitter.stats().resyncs;
@@ -655,21 +897,133 @@ impl MediaPipeline {
         }
     }
 
+    /// The jitter buffer's floor: none on a clean path, where its target follows the
+    /// measured jitter; a frame at first (until packets have come for [`PATH_LEARNT_US`] it
+    /// does not know the path, and the first pause after that lowers the delay by
+    /// skipping silence, which costs nothing) and while packets are lost (in the last
+    /// [`LOSS_HOLD_US`]), so that the next packet, with its in-band FEC or a copy of the
+    /// lost one, is there in time; two frames and a margin while the far side sends
+    /// copies two frames back.
+    fn set_floor(&mut self, now_us: u64) {
+        let lost = self.jitter.stats().lost;
+        if lost != self.lost {
+            self.lost = lost;
+            self.loss_until = Some(now_us + LOSS_HOLD_US);
+        }
+        if self.loss_until.is_some_and(|until| now_us >= until) {
+            self.loss_until = None;
+        }
+        if self.two_copies_until.is_some_and(|until| now_us >= until) {
+            self.two_copies_until = None;
+        }
+        let frame = self.jitter.config().frame.millis();
+        let received = self.jitter.stats().received;
+        if received > 0 && self.first_packet_us.is_none() {
+            self.first_packet_us = Some(now_us);
+        }
+        let first = self.first_packet_us.unwrap_or(now_us);
+        if !self.path_known
+            && now_us.saturating_sub(first) >= PATH_LEARNT_US
+            && received >= PATH_LEARNT_PACKETS
+            && self.jitter.rephase_excess_us().is_some()
+        {
+            self.path_known = true;
+        }
+        // The packet that repairs a lost one (its copy, or FEC in the next packet) comes a
+        // frame or two after it, as late as any packet may be: the floor is that much
+        // more than the measured jitter (a floor of just a frame played the lost frame
+        // when the next packet was due, so any jitter made the repair late).
+        let jitter = self.jitter.stats().jitter_ms + JITTER_MARGIN_MS;
+        let floor = if self.two_copies_until.is_some() {
+            2 * frame + jitter.max(TWO_COPIES_MARGIN_MS)
+        } else if self.loss_until.is_some() {
+            frame + jitter
+        } else if !self.path_known {
+            frame
+        } else {
+            0
+        };
+        self.jitter.set_min_delay_ms(floor);
+    }
+
+    /// The playback device takes `block` samples at a time, so the pops come in those
+    /// steps. While the clocks drift past each other, the delay at the pops therefore
+    /// moves by a block now and then, although the audio does not: the jitter buffer's
+    /// band is widened for it, and the playout delay is held where the steps stay inside
+    /// that band. (On matched clocks the delay at the pops does not move, and the band is
+    /// a frame.)
+    fn set_block(&mut self, block: u64) {
+        let us = |block: u64| block * 1_000_000 / u64::from(self.playback_rate.max(1));
+        if block != self.block && block != 0 {
+            self.block = block;
+            // The delay at the pops is the playout delay less what waits at the device
+            // before the frame (up to a block), and the buffer grows below its target and
+            // shrinks a band above: held mid-way between a block above the target and the
+            // band's top, the steps stay inside whatever the estimator's dead band leaves.
+            let block_us = i64::try_from(us(block)).unwrap_or(i64::MAX);
+            let frame_us = i64::from(self.jitter.config().frame.millis()) * 1000;
+            self.drift_mid_us = (block_us + frame_us.max(2 * block_us)) / 2;
+        }
+        let quantum = if self.playback_drift.drifting() {
+            us(self.block)
+        } else {
+            0
+        };
+        self.jitter.set_pop_quantum_us(quantum);
+        self.extras.set_pop_quantum_us(quantum);
+    }
+
+    /// How much of the silent frame just popped to leave out (device samples): what waits
+    /// at the device before it beyond the block the device takes next (`r`), and whole
+    /// blocks of the jitter buffer's excess delay, never so much that the device would
+    /// find less than its block (`spare`).
+    ///
+    /// The pops come when the device has taken a block, so a shorter silence moves them
+    /// only by whole blocks (once it leaves less than a block queued, the device takes
+    /// its next block a pop sooner); less than that only shortens the wait at the device.
+    /// While the clocks drift the playout delay stays where the drift estimator holds it
+    /// (see [`Self::set_block`]).
+    fn trim(&self, queued: usize, queue: usize, frame: usize) -> usize {
+        let Some(mut excess_us) = self.jitter.rephase_excess_us() else {
+            return 0;
+        };
+        let rate = i64::from(self.playback_rate.max(1));
+        let spare = (queued + frame).saturating_sub(queue).min(frame / 2);
+        let block = (self.block as usize).max(1).min(queue.max(1));
+        let block_us = block as i64 * 1_000_000 / rate;
+        if self.playback_drift.drifting() {
+            // Down to where the drift estimator holds it (see `set_block`), not below.
+            let frame_us = i64::from(self.jitter.config().frame.millis()) * 1000;
+            let mid = (block_us + frame_us.max(2 * block_us)) / 2;
+            excess_us -= mid - i64::from(REPHASE_HEADROOM_MS) * 1000;
+        }
+        let excess = excess_us * rate / 1_000_000;
+        let r = (queued + block).saturating_sub(queue) as i64;
+        let want = r + excess.div_euclid(block as i64) * block as i64;
+        let trim = want.clamp(0, spare as i64) as usize;
+        if trim * 1_000_000 < MIN_TRIM_US * self.playback_rate as usize {
+            0
+        } else {
+            trim
+        }
+    }
+
     /// Jitter buffer → Opus → device rate, keeping a small queue at the device.
     fn play(&mut self, now_us: u64, device: Device, paused: bool) {
-        let queue = self
-            .demand
-            .queue(now_us, device.queued, device.last_block, self.playback_rate);
+        self.set_block(device.last_block);
+        let queue = self.demand.queue(now_us, device, self.playback_rate);
         let mut queued = device.queued;
         if paused {
             // After a hold the buffer finds its delay anew.
             self.playback_drift.restart();
         }
+        let n = self.receive_frame().samples();
         while queued < queue {
             let mut trim = 0;
             let mut scale = Scale::Keep;
+            let decoded = &mut self.decoded[..n];
             if paused {
-                self.decoded.fill(0.0);
+                decoded.fill(0.0);
                 self.stats.silent += 1;
             } else {
                 let before = self.jitter.stats();
@@ -679,25 +1033,46 @@ impl MediaPipeline {
                     Playout::Packet(p) => {
                         stats.decoded += 1;
                         from_packet = true;
-                        self.decoder.decode(p, &mut self.decoded)
+                        self.decoder.decode(p, decoded)
                     }
                     Playout::Fec(p) => {
                         stats.recovered += 1;
-                        self.decoder.decode_fec(p, &mut self.decoded)
+                        self.decoder.decode_fec(p, decoded)
                     }
                     // Counted by the jitter buffer, which tells loss from DTX.
-                    Playout::Conceal => self.decoder.conceal(&mut self.decoded),
+                    Playout::Conceal => self.decoder.conceal(decoded),
                     Playout::Silence => {
                         stats.silent += 1;
-                        self.decoded.fill(0.0);
+                        decoded.fill(0.0);
                         Ok(())
                     }
                 };
                 if from_packet {
                     scale = self.jitter.scale();
+                    self.trace_played(queued);
                 }
                 // Between talkspurts, a shorter silence brings the delay down to target.
-                trim = self.jitter.rephase_us() as usize * self.playback_rate as usize / 1_000_000;
+                let frame = n * self.playback_rate as usize / NETWORK_RATE as usize;
+                trim = self.trim(queued, queue, frame);
+                if let Err(e) = result {
+                    self.out.events.push(MediaEvent::DecodeFailed(e));
+                    self.decoded[..n].fill(0.0);
+                    scale = Scale::Keep;
+                }
+                // A conference's other speakers, as much of theirs as this frame lasts.
+                match self.extras.mix_into(now_us, &mut self.decoded[..n]) {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        // Another speaker talks: no frame of the mix is shortened.
+                        trim = 0;
+                        self.stats.mixed_frames += 1;
+                        soft_clip(&mut self.decoded[..n]);
+                    }
+                    Err(e) => {
+                        self.out.events.push(MediaEvent::DecodeFailed(e));
+                        soft_clip(&mut self.decoded[..n]);
+                    }
+                }
                 // Did the buffer move its own delay (once playing: not the start-up wait)?
                 let after = self.jitter.stats();
                 let moved = before.played > 0
@@ -705,32 +1080,13 @@ impl MediaPipeline {
                         || scale != Scale::Keep
                         || after.skipped != before.skipped
                         || after.stretched != before.stretched);
-                if let Err(e) = result {
-                    self.out.events.push(MediaEvent::DecodeFailed(e));
-                    self.decoded.fill(0.0);
-                    scale = Scale::Keep;
-                }
-                // A conference's other speakers, popped in step with the first.
-                match self.extras.mix_into(now_us, &mut self.decoded) {
-                    Ok(false) => {}
-                    Ok(true) => {
-                        // Another speaker talks: no frame of the mix is shortened.
-                        trim = 0;
-                        self.stats.mixed_frames += 1;
-                        soft_clip(&mut self.decoded);
-                    }
-                    Err(e) => {
-                        self.out.events.push(MediaEvent::DecodeFailed(e));
-                        soft_clip(&mut self.decoded);
-                    }
-                }
                 if moved {
                     self.playback_drift.restart();
                 } else {
-                    self.follow_far_clock(now_us);
+                    self.follow_far_clock(now_us, queued);
                 }
             }
-            let out = match self.from_net.process(&self.decoded) {
+            let out = match self.from_net.process(&self.decoded[..n]) {
                 Ok(out) => &out[..out.len().saturating_sub(trim)],
                 Err(e) => {
                     self.out.events.push(MediaEvent::ResampleFailed(e));

@@ -14,7 +14,7 @@
 //! - **Bitrates** count the media datagrams' bytes (the `MediaFrame` with its header),
 //!   not QUIC's, UDP's or IP's overhead.
 //! - **Mouth-to-ear** is an estimate: the far side's capture (half its device's block
-//!   and half the media tick, on average), its 20 ms frame and the codec's 6.5 ms look-ahead, the path (this
+//!   on average), its frame (10 or 20 ms) and the codec's 6.5 ms look-ahead, the path (this
 //!   device's round trip to the relay, taken as both legs' one-way times), the jitter
 //!   buffer's delay and the audio queued for the playback device. What the far side's
 //!   capture holds is not seen here: this side's own is taken for it, as the path's far
@@ -36,14 +36,14 @@ pub const REPORT_EVERY: Duration = Duration::from_secs(1);
 pub const WINDOW: Duration = Duration::from_secs(5);
 /// Samples in the ring: one per report over the window, and its start.
 const SAMPLES: usize = (WINDOW.as_secs() / REPORT_EVERY.as_secs()) as usize + 1;
-/// The frame the far side sends (it waits a frame's time for the audio to encode).
-const FRAME_MS: u32 = FrameDuration::Ms20.millis();
 /// Opus's algorithmic delay at 48 kHz VoIP: 312 samples (`VoiceEncoder::lookahead_samples`).
 const CODEC_DELAY_MS: f64 = 6.5;
 
 /// What the media thread knows of the rest of the path now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PathNow {
+    /// The frame the far side sends: it waits a frame's time for the audio to encode.
+    pub frame: FrameDuration,
     /// How long a frame's last sample waits before the frame is encoded, ms: half the
     /// capture device's block and half a media tick, on average (this side's, standing
     /// in for the far side's).
@@ -226,7 +226,7 @@ impl QualityMeter {
 /// The mouth-to-ear estimate of the module docs, ms.
 fn mouth_to_ear_ms(jitter: &JitterStats, path: PathNow) -> u32 {
     let ms = f64::from(path.capture_ms)
-        + f64::from(FRAME_MS)
+        + f64::from(path.frame.millis())
         + CODEC_DELAY_MS
         + f64::from(path.rtt_ms)
         + f64::from(jitter.delay_ms)
@@ -283,6 +283,7 @@ mod tests {
 
     fn poll(m: &mut QualityMeter, s: &Stream, at: Duration) -> Option<Quality> {
         let path = PathNow {
+            frame: FrameDuration::Ms20,
             capture_ms: 12,
             rtt_ms: 2,
             playback_queue_ms: 15,

@@ -1,7 +1,10 @@
-//! A call's media thread: every [`TICK`] it moves what the microphone captured, the
-//! datagrams from the relay and the playback device's fill level into the
-//! [`MediaPipeline`], sends the datagrams it returns and queues its samples for playback,
-//! with the call-waiting tone mixed in while another call waits.
+//! A call's media thread: whenever a device moves a block (the microphone delivered one,
+//! the speaker took one) or a datagram comes from the relay, and at least every [`TICK`],
+//! it moves what the microphone captured, the datagrams and the playback device's fill
+//! level into the [`MediaPipeline`], sends the datagrams it returns and queues its samples
+//! for playback, with the call-waiting tone mixed in while another call waits. Being woken
+//! by the events rather than polling on a timer, a captured frame goes out, a datagram goes
+//! into the jitter buffer and the speaker is topped up as soon as they can.
 //! All media decisions are the pipeline's; the device decisions (which direction works,
 //! when to open one again, what to tell the user) are [`DeviceHealth`]'s. This file owns
 //! the clock, the devices and the connection: devices are opened and closed on the
@@ -10,7 +13,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,7 +26,7 @@ use super::pipeline::{Device, Flags, MediaEvent, MediaPipeline, PipelineError};
 use super::quality::{PathNow, Quality, QualityMeter};
 use super::standin::{Discard, Silence};
 use super::{TICK, playback_queue};
-use crate::audio::backend::{Capture, Direction, Playback};
+use crate::audio::backend::{Capture, Direction, Playback, monotonic_ns};
 use crate::config::Audio;
 use crate::link::media::MediaLink;
 use crate::ring::tone::{self, ToneGen};
@@ -67,6 +70,8 @@ struct Switches {
 pub struct MediaSession {
     switches: Arc<Switches>,
     inbox: Sender<Bytes>,
+    /// The media thread, woken for each datagram delivered.
+    media: Thread,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -94,7 +99,8 @@ impl MediaSession {
         muted: bool,
         (report, quality): (Reporter, QualityReporter),
     ) -> Result<MediaSession, StartError> {
-        let pipeline = MediaPipeline::new(call, source, STAND_IN_RATE, STAND_IN_RATE)?;
+        let pipeline =
+            MediaPipeline::with_frame(call, source, STAND_IN_RATE, STAND_IN_RATE, audio.frame)?;
         let opener = Opener::start(audio.clone(), call).map_err(StartError::Thread)?;
         let switches = Arc::new(Switches::default());
         switches.muted.store(muted, Ordering::Relaxed);
@@ -131,13 +137,17 @@ impl MediaSession {
         Ok(MediaSession {
             switches,
             inbox,
+            media: thread.thread().clone(),
             thread: Some(thread),
         })
     }
 
-    /// Hands a datagram from the relay to the media thread (dropped if it is behind).
+    /// Hands a datagram from the relay to the media thread (dropped if it is behind) and
+    /// wakes it, so the datagram meets the jitter buffer at the time it came.
     pub fn deliver(&self, datagram: Bytes) {
-        let _ = self.inbox.try_send(datagram);
+        if self.inbox.try_send(datagram).is_ok() {
+            self.media.unpark();
+        }
     }
 
     pub fn set_muted(&self, muted: bool) {
@@ -158,6 +168,7 @@ impl MediaSession {
 impl Drop for MediaSession {
     fn drop(&mut self) {
         self.switches.stop.store(true, Ordering::Relaxed);
+        self.media.unpark();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -190,10 +201,12 @@ struct Io {
 }
 
 impl Io {
-    /// The media thread: one pipeline tick per [`TICK`] on the real clock, until stopped.
+    /// The media thread: a pipeline tick whenever a device moved a block or a datagram
+    /// came, and at least every [`TICK`], on the real clock, until stopped.
     fn run(mut self, mut pipeline: MediaPipeline, switches: &Switches, call: CallId) {
         let started = Instant::now();
-        let mut next = started;
+        // The same instant on the clock every process shares, for the onset trace.
+        let started_ns = monotonic_ns();
         while !switches.stop.load(Ordering::Relaxed) {
             let now = started.elapsed();
             self.devices(now, &mut pipeline);
@@ -206,13 +219,18 @@ impl Io {
                 paused: switches.paused.load(Ordering::Relaxed),
             };
             let device = match &self.playback {
-                Some(p) => Device {
-                    queued: p.pending(),
-                    last_block: p.counters().last_block,
-                },
+                Some(p) => {
+                    let counters = p.counters();
+                    Device {
+                        queued: p.pending(),
+                        last_block: counters.last_block,
+                        played: counters.frames,
+                    }
+                }
                 None => Device {
                     queued: self.discard.queued(now),
                     last_block: self.discard.last_block(),
+                    played: self.discard.played(now),
                 },
             };
             self.queued = device.queued;
@@ -235,15 +253,12 @@ impl Io {
                 }
                 None => self.discard.write(&out.playback),
             }
-            out.events.drain(..).for_each(|e| log(call, e));
+            let at_ns = started_ns + u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
+            out.events.drain(..).for_each(|e| log(call, at_ns, e));
             self.measure(now, &pipeline, flags.paused);
-            next += TICK;
-            let now = Instant::now();
-            if next > now {
-                std::thread::sleep(next - now);
-            } else {
-                next = now;
-            }
+            // Until a device moves a block or a datagram comes (each unparks this thread;
+            // one that came during the tick makes this return at once), or a tick's time.
+            std::thread::park_timeout(TICK);
         }
         self.log_end(&pipeline, call, started.elapsed());
     }
@@ -311,8 +326,14 @@ impl Io {
             }
         }
         match stream {
-            Stream::Capture(c) => self.capture = Some(c),
-            Stream::Playback(p) => self.playback = Some(p),
+            Stream::Capture(c) => {
+                c.set_waker(std::thread::current());
+                self.capture = Some(c);
+            }
+            Stream::Playback(p) => {
+                p.set_waker(std::thread::current());
+                self.playback = Some(p);
+            }
         }
         Ok(())
     }
@@ -404,6 +425,7 @@ impl Io {
             bitrate_bps = m.bitrate_bps,
             expected_loss_percent = m.expected_loss_percent,
             redundancy = m.redundancy,
+            first_copy_back = m.first_copy_back,
             capture_overruns = capture.xruns,
             playback_underruns = playback.xruns,
             playback_queue_ms =
@@ -434,21 +456,32 @@ fn path_now(pipeline: &MediaPipeline, io: PathSources<'_>) -> PathNow {
     let ms = |samples: u64, rate: u32| {
         u32::try_from(samples * 1000 / u64::from(rate.max(1))).unwrap_or(u32::MAX)
     };
-    // A stand-in microphone hands out silence at once: only the tick waits.
-    let block_ms = io
-        .capture
-        .map_or(0, |c| ms(c.counters().last_block, c.rate()));
+    // A frame is sent once its last sample is in: that sample waits, on average, half a
+    // device block (blocks and frames need not line up), as the block wakes the thread. A
+    // stand-in microphone hands out silence at the thread's own pace.
+    let capture_ms = io.capture.map_or(TICK.as_millis() as u32 / 2, |c| {
+        ms(c.counters().last_block, c.rate()) / 2
+    });
     PathNow {
-        // A frame is sent once its last sample is in: that sample waits, on average, half
-        // a device block (blocks and frames need not line up) and half a tick.
-        capture_ms: (block_ms + TICK.as_millis() as u32) / 2,
+        frame: pipeline.receive_frame(),
+        capture_ms,
         rtt_ms: u32::try_from(io.link.rtt().as_millis()).unwrap_or(u32::MAX),
         playback_queue_ms: ms(io.queued as u64, pipeline.playback_rate()),
     }
 }
 
-fn log(call: CallId, event: MediaEvent) {
+/// Logs a tick's event; `at_ns` is the tick's time on the machine's monotonic clock.
+fn log(call: CallId, at_ns: u64, event: MediaEvent) {
     match event {
+        MediaEvent::Onset(o) => tracing::debug!(
+            target: "phoned::media::onset",
+            call,
+            stage = ?o.stage,
+            timestamp = o.timestamp,
+            queued = o.queued,
+            monotonic_ns = at_ns,
+            "onset"
+        ),
         MediaEvent::DecoderReset => tracing::debug!(call, "far side restarted its stream"),
         MediaEvent::EncodeFailed(e) => tracing::warn!(call, "encoding: {e}"),
         MediaEvent::DecodeFailed(e) => tracing::debug!(call, "decoding: {e}"),

@@ -45,7 +45,11 @@ fn run(quantum_us: u64, seed: u64) {
     // The talker's DTX really paused: fewer packets than frames.
     assert!(j.received < (seconds * 50.0) as u64 * 9 / 10, "{why}");
     assert_eq!((j.lost, j.late, j.dropped), (0, 0, 0), "{why}");
-    assert_eq!((m.concealed, j.concealed, j.skipped), (0, 0, 0), "{why}");
+    assert_eq!((m.concealed, j.concealed), (0, 0), "{why}");
+    // Speech is never skipped; silence at most once, when the floor of a frame the jitter
+    // buffer starts with gives way to the jitter it measured (in the first pause after
+    // its window has seen the path: `MediaPipeline::tick`).
+    assert!(j.skipped <= 1, "{why}");
     // The pauses are told apart from loss: the decoder's comfort noise after each of the
     // encoder's updates counts as DTX.
     assert!(m.dtx > 0, "{why}");

@@ -49,6 +49,8 @@ impl Silence {
 #[derive(Debug)]
 pub struct Discard {
     rate: u32,
+    /// When it took over.
+    started: Duration,
     since: Duration,
     /// Samples written since `since`.
     written: u64,
@@ -61,6 +63,7 @@ impl Discard {
     pub fn new(rate: u32, now: Duration) -> Discard {
         Discard {
             rate,
+            started: now,
             since: now,
             written: 0,
         }
@@ -81,6 +84,12 @@ impl Discard {
             return 0;
         }
         (self.written - played) as usize
+    }
+
+    /// Samples "played" since the stand-in took over at `now`: all of the time's worth,
+    /// as a device that plays silence when it runs dry.
+    pub fn played(&self, now: Duration) -> u64 {
+        samples(self.rate, now.saturating_sub(self.started))
     }
 
     /// What the pipeline reads as the device's latest block.
@@ -140,5 +149,6 @@ mod tests {
         assert_eq!(d.queued(30 * MS), 480);
         assert_eq!(d.queued(35 * MS), 240);
         assert_eq!(d.last_block(), 480);
+        assert_eq!(d.played(35 * MS), 1680);
     }
 }

@@ -11,13 +11,22 @@
 //! otherwise it is dropped (the relay never forwards more than [`MAX_STREAMS`] at once,
 //! but the switch from one speaker to another may overlap by a frame or two).
 //! A new source's buffer and decoder are made when it first arrives (on the media
-//! thread, never in a device callback).
+//! thread, never in a device callback), and made anew if it changes its frame length.
+//!
+//! Each stream plays in its own frames (10 or 20 ms, read from the Opus header), whatever
+//! the first stream's: it decodes into a queue of its own and a frame of the mix takes
+//! as many samples from it as the first stream's frame has, popping its jitter buffer at
+//! the time those samples will play. Its jitter buffer is the call's
+//! ([`jitter_config`]: the target follows the measured jitter), with a floor of a frame,
+//! so that in-band FEC is there in time (a conference is not the place to save the last
+//! 10 ms), and two frames and a margin while its sender adds copies two frames back.
 
 use phoned_proto::media::Earlier;
 
+use super::pipeline::{TWO_COPIES_HOLD_US, TWO_COPIES_MARGIN_MS, jitter_config};
 use crate::audio::codec::{CodecError, FrameDuration, VoiceDecoder};
-use crate::audio::jitter::{JitterBuffer, JitterConfig, Playout};
-use crate::audio::resample::FRAME;
+use crate::audio::jitter::{JitterBuffer, Playout};
+use crate::audio::resample::{FRAME, NETWORK_RATE};
 
 pub use crate::call::quality::MAX_STREAMS;
 /// A stream with no frame for this long may give its place to another source, µs.
@@ -27,27 +36,78 @@ pub const LIMIT_KNEE: f32 = 0.7;
 
 struct Stream {
     source: u32,
+    frame: FrameDuration,
     jitter: JitterBuffer,
     decoder: VoiceDecoder,
     resyncs: u64,
     last_us: u64,
+    /// Until when the floor for copies two frames back is kept, µs.
+    two_copies_until: Option<u64>,
     /// Whether the latest pop played speech (a packet, FEC or concealment).
     sounding: bool,
-    buf: [f32; FRAME],
+    /// Decoded samples not mixed yet: the first `queued` of `buf` (48 kHz).
+    buf: [f32; 2 * FRAME],
+    queued: usize,
 }
 
 impl Stream {
     /// `None` only if Opus cannot make a decoder (the pipeline itself made one already).
-    fn new(source: u32, now_us: u64) -> Option<Stream> {
+    fn new(source: u32, frame: FrameDuration, now_us: u64) -> Option<Stream> {
+        let mut jitter = JitterBuffer::new(jitter_config(frame)).ok()?;
+        jitter.set_min_delay_ms(frame.millis());
         Some(Stream {
             source,
-            jitter: JitterBuffer::new(JitterConfig::default()).ok()?,
-            decoder: VoiceDecoder::new(FrameDuration::Ms20).ok()?,
+            frame,
+            jitter,
+            decoder: VoiceDecoder::new(frame).ok()?,
             resyncs: 0,
             last_us: now_us,
+            two_copies_until: None,
             sounding: false,
-            buf: [0.0; FRAME],
+            buf: [0.0; 2 * FRAME],
+            queued: 0,
         })
+    }
+
+    /// Pops and decodes frames until at least `n` samples are queued; the pop for samples
+    /// that will play `d` µs after `now_us` is made at `now_us + d`.
+    fn fill(&mut self, now_us: u64, n: usize) -> Result<(), CodecError> {
+        let mut failed = None;
+        if self.two_copies_until.is_some_and(|until| now_us >= until) {
+            self.two_copies_until = None;
+            self.jitter.set_min_delay_ms(self.frame.millis());
+        }
+        let m = self.frame.samples();
+        while self.queued < n && self.queued + m <= self.buf.len() {
+            let at = now_us + (self.queued as u64 * 1_000_000) / u64::from(NETWORK_RATE);
+            let out = &mut self.buf[self.queued..self.queued + m];
+            let result = match self.jitter.pop(at) {
+                Playout::Packet(p) => self.decoder.decode(p, out),
+                Playout::Fec(p) => self.decoder.decode_fec(p, out),
+                Playout::Conceal => self.decoder.conceal(out),
+                Playout::Silence => {
+                    out.fill(0.0);
+                    self.sounding = false;
+                    self.queued += m;
+                    continue;
+                }
+            };
+            self.sounding = result.is_ok();
+            if let Err(e) = result {
+                out.fill(0.0);
+                failed = Some(e);
+            }
+            self.queued += m;
+            let resyncs = self.jitter.stats().resyncs;
+            if resyncs != self.resyncs {
+                self.resyncs = resyncs;
+                let _ = self.decoder.reset();
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }
 
@@ -77,15 +137,29 @@ impl Extras {
         payload: &[u8],
         earlier: &[Earlier],
     ) -> Taken {
-        let i = match self.streams.iter().position(|s| s.source == source) {
-            Some(i) => i,
-            None if self.streams.len() < MAX_STREAMS - 1 => match Stream::new(source, now_us) {
+        let here = self.streams.iter().position(|s| s.source == source);
+        let frame = FrameDuration::of_packet(payload)
+            .or_else(|| here.map(|i| self.streams[i].frame))
+            .unwrap_or(FrameDuration::Ms20);
+        let i = match here {
+            // A new frame length: a new stream, as for a restarted source.
+            Some(i) if self.streams[i].frame != frame => match Stream::new(source, frame, now_us) {
                 Some(s) => {
-                    self.streams.push(s);
-                    self.streams.len() - 1
+                    self.streams[i] = s;
+                    i
                 }
                 None => return Taken::Dropped,
             },
+            Some(i) => i,
+            None if self.streams.len() < MAX_STREAMS - 1 => {
+                match Stream::new(source, frame, now_us) {
+                    Some(s) => {
+                        self.streams.push(s);
+                        self.streams.len() - 1
+                    }
+                    None => return Taken::Dropped,
+                }
+            }
             None => {
                 let Some((i, _)) = self
                     .streams
@@ -96,7 +170,7 @@ impl Extras {
                 else {
                     return Taken::Dropped;
                 };
-                match Stream::new(source, now_us) {
+                match Stream::new(source, frame, now_us) {
                     Some(s) => self.streams[i] = s,
                     None => return Taken::Dropped,
                 }
@@ -113,6 +187,13 @@ impl Extras {
                 timestamp.wrapping_sub(e.ts_back),
                 &e.payload,
             );
+            if e.seq_back >= 2 {
+                if s.two_copies_until.is_none() {
+                    s.jitter
+                        .set_min_delay_ms(2 * s.frame.millis() + TWO_COPIES_MARGIN_MS);
+                }
+                s.two_copies_until = Some(now_us + TWO_COPIES_HOLD_US);
+            }
         }
         Taken::Buffered
     }
@@ -127,36 +208,24 @@ impl Extras {
                 .any(|s| s.source == source || now_us.saturating_sub(s.last_us) >= STALE_US)
     }
 
-    /// Pops one frame of every extra stream, decodes it and adds it to `frame`. Returns
-    /// whether any of them played speech (the caller then must not shorten the frame).
-    pub fn mix_into(&mut self, now_us: u64, frame: &mut [f32; FRAME]) -> Result<bool, CodecError> {
+    /// Adds the next `frame.len()` samples (48 kHz, at most [`FRAME`]) of every extra
+    /// stream to `frame`, popping and decoding their frames as needed. Returns whether any
+    /// of them played speech (the caller then must not shorten the frame).
+    pub fn mix_into(&mut self, now_us: u64, frame: &mut [f32]) -> Result<bool, CodecError> {
+        let n = frame.len().min(FRAME);
         let mut sounding = false;
         let mut failed = None;
         for s in &mut self.streams {
-            let result = match s.jitter.pop(now_us) {
-                Playout::Packet(p) => s.decoder.decode(p, &mut s.buf),
-                Playout::Fec(p) => s.decoder.decode_fec(p, &mut s.buf),
-                Playout::Conceal => s.decoder.conceal(&mut s.buf),
-                Playout::Silence => {
-                    s.sounding = false;
-                    continue;
-                }
-            };
-            if let Err(e) = result {
+            if let Err(e) = s.fill(now_us, n) {
                 failed = Some(e);
-                s.sounding = false;
-                continue;
             }
-            s.sounding = true;
-            sounding = true;
-            for (out, x) in frame.iter_mut().zip(s.buf.iter()) {
+            let take = n.min(s.queued);
+            for (out, x) in frame.iter_mut().zip(&s.buf[..take]) {
                 *out += *x;
             }
-            let resyncs = s.jitter.stats().resyncs;
-            if resyncs != s.resyncs {
-                s.resyncs = resyncs;
-                let _ = s.decoder.reset();
-            }
+            s.buf.copy_within(take..s.queued, 0);
+            s.queued -= take;
+            sounding |= s.sounding;
         }
         match failed {
             Some(e) => Err(e),
@@ -169,6 +238,14 @@ impl Extras {
     pub fn time_scaled(&mut self, delta_us: i64) {
         for s in &mut self.streams {
             s.jitter.time_scaled(delta_us);
+        }
+    }
+
+    /// The pops come in steps of the playback device's block, `us` while the clocks
+    /// drift (see [`JitterBuffer::set_pop_quantum_us`]), as for the first stream.
+    pub fn set_pop_quantum_us(&mut self, us: u64) {
+        for s in &mut self.streams {
+            s.jitter.set_pop_quantum_us(us);
         }
     }
 

@@ -6,18 +6,20 @@ use bytes::Bytes;
 use super::playback_queue;
 use super::sim::{CALL, FarSide, Party, Sim, assert_tone, dbfs, listen, tone};
 use crate::audio::analysis::goertzel_power;
+use crate::audio::codec::FrameDuration;
 use crate::audio::resample::FRAME;
 
 const S: u64 = 1_000_000;
 
 #[test]
-fn the_playback_queue_covers_the_devices_largest_block_and_a_tick() {
-    // Nothing played yet, or short periods: the floor.
-    assert_eq!(playback_queue(48_000, 0), 720);
-    assert_eq!(playback_queue(48_000, 480), 720);
-    // ALSA dmix's 1024-frame periods: the block plus 5 ms.
-    assert_eq!(playback_queue(48_000, 1024), 1024 + 240);
-    assert_eq!(playback_queue(44_100, 0), 661);
+fn the_playback_queue_covers_the_devices_block() {
+    // Nothing played yet: the floor.
+    assert_eq!(playback_queue(48_000, 0), 480);
+    assert_eq!(playback_queue(44_100, 0), 441);
+    // The file backend's 10 ms, ALSA dmix's 1024-frame periods: the block, which the media
+    // thread tops up as soon as the device has taken one.
+    assert_eq!(playback_queue(48_000, 480), 480);
+    assert_eq!(playback_queue(48_000, 1024), 1024);
 }
 
 #[test]
@@ -164,4 +166,60 @@ fn a_conferences_three_speakers_are_mixed_without_clipping_and_a_fourth_is_dropp
     }
     let fourth = goertzel_power(heard, 48_000.0, 2200.0);
     assert!(fourth < 0.001, "the fourth speaker was played: {fourth}");
+}
+
+/// A conference whose speakers send frames of different lengths: `primary_frame` from the
+/// first far source (1 kHz), `extra_frame` from a second (600 Hz), each at −13 dBFS (their
+/// sum below the limiter's knee). Both are heard whole: in every 20 ms the energy at each
+/// frequency is most of the tone's.
+fn mixed_frames(primary_frame: FrameDuration, extra_frame: FrameDuration) {
+    let mut b = Party::new(2, 48_000, Vec::new());
+    let mut talkers = [
+        (1, FarSide::with_frame(1000.0, 0.25, primary_frame)),
+        (3, FarSide::with_frame(600.0, 0.25, extra_frame)),
+    ];
+    let mut now = 0;
+    let mut order = 0;
+    while now < 3 * S {
+        now += 1_000;
+        for (i, (source, far)) in talkers.iter_mut().enumerate() {
+            // The first far source is the first heard (from 1 ms), the second starts 3 ms
+            // later.
+            let period = u64::from(far.frame().millis()) * 1_000;
+            if now
+                .checked_sub(1_000 + i as u64 * 3_000)
+                .is_some_and(|t| t.is_multiple_of(period))
+            {
+                order += 1;
+                b.deliver(now + 30_000, order, far.next(CALL, *source));
+            }
+        }
+        b.step(now);
+    }
+    assert_eq!(b.pipeline.receive_frame(), primary_frame);
+    let stats = b.pipeline.stats();
+    assert!(stats.mixed_frames > 100, "{stats:?}");
+    assert_eq!(b.decode_errors, 0);
+    let heard = b.heard_between(1.5, 2.9);
+    // A full-scale sine gives 0.25: all of a ±0.25 tone's energy is 0.015625.
+    for (k, piece) in heard.chunks_exact(960).enumerate() {
+        for freq in [1000.0, 600.0] {
+            let power = goertzel_power(piece, 48_000.0, freq);
+            assert!(
+                power > 0.01,
+                "power at {freq} Hz in the 20 ms from {:.2} s: {power}",
+                1.5 + k as f64 * 0.02
+            );
+        }
+    }
+}
+
+#[test]
+fn a_conference_mixes_a_10_ms_speaker_into_20_ms_frames() {
+    mixed_frames(FrameDuration::Ms20, FrameDuration::Ms10);
+}
+
+#[test]
+fn a_conference_mixes_a_20_ms_speaker_into_10_ms_frames() {
+    mixed_frames(FrameDuration::Ms10, FrameDuration::Ms20);
 }

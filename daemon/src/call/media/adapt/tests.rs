@@ -108,7 +108,8 @@ fn a_clean_path_is_protected_for_the_start_hold_then_keeps_the_clean_bitrate_and
         == Settings {
             bitrate_bps: CLEAN,
             expected_loss_percent: MIN_FEC_PERCENT,
-            redundancy: 0
+            redundancy: 0,
+            first_back: 1,
         }));
 }
 
@@ -187,19 +188,46 @@ fn loss_hovering_at_the_threshold_does_not_flip_the_stream() {
 }
 
 #[test]
-fn bursty_loss_takes_two_copies_where_random_loss_of_the_same_rate_takes_one() {
+fn bursty_loss_takes_a_copy_two_back_where_random_loss_of_the_same_rate_takes_one_back() {
     let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
     let mut net = Net::new(5);
     let s = run(&mut a, &mut net, Loss::Bursts(0.10, 3.0), 0, 60);
     assert!(a.mean_burst() > 2.0, "{}", a.mean_burst());
+    // One copy, two frames back, at the bitrate of one copy.
     assert!(
-        s[10..].iter().all(|s| s.redundancy == 2),
+        s[10..]
+            .iter()
+            .all(|s| (s.redundancy, s.first_back) == (1, 2)),
+        "{:?}",
+        &s[10..]
+    );
+    let one_copy = s[59].bitrate_bps;
+    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
+    let s = run(&mut a, &mut net, Loss::Random(0.10), 0, 60);
+    assert!(
+        s[3..]
+            .iter()
+            .all(|s| (s.redundancy, s.first_back) == (1, 1)),
         "{:?}",
         levels(&s)
     );
-    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
-    let s = run(&mut a, &mut net, Loss::Random(0.10), 0, 60);
-    assert!(s[3..].iter().all(|s| s.redundancy == 1), "{:?}", levels(&s));
+    assert_eq!(s[59].bitrate_bps, one_copy);
+}
+
+#[test]
+fn high_loss_takes_two_copies_one_and_two_back_bursty_or_not() {
+    for (seed, loss) in [(11, Loss::Random(0.25)), (12, Loss::Bursts(0.25, 3.0))] {
+        let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
+        let mut net = Net::new(seed);
+        let s = run(&mut a, &mut net, loss, 0, 60);
+        assert!(
+            s[20..]
+                .iter()
+                .all(|s| (s.redundancy, s.first_back) == (2, 1)),
+            "{:?}",
+            &s[20..]
+        );
+    }
 }
 
 #[test]
