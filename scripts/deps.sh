@@ -3,6 +3,9 @@
 set -euo pipefail
 pkgs=(build-essential pkg-config libasound2-dev libopus-dev dbus ca-certificates
       pulseaudio pulseaudio-utils libasound2-plugins opus-tools
+      # Calls through a real PipeWire (with WirePlumber and pipewire-pulse) per phone,
+      # started by the tests themselves (tests/tests/pulseaudio.rs).
+      pipewire pipewire-pulse wireplumber
       # A real notification server on a private X server (tests/tests/dunst.rs), and the
       # real GNOME Calls as phoned's dialer through phoned-ofono, under Xvfb, with a
       # screenshot of its ringing screen (tests/tests/gnome_calls.rs; about 57 MB, the
