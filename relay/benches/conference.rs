@@ -23,15 +23,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
-use argon2::{Algorithm, Argon2, Params, Version};
 use bytes::Bytes;
 use phoned_proto::call::CallPhase;
 use phoned_proto::conference::Roster;
 use phoned_proto::media::MediaFrame;
-use phoned_proto::{Event, Number, Request, Response};
+use phoned_proto::{Event, Request, Response};
 use phoned_tests::client::{self, Client};
 use phoned_tests::process::RelayProcess;
+
+use phone_relay::store::Backend;
+
+#[path = "common/accounts.rs"]
+mod accounts;
 
 const BIN: &str = env!("CARGO_BIN_EXE_phone-relay");
 const PASSWORD: &str = "benchmark password";
@@ -256,27 +259,7 @@ fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    // Accounts made directly in the store with tiny Argon2id parameters: logins are not
-    // what this measures.
-    {
-        let store = phone_relay::store::Store::open(&phone_relay::store::Backend::Heed, &state, 64)
-            .unwrap();
-        let cheap = Argon2::new(
-            Algorithm::Argon2id,
-            Version::V0x13,
-            Params::new(8, 1, 1, None).unwrap(),
-        );
-        let hash = cheap
-            .hash_password(PASSWORD.as_bytes(), &SaltString::generate(&mut OsRng))
-            .unwrap()
-            .to_string();
-        for i in 0..accounts {
-            let n: Number = (200_000 + i).to_string().parse().unwrap();
-            store
-                .create_account(phone_relay::store::NewNumber::Exact(&n), "bench", &hash, 0)
-                .unwrap();
-        }
-    }
+    accounts::make(&Backend::Heed, &state, 64, 200_000, accounts, PASSWORD);
     let relay = RelayProcess::start(
         BIN.as_ref(),
         &state,

@@ -22,16 +22,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
-use argon2::{Algorithm, Argon2, Params, Version};
 use bytes::Bytes;
 use phoned_proto::call::CallPhase;
 use phoned_proto::media::MediaFrame;
-use phoned_proto::{Event, Number, Request, Response};
+use phoned_proto::{Event, Request, Response};
 use phoned_tests::client::{self, Client};
 use phoned_tests::join_all;
 use phoned_tests::process::RelayProcess;
 use smol::channel::{Receiver, Sender};
+
+use histogram::Histogram;
+use phone_relay::store::Backend;
+
+#[path = "common/accounts.rs"]
+mod accounts;
+#[path = "common/histogram.rs"]
+mod histogram;
 
 const BIN: &str = env!("CARGO_BIN_EXE_phone-relay");
 const PASSWORD: &str = "benchmark password";
@@ -44,65 +50,6 @@ const PACERS: usize = 8;
 /// Datagrams in flight per stream in the closed-loop ("as fast as it forwards") phase.
 const WINDOW: usize = 2;
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Delay histogram: 1 µs bins up to 20 ms, 1 ms bins up to 2 s, one overflow bin.
-struct Histogram {
-    bins: Vec<AtomicU64>,
-}
-
-const FINE_US: u64 = 20_000;
-const COARSE_MS: u64 = 2_000;
-
-impl Histogram {
-    fn new() -> Histogram {
-        let n = FINE_US + (COARSE_MS - FINE_US / 1000) + 1;
-        Histogram {
-            bins: (0..n).map(|_| AtomicU64::new(0)).collect(),
-        }
-    }
-
-    fn record(&self, us: u64) {
-        let bin = if us < FINE_US {
-            us
-        } else {
-            (FINE_US + us / 1000 - FINE_US / 1000).min(self.bins.len() as u64 - 1)
-        };
-        self.bins[bin as usize].fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn reset(&self) {
-        for b in &self.bins {
-            b.store(0, Ordering::Relaxed);
-        }
-    }
-
-    /// The `q` quantile in µs (lower edge of its bin).
-    fn quantile(&self, q: f64) -> f64 {
-        let counts: Vec<u64> = self
-            .bins
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
-        let total: u64 = counts.iter().sum();
-        if total == 0 {
-            return f64::NAN;
-        }
-        let rank = ((total as f64 * q).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (i, c) in counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                let i = i as u64;
-                return if i < FINE_US {
-                    i as f64
-                } else {
-                    ((i - FINE_US) * 1000 + FINE_US) as f64
-                };
-            }
-        }
-        f64::INFINITY
-    }
-}
 
 /// What the generator and the receivers share.
 struct State {
@@ -311,28 +258,7 @@ fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    // Accounts are made directly in the store. Their hash uses tiny Argon2id parameters
-    // (the relay verifies with the parameters in the stored hash), so the 2N logins cost
-    // no time: logins are not what this measures.
-    {
-        let store = phone_relay::store::Store::open(&phone_relay::store::Backend::Heed, &state, 64)
-            .unwrap();
-        let cheap = Argon2::new(
-            Algorithm::Argon2id,
-            Version::V0x13,
-            Params::new(8, 1, 1, None).unwrap(),
-        );
-        let hash = cheap
-            .hash_password(PASSWORD.as_bytes(), &SaltString::generate(&mut OsRng))
-            .unwrap()
-            .to_string();
-        for i in 0..2 * calls {
-            let n: Number = (100_000 + i).to_string().parse().unwrap();
-            store
-                .create_account(phone_relay::store::NewNumber::Exact(&n), "bench", &hash, 0)
-                .unwrap();
-        }
-    }
+    accounts::make(&Backend::Heed, &state, 64, 100_000, 2 * calls, PASSWORD);
     let relay = RelayProcess::start(
         BIN.as_ref(),
         &state,

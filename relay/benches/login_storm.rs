@@ -22,11 +22,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
-use argon2::{Algorithm, Argon2, Params, Version};
-use phoned_proto::{ErrorCode, Event, Number};
+use phoned_proto::{ErrorCode, Event};
 use phoned_tests::client::{self, Client};
 use phoned_tests::process::RelayProcess;
+
+#[path = "common/accounts.rs"]
+mod accounts;
 
 const BIN: &str = env!("CARGO_BIN_EXE_phone-relay");
 const PASSWORD: &str = "benchmark password";
@@ -84,24 +85,7 @@ fn main() {
         Some(u) => phone_relay::store::Backend::Postgres(u.parse().unwrap()),
         None => phone_relay::store::Backend::Heed,
     };
-    {
-        let store = phone_relay::store::Store::open(&backend, &state, 256).unwrap();
-        let cheap = Argon2::new(
-            Algorithm::Argon2id,
-            Version::V0x13,
-            Params::new(8, 1, 1, None).unwrap(),
-        );
-        let hash = cheap
-            .hash_password(PASSWORD.as_bytes(), &SaltString::generate(&mut OsRng))
-            .unwrap()
-            .to_string();
-        for i in 0..devices {
-            let n: Number = (100_000 + i).to_string().parse().unwrap();
-            store
-                .create_account(phone_relay::store::NewNumber::Exact(&n), "bench", &hash, 0)
-                .unwrap();
-        }
-    }
+    accounts::make(&backend, &state, 256, 100_000, devices, PASSWORD);
     let relay = RelayProcess::start(
         bin.as_ref(),
         &state,
