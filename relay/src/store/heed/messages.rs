@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use heed::RwTxn;
-use phoned_proto::{MessageId, StoredMessage};
+use phoned_proto::MessageId;
 use serde::{Deserialize, Serialize};
 
 use super::HeedStore;
@@ -36,20 +36,6 @@ fn usage_key(account: AccountId) -> String {
 pub(super) const META_NEXT_MESSAGE: &str = "next_message_id";
 
 impl HeedStore {
-    /// Stores a message for `to`, unless `client_id` from `from` was stored already.
-    /// Fails with `QuotaExceeded` if the recipient's waiting messages would pass `quota`
-    /// bytes.
-    pub fn store_message(
-        &self,
-        from: AccountId,
-        client_id: &str,
-        to: AccountId,
-        msg: StoredMessage,
-        quota: u64,
-    ) -> Result<Stored, StoreError> {
-        self.store_item(from, client_id, to, Item::Text(msg), quota)
-    }
-
     /// The message id stored earlier for `client_id` from `from`, if any.
     pub fn stored_id(
         &self,
@@ -80,8 +66,9 @@ impl HeedStore {
         Ok(self.meta.get(&rtxn, &usage_key(to))?.unwrap_or(0))
     }
 
-    /// Stores any inbox item (see [`HeedStore::store_message`]) in a write transaction of
-    /// its own.
+    /// Stores any inbox item, unless `client_id` from `from` was stored already, in a
+    /// write transaction of its own. Fails with `QuotaExceeded` if the recipient's waiting
+    /// items would pass `quota` bytes.
     pub fn store_item(
         &self,
         from: AccountId,
@@ -317,131 +304,5 @@ impl HeedStore {
         self.receipts
             .delete(wtxn, &pair(sender, &id.to_be_bytes()))?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn msg(text: &str) -> StoredMessage {
-        StoredMessage {
-            id: 0,
-            from_number: "1000".into(),
-            from_name: "A".into(),
-            text: text.into(),
-            sent_ms: 1,
-        }
-    }
-
-    #[test]
-    fn stored_until_delivered_then_a_receipt_waits() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = HeedStore::open(dir.path(), 16).unwrap();
-        let first = s.store_message(1, "c1", 2, msg("hello"), 1 << 20).unwrap();
-        assert!(matches!(first, Stored::New(_)));
-        assert_eq!(
-            s.store_message(1, "c1", 2, msg("hello"), 1 << 20).unwrap(),
-            Stored::Again(first.id())
-        );
-        let second = s
-            .store_message(1, "c2", 2, msg("again"), 1 << 20)
-            .unwrap()
-            .id();
-        let texts: Vec<_> = s
-            .pending_messages(2)
-            .unwrap()
-            .into_iter()
-            .map(|m| match m {
-                Item::Text(m) => m.text,
-                Item::File(f) => f.name,
-            })
-            .collect();
-        assert_eq!(texts, ["hello", "again"]);
-        assert!(s.pending_messages(1).unwrap().is_empty());
-        assert!(matches!(
-            s.deliver_message(2, first.id()).unwrap(),
-            Some((1, c, Item::Text(_))) if c == "c1"
-        ));
-        assert_eq!(s.deliver_message(2, first.id()).unwrap(), None);
-        assert_eq!(s.pending_messages(2).unwrap().len(), 1);
-        assert_eq!(
-            s.pending_receipts(1).unwrap(),
-            [(first.id(), "c1".to_string())]
-        );
-        s.drop_receipt(1, first.id()).unwrap();
-        assert!(s.pending_receipts(1).unwrap().is_empty());
-        // A retry after delivery is still recognised.
-        assert_eq!(
-            s.store_message(1, "c1", 2, msg("hello"), 1 << 20).unwrap(),
-            Stored::Again(first.id())
-        );
-        let _ = second;
-    }
-
-    #[test]
-    fn the_total_of_all_mailboxes_follows_stores_and_deliveries() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = HeedStore::open(dir.path(), 16).unwrap();
-        assert_eq!(s.mailbox_bytes_total().unwrap(), 0);
-        let a = s.store_message(1, "a", 2, msg("to two"), 1 << 20).unwrap();
-        s.store_message(1, "b", 3, msg("to three"), 1 << 20)
-            .unwrap();
-        let both = s.mailbox_bytes(2).unwrap() + s.mailbox_bytes(3).unwrap();
-        assert!(both > 0);
-        assert_eq!(s.mailbox_bytes_total().unwrap(), both);
-        s.deliver_message(2, a.id()).unwrap();
-        assert_eq!(
-            s.mailbox_bytes_total().unwrap(),
-            s.mailbox_bytes(3).unwrap()
-        );
-    }
-
-    #[test]
-    fn pending_after_gives_the_inbox_above_a_cursor_in_id_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = HeedStore::open(dir.path(), 16).unwrap();
-        let ids: Vec<_> = (0..4)
-            .map(|i| {
-                s.store_message(1, &format!("c{i}"), 2, msg(&format!("m{i}")), 1 << 20)
-                    .unwrap()
-                    .id()
-            })
-            .collect();
-        // Another recipient's mail never shows.
-        s.store_message(1, "x", 3, msg("other"), 1 << 20).unwrap();
-        s.deliver_message(2, ids[2]).unwrap();
-        let after = |cursor| -> Vec<MessageId> {
-            s.pending_after(2, cursor, usize::MAX)
-                .unwrap()
-                .iter()
-                .map(Item::id)
-                .collect()
-        };
-        assert_eq!(after(0), [ids[0], ids[1], ids[3]]);
-        assert_eq!(after(ids[1]), [ids[3]]);
-        assert!(after(ids[3]).is_empty());
-        assert!(after(u64::MAX).is_empty());
-        assert_eq!(s.pending_after(2, 0, 2).unwrap().len(), 2, "a limited read");
-    }
-
-    #[test]
-    fn the_mailbox_quota_counts_waiting_messages_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = HeedStore::open(dir.path(), 16).unwrap();
-        let quota = 200;
-        let id = s
-            .store_message(1, "a", 2, msg(&"x".repeat(100)), quota)
-            .unwrap()
-            .id();
-        assert!(matches!(
-            s.store_message(1, "b", 2, msg(&"x".repeat(100)), quota),
-            Err(StoreError::QuotaExceeded)
-        ));
-        s.deliver_message(2, id).unwrap();
-        assert!(
-            s.store_message(1, "b", 2, msg(&"x".repeat(100)), quota)
-                .is_ok()
-        );
     }
 }
