@@ -128,7 +128,7 @@ impl Store {
     }
 
     pub fn set_display_name(&self, id: AccountId, name: &str) -> Result<Account, StoreError> {
-        each!(self, s => s.set_display_name(id, name))
+        self.update(id, |a| a.display_name = name.to_owned())
     }
 
     /// Replaces the password hash; with `revoke`, live sessions of the account are closed.
@@ -138,12 +138,32 @@ impl Store {
         hash: &str,
         revoke: bool,
     ) -> Result<Account, StoreError> {
-        each!(self, s => s.set_password_hash(id, hash, revoke))
+        self.update(id, |a| {
+            a.password_hash = hash.to_owned();
+            if revoke {
+                a.epoch = a.epoch.wrapping_add(1);
+            }
+        })
     }
 
     /// Disables or enables an account; disabling closes its live sessions.
     pub fn set_disabled(&self, id: AccountId, disabled: bool) -> Result<Account, StoreError> {
-        each!(self, s => s.set_disabled(id, disabled))
+        self.update(id, |a| {
+            if disabled && !a.disabled {
+                a.epoch = a.epoch.wrapping_add(1);
+            }
+            a.disabled = disabled;
+        })
+    }
+
+    /// Reads, changes and writes one account in a single transaction (bumping the
+    /// revision); the rules of each change above are the same for every backend.
+    fn update(
+        &self,
+        id: AccountId,
+        change: impl FnOnce(&mut Account),
+    ) -> Result<Account, StoreError> {
+        each!(self, s => s.update(id, change))
     }
 
     /// Records when the account was last online. Does not bump the revision.

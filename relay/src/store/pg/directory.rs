@@ -162,7 +162,7 @@ impl PgStore {
     }
 
     /// Reads, changes and writes one account in a single transaction (the row locked).
-    fn update(
+    pub(in crate::store) fn update(
         &self,
         id: AccountId,
         change: impl FnOnce(&mut Account),
@@ -226,35 +226,6 @@ impl PgStore {
         tx.execute(&bump, &[])?;
         tx.commit()?;
         Ok(account(&row))
-    }
-
-    pub fn set_display_name(&self, id: AccountId, name: &str) -> Result<Account, StoreError> {
-        self.update(id, |a| a.display_name = name.to_owned())
-    }
-
-    /// Replaces the password hash; with `revoke`, live sessions of the account are closed.
-    pub fn set_password_hash(
-        &self,
-        id: AccountId,
-        hash: &str,
-        revoke: bool,
-    ) -> Result<Account, StoreError> {
-        self.update(id, |a| {
-            a.password_hash = hash.to_owned();
-            if revoke {
-                a.epoch = a.epoch.wrapping_add(1);
-            }
-        })
-    }
-
-    /// Disables or enables an account; disabling closes its live sessions.
-    pub fn set_disabled(&self, id: AccountId, disabled: bool) -> Result<Account, StoreError> {
-        self.update(id, |a| {
-            if disabled && !a.disabled {
-                a.epoch = a.epoch.wrapping_add(1);
-            }
-            a.disabled = disabled;
-        })
     }
 
     /// Records when the account was last online. Does not bump the revision.
