@@ -245,15 +245,22 @@ pub async fn list(conn: &Connection, json: bool, stats: bool) -> Result<(), Fail
     let mut human = String::new();
     for p in paths {
         let c = call(conn, p.clone()).await?;
-        let (state, remote_held, direction, number, name, reason, audio) = (
-            c.state().await?,
-            c.remote_held().await?,
-            c.direction().await?,
-            c.remote_number().await?,
-            c.remote_name().await?,
-            c.reason().await?,
-            c.audio_error().await?,
-        );
+        // A call that ended between the listing and now has no object left to read.
+        let read = async {
+            Ok::<_, zbus::Error>((
+                c.state().await?,
+                c.remote_held().await?,
+                c.direction().await?,
+                c.remote_number().await?,
+                c.remote_name().await?,
+                c.reason().await?,
+                c.audio_error().await?,
+            ))
+        };
+        let (state, remote_held, direction, number, name, reason, audio) = match read.await {
+            Err(e) if gone(&e) => continue,
+            read => read?,
+        };
         human.push_str(&format!(
             "{:<4} {:<9} {direction:<9} {number:<16} {name}\n",
             short(p.as_str()),
@@ -276,6 +283,17 @@ pub async fn list(conn: &Connection, json: bool, stats: bool) -> Result<(), Fail
         human.push_str("no calls");
     }
     print(json, json!(rows), human.trim_end())
+}
+
+/// Whether `e` says the object is not (or no longer) there.
+fn gone(e: &zbus::Error) -> bool {
+    match e {
+        zbus::Error::MethodError(name, _, _) => {
+            name.as_str() == "org.freedesktop.DBus.Error.UnknownObject"
+        }
+        zbus::Error::FDO(e) => matches!(**e, zbus::fdo::Error::UnknownObject(_)),
+        _ => false,
+    }
 }
 
 /// A call's state as `phonectl calls` shows it: the other side's hold is said in words.
