@@ -1,13 +1,13 @@
 //! The part of libpulse's C API the `pulse` backend uses, loaded at run time.
 //!
-//! Why not link it: linking libpulse-simple put 26 more shared libraries into every daemon
-//! and 2.8 MiB on its idle RSS, also on devices that have no sound server at all
-//! (`docs/benchmarks.md`). Here `libpulse-simple.so.0` and `libpulse.so.0` are opened
-//! with `dlopen` the first time the pulse backend is used (or its devices listed), once
-//! per process, and stay loaded: [`Lib::get`].
+//! Why not link it: linking libpulse put 26 more shared libraries into every daemon and
+//! 2.8 MiB on its idle RSS, also on devices that have no sound server at all
+//! (`docs/benchmarks.md`). Here `libpulse.so.0` is opened with `dlopen` the first time the
+//! pulse backend is used (or its devices listed), once per process, and stays loaded:
+//! [`Lib::get`].
 //!
 //! Owns the symbol table and the `repr(C)` types, laid out as in libpulse's headers
-//! (`pulse/simple.h`, `pulse/sample.h`, `pulse/def.h`, `pulse/introspect.h`,
+//! (`pulse/stream.h`, `pulse/sample.h`, `pulse/def.h`, `pulse/introspect.h`,
 //! `pulse/context.h`, `pulse/mainloop.h`). Of `pa_sink_info` and `pa_source_info` only the
 //! stable prefix (name, index, description) is declared: the structs are only ever read
 //! through pointers libpulse hands out, never allocated here, so the tail may grow.
@@ -18,8 +18,7 @@ use std::sync::OnceLock;
 use libloading::Library;
 use thiserror::Error;
 
-/// The sonames loaded: what Debian's `libpulse0` ships.
-pub const SIMPLE_SONAME: &str = "libpulse-simple.so.0";
+/// The soname loaded: what Debian's `libpulse0` ships.
 pub const PULSE_SONAME: &str = "libpulse.so.0";
 
 /// libpulse could not be loaded (not installed, or too old to have a symbol we need).
@@ -32,9 +31,14 @@ pub struct LoadError {
 
 /// `pa_sample_format_t`: signed 16-bit little endian.
 pub const PA_SAMPLE_S16LE: c_int = 3;
-/// `pa_stream_direction_t`.
-pub const PA_STREAM_PLAYBACK: c_int = 1;
-pub const PA_STREAM_RECORD: c_int = 2;
+/// `pa_stream_state_t`.
+pub const PA_STREAM_READY: c_int = 2;
+pub const PA_STREAM_FAILED: c_int = 3;
+pub const PA_STREAM_TERMINATED: c_int = 4;
+/// `pa_stream_flags_t`: let the server size its device latency from the buffer attributes.
+pub const PA_STREAM_ADJUST_LATENCY: c_int = 0x2000;
+/// `pa_seek_mode_t`: append to what was written.
+pub const PA_SEEK_RELATIVE: c_int = 0;
 /// `pa_context_flags_t`: never start a server of our own.
 pub const PA_CONTEXT_NOAUTOSPAWN: c_int = 1;
 /// `pa_context_state_t`.
@@ -92,7 +96,7 @@ pub struct ServerInfoPrefix {
 
 /// Opaque libpulse objects.
 #[repr(C)]
-pub struct PaSimple {
+pub struct PaStream {
     _private: [u8; 0],
 }
 #[repr(C)]
@@ -118,27 +122,45 @@ pub type DeviceInfoCb =
 /// `pa_server_info_cb_t` with the prefix type.
 pub type ServerInfoCb = unsafe extern "C" fn(*mut PaContext, *const ServerInfoPrefix, *mut c_void);
 
-/// The functions used, copied out of the two libraries, which stay loaded for the life of
-/// the process (the `Library` values live in the same static).
+/// The functions used, copied out of the library, which stays loaded for the life of the
+/// process (the `Library` value lives in the same static).
 pub struct Lib {
-    _simple: Library,
     _pulse: Library,
-    pub simple_new: unsafe extern "C" fn(
-        server: *const c_char,
+    pub stream_new: unsafe extern "C" fn(
+        *mut PaContext,
         name: *const c_char,
-        dir: c_int,
-        dev: *const c_char,
-        stream_name: *const c_char,
         ss: *const SampleSpec,
         map: *const c_void,
+    ) -> *mut PaStream,
+    pub stream_connect_playback: unsafe extern "C" fn(
+        *mut PaStream,
+        dev: *const c_char,
         attr: *const BufferAttr,
-        error: *mut c_int,
-    ) -> *mut PaSimple,
-    pub simple_free: unsafe extern "C" fn(*mut PaSimple),
-    pub simple_read:
-        unsafe extern "C" fn(*mut PaSimple, data: *mut c_void, bytes: usize, *mut c_int) -> c_int,
-    pub simple_write:
-        unsafe extern "C" fn(*mut PaSimple, data: *const c_void, bytes: usize, *mut c_int) -> c_int,
+        flags: c_int,
+        volume: *const c_void,
+        sync_stream: *mut PaStream,
+    ) -> c_int,
+    pub stream_connect_record: unsafe extern "C" fn(
+        *mut PaStream,
+        dev: *const c_char,
+        attr: *const BufferAttr,
+        flags: c_int,
+    ) -> c_int,
+    pub stream_get_state: unsafe extern "C" fn(*const PaStream) -> c_int,
+    pub stream_peek:
+        unsafe extern "C" fn(*mut PaStream, data: *mut *const c_void, bytes: *mut usize) -> c_int,
+    pub stream_drop: unsafe extern "C" fn(*mut PaStream) -> c_int,
+    pub stream_writable_size: unsafe extern "C" fn(*const PaStream) -> usize,
+    pub stream_write: unsafe extern "C" fn(
+        *mut PaStream,
+        data: *const c_void,
+        bytes: usize,
+        free_cb: *const c_void,
+        offset: i64,
+        seek: c_int,
+    ) -> c_int,
+    pub stream_disconnect: unsafe extern "C" fn(*mut PaStream) -> c_int,
+    pub stream_unref: unsafe extern "C" fn(*mut PaStream),
     pub strerror: unsafe extern "C" fn(c_int) -> *const c_char,
     pub mainloop_new: unsafe extern "C" fn() -> *mut PaMainloop,
     pub mainloop_free: unsafe extern "C" fn(*mut PaMainloop),
@@ -174,13 +196,13 @@ impl Lib {
     /// libraries do not appear while the daemon runs.
     pub fn get() -> Result<&'static Lib, LoadError> {
         static LIB: OnceLock<Result<Lib, LoadError>> = OnceLock::new();
-        LIB.get_or_init(|| Lib::load(SIMPLE_SONAME, PULSE_SONAME))
+        LIB.get_or_init(|| Lib::load(PULSE_SONAME))
             .as_ref()
             .map_err(Clone::clone)
     }
 
-    /// Loads the two libraries by these names (tests use names that do not exist).
-    pub fn load(simple_soname: &str, pulse_soname: &str) -> Result<Lib, LoadError> {
+    /// Loads the library by this name (tests use names that do not exist).
+    pub fn load(pulse_soname: &str) -> Result<Lib, LoadError> {
         let open = |name: &str| {
             // SAFETY: loading libpulse runs its ELF initialisers, which only set up
             // libpulse's own state; it has no initialiser that conflicts with ours.
@@ -190,17 +212,22 @@ impl Lib {
             })
         };
         let pulse = open(pulse_soname)?;
-        let simple = open(simple_soname)?;
         macro_rules! sym {
             ($lib:expr, $libname:expr, $name:literal) => {
                 symbol(&$lib, $libname, concat!($name, "\0"))?
             };
         }
         Ok(Lib {
-            simple_new: sym!(simple, simple_soname, "pa_simple_new"),
-            simple_free: sym!(simple, simple_soname, "pa_simple_free"),
-            simple_read: sym!(simple, simple_soname, "pa_simple_read"),
-            simple_write: sym!(simple, simple_soname, "pa_simple_write"),
+            stream_new: sym!(pulse, pulse_soname, "pa_stream_new"),
+            stream_connect_playback: sym!(pulse, pulse_soname, "pa_stream_connect_playback"),
+            stream_connect_record: sym!(pulse, pulse_soname, "pa_stream_connect_record"),
+            stream_get_state: sym!(pulse, pulse_soname, "pa_stream_get_state"),
+            stream_peek: sym!(pulse, pulse_soname, "pa_stream_peek"),
+            stream_drop: sym!(pulse, pulse_soname, "pa_stream_drop"),
+            stream_writable_size: sym!(pulse, pulse_soname, "pa_stream_writable_size"),
+            stream_write: sym!(pulse, pulse_soname, "pa_stream_write"),
+            stream_disconnect: sym!(pulse, pulse_soname, "pa_stream_disconnect"),
+            stream_unref: sym!(pulse, pulse_soname, "pa_stream_unref"),
             strerror: sym!(pulse, pulse_soname, "pa_strerror"),
             mainloop_new: sym!(pulse, pulse_soname, "pa_mainloop_new"),
             mainloop_free: sym!(pulse, pulse_soname, "pa_mainloop_free"),
@@ -224,7 +251,6 @@ impl Lib {
             operation_get_state: sym!(pulse, pulse_soname, "pa_operation_get_state"),
             operation_cancel: sym!(pulse, pulse_soname, "pa_operation_cancel"),
             operation_unref: sym!(pulse, pulse_soname, "pa_operation_unref"),
-            _simple: simple,
             _pulse: pulse,
         })
     }
@@ -291,12 +317,9 @@ mod tests {
 
     #[test]
     fn a_missing_library_is_a_typed_error_naming_it() {
-        let err = Lib::load(
-            "libphoned-no-such-simple.so.0",
-            "libphoned-no-such-pulse.so.0",
-        )
-        .err()
-        .expect("these libraries do not exist");
+        let err = Lib::load("libphoned-no-such-pulse.so.0")
+            .err()
+            .expect("these libraries do not exist");
         assert_eq!(err.library, "libphoned-no-such-pulse.so.0");
         let text = err.to_string();
         assert!(
@@ -308,9 +331,7 @@ mod tests {
     #[test]
     fn a_library_without_the_symbols_names_the_missing_symbol() {
         // libc is always there and has none of libpulse's functions.
-        let err = Lib::load("libc.so.6", "libc.so.6")
-            .err()
-            .expect("libc is not libpulse");
+        let err = Lib::load("libc.so.6").err().expect("libc is not libpulse");
         assert!(err.reason.contains("pa_"), "{err}");
     }
 }

@@ -1,4 +1,4 @@
-//! One direction's link to the server: the `pa_simple` stream a device thread reads or
+//! One direction's link to the server: the stream a device thread reads or
 //! writes, on which device, and what happens when that changes. Owned by the device
 //! thread (after the first open, which the backend does so that errors reach the caller).
 //!
@@ -16,13 +16,15 @@ use std::time::{Duration, Instant};
 use super::ffi::{Lib, PaError};
 use super::introspect::{Devices, Introspector};
 use super::matching;
-use super::simple::{Params, Simple, StreamDirection};
-use super::{CLIENT_NAME, RATE, buffer_attr};
+use super::stream::{Params, Stream, StreamDirection};
+use super::{RATE, buffer_attr};
 use crate::audio::backend::counters::StreamCounters;
 use crate::audio::backend::error::{AudioError, Direction};
 
 /// How long a device listing may take before it counts as failed (a frozen server).
 pub const LIST_TIMEOUT: Duration = Duration::from_millis(300);
+/// How long opening a stream may take (connecting included) before it counts as failed.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often a stream with no device tries again.
 const RETRY: Duration = Duration::from_secs(1);
 /// How finely a wait for the next try looks at the stop flag.
@@ -35,8 +37,8 @@ pub struct Link {
     direction: Direction,
     /// The configured name or description; `None`: the server's default.
     wanted: Option<String>,
-    simple: Option<Simple>,
-    /// The device `simple` was opened on, by name and index; `None`: the default. The
+    stream: Option<Stream>,
+    /// The device `stream` was opened on, by name and index; `None`: the default. The
     /// index tells a device that went and came back (the server moved the stream away
     /// meanwhile) from one that stayed.
     on: Option<(String, u32)>,
@@ -64,7 +66,7 @@ impl Link {
             lib,
             direction,
             wanted: wanted.clone(),
-            simple: None,
+            stream: None,
             on: None,
             introspector: None,
             failing: false,
@@ -83,7 +85,7 @@ impl Link {
             link.on = Some((found.name.clone(), found.index));
             link.introspector = Some(introspector);
         }
-        link.simple = Some(open_simple(lib, direction, link.on_name()).map_err(server_error)?);
+        link.stream = Some(open_stream(lib, direction, link.on_name()).map_err(server_error)?);
         Ok(link)
     }
 
@@ -97,14 +99,14 @@ impl Link {
     }
 
     /// The stream, while there is one.
-    pub fn stream(&self) -> Option<&Simple> {
-        self.simple.as_ref()
+    pub fn stream(&mut self) -> Option<&mut Stream> {
+        self.stream.as_mut()
     }
 
     /// The stream failed: reopen at once where possible (a device switch), else report
     /// the problem once and leave the rest to [`Link::retry`].
     pub fn lost(&mut self, counters: &StreamCounters, error: PaError) {
-        self.simple = None;
+        self.stream = None;
         counters.add_device_error();
         match self.reopen() {
             Ok(()) => tracing::info!(direction = %self.direction, device = self.device(),
@@ -165,9 +167,9 @@ impl Link {
             return;
         }
         let name = target.as_ref().map(|(name, _)| name.as_str());
-        match open_simple(self.lib, self.direction, name) {
-            Ok(simple) => {
-                self.simple = Some(simple);
+        match open_stream(self.lib, self.direction, name) {
+            Ok(stream) => {
+                self.stream = Some(stream);
                 let from = std::mem::replace(&mut self.on, target);
                 // With the index: a device that came back has the same name.
                 let label = |on: &Option<(String, u32)>| {
@@ -209,7 +211,7 @@ impl Link {
         // When the devices cannot be listed, the default is the best guess.
         let target = self.target().unwrap_or(None);
         let name = target.as_ref().map(|(name, _)| name.as_str());
-        self.simple = Some(open_simple(self.lib, self.direction, name)?);
+        self.stream = Some(open_stream(self.lib, self.direction, name)?);
         self.on = target;
         Ok(())
     }
@@ -235,19 +237,18 @@ pub fn of(direction: Direction, devices: &Devices) -> &[super::introspect::Devic
     }
 }
 
-fn open_simple(
+fn open_stream(
     lib: &'static Lib,
     direction: Direction,
     device: Option<&str>,
-) -> Result<Simple, PaError> {
+) -> Result<Stream, PaError> {
     let (stream_direction, stream) = match direction {
         Direction::Capture => (StreamDirection::Record, "call microphone"),
         Direction::Playback => (StreamDirection::Playback, "call speaker"),
     };
-    Simple::new(
+    Stream::open(
         lib,
         &Params {
-            client: CLIENT_NAME,
             stream,
             direction: stream_direction,
             device,
@@ -255,5 +256,6 @@ fn open_simple(
             channels: 1,
             attr: buffer_attr(direction),
         },
+        Instant::now() + OPEN_TIMEOUT,
     )
 }

@@ -1,18 +1,20 @@
 //! The `pulse` backend: a PulseAudio-protocol server (PulseAudio itself, or PipeWire's
-//! `pipewire-pulse`) through libpulse's simple API.
+//! `pipewire-pulse`) through libpulse, each stream on a connection its device thread
+//! drives itself.
 //!
 //! Why it exists beside `cpal`: cpal's ALSA host through the pulse ALSA plugin busy-loops
 //! (the plugin's poll descriptor reports ready while less than a period is available, cpal
 //! polls again at once), burning half a core per daemon and starving the stream. Here each
-//! direction is one thread that blocks in `pa_simple_read`/`pa_simple_write` for 10 ms
-//! (capture) or 20 ms (playback) blocks, so the server paces it: 100 and 50 wake-ups a
-//! second. The threads only convert between 16-bit blocks and the same lock-free mono
+//! direction is one thread that blocks in its own connection's `poll` until the server
+//! brings a 20 ms capture fragment or asks for 10 ms of playback, so the server paces it. The threads only convert between 16-bit blocks and the same lock-free mono
 //! `f32` rings the other backends use; blocking is fine there because the rings, not the
 //! threads, face the daemon.
 //!
 //! libpulse is not linked: [`ffi`] loads it the first time this backend is used, so a
 //! daemon on a device without a sound server never maps it. The parts:
-//! - [`ffi`]: the symbol table and C types; [`simple`]: one `pa_simple` stream;
+//! - [`ffi`]: the symbol table and C types; [`connection`]: a context on a mainloop its
+//!   owner iterates; [`stream`]: one stream on a connection of its own, read or written
+//!   blocking;
 //! - [`introspect`]: the server's sinks, sources and defaults; [`matching`]: which of
 //!   them the config names (server name, else description);
 //! - [`link`]: a direction's stream and the device it is on, following a named device
@@ -22,11 +24,12 @@
 //! [`server_reachable`] tells whether a server is there to use: `open` picks this backend
 //! for the default `cpal` configuration when it is and libpulse loads.
 
+mod connection;
 mod ffi;
 mod introspect;
 mod link;
 mod matching;
-mod simple;
+mod stream;
 mod thread;
 
 use std::path::Path;
@@ -53,11 +56,12 @@ const BLOCK_BYTES: u32 = (BLOCK * 2) as u32;
 /// the device's block: the daemon then keeps that much queued. With 10 ms writes, two came
 /// back to back for one 20 ms request and the ring ran dry (seen with pipewire-pulse).
 const PLAY_BLOCK: usize = 2 * BLOCK;
-/// What this client is called in the server's stream lists (`pactl list sink-inputs`).
-const CLIENT_NAME: &str = "phoned";
+/// What this client is called in the server's client and stream lists (`pactl list
+/// clients`).
+const CLIENT_NAME_C: &std::ffi::CStr = c"phoned";
 
 /// Small server-side buffers: a 20 ms capture fragment, and 60 ms of playback latency in
-/// total (libpulse's simple API adjusts the device latency to these). Not smaller:
+/// total (with `PA_STREAM_ADJUST_LATENCY` the server sizes the device latency from these). Not smaller:
 /// timer-driven devices (null sinks, their monitors) woken every 10 ms on a loaded machine
 /// were seen to fall behind real time and drop the lost time.
 ///

@@ -1,5 +1,5 @@
-//! The device threads: one per direction, blocking in `pa_simple_read`/`pa_simple_write`
-//! so that the server paces them, moving 16-bit blocks between the stream and the ring.
+//! The device threads: one per direction, blocking in their stream's read or write so
+//! that the server paces them, moving 16-bit blocks between the stream and the ring.
 //! The ring is the thread's for its whole life: when the [`Link`] changes device or
 //! reconnects, the daemon's side of the ring notices nothing.
 //!
@@ -44,11 +44,11 @@ pub fn capture_loop(
     let mut samples = [0i16; BLOCK];
     let mut blocks = 0u32;
     while !stop.load(Ordering::Relaxed) {
-        let Some(simple) = link.stream() else {
+        let Some(stream) = link.stream() else {
             link.retry(counters, stop);
             continue;
         };
-        if let Err(e) = simple.read(&mut bytes) {
+        if let Err(e) = stream.read(&mut bytes) {
             link.lost(counters, e);
             continue;
         }
@@ -82,7 +82,7 @@ pub fn playback_loop(
     let mut primed = false;
     let mut blocks = 0u32;
     while !stop.load(Ordering::Relaxed) {
-        let Some(simple) = link.stream() else {
+        let Some(stream) = link.stream() else {
             link.retry(counters, stop);
             continue;
         };
@@ -95,7 +95,7 @@ pub fn playback_loop(
         for (b, s) in bytes.chunks_exact_mut(2).zip(samples) {
             b.copy_from_slice(&s.to_le_bytes());
         }
-        if let Err(e) = simple.write(&bytes) {
+        if let Err(e) = stream.write(&bytes) {
             link.lost(counters, e);
             continue;
         }
