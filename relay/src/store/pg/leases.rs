@@ -11,8 +11,6 @@
 
 use std::time::Duration;
 
-use postgres::NoTls;
-
 use super::{PgStore, big, prepared};
 use crate::store::{AccountId, StoreError};
 
@@ -138,7 +136,7 @@ impl PgStore {
     /// A connection of its own that listens on the cluster's channels, for the thread
     /// that waits for notifications.
     pub fn listen(&self) -> Result<postgres::Client, StoreError> {
-        let mut client = self.pool.config.connect(NoTls)?;
+        let mut client = self.pool.config.connect()?;
         client.batch_execute(&format!(
             "LISTEN {PRESENCE}; LISTEN {INBOX}; LISTEN {RECEIPTS};"
         ))?;

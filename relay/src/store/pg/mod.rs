@@ -21,6 +21,7 @@ mod import;
 pub mod leases;
 mod messages;
 pub mod schema;
+mod tls;
 
 pub use blobs::CHUNK as BLOB_CHUNK;
 pub use import::Imported;
@@ -32,6 +33,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use postgres::{GenericClient, NoTls, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::StoreError;
 
@@ -41,9 +43,23 @@ pub const POOL_SIZE: usize = 16;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A PostgreSQL connection URL (`postgres://user:password@host:port/db?options`, a unix
-/// socket directory percent-encoded as the host). Shown without its password.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Url(String);
+/// socket directory percent-encoded as the host), with its TLS connector when it asks for
+/// TLS ([`tls`]). Shown without its password.
+#[derive(Clone)]
+pub struct Url {
+    text: String,
+    /// What `postgres::Config` reads: `text` without our TLS parameters.
+    pg: String,
+    tls: Option<MakeRustlsConnect>,
+}
+
+impl PartialEq for Url {
+    fn eq(&self, other: &Url) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Url {}
 
 impl FromStr for Url {
     type Err = String;
@@ -52,37 +68,78 @@ impl FromStr for Url {
         if !(s.starts_with("postgres://") || s.starts_with("postgresql://")) {
             return Err(format!(
                 "{:?} is not a PostgreSQL URL like postgres://phone-relay@localhost/phone",
-                Url(s.to_owned()).to_string()
+                Redacted(s).to_string()
             ));
         }
-        postgres::Config::from_str(s).map_err(|e| e.to_string())?;
-        Ok(Url(s.to_owned()))
+        let wanted = tls::split(s)?;
+        postgres::Config::from_str(&wanted.url).map_err(|e| e.to_string())?;
+        Ok(Url {
+            text: s.to_owned(),
+            pg: wanted.url,
+            tls: wanted
+                .tls
+                .map(|roots| tls::connector(roots.as_deref()))
+                .transpose()?,
+        })
     }
 }
 
 impl Url {
     /// The URL as given, password included (for connecting, never for logs).
     pub fn secret(&self) -> &str {
-        &self.0
+        &self.text
     }
 
-    fn config(&self) -> Result<postgres::Config, StoreError> {
+    /// Whether connections go over TLS (the URL requires it).
+    pub fn tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    fn target(&self) -> Result<Target, StoreError> {
         let mut config =
-            postgres::Config::from_str(&self.0).map_err(|e| StoreError::Schema(e.to_string()))?;
+            postgres::Config::from_str(&self.pg).map_err(|e| StoreError::Schema(e.to_string()))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         if config.get_application_name().is_none() {
             config.application_name("phone-relay");
         }
-        Ok(config)
+        Ok(Target {
+            config,
+            tls: self.tls.clone(),
+        })
     }
 }
+
+/// Where and how to connect.
+pub(crate) struct Target {
+    config: postgres::Config,
+    tls: Option<MakeRustlsConnect>,
+}
+
+impl Target {
+    /// A new connection, over TLS when the URL asked for it.
+    pub(crate) fn connect(&self) -> Result<postgres::Client, postgres::Error> {
+        match &self.tls {
+            Some(tls) => self.config.connect(tls.clone()),
+            None => self.config.connect(NoTls),
+        }
+    }
+}
+
+/// A URL shown without its password.
+struct Redacted<'a>(&'a str);
 
 impl fmt::Display for Url {
     /// The URL with any password replaced by `***`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = &self.0;
+        Redacted(&self.text).fmt(f)
+    }
+}
+
+impl fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
         let Some(scheme_end) = s.find("://").map(|i| i + 3) else {
             return f.write_str(s);
         };
@@ -117,8 +174,8 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    fn open(config: &postgres::Config) -> Result<Conn, StoreError> {
-        let client = config.connect(NoTls)?;
+    fn open(target: &Target) -> Result<Conn, StoreError> {
+        let client = target.connect()?;
         Ok(Conn {
             client,
             statements: HashMap::new(),
@@ -148,7 +205,7 @@ struct PoolState {
 }
 
 struct Pool {
-    config: postgres::Config,
+    config: Target,
     state: Mutex<PoolState>,
     freed: Condvar,
 }
@@ -239,7 +296,7 @@ impl PgStore {
     pub fn open(url: &Url) -> Result<PgStore, StoreError> {
         let store = PgStore {
             pool: Arc::new(Pool {
-                config: url.config()?,
+                config: url.target()?,
                 state: Mutex::new(PoolState {
                     idle: Vec::new(),
                     open: 0,
