@@ -5,7 +5,7 @@
 use crate::config::Config;
 
 /// Keys that cannot change under a running relay (the sockets and the open database).
-pub const RESTART_KEYS: [&str; 9] = [
+pub const RESTART_KEYS: [&str; 10] = [
     "listen",
     "state_dir",
     "map_size_mib",
@@ -15,6 +15,7 @@ pub const RESTART_KEYS: [&str; 9] = [
     "media_advertise_port",
     "media_threads",
     "relay_id",
+    "cluster_advertise",
 ];
 
 /// The outcome of a reload.
@@ -72,6 +73,7 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
         media_advertise_port: _,
         media_threads: _,
         relay_id: _,
+        cluster_advertise: _,
     } = old;
     let mut out = Reloaded::default();
     let mut live = |key: &'static str, changed: bool| {
@@ -163,6 +165,10 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
     if old.media_threads != new.media_threads {
         out.needs_restart.push("media_threads");
         new.media_threads = old.media_threads;
+    }
+    if old.cluster_advertise != new.cluster_advertise {
+        out.needs_restart.push("cluster_advertise");
+        new.cluster_advertise = old.cluster_advertise;
     }
     if old.relay_id != new.relay_id {
         out.needs_restart.push("relay_id");
