@@ -307,8 +307,9 @@ fn handle(
                         },
                     )]
                 });
-            tracing::debug_span!("call", call, caller = sid)
-                .in_scope(|| tracing::debug!(rings = ringing(&actions), "dialled from another relay"));
+            tracing::debug_span!("call", call, caller = sid).in_scope(|| {
+                tracing::debug!(rings = ringing(&actions), "dialled from another relay")
+            });
             let _ = reply.try_send(actions);
         }
         Command::Op { sid, op, reply } => {

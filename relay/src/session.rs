@@ -484,7 +484,12 @@ async fn forward_media(conn: quinn::Connection, peer: Arc<Peer>, shared: Arc<Sha
 
 /// Forwards one media datagram from `peer` along its routes, by the media plane when the
 /// relay has one, and counts what became of it.
-pub(crate) fn forward_counted(shared: &Shared, peer: &Peer, datagram: &[u8], scratch: &mut Scratch) {
+pub(crate) fn forward_counted(
+    shared: &Shared,
+    peer: &Peer,
+    datagram: &[u8],
+    scratch: &mut Scratch,
+) {
     let now = crate::plane::now_ms();
     let forwarded = match &shared.media {
         Some(plane) => forward(peer, datagram, now, scratch, &mut plane.direct()),

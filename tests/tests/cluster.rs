@@ -310,7 +310,10 @@ fn a_call_between_relays_carries_both_tones_and_every_end_reason() {
     let a = c.tone_phone("A", &[0], 440.0);
     let b = c.tone_phone("B", &[1], 1000.0);
     let (na, nb) = (number(&a), number(&b));
-    assert_eq!((c.leases_of(&na), c.leases_of(&nb)), ("r1".into(), "r2".into()));
+    assert_eq!(
+        (c.leases_of(&na), c.leases_of(&nb)),
+        ("r1".into(), "r2".into())
+    );
     sees(&a, &[&nb]);
     sees(&b, &[&na]);
 
@@ -325,8 +328,14 @@ fn a_call_between_relays_carries_both_tones_and_every_end_reason() {
     let (a440, a1000) = c.heard("A");
     let (b440, b1000) = c.heard("B");
     eprintln!("A heard 440 {a440:.2e} 1000 {a1000:.2e}; B heard 440 {b440:.2e} 1000 {b1000:.2e}");
-    assert!(a1000 > 100.0 * a440 && a1000 > 1e-3, "A did not hear B's 1000 Hz");
-    assert!(b440 > 100.0 * b1000 && b440 > 1e-3, "B did not hear A's 440 Hz");
+    assert!(
+        a1000 > 100.0 * a440 && a1000 > 1e-3,
+        "A did not hear B's 1000 Hz"
+    );
+    assert!(
+        b440 > 100.0 * b1000 && b440 > 1e-3,
+        "B did not hear A's 440 Hz"
+    );
 
     // The caller hangs up: the callee's side ends too.
     let dialing = common::dial_bg(&a, &nb);

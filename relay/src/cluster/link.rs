@@ -26,7 +26,7 @@ use smol::channel::Receiver;
 
 use super::peer_tls::{self, PEER_SERVER_NAME};
 use super::xcall::{Leg, PeerMsg};
-use crate::calls::{CallAction, Caller, Callee};
+use crate::calls::{CallAction, Callee, Caller};
 use crate::cert::Identity;
 use crate::hub::SessionId;
 use crate::plane::forward::Scratch;
@@ -73,8 +73,8 @@ impl Links {
         advertise: Option<SocketAddr>,
     ) -> Result<Links, String> {
         let tls = peer_tls::client_tls(identity).map_err(|e| e.to_string())?;
-        let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-            .map_err(|e| e.to_string())?;
+        let quic =
+            quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| e.to_string())?;
         let mut client = quinn::ClientConfig::new(Arc::new(quic));
         let mut transport = quinn::TransportConfig::default();
         transport
@@ -112,20 +112,24 @@ impl Links {
         {
             return Some(l.clone());
         }
-        let connecting = match self
-            .endpoint
-            .connect_with(self.client.clone(), addr, PEER_SERVER_NAME)
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(%addr, "relay link: cannot connect: {e}");
-                return None;
-            }
-        };
-        let conn = smol::future::or(async { connecting.await.map_err(|e| e.to_string()) }, async {
-            smol::Timer::after(CONNECT_TIMEOUT).await;
-            Err("timed out".to_owned())
-        })
+        let connecting =
+            match self
+                .endpoint
+                .connect_with(self.client.clone(), addr, PEER_SERVER_NAME)
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(%addr, "relay link: cannot connect: {e}");
+                    return None;
+                }
+            };
+        let conn = smol::future::or(
+            async { connecting.await.map_err(|e| e.to_string()) },
+            async {
+                smol::Timer::after(CONNECT_TIMEOUT).await;
+                Err("timed out".to_owned())
+            },
+        )
         .await;
         let conn = match conn {
             Ok(c) => c,
@@ -175,7 +179,17 @@ pub(crate) async fn ring_remote(
             callee.display_name.clone(),
         );
         let (sid, peer, rx) = pseudo_session(shared, &link.conn);
-        smol::spawn(run_leg(shared.clone(), sid, peer, leg, send, recv, rx, link)).detach();
+        smol::spawn(run_leg(
+            shared.clone(),
+            sid,
+            peer,
+            leg,
+            send,
+            recv,
+            rx,
+            link,
+        ))
+        .detach();
         legs.push(sid);
     }
     legs
@@ -393,7 +407,9 @@ async fn run_leg_with(
                 }
                 events.compact();
                 if let Some(call) = leg.call() {
-                    lock(&link.calls).entry(call).or_insert_with(|| peer.clone());
+                    lock(&link.calls)
+                        .entry(call)
+                        .or_insert_with(|| peer.clone());
                 }
                 if !wire.is_empty() && send.write_all(&wire).await.is_err() {
                     break;

@@ -204,12 +204,11 @@ impl Leg {
                 _ => None,
             },
             // `by_peer` is the hold of the party on this relay, as the leg sees it.
-            Event::CallHold { call, by_peer, .. } if mine(call) => {
-                (self.local_held != *by_peer).then(|| {
+            Event::CallHold { call, by_peer, .. } if mine(call) => (self.local_held != *by_peer)
+                .then(|| {
                     self.local_held = *by_peer;
                     PeerMsg::Hold(*by_peer)
-                })
-            }
+                }),
             Event::CallDtmf { call, digits } if mine(call) => Some(PeerMsg::Dtmf(digits.clone())),
             _ => None,
         }

@@ -48,9 +48,8 @@ impl World {
         if local_b {
             sessions.insert(0, LOCAL_B);
         }
-        let (call, actions) = w
-            .a
-            .dial(
+        let (call, actions) =
+            w.a.dial(
                 0,
                 Caller {
                     session: CALLER,
@@ -263,7 +262,13 @@ fn a_call_between_relays_rings_there_is_answered_and_routes_media_both_ways() {
             from: CALLER
         }
     )));
-    assert!(w.routes.contains(&(false, CallAction::Unroute { call: id, from: DEV2 })));
+    assert!(w.routes.contains(&(
+        false,
+        CallAction::Unroute {
+            call: id,
+            from: DEV2
+        }
+    )));
     assert!(w.leg_a.done() && w.leg_b.as_ref().unwrap().done());
 }
 
@@ -347,9 +352,7 @@ fn hold_and_dtmf_cross_both_ways_without_echo() {
         w.seen
             .iter()
             .filter_map(|(s, e)| match e {
-                Event::CallHold {
-                    by_me, by_peer, ..
-                } if *s == sid => Some((*by_me, *by_peer)),
+                Event::CallHold { by_me, by_peer, .. } if *s == sid => Some((*by_me, *by_peer)),
                 _ => None,
             })
             .collect::<Vec<_>>()
@@ -419,7 +422,10 @@ fn a_taken_id_or_a_stranger_gets_nowhere() {
         b.dial_as(0, 77, caller(LEG_B + 1), callee()),
         Err(EndReason::Network)
     );
-    assert_eq!(b.dial_as(0, 0, caller(LEG_B + 1), callee()), Err(EndReason::Network));
+    assert_eq!(
+        b.dial_as(0, 0, caller(LEG_B + 1), callee()),
+        Err(EndReason::Network)
+    );
     // Only a party's leg may end the call.
     assert!(b.ended_by(DEV2, 77, EndReason::Hangup).is_err());
     // A leg's messages before its ring, or out of place, are refused.
@@ -445,7 +451,10 @@ fn a_taken_id_or_a_stranger_gets_nowhere() {
 fn oversized_texts_are_refused() {
     let body = postcard::to_allocvec(&PeerMsg::Dtmf("1".repeat(MAX_TEXT + 1))).unwrap();
     assert_eq!(PeerMsg::decode(&body), Err(LegError::TooLong("DTMF")));
-    assert!(matches!(PeerMsg::decode(&[0xff, 0xff]), Err(LegError::Decode(_))));
+    assert!(matches!(
+        PeerMsg::decode(&[0xff, 0xff]),
+        Err(LegError::Decode(_))
+    ));
 }
 
 proptest! {
