@@ -99,6 +99,9 @@ pub struct Caller {
     pub name: String,
 }
 
+/// Who a dial rings: the callee's account, its devices that ring, its number and name.
+type Ringing = (AccountId, Vec<SessionId>, (String, String));
+
 #[derive(Debug)]
 enum Phase {
     Ringing { deadline_ms: u64 },
@@ -234,11 +237,7 @@ impl Calls {
     }
 
     /// Who would ring for a dial from `caller` to `callee`, or why the dial fails.
-    fn check(
-        &self,
-        caller: &Caller,
-        callee: Callee,
-    ) -> Result<(AccountId, Vec<SessionId>, (String, String)), EndReason> {
+    fn check(&self, caller: &Caller, callee: Callee) -> Result<Ringing, EndReason> {
         let (callee_account, sessions, callee_who) = match callee {
             Callee::Unknown => return Err(EndReason::UnknownNumber),
             Callee::Account {

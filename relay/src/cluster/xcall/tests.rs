@@ -76,7 +76,7 @@ impl World {
             match action {
                 CallAction::Send(LEG_A, e) => {
                     if let Some(msg) = self.leg_a.event(&e) {
-                        self.to_b(msg);
+                        self.arrives_at_b(msg);
                     }
                 }
                 CallAction::Send(s, e) => self.seen.push((s, e)),
@@ -91,7 +91,7 @@ impl World {
                 CallAction::Send(LEG_B, e) => {
                     let leg = self.leg_b.as_mut().expect("leg on B");
                     if let Some(msg) = leg.event(&e) {
-                        self.to_a(msg);
+                        self.arrives_at_a(msg);
                     }
                 }
                 CallAction::Send(s, e) => self.seen.push((s, e)),
@@ -101,7 +101,7 @@ impl World {
     }
 
     /// A message arrives at relay B (encoded and decoded, as on the wire).
-    fn to_b(&mut self, msg: PeerMsg) {
+    fn arrives_at_b(&mut self, msg: PeerMsg) {
         let msg = wire(&msg);
         if let PeerMsg::Ring {
             call,
@@ -150,7 +150,7 @@ impl World {
         }
     }
 
-    fn to_a(&mut self, msg: PeerMsg) {
+    fn arrives_at_a(&mut self, msg: PeerMsg) {
         let op = self.leg_a.message(wire(&msg)).expect("taken");
         if let Some(op) = op {
             let actions = apply(&mut self.a, LEG_A, op);
