@@ -166,13 +166,13 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
         out.needs_restart.push("media_threads");
         new.media_threads = old.media_threads;
     }
-    if old.cluster_advertise != new.cluster_advertise {
-        out.needs_restart.push("cluster_advertise");
-        new.cluster_advertise = old.cluster_advertise;
-    }
     if old.relay_id != new.relay_id {
         out.needs_restart.push("relay_id");
         new.relay_id = old.relay_id.clone();
+    }
+    if old.cluster_advertise != new.cluster_advertise {
+        out.needs_restart.push("cluster_advertise");
+        new.cluster_advertise = old.cluster_advertise;
     }
     (new, out)
 }
@@ -242,11 +242,13 @@ mod tests {
             "listen = \"127.0.0.1:7001\"\nstate_dir = \"/b\"\nmap_size_mib = 64\n\
              allow_register = false\nmetrics_listen = \"127.0.0.1:9447\"\n\
              store = \"postgres://relay@localhost/phone\"\nrelay_id = \"r2\"\n\
-             media_listen = \"127.0.0.1:7100\"\nmedia_advertise_port = 7200\nmedia_threads = 2",
+             media_listen = \"127.0.0.1:7100\"\nmedia_advertise_port = 7200\nmedia_threads = 2\n\
+             cluster_advertise = \"10.0.0.2:7447\"",
         );
         let (run, r) = plan(&old, new);
         assert_eq!(r.needs_restart, RESTART_KEYS);
         assert_eq!(run.relay_id, None);
+        assert_eq!(run.cluster_advertise, None);
         assert_eq!(r.applied, ["allow_register"]);
         assert_eq!(run.listen, old.listen);
         assert_eq!(run.state_dir, old.state_dir);
