@@ -99,6 +99,9 @@ pub struct Caller {
     pub name: String,
 }
 
+/// Who a dial rings: the callee's account, its devices that ring, its number and name.
+type Ringing = (AccountId, Vec<SessionId>, (String, String));
+
 #[derive(Debug)]
 enum Phase {
     Ringing { deadline_ms: u64 },
@@ -210,6 +213,31 @@ impl Calls {
         caller: Caller,
         callee: Callee,
     ) -> Result<(CallId, Vec<CallAction>), EndReason> {
+        let (callee_account, ringing, callee_who) = self.check(&caller, callee)?;
+        let id = self.new_id();
+        let actions = self.place(now_ms, id, caller, callee_account, ringing, callee_who);
+        Ok((id, actions))
+    }
+
+    /// Places a call with the id another relay gave it (the callee's side of a call
+    /// between relays, [`crate::cluster::xcall`]): as [`Calls::dial`], and an id that is
+    /// taken here already ends it as `network` (odds 2⁻⁶⁴).
+    pub fn dial_as(
+        &mut self,
+        now_ms: u64,
+        id: CallId,
+        caller: Caller,
+        callee: Callee,
+    ) -> Result<Vec<CallAction>, EndReason> {
+        if id == 0 || self.calls.contains_key(&id) || self.rooms.contains(id) {
+            return Err(EndReason::Network);
+        }
+        let (callee_account, ringing, callee_who) = self.check(&caller, callee)?;
+        Ok(self.place(now_ms, id, caller, callee_account, ringing, callee_who))
+    }
+
+    /// Who would ring for a dial from `caller` to `callee`, or why the dial fails.
+    fn check(&self, caller: &Caller, callee: Callee) -> Result<Ringing, EndReason> {
         let (callee_account, sessions, callee_who) = match callee {
             Callee::Unknown => return Err(EndReason::UnknownNumber),
             Callee::Account {
@@ -235,7 +263,18 @@ impl Calls {
         if ringing.is_empty() {
             return Err(EndReason::Busy);
         }
-        let id = self.new_id();
+        Ok((callee_account, ringing, callee_who))
+    }
+
+    fn place(
+        &mut self,
+        now_ms: u64,
+        id: CallId,
+        caller: Caller,
+        callee_account: AccountId,
+        ringing: Vec<SessionId>,
+        callee_who: (String, String),
+    ) -> Vec<CallAction> {
         let mut actions = vec![state(caller.session, id, CallPhase::Ringing)];
         for &s in &ringing {
             actions.push(CallAction::Send(
@@ -262,7 +301,7 @@ impl Calls {
                 who: [(caller.number, caller.name), callee_who],
             },
         );
-        Ok((id, actions))
+        actions
     }
 
     /// A dial that ended before ringing: the call gets an id all the same, and the
@@ -349,6 +388,36 @@ impl Calls {
             return self.reject(sid, id, EndReason::Rejected);
         }
         Ok(self.end(id, EndReason::Hangup))
+    }
+
+    /// The party `sid` stands for ended the call with `reason` (a relay link: the other
+    /// relay's side of a call between relays ended, [`crate::cluster::xcall`]). A ringing
+    /// link that is not the only one ringing just stops ringing when its devices did not
+    /// answer or went away; a refusal (`busy`, `rejected`) ends the call as a device's
+    /// would; anything else ends it with `reason` for everyone.
+    pub fn ended_by(
+        &mut self,
+        sid: SessionId,
+        id: CallId,
+        reason: EndReason,
+    ) -> Result<Vec<CallAction>, CallError> {
+        let call = self.calls.get_mut(&id).ok_or(CallError::NoSuchCall)?;
+        if !call.parties().contains(&sid) {
+            return Err(CallError::NoSuchCall);
+        }
+        if call.ringing.contains(&sid) {
+            match reason {
+                EndReason::Busy | EndReason::Rejected => return self.reject(sid, id, reason),
+                _ if call.ringing.len() > 1 => {
+                    call.ringing.retain(|&s| s != sid);
+                    return Ok(Vec::new());
+                }
+                _ => {}
+            }
+        }
+        let mut actions = self.end(id, reason);
+        actions.retain(|a| !matches!(a, CallAction::Send(s, _) if *s == sid));
+        Ok(actions)
     }
 
     /// Puts an answered call on hold or resumes it, from `sid`'s side.

@@ -49,6 +49,7 @@ struct File {
     media_advertise_port: Option<u16>,
     media_threads: Option<usize>,
     relay_id: Option<String>,
+    cluster_advertise: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +108,10 @@ pub struct Config {
     /// This relay's id among several on one PostgreSQL database (its leases and
     /// notifications name it); `None`: a random one at each start.
     pub relay_id: Option<String>,
+    /// Where the other relays of the cluster reach this one for calls between relays
+    /// (its QUIC port, as seen from them); `None`: `listen`, unless that is a wildcard
+    /// address (then other relays cannot call devices here).
+    pub cluster_advertise: Option<SocketAddr>,
 }
 
 /// Overrides from the command line.
@@ -298,6 +303,10 @@ impl Config {
             }
             None => None,
         };
+        let cluster_advertise = file
+            .cluster_advertise
+            .map(|text| parse_advertise(&text))
+            .transpose()?;
         Ok(Config {
             listen,
             state_dir: o
@@ -329,8 +338,28 @@ impl Config {
             media_advertise_port: file.media_advertise_port.filter(|p| *p != 0),
             media_threads,
             relay_id,
+            cluster_advertise,
         })
     }
+}
+
+/// `cluster_advertise`: an IP address and a port other relays can reach (not a wildcard,
+/// not port 0).
+fn parse_advertise(text: &str) -> Result<SocketAddr, ConfigError> {
+    let invalid = |key, message: String| ConfigError::Invalid { key, message };
+    let addr: SocketAddr = text.parse().map_err(|_| {
+        invalid(
+            "cluster_advertise",
+            format!("{text:?} is not an address like 10.0.0.1:7447"),
+        )
+    })?;
+    if addr.ip().is_unspecified() || addr.port() == 0 {
+        return Err(invalid(
+            "cluster_advertise",
+            format!("{text:?}: other relays need a real address and port to reach this one"),
+        ));
+    }
+    Ok(addr)
 }
 
 /// A relay id: 1 to 64 letters, digits, `.`, `_` or `-` (it is a notification's
@@ -464,6 +493,9 @@ mod tests {
             ("store = \"postgres://u@h/db?sslmode=maybe\"", "store"),
             ("relay_id = \"a:b\"", "relay_id"),
             ("relay_id = \"\"", "relay_id"),
+            ("cluster_advertise = \"relay1:7447\"", "cluster_advertise"),
+            ("cluster_advertise = \"0.0.0.0:7447\"", "cluster_advertise"),
+            ("cluster_advertise = \"10.0.0.1:0\"", "cluster_advertise"),
         ] {
             let err = Config::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");

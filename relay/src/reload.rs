@@ -5,7 +5,7 @@
 use crate::config::Config;
 
 /// Keys that cannot change under a running relay (the sockets and the open database).
-pub const RESTART_KEYS: [&str; 9] = [
+pub const RESTART_KEYS: [&str; 10] = [
     "listen",
     "state_dir",
     "map_size_mib",
@@ -15,6 +15,7 @@ pub const RESTART_KEYS: [&str; 9] = [
     "media_advertise_port",
     "media_threads",
     "relay_id",
+    "cluster_advertise",
 ];
 
 /// The outcome of a reload.
@@ -72,6 +73,7 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
         media_advertise_port: _,
         media_threads: _,
         relay_id: _,
+        cluster_advertise: _,
     } = old;
     let mut out = Reloaded::default();
     let mut live = |key: &'static str, changed: bool| {
@@ -168,6 +170,10 @@ pub fn plan(old: &Config, mut new: Config) -> (Config, Reloaded) {
         out.needs_restart.push("relay_id");
         new.relay_id = old.relay_id.clone();
     }
+    if old.cluster_advertise != new.cluster_advertise {
+        out.needs_restart.push("cluster_advertise");
+        new.cluster_advertise = old.cluster_advertise;
+    }
     (new, out)
 }
 
@@ -236,11 +242,13 @@ mod tests {
             "listen = \"127.0.0.1:7001\"\nstate_dir = \"/b\"\nmap_size_mib = 64\n\
              allow_register = false\nmetrics_listen = \"127.0.0.1:9447\"\n\
              store = \"postgres://relay@localhost/phone\"\nrelay_id = \"r2\"\n\
-             media_listen = \"127.0.0.1:7100\"\nmedia_advertise_port = 7200\nmedia_threads = 2",
+             media_listen = \"127.0.0.1:7100\"\nmedia_advertise_port = 7200\nmedia_threads = 2\n\
+             cluster_advertise = \"10.0.0.2:7447\"",
         );
         let (run, r) = plan(&old, new);
         assert_eq!(r.needs_restart, RESTART_KEYS);
         assert_eq!(run.relay_id, None);
+        assert_eq!(run.cluster_advertise, None);
         assert_eq!(r.applied, ["allow_register"]);
         assert_eq!(run.listen, old.listen);
         assert_eq!(run.state_dir, old.state_dir);

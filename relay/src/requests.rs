@@ -280,13 +280,20 @@ impl Session {
             .map_err(|e: phoned_proto::IdentError| err(ErrorCode::InvalidNumber, e.to_string()))?;
         let store = self.shared.store.clone();
         let callee = unblock(move || store.account_by_number(number.as_str())).await?;
+        let mut legs = Vec::new();
         let callee = match callee {
-            Some(a) if !a.disabled => Callee::Account {
-                id: a.id,
-                sessions: self.shared.sessions_of(a.id),
-                number: a.number.clone(),
-                name: a.display_name.clone(),
-            },
+            Some(a) if !a.disabled => {
+                let mut sessions = self.shared.sessions_of(a.id);
+                // Its devices on other relays of the cluster ring through legs.
+                legs = crate::cluster::link::ring_remote(&self.shared, me, &a).await;
+                sessions.extend(legs.iter().copied());
+                Callee::Account {
+                    id: a.id,
+                    sessions,
+                    number: a.number.clone(),
+                    name: a.display_name.clone(),
+                }
+            }
             _ => Callee::Unknown,
         };
         let (number, name) = self.shared.identity(me);
@@ -302,6 +309,7 @@ impl Session {
             .dial(caller, callee)
             .await
             .map_err(stopped)?;
+        crate::cluster::link::abandon(&self.shared, &legs, &actions);
         self.after_reply.extend(actions);
         Ok(Response::CallPlaced { call })
     }

@@ -30,6 +30,8 @@ pub(crate) enum Op {
     Dtmf(CallId, String),
     /// The host takes a number out of a conference.
     Remove(CallId, String),
+    /// The party a relay link stands for ended the call ([`Calls::ended_by`]).
+    Ended(CallId, EndReason),
 }
 
 impl Op {
@@ -40,7 +42,8 @@ impl Op {
             | Op::Hangup(id)
             | Op::Hold(id, _)
             | Op::Dtmf(id, _)
-            | Op::Remove(id, _) => id,
+            | Op::Remove(id, _)
+            | Op::Ended(id, _) => id,
         }
     }
 }
@@ -78,6 +81,14 @@ pub(crate) enum Command {
         op: RoomOp,
         reply: Sender<Result<(CallId, Vec<CallAction>), CallError>>,
     },
+    /// A call another relay placed, with its id (the callee's side of a call between
+    /// relays); a failure comes back as an `Ended` state for the caller.
+    DialAs {
+        call: CallId,
+        caller: Caller,
+        callee: Callee,
+        reply: Sender<Vec<CallAction>>,
+    },
     /// The session is gone; `done` hears once its calls' actions are applied.
     Left {
         sid: SessionId,
@@ -112,6 +123,23 @@ impl Router {
     ) -> Result<(CallId, Vec<CallAction>), Stopped> {
         let (reply, rx) = smol::channel::bounded(1);
         self.send(Command::Dial {
+            caller,
+            callee,
+            reply,
+        })?;
+        rx.recv().await.map_err(|_| Stopped)
+    }
+
+    /// Places a call another relay gave an id to.
+    pub async fn dial_as(
+        &self,
+        call: CallId,
+        caller: Caller,
+        callee: Callee,
+    ) -> Result<Vec<CallAction>, Stopped> {
+        let (reply, rx) = smol::channel::bounded(1);
+        self.send(Command::DialAs {
+            call,
             caller,
             callee,
             reply,
@@ -261,6 +289,29 @@ fn handle(
             // A session that has gone meanwhile has left too; its call ends with it.
             let _ = reply.try_send((call, actions));
         }
+        Command::DialAs {
+            call,
+            caller,
+            callee,
+            reply,
+        } => {
+            let sid = caller.session;
+            let actions = calls
+                .dial_as(now_ms, call, caller, callee)
+                .unwrap_or_else(|reason| {
+                    vec![CallAction::Send(
+                        sid,
+                        phoned_proto::Event::CallState {
+                            call,
+                            phase: phoned_proto::call::CallPhase::Ended(reason),
+                        },
+                    )]
+                });
+            tracing::debug_span!("call", call, caller = sid).in_scope(|| {
+                tracing::debug!(rings = ringing(&actions), "dialled from another relay")
+            });
+            let _ = reply.try_send(actions);
+        }
         Command::Op { sid, op, reply } => {
             // Synchronous from here on, so entering the span is safe.
             let span = tracing::debug_span!("call", call = op.call(), sid);
@@ -273,6 +324,7 @@ fn handle(
                 Op::Hold(id, held) => calls.hold(sid, id, held),
                 Op::Dtmf(id, digits) => calls.dtmf(sid, id, digits),
                 Op::Remove(id, number) => calls.conference_remove(sid, id, &number),
+                Op::Ended(id, reason) => calls.ended_by(sid, id, reason),
             };
             tracing::debug!(ok = result.is_ok(), "{name}");
             let _ = reply.try_send(result);
@@ -311,6 +363,7 @@ fn op_name(op: &Op) -> &'static str {
         Op::Hold(_, false) => "resume",
         Op::Dtmf(..) => "dtmf",
         Op::Remove(..) => "conference remove",
+        Op::Ended(..) => "ended by the other relay",
     }
 }
 

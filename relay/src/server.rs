@@ -140,7 +140,7 @@ impl Running {
             let pg = pg.clone();
             let cleared = blocking::unblock(move || {
                 let me = pg.relay_id().to_owned();
-                pg.sync_leases(&me, &[], crate::cluster::leases::TTL, true)
+                pg.sync_leases(&me, &[], crate::cluster::leases::TTL, true, None)
             });
             if let Err(e) = cleared.await {
                 tracing::warn!("cluster: removing this relay's leases: {e}");
@@ -181,6 +181,10 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     endpoint_config.cid_generator(move || {
         Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
     });
+    let link_identity = cert::Identity {
+        chain: identity.chain.clone(),
+        key: identity.key.clone_key(),
+    };
     let server_config = server_config(&config, identity)?;
     let socket = std::net::UdpSocket::bind(config.listen).map_err(|source| StartError::Bind {
         addr: config.listen,
@@ -266,6 +270,27 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let watch = smol::spawn(watch_revisions(shared.clone()));
     let cluster = match &shared.store {
         Store::Postgres(pg) => {
+            let advertise = shared
+                .config()
+                .cluster_advertise
+                .or_else(|| (!addr.ip().is_unspecified()).then_some(addr));
+            match advertise {
+                Some(at) => tracing::info!(%at, "relay links (calls from other relays) on {at}"),
+                None => tracing::warn!(
+                    "cluster_advertise is not set and listen is a wildcard address: other \
+                     relays cannot call devices here (their calls end as offline)"
+                ),
+            }
+            let config = shared.config();
+            let links = crate::cluster::link::Links::new(
+                endpoint.clone(),
+                &link_identity,
+                config.idle_timeout,
+                config.keep_alive,
+                advertise,
+            )
+            .map_err(StartError::Tls)?;
+            shared.set_links(Arc::new(links));
             let (wake, woken) = smol::channel::bounded(1);
             shared.set_cluster(wake);
             let me = pg.relay_id().to_owned();
@@ -368,13 +393,18 @@ fn server_config(
 ) -> Result<quinn::ServerConfig, StartError> {
     let tls_err = |e: &dyn std::fmt::Display| StartError::Tls(e.to_string());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| tls_err(&e))?
-        .with_no_client_auth()
+        // Asked of every client, required of none: relay links present the cluster's
+        // certificate ([`crate::cluster::peer_tls`]), devices none.
+        .with_client_cert_verifier(Arc::new(crate::cluster::peer_tls::ClusterCert::new(
+            identity.chain[0].clone(),
+            provider.clone(),
+        )))
         .with_single_cert(identity.chain, identity.key)
         .map_err(|e| tls_err(&e))?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = vec![ALPN.to_vec(), crate::cluster::peer_tls::PEER_ALPN.to_vec()];
     tls.max_early_data_size = 0;
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| tls_err(&e))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));

@@ -119,6 +119,10 @@ async fn serve(shared: Arc<Shared>, incoming: quinn::Incoming, remote: SocketAdd
             return;
         }
     };
+    if crate::cluster::peer_tls::is_peer_link(&conn) {
+        crate::cluster::link::serve(shared, conn).await;
+        return;
+    }
     let stream_deadline = login_deadline.min(accepted + STREAM_DEADLINE);
     let streams = smol::future::or(async { conn.accept_bi().await.ok() }, async {
         smol::Timer::at(stream_deadline).await;
@@ -472,25 +476,35 @@ async fn write_loop(mut send: quinn::SendStream, rx: Receiver<Outgoing>, conn: q
 /// Every datagram is counted, forwarded or dropped by cause (one into a room counts
 /// once, as forwarded).
 async fn forward_media(conn: quinn::Connection, peer: Arc<Peer>, shared: Arc<Shared>) {
-    let counted = &shared.metrics.media;
     let mut scratch: Box<Scratch> = Box::new([0u8; phoned_proto::plane::MAX_PACKET]);
     while let Ok(datagram) = conn.read_datagram().await {
-        let now = crate::plane::now_ms();
-        let forwarded = match &shared.media {
-            Some(plane) => forward(&peer, &datagram, now, &mut scratch, &mut plane.direct()),
-            None => forward(
-                &peer,
-                &datagram,
-                now,
-                &mut scratch,
-                &mut crate::plane::QuicOnly,
-            ),
-        };
-        match forwarded {
-            Forwarded::Sent(Sent::Udp | Sent::Quic) | Forwarded::Room => counted.forwarded.inc(),
-            Forwarded::Sent(Sent::Failed) => counted.send_failed.inc(),
-            Forwarded::Malformed => counted.malformed.inc(),
-            Forwarded::NoRoute => counted.no_route.inc(),
-        };
+        forward_counted(&shared, &peer, &datagram, &mut scratch);
     }
+}
+
+/// Forwards one media datagram from `peer` along its routes, by the media plane when the
+/// relay has one, and counts what became of it.
+pub(crate) fn forward_counted(
+    shared: &Shared,
+    peer: &Peer,
+    datagram: &[u8],
+    scratch: &mut Scratch,
+) {
+    let now = crate::plane::now_ms();
+    let forwarded = match &shared.media {
+        Some(plane) => forward(peer, datagram, now, scratch, &mut plane.direct()),
+        None => forward(peer, datagram, now, scratch, &mut crate::plane::QuicOnly),
+    };
+    count(shared, forwarded);
+}
+
+/// Counts what became of one media datagram.
+pub(crate) fn count(shared: &Shared, forwarded: Forwarded) {
+    let counted = &shared.metrics.media;
+    match forwarded {
+        Forwarded::Sent(Sent::Udp | Sent::Quic) | Forwarded::Room => counted.forwarded.inc(),
+        Forwarded::Sent(Sent::Failed) => counted.send_failed.inc(),
+        Forwarded::Malformed => counted.malformed.inc(),
+        Forwarded::NoRoute => counted.no_route.inc(),
+    };
 }

@@ -92,6 +92,9 @@ pub(crate) struct Shared {
     /// Wakes the cluster task ([`crate::cluster`]) when sessions log in or leave; unset
     /// on the embedded store (no cluster).
     cluster: OnceLock<smol::channel::Sender<()>>,
+    /// Links to the other relays of the cluster, for calls between them
+    /// ([`crate::cluster::link`]); unset on the embedded store.
+    links: OnceLock<Arc<crate::cluster::link::Links>>,
 }
 
 impl Shared {
@@ -134,6 +137,7 @@ impl Shared {
             next_sid: AtomicU64::new(1),
             clock,
             cluster: OnceLock::new(),
+            links: OnceLock::new(),
         }
     }
 
@@ -278,6 +282,16 @@ impl Shared {
     /// Makes the cluster task hear of session changes through `wake`.
     pub fn set_cluster(&self, wake: smol::channel::Sender<()>) {
         let _ = self.cluster.set(wake);
+    }
+
+    /// Gives the relay its links to the other relays of its cluster.
+    pub fn set_links(&self, links: Arc<crate::cluster::link::Links>) {
+        let _ = self.links.set(links);
+    }
+
+    /// The links to the other relays of the cluster, if the relay is in one.
+    pub fn links(&self) -> Option<&Arc<crate::cluster::link::Links>> {
+        self.links.get()
     }
 
     /// The logged-in sessions and their accounts, sorted (this relay's leases).

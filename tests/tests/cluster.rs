@@ -2,18 +2,23 @@
 //! different relays see each other online and exchange messages; a relay killed with
 //! SIGKILL loses its devices to another relay of their list, and every message its
 //! sender saw stored (by the killed relay too) arrives exactly once and comes back
-//! delivered.
+//! delivered. Calls between devices on different relays go over relay links: both tones
+//! cross, every end reason reaches the caller, and killing the callee's relay ends the
+//! call on the caller's side without touching calls the other relays carry.
 
 mod common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use phoned::audio::analysis::goertzel_power;
 use phoned_tests::process::{PhonedProcess, RelayProcess, bin};
 use phoned_tests::wait_for;
 
 /// Messages sent across the kill.
 const MESSAGES: usize = 20;
+/// The relays' ring timeout.
+const RING_MS: u64 = 5_000;
 
 struct Cluster {
     dir: tempfile::TempDir,
@@ -29,7 +34,8 @@ fn cluster() -> Option<Cluster> {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = |id: &str| {
         format!(
-            "store = \"{db}\"\nrelay_id = \"{id}\"\nidle_timeout_ms = 2000\nkeep_alive_ms = 500"
+            "store = \"{db}\"\nrelay_id = \"{id}\"\nidle_timeout_ms = 2000\nkeep_alive_ms = 500\n\
+             ring_timeout_ms = {RING_MS}"
         )
     };
     let first = RelayProcess::start(
@@ -71,6 +77,37 @@ impl Cluster {
                 "display_name = \"{name}\"\nrelay_fingerprint = \"{}\"",
                 self.relays[0].fingerprint
             ),
+        )
+    }
+
+    /// [`Cluster::phone`] whose microphone plays a `freq` Hz tone and whose speaker
+    /// records to `<name>-audio/out.wav`.
+    fn tone_phone(&self, name: &str, relays: &[usize], freq: f32) -> PhonedProcess {
+        let dir = self.dir.path().join(format!("{name}-audio"));
+        std::fs::create_dir_all(&dir).expect("audio dir");
+        common::write_tone(&dir.join("in.wav"), freq, 30);
+        let addrs: Vec<SocketAddr> = relays.iter().map(|&i| self.relays[i].addr).collect();
+        PhonedProcess::start_with_relays(
+            &self.dir.path().join(name),
+            &addrs,
+            &format!(
+                "display_name = \"{name}\"\nrelay_fingerprint = \"{}\"\n[audio]\nbackend = \"file\"\n\
+                 input_wav = \"{}\"\noutput_wav = \"{}\"",
+                self.relays[0].fingerprint,
+                dir.join("in.wav").display(),
+                dir.join("out.wav").display()
+            ),
+        )
+    }
+
+    /// (440 Hz, 1000 Hz) power of what `name` heard, from half a second on.
+    fn heard(&self, name: &str) -> (f64, f64) {
+        let (samples, rate) =
+            phoned_tests::wav::read(&self.dir.path().join(format!("{name}-audio/out.wav")));
+        let s = &samples[(rate as usize / 2).min(samples.len())..];
+        (
+            goertzel_power(s, rate as f32, 440.0),
+            goertzel_power(s, rate as f32, 1000.0),
         )
     }
 
@@ -238,4 +275,147 @@ fn three_relays_one_database_presence_messages_and_a_killed_relay() {
         (who(&b).contains(&na) && who(&cc).contains(&na) && who(&a).contains(&nb)).then_some(())
     })
     .expect("presence after the failover");
+}
+
+/// Waits until `p` sees every number of `numbers` online (their relays' leases read).
+fn sees(p: &PhonedProcess, numbers: &[&String]) {
+    wait_for(Duration::from_secs(15), || {
+        let list = who(p);
+        numbers.iter().all(|n| list.contains(n)).then_some(())
+    })
+    .unwrap_or_else(|| panic!("who: {:?}", who(p)));
+}
+
+/// `callee` answers the call ringing there (retrying until it rings).
+fn answer(callee: &PhonedProcess) {
+    let answered = wait_for(Duration::from_secs(10), || {
+        let calls = callee.ctl(&["--json", "calls"]).json();
+        let ringing = calls.as_array()?.iter().any(|c| c["state"] == "incoming");
+        (ringing && callee.ctl(&["answer"]).code == 0).then_some(())
+    });
+    assert!(answered.is_some(), "never rang; log:\n{}", callee.log());
+}
+
+fn dial_reason(p: &PhonedProcess, number: &str) -> String {
+    let out = p.ctl(&["--json", "dial", number, "--wait"]);
+    out.json()["reason"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn a_call_between_relays_carries_both_tones_and_every_end_reason() {
+    let Some(c) = cluster() else {
+        return;
+    };
+    // A only on r1, B only on r2.
+    let a = c.tone_phone("A", &[0], 440.0);
+    let b = c.tone_phone("B", &[1], 1000.0);
+    let (na, nb) = (number(&a), number(&b));
+    assert_eq!(
+        (c.leases_of(&na), c.leases_of(&nb)),
+        ("r1".into(), "r2".into())
+    );
+    sees(&a, &[&nb]);
+    sees(&b, &[&na]);
+
+    // It rings on B, B answers, they talk; B hangs up and the call ends on both sides.
+    let dialing = common::dial_bg(&a, &nb);
+    answer(&b);
+    let placed = dialing.join().expect("dial");
+    assert_eq!(placed.json()["state"], "active", "{placed:?}\n{}", a.log());
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(b.ctl(&["hangup"]).code, 0);
+    assert!(common::no_calls(&a) && common::no_calls(&b));
+    let (a440, a1000) = c.heard("A");
+    let (b440, b1000) = c.heard("B");
+    eprintln!("A heard 440 {a440:.2e} 1000 {a1000:.2e}; B heard 440 {b440:.2e} 1000 {b1000:.2e}");
+    assert!(
+        a1000 > 100.0 * a440 && a1000 > 1e-3,
+        "A did not hear B's 1000 Hz"
+    );
+    assert!(
+        b440 > 100.0 * b1000 && b440 > 1e-3,
+        "B did not hear A's 440 Hz"
+    );
+
+    // The caller hangs up: the callee's side ends too.
+    let dialing = common::dial_bg(&a, &nb);
+    answer(&b);
+    assert_eq!(dialing.join().expect("dial").json()["state"], "active");
+    assert_eq!(a.ctl(&["hangup"]).code, 0);
+    assert!(common::no_calls(&b) && common::no_calls(&a));
+
+    // The callee rejects.
+    let dialing = common::dial_bg(&a, &nb);
+    common::wait_call(&b, "incoming");
+    assert_eq!(b.ctl(&["reject"]).code, 0);
+    assert_eq!(dialing.join().expect("dial").json()["reason"], "rejected");
+    // Busy (do not disturb).
+    assert_eq!(b.ctl(&["dnd", "on"]).code, 0);
+    assert_eq!(dial_reason(&a, &nb), "busy");
+    assert_eq!(b.ctl(&["dnd", "off"]).code, 0);
+    // Nobody answers before the ring timeout; the callee has a missed call.
+    assert_eq!(dial_reason(&a, &nb), "no-answer");
+    assert!(common::no_calls(&b));
+    // From r2 to r1 too.
+    let dialing = common::dial_bg(&b, &na);
+    common::wait_call(&a, "incoming");
+    assert_eq!(a.ctl(&["reject"]).code, 0);
+    assert_eq!(dialing.join().expect("dial").json()["reason"], "rejected");
+
+    // A device online nowhere: offline, at once.
+    let mut b = b;
+    b.stop();
+    let offline = wait_for(Duration::from_secs(15), || {
+        (dial_reason(&a, &nb) == "offline").then_some(())
+    });
+    assert!(offline.is_some(), "calling a device online nowhere");
+}
+
+#[test]
+fn killing_the_callees_relay_ends_the_call_there_and_spares_the_others() {
+    let Some(mut c) = cluster() else {
+        return;
+    };
+    // A (r1) calls B (r2); D (r1) calls C (r3): r2 carries only the first call.
+    let a = c.phone("A", &[0]);
+    let b = c.phone("B", &[1]);
+    let cc = c.phone("C", &[2]);
+    let d = c.phone("D", &[0]);
+    let (na, nb, nc) = (number(&a), number(&b), number(&cc));
+    sees(&a, &[&nb]);
+    sees(&d, &[&nc]);
+    sees(&b, &[&na]);
+    for p in [&b, &cc] {
+        assert_eq!(p.ctl(&["autoanswer", "all"]).code, 0);
+    }
+    for (caller, callee) in [(&a, &nb), (&d, &nc)] {
+        let out = caller.ctl(&["--json", "dial", callee, "--wait"]);
+        assert_eq!(out.json()["state"], "active", "{out:?}");
+    }
+    common::wait_call(&b, "active");
+    common::wait_call(&cc, "active");
+
+    let killed = Instant::now();
+    c.relays[1].kill();
+    assert!(
+        common::no_calls(&a),
+        "A's call outlived its callee's relay; log:\n{}",
+        a.log()
+    );
+    eprintln!(
+        "A's call to B ended {:.1} s after B's relay was killed",
+        killed.elapsed().as_secs_f64()
+    );
+    // The call r1 and r3 carry goes on.
+    std::thread::sleep(Duration::from_secs(3));
+    for p in [&d, &cc] {
+        let calls = p.ctl(&["--json", "calls"]).json();
+        let states: Vec<&str> = calls
+            .as_array()
+            .map(|l| l.iter().filter_map(|c| c["state"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(states, ["active"], "{}", p.log());
+    }
+    assert_eq!(d.ctl(&["hangup"]).code, 0);
+    assert!(common::no_calls(&cc));
 }

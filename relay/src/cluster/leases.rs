@@ -9,6 +9,7 @@
 //! its last renewal.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::hub::{Profile, SessionId};
@@ -114,6 +115,23 @@ pub fn online_elsewhere(rows: Vec<LeaseRow>, now_ms: u64) -> HashMap<AccountId, 
         .collect()
 }
 
+/// The relay-link addresses where accounts are online on other relays: those of leases
+/// not expired at `now_ms` whose relay advertised one (sorted, once each).
+pub fn peers_elsewhere(rows: &[LeaseRow], now_ms: u64) -> HashMap<AccountId, Vec<SocketAddr>> {
+    let mut peers: HashMap<AccountId, Vec<SocketAddr>> = HashMap::new();
+    for r in rows.iter().filter(|r| r.expires_ms > now_ms) {
+        let Some(addr) = r.peer.as_deref().and_then(|p| p.parse().ok()) else {
+            continue;
+        };
+        let list = peers.entry(r.account).or_default();
+        if !list.contains(&addr) {
+            list.push(addr);
+            list.sort_unstable();
+        }
+    }
+    peers
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,7 +145,35 @@ mod tests {
             created_ms: 0,
             epoch: 0,
             expires_ms,
+            peer: Some(format!("127.0.0.1:{}", 7000 + relay.len())),
         }
+    }
+
+    #[test]
+    fn peers_are_the_link_addresses_of_valid_leases_once_each() {
+        let mut rows = vec![
+            row("a", 1, 10_000),
+            row("b", 1, 10_000),
+            row("bb", 1, 10_000),
+            row("c", 2, 5_000),
+        ];
+        rows[1].peer = Some("127.0.0.1:7002".into());
+        rows.push(LeaseRow {
+            peer: None,
+            ..row("d", 3, 10_000)
+        });
+        rows.push(LeaseRow {
+            peer: Some("not an address".into()),
+            ..row("e", 4, 10_000)
+        });
+        let peers = peers_elsewhere(&rows, 6_000);
+        let want: Vec<SocketAddr> = vec![
+            "127.0.0.1:7001".parse().unwrap(),
+            "127.0.0.1:7002".parse().unwrap(),
+        ];
+        assert_eq!(peers[&1], want);
+        // Expired, not advertised, unreadable: no link.
+        assert_eq!(peers.len(), 1);
     }
 
     #[test]

@@ -11,11 +11,15 @@
 //!   A thread of its own holds the listening connection and reconnects when it breaks;
 //!   after a reconnect everything is read again (notifications sent meanwhile are lost),
 //!   and the leases are read every [`leases::RENEW_MS`] anyway.
-//! - Calls are not routed between relays yet: a device online only on another relay is
-//!   offline to a caller here (the call ends at once as `offline`).
+//! - Calls between relays go over relay links ([`link`], [`peer_tls`]): the leases say
+//!   where each device is and the address its relay advertises; each relay's call router
+//!   sees the other relay's party as a pseudo-session ([`xcall`]).
 
 pub mod leases;
+pub(crate) mod link;
 pub mod notice;
+pub mod peer_tls;
+pub(crate) mod xcall;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -197,9 +201,14 @@ pub(crate) async fn run(
                 write.sessions.clone(),
                 write.changed,
             );
-            let result =
-                blocking::unblock(move || s.sync_leases(&id, &sessions, leases::TTL, changed))
-                    .await;
+            let peer = shared
+                .links()
+                .and_then(|l| l.advertise)
+                .map(|a| a.to_string());
+            let result = blocking::unblock(move || {
+                s.sync_leases(&id, &sessions, leases::TTL, changed, peer.as_deref())
+            })
+            .await;
             match result {
                 Ok(()) => {
                     renewal.written(now, write);
@@ -222,6 +231,9 @@ pub(crate) async fn run(
             let (s, id) = (store.clone(), me.clone());
             match blocking::unblock(move || s.leases(&id)).await {
                 Ok((db_now, rows)) => {
+                    if let Some(links) = shared.links() {
+                        links.set_remote(leases::peers_elsewhere(&rows, db_now));
+                    }
                     shared.set_remote(leases::online_elsewhere(rows, db_now));
                 }
                 Err(e) => tracing::warn!("cluster: reading the other relays' leases: {e}"),

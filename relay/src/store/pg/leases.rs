@@ -32,17 +32,21 @@ pub struct LeaseRow {
     pub epoch: u32,
     /// When it expires, on the database's clock (ms since the Unix epoch).
     pub expires_ms: u64,
+    /// Where its relay takes relay links (`cluster_advertise`), if it said.
+    pub peer: Option<String>,
 }
 
 impl PgStore {
     /// Makes `relay`'s leases `sessions` (session, account), each valid for `ttl` from
-    /// now on the database's clock; with `changed`, tells the other relays.
+    /// now on the database's clock and naming `peer`, the relay's link address; with
+    /// `changed`, tells the other relays.
     pub fn sync_leases(
         &self,
         relay: &str,
         sessions: &[(u64, AccountId)],
         ttl: Duration,
         changed: bool,
+        peer: Option<&str>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         let (client, cache) = conn.parts();
@@ -55,16 +59,17 @@ impl PgStore {
                 DELETE FROM leases WHERE relay = $1
                     AND session NOT IN (SELECT session FROM live)
             )
-            INSERT INTO leases (relay, session, account, expires_at)
+            INSERT INTO leases (relay, session, account, expires_at, peer)
                 SELECT $1, session, account,
-                       now() + $4::bigint * interval '1 millisecond' FROM live
+                       now() + $4::bigint * interval '1 millisecond', $5 FROM live
             ON CONFLICT (relay, session) DO UPDATE
-                SET expires_at = EXCLUDED.expires_at, account = EXCLUDED.account",
+                SET expires_at = EXCLUDED.expires_at, account = EXCLUDED.account,
+                    peer = EXCLUDED.peer",
         )?;
         let sids: Vec<i64> = sessions.iter().map(|s| big(s.0)).collect();
         let accounts: Vec<i64> = sessions.iter().map(|s| big(s.1)).collect();
         let ttl_ms = ttl.as_millis() as i64;
-        client.execute(&st, &[&relay, &sids, &accounts, &ttl_ms])?;
+        client.execute(&st, &[&relay, &sids, &accounts, &ttl_ms, &peer])?;
         if changed {
             let st = prepared(cache, client, "SELECT pg_notify($1, $2)")?;
             client.execute(&st, &[&PRESENCE, &relay])?;
@@ -89,7 +94,7 @@ impl PgStore {
             client,
             "SELECT l.relay, l.account, a.number, a.display_name, a.created_ms, a.epoch,
                     (extract(epoch FROM l.expires_at) * 1000)::bigint,
-                    (extract(epoch FROM now()) * 1000)::bigint
+                    (extract(epoch FROM now()) * 1000)::bigint, l.peer
              FROM leases l JOIN accounts a ON a.id = l.account
              WHERE l.relay <> $1 AND NOT a.disabled",
         )?;
@@ -107,6 +112,7 @@ impl PgStore {
                     created_ms: r.get::<_, i64>(4) as u64,
                     epoch: r.get::<_, i64>(5) as u32,
                     expires_ms: r.get::<_, i64>(6) as u64,
+                    peer: r.get(8),
                 }
             })
             .collect();

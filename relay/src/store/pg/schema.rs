@@ -19,6 +19,10 @@
 //! - `leases`: presence across relays, one row per logged-in session (relay id, the
 //!   relay's session id) → account, valid until `expires_at`; each relay renews its own
 //!   in one statement every few seconds (see [`crate::cluster`]).
+//!
+//! Version 3:
+//! - `leases.peer`: the relay-link address (`cluster_advertise`) of the relay holding the
+//!   lease, where another relay opens a link to call the device (NULL: not reachable).
 
 use postgres::Client;
 
@@ -88,6 +92,8 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (relay, session)
     );
     CREATE INDEX leases_account ON leases (account);",
+    // 3: where other relays reach the relay holding a lease, for calls between relays.
+    "ALTER TABLE leases ADD COLUMN peer TEXT;",
 ];
 
 /// The schema version this relay works with.
