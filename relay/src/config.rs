@@ -491,6 +491,10 @@ mod tests {
             ("metrics_listen = \"localhost:9447\"", "metrics_listen"),
             ("store = \"sqlite:///x\"", "store"),
             ("store = \"postgres://u@h/db?sslmode=maybe\"", "store"),
+            (
+                "store = \"postgres://u@h/db?sslmode=require&sslrootcert=/nonexistent/ca.pem\"",
+                "store",
+            ),
             ("relay_id = \"a:b\"", "relay_id"),
             ("relay_id = \"\"", "relay_id"),
             ("cluster_advertise = \"relay1:7447\"", "cluster_advertise"),

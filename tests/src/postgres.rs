@@ -4,7 +4,9 @@
 //! as root: as root (CI) the cluster runs as the user `phonetest` (which `.ci/run`
 //! creates), else `nobody`.
 //!
-//! [`Cluster::start`] gives a cluster of one's own, stopped when dropped; [`shared`] one
+//! [`Cluster::start`] gives a cluster of one's own, stopped when dropped;
+//! [`Cluster::start_tls`] one that also listens on a loopback TCP port and takes only TLS
+//! connections there (a server certificate signed by a CA made for it); [`shared`] one
 //! cluster per test process, in which each test takes a database of its own
 //! ([`Cluster::database`]); a watcher process stops it when the test process is gone.
 //! Without PostgreSQL's binaries, [`bindir`] says so and tests skip, except in CI
@@ -107,6 +109,17 @@ pub struct Cluster {
     dir: PathBuf,
     user: Option<&'static str>,
     stop_on_drop: bool,
+    /// `postgres -o` options (the socket dir, TCP, TLS), also for restarts.
+    options: String,
+    /// The port: the socket's name, and the TCP port of a TLS cluster.
+    port: u16,
+}
+
+/// How a [`Cluster::start_tls`] cluster is reached over TCP.
+pub struct TlsAccess {
+    pub port: u16,
+    /// The CA that signed the server's certificate (for "localhost" and 127.0.0.1).
+    pub ca_pem: PathBuf,
 }
 
 static CLUSTERS: AtomicU32 = AtomicU32::new(0);
@@ -116,6 +129,19 @@ impl Cluster {
     /// Makes and starts a cluster in a new temp dir; `None` if PostgreSQL is not
     /// installed (see [`bindir`]).
     pub fn start() -> Option<Cluster> {
+        Cluster::start_with(None)
+    }
+
+    /// A cluster that also listens on 127.0.0.1 at a free port, where it takes TLS
+    /// connections only (`hostssl`); its unix socket stays open for `psql`.
+    pub fn start_tls() -> Option<(Cluster, TlsAccess)> {
+        let port = free_port();
+        let cluster = Cluster::start_with(Some(port))?;
+        let ca_pem = cluster.dir.join("ca.pem");
+        Some((cluster, TlsAccess { port, ca_pem }))
+    }
+
+    fn start_with(tls_port: Option<u16>) -> Option<Cluster> {
         let bin = bindir()?;
         let user = run_as();
         // Short: the socket's path must fit in 107 bytes.
@@ -156,22 +182,31 @@ impl Cluster {
             ),
             "initdb",
         );
-        let options = format!("-k {dir_s} -c listen_addresses= -c max_connections=200");
-        let log = dir.join("log").to_string_lossy().into_owned();
-        run(
-            command(
-                user,
-                &bin.join("pg_ctl"),
-                &["-D", &data_s, "-o", &options, "-l", &log, "-w", "start"],
-            ),
-            "pg_ctl start",
-        );
-        Some(Cluster {
+        let mut options = format!("-k {dir_s} -c max_connections=200");
+        let port = match tls_port {
+            None => {
+                options.push_str(" -c listen_addresses=");
+                5432
+            }
+            Some(port) => {
+                tls_files(&dir, &data, user);
+                options.push_str(&format!(
+                    " -c listen_addresses=127.0.0.1 -c port={port} -c ssl=on \
+                     -c ssl_cert_file=server.crt -c ssl_key_file=server.key"
+                ));
+                port
+            }
+        };
+        let cluster = Cluster {
             bin,
             dir,
             user,
             stop_on_drop: true,
-        })
+            options,
+            port,
+        };
+        cluster.restart();
+        Some(cluster)
     }
 
     /// The directory of the cluster's unix socket.
@@ -182,7 +217,7 @@ impl Cluster {
     /// The connection URL of database `db` (the superuser `phoned`, over the socket).
     pub fn url(&self, db: &str) -> String {
         let host = self.dir.to_string_lossy().replace('/', "%2F");
-        format!("postgres://phoned@{host}/{db}")
+        format!("postgres://phoned@{host}:{}/{db}", self.port)
     }
 
     /// Runs `sql` in database `db` with `psql`; returns its output (tuples only).
@@ -190,6 +225,7 @@ impl Cluster {
         let out = Command::new(self.bin.join("psql"))
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.dir)
+            .args(["-p", &self.port.to_string()])
             .args(["-U", "phoned", "-d", db, "-c", sql])
             .output()
             .expect("psql");
@@ -228,14 +264,12 @@ impl Cluster {
     /// Starts the stopped server again.
     pub fn restart(&self) {
         let data = self.dir.join("data").to_string_lossy().into_owned();
-        let dir_s = self.dir.to_string_lossy().into_owned();
-        let options = format!("-k {dir_s} -c listen_addresses= -c max_connections=200");
         let log = self.dir.join("log").to_string_lossy().into_owned();
         run(
             command(
                 self.user,
                 &self.bin.join("pg_ctl"),
-                &["-D", &data, "-o", &options, "-l", &log, "-w", "start"],
+                &["-D", &data, "-o", &self.options, "-l", &log, "-w", "start"],
             ),
             "pg_ctl start",
         );
@@ -313,6 +347,50 @@ impl Drop for Cluster {
             self.stop();
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// A TCP port free on 127.0.0.1 now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A CA (`dir/ca.pem`) and a server certificate and key it signed for "localhost" and
+/// 127.0.0.1 (`data/server.crt`, `data/server.key`, the key readable by the server's
+/// user only, as PostgreSQL demands); `pg_hba.conf` takes TCP connections over TLS only.
+fn tls_files(dir: &Path, data: &Path, user: Option<&str>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().expect("CA key");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA");
+    let key = KeyPair::generate().expect("server key");
+    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("server params")
+        .signed_by(&key, &ca)
+        .expect("server certificate");
+    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("ca.pem");
+    let crt = data.join("server.crt");
+    let pem_key = data.join("server.key");
+    std::fs::write(&crt, cert.pem()).expect("server.crt");
+    std::fs::write(&pem_key, key.serialize_pem()).expect("server.key");
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+    )
+    .expect("pg_hba.conf");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pem_key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    if let Some(u) = user {
+        let mut c = Command::new("chown");
+        c.arg(format!("{u}:"))
+            .arg(&crt)
+            .arg(&pem_key)
+            .arg(data.join("pg_hba.conf"));
+        run(c, "chown");
     }
 }
 

@@ -29,7 +29,7 @@ pub enum StoreError {
     #[error("cannot start the group-commit thread: {0}")]
     Thread(std::io::Error),
     /// PostgreSQL refused or failed a statement (not a connection problem).
-    #[error("database: {0}")]
+    #[error("database: {}", describe(.0))]
     Postgres(#[source] postgres::Error),
     /// PostgreSQL cannot be reached: the relay goes on, but nothing that needs the
     /// database works until it is back.
@@ -76,12 +76,29 @@ fn db_out_of_space(e: &heed::Error) -> bool {
     }
 }
 
+/// A PostgreSQL error with its causes: the driver's own text is only its kind ("db
+/// error", "error performing TLS handshake"); the server's message (`no pg_hba.conf entry
+/// …`) or the TLS reason (`invalid peer certificate: UnknownIssuer`) is in its sources.
+pub fn describe(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 impl From<postgres::Error> for StoreError {
     /// A lost or refused connection is [`StoreError::Unavailable`]; anything else a
     /// failed statement.
     fn from(e: postgres::Error) -> StoreError {
         if e.is_closed() || (e.code().is_none() && e.as_db_error().is_none()) {
-            StoreError::Unavailable(e.to_string())
+            StoreError::Unavailable(describe(&e))
         } else {
             StoreError::Postgres(e)
         }
