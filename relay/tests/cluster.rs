@@ -144,10 +144,12 @@ fn a_killed_relays_devices_go_offline_when_their_leases_expire() {
     });
 }
 
-/// Calls are not routed between relays yet (docs/operations.md): a device online only on
-/// another relay is dialled as offline, at once, rather than left ringing.
+/// These two relays share a database but not a certificate (each made its own), so
+/// neither can open a relay link to the other (relay_links.rs): a device online only on
+/// the other relay is dialled as offline, at once, rather than left ringing. (Calls
+/// between relays of one cluster: tests/tests/cluster.rs.)
 #[test]
-fn a_call_to_a_device_on_another_relay_ends_offline_at_once() {
+fn a_call_to_a_relay_without_the_cluster_certificate_ends_offline_at_once() {
     use phoned_proto::call::{CallPhase, EndReason};
     let Some((ra, rb)) = two_relays() else {
         return;
