@@ -14,7 +14,8 @@
 //!
 //! Run: `cargo build --release --workspace --bins && cargo bench -p phoned-tests --bench speech_quality`
 //! (`-- --quick`: two clips, clean and 10 % loss; `-- --only loss --only bursts`: the
-//! conditions whose names hold one of the words; `-- --audio 'frame_ms = 10'`: `[audio]`
+//! conditions whose names hold one of the words; `-- --clip en-male`: that clip only (the
+//! seeds stay each clip's own); `-- --audio 'frame_ms = 10'`: `[audio]`
 //! lines for both daemons, and the codec alone in that frame; `-- --plans`: only the codec
 //! alone, under candidate encoder and redundancy plans, `speech_quality/plans.rs`). The first run installs espeak-ng and a
 //! Python environment with `pesq` (`scripts/speech-bench-deps.sh`).
@@ -356,15 +357,20 @@ fn mean(v: &[f64]) -> f64 {
 }
 
 /// `--plans`: the codec alone under each candidate plan (`plans.rs`), per condition.
-fn plans_table(python: &Path, clips: &[(String, PathBuf)], conditions: &[Condition], dir: &Path) {
+fn plans_table(
+    python: &Path,
+    clips: &[(u64, String, PathBuf)],
+    conditions: &[Condition],
+    dir: &Path,
+) {
     println!("| condition | plan | mean WB-PESQ | per clip | kbit/s sent |");
     println!("| --- | --- | --- | --- | --- |");
     for condition in conditions {
         for plan in plans::plans(condition.name) {
             let (mut scores, mut kbps) = (Vec::new(), Vec::new());
-            for (k, (name, clip)) in clips.iter().enumerate() {
+            for (seed, name, clip) in clips {
                 let out = dir.join(format!("{name}-plan.wav"));
-                let (p, b) = plans::run(python, clip, &out, condition, 0x5eed + k as u64, &plan);
+                let (p, b) = plans::run(python, clip, &out, condition, *seed, &plan);
                 scores.push(p);
                 kbps.push(b);
             }
@@ -403,9 +409,22 @@ fn main() {
         .unwrap_or(FrameDuration::Ms20);
     let python = python();
     let work = tempfile::tempdir().unwrap();
-    let mut clips = make_clips(&python, work.path());
+    // Each clip's seed is its place among all clips, whichever are run.
+    let mut clips: Vec<(u64, String, PathBuf)> = make_clips(&python, work.path())
+        .into_iter()
+        .enumerate()
+        .map(|(k, (name, path))| (0x5eed + k as u64, name, path))
+        .collect();
     if quick {
-        clips.retain(|(n, _)| n == "en-male" || n == "fr-female");
+        clips.retain(|(_, n, _)| n == "en-male" || n == "fr-female");
+    }
+    let wanted: Vec<&String> = args
+        .windows(2)
+        .filter(|w| w[0] == "--clip")
+        .map(|w| &w[1])
+        .collect();
+    if !wanted.is_empty() {
+        clips.retain(|(_, n, _)| wanted.iter().any(|w| *w == n));
     }
     if args.iter().any(|a| a == "--plans") {
         plans_table(&python, &clips, &conditions(quick, &only), work.path());
@@ -421,8 +440,8 @@ fn main() {
     for condition in conditions(quick, &only) {
         let (mut ours, mut alone, mut alone_cheap, mut kbps) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (k, (name, clip)) in clips.iter().enumerate() {
-            let seed = 0x5eed + k as u64;
+        for (seed, name, clip) in &clips {
+            let seed = *seed;
             let r = call(&python, clip, &condition, seed, &audio);
             let alone_at = |complexity| {
                 let reference = work.path().join(format!("{name}-alone.wav"));

@@ -70,20 +70,18 @@ pub fn plans(condition: &str) -> Vec<Plan> {
         copy_bitrate_bps: Some(copy_kbps * 1000),
         ..plan(name, main, Fb, fec, backs)
     };
-    let _ = (Swb, Wb);
     vec![
-        plan("24k FEC 4, copy 2 back (now)", 24, Fb, 4, &[2]),
-        plan("24k FEC 0, copy 2 back", 24, Fb, 0, &[2]),
+        plan("24k FEC 4, copy 2 back (before)", 24, Fb, 4, &[2]),
         plan("24k FEC 2, copy 3 back", 24, Fb, 2, &[3]),
-        plan("24k FEC 2, copy 4 back", 24, Fb, 2, &[4]),
-        plan("24k FEC 0, copy 4 back", 24, Fb, 0, &[4]),
-        plan("15k FEC 0, copies 2, 4 back", 15, Fb, 0, &[2, 4]),
+        plan("24k FEC 2, copy 4 back (now)", 24, Fb, 2, &[4]),
+        plan("24k FEC 0, copy 5 back", 24, Fb, 0, &[5]),
+        plan("24k FEC 0, copy 6 back", 24, Fb, 0, &[6]),
+        plan("15k FEC 5, copies 2, 4 back", 15, Fb, 5, &[2, 4]),
+        plan("15k FEC 0, copies 3, 6 back", 15, Fb, 0, &[3, 6]),
         lowrate("32k FEC 0 + 12k copy 4 back", 32, 0, &[4], 12),
-        lowrate("28k FEC 0 + 14k copy 4 back", 28, 0, &[4], 14),
-        lowrate("28k FEC 0 + 10k copies 2, 4 back", 28, 0, &[2, 4], 10),
-        lowrate("26k FEC 0 + 10k copies 2, 4 back", 26, 0, &[2, 4], 10),
-        lowrate("24k FEC 0 + 12k copies 2, 4 back", 24, 0, &[2, 4], 12),
+        lowrate("32k FEC 0 + 12k copy 6 back", 32, 0, &[6], 12),
         lowrate("28k FEC 2 + 12k copies 2, 4 back", 28, 2, &[2, 4], 12),
+        lowrate("26k FEC 0 + 10k copies 3, 6 back", 26, 0, &[3, 6], 10),
     ]
 }
 
