@@ -424,7 +424,7 @@ fn main() {
         .map(|w| &w[1])
         .collect();
     if !wanted.is_empty() {
-        clips.retain(|(_, n, _)| wanted.iter().any(|w| *w == n));
+        clips.retain(|(_, n, _)| wanted.contains(&n));
     }
     if args.iter().any(|a| a == "--plans") {
         plans_table(&python, &clips, &conditions(quick, &only), work.path());
