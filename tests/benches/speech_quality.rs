@@ -15,7 +15,8 @@
 //! Run: `cargo build --release --workspace --bins && cargo bench -p phoned-tests --bench speech_quality`
 //! (`-- --quick`: two clips, clean and 10 % loss; `-- --only loss --only bursts`: the
 //! conditions whose names hold one of the words; `-- --clip en-male`: that clip only (the
-//! seeds stay each clip's own); `-- --audio 'frame_ms = 10'`: `[audio]`
+//! seeds stay each clip's own; `-- --seed 24301`: every clip with that loss pattern);
+//! `-- --audio 'frame_ms = 10'`: `[audio]`
 //! lines for both daemons, and the codec alone in that frame; `-- --plans`: only the codec
 //! alone, under candidate encoder and redundancy plans, `speech_quality/plans.rs`). The first run installs espeak-ng and a
 //! Python environment with `pesq` (`scripts/speech-bench-deps.sh`).
@@ -425,6 +426,15 @@ fn main() {
         .collect();
     if !wanted.is_empty() {
         clips.retain(|(_, n, _)| wanted.contains(&n));
+    }
+    // `--seed N`: every clip takes loss pattern N instead of its own (is a clip's score its
+    // voice's or its pattern's?).
+    if let Some(seed) = args
+        .windows(2)
+        .find(|w| w[0] == "--seed")
+        .and_then(|w| w[1].parse::<u64>().ok())
+    {
+        clips.iter_mut().for_each(|c| c.0 = seed);
     }
     if args.iter().any(|a| a == "--plans") {
         plans_table(&python, &clips, &conditions(quick, &only), work.path());

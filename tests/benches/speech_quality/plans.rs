@@ -66,6 +66,20 @@ pub fn plans(condition: &str) -> Vec<Plan> {
             plan("40k WB FEC 0", 40, Wb, 0, &[]),
         ];
     }
+    if condition.contains("% loss") {
+        return vec![
+            plan("32k FEC 10 (codec alone)", 32, Fb, 10, &[]),
+            plan("24k FEC 1, copy 1 back (the call's)", 24, Fb, 1, &[1]),
+            plan("32k FEC 1, copy 1 back (over the budget)", 32, Fb, 1, &[1]),
+            plan(
+                "24k FEC 0, copies 1 and 2 back (over the budget)",
+                24,
+                Fb,
+                0,
+                &[1, 2],
+            ),
+        ];
+    }
     let lowrate = |name: &str, main: u32, fec: u8, backs: &[usize], copy_kbps: u32| Plan {
         copy_bitrate_bps: Some(copy_kbps * 1000),
         ..plan(name, main, Fb, fec, backs)
