@@ -1,13 +1,16 @@
 //! Media datagrams: one encoded audio frame ([`MediaFrame`]), a frame carrying copies of
-//! the frames before it ([`RedundantFrame`], RED-style) or a receiver's report on what
-//! arrived ([`MediaReport`]), each alone in a QUIC datagram.
+//! the frames before it ([`RedundantFrame`], RED-style), a receiver's report on what
+//! arrived ([`MediaReport`]) or the media features a party reads ([`MediaFeatures`]), each
+//! alone in a QUIC datagram (or a media plane packet).
 //!
-//! All three start with the same header, `call`, `source`, `seq`, `timestamp` (varints),
-//! and the relay reads only `call`. The byte after the header tells them apart: a
-//! `MediaFrame`'s `level` (0..=127), or a kind at 128 and up for the newer two. A receiver
-//! that knows only `MediaFrame` rejects a level above 127 and drops the datagram, so a
-//! sender may send reports to any peer, and sends redundant frames only to a peer whose
-//! reports show that it reads them (docs/protocol.md §13.3).
+//! All start with the same header, `call`, `source`, `seq`, `timestamp` (varints), and the
+//! relay reads only `call`. The byte after the header tells them apart: a `MediaFrame`'s
+//! `level` (0..=127), or a kind at 128 and up for the newer ones. A receiver that knows
+//! only `MediaFrame` rejects a level above 127 and drops the datagram, so a sender may send
+//! reports and features to any peer, sends redundant frames only to a peer whose reports
+//! show that it reads them, and deep ones ([`KIND_REDUNDANT_DEEP`]: copies further back
+//! than [`MAX_EARLIER`]) only to a peer whose features say it reads those
+//! (docs/protocol.md §13.3).
 
 use serde::{Deserialize, Serialize};
 
@@ -20,10 +23,24 @@ pub const MAX_MEDIA_PAYLOAD: usize = 1275;
 /// numbers) the oldest may be.
 pub const MAX_EARLIER: usize = 2;
 
-/// The byte after the header that marks a [`RedundantFrame`].
+/// The most earlier frames a deep redundant frame ([`KIND_REDUNDANT_DEEP`]) carries.
+pub const MAX_EARLIER_DEEP: usize = 4;
+/// How far back (in sequence numbers) a deep redundant frame's copies may be.
+pub const MAX_SEQ_BACK_DEEP: u8 = 8;
+
+/// The byte after the header that marks a [`RedundantFrame`] whose copies are at most
+/// [`MAX_EARLIER`] and at most that far back: every reader of redundant frames reads it.
 pub const KIND_REDUNDANT: u8 = 0x80;
 /// The byte after the header that marks a [`MediaReport`].
 pub const KIND_REPORT: u8 = 0x81;
+/// The byte after the header that marks a [`RedundantFrame`] with copies further back, or
+/// more of them: up to [`MAX_EARLIER_DEEP`], up to [`MAX_SEQ_BACK_DEEP`] back. Sent only to
+/// a peer whose [`MediaFeatures`] include [`FEATURE_DEEP_COPIES`].
+pub const KIND_REDUNDANT_DEEP: u8 = 0x82;
+/// The byte after the header that marks a [`MediaFeatures`].
+pub const KIND_FEATURES: u8 = 0x83;
+/// [`MediaFeatures::features`] bit: this party reads [`KIND_REDUNDANT_DEEP`].
+pub const FEATURE_DEEP_COPIES: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaFrame {
@@ -82,12 +99,26 @@ pub struct Earlier {
     pub payload: Vec<u8>,
 }
 
-/// A [`MediaFrame`] and copies of up to [`MAX_EARLIER`] frames sent before it.
+/// A [`MediaFrame`] and copies of up to [`MAX_EARLIER_DEEP`] frames sent before it: on
+/// the wire [`KIND_REDUNDANT`] when they are at most [`MAX_EARLIER`], at most that far back,
+/// and [`KIND_REDUNDANT_DEEP`] otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedundantFrame {
     pub frame: MediaFrame,
     /// Newest first, no two with the same `seq_back`.
     pub earlier: Vec<Earlier>,
+}
+
+impl RedundantFrame {
+    /// Whether its copies need [`KIND_REDUNDANT_DEEP`] (more than [`MAX_EARLIER`], or one
+    /// further back than that).
+    pub fn is_deep(&self) -> bool {
+        self.earlier.len() > MAX_EARLIER
+            || self
+                .earlier
+                .iter()
+                .any(|e| usize::from(e.seq_back) > MAX_EARLIER)
+    }
 }
 
 /// Wire layout of a redundant frame (the header, then [`KIND_REDUNDANT`]).
@@ -163,12 +194,49 @@ impl MediaReport {
     }
 }
 
+/// The media datagram kinds a party reads beyond the first three, sent with each of its
+/// reports: a sender uses a kind only once the peer's features have named it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaFeatures {
+    /// The call (assigned by the relay).
+    pub call: u64,
+    /// The party whose features these are.
+    pub source: u32,
+    /// Counts the party's features datagrams, from 0.
+    pub number: u32,
+    /// Always 0 (the header's `timestamp`).
+    reserved: u32,
+    /// [`KIND_FEATURES`].
+    kind: u8,
+    /// Bits: [`FEATURE_DEEP_COPIES`]; bits a receiver does not know are ignored.
+    pub features: u32,
+}
+
+impl MediaFeatures {
+    pub fn new(call: u64, source: u32, number: u32, features: u32) -> Self {
+        Self {
+            call,
+            source,
+            number,
+            reserved: 0,
+            kind: KIND_FEATURES,
+            features,
+        }
+    }
+
+    /// Whether the party reads [`KIND_REDUNDANT_DEEP`].
+    pub fn deep_copies(&self) -> bool {
+        self.features & FEATURE_DEEP_COPIES != 0
+    }
+}
+
 /// One received media datagram, of whichever kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaDatagram {
     Frame(MediaFrame),
     Redundant(RedundantFrame),
     Report(MediaReport),
+    Features(MediaFeatures),
 }
 
 /// The header all kinds share, and the byte after it.
@@ -183,7 +251,7 @@ struct Head {
 
 impl MediaDatagram {
     /// Encodes the datagram; a redundant frame without earlier frames goes as a plain
-    /// [`MediaFrame`].
+    /// [`MediaFrame`], one with deep copies as [`KIND_REDUNDANT_DEEP`].
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Self::Frame(f) => f.encode(),
@@ -193,13 +261,18 @@ impl MediaDatagram {
                 source: r.frame.source,
                 seq: r.frame.seq,
                 timestamp: r.frame.timestamp,
-                kind: KIND_REDUNDANT,
+                kind: if r.is_deep() {
+                    KIND_REDUNDANT_DEEP
+                } else {
+                    KIND_REDUNDANT
+                },
                 level: r.frame.level,
                 payload: &r.frame.payload,
                 earlier: r.earlier.clone(),
             })
             .unwrap_or_default(),
             Self::Report(r) => postcard::to_allocvec(r).unwrap_or_default(),
+            Self::Features(f) => postcard::to_allocvec(f).unwrap_or_default(),
         }
     }
 
@@ -210,11 +283,16 @@ impl MediaDatagram {
             postcard::take_from_bytes(datagram).map_err(DecodeError::Malformed)?;
         match head.kind {
             0..=127 => MediaFrame::decode(datagram).map(Self::Frame),
-            KIND_REDUNDANT => {
+            KIND_REDUNDANT | KIND_REDUNDANT_DEEP => {
                 let w: RedundantWire = strict(datagram)?;
+                let (count, back) = if head.kind == KIND_REDUNDANT {
+                    (MAX_EARLIER, MAX_EARLIER as u8)
+                } else {
+                    (MAX_EARLIER_DEEP, MAX_SEQ_BACK_DEEP)
+                };
                 let payload_ok = |p: &[u8]| p.len() <= MAX_MEDIA_PAYLOAD;
                 let earlier_ok = |e: &Earlier| {
-                    (1..=MAX_EARLIER as u8).contains(&e.seq_back)
+                    (1..=back).contains(&e.seq_back)
                         && !e.payload.is_empty()
                         && payload_ok(&e.payload)
                 };
@@ -225,7 +303,7 @@ impl MediaDatagram {
                     .all(|(i, e)| w.earlier[..i].iter().all(|o| o.seq_back != e.seq_back));
                 if w.level > 127
                     || !payload_ok(w.payload)
-                    || w.earlier.len() > MAX_EARLIER
+                    || w.earlier.len() > count
                     || !w.earlier.iter().all(earlier_ok)
                     || !distinct
                 {
@@ -249,6 +327,13 @@ impl MediaDatagram {
                     return Err(malformed());
                 }
                 Ok(Self::Report(r))
+            }
+            KIND_FEATURES => {
+                let f: MediaFeatures = strict(datagram)?;
+                if f.reserved != 0 {
+                    return Err(malformed());
+                }
+                Ok(Self::Features(f))
             }
             _ => Err(malformed()),
         }
@@ -283,7 +368,7 @@ pub fn peek_level(datagram: &[u8]) -> Option<Peeked> {
     let (head, rest): (Head, _) = postcard::take_from_bytes(datagram).ok()?;
     let level = match head.kind {
         0..=127 => Some(head.kind),
-        KIND_REDUNDANT => Some(*rest.first()?).filter(|l| *l <= 127),
+        KIND_REDUNDANT | KIND_REDUNDANT_DEEP => Some(*rest.first()?).filter(|l| *l <= 127),
         _ => None,
     };
     let (ids, _): (Ids, _) = postcard::take_from_bytes(datagram).ok()?;

@@ -38,7 +38,9 @@ VOICES = {
     "en-male": ("en-us", "en"),
     "en-female": ("en-us+f3", "en"),
     "fr-male": ("fr-fr", "fr"),
-    "fr-female": ("fr-fr+f2", "fr"),
+    # "fr+f2", not "fr-fr+f2": espeak-ng 1.51 ignores a variant after a dialect name
+    # ("fr-fr+f2" spoke exactly as "fr-fr" until December 2026).
+    "fr-female": ("fr+f2", "fr"),
 }
 PAUSE_S = 0.4
 

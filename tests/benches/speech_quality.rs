@@ -14,8 +14,11 @@
 //!
 //! Run: `cargo build --release --workspace --bins && cargo bench -p phoned-tests --bench speech_quality`
 //! (`-- --quick`: two clips, clean and 10 % loss; `-- --only loss --only bursts`: the
-//! conditions whose names hold one of the words; `-- --audio 'frame_ms = 10'`: `[audio]`
-//! lines for both daemons, and the codec alone in that frame). The first run installs espeak-ng and a
+//! conditions whose names hold one of the words; `-- --clip en-male`: that clip only (the
+//! seeds stay each clip's own; `-- --seed 24301`: every clip with that loss pattern);
+//! `-- --audio 'frame_ms = 10'`: `[audio]`
+//! lines for both daemons, and the codec alone in that frame; `-- --plans`: only the codec
+//! alone, under candidate encoder and redundancy plans, `speech_quality/plans.rs`). The first run installs espeak-ng and a
 //! Python environment with `pesq` (`scripts/speech-bench-deps.sh`).
 //!
 //! Beside the scores, what A sent: its media datagrams' bytes over the call, as kbit/s
@@ -35,6 +38,9 @@ use phoned_tests::paced::{stream_start, talking_pair_with};
 use phoned_tests::process::{RelayProcess, bin};
 use phoned_tests::proxy::UdpProxy;
 use phoned_tests::{wait_for, wav};
+
+#[path = "speech_quality/plans.rs"]
+mod plans;
 
 const RATE: u32 = 48_000;
 /// Silence before the first copy of the clip, between the copies and after the last.
@@ -287,7 +293,15 @@ fn call(python: &Path, clip: &Path, condition: &Condition, seed: u64, audio: &st
         delay_ms: s.delay_ms.into_iter().flatten().collect(),
         stats,
         sent_kbps: sent_bytes * 8.0 / talk_s / 1000.0,
-        adapted: media_end(&a_log, &["redundancy=", "first_copy_back=", "bitrate_bps="]),
+        adapted: media_end(
+            &a_log,
+            &[
+                "redundancy=",
+                "first_copy_back=",
+                "copy_step=",
+                "bitrate_bps=",
+            ],
+        ),
     }
 }
 
@@ -343,6 +357,37 @@ fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
+/// `--plans`: the codec alone under each candidate plan (`plans.rs`), per condition.
+fn plans_table(
+    python: &Path,
+    clips: &[(u64, String, PathBuf)],
+    conditions: &[Condition],
+    dir: &Path,
+) {
+    println!("| condition | plan | mean WB-PESQ | per clip | kbit/s sent |");
+    println!("| --- | --- | --- | --- | --- |");
+    for condition in conditions {
+        for plan in plans::plans(condition.name) {
+            let (mut scores, mut kbps) = (Vec::new(), Vec::new());
+            for (seed, name, clip) in clips {
+                let out = dir.join(format!("{name}-plan.wav"));
+                let (p, b) = plans::run(python, clip, &out, condition, *seed, &plan);
+                scores.push(p);
+                kbps.push(b);
+            }
+            let per: Vec<String> = scores.iter().map(|p| format!("{p:.2}")).collect();
+            println!(
+                "| {} | {} | {:.2} | {} | {:.1} |",
+                condition.name,
+                plan.name,
+                mean(&scores),
+                per.join(", "),
+                mean(&kbps)
+            );
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -365,9 +410,35 @@ fn main() {
         .unwrap_or(FrameDuration::Ms20);
     let python = python();
     let work = tempfile::tempdir().unwrap();
-    let mut clips = make_clips(&python, work.path());
+    // Each clip's seed is its place among all clips, whichever are run.
+    let mut clips: Vec<(u64, String, PathBuf)> = make_clips(&python, work.path())
+        .into_iter()
+        .enumerate()
+        .map(|(k, (name, path))| (0x5eed + k as u64, name, path))
+        .collect();
     if quick {
-        clips.retain(|(n, _)| n == "en-male" || n == "fr-female");
+        clips.retain(|(_, n, _)| n == "en-male" || n == "fr-female");
+    }
+    let wanted: Vec<&String> = args
+        .windows(2)
+        .filter(|w| w[0] == "--clip")
+        .map(|w| &w[1])
+        .collect();
+    if !wanted.is_empty() {
+        clips.retain(|(_, n, _)| wanted.contains(&n));
+    }
+    // `--seed N`: every clip takes loss pattern N instead of its own (is a clip's score its
+    // voice's or its pattern's?).
+    if let Some(seed) = args
+        .windows(2)
+        .find(|w| w[0] == "--seed")
+        .and_then(|w| w[1].parse::<u64>().ok())
+    {
+        clips.iter_mut().for_each(|c| c.0 = seed);
+    }
+    if args.iter().any(|a| a == "--plans") {
+        plans_table(&python, &clips, &conditions(quick, &only), work.path());
+        return;
     }
     println!(
         "| clip | condition | phoned, WB-PESQ per copy | codec alone | codec alone, complexity {CHEAP_COMPLEXITY} | mouth-to-ear ms | A sent, kbit/s | B's media stats |"
@@ -379,8 +450,8 @@ fn main() {
     for condition in conditions(quick, &only) {
         let (mut ours, mut alone, mut alone_cheap, mut kbps) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (k, (name, clip)) in clips.iter().enumerate() {
-            let seed = 0x5eed + k as u64;
+        for (seed, name, clip) in &clips {
+            let seed = *seed;
             let r = call(&python, clip, &condition, seed, &audio);
             let alone_at = |complexity| {
                 let reference = work.path().join(format!("{name}-alone.wav"));

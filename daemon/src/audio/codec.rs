@@ -9,7 +9,7 @@
 
 use audiopus::coder::{Decoder, Encoder, GenericCtl};
 use audiopus::packet::{self, Packet};
-use audiopus::{Application, Bitrate, Channels, MutSignals, SampleRate, Signal};
+use audiopus::{Application, Bandwidth, Bitrate, Channels, MutSignals, SampleRate, Signal};
 
 /// The network sample rate: everything is resampled to 48 kHz before encoding, which also
 /// keeps the RTP-style timestamps of [`super::jitter`] in 48 kHz ticks.
@@ -71,6 +71,29 @@ impl FrameDuration {
     }
 }
 
+/// The widest audio band the encoder may code (Opus' `OPUS_SET_MAX_BANDWIDTH`): it
+/// spends no bits above it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MaxBandwidth {
+    /// 0–8 kHz (Opus "wideband", SILK only): what a wideband call carries.
+    Wideband,
+    /// 0–12 kHz (Opus "superwideband", SILK and CELT in hybrid mode).
+    Superwideband,
+    /// Up to 20 kHz, as the encoder sees fit at the bitrate.
+    #[default]
+    Fullband,
+}
+
+impl MaxBandwidth {
+    fn opus(self) -> Bandwidth {
+        match self {
+            Self::Wideband => Bandwidth::Wideband,
+            Self::Superwideband => Bandwidth::Superwideband,
+            Self::Fullband => Bandwidth::Fullband,
+        }
+    }
+}
+
 /// What a [`VoiceEncoder`] is built with. `Default` is the design's call setting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncoderConfig {
@@ -92,6 +115,8 @@ pub struct EncoderConfig {
     pub fec: bool,
     /// Discontinuous transmission: near-silence becomes 1-byte packets we do not send.
     pub dtx: bool,
+    /// The widest band coded.
+    pub max_bandwidth: MaxBandwidth,
 }
 
 impl Default for EncoderConfig {
@@ -103,6 +128,7 @@ impl Default for EncoderConfig {
             expected_loss_percent: 10,
             fec: true,
             dtx: true,
+            max_bandwidth: MaxBandwidth::Fullband,
         }
     }
 }
@@ -293,6 +319,8 @@ impl VoiceEncoder {
         enc.set_inband_fec(config.fec)
             .map_err(opus("set inband fec"))?;
         enc.set_dtx(config.dtx).map_err(opus("set dtx"))?;
+        enc.set_max_bandwidth(config.max_bandwidth.opus())
+            .map_err(opus("set max bandwidth"))?;
         let mut this = Self {
             enc,
             config: config.clone(),

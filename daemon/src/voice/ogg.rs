@@ -44,7 +44,8 @@ use hound::{SampleFormat, WavReader};
 
 use crate::audio::backend::int_to_f32;
 use crate::audio::codec::{
-    CodecError, EncoderConfig, FrameDuration, MAX_PACKET_BYTES, VoiceDecoder, VoiceEncoder,
+    CodecError, EncoderConfig, FrameDuration, MAX_PACKET_BYTES, MaxBandwidth, VoiceDecoder,
+    VoiceEncoder,
 };
 use crate::audio::resample::{FRAME, NETWORK_RATE, ResampleError, ToNetwork};
 
@@ -411,6 +412,7 @@ fn message_config() -> EncoderConfig {
         expected_loss_percent: 0,
         fec: false,
         dtx: false,
+        max_bandwidth: MaxBandwidth::Fullband,
     }
 }
 

@@ -1,5 +1,5 @@
-//! `MediaFrame::decode` and `MediaDatagram::decode` (frames, redundant frames, receiver
-//! reports) on an arbitrary datagram.
+//! `MediaFrame::decode` and `MediaDatagram::decode` (frames, redundant frames shallow and
+//! deep, receiver reports, features) on an arbitrary datagram.
 //!
 //! Checks: no panic; a decoded frame respects the payload and level limits, and
 //! `encode` gives a datagram no longer than the input that decodes to the same value;
@@ -8,7 +8,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use phoned_proto::media::{MAX_EARLIER, MAX_MEDIA_PAYLOAD, MediaDatagram, MediaFrame};
+use phoned_proto::media::{
+    MAX_EARLIER_DEEP, MAX_MEDIA_PAYLOAD, MAX_SEQ_BACK_DEEP, MediaDatagram, MediaFrame,
+};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(frame) = MediaFrame::decode(data) {
@@ -27,14 +29,13 @@ fuzz_target!(|data: &[u8]| {
         MediaDatagram::Frame(_) => {}
         MediaDatagram::Redundant(r) => {
             assert!(r.frame.level <= 127);
-            assert!(r.earlier.len() <= MAX_EARLIER);
-            assert!(
-                r.earlier
-                    .iter()
-                    .all(|e| !e.payload.is_empty() && e.payload.len() <= MAX_MEDIA_PAYLOAD)
-            );
+            assert!(r.earlier.len() <= MAX_EARLIER_DEEP);
+            assert!(r.earlier.iter().all(|e| !e.payload.is_empty()
+                && e.payload.len() <= MAX_MEDIA_PAYLOAD
+                && (1..=MAX_SEQ_BACK_DEEP).contains(&e.seq_back)));
         }
         MediaDatagram::Report(r) => assert!(r.lost <= r.expected && r.bursts <= r.lost),
+        MediaDatagram::Features(_) => {}
     }
     let again = datagram.encode();
     assert!(!again.is_empty() && again.len() <= data.len());

@@ -48,6 +48,34 @@ fn earlier() -> impl Strategy<Value = Vec<Earlier>> {
     ]
 }
 
+/// Copies a deep redundant frame carries: 1..=MAX_EARLIER_DEEP distinct `seq_back`s in
+/// 1..=MAX_SEQ_BACK_DEEP, newest first.
+fn deep_earlier() -> impl Strategy<Value = Vec<Earlier>> {
+    (
+        proptest::sample::subsequence(
+            (1..=MAX_SEQ_BACK_DEEP).collect::<Vec<_>>(),
+            1..=MAX_EARLIER_DEEP,
+        ),
+        any::<u32>(),
+        proptest::collection::vec(any::<u8>(), 1..300),
+    )
+        .prop_map(|(backs, ts_back, payload)| {
+            backs
+                .into_iter()
+                .map(|seq_back| Earlier {
+                    seq_back,
+                    ts_back: ts_back.wrapping_mul(u32::from(seq_back)),
+                    payload: payload.clone(),
+                })
+                .collect()
+        })
+}
+
+fn features() -> impl Strategy<Value = MediaFeatures> {
+    (any::<u64>(), any::<u32>(), any::<u32>(), any::<u32>())
+        .prop_map(|(call, source, number, bits)| MediaFeatures::new(call, source, number, bits))
+}
+
 fn report() -> impl Strategy<Value = MediaReport> {
     (
         any::<u64>(),
@@ -95,6 +123,37 @@ proptest! {
     }
 
     #[test]
+    fn deep_redundant_frames_round_trip_and_older_receivers_drop_them(f in frame(), earlier in deep_earlier()) {
+        let r = RedundantFrame { frame: f.clone(), earlier };
+        let bytes = MediaDatagram::Redundant(r.clone()).encode();
+        prop_assert_eq!(peek_call(&bytes), Some(f.call));
+        prop_assert_eq!(peek_level(&bytes), Some(Peeked { call: f.call, source: f.source, level: Some(f.level) }));
+        prop_assert_eq!(MediaDatagram::decode(&bytes).unwrap(), MediaDatagram::Redundant(r.clone()));
+        prop_assert!(MediaFrame::decode(&bytes).is_err());
+        // Only what every reader of redundant frames reads goes as KIND_REDUNDANT.
+        let kind = if r.is_deep() { KIND_REDUNDANT_DEEP } else { KIND_REDUNDANT };
+        let head = postcard::to_allocvec(&(f.call, f.source, f.seq, f.timestamp)).unwrap();
+        prop_assert_eq!(bytes[head.len()], kind);
+        // A reader of KIND_REDUNDANT alone (the decoder with the deep kind unknown) would
+        // refuse these bytes with the deep kind relabelled: it never misreads them.
+        if r.is_deep() {
+            let mut relabelled = bytes.clone();
+            relabelled[head.len()] = KIND_REDUNDANT;
+            prop_assert!(MediaDatagram::decode(&relabelled).is_err());
+        }
+    }
+
+    #[test]
+    fn features_round_trip_and_an_old_receiver_drops_them(f in features()) {
+        let bytes = MediaDatagram::Features(f).encode();
+        prop_assert_eq!(peek_call(&bytes), Some(f.call));
+        prop_assert_eq!(peek_level(&bytes), Some(Peeked { call: f.call, source: f.source, level: None }));
+        prop_assert_eq!(MediaDatagram::decode(&bytes).unwrap(), MediaDatagram::Features(f));
+        prop_assert!(MediaFrame::decode(&bytes).is_err());
+        prop_assert_eq!(f.deep_copies(), f.features & FEATURE_DEEP_COPIES != 0);
+    }
+
+    #[test]
     fn reports_round_trip_and_an_old_receiver_drops_them(r in report()) {
         let bytes = MediaDatagram::Report(r).encode();
         prop_assert_eq!(peek_call(&bytes), Some(r.call));
@@ -127,6 +186,43 @@ fn a_report_is_a_few_dozen_bytes_and_its_layout_is_the_documented_one() {
     assert_eq!(
         bytes,
         [0x07, 0x01, 0x03, 0xe8, 0x07, 0x81, 50, 5, 4, 0, 4, 2, 40]
+    );
+}
+
+#[test]
+fn the_documented_deep_frame_and_features_decode() {
+    // docs/protocol.md §13.3's examples: frame 304 with a copy of frame 301, three back,
+    // and a party's features saying it reads deep copies.
+    let bytes = [
+        0x07, 0x01, 0xb0, 0x02, 0xc0, 0x25, 0x82, 0x03, 0x03, 0xf8, 0xff, 0xfe, 0x01, 0x03, 0xc0,
+        0x16, 0x02, 0xf8, 0xaa,
+    ];
+    let expected = RedundantFrame {
+        frame: MediaFrame {
+            call: 7,
+            source: 1,
+            seq: 304,
+            timestamp: 4800,
+            level: 3,
+            payload: vec![0xf8, 0xff, 0xfe],
+        },
+        earlier: vec![Earlier {
+            seq_back: 3,
+            ts_back: 2880,
+            payload: vec![0xf8, 0xaa],
+        }],
+    };
+    assert_eq!(
+        MediaDatagram::decode(&bytes),
+        Ok(MediaDatagram::Redundant(expected.clone()))
+    );
+    assert_eq!(MediaDatagram::Redundant(expected).encode(), bytes);
+    let features = MediaFeatures::new(7, 1, 0, FEATURE_DEEP_COPIES);
+    let bytes = [0x07, 0x01, 0x00, 0x00, 0x83, 0x01];
+    assert_eq!(MediaDatagram::Features(features).encode(), bytes);
+    assert_eq!(
+        MediaDatagram::decode(&bytes),
+        Ok(MediaDatagram::Features(features))
     );
 }
 
@@ -183,8 +279,28 @@ fn out_of_range_redundancy_and_reports_are_refused() {
     let mut r = base.clone();
     r.earlier[0].seq_back = 0;
     assert!(refused(&r), "seq_back 0 is the frame itself");
+    r.earlier[0].seq_back = MAX_SEQ_BACK_DEEP + 1;
+    assert!(refused(&r), "beyond MAX_SEQ_BACK_DEEP");
     r.earlier[0].seq_back = 3;
-    assert!(refused(&r), "beyond MAX_EARLIER");
+    assert!(!refused(&r), "a deep copy, as KIND_REDUNDANT_DEEP");
+    let mut bytes = MediaDatagram::Redundant(r.clone()).encode();
+    assert_eq!(bytes[5], KIND_REDUNDANT_DEEP);
+    bytes[5] = KIND_REDUNDANT;
+    assert!(
+        MediaDatagram::decode(&bytes).is_err(),
+        "KIND_REDUNDANT beyond MAX_EARLIER"
+    );
+    let mut r = base.clone();
+    r.earlier = (1..=MAX_EARLIER_DEEP as u8 + 1)
+        .map(|seq_back| Earlier {
+            seq_back,
+            ts_back: 960 * u32::from(seq_back),
+            payload: vec![4],
+        })
+        .collect();
+    assert!(refused(&r), "more copies than MAX_EARLIER_DEEP");
+    r.earlier.pop();
+    assert!(!refused(&r));
     let mut r = base.clone();
     r.earlier[0].payload.clear();
     assert!(refused(&r), "empty copy");
@@ -199,6 +315,9 @@ fn out_of_range_redundancy_and_reports_are_refused() {
     report.expected = 5;
     report.lost = 6;
     assert!(MediaDatagram::decode(&MediaDatagram::Report(report).encode()).is_err());
+    // Features with the reserved field set are refused.
+    assert!(MediaDatagram::decode(&[7, 1, 0, 1, KIND_FEATURES, 1]).is_err());
+    assert!(MediaDatagram::decode(&[7, 1, 0, 0, KIND_FEATURES, 1]).is_ok());
     // An unknown kind is refused, whatever follows.
-    assert!(MediaDatagram::decode(&[7, 1, 0, 0, 0x82, 0]).is_err());
+    assert!(MediaDatagram::decode(&[7, 1, 0, 0, 0x84, 0]).is_err());
 }

@@ -173,6 +173,66 @@ fn media_goes_over_udp_to_a_party_heard_recently_and_over_quic_otherwise() {
     assert_eq!((out.udp.len(), out.quic.len()), (0, 1));
 }
 
+/// One datagram of each media kind in call `CALL`: a frame, redundant frames (copies one
+/// back, and deep ones three and five back), a receiver report and a features datagram.
+fn every_kind() -> Vec<Vec<u8>> {
+    use phoned_proto::media::{
+        Earlier, FEATURE_DEEP_COPIES, MediaDatagram, MediaFeatures, MediaReport, RedundantFrame,
+    };
+    let copy = |seq_back: u8| Earlier {
+        seq_back,
+        ts_back: 960 * u32::from(seq_back),
+        payload: vec![9, 9],
+    };
+    let redundant = |earlier: Vec<Earlier>| {
+        let frame = phoned_proto::media::MediaFrame::decode(&frame(CALL, 9)).unwrap();
+        MediaDatagram::Redundant(RedundantFrame { frame, earlier }).encode()
+    };
+    vec![
+        frame(CALL, 9),
+        redundant(vec![copy(1)]),
+        redundant(vec![copy(3), copy(5)]),
+        MediaDatagram::Report(MediaReport::new(CALL, 0, 1, 1000)).encode(),
+        MediaDatagram::Features(MediaFeatures::new(CALL, 0, 0, FEATURE_DEEP_COPIES)).encode(),
+    ]
+}
+
+#[test]
+fn every_media_kind_is_forwarded_unread_over_udp_and_over_quic() {
+    // The relay reads only the call id: a kind newer than it (a deep redundant frame,
+    // features) goes through as the others do, on either path.
+    let (mut a, mut b, table) = call();
+    for d in every_kind() {
+        let mut out = Record::default();
+        let mut p = a.packet(&d);
+        receive(&table, &mut p, addr(1), 1000, &mut scratch(), &mut out);
+        assert_eq!(out.quic, [(2, d.clone())]);
+    }
+    let mut k = b.packet(&[]);
+    receive(
+        &table,
+        &mut k,
+        addr(2),
+        1100,
+        &mut scratch(),
+        &mut Record::default(),
+    );
+    for d in every_kind() {
+        let mut out = Record::default();
+        let mut p = a.packet(&d);
+        receive(&table, &mut p, addr(1), 1200, &mut scratch(), &mut out);
+        assert_eq!(out.udp.len(), 1);
+        assert_eq!(b.read(&out.udp[0].1), d);
+    }
+    // From a QUIC datagram (the session's own path), the same decision.
+    for d in every_kind() {
+        let mut out = Record::default();
+        let r = super::forward::forward(&a.peer, &d, 5_000_000, &mut scratch(), &mut out);
+        assert!(matches!(r, Forwarded::Sent(Sent::Quic)));
+        assert_eq!(out.quic, [(2, d)]);
+    }
+}
+
 #[test]
 fn a_keepalive_is_echoed_to_where_it_came_from() {
     let (mut a, _b, table) = call();

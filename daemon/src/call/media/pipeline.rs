@@ -78,7 +78,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use phoned_proto::call::CallId;
-use phoned_proto::media::{Earlier, MAX_EARLIER, MediaDatagram, MediaFrame, RedundantFrame};
+use phoned_proto::media::{
+    Earlier, FEATURE_DEEP_COPIES, MAX_SEQ_BACK_DEEP, MediaDatagram, MediaFeatures, MediaFrame,
+    RedundantFrame,
+};
 
 use super::adapt::{Adapter, Settings, Thresholds};
 use super::demand::Demand;
@@ -113,11 +116,14 @@ const PATH_LEARNT_PACKETS: u64 = 20;
 const REPHASE_HEADROOM_MS: u32 = 1;
 /// How long after the last lost packet the jitter buffer's floor stays at a frame, µs.
 const LOSS_HOLD_US: u64 = 10_000_000;
-/// The jitter buffer's floor while the far side sends copies two frames back, beyond the
-/// two frames, ms: the second copy must be there before its frame is due.
+/// The jitter buffer's floor while the far side sends copies two or more frames back,
+/// beyond those frames, ms: the oldest copy must be there before its frame is due.
 pub(super) const TWO_COPIES_MARGIN_MS: u32 = 5;
-/// How long after the last copy two frames back that floor is kept, µs.
+/// How long after the last copy two or more frames back that floor is kept, µs.
 pub(super) const TWO_COPIES_HOLD_US: u64 = 5_000_000;
+/// What this daemon reads beyond frames, redundant frames and reports, told to the far
+/// side with each report.
+const FEATURES: u32 = FEATURE_DEEP_COPIES;
 /// Shorter silences less than this are not worth moving the playout for, µs.
 const MIN_TRIM_US: usize = 1_000;
 
@@ -281,6 +287,8 @@ pub struct MediaStats {
     pub redundancy: u8,
     /// How many frames back the newest copy is (2: a lone copy against bursts).
     pub first_copy_back: u8,
+    /// How many frames apart the copies are.
+    pub copy_step: u8,
     /// Bytes of the datagrams received that were frames of this call.
     pub received_bytes: u64,
     /// Frames of further far sources (a conference's other speakers) mixed in, and
@@ -289,18 +297,21 @@ pub struct MediaStats {
     pub dropped_streams: u64,
 }
 
+/// How many packets back a copy may be (a deep redundant frame's limit).
+const KEPT: usize = MAX_SEQ_BACK_DEEP as usize;
+
 /// The packets sent last, newest first, for the copies later datagrams carry.
 struct SentRecently {
-    /// `(seq, timestamp, length)` and the bytes of up to [`MAX_EARLIER`] packets.
-    meta: [Option<(u32, u32, usize)>; MAX_EARLIER],
-    bytes: [[u8; MAX_PACKET_BYTES]; MAX_EARLIER],
+    /// `(seq, timestamp, length)` and the bytes of up to [`KEPT`] packets.
+    meta: [Option<(u32, u32, usize)>; KEPT],
+    bytes: Box<[[u8; MAX_PACKET_BYTES]; KEPT]>,
 }
 
 impl SentRecently {
     fn new() -> Self {
         Self {
-            meta: [None; MAX_EARLIER],
-            bytes: [[0; MAX_PACKET_BYTES]; MAX_EARLIER],
+            meta: [None; KEPT],
+            bytes: Box::new([[0; MAX_PACKET_BYTES]; KEPT]),
         }
     }
 
@@ -311,23 +322,17 @@ impl SentRecently {
         self.meta[0] = Some((seq, timestamp, packet.len()));
     }
 
-    /// Copies of `count` packets before `seq` (at `timestamp`, frames of `frame` samples),
-    /// the newest `first_back` before it, for frames sent one after the other: one from
-    /// before a DTX pause would be past its time at the far side.
-    fn earlier(
-        &self,
-        (count, first_back): (u8, u8),
-        seq: u32,
-        timestamp: u32,
-        frame: u32,
-    ) -> Vec<Earlier> {
+    /// Copies of the packets `settings` asks for before `seq` (at `timestamp`, frames of
+    /// `frame` samples): `redundancy` of them, the newest `first_back` before it, `step`
+    /// apart; only of frames sent one after the other up to `seq`: one from before a DTX
+    /// pause would be past its time at the far side.
+    fn earlier(&self, settings: &Settings, seq: u32, timestamp: u32, frame: u32) -> Vec<Earlier> {
         let mut out = Vec::new();
-        let first_back = first_back.max(1);
-        let last = (first_back + count)
-            .saturating_sub(1)
-            .min(MAX_EARLIER as u8);
-        for back in first_back..=last {
-            let Some((s, ts, len)) = self.meta[usize::from(back - 1)] else {
+        let first_back = settings.first_back.max(1);
+        let step = settings.step.max(1);
+        for i in 0..settings.redundancy {
+            let back = first_back.saturating_add(i.saturating_mul(step));
+            let Some(&Some((s, ts, len))) = self.meta.get(usize::from(back) - 1) else {
                 break;
             };
             let ts_back = timestamp.wrapping_sub(ts);
@@ -406,8 +411,11 @@ pub struct MediaPipeline {
     reported: (u64, u64),
     /// Which far sources speak (a conference's `speaking` flags).
     speakers: Speakers,
-    /// Until when the jitter buffer keeps the floor for copies two frames back, µs.
-    two_copies_until: Option<u64>,
+    /// The farthest back copies came from lately (two frames or more), and until when the
+    /// jitter buffer keeps the floor for them, µs.
+    copies_back: Option<(u8, u64)>,
+    /// Features datagrams sent.
+    features_sent: u32,
     /// The far source the jitter buffer above plays, and when its latest frame came (µs).
     primary: Option<(u32, u64)>,
     /// Further far sources (conferences).
@@ -493,6 +501,7 @@ impl MediaPipeline {
             expected_loss_percent: encoder.config().expected_loss_percent,
             redundancy: 0,
             first_back: 1,
+            step: 1,
         };
         Ok(MediaPipeline {
             call,
@@ -519,6 +528,7 @@ impl MediaPipeline {
                 bitrate_bps: applied.bitrate_bps,
                 expected_loss_percent: applied.expected_loss_percent,
                 first_copy_back: applied.first_back,
+                copy_step: applied.step,
                 ..MediaStats::default()
             },
             demand: Demand::default(),
@@ -528,7 +538,8 @@ impl MediaPipeline {
             meter: ReceptionMeter::default(),
             speakers: Speakers::default(),
             reported: (0, 0),
-            two_copies_until: None,
+            copies_back: None,
+            features_sent: 0,
             primary: None,
             extras: Extras::default(),
             loss_until: None,
@@ -657,6 +668,7 @@ impl MediaPipeline {
         self.stats.expected_loss_percent = self.encoder.config().expected_loss_percent;
         self.stats.redundancy = wanted.redundancy;
         self.stats.first_copy_back = wanted.first_back;
+        self.stats.copy_step = wanted.step;
     }
 
     /// Capture → 48 kHz frames → Opus → datagrams.
@@ -702,7 +714,7 @@ impl MediaPipeline {
                         payload: self.packet[..len].to_vec(),
                     };
                     let earlier = self.sent_recently.earlier(
-                        (self.applied.redundancy, self.applied.first_back),
+                        &self.applied,
                         self.seq,
                         self.timestamp,
                         n as u32,
@@ -771,8 +783,9 @@ impl MediaPipeline {
             if self.jitter.fill(now_us, seq, ts, &e.payload) {
                 self.stats.repaired += 1;
             }
-            if e.seq_back >= 2 {
-                self.two_copies_until = Some(now_us + TWO_COPIES_HOLD_US);
+            // The floor follows the farthest copies; those nearer do not hold it up.
+            if e.seq_back >= 2 && self.copies_back.is_none_or(|(back, _)| back <= e.seq_back) {
+                self.copies_back = Some((e.seq_back, now_us + TWO_COPIES_HOLD_US));
             }
         }
     }
@@ -835,6 +848,13 @@ impl MediaPipeline {
             .datagrams
             .push(Bytes::from(MediaDatagram::Report(report).encode()));
         self.stats.reports_sent += 1;
+        // With each report, what we read beyond it: a sender takes deep copies only from a
+        // peer that said so (an older peer drops this datagram).
+        let features = MediaFeatures::new(self.call, self.source, self.features_sent, FEATURES);
+        self.features_sent = self.features_sent.wrapping_add(1);
+        self.out
+            .datagrams
+            .push(Bytes::from(MediaDatagram::Features(features).encode()));
     }
 
     /// Steers the playback resampler from the playout delay after a pop, `queued` samples
@@ -879,6 +899,9 @@ impl MediaPipeline {
                     self.stats.reports_received += 1;
                     self.stats.far_loss_permille = (self.adapter.loss() * 1000.0).round() as u32;
                 }
+                Ok(MediaDatagram::Features(f)) if ours(f.call, f.source) => {
+                    self.adapter.set_deep_copies(f.deep_copies());
+                }
                 _ => self.stats.foreign += 1,
             }
         }
@@ -913,8 +936,8 @@ impl MediaPipeline {
         if self.loss_until.is_some_and(|until| now_us >= until) {
             self.loss_until = None;
         }
-        if self.two_copies_until.is_some_and(|until| now_us >= until) {
-            self.two_copies_until = None;
+        if self.copies_back.is_some_and(|(_, until)| now_us >= until) {
+            self.copies_back = None;
         }
         let frame = self.jitter.config().frame.millis();
         let received = self.jitter.stats().received;
@@ -934,8 +957,8 @@ impl MediaPipeline {
         // more than the measured jitter (a floor of just a frame played the lost frame
         // when the next packet was due, so any jitter made the repair late).
         let jitter = self.jitter.stats().jitter_ms + JITTER_MARGIN_MS;
-        let floor = if self.two_copies_until.is_some() {
-            2 * frame + jitter.max(TWO_COPIES_MARGIN_MS)
+        let floor = if let Some((back, _)) = self.copies_back {
+            u32::from(back) * frame + jitter.max(TWO_COPIES_MARGIN_MS)
         } else if self.loss_until.is_some() {
             frame + jitter
         } else if !self.path_known {

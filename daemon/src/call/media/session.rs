@@ -426,6 +426,7 @@ impl Io {
             expected_loss_percent = m.expected_loss_percent,
             redundancy = m.redundancy,
             first_copy_back = m.first_copy_back,
+            copy_step = m.copy_step,
             capture_overruns = capture.xruns,
             playback_underruns = playback.xruns,
             playback_queue_ms =

@@ -99,8 +99,12 @@ pub(super) struct Party {
     pub sent: Vec<(u64, MediaFrame)>,
     /// Copies of earlier frames each sent frame carried, by the frame's index in `sent`.
     pub copies: Vec<usize>,
+    /// How far back the farthest of those copies was (0: none), by the same index.
+    pub farthest: Vec<u8>,
     /// `(tick µs, report)` of every report sent.
     pub reports: Vec<(u64, MediaReport)>,
+    /// Features datagrams it sent.
+    pub features: usize,
     pub log: Vec<TickLog>,
     pub resets: u64,
     pub decode_errors: u64,
@@ -134,7 +138,9 @@ impl Party {
             inbox: InFlight::new(),
             sent: Vec::new(),
             copies: Vec::new(),
+            farthest: Vec::new(),
             reports: Vec::new(),
+            features: 0,
             log: Vec::new(),
             resets: 0,
             decode_errors: 0,
@@ -254,12 +260,16 @@ impl Party {
                 MediaDatagram::Frame(f) => {
                     self.sent.push((now_us, f));
                     self.copies.push(0);
+                    self.farthest.push(0);
                 }
                 MediaDatagram::Redundant(RedundantFrame { frame, earlier }) => {
                     self.sent.push((now_us, frame));
                     self.copies.push(earlier.len());
+                    self.farthest
+                        .push(earlier.iter().map(|e| e.seq_back).max().unwrap_or(0));
                 }
                 MediaDatagram::Report(r) => self.reports.push((now_us, r)),
+                MediaDatagram::Features(_) => self.features += 1,
             }
         }
         self.log.push(TickLog {
@@ -299,6 +309,9 @@ pub(super) struct Sim {
     /// Reports never arrive: each side talks to a peer older than reports, which sends
     /// none (and so is never sent a redundant frame).
     pub no_reports: bool,
+    /// Features never arrive: each side talks to a peer that reports but reads no deep
+    /// copies (so is sent none).
+    pub no_features: bool,
     /// A's frames with these sequence numbers are lost on the way, copies and all.
     pub lose_from_a: Vec<u32>,
     now_us: u64,
@@ -315,6 +328,7 @@ impl Sim {
             ba: Link::new(Path::clean(TRANSIT_US), seed ^ 0x5eed),
             lossy: (0, u64::MAX),
             no_reports: false,
+            no_features: false,
             lose_from_a: Vec::new(),
             now_us: 0,
             order: 0,
@@ -325,6 +339,7 @@ impl Sim {
     fn dropped(&self, d: &[u8]) -> bool {
         match MediaDatagram::decode(d) {
             Ok(MediaDatagram::Report(_)) => self.no_reports,
+            Ok(MediaDatagram::Features(_)) => self.no_reports || self.no_features,
             Ok(MediaDatagram::Frame(f)) => self.lose_from_a.contains(&f.seq),
             Ok(MediaDatagram::Redundant(r)) => self.lose_from_a.contains(&r.frame.seq),
             Err(_) => false,
@@ -348,9 +363,12 @@ impl Sim {
                 }
             }
             for d in self.b.step(now) {
-                if self.no_reports
-                    && matches!(MediaDatagram::decode(&d), Ok(MediaDatagram::Report(_)))
-                {
+                let dropped = match MediaDatagram::decode(&d) {
+                    Ok(MediaDatagram::Report(_)) => self.no_reports,
+                    Ok(MediaDatagram::Features(_)) => self.no_reports || self.no_features,
+                    _ => false,
+                };
+                if dropped {
                     continue;
                 }
                 for at in self.ba.carry(now, protected).into_iter().flatten() {
@@ -968,8 +986,9 @@ fn a_single_lost_packet_is_played_from_the_next_datagrams_copy() {
 fn a_two_frame_loss_run_is_played_from_copies_two_frames_back() {
     let mut sim = one_way(10.0, 48_000, 48_000, 13);
     // Loss in runs of three from 1 to 4 s (about a tenth) makes A send one copy of each
-    // frame two frames later (kept for a hold after the loss ends); then on a clean path
-    // exactly two frames in a row are lost.
+    // frame two frames later (kept for a hold after the loss ends) to a peer that reads no
+    // deep copies; then on a clean path exactly two frames in a row are lost.
+    sim.no_features = true;
     sim.ab.path.burst = 0.035;
     sim.ab.path.burst_len = 3;
     sim.lossy = (S, 4 * S);
@@ -1002,4 +1021,60 @@ fn a_two_frame_loss_run_is_played_from_copies_two_frames_back() {
         .expect("sent");
     assert!(sim.a.copies[from..from + 10].iter().all(|&c| c == 1));
     assert_tone(&sim.b, 5.2, 7.0, 1000.0);
+}
+
+/// Loss in runs of three from 1 to 4 s, then exactly `run` frames in a row lost on a clean
+/// path (while the copies against the bursts are still sent): what B's jitter buffer and
+/// pipeline counted over that run, and how far back A's copies were then.
+fn a_loss_run_after_bursts(run: u32, no_features: bool) -> (JitterStats, MediaStats, Vec<u8>) {
+    let mut sim = one_way(10.0, 48_000, 48_000, 13);
+    sim.no_features = no_features;
+    sim.ab.path.burst = 0.035;
+    sim.ab.path.burst_len = 3;
+    sim.lossy = (S, 4 * S);
+    sim.run_until(5.0);
+    let next = sim.a.sent.last().expect("sent").1.seq + 10;
+    sim.lose_from_a = (next..next + run).collect();
+    sim.run_until(7.3);
+    let before = when_played(&sim.a, &sim.b, 4.9);
+    let after = when_played(&sim.a, &sim.b, 7.0);
+    let mut jitter = after.jitter;
+    jitter.lost -= before.jitter.lost;
+    let mut media = after.media;
+    media.repaired -= before.media.repaired;
+    media.recovered -= before.media.recovered;
+    media.concealed -= before.media.concealed;
+    let from = sim
+        .a
+        .sent
+        .iter()
+        .position(|(_, f)| f.seq == next)
+        .expect("sent");
+    let farthest = sim.a.farthest[from..from + 10].to_vec();
+    if !no_features {
+        assert_tone(&sim.b, 5.2, 7.0, 1000.0);
+    }
+    (jitter, media, farthest)
+}
+
+#[test]
+fn a_loss_run_as_long_as_the_deep_copies_reach_is_played_from_them() {
+    let run = u32::from(super::adapt::DEEP_SPREAD.last_back());
+    assert!(run >= 3, "deep copies reach beyond the lone copy two back");
+    let (j, m, farthest) = a_loss_run_after_bursts(run, false);
+    // A's features-reading peer got deep copies; every frame of the run played from them:
+    // no loss at the jitter buffer, no FEC, no concealment.
+    assert!(farthest.iter().all(|&b| b == run as u8), "{farthest:?}");
+    assert_eq!(m.repaired, u64::from(run), "{m:?}");
+    assert_eq!((j.lost, m.recovered, m.concealed), (0, 0, 0), "{j:?} {m:?}");
+}
+
+#[test]
+fn a_peer_that_reads_no_deep_copies_gets_none_and_loses_the_run_beyond_two() {
+    let run = u32::from(super::adapt::DEEP_SPREAD.last_back());
+    let (j, m, farthest) = a_loss_run_after_bursts(run, true);
+    // Without the far side's features: the lone copy two back, every reader's kind.
+    assert!(farthest.iter().all(|&b| b == 2), "{farthest:?}");
+    assert_eq!(m.repaired, 2, "{m:?}");
+    assert!(j.lost + m.recovered + m.concealed > 0, "{j:?} {m:?}");
 }
