@@ -16,6 +16,8 @@
 //! (`-- --quick`: two clips, clean and 10 % loss; `-- --only loss --only bursts`: the
 //! conditions whose names hold one of the words; `-- --clip en-male`: that clip only (the
 //! seeds stay each clip's own; `-- --seed 24301`: every clip with that loss pattern);
+//! `-- --udp`: media on the relay's UDP media plane, the default path, B's through a
+//! proxy of its own with the same impairment (else on QUIC datagrams only);
 //! `-- --audio 'frame_ms = 10'`: `[audio]`
 //! lines for both daemons, and the codec alone in that frame; `-- --plans`: only the codec
 //! alone, under candidate encoder and redundancy plans, `speech_quality/plans.rs`). The first run installs espeak-ng and a
@@ -34,7 +36,7 @@ use phoned::audio::codec::{
 };
 use phoned::call::media::{CALL_BITRATE_BPS, ENCODER_COMPLEXITY};
 use phoned_tests::impair::{Decider, GilbertElliott, Impairment};
-use phoned_tests::paced::{stream_start, talking_pair_with};
+use phoned_tests::paced::{stream_start, talking_pair_on};
 use phoned_tests::process::{RelayProcess, bin};
 use phoned_tests::proxy::UdpProxy;
 use phoned_tests::{wait_for, wav};
@@ -218,31 +220,51 @@ fn media_end(log: &str, keys: &[&str]) -> String {
 }
 
 /// One call from A (speaking `clip`) to B (behind the impaired proxy); B's recording scored.
-fn call(python: &Path, clip: &Path, condition: &Condition, seed: u64, audio: &str) -> CallResult {
+/// `udp`: the media on the relay's UDP media plane (the default path), B's through a
+/// second proxy with the same impairment; else on QUIC datagrams only.
+fn call(
+    python: &Path,
+    clip: &Path,
+    condition: &Condition,
+    seed: u64,
+    audio: &str,
+    udp: bool,
+) -> CallResult {
     let holder = tempfile::tempdir().unwrap();
     let dir = holder.path().to_owned();
     if std::env::var_os("SPEECH_BENCH_KEEP").is_some() {
         eprintln!("keeping {}", dir.display());
         std::mem::forget(holder);
     }
-    // Media on QUIC datagrams only: the impairment proxy carries the QUIC connection.
+    // Without `udp`, media on QUIC datagrams only: the impairment proxy carries the QUIC
+    // connection. With it, the QUIC connection's proxy keeps the impairment (with another
+    // pattern) and B's UDP media goes through a proxy of its own, seeded as without.
     let relay = RelayProcess::start(
         &bin("phone-relay"),
         &dir.join("relay"),
         "127.0.0.1:0",
-        "media_listen = \"off\"",
+        if udp { "" } else { "media_listen = \"off\"" },
     );
     let proxy = smol::block_on(UdpProxy::start_impaired(
         relay.addr,
         condition.impairment,
-        seed,
+        if udp { seed ^ 0x9e37 } else { seed },
     ))
     .expect("start the impairment proxy");
+    let media_proxy = udp.then(|| {
+        let media = relay.media.expect("the relay's media plane");
+        smol::block_on(UdpProxy::start_impaired(media, condition.impairment, seed))
+            .expect("start the media impairment proxy")
+    });
+    let b_top = media_proxy
+        .as_ref()
+        .map(|p| format!("relay_media_port = {}", p.addr.port()))
+        .unwrap_or_default();
     let input = dir.join("mic.wav");
     let output = dir.join("heard.wav");
     let clip_samples = read_wav(clip);
     let starts = write_microphone(&input, &clip_samples);
-    let (a, b) = talking_pair_with(&dir, &relay, proxy.addr, &input, &output, audio);
+    let (a, b) = talking_pair_on(&dir, &relay, proxy.addr, &b_top, &input, &output, audio);
     let talk = starts[COPIES - 1] + clip_samples.len() + secs(GAP_S);
     std::thread::sleep(Duration::from_secs_f64(talk as f64 / f64::from(RATE)));
     assert_eq!(a.ctl(&["hangup"]).code, 0);
@@ -270,6 +292,7 @@ fn call(python: &Path, clip: &Path, condition: &Condition, seed: u64, audio: &st
     let stats = media_end(
         &b_log,
         &[
+            "path=",
             "received=",
             "fec=",
             "repaired=",
@@ -391,6 +414,7 @@ fn plans_table(
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
+    let udp = args.iter().any(|a| a == "--udp");
     let only: Vec<String> = args
         .windows(2)
         .filter(|w| w[0] == "--only")
@@ -452,7 +476,7 @@ fn main() {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (seed, name, clip) in &clips {
             let seed = *seed;
-            let r = call(&python, clip, &condition, seed, &audio);
+            let r = call(&python, clip, &condition, seed, &audio, udp);
             let alone_at = |complexity| {
                 let reference = work.path().join(format!("{name}-alone.wav"));
                 let at = codec_alone(clip, &reference, &condition, seed, (complexity, frame_len));

@@ -23,11 +23,23 @@ pub fn file_phone(
     name: &str,
     audio: &str,
 ) -> PhonedProcess {
+    file_phone_with(dir, relay, via, name, "", audio)
+}
+
+/// [`file_phone`] with more top-level config lines (`relay_media_port = …`).
+pub fn file_phone_with(
+    dir: &Path,
+    relay: &RelayProcess,
+    via: SocketAddr,
+    name: &str,
+    top: &str,
+    audio: &str,
+) -> PhonedProcess {
     PhonedProcess::start_with_env(
         &dir.join(name),
         via,
         &format!(
-            "display_name = \"{name}\"\nrelay_fingerprint = \"{}\"\n[audio]\nbackend = \"file\"\n{audio}",
+            "display_name = \"{name}\"\nrelay_fingerprint = \"{}\"\n{top}\n[audio]\nbackend = \"file\"\n{audio}",
             relay.fingerprint
         ),
         &[("RUST_LOG".into(), LOG_FILTER.into())],
@@ -55,6 +67,20 @@ pub fn talking_pair_with(
     output: &Path,
     audio: &str,
 ) -> (PhonedProcess, PhonedProcess) {
+    talking_pair_on(dir, relay, b_via, "", input, output, audio)
+}
+
+/// [`talking_pair_with`] with more top-level config lines for B (`relay_media_port = …`:
+/// B's UDP media through a proxy of its own).
+pub fn talking_pair_on(
+    dir: &Path,
+    relay: &RelayProcess,
+    b_via: SocketAddr,
+    b_top: &str,
+    input: &Path,
+    output: &Path,
+    audio: &str,
+) -> (PhonedProcess, PhonedProcess) {
     let a = file_phone(
         dir,
         relay,
@@ -62,11 +88,12 @@ pub fn talking_pair_with(
         "A",
         &format!("input_wav = \"{}\"\n{audio}", input.display()),
     );
-    let b = file_phone(
+    let b = file_phone_with(
         dir,
         relay,
         b_via,
         "B",
+        b_top,
         &format!("output_wav = \"{}\"\n{audio}", output.display()),
     );
     a.wait_online(Duration::from_secs(20));
