@@ -114,6 +114,21 @@ pub fn call_answered(a: &PhonedProcess, b: &PhonedProcess) {
     assert_eq!(out.json()["state"], "active", "{out:?}");
 }
 
+/// Asserts that A (440 Hz) heard B's 1000 Hz tone and B (1000 Hz) heard A's 440 Hz, each
+/// over a hundred times its own tone's power, given the (440 Hz, 1000 Hz) Goertzel powers
+/// of what each heard; prints the four.
+pub fn assert_heard_each_other((a440, a1000): (f64, f64), (b440, b1000): (f64, f64)) {
+    eprintln!("A heard 440 {a440:.2e} 1000 {a1000:.2e}; B heard 440 {b440:.2e} 1000 {b1000:.2e}");
+    assert!(
+        a1000 > 100.0 * a440 && a1000 > 1e-3,
+        "A did not hear B's 1000 Hz"
+    );
+    assert!(
+        b440 > 100.0 * b1000 && b440 > 1e-3,
+        "B did not hear A's 440 Hz"
+    );
+}
+
 /// A WAV of a `freq` Hz tone, `seconds` long, at 48 kHz.
 pub fn write_tone(path: &Path, freq: f32, seconds: u32) {
     let tone = (0..48_000 * seconds)

@@ -61,9 +61,9 @@ const PLAY_BLOCK: usize = 2 * BLOCK;
 const CLIENT_NAME_C: &std::ffi::CStr = c"phoned";
 
 /// Small server-side buffers: a 20 ms capture fragment, and 60 ms of playback latency in
-/// total (with `PA_STREAM_ADJUST_LATENCY` the server sizes the device latency from these). Not smaller:
-/// timer-driven devices (null sinks, their monitors) woken every 10 ms on a loaded machine
-/// were seen to fall behind real time and drop the lost time.
+/// total (with `PA_STREAM_ADJUST_LATENCY` the server sizes the device latency from
+/// these). Not smaller: timer-driven devices (null sinks, their monitors) woken every
+/// 10 ms on a loaded machine were seen to fall behind real time and drop the lost time.
 ///
 /// Playback asks for 10 ms requests (`minreq`), not 20: the server splits the 60 ms into
 /// `tlength − latency` of stream buffer and `latency = (tlength − 2·minreq)/2` at the
