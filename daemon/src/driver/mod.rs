@@ -16,14 +16,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use phoned_proto::call::CallId;
 use phoned_proto::state::AutoAnswer;
 use phoned_proto::{Event, Request};
 use smol::channel::{Receiver, Sender};
 
 use crate::call::engine::{Local, Record};
-use crate::call::media::{MediaSession, QualityReporter, Reporter};
+use crate::call::media::{MediaRoutes, MediaSession, QualityReporter, Reporter};
 use crate::config::Config;
 use crate::core::{
     AudioSource, CallSettings, Change, Core, CoreError, Effect, Input, LinkEvent, Media, Remember,
@@ -38,9 +37,6 @@ pub use handle::Handle;
 use handle::{Msg, ReplySender, SnapshotCell};
 use phoned_client::Client;
 
-/// Datagrams waiting for the driver; beyond this they are dropped (stale anyway).
-const MEDIA_INBOX: usize = 256;
-
 /// What `main` wires together: the handle for adapters, the driver to run, and the
 /// ends the D-Bus announcer and the link take.
 pub struct Parts {
@@ -50,21 +46,22 @@ pub struct Parts {
     pub changes: Receiver<Change>,
     /// Fires when the core wants the link to reconnect.
     pub relink: Receiver<()>,
-    /// Where the link puts media datagrams.
-    pub media: Sender<Bytes>,
+    /// Where the link delivers media datagrams: straight to the calls' media threads.
+    pub media: MediaRoutes,
 }
 
 pub struct Driver {
     core: Core,
     handle: Handle,
     rx: Receiver<Msg>,
-    media_rx: Receiver<Bytes>,
     relink: Sender<()>,
     client: Option<Arc<Client>>,
     /// Where the calls' media goes out (UDP media plane or QUIC), with the client.
     media_link: Option<Arc<MediaLink>>,
     /// Media of the calls that are active or held now.
     media: HashMap<Local, (CallId, MediaSession)>,
+    /// The same calls' media threads, for the link's readers to deliver datagrams to.
+    routes: MediaRoutes,
     /// The ring playing through the output device, if one is.
     ring: Option<RingPlayer>,
     /// Whether the calls' playback carries the call-waiting tone.
@@ -90,7 +87,7 @@ pub fn new(config: Config, config_path: PathBuf, state_dir: PathBuf, store: Stor
     let (tx, rx) = smol::channel::unbounded();
     let (changes_tx, changes) = smol::channel::unbounded();
     let (relink_tx, relink) = smol::channel::bounded(1);
-    let (media, media_rx) = smol::channel::bounded(MEDIA_INBOX);
+    let media = MediaRoutes::default();
     let handle = Handle {
         tx,
         snapshot: Arc::new(SnapshotCell::new(core.snapshot())),
@@ -106,11 +103,11 @@ pub fn new(config: Config, config_path: PathBuf, state_dir: PathBuf, store: Stor
         core,
         handle: handle.clone(),
         rx,
-        media_rx,
         relink: relink_tx,
         client: None,
         media_link: None,
         media: HashMap::new(),
+        routes: media.clone(),
         ring: None,
         waiting_tone: false,
         replies: HashMap::new(),
@@ -134,7 +131,6 @@ pub fn unix_ms() -> u64 {
 
 /// What woke the driver.
 enum Wake {
-    Datagram(Bytes),
     Msg(Msg),
     Deadline,
     Closed,
@@ -146,12 +142,6 @@ impl Driver {
         loop {
             let wake = {
                 let deadline = self.core.next_deadline();
-                let media = async {
-                    match self.media_rx.recv().await {
-                        Ok(d) => Wake::Datagram(d),
-                        Err(_) => std::future::pending().await,
-                    }
-                };
                 let msgs = async {
                     match self.rx.recv().await {
                         Ok(m) => Wake::Msg(m),
@@ -168,11 +158,9 @@ impl Driver {
                         None => std::future::pending().await,
                     }
                 };
-                // Media first: a datagram waits for nothing else.
-                smol::future::or(media, smol::future::or(msgs, timer)).await
+                smol::future::or(msgs, timer).await
             };
             match wake {
-                Wake::Datagram(d) => self.deliver_media(d),
                 Wake::Msg(m) => self.msg(m),
                 Wake::Deadline => self.input(Input::Timeout),
                 Wake::Closed => return,
@@ -371,7 +359,10 @@ impl Driver {
                         session.set_paused(false);
                         return;
                     }
-                    Some(_) => drop(self.media.remove(&local)),
+                    Some(_) => {
+                        self.routes.remove(local);
+                        drop(self.media.remove(&local));
+                    }
                     None => {}
                 }
                 let Some(link) = &self.media_link else { return };
@@ -386,6 +377,7 @@ impl Driver {
                     Ok(session) => {
                         tracing::info!(source, "call media started");
                         session.set_waiting_tone(self.waiting_tone);
+                        self.routes.set(local, call, session.inlet());
                         self.media.insert(local, (call, session));
                     }
                     Err(e) => tracing::error!("no audio for the call: {e}"),
@@ -402,6 +394,7 @@ impl Driver {
                 }
             }
             Media::Stop(local) => {
+                self.routes.remove(local);
                 if let Some((call, session)) = self.media.remove(&local) {
                     let span = tracing::info_span!("call", local, relay_call = call);
                     let _in_call = span.enter();
@@ -427,16 +420,6 @@ impl Driver {
         self.waiting_tone = sound == Sound::Waiting;
         for (_, session) in self.media.values() {
             session.set_waiting_tone(self.waiting_tone);
-        }
-    }
-
-    /// A media datagram from the relay: to the session of its call.
-    fn deliver_media(&self, datagram: Bytes) {
-        let Some(call) = phoned_proto::media::peek_call(&datagram) else {
-            return;
-        };
-        if let Some((_, session)) = self.media.values().find(|(c, _)| *c == call) {
-            session.deliver(datagram);
         }
     }
 

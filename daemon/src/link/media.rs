@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::call::media::MediaRoutes;
 use bytes::Bytes;
 use phoned_proto::plane::{
     Direction, KEY_LABEL, Keys, MAX_PACKET, PathAction, ReplayWindow, UdpPath, open_in_place, seal,
 };
-use smol::channel::Sender;
 
 /// A call sent media within this long: the path keeps alive at the in-call rate.
 const ACTIVE_FOR: Duration = Duration::from_secs(2);
@@ -73,7 +73,7 @@ impl MediaLink {
     /// The relay gave this session media id `id` and port `port` on `relay`'s address:
     /// derives the keys, opens the UDP socket and starts its thread, whose media from the
     /// relay goes to `media`. On any failure media stays on QUIC.
-    pub fn start_udp(&self, relay: IpAddr, id: u32, port: u16, media: Sender<Bytes>) {
+    pub fn start_udp(&self, relay: IpAddr, id: u32, port: u16, media: MediaRoutes) {
         let mut material = [0u8; 32];
         if let Err(e) =
             self.conn
@@ -198,7 +198,7 @@ impl UdpLink {
 
     /// The thread: receives from the relay's media port, keeps the path alive, until
     /// stopped.
-    fn run(&self, media: &Sender<Bytes>, target: SocketAddr) {
+    fn run(&self, media: &MediaRoutes, target: SocketAddr) {
         let mut buf = [0u8; MAX_PACKET];
         while !self.stop.load(Ordering::Relaxed) {
             let wake = {
@@ -232,7 +232,7 @@ impl UdpLink {
             state.window.accept(counter);
             state.path.heard(self.now());
             if !plain.is_empty() {
-                let _ = media.try_send(Bytes::copy_from_slice(plain));
+                media.deliver(Bytes::copy_from_slice(plain));
             }
         }
     }

@@ -14,12 +14,12 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use phoned_proto::error::close;
 use phoned_proto::{AccountInfo, ErrorCode};
-use smol::channel::{Receiver, Sender};
+use smol::channel::Receiver;
 use thiserror::Error;
 
+use crate::call::media::MediaRoutes;
 use crate::core::{CoreError, ErrorKind, LinkEvent};
 use crate::credentials::{self, Credentials, CredentialsError};
 use crate::driver::Handle;
@@ -144,8 +144,8 @@ async fn stopping(stop: &Receiver<()>) {
 
 /// Keeps the daemon connected until `stop` fires or is closed, then closes the connection
 /// (waiting at most [`CLOSE_GRACE`]) and returns. `relink` fires when the core wants a
-/// reconnect; media datagrams go to `media`.
-pub async fn run(handle: Handle, relink: Receiver<()>, media: Sender<Bytes>, stop: Receiver<()>) {
+/// reconnect; media datagrams are delivered through `media` to their calls' media threads.
+pub async fn run(handle: Handle, relink: Receiver<()>, media: MediaRoutes, stop: Receiver<()>) {
     let mut backoff = Backoff::new(BACKOFF);
     let mut rotation = Rotation::default();
     let mut timeout = backoff.first_timeout();
@@ -275,7 +275,7 @@ fn trust(handle: &Handle) -> Trust {
 async fn session(
     handle: &Handle,
     relink: &Receiver<()>,
-    media: &Sender<Bytes>,
+    media: &MediaRoutes,
     stop: &Receiver<()>,
     backoff: &mut Backoff,
     rotation: &Rotation,
@@ -373,7 +373,7 @@ async fn live(
     client: Arc<Client>,
     relay: SocketAddr,
     relink: &Receiver<()>,
-    media: &Sender<Bytes>,
+    media: &MediaRoutes,
     first_use: bool,
     backoff: &mut Backoff,
 ) -> Result<Ended, LinkError> {
@@ -395,7 +395,7 @@ async fn live(
         let (conn, media) = (client.conn.clone(), media.clone());
         smol::spawn(async move {
             while let Ok(datagram) = conn.read_datagram().await {
-                let _ = media.try_send(datagram);
+                media.deliver(datagram);
             }
         })
     };

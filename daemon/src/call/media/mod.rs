@@ -28,6 +28,7 @@ mod opener;
 pub mod pipeline;
 mod quality;
 pub mod report;
+mod routes;
 mod session;
 #[cfg(test)]
 mod sim;
@@ -44,6 +45,7 @@ pub use pipeline::{
     Device, Flags, MediaEvent, MediaPipeline, MediaStats, Onset, PipelineError, Stage, TickOutput,
 };
 pub use quality::{PathNow, Quality, QualityMeter};
+pub use routes::{Inlet, MediaRoutes};
 pub use session::{MediaSession, QualityReporter, Reporter};
 
 /// The longest the media thread sleeps. It wakes whenever a device moves a block (the

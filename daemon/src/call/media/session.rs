@@ -24,6 +24,7 @@ use super::health::{DeviceHealth, HealthAction};
 use super::opener::{Opened, Opener, Stream};
 use super::pipeline::{Device, Flags, MediaEvent, MediaPipeline, PipelineError};
 use super::quality::{PathNow, Quality, QualityMeter};
+use super::routes::Inlet;
 use super::standin::{Discard, Silence};
 use super::{TICK, playback_queue};
 use crate::audio::backend::{Capture, Direction, Playback, monotonic_ns};
@@ -142,11 +143,11 @@ impl MediaSession {
         })
     }
 
-    /// Hands a datagram from the relay to the media thread (dropped if it is behind) and
-    /// wakes it, so the datagram meets the jitter buffer at the time it came.
-    pub fn deliver(&self, datagram: Bytes) {
-        if self.inbox.try_send(datagram).is_ok() {
-            self.media.unpark();
+    /// Where datagrams from the relay go in (see [`MediaRoutes`](super::MediaRoutes)).
+    pub fn inlet(&self) -> Inlet {
+        Inlet {
+            inbox: self.inbox.clone(),
+            thread: self.media.clone(),
         }
     }
 
