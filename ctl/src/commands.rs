@@ -1,14 +1,9 @@
 //! Each `phonectl` command: a few D-Bus calls and the output, human or `--json`.
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 
 use clap::CommandFactory;
-use phoned_proto::dbus::{
-    AccountProxy, ContactsProxy, FilesProxy, ManagerProxy, MessagesProxy, PresenceProxy,
-    VoiceMessagesProxy,
-};
+use phoned_proto::dbus::{AccountProxy, ManagerProxy, PresenceProxy};
 use serde_json::json;
 use zbus::Connection;
 use zbus::proxy::CacheProperties;
@@ -16,15 +11,12 @@ use zbus::proxy::CacheProperties;
 use crate::Failure;
 use crate::calls::{self, Pick};
 use crate::cli::{
-    AudioAction, Cli, Command, ContactsAction, FileAction, MsgAction, NameAction, NumberAction,
-    OnOff, PasswordAction, RelayAction, Shell, VoiceAction,
+    AudioAction, Cli, Command, NameAction, NumberAction, OnOff, PasswordAction, RelayAction, Shell,
 };
-use crate::transfer::Follow;
-use phoned_proto::FileKind;
+use crate::{contacts, messaging};
 use phoned_proto::call::EndReason;
 use phoned_proto::dbus::CallProxy;
 use phoned_proto::state::ConnectionState;
-use phoned_proto::transfer::{Direction, FileStatus};
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     let g = cli.global;
@@ -77,7 +69,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             account_proxy(&conn).await?.set_password(password).await?;
             print(g.json, json!({ "ok": true }), "password set")
         }
-        Command::Contacts { action } => contacts(&conn, g.json, action).await,
+        Command::Contacts { action } => contacts::run(&conn, g.json, action).await,
         Command::Dnd { state } => {
             let m = manager(&conn).await?;
             let on = match state {
@@ -144,9 +136,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Audio {
             action: AudioAction::Devices,
         } => audio_devices(&conn, g.json).await,
-        Command::Msg { action } => msg(&conn, g.json, action).await,
-        Command::File { action } => file(&conn, g.json, action).await,
-        Command::Voice { action } => voice(&conn, g.json, action).await,
+        Command::Msg { action } => messaging::msg(&conn, g.json, action).await,
+        Command::File { action } => messaging::file(&conn, g.json, action).await,
+        Command::Voice { action } => messaging::voice(&conn, g.json, action).await,
         Command::Dial { target, wait } => calls::dial(&conn, g.json, &target, wait).await,
         Command::Conference { action } => crate::conference::run(&conn, g.json, action).await,
         Command::Calls { stats } => calls::list(&conn, g.json, stats).await,
@@ -221,213 +213,6 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-async fn voice(conn: &Connection, json: bool, action: VoiceAction) -> Result<(), Failure> {
-    let v = VoiceMessagesProxy::builder(conn)
-        .cache_properties(CacheProperties::No)
-        .build()
-        .await?;
-    match action {
-        VoiceAction::Send {
-            to,
-            file,
-            seconds,
-            wait,
-        } => {
-            // Listening before handing it over: a refusal may come before the id does.
-            let follow = Follow::subscribe(conn).await?;
-            let id = match (file, seconds) {
-                (Some(path), _) => {
-                    // Opened here, with this user's rights, as `file send` does.
-                    let file = open_to_send(&path)?;
-                    v.send_file_fd(&to, zbus::wire::Fd::from(&file)).await?
-                }
-                (None, Some(s)) => v.record(&to, s).await?,
-                (None, None) => return Err(Failure::Usage("give --file or --seconds".into())),
-            };
-            follow.finish(conn, &id, "voice message", wait, json).await
-        }
-        VoiceAction::Ls => {
-            let rows = v.list().await?;
-            let names = contact_names(conn).await?;
-            let sender = |peer: &str| match names.get(peer) {
-                Some(name) => format!("{name} ({peer})"),
-                None => peer.to_owned(),
-            };
-            if json {
-                let rows: Vec<_> = rows
-                    .iter()
-                    .map(|(id, peer, direction, path, ms, status, at)| {
-                        json!({ "id": id, "peer": peer, "name": names.get(peer),
-                                "direction": direction, "path": path,
-                                "duration_ms": ms, "status": status, "at": at })
-                    })
-                    .collect();
-                return print(true, json!(rows), "");
-            }
-            let mut human = String::new();
-            for (id, peer, direction, path, ms, status, at) in &rows {
-                let (arrow, way) = if direction == Direction::Out.as_str() {
-                    ("→", "to")
-                } else {
-                    ("←", "from")
-                };
-                human.push_str(&format!(
-                    "{} {arrow} {way} {} {:.1} s [{status}] {id}{}\n",
-                    date(*at),
-                    sender(peer),
-                    *ms as f64 / 1000.0,
-                    if path.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" {path}")
-                    }
-                ));
-            }
-            if rows.is_empty() {
-                human.push_str("no voice messages");
-            }
-            print(false, json!(null), human.trim_end())
-        }
-        VoiceAction::Play { id } => {
-            v.play(&id).await?;
-            print(json, json!({ "played": id }), "played")
-        }
-    }
-}
-
-/// Opens a file to hand to the daemon, with this user's rights. Non-blocking, so a FIFO
-/// does not hang the open (the daemon refuses anything but a regular file).
-fn open_to_send(path: &std::path::Path) -> Result<std::fs::File, Failure> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))
-}
-
-async fn file(conn: &Connection, json: bool, action: FileAction) -> Result<(), Failure> {
-    let f = FilesProxy::builder(conn)
-        .cache_properties(CacheProperties::No)
-        .build()
-        .await?;
-    match action {
-        FileAction::Send { to, path, wait } => {
-            // Opened here, with this user's rights; the daemon gets the descriptor and
-            // reads nothing else.
-            let file = open_to_send(&path)?;
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let follow = Follow::subscribe(conn).await?;
-            let id = f.send_fd(&to, zbus::wire::Fd::from(&file), &name).await?;
-            follow.finish(conn, &id, &name, wait, json).await
-        }
-        FileAction::Ls { all, voice } => {
-            let rows = f.list().await?;
-            let reasons = f.reasons().await?;
-            // Voice messages have their own listing (`voice ls`); here on request.
-            let wanted = |kind: &str| {
-                let is_voice = kind == FileKind::Voice.as_str();
-                all || is_voice == voice
-            };
-            let rows: Vec<_> = rows.into_iter().filter(|r| wanted(&r.3)).collect();
-            if json {
-                let rows: Vec<_> = rows
-                    .iter()
-                    .map(|(id, peer, direction, kind, name, path, size, status, at)| {
-                        json!({ "id": id, "peer": peer, "direction": direction, "kind": kind, "name": name,
-                                "path": path, "size": size, "status": status,
-                                "reason": reasons.get(id), "at": at })
-                    })
-                    .collect();
-                return print(true, json!(rows), "");
-            }
-            let mut human = String::new();
-            for (id, peer, direction, _, name, path, size, status, at) in &rows {
-                let arrow = direction_arrow(direction);
-                let status = match reasons.get(id) {
-                    Some(reason) if status == FileStatus::Failed.as_str() => {
-                        format!("{status}: {reason}")
-                    }
-                    _ => status.clone(),
-                };
-                human.push_str(&format!(
-                    "{} {arrow} {peer:<12} {name} ({size} B) [{status}] {path}\n",
-                    date(*at)
-                ));
-            }
-            if rows.is_empty() {
-                human.push_str(if voice {
-                    "no voice messages"
-                } else {
-                    "no files"
-                });
-            }
-            print(false, json!(null), human.trim_end())
-        }
-    }
-}
-
-/// Contacts' names by number, to show who a voice message is from.
-async fn contact_names(conn: &Connection) -> Result<HashMap<String, String>, Failure> {
-    let c = ContactsProxy::builder(conn)
-        .cache_properties(CacheProperties::No)
-        .build()
-        .await?;
-    Ok(c.list()
-        .await?
-        .into_iter()
-        .map(|(_, name, number)| (number, name))
-        .collect())
-}
-
-async fn msg(conn: &Connection, json: bool, action: MsgAction) -> Result<(), Failure> {
-    let m = MessagesProxy::builder(conn)
-        .cache_properties(CacheProperties::No)
-        .build()
-        .await?;
-    match action {
-        MsgAction::Send { to, text } => {
-            let text = if text == ["-"] {
-                let mut text = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut text)
-                    .map_err(|e| Failure::Usage(format!("reading the message from stdin: {e}")))?;
-                text.trim_end_matches(['\n', '\r']).to_owned()
-            } else {
-                text.join(" ")
-            };
-            let id = m.send(&to, &text).await?;
-            print(json, json!({ "id": id }), &format!("message {id} queued"))
-        }
-        MsgAction::History { peer, limit } => {
-            let rows = m.history(peer.as_deref().unwrap_or(""), limit).await?;
-            if json {
-                let rows: Vec<_> = rows
-                    .iter()
-                    .map(|(id, peer, direction, text, status, at)| {
-                        json!({ "id": id, "peer": peer, "direction": direction, "text": text, "status": status, "at": at })
-                    })
-                    .collect();
-                return print(true, json!(rows), "");
-            }
-            let mut human = String::new();
-            for (_, peer, direction, text, status, at) in &rows {
-                let arrow = direction_arrow(direction);
-                human.push_str(&format!(
-                    "{} {arrow} {peer:<12} {text} [{status}]\n",
-                    date(*at)
-                ));
-            }
-            if rows.is_empty() {
-                human.push_str("no messages");
-            }
-            print(false, json!(null), human.trim_end())
-        }
-    }
-}
-
 type CallOp = fn(
     CallProxy<'static>,
 ) -> std::pin::Pin<
@@ -447,15 +232,6 @@ async fn act(
     let path = c.inner().path().to_string();
     op(c).await?;
     print(json, json!({ "path": path }), done)
-}
-
-/// How a history line shows which way a message or file went.
-fn direction_arrow(direction: &str) -> &'static str {
-    if direction == Direction::Out.as_str() {
-        "→"
-    } else {
-        "←"
-    }
 }
 
 pub fn print(json: bool, value: serde_json::Value, human: &str) -> Result<(), Failure> {
@@ -642,106 +418,6 @@ async fn who(conn: &Connection, json: bool) -> Result<(), Failure> {
         human.push_str("nobody else is online");
     }
     print(false, json!(null), human.trim_end())
-}
-
-/// Whether a contact's number can be called on the relay: the daemon keeps phoned
-/// numbers in their canonical form and external ones (`+44 …`, `0…`) as written.
-fn dialable(number: &str) -> bool {
-    number.parse::<phoned_proto::Number>().is_ok()
-}
-
-async fn contacts(conn: &Connection, json: bool, action: ContactsAction) -> Result<(), Failure> {
-    let c = ContactsProxy::builder(conn)
-        .cache_properties(CacheProperties::No)
-        .build()
-        .await?;
-    match action {
-        ContactsAction::Add { name, number } => {
-            let id = c.add(&name, &number).await?;
-            print(
-                json,
-                json!({ "id": id, "name": name, "number": number }),
-                &format!("added {name} ({number}) as {id}"),
-            )
-        }
-        ContactsAction::Rm { contact } => {
-            let (id, name, _) = c.lookup(&contact).await?;
-            c.remove(&id).await?;
-            print(json, json!({ "id": id }), &format!("removed {name}"))
-        }
-        ContactsAction::Rename { contact, name } => {
-            let (id, old, _) = c.lookup(&contact).await?;
-            c.rename(&id, &name).await?;
-            print(
-                json,
-                json!({ "id": id, "name": name }),
-                &format!("renamed {old} to {name}"),
-            )
-        }
-        ContactsAction::Ls => {
-            let list = c.list().await?;
-            if json {
-                let rows: Vec<_> = list
-                    .iter()
-                    .map(|(id, name, number)| {
-                        json!({ "id": id, "name": name, "number": number, "dialable": dialable(number) })
-                    })
-                    .collect();
-                return print(true, json!(rows), "");
-            }
-            let mut human = String::new();
-            for (id, name, number) in &list {
-                let reach = if dialable(number) {
-                    ""
-                } else {
-                    "  (not on this relay)"
-                };
-                human.push_str(&format!("{id:<6} {name:<32} {number}{reach}\n"));
-            }
-            if list.is_empty() {
-                human.push_str("no contacts");
-            }
-            print(false, json!(null), human.trim_end())
-        }
-        ContactsAction::Import { file } => {
-            let text = if file.as_os_str() == "-" {
-                let mut t = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut t)
-                    .map_err(|e| Failure::Usage(format!("reading stdin: {e}")))?;
-                t
-            } else {
-                std::fs::read_to_string(&file)
-                    .map_err(|e| Failure::Usage(format!("{}: {e}", file.display())))?
-            };
-            let (ids, skipped) = c.import_vcard_report(&text).await?;
-            let mut human = format!("imported {} contacts", ids.len());
-            if !skipped.is_empty() {
-                human.push_str(&format!(", skipped {}:", skipped.len()));
-                for why in &skipped {
-                    human.push_str(&format!("\n  {why}"));
-                }
-            }
-            print(json, json!({ "imported": ids, "skipped": skipped }), &human)
-        }
-        ContactsAction::Export { file } => {
-            let text = c.export_vcard().await?;
-            match file {
-                Some(path) => {
-                    std::fs::write(&path, &text)
-                        .map_err(|e| Failure::Daemon(format!("{}: {e}", path.display())))?;
-                    print(
-                        json,
-                        json!({ "file": path }),
-                        &format!("exported to {}", path.display()),
-                    )
-                }
-                None => std::io::stdout()
-                    .write_all(text.as_bytes())
-                    .map_err(|e| Failure::Daemon(format!("writing output: {e}"))),
-            }
-        }
-    }
 }
 
 fn completions(shell: Shell) -> Result<(), Failure> {
