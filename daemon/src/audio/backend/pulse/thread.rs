@@ -25,6 +25,14 @@ use crate::audio::backend::error::AudioError;
 /// How long dropping a stream waits for its thread: longer than a block, a device listing
 /// and a stream open on a live server take.
 const STOP_WAIT: Duration = Duration::from_millis(500);
+/// How long a write waits for the media thread to top up a ring that ran short before it
+/// pads the block with silence. The server still holds the previous write (its buffer is
+/// `tlength`, 60 ms, less the device's 20 ms), so waiting this long costs nothing audible,
+/// and a media thread that is a few milliseconds late (woken by the block just taken, on a
+/// loaded machine) still fills the gap with audio instead of digital silence.
+const TOP_UP_WAIT: Duration = Duration::from_millis(8);
+/// How often the ring is looked at while waiting for the top-up.
+const TOP_UP_POLL: Duration = Duration::from_millis(1);
 /// How often a thread with a named device checks where its device is.
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 
@@ -68,7 +76,8 @@ pub fn capture_loop(
     }
 }
 
-/// Takes 20 ms from the ring (silence where it runs short) and writes it, blocking until
+/// Takes 20 ms from the ring (waiting a little for a short ring to be topped up, then
+/// silence where it still runs short) and writes it, blocking until
 /// the server has room: the server's clock paces the loop.
 pub fn playback_loop(
     mut link: Link,
@@ -86,8 +95,16 @@ pub fn playback_loop(
             link.retry(counters, stop);
             continue;
         };
-        let taken = pop_upmixed(&mut ring, &mut samples, 1);
+        let mut taken = pop_upmixed(&mut ring, &mut samples, 1);
+        // Wakes the media thread, which tops the ring up for the next block.
         counters.add_frames(PLAY_BLOCK);
+        if primed && taken < PLAY_BLOCK {
+            let polls = (TOP_UP_WAIT.as_millis() / TOP_UP_POLL.as_millis()) as u32;
+            taken += top_up(&mut ring, &mut samples[taken..], polls, || {
+                thread::sleep(TOP_UP_POLL);
+                !stop.load(Ordering::Relaxed)
+            });
+        }
         primed |= taken > 0;
         if primed && taken < PLAY_BLOCK {
             counters.add_xrun(PLAY_BLOCK - taken);
@@ -105,6 +122,25 @@ pub fn playback_loop(
             link.follow();
         }
     }
+}
+
+/// Fills `rest` from the ring as the media thread tops it up: up to `polls` times, `pause`
+/// (a [`TOP_UP_POLL`] sleep), then what came; what is still missing stays silence. Returns
+/// the samples taken.
+fn top_up(
+    ring: &mut Consumer<f32>,
+    rest: &mut [i16],
+    polls: u32,
+    mut pause: impl FnMut() -> bool,
+) -> usize {
+    let mut taken = 0;
+    for _ in 0..polls {
+        if taken == rest.len() || !pause() {
+            break;
+        }
+        taken += pop_upmixed(ring, &mut rest[taken..], 1);
+    }
+    taken
 }
 
 /// One direction's blocking I/O thread; dropping it stops the thread (see the module
@@ -199,5 +235,43 @@ mod tests {
     fn named_devices_are_checked_twice_a_second() {
         assert_eq!(follow_blocks(BLOCK), 50);
         assert_eq!(follow_blocks(PLAY_BLOCK), 25);
+    }
+
+    #[test]
+    fn a_short_block_takes_what_the_media_thread_adds_before_the_deadline() {
+        let (mut media, mut ring) = rtrb::RingBuffer::<f32>::new(64);
+        let mut rest = [7i16; 10];
+        // The media thread tops up 4 samples on the first pause and 4 on the second.
+        let mut pauses = 0;
+        let taken = top_up(&mut ring, &mut rest, 8, || {
+            pauses += 1;
+            if pauses <= 2 {
+                for _ in 0..4 {
+                    media.push(0.5).expect("room");
+                }
+            }
+            true
+        });
+        assert_eq!(taken, 8);
+        assert_eq!(pauses, 8, "waits out its polls while short");
+        assert!(rest[..8].iter().all(|&s| s > 16_000), "{rest:?}");
+        assert_eq!(rest[8..], [0, 0], "what never came is silence");
+    }
+
+    #[test]
+    fn a_full_block_or_a_stop_ends_the_wait_at_once() {
+        let (mut media, mut ring) = rtrb::RingBuffer::<f32>::new(64);
+        let mut rest = [0i16; 4];
+        let mut pauses = 0;
+        let taken = top_up(&mut ring, &mut rest, 8, || {
+            pauses += 1;
+            for _ in 0..4 {
+                let _ = media.push(0.25);
+            }
+            true
+        });
+        assert_eq!((taken, pauses), (4, 1));
+        let taken = top_up(&mut ring, &mut rest, 8, || false);
+        assert_eq!(taken, 0, "stopping: no wait");
     }
 }
