@@ -52,6 +52,8 @@ pub(crate) struct SessionHandle {
     /// The protocol version the session speaks (its `Hello`'s; the oldest served until
     /// then): events newer than it are not sent to it ([`Event::since`]).
     pub version: u16,
+    /// It sent a `Ping`: it beats, and is watched ([`crate::liveness`]).
+    pub pinged: bool,
 }
 
 /// A room's media members now, and its speaker selection (kept across member changes).
@@ -82,6 +84,22 @@ impl Registry {
         if let Some(h) = lock(&self.sessions).get_mut(&sid) {
             h.version = version;
         }
+    }
+
+    /// Session `sid` sent a `Ping` (see [`SessionHandle::pinged`]).
+    pub fn pinged(&self, sid: SessionId) {
+        if let Some(h) = lock(&self.sessions).get_mut(&sid) {
+            h.pinged = true;
+        }
+    }
+
+    /// Every session's connection, media endpoint, and whether it sent a `Ping`, for the
+    /// liveness watch (the lock is held only to copy the handles).
+    pub fn watched(&self) -> Vec<(SessionId, quinn::Connection, Arc<Peer>, bool)> {
+        lock(&self.sessions)
+            .iter()
+            .map(|(sid, h)| (*sid, h.conn.clone(), h.peer.clone(), h.pinged))
+            .collect()
     }
 
     pub fn remove(&self, sid: SessionId) {

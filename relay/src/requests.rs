@@ -69,7 +69,14 @@ impl Session {
     pub(crate) async fn request(&mut self, req: Request) -> Answer {
         match req {
             Request::Hello(_) => Err(err(ErrorCode::ProtocolViolation, "Hello was already sent")),
-            Request::Ping { nonce } => Ok(Response::Pong { nonce }),
+            Request::Ping { nonce } => {
+                // A device that pings beats: the liveness watch takes it from now on.
+                if !self.pinged {
+                    self.pinged = true;
+                    self.shared.sessions.pinged(self.sid);
+                }
+                Ok(Response::Pong { nonce })
+            }
             Request::Provision { display_name } => self.provision(display_name).await,
             Request::Register {
                 number,

@@ -5,8 +5,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use phoned_proto::Event;
-use phoned_tests::client::{self, Client};
+use phoned_proto::liveness::SILENT_AFTER;
+use phoned_proto::{Event, Request, Response};
+use phoned_tests::client::{self, Client, KeepAlive, Trust};
 use phoned_tests::proxy::UdpProxy;
 
 fn presence(e: &Event, number: &str, online: bool) -> bool {
@@ -156,5 +157,80 @@ fn a_device_that_vanishes_goes_offline_within_the_idle_timeout() {
         // Generous bound: the idle timeout is 1.5 s; this only guards against "never".
         assert!(cut_at.elapsed() < Duration::from_secs(10));
         drop(ghost);
+    });
+}
+
+fn listed(list: &[(String, String)], number: &str) -> bool {
+    list.iter().any(|(n, _)| n == number)
+}
+
+/// Compatibility (issue 17): a device that keeps alive by QUIC each second, as daemons did
+/// before the beat, stays online though it once pinged (which puts it under the relay's
+/// liveness watch) and sends nothing else.
+#[test]
+fn a_device_keeping_alive_by_quic_alone_stays_online_under_the_watch() {
+    let relay = common::relay("");
+    smol::block_on(async {
+        let (watcher, _, _) = relay.provisioned("Watcher").await;
+        let (old, number, _) = relay.provisioned("Old").await;
+        assert!(matches!(
+            old.request(Request::Ping { nonce: 7 }).await,
+            Ok(Response::Pong { nonce: 7 })
+        ));
+        smol::Timer::after(SILENT_AFTER + Duration::from_secs(2)).await;
+        assert!(listed(&watcher.online().await.unwrap(), &number));
+        assert!(
+            old.online().await.is_ok(),
+            "the old device's session was closed"
+        );
+    });
+}
+
+/// A device that beats (here one `Ping`, with QUIC keep-alives every 10 s) and then stops
+/// is closed by the relay's watch and shown offline, before the QUIC idle timeout (15 s
+/// by default) would have closed it.
+#[test]
+fn a_device_that_stops_beating_goes_offline_before_the_idle_timeout() {
+    let relay = common::relay("");
+    smol::block_on(async {
+        let (watcher, _, _) = relay.provisioned("Watcher").await;
+        let trust = Trust::Pinned {
+            fingerprint: relay.process.fingerprint.clone(),
+            learnt: false,
+        };
+        let device = Client::connect_keeping(
+            &client::endpoint(),
+            relay.process.addr,
+            "phone-relay",
+            trust,
+            KeepAlive::Beat,
+        )
+        .await
+        .unwrap();
+        let (account, _) = device.provision("Quiet").await.unwrap();
+        assert!(
+            watcher
+                .wait_event(common::WAIT, |e| presence(e, &account.number, true))
+                .await
+                .is_some()
+        );
+        device.beat().await.unwrap();
+        let beat = std::time::Instant::now();
+        let gone = watcher
+            .wait_event(Duration::from_secs(30), |e| {
+                presence(e, &account.number, false)
+            })
+            .await;
+        assert!(
+            gone.is_some(),
+            "a device that stopped beating is still online"
+        );
+        // The QUIC idle timeout is 15 s here; the watch takes 4–5 s (bound for a loaded
+        // machine).
+        assert!(
+            beat.elapsed() < Duration::from_secs(12),
+            "offline only after {:?}",
+            beat.elapsed()
+        );
     });
 }
