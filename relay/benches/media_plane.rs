@@ -613,7 +613,11 @@ fn main() {
         // (the connections were all busy within the set-up's last seconds, so their
         // keep-alives come together 10 s later).
         smol::Timer::after(Duration::from_secs(1)).await;
-        let idle_window = if quick { window } else { Duration::from_secs(11) };
+        let idle_window = if quick {
+            window
+        } else {
+            Duration::from_secs(11)
+        };
         let (r0, t0) = (cpu_seconds(&relay_pid), Instant::now());
         smol::Timer::after(idle_window).await;
         let idle = (cpu_seconds(&relay_pid) - r0) / t0.elapsed().as_secs_f64();
