@@ -87,7 +87,8 @@ pub enum KeepAlive {
     #[default]
     Quic,
     /// The caller beats each second on the cheapest path (a UDP plane keep-alive, else a
-    /// `Ping`, see [`Client::beat`]) and watches what comes back; QUIC keeps alive every
+    /// `Ping`, see [`Client::beat`]), watches what comes back, and asks the relay to
+    /// watch it ([`Client::ask_watch`]); QUIC keeps alive every
     /// [`BEAT_KEEP_ALIVE`] with an idle timeout of [`BEAT_IDLE_TIMEOUT`].
     Beat,
 }
@@ -368,6 +369,19 @@ impl Client {
             .write_all(&bytes)
             .await
             .map_err(|e| ClientError::Lost(e.to_string()))
+    }
+
+    /// Asks the relay to close this session once nothing has come from it for
+    /// `silent_after` (`Request::Watch`, docs/protocol.md §16.7): for a client that beats.
+    /// `Ok(false)`: the relay is older than the request and watches nothing.
+    pub async fn ask_watch(&self, silent_after: Duration) -> Result<bool, ClientError> {
+        let silent_after_ms = u32::try_from(silent_after.as_millis()).unwrap_or(u32::MAX);
+        match self.request(Request::Watch { silent_after_ms }).await {
+            Ok(Response::Done) => Ok(true),
+            Ok(other) => Err(ClientError::Unexpected(Box::new(other))),
+            Err(e) if e.code() == Some(ErrorCode::UnknownRequest) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn lost(&self) -> ClientError {

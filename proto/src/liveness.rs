@@ -63,9 +63,14 @@ impl Watchdog {
         self.last
     }
 
+    /// How long nothing has been heard at `now`.
+    pub fn silent_for(&self, now: Duration) -> Duration {
+        now.saturating_sub(self.last)
+    }
+
     /// Nothing heard for [`SILENT_AFTER`]: the link is dead.
     pub fn is_dead(&self, now: Duration) -> bool {
-        now >= self.last + SILENT_AFTER
+        self.silent_for(now) >= SILENT_AFTER
     }
 }
 

@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use phoned_proto::call::CallPhase;
+use phoned_proto::liveness::SILENT_AFTER;
 use phoned_proto::media::MediaFrame;
 use phoned_proto::plane::{Direction, KEY_LABEL, Keys, MAX_PACKET, open_in_place, seal};
 use phoned_proto::{Event, Request, Response};
@@ -464,6 +465,17 @@ fn main() {
             });
             for r in join_all(batch).await {
                 r.unwrap();
+            }
+        }
+        // Sessions that beat ask the relay to watch them, as daemons do.
+        if !old_daemons {
+            for chunk in clients.chunks(64) {
+                let batch = chunk.iter().map(|c| c.ask_watch(SILENT_AFTER));
+                for r in join_all(batch).await {
+                    if !r.unwrap() {
+                        eprintln!("(this relay does not watch sessions: older than the beat)");
+                    }
+                }
             }
         }
         // Each session's media id and keys.

@@ -1,29 +1,27 @@
 //! The relay's watch over its devices' liveness (docs/protocol.md §16.7): a device that
-//! keeps alive by the beat ([`phoned_proto::liveness`]: a plane keep-alive or a `Ping`
-//! each second, with long QUIC keep-alives) and then goes silent for
-//! [`phoned_proto::liveness::SILENT_AFTER`] (nothing on its QUIC connection, nothing on the
-//! UDP plane) has its connection closed, so that presence and calls see it gone as soon as
-//! a QUIC idle timeout of 4 s used to tell.
+//! asked to be watched (`Request::Watch`: it beats, [`phoned_proto::liveness`], a plane
+//! keep-alive or a `Ping` each second, with long QUIC keep-alives) and then sends nothing
+//! for its bound (4 s for phoned: nothing on its QUIC connection, nothing on the UDP plane)
+//! has its connection closed, so that presence and calls see it gone as soon as a QUIC idle
+//! timeout of 4 s used to tell.
 //!
-//! A session is watched once it has shown that it beats: the relay heard it on the UDP
-//! plane, or it sent a `Ping`. Older devices keep their QUIC keep-alive at 1 s, so their
-//! connection is never silent that long while they live; sessions that never beat (older
-//! relays' clients, tools) are left to the QUIC idle timeout.
+//! Only sessions that asked are watched: older daemons, tools and other clients keep
+//! alive by QUIC at their own pace and are left to the QUIC idle timeout, as before.
 //!
 //! [`Watch`] decides, with the readings and the clock passed in; [`run`] is the task that
-//! reads every session's counters each [`SWEEP`] and closes the silent ones.
+//! reads the watched sessions' counters each [`SWEEP`] and closes the silent ones.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use phoned_proto::error::close;
-use phoned_proto::liveness::{SILENT_AFTER, Watchdog};
+use phoned_proto::liveness::Watchdog;
 
 use crate::hub::SessionId;
 use crate::shared::Shared;
 
-/// How often the task looks: a silent device is closed 4–4.5 s after it was last heard.
+/// How often the task looks: a silent device is closed within 0.5 s after its bound.
 pub(crate) const SWEEP: Duration = Duration::from_millis(500);
 
 /// One session's readings at one sweep.
@@ -34,8 +32,8 @@ pub(crate) struct Reading {
     pub quic_rx: u64,
     /// When it was last heard on the UDP plane (ms on [`crate::plane::now_ms`]'s clock).
     pub plane_ms: Option<u64>,
-    /// It sent a `Ping`.
-    pub pinged: bool,
+    /// How long it may be silent (what it asked for in `Watch`).
+    pub bound: Duration,
 }
 
 /// The watchdogs of all sessions, sans-IO.
@@ -45,9 +43,9 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
-    /// One sweep at `now` (on the plane's clock) over the readings of every live session;
-    /// returns the watched sessions that were silent too long. Sessions not in `readings`
-    /// are forgotten.
+    /// One sweep at `now` (on the plane's clock) over the readings of every watched
+    /// session; returns those silent for longer than their bound. Sessions not in
+    /// `readings` are forgotten.
     pub fn sweep(&mut self, now: Duration, readings: &[Reading]) -> Vec<SessionId> {
         let mut silent = Vec::new();
         let mut seen = HashMap::with_capacity(readings.len());
@@ -60,8 +58,7 @@ impl Watch {
             if let Some(ms) = r.plane_ms {
                 dog.heard(Duration::from_millis(ms));
             }
-            let beats = r.pinged || r.plane_ms.is_some();
-            if beats && dog.is_dead(now) {
+            if dog.silent_for(now) >= r.bound {
                 silent.push(r.sid);
             } else {
                 seen.insert(r.sid, dog);
@@ -80,22 +77,22 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         let handles = shared.sessions.watched();
         let readings: Vec<Reading> = handles
             .iter()
-            .map(|(sid, conn, peer, pinged)| Reading {
+            .map(|(sid, conn, peer, bound)| Reading {
                 sid: *sid,
                 quic_rx: conn.stats().udp_rx.datagrams,
                 plane_ms: peer.udp().and_then(|u| u.heard_ms()),
-                pinged: *pinged,
+                bound: *bound,
             })
             .collect();
         let now = Duration::from_millis(crate::plane::now_ms());
         let silent = watch.sweep(now, &readings);
         for sid in silent {
-            if let Some((_, conn, _, _)) = handles.iter().find(|h| h.0 == sid) {
+            if let Some((_, conn, _, bound)) = handles.iter().find(|h| h.0 == sid) {
                 tracing::info!(
                     sid,
                     remote = %conn.remote_address(),
-                    "nothing from the device for {} s: closing its connection",
-                    SILENT_AFTER.as_secs()
+                    "nothing from the device for {:.1} s: closing its connection",
+                    bound.as_secs_f64()
                 );
                 conn.close(close::SILENT.into(), b"silent");
             }
@@ -107,34 +104,33 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 mod tests {
     use super::*;
 
+    const BOUND: Duration = Duration::from_secs(4);
+
     fn at(ms: u64) -> Duration {
         Duration::from_millis(ms)
     }
 
-    fn reading(sid: SessionId, quic_rx: u64, plane_ms: Option<u64>, pinged: bool) -> Reading {
+    fn reading(sid: SessionId, quic_rx: u64, plane_ms: Option<u64>) -> Reading {
         Reading {
             sid,
             quic_rx,
             plane_ms,
-            pinged,
+            bound: BOUND,
         }
     }
 
     #[test]
-    fn a_device_beating_on_the_plane_lives_and_is_closed_four_seconds_after_it_stops() {
+    fn a_device_beating_on_the_plane_lives_and_is_closed_at_its_bound_after_it_stops() {
         let mut w = Watch::default();
         // Keep-alives each second on the plane; its QUIC connection quiet.
         for t in (0..10_000).step_by(500) {
             let plane = Some(t / 1000 * 1000);
-            assert!(w.sweep(at(t), &[reading(1, 7, plane, false)]).is_empty());
+            assert!(w.sweep(at(t), &[reading(1, 7, plane)]).is_empty());
         }
         // Last heard at 9 s.
         let mut closed = None;
         for t in (10_000..20_000).step_by(500) {
-            if !w
-                .sweep(at(t), &[reading(1, 7, Some(9_000), false)])
-                .is_empty()
-            {
+            if !w.sweep(at(t), &[reading(1, 7, Some(9_000))]).is_empty() {
                 closed = Some(t);
                 break;
             }
@@ -145,45 +141,43 @@ mod tests {
     #[test]
     fn quic_traffic_keeps_a_watched_device_alive() {
         let mut w = Watch::default();
-        // Once heard on the plane, then only QUIC (its UDP path broke: Pings).
+        // Heard once on the plane, then only on QUIC (its UDP path broke: Pings).
         for (i, t) in (0..20_000).step_by(500).enumerate() {
             let rx = i as u64 / 2;
-            assert!(w.sweep(at(t), &[reading(1, rx, Some(0), true)]).is_empty());
+            assert!(w.sweep(at(t), &[reading(1, rx, Some(0))]).is_empty());
         }
     }
 
     #[test]
     fn a_pinging_device_that_stops_is_closed() {
         let mut w = Watch::default();
-        assert!(w.sweep(at(0), &[reading(1, 10, None, true)]).is_empty());
-        assert!(w.sweep(at(1_000), &[reading(1, 11, None, true)]).is_empty());
-        assert!(w.sweep(at(4_500), &[reading(1, 11, None, true)]).is_empty());
-        assert_eq!(w.sweep(at(5_000), &[reading(1, 11, None, true)]), vec![1]);
+        assert!(w.sweep(at(0), &[reading(1, 10, None)]).is_empty());
+        assert!(w.sweep(at(1_000), &[reading(1, 11, None)]).is_empty());
+        assert!(w.sweep(at(4_500), &[reading(1, 11, None)]).is_empty());
+        assert_eq!(w.sweep(at(5_000), &[reading(1, 11, None)]), vec![1]);
     }
 
     #[test]
-    fn a_session_that_never_beat_is_left_to_the_quic_idle_timeout() {
+    fn each_session_has_its_own_bound() {
         let mut w = Watch::default();
-        for t in (0..60_000).step_by(500) {
-            assert!(w.sweep(at(t), &[reading(1, 3, None, false)]).is_empty());
-        }
+        let long = Reading {
+            bound: Duration::from_secs(10),
+            ..reading(2, 0, None)
+        };
+        assert!(w.sweep(at(0), &[reading(1, 0, None), long]).is_empty());
+        assert_eq!(w.sweep(at(4_000), &[reading(1, 0, None), long]), vec![1]);
+        assert!(w.sweep(at(9_500), &[long]).is_empty());
+        assert_eq!(w.sweep(at(10_000), &[long]), vec![2]);
     }
 
     #[test]
     fn gone_sessions_are_forgotten_and_a_new_one_starts_afresh() {
         let mut w = Watch::default();
-        w.sweep(at(0), &[reading(1, 0, Some(0), false)]);
+        w.sweep(at(0), &[reading(1, 0, Some(0))]);
         w.sweep(at(500), &[]);
         assert!(w.dogs.is_empty());
-        // Seen again (a new session with the same id cannot happen, but the watch would
-        // start it at its first sighting, not at the old one's last).
-        assert!(
-            w.sweep(at(10_000), &[reading(1, 0, Some(0), false)])
-                .is_empty()
-        );
-        assert_eq!(
-            w.sweep(at(14_000), &[reading(1, 0, Some(0), false)]),
-            vec![1]
-        );
+        // Seen again, the watch starts at this sighting, not at the old one's last.
+        assert!(w.sweep(at(10_000), &[reading(1, 0, Some(0))]).is_empty());
+        assert_eq!(w.sweep(at(14_000), &[reading(1, 0, Some(0))]), vec![1]);
     }
 }

@@ -51,8 +51,6 @@ pub(crate) struct Session {
     media_id: Option<u32>,
     /// Answers of pipelined store-and-forward requests, in order.
     pipeline: Pipeline,
-    /// It sent a `Ping` (told to the registry once).
-    pub pinged: bool,
 }
 
 /// What [`Session::begin`] made of a request.
@@ -147,7 +145,7 @@ async fn serve(shared: Arc<Shared>, incoming: quinn::Incoming, remote: SocketAdd
             conn: conn.clone(),
             peer: peer.clone(),
             version: MIN_PROTOCOL_VERSION,
-            pinged: false,
+            watch: None,
         },
     );
     let writer = smol::spawn(write_loop(send, rx, conn.clone()).in_current_span());
@@ -183,7 +181,6 @@ async fn serve(shared: Arc<Shared>, incoming: quinn::Incoming, remote: SocketAdd
         version: MIN_PROTOCOL_VERSION,
         peer,
         media_id: None,
-        pinged: false,
     };
     session.read_loop(recv, accepted, login_timeout).await;
     session.pipeline.flush().await;

@@ -3,22 +3,35 @@
 //! ([`phoned_client::KeepAlive::Beat`]); the device's beat is the UDP path's keep-alive
 //! each second while the relay answers there, else a `Ping` on the control connection.
 //! Anything from the relay (a QUIC packet of any kind, a plane echo or media) feeds the
-//! watchdog; after `SILENT_AFTER` (4 s) of silence the link is taken as lost, and the daemon
-//! reconnects as it does after any loss.
+//! watchdog; after [`SILENT_AFTER`] (4 s) of silence the link is taken as lost, and the
+//! daemon reconnects as it does after any loss. The relay is asked to watch the device the
+//! same way (`Request::Watch`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use phoned_client::Client;
-use phoned_proto::liveness::{Heartbeat, Watchdog};
+use phoned_proto::liveness::{Heartbeat, SILENT_AFTER, Watchdog};
 
 use super::media::MediaLink;
 
 /// How often the watch looks.
 const TICK: Duration = Duration::from_millis(250);
 
-/// Beats and watches until the relay has been silent for `SILENT_AFTER`; then returns.
+/// Beats and watches until the relay has been silent for [`SILENT_AFTER`]; then returns.
 pub async fn watch(client: &Arc<Client>, media: &MediaLink) {
+    // The relay watches this session too; its own task, as the relay may not answer.
+    let asking = client.clone();
+    smol::spawn(async move {
+        match asking.ask_watch(SILENT_AFTER).await {
+            Ok(true) => tracing::debug!("the relay watches this session's beat"),
+            Ok(false) => tracing::info!(
+                "the relay does not watch this device (an older relay): a vanished device stays online there until its idle timeout"
+            ),
+            Err(e) => tracing::debug!("asking the relay to watch: {e}"),
+        }
+    })
+    .detach();
     let epoch = Instant::now();
     let mut dog = Watchdog::new(Duration::ZERO);
     let mut heart = Heartbeat::new();

@@ -225,7 +225,7 @@ fn pseudo_session(
             conn: conn.clone(),
             peer: peer.clone(),
             version: PROTOCOL_VERSION,
-            pinged: false,
+            watch: None,
         },
     );
     (sid, peer, rx)
