@@ -1,8 +1,9 @@
 //! The link to the relay, an adapter of the driver: connect, verify, log in (or provision
 //! on first start), report it online, pass on the relay's events and media datagrams, and
 //! reconnect with back-off when the network or the relay goes away (told by the watch of
-//! [`liveness`], or the connection's end), or at once when the core asks (a reload changed the relay, its pin or the credentials). The live client is
-//! handed to the driver, which owns it. When the daemon stops, the link closes its
+//! [`liveness`], or the connection's end), or at once when the core asks (a reload changed
+//! the relay, its pin or the credentials). The live client is handed to the driver, which
+//! owns it. When the daemon stops, the link closes its
 //! connection and gives the close a moment to reach the relay, so that the others see this
 //! phone go offline at once rather than after the idle timeout.
 
@@ -45,7 +46,8 @@ pub const BACKOFF: backoff::Policy = backoff::Policy {
 
 /// How long a stopping daemon waits for its QUIC close to go out. Without a close the relay
 /// keeps the session, and shows the phone online, until its watch sees the device silent
-/// (4 s; an older relay: until the idle timeout, 15 s by default); the close takes one packet, so this only bounds a stop on a dead link.
+/// (4 s; an older relay: until the idle timeout, 15 s by default); the close takes one
+/// packet, so this only bounds a stop on a dead link.
 pub const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
 /// The settings key of the fingerprint learnt on first use for a relay address.
