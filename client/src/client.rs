@@ -57,19 +57,57 @@ pub fn endpoint() -> quinn::Endpoint {
     endpoint_on(([127, 0, 0, 1], 0).into()).expect("client endpoint on loopback")
 }
 
-/// Keep-alive interval of a client's connections: a QUIC PING (a few dozen bytes, and
-/// the relay's ACK) each second while nothing else is sent.
+/// Keep-alive interval of a connection that keeps alive by QUIC alone ([`KeepAlive::Quic`]):
+/// a QUIC PING (a few dozen bytes, and the relay's ACK) each second while nothing else is
+/// sent.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(1);
 
-/// The idle timeout a client asks for. QUIC uses the smaller of the two peers' values
-/// (RFC 9000 §10.1), so a connection on which nothing arrives for this long is closed on
-/// both ends: a relay that died, hangs or became unreachable is noticed 4–5 s after its
-/// last packet (4 s, plus up to one keep-alive interval), not after the relay's own
-/// `idle_timeout_ms` (15 s by default). Four keep-alives and their ACKs must all be lost
-/// for a working link to be cut.
+/// The idle timeout a [`KeepAlive::Quic`] connection asks for. QUIC uses the smaller of the
+/// two peers' values (RFC 9000 §10.1), so a connection on which nothing arrives for this
+/// long is closed on both ends: a relay that died, hangs or became unreachable is noticed
+/// 4–5 s after its last packet (4 s, plus up to one keep-alive interval), not after the
+/// relay's own `idle_timeout_ms` (15 s by default). Four keep-alives and their ACKs must
+/// all be lost for a working link to be cut.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
-fn client_config(trust: Trust, seen: Arc<Mutex<Seen>>) -> Result<quinn::ClientConfig, ClientError> {
+/// Keep-alive interval of a [`KeepAlive::Beat`] connection: often enough for a NAT's
+/// mapping (the relay keeps alive too: `keep_alive_ms`, 10 s by default).
+pub const BEAT_KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// The idle timeout a [`KeepAlive::Beat`] connection asks for: only a backstop, the
+/// watchdogs of both ends (`phoned_proto::liveness`) cut a silent link after 4 s.
+pub const BEAT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a connection tells that the relay is alive (docs/protocol.md §16.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeepAlive {
+    /// By QUIC alone: keep-alives every [`KEEP_ALIVE`], idle timeout [`IDLE_TIMEOUT`].
+    /// What tools and tests use, and what daemons before the beat used. Each keep-alive
+    /// costs the relay a QUIC packet in and an ACK out, in its connection's task.
+    #[default]
+    Quic,
+    /// The caller beats each second on the cheapest path (a UDP plane keep-alive, else a
+    /// `Ping`, see [`Client::beat`]), watches what comes back, and asks the relay to
+    /// watch it ([`Client::ask_watch`]); QUIC keeps alive every
+    /// [`BEAT_KEEP_ALIVE`] with an idle timeout of [`BEAT_IDLE_TIMEOUT`].
+    Beat,
+}
+
+impl KeepAlive {
+    /// The QUIC keep-alive interval and idle timeout this asks for.
+    pub fn quic(self) -> (Duration, Duration) {
+        match self {
+            KeepAlive::Quic => (KEEP_ALIVE, IDLE_TIMEOUT),
+            KeepAlive::Beat => (BEAT_KEEP_ALIVE, BEAT_IDLE_TIMEOUT),
+        }
+    }
+}
+
+fn client_config(
+    trust: Trust,
+    seen: Arc<Mutex<Seen>>,
+    keep_alive: KeepAlive,
+) -> Result<quinn::ClientConfig, ClientError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Verifier::new(trust, provider.clone(), seen);
     let tls_err = |e: &dyn std::fmt::Display| ClientError::Connect(format!("TLS setup: {e}"));
@@ -83,8 +121,9 @@ fn client_config(trust: Trust, seen: Arc<Mutex<Seen>>) -> Result<quinn::ClientCo
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| tls_err(&e))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     let mut transport = quinn::TransportConfig::default();
-    transport.keep_alive_interval(Some(KEEP_ALIVE));
-    let idle_ms = u32::try_from(IDLE_TIMEOUT.as_millis()).unwrap_or(u32::MAX);
+    let (interval, idle) = keep_alive.quic();
+    transport.keep_alive_interval(Some(interval));
+    let idle_ms = u32::try_from(idle.as_millis()).unwrap_or(u32::MAX);
     transport.max_idle_timeout(Some(quinn::VarInt::from_u32(idle_ms).into()));
     config.transport_config(Arc::new(transport));
     Ok(config)
@@ -115,7 +154,14 @@ pub async fn connect_raw(
     addr: SocketAddr,
     pin: Option<&str>,
 ) -> Result<RawConnection, ClientError> {
-    open(endpoint, addr, "phone-relay", pinned_or_any(pin)).await
+    open(
+        endpoint,
+        addr,
+        "phone-relay",
+        pinned_or_any(pin),
+        KeepAlive::Quic,
+    )
+    .await
 }
 
 async fn open(
@@ -123,10 +169,15 @@ async fn open(
     addr: SocketAddr,
     server_name: &str,
     trust: Trust,
+    keep_alive: KeepAlive,
 ) -> Result<RawConnection, ClientError> {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let connecting = endpoint
-        .connect_with(client_config(trust, seen.clone())?, addr, server_name)
+        .connect_with(
+            client_config(trust, seen.clone(), keep_alive)?,
+            addr,
+            server_name,
+        )
         .map_err(|e| ClientError::Connect(e.to_string()))?;
     let conn = connecting
         .await
@@ -177,10 +228,28 @@ impl Client {
         server_name: &str,
         trust: Trust,
     ) -> Result<Client, ClientError> {
+        Client::connect_keeping(endpoint, addr, server_name, trust, KeepAlive::Quic).await
+    }
+
+    /// [`Client::connect_trusting`], keeping the connection alive as `keep_alive` says.
+    pub async fn connect_keeping(
+        endpoint: &quinn::Endpoint,
+        addr: SocketAddr,
+        server_name: &str,
+        trust: Trust,
+        keep_alive: KeepAlive,
+    ) -> Result<Client, ClientError> {
         let mut version = PROTOCOL_VERSION;
         loop {
-            let attempt =
-                Client::connect_speaking(endpoint, addr, server_name, trust.clone(), version).await;
+            let attempt = Client::connect_with(
+                endpoint,
+                addr,
+                server_name,
+                trust.clone(),
+                version,
+                keep_alive,
+            )
+            .await;
             match attempt {
                 Err(ClientError::Relay(e))
                     if e.code == ErrorCode::UnsupportedVersion
@@ -202,7 +271,20 @@ impl Client {
         trust: Trust,
         version: u16,
     ) -> Result<Client, ClientError> {
-        let (conn, send, recv, seen) = open(endpoint, addr, server_name, trust).await?;
+        Client::connect_with(endpoint, addr, server_name, trust, version, KeepAlive::Quic).await
+    }
+
+    /// Connects keeping alive as `keep_alive` says, and says `Hello` with protocol
+    /// `version`.
+    pub async fn connect_with(
+        endpoint: &quinn::Endpoint,
+        addr: SocketAddr,
+        server_name: &str,
+        trust: Trust,
+        version: u16,
+        keep_alive: KeepAlive,
+    ) -> Result<Client, ClientError> {
+        let (conn, send, recv, seen) = open(endpoint, addr, server_name, trust, keep_alive).await?;
         let pending: Pending = Arc::default();
         let goodbye = Arc::new(Mutex::new(None));
         let (etx, events) = smol::channel::unbounded();
@@ -268,6 +350,37 @@ impl Client {
                     .remove(&id);
                 Err(self.lost())
             }
+        }
+    }
+
+    /// Sends a `Ping` without waiting for its `Pong` (which is dropped when it comes): the
+    /// device's beat on the control connection when its UDP plane does not carry it
+    /// (`phoned_proto::liveness`). What tells the device that the relay lives is that
+    /// anything comes back on the connection, the QUIC ACK first.
+    pub async fn beat(&self) -> Result<(), ClientError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut bytes = Vec::new();
+        let req = Request::Ping { nonce: id.into() };
+        encode_client(&mut bytes, &ClientFrame { id, req })
+            .map_err(|e| ClientError::Connect(e.to_string()))?;
+        self.send
+            .lock()
+            .await
+            .write_all(&bytes)
+            .await
+            .map_err(|e| ClientError::Lost(e.to_string()))
+    }
+
+    /// Asks the relay to close this session once nothing has come from it for
+    /// `silent_after` (`Request::Watch`, docs/protocol.md §16.7): for a client that beats.
+    /// `Ok(false)`: the relay is older than the request and watches nothing.
+    pub async fn ask_watch(&self, silent_after: Duration) -> Result<bool, ClientError> {
+        let silent_after_ms = u32::try_from(silent_after.as_millis()).unwrap_or(u32::MAX);
+        match self.request(Request::Watch { silent_after_ms }).await {
+            Ok(Response::Done) => Ok(true),
+            Ok(other) => Err(ClientError::Unexpected(Box::new(other))),
+            Err(e) if e.code() == Some(ErrorCode::UnknownRequest) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 

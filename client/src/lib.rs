@@ -24,7 +24,7 @@ pub mod verify;
 
 pub use bulk::{Bulk, BulkError};
 pub use client::{
-    Client, ClientError, IDLE_TIMEOUT, KEEP_ALIVE, RawConnection, connect_raw, endpoint,
-    endpoint_on,
+    BEAT_IDLE_TIMEOUT, BEAT_KEEP_ALIVE, Client, ClientError, IDLE_TIMEOUT, KEEP_ALIVE, KeepAlive,
+    RawConnection, connect_raw, endpoint, endpoint_on,
 };
 pub use verify::Trust;

@@ -117,6 +117,7 @@ mod tests {
                 .prop_map(|(call, number)| Request::ConferenceRemove { call, number }),
             (any::<u64>(), any::<u64>())
                 .prop_map(|(first, second)| Request::ConferenceMerge { first, second }),
+            any::<u32>().prop_map(|silent_after_ms| Request::Watch { silent_after_ms }),
         ]
     }
 
@@ -240,6 +241,20 @@ mod tests {
         };
         encode_client(&mut out, &frame).unwrap();
         assert_eq!(out, [0x04, 0x09, 0x12, 0xac, 0x02]);
+        assert_eq!(decode_client(&out[1..]).unwrap(), frame);
+    }
+
+    #[test]
+    fn watch_is_request_25_as_protocol_md_shows() {
+        let mut out = Vec::new();
+        let frame = ClientFrame {
+            id: 9,
+            req: Request::Watch {
+                silent_after_ms: 4000,
+            },
+        };
+        encode_client(&mut out, &frame).unwrap();
+        assert_eq!(out, [0x04, 0x09, 0x19, 0xa0, 0x1f]);
         assert_eq!(decode_client(&out[1..]).unwrap(), frame);
     }
 

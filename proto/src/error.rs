@@ -104,4 +104,6 @@ pub mod close {
     pub const TOO_SLOW: u32 = 4;
     /// The relay is shutting down.
     pub const SHUTDOWN: u32 = 5;
+    /// Nothing came from the peer for `liveness::SILENT_AFTER`: the link is taken as dead.
+    pub const SILENT: u32 = 6;
 }

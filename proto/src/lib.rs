@@ -6,6 +6,8 @@
 //! - [`media`]: the media datagrams: `MediaFrame`, `RedundantFrame`, `MediaReport`.
 //! - [`plane`]: the UDP media plane: sealed packets, the replay window, the client's path
 //!   state (probe, keep-alive, fallback to QUIC datagrams).
+//! - [`liveness`]: how a device and the relay tell that the link between them is alive (the
+//!   beat each second on the cheapest path, the watchdog over what is heard).
 //! - [`call`]: call ids, phases, end reasons, and the call states, directions and results
 //!   the daemon shows.
 //! - [`conference`]: conference party states, the roster, the limits (16 parties).
@@ -30,6 +32,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod frame;
 pub mod ident;
+pub mod liveness;
 pub mod media;
 pub mod msg;
 pub mod names;

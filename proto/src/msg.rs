@@ -152,6 +152,14 @@ pub enum Request {
         first: CallId,
         second: CallId,
     },
+    /// This session beats (docs/protocol.md §16.7): the relay is to close it (close code
+    /// `SILENT`) once nothing has come from it, on its connection or on the media plane,
+    /// for `silent_after_ms` (taken between 1 000 and 60 000). Answered by
+    /// [`Response::Done`]. Not tied to a protocol version: a relay from before it answers
+    /// `UnknownRequest` (§3.3) and watches nothing.
+    Watch {
+        silent_after_ms: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,7 +11,10 @@
 //! relay's added delay plus the generator's own (both on loopback) — an upper bound for
 //! what the relay adds. Relay CPU comes from `/proc/<pid>/stat` over each measured window;
 //! an idle window first measures what the relay spends with the same sessions connected
-//! and no media (QUIC keep-alives of 2N connections), reported beside the raw figure.
+//! and no media (their liveness: as daemons beat, each session's plane keep-alive each
+//! second, echoed by the relay, and QUIC keep-alives every 10 s; with `--old-daemons`,
+//! QUIC keep-alives each second on each of the 2N connections), reported beside the raw
+//! figure. The keep-alives go on during the media windows, as daemons' do.
 //!
 //! Run: `cargo bench -p phone-relay --bench media_plane` (`-- --calls N` to change the
 //! number of calls, default 1000; `--rate R` to measure only R packets/s; `--threads T`
@@ -19,20 +22,24 @@
 //! for short windows; `--poll-us P`: the receiving threads drain their sockets every P µs
 //! instead of waiting in `recvmmsg`, as a client on another machine would cost the relay:
 //! on loopback the relay's `sendmmsg` delivers each packet into the receiving socket and
-//! wakes a thread waiting there, in the relay's own time).
+//! wakes a thread waiting there, in the relay's own time; `--old-daemons`: the sessions
+//! keep alive as daemons did before the beat). `PHONE_RELAY_BIN=path` runs another relay
+//! binary (an older one, to compare); `PHONE_RELAY_EXTRA` adds lines to its config.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use phoned_proto::call::CallPhase;
+use phoned_proto::liveness::SILENT_AFTER;
 use phoned_proto::media::MediaFrame;
 use phoned_proto::plane::{Direction, KEY_LABEL, Keys, MAX_PACKET, open_in_place, seal};
 use phoned_proto::{Event, Request, Response};
-use phoned_tests::client::{self, Client};
+use phoned_tests::client::{self, Client, KeepAlive, Trust};
 use phoned_tests::join_all;
 use phoned_tests::process::RelayProcess;
 
@@ -147,13 +154,16 @@ fn sockaddr_v4(addr: SocketAddr) -> libc::sockaddr_in {
 }
 
 /// The sending thread: `rate` packets/s over all legs, round-robin, paced each ms, sealed
-/// and sent in `sendmmsg` batches on each leg's socket.
+/// and sent in `sendmmsg` batches on each leg's socket. With `beat`, also every session's
+/// keep-alive (an empty sealed packet) once a second, spread over the second, as daemons
+/// beat (`phoned_proto::liveness`); those are not counted as sent.
 fn sender(
     sockets: Vec<UdpSocket>,
     relay: SocketAddr,
     sessions: Arc<Vec<Session>>,
     mut legs: Vec<Leg>,
     st: Arc<State>,
+    beat: bool,
 ) {
     let mut dest = sockaddr_v4(relay);
     let mut bufs = vec![[0u8; MAX_PACKET]; BATCH];
@@ -162,9 +172,39 @@ fn sender(
     let mut start = Instant::now();
     let mut done = 0u64;
     let mut rate_seen = 0;
+    let beat_start = Instant::now();
+    let mut beats_done = 0u64;
+    let mut beat_next = 0usize;
     // Per socket, the packets of this batch.
     let mut pending: Vec<Vec<usize>> = vec![Vec::with_capacity(BATCH); sockets.len()];
     while !st.stop.load(Ordering::Relaxed) {
+        if beat {
+            let due = (beat_start.elapsed().as_secs_f64() * sessions.len() as f64) as u64;
+            while beats_done < due {
+                let n = ((due - beats_done) as usize).min(BATCH);
+                for p in pending.iter_mut() {
+                    p.clear();
+                }
+                for b in 0..n {
+                    // Leg `k` is session `k`'s (one leg per party), and holds its counter.
+                    let leg = &mut legs[beat_next];
+                    let s = &sessions[beat_next];
+                    beat_next = (beat_next + 1) % sessions.len();
+                    lens[b] = seal(
+                        s.keys.key(Direction::Up),
+                        s.id,
+                        leg.counter,
+                        &[],
+                        &mut bufs[b],
+                    )
+                    .unwrap();
+                    leg.counter += 1;
+                    pending[s.socket].push(b);
+                }
+                send_batches(&sockets, &pending, &mut bufs, &lens, &mut dest, &st, false);
+                beats_done += n as u64;
+            }
+        }
         let rate = st.rate.load(Ordering::Relaxed);
         if rate != rate_seen {
             rate_seen = rate;
@@ -198,51 +238,68 @@ fn sender(
                 leg.counter += 1;
                 pending[s.socket].push(b);
             }
-            for (k, socket) in sockets.iter().enumerate() {
-                let mut iovs: Vec<libc::iovec> = pending[k]
-                    .iter()
-                    .map(|&b| libc::iovec {
-                        iov_base: bufs[b].as_mut_ptr().cast(),
-                        iov_len: lens[b],
-                    })
-                    .collect();
-                let mut msgs: Vec<libc::mmsghdr> = iovs
-                    .iter_mut()
-                    .map(|iov| {
-                        // SAFETY: all-zero is a valid mmsghdr.
-                        let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                        m.msg_hdr.msg_name = (&mut dest as *mut libc::sockaddr_in).cast();
-                        m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-                        m.msg_hdr.msg_iov = iov;
-                        m.msg_hdr.msg_iovlen = 1;
-                        m
-                    })
-                    .collect();
-                let mut off = 0;
-                while off < msgs.len() {
-                    // SAFETY: the messages point at live buffers and the destination.
-                    let r = unsafe {
-                        libc::sendmmsg(
-                            socket.as_raw_fd(),
-                            msgs[off..].as_mut_ptr(),
-                            (msgs.len() - off) as u32,
-                            0,
-                        )
-                    };
-                    if r <= 0 {
-                        st.send_errors
-                            .fetch_add((msgs.len() - off) as u64, Ordering::Relaxed);
-                        break;
-                    }
-                    off += r as usize;
-                    if phase.is_multiple_of(2) {
-                        st.sent.fetch_add(r as u64, Ordering::Relaxed);
-                    }
-                }
-            }
+            let counted = phase.is_multiple_of(2);
+            send_batches(
+                &sockets, &pending, &mut bufs, &lens, &mut dest, &st, counted,
+            );
             done += n as u64;
         }
         std::thread::sleep(Duration::from_micros(1000));
+    }
+}
+
+/// Sends the packets `pending` lists per socket with `sendmmsg`; `counted`: they count as
+/// sent.
+fn send_batches(
+    sockets: &[UdpSocket],
+    pending: &[Vec<usize>],
+    bufs: &mut [[u8; MAX_PACKET]],
+    lens: &[usize],
+    dest: &mut libc::sockaddr_in,
+    st: &State,
+    counted: bool,
+) {
+    for (k, socket) in sockets.iter().enumerate() {
+        let mut iovs: Vec<libc::iovec> = pending[k]
+            .iter()
+            .map(|&b| libc::iovec {
+                iov_base: bufs[b].as_mut_ptr().cast(),
+                iov_len: lens[b],
+            })
+            .collect();
+        let mut msgs: Vec<libc::mmsghdr> = iovs
+            .iter_mut()
+            .map(|iov| {
+                // SAFETY: all-zero is a valid mmsghdr.
+                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                m.msg_hdr.msg_name = (dest as *mut libc::sockaddr_in).cast();
+                m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+                m.msg_hdr.msg_iov = iov;
+                m.msg_hdr.msg_iovlen = 1;
+                m
+            })
+            .collect();
+        let mut off = 0;
+        while off < msgs.len() {
+            // SAFETY: the messages point at live buffers and the destination.
+            let r = unsafe {
+                libc::sendmmsg(
+                    socket.as_raw_fd(),
+                    msgs[off..].as_mut_ptr(),
+                    (msgs.len() - off) as u32,
+                    0,
+                )
+            };
+            if r <= 0 {
+                st.send_errors
+                    .fetch_add((msgs.len() - off) as u64, Ordering::Relaxed);
+                break;
+            }
+            off += r as usize;
+            if counted {
+                st.sent.fetch_add(r as u64, Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -335,6 +392,16 @@ fn main() {
         args.get(i + 1)?.parse().ok()
     };
     let calls = value("--calls").unwrap_or(1000);
+    // Sessions as daemons before the beat kept alive: QUIC keep-alives each second, no
+    // plane keep-alive while not in a call.
+    let old_daemons = args.iter().any(|a| a == "--old-daemons");
+    let keep_alive = if old_daemons {
+        KeepAlive::Quic
+    } else {
+        KeepAlive::Beat
+    };
+    // An older relay binary to compare with (`PHONE_RELAY_BIN`).
+    let bin = std::env::var_os("PHONE_RELAY_BIN").map_or_else(|| BIN.into(), PathBuf::from);
     let threads = value("--threads").unwrap_or(1);
     let nsockets = value("--sockets").unwrap_or(2);
     let poll = Duration::from_micros(value("--poll-us").unwrap_or(0) as u64);
@@ -352,10 +419,13 @@ fn main() {
     let state = dir.path().join("state");
     accounts::make(&Backend::Heed, &state, 64, 100_000, 2 * calls, PASSWORD);
     let relay = RelayProcess::start(
-        BIN.as_ref(),
+        &bin,
         &state,
         "127.0.0.1:0",
-        &format!("max_connections_per_address = 10000\nmedia_threads = {threads}"),
+        &format!(
+            "max_connections_per_address = 10000\nmedia_threads = {threads}\n{}",
+            std::env::var("PHONE_RELAY_EXTRA").unwrap_or_default()
+        ),
     );
     let relay_pid = relay.child.id().to_string();
     let media = relay.media.expect("the relay has a media plane");
@@ -371,9 +441,19 @@ fn main() {
             .collect();
         let mut clients = Vec::with_capacity(2 * calls);
         for chunk in (0..2 * calls).collect::<Vec<_>>().chunks(32) {
-            let batch = chunk
-                .iter()
-                .map(|&i| Client::connect(&endpoints[i % ENDPOINTS], addr, Some(&fp)));
+            let batch = chunk.iter().map(|&i| {
+                let trust = Trust::Pinned {
+                    fingerprint: fp.clone(),
+                    learnt: false,
+                };
+                Client::connect_keeping(
+                    &endpoints[i % ENDPOINTS],
+                    addr,
+                    "phone-relay",
+                    trust,
+                    keep_alive,
+                )
+            });
             for c in join_all(batch).await {
                 clients.push(c.unwrap());
             }
@@ -385,6 +465,17 @@ fn main() {
             });
             for r in join_all(batch).await {
                 r.unwrap();
+            }
+        }
+        // Sessions that beat ask the relay to watch them, as daemons do.
+        if !old_daemons {
+            for chunk in clients.chunks(64) {
+                let batch = chunk.iter().map(|c| c.ask_watch(SILENT_AFTER));
+                for r in join_all(batch).await {
+                    if !r.unwrap() {
+                        eprintln!("(this relay does not watch sessions: older than the beat)");
+                    }
+                }
             }
         }
         // Each session's media id and keys.
@@ -498,7 +589,7 @@ fn main() {
                 sessions.clone(),
                 st.clone(),
             );
-            std::thread::spawn(move || sender(socks, media, sessions, legs, st))
+            std::thread::spawn(move || sender(socks, media, sessions, legs, st, !old_daemons))
         };
         let drops = || {
             (
@@ -528,13 +619,27 @@ fn main() {
             window.as_secs_f64()
         );
         println!();
-        // The idle cost: sessions connected, no media.
+        // The idle cost: sessions connected, no media. The window spans a whole QUIC
+        // keep-alive period (10 s for sessions that beat; the relay's keep-alive is 10 s
+        // too), so that each connection's keep-alive is in it once, as in a steady state
+        // (the connections were all busy within the set-up's last seconds, so their
+        // keep-alives come together 10 s later).
         smol::Timer::after(Duration::from_secs(1)).await;
+        let idle_window = if quick {
+            window
+        } else {
+            Duration::from_secs(11)
+        };
         let (r0, t0) = (cpu_seconds(&relay_pid), Instant::now());
-        smol::Timer::after(window).await;
+        smol::Timer::after(idle_window).await;
         let idle = (cpu_seconds(&relay_pid) - r0) / t0.elapsed().as_secs_f64();
         println!(
-            "Relay CPU with the sessions connected and no media (QUIC keep-alives): {:.1} % of a core.",
+            "Relay CPU with the sessions connected and no media ({}): {:.1} % of a core.",
+            if old_daemons {
+                "QUIC keep-alives each second, as daemons before the beat"
+            } else {
+                "each session's plane keep-alive each second, QUIC keep-alives every 10 s"
+            },
             100.0 * idle
         );
         println!();

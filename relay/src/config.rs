@@ -160,7 +160,7 @@ impl Config {
         let numbers: NumberRange = numbers_text
             .parse()
             .map_err(|e: phoned_proto::IdentError| invalid("numbers", e.to_string()))?;
-        let keep_alive = Duration::from_millis(file.keep_alive_ms.unwrap_or(5_000));
+        let keep_alive = Duration::from_millis(file.keep_alive_ms.unwrap_or(10_000));
         let idle_timeout = Duration::from_millis(file.idle_timeout_ms.unwrap_or(15_000));
         if keep_alive < Duration::from_millis(100) {
             return Err(invalid("keep_alive_ms", "must be at least 100".into()));
@@ -389,7 +389,7 @@ mod tests {
         assert_eq!(c.listen.port(), 7447);
         assert_eq!(c.numbers.to_string(), "1000-9999");
         assert_eq!(c.idle_timeout, Duration::from_secs(15));
-        assert_eq!(c.keep_alive, Duration::from_secs(5));
+        assert_eq!(c.keep_alive, Duration::from_secs(10));
         assert_eq!(c.max_connections_per_address, 16);
         assert_eq!(c.login_timeout, Duration::from_secs(10));
         assert_eq!(c.min_free_space, None);

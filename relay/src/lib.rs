@@ -13,7 +13,7 @@
 //!   `delivery` how far each session has been sent its inbox, and who acks receipts;
 //!   `flusher` the task that sends presence batches when the hub says they are due;
 //!   `upkeep` the task that measures free space, expires unfinished uploads and retries
-//!   acknowledgements.
+//!   acknowledgements; `liveness` the task that closes devices that stopped beating.
 //! - Drivers, moving bytes: [`server`] binds the QUIC endpoint, starts those tasks and
 //!   accepts connections; `session` serves one connection's control stream (answers from
 //!   `requests`, messages via `mailbox` and `pipeline`) and forwards its QUIC media
@@ -43,6 +43,7 @@ pub mod config;
 mod delivery;
 mod flusher;
 pub mod hub;
+mod liveness;
 mod mailbox;
 mod metrics;
 pub mod password;

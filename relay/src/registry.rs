@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use phoned_proto::call::CallId;
 use phoned_proto::error::close;
@@ -52,6 +53,9 @@ pub(crate) struct SessionHandle {
     /// The protocol version the session speaks (its `Hello`'s; the oldest served until
     /// then): events newer than it are not sent to it ([`Event::since`]).
     pub version: u16,
+    /// It asked to be watched (`Watch`): closed after this long without a packet from it
+    /// ([`crate::liveness`]).
+    pub watch: Option<Duration>,
 }
 
 /// A room's media members now, and its speaker selection (kept across member changes).
@@ -82,6 +86,22 @@ impl Registry {
         if let Some(h) = lock(&self.sessions).get_mut(&sid) {
             h.version = version;
         }
+    }
+
+    /// Session `sid` asked to be watched, with silence bound `bound`.
+    pub fn watch(&self, sid: SessionId, bound: Duration) {
+        if let Some(h) = lock(&self.sessions).get_mut(&sid) {
+            h.watch = Some(bound);
+        }
+    }
+
+    /// The sessions that asked to be watched: connection, media endpoint and silence
+    /// bound, for the liveness watch (the lock is held only to copy the handles).
+    pub fn watched(&self) -> Vec<(SessionId, quinn::Connection, Arc<Peer>, Duration)> {
+        lock(&self.sessions)
+            .iter()
+            .filter_map(|(sid, h)| Some((*sid, h.conn.clone(), h.peer.clone(), h.watch?)))
+            .collect()
     }
 
     pub fn remove(&self, sid: SessionId) {

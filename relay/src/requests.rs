@@ -2,6 +2,7 @@
 //! account changes, presence. Store calls run on the blocking pool.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use phoned_proto::call::check_dtmf;
 use phoned_proto::ident::{check_display_name, check_password};
@@ -186,6 +187,13 @@ impl Session {
             }
             Request::ConferenceMerge { first, second } => {
                 self.room_op(RoomOp::Merge { first, second }).await
+            }
+            Request::Watch { silent_after_ms } => {
+                let bound = u64::from(silent_after_ms).clamp(1_000, 60_000);
+                self.shared
+                    .sessions
+                    .watch(self.sid, Duration::from_millis(bound));
+                Ok(Response::Done)
             }
             Request::Hello(_)
             | Request::Ping { .. }

@@ -65,6 +65,7 @@ pub struct Running {
     _watch: Task<()>,
     _router: Task<()>,
     _upkeep: Task<()>,
+    _liveness: Task<()>,
     _flusher: Task<()>,
     _metrics: Option<Task<()>>,
     /// Stops the media plane's threads when dropped.
@@ -266,6 +267,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     crate::upkeep::restore_partials(&shared);
     let upkeep = smol::spawn(crate::upkeep::run(shared.clone(), kicked, addr));
     let flusher = smol::spawn(crate::flusher::run(shared.clone(), flushes, clock));
+    let liveness = smol::spawn(crate::liveness::run(shared.clone()));
     let accept = smol::spawn(accept_loop(endpoint.clone(), shared.clone()));
     let watch = smol::spawn(watch_revisions(shared.clone()));
     let cluster = match &shared.store {
@@ -324,6 +326,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         _watch: watch,
         _router: router_task,
         _upkeep: upkeep,
+        _liveness: liveness,
         _flusher: flusher,
         _metrics: metrics_task,
         _media: media,

@@ -145,6 +145,7 @@ async fn serve(shared: Arc<Shared>, incoming: quinn::Incoming, remote: SocketAdd
             conn: conn.clone(),
             peer: peer.clone(),
             version: MIN_PROTOCOL_VERSION,
+            watch: None,
         },
     );
     let writer = smol::spawn(write_loop(send, rx, conn.clone()).in_current_span());

@@ -5,8 +5,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use phoned_proto::Event;
-use phoned_tests::client::{self, Client};
+use phoned_proto::liveness::SILENT_AFTER;
+use phoned_proto::{Event, Request, Response};
+use phoned_tests::client::{self, Client, KeepAlive, Trust};
 use phoned_tests::proxy::UdpProxy;
 
 fn presence(e: &Event, number: &str, online: bool) -> bool {
@@ -156,5 +157,84 @@ fn a_device_that_vanishes_goes_offline_within_the_idle_timeout() {
         // Generous bound: the idle timeout is 1.5 s; this only guards against "never".
         assert!(cut_at.elapsed() < Duration::from_secs(10));
         drop(ghost);
+    });
+}
+
+fn listed(list: &[(String, String)], number: &str) -> bool {
+    list.iter().any(|(n, _)| n == number)
+}
+
+/// A client connected with `KeepAlive::Beat`.
+async fn beating(relay: &common::Relay) -> Client {
+    let trust = Trust::Pinned {
+        fingerprint: relay.process.fingerprint.clone(),
+        learnt: false,
+    };
+    Client::connect_keeping(
+        &client::endpoint(),
+        relay.process.addr,
+        "phone-relay",
+        trust,
+        KeepAlive::Beat,
+    )
+    .await
+    .unwrap()
+}
+
+/// Compatibility (issue 17): a session that did not ask to be watched (older daemons,
+/// tools, other clients) is not closed for a silence the watch would not allow, whatever
+/// it sends: here a `Ping`, then nothing for 6 s on a connection that keeps alive every
+/// 10 s. The QUIC idle timeout (15 s here) is what judges it.
+#[test]
+fn a_session_that_did_not_ask_to_be_watched_is_left_to_the_idle_timeout() {
+    let relay = common::relay("");
+    smol::block_on(async {
+        let (watcher, _, _) = relay.provisioned("Watcher").await;
+        let quiet = beating(&relay).await;
+        let (account, _) = quiet.provision("Quiet").await.unwrap();
+        assert!(matches!(
+            quiet.request(Request::Ping { nonce: 7 }).await,
+            Ok(Response::Pong { nonce: 7 })
+        ));
+        smol::Timer::after(SILENT_AFTER + Duration::from_secs(2)).await;
+        assert!(listed(&watcher.online().await.unwrap(), &account.number));
+        assert!(quiet.online().await.is_ok(), "the session was closed");
+    });
+}
+
+/// A device that asked to be watched (`Watch`, with QUIC keep-alives every 10 s) and then
+/// sends nothing is closed by the relay's watch and shown offline, well before the QUIC
+/// idle timeout (15 s by default) would have closed it.
+#[test]
+fn a_watched_device_that_stops_beating_goes_offline_before_the_idle_timeout() {
+    let relay = common::relay("");
+    smol::block_on(async {
+        let (watcher, _, _) = relay.provisioned("Watcher").await;
+        let device = beating(&relay).await;
+        let (account, _) = device.provision("Quiet").await.unwrap();
+        assert!(
+            watcher
+                .wait_event(common::WAIT, |e| presence(e, &account.number, true))
+                .await
+                .is_some()
+        );
+        assert!(device.ask_watch(SILENT_AFTER).await.unwrap(), "not watched");
+        let asked = std::time::Instant::now();
+        let gone = watcher
+            .wait_event(Duration::from_secs(30), |e| {
+                presence(e, &account.number, false)
+            })
+            .await;
+        assert!(
+            gone.is_some(),
+            "a device that stopped beating is still online"
+        );
+        // The QUIC idle timeout is 15 s here; the watch takes 4–4.5 s (bound for a loaded
+        // machine).
+        assert!(
+            asked.elapsed() < Duration::from_secs(12),
+            "offline only after {:?}",
+            asked.elapsed()
+        );
     });
 }

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use phoned_tests::client::{IDLE_TIMEOUT, KEEP_ALIVE};
+use phoned_proto::liveness::{BEAT, SILENT_AFTER};
 use phoned_tests::wait_for;
 
 #[test]
@@ -208,8 +208,9 @@ fn gone_from_who(
 
 #[test]
 fn a_stopped_phone_leaves_who_at_once_and_a_vanished_one_within_the_idle_timeout() {
-    // The relay's default idle timeout (15 s): what bounds a vanished phone is the 4 s
-    // the client asks for, and a clean stop must not wait for either.
+    // The relay's default idle timeout (15 s): what bounds a vanished phone is the relay's
+    // liveness watch (4 s of silence from a device that beats, docs/protocol.md §16.7),
+    // and a clean stop must not wait for either.
     let w = common::world_with("");
     let a = w.phone("Alice");
     let mut b = w.phone("Bob");
@@ -237,17 +238,17 @@ fn a_stopped_phone_leaves_who_at_once_and_a_vanished_one_within_the_idle_timeout
         gone_from_who(&a, &nb, stopped, Duration::from_secs(30)).expect("a stopped phone left who");
     assert!(
         took <= Duration::from_secs(3),
-        "a stopped phone stayed in who for {took:?} (the idle timeout is {:?})",
-        IDLE_TIMEOUT
+        "a stopped phone stayed in who for {took:?} (the watch's bound is {:?})",
+        SILENT_AFTER
     );
     assert!(who(&a).contains(&nc), "Carol is still online");
 
-    // kill -9: nothing is said, so the idle timeout the client asks for (plus up to one
-    // keep-alive interval) is what it takes; 3 s of margin for a loaded machine.
+    // kill -9: nothing is said, so the relay's watch is what it takes (4 s of silence,
+    // looked at every 0.5 s, plus up to a beat); 3 s of margin for a loaded machine.
     let killed = Instant::now();
     let _ = c.child.kill();
     let _ = c.child.wait();
-    let bound = IDLE_TIMEOUT + KEEP_ALIVE + Duration::from_secs(3);
+    let bound = SILENT_AFTER + BEAT + Duration::from_secs(3);
     let took =
         gone_from_who(&a, &nc, killed, Duration::from_secs(30)).expect("a killed phone left who");
     assert!(

@@ -131,8 +131,9 @@ fn a_daemon_is_back_on_a_restarted_relay_within_seconds() {
 }
 
 /// Issue 12: a relay that stops answering (here SIGSTOP: no close, no reset) was noticed
-/// only after the relay's 15 s idle timeout. Daemons now keep the link alive every second
-/// and ask for a 4 s idle timeout, so they notice within 4–5 s.
+/// only after the relay's 15 s idle timeout. Daemons now beat each second and take 4 s
+/// without anything from the relay as a lost link (issue 17, docs/protocol.md §16.7; the
+/// QUIC idle timeout was 4 s for this before), so they notice within 4–5 s.
 #[test]
 fn a_hung_relay_is_noticed_within_seconds() {
     let w = common::world_with("");

@@ -4,6 +4,10 @@
 //! probes the relay's media port; while the probe's echoes come ([`UdpPath`]), media is
 //! sent there as sealed UDP packets, and otherwise as QUIC datagrams, which always work.
 //! Media from the relay is taken from both and goes the same way to the driver.
+//!
+//! The path keeps alive each second, in a call or not: that keep-alive is the device's
+//! beat (`phoned_proto::liveness`), and its echo tells the link's watchdog that the relay
+//! lives ([`MediaLink::udp_heard`]).
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,8 +20,6 @@ use phoned_proto::plane::{
     Direction, KEY_LABEL, Keys, MAX_PACKET, PathAction, ReplayWindow, UdpPath, open_in_place, seal,
 };
 
-/// A call sent media within this long: the path keeps alive at the in-call rate.
-const ACTIVE_FOR: Duration = Duration::from_secs(2);
 /// The UDP thread looks at its path at least this often.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -65,6 +67,13 @@ impl MediaLink {
         }
     }
 
+    /// When the relay was last heard on the UDP path (an echo or media), if ever.
+    pub fn udp_heard(&self) -> Option<Instant> {
+        let udp = self.udp()?;
+        let ms = udp.heard_ms.load(Ordering::Relaxed);
+        (ms != u64::MAX).then(|| udp.started + Duration::from_millis(ms))
+    }
+
     /// The round trip to the relay (the QUIC connection's estimate).
     pub fn rtt(&self) -> Duration {
         self.conn.rtt()
@@ -107,7 +116,7 @@ impl MediaLink {
             sent: AtomicU64::new(0),
             up: AtomicBool::new(false),
             stop: AtomicBool::new(false),
-            last_media: AtomicU64::new(u64::MAX),
+            heard_ms: AtomicU64::new(u64::MAX),
             started,
             state: Mutex::new(State {
                 path: UdpPath::new(Duration::ZERO),
@@ -163,8 +172,8 @@ struct UdpLink {
     /// Media goes over UDP (the path is up).
     up: AtomicBool,
     stop: AtomicBool,
-    /// When a call last sent media (ms since `started`; `u64::MAX`: never).
-    last_media: AtomicU64,
+    /// When the relay was last heard (ms since `started`; `u64::MAX`: never).
+    heard_ms: AtomicU64,
     started: Instant,
     state: Mutex<State>,
 }
@@ -191,8 +200,6 @@ impl UdpLink {
 
     /// Sends a media datagram if the path is up; `false` sends it over QUIC instead.
     fn send(&self, datagram: &[u8]) -> bool {
-        let ms = u64::try_from(self.now().as_millis()).unwrap_or(u64::MAX - 1);
-        self.last_media.store(ms, Ordering::Relaxed);
         self.up.load(Ordering::Relaxed) && self.seal_and_send(datagram)
     }
 
@@ -204,10 +211,6 @@ impl UdpLink {
             let wake = {
                 let now = self.now();
                 let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                let last = self.last_media.load(Ordering::Relaxed);
-                let active = last != u64::MAX
-                    && now.saturating_sub(Duration::from_millis(last)) < ACTIVE_FOR;
-                state.path.set_active(active);
                 while let Some(action) = state.path.poll(now) {
                     self.act(action, target);
                 }
@@ -230,7 +233,10 @@ impl UdpLink {
                 continue;
             };
             state.window.accept(counter);
-            state.path.heard(self.now());
+            let now = self.now();
+            state.path.heard(now);
+            let ms = u64::try_from(now.as_millis()).unwrap_or(u64::MAX - 1);
+            self.heard_ms.store(ms, Ordering::Relaxed);
             if !plain.is_empty() {
                 media.deliver(Bytes::copy_from_slice(plain));
             }

@@ -1,13 +1,15 @@
 //! The link to the relay, an adapter of the driver: connect, verify, log in (or provision
 //! on first start), report it online, pass on the relay's events and media datagrams, and
-//! reconnect with back-off when the network or the relay goes away, or at once when the
-//! core asks (a reload changed the relay, its pin or the credentials). The live client is
-//! handed to the driver, which owns it. When the daemon stops, the link closes its
+//! reconnect with back-off when the network or the relay goes away (told by the watch of
+//! [`liveness`], or the connection's end), or at once when the core asks (a reload changed
+//! the relay, its pin or the credentials). The live client is handed to the driver, which
+//! owns it. When the daemon stops, the link closes its
 //! connection and gives the close a moment to reach the relay, so that the others see this
 //! phone go offline at once rather than after the idle timeout.
 
 pub mod backoff;
 pub mod failover;
+pub mod liveness;
 pub mod media;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -27,7 +29,7 @@ use crate::store::StoreError;
 use backoff::Backoff;
 use failover::{Rotation, Target};
 use media::MediaLink;
-use phoned_client::{Client, ClientError, Trust};
+use phoned_client::{Client, ClientError, KeepAlive, Trust};
 
 /// The reconnect schedule (see [`backoff`] for why the first tries are short): the first
 /// retry comes 0.1–0.2 s after the link is lost, later ones back off to 5–10 s apart; each
@@ -43,8 +45,9 @@ pub const BACKOFF: backoff::Policy = backoff::Policy {
 };
 
 /// How long a stopping daemon waits for its QUIC close to go out. Without a close the relay
-/// keeps the session, and shows the phone online, until the idle timeout (4 s, or more for
-/// older clients); the close takes one packet, so this only bounds a stop on a dead link.
+/// keeps the session, and shows the phone online, until its watch sees the device silent
+/// (4 s; an older relay: until the idle timeout, 15 s by default); the close takes one
+/// packet, so this only bounds a stop on a dead link.
 pub const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
 /// The settings key of the fingerprint learnt on first use for a relay address.
@@ -302,7 +305,7 @@ async fn session(
         target.host.as_str()
     };
     let connecting = async {
-        let connect = Client::connect_trusting(&endpoint, addr, server_name, trust);
+        let connect = Client::connect_keeping(&endpoint, addr, server_name, trust, KeepAlive::Beat);
         let timeout = async {
             smol::Timer::after(timeout).await;
             Err(ClientError::Connect(format!(
@@ -414,8 +417,17 @@ async fn live(
         }
         Ended::Lost
     };
+    let silent = async {
+        liveness::watch(&client, &media_link).await;
+        tracing::warn!(
+            "nothing from the relay for {} s: taking the link as lost",
+            phoned_proto::liveness::SILENT_AFTER.as_secs()
+        );
+        client.conn.close(close::SILENT.into(), b"relay silent");
+        Ended::Lost
+    };
     // The core asks for a reconnect only once no call is in progress.
-    let ended = smol::future::or(events, async {
+    let ended = smol::future::or(smol::future::or(events, silent), async {
         match relink.recv().await {
             Ok(()) => Ended::Reconfigured,
             Err(_) => std::future::pending().await,

@@ -4,10 +4,12 @@
 //! - **Probing** (at start, and on each retry): a keep-alive every [`PROBE_EVERY`]; the
 //!   relay echoes each. Any authentic packet from the relay makes the path **up**; none
 //!   within [`PROBE_TIMEOUT`] makes it **down**.
-//! - **Up**: media goes over UDP. A keep-alive every [`KEEPALIVE_ACTIVE`] while a call
-//!   needs the path (so a path that breaks mid-call is noticed within a few seconds),
-//!   else every [`KEEPALIVE_IDLE`] (so a NAT keeps its mapping). If a keep-alive stays
-//!   unanswered, with nothing else from the relay, for [`DEAD_AFTER`], the path is down.
+//! - **Up**: media goes over UDP. A keep-alive every [`KEEPALIVE`], in a call or not: it
+//!   is the device's beat ([`crate::liveness`]), which tells the relay the device lives
+//!   and, by its echo, the device that the relay does (so the QUIC connection need not
+//!   keep alive every second); it also keeps a NAT's mapping, and a path that breaks is
+//!   noticed within a few seconds. If a keep-alive stays unanswered, with nothing else
+//!   from the relay, for [`DEAD_AFTER`], the path is down.
 //! - **Down**: media goes over QUIC datagrams; probing starts again after [`RETRY_AFTER`].
 //!
 //! Times are durations since any fixed instant the caller keeps.
@@ -16,8 +18,7 @@ use std::time::Duration;
 
 pub const PROBE_EVERY: Duration = Duration::from_millis(500);
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-pub const KEEPALIVE_ACTIVE: Duration = Duration::from_secs(1);
-pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+pub const KEEPALIVE: Duration = crate::liveness::BEAT;
 pub const DEAD_AFTER: Duration = Duration::from_secs(3);
 pub const RETRY_AFTER: Duration = Duration::from_secs(10);
 
@@ -46,8 +47,6 @@ pub struct UdpPath {
     sent: Option<Duration>,
     /// The first keep-alive sent since the relay was last heard, if any.
     unanswered: Option<Duration>,
-    /// A call needs the path (keep-alives come more often).
-    active: bool,
     /// Announced changes not yet polled.
     pending: Option<PathAction>,
 }
@@ -59,7 +58,6 @@ impl UdpPath {
             state: State::Probing { since: now },
             sent: None,
             unanswered: None,
-            active: false,
             pending: None,
         }
     }
@@ -67,11 +65,6 @@ impl UdpPath {
     /// Whether media should go over UDP now.
     pub fn is_up(&self) -> bool {
         self.state == State::Up
-    }
-
-    /// A call needs the path (or no longer does).
-    pub fn set_active(&mut self, active: bool) {
-        self.active = active;
     }
 
     /// An authentic packet came from the relay (an echo or media).
@@ -102,12 +95,7 @@ impl UdpPath {
                     self.go_down(now);
                     return Some(PathAction::WentDown);
                 }
-                let every = if self.active {
-                    KEEPALIVE_ACTIVE
-                } else {
-                    KEEPALIVE_IDLE
-                };
-                self.keepalive_due(now, every)
+                self.keepalive_due(now, KEEPALIVE)
             }
             State::Down { retry_at } => {
                 if now >= retry_at {
@@ -127,13 +115,8 @@ impl UdpPath {
         match self.state {
             State::Probing { since } => after(PROBE_EVERY).min(since + PROBE_TIMEOUT),
             State::Up => {
-                let every = if self.active {
-                    KEEPALIVE_ACTIVE
-                } else {
-                    KEEPALIVE_IDLE
-                };
                 let dead = self.unanswered.map_or(Duration::MAX, |t| t + DEAD_AFTER);
-                after(every).min(dead)
+                after(KEEPALIVE).min(dead)
             }
             State::Down { retry_at } => retry_at,
         }

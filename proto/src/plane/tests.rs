@@ -4,7 +4,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::packet::peek_counter;
-use super::path::{DEAD_AFTER, KEEPALIVE_ACTIVE, KEEPALIVE_IDLE, PROBE_TIMEOUT, RETRY_AFTER};
+use super::path::{DEAD_AFTER, KEEPALIVE, PROBE_TIMEOUT, RETRY_AFTER};
 use super::replay::WINDOW;
 use super::*;
 
@@ -145,16 +145,14 @@ fn a_path_probes_goes_up_on_an_echo_and_keeps_alive() {
     p.heard(secs(0.1));
     assert!(p.is_up());
     assert_eq!(drain(&mut p, secs(0.1)), [PathAction::WentUp]);
-    // Idle: the next keep-alive 15 s after the last.
-    assert_eq!(p.next_wake(secs(0.2)), KEEPALIVE_IDLE);
-    assert_eq!(drain(&mut p, secs(14.0)), []);
-    assert_eq!(drain(&mut p, KEEPALIVE_IDLE), [PathAction::SendKeepalive]);
-    p.heard(secs(15.1));
-    // In a call: every second.
-    p.set_active(true);
-    assert_eq!(drain(&mut p, secs(15.5)), []);
+    // In a call or not, a keep-alive each second: the device's beat.
+    assert_eq!(p.next_wake(secs(0.2)), KEEPALIVE);
+    assert_eq!(drain(&mut p, secs(0.9)), []);
+    assert_eq!(drain(&mut p, KEEPALIVE), [PathAction::SendKeepalive]);
+    p.heard(secs(1.1));
+    assert_eq!(drain(&mut p, secs(1.5)), []);
     assert_eq!(
-        drain(&mut p, KEEPALIVE_IDLE + KEEPALIVE_ACTIVE),
+        drain(&mut p, KEEPALIVE + KEEPALIVE),
         [PathAction::SendKeepalive]
     );
 }
@@ -186,7 +184,6 @@ fn echoes_that_stop_mid_call_take_media_back_to_quic() {
     let mut p = UdpPath::new(secs(0.0));
     drain(&mut p, secs(0.0));
     p.heard(secs(0.01));
-    p.set_active(true);
     drain(&mut p, secs(0.01));
     // Media keeps coming from the relay for a while.
     for i in 1..50 {
@@ -200,7 +197,7 @@ fn echoes_that_stop_mid_call_take_media_back_to_quic() {
     while actions.last() != Some(&PathAction::WentDown) {
         actions.extend(drain(&mut p, secs(t)));
         t += 0.1;
-        assert!(t < 5.0 + KEEPALIVE_ACTIVE.as_secs_f64() + DEAD_AFTER.as_secs_f64() + 0.3);
+        assert!(t < 5.0 + KEEPALIVE.as_secs_f64() + DEAD_AFTER.as_secs_f64() + 0.3);
     }
     assert!(!p.is_up());
 }

@@ -225,6 +225,7 @@ fn pseudo_session(
             conn: conn.clone(),
             peer: peer.clone(),
             version: PROTOCOL_VERSION,
+            watch: None,
         },
     );
     (sid, peer, rx)

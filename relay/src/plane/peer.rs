@@ -114,6 +114,11 @@ impl Udp {
         Ok((plain, Heard { moved }))
     }
 
+    /// When an authentic packet last came from this session (ms), if ever.
+    pub fn heard_ms(&self) -> Option<u64> {
+        lock(&self.state).addr.map(|(_, at)| at)
+    }
+
     /// Where to send this session's media over UDP now, if it was heard recently.
     pub fn fresh_addr(&self, now_ms: u64) -> Option<SocketAddr> {
         lock(&self.state)
