@@ -20,7 +20,8 @@
 //! proxy of its own with the same impairment (else on QUIC datagrams only);
 //! `-- --audio 'frame_ms = 10'`: `[audio]`
 //! lines for both daemons, and the codec alone in that frame; `-- --plans`: only the codec
-//! alone, under candidate encoder and redundancy plans, `speech_quality/plans.rs`). The first run installs espeak-ng and a
+//! alone, under candidate encoder and redundancy plans, `speech_quality/plans.rs`; with
+//! `--plan 'same talkspurt'`: only the plans whose names hold those words). The first run installs espeak-ng and a
 //! Python environment with `pesq` (`scripts/speech-bench-deps.sh`).
 //!
 //! Beside the scores, what A sent: its media datagrams' bytes over the call, as kbit/s
@@ -322,6 +323,7 @@ fn call(
                 "redundancy=",
                 "first_copy_back=",
                 "copy_step=",
+                "copy_bitrate_bps=",
                 "bitrate_bps=",
             ],
         ),
@@ -386,11 +388,15 @@ fn plans_table(
     clips: &[(u64, String, PathBuf)],
     conditions: &[Condition],
     dir: &Path,
+    wanted: &[String],
 ) {
     println!("| condition | plan | mean WB-PESQ | per clip | kbit/s sent |");
     println!("| --- | --- | --- | --- | --- |");
     for condition in conditions {
-        for plan in plans::plans(condition.name) {
+        let plans = plans::plans(condition.name)
+            .into_iter()
+            .filter(|p| wanted.is_empty() || wanted.iter().any(|w| p.name.contains(w.as_str())));
+        for plan in plans {
             let (mut scores, mut kbps) = (Vec::new(), Vec::new());
             for (seed, name, clip) in clips {
                 let out = dir.join(format!("{name}-plan.wav"));
@@ -461,7 +467,19 @@ fn main() {
         clips.iter_mut().for_each(|c| c.0 = seed);
     }
     if args.iter().any(|a| a == "--plans") {
-        plans_table(&python, &clips, &conditions(quick, &only), work.path());
+        // `--plan WORDS`: only the plans whose names hold one of them.
+        let wanted: Vec<String> = args
+            .windows(2)
+            .filter(|w| w[0] == "--plan")
+            .map(|w| w[1].clone())
+            .collect();
+        plans_table(
+            &python,
+            &clips,
+            &conditions(quick, &only),
+            work.path(),
+            &wanted,
+        );
         return;
     }
     println!(

@@ -369,6 +369,11 @@ impl VoiceEncoder {
         Ok(())
     }
 
+    /// Forgets the frames encoded so far (for an encoder that was idle and starts again).
+    pub fn reset(&mut self) -> Result<()> {
+        self.enc.reset_state().map_err(opus("reset encoder"))
+    }
+
     /// Encodes one frame into `out` (give it [`MAX_PACKET_BYTES`]). Returns the packet length,
     /// or `None` for a DTX packet that must not be sent.
     pub fn encode<S: Sample>(&mut self, pcm: &[S], out: &mut [u8]) -> Result<Option<usize>> {

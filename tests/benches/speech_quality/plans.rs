@@ -35,6 +35,9 @@ pub struct Plan {
     pub backs: Vec<usize>,
     /// The copies' own encoder's bitrate; `None`: the packets as first sent.
     pub copy_bitrate_bps: Option<u32>,
+    /// Copies only of frames from this many seconds into the clip on (as in a call, where
+    /// the far side's first reports must show the loss first).
+    pub from_s: f64,
 }
 
 fn plan(name: &str, bitrate_kbps: u32, bw: MaxBandwidth, fec: u8, backs: &[usize]) -> Plan {
@@ -45,6 +48,7 @@ fn plan(name: &str, bitrate_kbps: u32, bw: MaxBandwidth, fec: u8, backs: &[usize
         fec_percent: fec,
         backs: backs.to_vec(),
         copy_bitrate_bps: None,
+        from_s: 0.0,
     }
 }
 
@@ -96,6 +100,43 @@ pub fn plans(condition: &str) -> Vec<Plan> {
         lowrate("32k FEC 0 + 12k copy 6 back", 32, 0, &[6], 12),
         lowrate("28k FEC 2 + 12k copies 2, 4 back", 28, 2, &[2, 4], 12),
         lowrate("26k FEC 0 + 10k copies 3, 6 back", 26, 0, &[3, 6], 10),
+        // Re-encoded copies within the depth of today's copy four back (the same delay).
+        lowrate("26k FEC 0 + 10k copies 2, 4 back", 26, 0, &[2, 4], 10),
+        lowrate("26k FEC 0 + 10k copies 3, 4 back", 26, 0, &[3, 4], 10),
+        lowrate("28k FEC 0 + 14k copy 4 back", 28, 0, &[4], 14),
+        lowrate("20k FEC 0 + 8k copies 2, 3, 4 back", 20, 0, &[2, 3, 4], 8),
+        // Deeper: five or six back.
+        lowrate("26k FEC 0 + 10k copies 3, 5 back", 26, 0, &[3, 5], 10),
+        lowrate("26k FEC 0 + 10k copies 4, 6 back", 26, 0, &[4, 6], 10),
+        lowrate("26k FEC 0 + 10k copies 2, 6 back", 26, 0, &[2, 6], 10),
+        lowrate("20k FEC 0 + 8k copies 2, 4, 6 back", 20, 0, &[2, 4, 6], 8),
+        lowrate("22k FEC 0 + 12k copies 3, 6 back", 22, 0, &[3, 6], 12),
+        lowrate("30k FEC 0 + 8k copies 3, 6 back", 30, 0, &[3, 6], 8),
+        // As in a call: the copies only after the first reports.
+        Plan {
+            from_s: 2.0,
+            ..plan("24k FEC 2, copy 4 back (now), from 2 s", 24, Fb, 2, &[4])
+        },
+        Plan {
+            from_s: 2.0,
+            ..lowrate(
+                "26k FEC 0 + 10k copies 3, 6 back, from 2 s",
+                26,
+                0,
+                &[3, 6],
+                10,
+            )
+        },
+        Plan {
+            from_s: 4.0,
+            ..lowrate(
+                "26k FEC 0 + 10k copies 3, 6 back, from 4 s",
+                26,
+                0,
+                &[3, 6],
+                10,
+            )
+        },
     ]
 }
 
@@ -163,6 +204,7 @@ pub fn run(
                 .iter()
                 .filter_map(|&b| i.checked_sub(b))
                 .filter(|&j| packets[j].is_some() && copies[j].is_some())
+                .filter(|&j| j as f64 * frame_len.millis() as f64 / 1000.0 >= plan.from_s + LEAD_S)
                 .collect();
             if !carried.is_empty() {
                 bytes += REDUNDANT_BYTES;
@@ -184,7 +226,9 @@ pub fn run(
             .backs
             .iter()
             .map(|b| i + b)
-            .find(|&j| j < packets.len() && got(j))
+            .filter(|&j| j < packets.len())
+            .filter(|_| i as f64 * frame_len.millis() as f64 / 1000.0 >= plan.from_s + LEAD_S)
+            .find(|&j| got(j))
             .and(copies[i].as_ref());
         match (&packets[i], got(i)) {
             (Some(p), true) => dec.decode(p, &mut frame).expect("decode"),

@@ -19,6 +19,7 @@
 use std::time::Duration;
 
 pub mod adapt;
+mod copies_floor;
 #[cfg(test)]
 mod delay_sim;
 mod demand;

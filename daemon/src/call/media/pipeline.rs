@@ -18,6 +18,10 @@
 //!   the [`Adapter`], which sets the encoder's bitrate and in-band FEC and how many earlier
 //!   frames each datagram carries again ([`RedundantFrame`]); a peer that never reports
 //!   (one older than reports) is never sent a redundant frame, which it could not read.
+//!   Deep copies against bursts are re-encoded at a low bitrate by a second encoder, which
+//!   runs only while such copies are sent (every frame then, DTX or not, so that its state
+//!   follows the speech). Our features go to the far side with its first frame and with
+//!   each report.
 //! - **Receive.** Frames of this call from another source go into the jitter buffer, and
 //!   the copies of earlier frames a redundant frame carries fill the ones still missing
 //!   ([`JitterBuffer::fill`]). The [`ReceptionMeter`] counts what arrived, and once a
@@ -32,7 +36,8 @@
 //!   clean path a few ms. Its floor is a frame at first (until packets have come for 2 s
 //!   and a pause lets it come down by skipping silence), and while packets are lost (10 s
 //!   after the last), so that the next packet, with the lost one's FEC or a copy of it, is
-//!   there in time; two frames and 5 ms while copies come two frames late. When jitter
+//!   there in time; while copies come *k* ≥ 2 frames late and frames are lost, *k* frames
+//!   and the jitter (`copies_floor.rs`, the rule the conference streams share). When jitter
 //!   appears, the buffer grows by playing speech longer.
 //! - **Play.** While the device has less queued than [`playback_queue`](super::playback_queue)
 //!   asks (its block, or more for a device that takes audio in bursts: [`Demand`]), one
@@ -83,7 +88,8 @@ use phoned_proto::media::{
     RedundantFrame,
 };
 
-use super::adapt::{Adapter, Settings, Thresholds};
+use super::adapt::{Adapter, DEEP_COPY_BITRATE_BPS, Settings, Thresholds};
+use super::copies_floor::{CopiesBack, JITTER_MARGIN_MS, LOSS_HOLD_US};
 use super::demand::Demand;
 use super::report::ReceptionMeter;
 use super::speakers::{Speakers, Speaking};
@@ -100,9 +106,6 @@ use crate::audio::jitter::{
 use crate::audio::resample::{FRAME, FromNetwork, NETWORK_RATE, ResampleError, ToNetwork};
 use crate::audio::timescale::{Scale, TimeScaler};
 
-/// Added to the measured jitter for the jitter buffer's target, ms: the noise of arrival
-/// and pop times.
-const JITTER_MARGIN_MS: u32 = 2;
 /// How long the jitter buffer's window looks back, ms: its target covers the latest
 /// packet of that long, so a short stall of the sender, the relay or this machine (a
 /// packet or two 10–30 ms late, now and then) is covered for that long once seen, rather
@@ -114,13 +117,6 @@ const PATH_LEARNT_US: u64 = 2_000_000;
 const PATH_LEARNT_PACKETS: u64 = 20;
 /// Where shorter silences bring the jitter buffer's delay, ms above its target.
 const REPHASE_HEADROOM_MS: u32 = 1;
-/// How long after the last lost packet the jitter buffer's floor stays at a frame, µs.
-const LOSS_HOLD_US: u64 = 10_000_000;
-/// The jitter buffer's floor while the far side sends copies two or more frames back,
-/// beyond those frames, ms: the oldest copy must be there before its frame is due.
-pub(super) const TWO_COPIES_MARGIN_MS: u32 = 5;
-/// How long after the last copy two or more frames back that floor is kept, µs.
-pub(super) const TWO_COPIES_HOLD_US: u64 = 5_000_000;
 /// What this daemon reads beyond frames, redundant frames and reports, told to the far
 /// side with each report.
 const FEATURES: u32 = FEATURE_DEEP_COPIES;
@@ -289,6 +285,9 @@ pub struct MediaStats {
     pub first_copy_back: u8,
     /// How many frames apart the copies are.
     pub copy_step: u8,
+    /// The copies' bitrate when a second encoder re-encodes them (deep copies against
+    /// bursts), bit/s; 0: they are the packets as sent.
+    pub copy_bitrate_bps: u32,
     /// Bytes of the datagrams received that were frames of this call.
     pub received_bytes: u64,
     /// Frames of further far sources (a conference's other speakers) mixed in, and
@@ -380,6 +379,9 @@ pub struct MediaPipeline {
     to_net: ToNetwork,
     from_net: FromNetwork,
     encoder: VoiceEncoder,
+    /// Re-encodes each frame at a lower bitrate for the copies later datagrams carry, only
+    /// while the adaptation asks for such copies ([`Settings::copy_bitrate_bps`]).
+    copy_encoder: VoiceEncoder,
     decoder: VoiceDecoder,
     jitter: JitterBuffer,
     /// Plays a frame longer or shorter when the jitter buffer asks ([`JitterBuffer::scale`]).
@@ -397,6 +399,7 @@ pub struct MediaPipeline {
     frame: [f32; FRAME],
     decoded: [f32; FRAME],
     packet: [u8; MAX_PACKET_BYTES],
+    copy_packet: [u8; MAX_PACKET_BYTES],
     out: TickOutput,
     stats: MediaStats,
     /// How much the playback device takes at once (the queue kept for it).
@@ -411,9 +414,9 @@ pub struct MediaPipeline {
     reported: (u64, u64),
     /// Which far sources speak (a conference's `speaking` flags).
     speakers: Speakers,
-    /// The farthest back copies came from lately (two frames or more), and until when the
-    /// jitter buffer keeps the floor for them, µs.
-    copies_back: Option<(u8, u64)>,
+    /// The farthest back copies came from lately (two frames or more), for the jitter
+    /// buffer's floor.
+    copies_back: CopiesBack,
     /// Features datagrams sent.
     features_sent: u32,
     /// The far source the jitter buffer above plays, and when its latest frame came (µs).
@@ -481,6 +484,15 @@ impl MediaPipeline {
             ..EncoderConfig::default()
         })?;
         let clean = encoder.config().bitrate_bps;
+        // No in-band FEC in the copies: they are the repair themselves.
+        let copy_encoder = VoiceEncoder::new(&EncoderConfig {
+            complexity: ENCODER_COMPLEXITY,
+            bitrate_bps: DEEP_COPY_BITRATE_BPS,
+            frame,
+            fec: false,
+            expected_loss_percent: 0,
+            ..EncoderConfig::default()
+        })?;
         // A frame's header on the wire, a frame's worth a second (50 or 100), for the
         // budget to count what is sent; at its smallest (the first sequence numbers and
         // timestamps), so as to err low.
@@ -502,6 +514,7 @@ impl MediaPipeline {
             redundancy: 0,
             first_back: 1,
             step: 1,
+            copy_bitrate_bps: 0,
         };
         Ok(MediaPipeline {
             call,
@@ -510,6 +523,7 @@ impl MediaPipeline {
             to_net: ToNetwork::with_frame(capture_rate, frame.samples())?,
             from_net: FromNetwork::with_frame(playback_rate, frame.samples())?,
             encoder,
+            copy_encoder,
             decoder: VoiceDecoder::new(frame)?,
             jitter: JitterBuffer::new(jitter_config(frame))?,
             scaler: scaler_for(playback_rate),
@@ -523,6 +537,7 @@ impl MediaPipeline {
             frame: [0.0; FRAME],
             decoded: [0.0; FRAME],
             packet: [0; MAX_PACKET_BYTES],
+            copy_packet: [0; MAX_PACKET_BYTES],
             out,
             stats: MediaStats {
                 bitrate_bps: applied.bitrate_bps,
@@ -538,7 +553,7 @@ impl MediaPipeline {
             meter: ReceptionMeter::default(),
             speakers: Speakers::default(),
             reported: (0, 0),
-            copies_back: None,
+            copies_back: CopiesBack::default(),
             features_sent: 0,
             primary: None,
             extras: Extras::default(),
@@ -655,10 +670,19 @@ impl MediaPipeline {
         if wanted == self.applied {
             return;
         }
-        let set = self
+        let mut set = self
             .encoder
             .set_bitrate(wanted.bitrate_bps)
             .and_then(|()| self.encoder.set_expected_loss(wanted.expected_loss_percent));
+        if wanted.copy_bitrate_bps != 0 && wanted.copy_bitrate_bps != self.applied.copy_bitrate_bps
+        {
+            // Re-encoded copies start (or change rate): a second encoder, fresh if it was
+            // idle, so it does not carry the state of frames long gone.
+            if self.applied.copy_bitrate_bps == 0 {
+                set = set.and_then(|()| self.copy_encoder.reset());
+            }
+            set = set.and_then(|()| self.copy_encoder.set_bitrate(wanted.copy_bitrate_bps));
+        }
         if let Err(e) = set {
             // Out of Opus' range cannot happen with the adapter's numbers; keep what works.
             self.out.events.push(MediaEvent::EncodeFailed(e));
@@ -669,6 +693,7 @@ impl MediaPipeline {
         self.stats.redundancy = wanted.redundancy;
         self.stats.first_copy_back = wanted.first_back;
         self.stats.copy_step = wanted.step;
+        self.stats.copy_bitrate_bps = wanted.copy_bitrate_bps;
     }
 
     /// Capture → 48 kHz frames → Opus → datagrams.
@@ -695,6 +720,19 @@ impl MediaPipeline {
             }
             let level = speech_level(frame);
             let loud = level <= ONSET_LEVEL;
+            // While copies are re-encoded, every frame goes through the second encoder too
+            // (DTX or not, so its state follows the speech); its packet is the copy.
+            let copy = if self.applied.copy_bitrate_bps == 0 {
+                None
+            } else {
+                match self.copy_encoder.encode(frame, &mut self.copy_packet) {
+                    Ok(len) => len,
+                    Err(e) => {
+                        self.out.events.push(MediaEvent::EncodeFailed(e));
+                        None
+                    }
+                }
+            };
             match self.encoder.encode(frame, &mut self.packet) {
                 Ok(Some(len)) => {
                     if loud && !self.loud_sent {
@@ -723,8 +761,13 @@ impl MediaPipeline {
                     let bytes = Bytes::from(datagram.encode());
                     self.stats.sent_bytes += bytes.len() as u64;
                     self.out.datagrams.push(bytes);
-                    self.sent_recently
-                        .push(self.seq, self.timestamp, &self.packet[..len]);
+                    // The copy later datagrams carry: the re-encoded one if there is one
+                    // (not when the second encoder took the frame for DTX), else the packet.
+                    let copy = match copy {
+                        Some(c) => &self.copy_packet[..c],
+                        None => &self.packet[..len],
+                    };
+                    self.sent_recently.push(self.seq, self.timestamp, copy);
                     // Sequence numbers count packets sent, so that a DTX pause (a
                     // timestamp gap with no sequence gap) is not taken for loss.
                     self.seq = self.seq.wrapping_add(1);
@@ -783,10 +826,7 @@ impl MediaPipeline {
             if self.jitter.fill(now_us, seq, ts, &e.payload) {
                 self.stats.repaired += 1;
             }
-            // The floor follows the farthest copies; those nearer do not hold it up.
-            if e.seq_back >= 2 && self.copies_back.is_none_or(|(back, _)| back <= e.seq_back) {
-                self.copies_back = Some((e.seq_back, now_us + TWO_COPIES_HOLD_US));
-            }
+            self.copies_back.arrived(now_us, e.seq_back);
         }
     }
 
@@ -848,8 +888,14 @@ impl MediaPipeline {
             .datagrams
             .push(Bytes::from(MediaDatagram::Report(report).encode()));
         self.stats.reports_sent += 1;
-        // With each report, what we read beyond it: a sender takes deep copies only from a
-        // peer that said so (an older peer drops this datagram).
+        self.send_features();
+    }
+
+    /// What we read beyond frames and reports, sent with each report and with the far
+    /// side's first frame (so its sender may protect the call's first seconds before our
+    /// first report): a sender takes deep copies only from a peer that said so (an older
+    /// peer drops this datagram).
+    fn send_features(&mut self) {
         let features = MediaFeatures::new(self.call, self.source, self.features_sent, FEATURES);
         self.features_sent = self.features_sent.wrapping_add(1);
         self.out
@@ -880,6 +926,13 @@ impl MediaPipeline {
         }
     }
 
+    /// The far side's first frame: our features at once, not a report later.
+    fn first_frame_features(&mut self) {
+        if self.features_sent == 0 {
+            self.send_features();
+        }
+    }
+
     /// Datagrams → jitter buffer (frames and copies), the meter, the adapter (reports).
     fn receive<D: AsRef<[u8]>>(&mut self, now_us: u64, received: impl IntoIterator<Item = D>) {
         for datagram in received {
@@ -889,10 +942,12 @@ impl MediaPipeline {
                 Ok(MediaDatagram::Frame(f)) if ours(f.call, f.source) => {
                     self.stats.received_bytes += datagram.as_ref().len() as u64;
                     self.route_frame(now_us, &f, &[]);
+                    self.first_frame_features();
                 }
                 Ok(MediaDatagram::Redundant(r)) if ours(r.frame.call, r.frame.source) => {
                     self.stats.received_bytes += datagram.as_ref().len() as u64;
                     self.route_frame(now_us, &r.frame, &r.earlier);
+                    self.first_frame_features();
                 }
                 Ok(MediaDatagram::Report(r)) if ours(r.call, r.source) => {
                     self.adapter.on_report(now_us, &r);
@@ -929,15 +984,13 @@ impl MediaPipeline {
     /// copies two frames back.
     fn set_floor(&mut self, now_us: u64) {
         let lost = self.jitter.stats().lost;
+        self.copies_back.lost_so_far(now_us, lost);
         if lost != self.lost {
             self.lost = lost;
             self.loss_until = Some(now_us + LOSS_HOLD_US);
         }
         if self.loss_until.is_some_and(|until| now_us >= until) {
             self.loss_until = None;
-        }
-        if self.copies_back.is_some_and(|(_, until)| now_us >= until) {
-            self.copies_back = None;
         }
         let frame = self.jitter.config().frame.millis();
         let received = self.jitter.stats().received;
@@ -956,9 +1009,10 @@ impl MediaPipeline {
         // frame or two after it, as late as any packet may be: the floor is that much
         // more than the measured jitter (a floor of just a frame played the lost frame
         // when the next packet was due, so any jitter made the repair late).
-        let jitter = self.jitter.stats().jitter_ms + JITTER_MARGIN_MS;
-        let floor = if let Some((back, _)) = self.copies_back {
-            u32::from(back) * frame + jitter.max(TWO_COPIES_MARGIN_MS)
+        let measured = self.jitter.stats().jitter_ms;
+        let jitter = measured + JITTER_MARGIN_MS;
+        let floor = if let Some(floor) = self.copies_back.floor_ms(now_us, frame, measured) {
+            floor
         } else if self.loss_until.is_some() {
             frame + jitter
         } else if !self.path_known {

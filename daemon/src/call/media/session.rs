@@ -428,6 +428,7 @@ impl Io {
             redundancy = m.redundancy,
             first_copy_back = m.first_copy_back,
             copy_step = m.copy_step,
+            copy_bitrate_bps = m.copy_bitrate_bps,
             capture_overruns = capture.xruns,
             playback_underruns = playback.xruns,
             playback_queue_ms =

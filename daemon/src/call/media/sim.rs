@@ -101,6 +101,8 @@ pub(super) struct Party {
     pub copies: Vec<usize>,
     /// How far back the farthest of those copies was (0: none), by the same index.
     pub farthest: Vec<u8>,
+    /// The bytes of those copies' packets, by the same index.
+    pub copy_bytes: Vec<usize>,
     /// `(tick µs, report)` of every report sent.
     pub reports: Vec<(u64, MediaReport)>,
     /// Features datagrams it sent.
@@ -139,6 +141,7 @@ impl Party {
             sent: Vec::new(),
             copies: Vec::new(),
             farthest: Vec::new(),
+            copy_bytes: Vec::new(),
             reports: Vec::new(),
             features: 0,
             log: Vec::new(),
@@ -261,12 +264,15 @@ impl Party {
                     self.sent.push((now_us, f));
                     self.copies.push(0);
                     self.farthest.push(0);
+                    self.copy_bytes.push(0);
                 }
                 MediaDatagram::Redundant(RedundantFrame { frame, earlier }) => {
                     self.sent.push((now_us, frame));
                     self.copies.push(earlier.len());
                     self.farthest
                         .push(earlier.iter().map(|e| e.seq_back).max().unwrap_or(0));
+                    self.copy_bytes
+                        .push(earlier.iter().map(|e| e.payload.len()).sum());
                 }
                 MediaDatagram::Report(r) => self.reports.push((now_us, r)),
                 MediaDatagram::Features(_) => self.features += 1,
@@ -1023,10 +1029,20 @@ fn a_two_frame_loss_run_is_played_from_copies_two_frames_back() {
     assert_tone(&sim.b, 5.2, 7.0, 1000.0);
 }
 
+/// What [`a_loss_run_after_bursts`] found: B's jitter buffer and pipeline counts over the
+/// run, how far back A's copies were then, and the mean bytes of A's frames and of each
+/// copy then.
+struct RunAfterBursts {
+    jitter: JitterStats,
+    media: MediaStats,
+    farthest: Vec<u8>,
+    frame_bytes: f64,
+    copy_bytes: f64,
+}
+
 /// Loss in runs of three from 1 to 4 s, then exactly `run` frames in a row lost on a clean
-/// path (while the copies against the bursts are still sent): what B's jitter buffer and
-/// pipeline counted over that run, and how far back A's copies were then.
-fn a_loss_run_after_bursts(run: u32, no_features: bool) -> (JitterStats, MediaStats, Vec<u8>) {
+/// path (while the copies against the bursts are still sent): see [`RunAfterBursts`].
+fn a_loss_run_after_bursts(run: u32, no_features: bool) -> RunAfterBursts {
     let mut sim = one_way(10.0, 48_000, 48_000, 13);
     sim.no_features = no_features;
     sim.ab.path.burst = 0.035;
@@ -1051,20 +1067,46 @@ fn a_loss_run_after_bursts(run: u32, no_features: bool) -> (JitterStats, MediaSt
         .position(|(_, f)| f.seq == next)
         .expect("sent");
     let farthest = sim.a.farthest[from..from + 10].to_vec();
+    let frames = &sim.a.sent[from..from + 10];
+    let frame_bytes =
+        frames.iter().map(|(_, f)| f.payload.len()).sum::<usize>() as f64 / frames.len() as f64;
+    let copies: usize = sim.a.copies[from..from + 10].iter().sum();
+    let copy_bytes =
+        sim.a.copy_bytes[from..from + 10].iter().sum::<usize>() as f64 / copies.max(1) as f64;
     if !no_features {
         assert_tone(&sim.b, 5.2, 7.0, 1000.0);
     }
-    (jitter, media, farthest)
+    RunAfterBursts {
+        jitter,
+        media,
+        farthest,
+        frame_bytes,
+        copy_bytes,
+    }
 }
 
 #[test]
-fn a_loss_run_as_long_as_the_deep_copies_reach_is_played_from_them() {
-    let run = u32::from(super::adapt::DEEP_SPREAD.last_back());
+fn a_loss_run_as_long_as_the_deep_copies_reach_is_played_from_the_low_rate_copies() {
+    let deep = super::adapt::DEEP_SPREAD;
+    let run = u32::from(deep.last_back());
     assert!(run >= 3, "deep copies reach beyond the lone copy two back");
-    let (j, m, farthest) = a_loss_run_after_bursts(run, false);
-    // A's features-reading peer got deep copies; every frame of the run played from them:
-    // no loss at the jitter buffer, no FEC, no concealment.
-    assert!(farthest.iter().all(|&b| b == run as u8), "{farthest:?}");
+    let r = a_loss_run_after_bursts(run, false);
+    let (j, m) = (r.jitter, r.media);
+    // A's features-reading peer got deep copies, re-encoded at the copies' low bitrate
+    // (each smaller than the frame that carries it); every frame of the run played from
+    // them: no loss at the jitter buffer, no FEC, no concealment.
+    assert!(
+        r.farthest.iter().all(|&b| b == run as u8),
+        "{:?}",
+        r.farthest
+    );
+    assert!(deep.copy_bitrate_bps > 0);
+    assert!(
+        r.copy_bytes < r.frame_bytes * 0.7,
+        "copies {} B, frames {} B",
+        r.copy_bytes,
+        r.frame_bytes
+    );
     assert_eq!(m.repaired, u64::from(run), "{m:?}");
     assert_eq!((j.lost, m.recovered, m.concealed), (0, 0, 0), "{j:?} {m:?}");
 }
@@ -1072,9 +1114,57 @@ fn a_loss_run_as_long_as_the_deep_copies_reach_is_played_from_them() {
 #[test]
 fn a_peer_that_reads_no_deep_copies_gets_none_and_loses_the_run_beyond_two() {
     let run = u32::from(super::adapt::DEEP_SPREAD.last_back());
-    let (j, m, farthest) = a_loss_run_after_bursts(run, true);
-    // Without the far side's features: the lone copy two back, every reader's kind.
-    assert!(farthest.iter().all(|&b| b == 2), "{farthest:?}");
+    let r = a_loss_run_after_bursts(run, true);
+    let (j, m) = (r.jitter, r.media);
+    // Without the far side's features: the lone copy two back, every reader's kind, the
+    // packet as sent (the frames two before those carrying them: about as long).
+    assert!(r.farthest.iter().all(|&b| b == 2), "{:?}", r.farthest);
+    assert!(
+        r.copy_bytes > r.frame_bytes * 0.9,
+        "copies {} B, frames {} B",
+        r.copy_bytes,
+        r.frame_bytes
+    );
     assert_eq!(m.repaired, 2, "{m:?}");
     assert!(j.lost + m.recovered + m.concealed > 0, "{j:?} {m:?}");
+}
+
+#[test]
+fn under_bursts_the_deep_copies_cost_at_most_the_cap() {
+    // Runs of three from 1 to 6 s: A sends deep copies re-encoded at a low bitrate. What it
+    // sends then is at most 1.6 times what the same voice takes in plain frames (datagrams
+    // whole, headers and all). A voice, not a tone: Opus at 10 kbit/s spends half as much
+    // again on a steady tone.
+    let talker = || {
+        let voice = super::speech_sim::speech_with_pauses(48_000, 8.0, 8.0, 0.0);
+        Sim::new(
+            Party::new(1, 48_000, voice),
+            Party::new(2, 48_000, Vec::new()),
+            13,
+        )
+    };
+    let mut sim = talker();
+    sim.ab.path.burst = 0.035;
+    sim.ab.path.burst_len = 3;
+    sim.lossy = (S, 6 * S);
+    sim.run_until(6.0);
+    let deep = super::adapt::DEEP_SPREAD;
+    let a = sim.a.pipeline.stats();
+    assert_eq!(
+        (a.redundancy, a.first_copy_back, a.copy_bitrate_bps),
+        (deep.count, deep.first_back, deep.copy_bitrate_bps),
+        "{a:?}"
+    );
+    let rate = |sim: &Sim, from: f64, to: f64| {
+        let at = |s: f64| sim.a.log_at((s * S as f64) as u64).media.sent_bytes;
+        (at(to) - at(from)) as f64 / (to - from)
+    };
+    let mut plain = talker();
+    plain.no_reports = true;
+    plain.run_until(6.0);
+    let (clean, protected) = (rate(&plain, 3.5, 6.0), rate(&sim, 3.5, 6.0));
+    assert!(
+        protected <= 1.6 * clean && protected >= 1.2 * clean,
+        "{clean} B/s plain, {protected} B/s with deep copies"
+    );
 }

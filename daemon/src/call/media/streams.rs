@@ -19,11 +19,14 @@
 //! the time those samples will play. Its jitter buffer is the call's
 //! ([`jitter_config`]: the target follows the measured jitter), with a floor of a frame,
 //! so that in-band FEC is there in time (a conference is not the place to save the last
-//! 10 ms), and two frames and a margin while its sender adds copies two frames back.
+//! 10 ms), and while its sender adds copies two or more frames back the pipeline's own
+//! floor for them (`copies_floor.rs`: as many frames as the farthest copy is back, and the
+//! jitter).
 
 use phoned_proto::media::Earlier;
 
-use super::pipeline::{TWO_COPIES_HOLD_US, TWO_COPIES_MARGIN_MS, jitter_config};
+use super::copies_floor::CopiesBack;
+use super::pipeline::jitter_config;
 use crate::audio::codec::{CodecError, FrameDuration, VoiceDecoder};
 use crate::audio::jitter::{JitterBuffer, Playout};
 use crate::audio::resample::{FRAME, NETWORK_RATE};
@@ -41,8 +44,8 @@ struct Stream {
     decoder: VoiceDecoder,
     resyncs: u64,
     last_us: u64,
-    /// Until when the floor for copies two frames back is kept, µs.
-    two_copies_until: Option<u64>,
+    /// How far back its sender's copies came lately, for the floor.
+    copies_back: CopiesBack,
     /// Whether the latest pop played speech (a packet, FEC or concealment).
     sounding: bool,
     /// Decoded samples not mixed yet: the first `queued` of `buf` (48 kHz).
@@ -62,21 +65,28 @@ impl Stream {
             decoder: VoiceDecoder::new(frame).ok()?,
             resyncs: 0,
             last_us: now_us,
-            two_copies_until: None,
+            copies_back: CopiesBack::default(),
             sounding: false,
             buf: [0.0; 2 * FRAME],
             queued: 0,
         })
     }
 
+    /// A frame at least (for in-band FEC), and the floor for copies while they come.
+    fn set_floor(&mut self, now_us: u64) {
+        let frame = self.frame.millis();
+        let stats = self.jitter.stats();
+        self.copies_back.lost_so_far(now_us, stats.lost);
+        let copies = self.copies_back.floor_ms(now_us, frame, stats.jitter_ms);
+        self.jitter
+            .set_min_delay_ms(copies.unwrap_or(frame).max(frame));
+    }
+
     /// Pops and decodes frames until at least `n` samples are queued; the pop for samples
     /// that will play `d` µs after `now_us` is made at `now_us + d`.
     fn fill(&mut self, now_us: u64, n: usize) -> Result<(), CodecError> {
         let mut failed = None;
-        if self.two_copies_until.is_some_and(|until| now_us >= until) {
-            self.two_copies_until = None;
-            self.jitter.set_min_delay_ms(self.frame.millis());
-        }
+        self.set_floor(now_us);
         let m = self.frame.samples();
         while self.queued < n && self.queued + m <= self.buf.len() {
             let at = now_us + (self.queued as u64 * 1_000_000) / u64::from(NETWORK_RATE);
@@ -187,14 +197,9 @@ impl Extras {
                 timestamp.wrapping_sub(e.ts_back),
                 &e.payload,
             );
-            if e.seq_back >= 2 {
-                if s.two_copies_until.is_none() {
-                    s.jitter
-                        .set_min_delay_ms(2 * s.frame.millis() + TWO_COPIES_MARGIN_MS);
-                }
-                s.two_copies_until = Some(now_us + TWO_COPIES_HOLD_US);
-            }
+            s.copies_back.arrived(now_us, e.seq_back);
         }
+        s.set_floor(now_us);
         Taken::Buffered
     }
 
@@ -308,6 +313,71 @@ mod tests {
             .chunks(FRAME)
             .filter_map(|f| enc.encode(f, &mut out).unwrap().map(|n| out[..n].to_vec()))
             .collect()
+    }
+
+    /// A conference speaker (source 5) whose sender adds one copy of each frame four frames
+    /// back (deep copies against bursts): 1 s of a tone, a DTX pause of half a second, 2 s
+    /// more, of which the frames numbered `lost` never arrive (their copies do). What the
+    /// stream's jitter buffer counted.
+    fn an_extra_stream_with_copies_four_back(lost: &[u32]) -> crate::audio::jitter::JitterStats {
+        const BACK: u32 = 4;
+        let talk = packets(&tone(440.0, FRAME * 150, 0.5));
+        let mut extras = Extras::default();
+        let mut frame = [0.0f32; FRAME];
+        // Frame k is sent at 20k ms (after the pause, half a second later) and arrives
+        // 30 ms later; its timestamp counts the pause as DTX.
+        let sent_ms = |k: u32| 20 * k + if k >= 50 { 500 } else { 0 };
+        let mut next = 0u32;
+        for ms in 0..3_700u64 {
+            let now = ms * 1_000;
+            while next < 150 && u64::from(sent_ms(next) + 30) <= ms {
+                let k = next;
+                next += 1;
+                if lost.contains(&k) {
+                    continue;
+                }
+                let ts = |k: u32| sent_ms(k) * 48;
+                let earlier: Vec<Earlier> = k
+                    .checked_sub(BACK)
+                    .map(|j| Earlier {
+                        seq_back: BACK as u8,
+                        ts_back: ts(k) - ts(j),
+                        payload: talk[j as usize].clone(),
+                    })
+                    .into_iter()
+                    .collect();
+                // Copies only of frames sent one after the other (not across the pause).
+                let earlier = if (50..50 + BACK).contains(&k) {
+                    &[][..]
+                } else {
+                    &earlier[..]
+                };
+                let taken = extras.take(now, 5, k, ts(k), &talk[k as usize], earlier);
+                assert_eq!(taken, Taken::Buffered);
+            }
+            if ms % 20 == 0 {
+                frame.fill(0.0);
+                extras.mix_into(now, &mut frame).unwrap();
+            }
+        }
+        extras.streams[0].jitter.stats()
+    }
+
+    #[test]
+    fn an_extra_streams_loss_run_as_long_as_its_copies_reach_is_played_from_them() {
+        // One frame lost early: the reference. Its copy comes too late (the buffer holds
+        // for copies only once frames were lost), but from then on it holds for them.
+        let one = an_extra_stream_with_copies_four_back(&[20]);
+        assert_eq!(one.lost, 1, "{one:?}");
+        // The buffer held four frames and a margin for the copies (the pipeline's rule:
+        // `copies_floor.rs`), so four more frames lost in a row were all played from them.
+        let run = an_extra_stream_with_copies_four_back(&[20, 100, 101, 102, 103]);
+        assert!(run.target_ms >= 4 * 20, "{run:?}");
+        assert_eq!(
+            (run.lost, run.concealed, run.fec, run.played),
+            (one.lost, one.concealed, one.fec, one.played),
+            "{run:?} {one:?}"
+        );
     }
 
     #[test]

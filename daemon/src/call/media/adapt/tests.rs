@@ -113,6 +113,7 @@ fn a_clean_path_is_protected_for_the_start_hold_then_keeps_the_clean_bitrate_wit
             redundancy: 0,
             first_back: 1,
             step: 1,
+            copy_bitrate_bps: 0,
         }));
 }
 
@@ -251,38 +252,64 @@ fn unrepaired(adapter: &mut Adapter, seed: u64, loss: &Loss, seconds: u64) -> f6
 }
 
 #[test]
-fn bursty_loss_takes_one_copy_four_back_to_a_peer_that_reads_deep_copies() {
+fn bursty_loss_takes_the_deep_copies_re_encoded_to_a_peer_that_reads_them() {
+    let deep = DEEP_SPREAD;
     let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
     a.set_deep_copies(true);
     let s = run(&mut a, &mut Net::new(5), Loss::Bursts(0.10, 3.0), 0, 60);
     assert!(
         s[10..]
             .iter()
-            .all(|s| (s.redundancy, s.first_back) == (1, DEEP_SPREAD.first_back)),
+            .all(|s| (s.redundancy, s.first_back, s.step, s.copy_bitrate_bps)
+                == (
+                    deep.count,
+                    deep.first_back,
+                    deep.step,
+                    deep.copy_bitrate_bps
+                )),
         "{:?}",
         &s[10..]
     );
-    // At the bitrate of the lone copy two back.
-    let mut shallow = Adapter::new(CLEAN, HEADER, Thresholds::default());
-    let t = run(
-        &mut shallow,
-        &mut Net::new(5),
-        Loss::Bursts(0.10, 3.0),
-        0,
-        60,
+    // The frame gets what the budget leaves after the low-rate copies: more than a copy,
+    // and the whole within the cap (`run` checks it every second).
+    let last = s[59];
+    let budget = (CLEAN + HEADER) * 152 / 100;
+    let level = u32::from(deep.count);
+    let fixed = HEADER + REDUNDANT_HEADER_BPS + level * COPY_OVERHEAD_BPS;
+    assert_eq!(
+        last.bitrate_bps,
+        budget - fixed - level * deep.copy_bitrate_bps
     );
-    assert_eq!(s[59].bitrate_bps, t[59].bitrate_bps);
-    // Random loss of the same rate still takes the copy one back.
+    assert!(last.bitrate_bps > deep.copy_bitrate_bps, "{last:?}");
+    assert!(
+        f64::from(a.total_bps(&last)) >= f64::from(CLEAN + HEADER) * 1.4,
+        "{last:?} leaves the budget unused"
+    );
+    // Random loss of the same rate still takes the copy one back, the packet as sent.
     let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
     a.set_deep_copies(true);
     let s = run(&mut a, &mut Net::new(5), Loss::Random(0.10), 0, 60);
     assert!(
         s[3..]
             .iter()
-            .all(|s| (s.redundancy, s.first_back) == (1, 1)),
+            .all(|s| (s.redundancy, s.first_back, s.copy_bitrate_bps) == (1, 1, 0)),
         "{:?}",
         levels(&s)
     );
+}
+
+#[test]
+fn at_a_clean_bitrate_too_low_for_re_encoded_copies_they_are_the_packets_as_sent() {
+    // 10 kbit/s: two copies at their own 10 kbit/s would leave the frame less than a copy.
+    let mut a = Adapter::new(10_000, HEADER, Thresholds::default());
+    a.set_deep_copies(true);
+    let s = run(&mut a, &mut Net::new(5), Loss::Bursts(0.10, 3.0), 0, 60);
+    assert!(
+        s[10..].iter().all(|s| s.copy_bitrate_bps == 0),
+        "{:?}",
+        &s[10..]
+    );
+    assert!(s.iter().all(|s| s.bitrate_bps >= 6_000), "{s:?}");
 }
 
 #[test]
@@ -293,18 +320,18 @@ fn on_a_bursty_network_deep_copies_leave_half_the_frames_lost_that_copies_two_ba
     let with = unrepaired(&mut deep, 21, &bursts, 300);
     let mut shallow = Adapter::new(CLEAN, HEADER, Thresholds::default());
     let without = unrepaired(&mut shallow, 21, &bursts, 300);
-    // With a mean burst of 3: (2/3)^4 of the lost frames stay lost against (2/3)^2, about
-    // 2 % of all frames against 4.4 %.
+    // With a mean burst of 3: (2/3)^6 of the lost frames stay lost with copies three and
+    // six back against (2/3)^2, about 0.9 % of all frames against 4.4 %.
     assert!(with < 0.028, "{with}");
     assert!(without > 0.035, "{without}");
     assert!(with < without * 0.6, "{with} {without}");
 }
 
 #[test]
-fn high_loss_takes_two_copies_one_and_two_back_bursty_or_not() {
-    // Deep copies or not: runs close together need the copies one after the other.
-    let cases = [(11, false), (12, false), (12, true)];
-    for (seed, deep) in cases {
+fn high_loss_takes_two_copies_one_and_two_back_but_bursts_keep_the_deep_copies() {
+    // Random loss, or bursts to a peer that reads no deep copies: runs close together need
+    // the copies one after the other.
+    for (seed, deep) in [(11, false), (12, false), (11, true)] {
         let loss = if seed == 11 {
             Loss::Random(0.25)
         } else {
@@ -317,11 +344,31 @@ fn high_loss_takes_two_copies_one_and_two_back_bursty_or_not() {
         assert!(
             s[20..]
                 .iter()
-                .all(|s| (s.redundancy, s.first_back) == (2, 1)),
+                .all(|s| (s.redundancy, s.first_back, s.copy_bitrate_bps) == (2, 1, 0)),
             "{:?}",
             &s[20..]
         );
     }
+    // Bursts to a peer that reads deep copies: those, at any loss (a frame is lost only
+    // with the frames three and six after it).
+    let mut a = Adapter::new(CLEAN, HEADER, Thresholds::default());
+    a.set_deep_copies(true);
+    let s = run(&mut a, &mut Net::new(12), Loss::Bursts(0.25, 3.0), 0, 60);
+    assert!(
+        s[10..]
+            .iter()
+            .all(|s| (s.redundancy, s.first_back) == (DEEP_SPREAD.count, DEEP_SPREAD.first_back)),
+        "{:?}",
+        &s[10..]
+    );
+    // And they leave fewer frames unrepaired there than copies one and two back.
+    let bursts = Loss::Bursts(0.25, 3.0);
+    let mut deep = Adapter::new(CLEAN, HEADER, Thresholds::default());
+    deep.set_deep_copies(true);
+    let with = unrepaired(&mut deep, 22, &bursts, 300);
+    let mut shallow = Adapter::new(CLEAN, HEADER, Thresholds::default());
+    let without = unrepaired(&mut shallow, 22, &bursts, 300);
+    assert!(with < without * 0.8, "{with} {without}");
 }
 
 #[test]
@@ -342,9 +389,17 @@ fn the_cap_holds_for_any_clean_bitrate_and_level() {
     for clean in [6_000, 12_000, 24_000, 32_000, 64_000] {
         let mut a = Adapter::new(clean, HEADER, Thresholds::default());
         let mut net = Net::new(u64::from(clean));
-        for loss in [0.0, 0.05, 0.3, 0.6] {
+        a.set_deep_copies(true);
+        let losses = [
+            Loss::Random(0.0),
+            Loss::Random(0.05),
+            Loss::Bursts(0.10, 3.0),
+            Loss::Random(0.3),
+            Loss::Random(0.6),
+        ];
+        for loss in &losses {
             for _ in 0..10 {
-                a.on_report(0, &net.report(&Loss::Random(loss)));
+                a.on_report(0, &net.report(loss));
                 let s = a.settings();
                 let total = f64::from(a.total_bps(&s));
                 assert!(
