@@ -327,15 +327,7 @@ impl Client {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, tx);
-        let mut bytes = Vec::new();
-        encode_client(&mut bytes, &ClientFrame { id, req })
-            .map_err(|e| ClientError::Connect(e.to_string()))?;
-        self.send
-            .lock()
-            .await
-            .write_all(&bytes)
-            .await
-            .map_err(|e| ClientError::Lost(e.to_string()))?;
+        self.write_frame(id, req).await?;
         let answer = smol::future::or(async { rx.recv().await.ok() }, async {
             smol::Timer::after(Duration::from_secs(30)).await;
             None
@@ -359,8 +351,13 @@ impl Client {
     /// anything comes back on the connection, the QUIC ACK first.
     pub async fn beat(&self) -> Result<(), ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.write_frame(id, Request::Ping { nonce: id.into() })
+            .await
+    }
+
+    /// Writes one request frame on the control stream.
+    async fn write_frame(&self, id: u32, req: Request) -> Result<(), ClientError> {
         let mut bytes = Vec::new();
-        let req = Request::Ping { nonce: id.into() };
         encode_client(&mut bytes, &ClientFrame { id, req })
             .map_err(|e| ClientError::Connect(e.to_string()))?;
         self.send

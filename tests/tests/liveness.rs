@@ -73,21 +73,18 @@ fn relay_hung(w: &World, p: &PhonedProcess) -> Option<Duration> {
 
 #[test]
 fn a_hung_relay_is_noticed_by_a_daemon_on_the_udp_plane() {
-    let w = common::world_with("");
-    let (a, _) = daemon(&w, "A", false);
-    let noticed = relay_hung(&w, &a).unwrap_or_else(|| panic!("A still online:\n{}", a.log()));
-    assert!(
-        noticed <= NOTICED,
-        "noticed after {noticed:?}:\n{}",
-        a.log()
-    );
-    assert!(a.log().contains("nothing from the relay"), "{}", a.log());
+    a_hung_relay_is_noticed(false);
 }
 
 #[test]
 fn a_hung_relay_is_noticed_by_a_daemon_whose_udp_is_blocked() {
+    a_hung_relay_is_noticed(true);
+}
+
+/// A daemon (its UDP media blocked or not) notices a SIGSTOPped relay by its own watch.
+fn a_hung_relay_is_noticed(udp_blocked: bool) {
     let w = common::world_with("");
-    let (a, _nat) = daemon(&w, "A", true);
+    let (a, _nat) = daemon(&w, "A", udp_blocked);
     let noticed = relay_hung(&w, &a).unwrap_or_else(|| panic!("A still online:\n{}", a.log()));
     assert!(
         noticed <= NOTICED,
