@@ -376,63 +376,47 @@ fn a_single_lost_packet_is_played_from_the_next_datagrams_copy() {
     let next = sim.a.sent.last().expect("sent").1.seq + 10;
     sim.lose_from_a = vec![next];
     sim.run_until(6.3);
-    let before = when_played(&sim.a, &sim.b, 3.9);
-    let after = when_played(&sim.a, &sim.b, 6.0);
-    let (j0, m0, j1, m1) = (before.jitter, before.media, after.jitter, after.media);
-    // Played from the copy: no loss at the jitter buffer, no FEC, no concealment.
-    assert_eq!(m1.repaired - m0.repaired, 1, "{m1:?}");
-    assert_eq!(
-        (
-            j1.lost - j0.lost,
-            m1.recovered - m0.recovered,
-            m1.concealed - m0.concealed
-        ),
-        (0, 0, 0),
-        "{j1:?} {m1:?}"
+    let (j, m) = counted_between(
+        &when_played(&sim.a, &sim.b, 3.9),
+        &when_played(&sim.a, &sim.b, 6.0),
     );
-    assert_eq!(m1.decoded - m0.decoded, j1.played - j0.played);
+    assert_played_from_copies(&j, &m, 1);
+    assert_eq!(m.decoded, j.played);
     assert_tone(&sim.b, 4.2, 6.0, 1000.0);
 }
 
 #[test]
 fn a_two_frame_loss_run_is_played_from_copies_two_frames_back() {
-    let mut sim = one_way(10.0, 48_000, 48_000, 13);
-    // Loss in runs of three from 1 to 4 s (about a tenth) makes A send one copy of each
-    // frame two frames later (kept for a hold after the loss ends) to a peer that reads no
-    // deep copies; then on a clean path exactly two frames in a row are lost.
-    sim.no_features = true;
-    sim.ab.path.burst = 0.035;
-    sim.ab.path.burst_len = 3;
-    sim.lossy = (S, 4 * S);
-    sim.run_until(5.0);
-    let a = sim.a.pipeline.stats();
+    // Bursts make A send one copy of each frame two frames later to a peer that reads no
+    // deep copies; then two frames in a row are lost and both are played from their copies.
+    let r = a_loss_run_after_bursts(2, true);
+    let a = r.sending;
     assert_eq!((a.redundancy, a.first_copy_back), (1, 2), "{a:?}");
-    let next = sim.a.sent.last().expect("sent").1.seq + 10;
-    sim.lose_from_a = vec![next, next + 1];
-    sim.run_until(7.3);
-    let before = when_played(&sim.a, &sim.b, 4.9);
-    let after = when_played(&sim.a, &sim.b, 7.0);
-    let (j0, m0, j1, m1) = (before.jitter, before.media, after.jitter, after.media);
-    // Both played from their copies: no loss at the jitter buffer, no FEC, no concealment.
-    assert_eq!(m1.repaired - m0.repaired, 2, "{m1:?}");
-    assert_eq!(
-        (
-            j1.lost - j0.lost,
-            m1.recovered - m0.recovered,
-            m1.concealed - m0.concealed
-        ),
-        (0, 0, 0),
-        "{j1:?} {m1:?}"
-    );
+    assert_played_from_copies(&r.jitter, &r.media, 2);
     // Every datagram of the run carried one copy.
-    let from = sim
-        .a
-        .sent
-        .iter()
-        .position(|(_, f)| f.seq == next)
-        .expect("sent");
-    assert!(sim.a.copies[from..from + 10].iter().all(|&c| c == 1));
-    assert_tone(&sim.b, 5.2, 7.0, 1000.0);
+    assert!(r.copies.iter().all(|&c| c == 1), "{:?}", r.copies);
+    assert_tone(&r.sim.b, 5.2, 7.0, 1000.0);
+}
+
+/// B's counts between two moments of the call (`after` less `before`), those the copy
+/// tests read: lost and played at the jitter buffer; repaired, recovered, concealed and
+/// decoded in the pipeline.
+fn counted_between(before: &TickLog, after: &TickLog) -> (JitterStats, MediaStats) {
+    let (mut j, mut m) = (after.jitter, after.media);
+    j.lost -= before.jitter.lost;
+    j.played -= before.jitter.played;
+    m.repaired -= before.media.repaired;
+    m.recovered -= before.media.recovered;
+    m.concealed -= before.media.concealed;
+    m.decoded -= before.media.decoded;
+    (j, m)
+}
+
+/// `n` lost frames were all played from copies: nothing lost at the jitter buffer, no
+/// FEC, no concealment.
+fn assert_played_from_copies(j: &JitterStats, m: &MediaStats, n: u64) {
+    assert_eq!(m.repaired, n, "{m:?}");
+    assert_eq!((j.lost, m.recovered, m.concealed), (0, 0, 0), "{j:?} {m:?}");
 }
 
 /// What [`a_loss_run_after_bursts`] found: B's jitter buffer and pipeline counts over the
@@ -441,9 +425,14 @@ fn a_two_frame_loss_run_is_played_from_copies_two_frames_back() {
 struct RunAfterBursts {
     jitter: JitterStats,
     media: MediaStats,
+    /// A's settings when the run began.
+    sending: MediaStats,
     farthest: Vec<u8>,
+    /// Copies each datagram of the run carried.
+    copies: Vec<usize>,
     frame_bytes: f64,
     copy_bytes: f64,
+    sim: Sim,
 }
 
 /// Loss in runs of three from 1 to 4 s, then exactly `run` frames in a row lost on a clean
@@ -455,17 +444,14 @@ fn a_loss_run_after_bursts(run: u32, no_features: bool) -> RunAfterBursts {
     sim.ab.path.burst_len = 3;
     sim.lossy = (S, 4 * S);
     sim.run_until(5.0);
+    let sending = sim.a.pipeline.stats();
     let next = sim.a.sent.last().expect("sent").1.seq + 10;
     sim.lose_from_a = (next..next + run).collect();
     sim.run_until(7.3);
-    let before = when_played(&sim.a, &sim.b, 4.9);
-    let after = when_played(&sim.a, &sim.b, 7.0);
-    let mut jitter = after.jitter;
-    jitter.lost -= before.jitter.lost;
-    let mut media = after.media;
-    media.repaired -= before.media.repaired;
-    media.recovered -= before.media.recovered;
-    media.concealed -= before.media.concealed;
+    let (jitter, media) = counted_between(
+        &when_played(&sim.a, &sim.b, 4.9),
+        &when_played(&sim.a, &sim.b, 7.0),
+    );
     let from = sim
         .a
         .sent
@@ -476,18 +462,18 @@ fn a_loss_run_after_bursts(run: u32, no_features: bool) -> RunAfterBursts {
     let frames = &sim.a.sent[from..from + 10];
     let frame_bytes =
         frames.iter().map(|(_, f)| f.payload.len()).sum::<usize>() as f64 / frames.len() as f64;
-    let copies: usize = sim.a.copies[from..from + 10].iter().sum();
-    let copy_bytes =
-        sim.a.copy_bytes[from..from + 10].iter().sum::<usize>() as f64 / copies.max(1) as f64;
-    if !no_features {
-        assert_tone(&sim.b, 5.2, 7.0, 1000.0);
-    }
+    let copies = sim.a.copies[from..from + 10].to_vec();
+    let copy_bytes = sim.a.copy_bytes[from..from + 10].iter().sum::<usize>() as f64
+        / copies.iter().sum::<usize>().max(1) as f64;
     RunAfterBursts {
         jitter,
         media,
+        sending,
         farthest,
+        copies,
         frame_bytes,
         copy_bytes,
+        sim,
     }
 }
 
@@ -513,8 +499,8 @@ fn a_loss_run_as_long_as_the_deep_copies_reach_is_played_from_the_low_rate_copie
         r.copy_bytes,
         r.frame_bytes
     );
-    assert_eq!(m.repaired, u64::from(run), "{m:?}");
-    assert_eq!((j.lost, m.recovered, m.concealed), (0, 0, 0), "{j:?} {m:?}");
+    assert_played_from_copies(&j, &m, u64::from(run));
+    assert_tone(&r.sim.b, 5.2, 7.0, 1000.0);
 }
 
 #[test]
