@@ -44,15 +44,7 @@ async fn incoming(c: &Client) -> (u64, String) {
 }
 
 fn frame(call: u64, seq: u32) -> bytes::Bytes {
-    let f = MediaFrame {
-        call,
-        source: 0,
-        seq,
-        timestamp: seq * 960,
-        level: 30,
-        payload: vec![seq as u8; 60],
-    };
-    bytes::Bytes::from(f.encode())
+    common::media_frame(call, seq, vec![seq as u8; 60])
 }
 
 #[test]

@@ -7,20 +7,11 @@ mod common;
 use common::configured::{ConfiguredRelay, LOOPBACK};
 use common::scrape::{endpoint, get, http, scrape};
 use phoned_proto::call::CallPhase;
-use phoned_proto::media::MediaFrame;
 use phoned_proto::{ErrorCode, Event, Request, Response};
 use phoned_tests::client::Client;
 
 fn frame(call: u64, seq: u32) -> bytes::Bytes {
-    let f = MediaFrame {
-        call,
-        source: 0,
-        seq,
-        timestamp: seq * 960,
-        level: 30,
-        payload: vec![7; 60],
-    };
-    bytes::Bytes::from(f.encode())
+    common::media_frame(call, seq, vec![7; 60])
 }
 
 async fn next_state(c: &Client, call: u64) -> CallPhase {

@@ -167,15 +167,7 @@ async fn dial(c: &Client, to: &str) -> u64 {
 /// A media frame whose payload is the sender's clock (µs since `epoch`).
 fn stamped(call: u64, seq: u32, epoch: Instant) -> bytes::Bytes {
     let us = epoch.elapsed().as_micros() as u64;
-    let f = MediaFrame {
-        call,
-        source: 0,
-        seq,
-        timestamp: seq * 960,
-        level: 30,
-        payload: us.to_le_bytes().to_vec(),
-    };
-    bytes::Bytes::from(f.encode())
+    common::media_frame(call, seq, us.to_le_bytes().to_vec())
 }
 
 fn median(v: &mut [f64]) -> f64 {
