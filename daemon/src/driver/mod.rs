@@ -359,10 +359,7 @@ impl Driver {
                         session.set_paused(false);
                         return;
                     }
-                    Some(_) => {
-                        self.routes.remove(local);
-                        drop(self.media.remove(&local));
-                    }
+                    Some(_) => drop(self.take_media(local)),
                     None => {}
                 }
                 let Some(link) = &self.media_link else { return };
@@ -394,8 +391,7 @@ impl Driver {
                 }
             }
             Media::Stop(local) => {
-                self.routes.remove(local);
-                if let Some((call, session)) = self.media.remove(&local) {
+                if let Some((call, session)) = self.take_media(local) {
                     let span = tracing::info_span!("call", local, relay_call = call);
                     let _in_call = span.enter();
                     // Joining the media thread takes at most one of its 5 ms ticks.
@@ -404,6 +400,13 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Takes a call's media out of the table and out of the link's routes, in step: no
+    /// datagram is delivered to it from now on.
+    fn take_media(&mut self, local: Local) -> Option<(CallId, MediaSession)> {
+        self.routes.remove(local);
+        self.media.remove(&local)
     }
 
     /// Rings, plays the waiting tone in the calls, or stops both. Dropping the ring player
