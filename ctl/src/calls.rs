@@ -74,8 +74,10 @@ pub async fn resolve(
     for state in wanted {
         for p in &calls {
             let c = call(conn, p.clone()).await?;
-            if c.state().await? == state.as_str() {
-                return Ok(c);
+            match c.state().await {
+                Ok(s) if s == state.as_str() => return Ok(c),
+                Err(e) if !gone(&e) => return Err(e.into()),
+                _ => {}
             }
         }
     }
@@ -261,6 +263,13 @@ pub async fn list(conn: &Connection, json: bool, stats: bool) -> Result<(), Fail
             Err(e) if gone(&e) => continue,
             read => read?,
         };
+        let quality = match stats {
+            false => None,
+            true => match c.quality().await {
+                Err(e) if gone(&e) => continue,
+                read => Some(quality::Figures::from_property(read?)),
+            },
+        };
         human.push_str(&format!(
             "{:<4} {:<9} {direction:<9} {number:<16} {name}\n",
             short(p.as_str()),
@@ -272,8 +281,7 @@ pub async fn list(conn: &Connection, json: bool, stats: bool) -> Result<(), Fail
         let mut row = json!({ "path": p.as_str(), "state": state, "remote_held": remote_held,
                 "direction": direction, "remote_number": number, "remote_name": name,
                 "reason": reason, "audio_error": audio });
-        if stats {
-            let quality = quality::Figures::from_property(c.quality().await?);
+        if let Some(quality) = quality {
             human.push_str(&format!("     quality: {}\n", quality.human()));
             row["quality"] = quality.to_json();
         }
@@ -285,13 +293,19 @@ pub async fn list(conn: &Connection, json: bool, stats: bool) -> Result<(), Fail
     print(json, json!(rows), human.trim_end())
 }
 
-/// Whether `e` says the object is not (or no longer) there.
+/// Whether `e` says the object is not (or no longer) there. While a call object is being
+/// removed, a read can find its path with the interface already gone.
 fn gone(e: &zbus::Error) -> bool {
+    const GONE: [&str; 2] = [
+        "org.freedesktop.DBus.Error.UnknownObject",
+        "org.freedesktop.DBus.Error.UnknownInterface",
+    ];
     match e {
-        zbus::Error::MethodError(name, _, _) => {
-            name.as_str() == "org.freedesktop.DBus.Error.UnknownObject"
-        }
-        zbus::Error::FDO(e) => matches!(**e, zbus::fdo::Error::UnknownObject(_)),
+        zbus::Error::MethodError(name, _, _) => GONE.contains(&name.as_str()),
+        zbus::Error::FDO(e) => matches!(
+            **e,
+            zbus::fdo::Error::UnknownObject(_) | zbus::fdo::Error::UnknownInterface(_)
+        ),
         _ => false,
     }
 }
@@ -335,7 +349,16 @@ pub async fn history(conn: &Connection, json: bool, limit: u32) -> Result<(), Fa
 
 #[cfg(test)]
 mod tests {
-    use super::shown_state;
+    use super::{gone, shown_state};
+
+    #[test]
+    fn a_call_removed_mid_read_counts_as_gone_and_other_errors_do_not() {
+        let fdo = |e: zbus::fdo::Error| zbus::Error::FDO(Box::new(e));
+        assert!(gone(&fdo(zbus::fdo::Error::UnknownObject("x".into()))));
+        assert!(gone(&fdo(zbus::fdo::Error::UnknownInterface("x".into()))));
+        assert!(!gone(&fdo(zbus::fdo::Error::AccessDenied("x".into()))));
+        assert!(!gone(&zbus::Error::InvalidReply));
+    }
 
     #[test]
     fn the_other_sides_hold_is_said_in_words() {
