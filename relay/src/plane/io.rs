@@ -297,6 +297,8 @@ pub(super) fn run(socket: &UdpSocket, plane: &Plane) {
         let mut tally = Tally::default();
         {
             let table = plane.table.read().unwrap_or_else(|p| p.into_inner());
+            let batch = (0..n as usize).map(|i| &inbox.bufs[i][..inbox.msgs[i].msg_len as usize]);
+            forward::prefetch(&table, batch);
             for i in 0..n as usize {
                 let m = &inbox.msgs[i];
                 let len = m.msg_len as usize;
