@@ -1,4 +1,5 @@
-//! The forwarding threads: each blocks in `recvmmsg` for a batch of packets, takes them
+//! The forwarding threads: each blocks in `recvmmsg` for a batch of packets, has what the
+//! batch will read fetched into the cache ([`forward::prefetch`]), takes the packets
 //! through [`forward::receive`] with the session table read-locked once for the batch,
 //! and sends what came out with `sendmmsg`, never waiting for room in the send buffer
 //! (a packet that finds it full is dropped and counted: late media is worthless). The
