@@ -21,6 +21,9 @@ use crate::plane::peer::Peer;
 use crate::room_media::{self, RoomMedia};
 use crate::shared::lock;
 
+mod routes;
+pub(crate) use routes::RouteMap;
+
 /// What a session's writer task is asked to do.
 pub(crate) enum Outgoing {
     /// Already framed bytes.
@@ -42,7 +45,7 @@ pub(crate) enum Route {
 /// the forwarders (the relay's hot path: the session's QUIC datagram task, the media
 /// plane's threads), written only when a call is
 /// answered, held, resumed or ended, or a room's members change.
-pub(crate) type Routes = Arc<Mutex<HashMap<CallId, Route>>>;
+pub(crate) type Routes = Arc<Mutex<RouteMap>>;
 
 pub(crate) struct SessionHandle {
     pub out: Sender<Outgoing>,

@@ -114,6 +114,36 @@ pub(crate) fn forward(
     }
 }
 
+/// Fetches ahead into the cache what [`receive`] will read for each of `packets` (the
+/// sessions their media ids name, their routes, the sessions those lead to; see
+/// [`super::cache`]). Hints only: a batch's driver gives them for the whole batch before
+/// taking its packets one by one, so that their cache misses overlap.
+pub(crate) fn prefetch<'p>(
+    sessions: &HashMap<u32, Arc<Peer>>,
+    packets: impl IntoIterator<Item = &'p [u8]>,
+) {
+    const CHUNK: usize = 64;
+    let mut senders: [Option<&Arc<Peer>>; CHUNK] = [None; CHUNK];
+    let mut packets = packets.into_iter().peekable();
+    while packets.peek().is_some() {
+        let mut n = 0;
+        for packet in packets.by_ref().take(CHUNK) {
+            let sender = peek_id(packet).and_then(|id| sessions.get(&id));
+            if let Some(s) = sender {
+                s.prefetch();
+            }
+            senders[n] = sender;
+            n += 1;
+        }
+        for s in senders[..n].iter().flatten() {
+            s.prefetch_routes();
+        }
+        for s in senders[..n].iter().flatten() {
+            s.prefetch_target();
+        }
+    }
+}
+
 /// Takes one packet that came to the media socket from `from`: authenticates it with the
 /// key of the session its media id names, moves that session's address to `from` (NAT
 /// rebinding), echoes a keep-alive, forwards media.

@@ -1,4 +1,5 @@
-//! The forwarding threads: each blocks in `recvmmsg` for a batch of packets, takes them
+//! The forwarding threads: each blocks in `recvmmsg` for a batch of packets, has what the
+//! batch will read fetched into the cache ([`forward::prefetch`]), takes the packets
 //! through [`forward::receive`] with the session table read-locked once for the batch,
 //! and sends what came out with `sendmmsg`, never waiting for room in the send buffer
 //! (a packet that finds it full is dropped and counted: late media is worthless). The
@@ -297,6 +298,8 @@ pub(super) fn run(socket: &UdpSocket, plane: &Plane) {
         let mut tally = Tally::default();
         {
             let table = plane.table.read().unwrap_or_else(|p| p.into_inner());
+            let batch = (0..n as usize).map(|i| &inbox.bufs[i][..inbox.msgs[i].msg_len as usize]);
+            forward::prefetch(&table, batch);
             for i in 0..n as usize {
                 let m = &inbox.msgs[i];
                 let len = m.msg_len as usize;

@@ -8,11 +8,13 @@
 //! - [`peer`]: a session's media endpoint (QUIC connection, keys, replay window, address);
 //! - [`forward`]: the per-packet decisions, sans-IO;
 //! - [`io`]: the forwarding threads around them;
-//! - [`sockaddr`]: socket addresses for the C calls.
+//! - [`sockaddr`]: socket addresses for the C calls;
+//! - [`cache`]: prefetch hints, so that a batch's cache misses overlap.
 //!
 //! The table of sessions by media id is read once per received batch under a read lock;
 //! it is written only when a session logs in or ends.
 
+mod cache;
 pub(crate) mod forward;
 mod io;
 pub(crate) mod peer;

@@ -10,8 +10,9 @@ use std::sync::{Mutex, OnceLock};
 use bytes::Bytes;
 use phoned_proto::plane::{Direction, Keys, OpenError, ReplayWindow, open_in_place, seal};
 
+use super::cache;
 use crate::hub::SessionId;
-use crate::registry::Routes;
+use crate::registry::{Route, Routes};
 use crate::shared::lock;
 
 /// A session heard on the UDP plane within this long gets its media over UDP; after
@@ -86,6 +87,27 @@ impl Peer {
 
     pub fn udp(&self) -> Option<&Udp> {
         self.udp.get()
+    }
+
+    /// Fetching ahead for a batch ([`cache`]; hints only, no effect on behaviour), in
+    /// three steps, each over the whole batch before the next, so that each step finds
+    /// what the one before asked for. First this session itself: its routes' address,
+    /// its UDP state and replay window, its keys (all inline).
+    pub fn prefetch(&self) {
+        cache::prefetch(self);
+    }
+
+    /// Then its routes (the lock and the first route, inline beside it).
+    pub fn prefetch_routes(&self) {
+        cache::prefetch(&*self.routes);
+    }
+
+    /// Then the session its first route leads to, to which its media will be sealed and
+    /// sent.
+    pub fn prefetch_target(&self) {
+        if let Some(Route::Peer(to)) = lock(&self.routes).first() {
+            cache::prefetch(&**to);
+        }
     }
 
     /// Sends one media datagram over the QUIC connection.

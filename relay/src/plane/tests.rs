@@ -448,3 +448,53 @@ fn a_room_forwards_over_udp_to_listeners_heard_there_and_over_quic_to_the_rest()
     assert!(out.udp.is_empty() && out.quic.is_empty());
     let _ = &mut parties;
 }
+
+/// Fetching a batch ahead (the forwarding threads do it before taking the packets one by
+/// one) is a hint: every packet, authentic or not, is then taken exactly as without it.
+#[test]
+fn fetching_a_batch_ahead_changes_nothing() {
+    let (mut a, mut b, table) = call();
+    let mut out = Record::default();
+    let mut k = b.packet(&[]);
+    receive(&table, &mut k, addr(2), 1000, &mut scratch(), &mut out);
+    let mut stranger = Party::new(9, 900);
+    let mut forged = a.packet(&frame(CALL, 2));
+    forged[20] ^= 1;
+    let batch = vec![
+        (a.packet(&frame(CALL, 1)), addr(1)),
+        (vec![0u8; 3], addr(3)),
+        (stranger.packet(&frame(CALL, 1)), addr(9)),
+        (forged, addr(4)),
+        (b.packet(&frame(CALL, 1)), addr(2)),
+        (b.packet(&[]), addr(2)),
+    ];
+    super::forward::prefetch(&table, batch.iter().map(|(p, _)| &p[..]));
+    super::forward::prefetch(&table, std::iter::empty());
+    out = Record::default();
+    let results: Vec<Received> = batch
+        .into_iter()
+        .map(|(mut p, from)| receive(&table, &mut p, from, 1100, &mut scratch(), &mut out))
+        .collect();
+    assert!(matches!(
+        results[..],
+        [
+            Received::Media {
+                forwarded: Forwarded::Sent(Sent::Udp),
+                ..
+            },
+            Received::Size,
+            Received::AuthFailed,
+            Received::AuthFailed,
+            Received::Media {
+                forwarded: Forwarded::Sent(Sent::Udp),
+                ..
+            },
+            Received::Keepalive { echoed: true, .. },
+        ]
+    ));
+    let to: Vec<SocketAddr> = out.udp.iter().map(|(to, _)| *to).collect();
+    assert_eq!(to, [addr(2), addr(1), addr(2)]);
+    assert_eq!(b.read(&out.udp[0].1), frame(CALL, 1));
+    assert_eq!(a.read(&out.udp[1].1), frame(CALL, 1));
+    assert!(out.quic.is_empty());
+}
