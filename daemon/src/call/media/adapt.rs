@@ -78,6 +78,16 @@ pub const DEEP_SPREAD: Spread = Spread {
     step: 3,
     copy_bitrate_bps: DEEP_COPY_BITRATE_BPS,
 };
+/// The start's copies for a peer that reads deep copies, until the reports show the path:
+/// one frame back, for lone losses at the floor of a frame, and six back, for runs once
+/// the receiver saw one and holds six frames (`copies_floor.rs`: not for lone losses),
+/// re-encoded as [`DEEP_SPREAD`]'s, so the frame keeps the bitrate it has with them.
+pub const START_SPREAD: Spread = Spread {
+    count: 2,
+    first_back: 1,
+    step: 5,
+    copy_bitrate_bps: DEEP_COPY_BITRATE_BPS,
+};
 /// The bitrate deep copies are re-encoded at by a second encoder: low enough that two of
 /// them and the frame fit the budget with the frame near the bitrate of one full copy.
 pub const DEEP_COPY_BITRATE_BPS: u32 = 10_000;
@@ -144,6 +154,9 @@ pub struct Thresholds {
     /// The copies sent against bursts to a peer that reads deep copies (otherwise one
     /// copy two frames back).
     pub deep: Spread,
+    /// The start's copies for a peer that reads deep copies (otherwise one copy one
+    /// frame back).
+    pub deep_start: Spread,
 }
 
 impl Default for Thresholds {
@@ -159,6 +172,7 @@ impl Default for Thresholds {
             hold_us: 6_000_000,
             start_hold_us: 3_000_000,
             deep: DEEP_SPREAD,
+            deep_start: START_SPREAD,
         }
     }
 }
@@ -335,9 +349,15 @@ impl Adapter {
             .unwrap_or(0);
         let loss = self.loss();
         let mut copy_bitrate_bps = 0;
-        let (first_back, step) = match (self.spread && level >= 1, self.deep) {
-            (true, true) => {
-                let deep = self.thresholds.deep;
+        // Deep copies against bursts, or the start's copies for a peer that reads them.
+        let deep = match (self.spread, self.starting) {
+            _ if !self.deep || level == 0 => None,
+            (true, _) => Some(self.thresholds.deep),
+            (false, true) => Some(self.thresholds.deep_start),
+            (false, false) => None,
+        };
+        let (first_back, step) = match (deep, self.spread && level >= 1) {
+            (Some(deep), _) => {
                 level = u32::from(deep.count);
                 copy_bitrate_bps = deep.copy_bitrate_bps;
                 // Re-encoded copies only where they leave the frame more than themselves.
@@ -350,11 +370,11 @@ impl Adapter {
                 }
                 (deep.first_back, deep.step)
             }
-            (true, false) => {
+            (None, true) => {
                 level = 1;
                 (2, 1)
             }
-            (false, _) => (1, 1),
+            (None, false) => (1, 1),
         };
         let bitrate_bps = if level == 0 {
             self.clean_bitrate_bps

@@ -18,6 +18,10 @@ impl MediaPipeline {
             }
         };
         if primary {
+            if self.primary.is_some_and(|(source, _)| source != f.source) {
+                // Another speaker's stream: its own sequence numbers and copies.
+                self.copies_back = CopiesBack::default();
+            }
             self.primary = Some((f.source, now_us));
             self.take_frame(now_us, f, earlier);
             return;
@@ -41,6 +45,7 @@ impl MediaPipeline {
             tracing::warn!("cannot play {} ms frames: {e}", frame.millis());
         }
         self.meter.record(now_us, f.seq, f.timestamp);
+        self.copies_back.frame_arrived(now_us, f.seq);
         let pushed = self.jitter.push(now_us, f.seq, f.timestamp, &f.payload);
         if matches!(pushed, Push::Buffered | Push::Resynced) {
             self.trace_received(f);
