@@ -24,9 +24,16 @@
 //!   with its first frame (a second earlier), shows that it reads copies; until the
 //!   reports show a clean path for [`Thresholds::start_hold_us`], one copy is sent, so
 //!   the first seconds of a call on a lossy path (before enough reports came to measure
-//!   it) are protected too. (The deep copies below as the start's copies were tried: the
-//!   receiver's floor then jumped to six frames at the first lone loss on a randomly
-//!   lossy path, and the first clip at 5 % loss scored 0.4 lower for the time-scaling.)
+//!   it) are protected too. A far side that reads deep copies gets [`START_SPREAD`]
+//!   instead: copies one and six frames back, re-encoded as the deep copies are, so a
+//!   bursty path is protected from the first frame, not from when the reports showed
+//!   the bursts (on the speech bench's codec-alone plans, deep copies only from 2 s into
+//!   the clip cost 0.4). The receiver holds six frames for them only after the network
+//!   lost a run of frames (`copies_floor.rs`); a lone loss is repaired by the copy one
+//!   back at its floor of a frame. (Deep copies as the start's copies when the receiver
+//!   held six frames at any loss were tried: the first lone loss on a randomly lossy
+//!   path made it time-scale its way up to six frames, and the first clip at 5 % loss
+//!   scored 0.4 lower.)
 //! - **Bitrate.** Copies repeat packets, so the encoder's bitrate is cut to keep what is
 //!   sent (datagrams: the frame header, the packet, the copies and their few header
 //!   bytes) within [`MAX_TOTAL_FACTOR`] (1.6×) of the clean stream's, aiming a little
@@ -231,8 +238,8 @@ impl Adapter {
         self.start();
     }
 
-    /// The start's protection, once: one copy (the deep copies for a peer that reads
-    /// them) until the reports show a clean path for the start hold.
+    /// The start's protection, once: one copy ([`START_SPREAD`] for a peer that reads
+    /// deep copies) until the reports show a clean path for the start hold.
     fn start(&mut self) {
         if !self.started {
             self.started = true;

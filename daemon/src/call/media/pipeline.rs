@@ -104,7 +104,7 @@ use crate::audio::jitter::{
     JitterBuffer, JitterConfig, JitterConfigError, JitterStats, Playout, Push,
 };
 use crate::audio::resample::{FRAME, FromNetwork, NETWORK_RATE, ResampleError, ToNetwork};
-use crate::audio::timescale::{Scale, TimeScaler};
+use crate::audio::timescale::{MAX_EXPAND_TIMES, Scale, TimeScaler};
 
 mod play;
 mod receive;
@@ -476,9 +476,12 @@ impl MediaPipeline {
     ) -> Result<MediaPipeline, PipelineError> {
         let mut out = TickOutput::default();
         // Room for a tick's worth at the smallest queue (up to a frame beyond it, plus one
-        // for a trimmed silence); a device with longer blocks grows it once, early on.
+        // for a trimmed silence, and a quiet frame stretched the most); a device with
+        // longer blocks grows it once, early on.
         let ms = |ms: usize| playback_rate as usize * ms / 1000;
-        out.playback.reserve(ms(PLAYBACK_QUEUE_MIN_MS) + ms(40));
+        let stretch = MAX_EXPAND_TIMES * 10;
+        out.playback
+            .reserve(ms(PLAYBACK_QUEUE_MIN_MS) + ms(40) + ms(stretch));
         out.datagrams.reserve(4);
         out.events.reserve(4);
         let encoder = VoiceEncoder::new(&EncoderConfig {
