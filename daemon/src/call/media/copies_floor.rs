@@ -45,7 +45,10 @@ pub fn copies_floor_ms(back: u8, frame_ms: u32, jitter_ms: u32) -> u32 {
 /// docs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CopiesBack {
-    /// The farthest copies and until when they are held, µs.
+    /// The farthest copies two frames back or more but not deep, and until when they are
+    /// held, µs.
+    shallow: Option<(u8, u64)>,
+    /// The farthest deep copies and until when they are held, µs.
     held: Option<(u8, u64)>,
     /// The nearest copies and until when they are held, µs.
     near: Option<(u8, u64)>,
@@ -59,10 +62,16 @@ pub struct CopiesBack {
 
 impl CopiesBack {
     /// A copy `seq_back` frames back arrived at `now_us`. The floor follows the farthest
-    /// copies; nearer ones do not hold it up.
+    /// copies (deep ones and the others apart: a sender that left deep copies for copies
+    /// two back is held for those at once); nearer ones do not hold it up.
     pub fn arrived(&mut self, now_us: u64, seq_back: u8) {
-        if seq_back >= 2 && self.held.is_none_or(|(back, _)| back <= seq_back) {
-            self.held = Some((seq_back, now_us + COPIES_HOLD_US));
+        let slot = if seq_back >= DEEP_FROM {
+            &mut self.held
+        } else {
+            &mut self.shallow
+        };
+        if seq_back >= 2 && slot.is_none_or(|(back, _)| back <= seq_back) {
+            *slot = Some((seq_back, now_us + COPIES_HOLD_US));
         }
         if self
             .near
@@ -89,10 +98,12 @@ impl CopiesBack {
 
     /// How far back copies came in the last [`COPIES_HOLD_US`] at `now_us`, frames.
     pub fn back(&mut self, now_us: u64) -> Option<u8> {
-        if self.held.is_some_and(|(_, until)| now_us >= until) {
-            self.held = None;
+        for slot in [&mut self.shallow, &mut self.held] {
+            if slot.is_some_and(|(_, until)| now_us >= until) {
+                *slot = None;
+            }
         }
-        self.held.map(|(back, _)| back)
+        self.held.or(self.shallow).map(|(back, _)| back)
     }
 
     /// The floor for those copies at `now_us` ([`copies_floor_ms`]), if any came and
@@ -106,18 +117,19 @@ impl CopiesBack {
         };
         let lost = expire(&mut self.loss_until);
         let run = expire(&mut self.run_until);
-        let far = self.back(now_us)?;
-        let back = if far < DEEP_FROM {
-            lost.then_some(far)
-        } else if run {
-            Some(far)
-        } else {
+        self.back(now_us)?;
+        let shallow = self.shallow.map(|(back, _)| back).filter(|_| lost);
+        let deep = self.held.and_then(|(far, _)| {
+            if run {
+                return Some(far);
+            }
             let near = self
                 .near
                 .filter(|&(_, until)| now_us < until)
                 .map_or(0, |(back, _)| back);
             (lost && near >= 2).then_some(near)
-        }?;
+        });
+        let back = shallow.max(deep)?;
         Some(copies_floor_ms(back, frame_ms, jitter_ms))
     }
 }
@@ -147,10 +159,11 @@ mod tests {
         frames(&mut c, 0, 0, 40, |s| (10..10 + RUN_MIN).contains(&s));
         c.arrived(0, 4);
         assert_eq!(c.floor_ms(0, 20, 0), Some(4 * 20 + COPIES_MARGIN_MS));
-        // A nearer copy later does not bring the floor down nor hold it up.
+        // A nearer copy later does not bring the floor down, and holds only its own.
         c.arrived(1_000_000, 2);
         assert_eq!(c.back(COPIES_HOLD_US - 1), Some(4));
-        assert_eq!(c.back(COPIES_HOLD_US), None);
+        assert_eq!(c.back(COPIES_HOLD_US), Some(2));
+        assert_eq!(c.back(1_000_000 + COPIES_HOLD_US), None);
         c.arrived(COPIES_HOLD_US + 1, 2);
         assert_eq!(c.floor_ms(COPIES_HOLD_US + 1, 10, 0), Some(2 * 10 + 5));
     }
@@ -205,6 +218,25 @@ mod tests {
         c.arrived(now + LOSS_HOLD_US - 1, 6);
         assert_eq!(c.floor_ms(now + LOSS_HOLD_US - 1, 20, 0), floor);
         assert_eq!(c.floor_ms(now + LOSS_HOLD_US, 20, 0), None);
+    }
+
+    #[test]
+    fn copies_two_back_are_held_for_after_any_loss_while_deep_ones_of_the_start_still_count() {
+        let mut c = CopiesBack::default();
+        // The start's copies one and six back, then copies one and two back (high random
+        // loss): a lone loss holds two frames for those at once, not six for the deep
+        // copies that came a moment ago, nor none.
+        c.arrived(0, 1);
+        c.arrived(0, 6);
+        c.arrived(1_000_000, 1);
+        c.arrived(1_000_000, 2);
+        frames(&mut c, 1_000_000, 0, 100, |s| s % 10 == 3);
+        c.lost_so_far(1_000_000, 1);
+        assert_eq!(c.back(1_000_000), Some(6));
+        assert_eq!(
+            c.floor_ms(1_000_000, 20, 0),
+            Some(2 * 20 + COPIES_MARGIN_MS)
+        );
     }
 
     #[test]

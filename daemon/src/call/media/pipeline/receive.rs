@@ -157,8 +157,9 @@ impl MediaPipeline {
     /// does not know the path, and the first pause after that lowers the delay by
     /// skipping silence, which costs nothing) and while packets are lost (in the last
     /// [`LOSS_HOLD_US`]), so that the next packet, with its in-band FEC or a copy of the
-    /// lost one, is there in time; two frames and a margin while the far side sends
-    /// copies two frames back.
+    /// lost one, is there in time; while the far side sends copies two or more frames
+    /// back, as many frames and a margin (`copies_floor.rs`: for deep copies only after
+    /// a run of losses).
     pub(super) fn set_floor(&mut self, now_us: u64) {
         let lost = self.jitter.stats().lost;
         self.copies_back.lost_so_far(now_us, lost);
