@@ -53,7 +53,8 @@
 //!   [`Playout::Conceal`] (after a DTX comfort-noise update that is what Opus means the
 //!   receiver to play), and the next packet says what it was: a timestamp jump with the
 //!   next sequence number counts those frames as `dtx`, a missing or late packet as
-//!   `concealed`. Reordered packets are sorted; duplicates are ignored;
+//!   `concealed`. Reordered packets are sorted (one that comes after its redundant copy
+//!   filled its place takes that place); duplicates are ignored;
 //!   packets behind the play position are late: dropped and counted (also in `lost`).
 //! - **Wrap and restart.** Sequence numbers and timestamps are `u32` and unwrapped against
 //!   the newest packet. A sequence jump beyond [`JitterConfig::resync_seq_jump`], a timestamp
