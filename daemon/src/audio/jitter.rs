@@ -53,7 +53,8 @@
 //!   [`Playout::Conceal`] (after a DTX comfort-noise update that is what Opus means the
 //!   receiver to play), and the next packet says what it was: a timestamp jump with the
 //!   next sequence number counts those frames as `dtx`, a missing or late packet as
-//!   `concealed`. Reordered packets are sorted; duplicates are ignored;
+//!   `concealed`. Reordered packets are sorted (one that comes after its redundant copy
+//!   filled its place takes that place); duplicates are ignored;
 //!   packets behind the play position are late: dropped and counted (also in `lost`).
 //! - **Wrap and restart.** Sequence numbers and timestamps are `u32` and unwrapped against
 //!   the newest packet. A sequence jump beyond [`JitterConfig::resync_seq_jump`], a timestamp
@@ -334,8 +335,13 @@ impl JitterBuffer {
             }
             return self.late(now, transit, (seq, timestamp, payload));
         }
-        if self.slots.contains(eseq) {
-            return self.unusable(now, Push::Duplicate, (seq, timestamp, payload));
+        match self.slots.find(eseq) {
+            // The packet came after a copy of it filled its place (reordered, or late by
+            // less than the copy's lead): the packet itself takes the place, as a copy may
+            // have been re-encoded at a lower bitrate by another encoder.
+            Some(held) if held.copy => self.slots.remove(held.slot),
+            Some(_) => return self.unusable(now, Push::Duplicate, (seq, timestamp, payload)),
+            None => {}
         }
         if self.play_ts.is_some_and(|play| ets < play) {
             return self.late(now, transit, (seq, timestamp, payload));
@@ -368,7 +374,8 @@ impl JitterBuffer {
     /// [`push`](Self::push), a copy says nothing of the network's timing (it comes a frame
     /// or two after its original would have), so it stays out of the jitter estimate, and a
     /// copy of a packet already here or played is no duplicate: only the packets themselves
-    /// count towards a restart.
+    /// count towards a restart. If the packet itself comes while its copy is still held,
+    /// it takes the copy's place.
     pub fn fill(&mut self, now_us: u64, seq: u32, timestamp: u32, payload: &[u8]) -> bool {
         if !self.started || payload.is_empty() || payload.len() > MAX_PACKET_BYTES {
             return false;
@@ -382,7 +389,8 @@ impl JitterBuffer {
         if self.play_ts.is_some_and(|play| ets < play) {
             return false;
         }
-        self.slots.insert(eseq, ets, clamp_time(now_us), payload)
+        self.slots
+            .insert_as(eseq, ets, clamp_time(now_us), payload, true)
     }
 
     /// Sets the floor of the target delay, ms (kept within what [`JitterBuffer::new`]

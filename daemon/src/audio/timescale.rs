@@ -26,6 +26,9 @@ const MIN_LAG_US: u32 = 2_500;
 /// still a similar segment, crossfaded).
 const MAX_LAG_US: u32 = 10_000;
 
+/// The most lags [`TimeScaler::scale_times`] inserts into one frame.
+pub const MAX_EXPAND_TIMES: usize = 8;
+
 /// What to do with a frame.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Scale {
@@ -59,7 +62,7 @@ impl TimeScaler {
             min_lag,
             max_lag,
             max_input,
-            out: Vec::with_capacity(max_input + max_lag),
+            out: Vec::with_capacity(max_input + MAX_EXPAND_TIMES * max_lag),
             energy: Vec::with_capacity(max_input + 1),
         }
     }
@@ -86,6 +89,21 @@ impl TimeScaler {
     /// in `min_lag..=max_lag`. A frame of two minimum lags or less, or longer than
     /// `max_input`, is returned unchanged whatever was asked.
     pub fn scale(&mut self, input: &[f32], how: Scale) -> &[f32] {
+        self.scale_times(input, how, |_| 1)
+    }
+
+    /// As [`Self::scale`], but an expansion inserts its splice `times(L)` times (1 to
+    /// [`MAX_EXPAND_TIMES`]) once the lag `L` is found: `input.len() + k·L` samples out.
+    /// Each inserted splice fades from `B` into `A`, and `A` is followed by `B` in the
+    /// input, so one splice joins the next as the first joins `B`: the same bound on the
+    /// steps. For a quiet frame, where a longer stretch is not heard, so that the delay
+    /// grows there in one go rather than a pitch period per frame of speech.
+    pub fn scale_times(
+        &mut self,
+        input: &[f32],
+        how: Scale,
+        times: impl FnOnce(usize) -> usize,
+    ) -> &[f32] {
         self.out.clear();
         let n = input.len();
         if how == Scale::Keep || n <= 2 * self.min_lag || n > self.max_input {
@@ -106,8 +124,10 @@ impl TimeScaler {
             }
             Scale::Expand => {
                 self.out.extend_from_slice(a);
-                self.out
-                    .extend((0..lag).map(|i| b[i] * (1.0 - w(i)) + a[i] * w(i)));
+                for _ in 0..times(lag).clamp(1, MAX_EXPAND_TIMES) {
+                    self.out
+                        .extend((0..lag).map(|i| b[i] * (1.0 - w(i)) + a[i] * w(i)));
+                }
                 self.out.extend_from_slice(&input[lag..]);
             }
         }
@@ -313,6 +333,38 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// An expansion repeated `times`: the frame grows by that many lags, keeps its ends
+        /// and adds no step beyond the bound of one splice, whatever the input.
+        #[test]
+        fn a_repeated_expansion_keeps_the_length_promise_and_the_splice_bound(
+            x in prop::collection::vec(-1.0f32..1.0, 241..=1100),
+            times in 1usize..=MAX_EXPAND_TIMES,
+        ) {
+            let mut s = TimeScaler::new(RATE, 1100);
+            let bound = max_step(&x) + s.splice_bound(&x) + 1e-5;
+            let y = s.scale_times(&x, Scale::Expand, |_| times).to_vec();
+            let grown = y.len() - x.len();
+            prop_assert_eq!(grown % times, 0);
+            prop_assert!((s.min_lag()..=s.max_lag()).contains(&(grown / times)));
+            prop_assert!(max_step(&y) <= bound, "step {} > {}", max_step(&y), bound);
+            prop_assert_eq!(y.first(), x.first());
+            prop_assert_eq!(y.last(), x.last());
+        }
+    }
+
+    #[test]
+    fn a_sine_expanded_several_times_gains_as_many_periods_without_a_click() {
+        let x = sine(200.0, 0.5, 0.3, FRAME);
+        let mut s = TimeScaler::new(RATE, FRAME);
+        let y = s
+            .scale_times(&x, Scale::Expand, |lag| 40 * 48 / lag)
+            .to_vec();
+        // 200 Hz: a 5 ms period, 240 samples, inserted 8 times (the most).
+        assert_eq!(y.len(), FRAME + MAX_EXPAND_TIMES * 240);
+        assert!(max_step(&y) <= max_step(&x) * 1.05 + 1e-4);
+    }
+
     #[test]
     fn scaling_allocates_nothing_after_construction() {
         let mut s = TimeScaler::new(RATE, FRAME);
@@ -321,6 +373,7 @@ mod tests {
         for how in [Scale::Expand, Scale::Accelerate, Scale::Keep] {
             s.scale(&x, how);
         }
+        s.scale_times(&x, Scale::Expand, |_| MAX_EXPAND_TIMES);
         assert_eq!((s.out.capacity(), s.energy.capacity()), (out, energy));
     }
 }

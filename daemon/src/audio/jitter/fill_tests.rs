@@ -86,3 +86,29 @@ fn a_raised_floor_raises_the_target_and_comes_back_down() {
     jb.pop(21 * F + 6_000);
     assert_eq!(jb.stats().target_ms, 20);
 }
+
+#[test]
+fn a_packet_that_comes_after_its_copy_takes_the_copys_place() {
+    let mut jb = buffer();
+    // Packets 0, 1; 3 arrives with a copy of 2 (re-encoded: another payload); then 2
+    // itself, reordered: the packet is played, not the copy, and is no duplicate.
+    jb.push(5_000, 0, 0, &[0]);
+    jb.push(F + 5_000, 1, TS, &[1]);
+    jb.push(3 * F + 5_000, 3, 3 * TS, &[3]);
+    assert!(jb.fill(3 * F + 5_000, 2, 2 * TS, &[20]));
+    assert_eq!(jb.push(3 * F + 6_000, 2, 2 * TS, &[2]), Push::Buffered);
+    // Once the packet is here, a copy of it changes nothing, and the packet again is a
+    // duplicate.
+    assert!(!jb.fill(3 * F + 7_000, 2, 2 * TS, &[21]));
+    assert_eq!(jb.push(3 * F + 8_000, 2, 2 * TS, &[2]), Push::Duplicate);
+    let mut played = Vec::new();
+    let mut now = 10_000;
+    while played.len() < 4 && now < 10 * F {
+        if let Some(id) = pop(&mut jb, now) {
+            played.push(id);
+        }
+        now += F;
+    }
+    assert_eq!(played, [0, 1, 2, 3]);
+    assert_eq!(jb.stats().duplicates, 1, "{:?}", jb.stats());
+}

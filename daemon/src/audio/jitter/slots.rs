@@ -12,6 +12,9 @@ pub(super) struct Held {
     pub(super) ts: i64,
     pub(super) arrival_us: i64,
     pub(super) len: usize,
+    /// A redundant copy from a later datagram ([`JitterBuffer::fill`](super::JitterBuffer::fill)),
+    /// not the packet itself.
+    pub(super) copy: bool,
 }
 
 #[derive(Debug)]
@@ -37,7 +40,11 @@ impl Slots {
     }
 
     pub(super) fn contains(&self, seq: i64) -> bool {
-        self.held.iter().flatten().any(|h| h.seq == seq)
+        self.find(seq).is_some()
+    }
+
+    pub(super) fn find(&self, seq: i64) -> Option<Held> {
+        self.held.iter().flatten().find(|h| h.seq == seq).copied()
     }
 
     /// The packet with the lowest sequence number: the next to play.
@@ -57,6 +64,18 @@ impl Slots {
 
     /// Stores a packet (at most [`MAX_PACKET_BYTES`]; the caller checks). `false` when full.
     pub(super) fn insert(&mut self, seq: i64, ts: i64, arrival_us: i64, payload: &[u8]) -> bool {
+        self.insert_as(seq, ts, arrival_us, payload, false)
+    }
+
+    /// As [`Self::insert`], saying whether the packet is a redundant copy.
+    pub(super) fn insert_as(
+        &mut self,
+        seq: i64,
+        ts: i64,
+        arrival_us: i64,
+        payload: &[u8],
+        copy: bool,
+    ) -> bool {
         let Some(slot) = self.held.iter().position(Option::is_none) else {
             return false;
         };
@@ -69,6 +88,7 @@ impl Slots {
             ts,
             arrival_us,
             len,
+            copy,
         });
         true
     }

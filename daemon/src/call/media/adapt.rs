@@ -24,9 +24,16 @@
 //!   with its first frame (a second earlier), shows that it reads copies; until the
 //!   reports show a clean path for [`Thresholds::start_hold_us`], one copy is sent, so
 //!   the first seconds of a call on a lossy path (before enough reports came to measure
-//!   it) are protected too. (The deep copies below as the start's copies were tried: the
-//!   receiver's floor then jumped to six frames at the first lone loss on a randomly
-//!   lossy path, and the first clip at 5 % loss scored 0.4 lower for the time-scaling.)
+//!   it) are protected too. A far side that reads deep copies gets [`START_SPREAD`]
+//!   instead: copies one and six frames back, re-encoded as the deep copies are, so a
+//!   bursty path is protected from the first frame, not from when the reports showed
+//!   the bursts (on the speech bench's codec-alone plans, deep copies only from 2 s into
+//!   the clip cost 0.4). The receiver holds six frames for them only after the network
+//!   lost a run of frames (`copies_floor.rs`); a lone loss is repaired by the copy one
+//!   back at its floor of a frame. (Deep copies as the start's copies when the receiver
+//!   held six frames at any loss were tried: the first lone loss on a randomly lossy
+//!   path made it time-scale its way up to six frames, and the first clip at 5 % loss
+//!   scored 0.4 lower.)
 //! - **Bitrate.** Copies repeat packets, so the encoder's bitrate is cut to keep what is
 //!   sent (datagrams: the frame header, the packet, the copies and their few header
 //!   bytes) within [`MAX_TOTAL_FACTOR`] (1.6×) of the clean stream's, aiming a little
@@ -41,7 +48,7 @@
 //!   about the bitrate it has with one full-rate copy. They repair whole runs of up to six
 //!   lost frames (with a mean burst of 3, 91 % of runs against 56 % for the copy two back
 //!   and 80 % for one copy four back); the receiver holds six frames while such copies
-//!   come and frames are lost. They stay at any loss in runs (not left for copies one and
+//!   come and the network lost runs of frames lately (`copies_floor.rs`). They stay at any loss in runs (not left for copies one and
 //!   two back above [`Thresholds::two_on`]). On the speech bench's codec-alone plans these score 3.58
 //!   against 3.18 for one full-rate copy four back, at the same bitrate.
 //! - **FEC.** Without redundancy, the expected loss is the measured loss: Opus spends bits
@@ -76,6 +83,16 @@ pub const DEEP_SPREAD: Spread = Spread {
     count: 2,
     first_back: 3,
     step: 3,
+    copy_bitrate_bps: DEEP_COPY_BITRATE_BPS,
+};
+/// The start's copies for a peer that reads deep copies, until the reports show the path:
+/// one frame back, for lone losses at the floor of a frame, and six back, for runs once
+/// the receiver saw one and holds six frames (`copies_floor.rs`: not for lone losses),
+/// re-encoded as [`DEEP_SPREAD`]'s, so the frame keeps the bitrate it has with them.
+pub const START_SPREAD: Spread = Spread {
+    count: 2,
+    first_back: 1,
+    step: 5,
     copy_bitrate_bps: DEEP_COPY_BITRATE_BPS,
 };
 /// The bitrate deep copies are re-encoded at by a second encoder: low enough that two of
@@ -144,6 +161,9 @@ pub struct Thresholds {
     /// The copies sent against bursts to a peer that reads deep copies (otherwise one
     /// copy two frames back).
     pub deep: Spread,
+    /// The start's copies for a peer that reads deep copies (otherwise one copy one
+    /// frame back).
+    pub deep_start: Spread,
 }
 
 impl Default for Thresholds {
@@ -159,6 +179,7 @@ impl Default for Thresholds {
             hold_us: 6_000_000,
             start_hold_us: 3_000_000,
             deep: DEEP_SPREAD,
+            deep_start: START_SPREAD,
         }
     }
 }
@@ -217,8 +238,8 @@ impl Adapter {
         self.start();
     }
 
-    /// The start's protection, once: one copy (the deep copies for a peer that reads
-    /// them) until the reports show a clean path for the start hold.
+    /// The start's protection, once: one copy ([`START_SPREAD`] for a peer that reads
+    /// deep copies) until the reports show a clean path for the start hold.
     fn start(&mut self) {
         if !self.started {
             self.started = true;
@@ -335,9 +356,15 @@ impl Adapter {
             .unwrap_or(0);
         let loss = self.loss();
         let mut copy_bitrate_bps = 0;
-        let (first_back, step) = match (self.spread && level >= 1, self.deep) {
-            (true, true) => {
-                let deep = self.thresholds.deep;
+        // Deep copies against bursts, or the start's copies for a peer that reads them.
+        let deep = match (self.spread, self.starting) {
+            _ if !self.deep || level == 0 => None,
+            (true, _) => Some(self.thresholds.deep),
+            (false, true) => Some(self.thresholds.deep_start),
+            (false, false) => None,
+        };
+        let (first_back, step) = match (deep, self.spread && level >= 1) {
+            (Some(deep), _) => {
                 level = u32::from(deep.count);
                 copy_bitrate_bps = deep.copy_bitrate_bps;
                 // Re-encoded copies only where they leave the frame more than themselves.
@@ -350,11 +377,11 @@ impl Adapter {
                 }
                 (deep.first_back, deep.step)
             }
-            (true, false) => {
+            (None, true) => {
                 level = 1;
                 (2, 1)
             }
-            (false, _) => (1, 1),
+            (None, false) => (1, 1),
         };
         let bitrate_bps = if level == 0 {
             self.clean_bitrate_bps

@@ -25,6 +25,7 @@ mod delay_sim;
 mod demand;
 pub mod emodel;
 mod health;
+mod loss_runs;
 mod opener;
 pub mod pipeline;
 mod quality;

@@ -37,8 +37,11 @@
 //!   and a pause lets it come down by skipping silence), and while packets are lost (10 s
 //!   after the last), so that the next packet, with the lost one's FEC or a copy of it, is
 //!   there in time; while copies come *k* ≥ 2 frames late and frames are lost, *k* frames
-//!   and the jitter (`copies_floor.rs`, the rule the conference streams share). When jitter
-//!   appears, the buffer grows by playing speech longer.
+//!   and the jitter, for deep copies (three or more back) only once the network lost a
+//!   run of three frames in a row (`copies_floor.rs`, the rule the conference streams
+//!   share; `loss_runs.rs`). When jitter appears, the buffer grows by playing speech
+//!   longer: a pitch period per frame, or in a quiet frame as much as the target asks
+//!   at once.
 //! - **Play.** While the device has less queued than [`playback_queue`](super::playback_queue)
 //!   asks (its block, or more for a device that takes audio in bursts: [`Demand`]), one
 //!   frame is popped from the jitter buffer, decoded (packet, FEC or concealment;
@@ -46,7 +49,11 @@
 //!   taken a block, and what is written then waits a block at the device. To move its delay in speech the jitter buffer asks for a
 //!   frame to be played a pitch period longer or shorter ([`JitterBuffer::scale`]): the
 //!   [`TimeScaler`] does it on the resampled frame, and the device then asks for the next
-//!   frame that much later or sooner. Between talkspurts a shorter silence brings the
+//!   frame that much later or sooner. A quiet frame (−40 dBFS or less) asked to play
+//!   longer is played as much longer as the buffer's target asks, up to eight pitch
+//!   periods ([`TimeScaler::scale_times`]): a floor raised by 100 ms for deep copies is
+//!   then reached in a pause of the speech rather than by a stretch in each frame of it.
+//!   Between talkspurts a shorter silence brings the
 //!   delay down ([`JitterBuffer::rephase_excess_us`]): what waits at the device before the
 //!   frame beyond its next block, and whole blocks of the buffer's excess (a block less
 //!   at the device makes it ask a pop sooner). On hold, silence is played and the jitter
@@ -104,7 +111,7 @@ use crate::audio::jitter::{
     JitterBuffer, JitterConfig, JitterConfigError, JitterStats, Playout, Push,
 };
 use crate::audio::resample::{FRAME, FromNetwork, NETWORK_RATE, ResampleError, ToNetwork};
-use crate::audio::timescale::{Scale, TimeScaler};
+use crate::audio::timescale::{MAX_EXPAND_TIMES, Scale, TimeScaler};
 
 mod play;
 mod receive;
@@ -476,9 +483,12 @@ impl MediaPipeline {
     ) -> Result<MediaPipeline, PipelineError> {
         let mut out = TickOutput::default();
         // Room for a tick's worth at the smallest queue (up to a frame beyond it, plus one
-        // for a trimmed silence); a device with longer blocks grows it once, early on.
+        // for a trimmed silence, and a quiet frame stretched the most); a device with
+        // longer blocks grows it once, early on.
         let ms = |ms: usize| playback_rate as usize * ms / 1000;
-        out.playback.reserve(ms(PLAYBACK_QUEUE_MIN_MS) + ms(40));
+        let stretch = MAX_EXPAND_TIMES * 10;
+        out.playback
+            .reserve(ms(PLAYBACK_QUEUE_MIN_MS) + ms(40) + ms(stretch));
         out.datagrams.reserve(4);
         out.events.reserve(4);
         let encoder = VoiceEncoder::new(&EncoderConfig {

@@ -190,6 +190,7 @@ impl Extras {
         let s = &mut self.streams[i];
         s.last_us = now_us;
         s.jitter.push(now_us, seq, timestamp, payload);
+        s.copies_back.frame_arrived(now_us, seq);
         for e in earlier {
             s.jitter.fill(
                 now_us,

@@ -411,3 +411,41 @@ fn the_cap_holds_for_any_clean_bitrate_and_level() {
         }
     }
 }
+
+#[test]
+fn a_peer_that_reads_deep_copies_gets_the_start_spread_until_the_reports_show_the_path() {
+    let start = |a: &Adapter| {
+        let s = a.settings();
+        (s.redundancy, s.first_back, s.step, s.copy_bitrate_bps)
+    };
+    let spread = |s: Spread| (s.count, s.first_back, s.step, s.copy_bitrate_bps);
+    let clean_bitrate = 32_000;
+    for (loss, then) in [
+        (Loss::Random(0.0), (0, 1, 1, 0)),
+        (Loss::Random(0.10), (1, 1, 1, 0)),
+        (Loss::Bursts(0.10, 3.0), spread(DEEP_SPREAD)),
+    ] {
+        let mut a = Adapter::new(clean_bitrate, HEADER, Thresholds::default());
+        // The features come with the first frame, before any report: copies one and six
+        // back from then on, re-encoded, the frame within the cap.
+        a.set_deep_copies(true);
+        assert_eq!(start(&a), spread(START_SPREAD));
+        let s = a.settings();
+        assert!(
+            f64::from(a.total_bps(&s)) <= f64::from(clean_bitrate + HEADER) * MAX_TOTAL_FACTOR,
+            "{s:?}"
+        );
+        assert!(s.bitrate_bps >= 24_000, "{s:?}");
+        // The reports then show the path: a clean one leaves the copies after the start
+        // hold, random loss takes one copy one back, bursts the deep copies.
+        let mut net = Net::new(5);
+        for k in 0..8 {
+            a.on_report(k * S, &net.report(&loss));
+        }
+        assert_eq!(start(&a), then);
+    }
+    // A peer that reads no deep copies gets one copy one back, as before.
+    let mut a = Adapter::new(clean_bitrate, HEADER, Thresholds::default());
+    a.set_deep_copies(false);
+    assert_eq!(start(&a), (1, 1, 1, 0));
+}

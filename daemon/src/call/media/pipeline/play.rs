@@ -3,6 +3,16 @@
 
 use super::*;
 
+/// A frame this quiet or quieter (RMS, full scale 1.0: −40 dBFS, some 14 dB below speech
+/// at its usual level) is stretched as far as the jitter buffer's target asks at once.
+const QUIET_RMS: f32 = 0.01;
+
+/// Whether `frame` is quiet enough to be stretched further than a pitch period.
+fn quiet(frame: &[f32]) -> bool {
+    let energy: f32 = frame.iter().map(|x| x * x).sum();
+    energy <= QUIET_RMS * QUIET_RMS * frame.len() as f32
+}
+
 impl MediaPipeline {
     /// Onset tracing on the playback side: the frame just played from its packet was a
     /// received onset.
@@ -170,7 +180,18 @@ impl MediaPipeline {
             // Scaled at the device's rate, after resampling: the resampler takes whole
             // frames, and a frame played longer or shorter at the device makes the next pop
             // come that much later or sooner, which is the delay the jitter buffer asked for.
-            let scaled = self.scaler.scale(out, scale);
+            // In a quiet frame the delay grows in one go, as far as the target asks (a
+            // floor just raised for deep copies: 100 ms and more), rather than a pitch
+            // period in each of the frames of speech that follow.
+            let deficit_us = match self.jitter.delay_and_target_us() {
+                Some((delay, target)) if scale == Scale::Expand && quiet(out) => target - delay,
+                _ => 0,
+            };
+            let rate = u64::from(self.playback_rate.max(1));
+            let scaled = self.scaler.scale_times(out, scale, |lag| {
+                let lag_us = (lag as u64 * 1_000_000 / rate).max(1);
+                (u64::try_from(deficit_us).unwrap_or(0).div_ceil(lag_us)) as usize
+            });
             if scaled.len() != out.len() {
                 let delta = scaled.len() as i64 - out.len() as i64;
                 let delta_us = delta * 1_000_000 / i64::from(self.playback_rate.max(1));

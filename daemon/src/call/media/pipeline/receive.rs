@@ -18,6 +18,10 @@ impl MediaPipeline {
             }
         };
         if primary {
+            if self.primary.is_some_and(|(source, _)| source != f.source) {
+                // Another speaker's stream: its own sequence numbers and copies.
+                self.copies_back = CopiesBack::default();
+            }
             self.primary = Some((f.source, now_us));
             self.take_frame(now_us, f, earlier);
             return;
@@ -41,6 +45,7 @@ impl MediaPipeline {
             tracing::warn!("cannot play {} ms frames: {e}", frame.millis());
         }
         self.meter.record(now_us, f.seq, f.timestamp);
+        self.copies_back.frame_arrived(now_us, f.seq);
         let pushed = self.jitter.push(now_us, f.seq, f.timestamp, &f.payload);
         if matches!(pushed, Push::Buffered | Push::Resynced) {
             self.trace_received(f);
@@ -152,8 +157,9 @@ impl MediaPipeline {
     /// does not know the path, and the first pause after that lowers the delay by
     /// skipping silence, which costs nothing) and while packets are lost (in the last
     /// [`LOSS_HOLD_US`]), so that the next packet, with its in-band FEC or a copy of the
-    /// lost one, is there in time; two frames and a margin while the far side sends
-    /// copies two frames back.
+    /// lost one, is there in time; while the far side sends copies two or more frames
+    /// back, as many frames and a margin (`copies_floor.rs`: for deep copies only after
+    /// a run of losses).
     pub(super) fn set_floor(&mut self, now_us: u64) {
         let lost = self.jitter.stats().lost;
         self.copies_back.lost_so_far(now_us, lost);

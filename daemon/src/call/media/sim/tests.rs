@@ -560,3 +560,54 @@ fn under_bursts_the_deep_copies_cost_at_most_the_cap() {
         "{clean} B/s plain, {protected} B/s with deep copies"
     );
 }
+
+/// A call's start to a peer that reads deep copies, with A's frames numbered `lost` lost
+/// on the way: B's highest jitter target until `until_s`, and the sim.
+fn a_start_with_losses(lost: Vec<u32>, until_s: f64) -> (u32, Sim) {
+    let mut sim = one_way(5.0, 48_000, 48_000, 17);
+    sim.lose_from_a = lost;
+    sim.run_until(until_s);
+    let target = sim
+        .b
+        .log
+        .iter()
+        .map(|l| l.jitter.target_ms)
+        .max()
+        .unwrap_or(0);
+    (target, sim)
+}
+
+#[test]
+fn at_the_start_lone_losses_are_repaired_by_the_near_copy_without_holding_for_the_deep_ones() {
+    // From its first frames A sends the start's copies, one and six back (before any report
+    // showed the path). A pair lost (the first of it has no copy in time: its copy one back
+    // was in the second), then lone losses: the copy one back repairs those at the floor of
+    // a frame, and B does not time-scale its way up to six frames for the deep copies,
+    // which only runs of three or more would need.
+    let (target, sim) = a_start_with_losses(vec![15, 16, 25, 35], 0.95);
+    let start = crate::call::media::adapt::START_SPREAD;
+    let a = sim.a.log_at(900 * MS).media;
+    assert_eq!(
+        (a.redundancy, a.first_copy_back, a.copy_step),
+        (start.count, start.first_back, start.step),
+        "{a:?}"
+    );
+    let b = sim.b.log_at(950 * MS);
+    assert_eq!((b.jitter.lost, b.media.repaired), (1, 3), "{b:?}");
+    assert!(target < 3 * 20, "target {target} ms: {b:?}");
+}
+
+#[test]
+fn a_run_at_the_start_makes_the_receiver_hold_for_the_deep_copies_from_then_on() {
+    // A run of three at the start: B holds six frames and the margin for the copies six
+    // back, and a run of six later is played from the copies whole.
+    let (_, mut sim) = a_start_with_losses(vec![15, 16, 17], 2.1);
+    let b = sim.b.log_at(1_500 * MS);
+    assert!(b.jitter.target_ms >= 6 * 20, "{b:?}");
+    let before = when_played(&sim.a, &sim.b, 1.9);
+    sim.lose_from_a.extend(150..156);
+    sim.run_until(4.3);
+    let (j, m) = counted_between(&before, &when_played(&sim.a, &sim.b, 4.0));
+    assert_played_from_copies(&j, &m, 6);
+    assert_tone(&sim.b, 2.2, 4.0, 1000.0);
+}
