@@ -19,6 +19,20 @@ fn pop(jb: &mut JitterBuffer, now: u64) -> Option<u8> {
     }
 }
 
+/// Pops a frame's time apart from 10 ms on until `n` packets played (or 10 frames
+/// passed); their first bytes.
+fn play(jb: &mut JitterBuffer, n: usize) -> Vec<u8> {
+    let mut played = Vec::new();
+    let mut now = 10_000;
+    while played.len() < n && now < 10 * F {
+        if let Some(id) = pop(jb, now) {
+            played.push(id);
+        }
+        now += F;
+    }
+    played
+}
+
 #[test]
 fn a_copy_fills_a_missing_packet_that_is_not_yet_due() {
     let mut jb = buffer();
@@ -27,14 +41,7 @@ fn a_copy_fills_a_missing_packet_that_is_not_yet_due() {
     jb.push(F + 5_000, 1, TS, &[1]);
     jb.push(3 * F + 5_000, 3, 3 * TS, &[3]);
     assert!(jb.fill(3 * F + 5_000, 2, 2 * TS, &[2]));
-    let mut played = Vec::new();
-    let mut now = 10_000;
-    while played.len() < 4 && now < 10 * F {
-        if let Some(id) = pop(&mut jb, now) {
-            played.push(id);
-        }
-        now += F;
-    }
+    let played = play(&mut jb, 4);
     assert_eq!(played, [0, 1, 2, 3]);
     let s = jb.stats();
     assert_eq!((s.lost, s.fec, s.duplicates, s.late), (0, 0, 0, 0), "{s:?}");
@@ -101,14 +108,7 @@ fn a_packet_that_comes_after_its_copy_takes_the_copys_place() {
     // duplicate.
     assert!(!jb.fill(3 * F + 7_000, 2, 2 * TS, &[21]));
     assert_eq!(jb.push(3 * F + 8_000, 2, 2 * TS, &[2]), Push::Duplicate);
-    let mut played = Vec::new();
-    let mut now = 10_000;
-    while played.len() < 4 && now < 10 * F {
-        if let Some(id) = pop(&mut jb, now) {
-            played.push(id);
-        }
-        now += F;
-    }
+    let played = play(&mut jb, 4);
     assert_eq!(played, [0, 1, 2, 3]);
     assert_eq!(jb.stats().duplicates, 1, "{:?}", jb.stats());
 }
