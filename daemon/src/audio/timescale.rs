@@ -24,7 +24,7 @@ const MIN_LAG_US: u32 = 2_500;
 /// The longest lag tried, µs: a 100 Hz pitch period. Longer would need two periods of a
 /// 20 ms frame; lower voices get the best match below it (their period's fraction is
 /// still a similar segment, crossfaded).
-const MAX_LAG_US: u32 = 10_000;
+pub const MAX_LAG_US: u32 = 10_000;
 
 /// The most lags [`TimeScaler::scale_times`] inserts into one frame.
 pub const MAX_EXPAND_TIMES: usize = 8;

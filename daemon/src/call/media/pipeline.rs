@@ -111,7 +111,7 @@ use crate::audio::jitter::{
     JitterBuffer, JitterConfig, JitterConfigError, JitterStats, Playout, Push,
 };
 use crate::audio::resample::{FRAME, FromNetwork, NETWORK_RATE, ResampleError, ToNetwork};
-use crate::audio::timescale::{MAX_EXPAND_TIMES, Scale, TimeScaler};
+use crate::audio::timescale::{MAX_EXPAND_TIMES, MAX_LAG_US, Scale, TimeScaler};
 
 mod play;
 mod receive;
@@ -486,7 +486,7 @@ impl MediaPipeline {
         // for a trimmed silence, and a quiet frame stretched the most); a device with
         // longer blocks grows it once, early on.
         let ms = |ms: usize| playback_rate as usize * ms / 1000;
-        let stretch = MAX_EXPAND_TIMES * 10;
+        let stretch = MAX_EXPAND_TIMES * (MAX_LAG_US as usize).div_ceil(1000);
         out.playback
             .reserve(ms(PLAYBACK_QUEUE_MIN_MS) + ms(40) + ms(stretch));
         out.datagrams.reserve(4);
