@@ -1,0 +1,325 @@
+//! What a daemon costs in a call, per sound stack: a real relay and two `phoned`, each
+//! with its own private PulseAudio or PipeWire (the devices of `tests/src/pulse.rs`: a
+//! sine as the microphone, a null sink as the speaker), or with the `file` backend for the
+//! floor every backend shares (Opus, the jitter buffer, the network). A calls B; each
+//! daemon's CPU is read over two windows: the call's first seconds (the start's redundant
+//! copies are encoded then) and a longer steady stretch after them, with each thread's
+//! share. CPU is each thread's time on a CPU from `/proc/PID/task/TID/schedstat`
+//! (nanoseconds, not the 10 ms ticks of `stat`), so a 20 s window resolves 0.01 points.
+//!
+//! Run (the packaged build, as `docs/benchmarks.md` reports it):
+//! `cargo build --profile dist --workspace --bins &&
+//!  PHONED_BIN_DIR=$PWD/target/dist cargo bench -p phoned-tests --bench call_cpu --
+//!  [--rounds 3] [--start 5] [--window 20] [--only pulseaudio|pipewire|file]`
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use phoned::audio::analysis::{goertzel_power, rms};
+use phoned_tests::process::{PhonedProcess, RelayProcess, bin};
+use phoned_tests::pulse::{self, PulseServer, RATE, rss_kib};
+
+/// The stacks measured, in the order they run each round.
+const STACKS: [&str; 3] = ["pulseaudio", "pipewire", "file"];
+/// Each side's microphone tone.
+const TONES: [u32; 2] = [440, 1000];
+
+struct Args {
+    rounds: usize,
+    start: Duration,
+    window: Duration,
+    only: Option<String>,
+}
+
+fn args() -> Args {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let number = |name: &str, default: u64| {
+        value(name).map_or(default, |v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} wants a whole number, not {v:?}"))
+        })
+    };
+    let only = value("--only");
+    if let Some(o) = &only {
+        assert!(
+            STACKS.contains(&o.as_str()),
+            "--only takes one of {STACKS:?}, not {o:?}"
+        );
+    }
+    Args {
+        rounds: number("--rounds", 3) as usize,
+        start: Duration::from_secs(number("--start", 5)),
+        window: Duration::from_secs(number("--window", 20)),
+        only,
+    }
+}
+
+/// Each live thread's time on a CPU so far, by thread name (a call's media thread,
+/// `media-<call id>`, as `media-call`).
+fn thread_times(pid: u32) -> BTreeMap<String, Duration> {
+    let mut times = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return times;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let name = name.trim();
+        let name = match name.strip_prefix("media-") {
+            Some(rest) if rest.bytes().all(|b| b.is_ascii_digit()) => "media-call",
+            _ => name,
+        };
+        let ns: u64 = std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        *times.entry(name.to_owned()).or_default() += Duration::from_nanos(ns);
+    }
+    times
+}
+
+/// Percent of one core each thread took between two snapshots `wall` apart.
+fn shares(
+    before: &BTreeMap<String, Duration>,
+    after: &BTreeMap<String, Duration>,
+    wall: Duration,
+) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(name, t)| {
+            let used = t.saturating_sub(before.get(name).copied().unwrap_or_default());
+            (
+                name.clone(),
+                100.0 * used.as_secs_f64() / wall.as_secs_f64(),
+            )
+        })
+        .collect()
+}
+
+struct Phone {
+    process: PhonedProcess,
+    server: PulseServer,
+}
+
+fn phone(dir: &Path, relay: &RelayProcess, name: &str, tone: u32, stack: &str) -> Phone {
+    let sound = dir.join(format!("{name}-sound"));
+    let server = match stack {
+        "pipewire" => PulseServer::start_pipewire(&sound, tone),
+        _ => PulseServer::start(&sound, tone),
+    };
+    let audio = if stack == "file" {
+        let input = dir.join(format!("{name}-in.wav"));
+        let seconds = 120;
+        phoned_tests::wav::write(
+            &input,
+            RATE,
+            1,
+            (0..RATE * seconds).map(move |i| {
+                0.3 * (std::f32::consts::TAU * tone as f32 * i as f32 / RATE as f32).sin()
+            }),
+        );
+        format!(
+            "[audio]\nbackend = \"file\"\ninput_wav = \"{}\"\noutput_wav = \"{}\"",
+            input.display(),
+            dir.join(format!("{name}-out.wav")).display()
+        )
+    } else {
+        String::new()
+    };
+    let process = PhonedProcess::start_with_env(
+        &dir.join(name),
+        relay.addr,
+        &format!(
+            "display_name = \"{name}\"\nrelay_fingerprint = \"{}\"\n{audio}",
+            relay.fingerprint
+        ),
+        &server.client_env(),
+    );
+    Phone { process, server }
+}
+
+/// One daemon's figures in one call.
+struct Measured {
+    start: f64,
+    steady: f64,
+    threads: BTreeMap<String, f64>,
+    rss_mib: f64,
+    /// What its speaker played in the steady window: the far tone against its own, and
+    /// the quietest 20 ms (dBFS); `None` for the file backend.
+    heard: Option<(f64, f64)>,
+}
+
+fn call(stack: &str, a: &Args) -> Vec<Measured> {
+    let holder = tempfile::tempdir().expect("temp dir");
+    let dir = holder.path();
+    let relay = RelayProcess::start(&bin("phone-relay"), &dir.join("relay"), "127.0.0.1:0", "");
+    let phones: Vec<Phone> = ["A", "B"]
+        .iter()
+        .zip(TONES)
+        .map(|(name, tone)| phone(dir, &relay, name, tone, stack))
+        .collect();
+    let online = Duration::from_secs(30);
+    phones[0].process.wait_online(online);
+    let number = phones[1].process.wait_online(online)["number"]
+        .as_str()
+        .expect("a number")
+        .to_owned();
+    assert_eq!(phones[1].process.ctl(&["autoanswer", "all"]).code, 0);
+    let out = phones[0]
+        .process
+        .ctl(&["--json", "dial", &number, "--wait"]);
+    assert_eq!(out.json()["state"], "active", "{out:?}");
+
+    let pids: Vec<u32> = phones.iter().map(|p| p.process.child.id()).collect();
+    let snapshot = || pids.iter().map(|&p| thread_times(p)).collect::<Vec<_>>();
+    let answered = (Instant::now(), snapshot());
+    std::thread::sleep(a.start);
+    let steady = (Instant::now(), snapshot());
+    let recordings: Vec<_> = phones
+        .iter()
+        .filter(|_| stack != "file")
+        .map(|p| p.server.record_speaker(&p.server.dir.join("speaker.raw")))
+        .collect();
+    std::thread::sleep(a.window / 2);
+    let rss: Vec<u64> = pids.iter().map(|&p| rss_kib(p)).collect();
+    std::thread::sleep(a.window / 2);
+    let end = (Instant::now(), snapshot());
+    let heard: Vec<Vec<f32>> = recordings.into_iter().map(|r| r.finish()).collect();
+    assert_eq!(phones[0].process.ctl(&["hangup"]).code, 0);
+
+    let total = |from: &(Instant, Vec<BTreeMap<String, Duration>>),
+                 to: &(Instant, Vec<BTreeMap<String, Duration>>),
+                 i: usize| {
+        shares(&from.1[i], &to.1[i], to.0 - from.0)
+            .values()
+            .sum::<f64>()
+    };
+    (0..2)
+        .map(|i| Measured {
+            start: total(&answered, &steady, i),
+            steady: total(&steady, &end, i),
+            threads: shares(&steady.1[i], &end.1[i], end.0 - steady.0),
+            rss_mib: rss[i] as f64 / 1024.0,
+            heard: heard.get(i).map(|s| {
+                let far = TONES[1 - i] as f32;
+                let own = TONES[i] as f32;
+                let ratio = goertzel_power(s, RATE as f32, far)
+                    / goertzel_power(s, RATE as f32, own).max(1e-12);
+                let quietest = s
+                    .chunks_exact(RATE as usize / 50)
+                    .map(rms)
+                    .fold(f64::INFINITY, f64::min);
+                (ratio, 20.0 * quietest.max(1e-9).log10())
+            }),
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn range(v: &[f64]) -> String {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{lo:.2}–{hi:.2}")
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_owned()
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else of the harness's applies.
+    let a = args();
+    let stacks: Vec<&str> = STACKS
+        .iter()
+        .copied()
+        .filter(|s| a.only.as_deref().is_none_or(|o| o == *s))
+        .filter(|s| match *s {
+            "pipewire" => pulse::pipewire_available(),
+            _ => pulse::available(),
+        })
+        .collect();
+    eprintln!(
+        "phoned: {}; {} round(s); start window {:?}, steady window {:?}",
+        bin("phoned").display(),
+        a.rounds,
+        a.start,
+        a.window
+    );
+    let mut all: BTreeMap<&str, Vec<Measured>> = BTreeMap::new();
+    for round in 1..=a.rounds {
+        for &stack in &stacks {
+            let load_before = load();
+            let m = call(stack, &a);
+            for (side, d) in ["A", "B"].iter().zip(&m) {
+                let threads: Vec<String> = d
+                    .threads
+                    .iter()
+                    .filter(|(_, s)| **s >= 0.01)
+                    .map(|(n, s)| format!("{n} {s:.2}"))
+                    .collect();
+                let heard = d.heard.map_or(String::new(), |(ratio, quietest)| {
+                    format!(
+                        "; heard the far tone {ratio:.1e}× its own, quietest {quietest:.1} dBFS"
+                    )
+                });
+                eprintln!(
+                    "round {round} {stack:10} {side}: start {:.2} %, steady {:.2} % (load {load_before}), RSS {:.1} MiB{heard}\n    {}",
+                    d.start,
+                    d.steady,
+                    d.rss_mib,
+                    threads.join(", ")
+                );
+            }
+            all.entry(stack).or_default().extend(m);
+        }
+    }
+    println!(
+        "\n| stack | first {:?} of the call | steady {:?} window | median RSS |",
+        a.start, a.window
+    );
+    println!("| --- | --- | --- | --- |");
+    for (stack, m) in &all {
+        let start: Vec<f64> = m.iter().map(|d| d.start).collect();
+        let steady: Vec<f64> = m.iter().map(|d| d.steady).collect();
+        let rss: Vec<f64> = m.iter().map(|d| d.rss_mib).collect();
+        println!(
+            "| {stack} | {} %, median {:.2} % | {} %, median {:.2} % | {:.1} MiB |",
+            range(&start),
+            median(start.clone()),
+            range(&steady),
+            median(steady.clone()),
+            median(rss)
+        );
+    }
+    println!("\nEach thread's share in the steady window, median over the daemons:");
+    for (stack, m) in &all {
+        let names: std::collections::BTreeSet<&String> =
+            m.iter().flat_map(|d| d.threads.keys()).collect();
+        let threads: Vec<String> = names
+            .into_iter()
+            .map(|n| {
+                let v = m.iter().map(|d| d.threads.get(n).copied().unwrap_or(0.0));
+                (n, median(v.collect()))
+            })
+            .filter(|(_, s)| *s >= 0.01)
+            .map(|(n, s)| format!("{n} {s:.2}"))
+            .collect();
+        println!("- {stack}: {}", threads.join(", "));
+    }
+}
