@@ -10,7 +10,7 @@
 //!    Stages are timed on the wall clock; the total also in thread CPU time, which a
 //!    preempting process on this shared machine does not inflate (a 4 ms scheduler slice
 //!    lost to another process shows up in wall-clock p99s, not in CPU time).
-//! 2. Opus encode cost at complexities 5 to 10.
+//! 2. Opus encode cost at complexities 5 to 10, of the call's encoder and of the copies'.
 //! 3. Algorithmic end-to-end latency, computed deterministically on a virtual 20 ms clock
 //!    (no real time): packets reach the jitter buffer the instant they are sent (a clean
 //!    network with zero transit) and a frame is popped, decoded and "played" on every tick.
@@ -24,7 +24,7 @@
 //!    a conference (the target: at most 1.5× the two-party call).
 //!
 //! Run: `cargo bench -p phoned --bench media_cpu` (add `-- --quick` for a short run,
-//! `-- --conference` for section 5 alone).
+//! `-- --complexity` for section 2 alone, `-- --conference` for section 5 alone).
 
 use std::f64::consts::TAU;
 use std::hint::black_box;
@@ -36,8 +36,9 @@ use phoned::audio::codec::{
 };
 use phoned::audio::jitter::{JitterBuffer, JitterConfig, Playout};
 use phoned::audio::resample::{FRAME, FromNetwork, NETWORK_RATE, ToNetwork};
+use phoned::call::media::adapt::DEEP_COPY_BITRATE_BPS;
 use phoned::call::media::{
-    Device, ENCODER_COMPLEXITY, Flags, MediaPipeline, PLAYBACK_QUEUE_MIN_MS, TICK,
+    CALL_BITRATE_BPS, Device, ENCODER_COMPLEXITY, Flags, MediaPipeline, PLAYBACK_QUEUE_MIN_MS, TICK,
 };
 use phoned_proto::media::MediaFrame;
 
@@ -298,6 +299,10 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!();
+    if std::env::args().any(|a| a == "--complexity") {
+        complexity(warm, frames);
+        return;
+    }
     if !std::env::args().any(|a| a == "--conference") {
         cpu(warm, frames);
         complexity(warm, frames);
@@ -382,9 +387,37 @@ fn cpu(warm: usize, frames: usize) {
     println!();
 }
 
-/// 2. Opus encode alone at complexities 5 to 10.
+/// 2. Opus encode alone at complexities 5 to 10: the call's encoder, and the second
+///    encoder that re-encodes deep copies (`call::media::adapt`, 10 kbit/s, no FEC).
 fn complexity(warm: usize, frames: usize) {
-    println!("## Opus encode per 20 ms frame, 48 kHz, 24 kbit/s, FEC (10 %), DTX");
+    let call = EncoderConfig {
+        bitrate_bps: CALL_BITRATE_BPS,
+        ..EncoderConfig::default()
+    };
+    let copies = EncoderConfig {
+        bitrate_bps: DEEP_COPY_BITRATE_BPS,
+        fec: false,
+        expected_loss_percent: 0,
+        ..EncoderConfig::default()
+    };
+    for (what, config) in [
+        ("the call's encoder", call),
+        ("the copies' encoder", copies),
+    ] {
+        complexity_table(what, &config, warm, frames);
+    }
+}
+
+fn complexity_table(what: &str, config: &EncoderConfig, warm: usize, frames: usize) {
+    println!(
+        "## Opus encode per 20 ms frame, 48 kHz, {what}: {} kbit/s, FEC {}, DTX",
+        config.bitrate_bps / 1000,
+        if config.fec {
+            format!("({} %)", config.expected_loss_percent)
+        } else {
+            "off".to_owned()
+        }
+    );
     println!();
     println!(
         "| signal | complexity | thread CPU median µs | thread CPU p99 µs | wall-clock p99 µs | packets sent | mean bytes |"
@@ -395,7 +428,7 @@ fn complexity(warm: usize, frames: usize) {
         for complexity in [5u8, 6, 7, 8, 9, 10] {
             let mut enc = VoiceEncoder::new(&EncoderConfig {
                 complexity,
-                ..EncoderConfig::default()
+                ..config.clone()
             })
             .unwrap();
             let mut packet = [0u8; MAX_PACKET_BYTES];

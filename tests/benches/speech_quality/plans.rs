@@ -35,6 +35,8 @@ pub struct Plan {
     pub backs: Vec<usize>,
     /// The copies' own encoder's bitrate; `None`: the packets as first sent.
     pub copy_bitrate_bps: Option<u32>,
+    /// The copies' own encoder's complexity.
+    pub copy_complexity: u8,
     /// Copies only of frames from this many seconds into the clip on (as in a call, where
     /// the far side's first reports must show the loss first).
     pub from_s: f64,
@@ -48,6 +50,7 @@ fn plan(name: &str, bitrate_kbps: u32, bw: MaxBandwidth, fec: u8, backs: &[usize
         fec_percent: fec,
         backs: backs.to_vec(),
         copy_bitrate_bps: None,
+        copy_complexity: ENCODER_COMPLEXITY,
         from_s: 0.0,
     }
 }
@@ -100,6 +103,38 @@ pub fn plans(condition: &str) -> Vec<Plan> {
         lowrate("32k FEC 0 + 12k copy 6 back", 32, 0, &[6], 12),
         lowrate("28k FEC 2 + 12k copies 2, 4 back", 28, 2, &[2, 4], 12),
         lowrate("26k FEC 0 + 10k copies 3, 6 back", 26, 0, &[3, 6], 10),
+        // The copies' encoder at a lower complexity (half the CPU at 5: `media_cpu`).
+        Plan {
+            copy_complexity: 7,
+            ..lowrate(
+                "26k FEC 0 + 10k copies 3, 6 back, at complexity 7",
+                26,
+                0,
+                &[3, 6],
+                10,
+            )
+        },
+        Plan {
+            copy_complexity: 5,
+            ..lowrate(
+                "26k FEC 0 + 10k copies 3, 6 back, at complexity 5",
+                26,
+                0,
+                &[3, 6],
+                10,
+            )
+        },
+        lowrate("26k FEC 0 + 10k copies 1, 6 back", 26, 0, &[1, 6], 10),
+        Plan {
+            copy_complexity: 5,
+            ..lowrate(
+                "26k FEC 0 + 10k copies 1, 6 back, at complexity 5",
+                26,
+                0,
+                &[1, 6],
+                10,
+            )
+        },
         // Re-encoded copies within the depth of today's copy four back (the same delay).
         lowrate("26k FEC 0 + 10k copies 2, 4 back", 26, 0, &[2, 4], 10),
         lowrate("26k FEC 0 + 10k copies 3, 4 back", 26, 0, &[3, 4], 10),
@@ -140,9 +175,14 @@ pub fn plans(condition: &str) -> Vec<Plan> {
     ]
 }
 
-fn encoder(bitrate_bps: u32, bw: MaxBandwidth, fec: u8, frame: FrameDuration) -> VoiceEncoder {
+fn encoder(
+    (bitrate_bps, complexity): (u32, u8),
+    bw: MaxBandwidth,
+    fec: u8,
+    frame: FrameDuration,
+) -> VoiceEncoder {
     VoiceEncoder::new(&EncoderConfig {
-        complexity: ENCODER_COMPLEXITY,
+        complexity,
         bitrate_bps,
         frame,
         expected_loss_percent: fec,
@@ -169,14 +209,14 @@ pub fn run(
     let n = frame_len.samples();
     input.resize(input.len().div_ceil(n) * n + n, 0.0);
     let mut enc = encoder(
-        plan.bitrate_bps,
+        (plan.bitrate_bps, ENCODER_COMPLEXITY),
         plan.max_bandwidth,
         plan.fec_percent,
         frame_len,
     );
     let mut copy_enc = plan
         .copy_bitrate_bps
-        .map(|b| encoder(b, plan.max_bandwidth, 0, frame_len));
+        .map(|b| encoder((b, plan.copy_complexity), plan.max_bandwidth, 0, frame_len));
     let mut buf = [0u8; MAX_PACKET_BYTES];
     // Per frame: its packet (None: DTX), its copy's packet, whether its datagram arrives.
     let mut packets: Vec<Option<Vec<u8>>> = Vec::new();
