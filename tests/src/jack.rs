@@ -1,11 +1,20 @@
 //! A real-time-paced stand-in for a plain ALSA sound card, for the `cpal` (ALSA) path on a
 //! machine without one: a private JACK server on its `dummy` driver (timer-paced, no
 //! hardware) per test phone, reached through ALSA's `jack` PCM plugin (libasound2-plugins)
-//! as ALSA's `default` device, run as the test's own process and killed on drop.
+//! as ALSA's `default` device, run as the test's own process and stopped on drop.
 //!
 //! The phone's microphone is the JACK capture port with its samples replaced by a sine of
 //! a chosen frequency (ALSA's `file` plugin reading a raw file over it, so the pacing is
 //! still JACK's); its speaker is a JACK port that `jack_rec` records.
+//!
+//! Like a `hw:` device, the plugin gives cpal one descriptor to poll that becomes ready
+//! once a period's worth of frames is there (the plugin's process callback signals it
+//! each JACK cycle while `avail >= avail_min`, and drains it below), and the frames move
+//! at a clock's pace. Unlike one: the frames are copied by libjack's process thread,
+//! which runs *inside the daemon* (two, one per stream: CPU a card would not cost; they
+//! are the `audio-open-*` threads at real-time priority); the format is `f32` only, where
+//! cards mostly take 16-bit; periods are whole JACK cycles; and the JACK server's shared
+//! memory (~100 MiB) is mapped into the daemon and counted in its `VmRSS`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -51,13 +60,6 @@ impl JackServer {
     /// `speaker:out_000`. Waits until the server answers.
     pub fn start(dir: &Path, tone_hz: u32, period: u32) -> JackServer {
         std::fs::create_dir_all(dir).expect("jack dir");
-        // Unique per server: JACK servers are named machine-wide (in /dev/shm).
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let name = format!(
-            "phoned-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
         let tone = dir.join("tone.f32");
         let samples: Vec<u8> = (0..RATE * 60)
             .flat_map(|i| {
@@ -78,39 +80,49 @@ impl JackServer {
             ),
         )
         .expect("asound.conf");
-        let log = std::fs::File::create(dir.join("jackd.log")).expect("jackd log");
-        let jackd = Command::new("jackd")
-            .args(["-n", &name, "-d", "dummy", "-r", &RATE.to_string()])
-            .args(["-p", &period.to_string(), "-C", "1", "-P", "1"])
-            .env("JACK_NO_AUDIO_RESERVATION", "1")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn jackd");
-        let server = JackServer {
-            jackd,
-            name,
-            dir: dir.to_owned(),
-        };
-        let up = crate::wait_for(Duration::from_secs(10), || {
-            server.ports().contains("system:capture_1").then_some(())
-        });
-        assert!(
-            up.is_some(),
+        // JACK keeps a machine-wide table of 8 servers in shared memory and frees the entry
+        // of one that died without stopping cleanly only when a server of the same name
+        // starts. So the names come from a small pool, reused: the first whose server
+        // starts (another test may hold one) is ours.
+        for slot in 0..8 {
+            let name = format!("phoned-test-{slot}");
+            if !ports(&name).is_empty() {
+                continue; // another test's
+            }
+            let log = std::fs::File::create(dir.join("jackd.log")).expect("jackd log");
+            let jackd = Command::new("jackd")
+                .args(["-n", &name, "-d", "dummy", "-r", &RATE.to_string()])
+                .args(["-p", &period.to_string(), "-C", "1", "-P", "1"])
+                .env("JACK_NO_AUDIO_RESERVATION", "1")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("spawn jackd");
+            let mut server = JackServer {
+                jackd,
+                name,
+                dir: dir.to_owned(),
+            };
+            let up = crate::wait_for(Duration::from_secs(10), || {
+                if server.ports().contains("system:capture_1") {
+                    Some(true)
+                } else {
+                    server.jackd.try_wait().ok().flatten().map(|_| false)
+                }
+            });
+            if up == Some(true) {
+                return server;
+            }
+        }
+        panic!(
             "jackd did not start; jackd.log:\n{}",
             std::fs::read_to_string(dir.join("jackd.log")).unwrap_or_default()
         );
-        server
     }
 
     /// `jack_lsp`: the server's ports, one a line (empty while it is not up).
     pub fn ports(&self) -> String {
-        Command::new("jack_lsp")
-            .args(["-s", &self.name])
-            .stderr(Stdio::null())
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
+        ports(&self.name)
     }
 
     /// The environment a client of this server needs: its name and the ALSA config.
@@ -150,10 +162,29 @@ impl JackServer {
     }
 }
 
+/// The ports of the JACK server `name`, one a line; empty if none runs.
+fn ports(name: &str) -> String {
+    Command::new("jack_lsp")
+        .args(["-s", name])
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
 impl Drop for JackServer {
+    /// SIGTERM, so that jackd leaves JACK's server table (see [`JackServer::start`]);
+    /// SIGKILL if it has not gone within 5 s.
     fn drop(&mut self) {
-        let _ = self.jackd.kill();
-        let _ = self.jackd.wait();
+        // SAFETY: kill(2) on our own child's pid, not yet waited for.
+        unsafe { libc::kill(self.jackd.id() as libc::pid_t, libc::SIGTERM) };
+        let gone = crate::wait_for(Duration::from_secs(5), || {
+            self.jackd.try_wait().ok().flatten()
+        });
+        if gone.is_none() {
+            let _ = self.jackd.kill();
+            let _ = self.jackd.wait();
+        }
     }
 }
 

@@ -121,7 +121,7 @@ fn measure(backend: &str) {
     let started = Instant::now();
     let before: Vec<_> = pids.iter().map(|&p| thread_times(p)).collect();
     std::thread::sleep(window / 2);
-    let rss: Vec<u64> = pids.iter().map(|&p| rss_kib(p)).collect();
+    let rss: Vec<(u64, u64)> = pids.iter().map(|&p| (rss_kib(p), shmem_kib(p))).collect();
     std::thread::sleep(window / 2);
     let after: Vec<_> = pids.iter().map(|&p| thread_times(p)).collect();
     let wall = started.elapsed();
@@ -160,8 +160,9 @@ fn measure(backend: &str) {
             .filter(|l| l.contains("audio capture started") || l.contains("audio playback started"))
             .collect();
         eprintln!(
-            "{name}: CPU {total:.2} % of a core, RSS {:.1} MiB; speaker {}",
-            rss[i] as f64 / 1024.0,
+            "{name}: CPU {total:.2} % of a core, RSS {:.1} MiB ({:.1} MiB of it shared memory); speaker {}",
+            rss[i].0 as f64 / 1024.0,
+            rss[i].1 as f64 / 1024.0,
             judge(&samples, other.tone, me.tone)
         );
         let top: Vec<String> = threads
@@ -175,6 +176,17 @@ fn measure(backend: &str) {
         }
         eprintln!("   {stats}");
     }
+}
+
+/// `RssShmem` of `pid` in KiB: shared memory it has touched (libjack maps the JACK
+/// server's port buffers), counted in `VmRSS` but not the daemon's own.
+fn shmem_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("RssShmem:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// What a speaker played: length, the quietest 20 ms window after the first 500 ms, and

@@ -349,7 +349,7 @@ pub fn choose_config(
 /// allows and then the smallest period that divides it within the device's period count
 /// (`snd_pcm_hw_params_choose`): 5–11 ms on a Raspberry Pi's bcm2835 output or a USB
 /// headset, but 64 cycles (0.64 s at 480-frame cycles) on ALSA's `jack` plugin and 1/32 of
-/// a buffer of megabytes on HD-Audio. Periods that long make a call unusable: the capture
+/// its largest buffer on HD-Audio. Periods that long make a call unusable: the capture
 /// ring holds 250 ms, so each period overran it, and playback came in 0.64 s bursts.
 pub fn stream_config(supported: &SupportedStreamConfig) -> StreamConfig {
     let mut config = supported.config();
