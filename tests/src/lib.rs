@@ -6,6 +6,7 @@
 /// depend on the daemon, so the relay's tests do not build it.
 pub use phoned_client as client;
 pub mod impair;
+pub mod jack;
 pub mod nat;
 pub mod notifications;
 pub mod ofono;
@@ -15,6 +16,7 @@ pub mod process;
 pub mod proxy;
 pub mod pulse;
 pub mod system_bus;
+pub mod threads;
 pub mod wav;
 
 use std::time::{Duration, Instant};

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use ::cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use ::cpal::{
-    Device, ErrorKind, FromSample, Host, SampleFormat, SizedSample, StreamConfig,
-    SupportedStreamConfig, SupportedStreamConfigRange,
+    BufferSize, Device, ErrorKind, FromSample, Host, SampleFormat, SizedSample, StreamConfig,
+    SupportedBufferSize, SupportedStreamConfig, SupportedStreamConfigRange,
 };
 use rtrb::{Consumer, Producer};
 
@@ -28,6 +28,10 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The rate the rest of the pipeline runs at; a device running at it needs no resampling.
 const PREFERRED_RATE: u32 = 48_000;
+
+/// The device period asked for, where the device says which it takes: how often cpal's
+/// worker wakes to move a block, and half the device buffer (cpal keeps two periods).
+const PREFERRED_PERIOD_MS: u32 = 10;
 
 /// Sound cards via cpal. `input`/`output` name devices by their id (`hw:CARD=…,DEV=0`,
 /// also with the host prefix, `alsa:…`) or their description; `None` or `"default"` is
@@ -139,15 +143,20 @@ impl CpalBackend {
         let name = device_id(&device);
         let supported = usable_config(&device, &name, Direction::Capture)?;
         let rate = supported.sample_rate();
-        let (producer, consumer) = rtrb::RingBuffer::new(self.options.ring_capacity(rate));
         let counters = Arc::new(StreamCounters::default());
-        let stream = build_capture(&device, supported, producer, counters.clone())
-            .map_err(|source| device_error(&name, "open capture stream", source))?;
+        let (stream, consumer) = open_with_period(&supported, |config| {
+            let (producer, consumer) = rtrb::RingBuffer::new(self.options.ring_capacity(rate));
+            let format = supported.sample_format();
+            build_capture(&device, format, config, producer, counters.clone())
+                .map(|stream| (stream, consumer))
+        })
+        .map_err(|source| device_error(&name, "open capture stream", source))?;
         stream
             .play()
             .map_err(|source| device_error(&name, "start capture stream", source))?;
         tracing::info!(device = %name, rate, channels = supported.channels(),
-            format = %supported.sample_format(), "audio capture started");
+            format = %supported.sample_format(), period = stream.buffer_size().unwrap_or(0),
+            "audio capture started");
         Ok(Capture::new(
             Running::Cpal { _stream: stream },
             rate,
@@ -161,15 +170,20 @@ impl CpalBackend {
         let name = device_id(&device);
         let supported = usable_config(&device, &name, Direction::Playback)?;
         let rate = supported.sample_rate();
-        let (producer, consumer) = rtrb::RingBuffer::new(self.options.ring_capacity(rate));
         let counters = Arc::new(StreamCounters::default());
-        let stream = build_playback(&device, supported, consumer, counters.clone())
-            .map_err(|source| device_error(&name, "open playback stream", source))?;
+        let (stream, producer) = open_with_period(&supported, |config| {
+            let (producer, consumer) = rtrb::RingBuffer::new(self.options.ring_capacity(rate));
+            let format = supported.sample_format();
+            build_playback(&device, format, config, consumer, counters.clone())
+                .map(|stream| (stream, producer))
+        })
+        .map_err(|source| device_error(&name, "open playback stream", source))?;
         stream
             .play()
             .map_err(|source| device_error(&name, "start playback stream", source))?;
         tracing::info!(device = %name, rate, channels = supported.channels(),
-            format = %supported.sample_format(), "audio playback started");
+            format = %supported.sample_format(), period = stream.buffer_size().unwrap_or(0),
+            "audio playback started");
         Ok(Playback::new(
             Running::Cpal { _stream: stream },
             rate,
@@ -327,17 +341,56 @@ pub fn choose_config(
         .filter(|c| c.sample_rate() > 0)
 }
 
-/// Builds the input stream for `supported`'s sample format, monomorphised per format so
-/// the callback converts without branching per sample.
+/// The stream configuration to open `supported` with: its channels and rate, and a period
+/// of about [`PREFERRED_PERIOD_MS`] where the device gives the range of periods it takes
+/// (clamped into it), else the device's default.
+///
+/// cpal's default leaves the period to alsa-lib, which takes the largest buffer the device
+/// allows and then the smallest period that divides it within the device's period count
+/// (`snd_pcm_hw_params_choose`): 5–11 ms on a Raspberry Pi's bcm2835 output or a USB
+/// headset, but 64 cycles (0.64 s at 480-frame cycles) on ALSA's `jack` plugin and 1/32 of
+/// its largest buffer on HD-Audio. Periods that long make a call unusable: the capture
+/// ring holds 250 ms, so each period overran it, and playback came in 0.64 s bursts.
+pub fn stream_config(supported: &SupportedStreamConfig) -> StreamConfig {
+    let mut config = supported.config();
+    if let SupportedBufferSize::Range { min, max } = *supported.buffer_size() {
+        let want = supported.sample_rate() * PREFERRED_PERIOD_MS / 1000;
+        if 0 < min && min <= max {
+            config.buffer_size = BufferSize::Fixed(want.clamp(min, max));
+        }
+    }
+    config
+}
+
+/// Opens a stream with [`stream_config`], or with the device's default period if the
+/// device refuses that one (its period range is listed for the format and channels, not
+/// the rate, so the chosen period may not fit at the rate after all).
+fn open_with_period<T>(
+    supported: &SupportedStreamConfig,
+    mut open: impl FnMut(StreamConfig) -> Result<T, ::cpal::Error>,
+) -> Result<T, ::cpal::Error> {
+    let config = stream_config(supported);
+    if config.buffer_size == BufferSize::Default {
+        return open(config);
+    }
+    open(config).or_else(|e| {
+        tracing::debug!(error = %e, period = ?config.buffer_size,
+            "the device refused the period; opening with its default");
+        open(supported.config())
+    })
+}
+
+/// Builds the input stream for `format`, monomorphised per format so the callback converts
+/// without branching per sample.
 fn build_capture(
     device: &Device,
-    supported: SupportedStreamConfig,
+    format: SampleFormat,
+    config: StreamConfig,
     ring: Producer<f32>,
     counters: Arc<StreamCounters>,
 ) -> Result<::cpal::Stream, ::cpal::Error> {
     use ::cpal::{I24, U24};
-    let config = supported.config();
-    match supported.sample_format() {
+    match format {
         SampleFormat::F32 => capture_stream::<f32>(device, config, ring, counters),
         SampleFormat::I16 => capture_stream::<i16>(device, config, ring, counters),
         SampleFormat::I32 => capture_stream::<i32>(device, config, ring, counters),
@@ -354,16 +407,16 @@ fn build_capture(
     }
 }
 
-/// Builds the output stream for `supported`'s sample format; see [`build_capture`].
+/// Builds the output stream for `format`; see [`build_capture`].
 fn build_playback(
     device: &Device,
-    supported: SupportedStreamConfig,
+    format: SampleFormat,
+    config: StreamConfig,
     ring: Consumer<f32>,
     counters: Arc<StreamCounters>,
 ) -> Result<::cpal::Stream, ::cpal::Error> {
     use ::cpal::{I24, U24};
-    let config = supported.config();
-    match supported.sample_format() {
+    match format {
         SampleFormat::F32 => playback_stream::<f32>(device, config, ring, counters),
         SampleFormat::I16 => playback_stream::<i16>(device, config, ring, counters),
         SampleFormat::I32 => playback_stream::<i32>(device, config, ring, counters),
@@ -534,6 +587,71 @@ mod tests {
         ];
         let c = choose_config(&ranges, None).expect("a config");
         assert_eq!((c.channels(), c.sample_rate()), (6, 32_000));
+    }
+
+    fn supported(buffer_size: SupportedBufferSize) -> SupportedStreamConfig {
+        SupportedStreamConfig::new(1, 48_000, buffer_size, SampleFormat::I16)
+    }
+
+    #[test]
+    fn asks_for_a_10_ms_period_where_the_device_takes_one() {
+        let config = stream_config(&supported(SupportedBufferSize::Range {
+            min: 64,
+            max: 16_384,
+        }));
+        assert_eq!(config.buffer_size, BufferSize::Fixed(480));
+        assert_eq!((config.channels, config.sample_rate), (1, 48_000));
+    }
+
+    #[test]
+    fn a_period_outside_the_device_range_is_clamped_into_it() {
+        // bcm2835: periods of at least 1 KiB, 512 frames of 16-bit mono.
+        let small = SupportedBufferSize::Range {
+            min: 512,
+            max: 32_768,
+        };
+        assert_eq!(
+            stream_config(&supported(small)).buffer_size,
+            BufferSize::Fixed(512)
+        );
+        let large = SupportedBufferSize::Range { min: 64, max: 256 };
+        assert_eq!(
+            stream_config(&supported(large)).buffer_size,
+            BufferSize::Fixed(256)
+        );
+    }
+
+    #[test]
+    fn without_a_period_range_the_device_default_is_kept() {
+        for unknown in [
+            SupportedBufferSize::Unknown,
+            SupportedBufferSize::Range { min: 0, max: 0 },
+            SupportedBufferSize::Range { min: 900, max: 100 },
+        ] {
+            let config = stream_config(&supported(unknown));
+            assert_eq!(config.buffer_size, BufferSize::Default);
+        }
+    }
+
+    #[test]
+    fn a_refused_period_falls_back_to_the_default() {
+        let s = supported(SupportedBufferSize::Range {
+            min: 64,
+            max: 16_384,
+        });
+        let mut tried = Vec::new();
+        let opened = open_with_period(&s, |config| {
+            tried.push(config.buffer_size);
+            match config.buffer_size {
+                BufferSize::Fixed(_) => Err(::cpal::Error::with_message(
+                    ErrorKind::UnsupportedConfig,
+                    "no such period",
+                )),
+                BufferSize::Default => Ok("opened"),
+            }
+        });
+        assert_eq!(opened.ok(), Some("opened"));
+        assert_eq!(tried, [BufferSize::Fixed(480), BufferSize::Default]);
     }
 
     #[test]
