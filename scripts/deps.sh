@@ -6,6 +6,10 @@ pkgs=(build-essential pkg-config libasound2-dev libopus-dev dbus ca-certificates
       # Calls through a real PipeWire (with WirePlumber and pipewire-pulse) per phone,
       # started by the tests themselves (tests/tests/pulseaudio.rs).
       pipewire pipewire-pulse wireplumber
+      # Plain ALSA (the cpal backend) on a paced stand-in for a sound card: a private
+      # `jackd -d dummy` per phone, reached through ALSA's jack plugin
+      # (tests/tests/alsa_paced.rs; jack_rec records the speaker).
+      jackd2
       # A real notification server on a private X server (tests/tests/dunst.rs), and the
       # real GNOME Calls as phoned's dialer through phoned-ofono, under Xvfb, with a
       # screenshot of its ringing screen (tests/tests/gnome_calls.rs; about 57 MB, the

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use phoned::audio::analysis::{goertzel_power, rms};
 use phoned_tests::process::{PhonedProcess, RelayProcess, bin};
 use phoned_tests::pulse::{self, PulseServer, RATE, rss_kib};
+use phoned_tests::threads::{shares, thread_times};
 
 /// The stacks measured, in the order they run each round.
 const STACKS: [&str; 3] = ["pulseaudio", "pipewire", "file"];
@@ -59,48 +60,6 @@ fn args() -> Args {
         window: Duration::from_secs(number("--window", 20)),
         only,
     }
-}
-
-/// Each live thread's time on a CPU so far, by thread name (a call's media thread,
-/// `media-<call id>`, as `media-call`).
-fn thread_times(pid: u32) -> BTreeMap<String, Duration> {
-    let mut times = BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return times;
-    };
-    for task in tasks.flatten() {
-        let path = task.path();
-        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        let name = name.trim();
-        let name = match name.strip_prefix("media-") {
-            Some(rest) if rest.bytes().all(|b| b.is_ascii_digit()) => "media-call",
-            _ => name,
-        };
-        let ns: u64 = std::fs::read_to_string(path.join("schedstat"))
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0);
-        *times.entry(name.to_owned()).or_default() += Duration::from_nanos(ns);
-    }
-    times
-}
-
-/// Percent of one core each thread took between two snapshots `wall` apart.
-fn shares(
-    before: &BTreeMap<String, Duration>,
-    after: &BTreeMap<String, Duration>,
-    wall: Duration,
-) -> BTreeMap<String, f64> {
-    after
-        .iter()
-        .map(|(name, t)| {
-            let used = t.saturating_sub(before.get(name).copied().unwrap_or_default());
-            (
-                name.clone(),
-                100.0 * used.as_secs_f64() / wall.as_secs_f64(),
-            )
-        })
-        .collect()
 }
 
 struct Phone {
@@ -194,18 +153,20 @@ fn call(stack: &str, a: &Args) -> Vec<Measured> {
     let heard: Vec<Vec<f32>> = recordings.into_iter().map(|r| r.finish()).collect();
     assert_eq!(phones[0].process.ctl(&["hangup"]).code, 0);
 
-    let total = |from: &(Instant, Vec<BTreeMap<String, Duration>>),
-                 to: &(Instant, Vec<BTreeMap<String, Duration>>),
-                 i: usize| {
+    type Snapshot = (Instant, Vec<BTreeMap<u32, (String, Duration)>>);
+    let total = |from: &Snapshot, to: &Snapshot, i: usize| {
         shares(&from.1[i], &to.1[i], to.0 - from.0)
-            .values()
+            .iter()
+            .map(|(_, s)| s)
             .sum::<f64>()
     };
     (0..2)
         .map(|i| Measured {
             start: total(&answered, &steady, i),
             steady: total(&steady, &end, i),
-            threads: shares(&steady.1[i], &end.1[i], end.0 - steady.0),
+            threads: shares(&steady.1[i], &end.1[i], end.0 - steady.0)
+                .into_iter()
+                .collect(),
             rss_mib: rss[i] as f64 / 1024.0,
             heard: heard.get(i).map(|s| {
                 let far = TONES[1 - i] as f32;
