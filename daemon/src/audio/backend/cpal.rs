@@ -364,7 +364,10 @@ pub fn stream_config(supported: &SupportedStreamConfig) -> StreamConfig {
 
 /// Opens a stream with [`stream_config`], or with the device's default period if the
 /// device refuses that one (its period range is listed for the format and channels, not
-/// the rate, so the chosen period may not fit at the rate after all).
+/// the rate, so the chosen period may not fit at the rate after all). Only a refused
+/// configuration falls back: a device that is busy or gone fails the open, and the call
+/// tries it again a second later with the period asked for, not with a default that may be
+/// far longer (0.64 s on ALSA's `jack` plugin).
 fn open_with_period<T>(
     supported: &SupportedStreamConfig,
     mut open: impl FnMut(StreamConfig) -> Result<T, ::cpal::Error>,
@@ -374,7 +377,10 @@ fn open_with_period<T>(
         return open(config);
     }
     open(config).or_else(|e| {
-        tracing::debug!(error = %e, period = ?config.buffer_size,
+        if e.kind() != ErrorKind::UnsupportedConfig {
+            return Err(e);
+        }
+        tracing::info!(error = %e, period = ?config.buffer_size,
             "the device refused the period; opening with its default");
         open(supported.config())
     })
@@ -652,6 +658,27 @@ mod tests {
         });
         assert_eq!(opened.ok(), Some("opened"));
         assert_eq!(tried, [BufferSize::Fixed(480), BufferSize::Default]);
+    }
+
+    #[test]
+    fn a_device_that_is_busy_or_gone_is_not_opened_with_the_default_period_instead() {
+        let s = supported(SupportedBufferSize::Range {
+            min: 64,
+            max: 16_384,
+        });
+        for kind in [
+            ErrorKind::DeviceNotAvailable,
+            ErrorKind::DeviceBusy,
+            ErrorKind::BackendError,
+        ] {
+            let mut tried = Vec::new();
+            let opened: Result<(), _> = open_with_period(&s, |config| {
+                tried.push(config.buffer_size);
+                Err(::cpal::Error::from(kind))
+            });
+            assert_eq!(opened.map_err(|e| e.kind()), Err(kind));
+            assert_eq!(tried, [BufferSize::Fixed(480)], "{kind:?}");
+        }
     }
 
     #[test]
