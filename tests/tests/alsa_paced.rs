@@ -263,9 +263,11 @@ fn a_call_on_plain_alsa_carries_each_sides_tone_without_a_gap() {
     for (name, p) in [("A", &a), ("B", &b)] {
         let works = phoned_tests::wait_for(Duration::from_secs(15), || {
             let log = p.process.log();
+            let opened =
+                log.contains("audio capture started") && log.contains("audio playback started");
             let last_problem = log.rfind("audio problem");
             let recovered = log.rfind("audio works again");
-            (last_problem.is_none() || recovered > last_problem).then_some(())
+            (opened && (last_problem.is_none() || recovered > last_problem)).then_some(())
         });
         assert!(
             works.is_some(),
