@@ -374,18 +374,7 @@ impl Drop for Recording {
 
 /// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
 pub fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may hold spaces:
-    // state is field 3, utime 14 and stime 15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-        .sum();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_micros(ticks * 1_000_000 / hz)
+    crate::threads::user_and_system(Path::new(&format!("/proc/{pid}"))).unwrap_or_default()
 }
 
 /// A process's resident memory (`VmRSS`), in KiB; 0 if it cannot be read.

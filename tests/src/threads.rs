@@ -35,9 +35,10 @@ fn run_time(task: &Path) -> Option<Duration> {
     ))
 }
 
-/// `utime + stime` from `stat`, for kernels without `schedstat`.
-fn user_and_system(task: &Path) -> Option<Duration> {
-    let stat = std::fs::read_to_string(task.join("stat")).ok()?;
+/// `utime + stime` from `stat` in a `/proc` directory of a process or a thread (for
+/// kernels without `schedstat`, and for whole processes).
+pub fn user_and_system(dir: &Path) -> Option<Duration> {
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
     // `tid (comm) state …`: utime and stime are fields 14 and 15; the name may hold spaces
     // and parentheses, so split at the last `)`.
     let rest = stat.rsplit_once(')')?.1;

@@ -1,6 +1,8 @@
 //! Setup shared by the end-to-end tests: a relay process and daemons on private buses.
 #![allow(dead_code)]
 
+pub mod heard;
+
 use std::path::Path;
 use std::time::Duration;
 
