@@ -1,7 +1,9 @@
 //! What a daemon costs in a call, per sound stack: a real relay and two `phoned`, each
 //! with its own private PulseAudio or PipeWire (the devices of `tests/src/pulse.rs`: a
-//! sine as the microphone, a null sink as the speaker), or with the `file` backend for the
-//! floor every backend shares (Opus, the jitter buffer, the network). A calls B; each
+//! sine as the microphone, a null sink as the speaker), or its own JACK `dummy` server as
+//! a paced stand-in for a plain ALSA card (`tests/src/jack.rs`, the `cpal` backend), or
+//! with the `file` backend for the floor every backend shares (Opus, the jitter buffer,
+//! the network). A calls B; each
 //! daemon's CPU is read over two windows: the call's first seconds (the start's redundant
 //! copies are encoded then) and a longer steady stretch after them, with each thread's
 //! share. CPU is each thread's time on a CPU from `/proc/PID/task/TID/schedstat`
@@ -10,19 +12,22 @@
 //! Run (the packaged build, as `docs/benchmarks.md` reports it):
 //! `cargo build --profile dist --workspace --bins &&
 //!  PHONED_BIN_DIR=$PWD/target/dist cargo bench -p phoned-tests --bench call_cpu --
-//!  [--rounds 3] [--start 5] [--window 20] [--only pulseaudio|pipewire|file]`
+//!  [--rounds 3] [--start 5] [--window 20] [--only pulseaudio|pipewire|alsa|file]`
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use phoned::audio::analysis::{goertzel_power, rms};
+use phoned_tests::jack::{self, JackRecording, JackServer};
 use phoned_tests::process::{PhonedProcess, RelayProcess, bin};
 use phoned_tests::pulse::{self, PulseServer, RATE, rss_kib};
 use phoned_tests::threads::{shares, thread_times};
 
-/// The stacks measured, in the order they run each round.
-const STACKS: [&str; 3] = ["pulseaudio", "pipewire", "file"];
+/// The stacks measured, in the order they run each round. `alsa` is the `cpal` backend
+/// on ALSA's `default` device, a JACK `dummy` server through ALSA's `jack` plugin: the
+/// paced stand-in for a sound card of `tests/src/jack.rs` (this VM has no ALSA kernel).
+const STACKS: [&str; 4] = ["pulseaudio", "pipewire", "alsa", "file"];
 /// Each side's microphone tone.
 const TONES: [u32; 2] = [440, 1000];
 
@@ -64,33 +69,79 @@ fn args() -> Args {
 
 struct Phone {
     process: PhonedProcess,
-    server: PulseServer,
+    sound: Sound,
+}
+
+/// A phone's sound stack, if it has one (not the `file` backend).
+enum Sound {
+    Pulse(PulseServer),
+    Jack(JackServer),
+    None,
+}
+
+/// A speaker being recorded.
+enum Recording {
+    Pulse(pulse::Recording),
+    Jack(JackRecording),
+}
+
+impl Sound {
+    fn record_speaker(&self, seconds: u32) -> Option<Recording> {
+        match self {
+            Sound::Pulse(s) => Some(Recording::Pulse(
+                s.record_speaker(&s.dir.join("speaker.raw")),
+            )),
+            Sound::Jack(s) => Some(Recording::Jack(s.record_speaker(seconds))),
+            Sound::None => None,
+        }
+    }
+}
+
+impl Recording {
+    fn finish(self) -> Vec<f32> {
+        match self {
+            Recording::Pulse(r) => r.finish(),
+            Recording::Jack(r) => r.finish(),
+        }
+    }
 }
 
 fn phone(dir: &Path, relay: &RelayProcess, name: &str, tone: u32, stack: &str) -> Phone {
     let sound = dir.join(format!("{name}-sound"));
-    let server = match stack {
-        "pipewire" => PulseServer::start_pipewire(&sound, tone),
-        _ => PulseServer::start(&sound, tone),
-    };
-    let audio = if stack == "file" {
-        let input = dir.join(format!("{name}-in.wav"));
-        let seconds = 120;
-        phoned_tests::wav::write(
-            &input,
-            RATE,
-            1,
-            (0..RATE * seconds).map(move |i| {
-                0.3 * (std::f32::consts::TAU * tone as f32 * i as f32 / RATE as f32).sin()
-            }),
-        );
-        format!(
-            "[audio]\nbackend = \"file\"\ninput_wav = \"{}\"\noutput_wav = \"{}\"",
-            input.display(),
-            dir.join(format!("{name}-out.wav")).display()
-        )
-    } else {
-        String::new()
+    let (sound, audio, env) = match stack {
+        "pulseaudio" | "pipewire" => {
+            let server = if stack == "pipewire" {
+                PulseServer::start_pipewire(&sound, tone)
+            } else {
+                PulseServer::start(&sound, tone)
+            };
+            let env = server.client_env();
+            (Sound::Pulse(server), String::new(), env)
+        }
+        "alsa" => {
+            let server = JackServer::start(&sound, tone, 480);
+            let env = server.client_env();
+            let audio = "[audio]\nbackend = \"cpal\"\ninput = \"default\"\noutput = \"default\"";
+            (Sound::Jack(server), audio.to_owned(), env)
+        }
+        _ => {
+            let input = dir.join(format!("{name}-in.wav"));
+            let seconds = 120;
+            phoned_tests::wav::write(
+                &input,
+                RATE,
+                1,
+                (0..RATE * seconds).map(move |i| {
+                    0.3 * (std::f32::consts::TAU * tone as f32 * i as f32 / RATE as f32).sin()
+                }),
+            );
+            let audio = format!(
+                "[audio]\nbackend = \"file\"\ninput_wav = \"{}\"\noutput_wav = \"{}\"",
+                input.display(),
+                dir.join(format!("{name}-out.wav")).display()
+            );
+            (Sound::None, audio, Vec::new())
+        }
     };
     let process = PhonedProcess::start_with_env(
         &dir.join(name),
@@ -99,9 +150,9 @@ fn phone(dir: &Path, relay: &RelayProcess, name: &str, tone: u32, stack: &str) -
             "display_name = \"{name}\"\nrelay_fingerprint = \"{}\"\n{audio}",
             relay.fingerprint
         ),
-        &server.client_env(),
+        &env,
     );
-    Phone { process, server }
+    Phone { process, sound }
 }
 
 /// One daemon's figures in one call.
@@ -143,15 +194,22 @@ fn call(stack: &str, a: &Args) -> Vec<Measured> {
     let steady = (Instant::now(), snapshot());
     let recordings: Vec<_> = phones
         .iter()
-        .filter(|_| stack != "file")
-        .map(|p| p.server.record_speaker(&p.server.dir.join("speaker.raw")))
+        .filter_map(|p| p.sound.record_speaker(a.window.as_secs() as u32))
         .collect();
     std::thread::sleep(a.window / 2);
     let rss: Vec<u64> = pids.iter().map(|&p| rss_kib(p)).collect();
     std::thread::sleep(a.window / 2);
     let end = (Instant::now(), snapshot());
-    let heard: Vec<Vec<f32>> = recordings.into_iter().map(|r| r.finish()).collect();
+    let heard: Vec<Vec<f32>> = recordings.into_iter().map(Recording::finish).collect();
     assert_eq!(phones[0].process.ctl(&["hangup"]).code, 0);
+    for (side, p) in ["A", "B"].iter().zip(&phones) {
+        let problems = p.process.log().matches("audio problem").count();
+        if problems > 0 {
+            eprintln!(
+                "{stack} {side}: {problems} audio problem line(s): a device refused and retried"
+            );
+        }
+    }
 
     type Snapshot = (Instant, Vec<BTreeMap<u32, (String, Duration)>>);
     let total = |from: &Snapshot, to: &Snapshot, i: usize| {
@@ -212,6 +270,8 @@ fn main() {
         .filter(|s| a.only.as_deref().is_none_or(|o| o == *s))
         .filter(|s| match *s {
             "pipewire" => pulse::pipewire_available(),
+            "alsa" => jack::available(),
+            "file" => true,
             _ => pulse::available(),
         })
         .collect();
