@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-/// CPU time of each live thread of `pid`, by thread id: its name (`comm`; a call's media
-/// thread, `media-<call id>`, as `media-call`, so calls compare) and time on a CPU so far.
+/// CPU time of each live thread of `pid`, by thread id: its name (`comm`, see [`per_call`])
+/// and time on a CPU so far.
 pub fn thread_times(pid: u32) -> BTreeMap<u32, (String, Duration)> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return BTreeMap::new();
@@ -16,14 +16,26 @@ pub fn thread_times(pid: u32) -> BTreeMap<u32, (String, Duration)> {
         .filter_map(|t| {
             let tid: u32 = t.file_name().to_str()?.parse().ok()?;
             let name = std::fs::read_to_string(t.path().join("comm")).ok()?;
-            let name = match name.trim().strip_prefix("media-") {
-                Some(id) if id.bytes().all(|b| b.is_ascii_digit()) => "media-call".to_owned(),
-                _ => name.trim().to_owned(),
-            };
+            let name = per_call(name.trim());
             let time = run_time(&t.path()).or_else(|| user_and_system(&t.path()))?;
             Some((tid, (name, time)))
         })
         .collect()
+}
+
+/// A thread's name with a call's id replaced by `call`, so that calls compare: the media
+/// thread (`media-<id>`) and the device opener (`audio-open-<id>`, whose name the threads
+/// an audio library starts from it inherit, such as libjack's).
+fn per_call(name: &str) -> String {
+    for prefix in ["media-", "audio-open-"] {
+        if let Some(id) = name.strip_prefix(prefix)
+            && !id.is_empty()
+            && id.bytes().all(|b| b.is_ascii_digit())
+        {
+            return format!("{prefix}call");
+        }
+    }
+    name.to_owned()
 }
 
 /// The thread's time on a CPU from `schedstat`, in nanoseconds: `stat`'s 10 ms ticks
@@ -71,4 +83,18 @@ pub fn shares(
         .collect();
     out.sort_by(|a, b| b.1.total_cmp(&a.1));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::per_call;
+
+    #[test]
+    fn call_ids_in_thread_names_are_folded_and_other_names_kept() {
+        assert_eq!(per_call("media-100333431"), "media-call");
+        assert_eq!(per_call("audio-open-1408"), "audio-open-call");
+        assert_eq!(per_call("media-udp"), "media-udp");
+        assert_eq!(per_call("smol-1"), "smol-1");
+        assert_eq!(per_call("media-"), "media-");
+    }
 }
