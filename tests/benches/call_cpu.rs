@@ -14,14 +14,18 @@
 //!  PHONED_BIN_DIR=$PWD/target/dist cargo bench -p phoned-tests --bench call_cpu --
 //!  [--rounds 3] [--start 5] [--window 20] [--only pulseaudio|pipewire|alsa|file]`
 
+// The end-to-end tests' setup: the call, the tone WAV, what a speaker heard.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use phoned::audio::analysis::{goertzel_power, rms};
+use common::heard::Heard;
 use phoned_tests::jack::{self, JackRecording, JackServer};
 use phoned_tests::process::{PhonedProcess, RelayProcess, bin};
-use phoned_tests::pulse::{self, PulseServer, RATE, rss_kib};
+use phoned_tests::pulse::{self, PulseServer, rss_kib};
 use phoned_tests::threads::{shares, thread_times};
 
 /// The stacks measured, in the order they run each round. `alsa` is the `cpal` backend
@@ -126,15 +130,7 @@ fn phone(dir: &Path, relay: &RelayProcess, name: &str, tone: u32, stack: &str) -
         }
         _ => {
             let input = dir.join(format!("{name}-in.wav"));
-            let seconds = 120;
-            phoned_tests::wav::write(
-                &input,
-                RATE,
-                1,
-                (0..RATE * seconds).map(move |i| {
-                    0.3 * (std::f32::consts::TAU * tone as f32 * i as f32 / RATE as f32).sin()
-                }),
-            );
+            common::write_tone(&input, tone as f32, 120);
             let audio = format!(
                 "[audio]\nbackend = \"file\"\ninput_wav = \"{}\"\noutput_wav = \"{}\"",
                 input.display(),
@@ -161,9 +157,8 @@ struct Measured {
     steady: f64,
     threads: BTreeMap<String, f64>,
     rss_mib: f64,
-    /// What its speaker played in the steady window: the far tone against its own, and
-    /// the quietest 20 ms (dBFS); `None` for the file backend.
-    heard: Option<(f64, f64)>,
+    /// What its speaker played in the steady window; `None` for the file backend.
+    heard: Option<Heard>,
 }
 
 fn call(stack: &str, a: &Args) -> Vec<Measured> {
@@ -175,17 +170,8 @@ fn call(stack: &str, a: &Args) -> Vec<Measured> {
         .zip(TONES)
         .map(|(name, tone)| phone(dir, &relay, name, tone, stack))
         .collect();
-    let online = Duration::from_secs(30);
-    phones[0].process.wait_online(online);
-    let number = phones[1].process.wait_online(online)["number"]
-        .as_str()
-        .expect("a number")
-        .to_owned();
-    assert_eq!(phones[1].process.ctl(&["autoanswer", "all"]).code, 0);
-    let out = phones[0]
-        .process
-        .ctl(&["--json", "dial", &number, "--wait"]);
-    assert_eq!(out.json()["state"], "active", "{out:?}");
+    phones[0].process.wait_online(common::ONLINE);
+    common::call_answered(&phones[0].process, &phones[1].process);
 
     let pids: Vec<u32> = phones.iter().map(|p| p.process.child.id()).collect();
     let snapshot = || pids.iter().map(|&p| thread_times(p)).collect::<Vec<_>>();
@@ -211,32 +197,22 @@ fn call(stack: &str, a: &Args) -> Vec<Measured> {
         }
     }
 
-    type Snapshot = (Instant, Vec<BTreeMap<u32, (String, Duration)>>);
-    let total = |from: &Snapshot, to: &Snapshot, i: usize| {
-        shares(&from.1[i], &to.1[i], to.0 - from.0)
-            .iter()
-            .map(|(_, s)| s)
-            .sum::<f64>()
-    };
     (0..2)
-        .map(|i| Measured {
-            start: total(&answered, &steady, i),
-            steady: total(&steady, &end, i),
-            threads: shares(&steady.1[i], &end.1[i], end.0 - steady.0)
+        .map(|i| {
+            let threads: BTreeMap<String, f64> = shares(&steady.1[i], &end.1[i], end.0 - steady.0)
                 .into_iter()
-                .collect(),
-            rss_mib: rss[i] as f64 / 1024.0,
-            heard: heard.get(i).map(|s| {
-                let far = TONES[1 - i] as f32;
-                let own = TONES[i] as f32;
-                let ratio = goertzel_power(s, RATE as f32, far)
-                    / goertzel_power(s, RATE as f32, own).max(1e-12);
-                let quietest = s
-                    .chunks_exact(RATE as usize / 50)
-                    .map(rms)
-                    .fold(f64::INFINITY, f64::min);
-                (ratio, 20.0 * quietest.max(1e-9).log10())
-            }),
+                .collect();
+            let start: f64 = shares(&answered.1[i], &steady.1[i], steady.0 - answered.0)
+                .iter()
+                .map(|(_, s)| s)
+                .sum();
+            Measured {
+                start,
+                steady: threads.values().sum(),
+                threads,
+                rss_mib: rss[i] as f64 / 1024.0,
+                heard: heard.get(i).map(|s| Heard::of(s, TONES[1 - i], TONES[i])),
+            }
         })
         .collect()
 }
@@ -294,11 +270,10 @@ fn main() {
                     .filter(|(_, s)| **s >= 0.01)
                     .map(|(n, s)| format!("{n} {s:.2}"))
                     .collect();
-                let heard = d.heard.map_or(String::new(), |(ratio, quietest)| {
-                    format!(
-                        "; heard the far tone {ratio:.1e}× its own, quietest {quietest:.1} dBFS"
-                    )
-                });
+                let heard = d
+                    .heard
+                    .as_ref()
+                    .map_or(String::new(), |h| format!("; {}", h.describe()));
                 eprintln!(
                     "round {round} {stack:10} {side}: start {:.2} %, steady {:.2} % (load {load_before}), RSS {:.1} MiB{heard}\n    {}",
                     d.start,
