@@ -12,7 +12,8 @@
 //! Run (the packaged build, as `docs/benchmarks.md` reports it):
 //! `cargo build --profile dist --workspace --bins &&
 //!  PHONED_BIN_DIR=$PWD/target/dist cargo bench -p phoned-tests --bench call_cpu --
-//!  [--rounds 3] [--start 5] [--window 20] [--only pulseaudio|pipewire|alsa|file]`
+//!  [--rounds 3] [--start 5] [--window 20] [--only pulseaudio|pipewire|alsa|file]...`
+//! (`--only` again for more than one stack).
 
 // The end-to-end tests' setup: the call, the tone WAV, what a speaker heard.
 #[path = "../tests/common/mod.rs"]
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 use common::heard::Heard;
 use phoned_tests::jack::{self, JackRecording, JackServer};
 use phoned_tests::process::{PhonedProcess, RelayProcess, bin};
-use phoned_tests::pulse::{self, PulseServer, rss_kib};
+use phoned_tests::pulse::{self, PulseServer, rss_kib, status_kib};
 use phoned_tests::threads::{shares, thread_times};
 
 /// The stacks measured, in the order they run each round. `alsa` is the `cpal` backend
@@ -39,7 +40,8 @@ struct Args {
     rounds: usize,
     start: Duration,
     window: Duration,
-    only: Option<String>,
+    /// The stacks `--only` names; all when none.
+    only: Vec<String>,
 }
 
 fn args() -> Args {
@@ -56,8 +58,12 @@ fn args() -> Args {
                 .unwrap_or_else(|_| panic!("{name} wants a whole number, not {v:?}"))
         })
     };
-    let only = value("--only");
-    if let Some(o) = &only {
+    let only: Vec<String> = args
+        .windows(2)
+        .filter(|w| w[0] == "--only")
+        .map(|w| w[1].clone())
+        .collect();
+    for o in &only {
         assert!(
             STACKS.contains(&o.as_str()),
             "--only takes one of {STACKS:?}, not {o:?}"
@@ -157,6 +163,8 @@ struct Measured {
     steady: f64,
     threads: BTreeMap<String, f64>,
     rss_mib: f64,
+    /// Of it, shared memory it mapped (libjack maps the JACK server's ~100 MiB).
+    shmem_mib: f64,
     /// What its speaker played in the steady window; `None` for the file backend.
     heard: Option<Heard>,
 }
@@ -183,7 +191,10 @@ fn call(stack: &str, a: &Args) -> Vec<Measured> {
         .filter_map(|p| p.sound.record_speaker(a.window.as_secs() as u32))
         .collect();
     std::thread::sleep(a.window / 2);
-    let rss: Vec<u64> = pids.iter().map(|&p| rss_kib(p)).collect();
+    let rss: Vec<(u64, u64)> = pids
+        .iter()
+        .map(|&p| (rss_kib(p), status_kib(p, "RssShmem:")))
+        .collect();
     std::thread::sleep(a.window / 2);
     let end = (Instant::now(), snapshot());
     let heard: Vec<Vec<f32>> = recordings.into_iter().map(Recording::finish).collect();
@@ -210,7 +221,8 @@ fn call(stack: &str, a: &Args) -> Vec<Measured> {
                 start,
                 steady: threads.values().sum(),
                 threads,
-                rss_mib: rss[i] as f64 / 1024.0,
+                rss_mib: rss[i].0 as f64 / 1024.0,
+                shmem_mib: rss[i].1 as f64 / 1024.0,
                 heard: heard.get(i).map(|s| Heard::of(s, TONES[1 - i], TONES[i])),
             }
         })
@@ -243,7 +255,7 @@ fn main() {
     let stacks: Vec<&str> = STACKS
         .iter()
         .copied()
-        .filter(|s| a.only.as_deref().is_none_or(|o| o == *s))
+        .filter(|s| a.only.is_empty() || a.only.iter().any(|o| o == s))
         .filter(|s| match *s {
             "pipewire" => pulse::pipewire_available(),
             "alsa" => jack::available(),
@@ -275,10 +287,11 @@ fn main() {
                     .as_ref()
                     .map_or(String::new(), |h| format!("; {}", h.describe()));
                 eprintln!(
-                    "round {round} {stack:10} {side}: start {:.2} %, steady {:.2} % (load {load_before}), RSS {:.1} MiB{heard}\n    {}",
+                    "round {round} {stack:10} {side}: start {:.2} %, steady {:.2} % (load {load_before}), RSS {:.1} MiB ({:.1} of it shared memory){heard}\n    {}",
                     d.start,
                     d.steady,
                     d.rss_mib,
+                    d.shmem_mib,
                     threads.join(", ")
                 );
             }
@@ -286,7 +299,7 @@ fn main() {
         }
     }
     println!(
-        "\n| stack | first {:?} of the call | steady {:?} window | median RSS |",
+        "\n| stack | first {:?} of the call | steady {:?} window | median RSS (of it shared memory) |",
         a.start, a.window
     );
     println!("| --- | --- | --- | --- |");
@@ -294,13 +307,15 @@ fn main() {
         let start: Vec<f64> = m.iter().map(|d| d.start).collect();
         let steady: Vec<f64> = m.iter().map(|d| d.steady).collect();
         let rss: Vec<f64> = m.iter().map(|d| d.rss_mib).collect();
+        let shmem: Vec<f64> = m.iter().map(|d| d.shmem_mib).collect();
         println!(
-            "| {stack} | {} %, median {:.2} % | {} %, median {:.2} % | {:.1} MiB |",
+            "| {stack} | {} %, median {:.2} % | {} %, median {:.2} % | {:.1} MiB ({:.1}) |",
             range(&start),
             median(start.clone()),
             range(&steady),
             median(steady.clone()),
-            median(rss)
+            median(rss),
+            median(shmem)
         );
     }
     println!("\nEach thread's share in the steady window, median over the daemons:");

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use phoned_proto::dbus::AccountProxy;
 use phoned_tests::process::{PhonedProcess, RelayProcess, bin};
+use phoned_tests::pulse::status_kib;
 use zbus::proxy::CacheProperties;
 
 fn stripped_size(path: &std::path::Path) -> u64 {
@@ -23,15 +24,6 @@ fn stripped_size(path: &std::path::Path) -> u64 {
     let size = std::fs::metadata(&tmp).unwrap().len();
     let _ = std::fs::remove_file(&tmp);
     if ok { size } else { 0 }
-}
-
-fn status_kib(pid: u32, key: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    text.lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// utime + stime of a process, in clock ticks.

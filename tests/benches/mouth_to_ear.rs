@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use phoned_tests::paced::{onsets, stream_start, talking_pair_with};
 use phoned_tests::process::{RelayProcess, bin};
+use phoned_tests::pulse::status_kib;
 use phoned_tests::{wait_for, wav};
 
 const RATE: u32 = 48_000;
@@ -94,16 +95,6 @@ fn cpu_ticks(pid: u32) -> u64 {
     let f: Vec<&str> = after.split_whitespace().collect();
     let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     field(11) + field(12)
-}
-
-fn status_kib(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Where one burst's delay went, ms (see the module docs).

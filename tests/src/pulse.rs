@@ -379,11 +379,17 @@ pub fn cpu_time(pid: u32) -> Duration {
 
 /// A process's resident memory (`VmRSS`), in KiB; 0 if it cannot be read.
 pub fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
+    status_kib(pid, "VmRSS:")
+}
+
+/// A memory figure of `/proc/<pid>/status` in KiB, by its key with the colon (`"VmRSS:"`,
+/// `"RssAnon:"`, `"RssShmem:"`); 0 if it cannot be read.
+pub fn status_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
 
