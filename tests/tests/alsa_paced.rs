@@ -13,18 +13,11 @@ use phoned_tests::jack::{self, JackServer};
 use phoned_tests::process::PhonedProcess;
 
 fn skip_without_jack() -> bool {
-    if jack::available() {
-        return false;
-    }
-    // CI installs it (scripts/deps.sh): a run there that skips the check proves nothing.
-    assert!(
-        std::env::var("CI").map_or(true, |v| v != "true"),
-        "CI=true but jackd2 is missing: run scripts/deps.sh"
-    );
-    eprintln!(
-        "SKIPPED: no jackd/jack_rec or no ALSA jack plugin (apt-get install jackd2 libasound2-plugins)"
-    );
-    true
+    common::skip_unless(
+        jack::available(),
+        "jackd2",
+        "no jackd/jack_rec or no ALSA jack plugin (apt-get install jackd2 libasound2-plugins)",
+    )
 }
 
 /// One phone of the call: its daemon on cpal, its tone, and its JACK stand-in.

@@ -114,30 +114,19 @@ fn call_and_record(
 }
 
 fn skip_without_pipewire() -> bool {
-    if pulse::pipewire_available() {
-        return false;
-    }
-    // CI installs it (scripts/deps.sh): a run there that skips these tests proves nothing.
-    assert!(
-        std::env::var("CI").map_or(true, |v| v != "true"),
-        "CI=true but PipeWire is missing: run scripts/deps.sh"
-    );
-    eprintln!(
-        "SKIPPED: no pipewire, wireplumber or pipewire-pulse (apt-get install pipewire pipewire-pulse wireplumber)"
-    );
-    true
+    common::skip_unless(
+        pulse::pipewire_available(),
+        "PipeWire",
+        "no pipewire, wireplumber or pipewire-pulse (apt-get install pipewire pipewire-pulse wireplumber)",
+    )
 }
 
 fn skip_without_pulseaudio() -> bool {
-    if pulse::available() {
-        return false;
-    }
-    assert!(
-        std::env::var("CI").map_or(true, |v| v != "true"),
-        "CI=true but PulseAudio is missing: run scripts/deps.sh"
-    );
-    eprintln!("SKIPPED: no `pulseaudio` binary (scripts/deps.sh installs it)");
-    true
+    common::skip_unless(
+        pulse::available(),
+        "PulseAudio",
+        "no `pulseaudio` binary (scripts/deps.sh installs it)",
+    )
 }
 
 #[test]

@@ -11,6 +11,21 @@ use phoned_tests::{wait_for, wav};
 
 pub const ONLINE: Duration = Duration::from_secs(20);
 
+/// Whether a test that needs `what` (a sound server, JACK) skips, because it is not
+/// `installed`: it says so with `why`. Not on CI (`CI=true`), which installs everything
+/// with `scripts/deps.sh`: a run there that skips proves nothing, so it fails instead.
+pub fn skip_unless(installed: bool, what: &str, why: &str) -> bool {
+    if installed {
+        return false;
+    }
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "CI=true but {what} is missing: run scripts/deps.sh"
+    );
+    eprintln!("SKIPPED: {why}");
+    true
+}
+
 pub struct World {
     pub dir: tempfile::TempDir,
     pub relay: RelayProcess,
