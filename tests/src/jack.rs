@@ -25,15 +25,10 @@ use crate::pulse::RATE;
 /// Whether `jackd` and `jack_rec` are installed (Debian: `jackd2`) and alsa-lib has the
 /// `jack` PCM plugin (`libasound2-plugins`).
 pub fn available() -> bool {
-    ["jackd", "jack_rec", "jack_lsp"].iter().all(|b| on_path(b)) && jack_plugin_installed()
-}
-
-fn on_path(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    ["jackd", "jack_rec", "jack_lsp"]
+        .iter()
+        .all(|b| crate::on_path(b))
+        && jack_plugin_installed()
 }
 
 /// The plugin in `/usr/lib/alsa-lib` or a multiarch `/usr/lib/<triplet>/alsa-lib`.

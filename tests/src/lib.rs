@@ -19,7 +19,17 @@ pub mod system_bus;
 pub mod threads;
 pub mod wav;
 
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Whether `program` is on the `PATH` (`command -v`): for tests that skip without it.
+pub fn on_path(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
 
 /// Polls `f` until it returns `Some`, or gives up at the deadline.
 pub fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {

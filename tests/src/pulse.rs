@@ -35,13 +35,7 @@ pub fn pipewire_available() -> bool {
         "pacat",
     ]
     .iter()
-    .all(|b| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {b}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
+    .all(|b| crate::on_path(b))
 }
 
 /// A running private PulseAudio-protocol server (`pulseaudio`, or PipeWire with WirePlumber

@@ -31,14 +31,6 @@ impl Drop for Killed {
     }
 }
 
-fn installed(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// A free X display number: one whose lock file does not exist.
 fn free_display() -> u32 {
     (90..200)
@@ -63,7 +55,10 @@ fn notifications(out: &Mutex<Vec<String>>) -> Vec<String> {
 
 #[test]
 fn dunst_shows_remote_markup_as_text_and_a_click_answers() {
-    if !installed("dunst") || !installed("Xvfb") || !installed("dunstctl") {
+    if !phoned_tests::on_path("dunst")
+        || !phoned_tests::on_path("Xvfb")
+        || !phoned_tests::on_path("dunstctl")
+    {
         eprintln!("skipped: needs dunst and Xvfb (scripts/deps.sh installs them)");
         return;
     }

@@ -27,14 +27,6 @@ const SOON: Duration = Duration::from_secs(30);
 const INCOMING: u32 = 5;
 const ACTIVE: u32 = 1;
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// A process killed on drop.
 struct Killed(Child);
 
@@ -179,7 +171,7 @@ fn artifacts() -> PathBuf {
 fn gnome_calls_rings_answers_hangs_up_and_dials_through_the_bridge() {
     let missing: Vec<_> = ["gnome-calls", "Xvfb", "import"]
         .into_iter()
-        .filter(|t| !have(t))
+        .filter(|t| !phoned_tests::on_path(t))
         .collect();
     if !missing.is_empty() {
         eprintln!(
